@@ -1,0 +1,12 @@
+export { type Campaign, campaignFromUrl } from './campaign.ts';
+export { type CorrectedTime, correctTime } from './clock.ts';
+export {
+  type Issue,
+  type JsonObject,
+  parseTimestamp,
+  type TrackingEvent,
+  type Validation,
+  validateEvent,
+} from './event.ts';
+export { EVENT_TYPES, type EventType, isEventType, LIMITS } from './limits.ts';
+export { type ScanProblem, scanJson } from './scan.ts';

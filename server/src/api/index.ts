@@ -1,0 +1,63 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { Scalar } from '@scalar/hono-api-reference';
+import { bodyLimit } from 'hono/body-limit';
+import type { Authenticator } from '../auth/keys.ts';
+import { type AuthVariables, authenticate } from '../auth/middleware.ts';
+import type { Sql } from '../db/index.ts';
+import { apiError } from '../http/errors.ts';
+import type { SourceDirectory } from '../sources/directory.ts';
+import { failedEventsApi } from './failed-events.ts';
+import { sourcesApi } from './sources.ts';
+import { describeTrackingApi } from './tracking-doc.ts';
+
+const PUBLIC_PATHS = new Set(['/api/openapi.json', '/api/docs']);
+
+/**
+ * The admin API under `/api`: JSON, bearer-key auth, OpenAPI at `/api/openapi.json`, reference at
+ * `/api/docs`. Request bodies are validated by each route's zod schema; a failure is a 400 that names
+ * the field.
+ *
+ * @example
+ * app.route('/api', adminApi({ sql, authenticator, sources }));
+ */
+export function adminApi(deps: { sql: Sql; authenticator: Authenticator; sources: SourceDirectory }) {
+  const api = new OpenAPIHono<{ Variables: AuthVariables }>({
+    defaultHook(result) {
+      if (result.success) return;
+      const details = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+      const first = details[0];
+      throw apiError(
+        400,
+        'invalid_request',
+        first ? `${first.path || 'body'}: ${first.message}` : 'invalid request',
+        details,
+      );
+    },
+  });
+  api.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer' });
+  describeTrackingApi(api.openAPIRegistry);
+  api.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Cairn API', version: '0.1.0', description: 'Tracking API (Segment-compatible) and admin API.' },
+    security: [{ apiKey: [] }],
+  });
+  api.get('/docs', Scalar({ url: '/api/openapi.json', pageTitle: 'Cairn API' }));
+
+  api.use(
+    '*',
+    bodyLimit({
+      maxSize: 1024 * 1024,
+      onError: () => {
+        throw apiError(413, 'payload_too_large', 'request body is larger than 1 MiB');
+      },
+    }),
+  );
+  const authed = authenticate(deps.authenticator);
+  // Everything under /api needs a key except its own description.
+  api.use('*', function requireKey(c, next) {
+    return PUBLIC_PATHS.has(c.req.path) ? next() : authed(c, next);
+  });
+  api.route('/sources', sourcesApi(deps.sql, deps.sources));
+  api.route('/failed-events', failedEventsApi(deps.sql));
+  return api;
+}

@@ -1,0 +1,89 @@
+import { Hono } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
+import type { PgBoss } from 'pg-boss';
+import { adminApi } from './api/index.ts';
+import type { Authenticator } from './auth/keys.ts';
+import type { Config } from './config.ts';
+import type { Sql } from './db/index.ts';
+import { apiError, onError } from './http/errors.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './observability/metrics.ts';
+import { ingestRoutes } from './pipeline/index.ts';
+import type { FailureRecorder } from './pipeline/ingest/failures.ts';
+import type { EventWriter } from './pipeline/ingest/writer.ts';
+import type { SourceDirectory } from './sources/directory.ts';
+
+/** Everything the HTTP app is built from. */
+export interface AppDeps {
+  config: Readonly<Config>;
+  sql: Sql;
+  boss: PgBoss;
+  log: Logger;
+  metrics: Metrics;
+  sources: SourceDirectory;
+  writer: EventWriter;
+  failures: FailureRecorder;
+  authenticator: Authenticator;
+  /** False once shutdown has begun: /readyz answers 503 so load balancers stop sending. */
+  isAccepting(): boolean;
+  /** Requests being handled, so shutdown can wait for them. */
+  inflight: { count: number };
+  /** Extra routes mounted last (the demo page). */
+  extra?: (app: Hono) => void;
+}
+
+/**
+ * Builds the Hono app for a server role: `ingest` and `all` serve the tracking and admin APIs;
+ * every role serves /healthz, /readyz and /metrics.
+ *
+ * @example
+ * const app = createApp(deps);
+ * const res = await app.request('/healthz');
+ */
+export function createApp(deps: AppDeps): Hono {
+  const { metrics } = deps;
+  const app = new Hono();
+  app.onError(onError(deps.log));
+  app.notFound(() => {
+    throw apiError(404, 'not_found', 'no such route');
+  });
+  app.use('*', async function measure(c, next) {
+    const stop = metrics.httpDuration.startTimer();
+    deps.inflight.count++;
+    try {
+      await next();
+    } finally {
+      deps.inflight.count--;
+    }
+    const route = c.req.routePath || 'unmatched';
+    stop({ method: c.req.method, route });
+    metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
+  });
+  app.use('/api/*', secureHeaders());
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    if (!deps.isAccepting()) return c.json({ status: 'shutting down' }, 503);
+    try {
+      await Promise.race([
+        deps.sql`SELECT 1`,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('database timeout')), 2000).unref()),
+      ]);
+      await deps.boss.getQueue('ingest.committed');
+      return c.json({ status: 'ready' });
+    } catch (err) {
+      return c.json({ status: 'not ready', reason: (err as Error).message }, 503);
+    }
+  });
+  app.get('/metrics', async (c) => {
+    c.header('Content-Type', metrics.registry.contentType);
+    return c.body(await metrics.registry.metrics());
+  });
+
+  if (deps.config.role !== 'worker') {
+    app.route('/v1', ingestRoutes(deps));
+    app.route('/api', adminApi(deps));
+  }
+  deps.extra?.(app);
+  return app;
+}

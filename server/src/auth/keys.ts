@@ -1,0 +1,64 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Config } from '../config.ts';
+import type { Sql } from '../db/index.ts';
+
+/** Who is calling the admin API. Users and role-bound API keys slot in here (see the users issue). */
+export interface Principal {
+  kind: 'bootstrap-key' | 'admin-key';
+  id: string;
+  role: 'admin';
+}
+
+/** Verifies admin API credentials from memory; nothing is written per request. */
+export interface Authenticator {
+  verifyBearer(token: string): Principal | null;
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+function sameHash(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Makes sure an admin key exists and returns the authenticator. `CAIRN_ADMIN_API_KEY` is always
+ * accepted. Without it, the first start generates a key, stores only its SHA-256 and returns the
+ * key in clear text once (`generatedKey`) so it can be printed; concurrent first starts agree on
+ * one key (the insert that wins).
+ *
+ * @example
+ * const { authenticator, generatedKey } = await setupAdminKeys(sql, config);
+ */
+export async function setupAdminKeys(
+  sql: Sql,
+  config: Readonly<Config>,
+): Promise<{ authenticator: Authenticator; generatedKey?: string }> {
+  const envHash = config.adminApiKey ? sha256(config.adminApiKey) : null;
+  let generatedKey: string | undefined;
+  let stored: Buffer | null = null;
+  const [row] = await sql<{ value: { sha256: string } }[]>`SELECT value FROM settings WHERE key = 'admin_api_key'`;
+  if (row) stored = Buffer.from(row.value.sha256, 'hex');
+  else if (!envHash) {
+    const key = `cairn_admin_${randomBytes(24).toString('base64url')}`;
+    const inserted = await sql`
+      INSERT INTO settings (key, value)
+      VALUES ('admin_api_key', ${sql.json({ sha256: sha256(key).toString('hex') })})
+      ON CONFLICT (key) DO NOTHING
+      RETURNING key`;
+    if (inserted.length > 0) generatedKey = key;
+    const [again] = await sql<{ value: { sha256: string } }[]>`SELECT value FROM settings WHERE key = 'admin_api_key'`;
+    stored = Buffer.from(again!.value.sha256, 'hex');
+  }
+  return {
+    generatedKey,
+    authenticator: {
+      verifyBearer(token) {
+        const h = sha256(token);
+        if (envHash && sameHash(h, envHash))
+          return { kind: 'bootstrap-key', id: 'env:CAIRN_ADMIN_API_KEY', role: 'admin' };
+        if (stored && sameHash(h, stored)) return { kind: 'admin-key', id: 'settings:admin_api_key', role: 'admin' };
+        return null;
+      },
+    },
+  };
+}

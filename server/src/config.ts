@@ -1,0 +1,100 @@
+import { z } from 'zod';
+
+/** Defaults, named once so docs, tests and code agree. */
+export const DEFAULTS = Object.freeze({
+  port: 8787,
+  dataDir: '.cairn',
+  poolMax: 10,
+  /** Most rows one group commit writes; larger groups are split. */
+  commitMaxRows: 2000,
+  /** Group commits writing at the same time (each holds one pooled connection). */
+  commitConcurrency: 4,
+  /** An event whose corrected timestamp is further in the future than this is refused. */
+  maxFutureSkewMs: 24 * 60 * 60 * 1000,
+  /** How often a process re-reads the sources table to see keys created or rotated elsewhere. */
+  sourceRefreshMs: 2000,
+  shutdownTimeoutMs: 15_000,
+});
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? fallback : v === '1' || v === 'true' || v === 'yes'));
+
+const EnvSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(DEFAULTS.port),
+  HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: z
+    .string()
+    .url()
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  CAIRN_DATA_DIR: z.string().min(1).default(DEFAULTS.dataDir),
+  CAIRN_ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  CAIRN_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
+  CAIRN_TRUST_PROXY: flag(false),
+  CAIRN_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(DEFAULTS.poolMax),
+  CAIRN_COMMIT_MAX_ROWS: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.commitMaxRows),
+  CAIRN_COMMIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(DEFAULTS.commitConcurrency),
+  CAIRN_MAX_FUTURE_SKEW_MS: z.coerce.number().int().min(0).default(DEFAULTS.maxFutureSkewMs),
+  CAIRN_SOURCE_REFRESH_MS: z.coerce.number().int().min(50).default(DEFAULTS.sourceRefreshMs),
+  CAIRN_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
+  CAIRN_DEMO: flag(true),
+});
+
+/** The server's configuration: parsed once from the environment at start, frozen, passed down. */
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  adminApiKey: string | undefined;
+  secret: string | undefined;
+  role: 'all' | 'ingest' | 'worker';
+  trustProxy: boolean;
+  poolMax: number;
+  commitMaxRows: number;
+  commitConcurrency: number;
+  maxFutureSkewMs: number;
+  sourceRefreshMs: number;
+  log: 'silent' | 'info' | 'debug';
+  /** Create the demo source on first start. */
+  demo: boolean;
+}
+
+/** A configuration error that names every bad variable. */
+export class ConfigError extends Error {}
+
+/**
+ * Parses and freezes the configuration. Throws a {@link ConfigError} naming each bad variable.
+ *
+ * @example
+ * const config = loadConfig(process.env);
+ */
+export function loadConfig(env: Record<string, string | undefined>): Readonly<Config> {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.CAIRN_DATA_DIR,
+    adminApiKey: e.CAIRN_ADMIN_API_KEY,
+    secret: e.CAIRN_SECRET,
+    role: e.CAIRN_ROLE,
+    trustProxy: e.CAIRN_TRUST_PROXY,
+    poolMax: e.CAIRN_DB_POOL_MAX,
+    commitMaxRows: e.CAIRN_COMMIT_MAX_ROWS,
+    commitConcurrency: e.CAIRN_COMMIT_CONCURRENCY,
+    maxFutureSkewMs: e.CAIRN_MAX_FUTURE_SKEW_MS,
+    sourceRefreshMs: e.CAIRN_SOURCE_REFRESH_MS,
+    log: e.CAIRN_LOG,
+    demo: e.CAIRN_DEMO,
+  });
+}

@@ -1,0 +1,129 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import type { Db as IDatabase } from 'pg-boss';
+import postgres from 'postgres';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+
+/** The one `sql` function every query goes through (porsager's postgres.js). */
+export type Sql = postgres.Sql<Record<string, never>>;
+/** A transaction's `sql` (or the pool's): what every `queries.ts` function takes first. */
+export type Tx = Sql | postgres.TransactionSql<Record<string, never>>;
+
+/** An open database: the shared client, and how to close it. */
+export interface Database {
+  sql: Sql;
+  kind: 'postgres' | 'embedded';
+  close(): Promise<void>;
+}
+
+/**
+ * Adapts a `sql` (pool or transaction) to the executor pg-boss expects, so pg-boss shares our
+ * single client, and its job inserts can join our transactions.
+ *
+ * @example
+ * await boss.send('ingest.committed', data, { db: bossExecutor(tx) });
+ */
+export function bossExecutor(sql: Tx): IDatabase {
+  return {
+    async executeSql(text: string, values?: unknown[]) {
+      const params = (values ?? []) as postgres.ParameterOrJSON<never>[];
+      // pg-boss runs its schema plans as one text wrapped in BEGIN/COMMIT; postgres.js only allows that
+      // on a connection reserved for it, so the pool never hands out a connection mid-transaction.
+      if (params.length === 0 && 'reserve' in sql && /^\s*BEGIN\b/im.test(text)) {
+        const reserved = await sql.reserve();
+        try {
+          return { rows: flatten(await reserved.unsafe(text)) };
+        } finally {
+          reserved.release();
+        }
+      }
+      // pg-boss builds its own parameterised SQL; unsafe is the only way to run a prepared text.
+      return { rows: flatten(await sql.unsafe(text, params)) };
+    },
+  };
+}
+
+// A multi-statement text yields one result per statement; pg-boss wants the rows of all of them.
+function flatten(result: readonly unknown[]): unknown[] {
+  return result.length > 0 && result.every(Array.isArray) ? result.flat() : [...result];
+}
+
+const CLIENT_OPTIONS = {
+  onnotice: () => {},
+  connection: { application_name: 'cairn' },
+  // Dates are handled as ISO strings by the pipeline; bigint ids stay strings (exact).
+} as const;
+
+/**
+ * Opens the database: a real Postgres pool when `DATABASE_URL` is set, else embedded PGlite
+ * persisted in the data directory and served through exactly one connection (PGlite is a single
+ * backend session: several connections over its socket interleave protocol messages).
+ *
+ * @example
+ * const db = await openDatabase(config, log);
+ * await db.sql`SELECT 1`;
+ */
+export async function openDatabase(config: Readonly<Config>, log: Logger): Promise<Database> {
+  if (config.databaseUrl) {
+    const sql = postgres(config.databaseUrl, { ...CLIENT_OPTIONS, max: config.poolMax }) as unknown as Sql;
+    return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
+  }
+  return openEmbedded(resolve(config.dataDir), log);
+}
+
+async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
+  await mkdir(dataDir, { recursive: true });
+  const releaseLock = await lockDataDir(dataDir);
+  const pglite = await PGlite.create(join(dataDir, 'pgdata'));
+  let socketPath = join(dataDir, '.s.PGSQL.5432');
+  // A unix socket path must fit in sockaddr_un (108 bytes); deep data directories fall back to /tmp.
+  if (socketPath.length > 100) socketPath = join(tmpdir(), `cairn-${process.pid}-${Date.now()}.sock`);
+  await rm(socketPath, { force: true });
+  const server = new PGLiteSocketServer({ db: pglite, path: socketPath, maxConnections: 2 });
+  await server.start();
+  const sql = postgres({
+    ...CLIENT_OPTIONS,
+    path: socketPath,
+    user: 'postgres',
+    database: 'postgres',
+    max: 1,
+    idle_timeout: 0,
+    fetch_types: true,
+  }) as unknown as Sql;
+  log.info(`embedded database (PGlite) in ${join(dataDir, 'pgdata')}`);
+  return {
+    sql,
+    kind: 'embedded',
+    async close() {
+      await sql.end({ timeout: 5 });
+      await server.stop();
+      await pglite.close();
+      await rm(socketPath, { force: true });
+      await releaseLock();
+    },
+  };
+}
+
+// Two processes opening one PGlite directory would corrupt it: refuse while the owner is alive.
+async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const lockFile = join(dataDir, 'cairn.pid');
+  const owner = Number.parseInt(await readFile(lockFile, 'utf8').catch(() => ''), 10);
+  if (owner && owner !== process.pid && isAlive(owner)) {
+    throw new Error(`data directory ${dataDir} is in use by process ${owner}; set CAIRN_DATA_DIR or DATABASE_URL`);
+  }
+  await writeFile(lockFile, String(process.pid));
+  return () => rm(lockFile, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

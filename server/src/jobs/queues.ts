@@ -1,0 +1,59 @@
+import { PgBoss, type Queue } from 'pg-boss';
+import { bossExecutor, type Database } from '../db/index.ts';
+import type { Logger } from '../log.ts';
+
+/** Payload of `ingest.committed`: the ids of the events one group commit stored (duplicates excluded). */
+export interface IngestCommitted {
+  ids: string[];
+}
+
+/** Every queue, declared once with its options. Stages hand work to each other only through these. */
+export const QUEUES = {
+  /** Ingest → identify: one job per committed group of events, never one per event. */
+  ingestCommitted: {
+    name: 'ingest.committed',
+    retryLimit: 20,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+    expireInSeconds: 300,
+  },
+} as const satisfies Record<string, Queue>;
+
+/** Queue name → payload type, for typed send/work helpers. */
+export interface QueuePayloads {
+  'ingest.committed': IngestCommitted;
+}
+
+/** The schema pg-boss keeps its tables in. */
+export const BOSS_SCHEMA = 'pgboss';
+
+/**
+ * Starts pg-boss on the shared client and declares every queue. pg-boss installs or migrates its
+ * own schema under its own advisory lock, so concurrent starts are safe.
+ *
+ * @example
+ * const boss = await startBoss(db, log);
+ */
+export async function startBoss(db: Database, log: Logger, options: { supervise: boolean }): Promise<PgBoss> {
+  const boss = new PgBoss({
+    db: bossExecutor(db.sql),
+    schema: BOSS_SCHEMA,
+    backend: db.kind === 'embedded' ? 'pglite' : 'postgres',
+    supervise: options.supervise,
+    schedule: options.supervise,
+    registerInstance: false,
+  });
+  boss.on('error', (err) => log.error('pg-boss', err));
+  await boss.start();
+  for (const queue of Object.values(QUEUES)) {
+    const { name, ...rest } = queue;
+    if (!(await boss.getQueue(name))) await boss.createQueue(name, rest).catch(ignoreExists);
+  }
+  return boss;
+}
+
+// Two servers starting together may both see the queue missing; the loser's create fails harmlessly.
+function ignoreExists(err: unknown): void {
+  if (!/already exists|duplicate key/i.test(String((err as Error)?.message))) throw err;
+}

@@ -1,0 +1,41 @@
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './log.ts';
+import { startCairn } from './server.ts';
+
+// Entry point of `npm start`: parse the configuration once, start, print how to use it, and shut
+// down cleanly on SIGTERM/SIGINT (stop accepting, flush in-flight group commits, exit 0).
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig(process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`${err.message}\n`);
+  process.exit(1);
+}
+const log = createLogger(config.log);
+const cairn = await startCairn(config, log);
+
+log.info(`Cairn is listening on ${cairn.url} (role: ${config.role})`);
+if (config.role !== 'worker') {
+  log.info(`tracking endpoint: ${cairn.url}/v1/batch   admin API: ${cairn.url}/api (reference: ${cairn.url}/api/docs)`);
+  if (cairn.generatedAdminKey) {
+    log.info(`generated admin API key (shown once, store it now): ${cairn.generatedAdminKey}`);
+  }
+  if (cairn.demoSource) log.info(`demo source write key: ${cairn.demoSource.writeKey}`);
+}
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: finishing in-flight requests and stopping`);
+    cairn.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error('shutdown failed', err);
+        process.exit(1);
+      },
+    );
+  });
+}

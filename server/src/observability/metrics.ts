@@ -1,0 +1,89 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The server's Prometheus metrics, created per server instance (never at import time). */
+export interface Metrics {
+  registry: Registry;
+  httpRequests: Counter<'method' | 'route' | 'status'>;
+  httpDuration: Histogram<'method' | 'route'>;
+  eventsAccepted: Counter<'type'>;
+  eventsDuplicate: Counter;
+  eventsRejected: Counter<'reason'>;
+  requestBatchSize: Histogram;
+  commitGroupSize: Histogram;
+  commitDuration: Histogram;
+  queueDepth: Gauge<'queue'>;
+}
+
+/**
+ * Creates the registry and every metric. `collectQueueDepth` is called on each scrape.
+ *
+ * @example
+ * const metrics = createMetrics(async (set) => set('ingest.committed', 3));
+ */
+export function createMetrics(
+  collectQueueDepth?: (set: (queue: string, depth: number) => void) => Promise<void>,
+): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'cairn_' });
+  const registers = [registry];
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'cairn_http_requests_total',
+      help: 'HTTP requests by route and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: 'cairn_http_request_duration_seconds',
+      help: 'HTTP request duration.',
+      labelNames: ['method', 'route'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    eventsAccepted: new Counter({
+      name: 'cairn_events_accepted_total',
+      help: 'Events committed (new, not duplicates), by type.',
+      labelNames: ['type'],
+      registers,
+    }),
+    eventsDuplicate: new Counter({
+      name: 'cairn_events_duplicate_total',
+      help: 'Events acknowledged but not stored again: same source and messageId already stored.',
+      registers,
+    }),
+    eventsRejected: new Counter({
+      name: 'cairn_events_rejected_total',
+      help: 'Events or payloads refused, by reason code.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    requestBatchSize: new Histogram({
+      name: 'cairn_ingest_request_events',
+      help: 'Events per tracking request.',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 2500],
+      registers,
+    }),
+    commitGroupSize: new Histogram({
+      name: 'cairn_ingest_commit_group_events',
+      help: 'Events written by one group commit.',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 2000],
+      registers,
+    }),
+    commitDuration: new Histogram({
+      name: 'cairn_ingest_commit_duration_seconds',
+      help: 'Duration of one group commit transaction.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: 'cairn_queue_depth',
+      help: 'Jobs waiting in each pg-boss queue (collected on scrape).',
+      labelNames: ['queue'],
+      registers,
+      async collect() {
+        await collectQueueDepth?.((queue, depth) => this.set({ queue }, depth));
+      },
+    }),
+  };
+}

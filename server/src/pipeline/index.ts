@@ -1,0 +1,23 @@
+// The whole flow in one place: each stage hands work to the next only through pg-boss queues
+// (jobs/queues.ts) and tables. Stages that later issues add (compute, automate, deliver, measure)
+// are wired here, in order.
+import type { PgBoss } from 'pg-boss';
+import type { Sql } from '../db/index.ts';
+import { startIdentifyWorker } from './identify/worker.ts';
+import { type IngestDeps, trackingRoutes } from './ingest/routes.ts';
+
+/** 1 ingest: the tracking API (`/v1/*`), which commits events and enqueues `ingest.committed`. */
+export function ingestRoutes(deps: IngestDeps) {
+  return trackingRoutes(deps);
+}
+
+/**
+ * Starts the workers of every stage after ingest.
+ *
+ * @example
+ * await startWorkers({ boss, sql });
+ */
+export async function startWorkers(deps: { boss: PgBoss; sql: Sql }): Promise<void> {
+  // 2 identify
+  await startIdentifyWorker(deps.boss, deps.sql);
+}

@@ -1,0 +1,116 @@
+import { LIMITS } from '@cairn/core';
+import { apiError } from '../../http/errors.ts';
+
+/** A request body read under the size limit, kept raw so a refusal can record what was sent. */
+export interface RawBody {
+  bytes: Uint8Array;
+  /** Bytes the client sent (after decompression), which may exceed `bytes` when cut off. */
+  size: number;
+}
+
+/** Why a body could not be turned into JSON, with what was read so far (for failed_events). */
+export class BodyError extends Error {
+  constructor(
+    readonly status: 400 | 413 | 415,
+    readonly code: string,
+    message: string,
+    readonly raw: RawBody | null,
+  ) {
+    super(message);
+  }
+  toHttp() {
+    return apiError(this.status, this.code, this.message);
+  }
+}
+
+const JSON_TYPES = /^(application\/(json|[\w.+-]+\+json)|text\/plain)$/i;
+
+/**
+ * Reads, decompresses (gzip/deflate), size-checks, UTF-8-decodes and parses a tracking request body.
+ * `text/plain` is accepted because `navigator.sendBeacon` and CORS-simple browser requests send it.
+ *
+ * @example
+ * const { json, raw } = await readJsonBody(c.req.raw);
+ */
+export async function readJsonBody(req: Request, maxBytes: number = LIMITS.maxRequestBytes) {
+  const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim();
+  if (type && !JSON_TYPES.test(type)) {
+    throw new BodyError(
+      415,
+      'unsupported_media_type',
+      `content-type ${type} is not supported; send application/json`,
+      null,
+    );
+  }
+  const raw = await readLimited(req, maxBytes);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(raw.bytes);
+  } catch {
+    throw new BodyError(400, 'invalid_utf8', 'request body is not valid UTF-8', raw);
+  }
+  if (text.trim() === '') throw new BodyError(400, 'empty_body', 'request body is empty', raw);
+  try {
+    return { json: JSON.parse(text) as unknown, raw };
+  } catch (err) {
+    throw new BodyError(400, 'invalid_json', `request body is not valid JSON: ${(err as Error).message}`, raw);
+  }
+}
+
+// What is kept of an oversized body for failed_events: enough to see what it was.
+const KEEP_OF_OVERSIZED = 64 * 1024;
+
+async function readLimited(req: Request, maxBytes: number): Promise<RawBody> {
+  const declared = Number(req.headers.get('content-length') ?? Number.NaN);
+  const tooLarge = (size: number, bytes: Uint8Array) =>
+    new BodyError(413, 'payload_too_large', `request body is larger than ${maxBytes} bytes`, { bytes, size });
+  if (declared > maxBytes) throw tooLarge(declared, new Uint8Array());
+  if (!req.body) return { bytes: new Uint8Array(), size: 0 };
+  const stream = decode(req.body, (req.headers.get('content-encoding') ?? '').trim().toLowerCase());
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge(size, concat(chunks, KEEP_OF_OVERSIZED));
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof BodyError) throw err;
+    throw new BodyError(400, 'invalid_encoding', 'request body could not be decompressed', {
+      bytes: concat(chunks, KEEP_OF_OVERSIZED),
+      size,
+    });
+  }
+  return { bytes: concat(chunks, Number.POSITIVE_INFINITY), size };
+}
+
+function decode(body: ReadableStream<Uint8Array>, encoding: string): ReadableStream<Uint8Array> {
+  if (encoding === '' || encoding === 'identity') return body;
+  if (encoding === 'gzip' || encoding === 'x-gzip') return body.pipeThrough(new DecompressionStream('gzip'));
+  if (encoding === 'deflate') return body.pipeThrough(new DecompressionStream('deflate'));
+  throw new BodyError(415, 'unsupported_encoding', `content-encoding ${encoding} is not supported; use gzip`, null);
+}
+
+function concat(chunks: Uint8Array[], max: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]!.byteLength <= max) return chunks[0]!;
+  const total = Math.min(
+    max,
+    chunks.reduce((n, c) => n + c.byteLength, 0),
+  );
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    if (at >= total) break;
+    const part = c.subarray(0, total - at);
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,104 @@
+import type { Sql } from '../../db/index.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import { createBatcher } from './batcher.ts';
+import { type FailedEventRow, insertFailedEvents } from './queries.ts';
+
+/** The request an event or payload was refused in, as recorded with it. */
+export interface RequestInfo {
+  method: string;
+  path: string;
+  ip: string | undefined;
+  userAgent: string | undefined;
+  contentType: string | undefined;
+  origin: string | undefined;
+}
+
+/** Records refusals in failed_events, batched like events; `record` resolves after COMMIT. */
+export interface FailureRecorder {
+  record(rows: FailedEventRow[]): Promise<void>;
+  drain(): Promise<void>;
+}
+
+/**
+ * Creates the failure recorder.
+ *
+ * @example
+ * await failures.record([failedPayload(info, null, 401, 'unknown_write_key', 'unknown write key', raw)]);
+ */
+export function createFailureRecorder(sql: Sql, metrics: Metrics): FailureRecorder {
+  const batcher = createBatcher<FailedEventRow[], void>({
+    async write(groups) {
+      await insertFailedEvents(sql, groups.flat());
+      return groups.map(() => undefined);
+    },
+    weight: (rows) => rows.length,
+    maxWeight: 1000,
+    concurrency: 2,
+  });
+  return {
+    async record(rows) {
+      if (rows.length === 0) return;
+      for (const r of rows) metrics.eventsRejected.inc({ reason: r.code });
+      await batcher.submit(rows);
+    },
+    drain: batcher.drain,
+  };
+}
+
+/**
+ * A refused payload (the whole body), keeping the raw bytes that were read.
+ *
+ * @example
+ * failedPayload(info, null, 400, 'invalid_json', 'request body is not valid JSON', { bytes, size });
+ */
+export function failedPayload(
+  info: RequestInfo,
+  sourceId: string | null,
+  status: number,
+  code: string,
+  reason: string,
+  raw: { bytes: Uint8Array; size: number } | null,
+): FailedEventRow {
+  return {
+    sourceId,
+    status,
+    code,
+    reason,
+    event: null,
+    raw: raw?.bytes ?? null,
+    rawBytes: raw?.size ?? null,
+    request: JSON.stringify(info),
+  };
+}
+
+/**
+ * A refused event inside an otherwise readable body. Events jsonb cannot hold (NUL bytes, broken
+ * surrogates) are kept as raw JSON text instead.
+ *
+ * @example
+ * failedEvent(info, source.id, 400, 'invalid_event', 'batch[3].timestamp: not an ISO-8601 date', event);
+ */
+export function failedEvent(
+  info: RequestInfo,
+  sourceId: string,
+  status: number,
+  code: string,
+  reason: string,
+  event: unknown,
+): FailedEventRow {
+  const text = JSON.stringify(event) ?? 'null';
+  const storable = !/\\u0000|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/i.test(
+    text,
+  );
+  const bytes = Buffer.from(text);
+  return {
+    sourceId,
+    status,
+    code,
+    reason,
+    event: storable ? text : null,
+    raw: storable ? null : bytes,
+    rawBytes: bytes.byteLength,
+    request: JSON.stringify(info),
+  };
+}

@@ -1,0 +1,114 @@
+import type { Tx } from '../../db/index.ts';
+import type { EventRow } from './enrich.ts';
+
+/**
+ * Inserts a group of events in one statement (unnest of column arrays: one round trip, one plan),
+ * skipping (source, messageId) pairs already stored. Returns the rows actually inserted.
+ *
+ * @example
+ * const inserted = await insertEvents(tx, rows);
+ */
+export async function insertEvents(
+  sql: Tx,
+  rows: readonly EventRow[],
+): Promise<{ id: string; sourceId: string; messageId: string }[]> {
+  const col = <K extends keyof EventRow>(k: K) => rows.map((r) => r[k]);
+  return sql`
+    INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at, payload)
+    SELECT *
+    FROM unnest(
+      ${col('sourceId')}::text[],
+      ${col('messageId')}::text[],
+      ${col('type')}::text[],
+      ${col('event')}::text[],
+      ${col('userId')}::text[],
+      ${col('anonymousId')}::text[],
+      ${col('timestamp')}::timestamptz[],
+      ${col('receivedAt')}::timestamptz[],
+      ${col('payload')}::text[]::jsonb[]
+    )
+    ON CONFLICT (source_id, message_id) DO NOTHING
+    RETURNING id, source_id AS "sourceId", message_id AS "messageId"`;
+}
+
+/** One refused event or payload, as recorded in failed_events. */
+export interface FailedEventRow {
+  sourceId: string | null;
+  status: number;
+  code: string;
+  reason: string;
+  /** The refused event as JSON text, when it can be stored as jsonb. */
+  event: string | null;
+  raw: Uint8Array | null;
+  rawBytes: number | null;
+  request: string;
+}
+
+/**
+ * Records refusals, many in one statement.
+ *
+ * @example
+ * await insertFailedEvents(sql, [{ sourceId: null, status: 401, code: 'unknown_write_key', ... }]);
+ */
+export async function insertFailedEvents(sql: Tx, rows: readonly FailedEventRow[]): Promise<void> {
+  const col = <K extends keyof FailedEventRow>(k: K) => rows.map((r) => r[k]);
+  // Raw bodies travel as base64 text: postgres.js cannot send a bytea[] parameter.
+  await sql`
+    INSERT INTO failed_events (source_id, status, code, reason, event, raw, raw_bytes, request)
+    SELECT source_id, status, code, reason, event::jsonb, decode(raw, 'base64'), raw_bytes, request::jsonb
+    FROM unnest(
+      ${col('sourceId')}::text[],
+      ${col('status')}::int[],
+      ${col('code')}::text[],
+      ${col('reason')}::text[],
+      ${col('event')}::text[],
+      ${rows.map((r) => (r.raw ? Buffer.from(r.raw).toString('base64') : null))}::text[],
+      ${col('rawBytes')}::int[],
+      ${col('request')}::text[]
+    ) AS f (source_id, status, code, reason, event, raw, raw_bytes, request)`;
+}
+
+/** A failed_events row as the admin API lists it. */
+export interface FailedEventView {
+  id: string;
+  sourceId: string | null;
+  receivedAt: Date;
+  status: number;
+  code: string;
+  reason: string;
+  event: unknown;
+  raw: Buffer | null;
+  rawBytes: number | null;
+  request: unknown;
+}
+
+/**
+ * Lists refusals newest first, keyset-paged by id.
+ *
+ * @example
+ * const page = await listFailedEvents(sql, { limit: 50 });
+ */
+export async function listFailedEvents(
+  sql: Tx,
+  filter: { sourceId?: string; code?: string; before?: string; limit: number },
+): Promise<FailedEventView[]> {
+  return sql<FailedEventView[]>`
+    SELECT
+      id,
+      source_id AS "sourceId",
+      received_at AS "receivedAt",
+      status,
+      code,
+      reason,
+      event,
+      raw,
+      raw_bytes AS "rawBytes",
+      request
+    FROM failed_events
+    WHERE true
+      ${filter.sourceId ? sql`AND source_id = ${filter.sourceId}` : sql``}
+      ${filter.code ? sql`AND code = ${filter.code}` : sql``}
+      ${filter.before ? sql`AND id < ${filter.before}` : sql``}
+    ORDER BY id DESC
+    LIMIT ${filter.limit}`;
+}

@@ -1,0 +1,242 @@
+import { type EventType, isEventType, LIMITS, validateEvent } from '@cairn/core';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { type Context, Hono } from 'hono';
+import type { Config } from '../../config.ts';
+import { apiError } from '../../http/errors.ts';
+import type { Logger } from '../../log.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import { originAllowed, type SourceDirectory } from '../../sources/directory.ts';
+import type { Source } from '../../sources/queries.ts';
+import { BodyError, readJsonBody } from './body.ts';
+import { type EventRow, enrichEvent } from './enrich.ts';
+import { type FailureRecorder, failedEvent, failedPayload, type RequestInfo } from './failures.ts';
+import type { FailedEventRow } from './queries.ts';
+import type { EventWriter } from './writer.ts';
+
+/** What the tracking API needs from the rest of the server. */
+export interface IngestDeps {
+  config: Readonly<Config>;
+  sources: SourceDirectory;
+  writer: EventWriter;
+  failures: FailureRecorder;
+  metrics: Metrics;
+  log: Logger;
+}
+
+interface Rejection {
+  index: number;
+  path: string;
+  message: string;
+  status: 400 | 413;
+}
+
+/**
+ * The Segment-compatible tracking API: `POST /v1/batch` (alias `/v1/import`) and
+ * `POST /v1/{track,identify,page,screen,group,alias}`. Answers 200 only after COMMIT.
+ *
+ * @example
+ * app.route('/v1', trackingRoutes(deps));
+ */
+export function trackingRoutes(deps: IngestDeps): Hono {
+  const app = new Hono();
+  app.options('*', function preflight(c) {
+    const origin = c.req.header('origin');
+    if (origin && deps.sources.anyAllowsOrigin(origin)) {
+      c.header('Access-Control-Allow-Origin', origin);
+      c.header('Access-Control-Allow-Methods', 'POST, OPTIONS');
+      c.header('Access-Control-Allow-Headers', 'Content-Type, Authorization, Content-Encoding');
+      c.header('Access-Control-Max-Age', '86400');
+    }
+    c.header('Vary', 'Origin');
+    return c.body(null, 204);
+  });
+  app.post('/batch', (c) => ingest(c, deps, 'batch'));
+  app.post('/import', (c) => ingest(c, deps, 'batch'));
+  app.post('/:type', (c) => {
+    const type = c.req.param('type');
+    if (!isEventType(type)) throw apiError(404, 'not_found', `no tracking endpoint /v1/${type}`);
+    return ingest(c, deps, type);
+  });
+  return app;
+}
+
+function requestInfo(c: Context, trustProxy: boolean): RequestInfo {
+  return {
+    method: c.req.method,
+    path: c.req.path,
+    ip: clientIp(c, trustProxy),
+    userAgent: c.req.header('user-agent'),
+    contentType: c.req.header('content-type'),
+    origin: c.req.header('origin'),
+  };
+}
+
+function clientIp(c: Context, trustProxy: boolean): string | undefined {
+  if (trustProxy) {
+    const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
+    if (forwarded) return forwarded;
+  }
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    return undefined; // app.request() in tests has no socket
+  }
+}
+
+function basicUser(header: string | undefined): string | undefined {
+  if (!header?.toLowerCase().startsWith('basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return (colon >= 0 ? decoded.slice(0, colon) : decoded) || undefined;
+}
+
+async function ingest(c: Context, deps: IngestDeps, kind: EventType | 'batch'): Promise<Response> {
+  const { config, sources, failures, metrics } = deps;
+  const receivedAt = Date.now();
+  const info = requestInfo(c, config.trustProxy);
+  const refuse = async (row: FailedEventRow, err: Error): Promise<never> => {
+    await failures.record([row]).catch((e) => unavailable(deps, e));
+    throw err;
+  };
+
+  const headerKey = basicUser(c.req.header('authorization'));
+  let source = headerKey ? await sources.byWriteKey(headerKey) : undefined;
+  let body: { json: unknown; raw: { bytes: Uint8Array; size: number } };
+  try {
+    body = await readJsonBody(c.req.raw);
+  } catch (err) {
+    if (!(err instanceof BodyError)) throw err;
+    return refuse(failedPayload(info, source?.id ?? null, err.status, err.code, err.message, err.raw), err.toHttp());
+  }
+  const json = body.json as Record<string, unknown>;
+  const isObject = typeof json === 'object' && json !== null && !Array.isArray(json);
+  const bodyKey = isObject && typeof json.writeKey === 'string' ? json.writeKey : undefined;
+  if (!headerKey && bodyKey) source = await sources.byWriteKey(bodyKey);
+  if (!source) {
+    const message =
+      headerKey || bodyKey
+        ? 'unknown write key'
+        : 'missing write key: send it as the HTTP Basic username or as writeKey in the body';
+    return refuse(
+      failedPayload(info, null, 401, 'unauthorized', message, body.raw),
+      apiError(401, 'unauthorized', message),
+    );
+  }
+  const denied = checkSource(c, source, info);
+  if (denied) {
+    return refuse(
+      failedPayload(info, source.id, 403, denied.code, denied.message, body.raw),
+      apiError(403, denied.code, denied.message),
+    );
+  }
+  if (!isObject) {
+    const err = apiError(400, 'invalid_body', 'request body must be a JSON object');
+    return refuse(failedPayload(info, source.id, 400, 'invalid_body', err.message, body.raw), err);
+  }
+  let events: unknown[];
+  let prefix: (i: number) => string;
+  if (kind === 'batch') {
+    if (!Array.isArray(json.batch)) {
+      const err = apiError(400, 'invalid_body', 'batch: must be an array of events');
+      return refuse(failedPayload(info, source.id, 400, 'invalid_body', err.message, body.raw), err);
+    }
+    if (json.batch.length > LIMITS.maxBatchEvents) {
+      const err = apiError(413, 'too_many_events', `batch: more than ${LIMITS.maxBatchEvents} events`);
+      return refuse(failedPayload(info, source.id, 413, 'too_many_events', err.message, body.raw), err);
+    }
+    events = json.batch;
+    prefix = (i) => `batch[${i}]`;
+  } else {
+    const { writeKey: _k, ...event } = json;
+    events = [event];
+    prefix = () => '';
+  }
+  metrics.requestBatchSize.observe(events.length);
+  return store(c, deps, source, info, events, prefix, kind === 'batch' ? undefined : kind, receivedAt, json.sentAt);
+}
+
+function checkSource(c: Context, source: Source, info: RequestInfo): { code: string; message: string } | null {
+  if (!source.enabled) return { code: 'source_disabled', message: `source ${source.id} is disabled` };
+  const origin = info.origin;
+  if (!origin) return null;
+  if (!originAllowed(source.allowedOrigins, origin)) {
+    return { code: 'origin_not_allowed', message: `origin ${origin} is not allowed for this source` };
+  }
+  c.header('Access-Control-Allow-Origin', origin);
+  c.header('Vary', 'Origin');
+  return null;
+}
+
+async function store(
+  c: Context,
+  deps: IngestDeps,
+  source: Source,
+  info: RequestInfo,
+  events: unknown[],
+  prefix: (i: number) => string,
+  impliedType: EventType | undefined,
+  receivedAt: number,
+  batchSentAt: unknown,
+): Promise<Response> {
+  const facts = {
+    sourceId: source.id,
+    receivedAt,
+    ip: info.ip,
+    batchSentAt: typeof batchSentAt === 'string' ? batchSentAt : undefined,
+    maxFutureSkewMs: deps.config.maxFutureSkewMs,
+  };
+  const rows: EventRow[] = [];
+  const rejected: Rejection[] = [];
+  const failed: FailedEventRow[] = [];
+  events.forEach((raw, index) => {
+    const path = prefix(index);
+    const size = Buffer.byteLength(JSON.stringify(raw) ?? '');
+    let rejection: Rejection | undefined;
+    if (size > LIMITS.maxEventBytes) {
+      rejection = {
+        index,
+        path: path || 'body',
+        message: `event is ${size} bytes; the limit is ${LIMITS.maxEventBytes}`,
+        status: 413,
+      };
+    } else {
+      const v = validateEvent(raw, path, impliedType);
+      const e = v.ok ? enrichEvent(v.event, facts, path) : v;
+      if (e.ok) rows.push(e.row);
+      else rejection = { index, ...e.issue, status: 400 };
+    }
+    if (rejection) {
+      rejected.push(rejection);
+      const code = rejection.status === 413 ? 'event_too_large' : 'invalid_event';
+      failed.push(failedEvent(info, source.id, rejection.status, code, `${rejection.path}: ${rejection.message}`, raw));
+    }
+  });
+
+  const [written] = await Promise.all([
+    deps.writer.write(rows).catch((err) => unavailable(deps, err)),
+    failures(deps, failed),
+  ]);
+  for (const r of rows) deps.metrics.eventsAccepted.inc({ type: r.type });
+  deps.metrics.eventsDuplicate.inc(written.duplicates);
+  if (rejected.length === 0) return c.json({ success: true });
+  const status = rejected.every((r) => r.status === 413) ? 413 : 400;
+  const first = rejected[0]!;
+  const message =
+    events.length === 1
+      ? `${first.path}: ${first.message}`
+      : `${rejected.length} of ${events.length} events rejected (first: ${first.path}: ${first.message}); the other ${rows.length} were stored`;
+  throw apiError(status, status === 413 ? 'event_too_large' : 'invalid_events', message, {
+    accepted: rows.length,
+    rejected: rejected.map(({ index, path, message }) => ({ index, path, message })),
+  });
+}
+
+async function failures(deps: IngestDeps, rows: FailedEventRow[]): Promise<void> {
+  await deps.failures.record(rows).catch((err) => unavailable(deps, err));
+}
+
+// The database could not take the write: nothing was acknowledged, so the client must retry.
+function unavailable(deps: IngestDeps, err: unknown): never {
+  deps.log.error('storing events failed', err);
+  throw apiError(503, 'unavailable', 'events could not be stored right now; retry', undefined, { 'Retry-After': '1' });
+}

@@ -1,0 +1,105 @@
+import type { PgBoss } from 'pg-boss';
+import { bossExecutor, type Sql } from '../../db/index.ts';
+import { QUEUES } from '../../jobs/queues.ts';
+import type { Logger } from '../../log.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import { createBatcher } from './batcher.ts';
+import type { EventRow } from './enrich.ts';
+import { insertEvents } from './queries.ts';
+
+/** How one request's events fared in the group commit that carried them. */
+export interface WriteResult {
+  inserted: number;
+  duplicates: number;
+}
+
+/** Durable, deduplicating event writes with group commit. */
+export interface EventWriter {
+  /** Resolves once the rows are committed (and their hand-off job with them). */
+  write(rows: EventRow[]): Promise<WriteResult>;
+  pending(): number;
+  drain(): Promise<void>;
+}
+
+// SQLSTATE classes 22 (data exception) and 23 (integrity) other than the dedup key: one request's
+// rows could not be stored. Retried request by request so it cannot fail the others in its group.
+function isDataError(err: unknown): boolean {
+  const code = String((err as { code?: unknown })?.code ?? '');
+  return /^2[23]/.test(code) && code !== '23505';
+}
+
+/**
+ * Creates the event writer: requests submit their rows, concurrent requests share one transaction
+ * that inserts the rows (duplicates skipped by the (source, messageId) key) and enqueues one
+ * `ingest.committed` job for the new ones. A request's promise resolves only after COMMIT.
+ *
+ * @example
+ * const writer = createEventWriter({ sql, boss, metrics, log, maxRows: 2000, concurrency: 4 });
+ * const { inserted, duplicates } = await writer.write(rows);
+ */
+export function createEventWriter(deps: {
+  sql: Sql;
+  boss: PgBoss;
+  metrics: Metrics;
+  log: Logger;
+  maxRows: number;
+  concurrency: number;
+}): EventWriter {
+  const { sql, boss, metrics } = deps;
+
+  async function commit(requests: EventRow[][]): Promise<WriteResult[]> {
+    const rows = requests.flat();
+    const stop = metrics.commitDuration.startTimer();
+    const inserted = await sql.begin(async (tx) => {
+      const ins = await insertEvents(tx, rows);
+      if (ins.length > 0) {
+        await boss.send(QUEUES.ingestCommitted.name, { ids: ins.map((r) => r.id) }, { db: bossExecutor(tx) });
+      }
+      return ins;
+    });
+    stop();
+    metrics.commitGroupSize.observe(rows.length);
+    const fresh = new Set(inserted.map((r) => `${r.sourceId}\n${r.messageId}`));
+    return requests.map((reqRows) => {
+      let n = 0;
+      for (const r of reqRows) if (fresh.delete(`${r.sourceId}\n${r.messageId}`)) n++;
+      return { inserted: n, duplicates: reqRows.length - n };
+    });
+  }
+
+  async function write(requests: EventRow[][]): Promise<Array<WriteResult | Error>> {
+    try {
+      return await commit(requests);
+    } catch (err) {
+      if (requests.length === 1 || !isDataError(err)) throw err;
+      deps.log.error(`group commit of ${requests.length} requests failed; retrying one by one`, err);
+      const outs: Array<WriteResult | Error> = [];
+      for (const r of requests)
+        outs.push(
+          await commit([r]).then(
+            (o) => o[0]!,
+            (e: Error) => e,
+          ),
+        );
+      return outs;
+    }
+  }
+
+  const batcher = createBatcher<EventRow[], WriteResult | Error>({
+    write,
+    weight: (rows) => rows.length,
+    maxWeight: deps.maxRows,
+    concurrency: deps.concurrency,
+  });
+
+  return {
+    async write(rows) {
+      if (rows.length === 0) return { inserted: 0, duplicates: 0 };
+      const out = await batcher.submit(rows);
+      if (out instanceof Error) throw out;
+      return out;
+    },
+    pending: batcher.pending,
+    drain: batcher.drain,
+  };
+}

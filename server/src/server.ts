@@ -1,0 +1,120 @@
+import { type ServerType, serve } from '@hono/node-server';
+import type { Hono } from 'hono';
+import { createApp } from './app.ts';
+import { setupAdminKeys } from './auth/keys.ts';
+import { ensureDemoSource } from './bootstrap.ts';
+import { type Config, DEFAULTS } from './config.ts';
+import { openDatabase } from './db/index.ts';
+import { migrate } from './db/migrate.ts';
+import { startBoss } from './jobs/queues.ts';
+import type { Logger } from './log.ts';
+import { createMetrics } from './observability/metrics.ts';
+import { startWorkers } from './pipeline/index.ts';
+import { createFailureRecorder } from './pipeline/ingest/failures.ts';
+import { createEventWriter } from './pipeline/ingest/writer.ts';
+import { createSourceDirectory } from './sources/directory.ts';
+import type { Source } from './sources/queries.ts';
+
+/** A running Cairn server. */
+export interface Cairn {
+  url: string;
+  port: number;
+  app: Hono;
+  /** Printed once at the first start when no CAIRN_ADMIN_API_KEY was given. */
+  generatedAdminKey: string | undefined;
+  demoSource: Source | undefined;
+  /** Stop accepting, finish in-flight requests and group commits, stop workers, close the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts Cairn: database, migrations, queues, the HTTP server and the workers of the role.
+ *
+ * @example
+ * const cairn = await startCairn(loadConfig(process.env), createLogger('info'));
+ * await cairn.close();
+ */
+export async function startCairn(
+  config: Readonly<Config>,
+  log: Logger,
+  options: { extraRoutes?: (app: Hono) => void } = {},
+): Promise<Cairn> {
+  const db = await openDatabase(config, log);
+  const { sql } = db;
+  const applied = await migrate(sql);
+  if (applied.length) log.info(`applied migrations ${applied.join(', ')}`);
+  const boss = await startBoss(db, log, { supervise: config.role !== 'ingest' });
+  const { authenticator, generatedKey } = await setupAdminKeys(sql, config);
+  const demoSource = config.demo ? await ensureDemoSource(sql) : undefined;
+  const sources = createSourceDirectory(sql, log, config.sourceRefreshMs);
+  await sources.start();
+
+  const metrics = createMetrics(async (set) => {
+    const q = await boss.getQueue('ingest.committed');
+    if (q) set('ingest.committed', q.queuedCount);
+  });
+  const writer = createEventWriter({
+    sql,
+    boss,
+    metrics,
+    log,
+    maxRows: config.commitMaxRows,
+    concurrency: db.kind === 'embedded' ? 1 : config.commitConcurrency,
+  });
+  const failures = createFailureRecorder(sql, metrics);
+  let accepting = true;
+  const inflight = { count: 0 };
+  const app = createApp({
+    config,
+    sql,
+    boss,
+    log,
+    metrics,
+    sources,
+    writer,
+    failures,
+    authenticator,
+    isAccepting: () => accepting,
+    inflight,
+    extra: options.extraRoutes,
+  });
+  if (config.role !== 'ingest') await startWorkers({ boss, sql });
+
+  const server = await listen(app, config);
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    app,
+    generatedAdminKey: generatedKey,
+    demoSource,
+    close() {
+      closing ??= (async () => {
+        accepting = false;
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Keep-alive connections would hold close() open; in-flight requests still finish first.
+        const deadline = Date.now() + DEFAULTS.shutdownTimeoutMs;
+        while (inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        if ('closeAllConnections' in server) server.closeAllConnections();
+        await closed;
+        await writer.drain();
+        await failures.drain();
+        await boss.stop({ graceful: true, timeout: 10_000, close: false });
+        sources.stop();
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function listen(app: Hono, config: Readonly<Config>): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(server));
+    server.once('error', reject);
+  });
+}
