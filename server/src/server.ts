@@ -4,7 +4,7 @@ import { createApp } from './app.ts';
 import { setupAdminKeys } from './auth/keys.ts';
 import { ensureDemoSource } from './bootstrap.ts';
 import { type Config, DEFAULTS } from './config.ts';
-import { openDatabase } from './db/index.ts';
+import { openDatabase, type Sql } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
 import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
@@ -20,6 +20,8 @@ export interface Cairn {
   url: string;
   port: number;
   app: Hono;
+  /** The shared database client (tests and tools inspect state through it; embedded mode has no other). */
+  sql: Sql;
   /** Printed once at the first start when no CAIRN_ADMIN_API_KEY was given. */
   generatedAdminKey: string | undefined;
   demoSource: Source | undefined;
@@ -90,6 +92,7 @@ export async function startCairn(
     url: `http://${host}:${port}`,
     port,
     app,
+    sql,
     generatedAdminKey: generatedKey,
     demoSource,
     close() {
