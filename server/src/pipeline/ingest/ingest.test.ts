@@ -9,6 +9,8 @@ import {
   type TestDatabase,
 } from '../../testing/index.ts';
 
+// biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
+const json = (res: Response): Promise<any> => res.json();
 const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 
 describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) => {
@@ -56,7 +58,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     for (const [type, body] of Object.entries(bodies)) {
       const res = await post(`/v1/${type}`, { ...body, messageId: `single-${type}` });
       expect(res.status, type).toBe(200);
-      expect(await res.json()).toEqual({ success: true });
+      expect(await json(res)).toEqual({ success: true });
       const [row] = await stored(`single-${type}`);
       expect(row?.type).toBe(type);
       expect(row?.payload).toMatchObject(body);
@@ -126,7 +128,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
       ],
     });
     expect(res.status).toBe(400);
-    const body = await res.json();
+    const body = await json(res);
     expect(body.error.code).toBe('invalid_events');
     expect(body.error.details).toEqual({
       accepted: 2,
@@ -138,7 +140,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect(await stored('mixed-0')).toHaveLength(1);
     expect(await stored('mixed-2')).toHaveLength(1);
     expect(await stored('mixed-1')).toHaveLength(0);
-    const failed = await (await admin('/failed-events?code=invalid_event')).json();
+    const failed = await json(await admin('/failed-events?code=invalid_event'));
     const reasons = failed.data.map((f: { reason: string }) => f.reason);
     expect(reasons).toContain('batch[1].timestamp: not an ISO-8601 date');
     expect(reasons).toContain('batch[3].event: is required');
@@ -149,23 +151,23 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
   it('refuses events too far in the future after clock correction', async () => {
     const res = await post('/v1/track', { userId: 'u', event: 'Future', timestamp: '2999-01-01T00:00:00Z' });
     expect(res.status).toBe(400);
-    expect((await res.json()).error.message).toMatch(/^timestamp: \d+ h in the future after clock-skew correction$/);
+    expect((await json(res)).error.message).toMatch(/^timestamp: \d+ h in the future after clock-skew correction$/);
   });
 
   it('enforces the size limits with 413 and records them', async () => {
     const big = { type: 'track', event: 'Big', userId: 'u', properties: { blob: 'x'.repeat(33 * 1024) } };
     const one = await post('/v1/batch', { batch: [big] });
     expect(one.status).toBe(413);
-    expect((await one.json()).error.code).toBe('event_too_large');
+    expect((await json(one)).error.code).toBe('event_too_large');
     const many = await post('/v1/batch', { batch: Array.from({ length: 2501 }, () => ({ type: 'track' })) });
     expect(many.status).toBe(413);
-    expect((await many.json()).error.code).toBe('too_many_events');
+    expect((await json(many)).error.code).toBe('too_many_events');
     const huge = await post('/v1/batch', `{"batch":[],"pad":"${'y'.repeat(600 * 1024)}"}`);
     expect(huge.status).toBe(413);
     const bomb = gzipSync(Buffer.alloc(20 * 1024 * 1024, 32)); // 20 MB of spaces, ~20 KB compressed
     const zipped = await post('/v1/batch', bomb, { 'content-encoding': 'gzip' });
     expect(zipped.status).toBe(413);
-    const failed = await (await admin('/failed-events?limit=500')).json();
+    const failed = await json(await admin('/failed-events?limit=500'));
     const codes = failed.data.map((f: { code: string }) => f.code);
     expect(codes).toEqual(expect.arrayContaining(['event_too_large', 'too_many_events', 'payload_too_large']));
   });
@@ -181,7 +183,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
   ] as const)('answers %s with a clear 4xx', async (_name, body, headers, status, code) => {
     const res = await post('/v1/batch', body, headers);
     expect(res.status).toBe(status);
-    expect((await res.json()).error.code).toBe(code);
+    expect((await json(res)).error.code).toBe(code);
   });
 
   it('answers 401 for missing and unknown write keys, and records them', async () => {
@@ -189,8 +191,8 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect(none.status).toBe(401);
     const wrong = await post('/v1/track', { userId: 'u', event: 'x' }, { authorization: basic('wk_nope') });
     expect(wrong.status).toBe(401);
-    expect((await wrong.json()).error.message).toBe('unknown write key');
-    const failed = await (await admin('/failed-events?code=unauthorized')).json();
+    expect((await json(wrong)).error.message).toBe('unknown write key');
+    const failed = await json(await admin('/failed-events?code=unauthorized'));
     expect(failed.data.length).toBeGreaterThanOrEqual(2);
     expect(failed.data[0].raw.text).toBe('{"userId":"u","event":"x"}');
   });
@@ -220,12 +222,12 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
   });
 
   it('serves CORS from the source allowed origins', async () => {
-    const created = await (
+    const created = await json(
       await admin('/sources', {
         method: 'POST',
         body: JSON.stringify({ name: 'web', allowedOrigins: ['https://*.shop.test'] }),
-      })
-    ).json();
+      }),
+    );
     const send = (origin: string) =>
       post('/v1/track', { anonymousId: 'a', event: 'CORS' }, { origin, authorization: basic(created.writeKey) });
     const ok = await send('https://www.shop.test');
@@ -233,7 +235,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://www.shop.test');
     const denied = await send('https://evil.test');
     expect(denied.status).toBe(403);
-    expect((await denied.json()).error.code).toBe('origin_not_allowed');
+    expect((await json(denied)).error.code).toBe('origin_not_allowed');
     const preflight = await fetch(`${cairn.url}/v1/batch`, {
       method: 'OPTIONS',
       headers: { origin: 'https://www.shop.test', 'access-control-request-method': 'POST' },
@@ -243,22 +245,22 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
   });
 
   it('rotates write keys (with an optional grace period) and disables sources', async () => {
-    const src = await (await admin('/sources', { method: 'POST', body: JSON.stringify({ name: 'rotating' }) })).json();
+    const src = await json(await admin('/sources', { method: 'POST', body: JSON.stringify({ name: 'rotating' }) }));
     const send = (k: string) => post('/v1/track', { userId: 'u', event: 'Rotate' }, { authorization: basic(k) });
     expect((await send(src.writeKey)).status).toBe(200);
-    const graced = await (
-      await admin(`/sources/${src.id}/rotate-key`, { method: 'POST', body: JSON.stringify({ graceSeconds: 60 }) })
-    ).json();
+    const graced = await json(
+      await admin(`/sources/${src.id}/rotate-key`, { method: 'POST', body: JSON.stringify({ graceSeconds: 60 }) }),
+    );
     expect(graced.writeKey).not.toBe(src.writeKey);
     expect((await send(src.writeKey)).status).toBe(200);
     expect((await send(graced.writeKey)).status).toBe(200);
-    const rotated = await (await admin(`/sources/${src.id}/rotate-key`, { method: 'POST', body: '{}' })).json();
+    const rotated = await json(await admin(`/sources/${src.id}/rotate-key`, { method: 'POST', body: '{}' }));
     expect((await send(graced.writeKey)).status).toBe(401);
     expect((await send(rotated.writeKey)).status).toBe(200);
     await admin(`/sources/${src.id}/disable`, { method: 'POST' });
     const disabled = await send(rotated.writeKey);
     expect(disabled.status).toBe(403);
-    expect((await disabled.json()).error.code).toBe('source_disabled');
+    expect((await json(disabled)).error.code).toBe('source_disabled');
   });
 
   it('protects the admin API and describes itself in OpenAPI', async () => {
@@ -266,8 +268,8 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect((await fetch(`${cairn.url}/api/sources`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
     const invalid = await admin('/sources', { method: 'POST', body: JSON.stringify({ name: '' }) });
     expect(invalid.status).toBe(400);
-    expect((await invalid.json()).error.message).toMatch(/^name: /);
-    const doc = await (await fetch(`${cairn.url}/api/openapi.json`)).json();
+    expect((await json(invalid)).error.message).toMatch(/^name: /);
+    const doc = await json(await fetch(`${cairn.url}/api/openapi.json`));
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(['/v1/batch', '/v1/track', '/sources', '/failed-events']),
     );
@@ -275,7 +277,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
 
   it('reports health, readiness and metrics', async () => {
     expect((await fetch(`${cairn.url}/healthz`)).status).toBe(200);
-    expect(await (await fetch(`${cairn.url}/readyz`)).json()).toEqual({ status: 'ready' });
+    expect(await json(await fetch(`${cairn.url}/readyz`))).toEqual({ status: 'ready' });
     const metrics = await (await fetch(`${cairn.url}/metrics`)).text();
     expect(metrics).toMatch(/cairn_events_accepted_total\{type="track"\} \d+/);
     expect(metrics).toMatch(/cairn_events_rejected_total\{reason="invalid_event"\} \d+/);
