@@ -6,6 +6,7 @@ import { type AuthVariables, authenticate } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
+import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { sourcesApi } from './sources.ts';
 import { describeTrackingApi } from './tracking-doc.ts';
@@ -58,6 +59,7 @@ export function adminApi(deps: { sql: Sql; authenticator: Authenticator; sources
     return PUBLIC_PATHS.has(c.req.path) ? next() : authed(c, next);
   });
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
+  api.route('/events', eventsApi(deps.sql));
   api.route('/failed-events', failedEventsApi(deps.sql));
   return api;
 }

@@ -263,6 +263,17 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect((await json(disabled)).error.code).toBe('source_disabled');
   });
 
+  it('lists recent events newest first through the admin API', async () => {
+    expect((await post('/v1/track', { userId: 'u', event: 'Listed', messageId: 'listed-1' })).status).toBe(200);
+    const page = await json(await admin('/events?messageId=listed-1'));
+    expect(page.data).toHaveLength(1);
+    expect(page.data[0]).toMatchObject({ type: 'track', messageId: 'listed-1', payload: { event: 'Listed' } });
+    const recent = await json(await admin('/events?limit=2'));
+    expect(recent.data).toHaveLength(2);
+    expect(Number(recent.data[0].id)).toBeGreaterThan(Number(recent.data[1].id));
+    expect(recent.next).toBe(recent.data[1].id);
+  });
+
   it('protects the admin API and describes itself in OpenAPI', async () => {
     expect((await fetch(`${cairn.url}/api/sources`)).status).toBe(401);
     expect((await fetch(`${cairn.url}/api/sources`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);

@@ -112,3 +112,43 @@ export async function listFailedEvents(
     ORDER BY id DESC
     LIMIT ${filter.limit}`;
 }
+
+/** A stored event as the admin API lists it. */
+export interface StoredEventView {
+  id: string;
+  sourceId: string;
+  messageId: string;
+  type: string;
+  receivedAt: Date;
+  processedAt: Date | null;
+  payload: unknown;
+}
+
+/**
+ * Lists stored events newest first (the live event view), keyset-paged by id.
+ *
+ * @example
+ * const page = await listEvents(sql, { sourceId: 'src_demo', limit: 50 });
+ */
+export async function listEvents(
+  sql: Tx,
+  filter: { sourceId?: string; type?: string; messageId?: string; before?: string; limit: number },
+): Promise<StoredEventView[]> {
+  return sql<StoredEventView[]>`
+    SELECT
+      id,
+      source_id AS "sourceId",
+      message_id AS "messageId",
+      type,
+      received_at AS "receivedAt",
+      processed_at AS "processedAt",
+      payload
+    FROM events
+    WHERE true
+      ${filter.sourceId ? sql`AND source_id = ${filter.sourceId}` : sql``}
+      ${filter.type ? sql`AND type = ${filter.type}` : sql``}
+      ${filter.messageId ? sql`AND message_id = ${filter.messageId}` : sql``}
+      ${filter.before ? sql`AND id < ${filter.before}` : sql``}
+    ORDER BY id DESC
+    LIMIT ${filter.limit}`;
+}

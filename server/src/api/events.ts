@@ -1,0 +1,60 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
+import type { Sql } from '../db/index.ts';
+import { listEvents } from '../pipeline/ingest/queries.ts';
+import { AUTH_ERRORS, json } from './schemas.ts';
+
+const StoredEventSchema = z
+  .object({
+    id: z.string(),
+    sourceId: z.string(),
+    messageId: z.string(),
+    type: z.string(),
+    receivedAt: z.string(),
+    processedAt: z.string().nullable().openapi({ description: 'When the pipeline took the event over' }),
+    payload: z.unknown().openapi({ description: 'The event as stored: Segment fields, corrected timestamp, enriched context' }),
+  })
+  .openapi('StoredEvent');
+
+/**
+ * `/api/events`: the most recent stored events (a live event view for debugging sources).
+ *
+ * @example
+ * api.route('/events', eventsApi(sql));
+ */
+export function eventsApi(sql: Sql) {
+  const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/',
+      tags: ['Events'],
+      summary: 'List recent events, newest first',
+      middleware: [requirePermission('events:read')] as const,
+      request: {
+        query: z.object({
+          sourceId: z.string().optional(),
+          type: z.enum(['track', 'identify', 'page', 'screen', 'group', 'alias']).optional(),
+          messageId: z.string().optional(),
+          before: z.string().regex(/^\d+$/).optional().openapi({ description: 'Page: ids below this one' }),
+          limit: z.coerce.number().int().min(1).max(500).default(50),
+        }),
+      },
+      responses: {
+        200: json(z.object({ data: z.array(StoredEventSchema), next: z.string().nullable() }), 'A page of events'),
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const rows = await listEvents(sql, q);
+      const data = rows.map((r) => ({
+        ...r,
+        receivedAt: r.receivedAt.toISOString(),
+        processedAt: r.processedAt?.toISOString() ?? null,
+      }));
+      return c.json({ data, next: rows.length === q.limit ? rows.at(-1)!.id : null }, 200);
+    },
+  );
+  return app;
+}
