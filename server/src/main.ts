@@ -21,7 +21,9 @@ if (config.role !== 'worker') {
   if (cairn.generatedAdminKey) {
     log.info(`generated admin API key (shown once, store it now): ${cairn.generatedAdminKey}`);
   }
-  if (cairn.demoSource) log.info(`demo source write key: ${cairn.demoSource.writeKey}`);
+  if (cairn.demoSource) {
+    log.info(`demo source write key: ${cairn.demoSource.writeKey}   demo shop: ${cairn.url}/demo/`);
+  }
 }
 
 let stopping = false;

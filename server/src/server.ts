@@ -6,6 +6,7 @@ import { ensureDemoSource } from './bootstrap.ts';
 import { type Config, DEFAULTS } from './config.ts';
 import { openDatabase, type Sql } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
+import { demoRoutes } from './demo.ts';
 import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -78,7 +79,10 @@ export async function startCairn(
     authenticator,
     isAccepting: () => accepting,
     inflight,
-    extra: options.extraRoutes,
+    extra: (a) => {
+      if (config.demo && config.role !== 'worker') demoRoutes(a, () => demoSource?.writeKey);
+      options.extraRoutes?.(a);
+    },
   });
   if (config.role !== 'ingest') await startWorkers({ boss, sql });
 

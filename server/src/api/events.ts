@@ -12,7 +12,9 @@ const StoredEventSchema = z
     type: z.string(),
     receivedAt: z.string(),
     processedAt: z.string().nullable().openapi({ description: 'When the pipeline took the event over' }),
-    payload: z.unknown().openapi({ description: 'The event as stored: Segment fields, corrected timestamp, enriched context' }),
+    payload: z
+      .unknown()
+      .openapi({ description: 'The event as stored: Segment fields, corrected timestamp, enriched context' }),
   })
   .openapi('StoredEvent');
 

@@ -235,6 +235,8 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://www.shop.test');
     const denied = await send('https://evil.test');
     expect(denied.status).toBe(403);
+    expect(denied.headers.get('access-control-allow-origin')).toBe('https://evil.test');
+    expect(denied.headers.get('access-control-expose-headers')).toBe('Retry-After');
     expect((await json(denied)).error.code).toBe('origin_not_allowed');
     const preflight = await fetch(`${cairn.url}/v1/batch`, {
       method: 'OPTIONS',

@@ -39,6 +39,16 @@ interface Rejection {
  */
 export function trackingRoutes(deps: IngestDeps): Hono {
   const app = new Hono();
+  // Write-only API: reflecting the origin exposes nothing, and lets the snippet read a refusal (403,
+  // 400, 413) and stop retrying it. Which origins may write is enforced per source (403 below).
+  app.use('*', async function corsHeaders(c, next) {
+    await next();
+    const origin = c.req.header('origin');
+    if (!origin || c.req.method === 'OPTIONS') return;
+    c.res.headers.set('Access-Control-Allow-Origin', origin);
+    c.res.headers.set('Access-Control-Expose-Headers', 'Retry-After');
+    c.res.headers.append('Vary', 'Origin');
+  });
   app.options('*', function preflight(c) {
     const origin = c.req.header('origin');
     if (origin && deps.sources.anyAllowsOrigin(origin)) {
@@ -122,7 +132,7 @@ async function ingest(c: Context, deps: IngestDeps, kind: EventType | 'batch'): 
       apiError(401, 'unauthorized', message),
     );
   }
-  const denied = checkSource(c, source, info);
+  const denied = checkSource(source, info);
   if (denied) {
     return refuse(
       failedPayload(info, source.id, 403, denied.code, denied.message, body.raw),
@@ -155,15 +165,11 @@ async function ingest(c: Context, deps: IngestDeps, kind: EventType | 'batch'): 
   return store(c, deps, source, info, events, prefix, kind === 'batch' ? undefined : kind, receivedAt, json.sentAt);
 }
 
-function checkSource(c: Context, source: Source, info: RequestInfo): { code: string; message: string } | null {
+function checkSource(source: Source, info: RequestInfo): { code: string; message: string } | null {
   if (!source.enabled) return { code: 'source_disabled', message: `source ${source.id} is disabled` };
-  const origin = info.origin;
-  if (!origin) return null;
-  if (!originAllowed(source.allowedOrigins, origin)) {
-    return { code: 'origin_not_allowed', message: `origin ${origin} is not allowed for this source` };
+  if (info.origin && !originAllowed(source.allowedOrigins, info.origin)) {
+    return { code: 'origin_not_allowed', message: `origin ${info.origin} is not allowed for this source` };
   }
-  c.header('Access-Control-Allow-Origin', origin);
-  c.header('Vary', 'Origin');
   return null;
 }
 
