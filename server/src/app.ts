@@ -13,6 +13,8 @@ import type { FailureRecorder } from './pipeline/ingest/failures.ts';
 import type { EventWriter } from './pipeline/ingest/writer.ts';
 import type { SourceDirectory } from './sources/directory.ts';
 
+const PROBES = new Set(['/healthz', '/readyz']);
+
 /** Everything the HTTP app is built from. */
 export interface AppDeps {
   config: Readonly<Config>;
@@ -48,6 +50,13 @@ export function createApp(deps: AppDeps): Hono {
     throw apiError(404, 'not_found', 'no such route');
   });
   app.use('*', async function measure(c, next) {
+    // Once shutdown begins, requests arriving on kept-alive connections are turned away (retryable)
+    // and the connection closed, so in-flight work can drain instead of being refilled.
+    if (!deps.isAccepting() && !PROBES.has(c.req.path)) {
+      c.header('Connection', 'close');
+      c.header('Retry-After', '1');
+      return c.json({ error: { code: 'unavailable', message: 'server is shutting down; retry' } }, 503);
+    }
     const stop = metrics.httpDuration.startTimer();
     deps.inflight.count++;
     try {

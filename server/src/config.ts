@@ -35,7 +35,7 @@ const EnvSchema = z.object({
   CAIRN_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
   CAIRN_TRUST_PROXY: flag(false),
-  CAIRN_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(DEFAULTS.poolMax),
+  CAIRN_DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(DEFAULTS.poolMax),
   CAIRN_COMMIT_MAX_ROWS: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.commitMaxRows),
   CAIRN_COMMIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(DEFAULTS.commitConcurrency),
   CAIRN_MAX_FUTURE_SKEW_MS: z.coerce.number().int().min(0).default(DEFAULTS.maxFutureSkewMs),

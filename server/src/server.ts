@@ -4,7 +4,7 @@ import { createApp } from './app.ts';
 import { setupAdminKeys } from './auth/keys.ts';
 import { ensureDemoSource } from './bootstrap.ts';
 import { type Config, DEFAULTS } from './config.ts';
-import { openDatabase, type Sql } from './db/index.ts';
+import { openDatabase, type Sql, withStartupLock } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
 import { demoRoutes } from './demo.ts';
 import { startBoss } from './jobs/queues.ts';
@@ -46,7 +46,7 @@ export async function startCairn(
   const { sql } = db;
   const applied = await migrate(sql);
   if (applied.length) log.info(`applied migrations ${applied.join(', ')}`);
-  const boss = await startBoss(db, log, { supervise: config.role !== 'ingest' });
+  const boss = await withStartupLock(db, () => startBoss(db, log, { supervise: config.role !== 'ingest' }));
   const { authenticator, generatedKey } = await setupAdminKeys(sql, config);
   const demoSource = config.demo ? await ensureDemoSource(sql) : undefined;
   const sources = createSourceDirectory(sql, log, config.sourceRefreshMs);

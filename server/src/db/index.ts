@@ -37,6 +37,10 @@ export function bossExecutor(sql: Tx): IDatabase {
         const reserved = await sql.reserve();
         try {
           return { rows: flatten(await reserved.unsafe(text)) };
+        } catch (err) {
+          // The failed text left its transaction open: never hand the connection back mid-transaction.
+          await reserved.unsafe('ROLLBACK').catch(() => {});
+          throw err;
         } finally {
           reserved.release();
         }
@@ -126,4 +130,40 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Runs `fn` while holding a session advisory lock on a connection reserved for it, so servers
+ * starting together on one database run it one after another. pg-boss's schema installation needs
+ * this: two concurrent installs collide on CREATE SCHEMA. Embedded PGlite has one process per data
+ * directory (and one connection, which the lock would starve), so it runs `fn` directly.
+ *
+ * @example
+ * const boss = await withStartupLock(db, () => startBoss(db, log, options));
+ */
+export async function withStartupLock<T>(db: Database, fn: () => Promise<T>): Promise<T> {
+  if (db.kind === 'embedded') return fn();
+  const reserved = await db.sql.reserve();
+  try {
+    await reserved`SELECT pg_advisory_lock(${STARTUP_LOCK})`;
+    return await fn();
+  } finally {
+    await reserved`SELECT pg_advisory_unlock(${STARTUP_LOCK})`.catch(() => {});
+    reserved.release();
+  }
+}
+
+// Distinct from the migration lock (db/migrate.ts), which is transaction-scoped.
+const STARTUP_LOCK = 727_746_002;
+
+/**
+ * Whether a Postgres error is about the data of a statement (SQLSTATE classes 22 and 23) rather
+ * than the database being unavailable. The dedup key's unique violation (23505) is not one.
+ *
+ * @example
+ * if (isDataError(err)) retryRowByRow();
+ */
+export function isDataError(err: unknown): boolean {
+  const code = String((err as { code?: unknown })?.code ?? '');
+  return /^2[23]/.test(code) && code !== '23505';
 }

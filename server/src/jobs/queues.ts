@@ -29,8 +29,8 @@ export interface QueuePayloads {
 export const BOSS_SCHEMA = 'pgboss';
 
 /**
- * Starts pg-boss on the shared client and declares every queue. pg-boss installs or migrates its
- * own schema under its own advisory lock, so concurrent starts are safe.
+ * Starts pg-boss on the shared client and declares every queue. Concurrent installs of pg-boss's
+ * schema collide (CREATE SCHEMA races), so callers serialise starts with `withStartupLock`.
  *
  * @example
  * const boss = await startBoss(db, log);

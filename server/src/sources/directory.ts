@@ -46,11 +46,21 @@ export function createSourceDirectory(sql: Sql, log: Logger, refreshMs: number):
     fingerprint = f;
   }
 
-  function reload(): Promise<void> {
-    loading ??= load().finally(() => {
-      loading = null;
-    });
-    return loading;
+  // `fresh` = a load that starts after the caller's own change committed; a load already under way
+  // may have read the table before it, so it is waited for, then followed by a new one.
+  function reload(fresh = false): Promise<void> {
+    if (loading && !fresh) return loading;
+    const next: Promise<void> = (loading ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => {
+        if (fresh) fingerprint = '';
+        return load();
+      })
+      .finally(() => {
+        if (loading === next) loading = null;
+      });
+    loading = next;
+    return next;
   }
 
   function current(writeKey: string): Source | undefined {
@@ -73,10 +83,7 @@ export function createSourceDirectory(sql: Sql, log: Logger, refreshMs: number):
       }
       return false;
     },
-    reload: () => {
-      fingerprint = '';
-      return reload();
-    },
+    reload: () => reload(true),
     async start() {
       await reload();
       timer = setInterval(() => reload().catch((err) => log.error('reloading sources', err)), refreshMs);

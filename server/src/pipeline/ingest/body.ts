@@ -24,6 +24,8 @@ export class BodyError extends Error {
 }
 
 const JSON_TYPES = /^(application\/(json|[\w.+-]+\+json)|text\/plain)$/i;
+// RudderStack's Node SDK labels its gzipped JSON as a form; such a body is read if it is JSON.
+const FORM_TYPE = 'application/x-www-form-urlencoded';
 
 /**
  * Reads, decompresses (gzip/deflate), size-checks, UTF-8-decodes and parses a tracking request body.
@@ -33,8 +35,9 @@ const JSON_TYPES = /^(application\/(json|[\w.+-]+\+json)|text\/plain)$/i;
  * const { json, raw } = await readJsonBody(c.req.raw);
  */
 export async function readJsonBody(req: Request, maxBytes: number = LIMITS.maxRequestBytes) {
-  const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim();
-  if (type && !JSON_TYPES.test(type)) {
+  const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const form = type === FORM_TYPE;
+  if (type && !form && !JSON_TYPES.test(type)) {
     throw new BodyError(
       415,
       'unsupported_media_type',
@@ -53,6 +56,14 @@ export async function readJsonBody(req: Request, maxBytes: number = LIMITS.maxRe
   try {
     return { json: JSON.parse(text) as unknown, raw };
   } catch (err) {
+    if (form) {
+      throw new BodyError(
+        415,
+        'unsupported_media_type',
+        `content-type ${type} is not supported; send application/json`,
+        raw,
+      );
+    }
     throw new BodyError(400, 'invalid_json', `request body is not valid JSON: ${(err as Error).message}`, raw);
   }
 }

@@ -1,4 +1,4 @@
-import type { Sql } from '../../db/index.ts';
+import { isDataError, type Sql } from '../../db/index.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { createBatcher } from './batcher.ts';
 import { type FailedEventRow, insertFailedEvents } from './queries.ts';
@@ -28,7 +28,18 @@ export interface FailureRecorder {
 export function createFailureRecorder(sql: Sql, metrics: Metrics): FailureRecorder {
   const batcher = createBatcher<FailedEventRow[], void>({
     async write(groups) {
-      await insertFailedEvents(sql, groups.flat());
+      try {
+        await insertFailedEvents(sql, groups.flat());
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        // One refusal could not be stored as given: store the others, and that one without its JSON.
+        for (const row of groups.flat()) {
+          await insertFailedEvents(sql, [row]).catch(async (e) => {
+            if (!isDataError(e)) throw e;
+            await insertFailedEvents(sql, [{ ...row, event: null, raw: row.raw ?? Buffer.from(row.event ?? '') }]);
+          });
+        }
+      }
       return groups.map(() => undefined);
     },
     weight: (rows) => rows.length,
@@ -44,6 +55,12 @@ export function createFailureRecorder(sql: Sql, metrics: Metrics): FailureRecord
     drain: batcher.drain,
   };
 }
+
+// Reasons quote client input (V8's JSON.parse messages quote the body): Postgres text cannot hold
+// NUL or unpaired surrogates, so those become U+FFFD.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching NUL is the point
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const storable = (text: string) => text.replace(UNSTORABLE, '\uFFFD');
 
 /**
  * A refused payload (the whole body), keeping the raw bytes that were read.
@@ -63,7 +80,7 @@ export function failedPayload(
     sourceId,
     status,
     code,
-    reason,
+    reason: storable(reason),
     event: null,
     raw: raw?.bytes ?? null,
     rawBytes: raw?.size ?? null,
@@ -86,8 +103,15 @@ export function failedEvent(
   reason: string,
   event: unknown,
 ): FailedEventRow {
-  const text = JSON.stringify(event) ?? 'null';
-  const storable = !/\\u0000|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/i.test(
+  let text: string;
+  try {
+    text = JSON.stringify(event) ?? 'null';
+  } catch {
+    // JSON.stringify recurses; an event nested thousands deep was refused by the iterative walk.
+    text = '"(not serializable: nested too deeply)"';
+  }
+  // JSON.stringify escapes NUL and lone surrogates, which jsonb still refuses: keep those as raw bytes.
+  const asJsonb = !/\\u0000|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/i.test(
     text,
   );
   const bytes = Buffer.from(text);
@@ -95,9 +119,9 @@ export function failedEvent(
     sourceId,
     status,
     code,
-    reason,
-    event: storable ? text : null,
-    raw: storable ? null : bytes,
+    reason: storable(reason),
+    event: asJsonb ? text : null,
+    raw: asJsonb ? null : bytes,
     rawBytes: bytes.byteLength,
     request: JSON.stringify(info),
   };

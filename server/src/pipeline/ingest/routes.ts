@@ -1,4 +1,4 @@
-import { type EventType, isEventType, LIMITS, validateEvent } from '@cairn/core';
+import { type EventType, isEventType, LIMITS, parseTimestamp, validateEvent } from '@cairn/core';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import type { Config } from '../../config.ts';
@@ -8,7 +8,7 @@ import type { Metrics } from '../../observability/metrics.ts';
 import { originAllowed, type SourceDirectory } from '../../sources/directory.ts';
 import type { Source } from '../../sources/queries.ts';
 import { BodyError, readJsonBody } from './body.ts';
-import { type EventRow, enrichEvent } from './enrich.ts';
+import { type EventRow, enrichEvent, type RequestFacts } from './enrich.ts';
 import { type FailureRecorder, failedEvent, failedPayload, type RequestInfo } from './failures.ts';
 import type { FailedEventRow } from './queries.ts';
 import type { EventWriter } from './writer.ts';
@@ -161,6 +161,14 @@ async function ingest(c: Context, deps: IngestDeps, kind: EventType | 'batch'): 
     events = [event];
     prefix = () => '';
   }
+  if (
+    kind === 'batch' &&
+    json.sentAt !== undefined &&
+    (typeof json.sentAt !== 'string' || Number.isNaN(parseTimestamp(json.sentAt)))
+  ) {
+    const err = apiError(400, 'invalid_body', 'sentAt: not an ISO-8601 date');
+    return refuse(failedPayload(info, source.id, 400, 'invalid_body', err.message, body.raw), err);
+  }
   metrics.requestBatchSize.observe(events.length);
   return store(c, deps, source, info, events, prefix, kind === 'batch' ? undefined : kind, receivedAt, json.sentAt);
 }
@@ -196,23 +204,9 @@ async function store(
   const failed: FailedEventRow[] = [];
   events.forEach((raw, index) => {
     const path = prefix(index);
-    const size = Buffer.byteLength(JSON.stringify(raw) ?? '');
-    let rejection: Rejection | undefined;
-    if (size > LIMITS.maxEventBytes) {
-      rejection = {
-        index,
-        path: path || 'body',
-        message: `event is ${size} bytes; the limit is ${LIMITS.maxEventBytes}`,
-        status: 413,
-      };
-    } else {
-      const v = validateEvent(raw, path, impliedType);
-      const e = v.ok ? enrichEvent(v.event, facts, path) : v;
-      if (e.ok) rows.push(e.row);
-      else rejection = { index, ...e.issue, status: 400 };
-    }
+    const rejection = prepare(raw, path, impliedType, facts, rows);
     if (rejection) {
-      rejected.push(rejection);
+      rejected.push({ index, ...rejection });
       const code = rejection.status === 413 ? 'event_too_large' : 'invalid_event';
       failed.push(failedEvent(info, source.id, rejection.status, code, `${rejection.path}: ${rejection.message}`, raw));
     }
@@ -235,6 +229,31 @@ async function store(
     accepted: rows.length,
     rejected: rejected.map(({ index, path, message }) => ({ index, path, message })),
   });
+}
+
+// Validation comes first: its walk is iterative and bounds nesting, so the JSON.stringify of the size
+// check (which recurses) never sees an event nested thousands deep.
+function prepare(
+  raw: unknown,
+  path: string,
+  impliedType: EventType | undefined,
+  facts: RequestFacts,
+  rows: EventRow[],
+): Omit<Rejection, 'index'> | null {
+  const v = validateEvent(raw, path, impliedType);
+  if (!v.ok) return { ...v.issue, status: 400 };
+  const size = Buffer.byteLength(JSON.stringify(raw));
+  if (size > LIMITS.maxEventBytes) {
+    return {
+      path: path || 'body',
+      message: `event is ${size} bytes; the limit is ${LIMITS.maxEventBytes}`,
+      status: 413,
+    };
+  }
+  const e = enrichEvent(v.event, facts, path);
+  if (!e.ok) return { ...e.issue, status: 400 };
+  rows.push(e.row);
+  return null;
 }
 
 async function failures(deps: IngestDeps, rows: FailedEventRow[]): Promise<void> {

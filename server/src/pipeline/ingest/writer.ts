@@ -1,5 +1,5 @@
 import type { PgBoss } from 'pg-boss';
-import { bossExecutor, type Sql } from '../../db/index.ts';
+import { bossExecutor, isDataError, type Sql } from '../../db/index.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
@@ -19,13 +19,6 @@ export interface EventWriter {
   write(rows: EventRow[]): Promise<WriteResult>;
   pending(): number;
   drain(): Promise<void>;
-}
-
-// SQLSTATE classes 22 (data exception) and 23 (integrity) other than the dedup key: one request's
-// rows could not be stored. Retried request by request so it cannot fail the others in its group.
-function isDataError(err: unknown): boolean {
-  const code = String((err as { code?: unknown })?.code ?? '');
-  return /^2[23]/.test(code) && code !== '23505';
 }
 
 /**
@@ -71,6 +64,7 @@ export function createEventWriter(deps: {
     try {
       return await commit(requests);
     } catch (err) {
+      // One request's rows could not be stored: retry request by request so it cannot fail the others.
       if (requests.length === 1 || !isDataError(err)) throw err;
       deps.log.error(`group commit of ${requests.length} requests failed; retrying one by one`, err);
       const outs: Array<WriteResult | Error> = [];
