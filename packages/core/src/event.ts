@@ -1,4 +1,5 @@
-import { type EventType, isEventType, LIMITS } from './limits.ts';
+import { z } from 'zod';
+import { EVENT_TYPES, type EventType, LIMITS } from './limits.ts';
 import { childPath, scanJson } from './scan.ts';
 
 /** A JSON object as events carry them (properties, traits, context, integrations). */
@@ -54,26 +55,55 @@ export function parseTimestamp(value: string): number {
   return Date.parse(hasOffset ? value : `${value}Z`);
 }
 
-const OBJECT_FIELDS = ['properties', 'traits', 'context', 'integrations'] as const;
-const TIME_FIELDS = ['timestamp', 'originalTimestamp', 'sentAt'] as const;
-const ID_FIELDS = ['messageId', 'userId', 'anonymousId', 'groupId', 'previousId'] as const;
-const NAME_FIELDS = ['event', 'name', 'category'] as const;
-
 function isPlainObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function fail(path: string, field: string, message: string): Validation {
-  return { ok: false, issue: { path: childPath(path, field), message } };
-}
+// Absent, null and '' ids all mean "not given"; numbers (sent by some clients) become strings.
+const id = z
+  .union([z.string(), z.number()], { error: 'must be a string or a number' })
+  .nullish()
+  .transform((v) => (v === null || v === undefined || v === '' ? undefined : String(v)))
+  .pipe(
+    z
+      .string()
+      .max(LIMITS.maxIdLength, { error: `longer than ${LIMITS.maxIdLength} characters` })
+      .optional(),
+  );
+const name = z
+  .string({ error: 'must be a string' })
+  .max(LIMITS.maxNameLength, { error: `longer than ${LIMITS.maxNameLength} characters` })
+  .nullish()
+  .transform((v) => v ?? undefined);
+const object = z
+  .custom<JsonObject>(isPlainObject, { error: 'must be a JSON object' })
+  .nullish()
+  .transform((v) => v ?? undefined);
+const time = z
+  .string({ error: 'not an ISO-8601 date' })
+  .refine((v) => !Number.isNaN(parseTimestamp(v)), { error: 'not an ISO-8601 date' })
+  .nullish()
+  .transform((v) => v ?? undefined);
 
-/** Normalises an id field: strings are trimmed of nothing (ids are opaque), numbers become strings. */
-function readId(v: unknown): string | undefined | null {
-  if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  return null;
-}
+// Unknown top-level fields are kept (loose): they are the client's, and Segment keeps them too.
+const EventSchema = z.looseObject({
+  type: z.enum(EVENT_TYPES, { error: `must be one of ${EVENT_TYPES.join(', ')}` }),
+  messageId: id,
+  userId: id,
+  anonymousId: id,
+  groupId: id,
+  previousId: id,
+  event: name,
+  name,
+  category: name,
+  properties: object,
+  traits: object,
+  context: object,
+  integrations: object,
+  timestamp: time,
+  originalTimestamp: time,
+  sentAt: time,
+});
 
 /**
  * Validates one tracking event against the Segment spec and Cairn's storage rules. `impliedType`
@@ -86,52 +116,29 @@ function readId(v: unknown): string | undefined | null {
  */
 export function validateEvent(input: unknown, path: string, impliedType?: EventType): Validation {
   if (!isPlainObject(input)) return { ok: false, issue: { path: path || 'body', message: 'must be a JSON object' } };
-  const type = input.type ?? impliedType;
-  if (!isEventType(type)) {
-    return fail(path, 'type', 'must be one of track, identify, page, screen, group, alias');
+  if (impliedType && input.type !== undefined && input.type !== impliedType) {
+    return fail(path, 'type', `must be "${impliedType}" on this endpoint`);
   }
-  if (impliedType && type !== impliedType) return fail(path, 'type', `must be "${impliedType}" on this endpoint`);
-
-  const event: TrackingEvent = { ...input, type };
-  for (const field of ID_FIELDS) {
-    const id = readId(input[field]);
-    if (id === null) return fail(path, field, 'must be a string or a number');
-    if (id !== undefined && id.length > LIMITS.maxIdLength) {
-      return fail(path, field, `longer than ${LIMITS.maxIdLength} characters`);
-    }
-    if (id === undefined) delete event[field];
-    else event[field] = id;
+  const parsed = EventSchema.safeParse(impliedType ? { ...input, type: impliedType } : input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const at = issue.path.reduce<string>((p, k) => childPath(p, typeof k === 'number' ? k : String(k)), path);
+    return { ok: false, issue: { path: at || 'body', message: issue.message } };
   }
+  const event = parsed.data as TrackingEvent;
+  for (const key of Object.keys(event)) if (event[key] === undefined) delete event[key];
   if (!event.userId && !event.anonymousId) {
     return { ok: false, issue: { path: path || 'body', message: 'needs a userId or an anonymousId' } };
   }
-  for (const field of NAME_FIELDS) {
-    const v = input[field];
-    if (v === undefined || v === null) {
-      delete event[field];
-      continue;
-    }
-    if (typeof v !== 'string') return fail(path, field, 'must be a string');
-    if (v.length > LIMITS.maxNameLength) return fail(path, field, `longer than ${LIMITS.maxNameLength} characters`);
-  }
-  for (const field of OBJECT_FIELDS) {
-    const v = input[field];
-    if (v === undefined || v === null) delete event[field];
-    else if (!isPlainObject(v)) return fail(path, field, 'must be a JSON object');
-  }
-  for (const field of TIME_FIELDS) {
-    const v = input[field];
-    if (v === undefined || v === null) {
-      delete event[field];
-      continue;
-    }
-    if (typeof v !== 'string' || Number.isNaN(parseTimestamp(v))) return fail(path, field, 'not an ISO-8601 date');
-  }
-  const required = requiredFor(type, event);
+  const required = requiredFor(event.type, event);
   if (required) return fail(path, required, 'is required');
   const problem = scanJson(event, path);
   if (problem) return { ok: false, issue: problem };
   return { ok: true, event };
+}
+
+function fail(path: string, field: string, message: string): Validation {
+  return { ok: false, issue: { path: childPath(path, field), message } };
 }
 
 function requiredFor(type: EventType, e: TrackingEvent): string | null {
