@@ -2,7 +2,7 @@
 import { context, pageProps, startContext } from './context.ts';
 import { watchHistory } from './history.ts';
 import { clear, own, startQueue, update } from './queue.ts';
-import { enqueue, flush, unload } from './send.ts';
+import { enqueue, flush, resume, unload } from './send.ts';
 import { cfg, configure, iso, json, log, pending, prefs, safe, setPrefs, uuid } from './state.ts';
 import { AID, CONSENT, cookie, del, get, readCookie, set, setPersist, TRAITS, UID } from './store.ts';
 import type { Cairn, CairnEvent, Middleware, Options, Props, Purposes } from './types.ts';
@@ -68,7 +68,10 @@ const methods = {
     startContext();
     tick = startQueue(flush);
     addEventListener('pagehide', safe(unload));
-    addEventListener('pageshow', tick);
+    addEventListener('pageshow', () => {
+      resume();
+      tick();
+    });
     document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && flush());
     for (const [m, a] of early.splice(0)) call(api, m, a);
     cfg!.autoPage && api.page();

@@ -10,13 +10,29 @@ let landing: Props | undefined;
 
 export const setReferrer = (r: string) => (referrer = r);
 
-export const pageProps = () => ({
+/** Where a page view happened; an SPA page view is built later than the navigation it records. */
+export type Loc = { path: string; referrer: string; search: string; url: string };
+let pinned: Loc | undefined;
+
+/** The current location, as a page view taken now would record it. */
+export const here = (): Loc => ({
   path: location.pathname,
   referrer: referrer || document.referrer,
   search: location.search,
-  title: document.title,
-  url: location.href.split('#')[0],
+  url: location.href.split('#')[0]!,
 });
+
+/** Builds events as if at `loc`: two route changes in one task must not both record the last one. */
+export function at(loc: Loc, fn: () => void) {
+  pinned = loc;
+  try {
+    fn();
+  } finally {
+    pinned = undefined;
+  }
+}
+
+export const pageProps = () => ({ ...(pinned || here()), title: document.title });
 
 /** utm_campaign is Segment's `name`; other utm_x keep their suffix. */
 function utm(search: string) {

@@ -1,6 +1,6 @@
 // SPA page views. A route change is a new path, or a new query string by pushState/popstate; replaceState
 // that keeps the path (routers use it to store filters and scroll state) is not a page view.
-import { setReferrer } from './context.ts';
+import { at, here, setReferrer } from './context.ts';
 import { safe } from './state.ts';
 
 export function watchHistory(page: () => void) {
@@ -9,8 +9,9 @@ export function watchHistory(page: () => void) {
     const { pathname: p, search: s } = location;
     if (p !== path || (!replace && s !== search)) {
       setReferrer(url);
-      // Deferred so that the router has set the new document.title.
-      setTimeout(page);
+      // Deferred so that the router has set the new document.title; the location is taken now.
+      const loc = here();
+      setTimeout(() => at(loc, page));
     }
     path = p;
     search = s;

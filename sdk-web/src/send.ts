@@ -14,6 +14,12 @@ let timer: ReturnType<typeof setTimeout> | 0 = 0;
 let attempt = 0;
 let retryAt = 0;
 let due = 0;
+/**
+ * What this page beaconed on pagehide. Leaving fires pagehide and then visibilitychange (whose flush would
+ * send them again); they stay queued for the next page, or for this one if it returns from the bfcache.
+ */
+let beaconed: string[] = [];
+export const resume = () => (beaconed = []);
 
 const url = () => `${cfg!.host}/v1/batch`;
 const body = (batch: CairnEvent[]) => JSON.stringify({ batch, sentAt: iso(), writeKey: cfg!.writeKey });
@@ -63,7 +69,7 @@ async function send() {
   if (busy || pending()) return;
   const wait = retryAt - now();
   if (wait > 0) return later(wait);
-  const batch = chunks(read())[0];
+  const batch = chunks(read().filter((e) => !beaconed.includes(e.messageId)))[0];
   if (!batch) return;
   busy = ids(batch);
   let status = 0;
@@ -94,15 +100,15 @@ async function send() {
 }
 
 /**
- * Last chance before the page goes away: beacons outlive the page. While the server was answering, what was
- * beaconed (or is in flight with keepalive) leaves the queue; after a failure it stays, and the next page or
- * another tab sends it again under the same messageIds.
+ * Last chance before the page goes away: beacons outlive the page, but nobody learns whether they arrived.
+ * So what was beaconed (or is in flight with keepalive) stays queued: the next page or another tab sends it
+ * again under the same messageIds and the server stores it once. At-least-once, never lost to a server that
+ * went down a moment before the visitor left.
  */
 export function unload() {
   if (!cfg || pending()) return;
-  const done = [...(busy || [])];
-  for (const c of chunks(read().filter((e) => !done.includes(e.messageId))))
-    navigator.sendBeacon(url(), body(c)) && done.push(...ids(c));
-  if (!retryAt) remove(done);
+  const skip = [...(busy || []), ...beaconed];
+  for (const c of chunks(read().filter((e) => !skip.includes(e.messageId))))
+    navigator.sendBeacon(url(), body(c)) && beaconed.push(...ids(c));
   release();
 }

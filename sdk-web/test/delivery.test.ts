@@ -60,18 +60,29 @@ describe('delivery', { timeout: 90_000 }, () => {
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(1_950);
   });
 
-  it('flushes on pagehide: events fired right before leaving arrive, once', async () => {
+  it('flushes on pagehide: events fired right before leaving arrive, and stay queued until confirmed', async () => {
     const { page } = await h.open('/', { autoPage: false, flushAt: 100, flushInterval: 60_000 });
     await page.evaluate(() => window.cairn.track('Leaving'));
     await page.goto(`${h.rec.origin}/blank`);
     await until(() => named('Leaving').length, 'the event sent on pagehide');
-    // The beacon took the event off the queue: the next page does not send it again.
+    // Nobody learns whether a beacon arrived, so the event stayed queued: the next page sends it again,
+    // under the same messageId (the server stores it once), and a confirmed send takes it off the queue.
     h.rec.options = { autoPage: false, flushAt: 1 };
     await page.goto(`${h.rec.origin}/`);
     await ready(page);
     await page.evaluate(() => window.cairn.track('Back'));
     await until(() => named('Back').length, 'the event on the next page');
-    expect(named('Leaving')).toHaveLength(1);
+    const leaving = named('Leaving');
+    expect(leaving).toHaveLength(2);
+    expect(new Set(leaving.map((e) => e.messageId)).size).toBe(1);
+    expect(
+      await page.evaluate(() =>
+        Object.keys(localStorage)
+          .filter((k) => k.startsWith('cairn_q_'))
+          .map((k) => localStorage.getItem(k))
+          .join(''),
+      ),
+    ).not.toContain('Leaving');
   });
 
   it('bounds the stored queue: the oldest events are dropped and counted', async () => {
