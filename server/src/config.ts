@@ -9,6 +9,8 @@ export const DEFAULTS = Object.freeze({
   commitMaxRows: 2000,
   /** Group commits writing at the same time (each holds one pooled connection). */
   commitConcurrency: 4,
+  /** Rows waiting that justify a group commit in parallel with one in flight (see batcher.ts). */
+  commitParallelRows: 100,
   /** An event whose corrected timestamp is further in the future than this is refused. */
   maxFutureSkewMs: 24 * 60 * 60 * 1000,
   /** How often a process re-reads the sources table to see keys created or rotated elsewhere. */

@@ -15,13 +15,16 @@ interface Waiting<In, Out> {
 }
 
 /**
- * Group commit without a fixed delay: an item submitted while fewer than `concurrency` writes are
- * in flight is written at the next tick (with whatever else arrived in that tick); items arriving
- * while all writers are busy wait and go together in the next write. Under light load a request
- * pays one small transaction; under heavy load transactions grow instead of queueing up.
+ * Group commit without a fixed delay: with no write in flight, an item is written at the next tick
+ * (with whatever else arrived in that tick); items arriving while a write is in flight wait and go
+ * together in the next one. A second (up to `concurrency`) write starts only once `parallelWeight`
+ * is waiting: parallel one-row transactions would each pay a commit's fixed cost (measured: 690
+ * commits/s carrying 1.4 events each at 1,000 req/s), while big batches do gain from parallelism.
  *
  * @example
- * const b = createBatcher({ write: async (xs) => xs.map(() => 'ok'), weight: () => 1, maxWeight: 500, concurrency: 4 });
+ * const b = createBatcher({
+ *   write: async (xs) => xs.map(() => 'ok'), weight: () => 1, maxWeight: 500, concurrency: 4, parallelWeight: 100,
+ * });
  * await b.submit(row);
  */
 export function createBatcher<In, Out>(options: {
@@ -29,8 +32,11 @@ export function createBatcher<In, Out>(options: {
   weight(item: In): number;
   maxWeight: number;
   concurrency: number;
+  /** Waiting weight that justifies a write in parallel with one already in flight. */
+  parallelWeight: number;
 }): Batcher<In, Out> {
   let queue: Waiting<In, Out>[] = [];
+  let queuedWeight = 0;
   let inflight = 0;
   let scheduled = false;
   const idle: Array<() => void> = [];
@@ -44,12 +50,14 @@ export function createBatcher<In, Out>(options: {
     }
     const group = queue.slice(0, n);
     queue = queue.slice(n);
+    queuedWeight -= weight;
     return group;
   }
 
   function pump(): void {
     scheduled = false;
     while (queue.length > 0 && inflight < options.concurrency) {
+      if (inflight > 0 && queuedWeight < options.parallelWeight) break; // the running write's end pumps again
       const group = take();
       inflight++;
       options
@@ -80,6 +88,7 @@ export function createBatcher<In, Out>(options: {
     submit(item) {
       return new Promise<Out>((resolve, reject) => {
         queue.push({ item, resolve, reject });
+        queuedWeight += options.weight(item);
         schedule();
       });
     },

@@ -45,6 +45,7 @@ export function createFailureRecorder(sql: Sql, metrics: Metrics): FailureRecord
     weight: (rows) => rows.length,
     maxWeight: 1000,
     concurrency: 2,
+    parallelWeight: 100,
   });
   return {
     async record(rows) {

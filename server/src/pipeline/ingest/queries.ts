@@ -2,8 +2,10 @@ import type { Tx } from '../../db/index.ts';
 import type { EventRow } from './enrich.ts';
 
 /**
- * Inserts a group of events in one statement (unnest of column arrays: one round trip, one plan),
- * skipping (source, messageId) pairs already stored. Returns the rows actually inserted.
+ * Inserts a group of events in one statement, skipping (source, messageId) pairs already stored, and
+ * returns the rows actually inserted. The group travels as one JSON document: postgres.js escapes
+ * every element of a text[] parameter with a regex (about 9% of server time in bench:ingest), while
+ * payloads are already JSON text and are spliced into the document as they are.
  *
  * @example
  * const inserted = await insertEvents(tx, rows);
@@ -12,21 +14,18 @@ export async function insertEvents(
   sql: Tx,
   rows: readonly EventRow[],
 ): Promise<{ id: string; sourceId: string; messageId: string }[]> {
-  const col = <K extends keyof EventRow>(k: K) => rows.map((r) => r[k]);
+  const q = JSON.stringify;
+  let doc = '[';
+  for (const [i, r] of rows.entries()) {
+    doc += `${i ? ',' : ''}{"s":${q(r.sourceId)},"m":${q(r.messageId)},"t":${q(r.type)},"e":${q(r.event)},"u":${q(r.userId)},"a":${q(r.anonymousId)},"ts":${q(r.timestamp)},"r":${q(r.receivedAt)},"p":${r.payload}}`;
+  }
+  doc += ']';
+  // ::text first: a parameter typed json would be JSON-encoded again by the driver.
   return sql`
     INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at, payload)
-    SELECT *
-    FROM unnest(
-      ${col('sourceId')}::text[],
-      ${col('messageId')}::text[],
-      ${col('type')}::text[],
-      ${col('event')}::text[],
-      ${col('userId')}::text[],
-      ${col('anonymousId')}::text[],
-      ${col('timestamp')}::timestamptz[],
-      ${col('receivedAt')}::timestamptz[],
-      ${col('payload')}::text[]::jsonb[]
-    )
+    SELECT s, m, t, e, u, a, ts, r, p
+    FROM json_to_recordset(${doc}::text::json)
+      AS x (s text, m text, t text, e text, u text, a text, ts timestamptz, r timestamptz, p jsonb)
     ON CONFLICT (source_id, message_id) DO NOTHING
     RETURNING id, source_id AS "sourceId", message_id AS "messageId"`;
 }

@@ -1,4 +1,5 @@
 import type { PgBoss } from 'pg-boss';
+import { DEFAULTS } from '../../config.ts';
 import { bossExecutor, isDataError, type Sql } from '../../db/index.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
@@ -84,6 +85,7 @@ export function createEventWriter(deps: {
     weight: (rows) => rows.length,
     maxWeight: deps.maxRows,
     concurrency: deps.concurrency,
+    parallelWeight: Math.min(DEFAULTS.commitParallelRows, deps.maxRows),
   });
 
   return {
