@@ -1,4 +1,5 @@
 import { type EventType, isEventType, LIMITS, parseTimestamp, validateEvent } from '@cairn/core';
+import type { HttpBindings } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import type { Config } from '../../config.ts';
@@ -113,7 +114,7 @@ async function ingest(c: Context, deps: IngestDeps, kind: EventType | 'batch'): 
   let source = headerKey ? await sources.byWriteKey(headerKey) : undefined;
   let body: { json: unknown; raw: { bytes: Uint8Array; size: number } };
   try {
-    body = await readJsonBody(c.req.raw);
+    body = await readJsonBody(c.req.raw, (c.env as Partial<HttpBindings> | undefined)?.incoming);
   } catch (err) {
     if (!(err instanceof BodyError)) throw err;
     return refuse(failedPayload(info, source?.id ?? null, err.status, err.code, err.message, err.raw), err.toHttp());
