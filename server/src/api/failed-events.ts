@@ -1,8 +1,11 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
+import { apiError } from '../http/errors.ts';
 import { listFailedEvents } from '../pipeline/ingest/queries.ts';
-import { AUTH_ERRORS, json } from './schemas.ts';
+import { replayFailedEvent } from '../pipeline/ingest/replay.ts';
+import type { EventWriter } from '../pipeline/ingest/writer.ts';
+import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const FailedEventSchema = z
   .object({
@@ -22,8 +25,14 @@ const FailedEventSchema = z
       })
       .nullable(),
     request: z.unknown(),
+    replayedAt: z.string().nullable(),
+    replayedMessageId: z.string().nullable(),
   })
   .openapi('FailedEvent');
+
+const ReplayResult = z
+  .object({ status: z.enum(['stored', 'duplicate']), messageId: z.string() })
+  .openapi('ReplayResult');
 
 /**
  * `/api/failed-events`: every refused event or payload, newest first.
@@ -31,7 +40,7 @@ const FailedEventSchema = z
  * @example
  * api.route('/failed-events', failedEventsApi(sql));
  */
-export function failedEventsApi(sql: Sql) {
+export function failedEventsApi(sql: Sql, replay: ReplayDeps) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -44,6 +53,10 @@ export function failedEventsApi(sql: Sql) {
         query: z.object({
           sourceId: z.string().optional(),
           code: z.string().optional(),
+          replayed: z
+            .enum(['true', 'false'])
+            .transform((v) => v === 'true')
+            .optional(),
           before: z.string().regex(/^\d+$/).optional().openapi({ description: 'Page: ids below this one' }),
           limit: z.coerce.number().int().min(1).max(500).default(50),
         }),
@@ -59,6 +72,7 @@ export function failedEventsApi(sql: Sql) {
       const data = rows.map((r) => ({
         ...r,
         receivedAt: r.receivedAt.toISOString(),
+        replayedAt: r.replayedAt?.toISOString() ?? null,
         raw: r.raw && {
           text: r.raw.toString('utf8'),
           base64: r.raw.toString('base64'),
@@ -69,5 +83,61 @@ export function failedEventsApi(sql: Sql) {
       return c.json({ data, next: rows.length === q.limit ? rows.at(-1)!.id : null }, 200);
     },
   );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{id}/replay',
+      tags: ['Failed events'],
+      summary: 'Send a refused event through ingestion again, as stored or corrected',
+      description:
+        'Validated and enriched as if received at its original time. An event without a messageId gets `failed-<id>`, so a replay is stored once however often it is repeated.',
+      middleware: [requirePermission('events:replay')] as const,
+      request: {
+        params: z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) }),
+        body: {
+          required: false,
+          content: {
+            'application/json': {
+              schema: z.object({
+                event: z.record(z.string(), z.unknown()).optional().openapi({ description: 'A corrected event' }),
+                sourceId: z.string().optional().openapi({ description: 'Needed when the refusal had no source (401)' }),
+              }),
+            },
+          },
+        },
+      },
+      responses: {
+        200: json(ReplayResult, 'Stored (or already stored)'),
+        400: json(ErrorSchema, 'Still invalid, or nothing to replay'),
+        404: json(ErrorSchema, 'No such failed event'),
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const outcome = await replayFailedEvent({ sql, ...replay }, id, c.req.valid('json') ?? {});
+      switch (outcome.status) {
+        case 'stored':
+        case 'duplicate':
+          return c.json(outcome, 200);
+        case 'not_found':
+          throw apiError(404, 'not_found', `no failed event ${id}`);
+        case 'no_source':
+          throw apiError(400, 'no_source', 'the refusal has no (existing) source: give sourceId');
+        case 'no_event':
+          throw apiError(400, 'no_event', 'the refusal kept no event (unreadable body): give a corrected event');
+        case 'invalid':
+          throw apiError(400, 'invalid_event', `${outcome.issue.path}: ${outcome.issue.message}`, outcome.issue);
+      }
+    },
+  );
   return app;
+}
+
+/** What a replay needs besides the database. */
+export interface ReplayDeps {
+  writer: EventWriter;
+  maxFutureSkewMs: number;
+  sourceExists(id: string): Promise<boolean>;
 }

@@ -3,9 +3,12 @@ import { Scalar } from '@scalar/hono-api-reference';
 import { bodyLimit } from 'hono/body-limit';
 import type { Authenticator } from '../auth/keys.ts';
 import { type AuthVariables, authenticate } from '../auth/middleware.ts';
+import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import type { EventWriter } from '../pipeline/ingest/writer.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
+import { getSource } from '../sources/queries.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { sourcesApi } from './sources.ts';
@@ -21,7 +24,13 @@ const PUBLIC_PATHS = new Set(['/api/openapi.json', '/api/docs']);
  * @example
  * app.route('/api', adminApi({ sql, authenticator, sources }));
  */
-export function adminApi(deps: { sql: Sql; authenticator: Authenticator; sources: SourceDirectory }) {
+export function adminApi(deps: {
+  sql: Sql;
+  authenticator: Authenticator;
+  sources: SourceDirectory;
+  writer: EventWriter;
+  config: Readonly<Config>;
+}) {
   const api = new OpenAPIHono<{ Variables: AuthVariables }>({
     defaultHook(result) {
       if (result.success) return;
@@ -60,6 +69,13 @@ export function adminApi(deps: { sql: Sql; authenticator: Authenticator; sources
   });
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
   api.route('/events', eventsApi(deps.sql));
-  api.route('/failed-events', failedEventsApi(deps.sql));
+  api.route(
+    '/failed-events',
+    failedEventsApi(deps.sql, {
+      writer: deps.writer,
+      maxFutureSkewMs: deps.config.maxFutureSkewMs,
+      sourceExists: async (id) => (await getSource(deps.sql, id)) !== undefined,
+    }),
+  );
   return api;
 }

@@ -32,6 +32,8 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
       ...init,
       headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json', ...init.headers },
     });
+  const storedRows = async (messageId: string) =>
+    cairn.sql<{ payload: Record<string, unknown> }[]>`SELECT payload FROM events WHERE message_id = ${messageId}`;
   const stored = async (messageId: string) =>
     cairn.sql<{ type: string; payload: Record<string, any>; processed: boolean }[]>`
       SELECT type, payload, processed_at IS NOT NULL AS processed FROM events WHERE message_id = ${messageId}`;
@@ -146,6 +148,28 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect(reasons).toContain('batch[3].event: is required');
     const one = failed.data.find((f: { reason: string }) => f.reason.startsWith('batch[1]'));
     expect(one.event).toMatchObject({ messageId: 'mixed-1', timestamp: 'yesterday' });
+  });
+
+  it('replays a refused event, corrected, exactly once', async () => {
+    const bad = { type: 'track', userId: 'replayer', event: 'Replayed', timestamp: 'not-a-date', properties: { n: 1 } };
+    expect((await post('/v1/batch', { batch: [bad] })).status).toBe(400);
+    const listed = await json(await admin('/failed-events?code=invalid_event&replayed=false&limit=500'));
+    const row = listed.data.find((f: { event: { userId?: string } | null }) => f.event?.userId === 'replayer');
+    expect(row).toBeDefined();
+    const asStored = await admin(`/failed-events/${row.id}/replay`, { method: 'POST', body: '{}' });
+    expect(asStored.status).toBe(400);
+    expect((await json(asStored)).error.message).toBe('timestamp: not an ISO-8601 date');
+    const fixed = { ...bad, timestamp: new Date(Date.now() - 60_000).toISOString() };
+    const replay = () =>
+      admin(`/failed-events/${row.id}/replay`, { method: 'POST', body: JSON.stringify({ event: fixed }) });
+    const first = await json(await replay());
+    expect(first).toEqual({ status: 'stored', messageId: `failed-${row.id}` });
+    expect((await json(await replay())).status).toBe('duplicate');
+    const [stored] = await storedRows(`failed-${row.id}`);
+    expect(stored?.payload).toMatchObject({ event: 'Replayed', properties: { n: 1 } });
+    const after = await json(await admin('/failed-events?replayed=true&limit=500'));
+    expect(after.data.map((f: { id: string }) => f.id)).toContain(row.id);
+    expect((await admin('/failed-events/999999999/replay', { method: 'POST', body: '{}' })).status).toBe(404);
   });
 
   it('refuses events too far in the future after clock correction', async () => {

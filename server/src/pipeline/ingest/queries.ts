@@ -79,6 +79,8 @@ export interface FailedEventView {
   raw: Buffer | null;
   rawBytes: number | null;
   request: unknown;
+  replayedAt: Date | null;
+  replayedMessageId: string | null;
 }
 
 /**
@@ -89,7 +91,7 @@ export interface FailedEventView {
  */
 export async function listFailedEvents(
   sql: Tx,
-  filter: { sourceId?: string; code?: string; before?: string; limit: number },
+  filter: { sourceId?: string; code?: string; replayed?: boolean; before?: string; limit: number },
 ): Promise<FailedEventView[]> {
   return sql<FailedEventView[]>`
     SELECT
@@ -102,10 +104,13 @@ export async function listFailedEvents(
       event,
       raw,
       raw_bytes AS "rawBytes",
-      request
+      request,
+      replayed_at AS "replayedAt",
+      replayed_message_id AS "replayedMessageId"
     FROM failed_events
     WHERE true
       ${filter.sourceId ? sql`AND source_id = ${filter.sourceId}` : sql``}
+      ${filter.replayed === undefined ? sql`` : filter.replayed ? sql`AND replayed_at IS NOT NULL` : sql`AND replayed_at IS NULL`}
       ${filter.code ? sql`AND code = ${filter.code}` : sql``}
       ${filter.before ? sql`AND id < ${filter.before}` : sql``}
     ORDER BY id DESC
@@ -150,4 +155,35 @@ export async function listEvents(
       ${filter.before ? sql`AND id < ${filter.before}` : sql``}
     ORDER BY id DESC
     LIMIT ${filter.limit}`;
+}
+
+/**
+ * One refused event, for replay.
+ *
+ * @example
+ * const row = await getFailedEvent(sql, '42');
+ */
+export async function getFailedEvent(
+  sql: Tx,
+  id: string,
+): Promise<{ id: string; sourceId: string | null; receivedAt: Date; event: unknown } | undefined> {
+  if (!/^\d{1,18}$/.test(id)) return undefined;
+  const [row] = await sql<{ id: string; sourceId: string | null; receivedAt: Date; event: unknown }[]>`
+    SELECT id, source_id AS "sourceId", received_at AS "receivedAt", event
+    FROM failed_events
+    WHERE id = ${id}`;
+  return row;
+}
+
+/**
+ * Records that a refused event was replayed, and under which messageId.
+ *
+ * @example
+ * await markReplayed(sql, '42', 'failed-42');
+ */
+export async function markReplayed(sql: Tx, id: string, messageId: string): Promise<void> {
+  await sql`
+    UPDATE failed_events
+    SET replayed_at = now(), replayed_message_id = ${messageId}
+    WHERE id = ${id}`;
 }
