@@ -1,36 +1,19 @@
 // Consent mode in Chromium against the real server. The site is another origin (a tiny static server here, on
 // `localhost`) that embeds the copy-paste snippet loading `${cairn.url}/demo/cairn.min.js`: events cross origins,
 // so this also proves the server's CORS answers let the snippet read its 200s (otherwise it would retry).
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Cairn } from '@cairn/server';
 import { createTestDatabase, POSTGRES_SKIP_REASON, startTestCairn, type TestDatabase } from '@cairn/server/testing';
-import { type Browser, chromium, type Page, type Request } from 'playwright-core';
+import type { Browser, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn as Tracker } from '../sdk-web/src/types.ts';
 import { ensureBuilt } from '../sdk-web/test/helpers/build.ts';
+import { launch, ready, until } from './support/browser.ts';
 
 /** Page functions run in Chromium; this project compiles with Node's types only, so the globals they use are declared. */
 declare const window: { cairn: Tracker };
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-/** Fails, never skips, without Chromium: a browser test that cannot run must not look green (as in sdk-web). */
-function launch(): Promise<Browser> {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
-  const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking'];
-  return chromium.launch({ executablePath: CHROMIUM, args: [...args, '--disable-component-update', '--disable-sync'] });
-}
-
-/** Waits until the real snippet has replaced the copy-paste stub. */
-const ready = (page: Page) => page.waitForFunction(() => window.cairn && !Array.isArray(window.cairn));
-
-/** Polls `cond` until it holds; fails naming `what` after `timeout` ms. */
-async function until(cond: () => unknown, what: string, timeout = 30_000) {
-  for (const end = Date.now() + timeout; !(await cond()); await new Promise((r) => setTimeout(r, 100)))
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-}
 
 const SNIPPET = readFileSync(new URL('../sdk-web/snippet.html', import.meta.url), 'utf8');
 

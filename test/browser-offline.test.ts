@@ -1,9 +1,3 @@
-// The snippet in Chromium while the real Cairn server goes away and comes back. The server is a child process on a
-// fixed port (so the demo page's host stays valid) and the same database: stopped with SIGTERM, then a new process.
-// Events are made with unique names, so "each exactly once" is checked by name as well as by messageId (a retry
-// that changed the messageId would show up as a duplicate), and every /v1/batch request the browser made is kept
-// to count the answered deliveries of each messageId.
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import {
   createTestDatabase,
@@ -12,32 +6,15 @@ import {
   spawnServer,
   type TestDatabase,
 } from '@cairn/server/testing';
-import { type Browser, type BrowserContext, chromium, type Page, type Request } from 'playwright-core';
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn as Tracker } from '../sdk-web/src/types.ts';
 import { ensureBuilt } from '../sdk-web/test/helpers/build.ts';
+import { launch, ready, until } from './support/browser.ts';
 
 /** Page functions run in Chromium; this project compiles with Node's types only, so the globals they use are declared. */
 declare const window: { cairn: Tracker };
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-/** Fails, never skips, without Chromium: a browser test that cannot run must not look green (as in sdk-web). */
-function launch(): Promise<Browser> {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
-  const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking'];
-  return chromium.launch({ executablePath: CHROMIUM, args: [...args, '--disable-component-update', '--disable-sync'] });
-}
-
-/** Waits until the real snippet has replaced the copy-paste stub. */
-const ready = (page: Page) => page.waitForFunction(() => window.cairn && !Array.isArray(window.cairn));
-
-/** Polls `cond` until it holds; fails naming `what` after `timeout` ms. */
-async function until(cond: () => unknown, what: string, timeout = 30_000) {
-  for (const end = Date.now() + timeout; !(await cond()); await new Promise((r) => setTimeout(r, 100)))
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-}
 
 /**
  * A free port below Linux's ephemeral range (32768+), so that while the server is down the kernel cannot hand the

@@ -1,7 +1,3 @@
-// The demo shop (examples/shop) as the real Cairn server serves it at /demo/, driven in Chromium: what a visitor's
-// clicks turn into in the events table. One browser for the file, a fresh browser context (a new visitor) per test;
-// events are told apart by the visitor's anonymousId.
-import { existsSync } from 'node:fs';
 import type { Cairn } from '@cairn/server';
 import {
   createTestDatabase,
@@ -10,10 +6,11 @@ import {
   TEST_ADMIN_KEY,
   type TestDatabase,
 } from '@cairn/server/testing';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Cairn as Tracker } from '../sdk-web/src/types.ts';
 import { ensureBuilt } from '../sdk-web/test/helpers/build.ts';
+import { launch, ready, until } from './support/browser.ts';
 
 /** Page functions run in Chromium; this project compiles with Node's types only, so the globals they use are declared. */
 declare const window: { cairn: Tracker };
@@ -22,24 +19,6 @@ declare const history: {
   replaceState(s: unknown, t: string, u: string): void;
 };
 declare const document: { querySelector(s: string): { click(): void } | null };
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-/** Fails, never skips, without Chromium: a browser test that cannot run must not look green (as in sdk-web). */
-function launch(): Promise<Browser> {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
-  const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking'];
-  return chromium.launch({ executablePath: CHROMIUM, args: [...args, '--disable-component-update', '--disable-sync'] });
-}
-
-/** Waits until the real snippet has replaced the copy-paste stub. */
-const ready = (page: Page) => page.waitForFunction(() => window.cairn && !Array.isArray(window.cairn));
-
-/** Polls `cond` until it holds; fails naming `what` after `timeout` ms. */
-async function until(cond: () => unknown, what: string, timeout = 30_000) {
-  for (const end = Date.now() + timeout; !(await cond()); await new Promise((r) => setTimeout(r, 100)))
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-}
 
 /** An event as stored (columns Cairn fills from the payload, and the payload itself). */
 interface Stored {
