@@ -27,8 +27,8 @@ export interface Database {
  * @example
  * await boss.send('ingest.committed', data, { db: bossExecutor(tx) });
  */
-export function bossExecutor(sql: Tx): IDatabase {
-  return {
+export function bossExecutor(sql: Tx, options: { listen?: boolean } = {}): IDatabase {
+  const db: IDatabase = {
     async executeSql(text: string, values?: unknown[]) {
       const params = (values ?? []) as postgres.ParameterOrJSON<never>[];
       // pg-boss runs its schema plans as one text wrapped in BEGIN/COMMIT; postgres.js only allows that
@@ -51,6 +51,15 @@ export function bossExecutor(sql: Tx): IDatabase {
       return { rows: flatten(await sql.unsafe(text, params, { prepare: params.length > 0 })) };
     },
   };
+  // LISTEN needs a session of its own: postgres.js keeps one for sql.listen and calls onlisten after
+  // every (re)connect, which is when pg-boss wants to re-check for jobs it may have missed.
+  if (options.listen && 'listen' in sql) {
+    db.listen = async (channel, onNotification, onReconnect) => {
+      const { unlisten } = await sql.listen(channel, (payload) => onNotification(payload), onReconnect);
+      return { close: unlisten };
+    };
+  }
+  return db;
 }
 
 // A multi-statement text yields one result per statement; pg-boss wants the rows of all of them.

@@ -16,7 +16,11 @@ export const QUEUES = {
     retryDelay: 2,
     retryBackoff: true,
     retryDelayMax: 300,
-    expireInSeconds: 300,
+    expireInSeconds: 120,
+    // A worker killed mid-job stops its heartbeat: the job is retried after ~10-20 s, not at expiry.
+    heartbeatSeconds: 10,
+    // Wake the identify workers at once (Postgres only; polling stays as the floor, and is all PGlite has).
+    notify: true,
   },
 } as const satisfies Record<string, Queue>;
 
@@ -37,18 +41,24 @@ export const BOSS_SCHEMA = 'pgboss';
  */
 export async function startBoss(db: Database, log: Logger, options: { supervise: boolean }): Promise<PgBoss> {
   const boss = new PgBoss({
-    db: bossExecutor(db.sql),
+    db: bossExecutor(db.sql, { listen: db.kind === 'postgres' }),
+    useListenNotify: db.kind === 'postgres',
     schema: BOSS_SCHEMA,
     backend: db.kind === 'embedded' ? 'pglite' : 'postgres',
     supervise: options.supervise,
     schedule: options.supervise,
+    // How soon lapsed heartbeats (a killed worker's jobs) are noticed; pg-boss's default is 60 s.
+    superviseIntervalSeconds: 10,
     registerInstance: false,
   });
   boss.on('error', (err) => log.error('pg-boss', err));
   await boss.start();
   for (const queue of Object.values(QUEUES)) {
     const { name, ...rest } = queue;
-    if (!(await boss.getQueue(name))) await boss.createQueue(name, rest).catch(ignoreExists);
+    // An existing queue takes the declared options that pg-boss can change in place.
+    const { retryDelayMax: _fixedAtCreation, ...updatable } = rest as Queue;
+    if (await boss.getQueue(name)) await boss.updateQueue(name, updatable);
+    else await boss.createQueue(name, rest).catch(ignoreExists);
   }
   return boss;
 }

@@ -22,6 +22,24 @@ export interface EventWriter {
   drain(): Promise<void>;
 }
 
+function byKey(a: EventRow, b: EventRow): number {
+  if (a.sourceId !== b.sourceId) return a.sourceId < b.sourceId ? -1 : 1;
+  return a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0;
+}
+
+// Deadlock (40P01) and serialization failure (40001) abort a transaction that would succeed if run
+// again; retry a few times before the client is told 503.
+async function retryTransient<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = (err as { code?: string })?.code;
+      if (i >= attempts || (code !== '40P01' && code !== '40001')) throw err;
+    }
+  }
+}
+
 /**
  * Creates the event writer: requests submit their rows, concurrent requests share one transaction
  * that inserts the rows (duplicates skipped by the (source, messageId) key) and enqueues one
@@ -42,7 +60,9 @@ export function createEventWriter(deps: {
   const { sql, boss, metrics } = deps;
 
   async function commit(requests: EventRow[][]): Promise<WriteResult[]> {
-    const rows = requests.flat();
+    // Key order: concurrent inserts of overlapping messageIds (other requests, other servers) then
+    // wait on each other's keys in one direction only, so they can never deadlock.
+    const rows = requests.flat().sort(byKey);
     const stop = metrics.commitDuration.startTimer();
     const inserted = await sql.begin(async (tx) => {
       const ins = await insertEvents(tx, rows);
@@ -63,7 +83,7 @@ export function createEventWriter(deps: {
 
   async function write(requests: EventRow[][]): Promise<Array<WriteResult | Error>> {
     try {
-      return await commit(requests);
+      return await retryTransient(() => commit(requests));
     } catch (err) {
       // One request's rows could not be stored: retry request by request so it cannot fail the others.
       if (requests.length === 1 || !isDataError(err)) throw err;
