@@ -8,5 +8,6 @@ export {
   type Validation,
   validateEvent,
 } from './event.ts';
+export * from './identity/index.ts';
 export { EVENT_TYPES, type EventType, isEventType, LIMITS } from './limits.ts';
 export { type ScanProblem, scanJson } from './scan.ts';
