@@ -22,11 +22,6 @@ export interface EventWriter {
   drain(): Promise<void>;
 }
 
-function byKey(a: EventRow, b: EventRow): number {
-  if (a.sourceId !== b.sourceId) return a.sourceId < b.sourceId ? -1 : 1;
-  return a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0;
-}
-
 // Deadlock (40P01) and serialization failure (40001) abort a transaction that would succeed if run
 // again; retry a few times before the client is told 503.
 async function retryTransient<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
@@ -60,9 +55,9 @@ export function createEventWriter(deps: {
   const { sql, boss, metrics } = deps;
 
   async function commit(requests: EventRow[][]): Promise<WriteResult[]> {
-    // Key order: concurrent inserts of overlapping messageIds (other requests, other servers) then
-    // wait on each other's keys in one direction only, so they can never deadlock.
-    const rows = requests.flat().sort(byKey);
+    // Arrival order, not key order: ids then follow arrival (the live view and consumers read by id).
+    // Duplicates racing in opposite orders can deadlock; retryTransient re-runs the loser.
+    const rows = requests.flat();
     const stop = metrics.commitDuration.startTimer();
     const inserted = await sql.begin(async (tx) => {
       const ins = await insertEvents(tx, rows);
