@@ -95,3 +95,10 @@ describe('campaignFromUrl', () => {
     expect(campaignFromUrl('?q=1')).toBeUndefined();
   });
 });
+
+describe('storableText', () => {
+  it('replaces NUL and unpaired surrogates, keeps paired ones', async () => {
+    const { storableText } = await import('./scan.ts');
+    expect(storableText('a\u0000b\uD800c🙂')).toBe('a\uFFFDb\uFFFDc🙂');
+  });
+});

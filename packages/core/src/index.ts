@@ -10,4 +10,4 @@ export {
 } from './event.ts';
 export * from './identity/index.ts';
 export { EVENT_TYPES, type EventType, isEventType, LIMITS } from './limits.ts';
-export { type ScanProblem, scanJson } from './scan.ts';
+export { type ScanProblem, scanJson, storableText } from './scan.ts';

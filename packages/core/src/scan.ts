@@ -8,8 +8,20 @@ export interface ScanProblem {
 
 // U+0000 cannot be stored in Postgres text or jsonb, and an unpaired UTF-16 surrogate makes jsonb
 // reject the whole statement: both must be refused per event, before they can fail a group commit.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching NUL is the point
-const BAD_CHARS = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const BAD_CHARS_SOURCE = '\\u0000|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]';
+const BAD_CHARS = new RegExp(BAD_CHARS_SOURCE);
+const BAD_CHARS_ALL = new RegExp(BAD_CHARS_SOURCE, 'g');
+
+/**
+ * Replaces what Postgres text cannot hold (NUL, unpaired surrogates) with U+FFFD, for text that must be
+ * stored whatever it quotes (error reasons quoting client input).
+ *
+ * @example
+ * storableText('bad \u0000 byte'); // 'bad \uFFFD byte'
+ */
+export function storableText(text: string): string {
+  return text.replace(BAD_CHARS_ALL, '\uFFFD');
+}
 
 function describeBadString(s: string): string {
   return s.includes('\u0000')

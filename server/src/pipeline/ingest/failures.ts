@@ -1,3 +1,4 @@
+import { storableText } from '@cairn/core';
 import { isDataError, type Sql } from '../../db/index.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { createBatcher } from './batcher.ts';
@@ -57,11 +58,6 @@ export function createFailureRecorder(sql: Sql, metrics: Metrics): FailureRecord
   };
 }
 
-// Reasons quote client input (V8's JSON.parse messages quote the body): Postgres text cannot hold
-// NUL or unpaired surrogates, so those become U+FFFD.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching NUL is the point
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-const storable = (text: string) => text.replace(UNSTORABLE, '\uFFFD');
 
 /**
  * A refused payload (the whole body), keeping the raw bytes that were read.
@@ -81,7 +77,8 @@ export function failedPayload(
     sourceId,
     status,
     code,
-    reason: storable(reason),
+    // Reasons quote client input (V8's JSON.parse messages quote the body).
+    reason: storableText(reason),
     event: null,
     raw: raw?.bytes ?? null,
     rawBytes: raw?.size ?? null,
@@ -120,7 +117,7 @@ export function failedEvent(
     sourceId,
     status,
     code,
-    reason: storable(reason),
+    reason: storableText(reason),
     event: asJsonb ? text : null,
     raw: asJsonb ? null : bytes,
     rawBytes: bytes.byteLength,
