@@ -58,7 +58,6 @@ export function createFailureRecorder(sql: Sql, metrics: Metrics): FailureRecord
   };
 }
 
-
 /**
  * A refused payload (the whole body), keeping the raw bytes that were read.
  *
