@@ -8,6 +8,7 @@ import type { Sql } from './db/index.ts';
 import { apiError, onError } from './http/errors.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './observability/metrics.ts';
+import type { IdentifyContext } from './pipeline/identify/process.ts';
 import { ingestRoutes } from './pipeline/index.ts';
 import type { FailureRecorder } from './pipeline/ingest/failures.ts';
 import type { EventWriter } from './pipeline/ingest/writer.ts';
@@ -20,6 +21,7 @@ export interface AppDeps {
   config: Readonly<Config>;
   sql: Sql;
   boss: PgBoss;
+  identify: IdentifyContext;
   log: Logger;
   metrics: Metrics;
   sources: SourceDirectory;

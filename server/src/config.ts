@@ -1,3 +1,4 @@
+import { type IdentityOptions, identityOptionsSchema } from '@cairn/core';
 import { z } from 'zod';
 
 /** Defaults, named once so docs, tests and code agree. */
@@ -15,6 +16,8 @@ export const DEFAULTS = Object.freeze({
   maxFutureSkewMs: 24 * 60 * 60 * 1000,
   /** How often a process re-reads the sources table to see keys created or rotated elsewhere. */
   sourceRefreshMs: 2000,
+  /** Identify workers per process (each takes up to 20 ingest jobs at a time). */
+  identifyConcurrency: 2,
   shutdownTimeoutMs: 15_000,
 });
 
@@ -42,8 +45,39 @@ const EnvSchema = z.object({
   CAIRN_COMMIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(DEFAULTS.commitConcurrency),
   CAIRN_MAX_FUTURE_SKEW_MS: z.coerce.number().int().min(0).default(DEFAULTS.maxFutureSkewMs),
   CAIRN_SOURCE_REFRESH_MS: z.coerce.number().int().min(50).default(DEFAULTS.sourceRefreshMs),
+  CAIRN_IDENTIFY_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(DEFAULTS.identifyConcurrency),
   CAIRN_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
   CAIRN_DEMO: flag(true),
+  // Identity guards as JSON, e.g. {"limits":{"email":3},"blocked":["test@example.com"],"defaultCallingCode":"44"}.
+  CAIRN_IDENTITY: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return {};
+      try {
+        const parsed = identityOptionsSchema.safeParse(JSON.parse(v));
+        if (parsed.success) return parsed.data;
+        ctx.addIssue({
+          code: 'custom',
+          message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        });
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON object' });
+      }
+      return z.NEVER;
+    }),
+  // Consent purposes recorded from events (comma-separated, lower case); empty = any purpose name.
+  CAIRN_CONSENT_PURPOSES: z
+    .string()
+    .optional()
+    .transform((v) =>
+      v
+        ? v
+            .split(',')
+            .map((p) => p.trim().toLowerCase())
+            .filter(Boolean)
+        : null,
+    ),
 });
 
 /** The server's configuration: parsed once from the environment at start, frozen, passed down. */
@@ -64,6 +98,12 @@ export interface Config {
   log: 'silent' | 'info' | 'debug';
   /** Create the demo source on first start. */
   demo: boolean;
+  /** Identify workers per process. */
+  identifyConcurrency: number;
+  /** Identity guards: limits, blocked values, default calling code, alias typing. */
+  identity: IdentityOptions;
+  /** Consent purposes recorded from events; null = any. */
+  consentPurposes: readonly string[] | null;
 }
 
 /** A configuration error that names every bad variable. */
@@ -98,5 +138,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     sourceRefreshMs: e.CAIRN_SOURCE_REFRESH_MS,
     log: e.CAIRN_LOG,
     demo: e.CAIRN_DEMO,
+    identifyConcurrency: e.CAIRN_IDENTIFY_CONCURRENCY,
+    identity: e.CAIRN_IDENTITY as IdentityOptions,
+    consentPurposes: e.CAIRN_CONSENT_PURPOSES,
   });
 }

@@ -10,9 +10,11 @@ import { demoRoutes } from './demo.ts';
 import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
+import type { IdentifyContext } from './pipeline/identify/process.ts';
 import { startWorkers } from './pipeline/index.ts';
 import { createFailureRecorder } from './pipeline/ingest/failures.ts';
 import { createEventWriter } from './pipeline/ingest/writer.ts';
+import { resolveSecret } from './secret.ts';
 import { createSourceDirectory } from './sources/directory.ts';
 import type { Source } from './sources/queries.ts';
 
@@ -65,6 +67,15 @@ export async function startCairn(
     concurrency: db.kind === 'embedded' ? 1 : config.commitConcurrency,
   });
   const failures = createFailureRecorder(sql, metrics);
+  const secret = await resolveSecret(sql, config);
+  const identify: IdentifyContext = {
+    identity: config.identity,
+    traits: { defaultCallingCode: config.identity.defaultCallingCode },
+    purposes: config.consentPurposes,
+    secret,
+    log,
+    concurrency: db.kind === 'embedded' ? 1 : config.identifyConcurrency,
+  };
   let accepting = true;
   const inflight = { count: 0 };
   const app = createApp({
@@ -77,6 +88,7 @@ export async function startCairn(
     writer,
     failures,
     authenticator,
+    identify,
     isAccepting: () => accepting,
     inflight,
     extra: (a) => {
@@ -84,7 +96,7 @@ export async function startCairn(
       options.extraRoutes?.(a);
     },
   });
-  if (config.role !== 'ingest') await startWorkers({ boss, sql });
+  if (config.role !== 'ingest') await startWorkers({ boss, sql, identify });
 
   const server = await listen(app, config);
   const address = server.address();

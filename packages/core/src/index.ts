@@ -10,4 +10,5 @@ export {
 } from './event.ts';
 export * from './identity/index.ts';
 export { EVENT_TYPES, type EventType, isEventType, LIMITS } from './limits.ts';
+export * from './profile/index.ts';
 export { type ScanProblem, scanJson, storableText } from './scan.ts';

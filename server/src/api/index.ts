@@ -1,16 +1,19 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { Scalar } from '@scalar/hono-api-reference';
 import { bodyLimit } from 'hono/body-limit';
+import type { PgBoss } from 'pg-boss';
 import type { Authenticator } from '../auth/keys.ts';
 import { type AuthVariables, authenticate } from '../auth/middleware.ts';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import type { IdentifyContext } from '../pipeline/identify/process.ts';
 import type { EventWriter } from '../pipeline/ingest/writer.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
+import { profilesApi } from './profiles.ts';
 import { sourcesApi } from './sources.ts';
 import { describeTrackingApi } from './tracking-doc.ts';
 
@@ -30,6 +33,8 @@ export function adminApi(deps: {
   sources: SourceDirectory;
   writer: EventWriter;
   config: Readonly<Config>;
+  boss: PgBoss;
+  identify: IdentifyContext;
 }) {
   const api = new OpenAPIHono<{ Variables: AuthVariables }>({
     defaultHook(result) {
@@ -69,6 +74,7 @@ export function adminApi(deps: {
   });
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
   api.route('/events', eventsApi(deps.sql));
+  api.route('/profiles', profilesApi(deps));
   api.route(
     '/failed-events',
     failedEventsApi(deps.sql, {

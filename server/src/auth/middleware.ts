@@ -3,10 +3,25 @@ import { apiError } from '../http/errors.ts';
 import type { Authenticator, Principal } from './keys.ts';
 
 /** What a caller may do. One table maps roles to permissions; routes ask for one permission each. */
-export type Permission = 'sources:read' | 'sources:write' | 'events:read' | 'events:replay';
+export type Permission =
+  | 'sources:read'
+  | 'sources:write'
+  | 'events:read'
+  | 'events:replay'
+  | 'profiles:read'
+  | 'profiles:write'
+  | 'profiles:erase';
 
 const ROLE_PERMISSIONS: Record<Principal['role'], ReadonlySet<Permission>> = {
-  admin: new Set<Permission>(['sources:read', 'sources:write', 'events:read', 'events:replay']),
+  admin: new Set<Permission>([
+    'sources:read',
+    'sources:write',
+    'events:read',
+    'events:replay',
+    'profiles:read',
+    'profiles:write',
+    'profiles:erase',
+  ]),
 };
 
 /** Hono variables set by {@link authenticate}. */

@@ -22,11 +22,33 @@ export const QUEUES = {
     // Wake the identify workers at once (Postgres only; polling stays as the floor, and is all PGlite has).
     notify: true,
   },
+  /**
+   * Identify → destinations: a profile was erased; destinations that support deletion forward it.
+   * The notice names the erased identities in clear text (a destination can only delete what it is
+   * told), so completed notices are deleted after a day.
+   */
+  profileErased: {
+    name: 'profile.erased',
+    retryLimit: 50,
+    retryDelay: 60,
+    retryBackoff: true,
+    retentionSeconds: 90 * 24 * 3600,
+    deleteAfterSeconds: 24 * 3600,
+  },
 } as const satisfies Record<string, Queue>;
 
 /** Queue name → payload type, for typed send/work helpers. */
 export interface QueuePayloads {
   'ingest.committed': IngestCommitted;
+  'profile.erased': ProfileErased;
+}
+
+/** Payload of `profile.erased`. */
+export interface ProfileErased {
+  erasureId: string;
+  profileIds: string[];
+  identities: { type: string; value: string }[];
+  requestedBy: string;
 }
 
 /** The schema pg-boss keeps its tables in. */

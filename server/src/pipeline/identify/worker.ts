@@ -1,23 +1,24 @@
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../../db/index.ts';
 import { type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
-import { markProcessed } from './queries.ts';
+import { type IdentifyContext, identifyEvents } from './process.ts';
 
 /**
- * Stage 2's consumer of `ingest.committed`. Identity resolution replaces the body of this worker;
- * today it marks the handed-over events processed, several jobs per transaction.
+ * Stage 2's consumer of `ingest.committed`: identity resolution, profiles and traits for the events
+ * each job names, several jobs per call (each chunk of events one transaction).
  *
  * @example
- * await startIdentifyWorker(boss, sql);
+ * await startIdentifyWorker(boss, sql, ctx);
  */
-export async function startIdentifyWorker(boss: PgBoss, sql: Sql): Promise<void> {
+export async function startIdentifyWorker(boss: PgBoss, sql: Sql, ctx: IdentifyContext): Promise<void> {
   await boss.work<IngestCommitted>(
     QUEUES.ingestCommitted.name,
-    { batchSize: 50, pollingIntervalSeconds: 0.5 },
+    { batchSize: 20, pollingIntervalSeconds: 0.5, localConcurrency: ctx.concurrency },
     async function processCommitted(jobs) {
-      await markProcessed(
+      await identifyEvents(
         sql,
         jobs.flatMap((j) => j.data.ids),
+        ctx,
       );
     },
   );

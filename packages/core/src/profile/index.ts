@@ -1,0 +1,16 @@
+export { consentFromEvent, DEFAULT_PURPOSES } from './consent.ts';
+export {
+  compareTraitEvents,
+  emptyProfileState,
+  foldEvent,
+  foldEvents,
+  type GroupMembership,
+  normalizeTrait,
+  type ProfileState,
+  type TraitEvent,
+  type TraitOp,
+  type TraitOptions,
+  type TraitSource,
+  type TraitValue,
+  traitOps,
+} from './traits.ts';

@@ -1,0 +1,209 @@
+import type { PgBoss } from 'pg-boss';
+import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
+import { QUEUES } from '../../jobs/queues.ts';
+import { applyPartition, assignmentOf, loadComponent, parseIdentityKey, type StoredLink } from './component.ts';
+import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
+import { type IdentifyContext, settleProfiles, suppressionHash } from './process.ts';
+
+/** A refusal of an admin operation on profiles, with its HTTP status. */
+export class ProfileError extends Error {
+  constructor(
+    readonly status: 404 | 409 | 410,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The live profile an id stands for: itself, or the survivor it was merged into. Throws 404 when
+ * unknown, 410 when erased.
+ *
+ * @example
+ * const id = await liveProfileId(sql, requestedId);
+ */
+export async function liveProfileId(tx: Tx, id: string): Promise<string> {
+  const [row] = await tx<{ id: string; merged_into: string | null; erased_at: Date | null }[]>`
+    SELECT id, merged_into, erased_at FROM profiles WHERE id = ${id}`;
+  if (!row) throw new ProfileError(404, 'not_found', `no profile ${id}`);
+  if (row.erased_at) throw new ProfileError(410, 'erased', `profile ${id} was erased`);
+  if (!row.merged_into) return row.id;
+  return liveProfileId(tx, row.merged_into);
+}
+
+/**
+ * Runs `fn` in a transaction holding the locks of a profile's whole identity component (and of its
+ * profiles), restarting with more locks when the component grows meanwhile — the same protocol as
+ * the identify worker, so admin operations and workers never interleave on one person.
+ */
+async function withProfileLocked<T>(
+  sql: Sql,
+  profileId: string,
+  extraKeys: readonly string[],
+  fn: (tx: Tx, live: string, links: StoredLink[], keys: string[]) => Promise<T>,
+): Promise<T> {
+  let extra = new Set<string>(extraKeys);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await sql.begin(async (tx) => {
+        const live = await liveProfileId(tx, profileId);
+        const own = await tx<{ key: string }[]>`SELECT key FROM identities WHERE profile_id = ${live}`;
+        const held = await lockIdentities(tx, [...own.map((r) => r.key), ...extra]);
+        // The profile may have been merged while we waited for the locks.
+        if ((await liveProfileId(tx, profileId)) !== live) throw new NeedsMoreLocks(extra);
+        const component = await loadComponent(tx, [...own.map((r) => r.key), ...extra], held);
+        if (!component) throw new ProfileError(409, 'component_too_large', 'identity component too large');
+        const assignment = await assignmentOf(tx, [...component.keys]);
+        await lockProfiles(tx, new Set([live, ...assignment.values()]));
+        return fn(tx, live, component.links, [...component.keys]);
+      })) as T;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      if (err instanceof NeedsMoreLocks) extra = new Set([...extra, ...err.keys]);
+      else if ((err as { code?: string })?.code !== '40P01') throw err;
+    }
+  }
+}
+
+interface MergeRow {
+  id: string;
+  kind: string;
+  survivor_id: string;
+  merged_id: string;
+  undone_at: Date | null;
+  before: { survivor: string[]; merged: string[] };
+}
+
+/**
+ * Undoes a merge: the links that joined the two sides stop counting as evidence (also for later
+ * events carrying the same identities together), the merged profile comes back under its own id
+ * with the identities it had, its events return to it and both profiles' traits are refolded from
+ * their events. Recorded in the merge log (kind `unmerge`, with who asked).
+ *
+ * @example
+ * await unmergeProfile(sql, survivorId, mergeId, 'admin-key', ctx);
+ */
+export async function unmergeProfile(
+  sql: Sql,
+  profileId: string,
+  mergeId: string,
+  actor: string,
+  ctx: IdentifyContext,
+): Promise<{ survivor: string; restored: string; unmergeId: string }> {
+  const [merge] = await sql<MergeRow[]>`
+    SELECT id, kind, survivor_id, merged_id, undone_at, before FROM merges WHERE id = ${mergeId}`;
+  if (!merge || merge.kind !== 'merge') throw new ProfileError(404, 'not_found', `no merge ${mergeId}`);
+  const mergedKeys = new Set(merge.before.merged);
+  return withProfileLocked(sql, profileId, [...mergedKeys], async (tx, live, links, keys) => {
+    const [again] = await tx<MergeRow[]>`SELECT undone_at FROM merges WHERE id = ${mergeId} FOR UPDATE`;
+    if (again?.undone_at) throw new ProfileError(409, 'already_undone', `merge ${mergeId} was already undone`);
+    if ((await liveProfileId(tx, merge.survivor_id)) !== live) {
+      throw new ProfileError(409, 'not_survivor', `merge ${mergeId} did not merge into profile ${profileId}`);
+    }
+    const stored = await assignmentOf(tx, keys);
+    const survivorSide = new Set([...stored].filter(([k, p]) => p === live && !mergedKeys.has(k)).map(([k]) => k));
+    const disable = links.filter(
+      (l) => !l.disabledBy && l.keys.some((k) => mergedKeys.has(k)) && l.keys.some((k) => survivorSide.has(k)),
+    );
+    const [log] = await tx<{ id: string }[]>`
+      INSERT INTO merges (kind, survivor_id, merged_id, reason, actor, before)
+      VALUES ('unmerge', ${live}, ${merge.merged_id}, ${`unmerge of merge ${mergeId}`}, ${actor},
+        ${tx.json({ survivor: [...survivorSide].sort(), merged: [...mergedKeys].filter((k) => stored.get(k) === live).sort() })})
+      RETURNING id`;
+    if (disable.length) {
+      await tx`UPDATE identity_links SET disabled_by = ${log!.id} WHERE set_hash = ANY(${disable.map((l) => l.setHash)}::text[])`;
+    }
+    const next = links.map((l) => (disable.includes(l) ? { ...l, disabledBy: log!.id } : l));
+    const labels = new Map(stored);
+    for (const k of mergedKeys) if (labels.get(k) === live) labels.set(k, merge.merged_id);
+    const applied = await applyPartition(
+      tx,
+      next,
+      stored,
+      ctx.identity,
+      () => ({ reason: `unmerge of merge ${mergeId}`, eventId: null, actor, kind: 'unmerge' }),
+      labels,
+    );
+    await settleProfiles(tx, applied, ctx);
+    await tx`UPDATE merges SET undone_at = now(), undone_by = ${log!.id} WHERE id = ${mergeId}`;
+    return { survivor: live, restored: merge.merged_id, unmergeId: log!.id };
+  });
+}
+
+/**
+ * Erases a profile (right to be forgotten): its identities, traits, accounts links, consent history,
+ * events and merge history, and those of profiles merged into it. Keeps a keyed hash of each identity
+ * (no clear text) so later events carrying one are dropped and counted, the erasure record with who
+ * asked, and queues a `profile.erased` notice for destinations.
+ *
+ * @example
+ * const erasure = await eraseProfile(sql, boss, id, 'admin-key', ctx);
+ */
+export async function eraseProfile(
+  sql: Sql,
+  boss: PgBoss,
+  profileId: string,
+  actor: string,
+  ctx: IdentifyContext,
+): Promise<{ erasureId: string; profileIds: string[]; identities: number; events: number }> {
+  return withProfileLocked(sql, profileId, [], async (tx, live) => {
+    const merged = await tx<{ id: string }[]>`
+      WITH RECURSIVE chain AS (
+        SELECT id FROM profiles WHERE id = ${live}
+        UNION SELECT p.id FROM profiles p JOIN chain c ON p.merged_into = c.id)
+      SELECT id FROM chain`;
+    const ids = merged.map((r) => r.id);
+    const identities = await tx<{ key: string }[]>`SELECT key FROM identities WHERE profile_id = ${live}`;
+    const keys = identities.map((r) => r.key);
+    const [erasure] = await tx<{ id: string }[]>`
+      INSERT INTO erasures (profile_id, requested_by, identities, events) VALUES (${live}, ${actor}, ${keys.length}, 0)
+      RETURNING id`;
+    const hashes = keys.map((k) => suppressionHash(ctx.secret, k));
+    if (hashes.length) {
+      await tx`INSERT INTO suppressions (hash, erasure_id) SELECT unnest(${hashes}::text[]), ${erasure!.id} ON CONFLICT DO NOTHING`;
+      await tx`DELETE FROM identity_links WHERE keys && ${keys}::text[]`;
+      await tx`DELETE FROM identity_refusals WHERE groups && ${keys}::text[]`;
+    }
+    const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM profile_traits WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM profile_accounts WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM merges WHERE survivor_id = ANY(${ids}::uuid[]) OR merged_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM identities WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`
+      UPDATE profiles SET erased_at = now(), merged_into = NULL, traits_through_ts = NULL, traits_through_id = NULL,
+        updated_at = now()
+      WHERE id = ANY(${ids}::uuid[])`;
+    await tx`UPDATE erasures SET events = ${events.count} WHERE id = ${erasure!.id}`;
+    await boss.send(
+      QUEUES.profileErased.name,
+      { erasureId: erasure!.id, profileIds: ids, identities: keys.map(parseIdentityKey), requestedBy: actor },
+      { db: bossExecutor(tx) },
+    );
+    return { erasureId: erasure!.id, profileIds: ids, identities: keys.length, events: events.count };
+  });
+}
+
+/**
+ * Records consent choices made through the API (by staff or the person's own preference centre),
+ * each kept with its time, source and actor.
+ *
+ * @example
+ * await setConsent(sql, id, { marketing: false }, 'admin-key');
+ */
+export async function setConsent(
+  sql: Sql,
+  profileId: string,
+  purposes: Readonly<Record<string, boolean>>,
+  actor: string,
+): Promise<string> {
+  return withProfileLocked(sql, profileId, [], async (tx, live) => {
+    const rows = Object.entries(purposes).map(([u, g]) => ({ u: u.trim().toLowerCase(), g }));
+    await tx`
+      INSERT INTO consent_changes (profile_id, purpose, granted, at, source, actor)
+      SELECT ${live}, u, g, now(), 'api', ${actor}
+      FROM json_to_recordset(${JSON.stringify(rows)}::text::json) AS x (u text, g boolean)`;
+    return live;
+  });
+}

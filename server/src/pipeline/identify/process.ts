@@ -1,0 +1,394 @@
+import { createHmac } from 'node:crypto';
+import {
+  compareRefs,
+  consentFromEvent,
+  emptyProfileState,
+  extractIdentities,
+  foldEvents,
+  type IdentityOptions,
+  identityKey,
+  type JsonObject,
+  type ProfileState,
+  type TrackingEvent,
+  type TraitOptions,
+} from '@cairn/core';
+import type { Sql, Tx } from '../../db/index.ts';
+import type { Logger } from '../../log.ts';
+import {
+  type Applied,
+  applyPartition,
+  assignmentOf,
+  linkHash,
+  linksByHash,
+  loadComponent,
+  parseIdentityKey,
+  type StoredLink,
+  saveLinks,
+  saveRefusals,
+} from './component.ts';
+import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
+import { loadStates, refoldStates, saveStates } from './state.ts';
+
+/** Settings of stage 2. */
+export interface IdentifyContext {
+  identity: IdentityOptions;
+  traits: TraitOptions;
+  /** Consent purposes recorded from events; null = any purpose name. */
+  purposes: readonly string[] | null;
+  /** Key of the suppression list's keyed hashes. */
+  secret: string;
+  log: Logger;
+  /** Workers per process. */
+  concurrency: number;
+}
+
+/** What one call did, for metrics and tests. */
+export interface IdentifyResult {
+  processed: number;
+  suppressed: number;
+  merges: number;
+  created: number;
+  retries: number;
+}
+
+interface LoadedEvent {
+  id: string;
+  ts: number;
+  type: string;
+  payload: JsonObject;
+  keys: string[];
+  setHash: string | null;
+}
+
+/** Events per transaction: bounds lock counts and the work a retry repeats. */
+const CHUNK = 250;
+const MAX_ATTEMPTS = 30;
+
+/**
+ * The keyed hash of an identity that suppression entries store (HMAC-SHA256 under the server secret):
+ * it matches later events without keeping the identity in clear text.
+ *
+ * @example
+ * suppressionHash(secret, 'email:ann@example.com');
+ */
+export function suppressionHash(secret: string, key: string): string {
+  return createHmac('sha256', secret).update(key).digest('base64url');
+}
+
+/**
+ * Stage 2 for a set of stored events: drops suppressed ones, resolves identities (links, component,
+ * guards, merges), attaches each event to its profile, folds traits and accounts, records consent, and
+ * marks the events processed — one transaction per chunk, idempotent per event (processed events are
+ * skipped), safe with any number of concurrent workers (see locks.ts).
+ *
+ * @example
+ * await identifyEvents(sql, ['1', '2'], ctx);
+ */
+export async function identifyEvents(sql: Sql, ids: readonly string[], ctx: IdentifyContext): Promise<IdentifyResult> {
+  const total: IdentifyResult = { processed: 0, suppressed: 0, merges: 0, created: 0, retries: 0 };
+  const sortedIds = [...new Set(ids)].sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+  for (let i = 0; i < sortedIds.length; i += CHUNK) {
+    const chunk = sortedIds.slice(i, i + CHUNK);
+    let extra = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await sql.begin((tx) => processChunk(tx, chunk, extra, ctx));
+        total.processed += r.processed;
+        total.suppressed += r.suppressed;
+        total.merges += r.merges;
+        total.created += r.created;
+        break;
+      } catch (err) {
+        total.retries++;
+        const code = (err as { code?: string })?.code;
+        if (attempt >= MAX_ATTEMPTS) throw err;
+        if (err instanceof NeedsMoreLocks) extra = new Set([...extra, ...err.keys]);
+        else if (code !== '40P01' && code !== '40001') throw err;
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+      }
+    }
+  }
+  return total;
+}
+
+async function loadEvents(tx: Tx, ids: readonly string[], ctx: IdentifyContext): Promise<LoadedEvent[]> {
+  const rows = await tx<{ id: string; type: string; timestamp: Date; payload: JsonObject }[]>`
+    SELECT id, type, timestamp, payload FROM events
+    WHERE id = ANY(${ids}::bigint[]) AND processed_at IS NULL
+    FOR UPDATE SKIP LOCKED`;
+  return rows.map((r) => {
+    const keys = extractIdentities(r.payload as unknown as TrackingEvent, ctx.identity).map(identityKey);
+    return {
+      id: String(r.id),
+      ts: r.timestamp.getTime(),
+      type: r.type,
+      payload: r.payload,
+      keys,
+      setHash: keys.length ? linkHash(keys) : null,
+    };
+  });
+}
+
+async function dropSuppressed(tx: Tx, events: LoadedEvent[], ctx: IdentifyContext): Promise<LoadedEvent[]> {
+  const hashes = new Map<string, string>();
+  for (const e of events) for (const k of e.keys) hashes.set(k, suppressionHash(ctx.secret, k));
+  if (!hashes.size) return events;
+  const hit = await tx<
+    { hash: string }[]
+  >`SELECT hash FROM suppressions WHERE hash = ANY(${[...hashes.values()]}::text[])`;
+  if (!hit.length) return events;
+  const blocked = new Set(hit.map((h) => h.hash));
+  const dropped = events.filter((e) => e.keys.some((k) => blocked.has(hashes.get(k)!)));
+  const counts = new Map<string, number>();
+  for (const e of dropped) {
+    for (const k of e.keys) {
+      const h = hashes.get(k)!;
+      if (blocked.has(h)) counts.set(h, (counts.get(h) ?? 0) + 1);
+    }
+  }
+  await tx`DELETE FROM events WHERE id = ANY(${dropped.map((e) => e.id)}::bigint[])`;
+  const doc = JSON.stringify([...counts].map(([h, n]) => ({ h, n })));
+  await tx`
+    UPDATE suppressions s SET dropped = s.dropped + x.n, last_dropped_at = now()
+    FROM json_to_recordset(${doc}::text::json) AS x (h text, n int) WHERE s.hash = x.h`;
+  const gone = new Set(dropped.map((e) => e.id));
+  return events.filter((e) => !gone.has(e.id));
+}
+
+async function processChunk(
+  tx: Tx,
+  ids: readonly string[],
+  extraLocks: ReadonlySet<string>,
+  ctx: IdentifyContext,
+): Promise<Omit<IdentifyResult, 'retries'>> {
+  const loaded = await loadEvents(tx, ids, ctx);
+  const events = await dropSuppressed(tx, loaded, ctx);
+  const suppressed = loaded.length - events.length;
+  const held = await lockIdentities(tx, [...events.flatMap((e) => e.keys), ...extraLocks]);
+
+  // Which events bring new evidence: a set of identities never seen together, or seen only later.
+  const known = await linksByHash(tx, [...new Set(events.flatMap((e) => (e.setHash ? [e.setHash] : [])))]);
+  const newLinks = new Map<string, StoredLink>();
+  const causeOf = new Map<string, LoadedEvent>();
+  for (const e of [...events].sort((a, b) => compareRefs({ ts: a.ts, eventId: a.id }, { ts: b.ts, eventId: b.id }))) {
+    if (!e.setHash) continue;
+    const stored = newLinks.get(e.setHash) ?? known.get(e.setHash);
+    const ref = { ts: e.ts, eventId: e.id };
+    if (stored && compareRefs(stored, ref) <= 0) continue;
+    newLinks.set(e.setHash, {
+      setHash: e.setHash,
+      keys: e.keys,
+      ts: e.ts,
+      eventId: e.id,
+      disabledBy: stored?.disabledBy ?? null,
+    });
+    for (const k of e.keys) if (!causeOf.has(k)) causeOf.set(k, e);
+  }
+  await saveLinks(tx, [...newLinks.values()]);
+
+  let applied: Applied | null = null;
+  let componentKeys: string[] = [];
+  const structural = [...new Set([...newLinks.values()].flatMap((l) => l.keys))];
+  if (structural.length) {
+    const component = await loadComponent(tx, structural, held);
+    if (!component) {
+      // A runaway component: keep the evidence out and say so; events still attach below.
+      ctx.log.error('identity component too large; links refused', { identities: structural.length });
+      await tx`DELETE FROM identity_links WHERE set_hash = ANY(${[...newLinks.keys()]}::text[])`;
+    } else {
+      componentKeys = [...component.keys];
+      const previous = await assignmentOf(tx, componentKeys);
+      await lockProfiles(tx, new Set([...previous.values(), ...(await profilesOf(tx, events, componentKeys))]));
+      applied = await applyPartition(tx, component.links, previous, ctx.identity, (group) => {
+        const e = group.identities.map((id) => causeOf.get(identityKey(id))).find(Boolean);
+        return { reason: e ? `${e.type} event` : 'identity links', eventId: e?.id ?? null, actor: null };
+      });
+      await saveRefusals(tx, applied.partition);
+    }
+  }
+  if (!applied) await lockProfiles(tx, await profilesOf(tx, events, []));
+
+  // Attach each event to the profile of its deciding identity (the first in canonical order).
+  const lookup = applied ? new Map(applied.assignment) : new Map<string, string>();
+  const missing = events.flatMap((e) => (e.keys[0] && !lookup.has(e.keys[0]) ? [e.keys[0]] : []));
+  for (const [k, p] of await assignmentOf(tx, missing)) lookup.set(k, p);
+  const orphans = events.filter((e) => e.keys[0] && !lookup.has(e.keys[0]));
+  if (orphans.length) {
+    // Only when a runaway component refused the links: give the identity a profile of its own.
+    for (const e of orphans) {
+      const key = e.keys[0]!;
+      if (lookup.has(key)) continue;
+      const [row] = await tx<{ id: string }[]>`INSERT INTO profiles (id) VALUES (gen_random_uuid()) RETURNING id`;
+      const { type, value } = parseIdentityKey(key);
+      await tx`INSERT INTO identities (key, type, value, profile_id) VALUES (${key}, ${type}, ${value}, ${row!.id})
+        ON CONFLICT (key) DO NOTHING`;
+      lookup.set(key, row!.id);
+    }
+  }
+  const attach = events.map((e) => ({ i: e.id, p: e.keys[0] ? lookup.get(e.keys[0])! : null, k: e.keys[0] ?? null }));
+  if (attach.length) {
+    await tx`
+      UPDATE events e SET profile_id = x.p, identity_key = x.k, processed_at = now()
+      FROM json_to_recordset(${JSON.stringify(attach)}::text::json) AS x (i bigint, p uuid, k text)
+      WHERE e.id = x.i`;
+  }
+
+  // Re-point older events of profiles whose identities moved, then refold or fold traits.
+  const changed = applied ? [...applied.changed] : [];
+  if (changed.length) await repointEvents(tx, changed);
+  const byProfile = new Map<string, LoadedEvent[]>();
+  for (const e of events) {
+    const p = e.keys[0] ? lookup.get(e.keys[0]) : undefined;
+    if (p) byProfile.set(p, [...(byProfile.get(p) ?? []), e]);
+  }
+  const mergedAway = applied?.mergedAway ?? new Set<string>();
+  const refold = new Set(changed.filter((p) => !mergedAway.has(p)));
+  const incremental = [...byProfile.keys()].filter((p) => !refold.has(p));
+  const before = await loadStates(tx, [...new Set([...incremental, ...refold, ...mergedAway])]);
+  const after = new Map<string, ProfileState>();
+  for (const p of incremental) {
+    const state = cloneState(before.get(p)!);
+    if (foldEvents(state, byProfile.get(p)!, ctx.traits)) after.set(p, state);
+    else refold.add(p);
+  }
+  for (const [p, state] of await refoldStates(tx, [...refold], ctx.traits)) after.set(p, state);
+  for (const p of mergedAway) after.set(p, emptyProfileState());
+  await saveStates(tx, before, after);
+
+  await saveAccountTraits(tx, events);
+  await saveConsent(tx, events, lookup, ctx);
+  return {
+    processed: events.length,
+    suppressed,
+    merges: applied?.mergedAway.size ?? 0,
+    created: applied?.created.size ?? 0,
+  };
+}
+
+/**
+ * After identities moved between profiles (an unmerge, an erasure's neighbours): re-points their
+ * events and consent, and refolds their traits; merged-away profiles lose theirs.
+ *
+ * @example
+ * await settleProfiles(tx, applied, ctx);
+ */
+export async function settleProfiles(
+  tx: Tx,
+  applied: Pick<Applied, 'changed' | 'mergedAway'>,
+  ctx: IdentifyContext,
+): Promise<void> {
+  const changed = [...applied.changed];
+  if (!changed.length) return;
+  await repointEvents(tx, changed);
+  const live = changed.filter((p) => !applied.mergedAway.has(p));
+  const before = await loadStates(tx, changed);
+  const after = await refoldStates(tx, live, ctx.traits);
+  for (const p of applied.mergedAway) after.set(p, emptyProfileState());
+  await saveStates(tx, before, after);
+}
+
+function cloneState(s: ProfileState): ProfileState {
+  return { traits: new Map(s.traits), groups: new Map(s.groups), through: s.through };
+}
+
+/** Profiles currently holding the deciding identities of these events (besides the component's). */
+async function profilesOf(tx: Tx, events: readonly LoadedEvent[], exclude: readonly string[]): Promise<string[]> {
+  const skip = new Set(exclude);
+  const keys = [...new Set(events.flatMap((e) => (e.keys[0] && !skip.has(e.keys[0]) ? [e.keys[0]] : [])))];
+  return [...new Set((await assignmentOf(tx, keys)).values())];
+}
+
+/**
+ * Moves events (and the consent they recorded) to the profile their deciding identity now belongs to.
+ *
+ * @example
+ * await repointEvents(tx, ['6f1c...']);
+ */
+export async function repointEvents(tx: Tx, profiles: readonly string[]): Promise<void> {
+  await tx`
+    UPDATE events e SET profile_id = i.profile_id
+    FROM identities i
+    WHERE e.profile_id = ANY(${profiles}::uuid[]) AND i.key = e.identity_key AND e.profile_id <> i.profile_id`;
+  await tx`
+    UPDATE consent_changes c SET profile_id = e.profile_id
+    FROM events e
+    WHERE c.profile_id = ANY(${profiles}::uuid[]) AND c.event_id = e.id AND c.profile_id <> e.profile_id`;
+  // Consent given through the API follows a merged-away profile to its survivor.
+  await tx`
+    UPDATE consent_changes c SET profile_id = p.merged_into
+    FROM profiles p
+    WHERE c.profile_id = p.id AND p.id = ANY(${profiles}::uuid[]) AND p.merged_into IS NOT NULL`;
+}
+
+/** Account traits from group calls: last write by event time wins, per trait. */
+async function saveAccountTraits(tx: Tx, events: readonly LoadedEvent[]): Promise<void> {
+  const rows = new Map<string, { a: string; k: string; v: string; t: string; e: string; ts: number }>();
+  for (const e of events) {
+    const groupId = typeof e.payload.groupId === 'string' ? e.payload.groupId.trim() : '';
+    const traits = e.payload.traits;
+    if (e.type !== 'group' || !groupId) continue;
+    if (typeof traits !== 'object' || traits === null || Array.isArray(traits)) {
+      rows.set(`${groupId}\n`, { a: groupId, k: '', v: 'null', t: new Date(e.ts).toISOString(), e: e.id, ts: e.ts });
+      continue;
+    }
+    for (const [k, v] of Object.entries(traits as JsonObject)) {
+      const id = `${groupId}\n${k}`;
+      const prev = rows.get(id);
+      if (prev && compareRefs({ ts: prev.ts, eventId: prev.e }, { ts: e.ts, eventId: e.id }) > 0) continue;
+      rows.set(id, { a: groupId, k, v: JSON.stringify(v ?? null), t: new Date(e.ts).toISOString(), e: e.id, ts: e.ts });
+    }
+  }
+  if (!rows.size) return;
+  const list = [...rows.values()].sort((x, y) => (x.a < y.a ? -1 : x.a > y.a ? 1 : x.k < y.k ? -1 : 1));
+  await tx`
+    INSERT INTO accounts (id) SELECT DISTINCT a FROM json_to_recordset(${JSON.stringify(list)}::text::json) AS x (a text)
+    ORDER BY a ON CONFLICT DO NOTHING`;
+  const traits = list.filter((r) => r.k !== '');
+  if (!traits.length) return;
+  await tx`
+    INSERT INTO account_traits (account_id, key, value, updated_at, event_id)
+    SELECT a, k, v::jsonb, t, e FROM json_to_recordset(${JSON.stringify(traits)}::text::json)
+      AS x (a text, k text, v text, t timestamptz, e bigint)
+    ORDER BY a, k
+    ON CONFLICT (account_id, key) DO UPDATE
+    SET value = excluded.value, updated_at = excluded.updated_at, event_id = excluded.event_id
+    WHERE (account_traits.updated_at, account_traits.event_id) < (excluded.updated_at, excluded.event_id)`;
+}
+
+/** Consent choices carried by events, recorded when they change the profile's state for a purpose. */
+async function saveConsent(
+  tx: Tx,
+  events: readonly LoadedEvent[],
+  lookup: ReadonlyMap<string, string>,
+  ctx: IdentifyContext,
+): Promise<void> {
+  const rows: { p: string; u: string; g: boolean; t: string; e: string }[] = [];
+  for (const e of events) {
+    const profile = e.keys[0] ? lookup.get(e.keys[0]) : undefined;
+    if (!profile) continue;
+    for (const [purpose, granted] of consentFromEvent(e.payload, ctx.purposes)) {
+      rows.push({ p: profile, u: purpose, g: granted, t: new Date(e.ts).toISOString(), e: e.id });
+    }
+  }
+  if (!rows.length) return;
+  rows.sort((a, b) => compareRefs({ ts: Date.parse(a.t), eventId: a.e }, { ts: Date.parse(b.t), eventId: b.e }));
+  const last = new Map<string, boolean>();
+  const changes: ((typeof rows)[number] & { c: boolean })[] = [];
+  for (const r of rows) {
+    const id = `${r.p}\n${r.u}`;
+    const prev = last.get(id);
+    last.set(id, r.g);
+    // The first choice of a batch is compared with the stored history; later ones with the batch's.
+    if (prev !== r.g) changes.push({ ...r, c: prev === undefined });
+  }
+  // Kept when it differs from the choice in force at that moment (the latest earlier change).
+  await tx`
+    INSERT INTO consent_changes (profile_id, purpose, granted, at, source, event_id)
+    SELECT x.p, x.u, x.g, x.t, 'event', x.e
+    FROM json_to_recordset(${JSON.stringify(changes)}::text::json) AS x (p uuid, u text, g boolean, t timestamptz, e bigint, c boolean)
+    WHERE NOT x.c OR x.g IS DISTINCT FROM (
+      SELECT c.granted FROM consent_changes c
+      WHERE c.profile_id = x.p AND c.purpose = x.u AND c.at <= x.t
+      ORDER BY c.at DESC, c.id DESC LIMIT 1)
+    ORDER BY x.t, x.e`;
+}
