@@ -96,7 +96,7 @@ export async function startCairn(
       options.extraRoutes?.(a);
     },
   });
-  if (config.role !== 'ingest') await startWorkers({ boss, sql, identify });
+  if (config.role !== 'ingest') await startWorkers({ boss, sql, identify, metrics });
 
   const server = await listen(app, config);
   const address = server.address();

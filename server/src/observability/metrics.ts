@@ -12,6 +12,10 @@ export interface Metrics {
   commitGroupSize: Histogram;
   commitDuration: Histogram;
   queueDepth: Gauge<'queue'>;
+  identifyEvents: Counter<'outcome'>;
+  identifyChanges: Counter<'kind'>;
+  identifyRetries: Counter;
+  identifyDuration: Histogram;
 }
 
 /**
@@ -74,6 +78,29 @@ export function createMetrics(
       name: 'cairn_ingest_commit_duration_seconds',
       help: 'Duration of one group commit transaction.',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    }),
+    identifyEvents: new Counter({
+      name: 'cairn_identify_events_total',
+      help: 'Events through identity resolution: processed, or suppressed (an erased identity; dropped).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    identifyChanges: new Counter({
+      name: 'cairn_identify_profile_changes_total',
+      help: 'Profiles created and merged away by identity resolution.',
+      labelNames: ['kind'],
+      registers,
+    }),
+    identifyRetries: new Counter({
+      name: 'cairn_identify_retries_total',
+      help: 'Identify transactions restarted (a component grew while locking, a deadlock or serialisation failure).',
+      registers,
+    }),
+    identifyDuration: new Histogram({
+      name: 'cairn_identify_batch_duration_seconds',
+      help: 'Duration of one identify worker call (a batch of ingest jobs).',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
     queueDepth: new Gauge({

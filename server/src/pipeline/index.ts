@@ -3,6 +3,7 @@
 // are wired here, in order.
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../db/index.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { IdentifyContext } from './identify/process.ts';
 import { startIdentifyWorker } from './identify/worker.ts';
 import { type IngestDeps, trackingRoutes } from './ingest/routes.ts';
@@ -16,9 +17,14 @@ export function ingestRoutes(deps: IngestDeps) {
  * Starts the workers of every stage after ingest.
  *
  * @example
- * await startWorkers({ boss, sql, identify });
+ * await startWorkers({ boss, sql, identify, metrics });
  */
-export async function startWorkers(deps: { boss: PgBoss; sql: Sql; identify: IdentifyContext }): Promise<void> {
+export async function startWorkers(deps: {
+  boss: PgBoss;
+  sql: Sql;
+  identify: IdentifyContext;
+  metrics: Metrics;
+}): Promise<void> {
   // 2 identify
-  await startIdentifyWorker(deps.boss, deps.sql, deps.identify);
+  await startIdentifyWorker(deps.boss, deps.sql, deps.identify, deps.metrics);
 }

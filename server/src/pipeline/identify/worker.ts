@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../../db/index.ts';
 import { type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import { type IdentifyContext, identifyEvents } from './process.ts';
 
 /**
@@ -8,18 +9,30 @@ import { type IdentifyContext, identifyEvents } from './process.ts';
  * each job names, several jobs per call (each chunk of events one transaction).
  *
  * @example
- * await startIdentifyWorker(boss, sql, ctx);
+ * await startIdentifyWorker(boss, sql, ctx, metrics);
  */
-export async function startIdentifyWorker(boss: PgBoss, sql: Sql, ctx: IdentifyContext): Promise<void> {
+export async function startIdentifyWorker(
+  boss: PgBoss,
+  sql: Sql,
+  ctx: IdentifyContext,
+  metrics: Metrics,
+): Promise<void> {
   await boss.work<IngestCommitted>(
     QUEUES.ingestCommitted.name,
     { batchSize: 20, pollingIntervalSeconds: 0.5, localConcurrency: ctx.concurrency },
     async function processCommitted(jobs) {
-      await identifyEvents(
+      const done = metrics.identifyDuration.startTimer();
+      const r = await identifyEvents(
         sql,
         jobs.flatMap((j) => j.data.ids),
         ctx,
       );
+      done();
+      metrics.identifyEvents.inc({ outcome: 'processed' }, r.processed);
+      if (r.suppressed) metrics.identifyEvents.inc({ outcome: 'suppressed' }, r.suppressed);
+      if (r.created) metrics.identifyChanges.inc({ kind: 'created' }, r.created);
+      if (r.merges) metrics.identifyChanges.inc({ kind: 'merged' }, r.merges);
+      if (r.retries) metrics.identifyRetries.inc(r.retries);
     },
   );
 }
