@@ -1,0 +1,17 @@
+export { definePlugin } from './define.ts';
+export { checkResponse, PermanentError, parseRetryAfter, RetryableError } from './errors.ts';
+export { PluginSettingsError, type RunOptions, type RunResult, runPlugin } from './harness.ts';
+export { createPluginFetch, DEFAULT_FETCH_TIMEOUT_MS, sendBatch } from './run.ts';
+export type {
+  AcceptedEvent,
+  Channel,
+  DeliveredEvent,
+  DeliveryItem,
+  DeliveryProfile,
+  ItemOutcome,
+  PluginContext,
+  PluginDefinition,
+  PluginFetch,
+  PluginKv,
+  PluginLog,
+} from './types.ts';

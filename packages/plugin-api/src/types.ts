@@ -1,0 +1,113 @@
+import type { z } from 'zod';
+
+/** Event types a plugin may accept: the tracking calls, plus what audiences and tags emit. */
+export type AcceptedEvent =
+  | 'track'
+  | 'identify'
+  | 'page'
+  | 'screen'
+  | 'group'
+  | 'alias'
+  | 'audience.entered'
+  | 'audience.exited'
+  | 'tag.added'
+  | 'tag.removed';
+
+/** Message channels: their plugins get unsubscribe links, and unsubscribes are enforced on them. */
+export type Channel = 'email' | 'sms' | 'push' | 'chat' | 'webhook';
+
+/** The person an event belongs to, as a destination sees them. */
+export interface DeliveryProfile {
+  id: string;
+  userId: string | null;
+  email: string | null;
+  phone: string | null;
+  anonymousIds: string[];
+  traits: Record<string, unknown>;
+}
+
+/** The event as stored (Segment fields, corrected timestamp, enriched context). */
+export interface DeliveredEvent {
+  type: string;
+  messageId: string;
+  timestamp: string;
+  event?: string;
+  name?: string;
+  userId?: string;
+  anonymousId?: string;
+  groupId?: string;
+  properties?: Record<string, unknown>;
+  traits?: Record<string, unknown>;
+  context?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+/** One thing to deliver. */
+export interface DeliveryItem {
+  /** The same on every attempt and replay: `<messageId>:<destination id>`. Send it as an idempotency key. */
+  idempotencyKey: string;
+  event: DeliveredEvent;
+  profile: DeliveryProfile | null;
+  /** 1 on the first try. */
+  attempt: number;
+}
+
+/** What happened to one item; a plugin may return one per item, in order (or nothing: all delivered). */
+export type ItemOutcome =
+  | { status: 'delivered'; detail?: string }
+  | { status: 'retry'; error: string; retryAfter?: number }
+  | { status: 'failed'; error: string };
+
+/** A small persistent store per destination (tokens, cursors, ids a receiver handed back). */
+export interface PluginKv {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: unknown, ttlSeconds?: number): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+/** A plugin's logger; lines are kept with the destination's deliveries. */
+export interface PluginLog {
+  info(message: string, data?: Record<string, unknown>): void;
+  warn(message: string, data?: Record<string, unknown>): void;
+  error(message: string, data?: Record<string, unknown>): void;
+}
+
+/** `fetch` with a timeout (default 10 s) and the delivery's abort signal already applied. */
+export type PluginFetch = (input: string | URL, init?: RequestInit & { timeoutMs?: number }) => Promise<Response>;
+
+/** Everything a plugin may use. It never sees the server, the database or the environment. */
+export interface PluginContext<S> {
+  settings: S;
+  destination: { id: string; name: string };
+  fetch: PluginFetch;
+  log: PluginLog;
+  kv: PluginKv;
+  /** A signed one-click unsubscribe URL for this person on this channel (and topic, if any). */
+  unsubscribeUrl(profile: DeliveryProfile, channel: Channel, topic?: string): string;
+  now(): Date;
+  /** Aborted when the server shuts down or the delivery times out. */
+  signal: AbortSignal;
+}
+
+/** The definition a plugin's `index.ts` default-exports through `definePlugin`. */
+export interface PluginDefinition<S extends z.ZodType = z.ZodType> {
+  /** Lower-case, `[a-z0-9-]`, unique among installed plugins. */
+  name: string;
+  version: string;
+  description: string;
+  /** Validates a destination's settings; its errors name the field. */
+  settings: S;
+  /** Consent purposes the profile must have granted, all of them, for anything to be sent. */
+  purposes: readonly string[];
+  /** Set for message channels: unsubscribes are enforced and unsubscribe URLs offered. */
+  channel?: Channel;
+  /** The event types it wants. */
+  accepts: readonly AcceptedEvent[];
+  /** Most items per `send` call (default 1). */
+  batchSize?: number;
+  /** `profile`: one profile's events are sent one batch at a time, in event order. */
+  ordering?: 'profile' | 'none';
+  /** Settings fields that hold secrets: masked when a destination is read back. */
+  secrets?: readonly string[];
+  send(items: DeliveryItem[], ctx: PluginContext<z.infer<S>>): Promise<Array<ItemOutcome | undefined> | undefined>;
+}

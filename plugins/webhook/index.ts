@@ -1,0 +1,106 @@
+import { createHmac } from 'node:crypto';
+import {
+  checkResponse,
+  type DeliveryItem,
+  definePlugin,
+  type ItemOutcome,
+  PermanentError,
+  RetryableError,
+} from '@cairn/plugin-api';
+import { z } from 'zod';
+
+const settings = z.object({
+  url: z
+    .string()
+    .url()
+    .refine((u) => /^https?:/.test(u), 'must be an http(s) URL'),
+  /** Signs each request: `Cairn-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. */
+  secret: z.string().min(16, 'use at least 16 characters').optional(),
+  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, 'not a header name'), z.string()).default({}),
+  /** `single`: one event per request (Idempotency-Key header); `batch`: up to `batchSize` per request. */
+  mode: z.enum(['single', 'batch']).default('single'),
+  timeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+});
+
+/**
+ * The signature header value for a body: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+ * Receivers recompute it and reject old timestamps (replay protection).
+ *
+ * @example
+ * sign('s3cret-s3cret-s3cret', '{"a":1}', 1767225600); // 't=1767225600,v1=…'
+ */
+export function sign(secret: string, body: string, unixSeconds: number): string {
+  const mac = createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex');
+  return `t=${unixSeconds},v1=${mac}`;
+}
+
+function envelope(item: DeliveryItem) {
+  return { idempotencyKey: item.idempotencyKey, attempt: item.attempt, event: item.event, profile: item.profile };
+}
+
+export default definePlugin({
+  name: 'webhook',
+  version: '0.1.0',
+  description: 'POSTs events as JSON to a URL, signed with HMAC-SHA256, one per request or in batches.',
+  settings,
+  purposes: ['analytics'],
+  channel: 'webhook',
+  accepts: [
+    'track',
+    'identify',
+    'page',
+    'screen',
+    'group',
+    'alias',
+    'audience.entered',
+    'audience.exited',
+    'tag.added',
+    'tag.removed',
+  ],
+  batchSize: 100,
+  ordering: 'profile',
+  secrets: ['secret'],
+  async send(items, ctx) {
+    const { url, secret, headers, mode, timeoutMs } = ctx.settings;
+    const post = async (body: string, extra: Record<string, string>) => {
+      const signature = secret ? { 'cairn-signature': sign(secret, body, Math.floor(ctx.now().getTime() / 1000)) } : {};
+      const res = await ctx.fetch(url, {
+        method: 'POST',
+        headers: {
+          ...headers,
+          'content-type': 'application/json',
+          'user-agent': 'Cairn-Webhook/0.1',
+          ...signature,
+          ...extra,
+        },
+        body,
+        timeoutMs,
+      });
+      await checkResponse(res);
+    };
+    if (mode === 'batch') {
+      // Each event carries its idempotency key in the body (a header listing 100 keys would be too long).
+      await post(JSON.stringify({ batch: items.map(envelope) }), {});
+      return undefined;
+    }
+    // One request per event, in order. After a failure the rest wait for the next attempt, so a
+    // receiver never sees a profile's later event before an earlier one.
+    const outcomes: ItemOutcome[] = [];
+    for (const item of items) {
+      if (outcomes.some((o) => o.status === 'retry')) {
+        outcomes.push({ status: 'retry', error: 'not sent: an earlier event of this batch failed' });
+        continue;
+      }
+      try {
+        await post(JSON.stringify(envelope(item)), { 'idempotency-key': item.idempotencyKey });
+        outcomes.push({ status: 'delivered' });
+      } catch (err) {
+        if (err instanceof PermanentError) outcomes.push({ status: 'failed', error: err.message });
+        else if (err instanceof RetryableError && err.retryAfter !== undefined) {
+          outcomes.push({ status: 'retry', error: err.message, retryAfter: err.retryAfter });
+        } else outcomes.push({ status: 'retry', error: String((err as Error)?.message ?? err) });
+      }
+    }
+    return outcomes;
+  },
+});

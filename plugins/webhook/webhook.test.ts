@@ -1,0 +1,96 @@
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PluginSettingsError, runPlugin } from '@cairn/plugin-api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import webhook, { sign } from './index.ts';
+
+interface Received {
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+describe('webhook plugin against a real HTTP receiver', () => {
+  let server: Server;
+  let url: string;
+  const received: Received[] = [];
+  let answers: number[] = [];
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        const status = answers.shift() ?? 200;
+        if (status === 429) res.setHeader('retry-after', '7');
+        res.writeHead(status).end(status === 200 ? 'ok' : 'nope');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('posts each event signed, with its idempotency key and custom headers', async () => {
+    received.length = 0;
+    const secret = 'a-very-secret-key-123';
+    const now = new Date('2026-11-22T10:00:00Z');
+    const { outcomes, items } = await runPlugin(
+      webhook,
+      { url, secret, headers: { 'X-Team': 'growth' } },
+      [
+        { event: 'Signed Up', messageId: 'm1' },
+        { event: 'Order Completed', messageId: 'm2' },
+      ],
+      { now: () => now },
+    );
+    expect(outcomes).toEqual([{ status: 'delivered' }, { status: 'delivered' }]);
+    expect(received).toHaveLength(2);
+    const [first] = received;
+    expect(first!.headers['idempotency-key']).toBe(items[0]!.idempotencyKey);
+    expect(first!.headers['x-team']).toBe('growth');
+    const t = Math.floor(now.getTime() / 1000);
+    const mac = createHmac('sha256', secret).update(`${t}.${first!.body}`).digest('hex');
+    expect(first!.headers['cairn-signature']).toBe(`t=${t},v1=${mac}`);
+    expect(sign(secret, first!.body, t)).toBe(first!.headers['cairn-signature']);
+    expect(JSON.parse(first!.body)).toMatchObject({ idempotencyKey: 'm1:test', event: { event: 'Signed Up' } });
+  });
+
+  it('sends batches in one request when asked', async () => {
+    received.length = 0;
+    const { outcomes } = await runPlugin(webhook, { url, mode: 'batch' }, [{ messageId: 'a' }, { messageId: 'b' }]);
+    expect(outcomes).toEqual([{ status: 'delivered' }, { status: 'delivered' }]);
+    expect(received).toHaveLength(1);
+    expect(JSON.parse(received[0]!.body).batch.map((b: { idempotencyKey: string }) => b.idempotencyKey)).toEqual([
+      'a:test',
+      'b:test',
+    ]);
+  });
+
+  it('retries 5xx and 429 (with Retry-After), dead-letters 4xx, and keeps order after a failure', async () => {
+    received.length = 0;
+    answers = [200, 503];
+    const r1 = await runPlugin(webhook, { url }, [{ messageId: '1' }, { messageId: '2' }, { messageId: '3' }]);
+    expect(r1.outcomes.map((o) => o.status)).toEqual(['delivered', 'retry', 'retry']);
+    expect(received).toHaveLength(2); // the third was held back behind the failed second
+    answers = [429];
+    expect((await runPlugin(webhook, { url }, [{}])).outcomes[0]).toMatchObject({ status: 'retry', retryAfter: 7 });
+    answers = [400];
+    expect((await runPlugin(webhook, { url }, [{}])).outcomes[0]).toMatchObject({
+      status: 'failed',
+      error: 'HTTP 400: nope',
+    });
+  });
+
+  it('retries when the receiver is down or too slow', async () => {
+    const closed = `http://127.0.0.1:1/hook`;
+    const { outcomes } = await runPlugin(webhook, { url: closed }, [{}]);
+    expect(outcomes[0]).toMatchObject({ status: 'retry', error: expect.stringContaining('request failed') });
+  });
+
+  it('refuses bad settings with the field named', async () => {
+    await expect(runPlugin(webhook, { url: 'ftp://x' }, [])).rejects.toThrow(PluginSettingsError);
+    await expect(runPlugin(webhook, { url, secret: 'short' }, [])).rejects.toThrow(/secret/);
+  });
+});
