@@ -8,6 +8,9 @@ import type { Sql } from './db/index.ts';
 import { apiError, onError } from './http/errors.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './observability/metrics.ts';
+import type { DestinationDirectory } from './pipeline/deliver/directory.ts';
+import type { SenderDeps } from './pipeline/deliver/sender.ts';
+import { unsubscribeRoutes } from './pipeline/deliver/unsubscribe.ts';
 import type { IdentifyContext } from './pipeline/identify/process.ts';
 import { ingestRoutes } from './pipeline/index.ts';
 import type { FailureRecorder } from './pipeline/ingest/failures.ts';
@@ -22,6 +25,8 @@ export interface AppDeps {
   sql: Sql;
   boss: PgBoss;
   identify: IdentifyContext;
+  destinations: DestinationDirectory;
+  sender: SenderDeps;
   log: Logger;
   metrics: Metrics;
   sources: SourceDirectory;
@@ -94,6 +99,12 @@ export function createApp(deps: AppDeps): Hono {
   if (deps.config.role !== 'worker') {
     app.route('/v1', ingestRoutes(deps));
     app.route('/api', adminApi(deps));
+    unsubscribeRoutes(app, {
+      sql: deps.sql,
+      secret: deps.identify.secret,
+      writer: deps.writer,
+      maxFutureSkewMs: deps.config.maxFutureSkewMs,
+    });
   }
   deps.extra?.(app);
   return app;

@@ -16,6 +16,13 @@ export const DEFAULTS = Object.freeze({
   maxFutureSkewMs: 24 * 60 * 60 * 1000,
   /** How often a process re-reads the sources table to see keys created or rotated elsewhere. */
   sourceRefreshMs: 2000,
+  /** First retry of a failed delivery after this many seconds, doubling (with jitter) up to the max. */
+  deliveryRetryDelaySeconds: 5,
+  deliveryRetryMaxSeconds: 600,
+  /** Circuit breaker: failed batches in a row that pause a destination, the first pause, the longest. */
+  circuitThreshold: 5,
+  circuitPauseSeconds: 30,
+  circuitMaxPauseSeconds: 600,
   /** Identify workers per process (each takes up to 20 ingest jobs at a time). */
   identifyConcurrency: 2,
   shutdownTimeoutMs: 15_000,
@@ -45,6 +52,16 @@ const EnvSchema = z.object({
   CAIRN_COMMIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(DEFAULTS.commitConcurrency),
   CAIRN_MAX_FUTURE_SKEW_MS: z.coerce.number().int().min(0).default(DEFAULTS.maxFutureSkewMs),
   CAIRN_SOURCE_REFRESH_MS: z.coerce.number().int().min(50).default(DEFAULTS.sourceRefreshMs),
+  CAIRN_PUBLIC_URL: z
+    .string()
+    .url()
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  CAIRN_DELIVERY_RETRY_DELAY_S: z.coerce.number().int().min(1).max(3600).default(DEFAULTS.deliveryRetryDelaySeconds),
+  CAIRN_DELIVERY_RETRY_MAX_S: z.coerce.number().int().min(1).max(86_400).default(DEFAULTS.deliveryRetryMaxSeconds),
+  CAIRN_CIRCUIT_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(DEFAULTS.circuitThreshold),
+  CAIRN_CIRCUIT_PAUSE_S: z.coerce.number().min(0.1).max(86_400).default(DEFAULTS.circuitPauseSeconds),
+  CAIRN_CIRCUIT_MAX_PAUSE_S: z.coerce.number().min(0.1).max(86_400).default(DEFAULTS.circuitMaxPauseSeconds),
   CAIRN_IDENTIFY_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(DEFAULTS.identifyConcurrency),
   CAIRN_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
   CAIRN_DEMO: flag(true),
@@ -100,6 +117,15 @@ export interface Config {
   demo: boolean;
   /** Identify workers per process. */
   identifyConcurrency: number;
+  /** The URL people reach this server at (unsubscribe links); default http://localhost:PORT. */
+  publicUrl: string | undefined;
+  delivery: {
+    retryDelaySeconds: number;
+    retryMaxSeconds: number;
+    circuitThreshold: number;
+    circuitPauseSeconds: number;
+    circuitMaxPauseSeconds: number;
+  };
   /** Identity guards: limits, blocked values, default calling code, alias typing. */
   identity: IdentityOptions;
   /** Consent purposes recorded from events; null = any. */
@@ -139,6 +165,14 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     log: e.CAIRN_LOG,
     demo: e.CAIRN_DEMO,
     identifyConcurrency: e.CAIRN_IDENTIFY_CONCURRENCY,
+    publicUrl: e.CAIRN_PUBLIC_URL?.replace(/\/+$/, ''),
+    delivery: Object.freeze({
+      retryDelaySeconds: e.CAIRN_DELIVERY_RETRY_DELAY_S,
+      retryMaxSeconds: e.CAIRN_DELIVERY_RETRY_MAX_S,
+      circuitThreshold: e.CAIRN_CIRCUIT_THRESHOLD,
+      circuitPauseSeconds: e.CAIRN_CIRCUIT_PAUSE_S,
+      circuitMaxPauseSeconds: e.CAIRN_CIRCUIT_MAX_PAUSE_S,
+    }),
     identity: e.CAIRN_IDENTITY as IdentityOptions,
     consentPurposes: e.CAIRN_CONSENT_PURPOSES,
   });

@@ -10,6 +10,8 @@ import { demoRoutes } from './demo.ts';
 import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
+import { createDestinationDirectory } from './pipeline/deliver/directory.ts';
+import type { SenderDeps } from './pipeline/deliver/sender.ts';
 import type { IdentifyContext } from './pipeline/identify/process.ts';
 import { startWorkers } from './pipeline/index.ts';
 import { createFailureRecorder } from './pipeline/ingest/failures.ts';
@@ -76,6 +78,21 @@ export async function startCairn(
     log,
     concurrency: db.kind === 'embedded' ? 1 : config.identifyConcurrency,
   };
+  const stopping = new AbortController();
+  const sender: SenderDeps = {
+    sql,
+    boss,
+    log,
+    secret,
+    publicUrl: config.publicUrl ?? `http://localhost:${config.port}`,
+    delivery: config.delivery,
+    signal: stopping.signal,
+  };
+  const destinations = createDestinationDirectory({
+    ...sender,
+    work: config.role !== 'ingest',
+    refreshMs: config.sourceRefreshMs,
+  });
   let accepting = true;
   const inflight = { count: 0 };
   const app = createApp({
@@ -89,6 +106,8 @@ export async function startCairn(
     failures,
     authenticator,
     identify,
+    destinations,
+    sender,
     isAccepting: () => accepting,
     inflight,
     extra: (a) => {
@@ -96,7 +115,8 @@ export async function startCairn(
       options.extraRoutes?.(a);
     },
   });
-  if (config.role !== 'ingest') await startWorkers({ boss, sql, identify, metrics });
+  await destinations.start();
+  if (config.role !== 'ingest') await startWorkers({ boss, sql, identify, metrics, destinations });
 
   const server = await listen(app, config);
   const address = server.address();
@@ -122,6 +142,8 @@ export async function startCairn(
         await closed;
         await writer.drain();
         await failures.drain();
+        stopping.abort();
+        await destinations.stop();
         await boss.stop({ graceful: true, timeout: 10_000, close: false });
         sources.stop();
         await db.close();

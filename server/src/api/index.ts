@@ -7,10 +7,13 @@ import { type AuthVariables, authenticate } from '../auth/middleware.ts';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
+import type { SenderDeps } from '../pipeline/deliver/sender.ts';
 import type { IdentifyContext } from '../pipeline/identify/process.ts';
 import type { EventWriter } from '../pipeline/ingest/writer.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
+import { destinationsApi } from './destinations.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { profilesApi } from './profiles.ts';
@@ -35,6 +38,8 @@ export function adminApi(deps: {
   config: Readonly<Config>;
   boss: PgBoss;
   identify: IdentifyContext;
+  destinations: DestinationDirectory;
+  sender: SenderDeps;
 }) {
   const api = new OpenAPIHono<{ Variables: AuthVariables }>({
     defaultHook(result) {
@@ -75,6 +80,7 @@ export function adminApi(deps: {
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
   api.route('/events', eventsApi(deps.sql));
   api.route('/profiles', profilesApi(deps));
+  api.route('/destinations', destinationsApi(deps));
   api.route(
     '/failed-events',
     failedEventsApi(deps.sql, {

@@ -10,7 +10,9 @@ export type Permission =
   | 'events:replay'
   | 'profiles:read'
   | 'profiles:write'
-  | 'profiles:erase';
+  | 'profiles:erase'
+  | 'destinations:read'
+  | 'destinations:write';
 
 const ROLE_PERMISSIONS: Record<Principal['role'], ReadonlySet<Permission>> = {
   admin: new Set<Permission>([
@@ -21,6 +23,8 @@ const ROLE_PERMISSIONS: Record<Principal['role'], ReadonlySet<Permission>> = {
     'profiles:read',
     'profiles:write',
     'profiles:erase',
+    'destinations:read',
+    'destinations:write',
   ]),
 };
 

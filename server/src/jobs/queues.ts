@@ -22,6 +22,17 @@ export const QUEUES = {
     // Wake the identify workers at once (Postgres only; polling stays as the floor, and is all PGlite has).
     notify: true,
   },
+  /** Identify → deliver (later: → compute): events attached to their profiles, ready to fan out. */
+  identifyDone: {
+    name: 'identify.done',
+    retryLimit: 20,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+    expireInSeconds: 120,
+    heartbeatSeconds: 10,
+    notify: true,
+  },
   /**
    * Identify → destinations: a profile was erased; destinations that support deletion forward it.
    * The notice names the erased identities in clear text (a destination can only delete what it is
@@ -40,6 +51,7 @@ export const QUEUES = {
 /** Queue name → payload type, for typed send/work helpers. */
 export interface QueuePayloads {
   'ingest.committed': IngestCommitted;
+  'identify.done': IngestCommitted;
   'profile.erased': ProfileErased;
 }
 
@@ -88,4 +100,48 @@ export async function startBoss(db: Database, log: Logger, options: { supervise:
 // Two servers starting together may both see the queue missing; the loser's create fails harmlessly.
 function ignoreExists(err: unknown): void {
   if (!/already exists|duplicate key/i.test(String((err as Error)?.message))) throw err;
+}
+
+/** Payload of a destination's queue `deliver.<destination id>`: ledger rows to send. */
+export interface DeliverJob {
+  ids: string[];
+}
+
+/** Name of a destination's own queue (one per destination, so a slow one holds back no other). */
+export function destinationQueueName(destinationId: string): string {
+  return `deliver.${destinationId}`;
+}
+
+/**
+ * Options of a destination's queue. Ordered plugins get pg-boss's `key_strict_fifo` policy keyed by
+ * profile: a profile's job waiting for a retry holds back that profile's later jobs, nobody else's.
+ * Retries back off exponentially (pg-boss adds jitter) up to `retryDelayMax`; the sender, not the retry
+ * limit, decides when the retry window is over, so the limit is only a backstop.
+ */
+export function destinationQueue(
+  destinationId: string,
+  options: { ordered: boolean; retryDelay: number; retryDelayMax: number },
+): Queue {
+  return {
+    name: destinationQueueName(destinationId),
+    policy: options.ordered ? 'key_strict_fifo' : 'standard',
+    retryLimit: 100_000,
+    retryDelay: options.retryDelay,
+    retryBackoff: true,
+    retryDelayMax: options.retryDelayMax,
+    expireInSeconds: 300,
+    heartbeatSeconds: 10,
+    notify: true,
+  };
+}
+
+/**
+ * Creates a queue if it is missing (two servers may race; the loser's error is harmless).
+ *
+ * @example
+ * await ensureQueue(boss, destinationQueue(id, { ordered: true, retryDelay: 5, retryDelayMax: 600 }));
+ */
+export async function ensureQueue(boss: PgBoss, queue: Queue): Promise<void> {
+  const { name, ...rest } = queue;
+  if (!(await boss.getQueue(name))) await boss.createQueue(name, rest).catch(ignoreExists);
 }

@@ -4,6 +4,8 @@
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../db/index.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { DestinationDirectory } from './deliver/directory.ts';
+import { startFanoutWorker } from './deliver/fanout.ts';
 import type { IdentifyContext } from './identify/process.ts';
 import { startIdentifyWorker } from './identify/worker.ts';
 import { type IngestDeps, trackingRoutes } from './ingest/routes.ts';
@@ -17,14 +19,17 @@ export function ingestRoutes(deps: IngestDeps) {
  * Starts the workers of every stage after ingest.
  *
  * @example
- * await startWorkers({ boss, sql, identify, metrics });
+ * await startWorkers({ boss, sql, identify, metrics, destinations });
  */
 export async function startWorkers(deps: {
   boss: PgBoss;
   sql: Sql;
   identify: IdentifyContext;
   metrics: Metrics;
+  destinations: DestinationDirectory;
 }): Promise<void> {
   // 2 identify
   await startIdentifyWorker(deps.boss, deps.sql, deps.identify, deps.metrics);
+  // 5 deliver (3 compute and 4 automate come in between in later issues)
+  await startFanoutWorker(deps.boss, deps.sql, deps.destinations);
 }

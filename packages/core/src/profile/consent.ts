@@ -40,3 +40,45 @@ export function consentFromEvent(
   }
   return [...out];
 }
+
+/**
+ * What to assume for purposes a profile never chose: a default and per-purpose exceptions.
+ * Cairn's default (per source, configurable): deny, except analytics, necessary and functional.
+ */
+export interface ConsentPolicy {
+  readonly default: 'allow' | 'deny';
+  readonly purposes?: Readonly<Record<string, 'allow' | 'deny'>>;
+}
+
+/**
+ * The default policy for profiles with no recorded choice: marketing (and anything not named) denied;
+ * analytics, necessary and functional allowed.
+ *
+ * @example
+ * consentDecision(['marketing'], new Map(), DEFAULT_CONSENT_POLICY); // { allowed: false, missing: ['marketing'] }
+ */
+export const DEFAULT_CONSENT_POLICY: ConsentPolicy = Object.freeze({
+  default: 'deny',
+  purposes: Object.freeze({ analytics: 'allow', necessary: 'allow', functional: 'allow' }),
+});
+
+/**
+ * Whether every required purpose is granted: a recorded choice decides; without one, the policy does.
+ * `missing` lists the purposes that block, in the order required.
+ *
+ * @example
+ * consentDecision(['analytics', 'marketing'], new Map([['marketing', true]]), DEFAULT_CONSENT_POLICY);
+ * // { allowed: true, missing: [] }
+ */
+export function consentDecision(
+  required: readonly string[],
+  recorded: ReadonlyMap<string, boolean>,
+  policy: ConsentPolicy = DEFAULT_CONSENT_POLICY,
+): { allowed: boolean; missing: string[] } {
+  const missing = required.filter((purpose) => {
+    const choice = recorded.get(purpose);
+    if (choice !== undefined) return !choice;
+    return (policy.purposes?.[purpose] ?? policy.default) !== 'allow';
+  });
+  return { allowed: missing.length === 0, missing };
+}

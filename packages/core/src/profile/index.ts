@@ -1,4 +1,10 @@
-export { consentFromEvent, DEFAULT_PURPOSES } from './consent.ts';
+export {
+  type ConsentPolicy,
+  consentDecision,
+  consentFromEvent,
+  DEFAULT_CONSENT_POLICY,
+  DEFAULT_PURPOSES,
+} from './consent.ts';
 export {
   compareTraitEvents,
   emptyProfileState,

@@ -165,6 +165,8 @@ export async function eraseProfile(
       await tx`DELETE FROM identity_links WHERE keys && ${keys}::text[]`;
       await tx`DELETE FROM identity_refusals WHERE groups && ${keys}::text[]`;
     }
+    // The delivery ledger names the events (idempotency keys hold messageIds): it goes with them.
+    await tx`DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE profile_id = ANY(${ids}::uuid[]))`;
     const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM profile_traits WHERE profile_id = ANY(${ids}::uuid[])`;

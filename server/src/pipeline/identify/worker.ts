@@ -19,7 +19,8 @@ export async function startIdentifyWorker(
 ): Promise<void> {
   await boss.work<IngestCommitted>(
     QUEUES.ingestCommitted.name,
-    { batchSize: 20, pollingIntervalSeconds: 0.5, localConcurrency: ctx.concurrency },
+    // Retries coming due are not notified: poll for them sooner than pg-boss's 30 s default.
+    { batchSize: 20, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 2, localConcurrency: ctx.concurrency },
     async function processCommitted(jobs) {
       const done = metrics.identifyDuration.startTimer();
       const r = await identifyEvents(
@@ -28,6 +29,9 @@ export async function startIdentifyWorker(
         ctx,
       );
       done();
+      // Hand over to the next stage. Outside the identify transaction but after it: a crash in between
+      // retries this job, which skips the processed events and sends this again; fan-out is idempotent.
+      await boss.send(QUEUES.identifyDone.name, { ids: jobs.flatMap((j) => j.data.ids) });
       metrics.identifyEvents.inc({ outcome: 'processed' }, r.processed);
       if (r.suppressed) metrics.identifyEvents.inc({ outcome: 'suppressed' }, r.suppressed);
       if (r.created) metrics.identifyChanges.inc({ kind: 'created' }, r.created);

@@ -1,0 +1,452 @@
+import { type DeliveredEvent, type PluginDefinition, sendBatch } from '@cairn/plugin-api';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { PgBoss } from 'pg-boss';
+import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
+import type { Sql } from '../db/index.ts';
+import { apiError } from '../http/errors.ts';
+import { destinationQueue, ensureQueue } from '../jobs/queues.ts';
+import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
+import { enqueueDeliveries } from '../pipeline/deliver/fanout.ts';
+import { FilterSchema } from '../pipeline/deliver/filter.ts';
+import { PLUGINS } from '../pipeline/deliver/plugins.ts';
+import {
+  type Destination,
+  type DestinationInput,
+  deleteDestination,
+  deliveryCounts,
+  getDestination,
+  insertDestination,
+  listDeliveries,
+  listDestinations,
+  resetForReplay,
+  updateDestination,
+} from '../pipeline/deliver/queries.ts';
+import { pluginContext, type SenderDeps } from '../pipeline/deliver/sender.ts';
+import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
+
+const MASK = '********';
+
+const InputSchema = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    plugin: z.string().openapi({ description: 'An installed plugin: GET /api/destinations/plugins lists them' }),
+    settings: z.record(z.string(), z.unknown()).default({}),
+    filter: FilterSchema,
+    purposes: z.array(z.string().trim().toLowerCase().min(1)).default([]).openapi({
+      description: "Consent purposes required on top of the plugin's own",
+    }),
+    channel: z.enum(['email', 'sms', 'push', 'chat', 'webhook']).nullable().default(null).openapi({
+      description: 'Honour unsubscribes of this channel (message plugins default to their own)',
+    }),
+    topic: z.string().max(100).default(''),
+    enabled: z.boolean().default(true),
+    concurrency: z.number().int().min(1).max(32).default(2),
+    rateLimit: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .nullable()
+      .default(null)
+      .openapi({ description: 'Items per second per server' }),
+    retryWindowSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86_400)
+      .default(4 * 3600),
+  })
+  .openapi('DestinationInput');
+
+const DestinationSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    plugin: z.string(),
+    settings: z.record(z.string(), z.unknown()).openapi({ description: 'Secret fields are masked' }),
+    filter: z.unknown(),
+    purposes: z.array(z.string()),
+    requiredPurposes: z.array(z.string()),
+    channel: z.string().nullable(),
+    topic: z.string(),
+    enabled: z.boolean(),
+    concurrency: z.number(),
+    rateLimit: z.number().nullable(),
+    retryWindowSeconds: z.number(),
+    circuit: z.object({ failures: z.number(), openUntil: z.string().nullable() }),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('Destination');
+
+const IdParam = z.object({ id: z.string() });
+const notFound = { description: 'No such destination', content: { 'application/json': { schema: ErrorSchema } } };
+
+function pluginOf(name: string): Readonly<PluginDefinition> {
+  const plugin = PLUGINS.get(name);
+  if (!plugin)
+    throw apiError(
+      400,
+      'invalid_request',
+      `plugin: unknown plugin "${name}" (installed: ${[...PLUGINS.keys()].join(', ')})`,
+    );
+  return plugin;
+}
+
+function validSettings(plugin: Readonly<PluginDefinition>, settings: unknown): Record<string, unknown> {
+  const parsed = plugin.settings.safeParse(settings);
+  if (!parsed.success) {
+    const details = parsed.error.issues.map((i) => ({ path: ['settings', ...i.path].join('.'), message: i.message }));
+    throw apiError(400, 'invalid_request', `${details[0]!.path}: ${details[0]!.message}`, details);
+  }
+  return settings as Record<string, unknown>;
+}
+
+function view(d: Destination) {
+  const plugin = PLUGINS.get(d.plugin);
+  const settings = { ...d.settings };
+  for (const key of plugin?.secrets ?? []) if (settings[key] !== undefined) settings[key] = MASK;
+  return {
+    id: d.id,
+    name: d.name,
+    plugin: d.plugin,
+    settings,
+    filter: d.filter,
+    purposes: d.purposes,
+    requiredPurposes: [...new Set([...(plugin?.purposes ?? []), ...d.purposes])],
+    channel: d.channel,
+    topic: d.topic,
+    enabled: d.enabled,
+    concurrency: d.concurrency,
+    rateLimit: d.rateLimit,
+    retryWindowSeconds: d.retryWindowSeconds,
+    circuit: { failures: d.failures, openUntil: d.circuitOpenUntil?.toISOString() ?? null },
+    createdAt: d.createdAt.toISOString(),
+    updatedAt: d.updatedAt.toISOString(),
+  };
+}
+
+/**
+ * `/api/destinations`: configure destinations, test them, read their delivery ledger, replay.
+ *
+ * @example
+ * api.route('/destinations', destinationsApi({ sql, boss, destinations, sender }));
+ */
+export function destinationsApi(deps: {
+  sql: Sql;
+  boss: PgBoss;
+  destinations: DestinationDirectory;
+  sender: SenderDeps;
+}) {
+  const { sql, boss } = deps;
+  const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+  const existing = async (id: string) => {
+    const d = await getDestination(sql, id);
+    if (!d) throw apiError(404, 'not_found', `no destination ${id}`);
+    return d;
+  };
+  const prepareQueue = (id: string, plugin: Readonly<PluginDefinition>) =>
+    ensureQueue(
+      boss,
+      destinationQueue(id, {
+        ordered: plugin.ordering === 'profile',
+        retryDelay: deps.sender.delivery.retryDelaySeconds,
+        retryDelayMax: deps.sender.delivery.retryMaxSeconds,
+      }),
+    );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/plugins',
+      tags: ['Destinations'],
+      summary: 'Installed plugins',
+      middleware: [requirePermission('destinations:read')] as const,
+      responses: {
+        200: json(z.object({ data: z.array(z.record(z.string(), z.unknown())) }), 'Plugins'),
+        ...AUTH_ERRORS,
+      },
+    }),
+    (c) =>
+      c.json(
+        {
+          data: [...PLUGINS.values()].map((p) => ({
+            name: p.name,
+            version: p.version,
+            description: p.description,
+            purposes: [...p.purposes],
+            channel: p.channel ?? null,
+            accepts: [...p.accepts],
+            batchSize: p.batchSize ?? 1,
+            ordering: p.ordering ?? 'none',
+            settings: z.toJSONSchema(p.settings, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>,
+          })),
+        },
+        200,
+      ),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/',
+      tags: ['Destinations'],
+      summary: 'Create a destination (settings are validated by its plugin)',
+      middleware: [requirePermission('destinations:write')] as const,
+      request: { body: { content: { 'application/json': { schema: InputSchema } }, required: true } },
+      responses: { 201: json(DestinationSchema, 'Created'), ...AUTH_ERRORS },
+    }),
+    async (c) => {
+      const input = c.req.valid('json') as DestinationInput;
+      const plugin = pluginOf(input.plugin);
+      validSettings(plugin, input.settings);
+      const created = await insertDestination(sql, input);
+      await prepareQueue(created.id, plugin);
+      await deps.destinations.refresh();
+      return c.json(view(created), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/',
+      tags: ['Destinations'],
+      summary: 'List destinations',
+      middleware: [requirePermission('destinations:read')] as const,
+      responses: { 200: json(z.object({ data: z.array(DestinationSchema) }), 'Destinations'), ...AUTH_ERRORS },
+    }),
+    async (c) => c.json({ data: (await listDestinations(sql)).map(view) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{id}',
+      tags: ['Destinations'],
+      summary: 'A destination, with delivery counts per status',
+      middleware: [requirePermission('destinations:read')] as const,
+      request: { params: IdParam },
+      responses: {
+        200: json(DestinationSchema.extend({ deliveries: z.record(z.string(), z.number()) }), 'The destination'),
+        404: notFound,
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const d = await existing(c.req.valid('param').id);
+      return c.json({ ...view(d), deliveries: await deliveryCounts(sql, d.id) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/{id}',
+      tags: ['Destinations'],
+      summary: 'Change a destination (masked secrets sent back unchanged keep their value)',
+      middleware: [requirePermission('destinations:write')] as const,
+      request: {
+        params: IdParam,
+        body: {
+          content: { 'application/json': { schema: InputSchema.partial().omit({ plugin: true }) } },
+          required: true,
+        },
+      },
+      responses: { 200: json(DestinationSchema, 'Changed'), 404: notFound, ...AUTH_ERRORS },
+    }),
+    async (c) => {
+      const d = await existing(c.req.valid('param').id);
+      const patch = c.req.valid('json');
+      const plugin = pluginOf(d.plugin);
+      const settings = { ...d.settings, ...(patch.settings ?? {}) };
+      for (const key of plugin.secrets ?? []) if (settings[key] === MASK) settings[key] = d.settings[key];
+      const next = { ...d, ...patch, settings: validSettings(plugin, settings) } as DestinationInput;
+      const updated = await updateDestination(sql, d.id, next);
+      await deps.destinations.refresh();
+      return c.json(view(updated!), 200);
+    },
+  );
+
+  for (const [action, enabled] of [
+    ['disable', false],
+    ['enable', true],
+  ] as const) {
+    app.openapi(
+      createRoute({
+        method: 'post',
+        path: `/{id}/${action}`,
+        tags: ['Destinations'],
+        summary: enabled ? 'Enable a destination' : 'Disable a destination (queued deliveries wait until enabled)',
+        middleware: [requirePermission('destinations:write')] as const,
+        request: { params: IdParam },
+        responses: { 200: json(DestinationSchema, 'Changed'), 404: notFound, ...AUTH_ERRORS },
+      }),
+      async (c) => {
+        const d = await existing(c.req.valid('param').id);
+        const updated = await updateDestination(sql, d.id, { ...d, enabled });
+        await deps.destinations.refresh();
+        return c.json(view(updated!), 200);
+      },
+    );
+  }
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/{id}',
+      tags: ['Destinations'],
+      summary: 'Delete a destination (its ledger is kept)',
+      middleware: [requirePermission('destinations:write')] as const,
+      request: { params: IdParam },
+      responses: { 204: { description: 'Deleted' }, 404: notFound, ...AUTH_ERRORS },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      if (!(await deleteDestination(sql, id))) throw apiError(404, 'not_found', `no destination ${id}`);
+      await deps.destinations.refresh();
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{id}/test',
+      tags: ['Destinations'],
+      summary: 'Send a sample event now (not through the queue) and say what happened',
+      middleware: [requirePermission('destinations:write')] as const,
+      request: {
+        params: IdParam,
+        body: {
+          content: {
+            'application/json': { schema: z.object({ event: z.record(z.string(), z.unknown()).optional() }) },
+          },
+        },
+      },
+      responses: {
+        200: json(
+          z.object({
+            outcome: z.object({
+              status: z.string(),
+              error: z.string().optional(),
+              detail: z.string().optional(),
+              retryAfter: z.number().optional(),
+            }),
+            idempotencyKey: z.string(),
+          }),
+          'What the plugin answered',
+        ),
+        404: notFound,
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const d = await existing(c.req.valid('param').id);
+      const plugin = pluginOf(d.plugin);
+      const settings = plugin.settings.parse(d.settings);
+      const body = (await c.req.json().catch(() => ({}))) as { event?: Record<string, unknown> };
+      const messageId = `test-${Date.now()}`;
+      const event = {
+        type: 'track',
+        event: 'Cairn Test Event',
+        messageId,
+        timestamp: new Date().toISOString(),
+        userId: 'cairn-test-user',
+        properties: { test: true },
+        ...body.event,
+      } as DeliveredEvent;
+      const profile = {
+        id: '00000000-0000-4000-8000-000000000000',
+        userId: 'cairn-test-user',
+        email: 'test@example.com',
+        phone: null,
+        anonymousIds: [],
+        traits: { name: 'Test User' },
+      };
+      const idempotencyKey = `${event.messageId}:${d.id}`;
+      const [outcome] = await sendBatch(
+        plugin,
+        [{ idempotencyKey, event, profile, attempt: 1 }],
+        pluginContext(deps.sender, d, settings),
+      );
+      return c.json({ outcome: outcome!, idempotencyKey }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{id}/deliveries',
+      tags: ['Destinations'],
+      summary: 'The delivery ledger, newest first',
+      middleware: [requirePermission('destinations:read')] as const,
+      request: {
+        params: IdParam,
+        query: z.object({
+          status: z.enum(['pending', 'delivered', 'retrying', 'dead', 'skipped']).optional(),
+          before: z.string().regex(/^\d+$/).optional(),
+          limit: z.coerce.number().int().min(1).max(1000).default(100),
+        }),
+      },
+      responses: {
+        200: json(
+          z.object({ data: z.array(z.record(z.string(), z.unknown())), next: z.string().nullable() }),
+          'A page',
+        ),
+        404: notFound,
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const d = await existing(c.req.valid('param').id);
+      const q = c.req.valid('query');
+      const rows = await listDeliveries(sql, d.id, q);
+      return c.json({ data: rows, next: rows.length === q.limit ? String(rows.at(-1)!.id) : null }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{id}/replay',
+      tags: ['Destinations'],
+      summary: 'Send dead letters again (default), or every delivery of events in a time range',
+      middleware: [requirePermission('destinations:write')] as const,
+      request: {
+        params: IdParam,
+        body: {
+          content: {
+            'application/json': {
+              schema: z.union([
+                z.object({ status: z.literal('dead').default('dead') }),
+                z.object({ from: z.iso.datetime({ offset: true }), to: z.iso.datetime({ offset: true }) }),
+              ]),
+            },
+          },
+        },
+      },
+      responses: { 200: json(z.object({ replayed: z.number() }), 'Queued again'), 404: notFound, ...AUTH_ERRORS },
+    }),
+    async (c) => {
+      const d = await existing(c.req.valid('param').id);
+      const plugin = pluginOf(d.plugin);
+      const body = (await c.req.json().catch(() => ({}))) as { from?: string; to?: string };
+      const range = body.from && body.to ? { from: new Date(body.from), to: new Date(body.to) } : null;
+      if (range && !(range.from < range.to)) throw apiError(400, 'invalid_request', 'from must be before to');
+      await prepareQueue(d.id, plugin);
+      const replayed = await sql.begin(async (tx) => {
+        const rows = await resetForReplay(tx, d.id, range ?? { status: 'dead' });
+        await enqueueDeliveries(
+          boss,
+          tx,
+          [{ destination: d, plugin }],
+          rows.map((r) => ({ ...r, destinationId: d.id })),
+        );
+        return rows.length;
+      });
+      return c.json({ replayed: replayed as number }, 200);
+    },
+  );
+  return app;
+}

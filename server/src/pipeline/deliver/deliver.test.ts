@@ -1,0 +1,197 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Cairn } from '../../server.ts';
+import {
+  createTestDatabase,
+  POSTGRES_SKIP_REASON,
+  startTestCairn,
+  TEST_ADMIN_KEY,
+  type TestDatabase,
+} from '../../testing/index.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
+type Any = any;
+const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
+
+interface Hit {
+  headers: IncomingMessage['headers'];
+  body: Any;
+  raw: string;
+}
+
+/** A real HTTP receiver whose answers the test controls. */
+async function receiver() {
+  const hits: Hit[] = [];
+  let status = 200;
+  const server: Server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c) => (raw += c));
+    req.on('end', () => {
+      if (status === 200) hits.push({ headers: req.headers, body: JSON.parse(raw), raw });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    hits,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    answer: (s: number) => {
+      status = s;
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
+  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
+  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
+  if (skip) return;
+
+  let db: TestDatabase;
+  let cairn: Cairn;
+  let key: string;
+  const run = randomUUID().slice(0, 8);
+
+  const send = async (...events: object[]) => {
+    const res = await fetch(`${cairn.url}/v1/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: basic(key) },
+      body: JSON.stringify({ batch: events.map((e) => ({ messageId: randomUUID(), ...e })) }),
+    });
+    expect(res.status).toBe(200);
+  };
+  const api = async (path: string, init: RequestInit = {}): Promise<{ status: number; body: Any }> => {
+    const res = await fetch(`${cairn.url}/api${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json', ...init.headers },
+    });
+    return { status: res.status, body: res.status === 204 ? null : await res.json() };
+  };
+  const until = async <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = await fn();
+      if (v) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const ledger = async (id: string, status?: string) =>
+    (await api(`/destinations/${id}/deliveries?limit=1000${status ? `&status=${status}` : ''}`)).body.data as Any[];
+
+  beforeAll(async () => {
+    db = await createTestDatabase(`deliver.test.ts:${mode}`, mode);
+    cairn = await startTestCairn({
+      ...db.env,
+      CAIRN_DELIVERY_RETRY_DELAY_S: '1',
+      CAIRN_DELIVERY_RETRY_MAX_S: '1',
+      CAIRN_CIRCUIT_THRESHOLD: '3',
+      CAIRN_CIRCUIT_PAUSE_S: '1',
+      CAIRN_CIRCUIT_MAX_PAUSE_S: '2',
+      CAIRN_SOURCE_REFRESH_MS: '200',
+    });
+    key = cairn.demoSource!.writeKey;
+  });
+  afterAll(async () => {
+    await cairn?.close();
+    await db?.drop();
+  });
+
+  it('delivers an event to a webhook, signed, with its idempotency key', async () => {
+    const hook = await receiver();
+    const secret = 'webhook-secret-1234567890';
+    const created = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'hook', plugin: 'webhook', settings: { url: hook.url, secret } }),
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.settings.secret).toBe('********');
+    const id = created.body.id;
+    const messageId = `m-${run}`;
+    await send({ messageId, type: 'track', userId: `u-${run}`, event: 'Order Completed', properties: { total: 5 } });
+    const hit = await until('the webhook', async () => hook.hits.find((h) => h.body.event.messageId === messageId));
+    expect(hit.headers['idempotency-key']).toBe(`${messageId}:${id}`);
+    const [, t, mac] = /^t=(\d+),v1=([0-9a-f]+)$/.exec(String(hit.headers['cairn-signature']))!;
+    expect(createHmac('sha256', secret).update(`${t}.${hit.raw}`).digest('hex')).toBe(mac);
+    expect(hit.body.profile).toMatchObject({ userId: `u-${run}` });
+    const rows = await until('the ledger', async () => {
+      const r = await ledger(id, 'delivered');
+      return r.length ? r : undefined;
+    });
+    expect(rows[0]).toMatchObject({ idempotencyKey: `${messageId}:${id}`, attempts: 1 });
+    await api(`/destinations/${id}`, { method: 'DELETE' });
+    await hook.close();
+  });
+
+  it('skips without consent, retries through an outage, dead-letters, and replays', async () => {
+    const hook = await receiver();
+    const created = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'marketing hook',
+        plugin: 'webhook',
+        purposes: ['marketing'],
+        settings: { url: hook.url },
+      }),
+    });
+    const id = created.body.id;
+    const [yes, no, unknown] = [`yes-${run}`, `no-${run}`, `unknown-${run}`];
+    const consent = (m: boolean) => ({ consent: { categoryPreferences: { marketing: m } } });
+    hook.answer(503);
+    await send(
+      { type: 'track', userId: yes, event: 'A', context: consent(true) },
+      { type: 'track', userId: no, event: 'B', context: consent(false) },
+      { type: 'track', userId: unknown, event: 'C' },
+    );
+    await until('skips and a retry', async () => {
+      const rows = await ledger(id);
+      return rows.filter((r) => r.status === 'skipped').length === 2 && rows.some((r) => r.status === 'retrying');
+    });
+    const skipped = await ledger(id, 'skipped');
+    expect(skipped.map((r) => r.reason)).toEqual(['consent: marketing not granted', 'consent: marketing not granted']);
+    hook.answer(200);
+    await until('delivery after the outage', async () => hook.hits.some((h) => h.body.profile?.userId === yes));
+    expect(hook.hits.filter((h) => h.body.profile?.userId !== yes)).toHaveLength(0);
+
+    // A receiver that refuses for good: dead letters; fixing it and replaying delivers them.
+    hook.answer(400);
+    await send({ type: 'track', userId: yes, event: 'D', context: consent(true) });
+    const dead = await until('a dead letter', async () => {
+      const r = await ledger(id, 'dead');
+      return r.length ? r : undefined;
+    });
+    expect(dead[0].reason).toContain('HTTP 400');
+    hook.answer(200);
+    const replay = await api(`/destinations/${id}/replay`, { method: 'POST', body: '{}' });
+    expect(replay.body.replayed).toBe(1);
+    await until('the replayed event', async () => hook.hits.some((h) => h.body.event.event === 'D'));
+    expect(hook.hits.filter((h) => h.body.event.event === 'D')).toHaveLength(1);
+    await api(`/destinations/${id}`, { method: 'DELETE' });
+    await hook.close();
+  });
+
+  it('validates destinations and tests them', async () => {
+    expect(
+      (await api('/destinations', { method: 'POST', body: JSON.stringify({ name: 'x', plugin: 'nope' }) })).status,
+    ).toBe(400);
+    const bad = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'x', plugin: 'webhook', settings: { url: 'not a url' } }),
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/^settings\.url/);
+    const hook = await receiver();
+    const d = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 't', plugin: 'webhook', settings: { url: hook.url } }),
+    });
+    const tested = await api(`/destinations/${d.body.id}/test`, { method: 'POST', body: '{}' });
+    expect(tested.body.outcome).toEqual({ status: 'delivered' });
+    expect(hook.hits[0]!.body.event.event).toBe('Cairn Test Event');
+    expect((await api('/destinations/plugins')).body.data.map((p: Any) => p.name)).toContain('webhook');
+    await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
+    await hook.close();
+  });
+});

@@ -1,0 +1,381 @@
+import { randomBytes } from 'node:crypto';
+import type { ConsentPolicy } from '@cairn/core';
+import type { DeliveryProfile } from '@cairn/plugin-api';
+import type { Tx } from '../../db/index.ts';
+import type { Filter } from './filter.ts';
+
+/** A configured destination. */
+export interface Destination {
+  id: string;
+  name: string;
+  plugin: string;
+  settings: Record<string, unknown>;
+  filter: Filter;
+  purposes: string[];
+  channel: string | null;
+  topic: string;
+  enabled: boolean;
+  concurrency: number;
+  rateLimit: number | null;
+  retryWindowSeconds: number;
+  failures: number;
+  circuitOpenUntil: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const COLUMNS = (sql: Tx) => sql`
+  id, name, plugin, settings, filter, purposes, channel, topic, enabled, concurrency,
+  rate_limit AS "rateLimit",
+  retry_window_seconds AS "retryWindowSeconds",
+  failures,
+  circuit_open_until AS "circuitOpenUntil",
+  created_at AS "createdAt",
+  updated_at AS "updatedAt"
+`;
+
+/** The fields an admin sets. */
+export type DestinationInput = Pick<
+  Destination,
+  | 'name'
+  | 'plugin'
+  | 'settings'
+  | 'filter'
+  | 'purposes'
+  | 'channel'
+  | 'topic'
+  | 'enabled'
+  | 'concurrency'
+  | 'rateLimit'
+  | 'retryWindowSeconds'
+>;
+
+export async function insertDestination(sql: Tx, input: DestinationInput): Promise<Destination> {
+  const id = `dst_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`;
+  const [row] = await sql<Destination[]>`
+    INSERT INTO destinations (id, name, plugin, settings, filter, purposes, channel, topic, enabled, concurrency,
+      rate_limit, retry_window_seconds)
+    VALUES (${id}, ${input.name}, ${input.plugin}, ${sql.json(input.settings as never)}, ${sql.json(input.filter as never)},
+      ${input.purposes}, ${input.channel}, ${input.topic}, ${input.enabled}, ${input.concurrency}, ${input.rateLimit},
+      ${input.retryWindowSeconds})
+    RETURNING ${COLUMNS(sql)}`;
+  return row!;
+}
+
+export async function updateDestination(
+  sql: Tx,
+  id: string,
+  input: DestinationInput,
+): Promise<Destination | undefined> {
+  const [row] = await sql<Destination[]>`
+    UPDATE destinations SET
+      name = ${input.name}, settings = ${sql.json(input.settings as never)}, filter = ${sql.json(input.filter as never)},
+      purposes = ${input.purposes}, channel = ${input.channel}, topic = ${input.topic}, enabled = ${input.enabled},
+      concurrency = ${input.concurrency}, rate_limit = ${input.rateLimit},
+      retry_window_seconds = ${input.retryWindowSeconds},
+      -- New settings deserve a fresh chance: close the circuit.
+      failures = 0, circuit_open_until = NULL, updated_at = now()
+    WHERE id = ${id} AND deleted_at IS NULL
+    RETURNING ${COLUMNS(sql)}`;
+  return row;
+}
+
+export async function listDestinations(sql: Tx): Promise<Destination[]> {
+  return sql<Destination[]>`SELECT ${COLUMNS(sql)} FROM destinations WHERE deleted_at IS NULL ORDER BY created_at, id`;
+}
+
+export async function getDestination(sql: Tx, id: string): Promise<Destination | undefined> {
+  const [row] = await sql<
+    Destination[]
+  >`SELECT ${COLUMNS(sql)} FROM destinations WHERE id = ${id} AND deleted_at IS NULL`;
+  return row;
+}
+
+export async function deleteDestination(sql: Tx, id: string): Promise<boolean> {
+  const r =
+    await sql`UPDATE destinations SET deleted_at = now(), enabled = false, updated_at = now() WHERE id = ${id} AND deleted_at IS NULL`;
+  return r.count > 0;
+}
+
+/** Changes whenever a destination is created, changed or deleted, so caches reload only then. */
+export async function destinationsFingerprint(sql: Tx): Promise<string> {
+  const [row] = await sql<{ f: string }[]>`
+    SELECT count(*)::text || ':' || coalesce(max(updated_at)::text, '') AS f FROM destinations`;
+  return row?.f ?? '';
+}
+
+/** An event as fan-out and delivery need it. */
+export interface EventForDelivery {
+  id: string;
+  sourceId: string;
+  messageId: string;
+  type: string;
+  profileId: string | null;
+  timestamp: Date;
+  payload: Record<string, unknown>;
+}
+
+/** Processed events by id (events erased or suppressed meanwhile are simply absent). */
+export async function eventsForFanout(sql: Tx, ids: readonly string[]): Promise<EventForDelivery[]> {
+  return sql<EventForDelivery[]>`
+    SELECT id, source_id AS "sourceId", message_id AS "messageId", type, profile_id AS "profileId", timestamp, payload
+    FROM events
+    WHERE id = ANY(${ids}::bigint[]) AND processed_at IS NOT NULL
+    ORDER BY timestamp, id`;
+}
+
+/** One new ledger row. */
+export interface NewDelivery {
+  destinationId: string;
+  eventId: string;
+  profileId: string | null;
+  idempotencyKey: string;
+  status: 'pending' | 'skipped';
+  reason: string | null;
+}
+
+/** Inserts ledger rows once per (destination, event); returns the pending ones actually inserted. */
+export async function insertDeliveries(
+  sql: Tx,
+  rows: readonly NewDelivery[],
+): Promise<{ id: string; destinationId: string; eventId: string }[]> {
+  if (!rows.length) return [];
+  const doc = JSON.stringify(
+    rows.map((r) => ({
+      d: r.destinationId,
+      e: r.eventId,
+      p: r.profileId,
+      k: r.idempotencyKey,
+      s: r.status,
+      r: r.reason,
+    })),
+  );
+  return sql`
+    INSERT INTO deliveries (destination_id, event_id, profile_id, idempotency_key, status, reason)
+    SELECT d, e, p, k, s, r FROM json_to_recordset(${doc}::text::json)
+      AS x (d text, e bigint, p uuid, k text, s text, r text)
+    ON CONFLICT (destination_id, event_id) DO NOTHING
+    RETURNING id::text, destination_id AS "destinationId", event_id::text AS "eventId", status`.then((r) =>
+    (r as unknown as { id: string; destinationId: string; eventId: string; status: string }[]).filter(
+      (x) => x.status === 'pending',
+    ),
+  );
+}
+
+/** A ledger row with its event, as the sender needs it. */
+export interface DeliveryRow {
+  id: string;
+  eventId: string;
+  profileId: string | null;
+  idempotencyKey: string;
+  status: string;
+  attempts: number;
+  firstAttemptAt: Date | null;
+  sourceId: string;
+  timestamp: Date;
+  payload: Record<string, unknown>;
+  consentPolicy: ConsentPolicy;
+}
+
+/** Deliveries still to do, with their events, in event order. */
+export async function deliveriesToSend(sql: Tx, ids: readonly string[]): Promise<DeliveryRow[]> {
+  return sql<DeliveryRow[]>`
+    SELECT d.id::text, d.event_id::text AS "eventId", coalesce(e.profile_id, d.profile_id) AS "profileId",
+      d.idempotency_key AS "idempotencyKey", d.status, d.attempts, d.first_attempt_at AS "firstAttemptAt",
+      e.source_id AS "sourceId", e.timestamp, e.payload, s.consent_policy AS "consentPolicy"
+    FROM deliveries d
+    JOIN events e ON e.id = d.event_id
+    JOIN sources s ON s.id = e.source_id
+    WHERE d.id = ANY(${ids}::bigint[]) AND d.status IN ('pending', 'retrying')
+    ORDER BY e.timestamp, e.id`;
+}
+
+/** The profiles of a batch as destinations see them (live ids: events follow merges). */
+export async function profilesForDelivery(sql: Tx, ids: readonly string[]): Promise<Map<string, DeliveryProfile>> {
+  const out = new Map<string, DeliveryProfile>();
+  if (!ids.length) return out;
+  const [identities, traits] = await Promise.all([
+    sql<{ profile_id: string; type: string; value: string }[]>`
+      SELECT profile_id, type, value FROM identities WHERE profile_id = ANY(${ids}::uuid[]) ORDER BY created_at, key`,
+    sql<{ profile_id: string; key: string; value: unknown }[]>`
+      SELECT profile_id, key, value FROM profile_traits WHERE profile_id = ANY(${ids}::uuid[])`,
+  ]);
+  for (const id of ids) out.set(id, { id, userId: null, email: null, phone: null, anonymousIds: [], traits: {} });
+  for (const i of identities) {
+    const p = out.get(i.profile_id)!;
+    if (i.type === 'userId') p.userId ??= i.value;
+    else if (i.type === 'email') p.email ??= i.value;
+    else if (i.type === 'phone') p.phone ??= i.value;
+    else if (i.type === 'anonymousId') p.anonymousIds.push(i.value);
+  }
+  for (const t of traits) {
+    const p = out.get(t.profile_id)!;
+    p.traits[t.key] = t.value;
+    // The person's own latest address wins over the first identity seen.
+    if (t.key === 'email' && typeof t.value === 'string') p.email = t.value;
+    if (t.key === 'phone' && typeof t.value === 'string') p.phone = t.value;
+  }
+  return out;
+}
+
+/** Current consent choices per profile (latest per purpose). */
+export async function consentOf(sql: Tx, ids: readonly string[]): Promise<Map<string, Map<string, boolean>>> {
+  const out = new Map<string, Map<string, boolean>>();
+  if (!ids.length) return out;
+  const rows = await sql<{ profile_id: string; purpose: string; granted: boolean }[]>`
+    SELECT DISTINCT ON (profile_id, purpose) profile_id, purpose, granted
+    FROM consent_changes
+    WHERE profile_id = ANY(${ids}::uuid[])
+    ORDER BY profile_id, purpose, at DESC, id DESC`;
+  for (const r of rows) {
+    if (!out.has(r.profile_id)) out.set(r.profile_id, new Map());
+    out.get(r.profile_id)!.set(r.purpose, r.granted);
+  }
+  return out;
+}
+
+/** Contact points (from `contacts`) unsubscribed from a channel, for every topic or this one. */
+export async function unsubscribed(
+  sql: Tx,
+  contacts: readonly string[],
+  channel: string,
+  topic: string,
+): Promise<Set<string>> {
+  if (!contacts.length) return new Set();
+  const rows = await sql<{ contact: string }[]>`
+    SELECT DISTINCT contact FROM subscriptions
+    WHERE contact = ANY(${contacts}::text[]) AND channel = ${channel} AND topic IN ('', ${topic}) AND NOT subscribed`;
+  return new Set(rows.map((r) => r.contact));
+}
+
+/** One attempt's result for the ledger. */
+export interface Outcome {
+  id: string;
+  status: 'delivered' | 'retrying' | 'dead' | 'skipped';
+  reason: string | null;
+  attempted: boolean;
+}
+
+export async function recordOutcomes(sql: Tx, outcomes: readonly Outcome[]): Promise<void> {
+  if (!outcomes.length) return;
+  const doc = JSON.stringify(outcomes.map((o) => ({ i: o.id, s: o.status, r: o.reason, a: o.attempted })));
+  await sql`
+    UPDATE deliveries d SET
+      status = x.s,
+      reason = x.r,
+      attempts = d.attempts + CASE WHEN x.a THEN 1 ELSE 0 END,
+      first_attempt_at = CASE WHEN x.a THEN coalesce(d.first_attempt_at, now()) ELSE d.first_attempt_at END,
+      last_attempt_at = CASE WHEN x.a THEN now() ELSE d.last_attempt_at END,
+      delivered_at = CASE WHEN x.s = 'delivered' THEN now() ELSE d.delivered_at END,
+      updated_at = now()
+    FROM json_to_recordset(${doc}::text::json) AS x (i bigint, s text, r text, a boolean)
+    WHERE d.id = x.i`;
+}
+
+/** Circuit breaker: the state a sender reads before sending. */
+export async function circuitOf(sql: Tx, id: string): Promise<{ failures: number; openUntil: Date | null }> {
+  const [row] = await sql<{ failures: number; open_until: Date | null }[]>`
+    SELECT failures, circuit_open_until AS open_until FROM destinations WHERE id = ${id}`;
+  return { failures: row?.failures ?? 0, openUntil: row?.open_until ?? null };
+}
+
+/**
+ * Claims the single probe of an open circuit whose pause is over: the winner's batch decides; the
+ * others see the circuit open for `probeSeconds` more.
+ */
+export async function claimProbe(sql: Tx, id: string, probeSeconds: number): Promise<boolean> {
+  const r = await sql`
+    UPDATE destinations SET circuit_open_until = now() + make_interval(secs => ${probeSeconds})
+    WHERE id = ${id} AND circuit_open_until IS NOT NULL AND circuit_open_until <= now()`;
+  return r.count > 0;
+}
+
+/** After a batch: any delivery closes the circuit; a batch that delivered nothing counts a failure. */
+export async function recordBatchHealth(
+  sql: Tx,
+  id: string,
+  ok: boolean,
+  policy: { threshold: number; pauseSeconds: number; maxPauseSeconds: number },
+): Promise<void> {
+  if (ok) {
+    await sql`UPDATE destinations SET failures = 0, circuit_open_until = NULL WHERE id = ${id} AND (failures > 0 OR circuit_open_until IS NOT NULL)`;
+    return;
+  }
+  // Pause doubles with every failed probe past the threshold, up to the maximum.
+  await sql`
+    UPDATE destinations SET
+      failures = failures + 1,
+      circuit_open_until = CASE WHEN failures + 1 >= ${policy.threshold}
+        THEN now() + make_interval(secs => least(${policy.maxPauseSeconds}::float8,
+          ${policy.pauseSeconds}::float8 * power(2, failures + 1 - ${policy.threshold})))
+        ELSE circuit_open_until END
+    WHERE id = ${id}`;
+}
+
+export async function kvGet(sql: Tx, destination: string, key: string): Promise<unknown> {
+  const [row] = await sql<{ value: unknown }[]>`
+    SELECT value FROM destination_kv
+    WHERE destination_id = ${destination} AND key = ${key} AND (expires_at IS NULL OR expires_at > now())`;
+  return row?.value;
+}
+
+export async function kvSet(
+  sql: Tx,
+  destination: string,
+  key: string,
+  value: unknown,
+  ttlSeconds?: number,
+): Promise<void> {
+  await sql`
+    INSERT INTO destination_kv (destination_id, key, value, expires_at)
+    VALUES (${destination}, ${key}, ${sql.json(value as never)},
+      ${ttlSeconds ? sql`now() + make_interval(secs => ${ttlSeconds})` : null})
+    ON CONFLICT (destination_id, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`;
+}
+
+export async function kvDelete(sql: Tx, destination: string, key: string): Promise<void> {
+  await sql`DELETE FROM destination_kv WHERE destination_id = ${destination} AND key = ${key}`;
+}
+
+/** A page of the ledger, newest first. */
+export async function listDeliveries(
+  sql: Tx,
+  destination: string,
+  q: { status?: string; before?: string; limit: number },
+): Promise<Record<string, unknown>[]> {
+  return sql`
+    SELECT d.id::text, d.event_id::text AS "eventId", e.message_id AS "messageId", d.profile_id AS "profileId",
+      d.idempotency_key AS "idempotencyKey", d.status, d.reason, d.attempts,
+      d.first_attempt_at AS "firstAttemptAt", d.last_attempt_at AS "lastAttemptAt", d.delivered_at AS "deliveredAt",
+      d.created_at AS "createdAt"
+    FROM deliveries d LEFT JOIN events e ON e.id = d.event_id
+    WHERE d.destination_id = ${destination}
+      ${q.status ? sql`AND d.status = ${q.status}` : sql``}
+      ${q.before ? sql`AND d.id < ${q.before}` : sql``}
+    ORDER BY d.id DESC
+    LIMIT ${q.limit}`;
+}
+
+/** Counts per status, for the destination's overview. */
+export async function deliveryCounts(sql: Tx, destination: string): Promise<Record<string, number>> {
+  const rows = await sql<{ status: string; n: number }[]>`
+    SELECT status, count(*)::int AS n FROM deliveries WHERE destination_id = ${destination} GROUP BY status`;
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}
+
+/**
+ * Puts dead letters (or every delivery of events in a time range, whatever its status) back to
+ * pending, with a fresh retry window; returns them for re-enqueueing.
+ */
+export async function resetForReplay(
+  sql: Tx,
+  destination: string,
+  q: { status: 'dead' } | { from: Date; to: Date },
+): Promise<{ id: string; profileId: string | null; eventId: string }[]> {
+  return sql`
+    UPDATE deliveries d SET status = 'pending', reason = 'replayed', first_attempt_at = NULL, updated_at = now()
+    FROM events e
+    WHERE d.destination_id = ${destination} AND e.id = d.event_id
+      ${'status' in q ? sql`AND d.status = 'dead'` : sql`AND e.timestamp >= ${q.from} AND e.timestamp < ${q.to} AND d.status IN ('delivered', 'dead', 'skipped')`}
+    RETURNING d.id::text, e.profile_id AS "profileId", d.event_id::text AS "eventId"`;
+}

@@ -1,0 +1,286 @@
+import { type ConsentPolicy, consentDecision, DEFAULT_CONSENT_POLICY } from '@cairn/core';
+import {
+  type Channel,
+  createPluginFetch,
+  type DeliveredEvent,
+  type DeliveryItem,
+  type DeliveryProfile,
+  type ItemOutcome,
+  type PluginContext,
+  type PluginDefinition,
+  sendBatch,
+} from '@cairn/plugin-api';
+import type { Job, PgBoss } from 'pg-boss';
+import type { Config } from '../../config.ts';
+import type { Sql } from '../../db/index.ts';
+import { type DeliverJob, destinationQueueName } from '../../jobs/queues.ts';
+import type { Logger } from '../../log.ts';
+import {
+  circuitOf,
+  claimProbe,
+  consentOf,
+  type DeliveryRow,
+  type Destination,
+  deliveriesToSend,
+  kvDelete,
+  kvGet,
+  kvSet,
+  type Outcome,
+  profilesForDelivery,
+  recordBatchHealth,
+  recordOutcomes,
+  unsubscribed,
+} from './queries.ts';
+import { contactFor, signUnsubscribe } from './unsubscribe.ts';
+
+const MESSAGE_CHANNELS = new Set(['email', 'sms', 'push', 'chat']);
+
+/** What a sender needs from the server. */
+export interface SenderDeps {
+  sql: Sql;
+  boss: PgBoss;
+  log: Logger;
+  secret: string;
+  publicUrl: string;
+  delivery: Config['delivery'];
+  /** Aborted at shutdown: in-flight plugin calls stop and their items are retried. */
+  signal: AbortSignal;
+}
+
+/** The channel whose unsubscribes a destination honours, or null (plain data destinations). */
+export function unsubscribeChannel(destination: Destination, plugin: PluginDefinition): string | null {
+  if (destination.channel) return destination.channel;
+  return plugin.channel && MESSAGE_CHANNELS.has(plugin.channel) ? plugin.channel : null;
+}
+
+/** Purposes a destination needs granted: its plugin's and its own. */
+export function requiredPurposes(destination: Destination, plugin: PluginDefinition): string[] {
+  return [...new Set([...plugin.purposes, ...destination.purposes])];
+}
+
+// Per process and destination: a token bucket refilled at rate_limit items per second.
+const buckets = new Map<string, { tokens: number; at: number }>();
+
+async function takeTokens(destination: Destination, n: number, signal: AbortSignal): Promise<void> {
+  const rate = destination.rateLimit;
+  if (!rate) return;
+  const b = buckets.get(destination.id) ?? { tokens: rate, at: Date.now() };
+  buckets.set(destination.id, b);
+  for (;;) {
+    const now = Date.now();
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    if (b.tokens >= Math.min(n, rate) || signal.aborted) {
+      b.tokens -= n;
+      return;
+    }
+    await new Promise((r) => setTimeout(r, Math.ceil(((Math.min(n, rate) - b.tokens) / rate) * 1000)));
+  }
+}
+
+/**
+ * Builds the `ctx` a plugin receives for one destination.
+ *
+ * @example
+ * const ctx = pluginContext(deps, destination, settings);
+ */
+export function pluginContext<S>(deps: SenderDeps, destination: Destination, settings: S): PluginContext<S> {
+  const prefix = `destination ${destination.id} (${destination.plugin})`;
+  return {
+    settings,
+    destination: { id: destination.id, name: destination.name },
+    fetch: createPluginFetch(deps.signal),
+    log: {
+      info: (m, d) => deps.log.info(`${prefix}: ${m}${d ? ` ${JSON.stringify(d)}` : ''}`),
+      warn: (m, d) => deps.log.info(`${prefix}: warning: ${m}${d ? ` ${JSON.stringify(d)}` : ''}`),
+      error: (m, d) => deps.log.error(`${prefix}: ${m}${d ? ` ${JSON.stringify(d)}` : ''}`),
+    },
+    kv: {
+      get: (key) => kvGet(deps.sql, destination.id, key),
+      set: (key, value, ttl) => kvSet(deps.sql, destination.id, key, value, ttl),
+      delete: (key) => kvDelete(deps.sql, destination.id, key),
+    },
+    unsubscribeUrl: (profile: DeliveryProfile, channel: Channel, topic?: string) => {
+      const contact = contactFor(channel, profile) ?? `profile:${profile.id}`;
+      const token = signUnsubscribe(deps.secret, {
+        p: profile.id,
+        c: channel,
+        t: topic ?? destination.topic,
+        k: contact,
+      });
+      return `${deps.publicUrl}/u/${token}`;
+    },
+    now: () => new Date(),
+    signal: deps.signal,
+  };
+}
+
+/** Consent, unsubscribe and retry-window checks: the outcome for rows that must not be sent now. */
+async function gate(
+  deps: SenderDeps,
+  destination: Destination,
+  plugin: PluginDefinition,
+  rows: DeliveryRow[],
+  profiles: Map<string, DeliveryProfile>,
+): Promise<Map<string, Outcome>> {
+  const gated = new Map<string, Outcome>();
+  const consent = await consentOf(deps.sql, [...profiles.keys()]);
+  const purposes = requiredPurposes(destination, plugin);
+  const channel = unsubscribeChannel(destination, plugin);
+  const contacts = new Map<string, string | null>();
+  for (const row of rows) {
+    const profile = row.profileId ? profiles.get(row.profileId) : undefined;
+    contacts.set(row.id, channel && profile ? contactFor(channel, profile) : null);
+  }
+  const blocked = channel
+    ? await unsubscribed(
+        deps.sql,
+        [...new Set([...contacts.values()].filter((c): c is string => !!c))],
+        channel,
+        destination.topic,
+      )
+    : new Set<string>();
+  const now = Date.now();
+  for (const row of rows) {
+    const policy = (row.consentPolicy as ConsentPolicy | null) ?? DEFAULT_CONSENT_POLICY;
+    const decision = consentDecision(purposes, consent.get(row.profileId ?? '') ?? new Map(), policy);
+    const contact = contacts.get(row.id);
+    if (!decision.allowed) {
+      gated.set(row.id, {
+        id: row.id,
+        status: 'skipped',
+        reason: `consent: ${decision.missing.join(', ')} not granted`,
+        attempted: false,
+      });
+    } else if (contact && blocked.has(contact)) {
+      gated.set(row.id, {
+        id: row.id,
+        status: 'skipped',
+        reason: `unsubscribed from ${channel}${destination.topic ? `/${destination.topic}` : ''}`,
+        attempted: false,
+      });
+    } else if (row.firstAttemptAt && now - row.firstAttemptAt.getTime() > destination.retryWindowSeconds * 1000) {
+      gated.set(row.id, {
+        id: row.id,
+        status: 'dead',
+        reason: `retry window of ${destination.retryWindowSeconds} s exhausted`,
+        attempted: false,
+      });
+    }
+  }
+  return gated;
+}
+
+function toOutcome(row: DeliveryRow, o: ItemOutcome): Outcome {
+  if (o.status === 'delivered') return { id: row.id, status: 'delivered', reason: o.detail ?? null, attempted: true };
+  if (o.status === 'failed') return { id: row.id, status: 'dead', reason: o.error, attempted: true };
+  return { id: row.id, status: 'retrying', reason: o.error, attempted: true };
+}
+
+/**
+ * Handles a fetch of jobs from a destination's queue: re-reads the ledger rows (already delivered or
+ * skipped ones are not sent again), checks the circuit, consent, unsubscribes and the retry window at
+ * send time, sends in the plugin's batch size (a profile's later events wait behind an earlier one
+ * that must be retried), records every outcome, and fails the jobs that still hold work so pg-boss
+ * retries them with backoff.
+ *
+ * @example
+ * await boss.work(queueName, options, (jobs) => deliverJobs(deps, destination, plugin, settings, jobs));
+ */
+export async function deliverJobs(
+  deps: SenderDeps,
+  destination: Destination,
+  plugin: Readonly<PluginDefinition>,
+  settings: unknown,
+  jobs: Job<DeliverJob>[],
+): Promise<void> {
+  const queue = destinationQueueName(destination.id);
+  const rows = await deliveriesToSend(
+    deps.sql,
+    jobs.flatMap((j) => j.data.ids),
+  );
+  const retryJobs = async (why: string, which = jobs) => {
+    if (which.length)
+      await deps.boss.fail(
+        queue,
+        which.map((j) => j.id),
+        { reason: why },
+      );
+  };
+  if (!rows.length) return;
+
+  // Circuit breaker: while open nothing is sent; when the pause is over, one batch probes.
+  const circuit = await circuitOf(deps.sql, destination.id);
+  let probe = false;
+  if (circuit.openUntil) {
+    if (circuit.openUntil.getTime() > Date.now() || !(await claimProbe(deps.sql, destination.id, 60))) {
+      return retryJobs('circuit open: destination paused after repeated failures');
+    }
+    probe = true;
+  }
+
+  const profileIds = [...new Set(rows.map((r) => r.profileId).filter((p): p is string => !!p))];
+  const profiles = await profilesForDelivery(deps.sql, profileIds);
+  const outcomes = await gate(deps, destination, plugin, rows, profiles);
+  const sendable = rows.filter((r) => !outcomes.has(r.id));
+  const ctx = pluginContext(deps, destination, settings);
+  const size = plugin.batchSize ?? 1;
+  const heldProfiles = new Set<string>();
+  let delivered = 0;
+  let retried = 0;
+  for (let i = 0; i < sendable.length; i += size) {
+    let batch = sendable.slice(i, i + size);
+    if (plugin.ordering === 'profile') {
+      for (const row of batch.filter((r) => r.profileId && heldProfiles.has(r.profileId))) {
+        outcomes.set(row.id, {
+          id: row.id,
+          status: 'retrying',
+          reason: 'waiting behind an earlier event of this profile',
+          attempted: false,
+        });
+      }
+      batch = batch.filter((r) => !(r.profileId && heldProfiles.has(r.profileId)));
+    }
+    if (!batch.length) continue;
+    await takeTokens(destination, batch.length, deps.signal);
+    const items: DeliveryItem[] = batch.map((row) => ({
+      idempotencyKey: row.idempotencyKey,
+      event: row.payload as DeliveredEvent,
+      profile: row.profileId ? (profiles.get(row.profileId) ?? null) : null,
+      attempt: row.attempts + 1,
+    }));
+    const results = await sendBatch(plugin, items, ctx);
+    results.forEach((o, n) => {
+      const row = batch[n]!;
+      outcomes.set(row.id, toOutcome(row, o));
+      if (o.status === 'delivered') delivered++;
+      if (o.status === 'retry') {
+        retried++;
+        if (row.profileId) heldProfiles.add(row.profileId);
+      }
+    });
+    if (probe) break; // a probe sends one batch; the rest waits for its verdict
+  }
+  for (const row of sendable) {
+    if (!outcomes.has(row.id))
+      outcomes.set(row.id, {
+        id: row.id,
+        status: 'retrying',
+        reason: 'waiting for the circuit probe',
+        attempted: false,
+      });
+  }
+  await recordOutcomes(deps.sql, [...outcomes.values()]);
+  if (delivered > 0 || retried > 0 || probe) {
+    await recordBatchHealth(deps.sql, destination.id, delivered > 0 || retried === 0, {
+      threshold: deps.delivery.circuitThreshold,
+      pauseSeconds: deps.delivery.circuitPauseSeconds,
+      maxPauseSeconds: deps.delivery.circuitMaxPauseSeconds,
+    });
+  }
+  const open = new Set([...outcomes.values()].filter((o) => o.status === 'retrying').map((o) => o.id));
+  await retryJobs(
+    'some deliveries will be retried',
+    jobs.filter((j) => j.data.ids.some((id) => open.has(id))),
+  );
+}

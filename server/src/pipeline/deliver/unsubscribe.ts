@@ -1,0 +1,209 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { type TrackingEvent, validateEvent } from '@cairn/core';
+import type { Context, Hono } from 'hono';
+import { html } from 'hono/html';
+import type { Sql, Tx } from '../../db/index.ts';
+import { enrichEvent } from '../ingest/enrich.ts';
+import type { EventWriter } from '../ingest/writer.ts';
+
+/** What an unsubscribe link stands for. */
+export interface UnsubscribeClaim {
+  /** Profile id when the link was made (the contact point is what counts; profiles may merge). */
+  p: string;
+  /** Channel: email, sms, push, chat, webhook. */
+  c: string;
+  /** Topic, '' = every topic of the channel. */
+  t: string;
+  /** Contact point: `email:<address>`, `phone:<number>` or `userId:<id>`. */
+  k: string;
+}
+
+function mac(secret: string, payload: string): Buffer {
+  return createHmac('sha256', secret).update(`unsubscribe:${payload}`).digest();
+}
+
+/**
+ * A signed, tamper-proof unsubscribe token (HMAC-SHA256 under the server secret).
+ *
+ * @example
+ * const url = `${publicUrl}/u/${signUnsubscribe(secret, { p, c: 'email', t: '', k: 'email:a@b.test' })}`;
+ */
+export function signUnsubscribe(secret: string, claim: UnsubscribeClaim): string {
+  const payload = Buffer.from(JSON.stringify(claim)).toString('base64url');
+  return `${payload}.${mac(secret, payload).toString('base64url')}`;
+}
+
+/**
+ * The claim of a token, or null when it was not signed by this server's secret or is malformed.
+ *
+ * @example
+ * const claim = verifyUnsubscribe(secret, token);
+ */
+export function verifyUnsubscribe(secret: string, token: string): UnsubscribeClaim | null {
+  const [payload, signature, extra] = token.split('.');
+  if (!payload || !signature || extra !== undefined || token.length > 2000) return null;
+  const expected = mac(secret, payload);
+  const given = Buffer.from(signature, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+  try {
+    const claim = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as UnsubscribeClaim;
+    return typeof claim.k === 'string' && typeof claim.c === 'string' ? { ...claim, t: claim.t ?? '' } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The contact point a channel sends to, or null when the profile has none. */
+export function contactFor(
+  channel: string,
+  profile: { email: string | null; phone: string | null; userId: string | null; id: string },
+): string | null {
+  if (channel === 'email') return profile.email ? `email:${profile.email.toLowerCase()}` : null;
+  if (channel === 'sms') return profile.phone ? `phone:${profile.phone}` : null;
+  return profile.userId ? `userId:${profile.userId}` : `profile:${profile.id}`;
+}
+
+/**
+ * Records a subscription change for a contact point (idempotent: the latest state wins).
+ *
+ * @example
+ * await setSubscription(sql, { contact: 'email:a@b.test', channel: 'email', topic: '', subscribed: false, ... });
+ */
+export async function setSubscription(
+  sql: Tx,
+  s: {
+    contact: string;
+    channel: string;
+    topic: string;
+    subscribed: boolean;
+    profileId: string | null;
+    source: string;
+    actor: string | null;
+  },
+): Promise<void> {
+  await sql`
+    INSERT INTO subscriptions (contact, channel, topic, subscribed, profile_id, source, actor)
+    VALUES (${s.contact}, ${s.channel}, ${s.topic}, ${s.subscribed}, ${s.profileId}, ${s.source}, ${s.actor})
+    ON CONFLICT (contact, channel, topic) DO UPDATE
+    SET subscribed = excluded.subscribed, profile_id = excluded.profile_id, source = excluded.source,
+      actor = excluded.actor, updated_at = now()`;
+}
+
+function mask(contact: string): string {
+  const value = contact.slice(contact.indexOf(':') + 1);
+  const at = value.indexOf('@');
+  if (at > 0) return `${value[0]}***${value.slice(at)}`;
+  return value.length > 4 ? `${'*'.repeat(value.length - 4)}${value.slice(-4)}` : '****';
+}
+
+const page = (title: string, body: ReturnType<typeof html>) => html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>${title}</title><style>body{font:16px system-ui;max-width:32rem;margin:4rem auto;padding:0 1rem}</style></head>
+<body><h1>${title}</h1>${body}</body></html>`;
+
+/**
+ * `GET|POST /u/:token`. GET shows a confirmation page with one button (mail scanners follow GET
+ * links; they must not unsubscribe anyone); POST unsubscribes at once — RFC 8058 one-click, which mail
+ * clients send as `List-Unsubscribe=One-Click`. The change is kept per contact point, channel and
+ * topic, and recorded as an `Unsubscribed` event on the profile.
+ *
+ * @example
+ * unsubscribeRoutes(app, { sql, secret, writer });
+ */
+export function unsubscribeRoutes(
+  app: Hono,
+  deps: { sql: Sql; secret: string; writer: EventWriter; maxFutureSkewMs: number },
+) {
+  const invalid = (c: Context) =>
+    c.html(
+      page(
+        'Link not valid',
+        html`<p>This unsubscribe link is not valid. Please use the link from the latest message.</p>`,
+      ),
+      400,
+    );
+
+  app.get('/u/:token', (c) => {
+    const claim = verifyUnsubscribe(deps.secret, c.req.param('token'));
+    if (!claim) return invalid(c);
+    return c.html(
+      page(
+        'Unsubscribe',
+        html`<p>Stop ${claim.t ? html`<b>${claim.t}</b> ` : ''}${claim.c} messages to ${mask(claim.k)}?</p>
+<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`,
+      ),
+    );
+  });
+
+  app.post('/u/:token', async (c) => {
+    const claim = verifyUnsubscribe(deps.secret, c.req.param('token'));
+    if (!claim) return invalid(c);
+    await deps.sql.begin(async (tx) => {
+      await setSubscription(tx, {
+        contact: claim.k,
+        channel: claim.c,
+        topic: claim.t,
+        subscribed: false,
+        profileId: claim.p,
+        source: 'link',
+        actor: null,
+      });
+    });
+    await recordUnsubscribeEvent(deps, claim);
+    return c.html(
+      page(
+        'Unsubscribed',
+        html`<p>${mask(claim.k)} will get no more ${claim.t ? `${claim.t} ` : ''}${claim.c} messages.</p>`,
+      ),
+    );
+  });
+}
+
+/** The unsubscribe as an event on the profile, through ingestion like any other (source `cairn`). */
+async function recordUnsubscribeEvent(
+  deps: { sql: Sql; writer: EventWriter; maxFutureSkewMs: number },
+  claim: UnsubscribeClaim,
+): Promise<void> {
+  const [live] = await deps.sql<{ key: string; type: string; value: string }[]>`
+    WITH RECURSIVE chain AS (
+      SELECT id, merged_into FROM profiles WHERE id = ${claim.p}
+      UNION SELECT p.id, p.merged_into FROM profiles p JOIN chain c ON p.id = c.merged_into)
+    SELECT i.key, i.type, i.value FROM chain c JOIN identities i ON i.profile_id = c.id
+    WHERE c.merged_into IS NULL
+    ORDER BY CASE i.type WHEN 'userId' THEN 0 WHEN 'email' THEN 1 WHEN 'phone' THEN 2 WHEN 'anonymousId' THEN 4 ELSE 3 END, i.key
+    LIMIT 1`;
+  if (!live) return; // erased meanwhile: the subscription row is all that remains
+  const who: Partial<TrackingEvent> =
+    live.type === 'userId'
+      ? { userId: live.value }
+      : live.type === 'anonymousId'
+        ? { anonymousId: live.value }
+        : { anonymousId: `cairn:${live.key}` };
+  const raw = {
+    type: 'track',
+    event: 'Unsubscribed',
+    ...who,
+    properties: { channel: claim.c, topic: claim.t || null },
+    context:
+      live.type === 'email'
+        ? { traits: { email: live.value } }
+        : live.type === 'phone'
+          ? { traits: { phone: live.value } }
+          : {},
+  };
+  const valid = validateEvent(raw, '');
+  if (!valid.ok) return;
+  const now = Date.now();
+  const r = enrichEvent(
+    valid.event,
+    {
+      sourceId: 'cairn',
+      receivedAt: now,
+      ip: undefined,
+      batchSentAt: undefined,
+      maxFutureSkewMs: deps.maxFutureSkewMs,
+    },
+    '',
+  );
+  if (r.ok) await deps.writer.write([r.row]);
+}
