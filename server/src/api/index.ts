@@ -18,6 +18,7 @@ import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { profilesApi } from './profiles.ts';
 import { sourcesApi } from './sources.ts';
+import { subscriptionsApi } from './subscriptions.ts';
 import { describeTrackingApi } from './tracking-doc.ts';
 
 const PUBLIC_PATHS = new Set(['/api/openapi.json', '/api/docs']);
@@ -80,6 +81,7 @@ export function adminApi(deps: {
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
   api.route('/events', eventsApi(deps.sql));
   api.route('/profiles', profilesApi(deps));
+  api.route('/profiles', subscriptionsApi(deps.sql));
   api.route('/destinations', destinationsApi(deps));
   api.route(
     '/failed-events',

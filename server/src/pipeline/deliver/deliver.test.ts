@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveSecret } from '../../secret.ts';
 import type { Cairn } from '../../server.ts';
 import {
   createTestDatabase,
@@ -10,6 +11,7 @@ import {
   TEST_ADMIN_KEY,
   type TestDatabase,
 } from '../../testing/index.ts';
+import { signUnsubscribe } from './unsubscribe.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
@@ -192,6 +194,98 @@ describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
     expect(hook.hits[0]!.body.event.event).toBe('Cairn Test Event');
     expect((await api('/destinations/plugins')).body.data.map((p: Any) => p.name)).toContain('webhook');
     await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
+    await hook.close();
+  });
+
+  it('keeps one profile in order through an outage, and a dead destination holds back no other', async () => {
+    const hook = await receiver();
+    const ordered = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'ordered', plugin: 'webhook', settings: { url: hook.url } }),
+    });
+    const dead = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'dead',
+        plugin: 'webhook',
+        settings: { url: 'http://127.0.0.1:1/nothing', timeoutMs: 200 },
+      }),
+    });
+    hook.answer(503);
+    const user = `order-${run}`;
+    for (let i = 0; i < 5; i++) {
+      await send({
+        type: 'track',
+        userId: user,
+        event: `step ${i}`,
+        timestamp: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString(),
+      });
+    }
+    await until('retries', async () => (await ledger(ordered.body.id, 'retrying')).length > 0);
+    hook.answer(200);
+    await until('all five', async () => hook.hits.filter((h) => h.body.profile?.userId === user).length === 5);
+    const seen = hook.hits.filter((h) => h.body.profile?.userId === user).map((h) => h.body.event.event);
+    expect(seen).toEqual(['step 0', 'step 1', 'step 2', 'step 3', 'step 4']);
+    expect(new Set(hook.hits.map((h) => h.headers['idempotency-key'])).size).toBe(hook.hits.length);
+    // The dead destination delivered nothing and is still retrying; the healthy one got everything.
+    const counts = (await api(`/destinations/${dead.body.id}`)).body.deliveries;
+    expect(counts.delivered ?? 0).toBe(0);
+    expect((counts.retrying ?? 0) + (counts.pending ?? 0)).toBe(5);
+    expect((await api(`/destinations/${ordered.body.id}`)).body.deliveries.delivered).toBe(5);
+    for (const d of [ordered, dead]) await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
+    await hook.close();
+  });
+
+  it('one-click unsubscribe stops messages to that contact point, also for a re-identified person', async () => {
+    const hook = await receiver();
+    const mail = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'mail-like', plugin: 'webhook', channel: 'email', settings: { url: hook.url } }),
+    });
+    const [user, email] = [`unsub-${run}`, `unsub-${run}@example.com`];
+    await send({ type: 'identify', userId: user, traits: { email } });
+    await until('first message', async () => hook.hits.some((h) => h.body.profile?.userId === user));
+    const profileId = hook.hits.find((h) => h.body.profile?.userId === user)!.body.profile.id;
+    const secret = await resolveSecret(cairn.sql, { secret: undefined } as never);
+    const token = signUnsubscribe(secret, { p: profileId, c: 'email', t: '', k: `email:${email}` });
+    const page = await fetch(`${cairn.url}/u/${token}`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<form method="post">');
+    expect((await fetch(`${cairn.url}/u/${token.slice(0, -2)}xx`, { method: 'POST' })).status).toBe(400);
+    const one = await fetch(`${cairn.url}/u/${token}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
+    expect(one.status).toBe(200);
+    const subs = await api(`/profiles/${profileId}/subscriptions`);
+    expect(subs.body.data).toEqual([
+      expect.objectContaining({ contact: `email:${email}`, channel: 'email', subscribed: false, source: 'link' }),
+    ]);
+    await until('the Unsubscribed event', async () =>
+      (await api(`/profiles/${profileId}/events`)).body.data.some((e: Any) => e.event === 'Unsubscribed'),
+    );
+    const before = hook.hits.length;
+    // Same person, and a new account re-using the address: neither is messaged.
+    await send(
+      { type: 'track', userId: user, event: 'After' },
+      { type: 'identify', userId: `${user}-new`, traits: { email } },
+    );
+    await until(
+      'skips',
+      async () =>
+        (await ledger(mail.body.id, 'skipped')).filter((r) => r.reason?.startsWith('unsubscribed')).length >= 3,
+    );
+    expect(hook.hits.length).toBe(before);
+    // Subscribing again through the API lets messages through.
+    const put = await api(`/profiles/${profileId}/subscriptions`, {
+      method: 'PUT',
+      body: JSON.stringify({ channel: 'email', subscribed: true }),
+    });
+    expect(put.body.contacts).toEqual([`email:${email}`]);
+    await send({ type: 'track', userId: user, event: 'Welcome back' });
+    await until('delivery again', async () => hook.hits.some((h) => h.body.event.event === 'Welcome back'));
+    await api(`/destinations/${mail.body.id}`, { method: 'DELETE' });
     await hook.close();
   });
 });
