@@ -1,4 +1,8 @@
 import type { PluginDefinition } from '@cairn/plugin-api';
+import emailSmtp from '@cairn/plugin-email-smtp';
+import segmentForward from '@cairn/plugin-segment-forward';
+import slack from '@cairn/plugin-slack';
+import smsHttp from '@cairn/plugin-sms-http';
 import webhook from '@cairn/plugin-webhook';
 
 /**
@@ -6,5 +10,5 @@ import webhook from '@cairn/plugin-webhook';
  * and one line here; its definition is checked by definePlugin when this module loads.
  */
 export const PLUGINS: ReadonlyMap<string, Readonly<PluginDefinition>> = new Map(
-  [webhook].map((p) => [p.name, p as unknown as Readonly<PluginDefinition>]),
+  [webhook, emailSmtp, slack, smsHttp, segmentForward].map((p) => [p.name, p as unknown as Readonly<PluginDefinition>]),
 );

@@ -1,0 +1,221 @@
+import { createHash } from 'node:crypto';
+import { type DeliveryItem, definePlugin, type ItemOutcome, type PluginContext } from '@cairn/plugin-api';
+import nodemailer, { type NodemailerError, type SendMailOptions } from 'nodemailer';
+import { z } from 'zod';
+import { itemScope, render } from './template.ts';
+
+// One bare address: no display name, list separator or whitespace, so a stored email can never
+// become several recipients or an injected header.
+const ADDRESS = /^[^\s@<>()[\]",;:\\]+@[^\s@<>()[\]",;:\\]+\.[^\s@<>()[\]",;:\\]+$/;
+
+const settings = z
+  .object({
+    host: z.string().min(1),
+    /** 587 (submission, STARTTLS) by default; 465 with `secure: true`. */
+    port: z.number().int().min(1).max(65_535).default(587),
+    /** Implicit TLS from the first byte (port 465). Otherwise STARTTLS is used whenever offered. */
+    secure: z.boolean().default(false),
+    /** Refuse to send unless the server upgrades to TLS (STARTTLS). */
+    requireTLS: z.boolean().default(false),
+    user: z.string().min(1).optional(),
+    pass: z.string().min(1).optional(),
+    /** `"Acme News" <news@acme.example>` or a bare address; its domain names the Message-IDs. */
+    from: z.string().refine((v) => /@[^\s@>]+\.[^\s@>]+>?\s*$/.test(v), 'must end with an email address'),
+    replyTo: z.string().optional(),
+    subject: z.string().min(1),
+    text: z.string().min(1).optional(),
+    html: z.string().min(1).optional(),
+    /** Unsubscribe topic passed to `ctx.unsubscribeUrl`: match the destination's topic. */
+    topic: z.string().min(1).optional(),
+    /** DKIM-sign here when the SMTP service does not (RFC 8058 wants the unsubscribe headers signed). */
+    dkimDomain: z.string().min(1).optional(),
+    dkimSelector: z.string().min(1).optional(),
+    dkimPrivateKey: z.string().min(1).optional(),
+    /** Limit for connecting, the greeting and each SMTP reply. */
+    timeoutMs: z.number().int().min(1000).max(120_000).default(30_000),
+  })
+  .refine((s) => s.text || s.html, { message: 'set text, html or both', path: ['text'] })
+  .refine((s) => !s.user === !s.pass, { message: 'set user and pass together', path: ['pass'] })
+  .refine((s) => !s.dkimDomain === !s.dkimSelector && !s.dkimDomain === !s.dkimPrivateKey, {
+    message: 'set dkimDomain, dkimSelector and dkimPrivateKey together',
+    path: ['dkimDomain'],
+  });
+
+type Settings = z.infer<typeof settings>;
+
+// RFC 8058 §4: the signature must cover both List-Unsubscribe headers; nodemailer's default list
+// has only the first.
+const DKIM_HEADERS =
+  'From:Sender:Reply-To:Subject:Date:Message-ID:To:Cc:MIME-Version:Content-Type:Content-Transfer-Encoding:' +
+  'List-Unsubscribe:List-Unsubscribe-Post:X-Cairn-Idempotency-Key';
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/**
+ * Escapes text for HTML element content and quoted attribute values.
+ *
+ * @example
+ * escapeHtml('<script>"x"</script>'); // '&lt;script&gt;&quot;x&quot;&lt;/script&gt;'
+ */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+}
+
+/**
+ * A Message-ID that is the same on every attempt and replay of one delivery, so a receiving system
+ * that dedupes on Message-ID drops a resend; `domain` is the sender's.
+ *
+ * @example
+ * messageIdFor('m1:dest_1', 'acme.example'); // '<3f0c…@acme.example>'
+ */
+export function messageIdFor(idempotencyKey: string, domain: string): string {
+  return `<${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 40)}.cairn@${domain}>`;
+}
+
+// Header values must stay on one line whatever a trait holds.
+const oneLine = (text: string) => text.replace(/[\r\n\t]+/g, ' ');
+const noControls = (text: string) => text.replace(/\p{Cc}/gu, '');
+
+function senderDomain(from: string): string {
+  return /@([^\s@>]+)>?\s*$/.exec(from)![1]!;
+}
+
+/**
+ * The message for one item, or why it cannot be sent. Exported for tests and previews.
+ *
+ * @example
+ * const m = compose(item, ctx); if ('failed' in m) return { status: 'failed', error: m.failed };
+ */
+export function compose(item: DeliveryItem, ctx: PluginContext<Settings>): SendMailOptions | { failed: string } {
+  const s = ctx.settings;
+  const profile = item.profile;
+  const to = profile?.email?.trim();
+  if (!profile || !to) return { failed: 'profile has no email address' };
+  if (!ADDRESS.test(to)) return { failed: `profile email is not a single plain address: ${JSON.stringify(to)}` };
+  const unsubscribeUrl = noControls(ctx.unsubscribeUrl(profile, 'email', s.topic));
+  const scope = itemScope(item, { unsubscribe_url: unsubscribeUrl });
+  const subject = oneLine(render(s.subject, scope, oneLine)).trim();
+  if (!subject) return { failed: 'subject rendered empty' };
+  return {
+    from: s.from,
+    ...(s.replyTo ? { replyTo: s.replyTo } : {}),
+    to,
+    subject,
+    ...(s.text ? { text: render(s.text, scope) } : {}),
+    ...(s.html ? { html: render(s.html, scope, escapeHtml) } : {}),
+    messageId: messageIdFor(item.idempotencyKey, senderDomain(s.from)),
+    date: ctx.now(),
+    headers: {
+      'List-Unsubscribe': `<${unsubscribeUrl}>`,
+      'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+      'X-Cairn-Idempotency-Key': noControls(item.idempotencyKey),
+    },
+  };
+}
+
+/**
+ * The retry decision for a nodemailer error. An SMTP reply decides by its class (RFC 5321: 4xx
+ * transient, 5xx permanent, except 503 "bad sequence", which a new connection clears); an error
+ * without a reply (refused, reset, timed out, TLS) is retried; settings nodemailer refuses are not.
+ *
+ * @example
+ * smtpOutcome(Object.assign(new Error('mailbox full'), { responseCode: 452 })); // { status: 'retry', … }
+ */
+export function smtpOutcome(err: unknown): Exclude<ItemOutcome, { status: 'delivered' }> {
+  const e = (err ?? {}) as NodemailerError;
+  const error = oneLine(String(e.response ?? e.message ?? err)).slice(0, 500);
+  if (typeof e.responseCode === 'number') {
+    const permanent = e.permanent ?? (e.responseCode >= 500 && e.responseCode < 600 && e.responseCode !== 503);
+    return permanent ? { status: 'failed', error } : { status: 'retry', error };
+  }
+  if (e.code === 'ENOAUTH' || e.code === 'ECONFIG' || e.code === 'EENVELOPE') return { status: 'failed', error };
+  return { status: 'retry', error };
+}
+
+function transportFor(s: Settings) {
+  return nodemailer.createTransport({
+    // One connection per batch, reused for every message of it.
+    pool: true,
+    maxConnections: 1,
+    host: s.host,
+    port: s.port,
+    secure: s.secure,
+    requireTLS: s.requireTLS,
+    ...(s.user && s.pass ? { auth: { user: s.user, pass: s.pass } } : {}),
+    connectionTimeout: s.timeoutMs,
+    greetingTimeout: s.timeoutMs,
+    socketTimeout: s.timeoutMs,
+    // Messages are built from templates and profile data only: never let them read files or URLs.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    ...(s.dkimDomain && s.dkimSelector && s.dkimPrivateKey
+      ? {
+          dkim: {
+            domainName: s.dkimDomain,
+            keySelector: s.dkimSelector,
+            privateKey: s.dkimPrivateKey,
+            headerFieldNames: DKIM_HEADERS,
+          },
+        }
+      : {}),
+  });
+}
+
+// Errors nodemailer raises about one message (its envelope or content), not about the session.
+const MESSAGE_ERRORS = new Set(['EENVELOPE', 'EMESSAGE', 'ESTREAM']);
+
+/**
+ * Whether an error is a failure of the session rather than of one message (no connection, refused
+ * credentials, 421 "closing"): every later message of the batch would meet the same, so they are
+ * not tried.
+ *
+ * @example
+ * sessionFailed(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ESOCKET' })); // true
+ */
+export function sessionFailed(err: unknown): boolean {
+  const e = (err ?? {}) as NodemailerError;
+  if (e.responseCode === 421 || e.code === 'EAUTH' || e.code === 'ENOAUTH') return true;
+  return typeof e.responseCode !== 'number' && !MESSAGE_ERRORS.has(e.code ?? '');
+}
+
+export default definePlugin({
+  name: 'email-smtp',
+  version: '0.1.0',
+  description: 'Templated marketing email over SMTP with RFC 8058 one-click unsubscribe headers.',
+  settings,
+  purposes: ['marketing'],
+  channel: 'email',
+  accepts: ['track', 'identify', 'audience.entered', 'tag.added'],
+  batchSize: 50,
+  secrets: ['pass', 'dkimPrivateKey'],
+  async send(items, ctx) {
+    const transport = transportFor(ctx.settings);
+    const outcomes: ItemOutcome[] = [];
+    let stopped: Exclude<ItemOutcome, { status: 'delivered' }> | undefined;
+    try {
+      for (const item of items) {
+        if (stopped) {
+          outcomes.push({ ...stopped, error: `not sent: ${stopped.error}` });
+          continue;
+        }
+        const message = compose(item, ctx);
+        if ('failed' in message) {
+          outcomes.push({ status: 'failed', error: message.failed });
+          continue;
+        }
+        try {
+          const info = await transport.sendMail({ ...message, signal: ctx.signal });
+          outcomes.push({ status: 'delivered', detail: oneLine(String(info.response ?? '')).slice(0, 200) });
+        } catch (err) {
+          const outcome = smtpOutcome(err);
+          outcomes.push(outcome);
+          if (sessionFailed(err)) stopped = outcome;
+          else ctx.log.warn('message refused', { reply: (err as NodemailerError).responseCode, error: outcome.error });
+        }
+      }
+    } finally {
+      transport.close();
+    }
+    return outcomes;
+  },
+});

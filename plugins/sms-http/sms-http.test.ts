@@ -1,0 +1,207 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type DeliveryProfile, PluginSettingsError, runPlugin } from '@cairn/plugin-api';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import sms, { e164 } from './index.ts';
+
+interface Received {
+  method: string;
+  url: URL;
+  headers: IncomingMessage['headers'];
+  raw: string;
+}
+
+const profile = (over: Partial<DeliveryProfile> = {}): DeliveryProfile => ({
+  id: 'p1',
+  userId: 'u1',
+  email: null,
+  phone: '+15550100123',
+  anonymousIds: [],
+  traits: { first_name: 'Ada', code: 'SPRING20' },
+  ...over,
+});
+
+describe('sms-http plugin against a fake SMS provider', () => {
+  let server: Server;
+  let base: string;
+  const received: Received[] = [];
+  let answers: number[] = [];
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c) => (raw += c));
+      req.on('end', () => {
+        received.push({ method: req.method!, url: new URL(req.url!, base), headers: req.headers, raw });
+        // The provider checks its API key before anything else.
+        if (req.headers['x-api-key'] !== 'key-123' && req.headers.authorization !== 'Basic QUM6c2VjcmV0') {
+          return res.writeHead(401).end('{"error":"bad credentials"}');
+        }
+        const status = answers.shift() ?? 201;
+        if (status === 429) res.setHeader('retry-after', '12');
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(status === 201 ? `{"id":"SM${received.length}","status":"queued"}` : `{"error":"status ${status}"}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  beforeEach(() => {
+    received.length = 0;
+    answers = [];
+  });
+
+  // A JSON provider (MessageBird-like): recipients list, sender, text and a reference.
+  const jsonSettings = () => ({
+    url: `${base}/messages`,
+    secretHeaders: { 'X-Api-Key': 'key-123' },
+    body: {
+      recipients: ['{{phone}}'],
+      originator: 'Acme',
+      body: '{{text}}',
+      reference: '{{idempotency_key}}',
+      dryRun: false,
+      meta: { plan: '{{trait.plan}}' },
+    },
+    text: 'Hi {{first_name | there}}, use {{code}} for 20% off. Stop: {{unsubscribe_url}}',
+  });
+
+  it('sends the JSON body with phone, rendered text, secret header and idempotency key', async () => {
+    const { outcomes, items } = await runPlugin(sms, jsonSettings(), [{ event: 'Cart Abandoned' }], {
+      profile: profile(),
+    });
+    expect(outcomes).toEqual([{ status: 'delivered', detail: '{"id":"SM1","status":"queued"}' }]);
+    const [r] = received;
+    expect(r!.method).toBe('POST');
+    expect(r!.url.pathname).toBe('/messages');
+    expect(r!.headers['content-type']).toBe('application/json');
+    expect(r!.headers['idempotency-key']).toBe(items[0]!.idempotencyKey);
+    expect(JSON.parse(r!.raw)).toEqual({
+      recipients: ['+15550100123'],
+      originator: 'Acme',
+      body: 'Hi Ada, use SPRING20 for 20% off. Stop: http://localhost/u/test-p1-sms',
+      reference: items[0]!.idempotencyKey,
+      dryRun: false,
+      meta: { plan: '' },
+    });
+  });
+
+  it('sends a form body (Twilio-like) with Basic auth, and quotes and ampersands intact', async () => {
+    const traits = { first_name: 'Zoë "Z" & co' };
+    const { outcomes } = await runPlugin(
+      sms,
+      {
+        url: `${base}/2010-04-01/Accounts/AC/Messages.json`,
+        format: 'form',
+        secretHeaders: { Authorization: 'Basic QUM6c2VjcmV0' },
+        idempotencyHeader: 'X-Request-Id',
+        body: { To: '{{phone}}', From: '+15550109999', Body: '{{text}}' },
+        text: 'Hi {{first_name}}!',
+        topic: 'promos',
+      },
+      [{}],
+      { profile: profile({ phone: '+1 (555) 010-0123', traits }) },
+    );
+    expect(outcomes[0]!.status).toBe('delivered');
+    const [r] = received;
+    expect(r!.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    expect(r!.headers['x-request-id']).toMatch(/:test$/);
+    expect(r!.headers['idempotency-key']).toBeUndefined();
+    expect(Object.fromEntries(new URLSearchParams(r!.raw))).toEqual({
+      To: '+15550100123',
+      From: '+15550109999',
+      Body: 'Hi Zoë "Z" & co!',
+    });
+  });
+
+  it('puts the fields in the query for GET providers', async () => {
+    await runPlugin(
+      sms,
+      {
+        url: `${base}/send?api=1`,
+        method: 'GET',
+        format: 'form',
+        headers: { 'X-Api-Key': 'key-123' },
+        body: { to: '{{phone}}', text: '{{text}}', unsub: '{{unsubscribe_url}}' },
+        text: 'Sale & more',
+        topic: 'promos',
+      },
+      [{}],
+      { profile: profile() },
+    );
+    const [r] = received;
+    expect(r!.method).toBe('GET');
+    expect(r!.raw).toBe('');
+    expect(Object.fromEntries(r!.url.searchParams)).toEqual({
+      api: '1',
+      to: '+15550100123',
+      text: 'Sale & more',
+      unsub: 'http://localhost/u/test-p1-sms-promos',
+    });
+  });
+
+  it('fails profiles without a usable phone number without calling the provider', async () => {
+    const outcomes = [];
+    for (const phone of [null, '0151 12345678', '+0123456789', 'call me']) {
+      outcomes.push((await runPlugin(sms, jsonSettings(), [{}], { profile: profile({ phone }) })).outcomes[0]);
+    }
+    outcomes.push((await runPlugin(sms, jsonSettings(), [{}])).outcomes[0]);
+    expect(outcomes.map((o) => o!.status)).toEqual(['failed', 'failed', 'failed', 'failed', 'failed']);
+    expect(outcomes[1]).toMatchObject({ error: expect.stringContaining('E.164') });
+    expect(received).toHaveLength(0);
+    expect(e164('+44 20 7946 0958')).toBe('+442079460958');
+  });
+
+  it('retries 429 (Retry-After) and 5xx, holding back the rest of the batch', async () => {
+    answers = [201, 429];
+    const r1 = await runPlugin(sms, jsonSettings(), [{}, {}, {}], { profile: profile() });
+    expect(r1.outcomes).toEqual([
+      { status: 'delivered', detail: expect.stringContaining('SM1') },
+      { status: 'retry', error: 'HTTP 429: {"error":"status 429"}', retryAfter: 12 },
+      { status: 'retry', error: 'not sent: HTTP 429: {"error":"status 429"}', retryAfter: 12 },
+    ]);
+    expect(received).toHaveLength(2);
+    answers = [503];
+    const r2 = await runPlugin(sms, jsonSettings(), [{}, {}], { profile: profile() });
+    expect(r2.outcomes.map((o) => o.status)).toEqual(['retry', 'retry']);
+  });
+
+  it('fails one message on 400/422 and the whole batch on refused credentials', async () => {
+    answers = [422, 201];
+    const r1 = await runPlugin(sms, jsonSettings(), [{}, {}], { profile: profile() });
+    expect(r1.outcomes).toEqual([
+      { status: 'failed', error: 'HTTP 422: {"error":"status 422"}' },
+      { status: 'delivered', detail: expect.any(String) },
+    ]);
+    received.length = 0;
+    const r2 = await runPlugin(sms, { ...jsonSettings(), secretHeaders: { 'X-Api-Key': 'wrong' } }, [{}, {}], {
+      profile: profile(),
+    });
+    expect(r2.outcomes).toEqual([
+      { status: 'failed', error: 'HTTP 401: {"error":"bad credentials"}' },
+      { status: 'failed', error: 'not sent: HTTP 401: {"error":"bad credentials"}' },
+    ]);
+    expect(received).toHaveLength(1);
+  });
+
+  it('retries when the provider cannot be reached', async () => {
+    const { outcomes } = await runPlugin(sms, { ...jsonSettings(), url: 'http://127.0.0.1:1/x' }, [{}], {
+      profile: profile(),
+    });
+    expect(outcomes[0]).toMatchObject({ status: 'retry', error: expect.stringContaining('request failed') });
+  });
+
+  it('refuses settings that cannot make a valid request', async () => {
+    const form = { ...jsonSettings(), format: 'form' };
+    await expect(runPlugin(sms, form, [])).rejects.toThrow(/body: a form \(or GET\) body must be flat/);
+    await expect(runPlugin(sms, { ...jsonSettings(), method: 'GET' }, [])).rejects.toThrow(/format: GET/);
+    await expect(runPlugin(sms, { ...jsonSettings(), url: 'ftp://x' }, [])).rejects.toThrow(PluginSettingsError);
+    await expect(runPlugin(sms, { ...jsonSettings(), headers: { 'Bad Header': 'x' } }, [])).rejects.toThrow(
+      /headers\.Bad Header/,
+    );
+    await expect(
+      runPlugin(sms, { ...jsonSettings(), secretHeaders: { Authorization: 'Bearer x\r\nX-Evil: 1' } }, []),
+    ).rejects.toThrow(/secretHeaders\.Authorization: must be on one line/);
+  });
+});
