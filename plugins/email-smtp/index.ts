@@ -1,8 +1,14 @@
 import { createHash } from 'node:crypto';
-import { type DeliveryItem, definePlugin, type ItemOutcome, type PluginContext } from '@cairn/plugin-api';
+import {
+  type DeliveryItem,
+  definePlugin,
+  type ItemOutcome,
+  itemScope,
+  type PluginContext,
+  render,
+} from '@cairn/plugin-api';
 import nodemailer, { type NodemailerError, type SendMailOptions } from 'nodemailer';
 import { z } from 'zod';
-import { itemScope, render } from './template.ts';
 
 // One bare address: no display name, list separator or whitespace, so a stored email can never
 // become several recipients or an injected header.

@@ -3,12 +3,13 @@ import {
   type DeliveryItem,
   definePlugin,
   type ItemOutcome,
+  itemScope,
   PermanentError,
   type PluginContext,
   RetryableError,
+  render,
 } from '@cairn/plugin-api';
 import { z } from 'zod';
-import { itemScope, render } from './template.ts';
 
 const settings = z.object({
   /** `https://hooks.slack.com/services/…`; the URL is the credential, so it is a secret. */

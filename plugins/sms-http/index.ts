@@ -3,12 +3,14 @@ import {
   type DeliveryItem,
   definePlugin,
   type ItemOutcome,
+  itemScope,
   PermanentError,
   type PluginContext,
   RetryableError,
+  render,
+  type Scope,
 } from '@cairn/plugin-api';
 import { z } from 'zod';
-import { itemScope, render, type Scope } from './template.ts';
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 const json: z.ZodType<Json> = z.lazy(() =>

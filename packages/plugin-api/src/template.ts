@@ -1,6 +1,5 @@
-// `{{variable}}` templates for message plugins. This file is kept byte-identical in plugins/email-smtp,
-// plugins/slack and plugins/sms-http (a test checks it) until it moves into @cairn/plugin-api.
-import type { DeliveryItem } from '@cairn/plugin-api';
+// `{{variable}}` templates for message plugins (email-smtp, slack, sms-http share them).
+import type { DeliveryItem } from './types.ts';
 
 /** Makes a variable's text safe for where it lands (HTML, Slack mrkdwn, a header line). */
 export type Escape = (text: string) => string;
