@@ -19,6 +19,8 @@ const settings = z.object({
   headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, 'not a header name'), z.string()).default({}),
   /** `single`: one event per request (Idempotency-Key header); `batch`: up to `batchSize` per request. */
   mode: z.enum(['single', 'batch']).default('single'),
+  /** POST erasure notices (right to be forgotten) to the same URL as `{ "type": "erasure", ... }`. */
+  forwardErasures: z.boolean().default(true),
   timeoutMs: z.number().int().min(100).max(60_000).default(10_000),
 });
 
@@ -60,6 +62,25 @@ export default definePlugin({
   batchSize: 100,
   ordering: 'profile',
   secrets: ['secret'],
+  async forget(request, ctx) {
+    const { url, secret, headers, timeoutMs, forwardErasures } = ctx.settings;
+    if (!forwardErasures) return;
+    const body = JSON.stringify({ type: 'erasure', ...request });
+    const signature = secret ? { 'cairn-signature': sign(secret, body, Math.floor(ctx.now().getTime() / 1000)) } : {};
+    const res = await ctx.fetch(url, {
+      method: 'POST',
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        'user-agent': 'Cairn-Webhook/0.1',
+        'idempotency-key': `erasure:${request.erasureId}`,
+        ...signature,
+      },
+      body,
+      timeoutMs,
+    });
+    await checkResponse(res);
+  },
   async send(items, ctx) {
     const { url, secret, headers, mode, timeoutMs } = ctx.settings;
     const post = async (body: string, extra: Record<string, string>) => {

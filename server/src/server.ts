@@ -116,7 +116,7 @@ export async function startCairn(
     },
   });
   await destinations.start();
-  if (config.role !== 'ingest') await startWorkers({ boss, sql, identify, metrics, destinations });
+  if (config.role !== 'ingest') await startWorkers({ boss, sql, identify, metrics, destinations, sender });
 
   const server = await listen(app, config);
   const address = server.address();

@@ -9,6 +9,7 @@ export type {
   DeliveredEvent,
   DeliveryItem,
   DeliveryProfile,
+  ForgetRequest,
   ItemOutcome,
   PluginContext,
   PluginDefinition,

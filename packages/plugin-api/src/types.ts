@@ -89,6 +89,15 @@ export interface PluginContext<S> {
   signal: AbortSignal;
 }
 
+/** A person was erased (right to be forgotten): what a destination needs to delete them too. */
+export interface ForgetRequest {
+  /** Stable per erasure: the same on every retry, usable as an idempotency key. */
+  erasureId: string;
+  profileIds: string[];
+  /** The erased identities in clear text: a destination can only delete what it is told. */
+  identities: { type: string; value: string }[];
+}
+
 /** The definition a plugin's `index.ts` default-exports through `definePlugin`. */
 export interface PluginDefinition<S extends z.ZodType = z.ZodType> {
   /** Lower-case, `[a-z0-9-]`, unique among installed plugins. */
@@ -110,4 +119,9 @@ export interface PluginDefinition<S extends z.ZodType = z.ZodType> {
   /** Settings fields that hold secrets: masked when a destination is read back. */
   secrets?: readonly string[];
   send(items: DeliveryItem[], ctx: PluginContext<z.infer<S>>): Promise<Array<ItemOutcome | undefined> | undefined>;
+  /**
+   * Optional: delete an erased person at the destination. Throw `RetryableError` to be called again
+   * later (with the same request), `PermanentError` to give up.
+   */
+  forget?(request: ForgetRequest, ctx: PluginContext<z.infer<S>>): Promise<void>;
 }

@@ -61,6 +61,8 @@ export interface ProfileErased {
   profileIds: string[];
   identities: { type: string; value: string }[];
   requestedBy: string;
+  /** Destinations that received this person's events: only they are told (the others never knew them). */
+  destinationIds: string[];
 }
 
 /** The schema pg-boss keeps its tables in. */

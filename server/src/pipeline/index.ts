@@ -6,6 +6,8 @@ import type { Sql } from '../db/index.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { DestinationDirectory } from './deliver/directory.ts';
 import { startFanoutWorker } from './deliver/fanout.ts';
+import { startForgetWorker } from './deliver/forget.ts';
+import type { SenderDeps } from './deliver/sender.ts';
 import type { IdentifyContext } from './identify/process.ts';
 import { startIdentifyWorker } from './identify/worker.ts';
 import { type IngestDeps, trackingRoutes } from './ingest/routes.ts';
@@ -19,7 +21,7 @@ export function ingestRoutes(deps: IngestDeps) {
  * Starts the workers of every stage after ingest.
  *
  * @example
- * await startWorkers({ boss, sql, identify, metrics, destinations });
+ * await startWorkers({ boss, sql, identify, metrics, destinations, sender });
  */
 export async function startWorkers(deps: {
   boss: PgBoss;
@@ -27,9 +29,11 @@ export async function startWorkers(deps: {
   identify: IdentifyContext;
   metrics: Metrics;
   destinations: DestinationDirectory;
+  sender: SenderDeps;
 }): Promise<void> {
   // 2 identify
   await startIdentifyWorker(deps.boss, deps.sql, deps.identify, deps.metrics);
   // 5 deliver (3 compute and 4 automate come in between in later issues)
   await startFanoutWorker(deps.boss, deps.sql, deps.destinations);
+  await startForgetWorker(deps.sender, deps.destinations);
 }

@@ -288,4 +288,34 @@ describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
     await api(`/destinations/${mail.body.id}`, { method: 'DELETE' });
     await hook.close();
   });
+
+  it('tells destinations that had the data about an erasure, and only them', async () => {
+    const hook = await receiver();
+    const other = await receiver();
+    const had = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'had', plugin: 'webhook', settings: { url: hook.url } }),
+    });
+    const user = `forget-${run}`;
+    await send({ type: 'identify', userId: user, traits: { email: `${user}@example.com` } });
+    const profileId = (await until('delivery', async () => hook.hits.find((h) => h.body.profile?.userId === user)))!
+      .body.profile.id;
+    await until('the ledger', async () => (await ledger(had.body.id, 'delivered')).length > 0);
+    // Created after the person's events: it never had their data.
+    const never = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'never', plugin: 'webhook', settings: { url: other.url } }),
+    });
+    const erased = await api(`/profiles/${profileId}`, { method: 'DELETE' });
+    expect(erased.status).toBe(200);
+    const notice = await until('the erasure notice', async () => hook.hits.find((h) => h.body.type === 'erasure'));
+    expect(notice.headers['idempotency-key']).toBe(`erasure:${erased.body.erasureId}`);
+    expect(notice.body.identities).toContainEqual({ type: 'userId', value: user });
+    expect(notice.body.profileIds).toContain(profileId);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(other.hits.filter((h) => h.body.type === 'erasure')).toHaveLength(0);
+    for (const d of [had, never]) await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
+    await hook.close();
+    await other.close();
+  });
 });

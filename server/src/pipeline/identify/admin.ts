@@ -165,6 +165,9 @@ export async function eraseProfile(
       await tx`DELETE FROM identity_links WHERE keys && ${keys}::text[]`;
       await tx`DELETE FROM identity_refusals WHERE groups && ${keys}::text[]`;
     }
+    const told = await tx<{ id: string }[]>`
+      SELECT DISTINCT destination_id AS id FROM deliveries
+      WHERE status = 'delivered' AND event_id IN (SELECT id FROM events WHERE profile_id = ANY(${ids}::uuid[]))`;
     // The delivery ledger names the events (idempotency keys hold messageIds): it goes with them.
     await tx`DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE profile_id = ANY(${ids}::uuid[]))`;
     const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
@@ -180,7 +183,13 @@ export async function eraseProfile(
     await tx`UPDATE erasures SET events = ${events.count} WHERE id = ${erasure!.id}`;
     await boss.send(
       QUEUES.profileErased.name,
-      { erasureId: erasure!.id, profileIds: ids, identities: keys.map(parseIdentityKey), requestedBy: actor },
+      {
+        erasureId: erasure!.id,
+        profileIds: ids,
+        identities: keys.map(parseIdentityKey),
+        requestedBy: actor,
+        destinationIds: told.map((t) => t.id),
+      },
       { db: bossExecutor(tx) },
     );
     return { erasureId: erasure!.id, profileIds: ids, identities: keys.length, events: events.count };
