@@ -27,20 +27,22 @@ interface Hit {
 async function receiver() {
   const hits: Hit[] = [];
   let status = 200;
+  let extra: Record<string, string> = {};
   const server: Server = createServer((req, res) => {
     let raw = '';
     req.on('data', (c) => (raw += c));
     req.on('end', () => {
       if (status === 200) hits.push({ headers: req.headers, body: JSON.parse(raw), raw });
-      res.writeHead(status).end();
+      res.writeHead(status, extra).end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     hits,
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    answer: (s: number) => {
+    answer: (s: number, headers: Record<string, string> = {}) => {
       status = s;
+      extra = headers;
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
@@ -317,5 +319,28 @@ describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
     for (const d of [had, never]) await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
     await hook.close();
     await other.close();
+  });
+
+  it("honours a receiver's Retry-After", async () => {
+    const hook = await receiver();
+    const d = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'slow down', plugin: 'webhook', settings: { url: hook.url } }),
+    });
+    hook.answer(429, { 'retry-after': '120' });
+    await send({ type: 'track', userId: `ra-${run}`, event: 'Throttled' });
+    const [row] = await until('a retry', async () => {
+      const r = await ledger(d.body.id, 'retrying');
+      return r.length ? r : undefined;
+    });
+    // The job's next attempt is scheduled no sooner than the receiver asked (the backoff alone is 1 s).
+    const [job] = await until('the rescheduled job', async () => {
+      const jobs = await cairn.sql<{ start_after: Date }[]>`
+        SELECT start_after FROM pgboss.job WHERE name = ${`deliver.${d.body.id}`} AND state = 'retry'`;
+      return jobs.length && jobs[0]!.start_after.getTime() - Date.parse(row.lastAttemptAt) > 100_000 ? jobs : undefined;
+    });
+    expect(job!.start_after.getTime() - Date.parse(row.lastAttemptAt)).toBeGreaterThan(110_000);
+    await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
+    await hook.close();
   });
 });

@@ -228,6 +228,7 @@ export async function deliverJobs(
   const heldProfiles = new Set<string>();
   let delivered = 0;
   let retried = 0;
+  const retryAfter = new Map<string, number>();
   for (let i = 0; i < sendable.length; i += size) {
     let batch = sendable.slice(i, i + size);
     if (plugin.ordering === 'profile') {
@@ -256,6 +257,7 @@ export async function deliverJobs(
       if (o.status === 'delivered') delivered++;
       if (o.status === 'retry') {
         retried++;
+        if (o.retryAfter) retryAfter.set(row.id, o.retryAfter);
         if (row.profileId) heldProfiles.add(row.profileId);
       }
     });
@@ -279,8 +281,25 @@ export async function deliverJobs(
     });
   }
   const open = new Set([...outcomes.values()].filter((o) => o.status === 'retrying').map((o) => o.id));
-  await retryJobs(
-    'some deliveries will be retried',
-    jobs.filter((j) => j.data.ids.some((id) => open.has(id))),
-  );
+  const again = jobs.filter((j) => j.data.ids.some((id) => open.has(id)));
+  await retryJobs('some deliveries will be retried', again);
+  await honourRetryAfter(deps, queue, again, retryAfter);
+}
+
+/** A receiver's Retry-After pushes the job's next attempt later than the backoff would (never sooner). */
+async function honourRetryAfter(
+  deps: SenderDeps,
+  queue: string,
+  jobs: Job<DeliverJob>[],
+  retryAfter: ReadonlyMap<string, number>,
+): Promise<void> {
+  for (const job of jobs) {
+    const seconds = Math.max(0, ...job.data.ids.map((id) => retryAfter.get(id) ?? 0));
+    if (!seconds) continue;
+    const wanted = Date.now() + Math.min(seconds, 24 * 3600) * 1000;
+    const current = await deps.boss.getJobById(queue, job.id);
+    if (current && new Date(current.startAfter).getTime() < wanted) {
+      await deps.boss.update(queue, undefined, { id: job.id, startAfter: new Date(wanted) });
+    }
+  }
 }
