@@ -87,6 +87,7 @@ export async function startCairn(
     publicUrl: config.publicUrl ?? `http://localhost:${config.port}`,
     delivery: config.delivery,
     signal: stopping.signal,
+    metrics,
   };
   const destinations = createDestinationDirectory({
     ...sender,

@@ -16,6 +16,8 @@ export interface Metrics {
   identifyChanges: Counter<'kind'>;
   identifyRetries: Counter;
   identifyDuration: Histogram;
+  deliveries: Counter<'destination' | 'status'>;
+  deliverySendDuration: Histogram<'destination'>;
 }
 
 /**
@@ -101,6 +103,19 @@ export function createMetrics(
       name: 'cairn_identify_batch_duration_seconds',
       help: 'Duration of one identify worker call (a batch of ingest jobs).',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    deliveries: new Counter({
+      name: 'cairn_deliveries_total',
+      help: 'Delivery outcomes by destination: delivered, retrying, dead, skipped.',
+      labelNames: ['destination', 'status'],
+      registers,
+    }),
+    deliverySendDuration: new Histogram({
+      name: 'cairn_delivery_send_duration_seconds',
+      help: 'Duration of one plugin send() call (a batch), by destination.',
+      labelNames: ['destination'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
     queueDepth: new Gauge({

@@ -15,6 +15,7 @@ import type { Config } from '../../config.ts';
 import type { Sql } from '../../db/index.ts';
 import { type DeliverJob, destinationQueueName } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import {
   circuitOf,
   claimProbe,
@@ -45,6 +46,7 @@ export interface SenderDeps {
   delivery: Config['delivery'];
   /** Aborted at shutdown: in-flight plugin calls stop and their items are retried. */
   signal: AbortSignal;
+  metrics?: Metrics;
 }
 
 /** The channel whose unsubscribes a destination honours, or null (plain data destinations). */
@@ -250,7 +252,9 @@ export async function deliverJobs(
       profile: row.profileId ? (profiles.get(row.profileId) ?? null) : null,
       attempt: row.attempts + 1,
     }));
+    const timer = deps.metrics?.deliverySendDuration.startTimer({ destination: destination.id });
     const results = await sendBatch(plugin, items, ctx);
+    timer?.();
     results.forEach((o, n) => {
       const row = batch[n]!;
       outcomes.set(row.id, toOutcome(row, o));
@@ -273,6 +277,7 @@ export async function deliverJobs(
       });
   }
   await recordOutcomes(deps.sql, [...outcomes.values()]);
+  for (const o of outcomes.values()) deps.metrics?.deliveries.inc({ destination: destination.id, status: o.status });
   if (delivered > 0 || retried > 0 || probe) {
     await recordBatchHealth(deps.sql, destination.id, delivered > 0 || retried === 0, {
       threshold: deps.delivery.circuitThreshold,
