@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import {
   compareRefs,
+  compareTraitEvents,
   consentFromEvent,
   emptyProfileState,
   extractIdentities,
@@ -256,7 +257,15 @@ async function processChunk(
   await saveStates(tx, before, after);
 
   await saveAccountTraits(tx, events);
-  await saveConsent(tx, events, lookup, ctx);
+  // Refolded profiles (merged, split, or an event earlier than the last one folded) get their consent
+  // history rebuilt from their events, which includes this chunk's; the others only append to it.
+  await saveConsent(
+    tx,
+    events.filter((e) => !(e.keys[0] && refold.has(lookup.get(e.keys[0])!))),
+    lookup,
+    ctx,
+  );
+  await rebuildConsent(tx, [...refold], ctx);
   return {
     processed: events.length,
     suppressed,
@@ -285,6 +294,7 @@ export async function settleProfiles(
   const after = await refoldStates(tx, live, ctx.traits);
   for (const p of applied.mergedAway) after.set(p, emptyProfileState());
   await saveStates(tx, before, after);
+  await rebuildConsent(tx, live, ctx);
 }
 
 function cloneState(s: ProfileState): ProfileState {
@@ -353,6 +363,56 @@ async function saveAccountTraits(tx: Tx, events: readonly LoadedEvent[]): Promis
     ON CONFLICT (account_id, key) DO UPDATE
     SET value = excluded.value, updated_at = excluded.updated_at, event_id = excluded.event_id
     WHERE (account_traits.updated_at, account_traits.event_id) < (excluded.updated_at, excluded.event_id)`;
+}
+
+/**
+ * Rebuilds the consent history events recorded for these profiles from all their events (the API's
+ * entries stay, and count as the choice in force from their time): an event's choice is kept when it
+ * differs from the one in force just before it, as `saveConsent` does for events arriving in order.
+ * Needed when a profile's events change other than by appending later ones (an earlier event arrives
+ * late; a merge, split or unmerge moves events): the history kept so far left out choices that
+ * repeated the one in force then, and a change now inserted before them makes them changes again —
+ * without the rebuild the profile would show the late, older choice as its current one.
+ */
+async function rebuildConsent(tx: Tx, profiles: readonly string[], ctx: IdentifyContext): Promise<void> {
+  if (!profiles.length) return;
+  await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${profiles}::uuid[]) AND source = 'event'`;
+  const [events, api] = await Promise.all([
+    tx<{ id: string; profile_id: string; timestamp: Date; payload: JsonObject }[]>`
+      SELECT id, profile_id, timestamp, payload FROM events
+      WHERE profile_id = ANY(${profiles}::uuid[]) AND payload #> '{context,consent,categoryPreferences}' IS NOT NULL`,
+    tx<{ profile_id: string; purpose: string; granted: boolean; at: Date }[]>`
+      SELECT profile_id, purpose, granted, at FROM consent_changes
+      WHERE profile_id = ANY(${profiles}::uuid[]) ORDER BY at, id`,
+  ]);
+  // One timeline per profile and purpose: by time; at the same time API entries first (as saveConsent
+  // compares with entries at or before the event's time), then events in fold order.
+  const items = api.map((r, n) => ({ p: r.profile_id, u: r.purpose, g: r.granted, ts: r.at.getTime(), e: '', n }));
+  for (const r of events) {
+    for (const [u, g] of consentFromEvent(r.payload, ctx.purposes)) {
+      items.push({ p: r.profile_id, u, g, ts: r.timestamp.getTime(), e: String(r.id), n: 0 });
+    }
+  }
+  items.sort(
+    (a, b) =>
+      a.ts - b.ts ||
+      (!a.e || !b.e
+        ? Number(!!a.e) - Number(!!b.e) || a.n - b.n
+        : compareTraitEvents({ ts: a.ts, id: a.e }, { ts: b.ts, id: b.e })),
+  );
+  const inForce = new Map<string, boolean>();
+  const rows: { p: string; u: string; g: boolean; t: string; e: string }[] = [];
+  for (const i of items) {
+    const id = `${i.p}\n${i.u}`;
+    if (i.e && inForce.get(id) !== i.g) rows.push({ p: i.p, u: i.u, g: i.g, t: new Date(i.ts).toISOString(), e: i.e });
+    inForce.set(id, i.g);
+  }
+  if (!rows.length) return;
+  await tx`
+    INSERT INTO consent_changes (profile_id, purpose, granted, at, source, event_id)
+    SELECT x.p, x.u, x.g, x.t, 'event', x.e
+    FROM json_to_recordset(${JSON.stringify(rows)}::text::json) AS x (p uuid, u text, g boolean, t timestamptz, e bigint)
+    ORDER BY x.t, x.e`;
 }
 
 /** Consent choices carried by events, recorded when they change the profile's state for a purpose. */
