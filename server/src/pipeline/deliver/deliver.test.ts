@@ -343,4 +343,36 @@ describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
     await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
     await hook.close();
   });
+
+  it('a destination with wrong settings ends in dead letters; fixing the settings and replaying delivers them', async () => {
+    const hook = await receiver();
+    const server = new URL(hook.url);
+    // A URL nobody listens on with a path the receiver would refuse: 404 → permanent.
+    const wrong = await receiver();
+    wrong.answer(404);
+    const d = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'misconfigured', plugin: 'webhook', settings: { url: wrong.url } }),
+    });
+    const user = `fix-${run}`;
+    await send({ type: 'track', userId: user, event: 'One' }, { type: 'track', userId: user, event: 'Two' });
+    await until('dead letters', async () => (await ledger(d.body.id, 'dead')).length === 2);
+    const patched = await api(`/destinations/${d.body.id}`, {
+      method: 'PATCH',
+      body: JSON.stringify({ settings: { url: `${server.origin}/hook` } }),
+    });
+    expect(patched.status).toBe(200);
+    const replay = await api(`/destinations/${d.body.id}/replay`, { method: 'POST', body: '{}' });
+    expect(replay.body.replayed).toBe(2);
+    await until('both delivered', async () => (await ledger(d.body.id, 'delivered')).length === 2);
+    expect(
+      hook.hits
+        .filter((h) => h.body.profile?.userId === user)
+        .map((h) => h.body.event.event)
+        .sort(),
+    ).toEqual(['One', 'Two']);
+    await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
+    await hook.close();
+    await wrong.close();
+  });
 });
