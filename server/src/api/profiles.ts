@@ -312,7 +312,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
         ? Object.keys(purposes).filter((p) => !identify.purposes!.includes(p.trim().toLowerCase()))
         : [];
       if (unknown.length) throw apiError(400, 'invalid_request', `unknown purposes: ${unknown.join(', ')}`);
-      const target = await setConsent(sql, id, purposes, c.get('principal').id).catch(rethrow);
+      const target = await setConsent(sql, id, purposes, c.get('principal').id, identify).catch(rethrow);
       return c.json((await profileView(sql, target))!, 200);
     },
   );

@@ -3,7 +3,7 @@ import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import { applyPartition, assignmentOf, loadComponent, parseIdentityKey, type StoredLink } from './component.ts';
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
-import { type IdentifyContext, settleProfiles, suppressionHash } from './process.ts';
+import { type IdentifyContext, rebuildConsent, settleProfiles, suppressionHash } from './process.ts';
 
 /** A refusal of an admin operation on profiles, with its HTTP status. */
 export class ProfileError extends Error {
@@ -208,6 +208,7 @@ export async function setConsent(
   profileId: string,
   purposes: Readonly<Record<string, boolean>>,
   actor: string,
+  ctx: Pick<IdentifyContext, 'purposes'>,
 ): Promise<string> {
   return withProfileLocked(sql, profileId, [], async (tx, live) => {
     const rows = Object.entries(purposes).map(([u, g]) => ({ u: u.trim().toLowerCase(), g }));
@@ -215,6 +216,9 @@ export async function setConsent(
       INSERT INTO consent_changes (profile_id, purpose, granted, at, source, actor)
       SELECT ${live}, u, g, now(), 'api', ${actor}
       FROM json_to_recordset(${JSON.stringify(rows)}::text::json) AS x (u text, g boolean)`;
+    // Event choices timestamped after now() that repeated the choice in force at their time were not
+    // recorded; this entry can make them changes again, so the profile's event history is rebuilt.
+    await rebuildConsent(tx, [live], ctx);
     return live;
   });
 }

@@ -374,7 +374,11 @@ async function saveAccountTraits(tx: Tx, events: readonly LoadedEvent[]): Promis
  * repeated the one in force then, and a change now inserted before them makes them changes again —
  * without the rebuild the profile would show the late, older choice as its current one.
  */
-async function rebuildConsent(tx: Tx, profiles: readonly string[], ctx: IdentifyContext): Promise<void> {
+export async function rebuildConsent(
+  tx: Tx,
+  profiles: readonly string[],
+  ctx: Pick<IdentifyContext, 'purposes'>,
+): Promise<void> {
   if (!profiles.length) return;
   await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${profiles}::uuid[]) AND source = 'event'`;
   const [events, api] = await Promise.all([
@@ -432,23 +436,32 @@ async function saveConsent(
   }
   if (!rows.length) return;
   rows.sort((a, b) => compareRefs({ ts: Date.parse(a.t), eventId: a.e }, { ts: Date.parse(b.t), eventId: b.e }));
-  const last = new Map<string, boolean>();
-  const changes: ((typeof rows)[number] & { c: boolean })[] = [];
-  for (const r of rows) {
-    const id = `${r.p}\n${r.u}`;
-    const prev = last.get(id);
-    last.set(id, r.g);
-    // The first choice of a batch is compared with the stored history; later ones with the batch's.
-    if (prev !== r.g) changes.push({ ...r, c: prev === undefined });
+  // A row is a change when it differs from the choice in force just before it: the latest entry at or
+  // before its time among the stored history (API entries included) and the batch's earlier rows.
+  // Comparing a batch's later rows with its earlier ones alone misses an API entry between them.
+  const stored = await tx<{ p: string; u: string; g: boolean; us: string }[]>`
+    SELECT profile_id AS p, purpose AS u, granted AS g, (extract(epoch FROM at) * 1000000)::bigint::text AS us
+    FROM consent_changes WHERE profile_id = ANY(${[...new Set(rows.map((r) => r.p))]}::uuid[])
+    ORDER BY at, id`;
+  const timelines = new Map<string, { us: bigint; g: boolean; row?: (typeof rows)[number] }[]>();
+  const add = (id: string, item: { us: bigint; g: boolean; row?: (typeof rows)[number] }) =>
+    timelines.set(id, [...(timelines.get(id) ?? []), item]);
+  for (const r of rows) add(`${r.p}\n${r.u}`, { us: BigInt(Date.parse(r.t)) * 1000n, g: r.g, row: r });
+  for (const s of stored) if (timelines.has(`${s.p}\n${s.u}`)) add(`${s.p}\n${s.u}`, { us: BigInt(s.us), g: s.g });
+  const changes: (typeof rows)[number][] = [];
+  for (const items of timelines.values()) {
+    // By time; at the same time stored entries first (stable: batch rows stay in fold order).
+    items.sort((a, b) => (a.us < b.us ? -1 : a.us > b.us ? 1 : Number(!!a.row) - Number(!!b.row)));
+    let inForce: boolean | undefined;
+    for (const i of items) {
+      if (i.row && i.g !== inForce) changes.push(i.row);
+      inForce = i.g;
+    }
   }
-  // Kept when it differs from the choice in force at that moment (the latest earlier change).
+  if (!changes.length) return;
   await tx`
     INSERT INTO consent_changes (profile_id, purpose, granted, at, source, event_id)
     SELECT x.p, x.u, x.g, x.t, 'event', x.e
-    FROM json_to_recordset(${JSON.stringify(changes)}::text::json) AS x (p uuid, u text, g boolean, t timestamptz, e bigint, c boolean)
-    WHERE NOT x.c OR x.g IS DISTINCT FROM (
-      SELECT c.granted FROM consent_changes c
-      WHERE c.profile_id = x.p AND c.purpose = x.u AND c.at <= x.t
-      ORDER BY c.at DESC, c.id DESC LIMIT 1)
+    FROM json_to_recordset(${JSON.stringify(changes)}::text::json) AS x (p uuid, u text, g boolean, t timestamptz, e bigint)
     ORDER BY x.t, x.e`;
 }
