@@ -22,6 +22,8 @@ const settings = z.object({
   /** POST erasure notices (right to be forgotten) to the same URL as `{ "type": "erasure", ... }`. */
   forwardErasures: z.boolean().default(true),
   timeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+  /** Requests in flight at once in `single` mode (different profiles; one profile's events stay in order). */
+  parallel: z.number().int().min(1).max(64).default(8),
 });
 
 /**
@@ -104,24 +106,45 @@ export default definePlugin({
       await post(JSON.stringify({ batch: items.map(envelope) }), {});
       return undefined;
     }
-    // One request per event, in order. After a failure the rest wait for the next attempt, so a
-    // receiver never sees a profile's later event before an earlier one.
-    const outcomes: ItemOutcome[] = [];
-    for (const item of items) {
-      if (outcomes.some((o) => o.status === 'retry')) {
-        outcomes.push({ status: 'retry', error: 'not sent: an earlier event of this batch failed' });
-        continue;
+    // One request per event. A profile's events go one after another, and after a failure its later
+    // events wait for the next attempt, so a receiver never sees them out of order; different profiles
+    // are sent in parallel (up to `parallel` requests at once).
+    const outcomes: ItemOutcome[] = new Array(items.length);
+    const lanes = new Map<string, number[]>();
+    items.forEach((item, i) => {
+      const lane = item.profile?.id ?? '';
+      lanes.set(lane, [...(lanes.get(lane) ?? []), i]);
+    });
+    const queue = [...lanes.values()];
+    const runLane = async (indexes: number[]) => {
+      let failed = false;
+      for (const i of indexes) {
+        const item = items[i]!;
+        if (failed) {
+          outcomes[i] = { status: 'retry', error: 'not sent: an earlier event of this profile failed' };
+          continue;
+        }
+        try {
+          await post(JSON.stringify(envelope(item)), { 'idempotency-key': item.idempotencyKey });
+          outcomes[i] = { status: 'delivered' };
+        } catch (err) {
+          if (err instanceof PermanentError) outcomes[i] = { status: 'failed', error: err.message };
+          else {
+            failed = true;
+            const retryAfter = err instanceof RetryableError ? err.retryAfter : undefined;
+            outcomes[i] = {
+              status: 'retry',
+              error: String((err as Error)?.message ?? err),
+              ...(retryAfter !== undefined ? { retryAfter } : {}),
+            };
+          }
+        }
       }
-      try {
-        await post(JSON.stringify(envelope(item)), { 'idempotency-key': item.idempotencyKey });
-        outcomes.push({ status: 'delivered' });
-      } catch (err) {
-        if (err instanceof PermanentError) outcomes.push({ status: 'failed', error: err.message });
-        else if (err instanceof RetryableError && err.retryAfter !== undefined) {
-          outcomes.push({ status: 'retry', error: err.message, retryAfter: err.retryAfter });
-        } else outcomes.push({ status: 'retry', error: String((err as Error)?.message ?? err) });
-      }
-    }
+    };
+    const workers = Array.from({ length: Math.min(ctx.settings.parallel, queue.length) }, async () => {
+      for (let lane = queue.shift(); lane; lane = queue.shift()) await runLane(lane);
+    });
+    await Promise.all(workers);
     return outcomes;
   },
 });

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PluginSettingsError, runPlugin } from '@cairn/plugin-api';
+import { createPluginFetch, PluginSettingsError, runPlugin, sendBatch } from '@cairn/plugin-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webhook, { sign } from './index.ts';
 
@@ -92,5 +92,52 @@ describe('webhook plugin against a real HTTP receiver', () => {
   it('refuses bad settings with the field named', async () => {
     await expect(runPlugin(webhook, { url: 'ftp://x' }, [])).rejects.toThrow(PluginSettingsError);
     await expect(runPlugin(webhook, { url, secret: 'short' }, [])).rejects.toThrow(/secret/);
+  });
+
+  it('sends different profiles in parallel but holds back a profile behind its own failure', async () => {
+    received.length = 0;
+    const profile = (id: string) => ({ id, userId: id, email: null, phone: null, anonymousIds: [], traits: {} });
+    const failing = new Set(['a1']);
+    const server2 = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const id = JSON.parse(body).event.messageId as string;
+        received.push({ headers: req.headers, body });
+        res.writeHead(failing.has(id) ? 503 : 200).end();
+      });
+    });
+    await new Promise<void>((r) => server2.listen(0, '127.0.0.1', r));
+    const url2 = `http://127.0.0.1:${(server2.address() as AddressInfo).port}/`;
+    const items = [
+      { messageId: 'a1', userId: 'a' },
+      { messageId: 'b1', userId: 'b' },
+      { messageId: 'a2', userId: 'a' },
+      { messageId: 'b2', userId: 'b' },
+    ];
+    // One batch mixing two profiles, as the server sends it.
+    const settings = webhook.settings.parse({ url: url2 });
+    const ctx = {
+      settings,
+      destination: { id: 'd', name: 'd' },
+      fetch: createPluginFetch(new AbortController().signal),
+      log: { info() {}, warn() {}, error() {} },
+      kv: { get: async () => undefined, set: async () => {}, delete: async () => {} },
+      unsubscribeUrl: () => 'http://localhost/u/x',
+      now: () => new Date(),
+      signal: new AbortController().signal,
+    };
+    const batch = items.map((e) => ({
+      idempotencyKey: `${e.messageId}:d`,
+      attempt: 1,
+      profile: profile(e.userId),
+      event: { type: 'track', timestamp: new Date().toISOString(), ...e },
+    }));
+    const outcomes = await sendBatch(webhook, batch, ctx);
+    expect(outcomes.map((o) => o.status)).toEqual(['retry', 'delivered', 'retry', 'delivered']);
+    expect(outcomes[2]).toMatchObject({ error: 'not sent: an earlier event of this profile failed' });
+    const seen = received.map((r) => JSON.parse(r.body).event.messageId);
+    expect(seen.sort()).toEqual(['a1', 'b1', 'b2']);
+    await new Promise<void>((r) => server2.close(() => r()));
   });
 });

@@ -84,6 +84,7 @@ export async function startCairn(
     boss,
     log,
     secret,
+    // Replaced by the listening URL once known (PORT=0 picks a port).
     publicUrl: config.publicUrl ?? `http://localhost:${config.port}`,
     delivery: config.delivery,
     signal: stopping.signal,
@@ -123,6 +124,7 @@ export async function startCairn(
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  if (!config.publicUrl) sender.publicUrl = `http://${host === '127.0.0.1' ? 'localhost' : host}:${port}`;
 
   let closing: Promise<void> | undefined;
   return {

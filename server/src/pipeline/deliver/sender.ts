@@ -255,9 +255,12 @@ export async function deliverJobs(
     const timer = deps.metrics?.deliverySendDuration.startTimer({ destination: destination.id });
     const results = await sendBatch(plugin, items, ctx);
     timer?.();
+    const sent: Outcome[] = [];
     results.forEach((o, n) => {
       const row = batch[n]!;
-      outcomes.set(row.id, toOutcome(row, o));
+      const outcome = toOutcome(row, o);
+      outcomes.set(row.id, outcome);
+      sent.push(outcome);
       if (o.status === 'delivered') delivered++;
       if (o.status === 'retry') {
         retried++;
@@ -265,6 +268,8 @@ export async function deliverJobs(
         if (row.profileId) heldProfiles.add(row.profileId);
       }
     });
+    // Recorded per plugin batch, not at the end: a worker killed later re-sends only the batch in flight.
+    await recordOutcomes(deps.sql, sent);
     if (probe) break; // a probe sends one batch; the rest waits for its verdict
   }
   for (const row of sendable) {
@@ -276,7 +281,10 @@ export async function deliverJobs(
         attempted: false,
       });
   }
-  await recordOutcomes(deps.sql, [...outcomes.values()]);
+  await recordOutcomes(
+    deps.sql,
+    [...outcomes.values()].filter((o) => !o.attempted),
+  );
   for (const o of outcomes.values()) deps.metrics?.deliveries.inc({ destination: destination.id, status: o.status });
   if (delivered > 0 || retried > 0 || probe) {
     await recordBatchHealth(deps.sql, destination.id, delivered > 0 || retried === 0, {
