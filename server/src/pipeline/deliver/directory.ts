@@ -90,6 +90,7 @@ export function createDestinationDirectory(
           // NOTIFY wakes workers for new jobs, not for retries coming due: without this backstop
           // poll (pg-boss defaults it to 30 s) a retry waits up to 30 s past its backoff.
           notifyPollingIntervalSeconds: 1,
+          burstWhenBatchFull: true,
         },
         // Read the current entry on every fetch: settings changed on any server apply at once.
         async (jobs) => {

@@ -59,7 +59,14 @@ export async function startFanoutWorker(boss: PgBoss, sql: Sql, destinations: De
   await boss.work<IngestCommitted>(
     QUEUES.identifyDone.name,
     // Retries coming due are not notified: poll for them sooner than pg-boss's 30 s default.
-    { batchSize: 20, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 2, localConcurrency: 2 },
+    {
+      batchSize: 20,
+      pollingIntervalSeconds: 0.5,
+      notifyPollingIntervalSeconds: 2,
+      // A full fetch means a backlog: fetch again at once instead of waiting for the next poll.
+      burstWhenBatchFull: true,
+      localConcurrency: 2,
+    },
     async function fanOutCommitted(jobs) {
       await fanOutWith(
         boss,

@@ -85,6 +85,24 @@ export async function saveLinks(tx: Tx, links: readonly StoredLink[]): Promise<v
     ON CONFLICT (set_hash) DO UPDATE SET ts = excluded.ts, event_id = excluded.event_id`;
 }
 
+// Estimates for `keys && array` grow with the array: past ~100 keys the planner picks a full scan of
+// identity_links (seconds at 400k rows, measured by bench:identify), so large frontiers go in slices.
+const FRONTIER_SLICE = 50;
+
+type LinkRow = { set_hash: string; ts: Date; event_id: string; disabled_by: string | null; keys: string[] };
+
+async function linksTouching(tx: Tx, keys: readonly string[]): Promise<LinkRow[]> {
+  const rows: LinkRow[] = [];
+  for (let i = 0; i < keys.length; i += FRONTIER_SLICE) {
+    const slice = keys.slice(i, i + FRONTIER_SLICE);
+    rows.push(
+      ...(await tx<LinkRow[]>`
+      SELECT set_hash, keys, ts, event_id, disabled_by FROM identity_links WHERE keys && ${slice}::text[]`),
+    );
+  }
+  return rows;
+}
+
 /**
  * Loads the whole connected component of links reachable from `keys`, and locks every identity in it
  * (without waiting: if one is held, the transaction must restart holding them all up front). Null
@@ -102,10 +120,7 @@ export async function loadComponent(
   const links = new Map<string, StoredLink>();
   let frontier = [...seen];
   while (frontier.length) {
-    const rows = await tx<
-      { set_hash: string; ts: Date; event_id: string; disabled_by: string | null; keys: string[] }[]
-    >`
-      SELECT set_hash, keys, ts, event_id, disabled_by FROM identity_links WHERE keys && ${frontier}::text[]`;
+    const rows = await linksTouching(tx, frontier);
     const next: string[] = [];
     for (const row of rows) {
       if (links.has(row.set_hash)) continue;

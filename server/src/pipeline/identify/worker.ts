@@ -20,7 +20,14 @@ export async function startIdentifyWorker(
   await boss.work<IngestCommitted>(
     QUEUES.ingestCommitted.name,
     // Retries coming due are not notified: poll for them sooner than pg-boss's 30 s default.
-    { batchSize: 20, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 2, localConcurrency: ctx.concurrency },
+    {
+      batchSize: 20,
+      pollingIntervalSeconds: 0.5,
+      notifyPollingIntervalSeconds: 2,
+      // A full fetch means a backlog: fetch again at once instead of waiting for the next poll.
+      burstWhenBatchFull: true,
+      localConcurrency: ctx.concurrency,
+    },
     async function processCommitted(jobs) {
       const done = metrics.identifyDuration.startTimer();
       const r = await identifyEvents(
