@@ -11,6 +11,17 @@ const Origin = z
   .regex(/^(\*|https?:\/\/(\*\.)?[^/\s*]+)$/, 'must be an origin like https://shop.example, https://*.example or *')
   .openapi({ example: 'https://shop.example' });
 
+const ConsentPolicySchema = z
+  .strictObject({
+    default: z.enum(['allow', 'deny']),
+    purposes: z.record(z.string().trim().toLowerCase().min(1).max(100), z.enum(['allow', 'deny'])).optional(),
+  })
+  .openapi('ConsentPolicy', {
+    description:
+      'What to assume for a consent purpose a profile never chose, for events of this source. Default: deny, except analytics, necessary and functional.',
+    example: { default: 'deny', purposes: { analytics: 'allow' } },
+  });
+
 const SourceSchema = z
   .object({
     id: z.string().openapi({ example: 'src_3fJx9aQ2' }),
@@ -20,6 +31,7 @@ const SourceSchema = z
     previousKeyExpiresAt: z.string().nullable(),
     allowedOrigins: z.array(z.string()),
     enabled: z.boolean(),
+    consentPolicy: ConsentPolicySchema,
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -121,7 +133,7 @@ export function sourcesApi(sql: Sql, directory: SourceDirectory) {
       method: 'patch',
       path: '/{id}',
       tags: ['Sources'],
-      summary: 'Rename a source, change its allowed origins, or enable/disable it',
+      summary: 'Rename a source, change its allowed origins or consent policy, or enable/disable it',
       middleware: [write] as const,
       request: {
         params: IdParam,
@@ -132,6 +144,7 @@ export function sourcesApi(sql: Sql, directory: SourceDirectory) {
                 name: z.string().trim().min(1).max(200).optional(),
                 allowedOrigins: z.array(Origin).max(100).optional(),
                 enabled: z.boolean().optional(),
+                consentPolicy: ConsentPolicySchema.optional(),
               }),
             },
           },

@@ -10,6 +10,8 @@ export interface Source {
   previousKeyExpiresAt: Date | null;
   allowedOrigins: string[];
   enabled: boolean;
+  /** What to assume for consent purposes a profile never chose (see README "Destinations"). */
+  consentPolicy: { default: 'allow' | 'deny'; purposes?: Record<string, 'allow' | 'deny'> };
   createdAt: Date;
   updatedAt: Date;
 }
@@ -27,6 +29,7 @@ const COLUMNS = (sql: Tx) => sql`
   previous_key_expires_at AS "previousKeyExpiresAt",
   allowed_origins AS "allowedOrigins",
   enabled,
+  consent_policy AS "consentPolicy",
   created_at AS "createdAt",
   updated_at AS "updatedAt"
 `;
@@ -63,7 +66,7 @@ export async function insertSource(
 export async function updateSource(
   sql: Tx,
   id: string,
-  patch: { name?: string; allowedOrigins?: string[]; enabled?: boolean },
+  patch: { name?: string; allowedOrigins?: string[]; enabled?: boolean; consentPolicy?: Source['consentPolicy'] },
 ): Promise<Source | undefined> {
   const [row] = await sql<Source[]>`
     UPDATE sources
@@ -71,6 +74,7 @@ export async function updateSource(
       name = coalesce(${patch.name ?? null}, name),
       allowed_origins = coalesce(${patch.allowedOrigins ?? null}::text[], allowed_origins),
       enabled = coalesce(${patch.enabled ?? null}::boolean, enabled),
+      consent_policy = coalesce(${patch.consentPolicy ? sql.json(patch.consentPolicy as never) : null}::jsonb, consent_policy),
       updated_at = clock_timestamp()
     WHERE id = ${id}
     RETURNING ${COLUMNS(sql)}`;

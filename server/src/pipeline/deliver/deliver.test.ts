@@ -375,4 +375,140 @@ describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
     await hook.close();
     await wrong.close();
   });
+
+  it('uses the source consent policy for purposes a profile never chose', async () => {
+    const hook = await receiver();
+    const d = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'personalize',
+        plugin: 'webhook',
+        purposes: ['personalization'],
+        settings: { url: hook.url },
+      }),
+    });
+    const src = cairn.demoSource!.id;
+    await send({ type: 'track', userId: `pol-a-${run}`, event: 'Denied by default' });
+    await until('a consent skip', async () =>
+      (await ledger(d.body.id, 'skipped')).some((r) => r.reason === 'consent: personalization not granted'),
+    );
+    const patched = await api(`/sources/${src}`, {
+      method: 'PATCH',
+      body: JSON.stringify({
+        consentPolicy: { default: 'deny', purposes: { analytics: 'allow', personalization: 'allow' } },
+      }),
+    });
+    expect(patched.body.consentPolicy.purposes.personalization).toBe('allow');
+    await send({ type: 'track', userId: `pol-b-${run}`, event: 'Allowed by policy' });
+    await until('delivery under the new policy', async () =>
+      hook.hits.some((h) => h.body.event.event === 'Allowed by policy'),
+    );
+    // A recorded refusal still wins over the policy.
+    await send({
+      type: 'track',
+      userId: `pol-c-${run}`,
+      event: 'Refused',
+      context: { consent: { categoryPreferences: { personalization: false } } },
+    });
+    await until(
+      'the refusal skipped',
+      async () =>
+        (await ledger(d.body.id, 'skipped')).filter((r) => r.reason === 'consent: personalization not granted')
+          .length === 2,
+    );
+    expect(hook.hits.some((h) => h.body.event.event === 'Refused')).toBe(false);
+    await api(`/sources/${src}`, {
+      method: 'PATCH',
+      body: JSON.stringify({
+        consentPolicy: { default: 'deny', purposes: { analytics: 'allow', necessary: 'allow', functional: 'allow' } },
+      }),
+    });
+    expect(
+      (await api(`/sources/${src}`, { method: 'PATCH', body: JSON.stringify({ consentPolicy: { default: 'maybe' } }) }))
+        .status,
+    ).toBe(400);
+    await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
+    await hook.close();
+  });
+});
+
+describe('circuit breaker (postgres)', () => {
+  if (POSTGRES_SKIP_REASON !== null) {
+    it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
+    return;
+  }
+  let db: TestDatabase;
+  let cairn: Cairn;
+  beforeAll(async () => {
+    db = await createTestDatabase('deliver.test.ts:circuit', 'postgres');
+    cairn = await startTestCairn({
+      ...db.env,
+      CAIRN_DELIVERY_RETRY_DELAY_S: '1',
+      CAIRN_DELIVERY_RETRY_MAX_S: '1',
+      CAIRN_CIRCUIT_THRESHOLD: '3',
+      // Long enough that nothing but the open circuit can explain silence.
+      CAIRN_CIRCUIT_PAUSE_S: '600',
+      CAIRN_CIRCUIT_MAX_PAUSE_S: '600',
+    });
+  });
+  afterAll(async () => {
+    await cairn?.close();
+    await db?.drop();
+  });
+
+  it('pauses a failing destination instead of hammering it, and closes when its settings are fixed', async () => {
+    const hook = await receiver();
+    let requests = 0;
+    const counting = createServer((req, res) => {
+      requests++;
+      req.resume();
+      req.on('end', () => res.writeHead(503).end());
+    });
+    await new Promise<void>((r) => counting.listen(0, '127.0.0.1', r));
+    const failing = `http://127.0.0.1:${(counting.address() as AddressInfo).port}/`;
+    const auth = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+    const created = (await (
+      await fetch(`${cairn.url}/api/destinations`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ name: 'flaky', plugin: 'webhook', settings: { url: failing } }),
+      })
+    ).json()) as Any;
+    const key = cairn.demoSource!.writeKey;
+    const batch = Array.from({ length: 30 }, (_, i) => ({
+      type: 'track',
+      userId: `cb-${i}`,
+      event: 'E',
+      messageId: randomUUID(),
+    }));
+    await fetch(`${cairn.url}/v1/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: basic(key) },
+      body: JSON.stringify({ batch }),
+    });
+    const destination = async () =>
+      (await (await fetch(`${cairn.url}/api/destinations/${created.id}`, { headers: auth })).json()) as Any;
+    for (let i = 0; i < 300 && !(await destination()).circuit.openUntil; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const open = await destination();
+    expect(open.circuit.failures).toBeGreaterThanOrEqual(3);
+    expect(Date.parse(open.circuit.openUntil)).toBeGreaterThan(Date.now() + 60_000);
+    await new Promise((r) => setTimeout(r, 1000)); // batches already in flight finish
+    const atOpen = requests;
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(requests).toBe(atOpen); // silence while open, although 30 events wait
+    // At most the threshold's worth of failed batches (a batch here is the 30 events, sent in parallel).
+    expect(atOpen).toBeLessThanOrEqual(3 * 30);
+    // Fixing the settings closes the circuit; everything is delivered.
+    await fetch(`${cairn.url}/api/destinations/${created.id}`, {
+      method: 'PATCH',
+      headers: auth,
+      body: JSON.stringify({ settings: { url: hook.url } }),
+    });
+    for (let i = 0; i < 600 && hook.hits.length < 30; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(new Set(hook.hits.map((h) => h.body.event.messageId)).size).toBe(30);
+    expect((await destination()).circuit).toEqual({ failures: 0, openUntil: null });
+    await hook.close();
+    await new Promise<void>((r) => counting.close(() => r()));
+  });
 });
