@@ -2,8 +2,9 @@ import type { PgBoss } from 'pg-boss';
 import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import { applyPartition, assignmentOf, loadComponent, parseIdentityKey, type StoredLink } from './component.ts';
+import { rebuildConsent } from './consent.ts';
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
-import { type IdentifyContext, rebuildConsent, settleProfiles, suppressionHash } from './process.ts';
+import { type IdentifyContext, settleProfiles, suppressionHash } from './process.ts';
 
 /** A refusal of an admin operation on profiles, with its HTTP status. */
 export class ProfileError extends Error {
