@@ -58,6 +58,11 @@ function found(s: Source | undefined, id: string): Source {
 const read = requirePermission('sources:read');
 const write = requirePermission('sources:write');
 
+async function refuseInternal(c: { req: { param: (name: 'id') => string | undefined } }, next: () => Promise<void>) {
+  if (c.req.param('id') === 'cairn') throw apiError(409, 'internal_source', 'the internal source cannot be changed');
+  await next();
+}
+
 /**
  * `/api/sources`: create, list, read, update, rotate the write key of, disable and enable sources.
  *
@@ -66,6 +71,9 @@ const write = requirePermission('sources:write');
  */
 export function sourcesApi(sql: Sql, directory: SourceDirectory) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+  // The internal source (unsubscribe events) never takes tracking calls: its key is never enabled.
+  app.use('/:id/*', refuseInternal);
+  app.patch('/:id', refuseInternal);
   const changed = async (s: Source | undefined, id: string) => {
     await directory.reload();
     return view(found(s, id));

@@ -427,6 +427,11 @@ describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
       (await api(`/sources/${src}`, { method: 'PATCH', body: JSON.stringify({ consentPolicy: { default: 'maybe' } }) }))
         .status,
     ).toBe(400);
+    // The internal source that records unsubscribes cannot be enabled or changed.
+    expect((await api('/sources/cairn', { method: 'PATCH', body: JSON.stringify({ enabled: true }) })).status).toBe(
+      409,
+    );
+    expect((await api('/sources/cairn/enable', { method: 'POST' })).status).toBe(409);
     await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
     await hook.close();
   });
