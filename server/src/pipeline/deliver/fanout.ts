@@ -7,24 +7,7 @@ import { matchesFilter } from './filter.ts';
 import { eventsForFanout, insertDeliveries, type NewDelivery } from './queries.ts';
 
 /**
- * FIFO lanes of an ordered destination. Every profile hashes to one lane; a lane's jobs run one at a
- * time in order (pg-boss `key_strict_fifo`), so a profile's events keep their order, and one fan-out
- * makes at most this many jobs per destination. One job per profile made pg-boss's key_strict_fifo
- * fetch scan a queue as deep as the number of profiles waiting (82% of Postgres time in bench:deliver,
- * 214 events/s). The price: a profile waiting for a retry holds back the later jobs of its lane.
- */
-export const ORDER_LANES = 32;
-
-function laneOf(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  return (h >>> 0) % ORDER_LANES;
-}
-
-/**
- * The jobs for ledger rows of one destination (rows in event order): one per lane for ordered plugins
- * (never two jobs of one lane in one insert: they would share a creation time and lose their order),
- * else jobs of up to the plugin's batch size.
+ * The jobs for ledger rows of one destination (rows in event order).
  *
  * @example
  * const jobs = jobsFor(plugin, rows);
@@ -34,12 +17,12 @@ export function jobsFor(
   rows: readonly { id: string; profileId: string | null }[],
 ): JobInsert<DeliverJob>[] {
   if (a.plugin.ordering === 'profile') {
-    const byLane = new Map<number, string[]>();
+    const byProfile = new Map<string, string[]>();
     for (const r of rows) {
-      const lane = laneOf(r.profileId ?? `event:${r.id}`);
-      byLane.set(lane, [...(byLane.get(lane) ?? []), r.id]);
+      const key = r.profileId ?? `event:${r.id}`;
+      byProfile.set(key, [...(byProfile.get(key) ?? []), r.id]);
     }
-    return [...byLane].map(([lane, ids]) => ({ data: { ids }, singletonKey: `lane:${lane}` }));
+    return [...byProfile].map(([key, ids]) => ({ data: { ids }, singletonKey: key }));
   }
   const size = a.plugin.batchSize ?? 1;
   const jobs: JobInsert<DeliverJob>[] = [];
