@@ -591,7 +591,8 @@ async function main(): Promise<number> {
   const started = performance.now();
   const load = loadavg();
   const uptime = uptimeText();
-  const db = await createTestDatabase('bench-deliver', 'postgres');
+  // A database of this run's own: two runs on a shared machine must not drop each other's.
+  const db = await createTestDatabase(`bench-deliver-${process.pid}-${Date.now()}`, 'postgres');
   const sql = postgres(db.url!, { max: 2, onnotice: () => {} });
   const database = new URL(db.url!).pathname.slice(1);
   if (opt.dbSetupSql) {
