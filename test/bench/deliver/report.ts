@@ -46,7 +46,7 @@ export interface ThroughputResult {
   sendCalls: Record<string, SendCalls>;
   /** Jobs put on each destination's queue during the phase. */
   jobs: Record<string, number>;
-  /** Postgres commits and ledger sequential scans during the phase. */
+  /** Postgres transactions (xact_commit) and ledger sequential scans during the phase. */
   pg: PgCounters;
   /** What Postgres was busy with (sampled). */
   activity: PgActivity;

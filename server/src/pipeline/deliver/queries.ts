@@ -269,7 +269,9 @@ export async function recordOutcomes(sql: Tx, outcomes: readonly Outcome[]): Pro
       delivered_at = CASE WHEN x.s = 'delivered' THEN now() ELSE d.delivered_at END,
       updated_at = now()
     FROM json_to_recordset(${doc}::text::json) AS x (i bigint, s text, r text, a boolean)
-    WHERE d.id = x.i`;
+    -- The id list keeps the plan on the primary key whatever the statistics say (a plan cached while
+    -- the ledger was small kept scanning it whole: 46M rows read in one bench:deliver phase).
+    WHERE d.id = x.i AND d.id = ANY(${outcomes.map((o) => o.id)}::bigint[])`;
 }
 
 /** Circuit breaker: the state a sender reads before sending. */
