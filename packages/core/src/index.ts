@@ -11,4 +11,5 @@ export {
 export * from './identity/index.ts';
 export { EVENT_TYPES, type EventType, isEventType, LIMITS } from './limits.ts';
 export * from './profile/index.ts';
+export * from './rules/index.ts';
 export { type ScanProblem, scanJson, storableText } from './scan.ts';

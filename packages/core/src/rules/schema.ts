@@ -1,0 +1,286 @@
+import { z } from 'zod';
+import type { Rule } from './ast.ts';
+
+const KEY = /^[a-z][a-z0-9_]{0,63}$/;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$/;
+
+/** The limits a rule must respect (so a rule can never be made into a denial of service). */
+export const RULE_LIMITS = { depth: 12, nodes: 200, inValues: 1000, days: 36_600, regexLength: 200 } as const;
+
+const scalar = z.union([z.string().max(1000), z.number().finite(), z.boolean()]);
+const days = z.number().int().min(0).max(RULE_LIMITS.days);
+const isoDate = z.string().regex(ISO_DATE, 'an ISO-8601 date (YYYY-MM-DD[THH:MM[:SS]][Z|±HH:MM])');
+
+const comparisonShapes = {
+  eq: z.object({ cmp: z.enum(['=', '!=', '<', '<=', '>', '>=']), value: scalar }),
+  between: z.object({ cmp: z.literal('between'), value: z.tuple([scalar, scalar]) }),
+  in: z.object({ cmp: z.literal('in'), value: z.array(scalar).min(1).max(RULE_LIMITS.inValues) }),
+  text: z.object({ cmp: z.enum(['contains', 'starts_with', 'regex']), value: z.string().min(1).max(1000) }),
+  presence: z.object({ cmp: z.enum(['exists', 'is_empty']) }),
+  dates: z.object({ cmp: z.enum(['within_last', 'within_next', 'older_than', 'anniversary_within']), days }),
+};
+const comparisonOptions = Object.values(comparisonShapes);
+
+const numeric = [
+  z.object({ cmp: z.enum(['=', '!=', '<', '<=', '>', '>=']), value: z.number().finite() }),
+  z.object({ cmp: z.literal('between'), value: z.tuple([z.number().finite(), z.number().finite()]) }),
+];
+
+const path = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'a dot-separated property path');
+const name = z.string().min(1).max(200);
+const key = z.string().regex(KEY, 'a key: lower-case letters, digits and _, starting with a letter');
+
+const window = z.union([
+  z.object({ last: z.number().int().min(1).max(1_000_000), unit: z.enum(['minutes', 'hours', 'days']) }).strict(),
+  z.object({ from: isoDate, to: isoDate }).strict(),
+]);
+const timeRef = z.union([z.object({ daysAgo: days }).strict(), z.object({ date: isoDate }).strict()]);
+const propertyFilter = z.union(comparisonOptions.map((c) => c.extend({ property: path }).strict()));
+const eventMatch = { event: name, where: z.array(propertyFilter).max(20).optional() };
+
+function withComparison<T extends z.ZodRawShape>(shape: T) {
+  return comparisonOptions.map((c) => c.extend(shape).strict());
+}
+
+/** The zod schema of a rule tree (structure only; `validateRule` adds the checks zod cannot express). */
+export const ruleSchema: z.ZodType<Rule> = z.lazy(() =>
+  z.union([
+    z.object({ op: z.literal('and'), rules: z.array(ruleSchema).min(1).max(50) }).strict(),
+    z.object({ op: z.literal('or'), rules: z.array(ruleSchema).min(1).max(50) }).strict(),
+    z.object({ op: z.literal('not'), rule: ruleSchema }).strict(),
+    ...withComparison({ op: z.literal('trait'), trait: name }),
+    ...withComparison({ op: z.literal('computed'), trait: key }),
+    ...withComparison({ op: z.literal('account'), trait: name }),
+    z
+      .object({
+        op: z.literal('performed'),
+        ...eventMatch,
+        within: window.optional(),
+        min: z.number().int().min(0).max(1_000_000).optional(),
+        max: z.number().int().min(0).max(1_000_000).optional(),
+      })
+      .strict(),
+    ...numeric.map((n) =>
+      n
+        .extend({
+          op: z.literal('aggregate'),
+          fn: z.enum(['count', 'sum', 'avg', 'min', 'max']),
+          property: path.optional(),
+          within: window.optional(),
+          ...eventMatch,
+        })
+        .strict(),
+    ),
+    z
+      .object({
+        op: z.literal('occurrence'),
+        which: z.enum(['first', 'last']),
+        before: timeRef.optional(),
+        after: timeRef.optional(),
+        ...eventMatch,
+      })
+      .strict(),
+    z.object({ op: z.literal('has_tag'), tag: key }).strict(),
+    z.object({ op: z.literal('in_audience'), audience: key }).strict(),
+    z.object({ op: z.literal('consent'), purpose: name, state: z.enum(['granted', 'denied', 'unknown']) }).strict(),
+    z
+      .object({
+        op: z.literal('subscription'),
+        channel: name,
+        topic: z.string().max(200).optional(),
+        state: z.enum(['subscribed', 'unsubscribed']),
+      })
+      .strict(),
+  ]),
+) as z.ZodType<Rule>;
+
+/** One problem with a rule, at a JSON path (`rules.1.value`). */
+export interface RuleIssue {
+  path: string;
+  message: string;
+}
+
+/** A rule's validation: the rule, or every problem found. */
+export type RuleValidation = { ok: true; rule: Rule } | { ok: false; issues: RuleIssue[] };
+
+/**
+ * Validates a rule: structure (with the nearest matching shape's errors, not a wall of union
+ * alternatives), then limits, regex patterns, ranges and operand types.
+ *
+ * @example
+ * const v = validateRule({ op: 'trait', trait: 'plan', cmp: '=', value: 'pro' });
+ * if (!v.ok) console.log(v.issues); // [{ path: 'cmp', message: ... }]
+ */
+export function validateRule(input: unknown): RuleValidation {
+  const structural = structure(input, []);
+  if (structural.length) return { ok: false, issues: structural };
+  const rule = input as Rule;
+  const issues: RuleIssue[] = [];
+  let nodes = 0;
+  const walk = (r: Rule, at: (string | number)[], depth: number) => {
+    nodes++;
+    if (depth > RULE_LIMITS.depth)
+      issues.push({ path: at.join('.'), message: `nested deeper than ${RULE_LIMITS.depth}` });
+    if (r.op === 'and' || r.op === 'or') r.rules.forEach((c, i) => void walk(c, [...at, 'rules', i], depth + 1));
+    else if (r.op === 'not') walk(r.rule, [...at, 'rule'], depth + 1);
+    else issues.push(...leafIssues(r, at));
+  };
+  walk(rule, [], 1);
+  if (nodes > RULE_LIMITS.nodes) issues.push({ path: '', message: `more than ${RULE_LIMITS.nodes} conditions` });
+  return issues.length ? { ok: false, issues } : { ok: true, rule };
+}
+
+// Validates node by node so that an error names the node and the field, not 20 union alternatives.
+function structure(input: unknown, at: (string | number)[]): RuleIssue[] {
+  const here = at.join('.');
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    return [{ path: here, message: 'expected a rule object with an "op"' }];
+  const node = input as Record<string, unknown>;
+  if (node.op === 'and' || node.op === 'or') {
+    if (!Array.isArray(node.rules) || !node.rules.length)
+      return [{ path: [...at, 'rules'].join('.'), message: 'expected a non-empty array of rules' }];
+    const extra = Object.keys(node).filter((k) => k !== 'op' && k !== 'rules');
+    if (extra.length) return [{ path: here, message: `unknown field ${extra.join(', ')}` }];
+    return node.rules.flatMap((c, i) => structure(c, [...at, 'rules', i]));
+  }
+  if (node.op === 'not') {
+    const extra = Object.keys(node).filter((k) => k !== 'op' && k !== 'rule');
+    if (extra.length) return [{ path: here, message: `unknown field ${extra.join(', ')}` }];
+    return structure(node.rule, [...at, 'rule']);
+  }
+  const leaf = LEAF_SCHEMAS[node.op as string];
+  if (!leaf)
+    return [
+      { path: [...at, 'op'].join('.'), message: `unknown op ${JSON.stringify(node.op)}; one of ${OPS.join(', ')}` },
+    ];
+  const parsed = leaf.safeParse(node);
+  if (parsed.success) return [];
+  return nearestIssues(parsed.error, at);
+}
+
+const LEAF_SCHEMAS: Record<string, z.ZodType> = Object.fromEntries(
+  (
+    [
+      'trait',
+      'computed',
+      'account',
+      'performed',
+      'aggregate',
+      'occurrence',
+      'has_tag',
+      'in_audience',
+      'consent',
+      'subscription',
+    ] as const
+  ).map((op) => [op, z.lazy(() => ruleSchema).refine((r) => r.op === op)]),
+);
+const OPS = ['and', 'or', 'not', ...Object.keys(LEAF_SCHEMAS)];
+
+// Of a union's failures, report the alternative that got furthest (fewest issues, matching `cmp`).
+function nearestIssues(error: z.ZodError, at: (string | number)[]): RuleIssue[] {
+  const flat: RuleIssue[] = [];
+  const visit = (issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[]) => {
+    const union = issues.find((i) => i.code === 'invalid_union') as z.core.$ZodIssueInvalidUnion | undefined;
+    if (union?.errors.length) {
+      const best = [...union.errors].sort((a, b) => score(a) - score(b))[0]!;
+      visit(best, [...prefix, ...union.path]);
+      return;
+    }
+    for (const i of issues)
+      flat.push({ path: [...at, ...prefix, ...i.path].map(String).join('.'), message: i.message });
+  };
+  visit(error.issues, []);
+  return flat.length ? flat : [{ path: at.join('.'), message: 'invalid rule' }];
+}
+
+// Alternatives that fail on the discriminating fields (op, cmp) are the least likely intended.
+function score(issues: readonly z.core.$ZodIssue[]): number {
+  let s = issues.length;
+  for (const i of issues) {
+    const last = i.path[i.path.length - 1];
+    if (last === 'op' || last === 'cmp') s += 100;
+    if (i.code === 'unrecognized_keys') s += 10;
+  }
+  return s;
+}
+
+function leafIssues(r: Exclude<Rule, { op: 'and' | 'or' | 'not' }>, at: (string | number)[]): RuleIssue[] {
+  const issues: RuleIssue[] = [];
+  const add = (field: string, message: string) => issues.push({ path: [...at, field].join('.'), message });
+  if ('cmp' in r) issues.push(...comparisonIssues(r, at, r.op === 'aggregate'));
+  if ('where' in r && r.where)
+    for (const [i, f] of r.where.entries()) issues.push(...comparisonIssues(f, [...at, 'where', i], false));
+  if (r.op === 'performed' && r.min !== undefined && r.max !== undefined && r.min > r.max)
+    add('max', 'max is smaller than min');
+  if (r.op === 'performed' && r.max === undefined && r.min === 0) add('min', 'min 0 without max matches everybody');
+  if ((r.op === 'performed' || r.op === 'aggregate') && r.within && 'from' in r.within) {
+    if (!(Date.parse(normalizeDate(r.within.from)) < Date.parse(normalizeDate(r.within.to))))
+      add('within', 'from must be a valid date before to');
+  }
+  if (r.op === 'aggregate' && r.fn !== 'count' && !r.property) add('property', `${r.fn} needs a property`);
+  if (r.op === 'occurrence' && !r.before && !r.after) add('before', 'give before, after or both');
+  if (r.op === 'occurrence')
+    for (const side of ['before', 'after'] as const) {
+      const ref = r[side];
+      if (ref && 'date' in ref && Number.isNaN(Date.parse(normalizeDate(ref.date)))) add(side, 'not a valid date');
+    }
+  return issues;
+}
+
+function comparisonIssues(
+  c: { cmp: string; value?: unknown },
+  at: (string | number)[],
+  numericOnly: boolean,
+): RuleIssue[] {
+  const issues: RuleIssue[] = [];
+  const add = (message: string) => issues.push({ path: [...at, 'value'].join('.'), message });
+  const v = c.value;
+  if (c.cmp === 'regex' && typeof v === 'string') {
+    if (v.length > RULE_LIMITS.regexLength) add(`pattern longer than ${RULE_LIMITS.regexLength}`);
+    else if (/\(\?[=!<]|\\[1-9]|\\[bBdDsSwW]/.test(v))
+      add('lookaround, backreferences and \\d \\w \\s \\b classes are not supported; use [0-9], [A-Za-z_] ...');
+    else {
+      try {
+        new RegExp(v);
+      } catch (err) {
+        add(`not a valid pattern: ${(err as Error).message}`);
+      }
+    }
+  }
+  if (['<', '<=', '>', '>='].includes(c.cmp) && typeof v === 'boolean') add('booleans cannot be ordered');
+  if (c.cmp === 'between' && Array.isArray(v)) {
+    const [a, b] = v as unknown[];
+    if (typeof a !== typeof b) add('both bounds must have the same type');
+    else if (typeof a === 'boolean') add('booleans cannot be ordered');
+    else if (typeof a === 'number' && (a as number) > (b as number)) add('the lower bound is above the upper one');
+    else if (typeof a === 'string' && isDateOperand(a) !== isDateOperand(b as string))
+      add('both bounds must be dates, or neither');
+  }
+  for (const d of [v, ...(Array.isArray(v) ? v : [])])
+    if (typeof d === 'string' && isDateOperand(d) && ['<', '<=', '>', '>=', 'between'].includes(c.cmp))
+      if (Number.isNaN(Date.parse(normalizeDate(d)))) add(`${d} is not a valid date`);
+  if (numericOnly && typeof v !== 'number' && !Array.isArray(v)) add('an aggregate compares numbers');
+  return issues;
+}
+
+/** Whether an ordering operand is a date (compared as a date, not as text). */
+export function isDateOperand(v: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}/.test(v);
+}
+
+/**
+ * An ISO date string as `Date.parse` reads it the way the SQL side does: a date alone is midnight
+ * UTC, a time without zone is UTC.
+ *
+ * @example
+ * normalizeDate('2026-01-02'); // '2026-01-02T00:00:00Z'
+ */
+export function normalizeDate(v: string): string {
+  if (v.length === 10) return `${v}T00:00:00Z`;
+  const t = v.replace(' ', 'T');
+  return /(Z|[+-]\d{2}(:?\d{2})?)$/.test(t) ? t : `${t}Z`;
+}
