@@ -27,6 +27,8 @@ export interface AppDeps {
   identify: IdentifyContext;
   destinations: DestinationDirectory;
   sender: SenderDeps;
+  /** The clock rules are evaluated against. */
+  now: () => Date;
   log: Logger;
   metrics: Metrics;
   sources: SourceDirectory;

@@ -25,6 +25,8 @@ export const DEFAULTS = Object.freeze({
   circuitMaxPauseSeconds: 600,
   /** Identify workers per process (each takes up to 20 ingest jobs at a time). */
   identifyConcurrency: 2,
+  /** Seconds between stage 3's sweeps for time-window exits (the budget: < 60 s after the boundary). */
+  computeSweepSeconds: 15,
   shutdownTimeoutMs: 15_000,
 });
 
@@ -63,6 +65,7 @@ const EnvSchema = z.object({
   CAIRN_CIRCUIT_PAUSE_S: z.coerce.number().min(0.1).max(86_400).default(DEFAULTS.circuitPauseSeconds),
   CAIRN_CIRCUIT_MAX_PAUSE_S: z.coerce.number().min(0.1).max(86_400).default(DEFAULTS.circuitMaxPauseSeconds),
   CAIRN_IDENTIFY_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(DEFAULTS.identifyConcurrency),
+  CAIRN_COMPUTE_SWEEP_S: z.coerce.number().min(0.1).max(3600).default(DEFAULTS.computeSweepSeconds),
   CAIRN_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
   CAIRN_DEMO: flag(true),
   // Identity guards as JSON, e.g. {"limits":{"email":3},"blocked":["test@example.com"],"defaultCallingCode":"44"}.
@@ -117,6 +120,7 @@ export interface Config {
   demo: boolean;
   /** Identify workers per process. */
   identifyConcurrency: number;
+  computeSweepSeconds: number;
   /** The URL people reach this server at (unsubscribe links); default http://localhost:PORT. */
   publicUrl: string | undefined;
   delivery: {
@@ -165,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     log: e.CAIRN_LOG,
     demo: e.CAIRN_DEMO,
     identifyConcurrency: e.CAIRN_IDENTIFY_CONCURRENCY,
+    computeSweepSeconds: e.CAIRN_COMPUTE_SWEEP_S,
     publicUrl: e.CAIRN_PUBLIC_URL?.replace(/\/+$/, ''),
     delivery: Object.freeze({
       retryDelaySeconds: e.CAIRN_DELIVERY_RETRY_DELAY_S,

@@ -44,7 +44,11 @@ export interface Cairn {
 export async function startCairn(
   config: Readonly<Config>,
   log: Logger,
-  options: { extraRoutes?: (app: Hono) => void } = {},
+  options: {
+    extraRoutes?: (app: Hono) => void;
+    /** The clock rules are evaluated against (tests move it; production uses the system clock). */
+    clock?: () => Date;
+  } = {},
 ): Promise<Cairn> {
   const db = await openDatabase(config, log);
   const { sql } = db;
@@ -97,6 +101,7 @@ export async function startCairn(
   });
   let accepting = true;
   const inflight = { count: 0 };
+  const clock = options.clock ?? (() => new Date());
   const app = createApp({
     config,
     sql,
@@ -110,6 +115,7 @@ export async function startCairn(
     identify,
     destinations,
     sender,
+    now: clock,
     isAccepting: () => accepting,
     inflight,
     extra: (a) => {
@@ -118,7 +124,16 @@ export async function startCairn(
     },
   });
   await destinations.start();
-  if (config.role !== 'ingest') await startWorkers({ boss, sql, identify, metrics, destinations, sender });
+  const compute = {
+    sql,
+    boss,
+    log,
+    now: clock,
+    sweepSeconds: config.computeSweepSeconds,
+  };
+  let stopSweep = async () => {};
+  if (config.role !== 'ingest')
+    stopSweep = await startWorkers({ boss, sql, identify, metrics, destinations, sender, compute });
 
   const server = await listen(app, config);
   const address = server.address();
@@ -146,6 +161,7 @@ export async function startCairn(
         await writer.drain();
         await failures.drain();
         stopping.abort();
+        await stopSweep();
         await destinations.stop();
         await boss.stop({ graceful: true, timeout: 10_000, close: false });
         sources.stop();

@@ -13,12 +13,14 @@ import type { IdentifyContext } from '../pipeline/identify/process.ts';
 import type { EventWriter } from '../pipeline/ingest/writer.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
+import { audiencesApi } from './audiences.ts';
 import { destinationsApi } from './destinations.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { profilesApi } from './profiles.ts';
 import { sourcesApi } from './sources.ts';
 import { subscriptionsApi } from './subscriptions.ts';
+import { profileTagsApi, tagsApi } from './tags.ts';
 import { describeTrackingApi } from './tracking-doc.ts';
 
 const PUBLIC_PATHS = new Set(['/api/openapi.json', '/api/docs']);
@@ -41,6 +43,8 @@ export function adminApi(deps: {
   identify: IdentifyContext;
   destinations: DestinationDirectory;
   sender: SenderDeps;
+  /** The clock rules are evaluated against (previews, explanations). */
+  now: () => Date;
 }) {
   const api = new OpenAPIHono<{ Variables: AuthVariables }>({
     defaultHook(result) {
@@ -82,6 +86,9 @@ export function adminApi(deps: {
   api.route('/events', eventsApi(deps.sql));
   api.route('/profiles', profilesApi(deps));
   api.route('/profiles', subscriptionsApi(deps.sql));
+  api.route('/profiles', profileTagsApi(deps));
+  api.route('/tags', tagsApi(deps));
+  api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
   api.route(
     '/failed-events',

@@ -12,7 +12,9 @@ export type Permission =
   | 'profiles:write'
   | 'profiles:erase'
   | 'destinations:read'
-  | 'destinations:write';
+  | 'destinations:write'
+  | 'audiences:read'
+  | 'audiences:write';
 
 const ROLE_PERMISSIONS: Record<Principal['role'], ReadonlySet<Permission>> = {
   admin: new Set<Permission>([
@@ -25,6 +27,8 @@ const ROLE_PERMISSIONS: Record<Principal['role'], ReadonlySet<Permission>> = {
     'profiles:erase',
     'destinations:read',
     'destinations:write',
+    'audiences:read',
+    'audiences:write',
   ]),
 };
 

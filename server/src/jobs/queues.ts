@@ -22,7 +22,7 @@ export const QUEUES = {
     // Wake the identify workers at once (Postgres only; polling stays as the floor, and is all PGlite has).
     notify: true,
   },
-  /** Identify → deliver (later: → compute): events attached to their profiles, ready to fan out. */
+  /** Identify (and compute, for the events it records) → deliver: events attached to their profiles, ready to fan out. */
   identifyDone: {
     name: 'identify.done',
     retryLimit: 20,
@@ -31,6 +31,28 @@ export const QUEUES = {
     retryDelayMax: 300,
     expireInSeconds: 120,
     heartbeatSeconds: 10,
+    notify: true,
+  },
+  /** Identify → compute: the same events, for computed traits, tags and audiences of their profiles. */
+  computeProfiles: {
+    name: 'compute.profiles',
+    retryLimit: 20,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 300,
+    expireInSeconds: 300,
+    heartbeatSeconds: 10,
+    notify: true,
+  },
+  /** API → compute: a definition was created or changed; recompute it over every profile. */
+  computeDefinition: {
+    name: 'compute.definition',
+    retryLimit: 10,
+    retryDelay: 10,
+    retryBackoff: true,
+    retryDelayMax: 600,
+    expireInSeconds: 3600,
+    heartbeatSeconds: 30,
     notify: true,
   },
   /**
@@ -52,7 +74,15 @@ export const QUEUES = {
 export interface QueuePayloads {
   'ingest.committed': IngestCommitted;
   'identify.done': IngestCommitted;
+  'compute.profiles': IngestCommitted;
+  'compute.definition': ComputeDefinition;
   'profile.erased': ProfileErased;
+}
+
+/** Payload of `compute.definition`: which definition to recompute over every profile. */
+export interface ComputeDefinition {
+  kind: 'audience' | 'tag';
+  key: string;
 }
 
 /** Payload of `profile.erased`. */

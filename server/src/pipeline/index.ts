@@ -4,6 +4,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../db/index.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { type ComputeDeps, startComputeWorker } from './compute/worker.ts';
 import type { DestinationDirectory } from './deliver/directory.ts';
 import { startFanoutWorker } from './deliver/fanout.ts';
 import { startForgetWorker } from './deliver/forget.ts';
@@ -30,10 +31,15 @@ export async function startWorkers(deps: {
   metrics: Metrics;
   destinations: DestinationDirectory;
   sender: SenderDeps;
-}): Promise<void> {
+  compute: ComputeDeps;
+}): Promise<() => Promise<void>> {
   // 2 identify
   await startIdentifyWorker(deps.boss, deps.sql, deps.identify, deps.metrics);
-  // 5 deliver (3 compute and 4 automate come in between in later issues)
+  // 3 compute: tags and audiences of the profiles identify touched (beside fan-out, not before it:
+  // an event's own delivery does not wait for audiences; their change events follow it to fan-out)
+  const stopSweep = await startComputeWorker(deps.compute);
+  // 5 deliver (4 automate comes in between in a later issue)
   await startFanoutWorker(deps.boss, deps.sql, deps.destinations);
   await startForgetWorker(deps.sender, deps.destinations);
+  return stopSweep;
 }

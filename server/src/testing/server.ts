@@ -14,7 +14,10 @@ export const TEST_ADMIN_KEY = 'test-admin-key-0123456789';
  * @example
  * const cairn = await startTestCairn(db.env);
  */
-export async function startTestCairn(env: Record<string, string>): Promise<Cairn> {
+export async function startTestCairn(
+  env: Record<string, string>,
+  options: { clock?: () => Date } = {},
+): Promise<Cairn> {
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -23,7 +26,7 @@ export async function startTestCairn(env: Record<string, string>): Promise<Cairn
     CAIRN_SOURCE_REFRESH_MS: '200',
     ...env,
   });
-  return startCairn(config, createLogger(config.log));
+  return startCairn(config, createLogger(config.log), options);
 }
 
 /** A Cairn server running as a child process. */

@@ -38,7 +38,9 @@ export async function startIdentifyWorker(
       done();
       // Hand over to the next stage. Outside the identify transaction but after it: a crash in between
       // retries this job, which skips the processed events and sends this again; fan-out is idempotent.
-      await boss.send(QUEUES.identifyDone.name, { ids: jobs.flatMap((j) => j.data.ids) });
+      const ids = jobs.flatMap((j) => j.data.ids);
+      await boss.send(QUEUES.identifyDone.name, { ids });
+      await boss.send(QUEUES.computeProfiles.name, { ids });
       metrics.identifyEvents.inc({ outcome: 'processed' }, r.processed);
       if (r.suppressed) metrics.identifyEvents.inc({ outcome: 'suppressed' }, r.suppressed);
       if (r.created) metrics.identifyChanges.inc({ kind: 'created' }, r.created);

@@ -1,0 +1,80 @@
+import type { Rule } from '@cairn/core';
+import type { Tx } from '../../db/index.ts';
+
+/** An audience as the API shows it. */
+export interface AudienceRow {
+  key: string;
+  name: string;
+  description: string | null;
+  rule: Rule;
+  enabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+  computedAt: Date | null;
+  members: number;
+}
+
+/** Every audience with its current member count. */
+export async function listAudiences(sql: Tx): Promise<AudienceRow[]> {
+  return sql<AudienceRow[]>`
+    SELECT a.key, a.name, a.description, a.rule, a.enabled, a.created_at AS "createdAt", a.updated_at AS "updatedAt",
+      a.computed_at AS "computedAt",
+      (SELECT count(*)::int FROM audience_memberships m WHERE m.audience = a.key AND m.exited_at IS NULL) AS members
+    FROM audiences a ORDER BY a.key`;
+}
+
+/** One audience, or undefined. */
+export async function getAudience(sql: Tx, key: string): Promise<AudienceRow | undefined> {
+  const [row] = await sql<AudienceRow[]>`
+    SELECT a.key, a.name, a.description, a.rule, a.enabled, a.created_at AS "createdAt", a.updated_at AS "updatedAt",
+      a.computed_at AS "computedAt",
+      (SELECT count(*)::int FROM audience_memberships m WHERE m.audience = a.key AND m.exited_at IS NULL) AS members
+    FROM audiences a WHERE a.key = ${key}`;
+  return row;
+}
+
+/** Every definition's rule (audiences and dynamic tags), for reference and cycle checks. */
+export async function allRules(sql: Tx): Promise<{ kind: 'audience' | 'tag'; key: string; rule: Rule | null }[]> {
+  return sql<{ kind: 'audience' | 'tag'; key: string; rule: Rule | null }[]>`
+    SELECT 'audience' AS kind, key, rule FROM audiences
+    UNION ALL SELECT 'tag', key, rule FROM tags`;
+}
+
+/** A page of current members (keyset by profile id), with an identity to recognise them by. */
+export async function membersPage(
+  sql: Tx,
+  table: 'audience' | 'tag',
+  key: string,
+  after: string | null,
+  limit: number,
+): Promise<{ profileId: string; since: Date; userId: string | null; email: string | null }[]> {
+  const rows =
+    table === 'audience'
+      ? sql`SELECT profile_id, entered_at AS since FROM audience_memberships WHERE audience = ${key} AND exited_at IS NULL`
+      : sql`SELECT profile_id, added_at AS since FROM tag_assignments WHERE tag = ${key} AND removed_at IS NULL`;
+  return sql<{ profileId: string; since: Date; userId: string | null; email: string | null }[]>`
+    SELECT m.profile_id::text AS "profileId", m.since,
+      (SELECT value FROM identities i WHERE i.profile_id = m.profile_id AND i.type = 'userId' ORDER BY i.created_at LIMIT 1) AS "userId",
+      (SELECT value FROM identities i WHERE i.profile_id = m.profile_id AND i.type = 'email' ORDER BY i.created_at LIMIT 1) AS email
+    FROM (${rows}) m
+    ${after ? sql`WHERE m.profile_id > ${after}::uuid` : sql``}
+    ORDER BY m.profile_id
+    LIMIT ${limit}`;
+}
+
+/** A profile's membership periods in an audience, newest first. */
+export async function membershipHistory(
+  sql: Tx,
+  audience: string,
+  profileId: string,
+): Promise<{ enteredAt: Date; exitedAt: Date | null; enteredBy: string; exitedBy: string | null }[]> {
+  return sql`
+    SELECT entered_at AS "enteredAt", exited_at AS "exitedAt", entered_by AS "enteredBy", exited_by AS "exitedBy"
+    FROM audience_memberships WHERE audience = ${audience} AND profile_id = ${profileId}
+    ORDER BY entered_at DESC, id DESC LIMIT 100`;
+}
+
+/** Member counts over time. */
+export async function audienceCounts(sql: Tx, audience: string): Promise<{ at: Date; members: number }[]> {
+  return sql`SELECT at, members FROM audience_counts WHERE audience = ${audience} ORDER BY at DESC LIMIT 1000`;
+}

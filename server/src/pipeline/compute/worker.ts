@@ -1,0 +1,173 @@
+import type { PgBoss } from 'pg-boss';
+import type { Sql, Tx } from '../../db/index.ts';
+import { type ComputeDefinition, type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
+import type { Logger } from '../../log.ts';
+import { type ApplyResult, applyDefinitions, lockProfiles } from './apply.ts';
+import { affectedBy, type Definition, loadDefinitions, nodeName } from './definitions.ts';
+import { sweepOnce } from './sweep.ts';
+
+/** What stage 3 needs. */
+export interface ComputeDeps {
+  sql: Sql;
+  boss: PgBoss;
+  log: Logger;
+  /** The clock every rule is evaluated against (tests move it). */
+  now: () => Date;
+  /** Seconds between sweeps for time-window exits. */
+  sweepSeconds: number;
+}
+
+// Up to this many profiles per transaction: locks stay short, scopes stay index-friendly.
+const CHUNK = 250;
+
+/** The events of a batch: their profiles (and profiles merged into them) and event names. */
+async function touchedBy(sql: Tx, ids: readonly string[]): Promise<{ profiles: string[]; names: Set<string> }> {
+  const rows = await sql<{ profileId: string | null; event: string | null }[]>`
+    SELECT DISTINCT profile_id::text AS "profileId", event FROM events WHERE id = ANY(${ids as string[]}::bigint[])`;
+  const live = [...new Set(rows.map((r) => r.profileId).filter((p): p is string => !!p))];
+  // A merge re-points the loser's events: the loser's memberships must end, so it joins the scope.
+  const merged = live.length
+    ? await sql<{ id: string }[]>`
+        SELECT id::text FROM profiles WHERE merged_into = ANY(${live}::uuid[])`
+    : [];
+  return {
+    profiles: [...new Set([...live, ...merged.map((m) => m.id)])],
+    names: new Set(rows.map((r) => r.event).filter((e): e is string => !!e)),
+  };
+}
+
+/**
+ * Evaluates, for the profiles of a batch of events, the definitions those events can affect, and
+ * records the changes (with their events) in one transaction per chunk of profiles. Returns the ids
+ * of the change events, for fan-out.
+ *
+ * @example
+ * const result = await computeForEvents(deps, eventIds);
+ */
+export async function computeForEvents(
+  deps: Pick<ComputeDeps, 'sql' | 'now'>,
+  eventIds: readonly string[],
+  defs?: readonly Definition[],
+): Promise<ApplyResult> {
+  const definitions = defs ?? (await loadDefinitions(deps.sql));
+  const total: ApplyResult = { changes: new Map(), eventIds: [], evaluated: 0 };
+  if (!definitions.length || !eventIds.length) return total;
+  const { profiles, names } = await touchedBy(deps.sql, eventIds);
+  const selected = new Set(definitions.filter((d) => affectedBy(d, names)).map((d) => nodeName(d.kind, d.key)));
+  for (let i = 0; i < profiles.length; i += CHUNK) {
+    const chunk = profiles.slice(i, i + CHUNK);
+    const r = (await deps.sql.begin(async (tx) => {
+      await lockProfiles(tx, chunk);
+      return applyDefinitions(tx, definitions, {
+        now: deps.now(),
+        by: 'event',
+        initial: (d) => (selected.has(nodeName(d.kind, d.key)) ? chunk : null),
+      });
+    })) as ApplyResult;
+    merge(total, r);
+  }
+  return total;
+}
+
+/**
+ * Recomputes one definition over every live profile (and what depends on it, for the profiles that
+ * changed), then marks it computed.
+ *
+ * @example
+ * await recomputeDefinition(deps, { kind: 'audience', key: 'vip' });
+ */
+export async function recomputeDefinition(
+  deps: Pick<ComputeDeps, 'sql' | 'now'>,
+  which: ComputeDefinition,
+): Promise<ApplyResult> {
+  const definitions = await loadDefinitions(deps.sql);
+  const target = nodeName(which.kind, which.key);
+  if (!definitions.some((d) => nodeName(d.kind, d.key) === target)) {
+    return { changes: new Map(), eventIds: [], evaluated: 0 };
+  }
+  const now = deps.now();
+  return (await deps.sql.begin(async (tx) => {
+    const r = await applyDefinitions(tx, definitions, {
+      now,
+      by: 'recompute',
+      initial: (d) => (nodeName(d.kind, d.key) === target ? 'all' : null),
+    });
+    if (which.kind === 'audience') {
+      await tx`UPDATE audiences SET computed_at = ${now} WHERE key = ${which.key}`;
+      await tx`
+        INSERT INTO audience_counts (audience, at, members)
+        SELECT ${which.key}, ${now}, count(*)::int FROM audience_memberships WHERE audience = ${which.key} AND exited_at IS NULL
+        ON CONFLICT DO NOTHING`;
+    }
+    return r;
+  })) as ApplyResult;
+}
+
+function merge(into: ApplyResult, r: ApplyResult): void {
+  into.evaluated += r.evaluated;
+  into.eventIds.push(...r.eventIds);
+  for (const [k, c] of r.changes) {
+    const t = into.changes.get(k) ?? { entered: [], exited: [] };
+    t.entered.push(...c.entered);
+    t.exited.push(...c.exited);
+    into.changes.set(k, t);
+  }
+}
+
+/** Hands change events to fan-out (destinations that accept track events receive them). */
+async function handOver(boss: PgBoss, r: ApplyResult): Promise<void> {
+  for (let i = 0; i < r.eventIds.length; i += 1000)
+    await boss.send(QUEUES.identifyDone.name, { ids: r.eventIds.slice(i, i + 1000) });
+}
+
+/**
+ * Starts stage 3: the consumer of `compute.profiles` (incremental), of `compute.definition` (full
+ * recomputes) and the sweep for time-window changes.
+ *
+ * @example
+ * const stop = await startComputeWorker(deps);
+ */
+export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promise<void>> {
+  await deps.boss.work<IngestCommitted>(
+    QUEUES.computeProfiles.name,
+    {
+      batchSize: 20,
+      pollingIntervalSeconds: 0.5,
+      notifyPollingIntervalSeconds: 2,
+      burstWhenBatchFull: true,
+      localConcurrency: 2,
+    },
+    async function computeCommitted(jobs) {
+      const r = await computeForEvents(
+        deps,
+        jobs.flatMap((j) => j.data.ids),
+      );
+      await handOver(deps.boss, r);
+    },
+  );
+  await deps.boss.work<ComputeDefinition>(
+    QUEUES.computeDefinition.name,
+    { batchSize: 1, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds: 5 },
+    async function recompute([job]) {
+      const r = await recomputeDefinition(deps, job!.data);
+      await handOver(deps.boss, r);
+      deps.log.info(
+        `compute: ${job!.data.kind} ${job!.data.key} recomputed (${[...r.changes.values()].reduce((n, c) => n + c.entered.length + c.exited.length, 0)} changes)`,
+      );
+    },
+  );
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    running ??= sweepOnce(deps, deps.now())
+      .then((r) => handOver(deps.boss, r))
+      .catch((err) => deps.log.error('compute sweep', err))
+      .finally(() => {
+        running = undefined;
+      });
+  }, deps.sweepSeconds * 1000);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}
