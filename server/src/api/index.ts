@@ -14,6 +14,7 @@ import type { EventWriter } from '../pipeline/ingest/writer.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
 import { audiencesApi } from './audiences.ts';
+import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
 import { destinationsApi } from './destinations.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
@@ -88,6 +89,8 @@ export function adminApi(deps: {
   api.route('/profiles', subscriptionsApi(deps.sql));
   api.route('/profiles', profileTagsApi(deps));
   api.route('/tags', tagsApi(deps));
+  api.route('/profiles', profileComputedApi(deps.sql));
+  api.route('/computed-traits', computedTraitsApi(deps));
   api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
   api.route(

@@ -33,6 +33,7 @@ export async function checkRule(
   const defs = existing
     .filter((d) => d.rule && (!self || nodeName(d.kind, d.key) !== nodeName(self.kind, self.key)))
     .map((d) => ({ kind: d.kind, key: d.key, deps: ruleDependencies(d.rule!) }));
+  // (Computed traits read no other definition: they cannot close a cycle.)
   if (self) defs.push({ kind: self.kind, key: self.key, deps });
   else defs.push({ kind: 'audience', key: '$preview', deps });
   const { cycle } = dependencyOrder(defs);

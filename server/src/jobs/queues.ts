@@ -81,7 +81,7 @@ export interface QueuePayloads {
 
 /** Payload of `compute.definition`: which definition to recompute over every profile. */
 export interface ComputeDefinition {
-  kind: 'audience' | 'tag';
+  kind: 'audience' | 'tag' | 'computed';
   key: string;
 }
 

@@ -120,7 +120,24 @@ export function compileRule(rule: Rule, options: { now: Date }): CompiledRule {
  * ruleDependencies(rule).events; // Set { 'Order Completed' }
  */
 export function ruleDependencies(rule: Rule): RuleDependencies {
-  const deps: RuleDependencies = {
+  const deps = emptyDependencies();
+  const walk = (r: Rule) => {
+    OPERATORS[r.op].dependencies(r as never, deps);
+    if (r.op === 'and' || r.op === 'or') r.rules.forEach(walk);
+    if (r.op === 'not') walk(r.rule);
+  };
+  walk(rule);
+  return deps;
+}
+
+/**
+ * Dependencies of nothing, to fill in.
+ *
+ * @example
+ * const deps = emptyDependencies(); deps.events.add('Order Completed');
+ */
+export function emptyDependencies(): RuleDependencies {
+  return {
     events: new Set(),
     traits: new Set(),
     computed: new Set(),
@@ -131,13 +148,6 @@ export function ruleDependencies(rule: Rule): RuleDependencies {
     subscriptions: false,
     timeBound: false,
   };
-  const walk = (r: Rule) => {
-    OPERATORS[r.op].dependencies(r as never, deps);
-    if (r.op === 'and' || r.op === 'or') r.rules.forEach(walk);
-    if (r.op === 'not') walk(r.rule);
-  };
-  walk(rule);
-  return deps;
 }
 
 /**

@@ -5,10 +5,22 @@ export {
   type CompiledRule,
   compileRule,
   describeRule,
+  emptyDependencies,
   type RuleDependencies,
   ruleDependencies,
   ruleEdges,
 } from './compile.ts';
+export {
+  COMPUTED_PRESETS,
+  type CompiledComputedTrait,
+  type ComputedTraitDefinition,
+  compileComputedTrait,
+  computedTraitEdges,
+  computedTraitSchema,
+  describeComputedTrait,
+  LIFECYCLE_DEFAULTS,
+  RFM_DEFAULTS,
+} from './computed.ts';
 export {
   isDateOperand,
   normalizeDate,

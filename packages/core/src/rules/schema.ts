@@ -39,8 +39,8 @@ const window = z.union([
   z.object({ from: isoDate, to: isoDate }).strict(),
 ]);
 const timeRef = z.union([z.object({ daysAgo: days }).strict(), z.object({ date: isoDate }).strict()]);
-const propertyFilter = z.union(comparisonOptions.map((c) => c.extend({ property: path }).strict()));
-const eventMatch = { event: name, where: z.array(propertyFilter).max(20).optional() };
+export const propertyFilterSchema = z.union(comparisonOptions.map((c) => c.extend({ property: path }).strict()));
+const eventMatch = { event: name, where: z.array(propertyFilterSchema).max(20).optional() };
 
 function withComparison<T extends z.ZodRawShape>(shape: T) {
   return comparisonOptions.map((c) => c.extend(shape).strict());
@@ -53,7 +53,12 @@ export const ruleSchema: z.ZodType<Rule> = z.lazy(() =>
     z.object({ op: z.literal('or'), rules: z.array(ruleSchema).min(1).max(50) }).strict(),
     z.object({ op: z.literal('not'), rule: ruleSchema }).strict(),
     ...withComparison({ op: z.literal('trait'), trait: name }),
-    ...withComparison({ op: z.literal('computed'), trait: key }),
+    ...withComparison({
+      op: z.literal('computed'),
+      trait: z
+        .string()
+        .regex(/^[a-z][a-z0-9_]{0,63}(\.[A-Za-z0-9_]+)*$/, 'a computed trait key, optionally with a path: rfm.segment'),
+    }),
     ...withComparison({ op: z.literal('account'), trait: name }),
     z
       .object({

@@ -1,7 +1,8 @@
+import { compileComputedTrait } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 import { lockKey } from '../identify/locks.ts';
 import { type Definition, nodeName, readsOf } from './definitions.ts';
-import { truthOf } from './evaluate.ts';
+import { runFragment, truthOf } from './evaluate.ts';
 import { recordChangeEvents, STORES } from './store.ts';
 
 // Advisory lock class of stage 3 (identify uses 1 and 2): one profile's memberships are decided by
@@ -57,6 +58,11 @@ export async function applyDefinitions(
     const scope = initial === 'all' ? undefined : [...new Set([...(initial ?? []), ...cascaded])];
     if (scope && !scope.length) continue;
     evaluated++;
+    if (def.kind === 'computed') {
+      const changed = await applyComputed(tx, def, scope, opts.now);
+      if (changed.length) changes.set(nodeName(def.kind, def.key), { entered: changed, exited: [] });
+      continue;
+    }
     const store = STORES[def.kind];
     const [truth, current] = await Promise.all([
       truthOf(tx, def.rule, { now: opts.now, profileIds: scope }),
@@ -84,4 +90,40 @@ export async function applyDefinitions(
     );
   }
   return { changes, eventIds, evaluated };
+}
+
+/**
+ * Recomputes a computed trait's values over a scope and stores those that changed (and removes the
+ * values of profiles that no longer have one). Returns the profiles whose value changed, so rules
+ * reading the trait re-evaluate them.
+ */
+async function applyComputed(
+  tx: Tx,
+  def: Extract<Definition, { kind: 'computed' }>,
+  scope: readonly string[] | undefined,
+  now: Date,
+): Promise<string[]> {
+  const values = compileComputedTrait(def.computed, { now }).values(scope);
+  const { text, values: params } = values.render();
+  // The comparison happens in SQL: one statement, whatever the scope's size (a full recompute too).
+  // `unsafe` because the compiler (packages/core, no driver) renders its own parameterised text;
+  // every value stays a bound parameter.
+  const changed = await tx.unsafe<{ id: string }[]>(
+    `WITH fresh AS (${text}),
+     upserted AS (
+       INSERT INTO computed_trait_values AS c (profile_id, key, value, computed_at)
+       SELECT f.id::uuid, $${params.length + 1}, f.v, $${params.length + 2}::timestamptz FROM fresh f
+       ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, computed_at = excluded.computed_at
+       WHERE c.value IS DISTINCT FROM excluded.value
+       RETURNING c.profile_id::text AS id),
+     removed AS (
+       DELETE FROM computed_trait_values c
+       WHERE c.key = $${params.length + 1}
+         ${scope ? `AND c.profile_id = ANY($${params.length + 3}::uuid[])` : ''}
+         AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.id::uuid = c.profile_id)
+       RETURNING c.profile_id::text AS id)
+     SELECT id FROM upserted UNION SELECT id FROM removed`,
+    [...params, def.key, now.toISOString(), ...(scope ? [scope] : [])] as never[],
+  );
+  return changed.map((r) => r.id);
 }

@@ -251,4 +251,94 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
     expect(csv.status).toBe(200);
     expect(csv.text.split('\n')[0]).toBe('profile_id,since,user_id,email');
   });
+
+  it('computed traits: RFM tiers, lifecycle, AOV, last order, preferred category, active hour; rules read them', async () => {
+    offset = 0;
+    const t = (daysAgo: number, hour = 10) => {
+      const d = new Date(Date.now() - daysAgo * DAY);
+      d.setUTCHours(hour, 0, 0, 0);
+      return d.toISOString();
+    };
+    for (const preset of [
+      'rfm',
+      'lifecycle_stage',
+      'average_order_value',
+      'last_order_date',
+      'preferred_category',
+      'most_active_hour',
+    ])
+      expect((await post(`/computed-traits/presets/${preset}`, {})).status).toBe(201);
+    const custom = await post('/computed-traits', {
+      key: 'categories_seen',
+      name: 'Categories seen',
+      definition: { kind: 'aggregate', fn: 'unique_count', event: 'Product Viewed', property: 'category' },
+    });
+    expect(custom.status, custom.text).toBe(201);
+    const bad = await post('/computed-traits', {
+      key: 'bad',
+      name: 'b',
+      definition: { kind: 'aggregate', fn: 'sum', event: 'x' },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toBe('definition.property: sum needs a property');
+    await createAudience('rfm_high_value', r.computed('rfm.segment').eq('high value'));
+    const order = (userId: string, daysAgo: number, total: number) => ({
+      type: 'track',
+      userId,
+      event: 'Order Completed',
+      properties: { total },
+      timestamp: t(daysAgo, 21),
+    });
+    const [best, mid, risk, back, fresh] = ['rfm-best', 'rfm-mid', 'rfm-risk', 'won-back', 'newbie'].map(id) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    await send(
+      // R 1 (5 days), F 1 (5 orders in 90 days), M 1 (1,250): score 3, high value.
+      ...[5, 20, 40, 60, 80].map((d) => order(best, d, 250)),
+      // R 2 (45 days), F 2 (3 orders), M 2 (600): score 6, potential.
+      ...[45, 50, 70].map((d) => order(mid, d, 200)),
+      // R 3 (200 days), F 3 (none in 90 days), M 3: score 9, at risk.
+      order(risk, 200, 100),
+      // Silent for 150 days, then back: won back.
+      order(back, 160, 10),
+      order(back, 3, 10),
+      { type: 'identify', userId: fresh, traits: { name: 'New' } },
+      { type: 'track', userId: best, event: 'Product Viewed', properties: { category: 'shoes' }, timestamp: t(3, 21) },
+      { type: 'track', userId: best, event: 'Product Viewed', properties: { category: 'shoes' }, timestamp: t(2, 21) },
+      { type: 'track', userId: best, event: 'Product Viewed', properties: { category: 'hats' }, timestamp: t(1, 9) },
+    );
+    const [pBest, pMid, pRisk] = [await profileOf(best), await profileOf(mid), await profileOf(risk)];
+    const computed = async (p: string) => (await api(`/profiles/${p}/computed-traits`)).body;
+    const b = await until('best computed', async () => {
+      const v = await computed(pBest);
+      return v.categories_seen?.value === 2 && v;
+    });
+    expect(b.rfm.value).toMatchObject({ r: 1, f: 1, m: 1, score: 3, segment: 'high value', orders: 5, revenue: 1250 });
+    expect(b.average_order_value.value).toBe(250);
+    expect(b.last_order_date.value).toBe(t(5, 21).replace('.000Z', '+00:00'));
+    expect(b.preferred_category.value).toBe('shoes');
+    expect(b.most_active_hour.value).toBe(21);
+    expect(b.lifecycle_stage.value).toBe('active');
+    const stage = async (u: string) =>
+      until(`stage of ${u}`, async () => (await computed(await profileOf(u))).lifecycle_stage?.value as string);
+    expect(await stage(back)).toBe('won_back');
+    expect(await stage(fresh)).toBe('new');
+    expect(await stage(mid)).toBe('dormant');
+    expect((await computed(pMid)).rfm.value).toMatchObject({ r: 2, f: 2, m: 2, score: 6, segment: 'potential' });
+    expect((await computed(pRisk)).rfm.value).toMatchObject({ r: 3, f: 3, m: 3, score: 9, segment: 'at risk' });
+    expect((await computed(pRisk)).lifecycle_stage.value).toBe('churned');
+    await until('best enters through its computed segment', async () => isMember('rfm_high_value', pBest));
+    expect(await isMember('rfm_high_value', pMid)).toBe(false);
+    // Time alone moves the tiers: 65 days on, best's last order is 70 days old (R 2), two orders are
+    // left in the 90-day window (F 2) worth 500 (M 2): score 6, potential.
+    offset += 65 * DAY;
+    await until('best leaves high value with time', async () => !(await isMember('rfm_high_value', pBest)));
+    expect((await computed(pBest)).rfm.value).toMatchObject({ r: 2, f: 2, m: 2, segment: 'potential' });
+    expect((await api('/computed-traits/rfm', { method: 'DELETE' })).status).toBe(409);
+    // (Last test: the rules' clock stays 65 days ahead.)
+  });
 });

@@ -1,18 +1,30 @@
-import { type Rule, type RuleDependencies, ruleDependencies } from '@cairn/core';
+import {
+  type ComputedTraitDefinition,
+  emptyDependencies,
+  type Rule,
+  type RuleDependencies,
+  ruleDependencies,
+} from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 
-/** A rule-kept set of profiles: an audience, or a dynamic tag. */
-export interface Definition {
-  kind: 'audience' | 'tag';
-  key: string;
-  name: string;
-  rule: Rule;
-  deps: RuleDependencies;
-}
+/** A rule-kept set of profiles (an audience, a dynamic tag), or a computed trait. */
+export type Definition =
+  | { kind: 'audience' | 'tag'; key: string; name: string; rule: Rule; deps: RuleDependencies }
+  | { kind: 'computed'; key: string; name: string; computed: ComputedTraitDefinition; deps: RuleDependencies };
 
-/** `audience:key` / `tag:key`: the node names of the dependency graph. */
+/** `audience:key` / `tag:key` / `computed:key`: the node names of the dependency graph. */
 export function nodeName(kind: Definition['kind'], key: string): string {
   return `${kind}:${key}`;
+}
+
+/** What a computed trait reads: its events (all events when it names none), and time for windows. */
+export function computedDependencies(c: ComputedTraitDefinition): RuleDependencies {
+  const deps = emptyDependencies();
+  if (c.kind === 'aggregate' || c.event) deps.events.add(c.kind === 'aggregate' ? c.event : c.event!);
+  else if (c.kind === 'rfm') deps.events.add('Order Completed');
+  else deps.events.add('*');
+  deps.timeBound = c.kind === 'rfm' || c.kind === 'lifecycle' || (!!c.within && 'last' in c.within);
+  return deps;
 }
 
 /**
@@ -22,12 +34,24 @@ export function nodeName(kind: Definition['kind'], key: string): string {
  * const defs = await loadDefinitions(sql);
  */
 export async function loadDefinitions(sql: Tx): Promise<Definition[]> {
-  const rows = await sql<{ kind: 'audience' | 'tag'; key: string; name: string; rule: Rule }[]>`
+  const rows = await sql<{ kind: 'audience' | 'tag' | 'computed'; key: string; name: string; rule: unknown }[]>`
     SELECT 'audience' AS kind, key, name, rule FROM audiences WHERE enabled
     UNION ALL
     SELECT 'tag', key, name, rule FROM tags WHERE rule IS NOT NULL
+    UNION ALL
+    SELECT 'computed', key, name, definition FROM computed_traits
     ORDER BY 1, 2`;
-  const defs = rows.map((r) => ({ ...r, deps: ruleDependencies(r.rule) }));
+  const defs: Definition[] = rows.map((r) =>
+    r.kind === 'computed'
+      ? {
+          kind: 'computed',
+          key: r.key,
+          name: r.name,
+          computed: r.rule as ComputedTraitDefinition,
+          deps: computedDependencies(r.rule as ComputedTraitDefinition),
+        }
+      : { kind: r.kind, key: r.key, name: r.name, rule: r.rule as Rule, deps: ruleDependencies(r.rule as Rule) },
+  );
   return dependencyOrder(defs).order;
 }
 
@@ -36,6 +60,7 @@ export function readsOf(d: Pick<Definition, 'deps'>): string[] {
   return [
     ...[...d.deps.audiences].map((k) => nodeName('audience', k)),
     ...[...d.deps.tags].map((k) => nodeName('tag', k)),
+    ...[...d.deps.computed].map((k) => nodeName('computed', k)),
   ];
 }
 
@@ -81,8 +106,10 @@ export function dependencyOrder<D extends Pick<Definition, 'kind' | 'key' | 'dep
  */
 export function affectedBy(d: Definition, eventNames: ReadonlySet<string>): boolean {
   const deps = d.deps;
-  if (deps.traits.size || deps.accountTraits.size || deps.computed.size || deps.consent || deps.subscriptions)
-    return true;
+  if (deps.events.has('*')) return true;
+  // Computed traits change in the same pass and cascade to their readers; traits and the rest may
+  // change with any event.
+  if (deps.traits.size || deps.accountTraits.size || deps.consent || deps.subscriptions) return true;
   for (const e of deps.events) if (eventNames.has(e)) return true;
   // Static tags change through the API (and later flows), recorded as these events.
   if (deps.tags.size && (eventNames.has('tag.added') || eventNames.has('tag.removed'))) return true;

@@ -34,10 +34,13 @@ export async function getAudience(sql: Tx, key: string): Promise<AudienceRow | u
 }
 
 /** Every definition's rule (audiences and dynamic tags), for reference and cycle checks. */
-export async function allRules(sql: Tx): Promise<{ kind: 'audience' | 'tag'; key: string; rule: Rule | null }[]> {
-  return sql<{ kind: 'audience' | 'tag'; key: string; rule: Rule | null }[]>`
+export async function allRules(
+  sql: Tx,
+): Promise<{ kind: 'audience' | 'tag' | 'computed'; key: string; rule: Rule | null }[]> {
+  return sql<{ kind: 'audience' | 'tag' | 'computed'; key: string; rule: Rule | null }[]>`
     SELECT 'audience' AS kind, key, rule FROM audiences
-    UNION ALL SELECT 'tag', key, rule FROM tags`;
+    UNION ALL SELECT 'tag', key, rule FROM tags
+    UNION ALL SELECT 'computed', key, NULL FROM computed_traits`;
 }
 
 /** A page of current members (keyset by profile id), with an identity to recognise them by. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ruleEdges } from '@cairn/core';
+import { computedTraitEdges, ruleEdges } from '@cairn/core';
 import type { Sql } from '../../db/index.ts';
 import { type ApplyResult, applyDefinitions, lockProfiles } from './apply.ts';
 import { loadDefinitions, nodeName } from './definitions.ts';
@@ -38,7 +38,11 @@ export async function sweepOnce(deps: { sql: Sql }, now: Date): Promise<ApplyRes
     const defs = await loadDefinitions(deps.sql);
     const candidates = new Map<string, Set<string>>();
     for (const def of defs) {
-      const edges = def.deps.timeBound ? ruleEdges(def.rule, since, now) : null;
+      const edges = !def.deps.timeBound
+        ? null
+        : def.kind === 'computed'
+          ? computedTraitEdges(def.computed, since, now)
+          : ruleEdges(def.rule, since, now);
       if (!edges) continue;
       const rows = await runFragment<{ id: string }>(deps.sql, edges);
       if (rows.length) candidates.set(nodeName(def.kind, def.key), new Set(rows.map((r) => r.id)));

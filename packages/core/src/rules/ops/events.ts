@@ -7,18 +7,18 @@ import type { Operator } from './types.ts';
 const UNIT_MS = { minutes: 60_000, hours: 3_600_000, days: 86_400_000 } as const;
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function windowSql(w: Window | undefined, nowMs: number): Fragment {
+export function windowSql(w: Window | undefined, nowMs: number): Fragment {
   if (!w) return sql``;
   if ('last' in w)
     return sql` AND e.timestamp > ${iso(nowMs - w.last * UNIT_MS[w.unit])}::timestamptz AND e.timestamp <= ${iso(nowMs)}::timestamptz`;
   return sql` AND e.timestamp >= ${normalizeDate(w.from)}::timestamptz AND e.timestamp < ${normalizeDate(w.to)}::timestamptz`;
 }
 
-function propertyPath(path: string): string[] {
+export function propertyPath(path: string): string[] {
   return ['properties', ...path.split('.')];
 }
 
-function filtersSql(m: EventMatch, nowMs: number): Fragment {
+export function filtersSql(m: EventMatch, nowMs: number): Fragment {
   if (!m.where?.length) return sql``;
   return sql` AND ${join(
     m.where.map(
@@ -40,7 +40,7 @@ function eventRelation(m: EventMatch, select: Fragment, w: Window | undefined, n
 
 // A relative window's truth changes when events leave it (timestamp passes now - N) or enter it
 // (a future-dated event's timestamp passes now): profiles with such events between since and now.
-function windowEdges(m: EventMatch, w: Window | undefined, sinceMs: number, nowMs: number): Fragment | null {
+export function windowEdges(m: EventMatch, w: Window | undefined, sinceMs: number, nowMs: number): Fragment | null {
   if (!w || !('last' in w)) return null;
   const span = w.last * UNIT_MS[w.unit];
   return sql`SELECT e.profile_id AS id FROM events e
@@ -49,14 +49,14 @@ function windowEdges(m: EventMatch, w: Window | undefined, sinceMs: number, nowM
         OR (e.timestamp >= ${iso(sinceMs)}::timestamptz AND e.timestamp <= ${iso(nowMs)}::timestamptz))`;
 }
 
-function describeMatch(m: EventMatch): string {
+export function describeMatch(m: EventMatch): string {
   const where = m.where?.length
     ? ` where ${m.where.map((f) => `${f.property} ${describeComparison(f)}`).join(' and ')}`
     : '';
   return `"${m.event}"${where}`;
 }
 
-function describeWindow(w: Window | undefined): string {
+export function describeWindow(w: Window | undefined): string {
   if (!w) return '';
   if ('last' in w) return ` in the last ${w.last} ${w.last === 1 ? w.unit.replace(/s$/, '') : w.unit}`;
   return ` between ${w.from} and ${w.to}`;

@@ -28,21 +28,25 @@ export const trait: Operator<TraitRule> = {
 /** A computed trait (`computed_trait_values`), kept by stage 3 itself. */
 export const computed: Operator<ComputedRule> = {
   compile(r, ctx) {
+    // `rfm.segment`: the key, then a path into an object value.
+    const [key, ...path] = r.trait.split('.');
     const a = ctx.relation(sql`
-      SELECT c.profile_id AS id, c.value AS v
+      SELECT c.profile_id AS id, ${path.length ? sql`c.value #> ${path}::text[]` : sql`c.value`} AS v
       FROM computed_trait_values c
       JOIN scope s ON s.id = c.profile_id
-      WHERE c.key = ${r.trait}::text`);
+      WHERE c.key = ${key}::text`);
     const v = col(a, 'v');
     return { truth: sql`coalesce(${comparisonSql(v, r, ctx.nowMs)}, false)`, value: v };
   },
   dependencies(r, deps) {
-    deps.computed.add(r.trait);
+    deps.computed.add(r.trait.split('.')[0]!);
     if (TIME_CMPS.has(r.cmp)) deps.timeBound = true;
   },
   edges: (r, since, now) =>
     dateEdges(
-      sql`SELECT profile_id AS id, value AS v FROM computed_trait_values WHERE key = ${r.trait}::text`,
+      sql`SELECT profile_id AS id, ${
+        r.trait.includes('.') ? sql`value #> ${r.trait.split('.').slice(1)}::text[]` : sql`value`
+      } AS v FROM computed_trait_values WHERE key = ${r.trait.split('.')[0]}::text`,
       r,
       since,
       now,
