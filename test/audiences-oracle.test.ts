@@ -62,7 +62,8 @@ const addDec = (a: Dec, b: Dec): Dec => {
 };
 
 const NUMBER_TEXT = /^-?[0-9]+(\.[0-9]+)?$/;
-const DATE_TEXT = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}(?::\d{2})?)?)?$/;
+const DATE_TEXT =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
 const isObject = (v: Json | undefined): v is { [k: string]: Json } => !!v && typeof v === 'object' && !Array.isArray(v);
 
 /** text(v): a string as is; a number or boolean as its JSON text; otherwise none. */
@@ -78,7 +79,7 @@ function numberOf(v: Json | undefined): Dec | undefined {
   return undefined;
 }
 const daysIn = (y: number, m: number) => new Date(Date.UTC(y, m, 0)).getUTCDate();
-/** date(v): ISO-8601 date, optional THH:MM[:SS[.fff]] and zone; date alone = midnight UTC; impossible = none. */
+/** date(v): YYYY-MM-DD, optional T or space + HH:MM[:SS[.fff]] and zone (Z, ±HH, ±HH:MM, ±HHMM); date alone = midnight UTC; impossible = none. */
 function dateOf(v: Json | undefined): number | undefined {
   if (typeof v !== 'string') return undefined;
   const m = DATE_TEXT.exec(v);
@@ -86,13 +87,13 @@ function dateOf(v: Json | undefined): number | undefined {
   const [y, mo, d, h = 0, mi = 0, s = 0] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((x) =>
     x === undefined ? undefined : Number(x),
   );
-  if (mo! < 1 || mo! > 12 || d! < 1 || d! > daysIn(y!, mo!) || h > 23 || mi > 59 || s > 59) return undefined;
+  if (y === 0 || mo! < 1 || mo! > 12 || d! < 1 || d! > daysIn(y!, mo!) || h > 23 || mi > 59 || s > 59) return undefined;
   let offset = 0;
   const zone = m[8];
   if (zone && zone !== 'Z') {
     const zh = Number(zone.slice(1, 3));
-    const zm = zone.length > 3 ? Number(zone.slice(4, 6)) : 0;
-    if (zm > 59) return undefined;
+    const zm = zone.length > 3 ? Number(zone.slice(-2)) : 0;
+    if (zh > 15 || zm > 59) return undefined;
     offset = (zone[0] === '-' ? -1 : 1) * (zh * 60 + zm) * MINUTE;
   }
   const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));

@@ -2,14 +2,17 @@ import { z } from 'zod';
 import type { Rule } from './ast.ts';
 
 const KEY = /^[a-z][a-z0-9_]{0,63}$/;
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$/;
+// The date form of the README (and of the SQL function cairn_ts): checked by parseIsoDate.
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
 
 /** The limits a rule must respect (so a rule can never be made into a denial of service). */
 export const RULE_LIMITS = { depth: 12, nodes: 200, inValues: 1000, days: 36_600, regexLength: 200 } as const;
 
 const scalar = z.union([z.string().max(1000), z.number().finite(), z.boolean()]);
 const days = z.number().int().min(0).max(RULE_LIMITS.days);
-const isoDate = z.string().regex(ISO_DATE, 'an ISO-8601 date (YYYY-MM-DD[THH:MM[:SS]][Z|±HH:MM])');
+const isoDate = z
+  .string()
+  .refine((v) => parseIsoDate(v) !== undefined, 'an ISO-8601 date: YYYY-MM-DD[THH:MM[:SS[.fff]][Z|±HH:MM]]');
 
 const comparisonShapes = {
   eq: z.object({ cmp: z.enum(['=', '!=', '<', '<=', '>', '>=']), value: scalar }),
@@ -223,7 +226,7 @@ function leafIssues(r: Exclude<Rule, { op: 'and' | 'or' | 'not' }>, at: (string 
     add('max', 'max is smaller than min');
   if (r.op === 'performed' && r.max === undefined && r.min === 0) add('min', 'min 0 without max matches everybody');
   if ((r.op === 'performed' || r.op === 'aggregate') && r.within && 'from' in r.within) {
-    if (!(Date.parse(normalizeDate(r.within.from)) < Date.parse(normalizeDate(r.within.to))))
+    if (!(parseIsoDate(r.within.from)! < parseIsoDate(r.within.to)!))
       add('within', 'from must be a valid date before to');
   }
   if (r.op === 'aggregate' && r.fn !== 'count' && !r.property) add('property', `${r.fn} needs a property`);
@@ -231,7 +234,7 @@ function leafIssues(r: Exclude<Rule, { op: 'and' | 'or' | 'not' }>, at: (string 
   if (r.op === 'occurrence')
     for (const side of ['before', 'after'] as const) {
       const ref = r[side];
-      if (ref && 'date' in ref && Number.isNaN(Date.parse(normalizeDate(ref.date)))) add(side, 'not a valid date');
+      if (ref && 'date' in ref && parseIsoDate(ref.date) === undefined) add(side, 'not a valid date');
     }
   return issues;
 }
@@ -267,7 +270,7 @@ function comparisonIssues(
   }
   for (const d of [v, ...(Array.isArray(v) ? v : [])])
     if (typeof d === 'string' && isDateOperand(d) && ['<', '<=', '>', '>=', 'between'].includes(c.cmp))
-      if (Number.isNaN(Date.parse(normalizeDate(d)))) add(`${d} is not a valid date`);
+      if (parseIsoDate(d) === undefined) add(`${d} is not a valid date`);
   if (numericOnly && typeof v !== 'number' && !Array.isArray(v)) add('an aggregate compares numbers');
   return issues;
 }
@@ -288,4 +291,38 @@ export function normalizeDate(v: string): string {
   if (v.length === 10) return `${v}T00:00:00Z`;
   const t = v.replace(' ', 'T');
   return /(Z|[+-]\d{2}(:?\d{2})?)$/.test(t) ? t : `${t}Z`;
+}
+
+/**
+ * Reads a date the way rules do (README, "Value forms"): `YYYY-MM-DD`, optionally `T` or a space,
+ * `HH:MM[:SS[.fraction]]` and a zone (`Z`, `±HH`, `±HH:MM`, `±HHMM`, hours up to 15). A date alone
+ * is midnight UTC, a time without zone UTC. Impossible dates (2026-02-30, year 0000) are undefined.
+ *
+ * @example
+ * parseIsoDate('2026-02-18 15:01:00+0100'); // Date.UTC(2026, 1, 18, 14, 1)
+ */
+export function parseIsoDate(v: string): number | undefined {
+  const m = ISO_DATE.exec(v);
+  if (!m) return undefined;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const [h, mi, s] = [Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0)];
+  const daysInMonth = new Date(Date.UTC(2000, mo, 0)).getUTCDate() - (mo === 2 && !isLeap(y) ? 1 : 0);
+  if (y === 0 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth || h > 23 || mi > 59 || s > 59) return undefined;
+  let offset = 0;
+  const zone = m[8];
+  if (zone && zone !== 'Z') {
+    const zh = Number(zone.slice(1, 3));
+    const zm = zone.length > 3 ? Number(zone.slice(-2)) : 0;
+    if (zh > 15 || zm > 59) return undefined;
+    offset = (zone[0] === '-' ? -1 : 1) * (zh * 60 + zm) * 60_000;
+  }
+  const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
+  date.setUTCHours(h, mi, s, ms);
+  return date.getTime() - offset;
+}
+
+function isLeap(y: number): boolean {
+  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 }

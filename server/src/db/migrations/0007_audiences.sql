@@ -15,21 +15,21 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN jsonb_typeof(v) IN ('string', 'number', 'boolean') THEN v #>> '{}' END
 $$;
 
--- ISO-8601 dates and times (a date alone is midnight UTC); anything else, including 2026-02-30, is NULL.
+-- ISO-8601 dates and times: YYYY-MM-DD, optionally T (or a space) HH:MM[:SS[.fraction]] and a zone
+-- (Z, ±HH, ±HH:MM, ±HHMM; hours up to 15); a date alone is midnight UTC, a time without zone UTC.
+-- Anything else, including 2026-02-30 and year 0000, is NULL. Plain SQL with no exception handler,
+-- so it stays inlinable and safe in parallel scans.
 CREATE FUNCTION cairn_ts(v jsonb) RETURNS timestamptz
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
-DECLARE t text := CASE WHEN jsonb_typeof(v) = 'string' THEN v #>> '{}' END;
-BEGIN
-  IF t IS NULL OR t !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$' THEN
-    RETURN NULL;
-  END IF;
-  IF length(t) = 10 THEN t := t || 'T00:00:00Z';
-  ELSIF t !~ '(Z|[+-]\d{2}(:?\d{2})?)$' THEN t := t || 'Z';
-  END IF;
-  RETURN t::timestamptz;
-EXCEPTION WHEN others THEN
-  RETURN NULL;
-END
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN t ~ '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-](0\d|1[0-5])(:?[0-5]\d)?)?)?$'
+      AND left(t, 4) <> '0000' THEN
+    CASE WHEN substr(t, 9, 2)::int <= extract(day FROM make_date(left(t, 4)::int, substr(t, 6, 2)::int, 1) + interval '1 month - 1 day') THEN
+      (CASE WHEN length(t) = 10 THEN t || 'T00:00:00Z'
+            WHEN t ~ '(Z|[+-]\d{2}(:?\d{2})?)$' AND length(t) > 16 THEN t
+            ELSE t || 'Z' END)::timestamptz
+    END
+  END
+  FROM (SELECT CASE WHEN jsonb_typeof(v) = 'string' THEN v #>> '{}' END AS t) x
 $$;
 
 CREATE INDEX profile_traits_key_idx ON profile_traits (key, profile_id);
