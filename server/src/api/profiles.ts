@@ -4,6 +4,7 @@ import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import { QUEUES } from '../jobs/queues.ts';
 import { eraseProfile, liveProfileId, ProfileError, setConsent, unmergeProfile } from '../pipeline/identify/admin.ts';
 import type { IdentifyContext } from '../pipeline/identify/process.ts';
 import {
@@ -252,6 +253,8 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
       const { id } = c.req.valid('param');
       const { mergeId } = c.req.valid('json');
       const result = await unmergeProfile(sql, id, mergeId, c.get('principal').id, identify).catch(rethrow);
+      // Both profiles' events moved: their tags, audiences and computed traits are evaluated again.
+      await deps.boss.send(QUEUES.computeProfiles.name, { ids: [], profileIds: [result.survivor, result.restored] });
       return c.json(result, 200);
     },
   );
@@ -313,6 +316,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
         : [];
       if (unknown.length) throw apiError(400, 'invalid_request', `unknown purposes: ${unknown.join(', ')}`);
       const target = await setConsent(sql, id, purposes, c.get('principal').id, identify).catch(rethrow);
+      await deps.boss.send(QUEUES.computeProfiles.name, { ids: [], profileIds: [target] });
       return c.json((await profileView(sql, target))!, 200);
     },
   );

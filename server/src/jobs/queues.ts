@@ -74,9 +74,19 @@ export const QUEUES = {
 export interface QueuePayloads {
   'ingest.committed': IngestCommitted;
   'identify.done': IngestCommitted;
-  'compute.profiles': IngestCommitted;
+  'compute.profiles': ComputeProfiles;
   'compute.definition': ComputeDefinition;
   'profile.erased': ProfileErased;
+}
+
+/**
+ * Payload of `compute.profiles`: new events (their profiles are evaluated for what the events can
+ * affect), and/or profiles changed without an event (consent set by staff, an unmerge): evaluated for
+ * every definition.
+ */
+export interface ComputeProfiles {
+  ids: string[];
+  profileIds?: string[];
 }
 
 /** Payload of `compute.definition`: which definition to recompute over every profile. */

@@ -31,9 +31,13 @@ export type PropertyFilter = { property: string } & Comparison;
 /** A point in time for first/last occurrence: N days before now, or a date. */
 export type TimeRef = { daysAgo: number } | { date: string };
 
-/** Which events an event condition looks at: a track event's name, with optional property filters. */
+/**
+ * Which events an event condition looks at: a name (a track event's, or a page's or screen's), of
+ * any type unless `type` narrows it, with optional property filters.
+ */
 export interface EventMatch {
   event: string;
+  type?: 'track' | 'page' | 'screen';
   where?: PropertyFilter[];
 }
 

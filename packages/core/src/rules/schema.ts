@@ -43,7 +43,11 @@ const window = z.union([
 ]);
 const timeRef = z.union([z.object({ daysAgo: days }).strict(), z.object({ date: isoDate }).strict()]);
 export const propertyFilterSchema = z.union(comparisonOptions.map((c) => c.extend({ property: path }).strict()));
-const eventMatch = { event: name, where: z.array(propertyFilterSchema).max(20).optional() };
+const eventMatch = {
+  event: name,
+  type: z.enum(['track', 'page', 'screen']).optional(),
+  where: z.array(propertyFilterSchema).max(20).optional(),
+};
 
 function withComparison<T extends z.ZodRawShape>(shape: T) {
   return comparisonOptions.map((c) => c.extend(shape).strict());

@@ -252,6 +252,32 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
     expect(csv.text.split('\n')[0]).toBe('profile_id,since,user_id,email');
   });
 
+  it('consent set by staff, event types, and erasure: memberships follow and are erased with the person', async () => {
+    await createAudience('marketing_ok', r.consent('marketing', 'granted'));
+    await createAudience('pricing_page', r.performed('Pricing', { type: 'page' }));
+    const u = id('consent');
+    await send({ type: 'identify', userId: u, traits: { name: 'C' } }, { type: 'track', userId: u, event: 'Pricing' });
+    const p = await profileOf(u);
+    await until('processed', async () => (await changeEvents(p, 'Pricing')) === 1);
+    expect(await isMember('marketing_ok', p)).toBe(false);
+    const put = await api(`/profiles/${p}/consent`, {
+      method: 'PUT',
+      body: JSON.stringify({ purposes: { marketing: true } }),
+    });
+    expect(put.status).toBe(200);
+    await until('enters on the staff change, without an event', async () => isMember('marketing_ok', p));
+    // A track event named like the page does not count; the page does.
+    expect(await isMember('pricing_page', p)).toBe(false);
+    await send({ type: 'page', userId: u, name: 'Pricing' });
+    await until('enters on the page view', async () => isMember('pricing_page', p));
+    expect((await api(`/profiles/${p}`, { method: 'DELETE' })).status).toBe(200);
+    const left = await cairn.sql<{ n: number }[]>`
+      SELECT (SELECT count(*) FROM audience_memberships WHERE profile_id = ${p})
+        + (SELECT count(*) FROM tag_assignments WHERE profile_id = ${p})
+        + (SELECT count(*) FROM computed_trait_values WHERE profile_id = ${p}) AS n`;
+    expect(Number(left[0]!.n)).toBe(0);
+  });
+
   it('computed traits: RFM tiers, lifecycle, AOV, last order, preferred category, active hour; rules read them', async () => {
     offset = 0;
     const t = (daysAgo: number, hour = 10) => {

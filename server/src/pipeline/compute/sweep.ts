@@ -72,6 +72,14 @@ export async function sweepOnce(deps: { sql: Sql }, now: Date): Promise<ApplyRes
       }
     }
   }
+  // Member counts over time: a point per audience per hour (full recomputes add their own).
+  await deps.sql`
+    INSERT INTO audience_counts (audience, at, members)
+    SELECT a.key, ${now}, (SELECT count(*)::int FROM audience_memberships m WHERE m.audience = a.key AND m.exited_at IS NULL)
+    FROM audiences a
+    WHERE a.enabled AND a.computed_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM audience_counts c WHERE c.audience = a.key AND c.at > ${new Date(now.getTime() - 3_600_000)})
+    ON CONFLICT DO NOTHING`;
   await deps.sql`
     UPDATE settings SET value = jsonb_build_object('sweptAt', ${now.toISOString()}::text), updated_at = now()
     WHERE key = ${KEY} AND value ->> 'owner' = ${owner}`;

@@ -1,6 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Sql, Tx } from '../../db/index.ts';
-import { type ComputeDefinition, type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
+import { type ComputeDefinition, type ComputeProfiles, QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import { type ApplyResult, applyDefinitions, lockProfiles } from './apply.ts';
 import { affectedBy, type Definition, loadDefinitions, nodeName } from './definitions.ts';
@@ -48,20 +48,30 @@ export async function computeForEvents(
   deps: Pick<ComputeDeps, 'sql' | 'now'>,
   eventIds: readonly string[],
   defs?: readonly Definition[],
+  changedProfiles: readonly string[] = [],
 ): Promise<ApplyResult> {
   const definitions = defs ?? (await loadDefinitions(deps.sql));
   const total: ApplyResult = { changes: new Map(), eventIds: [], evaluated: 0 };
-  if (!definitions.length || !eventIds.length) return total;
-  const { profiles, names } = await touchedBy(deps.sql, eventIds);
+  if (!definitions.length || (!eventIds.length && !changedProfiles.length)) return total;
+  const { profiles, names } = eventIds.length
+    ? await touchedBy(deps.sql, eventIds)
+    : { profiles: [], names: new Set<string>() };
   const selected = new Set(definitions.filter((d) => affectedBy(d, names)).map((d) => nodeName(d.kind, d.key)));
-  for (let i = 0; i < profiles.length; i += CHUNK) {
-    const chunk = profiles.slice(i, i + CHUNK);
+  // Profiles changed without an event: every definition may have moved.
+  const everything = new Set(changedProfiles);
+  const all = [...new Set([...profiles, ...changedProfiles])];
+  for (let i = 0; i < all.length; i += CHUNK) {
+    const chunk = all.slice(i, i + CHUNK);
     const r = (await deps.sql.begin(async (tx) => {
       await lockProfiles(tx, chunk);
       return applyDefinitions(tx, definitions, {
         now: deps.now(),
         by: 'event',
-        initial: (d) => (selected.has(nodeName(d.kind, d.key)) ? chunk : null),
+        initial: (d) => {
+          if (selected.has(nodeName(d.kind, d.key))) return chunk;
+          const changed = chunk.filter((id) => everything.has(id));
+          return changed.length ? changed : null;
+        },
       });
     })) as ApplyResult;
     merge(total, r);
@@ -128,7 +138,7 @@ async function handOver(boss: PgBoss, r: ApplyResult): Promise<void> {
  * const stop = await startComputeWorker(deps);
  */
 export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promise<void>> {
-  await deps.boss.work<IngestCommitted>(
+  await deps.boss.work<ComputeProfiles>(
     QUEUES.computeProfiles.name,
     {
       batchSize: 20,
@@ -141,6 +151,8 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
       const r = await computeForEvents(
         deps,
         jobs.flatMap((j) => j.data.ids),
+        undefined,
+        jobs.flatMap((j) => j.data.profileIds ?? []),
       );
       await handOver(deps.boss, r);
     },

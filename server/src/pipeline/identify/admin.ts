@@ -173,6 +173,10 @@ export async function eraseProfile(
     await tx`DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE profile_id = ANY(${ids}::uuid[]))`;
     const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${ids}::uuid[])`;
+    // Stage 3's state about the person goes too (memberships and tags are personal data).
+    await tx`DELETE FROM audience_memberships WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM tag_assignments WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM computed_trait_values WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM profile_traits WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM profile_accounts WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM merges WHERE survivor_id = ANY(${ids}::uuid[]) OR merged_id = ANY(${ids}::uuid[])`;

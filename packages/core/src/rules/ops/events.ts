@@ -34,26 +34,28 @@ function eventRelation(m: EventMatch, select: Fragment, w: Window | undefined, n
       SELECT e.profile_id AS id, ${select} AS v
       FROM events e
       JOIN scope s ON s.id = e.profile_id
-      WHERE e.event = ${m.event}::text${windowSql(w, nowMs)}${filtersSql(m, nowMs)}
+      WHERE e.event = ${m.event}::text${m.type ? sql` AND e.type = ${m.type}::text` : sql``}${windowSql(w, nowMs)}${filtersSql(m, nowMs)}
       GROUP BY e.profile_id`;
 }
 
 // A relative window's truth changes when events leave it (timestamp passes now - N) or enter it
-// (a future-dated event's timestamp passes now): profiles with such events between since and now.
+// (an event dated ahead of its arrival reaches now): profiles with such events between since and now.
 export function windowEdges(m: EventMatch, w: Window | undefined, sinceMs: number, nowMs: number): Fragment | null {
   if (!w || !('last' in w)) return null;
   const span = w.last * UNIT_MS[w.unit];
   return sql`SELECT e.profile_id AS id FROM events e
     WHERE e.event = ${m.event}::text AND e.profile_id IS NOT NULL
       AND ((e.timestamp >= ${iso(sinceMs - span)}::timestamptz AND e.timestamp <= ${iso(nowMs - span)}::timestamptz)
-        OR (e.timestamp >= ${iso(sinceMs)}::timestamptz AND e.timestamp <= ${iso(nowMs)}::timestamptz))`;
+        OR (e.timestamp >= ${iso(sinceMs)}::timestamptz AND e.timestamp <= ${iso(nowMs)}::timestamptz
+          -- only events dated ahead of their arrival enter a window by time; the others came with their own batch
+          AND e.timestamp > e.received_at))`;
 }
 
 export function describeMatch(m: EventMatch): string {
   const where = m.where?.length
     ? ` where ${m.where.map((f) => `${f.property} ${describeComparison(f)}`).join(' and ')}`
     : '';
-  return `"${m.event}"${where}`;
+  return `${m.type && m.type !== 'track' ? `${m.type} ` : ''}"${m.event}"${where}`;
 }
 
 export function describeWindow(w: Window | undefined): string {
