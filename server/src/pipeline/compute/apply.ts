@@ -5,9 +5,9 @@ import { type Definition, nodeName, readsOf } from './definitions.ts';
 import { runFragment, truthOf } from './evaluate.ts';
 import { recordChangeEvents, STORES } from './store.ts';
 
-// Advisory lock class of stage 3 (identify uses 1 and 2): one profile's memberships are decided by
+// Advisory lock class of stage 3 (identify uses 1 and 2, delivery order 3): one profile's memberships are decided by
 // one transaction at a time, evaluated after the lock so it reads the latest committed events.
-const COMPUTE = 3;
+const COMPUTE = 4;
 
 /** Profiles whose membership changed, per definition (`audience:key`). */
 export type Changes = Map<string, { entered: string[]; exited: string[] }>;
