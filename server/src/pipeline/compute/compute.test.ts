@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { r } from '@cairn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
@@ -250,6 +252,40 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
     const csv = await api('/audiences/no_first_order/members?format=csv');
     expect(csv.status).toBe(200);
     expect(csv.text.split('\n')[0]).toBe('profile_id,since,user_id,email');
+  });
+
+  it('audience changes reach destinations as track events (audience sync)', async () => {
+    const bodies: Any[] = [];
+    const server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c) => (raw += c));
+      req.on('end', () => {
+        bodies.push(JSON.parse(raw));
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const dest = await post('/destinations', {
+        name: 'audience sync',
+        plugin: 'webhook',
+        settings: { url },
+        filter: { events: ['audience.entered', 'audience.exited'] },
+      });
+      expect(dest.status, dest.text).toBe(201);
+      await createAudience('synced', r.performed('Wishlisted'));
+      const u = id('sync');
+      await send({ type: 'track', userId: u, event: 'Wishlisted' });
+      const p = await profileOf(u);
+      const hit = await until('the audience.entered event at the webhook', async () =>
+        bodies.find((b) => b.event?.event === 'audience.entered' && b.event?.userId === u),
+      );
+      expect(hit.event.properties).toMatchObject({ audience: { key: 'synced', name: 'synced' }, reason: 'event' });
+      expect(hit.profile?.id ?? p).toBe(p);
+    } finally {
+      await new Promise<void>((res) => server.close(() => res()));
+    }
   });
 
   it('consent set by staff, event types, and erasure: memberships follow and are erased with the person', async () => {
