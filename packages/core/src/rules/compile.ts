@@ -96,8 +96,8 @@ export function compileRule(rule: Rule, options: { now: Date }): CompiledRule {
   return {
     rule,
     nodes,
-    members: (ids) => build(sql`s.id::text AS id`, ids, root),
-    truth: (ids) => build(sql`s.id::text AS id, ${root} AS member`, ids),
+    members: (ids) => build(sql`s.id AS id`, ids, root),
+    truth: (ids) => build(sql`s.id AS id, ${root} AS member`, ids),
     explain: (profileId) =>
       build(
         join(

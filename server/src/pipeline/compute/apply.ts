@@ -1,8 +1,7 @@
-import { compileComputedTrait } from '@cairn/core';
+import { compileComputedTrait, compileRule } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 import { lockKey } from '../identify/locks.ts';
 import { type Definition, nodeName, readsOf } from './definitions.ts';
-import { runFragment, truthOf } from './evaluate.ts';
 import { recordChangeEvents, STORES } from './store.ts';
 
 // Advisory lock class of stage 3 (identify uses 1 and 2, delivery order 3): one profile's memberships are decided by
@@ -64,26 +63,11 @@ export async function applyDefinitions(
       continue;
     }
     const store = STORES[def.kind];
-    const [truth, current] = await Promise.all([
-      truthOf(tx, def.rule, { now: opts.now, profileIds: scope }),
-      store.current(tx, def.key, scope),
-    ]);
-    const shouldEnter = [...truth].filter(([id, member]) => member && !current.has(id)).map(([id]) => id);
-    const shouldExit = [...current].filter((id) => truth.get(id) !== true);
-    const gone = shouldExit.filter((id) => !truth.has(id));
-    const entered = await store.enter(tx, def.key, shouldEnter, opts.now, opts.by, 'rule');
-    const exitedNow = await store.exit(
-      tx,
-      def.key,
-      shouldExit.filter((id) => truth.has(id)),
-      opts.now,
-      opts.by,
-      'rule',
-    );
-    // Merged-away profiles leave quietly: the survivor is evaluated on its own and carries on.
-    const exitedGone = await store.exit(tx, def.key, gone, opts.now, 'merge', 'merged into another profile');
-    if (entered.length || exitedNow.length || exitedGone.length)
-      changes.set(nodeName(def.kind, def.key), { entered, exited: [...exitedNow, ...exitedGone] });
+    const truth = compileRule(def.rule, { now: opts.now }).truth(scope).render();
+    const diff = await store.apply(tx, def.key, truth, scope, opts.now, opts.by);
+    const [entered, exitedNow] = [diff.entered, diff.exited];
+    if (entered.length || exitedNow.length || diff.gone.length)
+      changes.set(nodeName(def.kind, def.key), { entered, exited: [...exitedNow, ...diff.gone] });
     eventIds.push(
       ...(await recordChangeEvents(tx, def, 'enter', entered, opts.now, opts.by)),
       ...(await recordChangeEvents(tx, def, 'exit', exitedNow, opts.now, opts.by)),

@@ -1,8 +1,30 @@
 import type { Tx } from '../../db/index.ts';
 
+/** Profiles that entered and left in one application of a rule. */
+export interface MembershipDiff {
+  entered: string[];
+  /** Left because the rule no longer holds. */
+  exited: string[];
+  /** Left because the profile is no longer live (merged away): quietly, without an event. */
+  gone: string[];
+}
+
 /** Where a definition's members live: current rows and their history in one table per kind. */
 export interface MembershipStore {
   kind: 'audience' | 'tag';
+  /**
+   * Applies a rule's truth over a scope in one statement: enters profiles that hold it and are not
+   * members, ends memberships of those that do not hold it (or are no longer live). `truth` is the
+   * compiled `truth(scope)` statement (`id uuid, member boolean`), rendered.
+   */
+  apply(
+    sql: Tx,
+    key: string,
+    truth: { text: string; values: unknown[] },
+    scope: readonly string[] | undefined,
+    at: Date,
+    by: string,
+  ): Promise<MembershipDiff>;
   /** Current members among `ids` (all current members when ids is undefined). */
   current(sql: Tx, key: string, ids?: readonly string[]): Promise<Set<string>>;
   /** Adds members (skipping current ones); returns those added. */
@@ -11,8 +33,67 @@ export interface MembershipStore {
   exit(sql: Tx, key: string, ids: readonly string[], at: Date, by: string, reason: string | null): Promise<string[]>;
 }
 
+// The diff runs in SQL, whatever the scope's size: a full recompute over a million profiles never
+// ships the truth table to Node. `unsafe` because the rule compiler renders its own parameterised
+// text (packages/core has no driver); every value stays a bound parameter.
+function diffSql(
+  t: { table: string; key: string; since: string; sinceBy: string; until: string; untilBy: string; reason?: string },
+  truth: { text: string; values: unknown[] },
+  scoped: boolean,
+): { text: string; next: number } {
+  const n = truth.values.length;
+  const [key, at, by, scope] = [`$${n + 1}`, `$${n + 2}::timestamptz`, `$${n + 3}::text`, `$${n + 4}::uuid[]`];
+  const reason = t.reason ? `, ${t.reason} = 'rule'` : '';
+  return {
+    next: n + (scoped ? 4 : 3),
+    text: `
+    WITH truth AS (${truth.text}),
+    cur AS (
+      SELECT profile_id FROM ${t.table}
+      WHERE ${t.key} = ${key} AND ${t.until} IS NULL${scoped ? ` AND profile_id = ANY(${scope})` : ''}),
+    entering AS (
+      INSERT INTO ${t.table} (${t.key}, profile_id, ${t.since}, ${t.sinceBy}${t.reason ? `, ${t.reason.replace('removed', 'added')}` : ''})
+      SELECT ${key}, t.id, ${at}, ${by}${t.reason ? ", 'rule'" : ''} FROM truth t
+      WHERE t.member AND NOT EXISTS (SELECT 1 FROM cur c WHERE c.profile_id = t.id)
+      ON CONFLICT DO NOTHING
+      RETURNING profile_id),
+    leaving AS (
+      UPDATE ${t.table} m SET ${t.until} = ${at},
+        ${t.untilBy} = CASE WHEN t.id IS NULL THEN 'merge' ELSE ${by} END${reason}
+      FROM cur c LEFT JOIN truth t ON t.id = c.profile_id
+      WHERE m.${t.key} = ${key} AND m.${t.until} IS NULL AND m.profile_id = c.profile_id AND t.member IS NOT TRUE
+      RETURNING m.profile_id, t.id IS NULL AS gone)
+    SELECT 'enter' AS change, profile_id::text AS id FROM entering
+    UNION ALL
+    SELECT CASE WHEN gone THEN 'gone' ELSE 'exit' END, profile_id::text FROM leaving`,
+  };
+}
+
+async function runDiff(sql: Tx, text: string, values: unknown[]): Promise<MembershipDiff> {
+  const rows = await sql.unsafe<{ change: 'enter' | 'exit' | 'gone'; id: string }[]>(text, values as never[]);
+  const diff: MembershipDiff = { entered: [], exited: [], gone: [] };
+  for (const r of rows)
+    (r.change === 'enter' ? diff.entered : r.change === 'exit' ? diff.exited : diff.gone).push(r.id);
+  return diff;
+}
+
 export const audienceStore: MembershipStore = {
   kind: 'audience',
+  async apply(sql, key, truth, scope, at, by) {
+    const { text } = diffSql(
+      {
+        table: 'audience_memberships',
+        key: 'audience',
+        since: 'entered_at',
+        sinceBy: 'entered_by',
+        until: 'exited_at',
+        untilBy: 'exited_by',
+      },
+      truth,
+      !!scope,
+    );
+    return runDiff(sql, text, [...truth.values, key, at.toISOString(), by, ...(scope ? [scope] : [])]);
+  },
   async current(sql, key, ids) {
     const rows = ids
       ? await sql<{ id: string }[]>`
@@ -43,6 +124,22 @@ export const audienceStore: MembershipStore = {
 
 export const tagStore: MembershipStore = {
   kind: 'tag',
+  async apply(sql, key, truth, scope, at, by) {
+    const { text } = diffSql(
+      {
+        table: 'tag_assignments',
+        key: 'tag',
+        since: 'added_at',
+        sinceBy: 'added_by',
+        until: 'removed_at',
+        untilBy: 'removed_by',
+        reason: 'removed_reason',
+      },
+      truth,
+      !!scope,
+    );
+    return runDiff(sql, text, [...truth.values, key, at.toISOString(), by, ...(scope ? [scope] : [])]);
+  },
   async current(sql, key, ids) {
     const rows = ids
       ? await sql<{ id: string }[]>`
