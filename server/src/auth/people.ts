@@ -55,7 +55,9 @@ export function authOptions(sql: Sql, config: Readonly<Config>, secret: string) 
     },
     rateLimit: {
       enabled: true,
-      storage: 'memory' as const,
+      // Our own store: better-auth's 'memory' store is one module-wide map shared by every instance in
+      // the process; this one belongs to the server (per process, as documented).
+      customStorage: rateLimitStore(),
       window: 60,
       max: 300,
       customRules: {
@@ -64,6 +66,9 @@ export function authOptions(sql: Sql, config: Readonly<Config>, secret: string) 
       },
     },
     advanced: {
+      // better-auth turns its origin check off when NODE_ENV=test; tests must see what production does.
+      disableOriginCheck: false,
+      disableCSRFCheck: false,
       useSecureCookies: config.publicUrl?.startsWith('https://') ?? false,
       // Behind a proxy the client is the first X-Forwarded-For hop; otherwise the socket peer (see app.ts).
       ipAddress: { ipAddressHeaders: config.trustProxy ? ['x-forwarded-for'] : ['x-cairn-peer-ip'] },
@@ -77,6 +82,25 @@ export function authOptions(sql: Sql, config: Readonly<Config>, secret: string) 
         keyExpiration: { minExpiresIn: 0, maxExpiresIn: 3650 },
       }),
     ],
+  };
+}
+
+// Fixed-window counters per key (better-auth's key is client IP + path), pruned when large.
+function rateLimitStore() {
+  const windows = new Map<string, { count: number; resetAt: number }>();
+  return {
+    async consume(key: string, rule: { window: number; max: number }) {
+      const now = Date.now();
+      let w = windows.get(key);
+      if (!w || now >= w.resetAt) {
+        if (windows.size >= 10_000) for (const [k, v] of windows) if (now >= v.resetAt) windows.delete(k);
+        w = { count: 0, resetAt: now + rule.window * 1000 };
+        windows.set(key, w);
+      }
+      if (w.count >= rule.max) return { allowed: false, retryAfter: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) };
+      w.count++;
+      return { allowed: true, retryAfter: null };
+    },
   };
 }
 
