@@ -70,7 +70,7 @@ export function createApiKeyVerifier(sql: Sql, ttlMs: number, now: () => number 
         cache.set(hash, entry);
       }
       const row = entry.row;
-      if (!row || !row.enabled) return null;
+      if (!row?.enabled) return null;
       if (row.expiresAt && row.expiresAt.getTime() <= now()) return null;
       return { kind: 'api-key', id: row.id, role: row.role, userId: row.referenceId };
     },
