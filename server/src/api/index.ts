@@ -69,11 +69,18 @@ export function adminApi(deps: {
     },
   });
   api.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer' });
+  api.openAPIRegistry.registerComponent('securitySchemes', 'session', {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'better-auth.session_token',
+    description:
+      'From POST /api/auth/sign-in/email (named __Secure-better-auth.session_token over https); writes must send this server as Origin',
+  });
   describeTrackingApi(api.openAPIRegistry);
   api.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Cairn API', version: '0.1.0', description: 'Tracking API (Segment-compatible) and admin API.' },
-    security: [{ apiKey: [] }],
+    security: [{ apiKey: [] }, { session: [] }],
   });
   api.get('/docs', Scalar({ url: '/api/openapi.json', pageTitle: 'Cairn API' }));
 

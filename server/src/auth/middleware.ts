@@ -99,7 +99,9 @@ export function authenticate(deps: {
       c.set('principal', principal);
       return next();
     }
-    const session = deps.people ? await deps.people.api.getSession({ headers: c.req.raw.headers }) : null;
+    // No cookie, no session: skip better-auth's lookup for plain unauthenticated calls.
+    const hasCookie = Boolean(c.req.header('cookie'));
+    const session = deps.people && hasCookie ? await deps.people.api.getSession({ headers: c.req.raw.headers }) : null;
     if (!session) {
       throw apiError(401, 'unauthorized', 'send an API key as Authorization: Bearer <key>, or sign in');
     }
