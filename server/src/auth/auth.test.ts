@@ -162,6 +162,16 @@ describe.each(['postgres', 'embedded'] as const)('people, roles and API keys on 
     expect(ops.length).toBeGreaterThan(50);
     expect(ops.filter((o) => !o.permission).map((o) => `${o.method} ${o.path}`)).toEqual([]);
 
+    // An operator signed in with a cookie walks the same table as the operator key.
+    const invited = (await (
+      await call('/api/users', {
+        method: 'POST',
+        key: TEST_ADMIN_KEY,
+        body: { email: 'olga@example.com', role: 'operator' },
+      })
+    ).json()) as Any;
+    const cookie = sessionOf(await signIn('olga@example.com', invited.initialPassword));
+
     const outcomes: string[] = [];
     const expected: string[] = [];
     for (const op of ops) {
@@ -178,6 +188,13 @@ describe.each(['postgres', 'embedded'] as const)('people, roles and API keys on 
         outcomes.push(`${op.method} ${op.path} ${role} ${got}`);
         expected.push(`${op.method} ${op.path} ${role} ${can(role, op.permission!) ? 'allowed' : 'forbidden'}`);
       }
+      const bySession = await call(url, { method: op.method, cookie, origin: cairn.url, body });
+      await bySession.body?.cancel();
+      const got = bySession.status === 403 ? 'forbidden' : bySession.status === 401 ? 'unauthenticated' : 'allowed';
+      outcomes.push(`${op.method} ${op.path} operator-session ${got}`);
+      expected.push(
+        `${op.method} ${op.path} operator-session ${can('operator', op.permission!) ? 'allowed' : 'forbidden'}`,
+      );
     }
     expect(outcomes).toEqual(expected);
 
@@ -231,6 +248,27 @@ describe.each(['postgres', 'embedded'] as const)('people, roles and API keys on 
     expect(res.status).toBe(401);
   });
 
+  it('serves better-auth and everything else at once without deadlock (one connection when embedded)', async () => {
+    const key = (await createKey('analyst')).key;
+    const work: Promise<number>[] = [];
+    for (let i = 0; i < 5; i++) {
+      work.push(
+        call('/api/users', {
+          method: 'POST',
+          key: TEST_ADMIN_KEY,
+          body: { email: `p${i}@example.com`, role: 'analyst' },
+        }).then((r) => r.status),
+      );
+      work.push(createKey('operator').then(() => 201));
+      work.push(call('/api/audiences', { key }).then((r) => r.status));
+      work.push(call('/api/auth/get-session', { cookie: adminCookie }).then((r) => r.status));
+      work.push(call('/api/users', { cookie: adminCookie }).then((r) => r.status));
+    }
+    work.push(signIn('ada@example.com', PASSWORD).then((r) => r.status));
+    const statuses = await Promise.all(work);
+    expect(statuses.every((s) => s === 200 || s === 201)).toBe(true);
+  });
+
   it('rate-limits sign-in brute force with 429 and Retry-After', async () => {
     const statuses: number[] = [];
     let retryAfter: string | null = null;
@@ -245,6 +283,32 @@ describe.each(['postgres', 'embedded'] as const)('people, roles and API keys on 
     expect(Number(retryAfter)).toBeGreaterThan(0);
     // Even the right password waits out the window.
     expect((await signIn('ada@example.com', PASSWORD)).status).toBe(429);
+  });
+});
+
+describe('two first sign-ups at once', () => {
+  let db: TestDatabase;
+  let cairn: Cairn;
+  beforeAll(async () => {
+    db = await createTestDatabase('auth.test.ts:first-race', 'embedded');
+    cairn = await startTestCairn(db.env);
+  });
+  afterAll(async () => {
+    await cairn?.close();
+    await db?.drop();
+  });
+
+  it('make exactly one admin', async () => {
+    const signUp = (email: string) =>
+      fetch(`${cairn.url}/api/auth/sign-up/email`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: cairn.url },
+        body: JSON.stringify({ email, password: PASSWORD, name: email }),
+      }).then((r) => r.status);
+    const statuses = await Promise.all([signUp('one@example.com'), signUp('two@example.com')]);
+    expect(statuses.sort()).toEqual([200, 403]);
+    const users = await cairn.sql<{ role: string }[]>`SELECT role FROM "user"`;
+    expect(users.map((u) => u.role)).toEqual(['admin']);
   });
 });
 
