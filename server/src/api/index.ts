@@ -116,7 +116,10 @@ export function adminApi(deps: {
   api.route('/computed-traits', computedTraitsApi(deps));
   api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
-  api.route('/users', usersApi(deps.sql, deps.people));
+  api.route(
+    '/users',
+    usersApi(deps.sql, deps.people, () => deps.apiKeys.clear()),
+  );
   api.route(
     '/keys',
     keysApi(deps.sql, deps.people, () => deps.apiKeys.clear()),

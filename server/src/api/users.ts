@@ -28,9 +28,9 @@ const view = (p: Person) => ({ ...p, createdAt: p.createdAt.toISOString() });
  * once), change a role, remove a person (their sessions and API keys go with them).
  *
  * @example
- * api.route('/users', usersApi(sql, auth));
+ * api.route('/users', usersApi(sql, auth, () => verifier.clear()));
  */
-export function usersApi(sql: Sql, auth: PeopleAuth) {
+export function usersApi(sql: Sql, auth: PeopleAuth, onKeysRevoked: () => void) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
 
   app.openapi(
@@ -135,6 +135,7 @@ export function usersApi(sql: Sql, auth: PeopleAuth) {
         return tx`DELETE FROM "user" WHERE id = ${id} RETURNING id`;
       });
       if (removed.length === 0) throw apiError(404, 'not_found', `no user ${id}`);
+      onKeysRevoked();
       return c.body(null, 204);
     },
   );

@@ -123,9 +123,24 @@ describe.each(['postgres', 'embedded'] as const)('people, roles and API keys on 
     expect(promoted.status).toBe(200);
     expect((await call('/api/sources', { cookie })).status).toBe(200);
 
-    // Removing her ends her session.
+    // As admin she makes a key; it is bound to its own role and owned by her.
+    await call(`/api/users/${ann.id}`, { method: 'PATCH', key: TEST_ADMIN_KEY, body: { role: 'admin' } });
+    const made = await call('/api/keys', {
+      method: 'POST',
+      cookie,
+      origin: cairn.url,
+      body: { name: 'ann', role: 'analyst' },
+    });
+    expect(made.status).toBe(201);
+    const annKey = (await made.json()) as Any;
+    expect(annKey.ownerId).toBe(ann.id);
+    expect((await call('/api/audiences', { key: annKey.key })).status).toBe(200);
+    expect((await call('/api/sources', { key: annKey.key })).status).toBe(403);
+
+    // Removing her ends her session and her keys.
     expect((await call(`/api/users/${ann.id}`, { method: 'DELETE', key: TEST_ADMIN_KEY })).status).toBe(204);
     expect((await call('/api/audiences', { cookie })).status).toBe(401);
+    expect((await call('/api/audiences', { key: annKey.key })).status).toBe(401);
   });
 
   it('refuses cookie-session writes without this server as Origin (CSRF), not bearer keys', async () => {
