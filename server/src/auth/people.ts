@@ -219,3 +219,14 @@ export function toPerson(u: Record<string, unknown>): Person {
     createdAt: new Date(u.createdAt as string | Date),
   };
 }
+
+/**
+ * Whether nobody has signed up yet (the next sign-up becomes admin).
+ *
+ * @example
+ * if (await signUpOpen(sql)) log.info('sign up the first admin at /api/auth/sign-up/email');
+ */
+export async function signUpOpen(sql: Sql): Promise<boolean> {
+  const rows = await sql`SELECT 1 FROM settings WHERE key = 'first_user_claimed'`;
+  return rows.length === 0;
+}
