@@ -73,7 +73,7 @@ export function keysApi(sql: Sql, auth: PeopleAuth, onRevoke: () => void) {
     async (c) => {
       const rows = await sql<KeyRow[]>`
         SELECT id, name, start, metadata, "referenceId", enabled, "expiresAt", "createdAt"
-        FROM apikey
+        FROM auth_apikey
         ORDER BY "createdAt"`;
       return c.json({ data: rows.map(view) }, 200);
     },
@@ -119,7 +119,7 @@ export function keysApi(sql: Sql, auth: PeopleAuth, onRevoke: () => void) {
       });
       const [row] = await sql<KeyRow[]>`
         SELECT id, name, start, metadata, "referenceId", enabled, "expiresAt", "createdAt"
-        FROM apikey
+        FROM auth_apikey
         WHERE id = ${created.id}`;
       return c.json({ ...view(row!), key: created.key }, 201);
     },
@@ -138,7 +138,7 @@ export function keysApi(sql: Sql, auth: PeopleAuth, onRevoke: () => void) {
     async (c) => {
       const { id } = c.req.valid('param');
       const rows = await sql`
-        UPDATE apikey
+        UPDATE auth_apikey
         SET enabled = false, "updatedAt" = now()
         WHERE id = ${id}
         RETURNING id`;

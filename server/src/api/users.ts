@@ -45,7 +45,7 @@ export function usersApi(sql: Sql, auth: PeopleAuth, onKeysRevoked: () => void) 
     async (c) => {
       const rows = await sql<Record<string, unknown>[]>`
         SELECT id, email, name, role, "createdAt"
-        FROM "user"
+        FROM auth_user
         ORDER BY "createdAt"`;
       return c.json({ data: rows.map((r) => view(toPerson(r))) }, 200);
     },
@@ -106,7 +106,7 @@ export function usersApi(sql: Sql, auth: PeopleAuth, onKeysRevoked: () => void) 
     async (c) => {
       const { id } = c.req.valid('param');
       const [row] = await sql<Record<string, unknown>[]>`
-        UPDATE "user"
+        UPDATE auth_user
         SET role = ${c.req.valid('json').role}, "updatedAt" = now()
         WHERE id = ${id}
         RETURNING id, email, name, role, "createdAt"`;
@@ -129,10 +129,10 @@ export function usersApi(sql: Sql, auth: PeopleAuth, onKeysRevoked: () => void) 
       const { id } = c.req.valid('param');
       if (c.get('principal').userId === id) throw apiError(409, 'conflict', 'you cannot remove yourself');
       const removed = await sql.begin(async (tx) => {
-        await tx`DELETE FROM apikey WHERE "referenceId" = ${id}`;
-        await tx`DELETE FROM session WHERE "userId" = ${id}`;
-        await tx`DELETE FROM account WHERE "userId" = ${id}`;
-        return tx`DELETE FROM "user" WHERE id = ${id} RETURNING id`;
+        await tx`DELETE FROM auth_apikey WHERE "referenceId" = ${id}`;
+        await tx`DELETE FROM auth_session WHERE "userId" = ${id}`;
+        await tx`DELETE FROM auth_account WHERE "userId" = ${id}`;
+        return tx`DELETE FROM auth_user WHERE id = ${id} RETURNING id`;
       });
       if (removed.length === 0) throw apiError(404, 'not_found', `no user ${id}`);
       onKeysRevoked();

@@ -31,7 +31,7 @@ export function hashApiKey(key: string): string {
 }
 
 /**
- * Verifies keys against better-auth's `apikey` table by their hash, remembering each answer (found or
+ * Verifies keys against better-auth's `auth_apikey` table by their hash, remembering each answer (found or
  * not) for `ttlMs`. The plugin's own verify endpoint updates request counters on every call; this
  * reads only, and at most once per key per TTL, so a revoked key is refused within `ttlMs` on every
  * process, and an expired key at once (the expiry is checked on each request).
@@ -47,7 +47,7 @@ export function createApiKeyVerifier(sql: Sql, ttlMs: number, now: () => number 
       { id: string; referenceId: string; metadata: unknown; enabled: boolean | null; expiresAt: Date | null }[]
     >`
       SELECT id, "referenceId", metadata, enabled, "expiresAt"
-      FROM apikey
+      FROM auth_apikey
       WHERE key = ${hash}`;
     if (!row) return null;
     const role = roleOf(row.metadata);

@@ -228,7 +228,7 @@ describe.each(['postgres', 'embedded'] as const)('people, roles and API keys on 
     const row = listed.data.find((k: Any) => k.id === created.id);
     expect(row).toMatchObject({ role: 'analyst', enabled: true });
     expect(JSON.stringify(listed)).not.toContain(created.key);
-    const [stored] = await cairn.sql<{ key: string }[]>`SELECT key FROM apikey WHERE id = ${created.id}`;
+    const [stored] = await cairn.sql<{ key: string }[]>`SELECT key FROM auth_apikey WHERE id = ${created.id}`;
     expect(stored!.key).not.toBe(created.key);
 
     expect((await call('/api/audiences', { key: created.key })).status).toBe(200);
@@ -258,7 +258,7 @@ describe.each(['postgres', 'embedded'] as const)('people, roles and API keys on 
 
     // And over HTTP: a key past its expiry is refused.
     const expired = await createKey('analyst', { expiresInSeconds: 3600 });
-    await cairn.sql`UPDATE apikey SET "expiresAt" = now() - interval '1 second' WHERE id = ${expired.id}`;
+    await cairn.sql`UPDATE auth_apikey SET "expiresAt" = now() - interval '1 second' WHERE id = ${expired.id}`;
     const res = await call('/api/audiences', { key: expired.key });
     expect(res.status).toBe(401);
   });
@@ -322,7 +322,7 @@ describe('two first sign-ups at once', () => {
       }).then((r) => r.status);
     const statuses = await Promise.all([signUp('one@example.com'), signUp('two@example.com')]);
     expect(statuses.sort()).toEqual([200, 403]);
-    const users = await cairn.sql<{ role: string }[]>`SELECT role FROM "user"`;
+    const users = await cairn.sql<{ role: string }[]>`SELECT role FROM auth_user`;
     expect(users.map((u) => u.role)).toEqual(['admin']);
   });
 });

@@ -36,11 +36,16 @@ export function authOptions(sql: Sql, config: Readonly<Config>, secret: string) 
       level: config.log === 'debug' ? ('debug' as const) : ('error' as const),
     },
     emailAndPassword: { enabled: true, minPasswordLength: 12, autoSignIn: true },
+    // Prefixed table names: better-auth's tables sit beside ours and `user`/`session` are too generic.
     user: {
+      modelName: 'auth_user',
       additionalFields: {
         role: { type: 'string' as const, required: false, defaultValue: 'analyst', input: false },
       },
     },
+    session: { modelName: 'auth_session' },
+    account: { modelName: 'auth_account' },
+    verification: { modelName: 'auth_verification' },
     databaseHooks: {
       user: {
         create: {
@@ -75,6 +80,7 @@ export function authOptions(sql: Sql, config: Readonly<Config>, secret: string) 
     },
     plugins: [
       apiKey({
+        schema: { apikey: { modelName: 'auth_apikey' } },
         defaultPrefix: API_KEY_PREFIX,
         enableMetadata: true,
         // Verification is ours (auth/api-keys.ts): no per-request counters or writes.
