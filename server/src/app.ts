@@ -2,7 +2,9 @@ import { Hono } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import type { PgBoss } from 'pg-boss';
 import { adminApi } from './api/index.ts';
+import type { ApiKeyVerifier } from './auth/api-keys.ts';
 import type { Authenticator } from './auth/keys.ts';
+import type { PeopleAuth } from './auth/people.ts';
 import type { Config } from './config.ts';
 import type { Sql } from './db/index.ts';
 import { apiError, onError } from './http/errors.ts';
@@ -35,6 +37,8 @@ export interface AppDeps {
   writer: EventWriter;
   failures: FailureRecorder;
   authenticator: Authenticator;
+  apiKeys: ApiKeyVerifier;
+  people: PeopleAuth;
   /** False once shutdown has begun: /readyz answers 503 so load balancers stop sending. */
   isAccepting(): boolean;
   /** Requests being handled, so shutdown can wait for them. */

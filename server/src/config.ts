@@ -28,6 +28,11 @@ export const DEFAULTS = Object.freeze({
   /** Seconds between stage 3's sweeps for time-window exits (the budget: < 60 s after the boundary). */
   computeSweepSeconds: 15,
   shutdownTimeoutMs: 15_000,
+  /** How long a verified (or refused) API key is remembered: a revoked key stops working within this. */
+  apiKeyCacheMs: 5000,
+  /** Sign-in attempts per client IP per window (better-auth's in-memory rate limiter, per process). */
+  signInMax: 5,
+  signInWindowSeconds: 60,
 });
 
 const flag = (fallback: boolean) =>
@@ -47,6 +52,11 @@ const EnvSchema = z.object({
   CAIRN_DATA_DIR: z.string().min(1).default(DEFAULTS.dataDir),
   CAIRN_ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   CAIRN_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  CAIRN_ADMIN_EMAIL: z.string().email().optional(),
+  CAIRN_ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
+  CAIRN_API_KEY_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(DEFAULTS.apiKeyCacheMs),
+  CAIRN_SIGNIN_MAX: z.coerce.number().int().min(1).default(DEFAULTS.signInMax),
+  CAIRN_SIGNIN_WINDOW_S: z.coerce.number().int().min(1).default(DEFAULTS.signInWindowSeconds),
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
   CAIRN_TRUST_PROXY: flag(false),
   CAIRN_DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(DEFAULTS.poolMax),
@@ -108,6 +118,12 @@ export interface Config {
   dataDir: string;
   adminApiKey: string | undefined;
   secret: string | undefined;
+  /** The first admin, created at start when both are set. */
+  adminEmail: string | undefined;
+  adminPassword: string | undefined;
+  /** How long API key verifications are cached (revocation delay). */
+  apiKeyCacheMs: number;
+  signIn: { max: number; windowSeconds: number };
   role: 'all' | 'ingest' | 'worker';
   trustProxy: boolean;
   poolMax: number;
@@ -159,6 +175,10 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     dataDir: e.CAIRN_DATA_DIR,
     adminApiKey: e.CAIRN_ADMIN_API_KEY,
     secret: e.CAIRN_SECRET,
+    adminEmail: e.CAIRN_ADMIN_EMAIL?.toLowerCase(),
+    adminPassword: e.CAIRN_ADMIN_PASSWORD,
+    apiKeyCacheMs: e.CAIRN_API_KEY_CACHE_MS,
+    signIn: Object.freeze({ max: e.CAIRN_SIGNIN_MAX, windowSeconds: e.CAIRN_SIGNIN_WINDOW_S }),
     role: e.CAIRN_ROLE,
     trustProxy: e.CAIRN_TRUST_PROXY,
     poolMax: e.CAIRN_DB_POOL_MAX,

@@ -1,3 +1,4 @@
+import { signUpOpen } from './auth/people.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { startCairn } from './server.ts';
@@ -20,6 +21,9 @@ if (config.role !== 'worker') {
   log.info(`tracking endpoint: ${cairn.url}/v1/batch   admin API: ${cairn.url}/api (reference: ${cairn.url}/api/docs)`);
   if (cairn.generatedAdminKey) {
     log.info(`generated admin API key (shown once, store it now): ${cairn.generatedAdminKey}`);
+  }
+  if (await signUpOpen(cairn.sql)) {
+    log.info(`no people yet: the first sign-up (POST ${cairn.url}/api/auth/sign-up/email) becomes admin`);
   }
   if (cairn.demoSource) {
     log.info(`demo source write key: ${cairn.demoSource.writeKey}   demo shop: ${cairn.url}/demo/`);

@@ -1,7 +1,9 @@
 import { type ServerType, serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { createApp } from './app.ts';
+import { createApiKeyVerifier } from './auth/api-keys.ts';
 import { setupAdminKeys } from './auth/keys.ts';
+import { ensureAdminFromEnv, setupPeople } from './auth/people.ts';
 import { ensureDemoSource } from './bootstrap.ts';
 import { type Config, DEFAULTS } from './config.ts';
 import { openDatabase, type Sql, withStartupLock } from './db/index.ts';
@@ -54,7 +56,15 @@ export async function startCairn(
   const { sql } = db;
   const applied = await migrate(sql);
   if (applied.length) log.info(`applied migrations ${applied.join(', ')}`);
-  const boss = await withStartupLock(db, () => startBoss(db, log, { supervise: config.role !== 'ingest' }));
+  const secret = await resolveSecret(sql, config);
+  // better-auth's tables are created under the same lock as pg-boss's schema: servers starting
+  // together on an empty database would otherwise race on CREATE TABLE.
+  const { boss, people } = await withStartupLock(db, async () => {
+    const people = await setupPeople(sql, config, secret);
+    await ensureAdminFromEnv(sql, people, config);
+    return { people, boss: await startBoss(db, log, { supervise: config.role !== 'ingest' }) };
+  });
+  const apiKeys = createApiKeyVerifier(sql, config.apiKeyCacheMs);
   const { authenticator, generatedKey } = await setupAdminKeys(sql, config);
   const demoSource = config.demo ? await ensureDemoSource(sql) : undefined;
   const sources = createSourceDirectory(sql, log, config.sourceRefreshMs);
@@ -73,7 +83,6 @@ export async function startCairn(
     concurrency: db.kind === 'embedded' ? 1 : config.commitConcurrency,
   });
   const failures = createFailureRecorder(sql, metrics);
-  const secret = await resolveSecret(sql, config);
   const identify: IdentifyContext = {
     identity: config.identity,
     traits: { defaultCallingCode: config.identity.defaultCallingCode },
@@ -112,6 +121,8 @@ export async function startCairn(
     writer,
     failures,
     authenticator,
+    apiKeys,
+    people,
     identify,
     destinations,
     sender,

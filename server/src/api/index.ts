@@ -1,9 +1,13 @@
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { Scalar } from '@scalar/hono-api-reference';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { PgBoss } from 'pg-boss';
+import type { ApiKeyVerifier } from '../auth/api-keys.ts';
 import type { Authenticator } from '../auth/keys.ts';
-import { type AuthVariables, authenticate } from '../auth/middleware.ts';
+import { type AuthVariables, authenticate, permissionOf } from '../auth/middleware.ts';
+import { type PeopleAuth, signUp } from '../auth/people.ts';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
@@ -18,11 +22,13 @@ import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
 import { destinationsApi } from './destinations.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
+import { keysApi } from './keys.ts';
 import { profilesApi } from './profiles.ts';
 import { sourcesApi } from './sources.ts';
 import { subscriptionsApi } from './subscriptions.ts';
 import { profileTagsApi, tagsApi } from './tags.ts';
 import { describeTrackingApi } from './tracking-doc.ts';
+import { usersApi } from './users.ts';
 
 const PUBLIC_PATHS = new Set(['/api/openapi.json', '/api/docs']);
 
@@ -37,6 +43,8 @@ const PUBLIC_PATHS = new Set(['/api/openapi.json', '/api/docs']);
 export function adminApi(deps: {
   sql: Sql;
   authenticator: Authenticator;
+  apiKeys: ApiKeyVerifier;
+  people: PeopleAuth;
   sources: SourceDirectory;
   writer: EventWriter;
   config: Readonly<Config>;
@@ -61,11 +69,18 @@ export function adminApi(deps: {
     },
   });
   api.openAPIRegistry.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer' });
+  api.openAPIRegistry.registerComponent('securitySchemes', 'session', {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'better-auth.session_token',
+    description:
+      'From POST /api/auth/sign-in/email (named __Secure-better-auth.session_token over https); writes must send this server as Origin',
+  });
   describeTrackingApi(api.openAPIRegistry);
   api.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Cairn API', version: '0.1.0', description: 'Tracking API (Segment-compatible) and admin API.' },
-    security: [{ apiKey: [] }],
+    security: [{ apiKey: [] }, { session: [] }],
   });
   api.get('/docs', Scalar({ url: '/api/openapi.json', pageTitle: 'Cairn API' }));
 
@@ -78,11 +93,19 @@ export function adminApi(deps: {
       },
     }),
   );
-  const authed = authenticate(deps.authenticator);
-  // Everything under /api needs a key except its own description.
-  api.use('*', function requireKey(c, next) {
-    return PUBLIC_PATHS.has(c.req.path) ? next() : authed(c, next);
+  const authed = authenticate({
+    authenticator: deps.authenticator,
+    apiKeys: deps.apiKeys,
+    people: deps.people,
+    publicUrl: deps.config.publicUrl,
   });
+  // Everything under /api needs a key or a session except its own description and better-auth's
+  // endpoints (sign-in, sign-up, sign-out, change-password: better-auth checks those itself).
+  api.use('*', function requireKey(c, next) {
+    return PUBLIC_PATHS.has(c.req.path) || c.req.path.startsWith('/api/auth/') ? next() : authed(c, next);
+  });
+  api.post('/auth/sign-up/email', async (c) => withRetryAfter(await signUp(deps.sql, deps.people, withPeer(c))));
+  api.on(['GET', 'POST'], '/auth/*', async (c) => withRetryAfter(await deps.people.handler(withPeer(c))));
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
   api.route('/events', eventsApi(deps.sql));
   api.route('/profiles', profilesApi(deps));
@@ -94,6 +117,14 @@ export function adminApi(deps: {
   api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
   api.route(
+    '/users',
+    usersApi(deps.sql, deps.people, () => deps.apiKeys.clear()),
+  );
+  api.route(
+    '/keys',
+    keysApi(deps.sql, deps.people, () => deps.apiKeys.clear()),
+  );
+  api.route(
     '/failed-events',
     failedEventsApi(deps.sql, {
       writer: deps.writer,
@@ -101,5 +132,46 @@ export function adminApi(deps: {
       sourceExists: async (id) => (await getSource(deps.sql, id)) !== undefined,
     }),
   );
+  describePermissions(api);
   return api;
+}
+
+// Each operation names the permission it needs (x-cairn-permission), read from the requirePermission
+// middleware Hono registered for it: the OpenAPI description shows the permission table, and the
+// role-matrix test walks it. (@hono/zod-openapi keeps a route's middleware out of its registry.)
+function describePermissions(api: OpenAPIHono<{ Variables: AuthVariables }>) {
+  const byRoute = new Map<string, string>();
+  for (const r of api.routes) {
+    const permission = permissionOf(r.handler);
+    if (permission) byRoute.set(`${r.method.toUpperCase()} ${r.path}`, permission);
+  }
+  for (const def of api.openAPIRegistry.definitions) {
+    if (def.type !== 'route') continue;
+    const route = def.route as typeof def.route & { 'x-cairn-permission'?: string };
+    const path = route.path.replaceAll(/\/{(.+?)}/g, '/:$1');
+    const permission = byRoute.get(`${route.method.toUpperCase()} ${path}`);
+    if (permission) route['x-cairn-permission'] = permission;
+  }
+}
+
+// better-auth's rate limiter keys on a header; hand it the socket peer so a client cannot pick its own
+// address (behind a proxy, CAIRN_TRUST_PROXY makes it read X-Forwarded-For instead).
+function withPeer(c: Context): Request {
+  const req = new Request(c.req.raw);
+  let ip = '127.0.0.1';
+  try {
+    ip = getConnInfo(c).remote.address ?? ip;
+  } catch {
+    // app.request() in tests has no socket.
+  }
+  req.headers.set('x-cairn-peer-ip', ip);
+  return req;
+}
+
+// better-auth answers 429 with X-Retry-After; HTTP clients look for Retry-After.
+function withRetryAfter(res: Response): Response {
+  if (res.status !== 429 || res.headers.has('retry-after')) return res;
+  const out = new Response(res.body, res);
+  out.headers.set('Retry-After', res.headers.get('x-retry-after') ?? '60');
+  return out;
 }

@@ -2,15 +2,23 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 
-/** Who is calling the admin API. Users and role-bound API keys slot in here (see the users issue). */
+/** The roles of the permission table (auth/middleware.ts). */
+export type Role = 'admin' | 'operator' | 'analyst';
+export const ROLES: readonly Role[] = ['admin', 'operator', 'analyst'];
+
+/** Who is calling the admin API: a person (session) or a key, with the role it acts as. */
 export interface Principal {
-  kind: 'bootstrap-key' | 'admin-key';
+  kind: 'bootstrap-key' | 'admin-key' | 'api-key' | 'session';
+  /** The key's id (`env:CAIRN_ADMIN_API_KEY`, `settings:admin_api_key`, a better-auth apikey id) or the user id. */
   id: string;
-  role: 'admin';
+  role: Role;
+  /** The person behind a session, or the person who created an API key. */
+  userId?: string;
 }
 
-/** Verifies admin API credentials from memory; nothing is written per request. */
+/** Verifies admin API credentials; nothing is written per request. */
 export interface Authenticator {
+  /** Verifies the bootstrap and generated admin keys (memory only). */
   verifyBearer(token: string): Principal | null;
 }
 

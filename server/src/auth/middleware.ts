@@ -1,6 +1,8 @@
 import type { MiddlewareHandler } from 'hono';
 import { apiError } from '../http/errors.ts';
-import type { Authenticator, Principal } from './keys.ts';
+import type { ApiKeyVerifier } from './api-keys.ts';
+import type { Authenticator, Principal, Role } from './keys.ts';
+import type { PeopleAuth } from './people.ts';
 
 /** What a caller may do. One table maps roles to permissions; routes ask for one permission each. */
 export type Permission =
@@ -14,43 +16,105 @@ export type Permission =
   | 'destinations:read'
   | 'destinations:write'
   | 'audiences:read'
-  | 'audiences:write';
+  | 'audiences:write'
+  | 'users:read'
+  | 'users:write'
+  | 'keys:read'
+  | 'keys:write'
+  /** Clear-text PII in responses (masking for roles without it arrives with PII protection). */
+  | 'pii:read';
 
-const ROLE_PERMISSIONS: Record<Principal['role'], ReadonlySet<Permission>> = {
+const READS: Permission[] = ['events:read', 'profiles:read', 'destinations:read', 'audiences:read'];
+
+/**
+ * The permission table. admin: everything. operator: every write except people, keys (and settings);
+ * PII masked. analyst: reads profiles, events, audiences, members and deliveries; changes nothing.
+ */
+export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   admin: new Set<Permission>([
+    ...READS,
     'sources:read',
     'sources:write',
-    'events:read',
     'events:replay',
-    'profiles:read',
     'profiles:write',
     'profiles:erase',
-    'destinations:read',
     'destinations:write',
-    'audiences:read',
+    'audiences:write',
+    'users:read',
+    'users:write',
+    'keys:read',
+    'keys:write',
+    'pii:read',
+  ]),
+  operator: new Set<Permission>([
+    ...READS,
+    'sources:read',
+    'sources:write',
+    'events:replay',
+    'profiles:write',
+    'profiles:erase',
+    'destinations:write',
     'audiences:write',
   ]),
+  analyst: new Set<Permission>(READS),
 };
+
+/**
+ * Whether a role holds a permission.
+ *
+ * @example
+ * can('analyst', 'audiences:write'); // false
+ */
+export function can(role: Role, permission: Permission): boolean {
+  return ROLE_PERMISSIONS[role].has(permission);
+}
 
 /** Hono variables set by {@link authenticate}. */
 export interface AuthVariables {
   principal: Principal;
 }
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
- * Resolves the caller from `Authorization: Bearer <key>`; 401 when absent or unknown.
+ * Resolves the caller from `Authorization: Bearer <key>` (the bootstrap or generated admin key, or a
+ * role-bound API key) or else a better-auth session cookie; 401 when neither. A cookie session writing
+ * (POST, PATCH, DELETE) must come with an Origin of this server (CSRF); bearer keys need none.
  *
  * @example
- * api.use('*', authenticate(authenticator));
+ * api.use('*', authenticate({ authenticator, apiKeys, people, publicUrl }));
  */
-export function authenticate(authenticator: Authenticator): MiddlewareHandler<{ Variables: AuthVariables }> {
+export function authenticate(deps: {
+  authenticator: Authenticator;
+  apiKeys?: ApiKeyVerifier;
+  people?: PeopleAuth;
+  publicUrl?: string;
+}): MiddlewareHandler<{ Variables: AuthVariables }> {
   return async function authenticateRequest(c, next) {
     const header = c.req.header('authorization') ?? '';
     const token = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : '';
-    if (!token) throw apiError(401, 'unauthorized', 'send an API key as Authorization: Bearer <key>');
-    const principal = authenticator.verifyBearer(token);
-    if (!principal) throw apiError(401, 'unauthorized', 'unknown or revoked API key');
-    c.set('principal', principal);
+    if (token) {
+      const principal = deps.authenticator.verifyBearer(token) ?? (await deps.apiKeys?.verify(token)) ?? null;
+      if (!principal) throw apiError(401, 'unauthorized', 'unknown, expired or revoked API key');
+      c.set('principal', principal);
+      return next();
+    }
+    // No cookie, no session: skip better-auth's lookup for plain unauthenticated calls.
+    const hasCookie = Boolean(c.req.header('cookie'));
+    const session = deps.people && hasCookie ? await deps.people.api.getSession({ headers: c.req.raw.headers }) : null;
+    if (!session) {
+      throw apiError(401, 'unauthorized', 'send an API key as Authorization: Bearer <key>, or sign in');
+    }
+    if (!SAFE_METHODS.has(c.req.method)) {
+      const expected = deps.publicUrl ? new URL(deps.publicUrl).origin : new URL(c.req.url).origin;
+      const origin = c.req.header('origin');
+      if (origin !== expected) {
+        throw apiError(403, 'csrf', `a signed-in write needs Origin: ${expected} (send a bearer key for scripts)`);
+      }
+    }
+    const user = session.user as { id: string; role?: string };
+    const role = (user.role ?? 'analyst') as Role;
+    c.set('principal', { kind: 'session', id: user.id, userId: user.id, role });
     await next();
   };
 }
@@ -62,11 +126,28 @@ export function authenticate(authenticator: Authenticator): MiddlewareHandler<{ 
  * app.use('/sources/*', requirePermission('sources:write'));
  */
 export function requirePermission(permission: Permission): MiddlewareHandler<{ Variables: AuthVariables }> {
-  return async function checkPermission(c, next) {
+  const check: MiddlewareHandler<{ Variables: AuthVariables }> = async function checkPermission(c, next) {
     const principal = c.get('principal');
-    if (!ROLE_PERMISSIONS[principal.role].has(permission)) {
+    if (!can(principal.role, permission)) {
       throw apiError(403, 'forbidden', `role ${principal.role} lacks ${permission}`);
     }
     await next();
   };
+  // Read back by the OpenAPI description (x-cairn-permission), so the table is visible and testable.
+  return Object.assign(check, { permission });
+}
+
+/**
+ * The permission a route's middleware list asks for, if any.
+ *
+ * @example
+ * permissionOf(route.middleware); // 'sources:read'
+ */
+export function permissionOf(middleware: unknown): Permission | undefined {
+  const list = Array.isArray(middleware) ? middleware : [middleware];
+  for (const m of list) {
+    const p = (m as { permission?: Permission } | undefined)?.permission;
+    if (p) return p;
+  }
+  return undefined;
 }
