@@ -102,7 +102,13 @@ function validSettings(plugin: Readonly<PluginDefinition>, settings: unknown): R
   return settings as Record<string, unknown>;
 }
 
-function view(d: Destination) {
+/**
+ * A destination as the admin API shows it, secret settings masked (the audit log records this too).
+ *
+ * @example
+ * destinationView(await getDestination(sql, id));
+ */
+export function destinationView(d: Destination) {
   const plugin = PLUGINS.get(d.plugin);
   const settings = { ...d.settings };
   for (const key of plugin?.secrets ?? []) if (settings[key] !== undefined) settings[key] = MASK;
@@ -203,7 +209,7 @@ export function destinationsApi(deps: {
       const created = await insertDestination(sql, input);
       await prepareQueue(created.id, plugin);
       await deps.destinations.refresh();
-      return c.json(view(created), 201);
+      return c.json(destinationView(created), 201);
     },
   );
 
@@ -216,7 +222,7 @@ export function destinationsApi(deps: {
       middleware: [requirePermission('destinations:read')] as const,
       responses: { 200: json(z.object({ data: z.array(DestinationSchema) }), 'Destinations'), ...AUTH_ERRORS },
     }),
-    async (c) => c.json({ data: (await listDestinations(sql)).map(view) }, 200),
+    async (c) => c.json({ data: (await listDestinations(sql)).map(destinationView) }, 200),
   );
 
   app.openapi(
@@ -235,7 +241,7 @@ export function destinationsApi(deps: {
     }),
     async (c) => {
       const d = await existing(c.req.valid('param').id);
-      return c.json({ ...view(d), deliveries: await deliveryCounts(sql, d.id) }, 200);
+      return c.json({ ...destinationView(d), deliveries: await deliveryCounts(sql, d.id) }, 200);
     },
   );
 
@@ -264,7 +270,7 @@ export function destinationsApi(deps: {
       const next = { ...d, ...patch, settings: validSettings(plugin, settings) } as DestinationInput;
       const updated = await updateDestination(sql, d.id, next);
       await deps.destinations.refresh();
-      return c.json(view(updated!), 200);
+      return c.json(destinationView(updated!), 200);
     },
   );
 
@@ -286,7 +292,7 @@ export function destinationsApi(deps: {
         const d = await existing(c.req.valid('param').id);
         const updated = await updateDestination(sql, d.id, { ...d, enabled });
         await deps.destinations.refresh();
-        return c.json(view(updated!), 200);
+        return c.json(destinationView(updated!), 200);
       },
     );
   }

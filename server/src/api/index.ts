@@ -4,6 +4,8 @@ import { Scalar } from '@scalar/hono-api-reference';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { PgBoss } from 'pg-boss';
+import { auditWrites } from '../audit/middleware.ts';
+import { auditedRoutes, loaders } from '../audit/resources.ts';
 import type { ApiKeyVerifier } from '../auth/api-keys.ts';
 import type { Authenticator } from '../auth/keys.ts';
 import { type AuthVariables, authenticate, permissionOf } from '../auth/middleware.ts';
@@ -11,6 +13,7 @@ import { type PeopleAuth, signUp } from '../auth/people.ts';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import type { Logger } from '../log.ts';
 import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
 import type { SenderDeps } from '../pipeline/deliver/sender.ts';
 import type { IdentifyContext } from '../pipeline/identify/process.ts';
@@ -19,7 +22,7 @@ import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
 import { audiencesApi } from './audiences.ts';
 import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
-import { destinationsApi } from './destinations.ts';
+import { destinationsApi, destinationView } from './destinations.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { keysApi } from './keys.ts';
@@ -48,6 +51,7 @@ export function adminApi(deps: {
   sources: SourceDirectory;
   writer: EventWriter;
   config: Readonly<Config>;
+  log: Logger;
   boss: PgBoss;
   identify: IdentifyContext;
   destinations: DestinationDirectory;
@@ -104,6 +108,9 @@ export function adminApi(deps: {
   api.use('*', function requireKey(c, next) {
     return PUBLIC_PATHS.has(c.req.path) || c.req.path.startsWith('/api/auth/') ? next() : authed(c, next);
   });
+  // Every write below is recorded in audit_log, once, by this one middleware (after authentication,
+  // so it knows who; before the routes, so it sees the resource before and after).
+  api.use('*', auditWrites({ sql: deps.sql, log: deps.log, routes: auditedRoutes(loaders(destinationView)) }));
   api.post('/auth/sign-up/email', async (c) => withRetryAfter(await signUp(deps.sql, deps.people, withPeer(c))));
   api.on(['GET', 'POST'], '/auth/*', async (c) => withRetryAfter(await deps.people.handler(withPeer(c))));
   api.route('/sources', sourcesApi(deps.sql, deps.sources));

@@ -1,0 +1,266 @@
+import { roleOf } from '../auth/api-keys.ts';
+import { type Principal, ROLES, type Role } from '../auth/keys.ts';
+import type { Sql } from '../db/index.ts';
+import { getAudience } from '../pipeline/compute/queries.ts';
+import { getDestination } from '../pipeline/deliver/queries.ts';
+import { profileView } from '../pipeline/identify/profiles.ts';
+import { getSource } from '../sources/queries.ts';
+
+/** Reads a resource's current state, as JSON, by id; undefined when there is none. */
+export type Loader = (sql: Sql, id: string) => Promise<unknown>;
+
+/** How one admin write is recorded. */
+export interface AuditedRoute {
+  method: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Below /api, in Hono's syntax (`/sources/:id`). */
+  path: string;
+  /** `<resource>.<verb>`; null for a read sent as POST (previews), which is not recorded. */
+  action: string | null;
+  resourceType: string;
+  /** The route parameter naming the resource (default id, else key); `response` for creates. */
+  idFrom?: string;
+  /** State before and after the write; without it `after` is {@link AuditedRoute.summary} or the response. */
+  load?: Loader;
+  /** What to keep of the response (and request body) when no loader applies: never identities. */
+  summary?: (response: Record<string, unknown>, request: Record<string, unknown>) => unknown;
+  /** For a route taken without credentials (sign-up): the actor, and the resource id, named by the answer. */
+  self?: (response: Record<string, unknown>) => { principal: Principal; id: string } | undefined;
+}
+
+/** Field names whose values never reach the audit log, wherever they appear. */
+export const SECRET_FIELDS: ReadonlySet<string> = new Set([
+  'writeKey',
+  'previousWriteKey',
+  'initialPassword',
+  'password',
+  'key_hash',
+]);
+const REDACTED = '[redacted]';
+
+/**
+ * A copy of a JSON value with secret fields replaced (destination secrets are already masked by the
+ * destination view the loaders use).
+ *
+ * @example
+ * redact({ writeKey: 'wk_1', name: 'Shop' }); // { writeKey: '[redacted]', name: 'Shop' }
+ */
+export function redact(value: unknown, extra: ReadonlySet<string> = new Set()): unknown {
+  if (Array.isArray(value)) return value.map((v) => redact(v, extra));
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_FIELDS.has(k) || extra.has(k) ? (v == null ? v : REDACTED) : redact(v, extra);
+  }
+  return out;
+}
+
+const plain = (v: unknown) => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+async function one(rows: Promise<{ row: unknown }[]>): Promise<unknown> {
+  const [r] = await rows;
+  return r?.row;
+}
+
+/** The loaders: each reads what the admin API shows of a resource, minus volatile counters. */
+export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<typeof getDestination>>>) => unknown) {
+  return {
+    source: async (sql, id) => plain(await getSource(sql, id)),
+    destination: async (sql, id) => {
+      const d = await getDestination(sql, id);
+      if (!d) return undefined;
+      // The circuit state changes with every delivery: not part of what an admin changed.
+      const { circuit: _circuit, ...rest } = maskDestination(d) as Record<string, unknown>;
+      return rest;
+    },
+    audience: async (sql, key) => {
+      const a = await getAudience(sql, key);
+      if (!a) return undefined;
+      const { members: _m, computedAt: _c, ...rest } = a;
+      return plain(rest);
+    },
+    tag: (sql, key) =>
+      one(sql`SELECT jsonb_build_object('key', key, 'name', name, 'rule', rule) AS row FROM tags WHERE key = ${key}`),
+    computedTrait: (sql, key) =>
+      one(sql`SELECT to_jsonb(t) - 'created_at' - 'updated_at' AS row FROM computed_traits t WHERE t.key = ${key}`),
+    user: (sql, id) =>
+      one(sql`
+        SELECT jsonb_build_object('id', id, 'email', email, 'name', name, 'role', role) AS row
+        FROM auth_user
+        WHERE id = ${id}`),
+    // Never the key column (a hash, but still the credential's verifier); metadata is stored as text.
+    apiKey: async (sql, id) => {
+      const [k] = await sql<{ metadata: unknown; [column: string]: unknown }[]>`
+        SELECT id, name, start, metadata, "referenceId" AS "ownerId", enabled, "expiresAt"
+        FROM auth_apikey
+        WHERE id = ${id}`;
+      if (!k) return undefined;
+      const { metadata, ...rest } = k;
+      return plain({ ...rest, role: roleOf(metadata) ?? null });
+    },
+    // Consent only: the profile view also carries identities and traits (PII).
+    consent: async (sql, id) => (UUID.test(id) ? plain((await profileView(sql, id))?.consent) : undefined),
+  } satisfies Record<string, Loader>;
+}
+
+/**
+ * The per-resource table: every write route of the admin API, what it is called in the log and how its
+ * before/after is read. The audit test checks it against the OpenAPI description, so a new write route
+ * without a row fails CI (and is still recorded, generically, until it gets one).
+ *
+ * @example
+ * const routes = auditedRoutes(loaders(destinationView));
+ */
+export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
+  const crud = (base: string, type: string, load: Loader, param = 'id'): AuditedRoute[] => [
+    { method: 'POST', path: base, action: `${type}.create`, resourceType: type, idFrom: 'response', load },
+    { method: 'PATCH', path: `${base}/:${param}`, action: `${type}.update`, resourceType: type, load },
+    { method: 'DELETE', path: `${base}/:${param}`, action: `${type}.delete`, resourceType: type, load },
+  ];
+  const counts = (r: Record<string, unknown>) => r;
+  return [
+    ...crud('/sources', 'source', l.source).filter((r) => r.method !== 'DELETE'),
+    {
+      method: 'POST',
+      path: '/sources/:id/rotate-key',
+      action: 'source.rotate_key',
+      resourceType: 'source',
+      load: l.source,
+    },
+    { method: 'POST', path: '/sources/:id/disable', action: 'source.disable', resourceType: 'source', load: l.source },
+    { method: 'POST', path: '/sources/:id/enable', action: 'source.enable', resourceType: 'source', load: l.source },
+
+    ...crud('/destinations', 'destination', l.destination),
+    {
+      method: 'POST',
+      path: '/destinations/:id/disable',
+      action: 'destination.disable',
+      resourceType: 'destination',
+      load: l.destination,
+    },
+    {
+      method: 'POST',
+      path: '/destinations/:id/enable',
+      action: 'destination.enable',
+      resourceType: 'destination',
+      load: l.destination,
+    },
+    {
+      method: 'POST',
+      path: '/destinations/:id/test',
+      action: 'destination.test',
+      resourceType: 'destination',
+      summary: (r) => ({ outcome: (r.outcome as { status?: string })?.status }),
+    },
+    {
+      method: 'POST',
+      path: '/destinations/:id/replay',
+      action: 'destination.replay',
+      resourceType: 'destination',
+      summary: counts,
+    },
+
+    ...crud('/audiences', 'audience', l.audience, 'key'),
+    { method: 'POST', path: '/audiences/preview', action: null, resourceType: 'audience' },
+    {
+      method: 'POST',
+      path: '/audiences/:key/recompute',
+      action: 'audience.recompute',
+      resourceType: 'audience',
+      summary: counts,
+    },
+
+    ...crud('/tags', 'tag', l.tag, 'key'),
+    ...crud('/computed-traits', 'computed_trait', l.computedTrait, 'key'),
+    {
+      method: 'POST',
+      path: '/computed-traits/presets/:preset',
+      action: 'computed_trait.create',
+      resourceType: 'computed_trait',
+      idFrom: 'response',
+      load: l.computedTrait,
+    },
+
+    {
+      method: 'PUT',
+      path: '/profiles/:id/consent',
+      action: 'profile.consent',
+      resourceType: 'profile',
+      load: l.consent,
+    },
+    {
+      method: 'PUT',
+      path: '/profiles/:id/subscriptions',
+      action: 'profile.subscriptions',
+      resourceType: 'profile',
+      // The contact points are identities: only how many changed.
+      summary: (r, q) => ({
+        channel: q.channel,
+        topic: q.topic ?? '',
+        subscribed: q.subscribed,
+        contacts: (r.contacts as unknown[] | undefined)?.length ?? 0,
+      }),
+    },
+    {
+      method: 'POST',
+      path: '/profiles/:id/unmerge',
+      action: 'profile.unmerge',
+      resourceType: 'profile',
+      summary: counts,
+    },
+    {
+      method: 'POST',
+      path: '/profiles/:id/tags',
+      action: 'profile.tag_add',
+      resourceType: 'profile',
+      summary: (r, q) => ({ tag: q.tag, changed: r.changed }),
+    },
+    {
+      method: 'DELETE',
+      path: '/profiles/:id/tags/:tag',
+      action: 'profile.tag_remove',
+      resourceType: 'profile',
+      summary: (r) => r,
+    },
+    // The erasure answer holds ids and counts only, never the identities it erased.
+    { method: 'DELETE', path: '/profiles/:id', action: 'profile.erase', resourceType: 'profile', summary: counts },
+
+    {
+      method: 'POST',
+      path: '/failed-events/:id/replay',
+      action: 'failed_event.replay',
+      resourceType: 'failed_event',
+      summary: counts,
+    },
+
+    // The first sign-up makes an admin (later ones are refused): recorded, with the new person as actor.
+    // Other better-auth routes (sign-in, sign-out, password changes) are not recorded.
+    {
+      method: 'POST',
+      path: '/auth/sign-up/email',
+      action: 'user.sign_up',
+      resourceType: 'user',
+      load: l.user,
+      self: signedUp,
+    },
+    { method: 'POST', path: '/users', action: 'user.invite', resourceType: 'user', idFrom: 'response', load: l.user },
+    { method: 'PATCH', path: '/users/:id', action: 'user.role_change', resourceType: 'user', load: l.user },
+    { method: 'DELETE', path: '/users/:id', action: 'user.remove', resourceType: 'user', load: l.user },
+    {
+      method: 'POST',
+      path: '/keys',
+      action: 'api_key.create',
+      resourceType: 'api_key',
+      idFrom: 'response',
+      load: l.apiKey,
+    },
+    { method: 'DELETE', path: '/keys/:id', action: 'api_key.revoke', resourceType: 'api_key', load: l.apiKey },
+  ];
+}
+
+function signedUp(response: Record<string, unknown>) {
+  const user = response.user as { id?: unknown; role?: unknown } | undefined;
+  if (typeof user?.id !== 'string') return undefined;
+  const role: Role = ROLES.includes(user.role as Role) ? (user.role as Role) : 'analyst';
+  return { principal: { kind: 'session' as const, id: user.id, userId: user.id, role }, id: user.id };
+}
