@@ -21,6 +21,7 @@ import type { EventWriter } from '../pipeline/ingest/writer.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
 import { audiencesApi } from './audiences.ts';
+import { auditApi } from './audit.ts';
 import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
 import { destinationsApi, destinationView } from './destinations.ts';
 import { eventsApi } from './events.ts';
@@ -139,6 +140,7 @@ export function adminApi(deps: {
       sourceExists: async (id) => (await getSource(deps.sql, id)) !== undefined,
     }),
   );
+  api.route('/audit', auditApi(deps.sql));
   describePermissions(api);
   return api;
 }

@@ -21,6 +21,8 @@ export type Permission =
   | 'users:write'
   | 'keys:read'
   | 'keys:write'
+  /** The audit log of admin writes (GET /api/audit). */
+  | 'audit:read'
   /** Clear-text PII in responses (masking for roles without it arrives with PII protection). */
   | 'pii:read';
 
@@ -44,6 +46,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'users:write',
     'keys:read',
     'keys:write',
+    'audit:read',
     'pii:read',
   ]),
   operator: new Set<Permission>([
