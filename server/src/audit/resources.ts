@@ -19,7 +19,7 @@ export interface AuditedRoute {
   resourceType: string;
   /** The route parameter naming the resource (default id, else key); `response` for creates. */
   idFrom?: string;
-  /** State before and after the write; without it `after` is {@link AuditedRoute.summary} or the response. */
+  /** State before and after the write; without it `after` is {@link AuditedRoute.summary}, else null. */
   load?: Loader;
   /** What to keep of the response (and request body) when no loader applies: never identities. */
   summary?: (response: Record<string, unknown>, request: Record<string, unknown>) => unknown;
@@ -117,7 +117,8 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     { method: 'PATCH', path: `${base}/:${param}`, action: `${type}.update`, resourceType: type, load },
     { method: 'DELETE', path: `${base}/:${param}`, action: `${type}.delete`, resourceType: type, load },
   ];
-  const counts = (r: Record<string, unknown>) => r;
+  // For answers that hold only ids, counts and statuses (erasure, unmerge, replays): kept as answered.
+  const asAnswered = (r: Record<string, unknown>) => r;
   return [
     ...crud('/sources', 'source', l.source).filter((r) => r.method !== 'DELETE'),
     {
@@ -157,7 +158,7 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       path: '/destinations/:id/replay',
       action: 'destination.replay',
       resourceType: 'destination',
-      summary: counts,
+      summary: asAnswered,
     },
 
     ...crud('/audiences', 'audience', l.audience, 'key'),
@@ -167,7 +168,7 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       path: '/audiences/:key/recompute',
       action: 'audience.recompute',
       resourceType: 'audience',
-      summary: counts,
+      summary: asAnswered,
     },
 
     ...crud('/tags', 'tag', l.tag, 'key'),
@@ -206,7 +207,7 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       path: '/profiles/:id/unmerge',
       action: 'profile.unmerge',
       resourceType: 'profile',
-      summary: counts,
+      summary: asAnswered,
     },
     {
       method: 'POST',
@@ -223,14 +224,14 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       summary: (r) => r,
     },
     // The erasure answer holds ids and counts only, never the identities it erased.
-    { method: 'DELETE', path: '/profiles/:id', action: 'profile.erase', resourceType: 'profile', summary: counts },
+    { method: 'DELETE', path: '/profiles/:id', action: 'profile.erase', resourceType: 'profile', summary: asAnswered },
 
     {
       method: 'POST',
       path: '/failed-events/:id/replay',
       action: 'failed_event.replay',
       resourceType: 'failed_event',
-      summary: counts,
+      summary: asAnswered,
     },
 
     // The first sign-up makes an admin (later ones are refused): recorded, with the new person as actor.
