@@ -284,6 +284,18 @@ describe.each(['postgres', 'embedded'] as const)('audit log on %s', (mode) => {
       before: null,
       after: null,
     });
+    const source = (await api('/sources')).body.data.find((x: Any) => x.id !== 'cairn');
+    const { row: patch } = await audited(403, () =>
+      api(`/sources/${source.id}`, { method: 'PATCH', key: keys.analyst, body: { name: 'renamed' } }),
+    );
+    expect(patch).toMatchObject({
+      action: 'source.update',
+      resource_id: source.id,
+      status: 403,
+      before: null,
+      after: null,
+    });
+    expect((await api(`/sources/${source.id}`)).body.name).toBe(source.name);
   });
 
   it('serves GET /api/audit to admins only, filtered and paged newest first', async () => {

@@ -68,7 +68,8 @@ export function auditWrites(deps: {
       method: c.req.method,
       path: c.req.path,
       status,
-      before: redact(before ?? null),
+      // A refusal changed nothing: the state it would have changed is not worth a copy.
+      before: ok ? redact(before ?? null) : null,
       after: redact(after ?? null),
       requestId: c.req.header('x-request-id') ?? null,
       ip: peer(c),
