@@ -11,6 +11,7 @@ import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createDestinationDirectory } from './pipeline/deliver/directory.ts';
+import { convertStrictQueues } from './pipeline/deliver/order.ts';
 import type { SenderDeps } from './pipeline/deliver/sender.ts';
 import type { IdentifyContext } from './pipeline/identify/process.ts';
 import { startWorkers } from './pipeline/index.ts';
@@ -50,7 +51,12 @@ export async function startCairn(
   const { sql } = db;
   const applied = await migrate(sql);
   if (applied.length) log.info(`applied migrations ${applied.join(', ')}`);
-  const boss = await withStartupLock(db, () => startBoss(db, log, { supervise: config.role !== 'ingest' }));
+  const boss = await withStartupLock(db, async () => {
+    const started = await startBoss(db, log, { supervise: config.role !== 'ingest' });
+    // Before any worker starts: queues of earlier versions that pg-boss cannot change in place.
+    await convertStrictQueues(started, sql, log, config.delivery);
+    return started;
+  });
   const { authenticator, generatedKey } = await setupAdminKeys(sql, config);
   const demoSource = config.demo ? await ensureDemoSource(sql) : undefined;
   const sources = createSourceDirectory(sql, log, config.sourceRefreshMs);

@@ -132,13 +132,25 @@ export interface NewDelivery {
   idempotencyKey: string;
   status: 'pending' | 'skipped';
   reason: string | null;
+  /** The destination keeps each profile's events in order: the row waits behind unfinished ones. */
+  ordered: boolean;
 }
 
-/** Inserts ledger rows once per (destination, event); returns the pending ones actually inserted. */
-export async function insertDeliveries(
-  sql: Tx,
-  rows: readonly NewDelivery[],
-): Promise<{ id: string; destinationId: string; eventId: string }[]> {
+/** A ledger row fan-out inserted, to be delivered. */
+export interface InsertedDelivery {
+  id: string;
+  destinationId: string;
+  eventId: string;
+  profileId: string | null;
+  status: 'pending' | 'waiting';
+}
+
+/**
+ * Inserts ledger rows once per (destination, event); returns those actually inserted that are to be
+ * delivered. A pending row of an ordered destination whose profile already has unfinished rows there
+ * is inserted `waiting` (the caller holds those profiles' line locks, see order.ts).
+ */
+export async function insertDeliveries(sql: Tx, rows: readonly NewDelivery[]): Promise<InsertedDelivery[]> {
   if (!rows.length) return [];
   const doc = JSON.stringify(
     rows.map((r) => ({
@@ -148,25 +160,34 @@ export async function insertDeliveries(
       k: r.idempotencyKey,
       s: r.status,
       r: r.reason,
+      o: r.ordered,
     })),
   );
-  return sql`
+  // EXISTS reads the ledger as it was before this statement: rows of one profile inserted together
+  // are all pending (one job holds them, in order), or all waiting.
+  const inserted = await sql<(InsertedDelivery | { status: 'skipped' })[]>`
     INSERT INTO deliveries (destination_id, event_id, profile_id, idempotency_key, status, reason)
-    SELECT d, e, p, k, s, r FROM json_to_recordset(${doc}::text::json)
-      AS x (d text, e bigint, p uuid, k text, s text, r text)
+    SELECT d, e, p, k,
+      CASE WHEN s = 'pending' AND o AND EXISTS (
+          SELECT 1 FROM deliveries b
+          WHERE b.destination_id = x.d AND b.profile_id = x.p AND b.status IN ('pending', 'retrying', 'waiting'))
+        THEN 'waiting' ELSE s END,
+      r
+    FROM json_to_recordset(${doc}::text::json) AS x (d text, e bigint, p uuid, k text, s text, r text, o boolean)
     ON CONFLICT (destination_id, event_id) DO NOTHING
-    RETURNING id::text, destination_id AS "destinationId", event_id::text AS "eventId", status`.then((r) =>
-    (r as unknown as { id: string; destinationId: string; eventId: string; status: string }[]).filter(
-      (x) => x.status === 'pending',
-    ),
-  );
+    RETURNING id::text, destination_id AS "destinationId", event_id::text AS "eventId", profile_id AS "profileId",
+      status`;
+  return inserted.filter((x): x is InsertedDelivery => x.status !== 'skipped');
 }
 
 /** A ledger row with its event, as the sender needs it. */
 export interface DeliveryRow {
   id: string;
   eventId: string;
+  /** The profile the event belongs to now (events follow merges): what the plugin is told. */
   profileId: string | null;
+  /** The profile the row was fanned out for: the line it keeps its order in (order.ts). */
+  lineProfileId: string | null;
   idempotencyKey: string;
   status: string;
   attempts: number;
@@ -177,10 +198,16 @@ export interface DeliveryRow {
   consentPolicy: ConsentPolicy;
 }
 
-/** Deliveries still to do, with their events, in event order. */
+/**
+ * Deliveries still to do, with their events, in event order (timestamp, then arrival). For an ordered
+ * destination a job holds all of a profile's pending rows: the rows fanned out before them are
+ * finished and those fanned out after them wait (order.ts), so this orders what a profile has in
+ * flight, which fan-outs running in parallel may have inserted out of event order.
+ */
 export async function deliveriesToSend(sql: Tx, ids: readonly string[]): Promise<DeliveryRow[]> {
   return sql<DeliveryRow[]>`
     SELECT d.id::text, d.event_id::text AS "eventId", coalesce(e.profile_id, d.profile_id) AS "profileId",
+      d.profile_id AS "lineProfileId",
       d.idempotency_key AS "idempotencyKey", d.status, d.attempts, d.first_attempt_at AS "firstAttemptAt",
       e.source_id AS "sourceId", e.timestamp, e.payload, s.consent_policy AS "consentPolicy"
     FROM deliveries d
@@ -339,15 +366,42 @@ export async function kvDelete(sql: Tx, destination: string, key: string): Promi
   await sql`DELETE FROM destination_kv WHERE destination_id = ${destination} AND key = ${key}`;
 }
 
+/** Every status a ledger row can have. */
+export const DELIVERY_STATUSES = ['pending', 'waiting', 'retrying', 'delivered', 'dead', 'skipped'] as const;
+
+/** A ledger row's status. */
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+/** What the ledger says about a `waiting` row. */
+export const WAITING_REASON = 'behind an earlier event of this profile';
+
+/** A ledger row as the API lists it. */
+export interface LedgerEntry {
+  id: string;
+  eventId: string;
+  messageId: string | null;
+  profileId: string | null;
+  idempotencyKey: string;
+  status: DeliveryStatus;
+  reason: string | null;
+  attempts: number;
+  firstAttemptAt: Date | null;
+  lastAttemptAt: Date | null;
+  deliveredAt: Date | null;
+  createdAt: Date;
+}
+
 /** A page of the ledger, newest first. */
 export async function listDeliveries(
   sql: Tx,
   destination: string,
   q: { status?: string; before?: string; limit: number },
-): Promise<Record<string, unknown>[]> {
-  return sql`
+): Promise<LedgerEntry[]> {
+  return sql<LedgerEntry[]>`
     SELECT d.id::text, d.event_id::text AS "eventId", e.message_id AS "messageId", d.profile_id AS "profileId",
-      d.idempotency_key AS "idempotencyKey", d.status, d.reason, d.attempts,
+      d.idempotency_key AS "idempotencyKey", d.status,
+      CASE WHEN d.status = 'waiting' THEN ${WAITING_REASON} ELSE d.reason END AS reason,
+      d.attempts,
       d.first_attempt_at AS "firstAttemptAt", d.last_attempt_at AS "lastAttemptAt", d.delivered_at AS "deliveredAt",
       d.created_at AS "createdAt"
     FROM deliveries d LEFT JOIN events e ON e.id = d.event_id
@@ -358,26 +412,32 @@ export async function listDeliveries(
     LIMIT ${q.limit}`;
 }
 
-/** Counts per status, for the destination's overview. */
-export async function deliveryCounts(sql: Tx, destination: string): Promise<Record<string, number>> {
-  const rows = await sql<{ status: string; n: number }[]>`
+/** Counts per status (every status, zeros included), for the destination's overview. */
+export async function deliveryCounts(sql: Tx, destination: string): Promise<Record<DeliveryStatus, number>> {
+  const rows = await sql<{ status: DeliveryStatus; n: number }[]>`
     SELECT status, count(*)::int AS n FROM deliveries WHERE destination_id = ${destination} GROUP BY status`;
-  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  const counts = Object.fromEntries(DELIVERY_STATUSES.map((s) => [s, 0])) as Record<DeliveryStatus, number>;
+  for (const r of rows) counts[r.status] = r.n;
+  return counts;
 }
 
 /**
- * Puts dead letters (or every delivery of events in a time range, whatever its status) back to
- * pending, with a fresh retry window; returns them for re-enqueueing.
+ * Puts dead letters (or every finished delivery of events in a time range) back to be sent, with a
+ * fresh retry window: `waiting` for an ordered destination (the caller then promotes each profile's
+ * rows in ledger order, see order.ts), `pending` otherwise. Returns the rows.
  */
 export async function resetForReplay(
   sql: Tx,
   destination: string,
   q: { status: 'dead' } | { from: Date; to: Date },
-): Promise<{ id: string; profileId: string | null; eventId: string }[]> {
+  ordered: boolean,
+): Promise<{ id: string; profileId: string | null; status: 'pending' | 'waiting' }[]> {
   return sql`
-    UPDATE deliveries d SET status = 'pending', reason = 'replayed', first_attempt_at = NULL, updated_at = now()
+    UPDATE deliveries d SET
+      status = CASE WHEN ${ordered}::boolean AND d.profile_id IS NOT NULL THEN 'waiting' ELSE 'pending' END,
+      reason = 'replayed', first_attempt_at = NULL, updated_at = now()
     FROM events e
     WHERE d.destination_id = ${destination} AND e.id = d.event_id
       ${'status' in q ? sql`AND d.status = 'dead'` : sql`AND e.timestamp >= ${q.from} AND e.timestamp < ${q.to} AND d.status IN ('delivered', 'dead', 'skipped')`}
-    RETURNING d.id::text, e.profile_id AS "profileId", d.event_id::text AS "eventId"`;
+    RETURNING d.id::text, d.profile_id AS "profileId", d.status`;
 }

@@ -1,0 +1,254 @@
+// Per-profile delivery order, kept by the ledger (docs/design/delivery.md, "Order per profile").
+//
+// For a destination whose plugin has `ordering: 'profile'`, a profile's unfinished rows (pending,
+// retrying, waiting) form a line. Only the rows at its head are `pending`/`retrying` and have a job, all
+// of them in one job (the sender sends them in event order, a failed one holding back the rest); the
+// rows behind are `waiting` and have none. A transaction that can change who is at the head takes the
+// advisory lock of (destination, profile) first:
+//   fan-out     inserts a row `waiting` if the profile already has unfinished rows, else `pending`;
+//   the sender  records final outcomes (delivered, dead, skipped) and, in the same transaction,
+//               promotes the profile's waiting rows once nothing pending or retrying is left;
+//   replay      resets rows to `waiting`, then promotes the heads;
+//   the sweep   promotes waiting rows nobody promoted (a crash between a replay's two steps, an
+//               upgrade from the FIFO queues, a hand-edited ledger).
+import { createHash } from 'node:crypto';
+import type { PgBoss } from 'pg-boss';
+import type { Config } from '../../config.ts';
+import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
+import { destinationQueue, destinationQueueName } from '../../jobs/queues.ts';
+import type { Logger } from '../../log.ts';
+import type { ActiveDestination } from './directory.ts';
+import { byLedgerId, jobsFor, type QueuedRow } from './enqueue.ts';
+import { type Outcome, recordOutcomes } from './queries.ts';
+
+// Advisory lock class (first key of pg_advisory_xact_lock(int, int)); identify takes classes 1 and 2.
+const DELIVERY_ORDER = 3;
+
+/**
+ * Most (destination, profile) locks one transaction takes: Postgres keeps every lock of every
+ * transaction in one shared table (max_locks_per_transaction × connections, 6,400 by default).
+ */
+export const MAX_ORDER_LOCKS = 500;
+
+/** A destination's plugin keeps each profile's events in order. */
+export function isOrdered(a: Pick<ActiveDestination, 'plugin'>): boolean {
+  return a.plugin.ordering === 'profile';
+}
+
+/** The 32-bit lock key of a profile's line at a destination; a collision only serialises more. */
+function orderLockKey(destinationId: string, profileId: string): number {
+  return createHash('sha1').update(`${destinationId}:${profileId}`).digest().readInt32BE(0);
+}
+
+/**
+ * Locks the lines of (destination, profile) pairs until the transaction ends, blocking, in sorted key
+ * order (every taker sorts, so two never wait on each other in a cycle).
+ *
+ * @example
+ * await lockLines(tx, [{ destinationId: 'dst_1', profileId }]);
+ */
+export async function lockLines(
+  tx: Tx,
+  pairs: Iterable<{ destinationId: string; profileId: string | null }>,
+): Promise<void> {
+  const keys = new Set<number>();
+  for (const p of pairs) if (p.profileId) keys.add(orderLockKey(p.destinationId, p.profileId));
+  const sorted = [...keys].sort((a, b) => a - b);
+  // unnest returns the array's order and the projection runs row by row: locks are taken sorted.
+  if (sorted.length)
+    await tx`SELECT pg_advisory_xact_lock(${DELIVERY_ORDER}::int, k) FROM unnest(${sorted}::int[]) AS k`;
+}
+
+/**
+ * Makes `pending` the waiting rows of those profiles that have nothing pending or retrying left at
+ * the destination. The caller holds the profiles' line locks and enqueues what this returns.
+ */
+async function promoteWaiting(tx: Tx, destinationId: string, profileIds: readonly string[]): Promise<QueuedRow[]> {
+  if (!profileIds.length) return [];
+  return tx<QueuedRow[]>`
+    WITH candidate AS (
+      SELECT DISTINCT p FROM unnest(${profileIds}::uuid[]) AS p
+    ),
+    -- Heads: profiles whose earlier rows are all finished.
+    head AS (
+      SELECT c.p FROM candidate c
+      WHERE NOT EXISTS (
+        SELECT 1 FROM deliveries b
+        WHERE b.destination_id = ${destinationId} AND b.profile_id = c.p AND b.status IN ('pending', 'retrying')
+      )
+    )
+    UPDATE deliveries d SET status = 'pending', updated_at = now()
+    FROM head
+    WHERE d.destination_id = ${destinationId} AND d.profile_id = head.p AND d.status = 'waiting'
+    RETURNING d.id::text, d.profile_id AS "profileId"`;
+}
+
+/**
+ * Promotes the waiting rows of these profiles that may go now, with their jobs, a few hundred
+ * profiles per transaction. Returns how many rows it promoted.
+ *
+ * @example
+ * await promoteProfiles(boss, sql, active, profileIds);
+ */
+export async function promoteProfiles(
+  boss: PgBoss,
+  sql: Sql,
+  a: Pick<ActiveDestination, 'plugin' | 'destination'>,
+  profileIds: readonly string[],
+): Promise<number> {
+  const unique = [...new Set(profileIds)];
+  let promoted = 0;
+  for (let i = 0; i < unique.length; i += MAX_ORDER_LOCKS) {
+    const chunk = unique.slice(i, i + MAX_ORDER_LOCKS);
+    promoted += (await sql.begin(async (tx) => {
+      await lockLines(
+        tx,
+        chunk.map((profileId) => ({ destinationId: a.destination.id, profileId })),
+      );
+      const rows = await promoteWaiting(tx, a.destination.id, chunk);
+      await insertJobs(boss, tx, a, rows);
+      return rows.length;
+    })) as number;
+  }
+  return promoted;
+}
+
+async function insertJobs(
+  boss: PgBoss,
+  tx: Tx,
+  a: Pick<ActiveDestination, 'plugin' | 'destination'>,
+  rows: QueuedRow[],
+): Promise<void> {
+  if (rows.length)
+    await boss.insert(destinationQueueName(a.destination.id), jobsFor(a, rows.sort(byLedgerId)), {
+      db: bossExecutor(tx),
+    });
+}
+
+/**
+ * Records a sender's outcomes. For an ordered destination, final outcomes (delivered, dead, skipped)
+ * are recorded under the line locks of their profiles, and the waiting rows those outcomes free are
+ * promoted, with their jobs, in the same transaction: a crash leaves either both or neither.
+ *
+ * @example
+ * await recordInOrder(boss, sql, { destination, plugin }, outcomes, profileOfRow);
+ */
+export async function recordInOrder(
+  boss: PgBoss,
+  sql: Sql,
+  a: Pick<ActiveDestination, 'plugin' | 'destination'>,
+  outcomes: readonly Outcome[],
+  profileOf: ReadonlyMap<string, string | null>,
+): Promise<void> {
+  if (!outcomes.length) return;
+  const freed = isOrdered(a)
+    ? [
+        ...new Set(
+          outcomes
+            .filter((o) => o.status !== 'retrying')
+            .map((o) => profileOf.get(o.id))
+            .filter((p): p is string => !!p),
+        ),
+      ]
+    : [];
+  // A retry changes no line: the profile's later rows keep waiting behind it.
+  if (!freed.length) return recordOutcomes(sql, outcomes);
+  await sql.begin(async (tx) => {
+    await lockLines(
+      tx,
+      freed.map((profileId) => ({ destinationId: a.destination.id, profileId })),
+    );
+    await recordOutcomes(tx, outcomes);
+    await insertJobs(boss, tx, a, await promoteWaiting(tx, a.destination.id, freed));
+  });
+}
+
+/**
+ * Profiles with waiting rows at a destination and nothing pending or retrying ahead of them (null:
+ * waiting rows without a profile, which wait for nothing). Reads only the unfinished part of the
+ * ledger, through deliveries_unfinished_idx.
+ */
+async function stuckLines(sql: Tx, destinationId: string, limit: number): Promise<(string | null)[]> {
+  const rows = await sql<{ p: string | null }[]>`
+    WITH waiting AS (
+      SELECT DISTINCT profile_id AS p FROM deliveries
+      WHERE destination_id = ${destinationId} AND status = 'waiting'
+    )
+    SELECT w.p FROM waiting w
+    WHERE NOT EXISTS (
+      SELECT 1 FROM deliveries b
+      WHERE b.destination_id = ${destinationId} AND b.profile_id = w.p AND b.status IN ('pending', 'retrying')
+    )
+    LIMIT ${limit}`;
+  return rows.map((r) => r.p);
+}
+
+/**
+ * The sweep: promotes waiting rows whose profile has nothing pending or retrying left at the
+ * destination (normally the sender does it as it records outcomes; this catches the rest). Cheap
+ * when there is nothing to do: one index scan of the destination's unfinished rows.
+ *
+ * @example
+ * const promoted = await sweepWaiting(boss, sql, active);
+ */
+export async function sweepWaiting(
+  boss: PgBoss,
+  sql: Sql,
+  a: Pick<ActiveDestination, 'plugin' | 'destination'>,
+): Promise<number> {
+  let promoted = 0;
+  for (;;) {
+    const before = promoted;
+    const lines = await stuckLines(sql, a.destination.id, MAX_ORDER_LOCKS);
+    const profiles = lines.filter((p): p is string => p !== null);
+    if (profiles.length) promoted += await promoteProfiles(boss, sql, a, profiles);
+    if (lines.includes(null)) {
+      promoted += (await sql.begin(async (tx) => {
+        const rows = await tx<QueuedRow[]>`
+          UPDATE deliveries SET status = 'pending', updated_at = now()
+          WHERE destination_id = ${a.destination.id} AND profile_id IS NULL AND status = 'waiting'
+          RETURNING id::text, profile_id AS "profileId"`;
+        await insertJobs(boss, tx, a, rows);
+        return rows.length;
+      })) as number;
+    }
+    if (lines.length < MAX_ORDER_LOCKS || promoted === before) return promoted;
+  }
+}
+
+/**
+ * Upgrade from the queues of earlier versions: ordered destinations had `deliver.<id>` queues with
+ * pg-boss's `key_strict_fifo` policy, which pg-boss cannot change in place. For each such queue: the
+ * destination's unfinished rows are set `waiting` (committed first), then the queue is dropped with
+ * its jobs and created again `standard`; the sweep promotes the rows, with new jobs, in ledger order.
+ * A crash in between leaves waiting rows, which the sweep promotes; nothing is lost. Run under the
+ * startup lock, before any worker starts, by every server (a no-op once converted). Workers of an
+ * earlier version must be stopped first: one still sending could send a batch twice.
+ *
+ * @example
+ * await convertStrictQueues(boss, sql, log, config.delivery);
+ */
+export async function convertStrictQueues(
+  boss: PgBoss,
+  sql: Sql,
+  log: Logger,
+  delivery: Config['delivery'],
+): Promise<void> {
+  const queues = await boss.getQueues();
+  for (const q of queues) {
+    if (!q.name.startsWith('deliver.') || q.policy === 'standard') continue;
+    const destinationId = q.name.slice('deliver.'.length);
+    const reset = await sql`
+      UPDATE deliveries SET status = 'waiting', updated_at = now()
+      WHERE destination_id = ${destinationId} AND status IN ('pending', 'retrying')`;
+    await boss.deleteQueue(q.name);
+    const { name, ...options } = destinationQueue(destinationId, {
+      retryDelay: delivery.retryDelaySeconds,
+      retryDelayMax: delivery.retryMaxSeconds,
+    });
+    await boss.createQueue(name, options);
+    log.info(
+      `destination ${destinationId}: queue ${q.name} converted from ${q.policy} to standard; ${reset.count} unfinished deliveries wait for the sweep`,
+    );
+  }
+}
