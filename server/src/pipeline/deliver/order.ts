@@ -56,7 +56,7 @@ export async function lockLines(
   const sorted = [...keys].sort((a, b) => a - b);
   // unnest returns the array's order and the projection runs row by row: locks are taken sorted.
   if (sorted.length)
-    await tx`SELECT pg_advisory_xact_lock(${DELIVERY_ORDER}::int, k) FROM unnest(${sorted}::int[]) AS k`;
+    await tx`SELECT pg_advisory_xact_lock(${DELIVERY_ORDER}::int, line) FROM unnest(${sorted}::int[]) AS line`;
 }
 
 /**
