@@ -65,22 +65,29 @@ export async function lockLines(
  */
 async function promoteWaiting(tx: Tx, destinationId: string, profileIds: readonly string[]): Promise<QueuedRow[]> {
   if (!profileIds.length) return [];
+  // One index probe per profile into deliveries_unfinished_idx: OFFSET 0 keeps each subquery from
+  // being flattened into a join. Flattened, a plan made on statistics taken while nothing waited
+  // (a replay, a backlog) scanned every unfinished row of the destination once per profile: 68 s for
+  // 500 profiles of a 20,000-row replay, against 9 ms this way.
+  const heads = await tx<QueuedRow[]>`
+    SELECT w.id::text, w.profile_id AS "profileId"
+    FROM unnest(${[...new Set(profileIds)]}::uuid[]) AS c (p)
+    CROSS JOIN LATERAL (
+      SELECT id, profile_id FROM deliveries w
+      WHERE w.destination_id = ${destinationId} AND w.profile_id = c.p AND w.status = 'waiting'
+      OFFSET 0
+    ) w
+    WHERE NOT EXISTS (
+      SELECT 1 FROM deliveries b
+      WHERE b.destination_id = ${destinationId} AND b.profile_id = c.p AND b.status IN ('pending', 'retrying')
+      OFFSET 0
+    )`;
+  if (!heads.length) return [];
+  // By primary key, whatever the statistics say.
   return tx<QueuedRow[]>`
-    WITH candidate AS (
-      SELECT DISTINCT p FROM unnest(${profileIds}::uuid[]) AS p
-    ),
-    -- Heads: profiles whose earlier rows are all finished.
-    head AS (
-      SELECT c.p FROM candidate c
-      WHERE NOT EXISTS (
-        SELECT 1 FROM deliveries b
-        WHERE b.destination_id = ${destinationId} AND b.profile_id = c.p AND b.status IN ('pending', 'retrying')
-      )
-    )
-    UPDATE deliveries d SET status = 'pending', updated_at = now()
-    FROM head
-    WHERE d.destination_id = ${destinationId} AND d.profile_id = head.p AND d.status = 'waiting'
-    RETURNING d.id::text, d.profile_id AS "profileId"`;
+    UPDATE deliveries SET status = 'pending', updated_at = now()
+    WHERE id = ANY(${heads.map((r) => r.id)}::bigint[]) AND status = 'waiting'
+    RETURNING id::text, profile_id AS "profileId"`;
 }
 
 /**
@@ -178,6 +185,7 @@ async function stuckLines(sql: Tx, destinationId: string, limit: number): Promis
     WHERE NOT EXISTS (
       SELECT 1 FROM deliveries b
       WHERE b.destination_id = ${destinationId} AND b.profile_id = w.p AND b.status IN ('pending', 'retrying')
+      OFFSET 0 -- a probe per profile (see promoteWaiting)
     )
     LIMIT ${limit}`;
   return rows.map((r) => r.p);

@@ -164,13 +164,16 @@ export async function insertDeliveries(sql: Tx, rows: readonly NewDelivery[]): P
     })),
   );
   // EXISTS reads the ledger as it was before this statement: rows of one profile inserted together
-  // are all pending (one job holds them, in order), or all waiting.
+  // are all pending (one job holds them, in order), or all waiting. OFFSET 0 keeps it one probe of
+  // deliveries_unfinished_idx per row; without it a generic plan hashed every unfinished row of the
+  // ledger on each insert.
   const inserted = await sql<(InsertedDelivery | { status: 'skipped' })[]>`
     INSERT INTO deliveries (destination_id, event_id, profile_id, idempotency_key, status, reason)
     SELECT d, e, p, k,
       CASE WHEN s = 'pending' AND o AND EXISTS (
           SELECT 1 FROM deliveries b
-          WHERE b.destination_id = x.d AND b.profile_id = x.p AND b.status IN ('pending', 'retrying', 'waiting'))
+          WHERE b.destination_id = x.d AND b.profile_id = x.p AND b.status IN ('pending', 'retrying', 'waiting')
+          OFFSET 0)
         THEN 'waiting' ELSE s END,
       r
     FROM json_to_recordset(${doc}::text::json) AS x (d text, e bigint, p uuid, k text, s text, r text, o boolean)
@@ -213,7 +216,9 @@ export async function deliveriesToSend(sql: Tx, ids: readonly string[]): Promise
     FROM deliveries d
     JOIN events e ON e.id = d.event_id
     JOIN sources s ON s.id = e.source_id
-    WHERE d.id = ANY(${ids}::bigint[]) AND d.status IN ('pending', 'retrying')
+    -- IS TRUE hides the status test from the planner's partial-index matching: otherwise it may read
+    -- these ids through deliveries_unfinished_idx, i.e. every unfinished row of the ledger.
+    WHERE d.id = ANY(${ids}::bigint[]) AND (d.status IN ('pending', 'retrying')) IS TRUE
     ORDER BY e.timestamp, e.id`;
 }
 
