@@ -5,8 +5,14 @@ import { type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
 import type { ActiveDestination, DestinationDirectory } from './directory.ts';
 import { enqueueDeliveries } from './enqueue.ts';
 import { matchesFilter } from './filter.ts';
-import { isOrdered, lockLines, MAX_ORDER_LOCKS } from './order.ts';
-import { type EventForDelivery, eventsForFanout, insertDeliveries, type NewDelivery } from './queries.ts';
+import { isOrdered, lockLines, MAX_ORDER_LOCKS, promoteIfReady } from './order.ts';
+import {
+  type EventForDelivery,
+  eventsForFanout,
+  type InsertedDelivery,
+  insertDeliveries,
+  type NewDelivery,
+} from './queries.ts';
 
 /**
  * Stage 5's consumer of `identify.done`.
@@ -91,7 +97,7 @@ async function fanOutChunk(
     }
   }
   if (!rows.length) return 0;
-  return sql.begin(async (tx) => {
+  const inserted = (await sql.begin(async (tx) => {
     await lockLines(
       tx,
       rows.filter((r) => r.ordered && r.status === 'pending'),
@@ -103,6 +109,18 @@ async function fanOutChunk(
       active,
       inserted.filter((r) => r.status === 'pending'),
     );
-    return inserted.length;
-  }) as Promise<number>;
+    return inserted;
+  })) as InsertedDelivery[];
+  // A sender may have finished the rows these wait behind while this transaction ran (order.ts).
+  for (const a of active) {
+    const waiting = inserted.filter((r) => r.status === 'waiting' && r.destinationId === a.destination.id);
+    if (waiting.length)
+      await promoteIfReady(
+        boss,
+        sql,
+        a,
+        waiting.map((r) => r.profileId!),
+      );
+  }
+  return inserted.length;
 }

@@ -5,9 +5,12 @@
 // of them in one job (the sender sends them in event order, a failed one holding back the rest); the
 // rows behind are `waiting` and have none. A transaction that can change who is at the head takes the
 // advisory lock of (destination, profile) first:
-//   fan-out     inserts a row `waiting` if the profile already has unfinished rows, else `pending`;
+//   fan-out     inserts a row `waiting` if the profile already has unfinished rows, else `pending`,
+//               and after its commit promotes waiting rows whose line emptied meanwhile;
 //   the sender  records final outcomes (delivered, dead, skipped) and, in the same transaction,
-//               promotes the profile's waiting rows once nothing pending or retrying is left;
+//               promotes the profile's waiting rows once nothing pending or retrying is left (only
+//               lines with rows waiting are locked; see recordInOrder for the race this leaves and
+//               how both sides close it);
 //   replay      resets rows to `waiting`, then promotes the heads;
 //   the sweep   promotes waiting rows nobody promoted (a crash between a replay's two steps, an
 //               upgrade from the FIFO queues, a hand-edited ledger).
@@ -133,9 +136,63 @@ async function insertJobs(
 }
 
 /**
- * Records a sender's outcomes. For an ordered destination, final outcomes (delivered, dead, skipped)
- * are recorded under the line locks of their profiles, and the waiting rows those outcomes free are
- * promoted, with their jobs, in the same transaction: a crash leaves either both or neither.
+ * Of these profiles, those with waiting rows at the destination (`ready`: and nothing pending or
+ * retrying ahead of them). One probe of deliveries_unfinished_idx per profile (see promoteWaiting).
+ */
+async function linesWaiting(
+  sql: Tx,
+  destinationId: string,
+  profileIds: readonly string[],
+  ready: boolean,
+): Promise<string[]> {
+  if (!profileIds.length) return [];
+  const rows = await sql<{ p: string }[]>`
+    SELECT c.p::text FROM unnest(${[...new Set(profileIds)]}::uuid[]) AS c (p)
+    WHERE EXISTS (
+      SELECT 1 FROM deliveries w
+      WHERE w.destination_id = ${destinationId} AND w.profile_id = c.p AND w.status = 'waiting'
+      OFFSET 0
+    )
+    ${
+      ready
+        ? sql`AND NOT EXISTS (
+      SELECT 1 FROM deliveries b
+      WHERE b.destination_id = ${destinationId} AND b.profile_id = c.p AND b.status IN ('pending', 'retrying')
+      OFFSET 0
+    )`
+        : sql``
+    }`;
+  return rows.map((r) => r.p);
+}
+
+/**
+ * Promotes, after fan-out committed rows `waiting`, those whose line has meanwhile nothing pending or
+ * retrying left: a sender that finished the line's last row while fan-out held the line's lock did not
+ * see them (see recordInOrder).
+ *
+ * @example
+ * await promoteIfReady(boss, sql, active, profileIds);
+ */
+export async function promoteIfReady(
+  boss: PgBoss,
+  sql: Sql,
+  a: Pick<ActiveDestination, 'plugin' | 'destination'>,
+  profileIds: readonly string[],
+): Promise<number> {
+  const ready = await linesWaiting(sql, a.destination.id, profileIds, true);
+  return ready.length ? promoteProfiles(boss, sql, a, ready) : 0;
+}
+
+/**
+ * Records a sender's outcomes. For an ordered destination, when final outcomes (delivered, dead,
+ * skipped) free lines that have rows waiting, those outcomes are recorded under the lines' locks and
+ * the waiting rows promoted, with their jobs, in the same transaction: a crash leaves both or neither.
+ * Lines with nothing waiting are recorded without a lock (most of them, most of the time: locking
+ * every line a batch touched made fan-out and every sender queue behind each other). A fan-out may
+ * queue rows behind such a line while this records: it held the line's lock and saw the row being
+ * finished still pending. So both look again after their commit — this for the lines it freed, fan-out
+ * for the lines it queued rows in (promoteIfReady) — and whichever looks last sees both commits and
+ * promotes; the sweep backs up a crash in between.
  *
  * @example
  * await recordInOrder(boss, sql, { destination, plugin }, outcomes, profileOfRow);
@@ -160,14 +217,25 @@ export async function recordInOrder(
     : [];
   // A retry changes no line: the profile's later rows keep waiting behind it.
   if (!freed.length) return recordOutcomes(sql, outcomes);
-  await sql.begin(async (tx) => {
-    await lockLines(
-      tx,
-      freed.map((profileId) => ({ destinationId: a.destination.id, profileId })),
-    );
-    await recordOutcomes(tx, outcomes);
-    await insertJobs(boss, tx, a, await promoteWaiting(tx, a.destination.id, freed));
-  });
+  const waiting = await linesWaiting(sql, a.destination.id, freed, false);
+  if (!waiting.length) await recordOutcomes(sql, outcomes);
+  else {
+    await sql.begin(async (tx) => {
+      await lockLines(
+        tx,
+        waiting.map((profileId) => ({ destinationId: a.destination.id, profileId })),
+      );
+      await recordOutcomes(tx, outcomes);
+      await insertJobs(boss, tx, a, await promoteWaiting(tx, a.destination.id, waiting));
+    });
+  }
+  const seen = new Set(waiting);
+  await promoteIfReady(
+    boss,
+    sql,
+    a,
+    freed.filter((p) => !seen.has(p)),
+  );
 }
 
 /**
