@@ -67,9 +67,13 @@ export async function enqueueDeliveries(
   active: readonly Pick<ActiveDestination, 'plugin' | 'destination'>[],
   rows: readonly (QueuedRow & { destinationId: string })[],
 ): Promise<void> {
-  for (const a of active) {
-    const mine = rows.filter((r) => r.destinationId === a.destination.id);
-    if (!mine.length) continue;
-    await boss.insert(destinationQueueName(a.destination.id), jobsFor(a, mine), { db: bossExecutor(tx) });
-  }
+  // One round trip for every queue (pipelined on the transaction's connection).
+  await Promise.all(
+    active.map((a) => {
+      const mine = rows.filter((r) => r.destinationId === a.destination.id);
+      return mine.length
+        ? boss.insert(destinationQueueName(a.destination.id), jobsFor(a, mine), { db: bossExecutor(tx) })
+        : undefined;
+    }),
+  );
 }

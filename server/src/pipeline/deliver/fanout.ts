@@ -5,12 +5,13 @@ import { type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
 import type { ActiveDestination, DestinationDirectory } from './directory.ts';
 import { enqueueDeliveries } from './enqueue.ts';
 import { matchesFilter } from './filter.ts';
-import { isOrdered, lockLines, MAX_ORDER_LOCKS, promoteIfReady } from './order.ts';
+import { inOrder, isOrdered, lockQuery, MAX_ORDER_LOCKS, promoteIfReady } from './order.ts';
 import {
+  deliveriesInsert,
   type EventForDelivery,
   eventsForFanout,
   type InsertedDelivery,
-  insertDeliveries,
+  insertedOf,
   type NewDelivery,
 } from './queries.ts';
 
@@ -98,11 +99,15 @@ async function fanOutChunk(
   }
   if (!rows.length) return 0;
   const inserted = (await sql.begin(async (tx) => {
-    await lockLines(
-      tx,
-      rows.filter((r) => r.ordered && r.status === 'pending'),
+    // The locks, then the rows, in one round trip (see inOrder).
+    const [, result] = await inOrder(
+      lockQuery(
+        tx,
+        rows.filter((r) => r.ordered && r.status === 'pending'),
+      ),
+      deliveriesInsert(tx, rows),
     );
-    const inserted = await insertDeliveries(tx, rows);
+    const inserted = insertedOf(result);
     await enqueueDeliveries(
       boss,
       tx,

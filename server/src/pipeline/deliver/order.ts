@@ -16,13 +16,14 @@
 //               upgrade from the FIFO queues, a hand-edited ledger).
 import { createHash } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
+import type { PendingQuery, Row } from 'postgres';
 import type { Config } from '../../config.ts';
 import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
 import { destinationQueue, destinationQueueName } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import type { ActiveDestination } from './directory.ts';
 import { byLedgerId, jobsFor, type QueuedRow } from './enqueue.ts';
-import { type Outcome, recordOutcomes } from './queries.ts';
+import { type Outcome, outcomesUpdate, recordOutcomes } from './queries.ts';
 
 // Advisory lock class (first key of pg_advisory_xact_lock(int, int)); identify takes classes 1 and 2.
 const DELIVERY_ORDER = 3;
@@ -54,25 +55,48 @@ export async function lockLines(
   tx: Tx,
   pairs: Iterable<{ destinationId: string; profileId: string | null }>,
 ): Promise<void> {
+  await lockQuery(tx, pairs);
+}
+
+/** The statement of lockLines, not sent yet; null when there is nothing to lock. */
+export function lockQuery(
+  tx: Tx,
+  pairs: Iterable<{ destinationId: string; profileId: string | null }>,
+): PendingQuery<Row[]> | null {
   const keys = new Set<number>();
   for (const p of pairs) if (p.profileId) keys.add(orderLockKey(p.destinationId, p.profileId));
   const sorted = [...keys].sort((a, b) => a - b);
   // unnest returns the array's order and the projection runs row by row: locks are taken sorted.
-  if (sorted.length)
-    await tx`SELECT pg_advisory_xact_lock(${DELIVERY_ORDER}::int, line) FROM unnest(${sorted}::int[]) AS line`;
+  return sorted.length
+    ? tx`SELECT pg_advisory_xact_lock(${DELIVERY_ORDER}::int, line) FROM unnest(${sorted}::int[]) AS line`
+    : null;
 }
 
 /**
- * Makes `pending` the waiting rows of those profiles that have nothing pending or retrying left at
- * the destination. The caller holds the profiles' line locks and enqueues what this returns.
+ * Sends statements of one transaction at once, in this order (postgres.js pipelines what is executed
+ * in one go; Postgres runs it in order), and waits for all: a transaction holding line locks then
+ * waits on one round trip to its busy worker process instead of one per statement.
+ *
+ * @example
+ * const [, inserted] = await inOrder(lockQuery(tx, pairs), deliveriesInsert(tx, rows));
  */
-async function promoteWaiting(tx: Tx, destinationId: string, profileIds: readonly string[]): Promise<QueuedRow[]> {
-  if (!profileIds.length) return [];
+export function inOrder<T extends readonly ({ execute(): unknown } | null)[]>(
+  ...queries: T
+): Promise<{ [K in keyof T]: Awaited<T[K]> }> {
+  for (const q of queries) q?.execute();
+  return Promise.all(queries) as Promise<{ [K in keyof T]: Awaited<T[K]> }>;
+}
+
+/**
+ * The waiting rows of those profiles that have nothing pending or retrying left at the destination
+ * (the rows a promotion makes pending), in no particular order.
+ */
+function headsOf(tx: Tx, destinationId: string, profileIds: readonly string[]): PendingQuery<QueuedRow[]> {
   // One index probe per profile into deliveries_unfinished_idx: OFFSET 0 keeps each subquery from
   // being flattened into a join. Flattened, a plan made on statistics taken while nothing waited
   // (a replay, a backlog) scanned every unfinished row of the destination once per profile: 68 s for
   // 500 profiles of a 20,000-row replay, against 9 ms this way.
-  const heads = await tx<QueuedRow[]>`
+  return tx<QueuedRow[]>`
     SELECT w.id::text, w.profile_id AS "profileId"
     FROM unnest(${[...new Set(profileIds)]}::uuid[]) AS c (p)
     CROSS JOIN LATERAL (
@@ -85,12 +109,24 @@ async function promoteWaiting(tx: Tx, destinationId: string, profileIds: readonl
       WHERE b.destination_id = ${destinationId} AND b.profile_id = c.p AND b.status IN ('pending', 'retrying')
       OFFSET 0
     )`;
-  if (!heads.length) return [];
-  // By primary key, whatever the statistics say.
-  return tx<QueuedRow[]>`
-    UPDATE deliveries SET status = 'pending', updated_at = now()
-    WHERE id = ANY(${heads.map((r) => r.id)}::bigint[]) AND status = 'waiting'
-    RETURNING id::text, profile_id AS "profileId"`;
+}
+
+/**
+ * Makes `pending` the rows headsOf found, with their jobs. The caller holds the lines' locks, so
+ * nobody else changes those waiting rows meanwhile (an erasure may delete some: their job then finds
+ * nothing to send).
+ */
+async function promote(
+  boss: PgBoss,
+  tx: Tx,
+  a: Pick<ActiveDestination, 'plugin' | 'destination'>,
+  heads: QueuedRow[],
+): Promise<void> {
+  if (!heads.length) return;
+  // By primary key, whatever the statistics say; sent along with the job insert.
+  const update = tx`UPDATE deliveries SET status = 'pending', updated_at = now()
+    WHERE id = ANY(${heads.map((r) => r.id)}::bigint[]) AND status = 'waiting'`.execute();
+  await Promise.all([update, insertJobs(boss, tx, a, [...heads])]);
 }
 
 /**
@@ -111,13 +147,15 @@ export async function promoteProfiles(
   for (let i = 0; i < unique.length; i += MAX_ORDER_LOCKS) {
     const chunk = unique.slice(i, i + MAX_ORDER_LOCKS);
     promoted += (await sql.begin(async (tx) => {
-      await lockLines(
-        tx,
-        chunk.map((profileId) => ({ destinationId: a.destination.id, profileId })),
+      const [, heads] = await inOrder(
+        lockQuery(
+          tx,
+          chunk.map((profileId) => ({ destinationId: a.destination.id, profileId })),
+        ),
+        headsOf(tx, a.destination.id, chunk),
       );
-      const rows = await promoteWaiting(tx, a.destination.id, chunk);
-      await insertJobs(boss, tx, a, rows);
-      return rows.length;
+      await promote(boss, tx, a, heads);
+      return heads.length;
     })) as number;
   }
   return promoted;
@@ -137,7 +175,7 @@ async function insertJobs(
 
 /**
  * Of these profiles, those with waiting rows at the destination (`ready`: and nothing pending or
- * retrying ahead of them). One probe of deliveries_unfinished_idx per profile (see promoteWaiting).
+ * retrying ahead of them). One probe of deliveries_unfinished_idx per profile (see headsOf).
  */
 async function linesWaiting(
   sql: Tx,
@@ -221,12 +259,16 @@ export async function recordInOrder(
   if (!waiting.length) await recordOutcomes(sql, outcomes);
   else {
     await sql.begin(async (tx) => {
-      await lockLines(
-        tx,
-        waiting.map((profileId) => ({ destinationId: a.destination.id, profileId })),
+      // In this order, in one round trip: the locks, the outcomes, then who is at the head now.
+      const [, , heads] = await inOrder(
+        lockQuery(
+          tx,
+          waiting.map((profileId) => ({ destinationId: a.destination.id, profileId })),
+        ),
+        outcomesUpdate(tx, outcomes),
+        headsOf(tx, a.destination.id, waiting),
       );
-      await recordOutcomes(tx, outcomes);
-      await insertJobs(boss, tx, a, await promoteWaiting(tx, a.destination.id, waiting));
+      await promote(boss, tx, a, heads);
     });
   }
   const seen = new Set(waiting);
@@ -253,7 +295,7 @@ async function stuckLines(sql: Tx, destinationId: string, limit: number): Promis
     WHERE NOT EXISTS (
       SELECT 1 FROM deliveries b
       WHERE b.destination_id = ${destinationId} AND b.profile_id = w.p AND b.status IN ('pending', 'retrying')
-      OFFSET 0 -- a probe per profile (see promoteWaiting)
+      OFFSET 0 -- a probe per profile (see headsOf)
     )
     LIMIT ${limit}`;
   return rows.map((r) => r.p);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ConsentPolicy } from '@cairn/core';
 import type { DeliveryProfile } from '@cairn/plugin-api';
+import type { PendingQuery, Row } from 'postgres';
 import type { Tx } from '../../db/index.ts';
 import type { Filter } from './filter.ts';
 
@@ -151,7 +152,19 @@ export interface InsertedDelivery {
  * is inserted `waiting` (the caller holds those profiles' line locks, see order.ts).
  */
 export async function insertDeliveries(sql: Tx, rows: readonly NewDelivery[]): Promise<InsertedDelivery[]> {
-  if (!rows.length) return [];
+  return rows.length ? insertedOf(await deliveriesInsert(sql, rows)) : [];
+}
+
+/** The rows insertDeliveries returns, from its statement's. */
+export function insertedOf(rows: readonly (InsertedDelivery | { status: 'skipped' })[]): InsertedDelivery[] {
+  return rows.filter((x): x is InsertedDelivery => x.status !== 'skipped');
+}
+
+/** The statement of insertDeliveries, not sent yet (for a caller that sends several at once). */
+export function deliveriesInsert(
+  sql: Tx,
+  rows: readonly NewDelivery[],
+): PendingQuery<(InsertedDelivery | { status: 'skipped' })[]> {
   const doc = JSON.stringify(
     rows.map((r) => ({
       d: r.destinationId,
@@ -167,7 +180,7 @@ export async function insertDeliveries(sql: Tx, rows: readonly NewDelivery[]): P
   // are all pending (one job holds them, in order), or all waiting. OFFSET 0 keeps it one probe of
   // deliveries_unfinished_idx per row; without it a generic plan hashed every unfinished row of the
   // ledger on each insert.
-  const inserted = await sql<(InsertedDelivery | { status: 'skipped' })[]>`
+  return sql<(InsertedDelivery | { status: 'skipped' })[]>`
     INSERT INTO deliveries (destination_id, event_id, profile_id, idempotency_key, status, reason)
     SELECT d, e, p, k,
       CASE WHEN s = 'pending' AND o AND EXISTS (
@@ -180,7 +193,6 @@ export async function insertDeliveries(sql: Tx, rows: readonly NewDelivery[]): P
     ON CONFLICT (destination_id, event_id) DO NOTHING
     RETURNING id::text, destination_id AS "destinationId", event_id::text AS "eventId", profile_id AS "profileId",
       status`;
-  return inserted.filter((x): x is InsertedDelivery => x.status !== 'skipped');
 }
 
 /** A ledger row with its event, as the sender needs it. */
@@ -289,9 +301,14 @@ export interface Outcome {
 }
 
 export async function recordOutcomes(sql: Tx, outcomes: readonly Outcome[]): Promise<void> {
-  if (!outcomes.length) return;
+  await outcomesUpdate(sql, outcomes);
+}
+
+/** The statement of recordOutcomes, not sent yet (for a caller that sends several at once); null if none. */
+export function outcomesUpdate(sql: Tx, outcomes: readonly Outcome[]): PendingQuery<Row[]> | null {
+  if (!outcomes.length) return null;
   const doc = JSON.stringify(outcomes.map((o) => ({ i: o.id, s: o.status, r: o.reason, a: o.attempted })));
-  await sql`
+  return sql`
     UPDATE deliveries d SET
       status = x.s,
       reason = x.r,
