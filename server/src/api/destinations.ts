@@ -8,19 +8,16 @@ import { destinationQueue, ensureQueue } from '../jobs/queues.ts';
 import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
 import { enqueueDeliveries } from '../pipeline/deliver/enqueue.ts';
 import { FilterSchema } from '../pipeline/deliver/filter.ts';
+import { DELIVERY_STATUSES, deliveryCounts, listDeliveries, resetForReplay } from '../pipeline/deliver/ledger.ts';
 import { isOrdered, promoteProfiles } from '../pipeline/deliver/order.ts';
 import { PLUGINS } from '../pipeline/deliver/plugins.ts';
 import {
-  DELIVERY_STATUSES,
   type Destination,
   type DestinationInput,
   deleteDestination,
-  deliveryCounts,
   getDestination,
   insertDestination,
-  listDeliveries,
   listDestinations,
-  resetForReplay,
   updateDestination,
 } from '../pipeline/deliver/queries.ts';
 import { pluginContext, type SenderDeps } from '../pipeline/deliver/sender.ts';

@@ -45,20 +45,13 @@ function orderLockKey(destinationId: string, profileId: string): number {
 }
 
 /**
- * Locks the lines of (destination, profile) pairs until the transaction ends, blocking, in sorted key
- * order (every taker sorts, so two never wait on each other in a cycle).
+ * The statement that locks the lines of (destination, profile) pairs until the transaction ends,
+ * blocking, in sorted key order (every taker sorts, so two never wait on each other in a cycle); not
+ * sent yet (see inOrder); null when there is nothing to lock.
  *
  * @example
- * await lockLines(tx, [{ destinationId: 'dst_1', profileId }]);
+ * await inOrder(lockQuery(tx, [{ destinationId: 'dst_1', profileId }]), deliveriesInsert(tx, rows));
  */
-export async function lockLines(
-  tx: Tx,
-  pairs: Iterable<{ destinationId: string; profileId: string | null }>,
-): Promise<void> {
-  await lockQuery(tx, pairs);
-}
-
-/** The statement of lockLines, not sent yet; null when there is nothing to lock. */
 export function lockQuery(
   tx: Tx,
   pairs: Iterable<{ destinationId: string; profileId: string | null }>,
