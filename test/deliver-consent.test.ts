@@ -401,7 +401,7 @@ describe('consent and unsubscribe at send time, property-tested (postgres)', { t
             SELECT count(*)::int AS n, count(*) FILTER (WHERE processed_at IS NULL)::int AS open
             FROM events WHERE starts_with(user_id, ${`${run}-`})`;
           const [d] = await sql<{ n: number; open: number }[]>`
-            SELECT count(*)::int AS n, count(*) FILTER (WHERE status IN ('pending', 'retrying'))::int AS open
+            SELECT count(*)::int AS n, count(*) FILTER (WHERE status IN ('pending', 'waiting', 'retrying'))::int AS open
             FROM deliveries WHERE destination_id = ANY(${destIds}::text[])`;
           const events = sentEvents + linkPosts;
           if (e!.n === events && e!.open === 0 && d!.n === events * dests.length && d!.open === 0) return;

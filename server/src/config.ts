@@ -23,6 +23,8 @@ export const DEFAULTS = Object.freeze({
   circuitThreshold: 5,
   circuitPauseSeconds: 30,
   circuitMaxPauseSeconds: 600,
+  /** How often a worker promotes waiting deliveries nobody promoted (see pipeline/deliver/order.ts). */
+  deliverySweepSeconds: 30,
   /** Identify workers per process (each takes up to 20 ingest jobs at a time). */
   identifyConcurrency: 2,
   /** Seconds between stage 3's sweeps for time-window exits (the budget: < 60 s after the boundary). */
@@ -74,6 +76,7 @@ const EnvSchema = z.object({
   CAIRN_CIRCUIT_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(DEFAULTS.circuitThreshold),
   CAIRN_CIRCUIT_PAUSE_S: z.coerce.number().min(0.1).max(86_400).default(DEFAULTS.circuitPauseSeconds),
   CAIRN_CIRCUIT_MAX_PAUSE_S: z.coerce.number().min(0.1).max(86_400).default(DEFAULTS.circuitMaxPauseSeconds),
+  CAIRN_DELIVERY_SWEEP_S: z.coerce.number().min(0.1).max(3600).default(DEFAULTS.deliverySweepSeconds),
   CAIRN_IDENTIFY_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(DEFAULTS.identifyConcurrency),
   CAIRN_COMPUTE_SWEEP_S: z.coerce.number().min(0.1).max(3600).default(DEFAULTS.computeSweepSeconds),
   CAIRN_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
@@ -145,6 +148,7 @@ export interface Config {
     circuitThreshold: number;
     circuitPauseSeconds: number;
     circuitMaxPauseSeconds: number;
+    sweepSeconds: number;
   };
   /** Identity guards: limits, blocked values, default calling code, alias typing. */
   identity: IdentityOptions;
@@ -197,6 +201,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
       circuitThreshold: e.CAIRN_CIRCUIT_THRESHOLD,
       circuitPauseSeconds: e.CAIRN_CIRCUIT_PAUSE_S,
       circuitMaxPauseSeconds: e.CAIRN_CIRCUIT_MAX_PAUSE_S,
+      sweepSeconds: e.CAIRN_DELIVERY_SWEEP_S,
     }),
     identity: e.CAIRN_IDENTITY as IdentityOptions,
     consentPurposes: e.CAIRN_CONSENT_PURPOSES,

@@ -13,6 +13,7 @@ import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createDestinationDirectory } from './pipeline/deliver/directory.ts';
+import { convertStrictQueues } from './pipeline/deliver/order.ts';
 import type { SenderDeps } from './pipeline/deliver/sender.ts';
 import type { IdentifyContext } from './pipeline/identify/process.ts';
 import { startWorkers } from './pipeline/index.ts';
@@ -62,7 +63,10 @@ export async function startCairn(
   const { boss, people } = await withStartupLock(db, async () => {
     const people = await setupPeople(sql, config, secret);
     await ensureAdminFromEnv(sql, people, config);
-    return { people, boss: await startBoss(db, log, { supervise: config.role !== 'ingest' }) };
+    const started = await startBoss(db, log, { supervise: config.role !== 'ingest' });
+    // Before any worker starts: queues of earlier versions that pg-boss cannot change in place.
+    await convertStrictQueues(started, sql, log, config.delivery);
+    return { people, boss: started };
   });
   const apiKeys = createApiKeyVerifier(sql, config.apiKeyCacheMs);
   const { authenticator, generatedKey } = await setupAdminKeys(sql, config);

@@ -1,5 +1,5 @@
 // The delivery benchmark (`npm run bench:deliver`): stage 5 (server/src/pipeline/deliver) fanning events
-// out to three webhook destinations, each POSTing to its own local receiver (a child process that
+// out to three webhook destinations (or those `--destinations` names), each POSTing to its own local receiver (a child process that
 // records every event's idempotency key and arrival time). Throughput: a backlog sent through the real
 // HTTP ingest, drained by a worker process (stage 2 + fan-out + delivery), then the same backlog replayed
 // (delivery alone); every event must reach every receiver. Latency: events sent at a fixed rate through
@@ -37,6 +37,7 @@ import {
 import { coresText, deliverCpuMeter } from './deliver/cpu.ts';
 import { type Arrivals, type ReceiverSpec, type Receivers, startReceivers } from './deliver/receiver.ts';
 import {
+  allOf,
   type DestinationSetup,
   type LatencyResult,
   latencyTable,
@@ -64,6 +65,8 @@ const INGEST_CONCURRENCY = 4;
 const SECRET = 'bench-deliver-secret-0123456789';
 const DRAIN_TIMEOUT_MS = 240_000;
 const wallNow = () => performance.timeOrigin + performance.now();
+/** The destinations a full run creates, each with its own receiver. */
+const DESTINATION_NAMES = ['signed', 'batch', 'wide'] as const;
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -85,6 +88,7 @@ function parseOptions() {
       keep: { type: 'boolean', default: false },
       'wait-quiet': { type: 'string', default: process.env.BENCH_WAIT_QUIET_S ?? '0' },
       'db-setup-sql': { type: 'string', default: process.env.BENCH_DB_SETUP_SQL ?? '' },
+      destinations: { type: 'string', default: process.env.BENCH_DESTINATIONS ?? DESTINATION_NAMES.join(',') },
     },
   });
   const quick = values.quick;
@@ -92,6 +96,11 @@ function parseOptions() {
   const roles = values['latency-role'].split(',').filter((r) => r.trim());
   for (const role of roles) {
     if (role !== 'all' && role !== 'split') throw new Error('--latency-role must be all, split or both (all,split)');
+  }
+  const destinations = values.destinations.split(',').map((d) => d.trim());
+  for (const d of destinations) {
+    if (!(DESTINATION_NAMES as readonly string[]).includes(d) || !destinations.length)
+      throw new Error(`--destinations: a comma-separated subset of ${DESTINATION_NAMES.join(',')}`);
   }
   return {
     write: values.write,
@@ -111,6 +120,7 @@ function parseOptions() {
     keep: values.keep,
     waitQuietMs: Number(values['wait-quiet']) * 1000,
     dbSetupSql: values['db-setup-sql'],
+    destinations: DESTINATION_NAMES.filter((d) => destinations.includes(d)),
   };
 }
 
@@ -147,30 +157,33 @@ interface Run {
   people: Person[];
 }
 
-function receiverSpecs(): ReceiverSpec[] {
-  return [{ name: 'signed', secret: SECRET }, { name: 'batch' }, { name: 'wide' }];
+function receiverSpecs(opt: Options): ReceiverSpec[] {
+  return opt.destinations.map((name) => (name === 'signed' ? { name, secret: SECRET } : { name }));
 }
 
-/** Creates the three destinations through the admin API, each posting to its own receiver. */
+/** Creates the destinations through the admin API, each posting to its own receiver. */
 async function createDestinations(node: Node, receivers: Receivers, opt: Options): Promise<Dest[]> {
   const concurrency = opt.concurrency ?? 2; // the API's default
-  const defs = [
-    {
-      name: 'signed',
-      settings: { url: receivers.urls[0], secret: SECRET, mode: 'single' },
+  const all = {
+    signed: {
+      settings: { secret: SECRET, mode: 'single' },
       description: `single mode, HMAC-signed, parallel 8 (default), concurrency ${concurrency}`,
     },
-    {
-      name: 'batch',
-      settings: { url: receivers.urls[1], mode: 'batch' },
+    batch: {
+      settings: { mode: 'batch' },
       description: `batch mode (up to 100 events per request), concurrency ${concurrency}`,
     },
-    {
-      name: 'wide',
-      settings: { url: receivers.urls[2], mode: 'single', parallel: opt.parallel },
+    wide: {
+      settings: { mode: 'single', parallel: opt.parallel },
       description: `single mode, parallel ${opt.parallel}, concurrency ${concurrency}`,
     },
-  ];
+  };
+  // Receivers are started in the order of opt.destinations: the i-th posts to receivers.urls[i].
+  const defs = opt.destinations.map((name, i) => ({
+    name,
+    settings: { ...all[name].settings, url: receivers.urls[i] },
+    description: all[name].description,
+  }));
   const out: Dest[] = [];
   for (const d of defs) {
     out.push({
@@ -205,7 +218,7 @@ function ledgerByName(run: Run, byDestination: Map<string, Record<string, number
   return Object.fromEntries(run.dests.map((d) => [d.name, byDestination.get(d.id) ?? {}]));
 }
 
-/** The span and events/s of all three destinations together. */
+/** The span and events/s of all destinations together. */
 function overall(counts: DestinationCount[], events: number): { spanS: number; eventsPerSec: number } {
   const first = Math.min(...counts.map((c) => c.first));
   const last = Math.max(...counts.map((c) => c.last));
@@ -297,7 +310,7 @@ async function pipelineDrain(
     cpu,
   };
   console.log(
-    `  ${fmt(result.eventsPerSec)} events/s to all three (${result.spanS.toFixed(1)} s first → last arrival, ${result.wallS.toFixed(1)} s from the worker listening); ${pgText(pg, n)}; ${jobsText(jobs)}; ` +
+    `  ${fmt(result.eventsPerSec)} events/s to ${allOf(run.dests.length)} (${result.spanS.toFixed(1)} s first → last arrival, ${result.wallS.toFixed(1)} s from the worker listening); ${pgText(pg, n)}; ${jobsText(jobs)}; ` +
       `stage 2 ${fmt(result.stages!.identifyPerSec)} events/s over ${result.stages!.identifySpanS.toFixed(1)} s, fan-out ${fmt(result.stages!.fanoutPerSec)} events/s over ${result.stages!.fanoutSpanS.toFixed(1)} s; ` +
       `${l.retried} ledger rows retried; cpu ${coresText(cpu)}`,
   );
@@ -363,7 +376,7 @@ async function replayDrain(
     cpu,
   };
   console.log(
-    `  ${fmt(result.eventsPerSec)} events/s to all three (${result.spanS.toFixed(1)} s first → last arrival, ${result.wallS.toFixed(1)} s from the replay requests); ${pgText(pg, n)}; ${jobsText(jobs)}; cpu ${coresText(cpu)}`,
+    `  ${fmt(result.eventsPerSec)} events/s to ${allOf(run.dests.length)} (${result.spanS.toFixed(1)} s first → last arrival, ${result.wallS.toFixed(1)} s from the replay requests); ${pgText(pg, n)}; ${jobsText(jobs)}; cpu ${coresText(cpu)}`,
   );
   for (const r of l.reasons) console.log(`    not delivered: ${r}`);
   printCounts(counts);
@@ -615,7 +628,7 @@ async function main(): Promise<number> {
     const speedBefore = speedIndex();
     console.log(`         speed index ${speedBefore.toFixed(0)} (fixed JSON workload, thousands of rounds/s)`);
 
-    receivers = await startReceivers(receiverSpecs());
+    receivers = await startReceivers(receiverSpecs(opt));
     ingest = await startNode(db.env, { CAIRN_ROLE: 'ingest' });
     const dests = await createDestinations(ingest, receivers, opt);
     console.log(`destinations: ${dests.map((d) => `${d.name} ${d.id} (${d.description})`).join('; ')}`);
@@ -637,7 +650,7 @@ async function main(): Promise<number> {
     worker = drained.worker;
     const throughput = [drained.result];
     if (opt.replay) {
-      console.log('throughput: the same backlog replayed to the three destinations at once (delivery alone)');
+      console.log(`throughput: the same backlog replayed to ${allOf(dests.length)} at once (delivery alone)`);
       throughput.push(await replayDrain(run, ingest, worker, backlog, window));
     }
     await stopNode(worker);
@@ -662,7 +675,7 @@ async function main(): Promise<number> {
 
     const notes = [
       'Each receiver answers 200 at once and records, per event, the idempotency key (`Idempotency-Key` header in single mode, each item\'s `idempotencyKey` in batch mode) and the time the request body was read; the signed receiver checks every `Cairn-Signature`. The receivers run in a child process of the benchmark; their CPU is the "receivers" column.',
-      '"Events/s" of a destination counts its distinct events from its first to its last arrival; "all three" counts the backlog\'s events from the first arrival at any receiver to the last at any, i.e. the rate at which events were fanned out and delivered everywhere.',
+      `"Events/s" of a destination counts its distinct events from its first to its last arrival; "${allOf(dests.length)}" counts the backlog's events from the first arrival at any receiver to the last at any, i.e. the rate at which events were fanned out and delivered everywhere.`,
       "Latency is measured per (event, destination) from the moment the load generator built the request (wall clock, `performance.timeOrigin + performance.now()` in both processes) to the moment the receiver had read the body; the first arrival of a key counts. The step table splits it with the database's timestamps (`received_at` is stamped by the ingest handler; `processed_at` and the ledger row's `created_at` are `now()` of their transactions, i.e. when those began).",
     ];
     const pipe = throughput[0]!;
@@ -680,7 +693,7 @@ async function main(): Promise<number> {
           })
           .join(
             ', and at ',
-          )}: fan-out puts one job per profile and fan-out batch on a destination's queue (pg-boss key_strict_fifo, keyed by profile), a replay one job per profile.`,
+          )}: a job holds up to a plugin batch (100 events) of whole profiles (a profile's pending events are never split over two jobs); a profile's events fanned out while it has unfinished ones wait without a job, and go in one job once those are finished.`,
       );
     }
     notes.push(
@@ -744,7 +757,8 @@ async function main(): Promise<number> {
     for (const l of latency) console.log(`${l.role}:\n\n${latencyTable(l)}\n\n${verdictLine(l)}\n`);
     console.log(`whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`);
     if (opt.write) {
-      writeResults(DOCS, report);
+      const full = opt.destinations.length === DESTINATION_NAMES.length;
+      writeResults(DOCS, report, full ? '' : opt.destinations.join(','));
       console.log(`wrote ${DOCS}`);
     } else if (process.env.BENCH_PRINT_SECTION === '1') {
       console.log(reportText(report));

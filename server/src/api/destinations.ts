@@ -6,19 +6,18 @@ import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { destinationQueue, ensureQueue } from '../jobs/queues.ts';
 import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
-import { enqueueDeliveries } from '../pipeline/deliver/fanout.ts';
+import { enqueueDeliveries } from '../pipeline/deliver/enqueue.ts';
 import { FilterSchema } from '../pipeline/deliver/filter.ts';
+import { DELIVERY_STATUSES, deliveryCounts, listDeliveries, resetForReplay } from '../pipeline/deliver/ledger.ts';
+import { isOrdered, promoteProfiles } from '../pipeline/deliver/order.ts';
 import { PLUGINS } from '../pipeline/deliver/plugins.ts';
 import {
   type Destination,
   type DestinationInput,
   deleteDestination,
-  deliveryCounts,
   getDestination,
   insertDestination,
-  listDeliveries,
   listDestinations,
-  resetForReplay,
   updateDestination,
 } from '../pipeline/deliver/queries.ts';
 import { pluginContext, type SenderDeps } from '../pipeline/deliver/sender.ts';
@@ -78,6 +77,33 @@ const DestinationSchema = z
     updatedAt: z.string(),
   })
   .openapi('Destination');
+
+const DeliveryStatusSchema = z.enum(DELIVERY_STATUSES).openapi('DeliveryStatus', {
+  description:
+    '`pending`: queued to be sent; `waiting`: an ordered destination holds it behind an earlier unfinished ' +
+    'event of the same profile (no job until those are finished); `retrying`: an attempt failed, the next ' +
+    'one is scheduled; `delivered`; `dead`: refused for good or out of retry window (replayable); ' +
+    '`skipped`: not sent (filter, consent, unsubscribe; see reason)',
+});
+
+const DeliverySchema = z
+  .object({
+    id: z.string(),
+    eventId: z.string(),
+    messageId: z.string().nullable(),
+    profileId: z.string().nullable(),
+    idempotencyKey: z.string(),
+    status: DeliveryStatusSchema,
+    reason: z.string().nullable().openapi({
+      description: 'Why skipped, the last error, or for `waiting`: "behind an earlier event of this profile"',
+    }),
+    attempts: z.number(),
+    firstAttemptAt: z.string().nullable(),
+    lastAttemptAt: z.string().nullable(),
+    deliveredAt: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .openapi('Delivery');
 
 const IdParam = z.object({ id: z.string() });
 const notFound = { description: 'No such destination', content: { 'application/json': { schema: ErrorSchema } } };
@@ -151,11 +177,10 @@ export function destinationsApi(deps: {
     if (!d) throw apiError(404, 'not_found', `no destination ${id}`);
     return d;
   };
-  const prepareQueue = (id: string, plugin: Readonly<PluginDefinition>) =>
+  const prepareQueue = (id: string) =>
     ensureQueue(
       boss,
       destinationQueue(id, {
-        ordered: plugin.ordering === 'profile',
         retryDelay: deps.sender.delivery.retryDelaySeconds,
         retryDelayMax: deps.sender.delivery.retryMaxSeconds,
       }),
@@ -207,7 +232,7 @@ export function destinationsApi(deps: {
       const plugin = pluginOf(input.plugin);
       validSettings(plugin, input.settings);
       const created = await insertDestination(sql, input);
-      await prepareQueue(created.id, plugin);
+      await prepareQueue(created.id);
       await deps.destinations.refresh();
       return c.json(destinationView(created), 201);
     },
@@ -234,7 +259,14 @@ export function destinationsApi(deps: {
       middleware: [requirePermission('destinations:read')] as const,
       request: { params: IdParam },
       responses: {
-        200: json(DestinationSchema.extend({ deliveries: z.record(z.string(), z.number()) }), 'The destination'),
+        200: json(
+          DestinationSchema.extend({
+            deliveries: z.record(DeliveryStatusSchema, z.number()).openapi({
+              description: 'Ledger rows per status, every status present',
+            }),
+          }),
+          'The destination',
+        ),
         404: notFound,
         ...AUTH_ERRORS,
       },
@@ -390,16 +422,13 @@ export function destinationsApi(deps: {
       request: {
         params: IdParam,
         query: z.object({
-          status: z.enum(['pending', 'delivered', 'retrying', 'dead', 'skipped']).optional(),
+          status: DeliveryStatusSchema.optional(),
           before: z.string().regex(/^\d+$/).optional(),
           limit: z.coerce.number().int().min(1).max(1000).default(100),
         }),
       },
       responses: {
-        200: json(
-          z.object({ data: z.array(z.record(z.string(), z.unknown())), next: z.string().nullable() }),
-          'A page',
-        ),
+        200: json(z.object({ data: z.array(DeliverySchema), next: z.string().nullable() }), 'A page'),
         404: notFound,
         ...AUTH_ERRORS,
       },
@@ -408,7 +437,15 @@ export function destinationsApi(deps: {
       const d = await existing(c.req.valid('param').id);
       const q = c.req.valid('query');
       const rows = await listDeliveries(sql, d.id, q);
-      return c.json({ data: rows, next: rows.length === q.limit ? String(rows.at(-1)!.id) : null }, 200);
+      const iso = (t: Date | null) => t?.toISOString() ?? null;
+      const data = rows.map((r) => ({
+        ...r,
+        firstAttemptAt: iso(r.firstAttemptAt),
+        lastAttemptAt: iso(r.lastAttemptAt),
+        deliveredAt: iso(r.deliveredAt),
+        createdAt: r.createdAt.toISOString(),
+      }));
+      return c.json({ data, next: rows.length === q.limit ? String(rows.at(-1)!.id) : null }, 200);
     },
   );
 
@@ -440,18 +477,24 @@ export function destinationsApi(deps: {
       const body = (await c.req.json().catch(() => ({}))) as { from?: string; to?: string };
       const range = body.from && body.to ? { from: new Date(body.from), to: new Date(body.to) } : null;
       if (range && !(range.from < range.to)) throw apiError(400, 'invalid_request', 'from must be before to');
-      await prepareQueue(d.id, plugin);
-      const replayed = await sql.begin(async (tx) => {
-        const rows = await resetForReplay(tx, d.id, range ?? { status: 'dead' });
+      await prepareQueue(d.id);
+      const a = { destination: d, plugin };
+      // Ordered destinations: the rows are reset to `waiting`, then each profile's go (in event order)
+      // once nothing of that profile is pending or retrying there (order.ts). A crash in between
+      // leaves them waiting for the sweep.
+      const rows = (await sql.begin(async (tx) => {
+        const reset = await resetForReplay(tx, d.id, range ?? { status: 'dead' }, isOrdered(a));
         await enqueueDeliveries(
           boss,
           tx,
-          [{ destination: d, plugin }],
-          rows.map((r) => ({ ...r, destinationId: d.id })),
+          [a],
+          reset.filter((r) => r.status === 'pending').map((r) => ({ ...r, destinationId: d.id })),
         );
-        return rows.length;
-      });
-      return c.json({ replayed: replayed as number }, 200);
+        return reset;
+      })) as Awaited<ReturnType<typeof resetForReplay>>;
+      const waiting = rows.filter((r) => r.status === 'waiting' && r.profileId).map((r) => r.profileId!);
+      await promoteProfiles(boss, sql, a, waiting);
+      return c.json({ replayed: rows.length }, 200);
     },
   );
   return app;

@@ -155,18 +155,16 @@ export function destinationQueueName(destinationId: string): string {
 }
 
 /**
- * Options of a destination's queue. Ordered plugins get pg-boss's `key_strict_fifo` policy keyed by
- * profile: a profile's job waiting for a retry holds back that profile's later jobs, nobody else's.
+ * Options of a destination's queue: pg-boss's `standard` policy for every plugin. Per-profile order
+ * is kept by the ledger (`waiting` rows, pipeline/deliver/order.ts), not by the queue: the
+ * `key_strict_fifo` policy it replaced spent 82% of Postgres time finding each key's head.
  * Retries back off exponentially (pg-boss adds jitter) up to `retryDelayMax`; the sender, not the retry
  * limit, decides when the retry window is over, so the limit is only a backstop.
  */
-export function destinationQueue(
-  destinationId: string,
-  options: { ordered: boolean; retryDelay: number; retryDelayMax: number },
-): Queue {
+export function destinationQueue(destinationId: string, options: { retryDelay: number; retryDelayMax: number }): Queue {
   return {
     name: destinationQueueName(destinationId),
-    policy: options.ordered ? 'key_strict_fifo' : 'standard',
+    policy: 'standard',
     retryLimit: 100_000,
     retryDelay: options.retryDelay,
     retryBackoff: true,

@@ -134,7 +134,7 @@ export async function waitDelivered(
       const { byDestination } = await ledger(sql, range);
       const done = destinationIds.every((id) => {
         const s = byDestination.get(id) ?? {};
-        return !s.pending && !s.retrying;
+        return !s.pending && !s.retrying && !s.waiting;
       });
       if (done) return true;
     }
@@ -217,7 +217,8 @@ export async function dbNow(sql: postgres.Sql): Promise<Date> {
 
 /**
  * Deletes the delivery jobs still queued or active on the destinations' queues (after a phase that
- * did not catch up, with its servers stopped); returns how many.
+ * did not catch up, with its servers stopped), and marks the ledger rows left unfinished `dead` (else
+ * the next phase's sweep would send the waiting ones); returns how many jobs.
  *
  * @example
  * const n = await purgeDeliveryJobs(sql, dests);
@@ -226,5 +227,8 @@ export async function purgeDeliveryJobs(sql: postgres.Sql, destinations: readonl
   const r = await sql`
     DELETE FROM pgboss.job
     WHERE name = ANY(${destinations.map((d) => `deliver.${d.id}`)}) AND state IN ('created', 'retry', 'active')`;
+  await sql`
+    UPDATE deliveries SET status = 'dead', reason = 'bench: left unfinished by a phase'
+    WHERE destination_id = ANY(${destinations.map((d) => d.id)}) AND status IN ('pending', 'waiting', 'retrying')`;
   return r.count;
 }

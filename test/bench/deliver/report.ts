@@ -8,6 +8,16 @@ import { activityText, type PgActivity } from './sampler.ts';
 // The results of bench:deliver: printed as Markdown tables, and written into docs/benchmarks.md
 // between markers so a rerun replaces the previous results and leaves the rest of the page alone.
 
+/**
+ * "all three", or how many destinations a run has (`--destinations`).
+ *
+ * @example
+ * allOf(1); // 'the one destination'
+ */
+export function allOf(n: number): string {
+  return n === 3 ? 'all three' : n === 1 ? 'the one destination' : `all ${n}`;
+}
+
 /** The p95 budget of event → receiver latency at 1,000 events/s. */
 export const P95_BUDGET_MS = 1000;
 
@@ -25,14 +35,14 @@ export interface SendCalls {
   meanMs: number;
 }
 
-/** One backlog delivered to the three destinations. */
+/** One backlog delivered to the destinations. */
 export interface ThroughputResult {
   label: string;
   /** What is measured, for the table. */
   what: string;
   events: number;
   destinations: DestinationCount[];
-  /** Events/s delivered to all three: events / (last arrival anywhere − first arrival anywhere). */
+  /** Events/s delivered to all destinations: events / (last arrival anywhere − first arrival anywhere). */
   eventsPerSec: number;
   spanS: number;
   /** From the start of the phase (worker listening, replay requested) to the last arrival. */
@@ -117,7 +127,7 @@ const jobsCell = (jobs: number | undefined, events: number) =>
   jobs ? `${int(jobs)} (${(events / jobs).toFixed(1)})` : '-';
 
 /**
- * The throughput phases as a Markdown table: one row per phase and destination, then one for all three.
+ * The throughput phases as a Markdown table: one row per phase and destination, then one for all.
  *
  * @example
  * console.log(throughputTable(report.throughput));
@@ -136,7 +146,7 @@ export function throughputTable(phases: ThroughputResult[]): string {
     const arrived = p.destinations.reduce((n, d) => n + d.arrived, 0);
     const requests = p.destinations.reduce((n, d) => n + d.requests, 0);
     rows.push(
-      `| ${p.label} | **all three** | ${int(p.events * p.destinations.length)} | ${int(arrived)} | ${int(missing)} | ${int(dups)} | ${int(requests)} | | | ${s1(p.spanS)} | **${int(p.eventsPerSec)}** | ${coresText(p.cpu)} |`,
+      `| ${p.label} | **${allOf(p.destinations.length)}** | ${int(p.events * p.destinations.length)} | ${int(arrived)} | ${int(missing)} | ${int(dups)} | ${int(requests)} | | | ${s1(p.spanS)} | **${int(p.eventsPerSec)}** | ${coresText(p.cpu)} |`,
     );
   }
   return [
@@ -219,7 +229,7 @@ export function reportText(r: Report): string {
     ...r.throughput.map((p) => `- ${p.label}: ${activityText(p.activity)}.`),
     ...r.latency.flatMap((l) => [
       '',
-      `**Latency, ${l.role}** (client send time → arrival at the receiver, same clock; ${int(l.rate)} events/s, ${l.perRequest === 1 ? 'one event per request' : `${l.perRequest} events per /v1/batch request`}, for ${l.durationS} s after a ${l.warmupS} s warm-up; ${int(l.acked)} of ${int(l.sent)} events answered 200 (${int(l.achievedRate)}/s), ${l.errors} errors, ingest answer p99 ${ms(l.ingestP99Ms)} ms, generator at most ${ms(l.maxLagMs)} ms behind schedule; ${l.complete ? `every event had reached all three receivers ${s1(l.catchUpS)} s after the last request was answered` : `${int(l.rows.at(-1)!.missing)} deliveries had still not arrived ${s1(l.catchUpS)} s after the last request was answered (∞ below; ${int(l.purgedJobs)} queued jobs were then removed so that they would not run during the next phase)`}; p50 of the events sent in each third of the phase ${l.p50ByThird.map((x) => ms(x)).join(' / ')} ms; CPU cores Cairn / Postgres / bench / receivers / other: ${coresText(l.cpu)}):`,
+      `**Latency, ${l.role}** (client send time → arrival at the receiver, same clock; ${int(l.rate)} events/s, ${l.perRequest === 1 ? 'one event per request' : `${l.perRequest} events per /v1/batch request`}, for ${l.durationS} s after a ${l.warmupS} s warm-up; ${int(l.acked)} of ${int(l.sent)} events answered 200 (${int(l.achievedRate)}/s), ${l.errors} errors, ingest answer p99 ${ms(l.ingestP99Ms)} ms, generator at most ${ms(l.maxLagMs)} ms behind schedule; ${l.complete ? `every event had reached ${l.counts.length === 1 ? 'the receiver' : `all ${l.counts.length} receivers`} ${s1(l.catchUpS)} s after the last request was answered` : `${int(l.rows.at(-1)!.missing)} deliveries had still not arrived ${s1(l.catchUpS)} s after the last request was answered (∞ below; ${int(l.purgedJobs)} queued jobs were then removed so that they would not run during the next phase)`}; p50 of the events sent in each third of the phase ${l.p50ByThird.map((x) => ms(x)).join(' / ')} ms; CPU cores Cairn / Postgres / bench / receivers / other: ${coresText(l.cpu)}):`,
       '',
       latencyTable(l),
       '',
@@ -235,23 +245,31 @@ export function reportText(r: Report): string {
   ].join('\n');
 }
 
-const START = '<!-- bench:deliver:start (written by npm run bench:deliver -- --write) -->';
-const END = '<!-- bench:deliver:end -->';
-
 /**
  * Writes the results into docs/benchmarks.md between the bench:deliver markers, or appends them under
- * a Delivery heading when the page has no markers yet.
+ * a Delivery heading when the page has no markers yet. A run with other destinations than the full
+ * set (`--destinations=signed`) has markers of its own (`bench:deliver[signed]`), so both are kept.
  *
  * @example
  * writeResults('docs/benchmarks.md', report);
  */
-export function writeResults(file: string, report: Report): void {
+export function writeResults(file: string, report: Report, key = ''): void {
+  const tag = key ? `bench:deliver[${key}]` : 'bench:deliver';
+  const START = `<!-- ${tag}:start (written by npm run bench:deliver -- --write${key ? ` --destinations=${key}` : ''}) -->`;
+  const END = `<!-- ${tag}:end -->`;
   const section = `${START}\n${reportText(report)}\n${END}`;
   const text = readFileSync(file, 'utf8');
   const a = text.indexOf(START);
   const b = text.indexOf(END);
   if (a >= 0 && b > a) {
     writeFileSync(file, text.slice(0, a) + section + text.slice(b + END.length));
+    return;
+  }
+  // A keyed section goes right after the full run's.
+  const main = text.indexOf('<!-- bench:deliver:end -->');
+  if (key && main >= 0) {
+    const at = main + '<!-- bench:deliver:end -->'.length;
+    writeFileSync(file, `${text.slice(0, at)}\n\n${section}${text.slice(at)}`);
     return;
   }
   writeFileSync(file, `${text.trimEnd()}\n\n## Delivery\n\nReproduce with \`npm run bench:deliver\`.\n\n${section}\n`);

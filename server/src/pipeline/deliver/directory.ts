@@ -3,6 +3,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../../db/index.ts';
 import { type DeliverJob, destinationQueue, destinationQueueName, ensureQueue } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
+import { sweepWaiting } from './order.ts';
 import { PLUGINS } from './plugins.ts';
 import { type Destination, destinationsFingerprint, listDestinations } from './queries.ts';
 import { deliverJobs, type SenderDeps } from './sender.ts';
@@ -28,7 +29,8 @@ export interface DestinationDirectory {
  * Keeps the destination list in memory (re-read when the table's fingerprint changes, every
  * `refreshMs`, so destinations created on another server are picked up) and runs a worker per enabled
  * destination when `work` is set (a `CAIRN_ROLE=ingest` server only fans out nothing and sends
- * nothing).
+ * nothing). Workers also run the sweep of waiting deliveries (order.ts) at start and every
+ * `delivery.sweepSeconds`.
  *
  * @example
  * const destinations = createDestinationDirectory({ ...senderDeps, work: true, refreshMs: 2000 });
@@ -41,6 +43,8 @@ export function createDestinationDirectory(
   let list: ActiveDestination[] = [];
   let fingerprint = '';
   let timer: NodeJS.Timeout | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> | undefined;
   // Worker per destination, keyed by what requires restarting it when changed.
   const running = new Map<string, string>();
   let loading: Promise<void> | undefined;
@@ -76,7 +80,6 @@ export function createDestinationDirectory(
     for (const [id, a] of wanted) {
       if (running.has(id)) continue;
       const queue = destinationQueue(id, {
-        ordered: a.plugin.ordering === 'profile',
         retryDelay: deps.delivery.retryDelaySeconds,
         retryDelayMax: deps.delivery.retryMaxSeconds,
       });
@@ -84,7 +87,7 @@ export function createDestinationDirectory(
       await boss.work<DeliverJob>(
         queue.name,
         {
-          batchSize: a.plugin.batchSize ?? 1,
+          batchSize: fetchSize(a.plugin),
           localConcurrency: a.destination.concurrency,
           pollingIntervalSeconds: 0.5,
           // NOTIFY wakes workers for new jobs, not for retries coming due: without this backstop
@@ -103,6 +106,23 @@ export function createDestinationDirectory(
     }
   }
 
+  // One sweep at a time per process; each destination's own errors are logged, not thrown.
+  function sweep(): Promise<void> {
+    sweeping ??= (async () => {
+      for (const a of list) {
+        try {
+          const promoted = await sweepWaiting(boss, sql, a);
+          if (promoted) log.info(`destination ${a.destination.id}: the sweep promoted ${promoted} waiting deliveries`);
+        } catch (err) {
+          log.error(`destination ${a.destination.id}: sweep`, err);
+        }
+      }
+    })().finally(() => {
+      sweeping = undefined;
+    });
+    return sweeping;
+  }
+
   function reload(force: boolean): Promise<void> {
     loading = (loading ?? Promise.resolve()).then(() => load(force)).catch((err) => log.error('destinations', err));
     return loading;
@@ -115,14 +135,33 @@ export function createDestinationDirectory(
       await reload(true);
       timer = setInterval(() => void reload(false), deps.refreshMs);
       timer.unref();
+      if (deps.work) {
+        // At once: rows an upgrade or a crash left waiting go without waiting for the first tick.
+        void sweep();
+        sweepTimer = setInterval(() => void sweep(), deps.delivery.sweepSeconds * 1000);
+        sweepTimer.unref();
+      }
     },
     async stop() {
       if (timer) clearInterval(timer);
+      if (sweepTimer) clearInterval(sweepTimer);
       await loading;
+      await sweeping;
       for (const id of running.keys()) await boss.offWork(destinationQueueName(id)).catch(() => {});
       running.clear();
     },
   };
+}
+
+/**
+ * Jobs per fetch. An ordered plugin's job holds up to a plugin batch of rows (whole profiles, see
+ * enqueue.ts): a tenth of the batch size in jobs keeps one call near ten plugin batches at most (a
+ * batch size's worth of jobs could be batchSize² rows, sent one batch after another by one worker
+ * while the others idle). Unordered plugins keep their batch size in jobs.
+ */
+function fetchSize(plugin: Readonly<PluginDefinition>): number {
+  const size = plugin.batchSize ?? 1;
+  return plugin.ordering === 'profile' ? Math.max(1, Math.ceil(size / 10)) : size;
 }
 
 // Only what the worker's registration depends on; settings are read per fetch.

@@ -1,53 +1,19 @@
 import type { AcceptedEvent } from '@cairn/plugin-api';
-import type { JobInsert, PgBoss } from 'pg-boss';
-import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
-import { type DeliverJob, destinationQueueName, type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
+import type { PgBoss } from 'pg-boss';
+import type { Sql } from '../../db/index.ts';
+import { type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
 import type { ActiveDestination, DestinationDirectory } from './directory.ts';
+import { enqueueDeliveries } from './enqueue.ts';
 import { matchesFilter } from './filter.ts';
-import { eventsForFanout, insertDeliveries, type NewDelivery } from './queries.ts';
-
-/**
- * The jobs for ledger rows of one destination (rows in event order).
- *
- * @example
- * const jobs = jobsFor(plugin, rows);
- */
-export function jobsFor(
-  a: Pick<ActiveDestination, 'plugin'>,
-  rows: readonly { id: string; profileId: string | null }[],
-): JobInsert<DeliverJob>[] {
-  if (a.plugin.ordering === 'profile') {
-    const byProfile = new Map<string, string[]>();
-    for (const r of rows) {
-      const key = r.profileId ?? `event:${r.id}`;
-      byProfile.set(key, [...(byProfile.get(key) ?? []), r.id]);
-    }
-    return [...byProfile].map(([key, ids]) => ({ data: { ids }, singletonKey: key }));
-  }
-  const size = a.plugin.batchSize ?? 1;
-  const jobs: JobInsert<DeliverJob>[] = [];
-  for (let i = 0; i < rows.length; i += size) jobs.push({ data: { ids: rows.slice(i, i + size).map((r) => r.id) } });
-  return jobs;
-}
-
-/**
- * Inserts jobs for ledger rows on each destination's queue, inside the caller's transaction.
- *
- * @example
- * await enqueueDeliveries(boss, tx, destinations, rows);
- */
-export async function enqueueDeliveries(
-  boss: PgBoss,
-  tx: Tx,
-  active: readonly Pick<ActiveDestination, 'plugin' | 'destination'>[],
-  rows: readonly { id: string; destinationId: string; profileId: string | null }[],
-): Promise<void> {
-  for (const a of active) {
-    const mine = rows.filter((r) => r.destinationId === a.destination.id);
-    if (!mine.length) continue;
-    await boss.insert(destinationQueueName(a.destination.id), jobsFor(a, mine), { db: bossExecutor(tx) });
-  }
-}
+import { inOrder, isOrdered, lockQuery, MAX_ORDER_LOCKS, promoteIfReady } from './order.ts';
+import {
+  deliveriesInsert,
+  type EventForDelivery,
+  eventsForFanout,
+  type InsertedDelivery,
+  insertedOf,
+  type NewDelivery,
+} from './queries.ts';
 
 /**
  * Stage 5's consumer of `identify.done`.
@@ -81,8 +47,10 @@ export async function startFanoutWorker(boss: PgBoss, sql: Sql, destinations: De
 /**
  * Fans events out: for each enabled destination whose plugin accepts the event type, a ledger row —
  * `pending` when the destination's filter matches, `skipped` (reason `filter`) when not — and jobs on
- * the destination's own queue, in the same transaction. Idempotent: the ledger is unique per (event,
- * destination), and only newly inserted rows get jobs, so a re-delivered batch sends nothing twice.
+ * the destination's own queue, in the same transaction. For ordered destinations a row whose profile
+ * already has unfinished rows there is inserted `waiting`, without a job (see order.ts). Idempotent:
+ * the ledger is unique per (event, destination), and only newly inserted rows get jobs, so a
+ * re-delivered batch sends nothing twice. Returns how many rows will be delivered (pending or waiting).
  *
  * @example
  * await fanOutWith(boss, sql, destinations.active(), ids);
@@ -94,31 +62,70 @@ export async function fanOutWith(
   ids: readonly string[],
 ): Promise<number> {
   if (!active.length || !ids.length) return 0;
-  return sql.begin(async (tx) => {
-    const events = await eventsForFanout(tx, ids);
-    const rows: NewDelivery[] = [];
-    for (const a of active) {
-      for (const e of events) {
-        if (!a.plugin.accepts.includes(e.type as AcceptedEvent)) continue;
-        const pass = matchesFilter(e.payload, a.destination.filter);
-        rows.push({
-          destinationId: a.destination.id,
-          eventId: e.id,
-          profileId: e.profileId,
-          idempotencyKey: `${e.messageId}:${a.destination.id}`,
-          status: pass ? 'pending' : 'skipped',
-          reason: pass ? null : 'filter',
-        });
-      }
+  const events = await eventsForFanout(sql, ids);
+  // One transaction per chunk of events (in event order), so that no transaction takes more line
+  // locks than MAX_ORDER_LOCKS; a crash between chunks retries the job, and the chunks already
+  // committed are not inserted (nor enqueued) again.
+  const ordered = active.filter(isOrdered).length;
+  const chunk = Math.max(1, Math.floor(MAX_ORDER_LOCKS / Math.max(1, ordered)));
+  let inserted = 0;
+  for (let i = 0; i < events.length; i += chunk) {
+    inserted += await fanOutChunk(boss, sql, active, events.slice(i, i + chunk));
+  }
+  return inserted;
+}
+
+async function fanOutChunk(
+  boss: PgBoss,
+  sql: Sql,
+  active: readonly ActiveDestination[],
+  events: readonly EventForDelivery[],
+): Promise<number> {
+  const rows: NewDelivery[] = [];
+  for (const a of active) {
+    for (const e of events) {
+      if (!a.plugin.accepts.includes(e.type as AcceptedEvent)) continue;
+      const pass = matchesFilter(e.payload, a.destination.filter);
+      rows.push({
+        destinationId: a.destination.id,
+        eventId: e.id,
+        profileId: e.profileId,
+        idempotencyKey: `${e.messageId}:${a.destination.id}`,
+        status: pass ? 'pending' : 'skipped',
+        reason: pass ? null : 'filter',
+        ordered: isOrdered(a),
+      });
     }
-    const inserted = await insertDeliveries(tx, rows);
-    const profileOf = new Map(events.map((e) => [e.id, e.profileId]));
+  }
+  if (!rows.length) return 0;
+  const inserted = (await sql.begin(async (tx) => {
+    // The locks, then the rows, in one round trip (see inOrder).
+    const [, result] = await inOrder(
+      lockQuery(
+        tx,
+        rows.filter((r) => r.ordered && r.status === 'pending'),
+      ),
+      deliveriesInsert(tx, rows),
+    );
+    const inserted = insertedOf(result);
     await enqueueDeliveries(
       boss,
       tx,
       active,
-      inserted.map((r) => ({ ...r, profileId: profileOf.get(r.eventId) ?? null })),
+      inserted.filter((r) => r.status === 'pending'),
     );
-    return inserted.length;
-  }) as Promise<number>;
+    return inserted;
+  })) as InsertedDelivery[];
+  // A sender may have finished the rows these wait behind while this transaction ran (order.ts).
+  for (const a of active) {
+    const waiting = inserted.filter((r) => r.status === 'waiting' && r.destinationId === a.destination.id);
+    if (waiting.length)
+      await promoteIfReady(
+        boss,
+        sql,
+        a,
+        waiting.map((r) => r.profileId!),
+      );
+  }
+  return inserted.length;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ConsentPolicy } from '@cairn/core';
 import type { DeliveryProfile } from '@cairn/plugin-api';
+import type { PendingQuery, Row } from 'postgres';
 import type { Tx } from '../../db/index.ts';
 import type { Filter } from './filter.ts';
 
@@ -132,14 +133,38 @@ export interface NewDelivery {
   idempotencyKey: string;
   status: 'pending' | 'skipped';
   reason: string | null;
+  /** The destination keeps each profile's events in order: the row waits behind unfinished ones. */
+  ordered: boolean;
 }
 
-/** Inserts ledger rows once per (destination, event); returns the pending ones actually inserted. */
-export async function insertDeliveries(
+/** A ledger row fan-out inserted, to be delivered. */
+export interface InsertedDelivery {
+  id: string;
+  destinationId: string;
+  eventId: string;
+  profileId: string | null;
+  status: 'pending' | 'waiting';
+}
+
+/**
+ * Inserts ledger rows once per (destination, event); returns those actually inserted that are to be
+ * delivered. A pending row of an ordered destination whose profile already has unfinished rows there
+ * is inserted `waiting` (the caller holds those profiles' line locks, see order.ts).
+ */
+export async function insertDeliveries(sql: Tx, rows: readonly NewDelivery[]): Promise<InsertedDelivery[]> {
+  return rows.length ? insertedOf(await deliveriesInsert(sql, rows)) : [];
+}
+
+/** The rows insertDeliveries returns, from its statement's. */
+export function insertedOf(rows: readonly (InsertedDelivery | { status: 'skipped' })[]): InsertedDelivery[] {
+  return rows.filter((x): x is InsertedDelivery => x.status !== 'skipped');
+}
+
+/** The statement of insertDeliveries, not sent yet (for a caller that sends several at once). */
+export function deliveriesInsert(
   sql: Tx,
   rows: readonly NewDelivery[],
-): Promise<{ id: string; destinationId: string; eventId: string }[]> {
-  if (!rows.length) return [];
+): PendingQuery<(InsertedDelivery | { status: 'skipped' })[]> {
   const doc = JSON.stringify(
     rows.map((r) => ({
       d: r.destinationId,
@@ -148,25 +173,36 @@ export async function insertDeliveries(
       k: r.idempotencyKey,
       s: r.status,
       r: r.reason,
+      o: r.ordered,
     })),
   );
-  return sql`
+  // EXISTS reads the ledger as it was before this statement: rows of one profile inserted together
+  // are all pending (one job holds them, in order), or all waiting. OFFSET 0 keeps it one probe of
+  // deliveries_unfinished_idx per row; without it a generic plan hashed every unfinished row of the
+  // ledger on each insert.
+  return sql<(InsertedDelivery | { status: 'skipped' })[]>`
     INSERT INTO deliveries (destination_id, event_id, profile_id, idempotency_key, status, reason)
-    SELECT d, e, p, k, s, r FROM json_to_recordset(${doc}::text::json)
-      AS x (d text, e bigint, p uuid, k text, s text, r text)
+    SELECT d, e, p, k,
+      CASE WHEN s = 'pending' AND o AND EXISTS (
+          SELECT 1 FROM deliveries b
+          WHERE b.destination_id = x.d AND b.profile_id = x.p AND b.status IN ('pending', 'retrying', 'waiting')
+          OFFSET 0)
+        THEN 'waiting' ELSE s END,
+      r
+    FROM json_to_recordset(${doc}::text::json) AS x (d text, e bigint, p uuid, k text, s text, r text, o boolean)
     ON CONFLICT (destination_id, event_id) DO NOTHING
-    RETURNING id::text, destination_id AS "destinationId", event_id::text AS "eventId", status`.then((r) =>
-    (r as unknown as { id: string; destinationId: string; eventId: string; status: string }[]).filter(
-      (x) => x.status === 'pending',
-    ),
-  );
+    RETURNING id::text, destination_id AS "destinationId", event_id::text AS "eventId", profile_id AS "profileId",
+      status`;
 }
 
 /** A ledger row with its event, as the sender needs it. */
 export interface DeliveryRow {
   id: string;
   eventId: string;
+  /** The profile the event belongs to now (events follow merges): what the plugin is told. */
   profileId: string | null;
+  /** The profile the row was fanned out for: the line it keeps its order in (order.ts). */
+  lineProfileId: string | null;
   idempotencyKey: string;
   status: string;
   attempts: number;
@@ -177,16 +213,24 @@ export interface DeliveryRow {
   consentPolicy: ConsentPolicy;
 }
 
-/** Deliveries still to do, with their events, in event order. */
+/**
+ * Deliveries still to do, with their events, in event order (timestamp, then arrival). For an ordered
+ * destination a job holds all of a profile's pending rows: the rows fanned out before them are
+ * finished and those fanned out after them wait (order.ts), so this orders what a profile has in
+ * flight, which fan-outs running in parallel may have inserted out of event order.
+ */
 export async function deliveriesToSend(sql: Tx, ids: readonly string[]): Promise<DeliveryRow[]> {
   return sql<DeliveryRow[]>`
     SELECT d.id::text, d.event_id::text AS "eventId", coalesce(e.profile_id, d.profile_id) AS "profileId",
+      d.profile_id AS "lineProfileId",
       d.idempotency_key AS "idempotencyKey", d.status, d.attempts, d.first_attempt_at AS "firstAttemptAt",
       e.source_id AS "sourceId", e.timestamp, e.payload, s.consent_policy AS "consentPolicy"
     FROM deliveries d
     JOIN events e ON e.id = d.event_id
     JOIN sources s ON s.id = e.source_id
-    WHERE d.id = ANY(${ids}::bigint[]) AND d.status IN ('pending', 'retrying')
+    -- IS TRUE hides the status test from the planner's partial-index matching: otherwise it may read
+    -- these ids through deliveries_unfinished_idx, i.e. every unfinished row of the ledger.
+    WHERE d.id = ANY(${ids}::bigint[]) AND (d.status IN ('pending', 'retrying')) IS TRUE
     ORDER BY e.timestamp, e.id`;
 }
 
@@ -257,9 +301,14 @@ export interface Outcome {
 }
 
 export async function recordOutcomes(sql: Tx, outcomes: readonly Outcome[]): Promise<void> {
-  if (!outcomes.length) return;
+  await outcomesUpdate(sql, outcomes);
+}
+
+/** The statement of recordOutcomes, not sent yet (for a caller that sends several at once); null if none. */
+export function outcomesUpdate(sql: Tx, outcomes: readonly Outcome[]): PendingQuery<Row[]> | null {
+  if (!outcomes.length) return null;
   const doc = JSON.stringify(outcomes.map((o) => ({ i: o.id, s: o.status, r: o.reason, a: o.attempted })));
-  await sql`
+  return sql`
     UPDATE deliveries d SET
       status = x.s,
       reason = x.r,
@@ -337,47 +386,4 @@ export async function kvSet(
 
 export async function kvDelete(sql: Tx, destination: string, key: string): Promise<void> {
   await sql`DELETE FROM destination_kv WHERE destination_id = ${destination} AND key = ${key}`;
-}
-
-/** A page of the ledger, newest first. */
-export async function listDeliveries(
-  sql: Tx,
-  destination: string,
-  q: { status?: string; before?: string; limit: number },
-): Promise<Record<string, unknown>[]> {
-  return sql`
-    SELECT d.id::text, d.event_id::text AS "eventId", e.message_id AS "messageId", d.profile_id AS "profileId",
-      d.idempotency_key AS "idempotencyKey", d.status, d.reason, d.attempts,
-      d.first_attempt_at AS "firstAttemptAt", d.last_attempt_at AS "lastAttemptAt", d.delivered_at AS "deliveredAt",
-      d.created_at AS "createdAt"
-    FROM deliveries d LEFT JOIN events e ON e.id = d.event_id
-    WHERE d.destination_id = ${destination}
-      ${q.status ? sql`AND d.status = ${q.status}` : sql``}
-      ${q.before ? sql`AND d.id < ${q.before}` : sql``}
-    ORDER BY d.id DESC
-    LIMIT ${q.limit}`;
-}
-
-/** Counts per status, for the destination's overview. */
-export async function deliveryCounts(sql: Tx, destination: string): Promise<Record<string, number>> {
-  const rows = await sql<{ status: string; n: number }[]>`
-    SELECT status, count(*)::int AS n FROM deliveries WHERE destination_id = ${destination} GROUP BY status`;
-  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
-}
-
-/**
- * Puts dead letters (or every delivery of events in a time range, whatever its status) back to
- * pending, with a fresh retry window; returns them for re-enqueueing.
- */
-export async function resetForReplay(
-  sql: Tx,
-  destination: string,
-  q: { status: 'dead' } | { from: Date; to: Date },
-): Promise<{ id: string; profileId: string | null; eventId: string }[]> {
-  return sql`
-    UPDATE deliveries d SET status = 'pending', reason = 'replayed', first_attempt_at = NULL, updated_at = now()
-    FROM events e
-    WHERE d.destination_id = ${destination} AND e.id = d.event_id
-      ${'status' in q ? sql`AND d.status = 'dead'` : sql`AND e.timestamp >= ${q.from} AND e.timestamp < ${q.to} AND d.status IN ('delivered', 'dead', 'skipped')`}
-    RETURNING d.id::text, e.profile_id AS "profileId", d.event_id::text AS "eventId"`;
 }

@@ -16,6 +16,7 @@ import type { Sql } from '../../db/index.ts';
 import { type DeliverJob, destinationQueueName } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import { recordInOrder } from './order.ts';
 import {
   circuitOf,
   claimProbe,
@@ -29,7 +30,6 @@ import {
   type Outcome,
   profilesForDelivery,
   recordBatchHealth,
-  recordOutcomes,
   unsubscribed,
 } from './queries.ts';
 import { contactFor, signUnsubscribe } from './unsubscribe.ts';
@@ -183,8 +183,9 @@ function toOutcome(row: DeliveryRow, o: ItemOutcome): Outcome {
  * Handles a fetch of jobs from a destination's queue: re-reads the ledger rows (already delivered or
  * skipped ones are not sent again), checks the circuit, consent, unsubscribes and the retry window at
  * send time, sends in the plugin's batch size (a profile's later events wait behind an earlier one
- * that must be retried), records every outcome, and fails the jobs that still hold work so pg-boss
- * retries them with backoff.
+ * that must be retried), records every outcome (for ordered plugins, promoting the waiting rows that
+ * final outcomes free, see order.ts), and fails the jobs that still hold work so pg-boss retries them
+ * with backoff.
  *
  * @example
  * await boss.work(queueName, options, (jobs) => deliverJobs(deps, destination, plugin, settings, jobs));
@@ -227,6 +228,8 @@ export async function deliverJobs(
   const sendable = rows.filter((r) => !outcomes.has(r.id));
   const ctx = pluginContext(deps, destination, settings);
   const size = plugin.batchSize ?? 1;
+  const line = new Map(rows.map((r) => [r.id, r.lineProfileId]));
+  const record = (o: Outcome[]) => recordInOrder(deps.boss, deps.sql, { destination, plugin }, o, line);
   const heldProfiles = new Set<string>();
   let delivered = 0;
   let retried = 0;
@@ -234,7 +237,7 @@ export async function deliverJobs(
   for (let i = 0; i < sendable.length; i += size) {
     let batch = sendable.slice(i, i + size);
     if (plugin.ordering === 'profile') {
-      for (const row of batch.filter((r) => r.profileId && heldProfiles.has(r.profileId))) {
+      for (const row of batch.filter((r) => r.lineProfileId && heldProfiles.has(r.lineProfileId))) {
         outcomes.set(row.id, {
           id: row.id,
           status: 'retrying',
@@ -242,7 +245,7 @@ export async function deliverJobs(
           attempted: false,
         });
       }
-      batch = batch.filter((r) => !(r.profileId && heldProfiles.has(r.profileId)));
+      batch = batch.filter((r) => !(r.lineProfileId && heldProfiles.has(r.lineProfileId)));
     }
     if (!batch.length) continue;
     await takeTokens(destination, batch.length, deps.signal);
@@ -265,11 +268,11 @@ export async function deliverJobs(
       if (o.status === 'retry') {
         retried++;
         if (o.retryAfter) retryAfter.set(row.id, o.retryAfter);
-        if (row.profileId) heldProfiles.add(row.profileId);
+        if (row.lineProfileId) heldProfiles.add(row.lineProfileId);
       }
     });
     // Recorded per plugin batch, not at the end: a worker killed later re-sends only the batch in flight.
-    await recordOutcomes(deps.sql, sent);
+    await record(sent);
     if (probe) break; // a probe sends one batch; the rest waits for its verdict
   }
   for (const row of sendable) {
@@ -281,10 +284,7 @@ export async function deliverJobs(
         attempted: false,
       });
   }
-  await recordOutcomes(
-    deps.sql,
-    [...outcomes.values()].filter((o) => !o.attempted),
-  );
+  await record([...outcomes.values()].filter((o) => !o.attempted));
   for (const o of outcomes.values()) deps.metrics?.deliveries.inc({ destination: destination.id, status: o.status });
   if (delivered > 0 || retried > 0 || probe) {
     await recordBatchHealth(deps.sql, destination.id, delivered > 0 || retried === 0, {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Tx } from '../../db/index.ts';
 
-// Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)).
+// Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)); class 3 is delivery
+// order's (pipeline/deliver/order.ts).
 const IDENTITY = 1;
 const PROFILE = 2;
 
