@@ -57,7 +57,9 @@ describe.each(['postgres', 'embedded'] as const)('delivery end to end on %s', (m
       `${n} final ledger rows`,
       async () => {
         const rows = await ledger(id);
-        return rows.length >= n && rows.every((r) => !['pending', 'waiting', 'retrying'].includes(r.status)) ? rows : undefined;
+        return rows.length >= n && rows.every((r) => !['pending', 'waiting', 'retrying'].includes(r.status))
+          ? rows
+          : undefined;
       },
       60_000,
     ))!;
