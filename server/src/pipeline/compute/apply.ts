@@ -68,10 +68,9 @@ export async function applyDefinitions(
     const [entered, exitedNow] = [diff.entered, diff.exited];
     if (entered.length || exitedNow.length || diff.gone.length)
       changes.set(nodeName(def.kind, def.key), { entered, exited: [...exitedNow, ...diff.gone] });
-    eventIds.push(
-      ...(await recordChangeEvents(tx, def, 'enter', entered, opts.now, opts.by)),
-      ...(await recordChangeEvents(tx, def, 'exit', exitedNow, opts.now, opts.by)),
-    );
+    // Appended in a loop: a full recompute can change half a million profiles, too many arguments for push(...).
+    for (const id of await recordChangeEvents(tx, def, 'enter', entered, opts.now, opts.by)) eventIds.push(id);
+    for (const id of await recordChangeEvents(tx, def, 'exit', exitedNow, opts.now, opts.by)) eventIds.push(id);
   }
   return { changes, eventIds, evaluated };
 }

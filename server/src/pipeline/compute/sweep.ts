@@ -63,11 +63,11 @@ export async function sweepOnce(deps: { sql: Sql }, now: Date): Promise<ApplyRes
         });
       })) as ApplyResult;
       result.evaluated += r.evaluated;
-      result.eventIds.push(...r.eventIds);
+      for (const id of r.eventIds) result.eventIds.push(id);
       for (const [k, c] of r.changes) {
         const t = result.changes.get(k) ?? { entered: [], exited: [] };
-        t.entered.push(...c.entered);
-        t.exited.push(...c.exited);
+        for (const id of c.entered) t.entered.push(id);
+        for (const id of c.exited) t.exited.push(id);
         result.changes.set(k, t);
       }
     }

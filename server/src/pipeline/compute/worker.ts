@@ -115,11 +115,11 @@ export async function recomputeDefinition(
 
 function merge(into: ApplyResult, r: ApplyResult): void {
   into.evaluated += r.evaluated;
-  into.eventIds.push(...r.eventIds);
+  for (const id of r.eventIds) into.eventIds.push(id);
   for (const [k, c] of r.changes) {
     const t = into.changes.get(k) ?? { entered: [], exited: [] };
-    t.entered.push(...c.entered);
-    t.exited.push(...c.exited);
+    for (const id of c.entered) t.entered.push(id);
+    for (const id of c.exited) t.exited.push(id);
     into.changes.set(k, t);
   }
 }
