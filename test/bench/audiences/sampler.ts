@@ -27,6 +27,11 @@ export interface PgActivity {
 
 // Matched in order against the statement with its whitespace collapsed.
 const NAMES: [RegExp, string][] = [
+  // The benchmark's own polls (memberships seen, computed_at set, the sweep's lease row).
+  [
+    /AS (entered|exited) FROM audience_memberships|computed_at IS NOT NULL AND|'sweptAt' AS at/,
+    'the benchmark (polls)',
+  ],
   [/^WITH truth AS \(WITH scope AS MATERIALIZED/, 'rule over a scope, diffed with the members in SQL (store.apply)'],
   [/^WITH scope AS MATERIALIZED .* AS member\b/, 'rule over a scope, every profile with its truth'],
   [/^WITH scope AS MATERIALIZED/, 'rule over a scope, members only (evaluateRule)'],
@@ -72,14 +77,13 @@ export function sampleActivity(url: string, database: string, everyMs = 40): () 
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      const rows = await sql<{ query: string; waiting: boolean; app: string }[]>`
-        SELECT query, wait_event IS NOT NULL AS waiting, application_name AS app FROM pg_stat_activity
+      const rows = await sql<{ query: string; waiting: boolean }[]>`
+        SELECT query, wait_event IS NOT NULL AS waiting FROM pg_stat_activity
         WHERE datname = ${database} AND state = 'active' AND pid <> pg_backend_pid()
           AND backend_type = 'client backend'`;
       samples++;
       for (const r of rows) {
-        // The benchmark's own queries (its polls of memberships and computed_at) are named as such.
-        const name = r.app.startsWith('bench') ? 'the benchmark (polls)' : nameOf(r.query);
+        const name = nameOf(r.query);
         const c = counts.get(name) ?? { n: 0, waiting: 0 };
         c.n++;
         if (r.waiting) c.waiting++;
