@@ -221,7 +221,7 @@ async function recomputePhase(run: Run): Promise<{ recomputes: RecomputeRow[]; a
     console.log(
       api.error
         ? `  ${a.key}: FAILED after ${api.seconds.toFixed(1)} s: ${api.error} (audience deleted so that the retries stop)`
-        : `  ${a.key}: ${api.seconds.toFixed(1)} s POST → computedAt (job queued ${api.queuedS.toFixed(1)} s, ran ${api.runS.toFixed(1)} s), ${fmt(api.members)} members, ${fmt(api.enteredEvents)} audience.entered events`,
+        : `  ${a.key}: ${api.seconds.toFixed(1)} s POST → computedAt (job queued ${api.queuedS.toFixed(1)} s, ran ${api.runS.toFixed(1)} s), ${fmt(api.members)} members, ${fmt(api.enteredEvents)} audience.entered events (all recorded ${api.eventsS.toFixed(1)} s after POST)`,
     );
     recomputes.push({ api, evaluation: evaluations[i]! });
   }

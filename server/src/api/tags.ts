@@ -6,9 +6,10 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
-import { lockProfiles } from '../pipeline/compute/apply.ts';
+import { lockProfiles } from '../pipeline/compute/locks.ts';
+import { recordInOrder } from '../pipeline/compute/outbox.ts';
 import { allRules } from '../pipeline/compute/queries.ts';
-import { recordChangeEvents, tagStore } from '../pipeline/compute/store.ts';
+import { tagStore } from '../pipeline/compute/store.ts';
 import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { membersRoute } from './members.ts';
 import { checkRule } from './rules.ts';
@@ -303,7 +304,7 @@ export function profileTagsApi(deps: { sql: Sql; boss: PgBoss }) {
         action === 'enter'
           ? await tagStore.enter(tx, tag, [profile], now, actor, reason)
           : await tagStore.exit(tx, tag, [profile], now, actor, reason);
-      return recordChangeEvents(tx, { kind: 'tag', key: tag, name: t.name }, action, done, now, actor);
+      return recordInOrder(tx, { kind: 'tag', key: tag, name: t.name }, action, done, now, actor);
     })) as string[];
     if (eventIds.length) {
       // Audiences reading the tag follow (compute), and destinations hear of it (fan-out).

@@ -62,6 +62,8 @@ export interface ApiRecompute {
   members: number;
   /** audience.entered events recorded by the recompute. */
   enteredEvents: number;
+  /** POST → the last change event recorded (large diffs record them after the commit, from the outbox), s. */
+  eventsS: number;
   /** The job's error when an attempt failed (the audience is then deleted, so that retries stop). */
   error?: string;
   activity: PgActivity;
@@ -245,6 +247,7 @@ export async function recomputeThroughApi(
       runS: Number.NaN,
       members: Number.NaN,
       enteredEvents: 0,
+      eventsS: Number.NaN,
       error,
       activity,
       cpu,
@@ -262,6 +265,15 @@ export async function recomputeThroughApi(
     if (!job || job.run !== null) break;
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
+  // Change events of a large diff are recorded after computedAt, from the outbox (migration 0009).
+  for (const until = performance.now() + API_TIMEOUT_MS; performance.now() < until; ) {
+    const [left] = await sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM compute_changes WHERE key = ${audience.key}`;
+    if (!left?.n) break;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  const eventsS = (performance.now() - t0) / 1000;
   const [entered] = await sql<{ n: number }[]>`
     SELECT count(*)::int AS n FROM events
     WHERE event = 'audience.entered' AND profile_id IS NOT NULL AND source_id = 'cairn'
@@ -275,6 +287,7 @@ export async function recomputeThroughApi(
     runS: job?.run ?? Number.NaN,
     members: Number(seen.members),
     enteredEvents: entered!.n,
+    eventsS,
     activity,
     cpu,
   };

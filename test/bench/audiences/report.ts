@@ -73,7 +73,7 @@ export function recomputeTable(rows: RecomputeRow[], again?: ApiRecompute): stri
     if (api.error) {
       return `| \`${api.key}\`: ${api.words} | ${int(e.members)} | ${members} | ${ms(e.truthMs)} | **failed** after ${sec(api.seconds)} s: \`${api.error}\` (pg-boss retries it) | | | | ${cores(api.cpu)} |`;
     }
-    return `| \`${api.key}\`: ${api.words} | ${int(e.members)} | ${members} | ${ms(e.truthMs)} | **${sec(api.seconds)}** | ${sec(api.queuedS)} / ${sec(api.runS)} | ${int(api.members)} | ${int(api.enteredEvents)} | ${cores(api.cpu)} |`;
+    return `| \`${api.key}\`: ${api.words} | ${int(e.members)} | ${members} | ${ms(e.truthMs)} | **${sec(api.seconds)}** | ${sec(api.queuedS)} / ${sec(api.runS)} | ${int(api.members)} | ${int(api.enteredEvents)} (${sec(api.eventsS)}) | ${cores(api.cpu)} |`;
   });
   if (again) {
     lines.push(
@@ -81,7 +81,7 @@ export function recomputeTable(rows: RecomputeRow[], again?: ApiRecompute): stri
     );
   }
   return [
-    '| Audience | Members | evaluateRule ms (1st / 2nd) | Truth statement ms (every profile, in Postgres) | API: POST → `computedAt`, s | Job queued / ran (incl. handing change events to fan-out), s | Members (API) | audience.entered events | CPU cores: Cairn / Postgres / bench / other |',
+    '| Audience | Members | evaluateRule ms (1st / 2nd) | Truth statement ms (every profile, in Postgres) | API: POST → `computedAt`, s | Job queued / ran (incl. handing change events to fan-out), s | Members (API) | audience.entered events (all recorded, s after POST) | CPU cores: Cairn / Postgres / bench / other |',
     '|---|--:|--:|--:|--:|--:|--:|--:|---|',
     ...lines,
   ].join('\n');

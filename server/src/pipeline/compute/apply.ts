@@ -1,12 +1,8 @@
 import { compileComputedTrait, compileRule } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
-import { lockKey } from '../identify/locks.ts';
 import { type Definition, nodeName, readsOf } from './definitions.ts';
-import { recordChangeEvents, STORES } from './store.ts';
-
-// Advisory lock class of stage 3 (identify uses 1 and 2, delivery order 3): one profile's memberships are decided by
-// one transaction at a time, evaluated after the lock so it reads the latest committed events.
-const COMPUTE = 4;
+import { deferChanges, INLINE_CHANGE_EVENTS, recordInOrder } from './outbox.ts';
+import { STORES } from './store.ts';
 
 /** Profiles whose membership changed, per definition (`audience:key`). */
 export type Changes = Map<string, { entered: string[]; exited: string[] }>;
@@ -14,19 +10,32 @@ export type Changes = Map<string, { entered: string[]; exited: string[] }>;
 /** The outcome of applying definitions: the changes and the events recording them. */
 export interface ApplyResult {
   changes: Changes;
+  /** Change events recorded in the transaction (to hand to fan-out after it commits). */
   eventIds: string[];
   evaluated: number;
+  /** Changes whose events went to the outbox (recorded by `drainChanges` after the commit). */
+  deferred: number;
 }
 
+/** A result with nothing in it. */
+export const emptyResult = (): ApplyResult => ({ changes: new Map(), eventIds: [], evaluated: 0, deferred: 0 });
+
 /**
- * Locks profiles for stage 3 for the rest of the transaction (sorted: no deadlock between workers).
+ * Adds one chunk's result to a running total (in loops: a full recompute's lists are too long for push(...)).
  *
  * @example
- * await lockProfiles(tx, ids);
+ * mergeResults(total, await applyDefinitions(tx, defs, opts));
  */
-export async function lockProfiles(tx: Tx, ids: readonly string[]): Promise<void> {
-  const keys = [...new Set(ids.map((id) => lockKey(`compute:${id}`)))].sort((a, b) => a - b);
-  if (keys.length) await tx`SELECT pg_advisory_xact_lock(${COMPUTE}::int, k) FROM unnest(${keys}::int[]) AS k`;
+export function mergeResults(into: ApplyResult, r: ApplyResult): void {
+  into.evaluated += r.evaluated;
+  into.deferred += r.deferred;
+  for (const id of r.eventIds) into.eventIds.push(id);
+  for (const [k, c] of r.changes) {
+    const t = into.changes.get(k) ?? { entered: [], exited: [] };
+    for (const id of c.entered) t.entered.push(id);
+    for (const id of c.exited) t.exited.push(id);
+    into.changes.set(k, t);
+  }
 }
 
 /**
@@ -46,6 +55,7 @@ export async function applyDefinitions(
   const changes: Changes = new Map();
   const eventIds: string[] = [];
   let evaluated = 0;
+  let deferred = 0;
   for (const def of defs) {
     const initial = opts.initial(def);
     const cascaded = new Set<string>();
@@ -68,11 +78,18 @@ export async function applyDefinitions(
     const [entered, exitedNow] = [diff.entered, diff.exited];
     if (entered.length || exitedNow.length || diff.gone.length)
       changes.set(nodeName(def.kind, def.key), { entered, exited: [...exitedNow, ...diff.gone] });
-    // Appended in a loop: a full recompute can change half a million profiles, too many arguments for push(...).
-    for (const id of await recordChangeEvents(tx, def, 'enter', entered, opts.now, opts.by)) eventIds.push(id);
-    for (const id of await recordChangeEvents(tx, def, 'exit', exitedNow, opts.now, opts.by)) eventIds.push(id);
+    if (entered.length + exitedNow.length > INLINE_CHANGE_EVENTS) {
+      // A large diff (a full recompute): its change events are recorded after it commits, from the outbox.
+      await deferChanges(tx, def, 'enter', entered, opts.now, opts.by);
+      await deferChanges(tx, def, 'exit', exitedNow, opts.now, opts.by);
+      deferred += entered.length + exitedNow.length;
+      continue;
+    }
+    // Appended in a loop: a cascade can change many profiles, too many arguments for push(...).
+    for (const id of await recordInOrder(tx, def, 'enter', entered, opts.now, opts.by)) eventIds.push(id);
+    for (const id of await recordInOrder(tx, def, 'exit', exitedNow, opts.now, opts.by)) eventIds.push(id);
   }
-  return { changes, eventIds, evaluated };
+  return { changes, eventIds, evaluated, deferred };
 }
 
 /**

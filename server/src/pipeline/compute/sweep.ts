@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { computedTraitEdges, ruleEdges } from '@cairn/core';
 import type { Sql } from '../../db/index.ts';
-import { type ApplyResult, applyDefinitions, lockProfiles } from './apply.ts';
+import { type ApplyResult, applyDefinitions, emptyResult, mergeResults } from './apply.ts';
 import { loadDefinitions, nodeName } from './definitions.ts';
 import { runFragment } from './evaluate.ts';
+import { lockProfiles } from './locks.ts';
 
 const CHUNK = 250;
 const LEASE_SECONDS = 120;
@@ -22,7 +23,7 @@ const KEY = 'compute.sweep';
  * const result = await sweepOnce({ sql, now: () => new Date() }, new Date());
  */
 export async function sweepOnce(deps: { sql: Sql }, now: Date): Promise<ApplyResult> {
-  const result: ApplyResult = { changes: new Map(), eventIds: [], evaluated: 0 };
+  const result = emptyResult();
   const owner = randomUUID();
   const [claim] = await deps.sql<{ since: string | null }[]>`
     INSERT INTO settings (key, value) VALUES (${KEY}, ${deps.sql.json({ sweptAt: now.toISOString(), owner, leaseUntil: new Date(Date.now() + LEASE_SECONDS * 1000).toISOString() })})
@@ -62,14 +63,7 @@ export async function sweepOnce(deps: { sql: Sql }, now: Date): Promise<ApplyRes
           },
         });
       })) as ApplyResult;
-      result.evaluated += r.evaluated;
-      for (const id of r.eventIds) result.eventIds.push(id);
-      for (const [k, c] of r.changes) {
-        const t = result.changes.get(k) ?? { entered: [], exited: [] };
-        for (const id of c.entered) t.entered.push(id);
-        for (const id of c.exited) t.exited.push(id);
-        result.changes.set(k, t);
-      }
+      mergeResults(result, r);
     }
   }
   // Member counts over time: a point per audience per hour (full recomputes add their own).

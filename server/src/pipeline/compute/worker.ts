@@ -2,8 +2,10 @@ import type { PgBoss } from 'pg-boss';
 import type { Sql, Tx } from '../../db/index.ts';
 import { type ComputeDefinition, type ComputeProfiles, QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
-import { type ApplyResult, applyDefinitions, lockProfiles } from './apply.ts';
+import { type ApplyResult, applyDefinitions, emptyResult, mergeResults } from './apply.ts';
 import { affectedBy, type Definition, loadDefinitions, nodeName } from './definitions.ts';
+import { lockProfiles } from './locks.ts';
+import { drainChanges } from './outbox.ts';
 import { sweepOnce } from './sweep.ts';
 
 /** What stage 3 needs. */
@@ -51,7 +53,7 @@ export async function computeForEvents(
   changedProfiles: readonly string[] = [],
 ): Promise<ApplyResult> {
   const definitions = defs ?? (await loadDefinitions(deps.sql));
-  const total: ApplyResult = { changes: new Map(), eventIds: [], evaluated: 0 };
+  const total = emptyResult();
   if (!definitions.length || (!eventIds.length && !changedProfiles.length)) return total;
   const { profiles, names } = eventIds.length
     ? await touchedBy(deps.sql, eventIds)
@@ -74,7 +76,7 @@ export async function computeForEvents(
         },
       });
     })) as ApplyResult;
-    merge(total, r);
+    mergeResults(total, r);
   }
   return total;
 }
@@ -93,7 +95,7 @@ export async function recomputeDefinition(
   const definitions = await loadDefinitions(deps.sql);
   const target = nodeName(which.kind, which.key);
   if (!definitions.some((d) => nodeName(d.kind, d.key) === target)) {
-    return { changes: new Map(), eventIds: [], evaluated: 0 };
+    return emptyResult();
   }
   const now = deps.now();
   return (await deps.sql.begin(async (tx) => {
@@ -113,17 +115,6 @@ export async function recomputeDefinition(
   })) as ApplyResult;
 }
 
-function merge(into: ApplyResult, r: ApplyResult): void {
-  into.evaluated += r.evaluated;
-  for (const id of r.eventIds) into.eventIds.push(id);
-  for (const [k, c] of r.changes) {
-    const t = into.changes.get(k) ?? { entered: [], exited: [] };
-    for (const id of c.entered) t.entered.push(id);
-    for (const id of c.exited) t.exited.push(id);
-    into.changes.set(k, t);
-  }
-}
-
 /** Hands change events to fan-out (destinations that accept track events receive them). */
 async function handOver(boss: PgBoss, r: ApplyResult): Promise<void> {
   for (let i = 0; i < r.eventIds.length; i += 1000)
@@ -138,6 +129,17 @@ async function handOver(boss: PgBoss, r: ApplyResult): Promise<void> {
  * const stop = await startComputeWorker(deps);
  */
 export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promise<void>> {
+  // The outbox of large diffs' change events: drained after a recompute that filled it and at every sweep tick
+  // (which also picks up what a crashed process left), one chunk per transaction, stopping between chunks on exit.
+  let stopped = false;
+  let draining: Promise<unknown> | undefined;
+  const drain = () => {
+    draining ??= drainChanges(deps, () => stopped)
+      .catch((err) => deps.log.error('compute outbox', err))
+      .finally(() => {
+        draining = undefined;
+      });
+  };
   await deps.boss.work<ComputeProfiles>(
     QUEUES.computeProfiles.name,
     {
@@ -155,6 +157,7 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
         jobs.flatMap((j) => j.data.profileIds ?? []),
       );
       await handOver(deps.boss, r);
+      if (r.deferred) drain();
     },
   );
   await deps.boss.work<ComputeDefinition>(
@@ -163,13 +166,15 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
     async function recompute([job]) {
       const r = await recomputeDefinition(deps, job!.data);
       await handOver(deps.boss, r);
+      if (r.deferred) drain();
       deps.log.info(
-        `compute: ${job!.data.kind} ${job!.data.key} recomputed (${[...r.changes.values()].reduce((n, c) => n + c.entered.length + c.exited.length, 0)} changes)`,
+        `compute: ${job!.data.kind} ${job!.data.key} recomputed (${[...r.changes.values()].reduce((n, c) => n + c.entered.length + c.exited.length, 0)} changes, ${r.deferred} change events left to the outbox)`,
       );
     },
   );
   let running: Promise<void> | undefined;
   const timer = setInterval(() => {
+    drain();
     running ??= sweepOnce(deps, deps.now())
       .then((r) => handOver(deps.boss, r))
       .catch((err) => deps.log.error('compute sweep', err))
@@ -179,7 +184,8 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
   }, deps.sweepSeconds * 1000);
   timer.unref();
   return async () => {
+    stopped = true;
     clearInterval(timer);
-    await running;
+    await Promise.all([running, draining]);
   };
 }
