@@ -1,4 +1,4 @@
-import { describeRule, type Rule } from '@cairn/core';
+import { describeRule } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
@@ -8,11 +8,11 @@ import { QUEUES } from '../jobs/queues.ts';
 import { evaluateRule, explainRule } from '../pipeline/compute/evaluate.ts';
 import {
   type AudienceRow,
-  allRules,
   audienceCounts,
   getAudience,
   listAudiences,
   membershipHistory,
+  rulesReading,
 } from '../pipeline/compute/queries.ts';
 import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { membersRoute } from './members.ts';
@@ -250,7 +250,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) 
     async (c) => {
       const { key } = c.req.valid('param');
       await existing(key);
-      const real = (await allRules(sql)).filter((d) => d.rule && usesAudience(d.rule, key));
+      const real = await rulesReading(sql, 'audience', key);
       if (real.length)
         throw apiError(
           409,
@@ -361,10 +361,4 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) 
     },
   );
   return app;
-}
-
-function usesAudience(rule: Rule, key: string): boolean {
-  if (rule.op === 'and' || rule.op === 'or') return rule.rules.some((r) => usesAudience(r, key));
-  if (rule.op === 'not') return usesAudience(rule.rule, key);
-  return rule.op === 'in_audience' && rule.audience === key;
 }

@@ -3,7 +3,6 @@ import {
   type ComputedTraitDefinition,
   computedTraitSchema,
   describeComputedTrait,
-  type Rule,
 } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { PgBoss } from 'pg-boss';
@@ -11,7 +10,7 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
-import { allRules } from '../pipeline/compute/queries.ts';
+import { rulesReading } from '../pipeline/compute/queries.ts';
 import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
@@ -54,12 +53,6 @@ function parseDefinition(input: unknown): ComputedTraitDefinition {
   if (parsed.success) return parsed.data;
   const details = parsed.error.issues.map((i) => ({ path: ['definition', ...i.path].join('.'), message: i.message }));
   throw apiError(400, 'invalid_definition', `${details[0]!.path}: ${details[0]!.message}`, details);
-}
-
-function usesComputed(rule: Rule, key: string): boolean {
-  if (rule.op === 'and' || rule.op === 'or') return rule.rules.some((r) => usesComputed(r, key));
-  if (rule.op === 'not') return usesComputed(rule.rule, key);
-  return rule.op === 'computed' && rule.trait.split('.')[0] === key;
 }
 
 /**
@@ -250,7 +243,7 @@ export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss }) {
     async (c) => {
       const { key } = c.req.valid('param');
       await existing(key);
-      const users = (await allRules(sql)).filter((d) => d.rule && usesComputed(d.rule, key));
+      const users = await rulesReading(sql, 'computed', key);
       if (users.length)
         throw apiError(
           409,

@@ -8,7 +8,7 @@ import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import { lockProfiles } from '../pipeline/compute/locks.ts';
 import { recordInOrder } from '../pipeline/compute/outbox.ts';
-import { allRules } from '../pipeline/compute/queries.ts';
+import { rulesReading } from '../pipeline/compute/queries.ts';
 import { tagStore } from '../pipeline/compute/store.ts';
 import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { membersRoute } from './members.ts';
@@ -57,12 +57,6 @@ async function tags(sql: Sql, key?: string): Promise<TagRow[]> {
     SELECT t.key, t.name, t.rule, t.created_at AS "createdAt", t.updated_at AS "updatedAt",
       (SELECT count(*)::int FROM tag_assignments a WHERE a.tag = t.key AND a.removed_at IS NULL) AS members
     FROM tags t ${key ? sql`WHERE t.key = ${key}` : sql``} ORDER BY t.key`;
-}
-
-function usesTag(rule: Rule, key: string): boolean {
-  if (rule.op === 'and' || rule.op === 'or') return rule.rules.some((r) => usesTag(r, key));
-  if (rule.op === 'not') return usesTag(rule.rule, key);
-  return rule.op === 'has_tag' && rule.tag === key;
 }
 
 /**
@@ -206,7 +200,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss }) {
     async (c) => {
       const { key } = c.req.valid('param');
       await existing(key);
-      const users = (await allRules(sql)).filter((d) => d.rule && usesTag(d.rule, key));
+      const users = await rulesReading(sql, 'tag', key);
       if (users.length)
         throw apiError(409, 'conflict', `tag ${key} is used by ${users.map((d) => `${d.kind} ${d.key}`).join(', ')}`);
       await sql`DELETE FROM tags WHERE key = ${key}`;

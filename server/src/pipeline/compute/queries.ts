@@ -1,4 +1,4 @@
-import type { Rule } from '@cairn/core';
+import { type Rule, ruleDependencies } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 
 /** An audience as the API shows it. */
@@ -41,6 +41,23 @@ export async function allRules(
     SELECT 'audience' AS kind, key, rule FROM audiences
     UNION ALL SELECT 'tag', key, rule FROM tags
     UNION ALL SELECT 'computed', key, NULL FROM computed_traits`;
+}
+
+/**
+ * The definitions whose rules read an audience, a tag or a computed trait (a definition in use cannot be deleted).
+ *
+ * @example
+ * const users = await rulesReading(sql, 'tag', 'vip'); // [{ kind: 'audience', key: 'vip_buyers' }]
+ */
+export async function rulesReading(
+  sql: Tx,
+  kind: 'audience' | 'tag' | 'computed',
+  key: string,
+): Promise<{ kind: 'audience' | 'tag' | 'computed'; key: string }[]> {
+  const field = ({ audience: 'audiences', tag: 'tags', computed: 'computed' } as const)[kind];
+  return (await allRules(sql))
+    .filter((d) => d.rule && ruleDependencies(d.rule)[field].has(key))
+    .map(({ kind, key }) => ({ kind, key }));
 }
 
 /** A page of current members (keyset by profile id), with an identity to recognise them by. */
