@@ -21,6 +21,7 @@ import webhook from '@cairn/plugin-webhook';
 const RECEIVER = `
 const http = require('node:http');
 let requests = 0;
+let connections = 0;
 const ports = [];
 let pending = 3;
 for (let i = 0; i < 3; i++) {
@@ -29,9 +30,10 @@ for (let i = 0; i < 3; i++) {
     req.on('end', () => { requests++; res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"ok":true}'); });
   });
   s.keepAliveTimeout = 5000;
+  s.on('connection', () => connections++);
   s.listen(0, '127.0.0.1', () => { ports[i] = s.address().port; if (--pending === 0) process.stdout.write(JSON.stringify(ports) + '\\n'); });
 }
-process.stdin.on('data', () => process.stdout.write(JSON.stringify({ requests }) + '\\n'));
+process.stdin.on('data', () => process.stdout.write(JSON.stringify({ requests, connections }) + '\\n'));
 `;
 
 /** The implementation before `ctx.fetch` moved to undici (packages/plugin-api/src/run.ts at c0a6aba). */
@@ -160,7 +162,10 @@ async function main() {
   const cpu = process.cpuUsage(cpu0);
   const wallMs = performance.now() - wall0;
   receiver.stdin!.write('\n');
-  const { requests } = JSON.parse((await lines.next()).value as string) as { requests: number };
+  const { requests, connections } = JSON.parse((await lines.next()).value as string) as {
+    requests: number;
+    connections: number;
+  };
   receiver.kill();
   const cpuMs = (cpu.user + cpu.system) / 1000;
   console.log(
@@ -173,6 +178,7 @@ async function main() {
       wallMs: Math.round(wallMs),
       eventsPerSecond: Math.round(events / (wallMs / 1000)),
       requestsIncludingWarmup: requests,
+      connectionsIncludingWarmup: connections,
       failed,
     }),
   );
