@@ -155,6 +155,11 @@ describe('ctx.fetch on undici', () => {
       'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
     });
 
+    const blob = await echoed(
+      fetch(`${a.url}/echo`, { method: 'POST', body: new Blob(['from a blob'], { type: 'text/csv' }) }),
+    );
+    expect(blob).toMatchObject({ body: 'from a blob', headers: { 'content-type': 'text/csv' } });
+
     const get = await echoed(fetch(`${a.url}/echo`));
     expect(get).toMatchObject({ method: 'GET', body: '' });
     const del = await echoed(fetch(`${a.url}/echo`, { method: 'DELETE' }));

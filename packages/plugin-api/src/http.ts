@@ -112,8 +112,11 @@ function has(pairs: Pairs, name: string): boolean {
   return false;
 }
 
-/** The body as undici takes it, or `undefined` when it is a kind only the global `fetch` handles. */
-async function bodyOf(body: Init['body'], pairs: Pairs): Promise<string | Uint8Array | null | undefined> {
+/**
+ * The body as undici takes it (a promise only for a `Blob`), or `undefined` when it is a kind only the
+ * global `fetch` handles. Adds the content type `fetch` would.
+ */
+function bodyOf(body: Init['body'], pairs: Pairs): string | Uint8Array | null | undefined | Promise<Uint8Array> {
   if (body === undefined || body === null) return null;
   if (typeof body === 'string') {
     if (!has(pairs, 'content-type')) pairs.push(['content-type', 'text/plain;charset=UTF-8']);
@@ -128,7 +131,7 @@ async function bodyOf(body: Init['body'], pairs: Pairs): Promise<string | Uint8A
   if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
   if (body instanceof Blob) {
     if (body.type && !has(pairs, 'content-type')) pairs.push(['content-type', body.type]);
-    return new Uint8Array(await body.arrayBuffer());
+    return body.arrayBuffer().then((b) => new Uint8Array(b));
   }
   return undefined;
 }
@@ -161,6 +164,8 @@ function responseOf(
     if (Array.isArray(v)) for (const one of v) headers.append(k, one);
     else if (v !== undefined) headers.append(k, v);
   }
+  // An empty body as null: no stream to set up for the many receivers that answer with nothing.
+  if (bytes?.byteLength === 0) bytes = null;
   let res: Response;
   try {
     res = new Response(bytes, { status: data.statusCode, statusText: data.statusText ?? '', headers });
@@ -265,9 +270,10 @@ export async function pluginHttp(
 ): Promise<Response> {
   const { timeoutMs } = options;
   const pairs = headerPairs(init.headers);
-  let body: string | Uint8Array | null | undefined;
+  let body: ReturnType<typeof bodyOf>;
   try {
-    body = await bodyOf(init.body, pairs);
+    body = bodyOf(init.body, pairs);
+    if (body instanceof Promise) body = await body;
   } catch (err) {
     throw failure(err, false, timeoutMs);
   }
