@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkResponse, PermanentError, RetryableError } from './errors.ts';
-import { closePluginAgent } from './http.ts';
+import { closePluginAgent, MAX_RESPONSE_BYTES } from './http.ts';
 import { createPluginFetch } from './run.ts';
 
 type Handler = (req: IncomingMessage, body: Buffer, res: ServerResponse) => void;
@@ -286,6 +286,30 @@ describe('ctx.fetch on undici', () => {
     const down = new Uint8Array(await res.arrayBuffer());
     expect(down.byteLength).toBe(big.byteLength);
     expect(createHash('sha256').update(down).digest('hex')).toBe(createHash('sha256').update(big).digest('hex'));
+  });
+
+  it('refuses a response body over MAX_RESPONSE_BYTES (it would be held in memory) as a retryable error', async () => {
+    const huge = await serve({
+      '/huge': (_req, _body, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        const chunk = Buffer.alloc(1024 * 1024);
+        let left = MAX_RESPONSE_BYTES / chunk.byteLength + 1;
+        const more = () => {
+          while (left > 0 && !res.destroyed) {
+            left--;
+            if (!res.write(chunk)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        more();
+      },
+    });
+    try {
+      const err = await failureOf(fetch(`${huge.url}/huge`, { timeoutMs: 30_000 }));
+      expect(err.message).toMatch(/^request failed: .*max size/i);
+    } finally {
+      await close(huge.server);
+    }
   });
 
   it('follows redirects like fetch: 302 after POST becomes GET, 307 keeps the body', async () => {
