@@ -1,6 +1,7 @@
 export { definePlugin } from './define.ts';
 export { checkResponse, PermanentError, parseRetryAfter, RetryableError } from './errors.ts';
 export { PluginSettingsError, type RunOptions, type RunResult, runPlugin } from './harness.ts';
+export { closePluginAgent, MAX_RESPONSE_BYTES } from './http.ts';
 export { createPluginFetch, DEFAULT_FETCH_TIMEOUT_MS, sendBatch } from './run.ts';
 export { type Escape, itemScope, lookup, render, type Scope } from './template.ts';
 export type {

@@ -1,31 +1,21 @@
 import { PermanentError, RetryableError } from './errors.ts';
+import { pluginHttp } from './http.ts';
 import type { DeliveryItem, ItemOutcome, PluginContext, PluginDefinition, PluginFetch } from './types.ts';
 
 /** Default time one HTTP call of a plugin may take. */
 export const DEFAULT_FETCH_TIMEOUT_MS = 10_000;
 
 /**
- * A `fetch` that aborts after `timeoutMs` (per call, default 10 s) or when `signal` aborts.
+ * A `fetch` that aborts after `timeoutMs` (per call, default 10 s) or when `signal` aborts, on the
+ * shared keep-alive HTTP client of `http.ts`; every failure to get a response is a `RetryableError`.
  *
  * @example
  * const fetch = createPluginFetch(controller.signal);
  * await fetch(url, { method: 'POST', body, timeoutMs: 2000 });
  */
 export function createPluginFetch(signal: AbortSignal, defaultTimeoutMs = DEFAULT_FETCH_TIMEOUT_MS): PluginFetch {
-  return async function pluginFetch(input, init = {}) {
-    const { timeoutMs = defaultTimeoutMs, signal: own, ...rest } = init;
-    const signals = [signal, AbortSignal.timeout(timeoutMs), ...(own ? [own] : [])];
-    try {
-      return await fetch(input, { ...rest, signal: AbortSignal.any(signals) });
-    } catch (err) {
-      // Network errors and timeouts are worth retrying; say which.
-      const reason =
-        (err as Error)?.name === 'TimeoutError'
-          ? `timed out after ${timeoutMs} ms`
-          : String((err as Error)?.message ?? err);
-      const cause = (err as { cause?: { code?: string } })?.cause?.code;
-      throw new RetryableError(`request failed: ${reason}${cause ? ` (${cause})` : ''}`, { cause: err });
-    }
+  return function pluginFetch(input, init = {}) {
+    return pluginHttp(input, init, { signal, timeoutMs: init.timeoutMs ?? defaultTimeoutMs });
   };
 }
 
