@@ -221,6 +221,16 @@ describe(`hardening on ${mode}`, () => {
       expect(read.headers.get('access-control-allow-origin')).toBeNull();
     });
 
+    it('records the request id it answered with in the audit log', async () => {
+      const res = await admin('/sources', { method: 'POST', body: JSON.stringify({ name: 'audited' }) });
+      expect(res.status).toBe(201);
+      const { id } = (await res.json()) as { id: string };
+      const requestId = res.headers.get('x-request-id');
+      expect(requestId).toBeTruthy();
+      const audit = (await (await admin(`/audit?resourceId=${id}`)).json()) as Any;
+      expect(audit.data.map((e: Any) => e.requestId)).toEqual([requestId]);
+    });
+
     it("answers the tracking API's preflight for a source's allowed origin", async () => {
       await createSource('cors', [ALLOWED]);
       const preflight = (origin: string) =>
