@@ -202,6 +202,13 @@ describe(`hardening on ${mode}`, () => {
         expect(res.headers.get('referrer-policy'), name).toBe('no-referrer');
         expect(res.headers.get('x-request-id'), name).toBeTruthy();
       }
+      // Except two the demo relaxes: other sites embed its snippet, and its pages keep their referrer.
+      const demo = await fetch(`${cairn.url}/demo/`);
+      expect(demo.status).toBe(200);
+      expect(demo.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(demo.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
+      expect(demo.headers.get('referrer-policy')).toBe('strict-origin-when-cross-origin');
+      expect(responses.api.headers.get('cross-origin-resource-policy')).toBe('same-origin');
       const csp = responses.unsubscribe.headers.get('content-security-policy') ?? '';
       expect(csp).toContain("default-src 'none'");
       expect(csp).toContain("frame-ancestors 'none'");

@@ -18,7 +18,8 @@ export function isTrackingPath(path: string): boolean {
  * Security headers (Hono's secureHeaders: HSTS, nosniff, frame and referrer policies, ...) on every
  * response but the tracking API's. The unsubscribe pages (`/u/*`) also get a Content-Security-Policy
  * that allows nothing but their inline style and their form posting to themselves; /api/docs loads
- * its reference UI from a CDN, so a CSP there would have to name it.
+ * its reference UI from a CDN, so a CSP there would have to name it. The demo (`/demo/*`) may be
+ * loaded from other sites.
  *
  * @example
  * app.use('*', securityHeaders());
@@ -34,9 +35,19 @@ export function securityHeaders(): MiddlewareHandler {
       baseUri: ["'none'"],
     },
   });
+  // The demo serves the snippet other sites embed (`<script src=…/demo/cairn.min.js>`: a cross-origin
+  // no-cors load that CORP same-origin would block), and its shop pages keep the browser's usual
+  // referrer policy so page views carry their referrer as on a real site.
+  const demo = secureHeaders({
+    crossOriginResourcePolicy: 'cross-origin',
+    referrerPolicy: 'strict-origin-when-cross-origin',
+  });
   return async function securityHeadersOutsideTracking(c, next) {
-    if (isTrackingPath(c.req.path)) return next();
-    return c.req.path.startsWith('/u/') ? pages(c, next) : common(c, next);
+    const path = c.req.path;
+    if (isTrackingPath(path)) return next();
+    if (path.startsWith('/u/')) return pages(c, next);
+    if (path === '/demo' || path.startsWith('/demo/')) return demo(c, next);
+    return common(c, next);
   };
 }
 
