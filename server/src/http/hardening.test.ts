@@ -124,6 +124,13 @@ describe(`hardening on ${mode}`, () => {
       expect((await track(source.writeKey, '/batch', batchOf('next', 1))).status).toBe(429);
     });
 
+    it('is described in OpenAPI on every tracking endpoint', async () => {
+      const doc = (await (await fetch(`${cairn.url}/api/openapi.json`)).json()) as Any;
+      for (const path of ['/v1/batch', '/v1/track', '/v1/identify']) {
+        expect(doc.paths[path].post.responses['429'], path).toBeDefined();
+      }
+    });
+
     it('lets the browser read Retry-After on a cross-origin 429', async () => {
       const source = await createSource('browser', [ALLOWED]);
       expect((await track(source.writeKey, '/batch', batchOf('w', 20), { origin: ALLOWED })).status).toBe(200);
