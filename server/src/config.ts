@@ -1,4 +1,4 @@
-import { type IdentityOptions, identityOptionsSchema } from '@cairn/core';
+import { type IdentityOptions, identityOptionsSchema, LIMITS } from '@cairn/core';
 import { z } from 'zod';
 
 /** Defaults, named once so docs, tests and code agree. */
@@ -68,7 +68,12 @@ const EnvSchema = z.object({
   CAIRN_SIGNIN_MAX: z.coerce.number().int().min(1).default(DEFAULTS.signInMax),
   CAIRN_SIGNIN_WINDOW_S: z.coerce.number().int().min(1).default(DEFAULTS.signInWindowSeconds),
   CAIRN_INGEST_RATE_PER_S: z.coerce.number().min(0).default(DEFAULTS.ingestRatePerSecond),
-  CAIRN_INGEST_BURST: z.coerce.number().int().min(1).default(DEFAULTS.ingestBurst),
+  // At least the largest batch: a batch is charged all its events, and one larger than the burst could never pass.
+  CAIRN_INGEST_BURST: z.coerce
+    .number()
+    .int()
+    .min(LIMITS.maxBatchEvents, `must be at least ${LIMITS.maxBatchEvents} (the largest batch)`)
+    .default(DEFAULTS.ingestBurst),
   CAIRN_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(DEFAULTS.bodyLimitBytes),
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
   CAIRN_TRUST_PROXY: flag(false),

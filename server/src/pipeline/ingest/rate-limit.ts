@@ -4,7 +4,10 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 export interface IngestRateLimit {
   /** Events per second on average; 0 disables the limit. */
   ratePerSecond: number;
-  /** Events one source may send within one window of `burst / ratePerSecond` seconds. */
+  /**
+   * Events one source may send within one window of `burst / ratePerSecond` seconds; at least the
+   * largest request (config.ts checks it), or a request larger would never pass.
+   */
   burst: number;
 }
 
@@ -23,8 +26,7 @@ export interface IngestLimiter {
  * which a source may send `burst` events, so over time at most `ratePerSecond` events/s pass (right
  * at a window's end and the next one's start, up to twice `burst` can pass close together). Every
  * process counts on its own: N servers behind a load balancer let a source send N times the rate.
- * A request of more events than `burst` costs `burst` (it passes only in an untouched window), so
- * a full batch is never refused forever.
+ * A request costs its events (at least 1).
  *
  * @example
  * const limiter = createIngestLimiter({ ratePerSecond: 50_000, burst: 100_000 });
@@ -35,7 +37,7 @@ export function createIngestLimiter(limit: IngestRateLimit): IngestLimiter | und
   const limiter = new RateLimiterMemory({ points: limit.burst, duration: limit.burst / limit.ratePerSecond });
   return {
     async take(key, events) {
-      const cost = Math.min(Math.max(events, 1), limit.burst);
+      const cost = Math.max(events, 1);
       try {
         await limiter.consume(key, cost);
         return null;
