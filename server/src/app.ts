@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { secureHeaders } from 'hono/secure-headers';
+import { requestId } from 'hono/request-id';
 import type { PgBoss } from 'pg-boss';
 import { adminApi } from './api/index.ts';
 import type { ApiKeyVerifier } from './auth/api-keys.ts';
@@ -8,6 +8,7 @@ import type { PeopleAuth } from './auth/people.ts';
 import type { Config } from './config.ts';
 import type { Sql } from './db/index.ts';
 import { apiError, onError } from './http/errors.ts';
+import { limitBodies, securityHeaders } from './http/hardening.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './observability/metrics.ts';
 import type { DestinationDirectory } from './pipeline/deliver/directory.ts';
@@ -62,6 +63,13 @@ export function createApp(deps: AppDeps): Hono {
   app.notFound(() => {
     throw apiError(404, 'not_found', 'no such route');
   });
+  // First, so every answer (the shutdown 503 too) carries an id that a 500's log line also names.
+  app.use('*', requestId());
+  app.use('*', async function requestIdOnEveryAnswer(c, next) {
+    await next();
+    // A Response built elsewhere (better-auth's) misses the header requestId() set on the context.
+    if (!c.res.headers.has('x-request-id')) c.res.headers.set('X-Request-Id', c.get('requestId'));
+  });
   app.use('*', async function measure(c, next) {
     // Once shutdown begins, requests arriving on kept-alive connections are turned away (retryable)
     // and the connection closed, so in-flight work can drain instead of being refilled.
@@ -81,7 +89,10 @@ export function createApp(deps: AppDeps): Hono {
     stop({ method: c.req.method, route });
     metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
   });
-  app.use('/api/*', secureHeaders());
+  // Not on the tracking API, which keeps its own limits and CORS (pipeline/ingest/routes.ts). /api
+  // gets no CORS at all: the admin API and its session cookies are for this origin only.
+  app.use('*', securityHeaders());
+  app.use('*', limitBodies(deps.config.bodyLimitBytes));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {

@@ -1,4 +1,4 @@
-import { type IdentityOptions, identityOptionsSchema } from '@cairn/core';
+import { type IdentityOptions, identityOptionsSchema, LIMITS } from '@cairn/core';
 import { z } from 'zod';
 
 /** Defaults, named once so docs, tests and code agree. */
@@ -35,6 +35,14 @@ export const DEFAULTS = Object.freeze({
   /** Sign-in attempts per client IP per window (better-auth's in-memory rate limiter, per process). */
   signInMax: 5,
   signInWindowSeconds: 60,
+  /**
+   * Tracking API events per write key per second, per process (0 = no limit), and how many may come at
+   * once. Above what one process stores (bench:ingest: ~24,000 events/s), so only a runaway client meets it.
+   */
+  ingestRatePerSecond: 50_000,
+  ingestBurst: 100_000,
+  /** Largest request body on every route but the tracking API (which has its own limits, LIMITS). */
+  bodyLimitBytes: 1024 * 1024,
 });
 
 const flag = (fallback: boolean) =>
@@ -59,6 +67,14 @@ const EnvSchema = z.object({
   CAIRN_API_KEY_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(DEFAULTS.apiKeyCacheMs),
   CAIRN_SIGNIN_MAX: z.coerce.number().int().min(1).default(DEFAULTS.signInMax),
   CAIRN_SIGNIN_WINDOW_S: z.coerce.number().int().min(1).default(DEFAULTS.signInWindowSeconds),
+  CAIRN_INGEST_RATE_PER_S: z.coerce.number().min(0).default(DEFAULTS.ingestRatePerSecond),
+  // At least the largest batch: a batch is charged all its events, and one larger than the burst could never pass.
+  CAIRN_INGEST_BURST: z.coerce
+    .number()
+    .int()
+    .min(LIMITS.maxBatchEvents, `must be at least ${LIMITS.maxBatchEvents} (the largest batch)`)
+    .default(DEFAULTS.ingestBurst),
+  CAIRN_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(DEFAULTS.bodyLimitBytes),
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
   CAIRN_TRUST_PROXY: flag(false),
   CAIRN_DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(DEFAULTS.poolMax),
@@ -127,6 +143,10 @@ export interface Config {
   /** How long API key verifications are cached (revocation delay). */
   apiKeyCacheMs: number;
   signIn: { max: number; windowSeconds: number };
+  /** Per write key per process; ratePerSecond 0 = off (see pipeline/ingest/rate-limit.ts). */
+  ingestRateLimit: { ratePerSecond: number; burst: number };
+  /** Largest request body outside the tracking API. */
+  bodyLimitBytes: number;
   role: 'all' | 'ingest' | 'worker';
   trustProxy: boolean;
   poolMax: number;
@@ -183,6 +203,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     adminPassword: e.CAIRN_ADMIN_PASSWORD,
     apiKeyCacheMs: e.CAIRN_API_KEY_CACHE_MS,
     signIn: Object.freeze({ max: e.CAIRN_SIGNIN_MAX, windowSeconds: e.CAIRN_SIGNIN_WINDOW_S }),
+    ingestRateLimit: Object.freeze({ ratePerSecond: e.CAIRN_INGEST_RATE_PER_S, burst: e.CAIRN_INGEST_BURST }),
+    bodyLimitBytes: e.CAIRN_BODY_LIMIT_BYTES,
     role: e.CAIRN_ROLE,
     trustProxy: e.CAIRN_TRUST_PROXY,
     poolMax: e.CAIRN_DB_POOL_MAX,

@@ -2,7 +2,6 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { Scalar } from '@scalar/hono-api-reference';
 import type { Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { PgBoss } from 'pg-boss';
 import { auditWrites } from '../audit/middleware.ts';
 import { auditedRoutes, loaders } from '../audit/resources.ts';
@@ -89,15 +88,7 @@ export function adminApi(deps: {
   });
   api.get('/docs', Scalar({ url: '/api/openapi.json', pageTitle: 'Cairn API' }));
 
-  api.use(
-    '*',
-    bodyLimit({
-      maxSize: 1024 * 1024,
-      onError: () => {
-        throw apiError(413, 'payload_too_large', 'request body is larger than 1 MiB');
-      },
-    }),
-  );
+  // Request bodies are limited for every route outside the tracking API in app.ts (CAIRN_BODY_LIMIT_BYTES).
   const authed = authenticate({
     authenticator: deps.authenticator,
     apiKeys: deps.apiKeys,
@@ -177,8 +168,10 @@ function withPeer(c: Context): Request {
   return req;
 }
 
-// better-auth answers 429 with X-Retry-After; HTTP clients look for Retry-After.
-function withRetryAfter(res: Response): Response {
+// better-auth answers 429 with X-Retry-After; HTTP clients look for Retry-After. A 500 of its own
+// (an APIError it raised) may carry an internal message: it goes to the log, the client gets ours.
+async function withRetryAfter(res: Response): Promise<Response> {
+  if (res.status >= 500) throw new Error(`better-auth answered ${res.status}: ${await res.text()}`);
   if (res.status !== 429 || res.headers.has('retry-after')) return res;
   const out = new Response(res.body, res);
   out.headers.set('Retry-After', res.headers.get('x-retry-after') ?? '60');

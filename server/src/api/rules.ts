@@ -51,9 +51,20 @@ export async function checkRule(
     // The nil profile: an empty scope the database still has to plan and type-check.
     await evaluateRule(sql, v.rule, { now: new Date(), profileIds: ['00000000-0000-0000-0000-000000000000'] });
   } catch (err) {
+    // Only Postgres refusing the rule is the client's fault; a lost connection or a server fault is a
+    // 500 whose message stays in the log.
+    if (!refusedByPostgres(err)) throw err;
     throw apiError(400, 'invalid_rule', `rule refused by the database: ${(err as Error).message}`);
   }
   return v.rule;
+}
+
+// A SQLSTATE about the statement (a pattern that does not compile, a comparison that does not
+// type-check), not about the connection (08), resources (53), operator intervention (57), the system
+// (58), an internal error (XX) or a table missing (42P01: the schema, never the rule, is at fault).
+function refusedByPostgres(err: unknown): boolean {
+  const code = String((err as { code?: unknown })?.code ?? '');
+  return /^[0-9A-Z]{5}$/.test(code) && !/^(08|53|57|58|XX)/.test(code) && code !== '42P01';
 }
 
 function patternsOf(rule: Rule): string[] {

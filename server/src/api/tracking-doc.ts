@@ -65,6 +65,10 @@ const responses = {
     description: 'Unsupported content type or encoding',
     content: { 'application/json': { schema: ErrorSchema } },
   },
+  429: {
+    description: "Over the source's events per second on this server: nothing stored; retry after Retry-After",
+    content: { 'application/json': { schema: ErrorSchema } },
+  },
   503: { description: 'Not stored; retry (Retry-After)', content: { 'application/json': { schema: ErrorSchema } } },
 };
 

@@ -71,7 +71,8 @@ export function auditWrites(deps: {
       // A refusal changed nothing: the state it would have changed is not worth a copy.
       before: ok ? redact(before ?? null) : null,
       after: redact(after ?? null),
-      requestId: c.req.header('x-request-id') ?? null,
+      // The id this server answered with (app.ts gives every request one, a valid incoming one kept).
+      requestId: c.res.headers.get('x-request-id') ?? c.req.header('x-request-id') ?? null,
       ip: peer(c),
     };
     try {

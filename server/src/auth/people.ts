@@ -18,6 +18,7 @@ const creatingRole = new AsyncLocalStorage<Role>();
 
 /** The better-auth options Cairn runs with (also what its migrations are computed from). */
 export function authOptions(sql: Sql, config: Readonly<Config>, secret: string) {
+  const secureCookies = config.publicUrl?.startsWith('https://') ?? false;
   return {
     appName: 'Cairn',
     basePath: '/api/auth',
@@ -58,6 +59,10 @@ export function authOptions(sql: Sql, config: Readonly<Config>, secret: string) 
         },
       },
     },
+    // An unexpected error (not better-auth's own APIError) reaches our error handler, which logs its
+    // stack and answers a JSON 500 with the request id; better-auth would answer an empty 500 and
+    // print the error to the console, past our log.
+    onAPIError: { throw: true },
     rateLimit: {
       enabled: true,
       // Our own store: better-auth's 'memory' store is one module-wide map shared by every instance in
@@ -74,7 +79,11 @@ export function authOptions(sql: Sql, config: Readonly<Config>, secret: string) 
       // better-auth turns its origin check off when NODE_ENV=test; tests must see what production does.
       disableOriginCheck: false,
       disableCSRFCheck: false,
-      useSecureCookies: config.publicUrl?.startsWith('https://') ?? false,
+      useSecureCookies: secureCookies,
+      // better-auth's defaults today, stated so an upgrade cannot loosen them: no script reads the
+      // session (HttpOnly), other sites' requests do not carry it except top-level GETs (Lax), and
+      // over https it never travels in clear (Secure, with the __Secure- name prefix).
+      defaultCookieAttributes: { httpOnly: true, sameSite: 'lax' as const, secure: secureCookies },
       // Behind a proxy the client is the first X-Forwarded-For hop; otherwise the socket peer (see app.ts).
       ipAddress: { ipAddressHeaders: config.trustProxy ? ['x-forwarded-for'] : ['x-cairn-peer-ip'] },
     },
@@ -158,9 +167,17 @@ async function claimFirstUser(sql: Sql): Promise<boolean> {
  */
 export async function signUp(sql: Sql, auth: PeopleAuth, request: Request): Promise<Response> {
   if (!(await claimFirstUser(sql))) return auth.handler(request);
-  const res = await creatingRole.run('admin', () => auth.handler(request));
-  // A refused first sign-up (bad password, rate limit) must not close sign-up for good.
-  if (!res.ok) await sql`DELETE FROM settings WHERE key = 'first_user_claimed'`;
+  // A refused or failed first sign-up (bad password, rate limit, a database error) must not close
+  // sign-up for good.
+  const reopen = () => sql`DELETE FROM settings WHERE key = 'first_user_claimed'`;
+  let res: Response;
+  try {
+    res = await creatingRole.run('admin', () => auth.handler(request));
+  } catch (err) {
+    await reopen().catch(() => {});
+    throw err;
+  }
+  if (!res.ok) await reopen();
   return res;
 }
 

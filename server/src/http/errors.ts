@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -5,7 +6,8 @@ import type { Logger } from '../log.ts';
 
 /** The JSON body of every error response: `{ error: { code, message, details? } }`. */
 export interface ErrorBody {
-  error: { code: string; message: string; details?: unknown };
+  /** `requestId` comes with a 500 only: the log line holding the cause names it. */
+  error: { code: string; message: string; details?: unknown; requestId?: string };
 }
 
 interface ApiErrorCause {
@@ -32,7 +34,7 @@ export function apiError(
 
 /**
  * The one error handler: client errors keep their status, code and details; anything else is a 500
- * with no stack trace in the response (it goes to the log).
+ * with the request id and no stack trace or internal message in the response (both go to the log).
  *
  * @example
  * app.onError(onError(log));
@@ -47,8 +49,11 @@ export function onError(log: Logger) {
       for (const [k, v] of Object.entries(cause.headers ?? {})) c.header(k, v);
       return c.json(body, err.status as ContentfulStatusCode);
     }
-    log.error(`${c.req.method} ${c.req.path}`, err);
-    return c.json({ error: { code: 'internal', message: 'internal server error' } } satisfies ErrorBody, 500);
+    // The stack and the message stay in the log, under the request id the client is given to quote.
+    const requestId = (c.get('requestId') as string | undefined) ?? randomUUID();
+    log.error(`${c.req.method} ${c.req.path} failed (request ${requestId})`, err);
+    const body: ErrorBody = { error: { code: 'internal', message: 'internal server error', requestId } };
+    return c.json(body, 500);
   };
 }
 

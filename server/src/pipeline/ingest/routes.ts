@@ -12,6 +12,7 @@ import { BodyError, readJsonBody } from './body.ts';
 import { type EventRow, enrichEvent, type RequestFacts } from './enrich.ts';
 import { type FailureRecorder, failedEvent, failedPayload, type RequestInfo } from './failures.ts';
 import type { FailedEventRow } from './queries.ts';
+import { createIngestLimiter, type IngestLimiter } from './rate-limit.ts';
 import type { EventWriter } from './writer.ts';
 
 /** What the tracking API needs from the rest of the server. */
@@ -22,6 +23,10 @@ export interface IngestDeps {
   failures: FailureRecorder;
   metrics: Metrics;
   log: Logger;
+}
+
+interface RoutesDeps extends IngestDeps {
+  limiter: IngestLimiter | undefined;
 }
 
 interface Rejection {
@@ -38,7 +43,9 @@ interface Rejection {
  * @example
  * app.route('/v1', trackingRoutes(deps));
  */
-export function trackingRoutes(deps: IngestDeps): Hono {
+export function trackingRoutes(ingestDeps: IngestDeps): Hono {
+  // One limiter per app, so per process (tests start several servers in one process).
+  const deps: RoutesDeps = { ...ingestDeps, limiter: createIngestLimiter(ingestDeps.config.ingestRateLimit) };
   const app = new Hono();
   // Write-only API: reflecting the origin exposes nothing, and lets the snippet read a refusal (403,
   // 400, 413) and stop retrying it. Which origins may write is enforced per source (403 below).
@@ -101,7 +108,7 @@ function basicUser(header: string | undefined): string | undefined {
   return (colon >= 0 ? decoded.slice(0, colon) : decoded) || undefined;
 }
 
-async function ingest(c: Context, deps: IngestDeps, kind: EventType | 'batch'): Promise<Response> {
+async function ingest(c: Context, deps: RoutesDeps, kind: EventType | 'batch'): Promise<Response> {
   const { config, sources, failures, metrics } = deps;
   const receivedAt = Date.now();
   const info = requestInfo(c, config.trustProxy);
@@ -170,8 +177,26 @@ async function ingest(c: Context, deps: IngestDeps, kind: EventType | 'batch'): 
     const err = apiError(400, 'invalid_body', 'sentAt: not an ISO-8601 date');
     return refuse(failedPayload(info, source.id, 400, 'invalid_body', err.message, body.raw), err);
   }
+  await limitRate(deps, source, events.length);
   metrics.requestBatchSize.observe(events.length);
   return store(c, deps, source, info, events, prefix, kind === 'batch' ? undefined : kind, receivedAt, json.sentAt);
+}
+
+// Refused whole, before anything is stored, and not recorded in failed_events: a flood would write
+// every refused event to the database it is kept away from; the client retries it (the SDKs honour
+// Retry-After). Keyed by source, so a rotated source's two write keys share one budget.
+async function limitRate(deps: RoutesDeps, source: Source, events: number): Promise<void> {
+  const wait = await deps.limiter?.take(source.id, events);
+  if (wait == null) return;
+  deps.metrics.eventsRejected.inc({ reason: 'rate_limited' }, events);
+  const { ratePerSecond, burst } = deps.config.ingestRateLimit;
+  throw apiError(
+    429,
+    'rate_limited',
+    `source ${source.id} is over its rate limit on this server (${ratePerSecond} events/s, ${burst} at once); nothing of this request was stored: retry after ${wait} s`,
+    { retryAfterSeconds: wait },
+    { 'Retry-After': String(wait) },
+  );
 }
 
 function checkSource(source: Source, info: RequestInfo): { code: string; message: string } | null {

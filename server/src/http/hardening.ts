@@ -1,0 +1,70 @@
+import type { MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
+import { apiError } from './errors.ts';
+
+/**
+ * Whether a path is the tracking API (`/v1/*`), which the middleware below leave alone: it reads its
+ * own bodies under its own limits (pipeline/ingest/body.ts) and answers cross-origin writes.
+ *
+ * @example
+ * isTrackingPath('/v1/batch'); // true
+ */
+export function isTrackingPath(path: string): boolean {
+  return path === '/v1' || path.startsWith('/v1/');
+}
+
+/**
+ * Security headers (Hono's secureHeaders: HSTS, nosniff, frame and referrer policies, ...) on every
+ * response but the tracking API's. The unsubscribe pages (`/u/*`) also get a Content-Security-Policy
+ * that allows nothing but their inline style and their form posting to themselves; /api/docs loads
+ * its reference UI from a CDN, so a CSP there would have to name it. The demo (`/demo/*`) may be
+ * loaded from other sites.
+ *
+ * @example
+ * app.use('*', securityHeaders());
+ */
+export function securityHeaders(): MiddlewareHandler {
+  const common = secureHeaders();
+  const pages = secureHeaders({
+    contentSecurityPolicy: {
+      defaultSrc: ["'none'"],
+      styleSrc: ["'unsafe-inline'"],
+      formAction: ["'self'"],
+      frameAncestors: ["'none'"],
+      baseUri: ["'none'"],
+    },
+  });
+  // The demo serves the snippet other sites embed (`<script src=…/demo/cairn.min.js>`: a cross-origin
+  // no-cors load that CORP same-origin would block), and its shop pages keep the browser's usual
+  // referrer policy so page views carry their referrer as on a real site.
+  const demo = secureHeaders({
+    crossOriginResourcePolicy: 'cross-origin',
+    referrerPolicy: 'strict-origin-when-cross-origin',
+  });
+  return async function securityHeadersOutsideTracking(c, next) {
+    const path = c.req.path;
+    if (isTrackingPath(path)) return next();
+    if (path.startsWith('/u/')) return pages(c, next);
+    if (path === '/demo' || path.startsWith('/demo/')) return demo(c, next);
+    return common(c, next);
+  };
+}
+
+/**
+ * Refuses a request body larger than `maxBytes` with a JSON 413, on every route but the tracking API.
+ *
+ * @example
+ * app.use('*', limitBodies(1024 * 1024));
+ */
+export function limitBodies(maxBytes: number): MiddlewareHandler {
+  const limit = bodyLimit({
+    maxSize: maxBytes,
+    onError: () => {
+      throw apiError(413, 'payload_too_large', `request body is larger than ${maxBytes} bytes`);
+    },
+  });
+  return async function limitBodiesOutsideTracking(c, next) {
+    return isTrackingPath(c.req.path) ? next() : limit(c, next);
+  };
+}
