@@ -107,6 +107,10 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
       'profiles',
       async () => (await count(`SELECT count(*)::int AS n FROM profile_traits WHERE key = 'cohort'`)) === N,
     );
+    // Stage 3 done with these events too: otherwise its incremental chunks (250 profiles, inline events) could
+    // enter the profiles into the new audience before the recompute does.
+    const busy = `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'compute.profiles' AND state IN ('created', 'retry', 'active')`;
+    await until('stage 3 idle', async () => (await count(busy)) === 0);
 
     const created = await api('/audiences', {
       method: 'POST',
