@@ -10,6 +10,7 @@ import type { Sql } from './db/index.ts';
 import { apiError, onError } from './http/errors.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './observability/metrics.ts';
+import type { Pii } from './pii/index.ts';
 import type { DestinationDirectory } from './pipeline/deliver/directory.ts';
 import type { SenderDeps } from './pipeline/deliver/sender.ts';
 import { unsubscribeRoutes } from './pipeline/deliver/unsubscribe.ts';
@@ -27,6 +28,7 @@ export interface AppDeps {
   sql: Sql;
   boss: PgBoss;
   identify: IdentifyContext;
+  pii: Pii;
   destinations: DestinationDirectory;
   sender: SenderDeps;
   /** The clock rules are evaluated against. */
@@ -110,6 +112,7 @@ export function createApp(deps: AppDeps): Hono {
       secret: deps.identify.secret,
       writer: deps.writer,
       maxFutureSkewMs: deps.config.maxFutureSkewMs,
+      pii: deps.pii,
     });
   }
   deps.extra?.(app);

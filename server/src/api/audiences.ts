@@ -5,6 +5,7 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
+import type { Pii } from '../pii/index.ts';
 import { evaluateRule, explainRule } from '../pipeline/compute/evaluate.ts';
 import {
   type AudienceRow,
@@ -66,7 +67,7 @@ function view(a: AudienceRow) {
  * @example
  * api.route('/audiences', audiencesApi({ sql, boss, now: () => new Date() }));
  */
-export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) {
+export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () => Date }) {
   const { sql, boss } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const existing = async (key: string) => {
@@ -280,7 +281,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) 
     },
   );
 
-  membersRoute(app, sql, 'audience', existing);
+  membersRoute(app, sql, deps.pii, 'audience', existing);
 
   app.openapi(
     createRoute({

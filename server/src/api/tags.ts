@@ -6,6 +6,7 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
+import type { Pii } from '../pii/index.ts';
 import { lockProfiles } from '../pipeline/compute/apply.ts';
 import { allRules } from '../pipeline/compute/queries.ts';
 import { recordChangeEvents, tagStore } from '../pipeline/compute/store.ts';
@@ -71,7 +72,7 @@ function usesTag(rule: Rule, key: string): boolean {
  * @example
  * api.route('/tags', tagsApi({ sql, boss }));
  */
-export function tagsApi(deps: { sql: Sql; boss: PgBoss }) {
+export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
   const { sql, boss } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const existing = async (key: string) => {
@@ -213,7 +214,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss }) {
     },
   );
 
-  membersRoute(app, sql, 'tag', existing);
+  membersRoute(app, sql, deps.pii, 'tag', existing);
   return app;
 }
 
