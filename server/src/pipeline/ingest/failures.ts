@@ -75,7 +75,12 @@ export function sealFailure(pii: Pick<Pii, 'sealPayload' | 'sealBytes'>, row: Fa
     }
   }
   const raw = row.raw ? Buffer.from(pii.sealBytes(row.raw)) : null;
-  return { ...row, event, raw };
+  // V8's JSON.parse messages quote the start of the body: keep the reason, not the quote.
+  const reason =
+    row.code === 'invalid_json'
+      ? row.reason.replace(/"[\s\S]*"(\.\.\.)?/, '(the quoted body is kept sealed)')
+      : row.reason;
+  return { ...row, event, raw, reason };
 }
 
 /**
