@@ -16,6 +16,7 @@ import {
   type DbMode,
   POSTGRES_SKIP_REASON,
   startTestCairn,
+  TEST_ADMIN_KEY,
   type TestDatabase,
 } from '@cairn/server/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -279,5 +280,72 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
     expect(adminEvents.find((e) => e.event === 'Signed Up').payload.properties.email).toBe(email);
     const refusals = (await admin(cairn.url, '/failed-events?limit=100')).data as Any[];
     expect(JSON.stringify(refusals)).toContain(email); // admins read refusals (and their raw bodies) in clear
+  });
+
+  it('rules cannot compare encrypted traits (refused with a reason), but can test them and follow unsubscribes', async () => {
+    const refused = async (path: string, body: object, where: string) => {
+      const r = await as(
+        (await admin(cairn.url, '/keys', { method: 'POST', body: JSON.stringify({ name: 'op', role: 'admin' }) })).key,
+        path,
+        {
+          method: 'POST',
+          body: JSON.stringify(body),
+        },
+      );
+      expect(r.status, JSON.stringify(r.body)).toBe(400);
+      expect(r.body.error.message).toContain(where);
+      expect(r.body.error.message).toContain('encrypted at rest');
+    };
+    await refused(
+      '/audiences',
+      {
+        key: `acme_${run}`,
+        name: 'Acme staff',
+        rule: { op: 'trait', trait: 'email', cmp: 'contains', value: '@acme.com' },
+      },
+      'rule.cmp',
+    );
+    await refused(
+      '/tags',
+      {
+        key: `signup_${run}`,
+        name: 'Signed up with an address',
+        rule: {
+          op: 'and',
+          rules: [
+            { op: 'trait', trait: 'plan', cmp: '=', value: 'pro' },
+            { op: 'performed', event: 'Signed Up', where: [{ property: 'email', cmp: '=', value: email }] },
+          ],
+        },
+      },
+      'rule.rules[1].where[0].cmp',
+    );
+    await refused(
+      '/computed-traits',
+      {
+        key: `last_email_${run}`,
+        name: 'Last email',
+        definition: { kind: 'aggregate', fn: 'last', event: 'Signed Up', property: 'email' },
+      },
+      'definition.property',
+    );
+    // Nothing refused was stored (the rules would have held the clear address).
+    expect(await scan(email)).toEqual({});
+
+    // exists works on a sealed value; the subscription leaf matches the unsubscribed address by blind index.
+    for (const [key, rule] of [
+      [`has_phone_${run}`, { op: 'trait', trait: 'phone', cmp: 'exists' }],
+      [`unsub_${run}`, { op: 'subscription', channel: 'email', state: 'unsubscribed' }],
+    ] as const) {
+      await admin(cairn.url, '/audiences', { method: 'POST', body: JSON.stringify({ key, name: key, rule }) });
+      const members = (await waitFor(`members of ${key}`, async () => {
+        const page = await admin(cairn.url, `/audiences/${key}/members`);
+        return page.data.length ? page.data : undefined;
+      }))!;
+      expect(members.map((m: Any) => m.profileId)).toEqual([profileId]);
+      expect(members[0].email).toBe(email);
+      const masked = await as(analystKey, `/audiences/${key}/members`);
+      expect(masked.body.data[0].email).toBe(`${local[0]}***@example.test`);
+    }
   });
 });

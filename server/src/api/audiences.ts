@@ -120,7 +120,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const rule = await checkRule(sql, body.rule, { kind: 'audience', key: body.key });
+      const rule = await checkRule(sql, body.rule, { kind: 'audience', key: body.key }, deps.pii.isSensitive);
       const [created] = await sql`
         INSERT INTO audiences (key, name, description, rule, enabled)
         VALUES (${body.key}, ${body.name}, ${body.description ?? null}, ${sql.json(rule as never)}, ${body.enabled})
@@ -158,7 +158,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const rule = await checkRule(sql, body.rule, null);
+      const rule = await checkRule(sql, body.rule, null, deps.pii.isSensitive);
       const now = deps.now();
       const members = [...(await evaluateRule(sql, rule, { now }))].sort();
       return c.json(
@@ -219,7 +219,10 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
       const { key } = c.req.valid('param');
       const body = c.req.valid('json');
       const before = await existing(key);
-      const rule = body.rule === undefined ? before.rule : await checkRule(sql, body.rule, { kind: 'audience', key });
+      const rule =
+        body.rule === undefined
+          ? before.rule
+          : await checkRule(sql, body.rule, { kind: 'audience', key }, deps.pii.isSensitive);
       const enabled = body.enabled ?? before.enabled;
       const changed = JSON.stringify(rule) !== JSON.stringify(before.rule) || (enabled && !before.enabled);
       await sql`

@@ -45,6 +45,12 @@ export interface Pii {
   lookupKey(type: IdentityType, raw: string): string | null;
   /** A subscription contact point (`email:<address>`, `phone:<number>`, ...) as stored. */
   contactKey(contact: string): string;
+  /**
+   * The blind index stored beside a sensitive trait's value (`profile_traits.blind`), or null (not
+   * sensitive, not text): email and phone normalised as identities (so `email:<index>` is the email's
+   * identity key), other traits trimmed and lower-cased (rules compare text case-insensitively).
+   */
+  traitIndex(key: string, value: unknown): string | null;
 }
 
 /** What {@link createPii} needs. */
@@ -74,8 +80,10 @@ export function createPii(options: PiiOptions): Pii {
   const traits = new Set((options.traits ?? DEFAULT_PII_TRAITS).map((t) => t.trim()).filter(Boolean));
   const identityOptions = options.identity ?? {};
   const sensitive = (key: string) => traits.has(key);
-  const sealOne = (key: string, v: unknown) =>
-    sensitive(key) && v !== null && v !== undefined && !isSealed(v) ? seal(ring, v) : v;
+  // Nothing to hide in an empty value, and left as is it keeps rules' `is_empty` exact.
+  const empty = (v: unknown) =>
+    v === null || v === undefined || v === '' || (typeof v === 'object' && Object.keys(v as object).length === 0);
+  const sealOne = (key: string, v: unknown) => (sensitive(key) && !empty(v) && !isSealed(v) ? seal(ring, v) : v);
   const openOne = (v: unknown) => (isSealed(v) ? open(ring, v) : v);
 
   // Copy-on-write over the keys of one traits-like object (and its $set / $set_once groups).
@@ -146,6 +154,15 @@ export function createPii(options: PiiOptions): Pii {
     lookupKey(type: IdentityType, raw: string) {
       const id = normalizeIdentity(type, raw, identityOptions);
       return id ? identityKey(id) : null;
+    },
+    traitIndex(key: string, value: unknown) {
+      if (!sensitive(key) || (typeof value !== 'string' && typeof value !== 'number')) return null;
+      const text = String(value).trim();
+      if (key === 'email' || key === 'phone') {
+        const id = normalizeIdentity(key, text, identityOptions);
+        return blindIndex(ring, key, id ? id.value : text.toLowerCase());
+      }
+      return blindIndex(ring, key, text.toLowerCase());
     },
     contactKey(contact: string) {
       const colon = contact.indexOf(':');

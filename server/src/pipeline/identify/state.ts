@@ -12,7 +12,7 @@ import type { Tx } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 
 /** What the fold's storage needs of PII protection: sensitive trait values are stored sealed. */
-export type TraitSealer = Pick<Pii, 'sealValue' | 'openValue' | 'openPayload'>;
+export type TraitSealer = Pick<Pii, 'sealValue' | 'openValue' | 'openPayload' | 'traitIndex'>;
 
 /**
  * The stored fold of each profile: its traits (sealed values opened), accounts and the last event
@@ -104,7 +104,7 @@ export async function saveStates(
   after: ReadonlyMap<string, ProfileState>,
   pii: TraitSealer,
 ): Promise<void> {
-  const upserts: { p: string; k: string; v: string; t: string; e: string; s: string }[] = [];
+  const upserts: { p: string; k: string; v: string; b: string | null; t: string; e: string; s: string }[] = [];
   const deletes: { p: string; k: string }[] = [];
   const accounts: { p: string; a: string; f: string; l: string }[] = [];
   const accountDeletes: { p: string; a: string }[] = [];
@@ -120,6 +120,7 @@ export async function saveStates(
         p: profile,
         k: key,
         v: JSON.stringify(pii.sealValue(key, t.value)),
+        b: pii.traitIndex(key, t.value),
         t: new Date(t.ts).toISOString(),
         e: t.eventId,
         s: t.source,
@@ -150,12 +151,14 @@ export async function saveStates(
   }
   if (upserts.length) {
     await tx`
-      INSERT INTO profile_traits (profile_id, key, value, updated_at, event_id, source)
-      SELECT p, k, v::jsonb, t, e, s
-      FROM json_to_recordset(${JSON.stringify(upserts)}::text::json) AS x (p uuid, k text, v text, t timestamptz, e bigint, s text)
+      INSERT INTO profile_traits (profile_id, key, value, blind, updated_at, event_id, source)
+      SELECT p, k, v::jsonb, b, t, e, s
+      FROM json_to_recordset(${JSON.stringify(upserts)}::text::json)
+        AS x (p uuid, k text, v text, b text, t timestamptz, e bigint, s text)
       ORDER BY p, k
       ON CONFLICT (profile_id, key) DO UPDATE
-      SET value = excluded.value, updated_at = excluded.updated_at, event_id = excluded.event_id, source = excluded.source`;
+      SET value = excluded.value, blind = excluded.blind, updated_at = excluded.updated_at,
+        event_id = excluded.event_id, source = excluded.source`;
   }
   if (accountDeletes.length) {
     await tx`
