@@ -347,5 +347,10 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
       const masked = await as(analystKey, `/audiences/${key}/members`);
       expect(masked.body.data[0].email).toBe(`${local[0]}***@example.test`);
     }
+    // "Why is this profile in": the deciding phone value, opened for the admin, masked for the analyst.
+    const why = await admin(cairn.url, `/audiences/has_phone_${run}/explain/${profileId}`);
+    expect(why.tree).toMatchObject({ result: true, value: phone });
+    const whyMasked = await as(analystKey, `/audiences/has_phone_${run}/explain/${profileId}`);
+    expect(whyMasked.body.tree.value).toBe(`+${'*'.repeat(phone.length - 5)}${phone.slice(-4)}`);
   });
 });

@@ -6,7 +6,8 @@ import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import type { Pii } from '../pii/index.ts';
-import { evaluateRule, explainRule } from '../pipeline/compute/evaluate.ts';
+import { type PiiView, piiView } from '../pii/view.ts';
+import { type ExplainedNode, evaluateRule, explainRule } from '../pipeline/compute/evaluate.ts';
 import {
   type AudienceRow,
   allRules,
@@ -60,12 +61,22 @@ function view(a: AudienceRow) {
   };
 }
 
+// A deciding value read from a sensitive trait is sealed in the database: opened, or masked without pii:read.
+function showValues(node: ExplainedNode, view: PiiView): ExplainedNode {
+  const out = { ...node };
+  if ((node.rule.op === 'trait' || node.rule.op === 'account') && 'value' in node) {
+    out.value = view.value(node.rule.trait, node.value);
+  }
+  if (node.children) out.children = node.children.map((child) => showValues(child, view));
+  return out;
+}
+
 /**
  * `/api/audiences`: rule-defined audiences kept current by stage 3, their members (paged, CSV),
  * counts over time, a preview of unsaved rules and why a profile is in or out.
  *
  * @example
- * api.route('/audiences', audiencesApi({ sql, boss, now: () => new Date() }));
+ * api.route('/audiences', audiencesApi({ sql, boss, pii, now: () => new Date() }));
  */
 export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () => Date }) {
   const { sql, boss } = deps;
@@ -342,7 +353,8 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
       });
       if (!live) throw apiError(404, 'not_found', `no profile ${profileId}`);
       const now = deps.now();
-      const tree = await explainRule(sql, a.rule, { now, profileId: live, describe: describeRule });
+      const explained = await explainRule(sql, a.rule, { now, profileId: live, describe: describeRule });
+      const tree = explained && showValues(explained, piiView(deps.pii, c.get('principal')));
       const history = await membershipHistory(sql, key, live);
       const current = history.find((h) => h.exitedAt === null);
       return c.json(

@@ -74,7 +74,7 @@ function usesComputed(rule: Rule, key: string): boolean {
  * kept current by stage 3 and readable by rules (`{ op: 'computed' }`); the brief's built-ins as presets.
  *
  * @example
- * api.route('/computed-traits', computedTraitsApi({ sql, boss }));
+ * api.route('/computed-traits', computedTraitsApi({ sql, boss, pii }));
  */
 export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
   const { sql, boss } = deps;

@@ -70,7 +70,7 @@ function usesTag(rule: Rule, key: string): boolean {
  * keeps them current), each change kept with when, by whom or what, and why.
  *
  * @example
- * api.route('/tags', tagsApi({ sql, boss }));
+ * api.route('/tags', tagsApi({ sql, boss, pii }));
  */
 export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
   const { sql, boss } = deps;
