@@ -8,9 +8,10 @@
 // as given, normalised and as bare digits, and the id number: zero hits. The same search finds a
 // value that is stored in clear (the userId), so it is able to fail. The webhook received the clear
 // address, lookups by email and phone still find the person, an admin sees clear traits and an
-// analyst sees them masked.
+// analyst sees them masked. Rules that would compare encrypted traits are refused; after CAIRN_SECRET
+// rotates, old values still open and the same email still finds and merges the person.
 import { randomInt, randomUUID } from 'node:crypto';
-import type { Cairn } from '@cairn/server';
+import { type Cairn, createPii } from '@cairn/server';
 import {
   createTestDatabase,
   type DbMode,
@@ -284,14 +285,7 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
 
   it('rules cannot compare encrypted traits (refused with a reason), but can test them and follow unsubscribes', async () => {
     const refused = async (path: string, body: object, where: string) => {
-      const r = await as(
-        (await admin(cairn.url, '/keys', { method: 'POST', body: JSON.stringify({ name: 'op', role: 'admin' }) })).key,
-        path,
-        {
-          method: 'POST',
-          body: JSON.stringify(body),
-        },
-      );
+      const r = await as(TEST_ADMIN_KEY, path, { method: 'POST', body: JSON.stringify(body) });
       expect(r.status, JSON.stringify(r.body)).toBe(400);
       expect(r.body.error.message).toContain(where);
       expect(r.body.error.message).toContain('encrypted at rest');
@@ -352,5 +346,45 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
     expect(why.tree).toMatchObject({ result: true, value: phone });
     const whyMasked = await as(analystKey, `/audiences/has_phone_${run}/explain/${profileId}`);
     expect(whyMasked.body.tree.value).toBe(`+${'*'.repeat(phone.length - 5)}${phone.slice(-4)}`);
+  });
+
+  it('after CAIRN_SECRET rotates, old values still open, new ones use the new key, and the same email still merges', async () => {
+    const [row] = await cairn.sql<
+      { secret: string }[]
+    >`SELECT value->>'secret' AS secret FROM settings WHERE key = 'generated_secret'`;
+    const oldSecret = row!.secret;
+    const [before] = await cairn.sql<{ value: string }[]>`
+      SELECT value #>> '{}' AS value FROM profile_traits WHERE profile_id = ${profileId} AND key = 'id_number'`;
+    const oldKid = before!.value.split(':')[2];
+    await cairn.close();
+    cairn = await startTestCairn({
+      ...db.env,
+      CAIRN_SECRET: `rotated-${randomUUID()}`,
+      CAIRN_PII_OLD_SECRETS: oldSecret,
+    });
+    expect(cairn.pii.ring.currentKid).not.toBe(oldKid);
+    // Old values open: lookups (blind index from the oldest secret) and clear traits for the admin.
+    const found = await admin(cairn.url, `/profiles?email=${encodeURIComponent(email)}`);
+    expect(found.data[0]?.id).toBe(profileId);
+    expect(found.data[0].traits.id_number.value).toBe(idNumber);
+    // A third device gives the same email: it joins the same person; its values are sealed under the new key.
+    const dev3 = `pii-dev3-${run}`;
+    expect((await track('identify', { anonymousId: dev3, traits: { email, phone: phoneAsSent } })).status).toBe(200);
+    await waitFor('device 3 joined the person', async () => {
+      const r = await admin(cairn.url, `/profiles?anonymousId=${dev3}`);
+      return r.data[0]?.id === profileId;
+    });
+    const [after] = await cairn.sql<{ value: string }[]>`
+      SELECT value #>> '{}' AS value FROM profile_traits WHERE profile_id = ${profileId} AND key = 'phone'`;
+    expect(after!.value.split(':')[2]).toBe(cairn.pii.ring.currentKid);
+    expect(cairn.pii.openValue(after!.value)).toBe(phone);
+    expect(await scan(email)).toEqual({});
+    // Without the old secret the old values do not open: refused loudly, never read as garbage.
+    const [sealedOld] = await cairn.sql<{ value: string }[]>`
+      SELECT value #>> '{}' AS value FROM profile_traits WHERE profile_id = ${profileId} AND key = 'id_number'`;
+    expect(sealedOld!.value.split(':')[2]).toBe(oldKid);
+    expect(() => createPii({ secret: 'another-secret-0123456789' }).openValue(sealedOld!.value)).toThrow(
+      /not in the keyring/,
+    );
   });
 });
