@@ -341,6 +341,55 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
       const masked = await as(analystKey, `/audiences/${key}/members`);
       expect(masked.body.data[0].email).toBe(`${local[0]}***@example.test`);
     }
+    // Equality works through the blind index (any spelling that normalises the same); the stored rule
+    // holds keyed hashes, never the address. Another person with another address is the control.
+    const otherEmail = `someone.else.${randomUUID().slice(0, 8)}@example.test`;
+    expect((await track('identify', { anonymousId: `pii-other-${run}`, traits: { email: otherEmail } })).status).toBe(
+      200,
+    );
+    const other = (await waitFor('the other person', async () => {
+      const r = await admin(cairn.url, `/profiles?email=${encodeURIComponent(otherEmail)}`);
+      return r.data[0]?.id as string | undefined;
+    }))!;
+    const byEmail = await admin(cairn.url, '/audiences', {
+      method: 'POST',
+      body: JSON.stringify({
+        key: `by_email_${run}`,
+        name: 'one address',
+        rule: {
+          op: 'or',
+          rules: [
+            { op: 'trait', trait: 'email', cmp: '=', value: emailAsSent },
+            { op: 'trait', trait: 'phone', cmp: 'in', value: ['+1 555 0100', phoneAsSent] },
+          ],
+        },
+      }),
+    });
+    expect(byEmail.rule.rules[0]).toEqual({
+      op: 'trait_index',
+      trait: 'email',
+      in: [expect.stringMatching(/^[\w-]{43}$/)],
+    });
+    const notEmail = await admin(cairn.url, '/audiences', {
+      method: 'POST',
+      body: JSON.stringify({
+        key: `not_email_${run}`,
+        name: 'not it',
+        rule: { op: 'trait', trait: 'email', cmp: '!=', value: email },
+      }),
+    });
+    const inByEmail = (await waitFor('members of by_email', async () => {
+      const page = await admin(cairn.url, `/audiences/by_email_${run}/members`);
+      return page.data.length ? page.data : undefined;
+    }))!;
+    expect(inByEmail.map((m: Any) => m.profileId)).toEqual([profileId]);
+    const notIt = (await waitFor('members of not_email', async () => {
+      const page = await admin(cairn.url, `/audiences/${notEmail.key}/members`);
+      return page.data.length ? page.data : undefined;
+    }))!;
+    expect(notIt.map((m: Any) => m.profileId)).toEqual([other]);
+    for (const needle of [email, phone, phoneAsSent]) expect(await scan(needle), needle).toEqual({});
+
     // "Why is this profile in": the deciding phone value, opened for the admin, masked for the analyst.
     const why = await admin(cairn.url, `/audiences/has_phone_${run}/explain/${profileId}`);
     expect(why.tree).toMatchObject({ result: true, value: phone });

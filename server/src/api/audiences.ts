@@ -131,7 +131,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const rule = await checkRule(sql, body.rule, { kind: 'audience', key: body.key }, deps.pii.isSensitive);
+      const rule = await checkRule(sql, body.rule, { kind: 'audience', key: body.key }, deps.pii);
       const [created] = await sql`
         INSERT INTO audiences (key, name, description, rule, enabled)
         VALUES (${body.key}, ${body.name}, ${body.description ?? null}, ${sql.json(rule as never)}, ${body.enabled})
@@ -169,7 +169,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const rule = await checkRule(sql, body.rule, null, deps.pii.isSensitive);
+      const rule = await checkRule(sql, body.rule, null, deps.pii);
       const now = deps.now();
       const members = [...(await evaluateRule(sql, rule, { now }))].sort();
       return c.json(
@@ -231,9 +231,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
       const body = c.req.valid('json');
       const before = await existing(key);
       const rule =
-        body.rule === undefined
-          ? before.rule
-          : await checkRule(sql, body.rule, { kind: 'audience', key }, deps.pii.isSensitive);
+        body.rule === undefined ? before.rule : await checkRule(sql, body.rule, { kind: 'audience', key }, deps.pii);
       const enabled = body.enabled ?? before.enabled;
       const changed = JSON.stringify(rule) !== JSON.stringify(before.rule) || (enabled && !before.enabled);
       await sql`

@@ -123,7 +123,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
       const rule =
         body.rule === undefined || body.rule === null
           ? null
-          : await checkRule(sql, body.rule, { kind: 'tag', key: body.key }, deps.pii.isSensitive);
+          : await checkRule(sql, body.rule, { kind: 'tag', key: body.key }, deps.pii);
       const [created] = await sql`
         INSERT INTO tags (key, name, rule) VALUES (${body.key}, ${body.name}, ${rule ? sql.json(rule as never) : null})
         ON CONFLICT (key) DO NOTHING RETURNING key`;
@@ -183,7 +183,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
             'conflict',
             'a static tag cannot get a rule, nor a dynamic one lose it: create another tag',
           );
-        rule = await checkRule(sql, body.rule, { kind: 'tag', key }, deps.pii.isSensitive);
+        rule = await checkRule(sql, body.rule, { kind: 'tag', key }, deps.pii);
       }
       await sql`
         UPDATE tags SET name = ${body.name ?? before.name}, rule = ${rule ? sql.json(rule as never) : null}, updated_at = now()

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { sealedUseInDefinition, sealedUseInRule } from './rules.ts';
+import { createPii } from './index.ts';
+import { blindEqualities, sealedUseInDefinition, sealedUseInRule } from './rules.ts';
 
 const sensitive = (k: string) => k === 'email' || k === 'address';
 
@@ -51,5 +52,52 @@ describe('rules over encrypted traits', () => {
     expect(
       sealedUseInDefinition({ kind: 'aggregate', fn: 'sum', event: 'Order', property: 'total' }, sensitive),
     ).toBeNull();
+  });
+
+  it('rewrites equality on encrypted traits into blind-index leaves, keeping the operands out of the rule', () => {
+    const pii = createPii({ secret: 'rules-test-secret-0123456789' });
+    const idx = pii.traitIndex('email', 'ann@example.com')!;
+    expect(blindEqualities({ op: 'trait', trait: 'email', cmp: '=', value: ' Ann@Example.com ' }, pii)).toEqual({
+      op: 'trait_index',
+      trait: 'email',
+      in: [idx],
+    });
+    const rewritten = blindEqualities(
+      {
+        op: 'not',
+        rule: {
+          op: 'and',
+          rules: [
+            { op: 'trait', trait: 'email', cmp: '!=', value: 'ann@example.com' },
+            { op: 'trait', trait: 'phone', cmp: 'in', value: ['+49 151 1234 4567', '+4915112344567'] },
+            { op: 'trait', trait: 'plan', cmp: '=', value: 'pro' },
+          ],
+        },
+      },
+      pii,
+    );
+    expect(rewritten).toEqual({
+      op: 'not',
+      rule: {
+        op: 'and',
+        rules: [
+          {
+            op: 'and',
+            rules: [
+              { op: 'trait', trait: 'email', cmp: 'exists' },
+              { op: 'not', rule: { op: 'trait_index', trait: 'email', in: [idx] } },
+            ],
+          },
+          { op: 'trait_index', trait: 'phone', in: [pii.traitIndex('phone', '+4915112344567')] },
+          { op: 'trait', trait: 'plan', cmp: '=', value: 'pro' },
+        ],
+      },
+    });
+    expect(JSON.stringify(rewritten)).not.toContain('ann@');
+    // Not equality, or not a value an index can stand for: left for validation to refuse.
+    const contains = { op: 'trait', trait: 'email', cmp: 'contains', value: '@acme.com' };
+    expect(blindEqualities(contains, pii)).toBe(contains);
+    const flag = { op: 'trait', trait: 'email', cmp: '=', value: true };
+    expect(blindEqualities(flag, pii)).toBe(flag);
   });
 });
