@@ -321,6 +321,9 @@ function holds(rule: Rule, id: string, ix: Index, now: number): boolean {
       return !holds(rule.rule, id, ix, now);
     case 'trait':
       return compare(ix.traits.get(id)?.get(rule.trait), rule, now);
+    case 'trait_index':
+      // Written by the server for traits encrypted at rest; this dataset has none (tested in pii-at-rest).
+      throw new Error('trait_index is not part of the oracle dataset');
     case 'computed': {
       // `key.path` reads inside an object value.
       const [key, ...path] = rule.trait.split('.');

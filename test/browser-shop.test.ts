@@ -41,11 +41,15 @@ describe('demo shop in Chromium against the real server', { timeout: 90_000 }, (
   let context: BrowserContext;
   let errors: Error[];
 
-  const stored = (anonymousId: string) => cairn.sql<Stored[]>`
+  // Payloads opened: sensitive traits (the email below) are stored encrypted (docs/design/pii.md).
+  const stored = async (anonymousId: string) =>
+    (
+      await cairn.sql<Stored[]>`
     SELECT message_id AS "messageId", type, event, anonymous_id AS "anonymousId", user_id AS "userId", payload
     FROM events
     WHERE anonymous_id = ${anonymousId}
-    ORDER BY id`;
+    ORDER BY id`
+    ).map((e) => ({ ...e, payload: cairn.pii.openPayload(e.payload) as Stored['payload'] }));
   const has = async (aid: string, name: string) => (await stored(aid)).some((e) => (e.event ?? e.type) === name);
   const anonymousId = (page: Page) => page.evaluate(() => window.cairn.user().anonymousId!);
   /** Tracks a marker and waits until it is stored: the queue goes out oldest first, so everything made before it is in. */

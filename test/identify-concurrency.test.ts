@@ -36,6 +36,7 @@ import {
   resolveIdentities,
   type TrackingEvent,
 } from '@cairn/core';
+import { createPii } from '@cairn/server';
 import {
   createTestDatabase,
   POSTGRES_SKIP_REASON,
@@ -406,7 +407,7 @@ async function snapshot(sql: postgres.Sql): Promise<Snapshot> {
     const name = profileName(t.profile_id, `trait ${t.key}`);
     if (name) {
       profiles.get(name)!.traits[t.key] = {
-        value: t.value,
+        value: PII.openValue(t.value),
         updatedAt: iso(t.updated_at),
         source: t.source,
         messageId: t.message_id,
@@ -454,17 +455,23 @@ async function snapshot(sql: postgres.Sql): Promise<Snapshot> {
   return { profiles, unattached, refusals: new Set(refusals.map((r) => `${r.message_id} ${r.reason}`)) };
 }
 
+// Both runs share one secret: identity keys of emails and phones are blind indexes derived from it.
+const SECRET = 'identify-concurrency-secret-0123';
+const PII = createPii({ secret: SECRET });
+
 /** The same state computed in this process from the stored events, with the pure core functions. */
 async function model(sql: postgres.Sql): Promise<Snapshot> {
   const rows = await sql<{ id: string; type: string; timestamp: Date; payload: JsonObject; message_id: string }[]>`
     SELECT id, type, timestamp, payload, message_id FROM events`;
   const events = rows.map((r) => {
-    const keys = extractIdentities(r.payload as unknown as TrackingEvent, {}).map(identityKey);
+    // Stored sealed (PII at rest): the model works on clear values, as stage 2 does.
+    const payload = PII.openPayload(r.payload);
+    const keys = extractIdentities(payload as unknown as TrackingEvent, {}).map(identityKey);
     return {
       id: String(r.id),
       ts: r.timestamp.getTime(),
       type: r.type,
-      payload: r.payload,
+      payload,
       messageId: r.message_id,
       keys,
     };
@@ -480,7 +487,8 @@ async function model(sql: postgres.Sql): Promise<Snapshot> {
     links.set(set, { eventId: e.id, ts: e.ts, ids, order: { ts: e.ts, id: e.id } });
   }
   const partition = resolveIdentities([...links.values()], {});
-  const nameOfGroup = new Map(partition.groups.map((g) => [g.key, nameOf(g.identities.map(identityKey))]));
+  // Profiles are named by their stored identity keys (email and phone by blind index).
+  const nameOfGroup = new Map(partition.groups.map((g) => [g.key, nameOf(g.identities.map(PII.identityKey))]));
   const states = new Map<string, ProfileState>();
   const profiles = new Map<string, ProfileSnapshot>();
   for (const name of nameOfGroup.values()) {
@@ -682,7 +690,7 @@ async function runSequential(name: string, history: Generated[], progress: (what
   const sql = postgres(db.url!, { max: 2, onnotice: () => {} });
   const servers: ServerProcess[] = [];
   try {
-    servers.push(await spawnServer({ ...db.env, CAIRN_IDENTIFY_CONCURRENCY: '1' }));
+    servers.push(await spawnServer({ ...db.env, CAIRN_IDENTIFY_CONCURRENCY: '1', CAIRN_SECRET: SECRET }));
     progress('sequential: server listening');
     const key = await writeKeyOf(sql);
     const ordered = [...history].sort((a, b) => a.ts - b.ts);
@@ -720,6 +728,7 @@ async function runConcurrent(name: string, history: Generated[], c: Case, progre
   try {
     const env = {
       ...db.env,
+      CAIRN_SECRET: SECRET,
       CAIRN_IDENTIFY_CONCURRENCY: '2',
       ...(c.commitMaxRows ? { CAIRN_COMMIT_MAX_ROWS: String(c.commitMaxRows) } : {}),
     };

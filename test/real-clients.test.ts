@@ -44,14 +44,19 @@ describe('official Node clients against Cairn on postgres', () => {
     await db?.drop();
   });
 
-  /** Every stored event whose userId, anonymousId or previousId belongs to this run. */
-  const storedFor = (run: string) =>
-    cairn.sql<StoredRow[]>`
+  /**
+   * Every stored event whose userId, anonymousId or previousId belongs to this run, with its payload
+   * opened (sensitive traits are stored encrypted: docs/design/pii.md).
+   */
+  const storedFor = async (run: string) =>
+    (
+      await cairn.sql<StoredRow[]>`
       SELECT type, message_id, event, user_id, anonymous_id, payload
       FROM events
       WHERE user_id LIKE ${`${run}%`}
         OR anonymous_id LIKE ${`${run}%`}
-      ORDER BY id`;
+      ORDER BY id`
+    ).map((r) => ({ ...r, payload: cairn.pii.openPayload(r.payload) }));
 
   /** The one stored row of a type, failing clearly when there are none or several. */
   const only = (rows: StoredRow[], type: string): StoredRow => {

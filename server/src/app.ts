@@ -11,6 +11,7 @@ import { apiError, onError } from './http/errors.ts';
 import { limitBodies, securityHeaders } from './http/hardening.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './observability/metrics.ts';
+import type { Pii } from './pii/index.ts';
 import type { DestinationDirectory } from './pipeline/deliver/directory.ts';
 import type { SenderDeps } from './pipeline/deliver/sender.ts';
 import { unsubscribeRoutes } from './pipeline/deliver/unsubscribe.ts';
@@ -28,6 +29,7 @@ export interface AppDeps {
   sql: Sql;
   boss: PgBoss;
   identify: IdentifyContext;
+  pii: Pii;
   destinations: DestinationDirectory;
   sender: SenderDeps;
   /** The clock rules are evaluated against. */
@@ -121,6 +123,7 @@ export function createApp(deps: AppDeps): Hono {
       secret: deps.identify.secret,
       writer: deps.writer,
       maxFutureSkewMs: deps.config.maxFutureSkewMs,
+      pii: deps.pii,
     });
   }
   deps.extra?.(app);

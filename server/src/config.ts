@@ -1,5 +1,6 @@
 import { type IdentityOptions, identityOptionsSchema, LIMITS } from '@cairn/core';
 import { z } from 'zod';
+import { DEFAULT_PII_TRAITS } from './pii/index.ts';
 
 /** Defaults, named once so docs, tests and code agree. */
 export const DEFAULTS = Object.freeze({
@@ -51,6 +52,19 @@ const flag = (fallback: boolean) =>
     .optional()
     .transform((v) => (v === undefined || v === '' ? fallback : v === '1' || v === 'true' || v === 'yes'));
 
+const list = () =>
+  z
+    .string()
+    .optional()
+    .transform((v) =>
+      v
+        ? v
+            .split(',')
+            .map((p) => p.trim())
+            .filter(Boolean)
+        : null,
+    );
+
 const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(DEFAULTS.port),
   HOST: z.string().default('0.0.0.0'),
@@ -62,6 +76,10 @@ const EnvSchema = z.object({
   CAIRN_DATA_DIR: z.string().min(1).default(DEFAULTS.dataDir),
   CAIRN_ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   CAIRN_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Secrets used before CAIRN_SECRET (newest first, comma-separated): PII sealed under them still opens.
+  CAIRN_PII_OLD_SECRETS: list(),
+  // Traits encrypted at rest and masked without pii:read (comma-separated).
+  CAIRN_PII_TRAITS: list(),
   CAIRN_ADMIN_EMAIL: z.string().email().optional(),
   CAIRN_ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
   CAIRN_API_KEY_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(DEFAULTS.apiKeyCacheMs),
@@ -137,6 +155,12 @@ export interface Config {
   dataDir: string;
   adminApiKey: string | undefined;
   secret: string | undefined;
+  pii: {
+    /** Sensitive traits (default email, phone, id_number, address). */
+    traits: readonly string[];
+    /** Older secrets whose sealed values still open (rotation). */
+    oldSecrets: readonly string[];
+  };
   /** The first admin, created at start when both are set. */
   adminEmail: string | undefined;
   adminPassword: string | undefined;
@@ -199,6 +223,10 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     dataDir: e.CAIRN_DATA_DIR,
     adminApiKey: e.CAIRN_ADMIN_API_KEY,
     secret: e.CAIRN_SECRET,
+    pii: Object.freeze({
+      traits: Object.freeze(e.CAIRN_PII_TRAITS ?? [...DEFAULT_PII_TRAITS]),
+      oldSecrets: Object.freeze(e.CAIRN_PII_OLD_SECRETS ?? []),
+    }),
     adminEmail: e.CAIRN_ADMIN_EMAIL?.toLowerCase(),
     adminPassword: e.CAIRN_ADMIN_PASSWORD,
     apiKeyCacheMs: e.CAIRN_API_KEY_CACHE_MS,

@@ -3,7 +3,8 @@ import type { Config } from './config.ts';
 import type { Sql } from './db/index.ts';
 
 /**
- * The server secret (keyed hashes of suppressed identities; later signing and PII encryption):
+ * The server secret (keyed hashes of suppressed identities, unsubscribe signatures, and the keys PII
+ * is encrypted and blind-indexed with, see server/src/pii):
  * `CAIRN_SECRET` when set, else one generated at the first start and kept in `settings`, so a
  * zero-config install still works and every server on the database agrees. Production sets
  * `CAIRN_SECRET` so the key does not live next to the data it protects.

@@ -12,6 +12,7 @@ import { demoRoutes } from './demo.ts';
 import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
+import { createPii, type Pii } from './pii/index.ts';
 import { createDestinationDirectory } from './pipeline/deliver/directory.ts';
 import { convertStrictQueues } from './pipeline/deliver/order.ts';
 import type { SenderDeps } from './pipeline/deliver/sender.ts';
@@ -33,6 +34,8 @@ export interface Cairn {
   /** Printed once at the first start when no CAIRN_ADMIN_API_KEY was given. */
   generatedAdminKey: string | undefined;
   demoSource: Source | undefined;
+  /** PII protection (tests open what the database holds sealed through it). */
+  pii: Pii;
   /** Stop accepting, finish in-flight requests and group commits, stop workers, close the database. */
   close(): Promise<void>;
 }
@@ -58,6 +61,12 @@ export async function startCairn(
   const applied = await migrate(sql);
   if (applied.length) log.info(`applied migrations ${applied.join(', ')}`);
   const secret = await resolveSecret(sql, config);
+  const pii = createPii({
+    secret,
+    oldSecrets: config.pii.oldSecrets,
+    traits: config.pii.traits,
+    identity: config.identity,
+  });
   // better-auth's tables are created under the same lock as pg-boss's schema: servers starting
   // together on an empty database would otherwise race on CREATE TABLE.
   const { boss, people } = await withStartupLock(db, async () => {
@@ -86,12 +95,13 @@ export async function startCairn(
     maxRows: config.commitMaxRows,
     concurrency: db.kind === 'embedded' ? 1 : config.commitConcurrency,
   });
-  const failures = createFailureRecorder(sql, metrics);
+  const failures = createFailureRecorder(sql, metrics, pii);
   const identify: IdentifyContext = {
     identity: config.identity,
     traits: { defaultCallingCode: config.identity.defaultCallingCode },
     purposes: config.consentPurposes,
     secret,
+    pii,
     log,
     concurrency: db.kind === 'embedded' ? 1 : config.identifyConcurrency,
   };
@@ -101,6 +111,7 @@ export async function startCairn(
     boss,
     log,
     secret,
+    pii,
     // Replaced by the listening URL once known (PORT=0 picks a port).
     publicUrl: config.publicUrl ?? `http://localhost:${config.port}`,
     delivery: config.delivery,
@@ -128,6 +139,7 @@ export async function startCairn(
     apiKeys,
     people,
     identify,
+    pii,
     destinations,
     sender,
     now: clock,
@@ -164,6 +176,7 @@ export async function startCairn(
     sql,
     generatedAdminKey: generatedKey,
     demoSource,
+    pii,
     close() {
       closing ??= (async () => {
         accepting = false;

@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULTS } from '@cairn/server';
 import { createTestDatabase } from '@cairn/server/testing';
 import postgres from 'postgres';
+import { createPii } from '../../server/src/pii/index.ts';
 import { type BulkStats, bulkLoad } from './identify/bulk.ts';
 import { compareStates, stageTwoState } from './identify/check.ts';
 import {
@@ -182,6 +183,8 @@ async function setupByPipeline(
   return { seconds: (performance.now() - started) / 1000, eventsPerSec: range.count / span!.s };
 }
 
+const CHECK_SECRET = 'bench-identify-check-secret';
+
 /**
  * Builds a small population both ways (bulk and the real pipeline) in two scratch databases and
  * compares stage 2's state: the bulk setup must write exactly what the pipeline writes.
@@ -198,13 +201,15 @@ async function checkSetup(): Promise<string> {
   let node: Node | undefined;
   try {
     // A first start migrates the bulk database and creates the demo source; the bulk load does the rest.
-    await stopNode(await startNode(a.env, { CAIRN_ROLE: 'ingest' }));
-    await bulkLoad(a.url!, list, { sourceId: 'src_demo' });
-    node = await startNode(b.env, { CAIRN_ROLE: 'all' });
+    // One secret for both: identities are keyed by blind indexes derived from it (PII at rest).
+    await stopNode(await startNode(a.env, { CAIRN_ROLE: 'ingest', CAIRN_SECRET: CHECK_SECRET }));
+    await bulkLoad(a.url!, list, { sourceId: 'src_demo', secret: CHECK_SECRET });
+    node = await startNode(b.env, { CAIRN_ROLE: 'all', CAIRN_SECRET: CHECK_SECRET });
     await sendBatches(node, requestsOf(list), 2);
     await waitProcessed(sqlB, await idRange(sqlB, 's-'), 120_000);
     await stopNode(node);
-    const diffs = compareStates(await stageTwoState(sqlA), await stageTwoState(sqlB));
+    const pii = createPii({ secret: CHECK_SECRET });
+    const diffs = compareStates(await stageTwoState(sqlA, pii), await stageTwoState(sqlB, pii));
     if (diffs.length) {
       throw new Error(`the bulk setup differs from what the pipeline writes:\n${diffs.join('\n')}`);
     }

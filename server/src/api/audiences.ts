@@ -5,7 +5,9 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
-import { evaluateRule, explainRule } from '../pipeline/compute/evaluate.ts';
+import type { Pii } from '../pii/index.ts';
+import { type PiiView, piiView } from '../pii/view.ts';
+import { type ExplainedNode, evaluateRule, explainRule } from '../pipeline/compute/evaluate.ts';
 import {
   type AudienceRow,
   audienceCounts,
@@ -59,14 +61,24 @@ function view(a: AudienceRow) {
   };
 }
 
+// A deciding value read from a sensitive trait is sealed in the database: opened, or masked without pii:read.
+function showValues(node: ExplainedNode, view: PiiView): ExplainedNode {
+  const out = { ...node };
+  if ((node.rule.op === 'trait' || node.rule.op === 'account') && 'value' in node) {
+    out.value = view.value(node.rule.trait, node.value);
+  }
+  if (node.children) out.children = node.children.map((child) => showValues(child, view));
+  return out;
+}
+
 /**
  * `/api/audiences`: rule-defined audiences kept current by stage 3, their members (paged, CSV),
  * counts over time, a preview of unsaved rules and why a profile is in or out.
  *
  * @example
- * api.route('/audiences', audiencesApi({ sql, boss, now: () => new Date() }));
+ * api.route('/audiences', audiencesApi({ sql, boss, pii, now: () => new Date() }));
  */
-export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) {
+export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () => Date }) {
   const { sql, boss } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const existing = async (key: string) => {
@@ -119,7 +131,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) 
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const rule = await checkRule(sql, body.rule, { kind: 'audience', key: body.key });
+      const rule = await checkRule(sql, body.rule, { kind: 'audience', key: body.key }, deps.pii);
       const [created] = await sql`
         INSERT INTO audiences (key, name, description, rule, enabled)
         VALUES (${body.key}, ${body.name}, ${body.description ?? null}, ${sql.json(rule as never)}, ${body.enabled})
@@ -157,7 +169,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) 
     }),
     async (c) => {
       const body = c.req.valid('json');
-      const rule = await checkRule(sql, body.rule, null);
+      const rule = await checkRule(sql, body.rule, null, deps.pii);
       const now = deps.now();
       const members = [...(await evaluateRule(sql, rule, { now }))].sort();
       return c.json(
@@ -218,7 +230,8 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) 
       const { key } = c.req.valid('param');
       const body = c.req.valid('json');
       const before = await existing(key);
-      const rule = body.rule === undefined ? before.rule : await checkRule(sql, body.rule, { kind: 'audience', key });
+      const rule =
+        body.rule === undefined ? before.rule : await checkRule(sql, body.rule, { kind: 'audience', key }, deps.pii);
       const enabled = body.enabled ?? before.enabled;
       const changed = JSON.stringify(rule) !== JSON.stringify(before.rule) || (enabled && !before.enabled);
       await sql`
@@ -280,7 +293,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) 
     },
   );
 
-  membersRoute(app, sql, 'audience', existing);
+  membersRoute(app, sql, deps.pii, 'audience', existing);
 
   app.openapi(
     createRoute({
@@ -338,7 +351,8 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; now: () => Date }) 
       });
       if (!live) throw apiError(404, 'not_found', `no profile ${profileId}`);
       const now = deps.now();
-      const tree = await explainRule(sql, a.rule, { now, profileId: live, describe: describeRule });
+      const explained = await explainRule(sql, a.rule, { now, profileId: live, describe: describeRule });
+      const tree = explained && showValues(explained, piiView(deps.pii, c.get('principal')));
       const history = await membershipHistory(sql, key, live);
       const current = history.find((h) => h.exitedAt === null);
       return c.json(

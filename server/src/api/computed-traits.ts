@@ -10,6 +10,8 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
+import type { Pii } from '../pii/index.ts';
+import { sealedUseInDefinition } from '../pii/rules.ts';
 import { rulesReading } from '../pipeline/compute/queries.ts';
 import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
@@ -48,9 +50,13 @@ const view = (r: Row) => ({
   updatedAt: r.updatedAt.toISOString(),
 });
 
-function parseDefinition(input: unknown): ComputedTraitDefinition {
+function parseDefinition(input: unknown, sensitive: (key: string) => boolean): ComputedTraitDefinition {
   const parsed = computedTraitSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const sealed = sealedUseInDefinition(parsed.data, sensitive);
+    if (sealed) throw apiError(400, 'invalid_definition', `definition.${sealed.path}: ${sealed.message}`, [sealed]);
+    return parsed.data;
+  }
   const details = parsed.error.issues.map((i) => ({ path: ['definition', ...i.path].join('.'), message: i.message }));
   throw apiError(400, 'invalid_definition', `${details[0]!.path}: ${details[0]!.message}`, details);
 }
@@ -61,9 +67,9 @@ function parseDefinition(input: unknown): ComputedTraitDefinition {
  * kept current by stage 3 and readable by rules (`{ op: 'computed' }`); the brief's built-ins as presets.
  *
  * @example
- * api.route('/computed-traits', computedTraitsApi({ sql, boss }));
+ * api.route('/computed-traits', computedTraitsApi({ sql, boss, pii }));
  */
-export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss }) {
+export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
   const { sql, boss } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const rows = (key?: string) => sql<Row[]>`
@@ -180,7 +186,7 @@ export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss }) {
     }),
     async (c) => {
       const body = c.req.valid('json');
-      return c.json(await create(body.key, body.name, parseDefinition(body.definition)), 201);
+      return c.json(await create(body.key, body.name, parseDefinition(body.definition, deps.pii.isSensitive)), 201);
     },
   );
 
@@ -220,7 +226,8 @@ export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss }) {
       const { key } = c.req.valid('param');
       const body = c.req.valid('json');
       const before = await existing(key);
-      const definition = body.definition === undefined ? before.definition : parseDefinition(body.definition);
+      const definition =
+        body.definition === undefined ? before.definition : parseDefinition(body.definition, deps.pii.isSensitive);
       await sql`
         UPDATE computed_traits SET name = ${body.name ?? before.name}, definition = ${sql.json(definition as never)},
           updated_at = now()

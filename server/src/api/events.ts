@@ -1,6 +1,9 @@
+import type { JsonObject } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
+import type { Pii } from '../pii/index.ts';
+import { piiView } from '../pii/view.ts';
 import { listEvents } from '../pipeline/ingest/queries.ts';
 import { AUTH_ERRORS, json } from './schemas.ts';
 
@@ -12,9 +15,10 @@ const StoredEventSchema = z
     type: z.string(),
     receivedAt: z.string(),
     processedAt: z.string().nullable().openapi({ description: 'When the pipeline took the event over' }),
-    payload: z
-      .unknown()
-      .openapi({ description: 'The event as stored: Segment fields, corrected timestamp, enriched context' }),
+    payload: z.unknown().openapi({
+      description:
+        'The event as stored: Segment fields, corrected timestamp, enriched context; sensitive traits masked without pii:read',
+    }),
   })
   .openapi('StoredEvent');
 
@@ -22,9 +26,9 @@ const StoredEventSchema = z
  * `/api/events`: the most recent stored events (a live event view for debugging sources).
  *
  * @example
- * api.route('/events', eventsApi(sql));
+ * api.route('/events', eventsApi(sql, pii));
  */
-export function eventsApi(sql: Sql) {
+export function eventsApi(sql: Sql, pii: Pii) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -50,8 +54,10 @@ export function eventsApi(sql: Sql) {
     async (c) => {
       const q = c.req.valid('query');
       const rows = await listEvents(sql, q);
+      const view = piiView(pii, c.get('principal'));
       const data = rows.map((r) => ({
         ...r,
+        payload: view.payload(r.payload as JsonObject),
         receivedAt: r.receivedAt.toISOString(),
         processedAt: r.processedAt?.toISOString() ?? null,
       }));

@@ -1,7 +1,10 @@
+import type { JsonObject } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import { isSealed, type Pii } from '../pii/index.ts';
+import { piiView } from '../pii/view.ts';
 import { listFailedEvents } from '../pipeline/ingest/queries.ts';
 import { replayFailedEvent } from '../pipeline/ingest/replay.ts';
 import type { EventWriter } from '../pipeline/ingest/writer.ts';
@@ -69,17 +72,25 @@ export function failedEventsApi(sql: Sql, replay: ReplayDeps) {
     async (c) => {
       const q = c.req.valid('query');
       const rows = await listFailedEvents(sql, q);
-      const data = rows.map((r) => ({
-        ...r,
-        receivedAt: r.receivedAt.toISOString(),
-        replayedAt: r.replayedAt?.toISOString() ?? null,
-        raw: r.raw && {
-          text: r.raw.toString('utf8'),
-          base64: r.raw.toString('base64'),
-          bytes: r.rawBytes ?? r.raw.byteLength,
-          truncated: (r.rawBytes ?? 0) > r.raw.byteLength,
-        },
-      }));
+      const view = piiView(replay.pii, c.get('principal'));
+      const data = rows.map((r) => {
+        const raw = r.raw && openRaw(replay.pii, r.raw);
+        const event = r.event && typeof r.event === 'object' && !Array.isArray(r.event);
+        return {
+          ...r,
+          event: event ? view.payload(r.event as JsonObject) : r.event,
+          receivedAt: r.receivedAt.toISOString(),
+          replayedAt: r.replayedAt?.toISOString() ?? null,
+          // Raw bodies are sealed whole (nobody can say where PII sits in unparsed bytes): only
+          // callers with pii:read see them.
+          raw: raw && {
+            text: view.clear ? raw.toString('utf8') : HIDDEN,
+            base64: view.clear ? raw.toString('base64') : '',
+            bytes: r.rawBytes ?? raw.byteLength,
+            truncated: (r.rawBytes ?? 0) > raw.byteLength,
+          },
+        };
+      });
       return c.json({ data, next: rows.length === q.limit ? rows.at(-1)!.id : null }, 200);
     },
   );
@@ -135,8 +146,17 @@ export function failedEventsApi(sql: Sql, replay: ReplayDeps) {
   return app;
 }
 
+const HIDDEN = '(hidden: the raw body may hold PII; needs pii:read)';
+
+function openRaw(pii: Pii, raw: Buffer): Buffer {
+  const text = raw.toString('latin1');
+  // Refusals stored before PII protection are clear bytes.
+  return isSealed(text) ? pii.openBytes(text) : raw;
+}
+
 /** What a replay needs besides the database. */
 export interface ReplayDeps {
+  pii: Pii;
   writer: EventWriter;
   maxFutureSkewMs: number;
   sourceExists(id: string): Promise<boolean>;

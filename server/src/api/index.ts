@@ -13,6 +13,7 @@ import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { Logger } from '../log.ts';
+import type { Pii } from '../pii/index.ts';
 import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
 import type { SenderDeps } from '../pipeline/deliver/sender.ts';
 import type { IdentifyContext } from '../pipeline/identify/process.ts';
@@ -54,6 +55,7 @@ export function adminApi(deps: {
   log: Logger;
   boss: PgBoss;
   identify: IdentifyContext;
+  pii: Pii;
   destinations: DestinationDirectory;
   sender: SenderDeps;
   /** The clock rules are evaluated against (previews, explanations). */
@@ -106,9 +108,9 @@ export function adminApi(deps: {
   api.post('/auth/sign-up/email', async (c) => withRetryAfter(await signUp(deps.sql, deps.people, withPeer(c))));
   api.on(['GET', 'POST'], '/auth/*', async (c) => withRetryAfter(await deps.people.handler(withPeer(c))));
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
-  api.route('/events', eventsApi(deps.sql));
+  api.route('/events', eventsApi(deps.sql, deps.pii));
   api.route('/profiles', profilesApi(deps));
-  api.route('/profiles', subscriptionsApi(deps.sql));
+  api.route('/profiles', subscriptionsApi(deps.sql, deps.pii));
   api.route('/profiles', profileTagsApi(deps));
   api.route('/tags', tagsApi(deps));
   api.route('/profiles', profileComputedApi(deps.sql));
@@ -128,6 +130,7 @@ export function adminApi(deps: {
     failedEventsApi(deps.sql, {
       writer: deps.writer,
       maxFutureSkewMs: deps.config.maxFutureSkewMs,
+      pii: deps.pii,
       sourceExists: async (id) => (await getSource(deps.sql, id)) !== undefined,
     }),
   );

@@ -2,6 +2,8 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AuthVariables } from '../auth/middleware.ts';
 import { requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
+import type { Pii } from '../pii/index.ts';
+import { piiView } from '../pii/view.ts';
 import { membersPage } from '../pipeline/compute/queries.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
@@ -14,14 +16,15 @@ const csvCell = (v: string | null) => {
 
 /**
  * `GET /{key}/members`: current members, keyset-paged by profile id; `format=csv` streams them all
- * as CSV (profile_id, since, user_id, email).
+ * as CSV (profile_id, since, user_id, email). The email is masked for callers without `pii:read`.
  *
  * @example
- * membersRoute(app, sql, 'audience', existing);
+ * membersRoute(app, sql, pii, 'audience', existing);
  */
 export function membersRoute(
   app: OpenAPIHono<{ Variables: AuthVariables }>,
   sql: Sql,
+  pii: Pii,
   kind: 'audience' | 'tag',
   existing: (key: string) => Promise<unknown>,
 ): void {
@@ -69,6 +72,11 @@ export function membersRoute(
       const { key } = c.req.valid('param');
       const q = c.req.valid('query');
       await existing(key);
+      const view = piiView(pii, c.get('principal'));
+      const show = <M extends { email: string | null }>(m: M): M => ({
+        ...m,
+        email: m.email === null ? null : view.identity('email', m.email),
+      });
       if (q.format === 'csv') {
         const encoder = new TextEncoder();
         const stream = new ReadableStream({
@@ -77,7 +85,7 @@ export function membersRoute(
             let after: string | null = null;
             for (;;) {
               const page = await membersPage(sql, kind, key, after, 5000);
-              for (const m of page)
+              for (const m of page.map(show))
                 controller.enqueue(
                   encoder.encode(`${m.profileId},${m.since.toISOString()},${csvCell(m.userId)},${csvCell(m.email)}\n`),
                 );
@@ -97,7 +105,7 @@ export function membersRoute(
       const page = await membersPage(sql, kind, key, q.cursor ?? null, q.limit);
       return c.json(
         {
-          data: page.map((m) => ({ ...m, since: m.since.toISOString() })),
+          data: page.map((m) => ({ ...show(m), since: m.since.toISOString() })),
           next: page.length === q.limit ? page[page.length - 1]!.profileId : null,
         },
         200,

@@ -1,10 +1,12 @@
-import { type IdentityType, identityKey, normalizeIdentity } from '@cairn/core';
+import { type IdentityType, normalizeIdentity } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
+import { piiView } from '../pii/view.ts';
 import { eraseProfile, liveProfileId, ProfileError, setConsent, unmergeProfile } from '../pipeline/identify/admin.ts';
 import type { IdentifyContext } from '../pipeline/identify/process.ts';
 import {
@@ -83,6 +85,8 @@ function rethrow(err: unknown): never {
 export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyContext }) {
   const { sql, identify } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+  // Sensitive traits and identities: clear for callers with pii:read, masked for the others.
+  const shown = (c: Context<{ Variables: AuthVariables }>) => piiView(identify.pii, c.get('principal'));
 
   // A merged-away id answers with a redirect to the survivor (GET only); erased ones with 410.
   async function live(c: { req: { path: string } }, id: string): Promise<{ id: string; moved: boolean }> {
@@ -133,8 +137,9 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
       }
       const id = normalizeIdentity(type, value, identify.identity);
       if (!id) return c.json({ data: [] }, 200);
-      const profileId = await profileIdByIdentity(sql, identityKey(id));
-      const view = profileId ? await profileView(sql, profileId) : undefined;
+      // Sensitive identities are stored by blind index: the lookup computes the same index.
+      const profileId = await profileIdByIdentity(sql, identify.pii.identityKey(id));
+      const view = profileId ? await profileView(sql, profileId, shown(c)) : undefined;
       return c.json({ data: view ? [view] : [] }, 200);
     },
   );
@@ -153,7 +158,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
       const { id } = c.req.valid('param');
       const target = await live(c, id);
       if (target.moved) return c.redirect(`/api/profiles/${target.id}`, 308);
-      const view = await profileView(sql, target.id);
+      const view = await profileView(sql, target.id, shown(c));
       if (!view) throw apiError(404, 'not_found', `no profile ${id}`);
       return c.json(view, 200);
     },
@@ -192,7 +197,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
       const { id } = c.req.valid('param');
       const target = await live(c, id);
       if (target.moved) return c.redirect(`/api/profiles/${target.id}/events${new URL(c.req.url).search}`, 308);
-      return c.json(await profileEvents(sql, target.id, c.req.valid('query')), 200);
+      return c.json(await profileEvents(sql, target.id, c.req.valid('query'), shown(c)), 200);
     },
   );
 
@@ -317,7 +322,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
       if (unknown.length) throw apiError(400, 'invalid_request', `unknown purposes: ${unknown.join(', ')}`);
       const target = await setConsent(sql, id, purposes, c.get('principal').id, identify).catch(rethrow);
       await deps.boss.send(QUEUES.computeProfiles.name, { ids: [], profileIds: [target] });
-      return c.json((await profileView(sql, target))!, 200);
+      return c.json((await profileView(sql, target, shown(c)))!, 200);
     },
   );
 

@@ -1,6 +1,8 @@
 import { describeRule, type Rule, ruleDependencies, validateRule } from '@cairn/core';
 import type { Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import type { Pii } from '../pii/index.ts';
+import { blindEqualities, sealedUseInRule } from '../pii/rules.ts';
 import { dependencyOrder, nodeName, readsOf } from '../pipeline/compute/definitions.ts';
 import { evaluateRule } from '../pipeline/compute/evaluate.ts';
 import { allRules } from '../pipeline/compute/queries.ts';
@@ -8,21 +10,28 @@ import { allRules } from '../pipeline/compute/queries.ts';
 /**
  * Checks a rule submitted for a definition (`kind:key`): structure and values (400 naming the field),
  * references to tags and audiences that exist (400), no cycle through other definitions (400), and
- * that Postgres accepts it (a regex it cannot compile is a 400, not a 500 at evaluation).
+ * that Postgres accepts it (a regex it cannot compile is a 400, not a 500 at evaluation), and that it
+ * compares no encrypted trait or property in a way ciphertext cannot answer (400).
  *
  * @example
- * const rule = await checkRule(sql, body.rule, { kind: 'audience', key: 'vip' });
+ * Equality on an encrypted trait is rewritten to compare blind indexes (see blindEqualities).
+ *
+ * @example
+ * const rule = await checkRule(sql, body.rule, { kind: 'audience', key: 'vip' }, pii);
  */
 export async function checkRule(
   sql: Tx,
   input: unknown,
   self: { kind: 'audience' | 'tag'; key: string } | null,
+  pii: Pick<Pii, 'isSensitive' | 'traitIndex'>,
 ): Promise<Rule> {
-  const v = validateRule(input);
+  const v = validateRule(blindEqualities(input, pii));
   if (!v.ok) {
     const first = v.issues[0]!;
     throw apiError(400, 'invalid_rule', `rule${first.path ? `.${first.path}` : ''}: ${first.message}`, v.issues);
   }
+  const sealed = sealedUseInRule(v.rule, pii.isSensitive);
+  if (sealed) throw apiError(400, 'invalid_rule', `rule.${sealed.path}: ${sealed.message}`, [sealed]);
   const existing = await allRules(sql);
   const names = new Set(existing.map((d) => nodeName(d.kind, d.key)));
   const deps = ruleDependencies(v.rule);

@@ -2,6 +2,8 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql, Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import type { Pii } from '../pii/index.ts';
+import { type PiiView, piiView } from '../pii/view.ts';
 import { setSubscription } from '../pipeline/deliver/unsubscribe.ts';
 import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
@@ -20,16 +22,23 @@ const SubscriptionSchema = z
   })
   .openapi('Subscription');
 
+/** A contact point as subscriptions key it (`key`: blind index for email/phone) and as shown. */
+interface Contact {
+  key: string;
+  shown: string;
+}
+
 /** The contact points of a live profile, per channel, as subscriptions are keyed. */
-async function contactsOf(tx: Tx, profileId: string): Promise<Record<string, string[]>> {
+async function contactsOf(tx: Tx, profileId: string, view: PiiView): Promise<Record<string, Contact[]>> {
   const ids = await tx<
-    { type: string; value: string }[]
-  >`SELECT type, value FROM identities WHERE profile_id = ${profileId}`;
-  const emails = ids.filter((i) => i.type === 'email').map((i) => `email:${i.value}`);
-  const phones = ids.filter((i) => i.type === 'phone').map((i) => `phone:${i.value}`);
-  const users = ids.filter((i) => i.type === 'userId').map((i) => `userId:${i.value}`);
-  const others = users.length ? users : [`profile:${profileId}`];
-  return { email: emails, sms: phones, push: others, chat: others, webhook: others };
+    { key: string; type: string; value: string }[]
+  >`SELECT key, type, value FROM identities WHERE profile_id = ${profileId}`;
+  // An identity key is `type:value` with the value in its stored form: the subscription key as well.
+  const of = (type: string, prefix: string) =>
+    ids.filter((i) => i.type === type).map((i) => ({ key: i.key, shown: `${prefix}:${view.identity(type, i.value)}` }));
+  const users = of('userId', 'userId');
+  const others = users.length ? users : [{ key: `profile:${profileId}`, shown: `profile:${profileId}` }];
+  return { email: of('email', 'email'), sms: of('phone', 'phone'), push: others, chat: others, webhook: others };
 }
 
 function rethrow(err: unknown): never {
@@ -42,9 +51,9 @@ function rethrow(err: unknown): never {
  * contact point (not profile), so it survives merges and re-identification.
  *
  * @example
- * api.route('/profiles', subscriptionsApi(sql));
+ * api.route('/profiles', subscriptionsApi(sql, pii));
  */
-export function subscriptionsApi(sql: Sql) {
+export function subscriptionsApi(sql: Sql, pii: Pii) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const IdParam = z.object({ id: z.string().uuid() });
   const notFound = { description: 'No such profile', content: { 'application/json': { schema: ErrorSchema } } };
@@ -65,7 +74,9 @@ export function subscriptionsApi(sql: Sql) {
     }),
     async (c) => {
       const live = await liveProfileId(sql, c.req.valid('param').id).catch(rethrow);
-      const contacts = [...new Set(Object.values(await contactsOf(sql, live)).flat())];
+      const known = Object.values(await contactsOf(sql, live, piiView(pii, c.get('principal')))).flat();
+      const shown = new Map(known.map((k) => [k.key, k.shown]));
+      const contacts = [...shown.keys()];
       const rows = await sql<
         {
           contact: string;
@@ -82,7 +93,7 @@ export function subscriptionsApi(sql: Sql) {
       return c.json(
         {
           data: rows.map((r) => ({
-            contact: r.contact,
+            contact: shown.get(r.contact) ?? r.contact,
             channel: r.channel,
             topic: r.topic,
             subscribed: r.subscribed,
@@ -131,15 +142,23 @@ export function subscriptionsApi(sql: Sql) {
     async (c) => {
       const { channel, topic, subscribed } = c.req.valid('json');
       const live = await liveProfileId(sql, c.req.valid('param').id).catch(rethrow);
-      const contacts = (await contactsOf(sql, live))[channel] ?? [];
+      const contacts = (await contactsOf(sql, live, piiView(pii, c.get('principal'))))[channel] ?? [];
       if (!contacts.length) throw apiError(409, 'no_contact_point', `the profile has no ${channel} contact point`);
       const actor = c.get('principal').id;
       await sql.begin(async (tx) => {
-        for (const contact of contacts) {
-          await setSubscription(tx, { contact, channel, topic, subscribed, profileId: live, source: 'api', actor });
+        for (const { key } of contacts) {
+          await setSubscription(tx, {
+            contact: key,
+            channel,
+            topic,
+            subscribed,
+            profileId: live,
+            source: 'api',
+            actor,
+          });
         }
       });
-      return c.json({ contacts }, 200);
+      return c.json({ contacts: contacts.map((k) => k.shown) }, 200);
     },
   );
   return app;

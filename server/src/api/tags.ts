@@ -6,6 +6,7 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
+import type { Pii } from '../pii/index.ts';
 import { lockProfiles } from '../pipeline/compute/locks.ts';
 import { recordInOrder } from '../pipeline/compute/outbox.ts';
 import { rulesReading } from '../pipeline/compute/queries.ts';
@@ -64,9 +65,9 @@ async function tags(sql: Sql, key?: string): Promise<TagRow[]> {
  * keeps them current), each change kept with when, by whom or what, and why.
  *
  * @example
- * api.route('/tags', tagsApi({ sql, boss }));
+ * api.route('/tags', tagsApi({ sql, boss, pii }));
  */
-export function tagsApi(deps: { sql: Sql; boss: PgBoss }) {
+export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
   const { sql, boss } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const existing = async (key: string) => {
@@ -117,7 +118,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss }) {
       const rule =
         body.rule === undefined || body.rule === null
           ? null
-          : await checkRule(sql, body.rule, { kind: 'tag', key: body.key });
+          : await checkRule(sql, body.rule, { kind: 'tag', key: body.key }, deps.pii);
       const [created] = await sql`
         INSERT INTO tags (key, name, rule) VALUES (${body.key}, ${body.name}, ${rule ? sql.json(rule as never) : null})
         ON CONFLICT (key) DO NOTHING RETURNING key`;
@@ -177,7 +178,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss }) {
             'conflict',
             'a static tag cannot get a rule, nor a dynamic one lose it: create another tag',
           );
-        rule = await checkRule(sql, body.rule, { kind: 'tag', key });
+        rule = await checkRule(sql, body.rule, { kind: 'tag', key }, deps.pii);
       }
       await sql`
         UPDATE tags SET name = ${body.name ?? before.name}, rule = ${rule ? sql.json(rule as never) : null}, updated_at = now()
@@ -208,7 +209,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss }) {
     },
   );
 
-  membersRoute(app, sql, 'tag', existing);
+  membersRoute(app, sql, deps.pii, 'tag', existing);
   return app;
 }
 

@@ -1,6 +1,7 @@
 import { roleOf } from '../auth/api-keys.ts';
 import { type Principal, ROLES, type Role } from '../auth/keys.ts';
 import type { Sql } from '../db/index.ts';
+import { STORED_VIEW } from '../pii/view.ts';
 import { getAudience } from '../pipeline/compute/queries.ts';
 import { getDestination } from '../pipeline/deliver/queries.ts';
 import { profileView } from '../pipeline/identify/profiles.ts';
@@ -99,7 +100,7 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
       return plain({ ...rest, role: roleOf(metadata) ?? null });
     },
     // Consent only: the profile view also carries identities and traits (PII).
-    consent: async (sql, id) => (UUID.test(id) ? plain((await profileView(sql, id))?.consent) : undefined),
+    consent: async (sql, id) => (UUID.test(id) ? plain((await profileView(sql, id, STORED_VIEW))?.consent) : undefined),
   } satisfies Record<string, Loader>;
 }
 

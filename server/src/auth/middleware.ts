@@ -23,7 +23,7 @@ export type Permission =
   | 'keys:write'
   /** The audit log of admin writes (GET /api/audit). */
   | 'audit:read'
-  /** Clear-text PII in responses (masking for roles without it arrives with PII protection). */
+  /** Clear-text PII in responses; without it sensitive traits are masked (see server/src/api/pii-view.ts). */
   | 'pii:read';
 
 const READS: Permission[] = ['events:read', 'profiles:read', 'destinations:read', 'audiences:read'];

@@ -57,8 +57,9 @@ export const QUEUES = {
   },
   /**
    * Identify → destinations: a profile was erased; destinations that support deletion forward it.
-   * The notice names the erased identities in clear text (a destination can only delete what it is
-   * told), so completed notices are deleted after a day.
+   * The notice names the erased identities (a destination can only delete what it is told): sensitive
+   * ones sealed as identities.value holds them, opened only when handed to the plugin; completed
+   * notices are deleted after a day.
    */
   profileErased: {
     name: 'profile.erased',

@@ -39,7 +39,7 @@ export async function startWorkers(deps: {
   // an event's own delivery does not wait for audiences; their change events follow it to fan-out)
   const stopSweep = await startComputeWorker(deps.compute);
   // 5 deliver (4 automate comes in between in a later issue)
-  await startFanoutWorker(deps.boss, deps.sql, deps.destinations);
+  await startFanoutWorker(deps.boss, deps.sql, deps.destinations, deps.identify.pii);
   await startForgetWorker(deps.sender, deps.destinations);
   return stopSweep;
 }

@@ -8,7 +8,6 @@ import {
   foldEvent,
   type Identity,
   type IdentityLink,
-  identityKey,
   type JsonObject,
   resolveIdentities,
   type TrackingEvent,
@@ -16,6 +15,7 @@ import {
 } from '@cairn/core';
 import { DEFAULTS } from '@cairn/server';
 import postgres from 'postgres';
+import { createPii, type Pii } from '../../../server/src/pii/index.ts';
 import { linkHash } from '../../../server/src/pipeline/identify/component.ts';
 import { enrichEvent } from '../../../server/src/pipeline/ingest/enrich.ts';
 import type { ClientEvent } from './people.ts';
@@ -99,12 +99,14 @@ function historyRows(
   sourceId: string,
   processedAt: string,
   out: Tables,
+  pii: Pii,
 ): { identities: number; links: number; traits: number } {
   const stored: Stored[] = [];
   const rows: { row: ReturnType<typeof enrich>; s: Stored }[] = [];
   for (const e of history) {
-    const row = enrich(e, sourceId);
-    const payload = JSON.parse(row.payload) as JsonObject;
+    const row = enrich(e, sourceId, pii);
+    // Stored sealed (PII at rest); stage 2 opens it to extract identities and fold traits.
+    const payload = pii.openPayload(JSON.parse(row.payload) as JsonObject);
     const ids = extractIdentities(payload as unknown as TrackingEvent, {});
     const s: Stored = {
       id: String(next.id++),
@@ -112,7 +114,7 @@ function historyRows(
       type: row.type,
       payload,
       ids,
-      keys: ids.map(identityKey),
+      keys: ids.map(pii.identityKey),
     };
     stored.push(s);
     rows.push({ row, s });
@@ -136,10 +138,13 @@ function historyRows(
   out.profiles.push(
     line([profile, state.through ? new Date(state.through.ts).toISOString() : null, state.through?.id ?? null]),
   );
-  for (const id of group.identities) out.identities.push(line([identityKey(id), id.type, id.value, profile]));
+  for (const id of group.identities) {
+    out.identities.push(line([pii.identityKey(id), id.type, pii.identityValue(id), profile]));
+  }
   for (const [h, s] of links) out.links.push(line([h, textArray(s.keys), new Date(s.ts).toISOString(), s.id]));
   for (const [key, t] of state.traits) {
-    out.traits.push(line([profile, key, JSON.stringify(t.value), new Date(t.ts).toISOString(), t.eventId, t.source]));
+    const value = JSON.stringify(pii.sealValue(key, t.value));
+    out.traits.push(line([profile, key, value, new Date(t.ts).toISOString(), t.eventId, t.source]));
   }
   for (const { row, s } of rows) {
     out.events.push(
@@ -163,7 +168,7 @@ function historyRows(
   return { identities: group.identities.length, links: links.size, traits: state.traits.size };
 }
 
-function enrich(e: ClientEvent, sourceId: string) {
+function enrich(e: ClientEvent, sourceId: string, pii: Pii) {
   const v = validateEvent(e, '', undefined);
   if (!v.ok) throw new Error(`setup event refused by validation: ${JSON.stringify(v.issue)}`);
   // Received a second after it happened, from localhost, without sentAt: the timestamp stays as sent.
@@ -175,6 +180,7 @@ function enrich(e: ClientEvent, sourceId: string) {
       ip: '127.0.0.1',
       batchSentAt: undefined,
       maxFutureSkewMs: DEFAULTS.maxFutureSkewMs,
+      pii,
     },
     '',
   );
@@ -205,7 +211,7 @@ async function copy(sql: postgres.ReservedSql, table: keyof Tables, lines: strin
 export async function bulkLoad(
   url: string,
   histories: Iterable<ClientEvent[]>,
-  options: { sourceId: string; onProgress?: (done: number) => void },
+  options: { sourceId: string; onProgress?: (done: number) => void; secret?: string },
 ): Promise<BulkStats> {
   const started = performance.now();
   // Without TCP_NODELAY each COPY's CopyDone waits for a delayed ACK (see ../ingest/raw.ts).
@@ -229,6 +235,14 @@ export async function bulkLoad(
   };
   try {
     const [{ max }] = await sql<[{ max: string | null }]>`SELECT max(id)::text AS max FROM events`;
+    // The server's secret (CAIRN_SECRET, else the one it generated at its first start): the setup
+    // seals PII and computes blind indexes exactly as the server will.
+    const [generated] = await sql<{ secret: string }[]>`
+      SELECT value->>'secret' AS secret FROM settings WHERE key = 'generated_secret'`;
+    const secret = options.secret ?? process.env.CAIRN_SECRET ?? generated?.secret;
+    if (!secret)
+      throw new Error('bulkLoad: no CAIRN_SECRET and no generated secret: start a server on the database first');
+    const pii = createPii({ secret });
     // Secondary indexes are built once after the load (faster than row by row), from their own definitions.
     const deferred = await sql<{ name: string; def: string }[]>`
       SELECT indexname AS name, indexdef AS def FROM pg_indexes
@@ -263,7 +277,7 @@ export async function bulkLoad(
       inFlight.catch(() => {});
     };
     for (const history of histories) {
-      const n = historyRows(history, next, options.sourceId, processedAt, tables);
+      const n = historyRows(history, next, options.sourceId, processedAt, tables, pii);
       stats.histories++;
       stats.profiles++;
       stats.events += history.length;

@@ -1,11 +1,15 @@
 import type postgres from 'postgres';
+import type { Pii } from '../../../server/src/pii/index.ts';
 
 // Compares what two databases hold after stage 2, ignoring what legitimately differs between them
 // (profile uuids, event ids, arrival times, the client IP): profiles are named by their identities,
 // events by their messageIds. Used to show that the bulk setup writes what the pipeline writes.
 
-/** Stage 2's state of a database, normalised: one sorted line per fact. */
-export async function stageTwoState(sql: postgres.Sql): Promise<Map<string, string[]>> {
+/**
+ * Stage 2's state of a database, normalised: one sorted line per fact. Sealed trait values are
+ * compared opened (each seal has a fresh IV); `pii` must hold the database's server secret.
+ */
+export async function stageTwoState(sql: postgres.Sql, pii: Pick<Pii, 'openValue'>): Promise<Map<string, string[]>> {
   const profiles = await sql<{ id: string; keys: string[]; merged_into: string | null }[]>`
     SELECT p.id, p.merged_into, coalesce(array_agg(i.key ORDER BY i.key) FILTER (WHERE i.key IS NOT NULL), '{}') AS keys
     FROM profiles p LEFT JOIN identities i ON i.profile_id = p.id GROUP BY p.id`;
@@ -55,7 +59,7 @@ export async function stageTwoState(sql: postgres.Sql): Promise<Map<string, stri
       sorted(
         traits.map(
           (t) =>
-            `${nameOf(t.profile_id)} ${t.key}=${JSON.stringify(t.value)} at ${t.updated_at.toISOString()} event=${msg(t.event_id)} ${t.source}`,
+            `${nameOf(t.profile_id)} ${t.key}=${JSON.stringify(pii.openValue(t.value))} at ${t.updated_at.toISOString()} event=${msg(t.event_id)} ${t.source}`,
         ),
       ),
     ],

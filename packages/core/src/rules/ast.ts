@@ -47,6 +47,12 @@ export type NotRule = { op: 'not'; rule: Rule };
 export type TraitRule = { op: 'trait'; trait: string } & Comparison;
 export type ComputedRule = { op: 'computed'; trait: string } & Comparison;
 export type AccountRule = { op: 'account'; trait: string } & Comparison;
+/**
+ * A trait encrypted at rest equals one of these values, compared by blind index
+ * (`profile_traits.blind`, a keyed hash of the normalised value). The server writes it in place of
+ * `=` / `in` / `!=` on such a trait, so a stored rule never holds the clear values.
+ */
+export type TraitIndexRule = { op: 'trait_index'; trait: string; in: string[] };
 /** Performed an event at least `min` (default 1) and at most `max` times, within a window. */
 export type PerformedRule = {
   op: 'performed';
@@ -86,6 +92,7 @@ export type Rule =
   | OrRule
   | NotRule
   | TraitRule
+  | TraitIndexRule
   | ComputedRule
   | AccountRule
   | PerformedRule

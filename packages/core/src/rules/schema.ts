@@ -60,6 +60,16 @@ export const ruleSchema: z.ZodType<Rule> = z.lazy(() =>
     z.object({ op: z.literal('or'), rules: z.array(ruleSchema).min(1).max(50) }).strict(),
     z.object({ op: z.literal('not'), rule: ruleSchema }).strict(),
     ...withComparison({ op: z.literal('trait'), trait: name }),
+    z
+      .object({
+        op: z.literal('trait_index'),
+        trait: name,
+        in: z
+          .array(z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a blind index (43 base64url characters)'))
+          .min(1)
+          .max(RULE_LIMITS.inValues),
+      })
+      .strict(),
     ...withComparison({
       op: z.literal('computed'),
       trait: z
@@ -178,6 +188,7 @@ const LEAF_SCHEMAS: Record<string, z.ZodType> = Object.fromEntries(
   (
     [
       'trait',
+      'trait_index',
       'computed',
       'account',
       'performed',

@@ -2,6 +2,7 @@ import type { AcceptedEvent } from '@cairn/plugin-api';
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../../db/index.ts';
 import { type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
+import type { Pii } from '../../pii/index.ts';
 import type { ActiveDestination, DestinationDirectory } from './directory.ts';
 import { enqueueDeliveries } from './enqueue.ts';
 import { matchesFilter } from './filter.ts';
@@ -19,9 +20,14 @@ import {
  * Stage 5's consumer of `identify.done`.
  *
  * @example
- * await startFanoutWorker(boss, sql, destinations);
+ * await startFanoutWorker(boss, sql, destinations, pii);
  */
-export async function startFanoutWorker(boss: PgBoss, sql: Sql, destinations: DestinationDirectory): Promise<void> {
+export async function startFanoutWorker(
+  boss: PgBoss,
+  sql: Sql,
+  destinations: DestinationDirectory,
+  pii: Pick<Pii, 'openPayload'>,
+): Promise<void> {
   await boss.work<IngestCommitted>(
     QUEUES.identifyDone.name,
     // Retries coming due are not notified: poll for them sooner than pg-boss's 30 s default.
@@ -39,6 +45,7 @@ export async function startFanoutWorker(boss: PgBoss, sql: Sql, destinations: De
         sql,
         destinations.active(),
         jobs.flatMap((j) => j.data.ids),
+        pii,
       );
     },
   );
@@ -53,13 +60,14 @@ export async function startFanoutWorker(boss: PgBoss, sql: Sql, destinations: De
  * re-delivered batch sends nothing twice. Returns how many rows will be delivered (pending or waiting).
  *
  * @example
- * await fanOutWith(boss, sql, destinations.active(), ids);
+ * await fanOutWith(boss, sql, destinations.active(), ids, pii);
  */
 export async function fanOutWith(
   boss: PgBoss,
   sql: Sql,
   active: readonly ActiveDestination[],
   ids: readonly string[],
+  pii: Pick<Pii, 'openPayload'>,
 ): Promise<number> {
   if (!active.length || !ids.length) return 0;
   const events = await eventsForFanout(sql, ids);
@@ -70,7 +78,7 @@ export async function fanOutWith(
   const chunk = Math.max(1, Math.floor(MAX_ORDER_LOCKS / Math.max(1, ordered)));
   let inserted = 0;
   for (let i = 0; i < events.length; i += chunk) {
-    inserted += await fanOutChunk(boss, sql, active, events.slice(i, i + chunk));
+    inserted += await fanOutChunk(boss, sql, active, events.slice(i, i + chunk), pii);
   }
   return inserted;
 }
@@ -80,12 +88,24 @@ async function fanOutChunk(
   sql: Sql,
   active: readonly ActiveDestination[],
   events: readonly EventForDelivery[],
+  pii: Pick<Pii, 'openPayload'>,
 ): Promise<number> {
   const rows: NewDelivery[] = [];
+  // Filters compare clear values (a `where` on properties.email must see the address, not its seal).
+  const opened = new Map<string, Record<string, unknown>>();
+  const payloadOf = (e: EventForDelivery) => {
+    const known = opened.get(e.id);
+    if (known) return known;
+    const p = pii.openPayload(e.payload);
+    opened.set(e.id, p);
+    return p;
+  };
   for (const a of active) {
     for (const e of events) {
       if (!a.plugin.accepts.includes(e.type as AcceptedEvent)) continue;
-      const pass = matchesFilter(e.payload, a.destination.filter);
+      const pass = !a.destination.filter.where?.length
+        ? matchesFilter(e.payload, a.destination.filter)
+        : matchesFilter(payloadOf(e), a.destination.filter);
       rows.push({
         destinationId: a.destination.id,
         eventId: e.id,

@@ -23,7 +23,14 @@ export async function startForgetWorker(deps: SenderDeps, destinations: Destinat
         if (!a.plugin.forget || !told.has(a.destination.id)) continue;
         try {
           await a.plugin.forget(
-            { erasureId: job.data.erasureId, profileIds: job.data.profileIds, identities: job.data.identities },
+            {
+              erasureId: job.data.erasureId,
+              profileIds: job.data.profileIds,
+              identities: job.data.identities.map((i) => ({
+                type: i.type,
+                value: String(deps.pii.openValue(i.value)),
+              })),
+            },
             pluginContext(deps, a.destination, a.settings),
           );
         } catch (err) {

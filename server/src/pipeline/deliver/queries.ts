@@ -3,6 +3,7 @@ import type { ConsentPolicy } from '@cairn/core';
 import type { DeliveryProfile } from '@cairn/plugin-api';
 import type { PendingQuery, Row } from 'postgres';
 import type { Tx } from '../../db/index.ts';
+import type { Pii } from '../../pii/index.ts';
 import type { Filter } from './filter.ts';
 
 /** A configured destination. */
@@ -234,8 +235,12 @@ export async function deliveriesToSend(sql: Tx, ids: readonly string[]): Promise
     ORDER BY e.timestamp, e.id`;
 }
 
-/** The profiles of a batch as destinations see them (live ids: events follow merges). */
-export async function profilesForDelivery(sql: Tx, ids: readonly string[]): Promise<Map<string, DeliveryProfile>> {
+/** The profiles of a batch as destinations see them (live ids: events follow merges; PII opened). */
+export async function profilesForDelivery(
+  sql: Tx,
+  ids: readonly string[],
+  pii: Pick<Pii, 'openValue'>,
+): Promise<Map<string, DeliveryProfile>> {
   const out = new Map<string, DeliveryProfile>();
   if (!ids.length) return out;
   const [identities, traits] = await Promise.all([
@@ -245,14 +250,16 @@ export async function profilesForDelivery(sql: Tx, ids: readonly string[]): Prom
       SELECT profile_id, key, value FROM profile_traits WHERE profile_id = ANY(${ids}::uuid[])`,
   ]);
   for (const id of ids) out.set(id, { id, userId: null, email: null, phone: null, anonymousIds: [], traits: {} });
-  for (const i of identities) {
+  for (const row of identities) {
+    const i = { ...row, value: String(pii.openValue(row.value)) };
     const p = out.get(i.profile_id)!;
     if (i.type === 'userId') p.userId ??= i.value;
     else if (i.type === 'email') p.email ??= i.value;
     else if (i.type === 'phone') p.phone ??= i.value;
     else if (i.type === 'anonymousId') p.anonymousIds.push(i.value);
   }
-  for (const t of traits) {
+  for (const row of traits) {
+    const t = { ...row, value: pii.openValue(row.value) };
     const p = out.get(t.profile_id)!;
     p.traits[t.key] = t.value;
     // The person's own latest address wins over the first identity seen.

@@ -16,6 +16,7 @@ import type { Sql } from '../../db/index.ts';
 import { type DeliverJob, destinationQueueName } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import type { Pii } from '../../pii/index.ts';
 import { recordInOrder } from './order.ts';
 import {
   circuitOf,
@@ -42,6 +43,8 @@ export interface SenderDeps {
   boss: PgBoss;
   log: Logger;
   secret: string;
+  /** Opens sealed PII: plugins get clear values (an email plugin needs the address). */
+  pii: Pii;
   publicUrl: string;
   delivery: Config['delivery'];
   /** Aborted at shutdown: in-flight plugin calls stop and their items are retried. */
@@ -132,7 +135,9 @@ async function gate(
   const contacts = new Map<string, string | null>();
   for (const row of rows) {
     const profile = row.profileId ? profiles.get(row.profileId) : undefined;
-    contacts.set(row.id, channel && profile ? contactFor(channel, profile) : null);
+    const contact = channel && profile ? contactFor(channel, profile) : null;
+    // Subscriptions are keyed by the stored form of the contact point (blind index for email/phone).
+    contacts.set(row.id, contact ? deps.pii.contactKey(contact) : null);
   }
   const blocked = channel
     ? await unsubscribed(
@@ -223,7 +228,7 @@ export async function deliverJobs(
   }
 
   const profileIds = [...new Set(rows.map((r) => r.profileId).filter((p): p is string => !!p))];
-  const profiles = await profilesForDelivery(deps.sql, profileIds);
+  const profiles = await profilesForDelivery(deps.sql, profileIds, deps.pii);
   const outcomes = await gate(deps, destination, plugin, rows, profiles);
   const sendable = rows.filter((r) => !outcomes.has(r.id));
   const ctx = pluginContext(deps, destination, settings);
@@ -251,7 +256,8 @@ export async function deliverJobs(
     await takeTokens(destination, batch.length, deps.signal);
     const items: DeliveryItem[] = batch.map((row) => ({
       idempotencyKey: row.idempotencyKey,
-      event: row.payload as DeliveredEvent,
+      // Plugins get clear values: an email plugin needs the address.
+      event: deps.pii.openPayload(row.payload) as DeliveredEvent,
       profile: row.profileId ? (profiles.get(row.profileId) ?? null) : null,
       attempt: row.attempts + 1,
     }));

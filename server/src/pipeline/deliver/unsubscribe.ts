@@ -3,6 +3,7 @@ import { type TrackingEvent, validateEvent } from '@cairn/core';
 import type { Context, Hono } from 'hono';
 import { html } from 'hono/html';
 import type { Sql, Tx } from '../../db/index.ts';
+import type { Pii } from '../../pii/index.ts';
 import { enrichEvent } from '../ingest/enrich.ts';
 import type { EventWriter } from '../ingest/writer.ts';
 
@@ -112,7 +113,7 @@ const page = (title: string, body: ReturnType<typeof html>) => html`<!doctype ht
  */
 export function unsubscribeRoutes(
   app: Hono,
-  deps: { sql: Sql; secret: string; writer: EventWriter; maxFutureSkewMs: number },
+  deps: { sql: Sql; secret: string; writer: EventWriter; maxFutureSkewMs: number; pii: Pii },
 ) {
   const invalid = (c: Context) =>
     c.html(
@@ -140,7 +141,8 @@ export function unsubscribeRoutes(
     if (!claim) return invalid(c);
     await deps.sql.begin(async (tx) => {
       await setSubscription(tx, {
-        contact: claim.k,
+        // The token carries the clear contact point; the table keeps its stored form.
+        contact: deps.pii.contactKey(claim.k),
         channel: claim.c,
         topic: claim.t,
         subscribed: false,
@@ -161,7 +163,7 @@ export function unsubscribeRoutes(
 
 /** The unsubscribe as an event on the profile, through ingestion like any other (source `cairn`). */
 async function recordUnsubscribeEvent(
-  deps: { sql: Sql; writer: EventWriter; maxFutureSkewMs: number },
+  deps: { sql: Sql; writer: EventWriter; maxFutureSkewMs: number; pii: Pii },
   claim: UnsubscribeClaim,
 ): Promise<void> {
   const [live] = await deps.sql<{ key: string; type: string; value: string }[]>`
@@ -173,6 +175,7 @@ async function recordUnsubscribeEvent(
     ORDER BY CASE i.type WHEN 'userId' THEN 0 WHEN 'email' THEN 1 WHEN 'phone' THEN 2 WHEN 'anonymousId' THEN 4 ELSE 3 END, i.key
     LIMIT 1`;
   if (!live) return; // erased meanwhile: the subscription row is all that remains
+  live.value = String(deps.pii.openValue(live.value));
   const who: Partial<TrackingEvent> =
     live.type === 'userId'
       ? { userId: live.value }
@@ -202,6 +205,7 @@ async function recordUnsubscribeEvent(
       ip: undefined,
       batchSentAt: undefined,
       maxFutureSkewMs: deps.maxFutureSkewMs,
+      pii: deps.pii,
     },
     '',
   );

@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
 import { QUEUES } from '../../jobs/queues.ts';
-import { applyPartition, assignmentOf, loadComponent, parseIdentityKey, type StoredLink } from './component.ts';
+import { applyPartition, assignmentOf, loadComponent, type StoredLink } from './component.ts';
 import { rebuildConsent } from './consent.ts';
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
 import { type IdentifyContext, settleProfiles, suppressionHash } from './process.ts';
@@ -155,7 +155,8 @@ export async function eraseProfile(
         UNION SELECT p.id FROM profiles p JOIN chain c ON p.merged_into = c.id)
       SELECT id FROM chain`;
     const ids = merged.map((r) => r.id);
-    const identities = await tx<{ key: string }[]>`SELECT key FROM identities WHERE profile_id = ${live}`;
+    const identities = await tx<{ key: string; type: string; value: string }[]>`
+      SELECT key, type, value FROM identities WHERE profile_id = ${live}`;
     const keys = identities.map((r) => r.key);
     const [erasure] = await tx<{ id: string }[]>`
       INSERT INTO erasures (profile_id, requested_by, identities, events) VALUES (${live}, ${actor}, ${keys.length}, 0)
@@ -191,7 +192,8 @@ export async function eraseProfile(
       {
         erasureId: erasure!.id,
         profileIds: ids,
-        identities: keys.map(parseIdentityKey),
+        // Sensitive ones stay sealed in the job (it sits in pg-boss's table); forget.ts opens them.
+        identities: identities.map((i) => ({ type: i.type, value: i.value })),
         requestedBy: actor,
         destinationIds: told.map((t) => t.id),
       },

@@ -186,7 +186,8 @@ export interface ChangeCause {
  * Resolves the component's links and applies the result to `identities` and `profiles`: new profiles
  * for new groups, merges (logged with the state before), automatic splits (logged), restorations.
  * `previous` is the stored assignment; `labels` (default: the same) the one whose profile ids the
- * new groups carry on — an unmerge passes the assignment it restores.
+ * new groups carry on — an unmerge passes the assignment it restores. `values` holds what
+ * `identities.value` gets for new identities stored by blind index (their sealed value).
  *
  * @example
  * const applied = await applyPartition(tx, links, previous, { reason: 'identify', eventId: '42', actor: null });
@@ -198,6 +199,7 @@ export async function applyPartition(
   options: IdentityOptions,
   cause: (group: Group) => ChangeCause,
   labels: ReadonlyMap<string, string> = previous,
+  values: ReadonlyMap<string, string> = new Map(),
 ): Promise<Applied> {
   const partition = resolveIdentities(resolverLinks(links), options);
   // `labels` says which profile each identity should carry on (an unmerge's restoration); `previous`
@@ -223,7 +225,7 @@ export async function applyPartition(
       const key = identityKey(id);
       assignment.set(key, profile);
       if (previous.get(key) !== profile) {
-        rows.push({ key, type: id.type, value: id.value, profile });
+        rows.push({ key, type: id.type, value: values.get(key) ?? id.value, profile });
         // An identity new to the store has no older events: only moves need re-pointing and a refold.
         const old = previous.get(key);
         if (old) changed.add(old).add(profile);

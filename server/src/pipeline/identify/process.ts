@@ -15,6 +15,7 @@ import {
 } from '@cairn/core';
 import type { Sql, Tx } from '../../db/index.ts';
 import type { Logger } from '../../log.ts';
+import type { Pii } from '../../pii/index.ts';
 import {
   type Applied,
   applyPartition,
@@ -39,6 +40,8 @@ export interface IdentifyContext {
   purposes: readonly string[] | null;
   /** Key of the suppression list's keyed hashes. */
   secret: string;
+  /** PII at rest: sealed payloads and traits, blind-indexed identity keys. */
+  pii: Pii;
   log: Logger;
   /** Workers per process. */
   concurrency: number;
@@ -53,7 +56,10 @@ export interface IdentifyResult {
   retries: number;
 }
 
-/** A stored event as stage 2 reads it, with its identities (canonical order) and their set's hash. */
+/**
+ * A stored event as stage 2 reads it (payload opened), with its identities' stored keys (canonical
+ * order; sensitive ones by blind index), their set's hash, and the stored value of each sensitive one.
+ */
 export interface LoadedEvent {
   id: string;
   ts: number;
@@ -61,6 +67,7 @@ export interface LoadedEvent {
   payload: JsonObject;
   keys: string[];
   setHash: string | null;
+  sealed: [key: string, value: string][];
 }
 
 /** Events per transaction: bounds lock counts and the work a retry repeats. */
@@ -120,14 +127,20 @@ async function loadEvents(tx: Tx, ids: readonly string[], ctx: IdentifyContext):
     WHERE id = ANY(${ids}::bigint[]) AND processed_at IS NULL
     FOR UPDATE SKIP LOCKED`;
   return rows.map((r) => {
-    const keys = extractIdentities(r.payload as unknown as TrackingEvent, ctx.identity).map(identityKey);
+    const payload = ctx.pii.openPayload(r.payload);
+    const ids = extractIdentities(payload as unknown as TrackingEvent, ctx.identity);
+    const keys = ids.map(ctx.pii.identityKey);
+    const sealed: [string, string][] = [];
+    for (const [i, id] of ids.entries())
+      if (ctx.pii.blinds(id.type)) sealed.push([keys[i]!, ctx.pii.identityValue(id)]);
     return {
       id: String(r.id),
       ts: r.timestamp.getTime(),
       type: r.type,
-      payload: r.payload,
+      payload,
       keys,
       setHash: keys.length ? linkHash(keys) : null,
+      sealed,
     };
   });
 }
@@ -168,6 +181,8 @@ async function processChunk(
   const events = await dropSuppressed(tx, loaded, ctx);
   const suppressed = loaded.length - events.length;
   const held = await lockIdentities(tx, [...events.flatMap((e) => e.keys), ...extraLocks]);
+  // What identities.value holds for identities stored by blind index: the sealed value.
+  const values = new Map(events.flatMap((e) => e.sealed));
 
   // Which events bring new evidence: a set of identities never seen together, or seen only later.
   const known = await linksByHash(tx, [...new Set(events.flatMap((e) => (e.setHash ? [e.setHash] : [])))]);
@@ -202,10 +217,18 @@ async function processChunk(
       componentKeys = [...component.keys];
       const previous = await assignmentOf(tx, componentKeys);
       await lockProfiles(tx, new Set([...previous.values(), ...(await profilesOf(tx, events, componentKeys))]));
-      applied = await applyPartition(tx, component.links, previous, ctx.identity, (group) => {
-        const e = group.identities.map((id) => causeOf.get(identityKey(id))).find(Boolean);
-        return { reason: e ? `${e.type} event` : 'identity links', eventId: e?.id ?? null, actor: null };
-      });
+      applied = await applyPartition(
+        tx,
+        component.links,
+        previous,
+        ctx.identity,
+        (group) => {
+          const e = group.identities.map((id) => causeOf.get(identityKey(id))).find(Boolean);
+          return { reason: e ? `${e.type} event` : 'identity links', eventId: e?.id ?? null, actor: null };
+        },
+        previous,
+        values,
+      );
       await saveRefusals(tx, applied.partition);
     }
   }
@@ -223,7 +246,7 @@ async function processChunk(
       if (lookup.has(key)) continue;
       const [row] = await tx<{ id: string }[]>`INSERT INTO profiles (id) VALUES (gen_random_uuid()) RETURNING id`;
       const { type, value } = parseIdentityKey(key);
-      await tx`INSERT INTO identities (key, type, value, profile_id) VALUES (${key}, ${type}, ${value}, ${row!.id})
+      await tx`INSERT INTO identities (key, type, value, profile_id) VALUES (${key}, ${type}, ${values.get(key) ?? value}, ${row!.id})
         ON CONFLICT (key) DO NOTHING`;
       lookup.set(key, row!.id);
     }
@@ -247,18 +270,18 @@ async function processChunk(
   const mergedAway = applied?.mergedAway ?? new Set<string>();
   const refold = new Set(changed.filter((p) => !mergedAway.has(p)));
   const incremental = [...byProfile.keys()].filter((p) => !refold.has(p));
-  const before = await loadStates(tx, [...new Set([...incremental, ...refold, ...mergedAway])]);
+  const before = await loadStates(tx, [...new Set([...incremental, ...refold, ...mergedAway])], ctx.pii);
   const after = new Map<string, ProfileState>();
   for (const p of incremental) {
     const state = cloneState(before.get(p)!);
     if (foldEvents(state, byProfile.get(p)!, ctx.traits)) after.set(p, state);
     else refold.add(p);
   }
-  for (const [p, state] of await refoldStates(tx, [...refold], ctx.traits)) after.set(p, state);
+  for (const [p, state] of await refoldStates(tx, [...refold], ctx.traits, ctx.pii)) after.set(p, state);
   for (const p of mergedAway) after.set(p, emptyProfileState());
-  await saveStates(tx, before, after);
+  await saveStates(tx, before, after, ctx.pii);
 
-  await saveAccountTraits(tx, events);
+  await saveAccountTraits(tx, events, ctx.pii);
   // Refolded profiles (merged, split, or an event earlier than the last one folded) get their consent
   // history rebuilt from their events, which includes this chunk's; the others only append to it.
   await saveConsent(
@@ -292,10 +315,10 @@ export async function settleProfiles(
   if (!changed.length) return;
   await repointEvents(tx, changed);
   const live = changed.filter((p) => !applied.mergedAway.has(p));
-  const before = await loadStates(tx, changed);
-  const after = await refoldStates(tx, live, ctx.traits);
+  const before = await loadStates(tx, changed, ctx.pii);
+  const after = await refoldStates(tx, live, ctx.traits, ctx.pii);
   for (const p of applied.mergedAway) after.set(p, emptyProfileState());
-  await saveStates(tx, before, after);
+  await saveStates(tx, before, after, ctx.pii);
   await rebuildConsent(tx, live, ctx);
 }
 
@@ -333,7 +356,7 @@ export async function repointEvents(tx: Tx, profiles: readonly string[]): Promis
 }
 
 /** Account traits from group calls: last write by event time wins, per trait. */
-async function saveAccountTraits(tx: Tx, events: readonly LoadedEvent[]): Promise<void> {
+async function saveAccountTraits(tx: Tx, events: readonly LoadedEvent[], pii: Pii): Promise<void> {
   const rows = new Map<string, { a: string; k: string; v: string; t: string; e: string; ts: number }>();
   for (const e of events) {
     const groupId = typeof e.payload.groupId === 'string' ? e.payload.groupId.trim() : '';
@@ -347,7 +370,8 @@ async function saveAccountTraits(tx: Tx, events: readonly LoadedEvent[]): Promis
       const id = `${groupId}\n${k}`;
       const prev = rows.get(id);
       if (prev && compareRefs({ ts: prev.ts, eventId: prev.e }, { ts: e.ts, eventId: e.id }) > 0) continue;
-      rows.set(id, { a: groupId, k, v: JSON.stringify(v ?? null), t: new Date(e.ts).toISOString(), e: e.id, ts: e.ts });
+      const value = JSON.stringify(pii.sealValue(k, v ?? null));
+      rows.set(id, { a: groupId, k, v: value, t: new Date(e.ts).toISOString(), e: e.id, ts: e.ts });
     }
   }
   if (!rows.size) return;

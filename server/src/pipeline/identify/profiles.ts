@@ -1,4 +1,6 @@
+import type { JsonObject } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
+import type { PiiView } from '../../pii/view.ts';
 
 /** A profile as the admin API shows it. */
 export interface ProfileView {
@@ -16,11 +18,11 @@ export interface ProfileView {
 const LOOKUP_TYPES = { userId: 'userId', anonymousId: 'anonymousId', email: 'email', phone: 'phone' } as const;
 
 /**
- * The profile holding an identity, or undefined. `type` is userId, anonymousId, email, phone or
- * `x:<type>`; values are normalised the way events are (see extractIdentities).
+ * The profile holding an identity, or undefined. `key` is the stored key (`Pii.identityKey`: sensitive
+ * types by blind index) of an identity normalised the way events are (see extractIdentities).
  *
  * @example
- * await profileIdByIdentity(sql, 'email:ann@example.com');
+ * await profileIdByIdentity(sql, pii.identityKey({ type: 'email', value: 'ann@example.com' }));
  */
 export async function profileIdByIdentity(tx: Tx, key: string): Promise<string | undefined> {
   const [row] = await tx<{ profile_id: string }[]>`SELECT profile_id FROM identities WHERE key = ${key}`;
@@ -30,12 +32,12 @@ export async function profileIdByIdentity(tx: Tx, key: string): Promise<string |
 export { LOOKUP_TYPES };
 
 /**
- * Everything the API shows of one live profile.
+ * Everything the API shows of one live profile, sensitive values as `pii` shows them to the caller.
  *
  * @example
- * const view = await profileView(sql, id);
+ * const view = await profileView(sql, id, piiView(pii, principal));
  */
-export async function profileView(tx: Tx, id: string): Promise<ProfileView | undefined> {
+export async function profileView(tx: Tx, id: string, pii: PiiView): Promise<ProfileView | undefined> {
   const [profile] = await tx<{ id: string; created_at: Date; updated_at: Date }[]>`
     SELECT id, created_at, updated_at FROM profiles WHERE id = ${id} AND merged_into IS NULL AND erased_at IS NULL`;
   if (!profile) return undefined;
@@ -57,16 +59,25 @@ export async function profileView(tx: Tx, id: string): Promise<ProfileView | und
     id: profile.id,
     createdAt: profile.created_at.toISOString(),
     updatedAt: profile.updated_at.toISOString(),
-    identities: identities.map((i) => ({ type: i.type, value: i.value, createdAt: i.created_at.toISOString() })),
+    identities: identities.map((i) => ({
+      type: i.type,
+      value: pii.identity(i.type, i.value),
+      createdAt: i.created_at.toISOString(),
+    })),
     traits: Object.fromEntries(
       traits.map((t) => [
         t.key,
-        { value: t.value, updatedAt: t.updated_at.toISOString(), source: t.source, eventId: String(t.event_id) },
+        {
+          value: pii.value(t.key, t.value),
+          updatedAt: t.updated_at.toISOString(),
+          source: t.source,
+          eventId: String(t.event_id),
+        },
       ]),
     ),
     accounts: accounts.map((a) => ({
       id: a.account_id,
-      traits: a.traits ?? {},
+      traits: Object.fromEntries(Object.entries(a.traits ?? {}).map(([k, v]) => [k, pii.value(k, v)])),
       firstSeenAt: a.first_seen_at.toISOString(),
       lastSeenAt: a.last_seen_at.toISOString(),
     })),
@@ -82,12 +93,13 @@ export async function profileView(tx: Tx, id: string): Promise<ProfileView | und
  * previous page returned.
  *
  * @example
- * const page = await profileEvents(sql, id, { limit: 50 });
+ * const page = await profileEvents(sql, id, { limit: 50 }, piiView(pii, principal));
  */
 export async function profileEvents(
   tx: Tx,
   id: string,
   page: { before?: string; limit: number },
+  pii: PiiView,
 ): Promise<{ data: Record<string, unknown>[]; next: string | null }> {
   const [beforeTs, beforeId] = page.before ? page.before.split('_') : [];
   const rows = await tx<
@@ -113,7 +125,7 @@ export async function profileEvents(
     timestamp: r.timestamp.toISOString(),
     messageId: r.message_id,
     sourceId: r.source_id,
-    payload: r.payload,
+    payload: pii.payload(r.payload as JsonObject),
   }));
   const last = rows.at(-1);
   return { data, next: rows.length === page.limit && last ? `${last.timestamp.getTime()}_${last.id}` : null };

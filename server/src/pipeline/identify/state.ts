@@ -9,14 +9,19 @@ import {
   type TraitSource,
 } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
+import type { Pii } from '../../pii/index.ts';
+
+/** What the fold's storage needs of PII protection: sensitive trait values are stored sealed. */
+export type TraitSealer = Pick<Pii, 'sealValue' | 'openValue' | 'openPayload' | 'traitIndex'>;
 
 /**
- * The stored fold of each profile: its traits, accounts and the last event folded in.
+ * The stored fold of each profile: its traits (sealed values opened), accounts and the last event
+ * folded in.
  *
  * @example
- * const states = await loadStates(tx, ['6f1c...']);
+ * const states = await loadStates(tx, ['6f1c...'], pii);
  */
-export async function loadStates(tx: Tx, ids: readonly string[]): Promise<Map<string, ProfileState>> {
+export async function loadStates(tx: Tx, ids: readonly string[], pii: TraitSealer): Promise<Map<string, ProfileState>> {
   const states = new Map<string, ProfileState>();
   if (!ids.length) return states;
   for (const id of ids) states.set(id, emptyProfileState());
@@ -33,7 +38,7 @@ export async function loadStates(tx: Tx, ids: readonly string[]): Promise<Map<st
   }
   for (const t of traits) {
     states.get(t.profile_id)!.traits.set(t.key, {
-      value: t.value,
+      value: pii.openValue(t.value),
       ts: t.updated_at.getTime(),
       eventId: String(t.event_id),
       source: t.source,
@@ -54,12 +59,13 @@ export async function loadStates(tx: Tx, ids: readonly string[]): Promise<Map<st
  * earlier than the last one folded in). Same fold as the incremental path, so both agree.
  *
  * @example
- * const states = await refoldStates(tx, ids, {});
+ * const states = await refoldStates(tx, ids, {}, pii);
  */
 export async function refoldStates(
   tx: Tx,
   ids: readonly string[],
   options: TraitOptions,
+  pii: TraitSealer,
 ): Promise<Map<string, ProfileState>> {
   const states = new Map<string, ProfileState>();
   for (const id of ids) states.set(id, emptyProfileState());
@@ -72,7 +78,8 @@ export async function refoldStates(
     id: String(r.id),
     ts: r.timestamp.getTime(),
     type: r.type,
-    payload: r.payload,
+    // The fold normalises and compares clear values; they are sealed again when saved.
+    payload: pii.openPayload(r.payload),
     profile: r.profile_id,
   }));
   events.sort(compareTraitEvents);
@@ -86,17 +93,18 @@ function same(a: unknown, b: unknown): boolean {
 
 /**
  * Writes what changed between the stored and the new state of each profile: trait rows, account
- * memberships, and the fold position.
+ * memberships, and the fold position. Sensitive trait values are sealed.
  *
  * @example
- * await saveStates(tx, before, after);
+ * await saveStates(tx, before, after, pii);
  */
 export async function saveStates(
   tx: Tx,
   before: ReadonlyMap<string, ProfileState>,
   after: ReadonlyMap<string, ProfileState>,
+  pii: TraitSealer,
 ): Promise<void> {
-  const upserts: { p: string; k: string; v: string; t: string; e: string; s: string }[] = [];
+  const upserts: { p: string; k: string; v: string; b: string | null; t: string; e: string; s: string }[] = [];
   const deletes: { p: string; k: string }[] = [];
   const accounts: { p: string; a: string; f: string; l: string }[] = [];
   const accountDeletes: { p: string; a: string }[] = [];
@@ -111,7 +119,8 @@ export async function saveStates(
       upserts.push({
         p: profile,
         k: key,
-        v: JSON.stringify(t.value),
+        v: JSON.stringify(pii.sealValue(key, t.value)),
+        b: pii.traitIndex(key, t.value),
         t: new Date(t.ts).toISOString(),
         e: t.eventId,
         s: t.source,
@@ -142,12 +151,14 @@ export async function saveStates(
   }
   if (upserts.length) {
     await tx`
-      INSERT INTO profile_traits (profile_id, key, value, updated_at, event_id, source)
-      SELECT p, k, v::jsonb, t, e, s
-      FROM json_to_recordset(${JSON.stringify(upserts)}::text::json) AS x (p uuid, k text, v text, t timestamptz, e bigint, s text)
+      INSERT INTO profile_traits (profile_id, key, value, blind, updated_at, event_id, source)
+      SELECT p, k, v::jsonb, b, t, e, s
+      FROM json_to_recordset(${JSON.stringify(upserts)}::text::json)
+        AS x (p uuid, k text, v text, b text, t timestamptz, e bigint, s text)
       ORDER BY p, k
       ON CONFLICT (profile_id, key) DO UPDATE
-      SET value = excluded.value, updated_at = excluded.updated_at, event_id = excluded.event_id, source = excluded.source`;
+      SET value = excluded.value, blind = excluded.blind, updated_at = excluded.updated_at,
+        event_id = excluded.event_id, source = excluded.source`;
   }
   if (accountDeletes.length) {
     await tx`

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { campaignFromUrl, correctTime, type Issue, type JsonObject, type TrackingEvent } from '@cairn/core';
 import UAParser from 'ua-parser-js';
+import type { Pii } from '../../pii/index.ts';
 
 /** What the server knows about the request an event came in. */
 export interface RequestFacts {
@@ -10,6 +11,8 @@ export interface RequestFacts {
   /** `sentAt` of a batch body, used when an event has none of its own. */
   batchSentAt: string | undefined;
   maxFutureSkewMs: number;
+  /** Seals the sensitive fields of the stored payload (PII at rest). */
+  pii: Pick<Pii, 'sealPayload'>;
 }
 
 /** One event ready for the events table; `payload` is the stored JSON text. */
@@ -31,7 +34,7 @@ const MIN_TIMESTAMP = Date.UTC(1970, 0, 1);
 /**
  * Stamps and enriches a validated event: messageId when missing, clock-skew-corrected timestamp,
  * receivedAt, client IP, campaign from the page URL, and OS/device/browser from the user agent.
- * Fields the client already set are never overwritten.
+ * Fields the client already set are never overwritten. Sensitive traits are sealed in the stored payload.
  *
  * @example
  * const r = enrichEvent(event, facts, 'batch[0]');
@@ -76,7 +79,7 @@ export function enrichEvent(
       anonymousId: e.anonymousId ?? null,
       timestamp: payload.timestamp as string,
       receivedAt: payload.receivedAt as string,
-      payload: JSON.stringify(payload),
+      payload: JSON.stringify(facts.pii.sealPayload(payload)),
     },
   };
 }

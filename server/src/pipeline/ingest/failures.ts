@@ -1,6 +1,7 @@
-import { storableText } from '@cairn/core';
+import { type JsonObject, storableText } from '@cairn/core';
 import { isDataError, type Sql } from '../../db/index.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import type { Pii } from '../../pii/index.ts';
 import { createBatcher } from './batcher.ts';
 import { type FailedEventRow, insertFailedEvents } from './queries.ts';
 
@@ -26,7 +27,7 @@ export interface FailureRecorder {
  * @example
  * await failures.record([failedPayload(info, null, 401, 'unknown_write_key', 'unknown write key', raw)]);
  */
-export function createFailureRecorder(sql: Sql, metrics: Metrics): FailureRecorder {
+export function createFailureRecorder(sql: Sql, metrics: Metrics, pii: Pii): FailureRecorder {
   const batcher = createBatcher<FailedEventRow[], void>({
     async write(groups) {
       try {
@@ -52,10 +53,34 @@ export function createFailureRecorder(sql: Sql, metrics: Metrics): FailureRecord
     async record(rows) {
       if (rows.length === 0) return;
       for (const r of rows) metrics.eventsRejected.inc({ reason: r.code });
-      await batcher.submit(rows);
+      await batcher.submit(rows.map((r) => sealFailure(pii, r)));
     },
     drain: batcher.drain,
   };
+}
+
+/**
+ * A refusal as stored: the event with its sensitive fields sealed like a stored event's, and raw
+ * bytes (which could not be parsed, so nobody can say where PII sits in them) sealed whole.
+ *
+ * @example
+ * await insertFailedEvents(sql, rows.map((r) => sealFailure(pii, r)));
+ */
+export function sealFailure(pii: Pick<Pii, 'sealPayload' | 'sealBytes'>, row: FailedEventRow): FailedEventRow {
+  let event = row.event;
+  if (event !== null) {
+    const parsed = JSON.parse(event) as unknown;
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+      event = JSON.stringify(pii.sealPayload(parsed as JsonObject));
+    }
+  }
+  const raw = row.raw ? Buffer.from(pii.sealBytes(row.raw)) : null;
+  // V8's JSON.parse messages quote the start of the body: keep the reason, not the quote.
+  const reason =
+    row.code === 'invalid_json'
+      ? row.reason.replace(/"[\s\S]*"(\.\.\.)?/, '(the quoted body is kept sealed)')
+      : row.reason;
+  return { ...row, event, raw, reason };
 }
 
 /**

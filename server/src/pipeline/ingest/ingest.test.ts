@@ -63,8 +63,11 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
       expect(await json(res)).toEqual({ success: true });
       const [row] = await stored(`single-${type}`);
       expect(row?.type).toBe(type);
-      expect(row?.payload).toMatchObject(body);
+      // Sensitive traits are sealed at rest (server/src/pii): the stored payload opens to what was sent.
+      expect(cairn.pii.openPayload(row!.payload)).toMatchObject(body);
     }
+    const [identify] = await stored('single-identify');
+    expect(JSON.stringify(identify!.payload)).not.toContain('a@b.test');
   });
 
   it('accepts the write key in the body and text/plain bodies (sendBeacon)', async () => {

@@ -1,8 +1,11 @@
-import { type Issue, validateEvent } from '@cairn/core';
+import { type Issue, type JsonObject, validateEvent } from '@cairn/core';
 import type { Sql } from '../../db/index.ts';
+import type { Pii } from '../../pii/index.ts';
 import { enrichEvent } from './enrich.ts';
 import { getFailedEvent, markReplayed } from './queries.ts';
 import type { EventWriter } from './writer.ts';
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** What a replay did. */
 export type ReplayOutcome =
@@ -20,7 +23,13 @@ export type ReplayOutcome =
  * const outcome = await replayFailedEvent({ sql, writer, maxFutureSkewMs }, '42', { event: fixed });
  */
 export async function replayFailedEvent(
-  deps: { sql: Sql; writer: EventWriter; maxFutureSkewMs: number; sourceExists(id: string): Promise<boolean> },
+  deps: {
+    sql: Sql;
+    writer: EventWriter;
+    maxFutureSkewMs: number;
+    pii: Pii;
+    sourceExists(id: string): Promise<boolean>;
+  },
   id: string,
   override: { event?: Record<string, unknown>; sourceId?: string },
 ): Promise<ReplayOutcome> {
@@ -28,7 +37,9 @@ export async function replayFailedEvent(
   if (!row) return { status: 'not_found' };
   const sourceId = override.sourceId ?? row.sourceId;
   if (!sourceId || !(await deps.sourceExists(sourceId))) return { status: 'no_source' };
-  const original = override.event ?? row.event;
+  // The stored event's sensitive fields are sealed (ingest seals them again on the way in).
+  const stored = isObject(row.event) ? deps.pii.openPayload(row.event) : row.event;
+  const original = override.event ?? stored;
   if (!original || typeof original !== 'object' || Array.isArray(original)) return { status: 'no_event' };
   const candidate = { messageId: `failed-${row.id}`, ...(original as Record<string, unknown>) };
   const v = validateEvent(candidate, '');
@@ -39,6 +50,7 @@ export async function replayFailedEvent(
     ip: undefined,
     batchSentAt: undefined,
     maxFutureSkewMs: deps.maxFutureSkewMs,
+    pii: deps.pii,
   };
   const e = enrichEvent(v.event, facts, '');
   if (!e.ok) return { status: 'invalid', issue: e.issue };

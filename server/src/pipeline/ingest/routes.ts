@@ -6,6 +6,7 @@ import type { Config } from '../../config.ts';
 import { apiError } from '../../http/errors.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import type { Pii } from '../../pii/index.ts';
 import { originAllowed, type SourceDirectory } from '../../sources/directory.ts';
 import type { Source } from '../../sources/queries.ts';
 import { BodyError, readJsonBody } from './body.ts';
@@ -23,6 +24,7 @@ export interface IngestDeps {
   failures: FailureRecorder;
   metrics: Metrics;
   log: Logger;
+  pii: Pii;
 }
 
 interface RoutesDeps extends IngestDeps {
@@ -224,6 +226,7 @@ async function store(
     ip: info.ip,
     batchSentAt: typeof batchSentAt === 'string' ? batchSentAt : undefined,
     maxFutureSkewMs: deps.config.maxFutureSkewMs,
+    pii: deps.pii,
   };
   const rows: EventRow[] = [];
   const rejected: Rejection[] = [];

@@ -23,15 +23,21 @@ export const consent: Operator<ConsentRule> = {
     r.state === 'unknown' ? `never chose about consent to ${r.purpose}` : `${r.state} consent to ${r.purpose}`,
 };
 
-// The contact point a channel reaches, as the delivery stage computes it (deliver/unsubscribe.ts contactFor).
+// The contact point a channel reaches, as the delivery stage computes it (deliver/unsubscribe.ts
+// contactFor), in the form subscriptions are keyed by. With PII protection on (the server's default)
+// an email or phone trait is sealed and its blind index sits beside it (profile_traits.blind), and the
+// identity key is `email:<blind index>`: both are exactly the stored contact key. A trait that is not
+// protected is used as text, as before.
 function contactSql(channel: string): Fragment {
-  const trait = (key: string) =>
-    sql`(SELECT t.value #>> '{}' FROM profile_traits t WHERE t.profile_id = s.id AND t.key = ${key}::text AND jsonb_typeof(t.value) = 'string')`;
+  // Clear text is lower-cased for email (as contactFor does); a blind index is used as it is.
+  const trait = (key: string, clear: (v: Fragment) => Fragment) =>
+    sql`(SELECT coalesce(t.blind, CASE WHEN t.value #>> '{}' NOT LIKE 'enc:v1:%' THEN ${clear(sql`t.value #>> '{}'`)} END) FROM profile_traits t WHERE t.profile_id = s.id AND t.key = ${key}::text AND jsonb_typeof(t.value) = 'string')`;
   const identity = (type: string) =>
-    sql`(SELECT i.value FROM identities i WHERE i.profile_id = s.id AND i.type = ${type}::text ORDER BY i.created_at, i.key LIMIT 1)`;
-  if (channel === 'email') return sql`'email:' || lower(coalesce(${trait('email')}, ${identity('email')}))`;
-  if (channel === 'sms') return sql`'phone:' || coalesce(${trait('phone')}, ${identity('phone')})`;
-  return sql`coalesce('userId:' || ${identity('userId')}, 'profile:' || s.id::text)`;
+    sql`(SELECT i.key FROM identities i WHERE i.profile_id = s.id AND i.type = ${type}::text ORDER BY i.created_at, i.key LIMIT 1)`;
+  if (channel === 'email')
+    return sql`coalesce('email:' || ${trait('email', (v) => sql`lower(${v})`)}, ${identity('email')})`;
+  if (channel === 'sms') return sql`coalesce('phone:' || ${trait('phone', (v) => v)}, ${identity('phone')})`;
+  return sql`coalesce(${identity('userId')}, 'profile:' || s.id::text)`;
 }
 
 /** Subscribed or unsubscribed on a channel (and topic). */

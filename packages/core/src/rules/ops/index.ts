@@ -4,7 +4,7 @@ import { aggregate, occurrence, performed } from './events.ts';
 import { and, not, or } from './logic.ts';
 import { hasTag, inAudience } from './membership.ts';
 import type { Operator } from './types.ts';
-import { account, computed, trait } from './value.ts';
+import { account, computed, trait, traitIndex } from './value.ts';
 
 /** Every operator, by its `op`: one small module each, no switch over node types. */
 export const OPERATORS: { [K in RuleOp]: Operator<Extract<Rule, { op: K }>> } = {
@@ -12,6 +12,7 @@ export const OPERATORS: { [K in RuleOp]: Operator<Extract<Rule, { op: K }>> } = 
   or,
   not,
   trait,
+  trait_index: traitIndex,
   computed,
   account,
   performed,

@@ -1,4 +1,4 @@
-import type { AccountRule, ComputedRule, TraitRule } from '../ast.ts';
+import type { AccountRule, ComputedRule, TraitIndexRule, TraitRule } from '../ast.ts';
 import { col, sql } from '../sql.ts';
 import { comparisonSql, dateEdges, describeComparison } from './compare.ts';
 import type { Operator } from './types.ts';
@@ -23,6 +23,24 @@ export const trait: Operator<TraitRule> = {
   edges: (r, since, now) =>
     dateEdges(sql`SELECT profile_id AS id, value AS v FROM profile_traits WHERE key = ${r.trait}::text`, r, since, now),
   describe: (r) => `${r.trait} ${describeComparison(r)}`,
+};
+
+/** A trait encrypted at rest, matched by the blind index stored beside it (`profile_traits.blind`). */
+export const traitIndex: Operator<TraitIndexRule> = {
+  compile(r, ctx) {
+    const a = ctx.relation(sql`
+      SELECT t.profile_id AS id, t.blind AS v
+      FROM profile_traits t
+      JOIN scope s ON s.id = t.profile_id
+      WHERE t.key = ${r.trait}::text`);
+    const v = col(a, 'v');
+    return { truth: sql`coalesce(${v} = ANY(${r.in}::text[]), false)`, value: v };
+  },
+  dependencies(r, deps) {
+    deps.traits.add(r.trait);
+  },
+  describe: (r) =>
+    `${r.trait} is ${r.in.length === 1 ? 'a given value' : `one of ${r.in.length} given values`} (compared encrypted)`,
 };
 
 /** A computed trait (`computed_trait_values`), kept by stage 3 itself. */
