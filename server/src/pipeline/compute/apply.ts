@@ -1,6 +1,7 @@
 import { compileComputedTrait, compileRule } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 import { type Definition, nodeName, readsOf } from './definitions.ts';
+import { shareDefinitions } from './locks.ts';
 import { deferChanges, INLINE_CHANGE_EVENTS, recordInOrder } from './outbox.ts';
 import { STORES } from './store.ts';
 
@@ -15,10 +16,18 @@ export interface ApplyResult {
   evaluated: number;
   /** Changes whose events went to the outbox (recorded by `drainChanges` after the commit). */
   deferred: number;
+  /** Profiles postponed because a recompute held a definition they needed (see `retryPostponed`). */
+  postponed: number;
 }
 
 /** A result with nothing in it. */
-export const emptyResult = (): ApplyResult => ({ changes: new Map(), eventIds: [], evaluated: 0, deferred: 0 });
+export const emptyResult = (): ApplyResult => ({
+  changes: new Map(),
+  eventIds: [],
+  evaluated: 0,
+  deferred: 0,
+  postponed: 0,
+});
 
 /**
  * Adds one chunk's result to a running total (in loops: a full recompute's lists are too long for push(...)).
@@ -29,6 +38,7 @@ export const emptyResult = (): ApplyResult => ({ changes: new Map(), eventIds: [
 export function mergeResults(into: ApplyResult, r: ApplyResult): void {
   into.evaluated += r.evaluated;
   into.deferred += r.deferred;
+  into.postponed += r.postponed;
   for (const id of r.eventIds) into.eventIds.push(id);
   for (const [k, c] of r.changes) {
     const t = into.changes.get(k) ?? { entered: [], exited: [] };
@@ -44,18 +54,34 @@ export function mergeResults(into: ApplyResult, r: ApplyResult): void {
  * membership changed in a definition it reads — so a change cascades through audiences of audiences
  * in one pass. Profiles in scope that are no longer live (merged away) leave with reason `merge`.
  *
+ * Incremental callers pass `share: true`: the definitions' locks are shared for the transaction, and
+ * a definition a full recompute holds is skipped, its profiles noted in `compute_postponed` for
+ * `retryPostponed`. A recompute passes nothing: it holds its definitions' locks exclusively already.
+ *
  * @example
- * await applyDefinitions(tx, defs, { now, by: 'event', initial: (d) => touched });
+ * await applyDefinitions(tx, defs, { now, by: 'event', initial: (d) => touched, share: true });
  */
 export async function applyDefinitions(
   tx: Tx,
   defs: readonly Definition[],
-  opts: { now: Date; by: string; initial: (d: Definition) => readonly string[] | 'all' | null },
+  opts: {
+    now: Date;
+    by: string;
+    initial: (d: Definition) => readonly string[] | 'all' | null;
+    share?: boolean;
+  },
 ): Promise<ApplyResult> {
   const changes: Changes = new Map();
   const eventIds: string[] = [];
   let evaluated = 0;
   let deferred = 0;
+  const busy = opts.share
+    ? await shareDefinitions(
+        tx,
+        defs.map((d) => nodeName(d.kind, d.key)),
+      )
+    : new Set<string>();
+  const postponed = new Set<string>();
   for (const def of defs) {
     const initial = opts.initial(def);
     const cascaded = new Set<string>();
@@ -66,6 +92,10 @@ export async function applyDefinitions(
     if (initial === null && !cascaded.size) continue;
     const scope = initial === 'all' ? undefined : [...new Set([...(initial ?? []), ...cascaded])];
     if (scope && !scope.length) continue;
+    if (busy.has(nodeName(def.kind, def.key))) {
+      for (const id of scope ?? []) postponed.add(id);
+      continue;
+    }
     evaluated++;
     if (def.kind === 'computed') {
       const changed = await applyComputed(tx, def, scope, opts.now);
@@ -89,7 +119,13 @@ export async function applyDefinitions(
     for (const id of await recordInOrder(tx, def, 'enter', entered, opts.now, opts.by)) eventIds.push(id);
     for (const id of await recordInOrder(tx, def, 'exit', exitedNow, opts.now, opts.by)) eventIds.push(id);
   }
-  return { changes, eventIds, evaluated, deferred };
+  if (postponed.size) await postpone(tx, [...postponed], opts.by);
+  return { changes, eventIds, evaluated, deferred, postponed: postponed.size };
+}
+
+/** Notes profiles to re-evaluate once the recompute holding a definition they needed commits. */
+async function postpone(tx: Tx, ids: readonly string[], by: string): Promise<void> {
+  await tx`INSERT INTO compute_postponed (profile_id, by) SELECT p, ${by} FROM unnest(${ids as string[]}::uuid[]) AS p`;
 }
 
 /**

@@ -11,8 +11,11 @@ import {
   TEST_ADMIN_KEY,
   type TestDatabase,
 } from '../../testing/index.ts';
-import { lockProfiles } from './locks.ts';
+import { loadDefinitions } from './definitions.ts';
+import { lockDefinitions, lockProfiles } from './locks.ts';
 import { deferChanges, INLINE_CHANGE_EVENTS, recordInOrder } from './outbox.ts';
+import { retryPostponed } from './postponed.ts';
+import { computeForEvents } from './worker.ts';
 
 // The outbox of large diffs (migration 0009): a full recompute that changes more than
 // INLINE_CHANGE_EVENTS profiles commits its memberships and leaves the change events to a drainer.
@@ -159,4 +162,60 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
     expect(rows.map((x) => x.event)).toEqual(['audience.exited', 'audience.entered']);
     expect(await count('SELECT count(*)::int AS n FROM compute_changes WHERE profile_id = $1', p!.id)).toBe(0);
   });
+
+  // PGlite runs one transaction at a time: a recompute and incremental work cannot overlap there.
+  it.skipIf(mode === 'embedded')(
+    'incremental work meeting a definition a recompute holds postpones the profile instead of waiting, and evaluates it after the commit',
+    async () => {
+      const [p] = await cairn.sql<{ id: string }[]>`
+        SELECT profile_id::text AS id FROM audience_memberships WHERE audience = 'bulk' AND exited_at IS NULL LIMIT 1`;
+      const profile = p!.id;
+      // The profile no longer matches (as if an event changed its trait).
+      await cairn.sql`UPDATE profile_traits SET value = '"other"' WHERE profile_id = ${profile} AND key = 'cohort'`;
+      let release!: () => void;
+      const gate = new Promise<void>((res) => {
+        release = res;
+      });
+      let held!: () => void;
+      const holding = new Promise<void>((res) => {
+        held = res;
+      });
+      // A recompute of `bulk` in progress: its definition lock held exclusively.
+      const recompute = cairn.sql.begin(async (tx) => {
+        await lockDefinitions(tx, ['audience:bulk']);
+        held();
+        await gate;
+      });
+      await holding;
+      const deps = { sql: cairn.sql, now: () => new Date() };
+      const during = await computeForEvents(deps, [], await loadDefinitions(cairn.sql), [profile]);
+      expect(during.postponed).toBe(1);
+      expect(await count(`SELECT count(*)::int AS n FROM compute_postponed WHERE profile_id = $1`, profile)).toBe(1);
+      expect(
+        await count(
+          `SELECT count(*)::int AS n FROM audience_memberships WHERE audience = 'bulk' AND profile_id = $1 AND exited_at IS NULL`,
+          profile,
+        ),
+      ).toBe(1);
+      release();
+      await recompute;
+      // After the commit (the server's sweep may get there first): evaluated, and the profile leaves.
+      await retryPostponed(deps);
+      await until('postponed profile evaluated', async () => {
+        const left = await count(
+          `SELECT count(*)::int AS n FROM audience_memberships WHERE audience = 'bulk' AND profile_id = $1 AND exited_at IS NULL`,
+          profile,
+        );
+        return left === 0 && (await count('SELECT count(*)::int AS n FROM compute_postponed')) === 0;
+      });
+      await until(
+        'its exit recorded',
+        async () =>
+          (await count(
+            `SELECT count(*)::int AS n FROM events WHERE profile_id = $1 AND event = 'audience.exited'`,
+            profile,
+          )) === 1,
+      );
+    },
+  );
 });

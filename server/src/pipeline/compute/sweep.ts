@@ -56,6 +56,7 @@ export async function sweepOnce(deps: { sql: Sql }, now: Date): Promise<ApplyRes
         return applyDefinitions(tx, defs, {
           now,
           by: 'time',
+          share: true,
           initial: (d) => {
             const c = candidates.get(nodeName(d.kind, d.key));
             const mine = c ? chunk.filter((id) => c.has(id)) : [];

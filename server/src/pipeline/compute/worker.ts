@@ -3,9 +3,10 @@ import type { Sql, Tx } from '../../db/index.ts';
 import { type ComputeDefinition, type ComputeProfiles, QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import { type ApplyResult, applyDefinitions, emptyResult, mergeResults } from './apply.ts';
-import { affectedBy, type Definition, loadDefinitions, nodeName } from './definitions.ts';
-import { lockProfiles } from './locks.ts';
+import { affectedBy, type Definition, loadDefinitions, nodeName, readsOf } from './definitions.ts';
+import { lockDefinitions, lockProfiles } from './locks.ts';
 import { drainChanges } from './outbox.ts';
+import { retryPostponed } from './postponed.ts';
 import { sweepOnce } from './sweep.ts';
 
 /** What stage 3 needs. */
@@ -69,6 +70,7 @@ export async function computeForEvents(
       return applyDefinitions(tx, definitions, {
         now: deps.now(),
         by: 'event',
+        share: true,
         initial: (d) => {
           if (selected.has(nodeName(d.kind, d.key))) return chunk;
           const changed = chunk.filter((id) => everything.has(id));
@@ -99,6 +101,9 @@ export async function recomputeDefinition(
   }
   const now = deps.now();
   return (await deps.sql.begin(async (tx) => {
+    // The definitions this recompute may write (the target and, through the cascade, every definition reading it):
+    // incremental work postpones their profiles until the commit instead of racing the recompute's inserts.
+    await lockDefinitions(tx, writtenBy(definitions, target));
     const r = await applyDefinitions(tx, definitions, {
       now,
       by: 'recompute',
@@ -113,6 +118,13 @@ export async function recomputeDefinition(
     }
     return r;
   })) as ApplyResult;
+}
+
+/** A definition and every definition reading it, directly or through others (`defs` in dependency order). */
+function writtenBy(defs: readonly Definition[], target: string): string[] {
+  const names = new Set([target]);
+  for (const d of defs) if (readsOf(d).some((r) => names.has(r))) names.add(nodeName(d.kind, d.key));
+  return [...names];
 }
 
 /** Hands change events to fan-out (destinations that accept track events receive them). */
@@ -166,6 +178,8 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
     async function recompute([job]) {
       const r = await recomputeDefinition(deps, job!.data);
       await handOver(deps.boss, r);
+      // Profiles incremental work postponed meanwhile: evaluated now that the recompute committed.
+      await handOver(deps.boss, await retryPostponed(deps));
       if (r.deferred) drain();
       deps.log.info(
         `compute: ${job!.data.kind} ${job!.data.key} recomputed (${[...r.changes.values()].reduce((n, c) => n + c.entered.length + c.exited.length, 0)} changes, ${r.deferred} change events left to the outbox)`,
@@ -177,6 +191,7 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
     drain();
     running ??= sweepOnce(deps, deps.now())
       .then((r) => handOver(deps.boss, r))
+      .then(async () => handOver(deps.boss, await retryPostponed(deps)))
       .catch((err) => deps.log.error('compute sweep', err))
       .finally(() => {
         running = undefined;
