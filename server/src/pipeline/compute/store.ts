@@ -25,148 +25,109 @@ export interface MembershipStore {
     at: Date,
     by: string,
   ): Promise<MembershipDiff>;
-  /** Current members among `ids` (all current members when ids is undefined). */
-  current(sql: Tx, key: string, ids?: readonly string[]): Promise<Set<string>>;
   /** Adds members (skipping current ones); returns those added. */
   enter(sql: Tx, key: string, ids: readonly string[], at: Date, by: string, reason: string | null): Promise<string[]>;
   /** Ends current memberships; returns those ended. */
   exit(sql: Tx, key: string, ids: readonly string[], at: Date, by: string, reason: string | null): Promise<string[]>;
 }
 
+/** Where one kind's rows live: the table, its definition column, and its since/until columns. */
+interface Table {
+  table: string;
+  key: string;
+  since: string;
+  sinceBy: string;
+  until: string;
+  untilBy: string;
+  /** The tag table records why a row was added and removed (`<prefix>added_reason`, ...). */
+  reasons?: { added: string; removed: string };
+}
+
 // The diff runs in SQL, whatever the scope's size: a full recompute over a million profiles never
 // ships the truth table to Node. `unsafe` because the rule compiler renders its own parameterised
 // text (packages/core has no driver); every value stays a bound parameter.
-function diffSql(
-  t: { table: string; key: string; since: string; sinceBy: string; until: string; untilBy: string; reason?: string },
-  truth: { text: string; values: unknown[] },
-  scoped: boolean,
-): { text: string; next: number } {
+function diffSql(t: Table, truth: { text: string; values: unknown[] }, scoped: boolean): string {
   const n = truth.values.length;
   const [key, at, by, scope] = [`$${n + 1}`, `$${n + 2}::timestamptz`, `$${n + 3}::text`, `$${n + 4}::uuid[]`];
-  const reason = t.reason ? `, ${t.reason} = 'rule'` : '';
-  return {
-    next: n + (scoped ? 4 : 3),
-    text: `
+  const r = t.reasons;
+  return `
     WITH truth AS (${truth.text}),
     cur AS (
       SELECT profile_id FROM ${t.table}
       WHERE ${t.key} = ${key} AND ${t.until} IS NULL${scoped ? ` AND profile_id = ANY(${scope})` : ''}),
     entering AS (
-      INSERT INTO ${t.table} (${t.key}, profile_id, ${t.since}, ${t.sinceBy}${t.reason ? `, ${t.reason.replace('removed', 'added')}` : ''})
-      SELECT ${key}, t.id, ${at}, ${by}${t.reason ? ", 'rule'" : ''} FROM truth t
+      INSERT INTO ${t.table} (${t.key}, profile_id, ${t.since}, ${t.sinceBy}${r ? `, ${r.added}` : ''})
+      SELECT ${key}, t.id, ${at}, ${by}${r ? ", 'rule'" : ''} FROM truth t
       WHERE t.member AND NOT EXISTS (SELECT 1 FROM cur c WHERE c.profile_id = t.id)
       ON CONFLICT DO NOTHING
       RETURNING profile_id),
     leaving AS (
       UPDATE ${t.table} m SET ${t.until} = ${at},
-        ${t.untilBy} = CASE WHEN t.id IS NULL THEN 'merge' ELSE ${by} END${reason}
+        ${t.untilBy} = CASE WHEN t.id IS NULL THEN 'merge' ELSE ${by} END${r ? `, ${r.removed} = 'rule'` : ''}
       FROM cur c LEFT JOIN truth t ON t.id = c.profile_id
       WHERE m.${t.key} = ${key} AND m.${t.until} IS NULL AND m.profile_id = c.profile_id AND t.member IS NOT TRUE
       RETURNING m.profile_id, t.id IS NULL AS gone)
     SELECT 'enter' AS change, profile_id::text AS id FROM entering
     UNION ALL
-    SELECT CASE WHEN gone THEN 'gone' ELSE 'exit' END, profile_id::text FROM leaving`,
+    SELECT CASE WHEN gone THEN 'gone' ELSE 'exit' END, profile_id::text FROM leaving`;
+}
+
+/** The membership store of one kind over its table (audience memberships or tag assignments). */
+function membershipStore(kind: 'audience' | 'tag', t: Table): MembershipStore {
+  const r = t.reasons;
+  return {
+    kind,
+    async apply(sql, key, truth, scope, at, by) {
+      const rows = await sql.unsafe<{ change: 'enter' | 'exit' | 'gone'; id: string }[]>(diffSql(t, truth, !!scope), [
+        ...truth.values,
+        key,
+        at.toISOString(),
+        by,
+        ...(scope ? [scope] : []),
+      ] as never[]);
+      const diff: MembershipDiff = { entered: [], exited: [], gone: [] };
+      for (const row of rows)
+        (row.change === 'enter' ? diff.entered : row.change === 'exit' ? diff.exited : diff.gone).push(row.id);
+      return diff;
+    },
+    async enter(sql, key, ids, at, by, reason) {
+      if (!ids.length) return [];
+      const rows = await sql<{ id: string }[]>`
+        INSERT INTO ${sql(t.table)} (${sql(t.key)}, profile_id, ${sql(t.since)}, ${sql(t.sinceBy)}${r ? sql`, ${sql(r.added)}` : sql``})
+        SELECT ${key}, p, ${at}, ${by}${r ? sql`, ${reason}` : sql``} FROM unnest(${ids as string[]}::uuid[]) AS p
+        ON CONFLICT (${sql(t.key)}, profile_id) WHERE ${sql(t.until)} IS NULL DO NOTHING
+        RETURNING profile_id::text AS id`;
+      return rows.map((x) => x.id);
+    },
+    async exit(sql, key, ids, at, by, reason) {
+      if (!ids.length) return [];
+      const rows = await sql<{ id: string }[]>`
+        UPDATE ${sql(t.table)} SET ${sql(t.until)} = ${at}, ${sql(t.untilBy)} = ${by}${r ? sql`, ${sql(r.removed)} = ${reason}` : sql``}
+        WHERE ${sql(t.key)} = ${key} AND ${sql(t.until)} IS NULL AND profile_id = ANY(${ids as string[]}::uuid[])
+        RETURNING profile_id::text AS id`;
+      return rows.map((x) => x.id);
+    },
   };
 }
 
-async function runDiff(sql: Tx, text: string, values: unknown[]): Promise<MembershipDiff> {
-  const rows = await sql.unsafe<{ change: 'enter' | 'exit' | 'gone'; id: string }[]>(text, values as never[]);
-  const diff: MembershipDiff = { entered: [], exited: [], gone: [] };
-  for (const r of rows)
-    (r.change === 'enter' ? diff.entered : r.change === 'exit' ? diff.exited : diff.gone).push(r.id);
-  return diff;
-}
+export const audienceStore = membershipStore('audience', {
+  table: 'audience_memberships',
+  key: 'audience',
+  since: 'entered_at',
+  sinceBy: 'entered_by',
+  until: 'exited_at',
+  untilBy: 'exited_by',
+});
 
-export const audienceStore: MembershipStore = {
-  kind: 'audience',
-  async apply(sql, key, truth, scope, at, by) {
-    const { text } = diffSql(
-      {
-        table: 'audience_memberships',
-        key: 'audience',
-        since: 'entered_at',
-        sinceBy: 'entered_by',
-        until: 'exited_at',
-        untilBy: 'exited_by',
-      },
-      truth,
-      !!scope,
-    );
-    return runDiff(sql, text, [...truth.values, key, at.toISOString(), by, ...(scope ? [scope] : [])]);
-  },
-  async current(sql, key, ids) {
-    const rows = ids
-      ? await sql<{ id: string }[]>`
-          SELECT profile_id::text AS id FROM audience_memberships
-          WHERE audience = ${key} AND exited_at IS NULL AND profile_id = ANY(${ids as string[]}::uuid[])`
-      : await sql<{ id: string }[]>`
-          SELECT profile_id::text AS id FROM audience_memberships WHERE audience = ${key} AND exited_at IS NULL`;
-    return new Set(rows.map((r) => r.id));
-  },
-  async enter(sql, key, ids, at, by) {
-    if (!ids.length) return [];
-    const rows = await sql<{ id: string }[]>`
-      INSERT INTO audience_memberships (audience, profile_id, entered_at, entered_by)
-      SELECT ${key}, p, ${at}, ${by} FROM unnest(${ids as string[]}::uuid[]) AS p
-      ON CONFLICT (audience, profile_id) WHERE exited_at IS NULL DO NOTHING
-      RETURNING profile_id::text AS id`;
-    return rows.map((r) => r.id);
-  },
-  async exit(sql, key, ids, at, by) {
-    if (!ids.length) return [];
-    const rows = await sql<{ id: string }[]>`
-      UPDATE audience_memberships SET exited_at = ${at}, exited_by = ${by}
-      WHERE audience = ${key} AND exited_at IS NULL AND profile_id = ANY(${ids as string[]}::uuid[])
-      RETURNING profile_id::text AS id`;
-    return rows.map((r) => r.id);
-  },
-};
-
-export const tagStore: MembershipStore = {
-  kind: 'tag',
-  async apply(sql, key, truth, scope, at, by) {
-    const { text } = diffSql(
-      {
-        table: 'tag_assignments',
-        key: 'tag',
-        since: 'added_at',
-        sinceBy: 'added_by',
-        until: 'removed_at',
-        untilBy: 'removed_by',
-        reason: 'removed_reason',
-      },
-      truth,
-      !!scope,
-    );
-    return runDiff(sql, text, [...truth.values, key, at.toISOString(), by, ...(scope ? [scope] : [])]);
-  },
-  async current(sql, key, ids) {
-    const rows = ids
-      ? await sql<{ id: string }[]>`
-          SELECT profile_id::text AS id FROM tag_assignments
-          WHERE tag = ${key} AND removed_at IS NULL AND profile_id = ANY(${ids as string[]}::uuid[])`
-      : await sql<{ id: string }[]>`
-          SELECT profile_id::text AS id FROM tag_assignments WHERE tag = ${key} AND removed_at IS NULL`;
-    return new Set(rows.map((r) => r.id));
-  },
-  async enter(sql, key, ids, at, by, reason) {
-    if (!ids.length) return [];
-    const rows = await sql<{ id: string }[]>`
-      INSERT INTO tag_assignments (tag, profile_id, added_at, added_by, added_reason)
-      SELECT ${key}, p, ${at}, ${by}, ${reason} FROM unnest(${ids as string[]}::uuid[]) AS p
-      ON CONFLICT (tag, profile_id) WHERE removed_at IS NULL DO NOTHING
-      RETURNING profile_id::text AS id`;
-    return rows.map((r) => r.id);
-  },
-  async exit(sql, key, ids, at, by, reason) {
-    if (!ids.length) return [];
-    const rows = await sql<{ id: string }[]>`
-      UPDATE tag_assignments SET removed_at = ${at}, removed_by = ${by}, removed_reason = ${reason}
-      WHERE tag = ${key} AND removed_at IS NULL AND profile_id = ANY(${ids as string[]}::uuid[])
-      RETURNING profile_id::text AS id`;
-    return rows.map((r) => r.id);
-  },
-};
+export const tagStore = membershipStore('tag', {
+  table: 'tag_assignments',
+  key: 'tag',
+  since: 'added_at',
+  sinceBy: 'added_by',
+  until: 'removed_at',
+  untilBy: 'removed_by',
+  reasons: { added: 'added_reason', removed: 'removed_reason' },
+});
 
 export const STORES = { audience: audienceStore, tag: tagStore } as const;
 
