@@ -75,12 +75,7 @@ export async function applyDefinitions(
   const eventIds: string[] = [];
   let evaluated = 0;
   let deferred = 0;
-  const busy = opts.share
-    ? await shareDefinitions(
-        tx,
-        defs.map((d) => nodeName(d.kind, d.key)),
-      )
-    : new Set<string>();
+  const busy = opts.share ? await shareDefinitions(tx, mayEvaluate(defs, opts.initial)) : new Set<string>();
   const postponed = new Set<string>();
   for (const def of defs) {
     const initial = opts.initial(def);
@@ -121,6 +116,17 @@ export async function applyDefinitions(
   }
   if (postponed.size) await postpone(tx, [...postponed], opts.by);
   return { changes, eventIds, evaluated, deferred, postponed: postponed.size };
+}
+
+/**
+ * The definitions a pass may evaluate: those with an initial scope and, through the cascade, those reading them
+ * (`defs` in dependency order). Only their locks are shared: a pass holds few advisory locks beside its profiles'.
+ */
+function mayEvaluate(defs: readonly Definition[], initial: (d: Definition) => unknown): string[] {
+  const names = new Set<string>();
+  for (const d of defs)
+    if (initial(d) !== null || readsOf(d).some((r) => names.has(r))) names.add(nodeName(d.kind, d.key));
+  return [...names];
 }
 
 /** Notes profiles to re-evaluate once the recompute holding a definition they needed commits. */
