@@ -5,16 +5,17 @@ import { r } from '@cairn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
+  adminApi,
+  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   startTestCairn,
-  TEST_ADMIN_KEY,
   type TestDatabase,
+  until,
 } from '../../testing/index.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
-const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 const DAY = 86_400_000;
 
 describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on %s', (mode) => {
@@ -34,32 +35,13 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
   const send = async (...events: object[]) => {
     const res = await fetch(`${cairn.url}/v1/batch`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(key) },
+      headers: { 'content-type': 'application/json', authorization: basicAuth(key) },
       body: JSON.stringify({ batch: events.map((e) => ({ messageId: randomUUID(), ...e })) }),
     });
     expect(res.status).toBe(200);
   };
-  const api = async (path: string, init: RequestInit = {}): Promise<{ status: number; body: Any; text: string }> => {
-    const res = await fetch(`${cairn.url}/api${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json', ...init.headers },
-    });
-    const text = res.status === 204 ? '' : await res.text();
-    let body: Any = null;
-    try {
-      body = JSON.parse(text);
-    } catch {}
-    return { status: res.status, body, text };
-  };
+  const api = (path: string, init?: RequestInit) => adminApi(cairn.url)(path, init);
   const post = (path: string, body: unknown) => api(path, { method: 'POST', body: JSON.stringify(body) });
-  const until = async <T>(what: string, fn: () => Promise<T | undefined | false>): Promise<T> => {
-    for (let i = 0; i < 300; i++) {
-      const v = await fn();
-      if (v) return v;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  };
   const profileOf = async (userId: string): Promise<string> =>
     until(`profile of ${userId}`, async () => {
       const res = await api(`/profiles?userId=${userId}`);

@@ -5,11 +5,13 @@ import { r } from '@cairn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
+  adminApi,
+  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   startTestCairn,
-  TEST_ADMIN_KEY,
   type TestDatabase,
+  until as waitFor,
 } from '../../testing/index.ts';
 import { loadDefinitions } from './definitions.ts';
 import { lockDefinitions, lockProfiles } from './locks.ts';
@@ -20,9 +22,6 @@ import { computeForEvents } from './worker.ts';
 // The outbox of large diffs (migration 0009): a full recompute that changes more than
 // INLINE_CHANGE_EVENTS profiles commits its memberships and leaves the change events to a drainer.
 
-// biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
-type Any = any;
-const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 
 describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) => {
   const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
@@ -48,26 +47,9 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
     });
   });
 
-  const api = async (path: string, init: RequestInit = {}): Promise<{ status: number; body: Any; text: string }> => {
-    const res = await fetch(`${cairn.url}/api${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json', ...init.headers },
-    });
-    const text = res.status === 204 ? '' : await res.text();
-    let body: Any = null;
-    try {
-      body = JSON.parse(text);
-    } catch {}
-    return { status: res.status, body, text };
-  };
-  const until = async <T>(what: string, fn: () => Promise<T | undefined | false>, tries = 600): Promise<T> => {
-    for (let i = 0; i < tries; i++) {
-      const v = await fn();
-      if (v) return v;
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  };
+  const api = (path: string, init?: RequestInit) => adminApi(cairn.url)(path, init);
+  const until = <T>(what: string, fn: () => Promise<T | undefined | false>, tries = 600) =>
+    waitFor(what, fn, { tries, intervalMs: 100 });
   const count = async (text: string, ...values: unknown[]) =>
     (await cairn.sql.unsafe<{ n: number }[]>(text, values as never[]))[0]!.n;
 
@@ -102,7 +84,7 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
     }));
     const res = await fetch(`${cairn.url}/v1/batch`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(cairn.demoSource!.writeKey) },
+      headers: { 'content-type': 'application/json', authorization: basicAuth(cairn.demoSource!.writeKey) },
       body: JSON.stringify({ batch }),
     });
     expect(res.status).toBe(200);
