@@ -22,7 +22,6 @@ import { computeForEvents } from './worker.ts';
 // The outbox of large diffs (migration 0009): a full recompute that changes more than
 // INLINE_CHANGE_EVENTS profiles commits its memberships and leaves the change events to a drainer.
 
-
 describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) => {
   const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
   if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
