@@ -168,6 +168,32 @@ export async function withStartupLock<T>(db: Database, fn: () => Promise<T>): Pr
 const STARTUP_LOCK = 727_746_002;
 
 /**
+ * Runs independent statements in one round trip: `fn` starts them on one reserved connection, where
+ * postgres.js writes them together and Postgres runs them in order, each in its own implicit
+ * transaction (so a later one sees an earlier one's commit). Given to the pool they would go to as
+ * many idle connections, one write and one backend wake-up each. Everything `fn` starts must use the
+ * connection it is given and nothing else (embedded PGlite has one connection, which this holds).
+ *
+ * @example
+ * const [rows, circuit] = await oneRoundTrip(sql, (c) => [deliveriesToSend(c, ids), circuitOf(c, id)]);
+ */
+export async function oneRoundTrip<T extends readonly unknown[]>(
+  sql: Sql,
+  fn: (c: Sql) => { [K in keyof T]: Promise<T[K]> },
+): Promise<T> {
+  const c = await sql.reserve();
+  try {
+    // Every statement settles before the connection goes back, failed or not.
+    const settled = await Promise.allSettled(fn(c as unknown as Sql));
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
+  } finally {
+    c.release();
+  }
+}
+
+/**
  * Whether a Postgres error is about the data of a statement (SQLSTATE classes 22 and 23) rather
  * than the database being unavailable. The dedup key's unique violation (23505) is not one.
  *

@@ -7,10 +7,9 @@
 // advisory lock of (destination, profile) first:
 //   fan-out     inserts a row `waiting` if the profile already has unfinished rows, else `pending`,
 //               and after its commit promotes waiting rows whose line emptied meanwhile;
-//   the sender  records final outcomes (delivered, dead, skipped) and, in the same transaction,
-//               promotes the profile's waiting rows once nothing pending or retrying is left (only
-//               lines with rows waiting are locked; see recordInOrder for the race this leaves and
-//               how both sides close it);
+//   the sender  records final outcomes (delivered, dead, skipped), then promotes the profile's
+//               waiting rows once nothing pending or retrying is left (see recordInOrder for the race
+//               this leaves and how both sides close it);
 //   replay      resets rows to `waiting`, then promotes the heads;
 //   the sweep   promotes waiting rows nobody promoted (a crash between a replay's two steps, an
 //               upgrade from the FIFO queues, a hand-edited ledger).
@@ -18,12 +17,12 @@ import { createHash } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import type { PendingQuery, Row } from 'postgres';
 import type { Config } from '../../config.ts';
-import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
+import { bossExecutor, oneRoundTrip, type Sql, type Tx } from '../../db/index.ts';
 import { destinationQueue, destinationQueueName } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import type { ActiveDestination } from './directory.ts';
 import { byLedgerId, jobsFor, type QueuedRow } from './enqueue.ts';
-import { type Outcome, outcomesUpdate, recordOutcomes } from './queries.ts';
+import { type Outcome, recordOutcomes } from './queries.ts';
 
 // Advisory lock class (first key of pg_advisory_xact_lock(int, int)); identify takes classes 1 and 2.
 const DELIVERY_ORDER = 3;
@@ -116,9 +115,11 @@ async function promote(
   heads: QueuedRow[],
 ): Promise<void> {
   if (!heads.length) return;
-  // By primary key, whatever the statistics say; sent along with the job insert.
+  // By primary key, whatever the statistics say (IS TRUE hides the status test from partial-index
+  // matching: a plan through deliveries_unfinished_idx read every unfinished row of the ledger, 8 ms a
+  // call with a few thousand rows waiting); sent along with the job insert.
   const update = tx`UPDATE deliveries SET status = 'pending', updated_at = now()
-    WHERE id = ANY(${heads.map((r) => r.id)}::bigint[]) AND status = 'waiting'`.execute();
+    WHERE id = ANY(${heads.map((r) => r.id)}::bigint[]) AND (status = 'waiting') IS TRUE`.execute();
   await Promise.all([update, insertJobs(boss, tx, a, [...heads])]);
 }
 
@@ -215,15 +216,15 @@ export async function promoteIfReady(
 }
 
 /**
- * Records a sender's outcomes. For an ordered destination, when final outcomes (delivered, dead,
- * skipped) free lines that have rows waiting, those outcomes are recorded under the lines' locks and
- * the waiting rows promoted, with their jobs, in the same transaction: a crash leaves both or neither.
- * Lines with nothing waiting are recorded without a lock (most of them, most of the time: locking
- * every line a batch touched made fan-out and every sender queue behind each other). A fan-out may
- * queue rows behind such a line while this records: it held the line's lock and saw the row being
- * finished still pending. So both look again after their commit — this for the lines it freed, fan-out
- * for the lines it queued rows in (promoteIfReady) — and whichever looks last sees both commits and
- * promotes; the sweep backs up a crash in between.
+ * Records a sender's outcomes. For an ordered destination, final outcomes (delivered, dead, skipped)
+ * may free lines that have rows waiting: in the same round trip as the outcomes (recorded first, in
+ * their own transaction, without a lock) it looks at the lines it finished, and promotes, locked, those
+ * with rows waiting and nothing pending or retrying left. A fan-out may queue rows behind such a line
+ * while this records: it held the line's lock and saw the row being finished still pending. So both
+ * look after their commit — this for the lines it freed, fan-out for the lines it queued rows in
+ * (promoteIfReady) — and whichever looks last sees both commits and promotes; the sweep backs up a
+ * crash in between. (Recording under the locks of lines with rows waiting cost a probe, a transaction
+ * and lock waits per batch, and made every sender and fan-out queue behind each other.)
  *
  * @example
  * await recordInOrder(boss, sql, { destination, plugin }, outcomes, profileOfRow);
@@ -248,29 +249,11 @@ export async function recordInOrder(
     : [];
   // A retry changes no line: the profile's later rows keep waiting behind it.
   if (!freed.length) return recordOutcomes(sql, outcomes);
-  const waiting = await linesWaiting(sql, a.destination.id, freed, false);
-  if (!waiting.length) await recordOutcomes(sql, outcomes);
-  else {
-    await sql.begin(async (tx) => {
-      // In this order, in one round trip: the locks, the outcomes, then who is at the head now.
-      const [, , heads] = await inOrder(
-        lockQuery(
-          tx,
-          waiting.map((profileId) => ({ destinationId: a.destination.id, profileId })),
-        ),
-        outcomesUpdate(tx, outcomes),
-        headsOf(tx, a.destination.id, waiting),
-      );
-      await promote(boss, tx, a, heads);
-    });
-  }
-  const seen = new Set(waiting);
-  await promoteIfReady(
-    boss,
-    sql,
-    a,
-    freed.filter((p) => !seen.has(p)),
-  );
+  const [, ready] = await oneRoundTrip(sql, (c) => [
+    recordOutcomes(c, outcomes),
+    linesWaiting(c, a.destination.id, freed, true),
+  ]);
+  if (ready.length) await promoteProfiles(boss, sql, a, ready);
 }
 
 /**

@@ -12,7 +12,7 @@ import {
 } from '@cairn/plugin-api';
 import type { Job, PgBoss } from 'pg-boss';
 import type { Config } from '../../config.ts';
-import type { Sql } from '../../db/index.ts';
+import { oneRoundTrip, type Sql } from '../../db/index.ts';
 import { type DeliverJob, destinationQueueName } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
@@ -127,9 +127,9 @@ async function gate(
   plugin: PluginDefinition,
   rows: DeliveryRow[],
   profiles: Map<string, DeliveryProfile>,
+  consent: Map<string, Map<string, boolean>>,
 ): Promise<Map<string, Outcome>> {
   const gated = new Map<string, Outcome>();
-  const consent = await consentOf(deps.sql, [...profiles.keys()]);
   const purposes = requiredPurposes(destination, plugin);
   const channel = unsubscribeChannel(destination, plugin);
   const contacts = new Map<string, string | null>();
@@ -203,10 +203,15 @@ export async function deliverJobs(
   jobs: Job<DeliverJob>[],
 ): Promise<void> {
   const queue = destinationQueueName(destination.id);
-  const rows = await deliveriesToSend(
-    deps.sql,
-    jobs.flatMap((j) => j.data.ids),
-  );
+  // Round trip 1: the rows and the circuit; 2: the profiles and their consent (4: the outcomes, and for
+  // ordered plugins whose lines it frees, see recordInOrder; pg-boss's fetch and completion are 0 and 5).
+  const [rows, circuit] = await oneRoundTrip(deps.sql, (c) => [
+    deliveriesToSend(
+      c,
+      jobs.flatMap((j) => j.data.ids),
+    ),
+    circuitOf(c, destination.id),
+  ]);
   const retryJobs = async (why: string, which = jobs) => {
     if (which.length)
       await deps.boss.fail(
@@ -218,7 +223,6 @@ export async function deliverJobs(
   if (!rows.length) return;
 
   // Circuit breaker: while open nothing is sent; when the pause is over, one batch probes.
-  const circuit = await circuitOf(deps.sql, destination.id);
   let probe = false;
   if (circuit.openUntil) {
     if (circuit.openUntil.getTime() > Date.now() || !(await claimProbe(deps.sql, destination.id, 60))) {
@@ -228,8 +232,11 @@ export async function deliverJobs(
   }
 
   const profileIds = [...new Set(rows.map((r) => r.profileId).filter((p): p is string => !!p))];
-  const profiles = await profilesForDelivery(deps.sql, profileIds, deps.pii);
-  const outcomes = await gate(deps, destination, plugin, rows, profiles);
+  const [profiles, consent] = await oneRoundTrip(deps.sql, (c) => [
+    profilesForDelivery(c, profileIds, deps.pii),
+    consentOf(c, profileIds),
+  ]);
+  const outcomes = await gate(deps, destination, plugin, rows, profiles, consent);
   const sendable = rows.filter((r) => !outcomes.has(r.id));
   const ctx = pluginContext(deps, destination, settings);
   const size = plugin.batchSize ?? 1;
@@ -292,8 +299,12 @@ export async function deliverJobs(
   }
   await record([...outcomes.values()].filter((o) => !o.attempted));
   for (const o of outcomes.values()) deps.metrics?.deliveries.inc({ destination: destination.id, status: o.status });
-  if (delivered > 0 || retried > 0 || probe) {
-    await recordBatchHealth(deps.sql, destination.id, delivered > 0 || retried === 0, {
+  const healthy = delivered > 0 || retried === 0;
+  // A healthy batch at a destination that had no failures when it was fetched changes nothing: no
+  // statement (a failure recorded meanwhile by another worker is reset by the next healthy batch).
+  const wasClean = !circuit.failures && !circuit.openUntil;
+  if ((delivered > 0 || retried > 0 || probe) && !(healthy && wasClean)) {
+    await recordBatchHealth(deps.sql, destination.id, healthy, {
       threshold: deps.delivery.circuitThreshold,
       pauseSeconds: deps.delivery.circuitPauseSeconds,
       maxPauseSeconds: deps.delivery.circuitMaxPauseSeconds,
