@@ -10,6 +10,9 @@ import { blindIndex, createKeyring, isSealed, type Keyring, open, openBytes, sea
 export { isSealed, PiiDecryptError } from './crypto.ts';
 export { maskPayload, maskValue } from './mask.ts';
 
+// Opened scalar values kept per process (see openOne in createPii).
+const OPENED_CACHE_SIZE = 10_000;
+
 /** Sensitive traits when `CAIRN_PII_TRAITS` is not set. */
 export const DEFAULT_PII_TRAITS: readonly string[] = Object.freeze(['email', 'phone', 'id_number', 'address']);
 
@@ -84,7 +87,20 @@ export function createPii(options: PiiOptions): Pii {
   const empty = (v: unknown) =>
     v === null || v === undefined || v === '' || (typeof v === 'object' && Object.keys(v as object).length === 0);
   const sealOne = (key: string, v: unknown) => (sensitive(key) && !empty(v) && !isSealed(v) ? seal(ring, v) : v);
-  const openOne = (v: unknown) => (isSealed(v) ? open(ring, v) : v);
+  // Senders open the same profiles' values again and again (each destination, each batch): opened
+  // scalars are kept by their sealed text, a bounded few thousand (objects are opened afresh each time,
+  // so no caller can change another's copy). Only this process's memory ever holds them.
+  const opened = new Map<string, unknown>();
+  const openOne = (v: unknown) => {
+    if (!isSealed(v)) return v;
+    if (opened.has(v)) return opened.get(v);
+    const clear = open(ring, v);
+    if (clear === null || typeof clear !== 'object') {
+      if (opened.size >= OPENED_CACHE_SIZE) opened.delete(opened.keys().next().value as string);
+      opened.set(v, clear);
+    }
+    return clear;
+  };
 
   // Copy-on-write over the keys of one traits-like object (and its $set / $set_once groups).
   const mapTraits = (obj: unknown, f: (key: string, v: unknown) => unknown, ops: boolean): unknown => {
