@@ -80,7 +80,7 @@ function parseOptions() {
       warmup: { type: 'string' },
       'catch-up': { type: 'string', default: '60' },
       'per-request': { type: 'string', default: '1' },
-      parallel: { type: 'string', default: '32' },
+      parallel: { type: 'string', default: '64' },
       concurrency: { type: 'string', default: '' },
       'latency-role': { type: 'string', default: process.env.BENCH_LATENCY_ROLE ?? 'all,split' },
       replay: { type: 'boolean', default: true },
@@ -167,7 +167,7 @@ async function createDestinations(node: Node, receivers: Receivers, opt: Options
   const all = {
     signed: {
       settings: { secret: SECRET, mode: 'single' },
-      description: `single mode, HMAC-signed, parallel 8 (default), concurrency ${concurrency}`,
+      description: `single mode, HMAC-signed, parallel 32 (default), concurrency ${concurrency}`,
     },
     batch: {
       settings: { mode: 'batch' },
