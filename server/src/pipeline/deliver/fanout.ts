@@ -70,7 +70,11 @@ export async function fanOutWith(
   pii: Pick<Pii, 'openPayload'>,
 ): Promise<number> {
   if (!active.length || !ids.length) return 0;
-  const events = await eventsForFanout(sql, ids);
+  const events = await eventsForFanout(
+    sql,
+    ids,
+    active.some((a) => a.destination.filter.where?.length),
+  );
   // One transaction per chunk of events (in event order), so that no transaction takes more line
   // locks than MAX_ORDER_LOCKS; a crash between chunks retries the job, and the chunks already
   // committed are not inserted (nor enqueued) again.

@@ -117,10 +117,19 @@ export interface EventForDelivery {
   payload: Record<string, unknown>;
 }
 
-/** Processed events by id (events erased or suppressed meanwhile are simply absent). */
-export async function eventsForFanout(sql: Tx, ids: readonly string[]): Promise<EventForDelivery[]> {
+/**
+ * Processed events by id (events erased or suppressed meanwhile are simply absent). Without `full`
+ * the payload holds only what type and name filters read (type, event, name): the whole payload is
+ * read only when a destination filters on its contents.
+ */
+export async function eventsForFanout(sql: Tx, ids: readonly string[], full = true): Promise<EventForDelivery[]> {
   return sql<EventForDelivery[]>`
-    SELECT id, source_id AS "sourceId", message_id AS "messageId", type, profile_id AS "profileId", timestamp, payload
+    SELECT id, source_id AS "sourceId", message_id AS "messageId", type, profile_id AS "profileId", timestamp,
+      ${
+        full
+          ? sql`payload`
+          : sql`jsonb_build_object('type', type, 'event', payload->'event', 'name', payload->'name') AS payload`
+      }
     FROM events
     WHERE id = ANY(${ids}::bigint[]) AND processed_at IS NOT NULL
     ORDER BY timestamp, id`;

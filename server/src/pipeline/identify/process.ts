@@ -94,7 +94,13 @@ export function suppressionHash(secret: string, key: string): string {
  * @example
  * await identifyEvents(sql, ['1', '2'], ctx);
  */
-export async function identifyEvents(sql: Sql, ids: readonly string[], ctx: IdentifyContext): Promise<IdentifyResult> {
+export async function identifyEvents(
+  sql: Sql,
+  ids: readonly string[],
+  ctx: IdentifyContext,
+  /** Runs in each chunk's transaction before its commit (the worker hands the chunk to the next stages). */
+  onChunk?: (tx: Tx, ids: readonly string[]) => Promise<unknown>,
+): Promise<IdentifyResult> {
   const total: IdentifyResult = { processed: 0, suppressed: 0, merges: 0, created: 0, retries: 0 };
   const sortedIds = [...new Set(ids)].sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
   for (let i = 0; i < sortedIds.length; i += CHUNK) {
@@ -102,7 +108,11 @@ export async function identifyEvents(sql: Sql, ids: readonly string[], ctx: Iden
     let extra = new Set<string>();
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await sql.begin((tx) => processChunk(tx, chunk, extra, ctx));
+        const r = (await sql.begin(async (tx) => {
+          const r = await processChunk(tx, chunk, extra, ctx);
+          await onChunk?.(tx, chunk);
+          return r;
+        })) as Omit<IdentifyResult, 'retries'>;
         total.processed += r.processed;
         total.suppressed += r.suppressed;
         total.merges += r.merges;
