@@ -14,12 +14,14 @@ import { DEFAULTS } from '@cairn/server';
 import { createTestDatabase } from '@cairn/server/testing';
 import postgres from 'postgres';
 import {
+  bySlice,
   countArrivals,
   type DestinationCount,
   latencies,
   type Percentiles,
   p50ByThird,
   percentiles,
+  timelineText,
 } from './deliver/analysis.ts';
 import {
   createWebhook,
@@ -65,6 +67,8 @@ const INGEST_CONCURRENCY = 4;
 const SECRET = 'bench-deliver-secret-0123456789';
 const DRAIN_TIMEOUT_MS = 240_000;
 const wallNow = () => performance.timeOrigin + performance.now();
+/** The latency timeline's slices. */
+const TIMELINE_SLICE_MS = 5000;
 /** The destinations a full run creates, each with its own receiver. */
 const DESTINATION_NAMES = ['signed', 'batch', 'wide'] as const;
 
@@ -109,7 +113,7 @@ function parseOptions() {
     backlog: num(values.backlog, 20_000, 3000),
     rate: Number(values.rate),
     durationMs: num(values.duration, 30, 10) * 1000,
-    warmupMs: num(values.warmup, 5, 2) * 1000,
+    warmupMs: num(values.warmup, 20, 2) * 1000,
     /** How long a fixed-rate phase waits for its last deliveries after the last answer (keeps the run bounded). */
     catchUpMs: Number(values['catch-up']) * 1000,
     perRequest: Math.max(1, Number(values['per-request'])),
@@ -407,18 +411,22 @@ async function latencyPhase(run: Run, role: 'all' | 'split', index: number): Pro
       },
     };
     const sentAt = new Map<string, number>();
-    const warmIds = new Set<string>();
+    // The warm-up's send times too: its latencies show the start-up transient (timeline below).
+    const warmAt = new Map<string, number>();
     const send = (w: Activity, durationMs: number, record: boolean) =>
       openLoop(target, {
         rate: opt.rate / opt.perRequest,
         durationMs,
-        maxConnections: 64,
+        // As bench:ingest: many clients, not a pool that caps requests in flight. With 64, an answer
+        // time above 64 ms (a group commit on a busy server) capped the generator at the phase's rate,
+        // and the requests queued in the generator never drained.
+        maxConnections: 256,
         next: () => {
           const at = wallNow();
           const events = Array.from({ length: opt.perRequest }, () => w.next(Date.now()));
           for (const e of events) {
             if (record) sentAt.set(e.messageId, at);
-            else warmIds.add(e.messageId);
+            else warmAt.set(e.messageId, at);
           }
           const e = events[0]!;
           return opt.perRequest === 1
@@ -428,7 +436,9 @@ async function latencyPhase(run: Run, role: 'all' | 'split', index: number): Pro
       });
     await receivers.take();
     const since = await dbNow(sql);
-    // A warm-up at the same rate, not counted: a freshly started server (JIT, pools, caches) is slower.
+    // A warm-up at the same rate, not counted: a freshly started server (JIT, pools, prepared statements)
+    // is slower, and the backlog it builds drains at capacity minus the rate (15-20 s here; the
+    // timeline shows it).
     const warm = new Activity(run.people, `w${index}-`, 11 + index * 2);
     const w = await send(warm, opt.warmupMs, false);
     const before = await sendCalls(nodes.at(-1)!, run.dests);
@@ -468,12 +478,14 @@ async function latencyPhase(run: Run, role: 'all' | 'split', index: number): Pro
     const arrivals = await receivers.take();
     const calls = diffCalls(await sendCalls(nodes.at(-1)!, run.dests), before);
     // Every event of the phase, the warm-up's included, must reach every receiver.
-    const counts = countAll(run, arrivals, new Set([...warmIds, ...sentAt.keys()]));
+    const counts = countAll(run, arrivals, new Set([...warmAt.keys(), ...sentAt.keys()]));
     const lastArrival = Math.max(...counts.map((c) => c.last));
     // Every key arrived (the ledger may lag the receivers by the last answers' writes).
     const complete = settled || counts.every((c) => c.missing === 0);
     const perDest = run.dests.map((d, i) => latencies(d.id, arrivals[i]!, sentAt));
     const samples = perDest.flat();
+    const warmSamples = run.dests.flatMap((d, i) => latencies(d.id, arrivals[i]!, warmAt));
+    const timeline = bySlice([...warmSamples, ...samples], TIMELINE_SLICE_MS);
     const rows: Percentiles[] = [
       ...run.dests.map((d, i) =>
         percentiles(
@@ -545,6 +557,8 @@ async function latencyPhase(run: Run, role: 'all' | 'split', index: number): Pro
         ...run.dests.map((d) => percentiles(`ledger row → arrival: ${d.name} (queue, sender)`, steps.send.get(d.id)!)),
       ],
       p50ByThird: p50ByThird(samples),
+      timeline,
+      timelineSliceS: TIMELINE_SLICE_MS / 1000,
       counts,
       sendCalls: calls,
       jobs,
@@ -552,6 +566,9 @@ async function latencyPhase(run: Run, role: 'all' | 'split', index: number): Pro
       activity,
       cpu,
     };
+    console.log(
+      `  p50/p95 ms of the events sent in each ${TIMELINE_SLICE_MS / 1000} s from the start of the warm-up: ${timelineText(timeline, opt.warmupMs / TIMELINE_SLICE_MS)}`,
+    );
     if (!complete) {
       console.log(
         `  WARNING: ${fmt(counts.reduce((n, c) => n + c.missing, 0))} deliveries had not arrived ${opt.catchUpMs / 1000} s after the last answer`,

@@ -618,7 +618,7 @@ async function main(): Promise<number> {
         ? `During the throughput phases the benchmark sends pg-boss's NOTIFY for \`ingest.committed\` every ${NUDGE_MS} ms, as a steady stream of new ingest jobs would: without it a worker that finishes a batch of a backlog no new job arrives for waits for its NOTIFY backstop poll (\`notifyPollingIntervalSeconds\` of the identify worker; pg-boss's default is 30 s) before fetching the next batch, which would measure that wait rather than stage 2 (\`--no-nudge\` shows it).`
         : 'The throughput phases ran without waking the workers (`--no-nudge`): between batches of a backlog a worker waits for its NOTIFY backstop poll (`notifyPollingIntervalSeconds` of the identify worker).',
       `Merging events of the throughput phases each join one anonymous visitor of the setup to a userId, so each should merge one profile: ${drains.map((d) => `${fmt(d.merges)} merges for ${fmt(d.merging)} merging events (${phaseName(d)})`).join(', ')}.`,
-      'Workers take up to 20 `ingest.committed` jobs at a time (one job per group commit) and process their events in transactions of 250: how many events a job holds decides how many a worker call gets.',
+      'Workers take up to 50 `ingest.committed` jobs at a time (one job per group commit) and process their events in transactions of 250: how many events a job holds decides how many a worker call gets.',
       `Sequential scans of stage 2's tables during the throughput phases (pg_stat_user_tables): ${drains.map((d) => `${phaseName(d)}: ${d.seqScans.join(', ') || 'none'}`).join('; ')}.`,
       'The database grows between phases (each adds its new anonymous profiles and merges); VACUUM ANALYZE runs before each phase.',
     ];

@@ -154,3 +154,37 @@ export function p50ByThird(samples: readonly { sentAt: number; ms: number }[]): 
       ).p50,
   );
 }
+
+/**
+ * p50 and p95 of the events sent in each `sliceMs` of the phase, in order: where a start-up transient
+ * or a queue that grows shows.
+ *
+ * @example
+ * const slices = bySlice(samples, 5000); // [{ p50, p95 }, ...]
+ */
+export function bySlice(
+  samples: readonly { sentAt: number; ms: number }[],
+  sliceMs: number,
+): { p50: number; p95: number }[] {
+  if (!samples.length) return [];
+  let lo = Number.POSITIVE_INFINITY;
+  for (const s of samples) lo = Math.min(lo, s.sentAt);
+  const slices: number[][] = [];
+  for (const s of samples) (slices[Math.floor((s.sentAt - lo) / sliceMs)] ??= []).push(s.ms);
+  return slices.map((ms) => {
+    const p = percentiles('', ms ?? []);
+    return { p50: p.p50, p95: p.p95 };
+  });
+}
+
+/**
+ * A timeline as text, `p50/p95` per slice, with a bar after the warm-up's slices.
+ *
+ * @example
+ * timelineText([{ p50: 480, p95: 711 }, { p50: 193, p95: 304 }], 1); // '480/711 | 193/304'
+ */
+export function timelineText(slices: readonly { p50: number; p95: number }[], warmSlices: number): string {
+  const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '∞');
+  const bar = Math.ceil(warmSlices);
+  return slices.map((x, i) => `${i === bar && i > 0 ? ' | ' : i ? ', ' : ''}${ms(x.p50)}/${ms(x.p95)}`).join('');
+}

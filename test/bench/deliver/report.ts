@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Machine } from '../ingest/machine.ts';
-import type { DestinationCount, Percentiles } from './analysis.ts';
+import { type DestinationCount, type Percentiles, timelineText } from './analysis.ts';
 import type { PgCounters } from './cairn.ts';
 import { coresText, type DeliverCpu } from './cpu.ts';
 import { activityText, type PgActivity } from './sampler.ts';
@@ -95,6 +95,9 @@ export interface LatencyResult {
   steps: Percentiles[];
   /** p50 of the events sent in each third of the phase (all deliveries). */
   p50ByThird: number[];
+  /** p50/p95 of the events sent in each slice from the start of the warm-up. */
+  timeline: { p50: number; p95: number }[];
+  timelineSliceS: number;
   counts: DestinationCount[];
   sendCalls: Record<string, SendCalls>;
   jobs: Record<string, number>;
@@ -229,7 +232,7 @@ export function reportText(r: Report): string {
     ...r.throughput.map((p) => `- ${p.label}: ${activityText(p.activity)}.`),
     ...r.latency.flatMap((l) => [
       '',
-      `**Latency, ${l.role}** (client send time → arrival at the receiver, same clock; ${int(l.rate)} events/s, ${l.perRequest === 1 ? 'one event per request' : `${l.perRequest} events per /v1/batch request`}, for ${l.durationS} s after a ${l.warmupS} s warm-up; ${int(l.acked)} of ${int(l.sent)} events answered 200 (${int(l.achievedRate)}/s), ${l.errors} errors, ingest answer p99 ${ms(l.ingestP99Ms)} ms, generator at most ${ms(l.maxLagMs)} ms behind schedule; ${l.complete ? `every event had reached ${l.counts.length === 1 ? 'the receiver' : `all ${l.counts.length} receivers`} ${s1(l.catchUpS)} s after the last request was answered` : `${int(l.rows.at(-1)!.missing)} deliveries had still not arrived ${s1(l.catchUpS)} s after the last request was answered (∞ below; ${int(l.purgedJobs)} queued jobs were then removed so that they would not run during the next phase)`}; p50 of the events sent in each third of the phase ${l.p50ByThird.map((x) => ms(x)).join(' / ')} ms; CPU cores Cairn / Postgres / bench / receivers / other: ${coresText(l.cpu)}):`,
+      `**Latency, ${l.role}** (client send time → arrival at the receiver, same clock; ${int(l.rate)} events/s, ${l.perRequest === 1 ? 'one event per request' : `${l.perRequest} events per /v1/batch request`}, for ${l.durationS} s after a ${l.warmupS} s warm-up; ${int(l.acked)} of ${int(l.sent)} events answered 200 (${int(l.achievedRate)}/s), ${l.errors} errors, ingest answer p99 ${ms(l.ingestP99Ms)} ms, generator at most ${ms(l.maxLagMs)} ms behind schedule; ${l.complete ? `every event had reached ${l.counts.length === 1 ? 'the receiver' : `all ${l.counts.length} receivers`} ${s1(l.catchUpS)} s after the last request was answered` : `${int(l.rows.at(-1)!.missing)} deliveries had still not arrived ${s1(l.catchUpS)} s after the last request was answered (∞ below; ${int(l.purgedJobs)} queued jobs were then removed so that they would not run during the next phase)`}; p50 of the events sent in each third of the phase ${l.p50ByThird.map((x) => ms(x)).join(' / ')} ms; p50/p95 ms of the events sent in each ${l.timelineSliceS} s from the first request (the warm-up before the bar, the server started just before it) ${timelineText(l.timeline, l.warmupS / l.timelineSliceS)}; CPU cores Cairn / Postgres / bench / receivers / other: ${coresText(l.cpu)}):`,
       '',
       latencyTable(l),
       '',

@@ -49,7 +49,7 @@ export interface DrainResult {
   reclaimedJobs: number;
   /** Stage 2 transactions restarted (the server's cairn_identify_retries_total; NaN if it has none). */
   retries: number;
-  /** Mean duration and events of one worker call (a batch of up to 20 jobs). */
+  /** Mean duration and events of one worker call (a batch of up to 50 jobs). */
   msPerCall: number;
   eventsPerCall: number;
   cpu: CpuUse;

@@ -136,7 +136,7 @@ function metric(text: string, name: string, labels = ''): number {
 
 /**
  * Reads stage 2's counters from a server's /metrics: transactions restarted, worker calls (one per
- * batch of up to 20 jobs), their mean duration and events.
+ * batch of up to 50 jobs), their mean duration and events.
  *
  * @example
  * const m = await identifyMetrics(node);
