@@ -101,6 +101,22 @@ describe('createPii', () => {
     expect(pii.sealPayload(plain)).toBe(plain);
   });
 
+  it('opens a sealed value again the same way; objects come fresh, so no caller changes another one', () => {
+    const email = pii.sealValue('email', 'ann@example.com') as string;
+    const address = pii.sealValue('address', { city: 'Oslo' }) as string;
+    for (let i = 0; i < 3; i++) expect(pii.openValue(email)).toBe('ann@example.com');
+    const a = pii.openValue(address) as { city: string };
+    a.city = 'Bergen';
+    expect(pii.openValue(address)).toEqual({ city: 'Oslo' });
+    // Another server secret opens nothing, whatever this instance opened before.
+    const other = createPii({ secret: 'another-secret-another-secret-0123' });
+    expect(() => other.openValue(email)).toThrow(/not in the keyring/);
+    // A tampered value never opens, before or after the genuine one did.
+    const tampered = `${email.slice(0, -2)}${email.endsWith('A') ? 'B' : 'A'}${email.slice(-1)}`;
+    expect(() => pii.openValue(tampered)).toThrow();
+    expect(() => pii.openValue(tampered)).toThrow();
+  });
+
   it('honours CAIRN_PII_TRAITS', () => {
     const only = createPii({ secret: SECRET, traits: ['phone'] });
     const sealed = only.sealPayload({ traits: { email: 'a@b.test', phone: '+1555' } });
