@@ -27,13 +27,13 @@ export const DEFAULTS = Object.freeze({
   /** How often a worker promotes waiting deliveries nobody promoted (see pipeline/deliver/order.ts). */
   deliverySweepSeconds: 30,
   /**
-   * Identify workers per process (each takes up to 50 ingest jobs at a time). Two workers given the
-   * same people (live traffic: a person's events come in bursts) wait on each other's identity locks
-   * while holding their own: in bench:deliver's worker process at 1,000 events/s, stage 2's p95 was
-   * 2.7 s with 2 and 0.6 s with 1. More pay off for backlogs of many distinct people (bench:identify:
-   * 4,300 events/s with 4 against 3,580 with 2).
+   * Identify workers per process (each takes up to 50 ingest jobs at a time). Two given the same people
+   * wait on each other's identity locks, but in one busy process (CAIRN_ROLE=all) their round trips
+   * overlap: bench:deliver's stage 2 p50 was 70-100 ms with 2 and 140-1,900 ms with 1 there (with a
+   * worker process of its own, 1 did better in one run of two). More pay off for backlogs of many
+   * distinct people (bench:identify: 4,300 events/s with 4 against 3,580 with 2).
    */
-  identifyConcurrency: 1,
+  identifyConcurrency: 2,
   /** Seconds between stage 3's sweeps for time-window exits (the budget: < 60 s after the boundary). */
   computeSweepSeconds: 15,
   shutdownTimeoutMs: 15_000,
