@@ -170,7 +170,11 @@ export function bySlice(
   let lo = Number.POSITIVE_INFINITY;
   for (const s of samples) lo = Math.min(lo, s.sentAt);
   const slices: number[][] = [];
-  for (const s of samples) (slices[Math.floor((s.sentAt - lo) / sliceMs)] ??= []).push(s.ms);
+  for (const s of samples) {
+    const k = Math.floor((s.sentAt - lo) / sliceMs);
+    slices[k] ??= [];
+    slices[k].push(s.ms);
+  }
   return slices.map((ms) => {
     const p = percentiles('', ms ?? []);
     return { p50: p.p50, p95: p.p95 };

@@ -1,8 +1,5 @@
 import type { PluginDefinition } from '@cairn/plugin-api';
-import type { PgBoss } from 'pg-boss';
-import type { Sql } from '../../db/index.ts';
 import { type DeliverJob, destinationQueue, destinationQueueName, ensureQueue } from '../../jobs/queues.ts';
-import type { Logger } from '../../log.ts';
 import { sweepWaiting } from './order.ts';
 import { PLUGINS } from './plugins.ts';
 import { type Destination, destinationsFingerprint, listDestinations } from './queries.ts';

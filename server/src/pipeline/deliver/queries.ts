@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ConsentPolicy } from '@cairn/core';
 import type { DeliveryProfile } from '@cairn/plugin-api';
-import type { PendingQuery, Row } from 'postgres';
+import type { PendingQuery } from 'postgres';
 import type { Tx } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 import type { Filter } from './filter.ts';

@@ -1,8 +1,6 @@
 import { createHmac } from 'node:crypto';
 import {
   compareRefs,
-  compareTraitEvents,
-  consentFromEvent,
   emptyProfileState,
   extractIdentities,
   foldEvents,
