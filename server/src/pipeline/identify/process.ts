@@ -186,14 +186,19 @@ async function processChunk(
   ctx: IdentifyContext,
 ): Promise<Omit<IdentifyResult, 'retries'>> {
   const loaded = await loadEvents(tx, ids, ctx);
-  const events = await dropSuppressed(tx, loaded, ctx);
+  // One round trip (statements started together run in this order on the transaction's connection):
+  // the suppression check, the identity locks (a suppressed event's too: harmless), and, once those
+  // are held, the stored links of the chunk's identity sets.
+  const [events, held, known] = await Promise.all([
+    dropSuppressed(tx, loaded, ctx),
+    lockIdentities(tx, [...loaded.flatMap((e) => e.keys), ...extraLocks]),
+    // Which events bring new evidence: a set of identities never seen together, or seen only later.
+    linksByHash(tx, [...new Set(loaded.flatMap((e) => (e.setHash ? [e.setHash] : [])))]),
+  ]);
   const suppressed = loaded.length - events.length;
-  const held = await lockIdentities(tx, [...events.flatMap((e) => e.keys), ...extraLocks]);
   // What identities.value holds for identities stored by blind index: the sealed value.
   const values = new Map(events.flatMap((e) => e.sealed));
 
-  // Which events bring new evidence: a set of identities never seen together, or seen only later.
-  const known = await linksByHash(tx, [...new Set(events.flatMap((e) => (e.setHash ? [e.setHash] : [])))]);
   const newLinks = new Map<string, StoredLink>();
   const causeOf = new Map<string, LoadedEvent>();
   for (const e of [...events].sort((a, b) => compareRefs({ ts: a.ts, eventId: a.id }, { ts: b.ts, eventId: b.id }))) {
@@ -260,16 +265,7 @@ async function processChunk(
     }
   }
   const attach = events.map((e) => ({ i: e.id, p: e.keys[0] ? lookup.get(e.keys[0])! : null, k: e.keys[0] ?? null }));
-  if (attach.length) {
-    await tx`
-      UPDATE events e SET profile_id = x.p, identity_key = x.k, processed_at = now()
-      FROM json_to_recordset(${JSON.stringify(attach)}::text::json) AS x (i bigint, p uuid, k text)
-      WHERE e.id = x.i`;
-  }
-
-  // Re-point older events of profiles whose identities moved, then refold or fold traits.
   const changed = applied ? [...applied.changed] : [];
-  if (changed.length) await repointEvents(tx, changed);
   const byProfile = new Map<string, LoadedEvent[]>();
   for (const e of events) {
     const p = e.keys[0] ? lookup.get(e.keys[0]) : undefined;
@@ -278,7 +274,19 @@ async function processChunk(
   const mergedAway = applied?.mergedAway ?? new Set<string>();
   const refold = new Set(changed.filter((p) => !mergedAway.has(p)));
   const incremental = [...byProfile.keys()].filter((p) => !refold.has(p));
-  const before = await loadStates(tx, [...new Set([...incremental, ...refold, ...mergedAway])], ctx.pii);
+  // Attach the events, re-point older events of profiles whose identities moved, and read the stored
+  // states, started together (in this order; the states are traits and accounts, which neither
+  // changes); then refold or fold traits (the refold reads the events as attached and re-pointed).
+  const [, , before] = await Promise.all([
+    attach.length
+      ? tx`
+      UPDATE events e SET profile_id = x.p, identity_key = x.k, processed_at = now()
+      FROM json_to_recordset(${JSON.stringify(attach)}::text::json) AS x (i bigint, p uuid, k text)
+      WHERE e.id = x.i`
+      : undefined,
+    changed.length ? repointEvents(tx, changed) : undefined,
+    loadStates(tx, [...new Set([...incremental, ...refold, ...mergedAway])], ctx.pii),
+  ]);
   const after = new Map<string, ProfileState>();
   for (const p of incremental) {
     const state = cloneState(before.get(p)!);
@@ -287,17 +295,19 @@ async function processChunk(
   }
   for (const [p, state] of await refoldStates(tx, [...refold], ctx.traits, ctx.pii)) after.set(p, state);
   for (const p of mergedAway) after.set(p, emptyProfileState());
-  await saveStates(tx, before, after, ctx.pii);
-
-  await saveAccountTraits(tx, events, ctx.pii);
-  // Refolded profiles (merged, split, or an event earlier than the last one folded) get their consent
-  // history rebuilt from their events, which includes this chunk's; the others only append to it.
-  await saveConsent(
-    tx,
-    events.filter((e) => !(e.keys[0] && refold.has(lookup.get(e.keys[0])!))),
-    lookup,
-    ctx,
-  );
+  // Independent writes (profile traits and accounts, account traits, consent), started together.
+  await Promise.all([
+    saveStates(tx, before, after, ctx.pii),
+    saveAccountTraits(tx, events, ctx.pii),
+    // Refolded profiles (merged, split, or an event earlier than the last one folded) get their consent
+    // history rebuilt from their events, which includes this chunk's; the others only append to it.
+    saveConsent(
+      tx,
+      events.filter((e) => !(e.keys[0] && refold.has(lookup.get(e.keys[0])!))),
+      lookup,
+      ctx,
+    ),
+  ]);
   await rebuildConsent(tx, [...refold], ctx);
   return {
     processed: events.length,

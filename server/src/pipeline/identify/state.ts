@@ -8,6 +8,7 @@ import {
   type TraitOptions,
   type TraitSource,
 } from '@cairn/core';
+import type { PendingQuery, Row } from 'postgres';
 import type { Tx } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 
@@ -144,13 +145,15 @@ export async function saveStates(
       through.push({ p: profile, t: t ? new Date(t.ts).toISOString() : null, e: t?.id ?? null });
     }
   }
+  // Sent together, run in this order (one round trip).
+  const writes: PendingQuery<Row[]>[] = [];
   if (deletes.length) {
-    await tx`
+    writes.push(tx`
       DELETE FROM profile_traits t USING json_to_recordset(${JSON.stringify(deletes)}::text::json) AS x (p uuid, k text)
-      WHERE t.profile_id = x.p AND t.key = x.k`;
+      WHERE t.profile_id = x.p AND t.key = x.k`);
   }
   if (upserts.length) {
-    await tx`
+    writes.push(tx`
       INSERT INTO profile_traits (profile_id, key, value, blind, updated_at, event_id, source)
       SELECT p, k, v::jsonb, b, t, e, s
       FROM json_to_recordset(${JSON.stringify(upserts)}::text::json)
@@ -158,26 +161,27 @@ export async function saveStates(
       ORDER BY p, k
       ON CONFLICT (profile_id, key) DO UPDATE
       SET value = excluded.value, blind = excluded.blind, updated_at = excluded.updated_at,
-        event_id = excluded.event_id, source = excluded.source`;
+        event_id = excluded.event_id, source = excluded.source`);
   }
   if (accountDeletes.length) {
-    await tx`
+    writes.push(tx`
       DELETE FROM profile_accounts t USING json_to_recordset(${JSON.stringify(accountDeletes)}::text::json) AS x (p uuid, a text)
-      WHERE t.profile_id = x.p AND t.account_id = x.a`;
+      WHERE t.profile_id = x.p AND t.account_id = x.a`);
   }
   if (accounts.length) {
-    await tx`
+    writes.push(tx`
       INSERT INTO accounts (id) SELECT DISTINCT a FROM json_to_recordset(${JSON.stringify(accounts)}::text::json) AS x (a text)
-      ORDER BY a ON CONFLICT DO NOTHING`;
-    await tx`
+      ORDER BY a ON CONFLICT DO NOTHING`);
+    writes.push(tx`
       INSERT INTO profile_accounts (profile_id, account_id, first_seen_at, last_seen_at)
       SELECT p, a, f, l FROM json_to_recordset(${JSON.stringify(accounts)}::text::json) AS x (p uuid, a text, f timestamptz, l timestamptz)
-      ON CONFLICT (profile_id, account_id) DO UPDATE SET first_seen_at = excluded.first_seen_at, last_seen_at = excluded.last_seen_at`;
+      ON CONFLICT (profile_id, account_id) DO UPDATE SET first_seen_at = excluded.first_seen_at, last_seen_at = excluded.last_seen_at`);
   }
   if (through.length) {
-    await tx`
+    writes.push(tx`
       UPDATE profiles p SET traits_through_ts = x.t, traits_through_id = x.e, updated_at = now()
       FROM json_to_recordset(${JSON.stringify(through)}::text::json) AS x (p uuid, t timestamptz, e bigint)
-      WHERE p.id = x.p`;
+      WHERE p.id = x.p`);
   }
+  await Promise.all(writes.map((q) => q.execute()));
 }
