@@ -6,6 +6,7 @@ import type { AuthVariables } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import type { Cairn } from '../server.ts';
 import {
+  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   startTestCairn,
@@ -15,7 +16,6 @@ import {
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
-const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 
 describe.each(['postgres', 'embedded'] as const)('audit log on %s', (mode) => {
   const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
@@ -179,7 +179,7 @@ describe.each(['postgres', 'embedded'] as const)('audit log on %s', (mode) => {
     const userId = `erin-${run}`;
     const sent = await fetch(`${cairn.url}/v1/identify`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(rotated.body.writeKey) },
+      headers: { 'content-type': 'application/json', authorization: basicAuth(rotated.body.writeKey) },
       body: JSON.stringify({ userId, traits: { email }, messageId: randomUUID() }),
     });
     expect(sent.status).toBe(200);
@@ -200,7 +200,7 @@ describe.each(['postgres', 'embedded'] as const)('audit log on %s', (mode) => {
     // A refused event replayed with a correction.
     const refused = await fetch(`${cairn.url}/v1/track`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(rotated.body.writeKey) },
+      headers: { 'content-type': 'application/json', authorization: basicAuth(rotated.body.writeKey) },
       body: JSON.stringify({ userId: `r-${run}`, messageId: `m-${run}`, timestamp: 'not a date', event: 'Paid' }),
     });
     expect(refused.status).toBe(400);

@@ -3,11 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { type Cairn, startCairn } from '../server.ts';
-import { createTestDatabase, TEST_ADMIN_KEY, type TestDatabase, testModes } from '../testing/index.ts';
+import { basicAuth, createTestDatabase, TEST_ADMIN_KEY, type TestDatabase, testModes } from '../testing/index.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
-const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 const PASSWORD = 'correct horse battery staple';
 const FOREIGN = 'https://evil.example';
 const ALLOWED = 'https://shop.example';
@@ -34,7 +33,7 @@ describe(`hardening on ${mode}`, () => {
   const track = (key: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${cairn.url}/v1${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(key), ...headers },
+      headers: { 'content-type': 'application/json', authorization: basicAuth(key), ...headers },
       body: JSON.stringify(body),
     });
   const createSource = async (name: string, allowedOrigins: string[] = []) => {

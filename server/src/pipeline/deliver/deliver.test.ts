@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSecret } from '../../secret.ts';
 import type { Cairn } from '../../server.ts';
 import {
+  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   startTestCairn,
@@ -15,7 +16,6 @@ import { signUnsubscribe } from './unsubscribe.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
-const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 
 interface Hit {
   headers: IncomingMessage['headers'];
@@ -61,7 +61,7 @@ describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
   const send = async (...events: object[]) => {
     const res = await fetch(`${cairn.url}/v1/batch`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(key) },
+      headers: { 'content-type': 'application/json', authorization: basicAuth(key) },
       body: JSON.stringify({ batch: events.map((e) => ({ messageId: randomUUID(), ...e })) }),
     });
     expect(res.status).toBe(200);
@@ -492,7 +492,7 @@ describe('circuit breaker (postgres)', () => {
     }));
     await fetch(`${cairn.url}/v1/batch`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(key) },
+      headers: { 'content-type': 'application/json', authorization: basicAuth(key) },
       body: JSON.stringify({ batch }),
     });
     const destination = async () =>

@@ -10,6 +10,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
+  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   startTestCairn,
@@ -19,7 +20,6 @@ import {
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
-const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 
 /** One request the receiver got: the event's name and the status it answered. */
 interface Arrival {
@@ -81,7 +81,7 @@ function client(cairn: () => Cairn) {
     send: async (...events: object[]) => {
       const res = await fetch(`${cairn().url}/v1/batch`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: basic(cairn().demoSource!.writeKey) },
+        headers: { 'content-type': 'application/json', authorization: basicAuth(cairn().demoSource!.writeKey) },
         body: JSON.stringify({ batch: events.map((e) => ({ messageId: randomUUID(), ...e })) }),
       });
       expect(res.status).toBe(200);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
+  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   startTestCairn,
@@ -11,7 +12,6 @@ import {
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
-const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 const T0 = Date.UTC(2026, 9, 1, 12);
 const at = (minutes: number) => new Date(T0 + minutes * 60_000).toISOString();
 
@@ -30,7 +30,7 @@ describe.each(['postgres', 'embedded'] as const)('identity resolution on %s', (m
   const send = async (...events: object[]) => {
     const res = await fetch(`${cairn.url}/v1/batch`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(key) },
+      headers: { 'content-type': 'application/json', authorization: basicAuth(key) },
       body: JSON.stringify({ batch: events.map((e) => ({ messageId: randomUUID(), ...e })) }),
     });
     expect(res.status).toBe(200);

@@ -2,6 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
+  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   startTestCairn,
@@ -11,7 +12,6 @@ import {
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 const json = (res: Response): Promise<any> => res.json();
-const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 
 describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) => {
   const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
@@ -24,7 +24,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${cairn.url}${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basic(key), ...headers },
+      headers: { 'content-type': 'application/json', authorization: basicAuth(key), ...headers },
       body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
     });
   const admin = (path: string, init: RequestInit = {}) =>
@@ -216,7 +216,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
   it('answers 401 for missing and unknown write keys, and records them', async () => {
     const none = await fetch(`${cairn.url}/v1/track`, { method: 'POST', body: '{"userId":"u","event":"x"}' });
     expect(none.status).toBe(401);
-    const wrong = await post('/v1/track', { userId: 'u', event: 'x' }, { authorization: basic('wk_nope') });
+    const wrong = await post('/v1/track', { userId: 'u', event: 'x' }, { authorization: basicAuth('wk_nope') });
     expect(wrong.status).toBe(401);
     expect((await json(wrong)).error.message).toBe('unknown write key');
     const failed = await json(await admin('/failed-events?code=unauthorized'));
@@ -256,7 +256,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
       }),
     );
     const send = (origin: string) =>
-      post('/v1/track', { anonymousId: 'a', event: 'CORS' }, { origin, authorization: basic(created.writeKey) });
+      post('/v1/track', { anonymousId: 'a', event: 'CORS' }, { origin, authorization: basicAuth(created.writeKey) });
     const ok = await send('https://www.shop.test');
     expect(ok.status).toBe(200);
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://www.shop.test');
@@ -275,7 +275,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
 
   it('rotates write keys (with an optional grace period) and disables sources', async () => {
     const src = await json(await admin('/sources', { method: 'POST', body: JSON.stringify({ name: 'rotating' }) }));
-    const send = (k: string) => post('/v1/track', { userId: 'u', event: 'Rotate' }, { authorization: basic(k) });
+    const send = (k: string) => post('/v1/track', { userId: 'u', event: 'Rotate' }, { authorization: basicAuth(k) });
     expect((await send(src.writeKey)).status).toBe(200);
     const graced = await json(
       await admin(`/sources/${src.id}/rotate-key`, { method: 'POST', body: JSON.stringify({ graceSeconds: 60 }) }),
