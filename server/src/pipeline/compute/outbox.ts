@@ -2,7 +2,7 @@ import type { PgBoss } from 'pg-boss';
 import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import { lockProfiles } from './locks.ts';
-import { recordChangeEvents } from './store.ts';
+import { type ChangedDefinition, recordChangeEvents } from './store.ts';
 
 // Change events of large diffs (a full recompute entering half a million profiles) are not recorded in the diff's
 // transaction: it appends narrow rows to `compute_changes` instead, and a drainer records them afterwards in chunks
@@ -37,7 +37,7 @@ interface Pending {
  */
 export async function deferChanges(
   tx: Tx,
-  def: { kind: 'audience' | 'tag'; key: string; name: string },
+  def: ChangedDefinition,
   change: 'enter' | 'exit',
   profileIds: readonly string[],
   at: Date,
@@ -95,7 +95,7 @@ export async function flushPending(tx: Tx, profileIds: readonly string[]): Promi
  */
 export async function recordInOrder(
   tx: Tx,
-  def: { kind: 'audience' | 'tag'; key: string; name: string },
+  def: ChangedDefinition,
   change: 'enter' | 'exit',
   profileIds: readonly string[],
   at: Date,

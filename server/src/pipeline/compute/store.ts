@@ -1,5 +1,12 @@
 import type { Tx } from '../../db/index.ts';
 
+/** The audience or tag whose members changed, as change events name it. */
+export interface ChangedDefinition {
+  kind: 'audience' | 'tag';
+  key: string;
+  name: string;
+}
+
 /** Profiles that entered and left in one application of a rule. */
 export interface MembershipDiff {
   entered: string[];
@@ -147,7 +154,7 @@ export const CHANGE_EVENTS = {
  */
 export async function recordChangeEvents(
   sql: Tx,
-  def: { kind: 'audience' | 'tag'; key: string; name: string },
+  def: ChangedDefinition,
   change: 'enter' | 'exit',
   profileIds: readonly string[],
   at: Date,

@@ -168,15 +168,10 @@ async function insertJobs(
 }
 
 /**
- * Of these profiles, those with waiting rows at the destination (`ready`: and nothing pending or
- * retrying ahead of them). One probe of deliveries_unfinished_idx per profile (see headsOf).
+ * Of these profiles, those whose line at the destination can move: rows waiting and nothing pending or
+ * retrying ahead of them. One probe of deliveries_unfinished_idx per profile (see headsOf).
  */
-async function linesWaiting(
-  sql: Tx,
-  destinationId: string,
-  profileIds: readonly string[],
-  ready: boolean,
-): Promise<string[]> {
+async function readyLines(sql: Tx, destinationId: string, profileIds: readonly string[]): Promise<string[]> {
   if (!profileIds.length) return [];
   const rows = await sql<{ p: string }[]>`
     SELECT c.p::text FROM unnest(${[...new Set(profileIds)]}::uuid[]) AS c (p)
@@ -185,15 +180,11 @@ async function linesWaiting(
       WHERE w.destination_id = ${destinationId} AND w.profile_id = c.p AND w.status = 'waiting'
       OFFSET 0
     )
-    ${
-      ready
-        ? sql`AND NOT EXISTS (
+    AND NOT EXISTS (
       SELECT 1 FROM deliveries b
       WHERE b.destination_id = ${destinationId} AND b.profile_id = c.p AND b.status IN ('pending', 'retrying')
       OFFSET 0
-    )`
-        : sql``
-    }`;
+    )`;
   return rows.map((r) => r.p);
 }
 
@@ -211,7 +202,7 @@ export async function promoteIfReady(
   a: Pick<ActiveDestination, 'plugin' | 'destination'>,
   profileIds: readonly string[],
 ): Promise<number> {
-  const ready = await linesWaiting(sql, a.destination.id, profileIds, true);
+  const ready = await readyLines(sql, a.destination.id, profileIds);
   return ready.length ? promoteProfiles(boss, sql, a, ready) : 0;
 }
 
@@ -251,7 +242,7 @@ export async function recordInOrder(
   if (!freed.length) return recordOutcomes(sql, outcomes);
   const [, ready] = await oneRoundTrip(sql, (c) => [
     recordOutcomes(c, outcomes),
-    linesWaiting(c, a.destination.id, freed, true),
+    readyLines(c, a.destination.id, freed),
   ]);
   if (ready.length) await promoteProfiles(boss, sql, a, ready);
 }

@@ -252,8 +252,8 @@ export async function profilesForDelivery(
 ): Promise<Map<string, DeliveryProfile>> {
   const out = new Map<string, DeliveryProfile>();
   if (!ids.length) return out;
-  // One row per profile, identities and traits aggregated: a few hundred rows of JSON instead of a row
-  // per identity and per trait (parsing those rows was most of a sender's database time in Node).
+  // One row per profile, identities and traits aggregated as JSON: a row per profile instead of one per
+  // identity and per trait (about 8 per profile in bench:deliver), each of which postgres.js decodes.
   const rows = await sql<{ id: string; ids: [string, string][] | null; traits: Record<string, unknown> | null }[]>`
     SELECT c.id::text,
       (SELECT json_agg(json_build_array(i.type, i.value) ORDER BY i.created_at, i.key)

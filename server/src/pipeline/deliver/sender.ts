@@ -232,10 +232,9 @@ export async function deliverJobs(
   }
 
   const profileIds = [...new Set(rows.map((r) => r.profileId).filter((p): p is string => !!p))];
-  const [profiles, consent] = await oneRoundTrip(deps.sql, (c) => [
-    profilesForDelivery(c, profileIds, deps.pii),
-    consentOf(c, profileIds),
-  ]);
+  const [profiles, consent] = profileIds.length
+    ? await oneRoundTrip(deps.sql, (c) => [profilesForDelivery(c, profileIds, deps.pii), consentOf(c, profileIds)])
+    : [new Map<string, DeliveryProfile>(), new Map<string, Map<string, boolean>>()];
   const outcomes = await gate(deps, destination, plugin, rows, profiles, consent);
   const sendable = rows.filter((r) => !outcomes.has(r.id));
   const ctx = pluginContext(deps, destination, settings);
