@@ -18,6 +18,7 @@ import {
 } from '../pipeline/compute/queries.ts';
 import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { membersRoute } from './members.ts';
+import { patchOf } from './patch.ts';
 import { checkRule } from './rules.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
@@ -209,12 +210,14 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
         body: {
           content: {
             'application/json': {
-              schema: z.object({
-                name: z.string().min(1).max(200).optional(),
-                description: z.string().max(2000).nullable().optional(),
-                rule: RuleBody.optional(),
-                enabled: z.boolean().optional(),
-              }),
+              schema: patchOf(
+                z.object({
+                  name: z.string().min(1).max(200),
+                  description: z.string().max(2000).nullable(),
+                  rule: RuleBody,
+                  enabled: z.boolean(),
+                }),
+              ),
             },
           },
         },

@@ -14,6 +14,7 @@ import type { Pii } from '../pii/index.ts';
 import { sealedUseInDefinition } from '../pii/rules.ts';
 import { rulesReading } from '../pipeline/compute/queries.ts';
 import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
+import { patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const KEY = z
@@ -215,7 +216,7 @@ export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
         body: {
           content: {
             'application/json': {
-              schema: z.object({ name: z.string().min(1).max(200).optional(), definition: z.unknown().optional() }),
+              schema: patchOf(z.object({ name: z.string().min(1).max(200), definition: z.unknown() })),
             },
           },
         },

@@ -21,6 +21,7 @@ import {
   updateDestination,
 } from '../pipeline/deliver/queries.ts';
 import { pluginContext, type SenderDeps } from '../pipeline/deliver/sender.ts';
+import { applyPatch, patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const MASK = '********';
@@ -56,6 +57,9 @@ const InputSchema = z
       .default(4 * 3600),
   })
   .openapi('DestinationInput');
+
+// Only the fields a PATCH names change (a rename must never reset `purposes` or the filter).
+const PatchSchema = patchOf(InputSchema.omit({ plugin: true })).openapi('DestinationPatch');
 
 const DestinationSchema = z
   .object({
@@ -287,7 +291,7 @@ export function destinationsApi(deps: {
       request: {
         params: IdParam,
         body: {
-          content: { 'application/json': { schema: InputSchema.partial().omit({ plugin: true }) } },
+          content: { 'application/json': { schema: PatchSchema } },
           required: true,
         },
       },
@@ -299,7 +303,7 @@ export function destinationsApi(deps: {
       const plugin = pluginOf(d.plugin);
       const settings = { ...d.settings, ...(patch.settings ?? {}) };
       for (const key of plugin.secrets ?? []) if (settings[key] === MASK) settings[key] = d.settings[key];
-      const next = { ...d, ...patch, settings: validSettings(plugin, settings) } as DestinationInput;
+      const next: DestinationInput = { ...applyPatch(d, patch), settings: validSettings(plugin, settings) };
       const updated = await updateDestination(sql, d.id, next);
       await deps.destinations.refresh();
       return c.json(destinationView(updated!), 200);

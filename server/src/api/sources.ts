@@ -4,6 +4,7 @@ import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource, insertSource, listSources, rotateWriteKey, type Source, updateSource } from '../sources/queries.ts';
+import { patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const Origin = z
@@ -148,12 +149,14 @@ export function sourcesApi(sql: Sql, directory: SourceDirectory) {
         body: {
           content: {
             'application/json': {
-              schema: z.object({
-                name: z.string().trim().min(1).max(200).optional(),
-                allowedOrigins: z.array(Origin).max(100).optional(),
-                enabled: z.boolean().optional(),
-                consentPolicy: ConsentPolicySchema.optional(),
-              }),
+              schema: patchOf(
+                z.object({
+                  name: z.string().trim().min(1).max(200),
+                  allowedOrigins: z.array(Origin).max(100),
+                  enabled: z.boolean(),
+                  consentPolicy: ConsentPolicySchema,
+                }),
+              ),
             },
           },
         },

@@ -13,6 +13,7 @@ import { rulesReading } from '../pipeline/compute/queries.ts';
 import { tagStore } from '../pipeline/compute/store.ts';
 import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { membersRoute } from './members.ts';
+import { patchOf } from './patch.ts';
 import { checkRule } from './rules.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
@@ -153,7 +154,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
         body: {
           content: {
             'application/json': {
-              schema: z.object({ name: z.string().min(1).max(200).optional(), rule: z.unknown().optional() }),
+              schema: patchOf(z.object({ name: z.string().min(1).max(200), rule: z.unknown() })),
             },
           },
         },

@@ -4,6 +4,7 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import { invite, type PeopleAuth, type Person, toPerson } from '../auth/people.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import { patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const RoleSchema = z.enum(['admin', 'operator', 'analyst']).openapi('Role');
@@ -99,7 +100,7 @@ export function usersApi(sql: Sql, auth: PeopleAuth, onKeysRevoked: () => void) 
       middleware: [requirePermission('users:write')] as const,
       request: {
         params: IdParam,
-        body: { content: { 'application/json': { schema: z.object({ role: RoleSchema }) } } },
+        body: { content: { 'application/json': { schema: patchOf(z.object({ role: RoleSchema })) } }, required: true },
       },
       responses: { 200: json(UserSchema, 'The person'), 404: notFound, ...AUTH_ERRORS },
     }),
@@ -107,7 +108,7 @@ export function usersApi(sql: Sql, auth: PeopleAuth, onKeysRevoked: () => void) 
       const { id } = c.req.valid('param');
       const [row] = await sql<Record<string, unknown>[]>`
         UPDATE auth_user
-        SET role = ${c.req.valid('json').role}, "updatedAt" = now()
+        SET role = coalesce(${c.req.valid('json').role ?? null}, role), "updatedAt" = now()
         WHERE id = ${id}
         RETURNING id, email, name, role, "createdAt"`;
       if (!row) throw apiError(404, 'not_found', `no user ${id}`);
