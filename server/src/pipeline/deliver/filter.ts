@@ -1,3 +1,4 @@
+import { EVENT_TYPES, isEventType } from '@cairn/core';
 import { z } from 'zod';
 
 const OPS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'exists', 'contains', 'in'] as const;
@@ -5,7 +6,18 @@ const OPS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'exists', 'contains', 'in'] 
 /** Which events a destination gets, on top of the event types its plugin accepts. */
 export const FilterSchema = z
   .strictObject({
-    types: z.array(z.string()).optional(),
+    // Event types only: the events Cairn records itself (audience.entered, tag.added, ...) are `track`
+    // events with that name, so they go under `events`. A type nothing can have was accepted before and
+    // silently matched nothing.
+    types: z
+      .array(
+        z.string().refine(isEventType, {
+          error: (issue) =>
+            `"${String(issue.input)}" is not an event type (one of ${EVENT_TYPES.join(', ')})` +
+            (String(issue.input).includes('.') ? `; "${String(issue.input)}" is a track event name: use events` : ''),
+        }),
+      )
+      .optional(),
     events: z.array(z.string()).optional(),
     where: z
       .array(
