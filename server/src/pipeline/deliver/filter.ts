@@ -58,7 +58,7 @@ function compare(a: unknown, b: unknown): number | null {
  *   { events: ['Order Completed'], where: [{ path: 'properties.total', op: 'gte', value: 100 }] }); // true
  */
 export function matchesFilter(event: Record<string, unknown>, filter: Filter): boolean {
-  if (filter.types?.length && !filter.types.includes(String(event.type))) return false;
+  if (filter.types?.length && !(isEventType(event.type) && filter.types.includes(event.type))) return false;
   if (filter.events?.length) {
     const name = event.type === 'track' ? event.event : event.name;
     if (typeof name !== 'string' || !filter.events.includes(name)) return false;
