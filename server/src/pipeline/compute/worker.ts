@@ -174,7 +174,9 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
   );
   await deps.boss.work<ComputeDefinition>(
     QUEUES.computeDefinition.name,
-    { batchSize: 1, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds: 5 },
+    // One at a time (each holds its definitions' locks), but back to back: a full fetch fetches again at
+    // once instead of waiting for the next poll (40 audiences created together took ~190 s, 5 s apart).
+    { batchSize: 1, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds: 5, burstWhenBatchFull: true },
     async function recompute([job]) {
       const r = await recomputeDefinition(deps, job!.data);
       await handOver(deps.boss, r);

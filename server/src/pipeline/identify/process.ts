@@ -96,8 +96,12 @@ export async function identifyEvents(
   sql: Sql,
   ids: readonly string[],
   ctx: IdentifyContext,
-  /** Runs in each chunk's transaction before its commit (the worker hands the chunk to the next stages). */
-  onChunk?: (tx: Tx, ids: readonly string[]) => Promise<unknown>,
+  /**
+   * Runs in each chunk's transaction before its commit (the worker hands the chunk to the next stages),
+   * with the profiles the chunk created, merged, split or restored: every definition may have changed
+   * for those, not only the ones reading the chunk's event names.
+   */
+  onChunk?: (tx: Tx, ids: readonly string[], restructured: readonly string[]) => Promise<unknown>,
 ): Promise<IdentifyResult> {
   const total: IdentifyResult = { processed: 0, suppressed: 0, merges: 0, created: 0, retries: 0 };
   const sortedIds = [...new Set(ids)].sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
@@ -108,9 +112,9 @@ export async function identifyEvents(
       try {
         const r = (await sql.begin(async (tx) => {
           const r = await processChunk(tx, chunk, extra, ctx);
-          await onChunk?.(tx, chunk);
+          await onChunk?.(tx, chunk, r.restructured);
           return r;
-        })) as Omit<IdentifyResult, 'retries'>;
+        })) as ChunkResult;
         total.processed += r.processed;
         total.suppressed += r.suppressed;
         total.merges += r.merges;
@@ -179,12 +183,14 @@ async function dropSuppressed(tx: Tx, events: LoadedEvent[], ctx: IdentifyContex
   return events.filter((e) => !gone.has(e.id));
 }
 
+type ChunkResult = Omit<IdentifyResult, 'retries'> & { restructured: string[] };
+
 async function processChunk(
   tx: Tx,
   ids: readonly string[],
   extraLocks: ReadonlySet<string>,
   ctx: IdentifyContext,
-): Promise<Omit<IdentifyResult, 'retries'>> {
+): Promise<ChunkResult> {
   const loaded = await loadEvents(tx, ids, ctx);
   // One round trip (statements started together run in this order on the transaction's connection):
   // the suppression check, the identity locks (a suppressed event's too: harmless), and, once those
@@ -252,6 +258,7 @@ async function processChunk(
   const missing = events.flatMap((e) => (e.keys[0] && !lookup.has(e.keys[0]) ? [e.keys[0]] : []));
   for (const [k, p] of await assignmentOf(tx, missing)) lookup.set(k, p);
   const orphans = events.filter((e) => e.keys[0] && !lookup.has(e.keys[0]));
+  const orphaned: string[] = [];
   if (orphans.length) {
     // Only when a runaway component refused the links: give the identity a profile of its own.
     for (const e of orphans) {
@@ -262,6 +269,7 @@ async function processChunk(
       await tx`INSERT INTO identities (key, type, value, profile_id) VALUES (${key}, ${type}, ${values.get(key) ?? value}, ${row!.id})
         ON CONFLICT (key) DO NOTHING`;
       lookup.set(key, row!.id);
+      orphaned.push(row!.id);
     }
   }
   const attach = events.map((e) => ({ i: e.id, p: e.keys[0] ? lookup.get(e.keys[0])! : null, k: e.keys[0] ?? null }));
@@ -314,6 +322,11 @@ async function processChunk(
     suppressed,
     merges: applied?.mergedAway.size ?? 0,
     created: applied?.created.size ?? 0,
+    // New profiles match rules that hold without events ("never reviewed", "sum < 50"); merged, split
+    // and restored ones have other events and traits than before. Not only what the events' names read.
+    restructured: [
+      ...new Set([...(applied?.created ?? []), ...changed, ...mergedAway, ...orphaned]),
+    ],
   };
 }
 

@@ -38,10 +38,14 @@ export async function startIdentifyWorker(
         sql,
         jobs.flatMap((j) => j.data.ids),
         ctx,
-        (tx, ids) =>
+        (tx, ids, restructured) =>
           Promise.all([
             boss.send(QUEUES.identifyDone.name, { ids }, { db: bossExecutor(tx) }),
-            boss.send(QUEUES.computeProfiles.name, { ids }, { db: bossExecutor(tx) }),
+            boss.send(
+              QUEUES.computeProfiles.name,
+              restructured.length ? { ids, profileIds: [...restructured] } : { ids },
+              { db: bossExecutor(tx) },
+            ),
           ]),
       );
       done();
