@@ -324,9 +324,7 @@ async function processChunk(
     created: applied?.created.size ?? 0,
     // New profiles match rules that hold without events ("never reviewed", "sum < 50"); merged, split
     // and restored ones have other events and traits than before. Not only what the events' names read.
-    restructured: [
-      ...new Set([...(applied?.created ?? []), ...changed, ...mergedAway, ...orphaned]),
-    ],
+    restructured: [...new Set([...(applied?.created ?? []), ...changed, ...mergedAway, ...orphaned])],
   };
 }
 
