@@ -333,7 +333,7 @@ function holds(rule: Rule, id: string, ix: Index, now: number): boolean {
       return (ix.accounts.get(id) ?? []).some((traits) => compare(traits[rule.trait], rule, now));
     case 'performed': {
       const n = kept(ix, id, rule, now).filter((e) => inWindow(e.ts, rule.within, now)).length;
-      return n >= (rule.min ?? 1) && (rule.max === undefined || n <= rule.max);
+      return n >= (rule.min ?? (rule.max === undefined ? 1 : 0)) && (rule.max === undefined || n <= rule.max);
     }
     case 'aggregate': {
       const events = kept(ix, id, rule, now).filter((e) => inWindow(e.ts, rule.within, now));
@@ -521,6 +521,10 @@ const RULES: Case[] = [
     rule: { op: 'performed', event: VIEW, within: days(30), min: 3, max: 10 },
   },
   { name: 'performed max 0 (never)', rule: { op: 'performed', event: ORDER, min: 0, max: 0 } },
+  {
+    name: 'performed max 1 without min (at most once: 0 counts)',
+    rule: { op: 'performed', event: ORDER, within: days(60), max: 1 },
+  },
   { name: 'performed from/to dates', rule: ordered({ from: '2025-11-28', to: '2025-12-01' }) },
   {
     name: 'performed from/to times with zones',

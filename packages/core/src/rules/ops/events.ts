@@ -69,19 +69,25 @@ function addEvent(m: EventMatch, w: Window | undefined, deps: { events: Set<stri
   if (w && 'last' in w) deps.timeBound = true;
 }
 
+/**
+ * The least count `performed` accepts: `min`, else 1 — or 0 when only `max` is given, so that
+ * `max: 0` is "never" and `max: 3` is "at most 3 times" (as described), not a rule nobody can match.
+ */
+const minOf = (r: PerformedRule) => r.min ?? (r.max === undefined ? 1 : 0);
+
 /** Performed an event between min and max times in a window. */
 export const performed: Operator<PerformedRule> = {
   compile(r, ctx) {
     const a = ctx.relation(eventRelation(r, sql`count(*)`, r.within, ctx.nowMs));
     const n = sql`coalesce(${col(a, 'v')}, 0)`;
-    const min = r.min ?? 1;
+    const min = minOf(r);
     const truth = r.max === undefined ? sql`${n} >= ${min}::int` : sql`(${n} >= ${min}::int AND ${n} <= ${r.max}::int)`;
     return { truth, value: n };
   },
   dependencies: (r, deps) => addEvent(r, r.within, deps),
   edges: (r, since, now) => windowEdges(r, r.within, since, now),
   describe(r) {
-    const min = r.min ?? 1;
+    const min = minOf(r);
     const times =
       r.max === 0
         ? 'never'
@@ -91,7 +97,9 @@ export const performed: Operator<PerformedRule> = {
             : ` at least ${min} times`
           : min === r.max
             ? ` exactly ${min} times`
-            : ` between ${min} and ${r.max} times`;
+            : min === 0
+              ? ` at most ${r.max} times`
+              : ` between ${min} and ${r.max} times`;
     return r.max === 0
       ? `never performed ${describeMatch(r)}${describeWindow(r.within)}`
       : `performed ${describeMatch(r)}${times}${describeWindow(r.within)}`;
