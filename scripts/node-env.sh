@@ -15,3 +15,9 @@ if ! cairn_node_ok; then
   fi
   export PATH="$CAIRN_NODE_BIN:$PATH"
 fi
+# Workspace packages that publish a built dist/ (@cairn/node, @cairn/plugin-api) point this export condition at their
+# TypeScript sources, so tsx runs src/ in the monorepo without a build (vitest.config.ts and tsconfig.base.json set it too).
+case " ${NODE_OPTIONS:-} " in
+  *" --conditions=@cairn/source "*) ;;
+  *) export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--conditions=@cairn/source" ;;
+esac
