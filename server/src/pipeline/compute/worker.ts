@@ -1,4 +1,4 @@
-import type { PgBoss } from 'pg-boss';
+import type { JobResult, PgBoss } from 'pg-boss';
 import type { Sql, Tx } from '../../db/index.ts';
 import { type ComputeDefinition, type ComputeProfiles, QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
@@ -172,20 +172,40 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
       if (r.deferred) drain();
     },
   );
+  const recomputeOne = async (which: ComputeDefinition) => {
+    const r = await recomputeDefinition(deps, which);
+    await handOver(deps.boss, r);
+    // Profiles incremental work postponed meanwhile: evaluated now that the recompute committed.
+    await handOver(deps.boss, await retryPostponed(deps));
+    if (r.deferred) drain();
+    deps.log.info(
+      `compute: ${which.kind} ${which.key} recomputed (${[...r.changes.values()].reduce((n, c) => n + c.entered.length + c.exited.length, 0)} changes, ${r.deferred} change events left to the outbox)`,
+    );
+  };
   await deps.boss.work<ComputeDefinition>(
     QUEUES.computeDefinition.name,
-    // One at a time (each holds its definitions' locks), but back to back: a full fetch fetches again at
-    // once instead of waiting for the next poll (40 audiences created together took ~190 s, 5 s apart).
-    { batchSize: 1, pollingIntervalSeconds: 1, notifyPollingIntervalSeconds: 5, burstWhenBatchFull: true },
-    async function recompute([job]) {
-      const r = await recomputeDefinition(deps, job!.data);
-      await handOver(deps.boss, r);
-      // Profiles incremental work postponed meanwhile: evaluated now that the recompute committed.
-      await handOver(deps.boss, await retryPostponed(deps));
-      if (r.deferred) drain();
-      deps.log.info(
-        `compute: ${job!.data.kind} ${job!.data.key} recomputed (${[...r.changes.values()].reduce((n, c) => n + c.entered.length + c.exited.length, 0)} changes, ${r.deferred} change events left to the outbox)`,
-      );
+    // One at a time (each holds its definitions' locks), but back to back. pg-boss only bursts (fetches
+    // again at once) after a full batch larger than one job; with batchSize 1 each next job waited for
+    // the 5 s poll: 40 audiences created together took ~190 s. Each job keeps its own outcome.
+    {
+      batchSize: 10,
+      pollingIntervalSeconds: 1,
+      notifyPollingIntervalSeconds: 5,
+      burstWhenBatchFull: true,
+      perJobResults: true,
+    },
+    async function recompute(jobs) {
+      const results: JobResult[] = [];
+      for (const job of jobs) {
+        try {
+          await recomputeOne(job.data);
+          results.push({ id: job.id, status: 'completed' });
+        } catch (err) {
+          deps.log.error(`compute: ${job.data.kind} ${job.data.key} recompute failed`, err);
+          results.push({ id: job.id, status: 'failed', output: { message: (err as Error).message } });
+        }
+      }
+      return results;
     },
   );
   let running: Promise<void> | undefined;
