@@ -7,6 +7,7 @@ export {
 } from './consent.ts';
 export {
   compareTraitEvents,
+  DIRECT_REFERRER,
   emptyProfileState,
   foldEvent,
   foldEvents,

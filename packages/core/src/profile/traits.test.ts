@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { consentFromEvent } from './consent.ts';
 import {
   compareTraitEvents,
+  DIRECT_REFERRER,
   emptyProfileState,
   foldEvents,
   normalizeTrait,
@@ -81,6 +82,66 @@ describe('foldEvents', () => {
       last_referrer: 'https://b.test/x',
       first_seen_at: new Date(100).toISOString(),
       last_seen_at: new Date(200).toISOString(),
+    });
+  });
+
+  describe('referrer touches', () => {
+    // What the snippet (and analytics.js) sends: document.referrer, '' on a direct visit; after a
+    // link inside the site, the site's own previous page.
+    const visit = (id: number, ts: number, url: string, referrer: string): TraitEvent => ({
+      id: String(id),
+      ts,
+      type: 'page',
+      payload: { context: { page: { url, referrer } } },
+    });
+
+    it('a direct first visit is the first touch; the internal pages after it are not touches', () => {
+      const s = fold([
+        visit(1, 100, 'https://shop.test/', ''),
+        visit(2, 200, 'https://shop.test/product/1', 'https://shop.test/'),
+        visit(3, 300, 'https://shop.test/cart', 'https://shop.test/product/1'),
+      ]);
+      expect(values(s)).toMatchObject({
+        initial_referrer: DIRECT_REFERRER,
+        initial_referring_domain: DIRECT_REFERRER,
+      });
+      expect(values(s).last_referrer).toBeUndefined();
+    });
+
+    it('is decided by event time, not arrival: a late direct landing still wins', () => {
+      const s = emptyProfileState();
+      foldEvents(s, [visit(5, 200, 'https://shop.test/cart', 'https://shop.test/')]);
+      expect(values(s).initial_referrer).toBeUndefined();
+      // The earlier event arrives later: the caller refolds everything in event order.
+      const again = fold([
+        visit(5, 200, 'https://shop.test/cart', 'https://shop.test/'),
+        visit(4, 100, 'https://shop.test/', ''),
+      ]);
+      expect(values(again).initial_referrer).toBe(DIRECT_REFERRER);
+    });
+
+    it('an external referrer after a direct first visit is the last touch, not the first', () => {
+      const s = fold([
+        visit(1, 100, 'https://shop.test/', ''),
+        visit(2, 200, 'https://shop.test/sale', 'https://news.test/article'),
+      ]);
+      expect(values(s)).toMatchObject({
+        initial_referrer: DIRECT_REFERRER,
+        initial_referring_domain: DIRECT_REFERRER,
+        last_referrer: 'https://news.test/article',
+      });
+    });
+
+    it('events without a browser page (server-side) are no touch at all', () => {
+      const s = fold([
+        { id: '1', ts: 100, type: 'track', payload: { event: 'Order Completed' } },
+        { id: '2', ts: 150, type: 'track', payload: { context: { page: { path: '/x' } } } },
+        visit(3, 200, 'https://shop.test/', 'https://search.test/q'),
+      ]);
+      expect(values(s)).toMatchObject({
+        initial_referrer: 'https://search.test/q',
+        initial_referring_domain: 'search.test',
+      });
     });
   });
 

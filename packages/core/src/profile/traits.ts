@@ -186,20 +186,47 @@ function computedOps(event: TraitEvent): TraitOp[] {
       if (value) ops.push({ op: 'set_once', key: `initial_${key}`, value }, { op: 'set', key: `last_${key}`, value });
     }
   }
-  const page = isObject(context.page) ? context.page : undefined;
-  const referrer = text(page?.referrer);
-  if (referrer) {
-    ops.push(
-      { op: 'set_once', key: 'initial_referrer', value: referrer },
-      { op: 'set', key: 'last_referrer', value: referrer },
-    );
-    const domain = referringDomain(referrer);
-    if (domain) ops.push({ op: 'set_once', key: 'initial_referring_domain', value: domain });
-  }
+  if (isObject(context.page)) ops.push(...referrerOps(context.page));
   return ops;
 }
 
-function referringDomain(url: string): string | undefined {
+/**
+ * The value of `initial_referrer` and `initial_referring_domain` when the first touch was a direct
+ * visit (typed address, bookmark, app link): Mixpanel's spelling, unlike an empty string never
+ * mistaken for "not set".
+ *
+ * @example
+ * r.trait('initial_referrer').eq(DIRECT_REFERRER); // people whose first visit was direct
+ */
+export const DIRECT_REFERRER = '$direct';
+
+/**
+ * Referrer touches of a browser page context. A page with a URL and no referrer is a direct visit:
+ * a first touch like any other, so a later internal page never becomes it. A referrer on the page's
+ * own host is a navigation inside the site (document.referrer after a link, the previous URL after
+ * an SPA route change): not a touch at all.
+ */
+function referrerOps(page: JsonObject): TraitOp[] {
+  const referrer = text(page.referrer);
+  if (!referrer) {
+    if (!text(page.url)) return [];
+    return [
+      { op: 'set_once', key: 'initial_referrer', value: DIRECT_REFERRER },
+      { op: 'set_once', key: 'initial_referring_domain', value: DIRECT_REFERRER },
+    ];
+  }
+  const domain = referringDomain(referrer);
+  if (domain && domain === referringDomain(text(page.url))) return [];
+  const ops: TraitOp[] = [
+    { op: 'set_once', key: 'initial_referrer', value: referrer },
+    { op: 'set', key: 'last_referrer', value: referrer },
+  ];
+  if (domain) ops.push({ op: 'set_once', key: 'initial_referring_domain', value: domain });
+  return ops;
+}
+
+function referringDomain(url: string | undefined): string | undefined {
+  if (!url) return undefined;
   try {
     return new URL(url).hostname || undefined;
   } catch {
@@ -210,7 +237,8 @@ function referringDomain(url: string): string | undefined {
 /**
  * Folds one event into a profile state: computed first/last-touch traits (`first_seen_at`,
  * `last_seen_at`, `initial_utm_*`, `last_utm_*`, `initial_referrer`, `last_referrer`,
- * `initial_referring_domain`), then `context.traits`, then an identify's own `traits` (so they win
+ * `initial_referring_domain`; a direct first visit is {@link DIRECT_REFERRER}, navigations inside the
+ * site are not touches), then `context.traits`, then an identify's own `traits` (so they win
  * within one event); a `group` call records the membership. Events must come in
  * {@link compareTraitEvents} order: a fold is then a pure function of the set of events.
  *

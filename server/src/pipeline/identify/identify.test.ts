@@ -103,6 +103,24 @@ describe.each(['postgres', 'embedded'] as const)('identity resolution on %s', (m
     expect((await lookup('email=ANN@example.com')).id).toBe(profile.id);
   });
 
+  it('a direct first visit stays the first touch when internal pages follow, even arriving late', async () => {
+    const a = id('direct');
+    // What the snippet sends: document.referrer ('' on a direct visit, the site's own page after a link).
+    const page = (minutes: number, url: string, referrer: string) => ({
+      type: 'page',
+      anonymousId: a,
+      timestamp: at(minutes),
+      context: { page: { url, referrer } },
+    });
+    // The internal page is ingested first; the direct landing (earlier by event time) comes in a later batch.
+    await send(page(1, 'https://shop.test/product/1', 'https://shop.test/'));
+    await send(page(0, 'https://shop.test/', ''), page(2, 'https://shop.test/cart', 'https://shop.test/product/1'));
+    const profile = await lookup(`anonymousId=${a}`);
+    expect(profile.traits.initial_referrer.value).toBe('$direct');
+    expect(profile.traits.initial_referring_domain.value).toBe('$direct');
+    expect(profile.traits.last_referrer).toBeUndefined();
+  });
+
   it('one user on two devices: one profile, two anonymousIds', async () => {
     const [a1, a2, u] = [id('dev1'), id('dev2'), id('u2dev')];
     await send({ type: 'identify', anonymousId: a1, userId: u, timestamp: at(0) });
