@@ -116,7 +116,7 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   if (deps.config.role !== 'worker') {
-    app.route('/v1', ingestRoutes(deps));
+    app.route('/', ingestRoutes(deps));
     app.route('/api', adminApi(deps));
     unsubscribeRoutes(app, {
       sql: deps.sql,

@@ -7,12 +7,18 @@ import type { Cairn as Tracker } from '../../sdk-web/src/types.ts';
 declare const window: { cairn: Tracker };
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
-/** Fails, never skips, without Chromium: a browser test that cannot run must not look green (as in sdk-web). */
-export function launch(): Promise<Browser> {
+/**
+ * Fails, never skips, without Chromium: a browser test that cannot run must not look green (as in sdk-web).
+ * `extraArgs` are added to the usual switches (e.g. `--host-resolver-rules=...` to cut off other hosts).
+ */
+export function launch(extraArgs: string[] = []): Promise<Browser> {
   if (!existsSync(CHROMIUM))
     throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
   const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking'];
-  return chromium.launch({ executablePath: CHROMIUM, args: [...args, '--disable-component-update', '--disable-sync'] });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [...args, '--disable-component-update', '--disable-sync', ...extraArgs],
+  });
 }
 
 /** Waits until the real snippet has replaced the copy-paste stub. */

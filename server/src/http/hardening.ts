@@ -4,14 +4,15 @@ import { secureHeaders } from 'hono/secure-headers';
 import { apiError } from './errors.ts';
 
 /**
- * Whether a path is the tracking API (`/v1/*`), which the middleware below leave alone: it reads its
- * own bodies under its own limits (pipeline/ingest/body.ts) and answers cross-origin writes.
+ * Whether a path is the tracking API (`/v1/*`, and `/beacon/v1/*` for RudderStack's beacon), which
+ * the middleware below leave alone: it reads its own bodies under its own limits
+ * (pipeline/ingest/body.ts) and answers cross-origin writes.
  *
  * @example
  * isTrackingPath('/v1/batch'); // true
  */
 export function isTrackingPath(path: string): boolean {
-  return path === '/v1' || path.startsWith('/v1/');
+  return path === '/v1' || path.startsWith('/v1/') || path.startsWith('/beacon/v1/');
 }
 
 /**

@@ -13,7 +13,7 @@ import type { IdentifyContext } from './identify/process.ts';
 import { startIdentifyWorker } from './identify/worker.ts';
 import { type IngestDeps, trackingRoutes } from './ingest/routes.ts';
 
-/** 1 ingest: the tracking API (`/v1/*`), which commits events and enqueues `ingest.committed`. */
+/** 1 ingest: the tracking API (`/v1/*`, `/beacon/v1/batch`), which commits events and enqueues `ingest.committed`. */
 export function ingestRoutes(deps: IngestDeps) {
   return trackingRoutes(deps);
 }

@@ -1,7 +1,7 @@
 import { type EventType, isEventType, LIMITS, parseTimestamp, validateEvent } from '@cairn/core';
 import type { HttpBindings } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { type Context, Hono } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { Config } from '../../config.ts';
 import { apiError } from '../../http/errors.ts';
 import type { Logger } from '../../log.ts';
@@ -39,45 +39,86 @@ interface Rejection {
 }
 
 /**
- * The Segment-compatible tracking API: `POST /v1/batch` (alias `/v1/import`) and
- * `POST /v1/{track,identify,page,screen,group,alias}`. Answers 200 only after COMMIT.
+ * The one-letter paths of analytics.js 2.0 (`@segment/analytics-next`): its plugin posts each event to
+ * `<apiHost>/<first letter of the type>` and its batching strategy to `<apiHost>/b`.
+ */
+const SHORT_PATHS: Readonly<Record<string, EventType>> = {
+  t: 'track',
+  i: 'identify',
+  p: 'page',
+  s: 'screen',
+  g: 'group',
+  a: 'alias',
+};
+
+/** Where the key may come from besides the Basic username and the body's `writeKey`. */
+interface KeySources {
+  /** `?writeKey=`: RudderStack's beacon (`navigator.sendBeacon` can set no header). */
+  query?: boolean;
+}
+
+/**
+ * The Segment-compatible tracking API, mounted at the root: `POST /v1/batch` (aliases `/v1/import`
+ * and analytics.js 2.0's `/v1/b`), `POST /v1/{track,identify,page,screen,group,alias}` (aliases
+ * `/v1/{t,i,p,s,g,a}`), and RudderStack's beacon batch `POST /beacon/v1/batch?writeKey=`. Every path
+ * goes through one handler: same key check, validation, limits, dedup, CORS and failed_events.
+ * Answers 200 only after COMMIT.
  *
  * @example
- * app.route('/v1', trackingRoutes(deps));
+ * app.route('/', trackingRoutes(deps));
  */
 export function trackingRoutes(ingestDeps: IngestDeps): Hono {
   // One limiter per app, so per process (tests start several servers in one process).
   const deps: RoutesDeps = { ...ingestDeps, limiter: createIngestLimiter(ingestDeps.config.ingestRateLimit) };
   const app = new Hono();
-  // Write-only API: reflecting the origin exposes nothing, and lets the snippet read a refusal (403,
-  // 400, 413) and stop retrying it. Which origins may write is enforced per source (403 below).
-  app.use('*', async function corsHeaders(c, next) {
-    await next();
-    const origin = c.req.header('origin');
-    if (!origin || c.req.method === 'OPTIONS') return;
-    c.res.headers.set('Access-Control-Allow-Origin', origin);
-    c.res.headers.set('Access-Control-Expose-Headers', 'Retry-After');
-    c.res.headers.append('Vary', 'Origin');
-  });
-  app.options('*', function preflight(c) {
-    const origin = c.req.header('origin');
-    if (origin && deps.sources.anyAllowsOrigin(origin)) {
-      c.header('Access-Control-Allow-Origin', origin);
-      c.header('Access-Control-Allow-Methods', 'POST, OPTIONS');
-      c.header('Access-Control-Allow-Headers', 'Content-Type, Authorization, Content-Encoding');
-      c.header('Access-Control-Max-Age', '86400');
-    }
-    c.header('Vary', 'Origin');
-    return c.body(null, 204);
-  });
-  app.post('/batch', (c) => ingest(c, deps, 'batch'));
-  app.post('/import', (c) => ingest(c, deps, 'batch'));
-  app.post('/:type', (c) => {
-    const type = c.req.param('type');
-    if (!isEventType(type)) throw apiError(404, 'not_found', `no tracking endpoint /v1/${type}`);
+  for (const base of ['/v1/*', '/beacon/v1/*']) {
+    app.use(base, corsHeaders);
+    app.options(base, (c) => preflight(c, deps.sources));
+  }
+  app.post('/v1/batch', (c) => ingest(c, deps, 'batch'));
+  app.post('/v1/import', (c) => ingest(c, deps, 'batch'));
+  app.post('/v1/b', (c) => ingest(c, deps, 'batch'));
+  // analytics.js 2.0 posts its own usage counters (`{series:[...]}`, no write key) to `<apiHost>/m`
+  // when its apiHost is set in the load options. They are not events and Cairn has no use for
+  // them; 204 keeps the SDK quiet instead of logging a 404 every 30 s.
+  app.post('/v1/m', (c) => c.body(null, 204));
+  app.post('/v1/:type', (c) => {
+    const name = c.req.param('type');
+    const type = SHORT_PATHS[name] ?? name;
+    if (!isEventType(type)) throw apiError(404, 'not_found', `no tracking endpoint /v1/${name}`);
     return ingest(c, deps, type);
   });
+  app.post('/beacon/v1/batch', (c) => ingest(c, deps, 'batch', { query: true }));
   return app;
+}
+
+// Write-only API: reflecting the origin exposes nothing, and lets the snippet read a refusal (403,
+// 400, 413) and stop retrying it. Which origins may write is enforced per source (403 below).
+const corsHeaders: MiddlewareHandler = async function corsHeaders(c, next) {
+  await next();
+  const origin = c.req.header('origin');
+  if (!origin || c.req.method === 'OPTIONS') return;
+  c.res.headers.set('Access-Control-Allow-Origin', origin);
+  c.res.headers.set('Access-Control-Expose-Headers', 'Retry-After');
+  c.res.headers.append('Vary', 'Origin');
+};
+
+// The headers asked for are allowed as asked: SDKs add their own (analytics.js X-Retry-Count on a
+// retry, RudderStack AnonymousId, SentAt, Rsa-*, and whatever a site configures), none of them can
+// read anything from a write-only API, and a header missing here fails the request in the browser.
+function preflight(c: Context, sources: SourceDirectory): Response {
+  const origin = c.req.header('origin');
+  if (origin && sources.anyAllowsOrigin(origin)) {
+    c.header('Access-Control-Allow-Origin', origin);
+    c.header('Access-Control-Allow-Methods', 'POST, OPTIONS');
+    c.header(
+      'Access-Control-Allow-Headers',
+      c.req.header('access-control-request-headers') || 'Content-Type, Authorization, Content-Encoding',
+    );
+    c.header('Access-Control-Max-Age', '86400');
+  }
+  c.header('Vary', 'Origin');
+  return c.body(null, 204);
 }
 
 function requestInfo(c: Context, trustProxy: boolean): RequestInfo {
@@ -110,7 +151,12 @@ function basicUser(header: string | undefined): string | undefined {
   return (colon >= 0 ? decoded.slice(0, colon) : decoded) || undefined;
 }
 
-async function ingest(c: Context, deps: RoutesDeps, kind: EventType | 'batch'): Promise<Response> {
+async function ingest(
+  c: Context,
+  deps: RoutesDeps,
+  kind: EventType | 'batch',
+  keys: KeySources = {},
+): Promise<Response> {
   const { config, sources, failures, metrics } = deps;
   const receivedAt = Date.now();
   const info = requestInfo(c, config.trustProxy);
@@ -131,12 +177,14 @@ async function ingest(c: Context, deps: RoutesDeps, kind: EventType | 'batch'): 
   const json = body.json as Record<string, unknown>;
   const isObject = typeof json === 'object' && json !== null && !Array.isArray(json);
   const bodyKey = isObject && typeof json.writeKey === 'string' ? json.writeKey : undefined;
-  if (!headerKey && bodyKey) source = await sources.byWriteKey(bodyKey);
+  const queryKey = keys.query ? c.req.query('writeKey') || undefined : undefined;
+  const otherKey = bodyKey ?? queryKey;
+  if (!headerKey && otherKey) source = await sources.byWriteKey(otherKey);
   if (!source) {
     const message =
-      headerKey || bodyKey
+      headerKey || otherKey
         ? 'unknown write key'
-        : 'missing write key: send it as the HTTP Basic username or as writeKey in the body';
+        : `missing write key: send it as the HTTP Basic username or as writeKey in the body${keys.query ? ' or the query' : ''}`;
     return refuse(
       failedPayload(info, null, 401, 'unauthorized', message, body.raw),
       apiError(401, 'unauthorized', message),
@@ -164,7 +212,7 @@ async function ingest(c: Context, deps: RoutesDeps, kind: EventType | 'batch'): 
       const err = apiError(413, 'too_many_events', `batch: more than ${LIMITS.maxBatchEvents} events`);
       return refuse(failedPayload(info, source.id, 413, 'too_many_events', err.message, body.raw), err);
     }
-    events = json.batch;
+    events = json.batch.map(withoutWriteKey);
     prefix = (i) => `batch[${i}]`;
   } else {
     const { writeKey: _k, ...event } = json;
@@ -199,6 +247,14 @@ async function limitRate(deps: RoutesDeps, source: Source, events: number): Prom
     { retryAfterSeconds: wait },
     { 'Retry-After': String(wait) },
   );
+}
+
+// analytics.js 2.0 repeats the write key in every event of a batch: it says who sent the batch, it
+// is not the event's data, and stored in the payload it would travel on to every destination.
+function withoutWriteKey(event: unknown): unknown {
+  if (typeof event !== 'object' || event === null || Array.isArray(event) || !('writeKey' in event)) return event;
+  const { writeKey: _key, ...rest } = event as Record<string, unknown>;
+  return rest;
 }
 
 function checkSource(source: Source, info: RequestInfo): { code: string; message: string } | null {
