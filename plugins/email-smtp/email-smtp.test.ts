@@ -183,11 +183,11 @@ describe('email-smtp plugin against a real SMTP server', () => {
       outcomes.push(r.outcomes[0]);
     }
     expect(outcomes).toEqual([
-      { status: 'retry', error: expect.stringContaining('451 4.3.0 Try again later') },
-      { status: 'failed', error: expect.stringContaining('550 5.1.1 No such user') },
+      { status: 'retry', error: expect.stringContaining('451 4.3.0 Try again later'), statusCode: 451 },
+      { status: 'failed', error: expect.stringContaining('550 5.1.1 No such user'), statusCode: 550 },
       { status: 'delivered', detail: expect.any(String) },
-      { status: 'failed', error: expect.stringContaining('554 5.7.1') },
-      { status: 'retry', error: expect.stringContaining('452 4.3.1') },
+      { status: 'failed', error: expect.stringContaining('554 5.7.1'), statusCode: 554 },
+      { status: 'retry', error: expect.stringContaining('452 4.3.1'), statusCode: 452 },
     ]);
     expect(received.map((r) => r.to[0])).toEqual(['ok@example.test']);
   });
@@ -221,8 +221,8 @@ describe('email-smtp plugin against a real SMTP server', () => {
   it('dead-letters the batch on refused credentials, trying them once', async () => {
     const r = await runPlugin(email, { ...base(), pass: 'wrong-password' }, [{}, {}], { profile: profile() });
     expect(r.outcomes).toEqual([
-      { status: 'failed', error: expect.stringContaining('535') },
-      { status: 'failed', error: expect.stringContaining('not sent: ') },
+      { status: 'failed', error: expect.stringContaining('535'), statusCode: 535 },
+      { status: 'failed', error: expect.stringContaining('not sent: '), statusCode: 535 },
     ]);
     expect(connections).toBe(1);
   });

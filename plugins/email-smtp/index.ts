@@ -132,7 +132,8 @@ export function smtpOutcome(err: unknown): Exclude<ItemOutcome, { status: 'deliv
   const error = oneLine(String(e.response ?? e.message ?? err)).slice(0, 500);
   if (typeof e.responseCode === 'number') {
     const permanent = e.permanent ?? (e.responseCode >= 500 && e.responseCode < 600 && e.responseCode !== 503);
-    return permanent ? { status: 'failed', error } : { status: 'retry', error };
+    const statusCode = e.responseCode;
+    return permanent ? { status: 'failed', error, statusCode } : { status: 'retry', error, statusCode };
   }
   if (e.code === 'ENOAUTH' || e.code === 'ECONFIG' || e.code === 'EENVELOPE') return { status: 'failed', error };
   return { status: 'retry', error };

@@ -2,10 +2,9 @@ import {
   checkResponse,
   type DeliveredEvent,
   definePlugin,
+  errorOutcome,
   type ItemOutcome,
-  PermanentError,
   type PluginContext,
-  RetryableError,
 } from '@cairn/plugin-api';
 import { z } from 'zod';
 
@@ -110,13 +109,6 @@ async function post(chunk: Chunk, ctx: PluginContext<Settings>): Promise<Respons
   });
 }
 
-function failure(err: unknown): Exclude<ItemOutcome, { status: 'delivered' }> {
-  const error = String((err as Error)?.message ?? err);
-  if (err instanceof PermanentError) return { status: 'failed', error };
-  const retryAfter = err instanceof RetryableError ? err.retryAfter : undefined;
-  return { status: 'retry', error, ...(retryAfter !== undefined ? { retryAfter } : {}) };
-}
-
 export default definePlugin({
   name: 'segment-forward',
   version: '0.1.0',
@@ -158,7 +150,7 @@ export default definePlugin({
         await res.text().catch(() => ''); // free the connection for the next request
         for (const i of c.at) outcomes[i] = { status: 'delivered' };
       } catch (err) {
-        const outcome = failure(err);
+        const outcome = errorOutcome(err);
         for (const i of c.at) outcomes[i] = outcome;
         if (outcome.status === 'retry') stopped = outcome;
       }

@@ -132,11 +132,13 @@ describe('segment-forward plugin against a Segment-spec receiver', () => {
     answers = [{ status: 400, body: { error: 'invalid batch' } }];
     const r1 = await runPlugin(forward, { endpoint, writeKey: WRITE_KEY }, [stored('m1'), stored('m2')]);
     expect(r1.outcomes).toEqual([
-      { status: 'failed', error: 'HTTP 400: {"error":"invalid batch"}' },
-      { status: 'failed', error: 'HTTP 400: {"error":"invalid batch"}' },
+      { status: 'failed', error: 'HTTP 400: {"error":"invalid batch"}', statusCode: 400 },
+      { status: 'failed', error: 'HTTP 400: {"error":"invalid batch"}', statusCode: 400 },
     ]);
     const r2 = await runPlugin(forward, { endpoint, writeKey: 'wrong' }, [stored('m1')]);
-    expect(r2.outcomes).toEqual([{ status: 'failed', error: 'HTTP 401: {"error":"invalid write key"}' }]);
+    expect(r2.outcomes).toEqual([
+      { status: 'failed', error: 'HTTP 401: {"error":"invalid write key"}', statusCode: 401 },
+    ]);
   });
 
   it('reads a Cairn partial refusal: only the refused events fail', async () => {

@@ -2,11 +2,10 @@ import {
   checkResponse,
   type DeliveryItem,
   definePlugin,
+  errorOutcome,
   type ItemOutcome,
   itemScope,
-  PermanentError,
   type PluginContext,
-  RetryableError,
   render,
 } from '@cairn/plugin-api';
 import { z } from 'zod';
@@ -63,13 +62,6 @@ function post(body: Record<string, string>, ctx: PluginContext<Settings>): Promi
   });
 }
 
-function outcomeOf(err: unknown): Exclude<ItemOutcome, { status: 'delivered' }> {
-  const error = String((err as Error)?.message ?? err);
-  if (err instanceof PermanentError) return { status: 'failed', error };
-  const retryAfter = err instanceof RetryableError ? err.retryAfter : undefined;
-  return { status: 'retry', error, ...(retryAfter !== undefined ? { retryAfter } : {}) };
-}
-
 export default definePlugin({
   name: 'slack',
   version: '0.1.0',
@@ -103,7 +95,7 @@ export default definePlugin({
         await res.text().catch(() => ''); // "ok"; read so the connection is free for the next message
         outcomes.push({ status: 'delivered' });
       } catch (err) {
-        const outcome = outcomeOf(err);
+        const outcome = errorOutcome(err);
         outcomes.push(outcome);
         // A 400 (invalid_payload, no_text) is about this message. Anything else — rate limit, Slack
         // down, a revoked webhook (403/404/410), no connection — would meet the rest of the batch too.

@@ -100,8 +100,8 @@ describe('slack plugin against a local receiver that answers like Slack', () => 
     const { outcomes } = await runPlugin(slack, settings(), [{}, {}, {}], { profile });
     expect(outcomes).toEqual([
       { status: 'delivered' },
-      { status: 'retry', error: 'HTTP 429: rate_limited', retryAfter: 30 },
-      { status: 'retry', error: 'not sent: HTTP 429: rate_limited', retryAfter: 30 },
+      { status: 'retry', error: 'HTTP 429: rate_limited', retryAfter: 30, statusCode: 429 },
+      { status: 'retry', error: 'not sent: HTTP 429: rate_limited', retryAfter: 30, statusCode: 429 },
     ]);
     expect(received).toHaveLength(2);
   });
@@ -109,11 +109,11 @@ describe('slack plugin against a local receiver that answers like Slack', () => 
   it('retries 5xx, fails one message on 400 and the whole batch on a dead webhook', async () => {
     answers = [500];
     expect((await runPlugin(slack, settings(), [{}], { profile })).outcomes).toEqual([
-      { status: 'retry', error: 'HTTP 500: rollup_error' },
+      { status: 'retry', error: 'HTTP 500: rollup_error', statusCode: 500 },
     ]);
     answers = [400, 200];
     expect((await runPlugin(slack, settings(), [{}, {}], { profile })).outcomes).toEqual([
-      { status: 'failed', error: 'HTTP 400: invalid_payload' },
+      { status: 'failed', error: 'HTTP 400: invalid_payload', statusCode: 400 },
       { status: 'delivered' },
     ]);
     for (const status of [403, 404, 410]) {
@@ -121,8 +121,8 @@ describe('slack plugin against a local receiver that answers like Slack', () => 
       received.length = 0;
       const { outcomes } = await runPlugin(slack, settings(), [{}, {}], { profile });
       expect(outcomes).toEqual([
-        { status: 'failed', error: `HTTP ${status}: ${SLACK_ANSWERS[status]}` },
-        { status: 'failed', error: `not sent: HTTP ${status}: ${SLACK_ANSWERS[status]}` },
+        { status: 'failed', error: `HTTP ${status}: ${SLACK_ANSWERS[status]}`, statusCode: status },
+        { status: 'failed', error: `not sent: HTTP ${status}: ${SLACK_ANSWERS[status]}`, statusCode: status },
       ]);
       expect(received).toHaveLength(1);
     }

@@ -2,11 +2,10 @@ import {
   checkResponse,
   type DeliveryItem,
   definePlugin,
+  errorOutcome,
   type ItemOutcome,
   itemScope,
-  PermanentError,
   type PluginContext,
-  RetryableError,
   render,
   type Scope,
 } from '@cairn/plugin-api';
@@ -134,13 +133,6 @@ export function request(
 // rate limit, provider down — would meet the rest of the batch too.
 const ONE_MESSAGE = new Set([400, 409, 413, 422]);
 
-function outcomeOf(err: unknown): Exclude<ItemOutcome, { status: 'delivered' }> {
-  const error = String((err as Error)?.message ?? err);
-  if (err instanceof PermanentError) return { status: 'failed', error };
-  const retryAfter = err instanceof RetryableError ? err.retryAfter : undefined;
-  return { status: 'retry', error, ...(retryAfter !== undefined ? { retryAfter } : {}) };
-}
-
 export default definePlugin({
   name: 'sms-http',
   version: '0.1.0',
@@ -173,7 +165,7 @@ export default definePlugin({
         const answer = (await res.text().catch(() => '')).replace(/\s+/g, ' ').trim();
         outcomes.push({ status: 'delivered', ...(answer ? { detail: answer.slice(0, 200) } : {}) });
       } catch (err) {
-        const outcome = outcomeOf(err);
+        const outcome = errorOutcome(err);
         outcomes.push(outcome);
         if (!ONE_MESSAGE.has(status)) stopped = outcome;
       }

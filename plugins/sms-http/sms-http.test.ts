@@ -158,8 +158,8 @@ describe('sms-http plugin against a fake SMS provider', () => {
     const r1 = await runPlugin(sms, jsonSettings(), [{}, {}, {}], { profile: profile() });
     expect(r1.outcomes).toEqual([
       { status: 'delivered', detail: expect.stringContaining('SM1') },
-      { status: 'retry', error: 'HTTP 429: {"error":"status 429"}', retryAfter: 12 },
-      { status: 'retry', error: 'not sent: HTTP 429: {"error":"status 429"}', retryAfter: 12 },
+      { status: 'retry', error: 'HTTP 429: {"error":"status 429"}', retryAfter: 12, statusCode: 429 },
+      { status: 'retry', error: 'not sent: HTTP 429: {"error":"status 429"}', retryAfter: 12, statusCode: 429 },
     ]);
     expect(received).toHaveLength(2);
     answers = [503];
@@ -171,7 +171,7 @@ describe('sms-http plugin against a fake SMS provider', () => {
     answers = [422, 201];
     const r1 = await runPlugin(sms, jsonSettings(), [{}, {}], { profile: profile() });
     expect(r1.outcomes).toEqual([
-      { status: 'failed', error: 'HTTP 422: {"error":"status 422"}' },
+      { status: 'failed', error: 'HTTP 422: {"error":"status 422"}', statusCode: 422 },
       { status: 'delivered', detail: expect.any(String) },
     ]);
     received.length = 0;
@@ -179,8 +179,8 @@ describe('sms-http plugin against a fake SMS provider', () => {
       profile: profile(),
     });
     expect(r2.outcomes).toEqual([
-      { status: 'failed', error: 'HTTP 401: {"error":"bad credentials"}' },
-      { status: 'failed', error: 'not sent: HTTP 401: {"error":"bad credentials"}' },
+      { status: 'failed', error: 'HTTP 401: {"error":"bad credentials"}', statusCode: 401 },
+      { status: 'failed', error: 'not sent: HTTP 401: {"error":"bad credentials"}', statusCode: 401 },
     ]);
     expect(received).toHaveLength(1);
   });

@@ -1,12 +1,5 @@
 import { createHmac } from 'node:crypto';
-import {
-  checkResponse,
-  type DeliveryItem,
-  definePlugin,
-  type ItemOutcome,
-  PermanentError,
-  RetryableError,
-} from '@cairn/plugin-api';
+import { checkResponse, type DeliveryItem, definePlugin, errorOutcome, type ItemOutcome } from '@cairn/plugin-api';
 import { z } from 'zod';
 
 const settings = z.object({
@@ -132,16 +125,8 @@ export default definePlugin({
           await post(JSON.stringify(envelope(item)), { 'idempotency-key': item.idempotencyKey });
           outcomes[i] = { status: 'delivered' };
         } catch (err) {
-          if (err instanceof PermanentError) outcomes[i] = { status: 'failed', error: err.message };
-          else {
-            failed = true;
-            const retryAfter = err instanceof RetryableError ? err.retryAfter : undefined;
-            outcomes[i] = {
-              status: 'retry',
-              error: String((err as Error)?.message ?? err),
-              ...(retryAfter !== undefined ? { retryAfter } : {}),
-            };
-          }
+          outcomes[i] = errorOutcome(err);
+          failed = outcomes[i]!.status === 'retry';
         }
       }
     };

@@ -1,17 +1,22 @@
+import type { ItemOutcome } from './types.ts';
+
 /**
  * A failure worth retrying (a timeout, a 5xx, a 429). `retryAfter` (seconds) asks for a minimum wait,
- * e.g. from a `Retry-After` header; Cairn otherwise backs off exponentially with jitter.
+ * e.g. from a `Retry-After` header; Cairn otherwise backs off exponentially with jitter. `statusCode`
+ * is the receiver's answer (an HTTP status, an SMTP reply code), kept on the delivery's ledger row.
  *
  * @example
- * if (res.status >= 500) throw new RetryableError(`receiver answered ${res.status}`);
+ * if (res.status >= 500) throw new RetryableError(`receiver answered ${res.status}`, { statusCode: res.status });
  * if (res.status === 429) throw new RetryableError('rate limited', { retryAfter: 30 });
  */
 export class RetryableError extends Error {
   readonly retryAfter: number | undefined;
-  constructor(message: string, options: { retryAfter?: number; cause?: unknown } = {}) {
+  readonly statusCode: number | undefined;
+  constructor(message: string, options: { retryAfter?: number; statusCode?: number; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.name = 'RetryableError';
     this.retryAfter = options.retryAfter;
+    this.statusCode = options.statusCode;
   }
 }
 
@@ -23,10 +28,34 @@ export class RetryableError extends Error {
  * if (res.status === 400) throw new PermanentError(`receiver refused the payload: ${await res.text()}`);
  */
 export class PermanentError extends Error {
-  constructor(message: string, options: { cause?: unknown } = {}) {
+  /** The receiver's answer (an HTTP status, an SMTP reply code), kept on the dead letter. */
+  readonly statusCode: number | undefined;
+  constructor(message: string, options: { statusCode?: number; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.name = 'PermanentError';
+    this.statusCode = options.statusCode;
   }
+}
+
+/** Longest error message an outcome carries (a receiver's body excerpt included). */
+export const MAX_ERROR_LENGTH = 1000;
+
+/**
+ * The outcome a thrown error stands for: `PermanentError` → failed, anything else → retry (an
+ * unexpected error is presumed transient until the retry window runs out), with the error's
+ * `retryAfter` and `statusCode`, and its message cut to {@link MAX_ERROR_LENGTH} characters.
+ *
+ * @example
+ * try { await post(item); outcomes[i] = { status: 'delivered' }; } catch (err) { outcomes[i] = errorOutcome(err); }
+ */
+export function errorOutcome(err: unknown): Exclude<ItemOutcome, { status: 'delivered' }> {
+  const error = String((err as Error)?.message ?? err).slice(0, MAX_ERROR_LENGTH);
+  const code = (err as { statusCode?: unknown })?.statusCode;
+  const statusCode = err instanceof RetryableError || err instanceof PermanentError ? code : undefined;
+  const extra = typeof statusCode === 'number' ? { statusCode } : {};
+  if (err instanceof PermanentError) return { status: 'failed', error, ...extra };
+  const retryAfter = err instanceof RetryableError ? err.retryAfter : undefined;
+  return { status: 'retry', error, ...(retryAfter !== undefined ? { retryAfter } : {}), ...extra };
 }
 
 /**
@@ -52,10 +81,12 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
  */
 export async function checkResponse(res: Response): Promise<void> {
   if (res.ok) return;
-  const body = (await res.text().catch(() => '')).slice(0, 300);
+  // An excerpt: the message is the dead letter's record of what the receiver said.
+  const body = (await res.text().catch(() => '')).slice(0, MAX_ERROR_LENGTH - 20);
   const message = `HTTP ${res.status}${body ? `: ${body}` : ''}`;
+  const statusCode = res.status;
   if (res.status === 408 || res.status === 429 || res.status >= 500) {
-    throw new RetryableError(message, { retryAfter: parseRetryAfter(res.headers.get('retry-after')) });
+    throw new RetryableError(message, { retryAfter: parseRetryAfter(res.headers.get('retry-after')), statusCode });
   }
-  throw new PermanentError(message);
+  throw new PermanentError(message, { statusCode });
 }

@@ -193,6 +193,7 @@ describe('ctx.fetch on undici', () => {
     const permanent = await checkResponse(missing).catch((e: unknown) => e);
     expect(permanent).toBeInstanceOf(PermanentError);
     expect((permanent as Error).message).toBe('HTTP 404: answer 404');
+    expect((permanent as PermanentError).statusCode).toBe(404);
 
     const limited = await checkResponse(await fetch(`${a.url}/status?code=429&retry=30`)).catch((e: unknown) => e);
     expect(limited).toBeInstanceOf(RetryableError);
@@ -201,6 +202,7 @@ describe('ctx.fetch on undici', () => {
     const down = await checkResponse(await fetch(`${a.url}/status?code=503`)).catch((e: unknown) => e);
     expect(down).toBeInstanceOf(RetryableError);
     expect((down as Error).message).toBe('HTTP 503: answer 503');
+    expect((down as RetryableError).statusCode).toBe(503);
   });
 
   it('decodes a gzip body like fetch', async () => {

@@ -1,5 +1,12 @@
 export { definePlugin } from './define.ts';
-export { checkResponse, PermanentError, parseRetryAfter, RetryableError } from './errors.ts';
+export {
+  checkResponse,
+  errorOutcome,
+  MAX_ERROR_LENGTH,
+  PermanentError,
+  parseRetryAfter,
+  RetryableError,
+} from './errors.ts';
 export { PluginSettingsError, type RunOptions, type RunResult, runPlugin } from './harness.ts';
 export { closePluginAgent, MAX_RESPONSE_BYTES } from './http.ts';
 export { createPluginFetch, DEFAULT_FETCH_TIMEOUT_MS, sendBatch } from './run.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { definePlugin } from './define.ts';
-import { PermanentError, parseRetryAfter, RetryableError } from './errors.ts';
+import { errorOutcome, MAX_ERROR_LENGTH, PermanentError, parseRetryAfter, RetryableError } from './errors.ts';
 import { runPlugin } from './harness.ts';
 
 const base = {
@@ -21,9 +21,9 @@ const probe = definePlugin({
     ctx.log.info('batch', { size: items.length });
     switch (ctx.settings.mode) {
       case 'retry':
-        throw new RetryableError('busy', { retryAfter: 5 });
+        throw new RetryableError('busy', { retryAfter: 5, statusCode: 503 });
       case 'permanent':
-        throw new PermanentError('bad address');
+        throw new PermanentError('bad address', { statusCode: 550 });
       case 'crash':
         throw new Error('boom');
       case 'mixed':
@@ -55,12 +55,24 @@ describe('runPlugin and sendBatch', () => {
 
   it('maps thrown errors to the retry decision for every item of the batch', async () => {
     expect((await runPlugin(probe, { mode: 'retry' }, [{}])).outcomes).toEqual([
-      { status: 'retry', error: 'busy', retryAfter: 5 },
+      { status: 'retry', error: 'busy', retryAfter: 5, statusCode: 503 },
     ]);
     expect((await runPlugin(probe, { mode: 'permanent' }, [{}])).outcomes).toEqual([
-      { status: 'failed', error: 'bad address' },
+      { status: 'failed', error: 'bad address', statusCode: 550 },
     ]);
     expect((await runPlugin(probe, { mode: 'crash' }, [{}])).outcomes).toEqual([{ status: 'retry', error: 'boom' }]);
+  });
+
+  it('errorOutcome keeps the status code and cuts long messages', () => {
+    const long = new RetryableError(`HTTP 500: ${'x'.repeat(5000)}`, { statusCode: 500 });
+    const outcome = errorOutcome(long);
+    expect(outcome).toMatchObject({ status: 'retry', statusCode: 500 });
+    expect(outcome.error).toHaveLength(MAX_ERROR_LENGTH);
+    // Only Cairn's errors speak for the receiver: a statusCode on any other error is not taken.
+    expect(errorOutcome(Object.assign(new Error('x'), { statusCode: 'nope' }))).toEqual({
+      status: 'retry',
+      error: 'x',
+    });
   });
 
   it('takes per-item results, and refuses a wrong number of them', async () => {

@@ -1,4 +1,4 @@
-import { PermanentError, RetryableError } from './errors.ts';
+import { errorOutcome } from './errors.ts';
 import { pluginHttp } from './http.ts';
 import type { DeliveryItem, ItemOutcome, PluginContext, PluginDefinition, PluginFetch } from './types.ts';
 
@@ -19,10 +19,6 @@ export function createPluginFetch(signal: AbortSignal, defaultTimeoutMs = DEFAUL
   };
 }
 
-function describe(err: unknown): string {
-  return String((err as Error)?.message ?? err).slice(0, 1000);
-}
-
 /**
  * Calls a plugin's `send` for one batch and returns one outcome per item: what it returned, or, when
  * it threw, the thrown error's decision for every item (`RetryableError` → retry, `PermanentError` →
@@ -41,13 +37,8 @@ export async function sendBatch<S>(
   try {
     returned = await plugin.send(items, ctx as PluginContext<unknown>);
   } catch (err) {
-    if (err instanceof PermanentError) return items.map(() => ({ status: 'failed', error: describe(err) }));
-    const retryAfter = err instanceof RetryableError ? err.retryAfter : undefined;
-    return items.map(() => ({
-      status: 'retry',
-      error: describe(err),
-      ...(retryAfter !== undefined ? { retryAfter } : {}),
-    }));
+    const outcome = errorOutcome(err);
+    return items.map(() => ({ ...outcome }));
   }
   if (returned !== undefined && (!Array.isArray(returned) || returned.length !== items.length)) {
     const error = `plugin ${plugin.name} returned ${Array.isArray(returned) ? returned.length : typeof returned} results for ${items.length} items`;

@@ -52,11 +52,15 @@ export interface DeliveryItem {
   attempt: number;
 }
 
-/** What happened to one item; a plugin may return one per item, in order (or nothing: all delivered). */
+/**
+ * What happened to one item; a plugin may return one per item, in order (or nothing: all delivered).
+ * `error` (with an excerpt of the receiver's answer) and `statusCode` (its HTTP status or SMTP reply
+ * code) are kept on the ledger row as its last error: {@link errorOutcome} builds them from a thrown error.
+ */
 export type ItemOutcome =
   | { status: 'delivered'; detail?: string }
-  | { status: 'retry'; error: string; retryAfter?: number }
-  | { status: 'failed'; error: string };
+  | { status: 'retry'; error: string; retryAfter?: number; statusCode?: number }
+  | { status: 'failed'; error: string; statusCode?: number };
 
 /** A small persistent store per destination (tokens, cursors, ids a receiver handed back). */
 export interface PluginKv {

@@ -102,6 +102,17 @@ const DeliverySchema = z
       description: 'Why skipped, the last error, or for `waiting`: "behind an earlier event of this profile"',
     }),
     attempts: z.number(),
+    lastStatus: z.number().int().nullable().openapi({
+      description: "The receiver's status code on the last failed attempt (HTTP status, SMTP reply code)",
+    }),
+    lastError: z
+      .string()
+      .nullable()
+      .openapi({
+        description:
+          "The last failed attempt's error with an excerpt of the receiver's answer (at most 1 KB, " +
+          'secret settings masked); kept when the row goes dead on an exhausted retry window',
+      }),
     firstAttemptAt: z.string().nullable(),
     lastAttemptAt: z.string().nullable(),
     deliveredAt: z.string().nullable(),

@@ -28,21 +28,23 @@ async function receiver() {
   const hits: Hit[] = [];
   let status = 200;
   let extra: Record<string, string> = {};
+  let answerBody = '';
   const server: Server = createServer((req, res) => {
     let raw = '';
     req.on('data', (c) => (raw += c));
     req.on('end', () => {
       if (status === 200) hits.push({ headers: req.headers, body: JSON.parse(raw), raw });
-      res.writeHead(status, extra).end();
+      res.writeHead(status, extra).end(answerBody);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     hits,
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    answer: (s: number, headers: Record<string, string> = {}) => {
+    answer: (s: number, headers: Record<string, string> = {}, body = '') => {
       status = s;
       extra = headers;
+      answerBody = body;
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
@@ -172,6 +174,37 @@ describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
     expect(replay.body.replayed).toBe(1);
     await until('the replayed event', async () => hook.hits.some((h) => h.body.event.event === 'D'));
     expect(hook.hits.filter((h) => h.body.event.event === 'D')).toHaveLength(1);
+    await api(`/destinations/${id}`, { method: 'DELETE' });
+    await hook.close();
+  });
+
+  it("a dead letter keeps the receiver's last status and an excerpt of its answer, secrets masked", async () => {
+    const hook = await receiver();
+    const secret = `hook-secret-${run}-abcdef`;
+    const created = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'failing hook',
+        plugin: 'webhook',
+        retryWindowSeconds: 2,
+        settings: { url: hook.url, secret },
+      }),
+    });
+    const id = created.body.id;
+    // A receiver that echoes what it was sent (the secret among it) and says more than a ledger keeps.
+    const answer = `{"error":"database down","echo":"${secret}","trace":"${'x'.repeat(3000)}"}`;
+    hook.answer(500, { 'content-type': 'application/json' }, answer);
+    await send({ type: 'track', userId: `dl-${run}`, event: 'Order Completed' });
+    const [dead] = await until('the retry window to run out', async () => {
+      const r = await ledger(id, 'dead');
+      return r.length ? r : undefined;
+    });
+    expect(dead.reason).toBe('retry window of 2 s exhausted');
+    expect(dead.attempts).toBeGreaterThanOrEqual(1);
+    expect(dead.lastStatus).toBe(500);
+    expect(dead.lastError).toMatch(/^HTTP 500: \{"error":"database down","echo":"\*{8}","trace":"x+$/);
+    expect(dead.lastError.length).toBeLessThanOrEqual(1024);
+    expect(dead.lastError).not.toContain(secret);
     await api(`/destinations/${id}`, { method: 'DELETE' });
     await hook.close();
   });

@@ -22,6 +22,10 @@ export interface LedgerEntry {
   status: DeliveryStatus;
   reason: string | null;
   attempts: number;
+  /** The receiver's status code on the last failed attempt (HTTP status, SMTP reply code). */
+  lastStatus: number | null;
+  /** The last failed attempt's message with an excerpt of the receiver's answer (at most 1 KB). */
+  lastError: string | null;
   firstAttemptAt: Date | null;
   lastAttemptAt: Date | null;
   deliveredAt: Date | null;
@@ -38,7 +42,7 @@ export async function listDeliveries(
     SELECT d.id::text, d.event_id::text AS "eventId", e.message_id AS "messageId", d.profile_id AS "profileId",
       d.idempotency_key AS "idempotencyKey", d.status,
       CASE WHEN d.status = 'waiting' THEN ${WAITING_REASON} ELSE d.reason END AS reason,
-      d.attempts,
+      d.attempts, d.last_status AS "lastStatus", d.last_error AS "lastError",
       d.first_attempt_at AS "firstAttemptAt", d.last_attempt_at AS "lastAttemptAt", d.delivered_at AS "deliveredAt",
       d.created_at AS "createdAt"
     FROM deliveries d LEFT JOIN events e ON e.id = d.event_id

@@ -317,22 +317,36 @@ export interface Outcome {
   status: 'delivered' | 'retrying' | 'dead' | 'skipped';
   reason: string | null;
   attempted: boolean;
+  /** What the receiver answered to a failed attempt: kept as the row's last error until the next failure. */
+  error?: { statusCode: number | null; message: string };
 }
 
 /** Records attempts' outcomes in the ledger, by primary key. */
 export async function recordOutcomes(sql: Tx, outcomes: readonly Outcome[]): Promise<void> {
   if (!outcomes.length) return;
-  const doc = JSON.stringify(outcomes.map((o) => ({ i: o.id, s: o.status, r: o.reason, a: o.attempted })));
+  const doc = JSON.stringify(
+    outcomes.map((o) => ({
+      i: o.id,
+      s: o.status,
+      r: o.reason,
+      a: o.attempted,
+      c: o.error?.statusCode ?? null,
+      e: o.error?.message ?? null,
+    })),
+  );
   await sql`
     UPDATE deliveries d SET
       status = x.s,
       reason = x.r,
+      -- A verdict without an answer (retry window exhausted, skipped, waiting) keeps the last one.
+      last_status = CASE WHEN x.e IS NULL THEN d.last_status ELSE x.c END,
+      last_error = coalesce(x.e, d.last_error),
       attempts = d.attempts + CASE WHEN x.a THEN 1 ELSE 0 END,
       first_attempt_at = CASE WHEN x.a THEN coalesce(d.first_attempt_at, now()) ELSE d.first_attempt_at END,
       last_attempt_at = CASE WHEN x.a THEN now() ELSE d.last_attempt_at END,
       delivered_at = CASE WHEN x.s = 'delivered' THEN now() ELSE d.delivered_at END,
       updated_at = now()
-    FROM json_to_recordset(${doc}::text::json) AS x (i bigint, s text, r text, a boolean)
+    FROM json_to_recordset(${doc}::text::json) AS x (i bigint, s text, r text, a boolean, c integer, e text)
     -- The id list keeps the plan on the primary key whatever the statistics say (a plan cached while
     -- the ledger was small kept scanning it whole: 46M rows read in one bench:deliver phase).
     WHERE d.id = x.i AND d.id = ANY(${outcomes.map((o) => o.id)}::bigint[])`;

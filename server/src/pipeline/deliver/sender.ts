@@ -178,10 +178,36 @@ async function gate(
   return gated;
 }
 
-function toOutcome(row: DeliveryRow, o: ItemOutcome): Outcome {
+/** Longest last error a ledger row keeps (the receiver's body excerpt included). */
+export const LAST_ERROR_MAX = 1024;
+
+/**
+ * Every string in a destination's secret settings (a webhook secret, an SMTP password, a Slack
+ * webhook URL, secret headers' values): a receiver that echoes one back must not put it in the ledger.
+ */
+export function secretValues(plugin: Pick<PluginDefinition, 'secrets'>, settings: unknown): string[] {
+  const found: string[] = [];
+  const walk = (v: unknown) => {
+    if (typeof v === 'string' && v.length >= 4) found.push(v);
+    else if (v && typeof v === 'object') for (const x of Object.values(v)) walk(x);
+  };
+  for (const key of plugin.secrets ?? []) walk((settings as Record<string, unknown> | null)?.[key]);
+  // Longest first: a secret that contains another is masked whole.
+  return found.sort((a, b) => b.length - a.length);
+}
+
+/** A failure message as the ledger keeps it: secrets masked, at most {@link LAST_ERROR_MAX} characters. */
+function scrub(message: string, secrets: readonly string[]): string {
+  let text = message;
+  for (const secret of secrets) text = text.replaceAll(secret, '********');
+  return text.slice(0, LAST_ERROR_MAX);
+}
+
+function toOutcome(row: DeliveryRow, o: ItemOutcome, secrets: readonly string[]): Outcome {
   if (o.status === 'delivered') return { id: row.id, status: 'delivered', reason: o.detail ?? null, attempted: true };
-  if (o.status === 'failed') return { id: row.id, status: 'dead', reason: o.error, attempted: true };
-  return { id: row.id, status: 'retrying', reason: o.error, attempted: true };
+  const message = scrub(o.error, secrets);
+  const error = { statusCode: o.statusCode ?? null, message };
+  return { id: row.id, status: o.status === 'failed' ? 'dead' : 'retrying', reason: message, attempted: true, error };
 }
 
 /**
@@ -238,6 +264,7 @@ export async function deliverJobs(
   const outcomes = await gate(deps, destination, plugin, rows, profiles, consent);
   const sendable = rows.filter((r) => !outcomes.has(r.id));
   const ctx = pluginContext(deps, destination, settings);
+  const secrets = secretValues(plugin, settings);
   const size = plugin.batchSize ?? 1;
   const line = new Map(rows.map((r) => [r.id, r.lineProfileId]));
   const record = (o: Outcome[]) => recordInOrder(deps.boss, deps.sql, { destination, plugin }, o, line);
@@ -273,7 +300,7 @@ export async function deliverJobs(
     const sent: Outcome[] = [];
     results.forEach((o, n) => {
       const row = batch[n]!;
-      const outcome = toOutcome(row, o);
+      const outcome = toOutcome(row, o, secrets);
       outcomes.set(row.id, outcome);
       sent.push(outcome);
       if (o.status === 'delivered') delivered++;
