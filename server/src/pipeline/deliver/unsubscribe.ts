@@ -1,4 +1,13 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 import { type TrackingEvent, validateEvent } from '@cairn/core';
 import type { Context, Hono } from 'hono';
 import { html } from 'hono/html';
@@ -19,39 +28,82 @@ export interface UnsubscribeClaim {
   k: string;
 }
 
-function mac(secret: string, payload: string): Buffer {
-  return createHmac('sha256', secret).update(`unsubscribe:${payload}`).digest();
+// Tokens are AES-256-GCM sealed claims: opaque (no address or id readable in a URL, in a mail
+// client's link preview, in a proxy's log) and tamper-proof (the tag authenticates them).
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+// Binds a ciphertext to this use: nothing sealed for another purpose opens as a token.
+const AAD = Buffer.from('cairn-unsubscribe-v2');
+const TOKEN_MAX = 2000;
+
+// One derivation per token (microseconds): tokens are made once per message sent, opened once per click.
+function tokenKey(secret: string): KeyObject {
+  const bytes = hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.from('cairn-unsubscribe'), AAD, 32);
+  return createSecretKey(Buffer.from(bytes));
 }
 
 /**
- * A signed, tamper-proof unsubscribe token (HMAC-SHA256 under the server secret).
+ * An opaque unsubscribe token: the claim sealed with AES-256-GCM under a key derived from the server
+ * secret. It reveals nothing (the contact point inside is an email address or a phone number) and
+ * cannot be forged or altered.
  *
  * @example
  * const url = `${publicUrl}/u/${signUnsubscribe(secret, { p, c: 'email', t: '', k: 'email:a@b.test' })}`;
  */
 export function signUnsubscribe(secret: string, claim: UnsubscribeClaim): string {
-  const payload = Buffer.from(JSON.stringify(claim)).toString('base64url');
-  return `${payload}.${mac(secret, payload).toString('base64url')}`;
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', tokenKey(secret), iv);
+  cipher.setAAD(AAD);
+  const plain = Buffer.from(JSON.stringify({ p: claim.p, c: claim.c, t: claim.t, k: claim.k }), 'utf8');
+  const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  return sealed.toString('base64url');
+}
+
+function openToken(secret: string, token: string): unknown {
+  const data = Buffer.from(token, 'base64url');
+  if (data.length <= IV_BYTES + TAG_BYTES) return null;
+  const decipher = createDecipheriv('aes-256-gcm', tokenKey(secret), data.subarray(0, IV_BYTES));
+  decipher.setAAD(AAD);
+  decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
+  try {
+    const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
+    return JSON.parse(plain.toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+// Tokens of 0.1.0 (`<base64url JSON claim>.<HMAC-SHA256>`), which carried the address in clear, are
+// no longer made, but links already sent in messages keep working: an unsubscribe link must.
+function openLegacyToken(secret: string, payload: string, signature: string): unknown {
+  const expected = createHmac('sha256', secret).update(`unsubscribe:${payload}`).digest();
+  const given = Buffer.from(signature, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+  try {
+    return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    return null;
+  }
 }
 
 /**
- * The claim of a token, or null when it was not signed by this server's secret or is malformed.
+ * The claim of a token, or null when it was not made with this server's secret or is malformed.
+ * Accepts the opaque tokens {@link signUnsubscribe} makes and the signed ones of Cairn 0.1.0.
  *
  * @example
  * const claim = verifyUnsubscribe(secret, token);
  */
 export function verifyUnsubscribe(secret: string, token: string): UnsubscribeClaim | null {
-  const [payload, signature, extra] = token.split('.');
-  if (!payload || !signature || extra !== undefined || token.length > 2000) return null;
-  const expected = mac(secret, payload);
-  const given = Buffer.from(signature, 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
-  try {
-    const claim = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as UnsubscribeClaim;
-    return typeof claim.k === 'string' && typeof claim.c === 'string' ? { ...claim, t: claim.t ?? '' } : null;
-  } catch {
-    return null;
-  }
+  if (token.length > TOKEN_MAX || !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$/.test(token)) return null;
+  const [payload, signature] = token.split('.');
+  const claim = (signature ? openLegacyToken(secret, payload!, signature) : openToken(secret, payload!)) as Record<
+    string,
+    unknown
+  > | null;
+  if (!claim || typeof claim !== 'object') return null;
+  const { p, c, t, k } = claim;
+  if (typeof p !== 'string' || typeof c !== 'string' || typeof k !== 'string') return null;
+  return { p, c, t: typeof t === 'string' ? t : '', k };
 }
 
 /** The contact point a channel sends to, or null when the profile has none. */
@@ -141,7 +193,7 @@ export function unsubscribeRoutes(
     if (!claim) return invalid(c);
     await deps.sql.begin(async (tx) => {
       await setSubscription(tx, {
-        // The token carries the clear contact point; the table keeps its stored form.
+        // The token carries the contact point (sealed); the table keeps its stored form.
         contact: deps.pii.contactKey(claim.k),
         channel: claim.c,
         topic: claim.t,
