@@ -20,22 +20,19 @@ import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { membersRoute } from './members.ts';
 import { patchOf } from './patch.ts';
 import { checkRule } from './rules.ts';
-import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
+import { AUTH_ERRORS, ErrorSchema, json, RuleSchema } from './schemas.ts';
 
 const KEY = z
   .string()
   .regex(/^[a-z][a-z0-9_]{0,63}$/, 'a key: lower-case letters, digits and _, starting with a letter')
   .openapi({ example: 'dormant_high_value' });
-const RuleBody = z.unknown().openapi({
-  description: 'A rule tree (see packages/core/src/rules/README.md)',
-  example: { op: 'trait', trait: 'plan', cmp: '=', value: 'pro' },
-});
+const RuleBody = RuleSchema;
 const AudienceSchema = z
   .object({
     key: z.string(),
     name: z.string(),
     description: z.string().nullable(),
-    rule: z.unknown(),
+    rule: RuleSchema,
     words: z.string().openapi({ description: 'The rule in words' }),
     enabled: z.boolean(),
     members: z.number().int(),

@@ -1,6 +1,5 @@
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { Scalar } from '@scalar/hono-api-reference';
 import type { Context } from 'hono';
 import type { PgBoss } from 'pg-boss';
 import { auditWrites } from '../audit/middleware.ts';
@@ -23,7 +22,9 @@ import { getSource } from '../sources/queries.ts';
 import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
 import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
+import { apiDescription } from './description.ts';
 import { destinationsApi, destinationView } from './destinations.ts';
+import { apiReference } from './docs.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { keysApi } from './keys.ts';
@@ -31,15 +32,17 @@ import { profilesApi } from './profiles.ts';
 import { sourcesApi } from './sources.ts';
 import { subscriptionsApi } from './subscriptions.ts';
 import { profileTagsApi, tagsApi } from './tags.ts';
-import { describeTrackingApi } from './tracking-doc.ts';
 import { usersApi } from './users.ts';
 
-const PUBLIC_PATHS = new Set(['/api/openapi.json', '/api/docs']);
+// The description and its reference viewer (page, start script, the viewer's files) are public.
+const isPublic = (path: string) =>
+  path === '/api/openapi.json' || path === '/api/docs' || path.startsWith('/api/docs/');
 
 /**
- * The admin API under `/api`: JSON, bearer-key auth, OpenAPI at `/api/openapi.json`, reference at
- * `/api/docs`. Request bodies are validated by each route's zod schema; a failure is a 400 that names
- * the field.
+ * The admin API under `/api`: JSON, bearer-key auth, OpenAPI at `/api/openapi.json` (with the
+ * tracking API, every path under its full prefix), reference at `/api/docs` (served from this
+ * server's own dependencies). Request bodies are validated by each route's zod schema; a failure is
+ * a 400 that names the field.
  *
  * @example
  * app.route('/api', adminApi({ sql, authenticator, sources }));
@@ -82,13 +85,12 @@ export function adminApi(deps: {
     description:
       'From POST /api/auth/sign-in/email (named __Secure-better-auth.session_token over https); writes must send this server as Origin',
   });
-  describeTrackingApi(api.openAPIRegistry);
-  api.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: { title: 'Cairn API', version: '0.1.0', description: 'Tracking API (Segment-compatible) and admin API.' },
-    security: [{ apiKey: [] }, { session: [] }],
-  });
-  api.get('/docs', Scalar({ url: '/api/openapi.json', pageTitle: 'Cairn API' }));
+  const describe = apiDescription(api.openAPIRegistry, { publicUrl: deps.config.publicUrl });
+  api.get('/openapi.json', (c) => c.json(describe()));
+  const reference = apiReference();
+  api.get('/docs', reference.page);
+  api.get('/docs/init.js', reference.init);
+  api.get('/docs/:version/:file', reference.asset);
 
   // Request bodies are limited for every route outside the tracking API in app.ts (CAIRN_BODY_LIMIT_BYTES).
   const authed = authenticate({
@@ -100,7 +102,7 @@ export function adminApi(deps: {
   // Everything under /api needs a key or a session except its own description and better-auth's
   // endpoints (sign-in, sign-up, sign-out, change-password: better-auth checks those itself).
   api.use('*', function requireKey(c, next) {
-    return PUBLIC_PATHS.has(c.req.path) || c.req.path.startsWith('/api/auth/') ? next() : authed(c, next);
+    return isPublic(c.req.path) || c.req.path.startsWith('/api/auth/') ? next() : authed(c, next);
   });
   // Every write below is recorded in audit_log, once, by this one middleware (after authentication,
   // so it knows who; before the routes, so it sees the resource before and after).

@@ -15,7 +15,7 @@ import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
 import { membersRoute } from './members.ts';
 import { patchOf } from './patch.ts';
 import { checkRule } from './rules.ts';
-import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
+import { AUTH_ERRORS, ErrorSchema, json, RuleSchema } from './schemas.ts';
 
 const KEY = z
   .string()
@@ -25,7 +25,7 @@ const TagSchema = z
     key: z.string(),
     name: z.string(),
     kind: z.enum(['static', 'dynamic']),
-    rule: z.unknown().nullable(),
+    rule: z.union([RuleSchema, z.null()]),
     words: z.string().nullable(),
     members: z.number().int(),
     createdAt: z.string(),
@@ -102,7 +102,11 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
         body: {
           content: {
             'application/json': {
-              schema: z.object({ key: KEY, name: z.string().min(1).max(200), rule: z.unknown().optional() }),
+              schema: z.object({
+                key: KEY,
+                name: z.string().min(1).max(200),
+                rule: z.union([RuleSchema, z.null()]).optional(),
+              }),
             },
           },
         },
@@ -154,7 +158,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
         body: {
           content: {
             'application/json': {
-              schema: patchOf(z.object({ name: z.string().min(1).max(200), rule: z.unknown() })),
+              schema: patchOf(z.object({ name: z.string().min(1).max(200), rule: RuleSchema })),
             },
           },
         },

@@ -21,6 +21,7 @@ export {
   LIFECYCLE_DEFAULTS,
   RFM_DEFAULTS,
 } from './computed.ts';
+export { type JsonSchema, ruleJsonSchema } from './json-schema.ts';
 export {
   isDateOperand,
   normalizeDate,

@@ -10,9 +10,13 @@ export const RULE_LIMITS = { depth: 12, nodes: 200, inValues: 1000, days: 36_600
 
 const scalar = z.union([z.string().max(1000), z.number().finite(), z.boolean()]);
 const days = z.number().int().min(0).max(RULE_LIMITS.days);
+const DATE_FORM = 'an ISO-8601 date: YYYY-MM-DD[THH:MM[:SS[.fff]][Z|±HH:MM]]';
+// The pattern also lands in the JSON Schema (ruleJsonSchema); the refinement adds what a pattern
+// cannot check (2026-02-30 is no date) and only runs once the pattern matched.
 const isoDate = z
   .string()
-  .refine((v) => parseIsoDate(v) !== undefined, 'an ISO-8601 date: YYYY-MM-DD[THH:MM[:SS[.fff]][Z|±HH:MM]]');
+  .regex(ISO_DATE, DATE_FORM)
+  .refine((v) => parseIsoDate(v) !== undefined, DATE_FORM);
 
 const comparisonShapes = {
   eq: z.object({ cmp: z.enum(['=', '!=', '<', '<=', '>', '>=']), value: scalar }),

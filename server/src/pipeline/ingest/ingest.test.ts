@@ -311,7 +311,7 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect((await json(invalid)).error.message).toMatch(/^name: /);
     const doc = await json(await fetch(`${cairn.url}/api/openapi.json`));
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/v1/batch', '/v1/track', '/sources', '/failed-events']),
+      expect.arrayContaining(['/v1/batch', '/v1/track', '/api/sources', '/api/failed-events']),
     );
   });
 
