@@ -41,18 +41,32 @@ const BUNDLES: Record<string, string> = {
   '/rudderstack.js': join(packageDir('@rudderstack/analytics-js'), 'dist/npm/modern/bundled/umd/index.js'),
 };
 
-/** A static site: /<sdk>.html loads /<sdk>.js from node_modules. */
+/** The lazily loaded chunks of analytics.js 2.0's browser build, which it fetches from `<cdn>/analytics-next/bundles/`. */
+const SEGMENT_CHUNKS = '/analytics-next/bundles/';
+
+/**
+ * A static site: /<sdk>.html loads /<sdk>.js from node_modules; with `?selfhost`, the page points
+ * analytics.js 2.0 at the site itself for its lazy chunks (`window.analytics._cdn`), served from the package.
+ */
 function startSite(): Promise<Server> {
   const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://site').pathname;
+    const url = new URL(req.url ?? '/', 'http://site');
+    const path = url.pathname;
     const bundle = BUNDLES[path];
     if (bundle) {
       res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(bundle));
+    } else if (path.startsWith(SEGMENT_CHUNKS) && /^[\w.-]+\.js$/.test(path.slice(SEGMENT_CHUNKS.length))) {
+      const chunk = join(dirname(BUNDLES['/segment.js']!), path.slice(SEGMENT_CHUNKS.length));
+      if (existsSync(chunk)) res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(chunk));
+      else res.writeHead(404).end();
     } else if (/^\/\w+\.html$/.test(path)) {
       const script = path.replace('.html', '.js');
+      const cdn = url.searchParams.has('selfhost')
+        ? '<script>window.analytics = { _cdn: location.origin }</script>'
+        : '';
       res
         .writeHead(200, { 'content-type': 'text/html' })
-        .end(`<!doctype html><title>Shop</title><h1>Shop</h1><script src="${script}"></script>`);
+        .end(`<!doctype html><title>Shop</title><h1>Shop</h1>${cdn}<script src="${script}"></script>`);
     } else {
       res.writeHead(404).end();
     }
@@ -222,9 +236,9 @@ describe('browser SDKs against Cairn, cross-origin, other hosts unreachable', { 
     }, userId);
 
   /** Opens the site with analytics.js 2.0 configured for Cairn; returns the visitor's anonymousId. */
-  const openSegment = async (context: BrowserContext, deliveryStrategy: unknown) => {
+  const openSegment = async (context: BrowserContext, deliveryStrategy: unknown, query = '') => {
     const page = await context.newPage();
-    await page.goto(`${siteUrl}/segment.html`);
+    await page.goto(`${siteUrl}/segment.html${query}`);
     const anonymousId = await page.evaluate(
       async ({ writeKey, apiHost, deliveryStrategy }) => {
         const [analytics] = await window.AnalyticsNext.AnalyticsBrowser.load({
@@ -282,6 +296,26 @@ describe('browser SDKs against Cairn, cross-origin, other hosts unreachable', { 
     expect(answers.filter((a) => a.startsWith('POST'))).toEqual([]);
     await page.goto('about:blank');
     await expectEachOnce(anonymousId, userId, 'segment', false);
+    expect(outside).toEqual([]);
+    await context.close();
+  });
+
+  it('analytics.js 2.0 browser build: an ajs_ link needs its lazy chunk, from Segment unless the site serves it', async () => {
+    const aid = `ajs-${randomUUID().slice(0, 8)}`;
+    const query = `ajs_aid=${aid}&ajs_event=Clicked%20Link`;
+    const landed = async () => (await storedFor(aid)).some((r) => r.type === 'track' && r.event === 'Clicked Link');
+    // The default: the chunk is fetched from Segment's CDN (unreachable here), so the link's event is lost.
+    let context = await newContext();
+    await openSegment(context, undefined, `?${query}`);
+    await until(() => outside.some((u) => u.includes(`${SEGMENT_CHUNKS}queryString`)), 'the chunk request');
+    await context.close();
+    expect(await landed()).toBe(false);
+    // Served by the site (window.analytics._cdn = its origin): nothing leaves it, and the event lands.
+    outside.length = 0;
+    context = await newContext();
+    const { anonymousId } = await openSegment(context, undefined, `?selfhost&${query}`);
+    await until(landed, 'the ajs_event track');
+    expect(anonymousId).toBe(aid);
     expect(outside).toEqual([]);
     await context.close();
   });
