@@ -52,11 +52,12 @@ export const DEFAULTS = Object.freeze({
   bodyLimitBytes: 1024 * 1024,
 });
 
-const flag = (fallback: boolean) =>
+/** A yes/no variable; unset or empty gives `fallback` (undefined: decided from other settings). */
+const flag = <F extends boolean | undefined>(fallback: F) =>
   z
     .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
     .optional()
-    .transform((v) => (v === undefined || v === '' ? fallback : v === '1' || v === 'true' || v === 'yes'));
+    .transform((v): boolean | F => (v === undefined || v === '' ? fallback : v === '1' || v === 'true' || v === 'yes'));
 
 const list = () =>
   z
@@ -120,7 +121,8 @@ const EnvSchema = z.object({
   CAIRN_IDENTIFY_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(DEFAULTS.identifyConcurrency),
   CAIRN_COMPUTE_SWEEP_S: z.coerce.number().min(0.1).max(3600).default(DEFAULTS.computeSweepSeconds),
   CAIRN_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
-  CAIRN_DEMO: flag(true),
+  // Unset: on with the embedded database (a first try), off on a real Postgres (production).
+  CAIRN_DEMO: flag(undefined),
   // Identity guards as JSON, e.g. {"limits":{"email":3},"blocked":["test@example.com"],"defaultCallingCode":"44"}.
   CAIRN_IDENTITY: z
     .string()
@@ -185,7 +187,10 @@ export interface Config {
   maxFutureSkewMs: number;
   sourceRefreshMs: number;
   log: 'silent' | 'info' | 'debug';
-  /** Create the demo source on first start. */
+  /**
+   * Create the demo source on first start and serve the demo shop: `CAIRN_DEMO`, by default only on
+   * the embedded database, so a production Postgres never gets a source nobody asked for.
+   */
   demo: boolean;
   /** Identify workers per process. */
   identifyConcurrency: number;
@@ -247,7 +252,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     maxFutureSkewMs: e.CAIRN_MAX_FUTURE_SKEW_MS,
     sourceRefreshMs: e.CAIRN_SOURCE_REFRESH_MS,
     log: e.CAIRN_LOG,
-    demo: e.CAIRN_DEMO,
+    demo: e.CAIRN_DEMO ?? e.DATABASE_URL === undefined,
     identifyConcurrency: e.CAIRN_IDENTIFY_CONCURRENCY,
     computeSweepSeconds: e.CAIRN_COMPUTE_SWEEP_S,
     publicUrl: e.CAIRN_PUBLIC_URL?.replace(/\/+$/, ''),

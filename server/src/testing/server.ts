@@ -9,7 +9,8 @@ import { type Cairn, startCairn } from '../server.ts';
 export const TEST_ADMIN_KEY = 'test-admin-key-0123456789';
 
 /**
- * Starts Cairn in this process on an ephemeral port with a fixed admin key.
+ * Starts Cairn in this process on an ephemeral port with a fixed admin key and the demo source
+ * (`CAIRN_DEMO=1`, also on Postgres; pass `CAIRN_DEMO: ''` for the production default).
  *
  * @example
  * const cairn = await startTestCairn(db.env);
@@ -24,6 +25,8 @@ export async function startTestCairn(
     CAIRN_ADMIN_API_KEY: TEST_ADMIN_KEY,
     CAIRN_LOG: 'silent',
     CAIRN_SOURCE_REFRESH_MS: '200',
+    // Tests send with the demo source's write key on Postgres too (where it is off by default).
+    CAIRN_DEMO: '1',
     ...env,
   });
   return startCairn(config, createLogger(config.log), options);
@@ -57,6 +60,7 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 60_00
       CAIRN_ADMIN_API_KEY: TEST_ADMIN_KEY,
       CAIRN_LOG: 'info',
       CAIRN_SOURCE_REFRESH_MS: '200',
+      CAIRN_DEMO: '1',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
