@@ -90,7 +90,7 @@ export function describeTrackingApi(registry: OpenAPIRegistry): void {
     path: '/v1/batch',
     tags: ['Tracking'],
     summary: 'Send a batch of events (Segment-compatible)',
-    description: `Answers 200 only after the events are committed. ${limits} Accepts application/json and text/plain, optionally gzip-encoded.`,
+    description: `Answers 200 only after the events are committed. ${limits} Accepts application/json and text/plain, optionally gzip-encoded. Also at \`/beacon/v1/batch?writeKey=…\` for RudderStack's browser SDK (navigator.sendBeacon, which cannot set headers): the only path that reads the write key from the query string.`,
     security: [{ writeKey: [] }],
     request: {
       body: {
@@ -113,10 +113,28 @@ export function describeTrackingApi(registry: OpenAPIRegistry): void {
       path: `/v1/${type}`,
       tags: ['Tracking'],
       summary: `Send one ${type} event`,
-      description: limits,
+      description: `${limits} Also at \`/v1/${type[0]}\`, the path analytics.js 2.0 (Segment's browser SDK) uses.`,
       security: [{ writeKey: [] }],
       request: { body: { content: { 'application/json': { schema: EventSchema } } } },
       responses,
     });
   }
+  registry.registerPath({
+    method: 'post',
+    path: '/v1/b',
+    tags: ['Tracking'],
+    summary: 'Send a batch of events (analytics.js 2.0 batching delivery)',
+    description: `The same as \`/v1/batch\`: the path Segment's browser SDK posts its batches to. A \`writeKey\` repeated in each event is not stored. ${limits}`,
+    security: [{ writeKey: [] }],
+    request: {
+      body: {
+        content: {
+          'text/plain': {
+            schema: z.object({ batch: z.array(EventSchema), sentAt: z.string().optional(), writeKey: z.string() }),
+          },
+        },
+      },
+    },
+    responses,
+  });
 }
