@@ -1,5 +1,6 @@
 import { signUpOpen } from './auth/people.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { DataDirInUseError } from './db/index.ts';
 import { createLogger } from './log.ts';
 import { startCairn } from './server.ts';
 
@@ -14,7 +15,12 @@ try {
   process.exit(1);
 }
 const log = createLogger(config.log);
-const cairn = await startCairn(config, log);
+const cairn = await startCairn(config, log).catch((err: unknown) => {
+  // A second `npm start` on the same data directory: one line, not a stack trace.
+  if (!(err instanceof DataDirInUseError)) throw err;
+  process.stderr.write(`cairn: ${err.message}\n`);
+  process.exit(1);
+});
 
 log.info(`Cairn is listening on ${cairn.url} (role: ${config.role})`);
 if (config.role !== 'worker') {

@@ -123,15 +123,48 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
   };
 }
 
-// Two processes opening one PGlite directory would corrupt it: refuse while the owner is alive.
+/** The embedded data directory is held by another running process (a second `npm start`). */
+export class DataDirInUseError extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly owner: number,
+  ) {
+    super(
+      `the data directory ${dataDir} is in use by another Cairn (process ${owner}): stop that one, or give this ` +
+        'one its own CAIRN_DATA_DIR or a DATABASE_URL',
+    );
+    this.name = 'DataDirInUseError';
+  }
+}
+
+// Two processes opening one PGlite directory would corrupt it: the lock file is created exclusively
+// (two starting together cannot both get it), and one left by a process that died is taken over.
 async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   const lockFile = join(dataDir, 'cairn.pid');
-  const owner = Number.parseInt(await readFile(lockFile, 'utf8').catch(() => ''), 10);
-  if (owner && owner !== process.pid && isAlive(owner)) {
-    throw new Error(`data directory ${dataDir} is in use by process ${owner}; set CAIRN_DATA_DIR or DATABASE_URL`);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await writeFile(lockFile, String(process.pid), { flag: 'wx' });
+      return () => rm(lockFile, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = await lockOwner(lockFile);
+    if (owner && owner !== process.pid && isAlive(owner)) throw new DataDirInUseError(dataDir, owner);
+    if (attempt === 3) throw new Error(`could not take the lock file ${lockFile}`);
+    await rm(lockFile, { force: true });
   }
-  await writeFile(lockFile, String(process.pid));
-  return () => rm(lockFile, { force: true });
+}
+
+// The pid in a lock file; a file just created by another process may not hold it yet.
+async function lockOwner(lockFile: string): Promise<number> {
+  for (let i = 0; i < 5; i++) {
+    const text = await readFile(lockFile, 'utf8').catch(() => null);
+    if (text === null) return 0;
+    const pid = Number.parseInt(text, 10);
+    if (pid) return pid;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return 0;
 }
 
 function isAlive(pid: number): boolean {
