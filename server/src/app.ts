@@ -9,6 +9,7 @@ import type { Config } from './config.ts';
 import type { Sql } from './db/index.ts';
 import { apiError, onError } from './http/errors.ts';
 import { limitBodies, securityHeaders } from './http/hardening.ts';
+import { loadSnippet, sdkRoutes } from './http/sdk.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './observability/metrics.ts';
 import type { Pii } from './pii/index.ts';
@@ -118,6 +119,7 @@ export function createApp(deps: AppDeps): Hono {
   if (deps.config.role !== 'worker') {
     app.route('/', ingestRoutes(deps));
     app.route('/api', adminApi(deps));
+    app.route('/sdk', sdkRoutes(loadSnippet(), deps.config.publicUrl));
     unsubscribeRoutes(app, {
       sql: deps.sql,
       secret: deps.identify.secret,

@@ -1,6 +1,7 @@
 import { signUpOpen } from './auth/people.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { DataDirInUseError } from './db/index.ts';
+import { loadSnippet, snippetTag } from './http/sdk.ts';
 import { createLogger } from './log.ts';
 import { startCairn } from './server.ts';
 
@@ -25,6 +26,12 @@ const cairn = await startCairn(config, log).catch((err: unknown) => {
 log.info(`Cairn is listening on ${cairn.url} (role: ${config.role})`);
 if (config.role !== 'worker') {
   log.info(`tracking endpoint: ${cairn.url}/v1/batch   admin API: ${cairn.url}/api (reference: ${cairn.url}/api/docs)`);
+  const snippet = loadSnippet();
+  log.info(
+    snippet
+      ? `snippet for websites (also at ${cairn.url}/sdk/snippet): ${snippetTag(snippet, config.publicUrl ?? cairn.url).tag}`
+      : 'the browser snippet is not built (npm run build -w @cairn/sdk-web): /sdk/* answers 404',
+  );
   if (cairn.generatedAdminKey) {
     log.info(`generated admin API key (shown once, store it now): ${cairn.generatedAdminKey}`);
   }

@@ -18,9 +18,8 @@ export function isTrackingPath(path: string): boolean {
 /**
  * Security headers (Hono's secureHeaders: HSTS, nosniff, frame and referrer policies, ...) on every
  * response but the tracking API's. The unsubscribe pages (`/u/*`) also get a Content-Security-Policy
- * that allows nothing but their inline style and their form posting to themselves; /api/docs loads
- * its reference UI from a CDN, so a CSP there would have to name it. The demo (`/demo/*`) may be
- * loaded from other sites.
+ * that allows nothing but their inline style and their form posting to themselves; /api/docs sets its
+ * own (api/docs.ts). The snippet (`/sdk/*`) and the demo (`/demo/*`) may be loaded from other sites.
  *
  * @example
  * app.use('*', securityHeaders());
@@ -36,7 +35,7 @@ export function securityHeaders(): MiddlewareHandler {
       baseUri: ["'none'"],
     },
   });
-  // The demo serves the snippet other sites embed (`<script src=…/demo/cairn.min.js>`: a cross-origin
+  // The snippet other sites embed (`<script src=…/sdk/…/cairn.min.js>`, also under /demo/: a cross-origin
   // no-cors load that CORP same-origin would block), and its shop pages keep the browser's usual
   // referrer policy so page views carry their referrer as on a real site.
   const demo = secureHeaders({
@@ -47,7 +46,7 @@ export function securityHeaders(): MiddlewareHandler {
     const path = c.req.path;
     if (isTrackingPath(path)) return next();
     if (path.startsWith('/u/')) return pages(c, next);
-    if (path === '/demo' || path.startsWith('/demo/')) return demo(c, next);
+    if (path === '/demo' || path.startsWith('/demo/') || path.startsWith('/sdk/')) return demo(c, next);
     return common(c, next);
   };
 }
