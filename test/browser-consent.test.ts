@@ -20,7 +20,7 @@ const SNIPPET = readFileSync(new URL('../sdk-web/snippet.html', import.meta.url)
 /** A site page with the documented snippet, in consent mode, pointed at the Cairn server. */
 const sitePage = (cairnUrl: string, writeKey: string) =>
   `<!doctype html><html><head><title>Consent site</title>${SNIPPET.replace('YOUR_WRITE_KEY', writeKey)
-    .replace('https://YOUR_CAIRN_HOST/cairn.min.js', `${cairnUrl}/demo/cairn.min.js`)
+    .replace('https://YOUR_CAIRN_HOST/sdk/v0/cairn.min.js', `${cairnUrl}/demo/cairn.min.js`)
     .replace('https://YOUR_CAIRN_HOST', cairnUrl)
     .replace('<script ', '<script data-require-consent="true" data-flush-interval="100" ')}</head><body></body></html>`;
 

@@ -145,7 +145,7 @@ describe(`the snippet served at /sdk/ for other sites (${mode})`, { timeout: 120
       .replace('YOUR_WRITE_KEY', source.writeKey)
       .replace('data-host="https://YOUR_CAIRN_HOST"', `data-host="${cairn.url}"`)
       .replace(
-        'data-src="https://YOUR_CAIRN_HOST/cairn.min.js"',
+        'data-src="https://YOUR_CAIRN_HOST/sdk/v0/cairn.min.js"',
         `data-src="${info.src}" integrity="${info.integrity}" crossorigin="anonymous"`,
       );
     expect(stub).toContain(info.integrity);

@@ -69,7 +69,7 @@ export async function startRecorder() {
   function page() {
     const loader = snippet
       .replace('YOUR_WRITE_KEY', 'wk_test')
-      .replace('https://YOUR_CAIRN_HOST/cairn.min.js', '/cairn.min.js')
+      .replace('https://YOUR_CAIRN_HOST/sdk/v0/cairn.min.js', '/cairn.min.js')
       .replace('https://YOUR_CAIRN_HOST', rec.origin)
       .replace('</script>', `cairn.init(${JSON.stringify(rec.options)});\n</script>`);
     return `<!doctype html><html><head><title>Test page</title>${loader}</head><body>${rec.html}</body></html>`;
