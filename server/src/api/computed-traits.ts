@@ -3,6 +3,7 @@ import {
   type ComputedTraitDefinition,
   computedTraitSchema,
   describeComputedTrait,
+  describeIssues,
 } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { PgBoss } from 'pg-boss';
@@ -58,7 +59,10 @@ function parseDefinition(input: unknown, sensitive: (key: string) => boolean): C
     if (sealed) throw apiError(400, 'invalid_definition', `definition.${sealed.path}: ${sealed.message}`, [sealed]);
     return parsed.data;
   }
-  const details = parsed.error.issues.map((i) => ({ path: ['definition', ...i.path].join('.'), message: i.message }));
+  const details = describeIssues(parsed.error, input).map((d) => ({
+    path: d.path ? `definition.${d.path}` : 'definition',
+    message: d.message,
+  }));
   throw apiError(400, 'invalid_definition', `${details[0]!.path}: ${details[0]!.message}`, details);
 }
 

@@ -1,3 +1,4 @@
+import { describeIssues, RULE_HINT } from '@cairn/core';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
@@ -67,7 +68,10 @@ export function adminApi(deps: {
   const api = new OpenAPIHono<{ Variables: AuthVariables }>({
     defaultHook(result) {
       if (result.success) return;
-      const details = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+      // Messages that name what is valid: every option of an enum, `required` for a missing field.
+      // @hono/zod-validator hands the input over as `data` on failure too; its type only says so on success.
+      const input = (result as { data?: unknown }).data;
+      const details = describeIssues(result.error, input, { rule: RULE_HINT });
       const first = details[0];
       throw apiError(
         400,

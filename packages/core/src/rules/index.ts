@@ -23,8 +23,11 @@ export {
 } from './computed.ts';
 export { type JsonSchema, ruleJsonSchema } from './json-schema.ts';
 export {
+  AGGREGATE_COMPARISONS,
+  COMPARISONS,
   isDateOperand,
   normalizeDate,
+  RULE_HINT,
   RULE_LIMITS,
   type RuleIssue,
   type RuleValidation,

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { describeIssues } from '../issues.ts';
 import { r } from './builder.ts';
 import { compileRule, describeRule, ruleDependencies, ruleEdges } from './compile.ts';
 import { computedTraitSchema, describeComputedTrait } from './computed.ts';
-import { validateRule } from './schema.ts';
+import { AGGREGATE_COMPARISONS, COMPARISONS, RULE_HINT, validateRule } from './schema.ts';
 import { ident, join, sql } from './sql.ts';
 
 const now = new Date('2026-11-22T12:00:00Z');
@@ -73,6 +75,83 @@ describe('validateRule', () => {
     let deep: unknown = r.trait('x').exists();
     for (let i = 0; i < 20; i++) deep = { op: 'not', rule: deep };
     expect(check(deep).some((i) => /nested deeper/.test(i.message))).toBe(true);
+  });
+});
+
+describe('validation messages name what is valid', () => {
+  const first = (rule: unknown) => (validateRule(rule) as { issues: { path: string; message: string }[] }).issues[0];
+  const ALL =
+    '=, !=, <, <=, >, >=, between, in, contains, starts_with, regex, exists, is_empty, ' +
+    'within_last, within_next, older_than, anniversary_within';
+  const OPS =
+    'and, or, not, trait, trait_index, computed, account, performed, aggregate, occurrence, has_tag, in_audience, consent, subscription';
+
+  it('a wrong or missing comparison lists every comparison the node takes', () => {
+    expect(COMPARISONS.join(', ')).toBe(ALL);
+    expect(first({ op: 'trait', trait: 'plan', cmp: 'equals', value: 'pro' })).toEqual({
+      path: 'cmp',
+      message: `"equals" is not a comparison; one of ${ALL}`,
+    });
+    expect(first({ op: 'computed', trait: 'orders', value: 3 })).toEqual({
+      path: 'cmp',
+      message: `required: one of ${ALL}`,
+    });
+    expect(first({ op: 'aggregate', fn: 'count', event: 'x', cmp: 'contains', value: 3 })).toEqual({
+      path: 'cmp',
+      message: `"contains" is not a comparison for aggregate; one of ${AGGREGATE_COMPARISONS.join(', ')}`,
+    });
+    expect(AGGREGATE_COMPARISONS).toEqual(['=', '!=', '<', '<=', '>', '>=', 'between']);
+    expect(first({ op: 'performed', event: 'x', where: [{ property: 'total', cmp: 'gt', value: 1 }] })).toEqual({
+      path: 'where.0.cmp',
+      message: `"gt" is not a comparison; one of ${ALL}`,
+    });
+  });
+
+  it('a missing rule, op or field says it is required and what it takes', () => {
+    expect(first({ op: 'not' })).toEqual({ path: 'rule', message: `required: ${RULE_HINT}` });
+    expect(RULE_HINT).toBe(`a rule object with an "op": one of ${OPS}`);
+    expect(first({ trait: 'plan' })).toEqual({ path: 'op', message: `required: one of ${OPS}` });
+    expect(first({ op: 'trait', trait: 'plan', cmp: '=' })).toEqual({
+      path: 'value',
+      message: 'required: a string, a number or a boolean',
+    });
+    expect(first({ op: 'trait', trait: 'plan', cmp: 'between', value: [1] })).toEqual({
+      path: 'value',
+      message: 'expected two bounds: [low, high]',
+    });
+    expect(first({ op: 'performed' })).toEqual({ path: 'event', message: 'required: a string' });
+    expect(first({ op: 'consent', purpose: 'ads', state: 'maybe' })).toEqual({
+      path: 'state',
+      message: '"maybe" is not valid; one of granted, denied, unknown',
+    });
+    expect(first({ op: 'trait', trait: 'x', cmp: 'within_last', days: '7' })).toEqual({
+      path: 'days',
+      message: 'expected a number, got the string "7"',
+    });
+    expect(first({ op: 'trait', trait: 'x', cmp: 'exists', value: 1 })).toEqual({
+      path: '',
+      message: 'unknown field value',
+    });
+  });
+
+  it('describeIssues words any zod error the same way, and keeps messages a schema wrote itself', () => {
+    const schema = z.object({
+      kind: z.enum(['a', 'b c']),
+      n: z.number(),
+      rule: z.unknown(),
+      key: z.string().regex(/^k/, 'starts with k'),
+    });
+    const input = { kind: 'x', n: 'one', key: 'z' };
+    expect(describeIssues(schema.safeParse(input).error!, input, { rule: RULE_HINT })).toEqual([
+      { path: 'kind', message: '"x" is not valid; one of "a", "b c"' },
+      { path: 'n', message: 'expected a number, got the string "one"' },
+      { path: 'rule', message: `required: ${RULE_HINT}` },
+      { path: 'key', message: 'starts with k' },
+    ]);
+    expect(describeIssues(schema.safeParse({}).error!, {})[0]).toEqual({
+      path: 'kind',
+      message: 'required: one of "a", "b c"',
+    });
   });
 });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { issueMessage, typeInWords } from '../issues.ts';
 import type { Rule } from './ast.ts';
 
 const KEY = /^[a-z][a-z0-9_]{0,63}$/;
@@ -18,20 +19,32 @@ const isoDate = z
   .regex(ISO_DATE, DATE_FORM)
   .refine((v) => parseIsoDate(v) !== undefined, DATE_FORM);
 
+const BOUNDS = 'expected two bounds: [low, high]';
 const comparisonShapes = {
   eq: z.object({ cmp: z.enum(['=', '!=', '<', '<=', '>', '>=']), value: scalar }),
-  between: z.object({ cmp: z.literal('between'), value: z.tuple([scalar, scalar]) }),
+  between: z.object({ cmp: z.literal('between'), value: z.tuple([scalar, scalar], { error: BOUNDS }) }),
   in: z.object({ cmp: z.literal('in'), value: z.array(scalar).min(1).max(RULE_LIMITS.inValues) }),
   text: z.object({ cmp: z.enum(['contains', 'starts_with', 'regex']), value: z.string().min(1).max(1000) }),
   presence: z.object({ cmp: z.enum(['exists', 'is_empty']) }),
   dates: z.object({ cmp: z.enum(['within_last', 'within_next', 'older_than', 'anniversary_within']), days }),
 };
 const comparisonOptions = Object.values(comparisonShapes);
+const cmpValues = (shape: { shape: { cmp: z.ZodEnum | z.ZodLiteral } }): string[] => {
+  const cmp = shape.shape.cmp;
+  return 'options' in cmp ? (cmp.options as string[]) : [...(cmp.values as Set<string>)];
+};
+/** Every comparison a trait, computed trait, account trait or property filter takes, in the README's order. */
+export const COMPARISONS: readonly string[] = Object.freeze(comparisonOptions.flatMap(cmpValues));
 
 const numeric = [
   z.object({ cmp: z.enum(['=', '!=', '<', '<=', '>', '>=']), value: z.number().finite() }),
-  z.object({ cmp: z.literal('between'), value: z.tuple([z.number().finite(), z.number().finite()]) }),
+  z.object({
+    cmp: z.literal('between'),
+    value: z.tuple([z.number().finite(), z.number().finite()], { error: BOUNDS }),
+  }),
 ];
+/** The comparisons an aggregate takes (it compares numbers). */
+export const AGGREGATE_COMPARISONS: readonly string[] = Object.freeze(numeric.flatMap(cmpValues));
 
 const path = z
   .string()
@@ -163,8 +176,9 @@ export function validateRule(input: unknown): RuleValidation {
 // Validates node by node so that an error names the node and the field, not 20 union alternatives.
 function structure(input: unknown, at: (string | number)[]): RuleIssue[] {
   const here = at.join('.');
+  if (input === undefined) return [{ path: here, message: `required: ${RULE_HINT}` }];
   if (typeof input !== 'object' || input === null || Array.isArray(input))
-    return [{ path: here, message: 'expected a rule object with an "op"' }];
+    return [{ path: here, message: `expected ${RULE_HINT}` }];
   const node = input as Record<string, unknown>;
   if (node.op === 'and' || node.op === 'or') {
     if (!Array.isArray(node.rules) || !node.rules.length)
@@ -179,13 +193,43 @@ function structure(input: unknown, at: (string | number)[]): RuleIssue[] {
     return structure(node.rule, [...at, 'rule']);
   }
   const leaf = LEAF_SCHEMAS[node.op as string];
+  if (node.op === undefined) return [{ path: [...at, 'op'].join('.'), message: `required: one of ${OPS.join(', ')}` }];
   if (!leaf)
     return [
       { path: [...at, 'op'].join('.'), message: `unknown op ${JSON.stringify(node.op)}; one of ${OPS.join(', ')}` },
     ];
+  // The comparison picks the shape: checked first, so a wrong one is told with every valid one (the
+  // nearest shape alone would name only its own few).
+  const cmps = cmpIssues(node, at);
+  if (cmps.length) return cmps;
   const parsed = leaf.safeParse(node);
   if (parsed.success) return [];
-  return nearestIssues(parsed.error, at);
+  return nearestIssues(parsed.error, node, at);
+}
+
+const COMPARING_OPS = new Set(['trait', 'computed', 'account']);
+const FILTERING_OPS = new Set(['performed', 'aggregate', 'occurrence']);
+
+function cmpIssue(node: Record<string, unknown>, valid: readonly string[], at: (string | number)[]): RuleIssue[] {
+  if (valid.includes(node.cmp as string)) return [];
+  const path = [...at, 'cmp'].join('.');
+  const list = valid.join(', ');
+  if (node.cmp === undefined) return [{ path, message: `required: one of ${list}` }];
+  const what = valid.length < COMPARISONS.length ? ` for ${node.op}` : '';
+  return [{ path, message: `${JSON.stringify(node.cmp)} is not a comparison${what}; one of ${list}` }];
+}
+
+function cmpIssues(node: Record<string, unknown>, at: (string | number)[]): RuleIssue[] {
+  const issues: RuleIssue[] = [];
+  if (COMPARING_OPS.has(node.op as string)) issues.push(...cmpIssue(node, COMPARISONS, at));
+  if (node.op === 'aggregate') issues.push(...cmpIssue(node, AGGREGATE_COMPARISONS, at));
+  if (FILTERING_OPS.has(node.op as string) && Array.isArray(node.where)) {
+    node.where.forEach((f, i) => {
+      if (typeof f === 'object' && f !== null)
+        issues.push(...cmpIssue(f as Record<string, unknown>, COMPARISONS, [...at, 'where', i]));
+    });
+  }
+  return issues;
 }
 
 const LEAF_SCHEMAS: Record<string, z.ZodType> = Object.fromEntries(
@@ -207,21 +251,47 @@ const LEAF_SCHEMAS: Record<string, z.ZodType> = Object.fromEntries(
 );
 const OPS = ['and', 'or', 'not', ...Object.keys(LEAF_SCHEMAS)];
 
+/**
+ * What a rule is, for messages about a missing or malformed one.
+ *
+ * @example
+ * throw new Error(`rule: required: ${RULE_HINT}`);
+ */
+export const RULE_HINT = `a rule object with an "op": one of ${OPS.join(', ')}`;
+
 // Of a union's failures, report the alternative that got furthest (fewest issues, matching `cmp`).
-function nearestIssues(error: z.ZodError, at: (string | number)[]): RuleIssue[] {
+function nearestIssues(error: z.ZodError, node: unknown, at: (string | number)[]): RuleIssue[] {
   const flat: RuleIssue[] = [];
   const visit = (issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[]) => {
     const union = issues.find((i) => i.code === 'invalid_union') as z.core.$ZodIssueInvalidUnion | undefined;
+    if (union && missing(node, [...prefix, ...union.path])) {
+      // A missing value of several types (a comparison's value): name them all, not the nearest one's.
+      const path = [...at, ...prefix, ...union.path].map(String).join('.');
+      const types = union.errors.flatMap((e) => (e[0]?.code === 'invalid_type' ? [e[0].expected] : []));
+      const words = [...new Set(types)].map(typeInWords);
+      const list = words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words.at(-1)}` : words[0];
+      flat.push({ path, message: list ? `required: ${list}` : 'required' });
+      return;
+    }
     if (union?.errors.length) {
       const best = [...union.errors].sort((a, b) => score(a) - score(b))[0]!;
       visit(best, [...prefix, ...union.path]);
       return;
     }
-    for (const i of issues)
-      flat.push({ path: [...at, ...prefix, ...i.path].map(String).join('.'), message: i.message });
+    for (const i of issues) {
+      const path = [...prefix, ...i.path];
+      flat.push({ path: [...at, ...path].map(String).join('.'), message: issueMessage({ ...i, path }, node) });
+    }
   };
   visit(error.issues, []);
   return flat.length ? flat : [{ path: at.join('.'), message: 'invalid rule' }];
+}
+
+function missing(root: unknown, path: readonly PropertyKey[]): boolean {
+  let v = root;
+  for (const key of path)
+    v = typeof v === 'object' && v !== null ? (v as Record<PropertyKey, unknown>)[key] : undefined;
+  return v === undefined;
 }
 
 // Alternatives that fail on the discriminating fields (op, cmp) are the least likely intended.

@@ -206,6 +206,19 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
     expect(bad.body.error.message).toBe('rule.rules.0.value: booleans cannot be ordered');
     const typo = await post('/audiences', { key: 'typo', name: 't', rule: { op: 'performd', event: 'x' } });
     expect(typo.body.error.message).toMatch(/^rule\.op: unknown op "performd"/);
+    // Messages name what is valid: every comparison, and what a missing rule is.
+    const cmp = await post('/audiences', { key: 'cmp', name: 'c', rule: { op: 'trait', trait: 'plan', cmp: 'eq' } });
+    expect(cmp.body.error.message).toBe(
+      'rule.cmp: "eq" is not a comparison; one of =, !=, <, <=, >, >=, between, in, contains, starts_with, regex, ' +
+        'exists, is_empty, within_last, within_next, older_than, anniversary_within',
+    );
+    const none = await post('/audiences', { key: 'none', name: 'n' });
+    expect(none.status).toBe(400);
+    expect(none.body.error.message).toMatch(
+      /^rule: required: a rule object with an "op": one of and, or, not, trait, /,
+    );
+    const type = await post('/audiences', { key: 'type', name: 3, rule: r.trait('plan').exists() });
+    expect(type.body.error.message).toBe('name: expected a string, got the number 3');
     const regex = await post('/audiences', { key: 'rx', name: 'r', rule: r.trait('name').matches('a{2,1}') });
     expect(regex.status).toBe(400);
     expect(
