@@ -28,6 +28,25 @@ function sameHash(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+const newAdminKey = () => `cairn_admin_${randomBytes(24).toString('base64url')}`;
+
+/**
+ * Replaces the stored admin key (a lost one, or one that leaked) with a new one and returns it in
+ * clear text, once. Only its SHA-256 is stored. Servers read the stored key when they start: restart
+ * them for the new key to work there and the old one to stop working.
+ *
+ * @example
+ * const key = await rotateAdminKey(sql); // `npm run cairn -- admin-key rotate`
+ */
+export async function rotateAdminKey(sql: Sql): Promise<string> {
+  const key = newAdminKey();
+  await sql`
+    INSERT INTO settings (key, value)
+    VALUES ('admin_api_key', ${sql.json({ sha256: sha256(key).toString('hex') })})
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()`;
+  return key;
+}
+
 /**
  * Makes sure an admin key exists and returns the authenticator. `CAIRN_ADMIN_API_KEY` is always
  * accepted. Without it, the first start generates a key, stores only its SHA-256 and returns the
@@ -47,7 +66,7 @@ export async function setupAdminKeys(
   const [row] = await sql<{ value: { sha256: string } }[]>`SELECT value FROM settings WHERE key = 'admin_api_key'`;
   if (row) stored = Buffer.from(row.value.sha256, 'hex');
   else if (!envHash) {
-    const key = `cairn_admin_${randomBytes(24).toString('base64url')}`;
+    const key = newAdminKey();
     const inserted = await sql`
       INSERT INTO settings (key, value)
       VALUES ('admin_api_key', ${sql.json({ sha256: sha256(key).toString('hex') })})
