@@ -184,7 +184,9 @@ describe('apiDescription', () => {
     );
     const doc = apiDescription(api.openAPIRegistry, { publicUrl: 'https://cairn.example.com' })();
     expect(doc.servers).toEqual([{ url: 'https://cairn.example.com', description: expect.any(String) }]);
-    expect(Object.keys(doc.paths ?? {})).toEqual(expect.arrayContaining(['/api/things/{id}', '/v1/batch', '/v1/alias']));
+    expect(Object.keys(doc.paths ?? {})).toEqual(
+      expect.arrayContaining(['/api/things/{id}', '/v1/batch', '/v1/alias']),
+    );
     expect(Object.keys(doc.paths ?? {})).not.toContain('/things/{id}');
   });
 });

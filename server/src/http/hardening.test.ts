@@ -67,6 +67,8 @@ describe(`hardening on ${mode}`, () => {
       CAIRN_INGEST_RATE_PER_S: '1250',
       CAIRN_INGEST_BURST: '2500',
       CAIRN_BODY_LIMIT_BYTES: '4096',
+      // The demo page is one of the routes whose headers are checked (off by default on Postgres).
+      CAIRN_DEMO: '1',
       ...db.env,
     });
     cairn = await startCairn(config, log);

@@ -16,9 +16,6 @@ import {
   until,
 } from '../../testing/index.ts';
 
-// biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
-type Any = any;
-
 const RULES = {
   never_reviewed: { op: 'not', rule: { op: 'performed', event: 'Review Posted' } },
   no_orders: { op: 'performed', event: 'Order Completed', max: 0 },
@@ -105,12 +102,13 @@ describe.each(['postgres', 'embedded'] as const)('people who arrive after an aud
     await processed();
     for (const userId of [old, new1, new2]) {
       const id = await profileOf(userId);
-      for (const name of Object.keys(RULES)) expect({ userId, name, ...(await explain(name, id)) }).toEqual({
-        userId,
-        name,
-        member: true,
-        matches: true,
-      });
+      for (const name of Object.keys(RULES))
+        expect({ userId, name, ...(await explain(name, id)) }).toEqual({
+          userId,
+          name,
+          member: true,
+          matches: true,
+        });
     }
     const buyerId = await profileOf(buyer);
     expect(await explain('never_reviewed', buyerId)).toEqual({ member: true, matches: true });
