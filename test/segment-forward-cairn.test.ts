@@ -81,6 +81,6 @@ describe('segment-forward into a real Cairn (embedded database)', () => {
 
   it('dead-letters everything when the write key is unknown', async () => {
     const { outcomes } = await runPlugin(forward, { endpoint: cairn.url, writeKey: 'nope' }, [stored('fwd-6')]);
-    expect(outcomes).toEqual([{ status: 'failed', error: expect.stringContaining('HTTP 401') }]);
+    expect(outcomes).toEqual([{ status: 'failed', statusCode: 401, error: expect.stringContaining('HTTP 401') }]);
   });
 });

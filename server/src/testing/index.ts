@@ -2,3 +2,4 @@
 export { createTestDatabase, type DbMode, POSTGRES_SKIP_REASON, type TestDatabase, testModes } from './db.ts';
 export { type ApiAnswer, adminApi, basicAuth, until } from './http.ts';
 export { type ServerProcess, spawnServer, startTestCairn, TEST_ADMIN_KEY } from './server.ts';
+export { openUnsubscribeToken } from './unsubscribe.ts';
