@@ -5,6 +5,9 @@ import { shareDefinitions } from './locks.ts';
 import { deferChanges, INLINE_CHANGE_EVENTS, recordInOrder } from './outbox.ts';
 import { STORES } from './store.ts';
 
+/** Hands change events (their ids) to fan-out inside the transaction that recorded them. */
+export type HandOff = (tx: Tx, eventIds: readonly string[]) => Promise<unknown>;
+
 /** Profiles whose membership changed, per definition (`audience:key`). */
 export type Changes = Map<string, { entered: string[]; exited: string[] }>;
 
@@ -69,6 +72,8 @@ export async function applyDefinitions(
     by: string;
     initial: (d: Definition) => readonly string[] | 'all' | null;
     share?: boolean;
+    /** Hands the recorded change events to fan-out in this transaction (none: the caller does not fan out). */
+    handOff?: HandOff;
   },
 ): Promise<ApplyResult> {
   const changes: Changes = new Map();
@@ -115,6 +120,10 @@ export async function applyDefinitions(
     for (const id of await recordInOrder(tx, def, 'exit', exitedNow, opts.now, opts.by)) eventIds.push(id);
   }
   if (postponed.size) await postpone(tx, [...postponed], opts.by);
+  // In the transaction that recorded them: a change event recorded is a change event handed over. After
+  // the commit, a crash (or a failed send) would leave it recorded, its membership changed, and no
+  // retry would record it again.
+  if (eventIds.length && opts.handOff) await opts.handOff(tx, eventIds);
   return { changes, eventIds, evaluated, deferred, postponed: postponed.size };
 }
 

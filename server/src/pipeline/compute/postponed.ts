@@ -1,5 +1,5 @@
 import type { Sql } from '../../db/index.ts';
-import { type ApplyResult, applyDefinitions, emptyResult, mergeResults } from './apply.ts';
+import { type ApplyResult, applyDefinitions, emptyResult, type HandOff, mergeResults } from './apply.ts';
 import { type Definition, loadDefinitions } from './definitions.ts';
 import { lockProfiles } from './locks.ts';
 
@@ -15,7 +15,7 @@ const CHUNK = 250;
  * const r = await retryPostponed({ sql, now: () => new Date() });
  */
 export async function retryPostponed(
-  deps: { sql: Sql; now: () => Date },
+  deps: { sql: Sql; now: () => Date; handOff?: HandOff },
   defs?: readonly Definition[],
 ): Promise<ApplyResult> {
   const total = emptyResult();
@@ -35,7 +35,13 @@ export async function retryPostponed(
       await tx`DELETE FROM compute_postponed WHERE profile_id = ANY(${ids}::uuid[])`;
       // `event` unless every row came from a sweep: the reason recorded on the memberships that change.
       const by = rows.every((x) => x.by === 'time') ? 'time' : 'event';
-      return applyDefinitions(tx, definitions, { now: deps.now(), by, initial: () => ids, share: true });
+      return applyDefinitions(tx, definitions, {
+        now: deps.now(),
+        by,
+        initial: () => ids,
+        share: true,
+        handOff: deps.handOff,
+      });
     })) as ApplyResult | null;
     if (!r) break;
     mergeResults(total, r);

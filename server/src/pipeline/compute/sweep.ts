@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { computedTraitEdges, ruleEdges } from '@cairn/core';
 import type { Sql } from '../../db/index.ts';
-import { type ApplyResult, applyDefinitions, emptyResult, mergeResults } from './apply.ts';
+import { type ApplyResult, applyDefinitions, emptyResult, type HandOff, mergeResults } from './apply.ts';
 import { loadDefinitions, nodeName } from './definitions.ts';
 import { runFragment } from './evaluate.ts';
 import { lockProfiles } from './locks.ts';
@@ -22,7 +22,7 @@ const KEY = 'compute.sweep';
  * @example
  * const result = await sweepOnce({ sql, now: () => new Date() }, new Date());
  */
-export async function sweepOnce(deps: { sql: Sql }, now: Date): Promise<ApplyResult> {
+export async function sweepOnce(deps: { sql: Sql; handOff?: HandOff }, now: Date): Promise<ApplyResult> {
   const result = emptyResult();
   const owner = randomUUID();
   const [claim] = await deps.sql<{ since: string | null }[]>`
@@ -57,6 +57,7 @@ export async function sweepOnce(deps: { sql: Sql }, now: Date): Promise<ApplyRes
           now,
           by: 'time',
           share: true,
+          handOff: deps.handOff,
           initial: (d) => {
             const c = candidates.get(nodeName(d.kind, d.key));
             const mine = c ? chunk.filter((id) => c.has(id)) : [];

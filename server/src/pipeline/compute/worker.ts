@@ -1,8 +1,8 @@
 import type { JobResult, PgBoss } from 'pg-boss';
-import type { Sql, Tx } from '../../db/index.ts';
+import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
 import { type ComputeDefinition, type ComputeProfiles, QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
-import { type ApplyResult, applyDefinitions, emptyResult, mergeResults } from './apply.ts';
+import { type ApplyResult, applyDefinitions, emptyResult, type HandOff, mergeResults } from './apply.ts';
 import { affectedBy, type Definition, loadDefinitions, nodeName, readsOf } from './definitions.ts';
 import { lockDefinitions, lockProfiles } from './locks.ts';
 import { drainChanges } from './outbox.ts';
@@ -48,7 +48,7 @@ async function touchedBy(sql: Tx, ids: readonly string[]): Promise<{ profiles: s
  * const result = await computeForEvents(deps, eventIds);
  */
 export async function computeForEvents(
-  deps: Pick<ComputeDeps, 'sql' | 'now'>,
+  deps: Pick<ComputeDeps, 'sql' | 'now'> & { handOff?: HandOff },
   eventIds: readonly string[],
   defs?: readonly Definition[],
   changedProfiles: readonly string[] = [],
@@ -71,6 +71,7 @@ export async function computeForEvents(
         now: deps.now(),
         by: 'event',
         share: true,
+        handOff: deps.handOff,
         initial: (d) => {
           if (selected.has(nodeName(d.kind, d.key))) return chunk;
           const changed = chunk.filter((id) => everything.has(id));
@@ -91,7 +92,7 @@ export async function computeForEvents(
  * await recomputeDefinition(deps, { kind: 'audience', key: 'vip' });
  */
 export async function recomputeDefinition(
-  deps: Pick<ComputeDeps, 'sql' | 'now'>,
+  deps: Pick<ComputeDeps, 'sql' | 'now'> & { handOff?: HandOff },
   which: ComputeDefinition,
 ): Promise<ApplyResult> {
   const definitions = await loadDefinitions(deps.sql);
@@ -107,6 +108,7 @@ export async function recomputeDefinition(
     const r = await applyDefinitions(tx, definitions, {
       now,
       by: 'recompute',
+      handOff: deps.handOff,
       initial: (d) => (nodeName(d.kind, d.key) === target ? 'all' : null),
     });
     if (which.kind === 'audience') {
@@ -127,10 +129,15 @@ function writtenBy(defs: readonly Definition[], target: string): string[] {
   return [...names];
 }
 
-/** Hands change events to fan-out (destinations that accept track events receive them). */
-async function handOver(boss: PgBoss, r: ApplyResult): Promise<void> {
-  for (let i = 0; i < r.eventIds.length; i += 1000)
-    await boss.send(QUEUES.identifyDone.name, { ids: r.eventIds.slice(i, i + 1000) });
+/**
+ * Hands change events to fan-out (destinations that accept track events receive them), in the
+ * transaction that recorded them.
+ */
+function handOffTo(boss: PgBoss): HandOff {
+  return async (tx, eventIds) => {
+    for (let i = 0; i < eventIds.length; i += 1000)
+      await boss.send(QUEUES.identifyDone.name, { ids: eventIds.slice(i, i + 1000) }, { db: bossExecutor(tx) });
+  };
 }
 
 /**
@@ -140,7 +147,9 @@ async function handOver(boss: PgBoss, r: ApplyResult): Promise<void> {
  * @example
  * const stop = await startComputeWorker(deps);
  */
-export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promise<void>> {
+export async function startComputeWorker(base: ComputeDeps): Promise<() => Promise<void>> {
+  // Every transaction that records change events hands them to fan-out before it commits.
+  const deps = { ...base, handOff: handOffTo(base.boss) };
   // The outbox of large diffs' change events: drained after a recompute that filled it and at every sweep tick
   // (which also picks up what a crashed process left), one chunk per transaction, stopping between chunks on exit.
   let stopped = false;
@@ -168,15 +177,13 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
         undefined,
         jobs.flatMap((j) => j.data.profileIds ?? []),
       );
-      await handOver(deps.boss, r);
       if (r.deferred) drain();
     },
   );
   const recomputeOne = async (which: ComputeDefinition) => {
     const r = await recomputeDefinition(deps, which);
-    await handOver(deps.boss, r);
     // Profiles incremental work postponed meanwhile: evaluated now that the recompute committed.
-    await handOver(deps.boss, await retryPostponed(deps));
+    await retryPostponed(deps);
     if (r.deferred) drain();
     deps.log.info(
       `compute: ${which.kind} ${which.key} recomputed (${[...r.changes.values()].reduce((n, c) => n + c.entered.length + c.exited.length, 0)} changes, ${r.deferred} change events left to the outbox)`,
@@ -212,8 +219,8 @@ export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promi
   const timer = setInterval(() => {
     drain();
     running ??= sweepOnce(deps, deps.now())
-      .then((r) => handOver(deps.boss, r))
-      .then(async () => handOver(deps.boss, await retryPostponed(deps)))
+      .then(() => retryPostponed(deps))
+      .then(() => undefined)
       .catch((err) => deps.log.error('compute sweep', err))
       .finally(() => {
         running = undefined;

@@ -1,0 +1,106 @@
+// Issue 15, item 1, for stage 3: audience and tag change events must reach fan-out even when the
+// hand-off fails between the change and its send. The send used to happen after the recompute had
+// committed: a crash (or a failed send) there left the membership changed and its `audience.entered`
+// recorded, and the retried job found nothing left to change, so no destination ever got it. A trigger
+// makes the first `identify.done` job insert fail, as a process killed at that instant would.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Cairn } from '../../server.ts';
+import {
+  type ApiAnswer,
+  adminApi,
+  basicAuth,
+  createTestDatabase,
+  POSTGRES_SKIP_REASON,
+  startTestCairn,
+  type TestDatabase,
+  until,
+} from '../../testing/index.ts';
+
+describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed hand-off (postgres)', () => {
+  let db: TestDatabase;
+  let cairn: Cairn;
+  let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
+  const hits: { event?: { event?: string; properties?: { audience?: { key?: string } } } }[] = [];
+  const receiver = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c) => (raw += c));
+    req.on('end', () => {
+      hits.push(JSON.parse(raw));
+      res.writeHead(200).end();
+    });
+  });
+
+  beforeAll(async () => {
+    db = await createTestDatabase('compute/handoff.test.ts', 'postgres');
+    cairn = await startTestCairn(db.env);
+    api = adminApi(cairn.url);
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  });
+  afterAll(async () => {
+    await cairn?.close();
+    await db?.drop();
+    await new Promise<void>((r) => receiver.close(() => r()));
+  });
+
+  it('a recompute whose hand-off fails is retried whole, and the destination gets audience.entered', async () => {
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const dest = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'sync',
+        plugin: 'webhook',
+        settings: { url },
+        filter: { events: ['audience.entered'] },
+      }),
+    });
+    expect(dest.status, dest.text).toBe(201);
+    const source = await api('/sources', { method: 'POST', body: JSON.stringify({ name: 'shop' }) });
+    const res = await fetch(`${cairn.url}/v1/track`, {
+      method: 'POST',
+      headers: { authorization: basicAuth(source.body.writeKey), 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: 'u-handoff', event: 'Signed In' }),
+    });
+    expect(res.status).toBe(200);
+    await until('the profile', async () => (await api('/profiles?userId=u-handoff')).body.data?.[0]?.id);
+    await until('the event handed to fan-out', async () => {
+      const [row] = await cairn.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'identify.done' AND state <> 'completed'`;
+      return row!.n === 0;
+    });
+
+    // From now on, the first hand-off to fan-out fails (a sequence: it does not roll back with the insert).
+    await cairn.sql.unsafe(`
+      CREATE SEQUENCE test_handoff_attempts;
+      CREATE FUNCTION test_fail_first_handoff() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.name = 'identify.done' AND nextval('test_handoff_attempts') = 1 THEN
+          RAISE EXCEPTION 'simulated crash between a change and its hand-off';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER test_fail_first_handoff BEFORE INSERT ON pgboss.job
+        FOR EACH ROW EXECUTE FUNCTION test_fail_first_handoff();`);
+
+    const created = await api('/audiences', {
+      method: 'POST',
+      body: JSON.stringify({ key: 'signed_in', name: 'Signed in', rule: { op: 'performed', event: 'Signed In' } }),
+    });
+    expect(created.status, created.text).toBe(201);
+    // The recompute job is retried after its retry delay (10 s); the test waits up to 60 s.
+    await until(
+      'audience.entered at the destination',
+      async () => hits.some((h) => h.event?.event === 'audience.entered'),
+      {
+        tries: 600,
+        intervalMs: 100,
+      },
+    );
+    const [attempts] = await cairn.sql<{ n: string }[]>`SELECT last_value::text AS n FROM test_handoff_attempts`;
+    expect(Number(attempts!.n), 'the failure was injected').toBeGreaterThanOrEqual(2);
+    const entered = hits.filter((h) => h.event?.event === 'audience.entered');
+    expect(entered).toHaveLength(1);
+    expect(entered[0]!.event!.properties?.audience?.key).toBe('signed_in');
+  }, 90_000);
+});
