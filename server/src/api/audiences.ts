@@ -2,7 +2,7 @@ import { describeRule } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
-import type { Sql } from '../db/index.ts';
+import { bossExecutor, type Sql, type Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import type { Pii } from '../pii/index.ts';
@@ -84,7 +84,9 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     if (!a) throw apiError(404, 'not_found', `no audience ${key}`);
     return a;
   };
-  const recompute = (key: string) => boss.send(QUEUES.computeDefinition.name, { kind: 'audience', key });
+  // In the transaction that writes the definition: a definition saved is a definition computed.
+  const recompute = (tx: Tx, key: string) =>
+    boss.send(QUEUES.computeDefinition.name, { kind: 'audience', key }, { db: bossExecutor(tx) });
 
   app.openapi(
     createRoute({
@@ -130,12 +132,15 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     async (c) => {
       const body = c.req.valid('json');
       const rule = await checkRule(sql, body.rule, { kind: 'audience', key: body.key }, deps.pii);
-      const [created] = await sql`
-        INSERT INTO audiences (key, name, description, rule, enabled)
-        VALUES (${body.key}, ${body.name}, ${body.description ?? null}, ${sql.json(rule as never)}, ${body.enabled})
-        ON CONFLICT (key) DO NOTHING RETURNING key`;
+      const created = await sql.begin(async (tx) => {
+        const [row] = await tx`
+          INSERT INTO audiences (key, name, description, rule, enabled)
+          VALUES (${body.key}, ${body.name}, ${body.description ?? null}, ${sql.json(rule as never)}, ${body.enabled})
+          ON CONFLICT (key) DO NOTHING RETURNING key`;
+        if (row && body.enabled) await recompute(tx, body.key);
+        return row;
+      });
       if (!created) throw apiError(409, 'conflict', `audience ${body.key} exists`);
-      if (body.enabled) await recompute(body.key);
       return c.json(view((await getAudience(sql, body.key))!), 201);
     },
   );
@@ -234,13 +239,15 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
         body.rule === undefined ? before.rule : await checkRule(sql, body.rule, { kind: 'audience', key }, deps.pii);
       const enabled = body.enabled ?? before.enabled;
       const changed = JSON.stringify(rule) !== JSON.stringify(before.rule) || (enabled && !before.enabled);
-      await sql`
-        UPDATE audiences SET name = ${body.name ?? before.name},
-          description = ${body.description === undefined ? before.description : body.description},
-          rule = ${sql.json(rule as never)}, enabled = ${enabled}, updated_at = now(),
-          computed_at = ${changed ? null : before.computedAt}
-        WHERE key = ${key}`;
-      if (changed && enabled) await recompute(key);
+      await sql.begin(async (tx) => {
+        await tx`
+          UPDATE audiences SET name = ${body.name ?? before.name},
+            description = ${body.description === undefined ? before.description : body.description},
+            rule = ${sql.json(rule as never)}, enabled = ${enabled}, updated_at = now(),
+            computed_at = ${changed ? null : before.computedAt}
+          WHERE key = ${key}`;
+        if (changed && enabled) await recompute(tx, key);
+      });
       return c.json(view((await getAudience(sql, key))!), 200);
     },
   );
@@ -288,7 +295,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     async (c) => {
       const { key } = c.req.valid('param');
       await existing(key);
-      await recompute(key);
+      await recompute(sql, key);
       return c.json({ queued: true }, 202);
     },
   );

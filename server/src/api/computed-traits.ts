@@ -8,7 +8,7 @@ import {
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
-import type { Sql } from '../db/index.ts';
+import { bossExecutor, type Sql, type Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import type { Pii } from '../pii/index.ts';
@@ -86,13 +86,18 @@ export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
     if (!r) throw apiError(404, 'not_found', `no computed trait ${key}`);
     return r;
   };
-  const recompute = (key: string) => boss.send(QUEUES.computeDefinition.name, { kind: 'computed', key });
+  // In the transaction that writes the definition: a definition saved is a definition computed.
+  const recompute = (tx: Tx, key: string) =>
+    boss.send(QUEUES.computeDefinition.name, { kind: 'computed', key }, { db: bossExecutor(tx) });
   const create = async (key: string, name: string, definition: ComputedTraitDefinition) => {
-    const [created] = await sql`
-      INSERT INTO computed_traits (key, name, definition) VALUES (${key}, ${name}, ${sql.json(definition as never)})
-      ON CONFLICT (key) DO NOTHING RETURNING key`;
+    const created = await sql.begin(async (tx) => {
+      const [row] = await tx`
+        INSERT INTO computed_traits (key, name, definition) VALUES (${key}, ${name}, ${sql.json(definition as never)})
+        ON CONFLICT (key) DO NOTHING RETURNING key`;
+      if (row) await recompute(tx, key);
+      return row;
+    });
     if (!created) throw apiError(409, 'conflict', `computed trait ${key} exists`);
-    await recompute(key);
     return view(await existing(key));
   };
   const Param = z.object({ key: z.string() });
@@ -233,11 +238,13 @@ export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
       const before = await existing(key);
       const definition =
         body.definition === undefined ? before.definition : parseDefinition(body.definition, deps.pii.isSensitive);
-      await sql`
-        UPDATE computed_traits SET name = ${body.name ?? before.name}, definition = ${sql.json(definition as never)},
-          updated_at = now()
-        WHERE key = ${key}`;
-      if (JSON.stringify(definition) !== JSON.stringify(before.definition)) await recompute(key);
+      await sql.begin(async (tx) => {
+        await tx`
+          UPDATE computed_traits SET name = ${body.name ?? before.name}, definition = ${sql.json(definition as never)},
+            updated_at = now()
+          WHERE key = ${key}`;
+        if (JSON.stringify(definition) !== JSON.stringify(before.definition)) await recompute(tx, key);
+      });
       return c.json(view(await existing(key)), 200);
     },
   );

@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { PgBoss } from 'pg-boss';
 import type { Principal } from '../auth/keys.ts';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
-import type { Sql } from '../db/index.ts';
+import { bossExecutor, type Sql, type Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import type { Pii } from '../pii/index.ts';
@@ -77,7 +77,9 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
     return t;
   };
   const Param = z.object({ key: z.string() });
-  const recompute = (key: string) => boss.send(QUEUES.computeDefinition.name, { kind: 'tag', key });
+  // In the transaction that writes the definition: a definition saved is a definition computed.
+  const recompute = (tx: Tx, key: string) =>
+    boss.send(QUEUES.computeDefinition.name, { kind: 'tag', key }, { db: bossExecutor(tx) });
 
   app.openapi(
     createRoute({
@@ -124,11 +126,14 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
         body.rule === undefined || body.rule === null
           ? null
           : await checkRule(sql, body.rule, { kind: 'tag', key: body.key }, deps.pii);
-      const [created] = await sql`
-        INSERT INTO tags (key, name, rule) VALUES (${body.key}, ${body.name}, ${rule ? sql.json(rule as never) : null})
-        ON CONFLICT (key) DO NOTHING RETURNING key`;
+      const created = await sql.begin(async (tx) => {
+        const [row] = await tx`
+          INSERT INTO tags (key, name, rule) VALUES (${body.key}, ${body.name}, ${rule ? sql.json(rule as never) : null})
+          ON CONFLICT (key) DO NOTHING RETURNING key`;
+        if (row && rule) await recompute(tx, body.key);
+        return row;
+      });
       if (!created) throw apiError(409, 'conflict', `tag ${body.key} exists`);
-      if (rule) await recompute(body.key);
       return c.json(view(await existing(body.key)), 201);
     },
   );
@@ -185,10 +190,12 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
           );
         rule = await checkRule(sql, body.rule, { kind: 'tag', key }, deps.pii);
       }
-      await sql`
-        UPDATE tags SET name = ${body.name ?? before.name}, rule = ${rule ? sql.json(rule as never) : null}, updated_at = now()
-        WHERE key = ${key}`;
-      if (rule && JSON.stringify(rule) !== JSON.stringify(before.rule)) await recompute(key);
+      await sql.begin(async (tx) => {
+        await tx`
+          UPDATE tags SET name = ${body.name ?? before.name}, rule = ${rule ? sql.json(rule as never) : null}, updated_at = now()
+          WHERE key = ${key}`;
+        if (rule && JSON.stringify(rule) !== JSON.stringify(before.rule)) await recompute(tx, key);
+      });
       return c.json(view(await existing(key)), 200);
     },
   );
@@ -304,13 +311,15 @@ export function profileTagsApi(deps: { sql: Sql; boss: PgBoss }) {
         action === 'enter'
           ? await tagStore.enter(tx, tag, [profile], now, actor, reason)
           : await tagStore.exit(tx, tag, [profile], now, actor, reason);
-      return recordInOrder(tx, { kind: 'tag', key: tag, name: t.name }, action, done, now, actor);
+      const ids = await recordInOrder(tx, { kind: 'tag', key: tag, name: t.name }, action, done, now, actor);
+      if (ids.length) {
+        // Audiences reading the tag follow (compute), and destinations hear of it (fan-out): handed over
+        // in the transaction that recorded the change, so a crash cannot keep one without the other.
+        await boss.send(QUEUES.computeProfiles.name, { ids }, { db: bossExecutor(tx) });
+        await boss.send(QUEUES.identifyDone.name, { ids }, { db: bossExecutor(tx) });
+      }
+      return ids;
     })) as string[];
-    if (eventIds.length) {
-      // Audiences reading the tag follow (compute), and destinations hear of it (fan-out).
-      await boss.send(QUEUES.computeProfiles.name, { ids: eventIds });
-      await boss.send(QUEUES.identifyDone.name, { ids: eventIds });
-    }
     return eventIds.length > 0;
   };
 
