@@ -41,6 +41,27 @@ export interface EventMatch {
   where?: PropertyFilter[];
 }
 
+/** A condition on any field of the event from its root (`context.locale`, `userId`, `traits.plan`), dot-separated. */
+export type FieldFilter = { field: string } & Comparison;
+
+/** One condition of an event filter: on a property, on any field, or the negation of one of those. */
+export type EventCondition = PropertyFilter | FieldFilter | { not: PropertyFilter | FieldFilter };
+
+/** The six Segment event types (`EVENT_TYPES`). */
+export type SegmentEventType = 'track' | 'identify' | 'page' | 'screen' | 'group' | 'alias';
+
+/**
+ * Which single events match, read one event at a time: a destination's filter, a flow's trigger.
+ * Every event leaf's `EventMatch` is one. `event` is a name (a track event's, a page's or screen's)
+ * or any of several; `type` an event type or any of several; every `where` condition must hold.
+ * An empty filter matches every event.
+ */
+export interface EventFilter {
+  event?: string | string[];
+  type?: SegmentEventType | SegmentEventType[];
+  where?: EventCondition[];
+}
+
 export type AndRule = { op: 'and'; rules: Rule[] };
 export type OrRule = { op: 'or'; rules: Rule[] };
 export type NotRule = { op: 'not'; rule: Rule };

@@ -21,6 +21,13 @@ export {
   LIFECYCLE_DEFAULTS,
   RFM_DEFAULTS,
 } from './computed.ts';
+export { compareValue, eventName, matchEvent } from './evaluate.ts';
+export {
+  compileEventFilter,
+  describeEventFilter,
+  eventFilterJsonSchema,
+  eventFilterSchema,
+} from './event-filter.ts';
 export { type JsonSchema, ruleJsonSchema } from './json-schema.ts';
 export {
   AGGREGATE_COMPARISONS,

@@ -46,11 +46,13 @@ const numeric = [
 /** The comparisons an aggregate takes (it compares numbers). */
 export const AGGREGATE_COMPARISONS: readonly string[] = Object.freeze(numeric.flatMap(cmpValues));
 
-const path = z
+/** A dot-separated path (a property inside `properties`, or a field from the event's root). */
+export const pathSchema = z
   .string()
   .min(1)
   .max(200)
   .regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'a dot-separated property path');
+const path = pathSchema;
 const name = z.string().min(1).max(200);
 const key = z.string().regex(KEY, 'a key: lower-case letters, digits and _, starting with a letter');
 
@@ -60,13 +62,21 @@ const window = z.union([
 ]);
 const timeRef = z.union([z.object({ daysAgo: days }).strict(), z.object({ date: isoDate }).strict()]);
 export const propertyFilterSchema = z.union(comparisonOptions.map((c) => c.extend({ property: path }).strict()));
+
 const eventMatch = {
   event: name,
   type: z.enum(['track', 'page', 'screen']).optional(),
   where: z.array(propertyFilterSchema).max(20).optional(),
 };
 
-function withComparison<T extends z.ZodRawShape>(shape: T) {
+/**
+ * Every comparison shape extended with `shape`, strict: the alternatives of a leaf or a condition
+ * (rule leaves here, the conditions of an event filter in event-filter.ts).
+ *
+ * @example
+ * z.union(withComparison({ field: pathSchema }));
+ */
+export function withComparison<T extends z.ZodRawShape>(shape: T) {
   return comparisonOptions.map((c) => c.extend(shape).strict());
 }
 
@@ -328,7 +338,14 @@ function leafIssues(r: Exclude<Rule, { op: 'and' | 'or' | 'not' }>, at: (string 
   return issues;
 }
 
-function comparisonIssues(
+/**
+ * What zod cannot check in one comparison (regex subset, dates that exist, bounds in order), at `at`:
+ * `validateRule` runs it on every leaf and property filter, event filters on every condition.
+ *
+ * @example
+ * comparisonIssues({ cmp: '>', value: '2026-02-30' }, ['where', 0], false); // [{ path: 'where.0.value', ... }]
+ */
+export function comparisonIssues(
   c: { cmp: string; value?: unknown },
   at: (string | number)[],
   numericOnly: boolean,
