@@ -114,7 +114,7 @@ describe('eventFilterSchema', () => {
     expect(eventFilterSchema.parse(f)).toEqual(f);
     const typo = eventFilterSchema.safeParse({ type: ['trak'] });
     expect(typo.error?.issues[0]?.path).toEqual(['type', 0]);
-    expect(JSON.stringify(typo.error?.issues)).toContain(
+    expect(typo.error?.issues[0]?.message).toBe(
       '"trak" is not an event type (one of track, identify, page, screen, group, alias)',
     );
     expect(eventFilterSchema.safeParse({ events: ['a'] }).success).toBe(false);
