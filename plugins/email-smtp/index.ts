@@ -4,10 +4,13 @@ import {
   definePlugin,
   type ItemOutcome,
   itemScope,
+  PermanentError,
   type PluginContext,
+  RetryableError,
   render,
+  sendEach,
 } from '@cairn/plugin-api';
-import nodemailer, { type NodemailerError, type SendMailOptions } from 'nodemailer';
+import nodemailer, { type NodemailerError, type SendMailOptions, type Transporter } from 'nodemailer';
 import { z } from 'zod';
 
 // One bare address: no display name, list separator or whitespace, so a stored email can never
@@ -185,6 +188,29 @@ export function sessionFailed(err: unknown): boolean {
   return typeof e.responseCode !== 'number' && !MESSAGE_ERRORS.has(e.code ?? '');
 }
 
+/**
+ * Sends one item's message over the batch's transport. A nodemailer error is rethrown as Cairn's, with
+ * the SMTP reply's decision (smtpOutcome) and whether the session failed (sessionFailed: no
+ * connection, refused credentials, 421), which stops the rest of the batch.
+ */
+async function mail(transport: Transporter, item: DeliveryItem, ctx: PluginContext<Settings>): Promise<ItemOutcome> {
+  const message = compose(item, ctx);
+  if ('failed' in message) return { status: 'failed', error: message.failed };
+  try {
+    const info = await transport.sendMail({ ...message, signal: ctx.signal });
+    return { status: 'delivered', detail: oneLine(String(info.response ?? '')).slice(0, 200) };
+  } catch (err) {
+    const outcome = smtpOutcome(err);
+    const systemic = sessionFailed(err);
+    if (!systemic)
+      ctx.log.warn('message refused', { reply: (err as NodemailerError).responseCode, error: outcome.error });
+    const options = { statusCode: outcome.statusCode, systemic, cause: err };
+    throw outcome.status === 'failed'
+      ? new PermanentError(outcome.error, options)
+      : new RetryableError(outcome.error, options);
+  }
+}
+
 export default definePlugin({
   name: 'email-smtp',
   version: '0.1.0',
@@ -195,34 +221,13 @@ export default definePlugin({
   accepts: ['track', 'identify', 'audience.entered', 'tag.added'],
   batchSize: 50,
   secrets: ['pass', 'dkimPrivateKey'],
+  // The batch form, for one SMTP connection per batch; the loop itself is the framework's (sendEach).
   async send(items, ctx) {
     const transport = transportFor(ctx.settings);
-    const outcomes: ItemOutcome[] = [];
-    let stopped: Exclude<ItemOutcome, { status: 'delivered' }> | undefined;
     try {
-      for (const item of items) {
-        if (stopped) {
-          outcomes.push({ ...stopped, error: `not sent: ${stopped.error}` });
-          continue;
-        }
-        const message = compose(item, ctx);
-        if ('failed' in message) {
-          outcomes.push({ status: 'failed', error: message.failed });
-          continue;
-        }
-        try {
-          const info = await transport.sendMail({ ...message, signal: ctx.signal });
-          outcomes.push({ status: 'delivered', detail: oneLine(String(info.response ?? '')).slice(0, 200) });
-        } catch (err) {
-          const outcome = smtpOutcome(err);
-          outcomes.push(outcome);
-          if (sessionFailed(err)) stopped = outcome;
-          else ctx.log.warn('message refused', { reply: (err as NodemailerError).responseCode, error: outcome.error });
-        }
-      }
+      return await sendEach(items, ctx, (item) => mail(transport, item, ctx));
     } finally {
       transport.close();
     }
-    return outcomes;
   },
 });

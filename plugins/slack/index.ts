@@ -2,8 +2,6 @@ import {
   checkResponse,
   type DeliveryItem,
   definePlugin,
-  errorOutcome,
-  type ItemOutcome,
   itemScope,
   type PluginContext,
   render,
@@ -74,34 +72,15 @@ export default definePlugin({
   accepts: ['track', 'identify', 'audience.entered', 'audience.exited', 'tag.added', 'tag.removed'],
   batchSize: 20,
   secrets: ['webhookUrl'],
-  async send(items, ctx) {
-    const outcomes: ItemOutcome[] = [];
-    let stopped: Exclude<ItemOutcome, { status: 'delivered' }> | undefined;
-    for (const item of items) {
-      if (stopped) {
-        outcomes.push({ ...stopped, error: `not sent: ${stopped.error}` });
-        continue;
-      }
-      const body = message(item, ctx.settings);
-      if (!body.text!.trim()) {
-        outcomes.push({ status: 'failed', error: 'text rendered empty' });
-        continue;
-      }
-      let status = 0;
-      try {
-        const res = await post(body, ctx);
-        status = res.status;
-        await checkResponse(res);
-        await res.text().catch(() => ''); // "ok"; read so the connection is free for the next message
-        outcomes.push({ status: 'delivered' });
-      } catch (err) {
-        const outcome = errorOutcome(err);
-        outcomes.push(outcome);
-        // A 400 (invalid_payload, no_text) is about this message. Anything else — rate limit, Slack
-        // down, a revoked webhook (403/404/410), no connection — would meet the rest of the batch too.
-        if (status !== 400) stopped = outcome;
-      }
-    }
-    return outcomes;
+  // The framework runs the loop (sendEach): a 400 (invalid_payload, no_text) is about this message; any
+  // other failure — rate limit, Slack down, a revoked webhook (403/404/410), no connection — would meet
+  // the rest of the batch too, so it stops there (isSystemic's default rule).
+  async sendOne(item, ctx) {
+    const body = message(item, ctx.settings);
+    if (!body.text!.trim()) return { status: 'failed', error: 'text rendered empty' };
+    const res = await post(body, ctx);
+    await checkResponse(res);
+    await res.text().catch(() => ''); // "ok"; read so the connection is free for the next message
+    return undefined;
   },
 });

@@ -2,8 +2,6 @@ import {
   checkResponse,
   type DeliveryItem,
   definePlugin,
-  errorOutcome,
-  type ItemOutcome,
   itemScope,
   type PluginContext,
   render,
@@ -129,10 +127,6 @@ export function request(
   };
 }
 
-// Statuses that speak about one message (bad number, text refused); any other failure — credentials,
-// rate limit, provider down — would meet the rest of the batch too.
-const ONE_MESSAGE = new Set([400, 409, 413, 422]);
-
 export default definePlugin({
   name: 'sms-http',
   version: '0.1.0',
@@ -143,33 +137,16 @@ export default definePlugin({
   accepts: ['track', 'identify', 'audience.entered', 'tag.added'],
   batchSize: 20,
   secrets: ['secretHeaders'],
-  async send(items, ctx) {
-    const outcomes: ItemOutcome[] = [];
-    let stopped: Exclude<ItemOutcome, { status: 'delivered' }> | undefined;
-    for (const item of items) {
-      if (stopped) {
-        outcomes.push({ ...stopped, error: `not sent: ${stopped.error}` });
-        continue;
-      }
-      const req = request(item, ctx);
-      if ('failed' in req) {
-        outcomes.push({ status: 'failed', error: req.failed });
-        continue;
-      }
-      let status = 0;
-      try {
-        const res = await ctx.fetch(req.url, { ...req.init, timeoutMs: ctx.settings.timeoutMs });
-        status = res.status;
-        await checkResponse(res);
-        // The provider's answer usually carries its message id: keep the start of it for tracing.
-        const answer = (await res.text().catch(() => '')).replace(/\s+/g, ' ').trim();
-        outcomes.push({ status: 'delivered', ...(answer ? { detail: answer.slice(0, 200) } : {}) });
-      } catch (err) {
-        const outcome = errorOutcome(err);
-        outcomes.push(outcome);
-        if (!ONE_MESSAGE.has(status)) stopped = outcome;
-      }
-    }
-    return outcomes;
+  // The framework runs the loop (sendEach). 400, 409, 413 and 422 speak about one message (bad
+  // number, text refused); any other failure — credentials, rate limit, provider down — would meet the
+  // rest of the batch too, so it stops there (isSystemic's default rule).
+  async sendOne(item, ctx) {
+    const req = request(item, ctx);
+    if ('failed' in req) return { status: 'failed', error: req.failed };
+    const res = await ctx.fetch(req.url, { ...req.init, timeoutMs: ctx.settings.timeoutMs });
+    await checkResponse(res);
+    // The provider's answer usually carries its message id: keep the start of it for tracing.
+    const answer = (await res.text().catch(() => '')).replace(/\s+/g, ' ').trim();
+    return { status: 'delivered', ...(answer ? { detail: answer.slice(0, 200) } : {}) };
   },
 });

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { checkResponse, type DeliveryItem, definePlugin, errorOutcome, type ItemOutcome } from '@cairn/plugin-api';
+import { checkResponse, type DeliveryItem, definePlugin, sendEach } from '@cairn/plugin-api';
 import { z } from 'zod';
 
 const settings = z.object({
@@ -103,37 +103,15 @@ export default definePlugin({
       await post(JSON.stringify({ batch: items.map(envelope) }), {});
       return undefined;
     }
-    // One request per event. A profile's events go one after another, and after a failure its later
-    // events wait for the next attempt, so a receiver never sees them out of order; different profiles
-    // are sent in parallel (up to `parallel` requests at once).
-    const outcomes: ItemOutcome[] = new Array(items.length);
-    const lanes = new Map<string, number[]>();
-    items.forEach((item, i) => {
-      const lane = item.profile?.id ?? '';
-      lanes.set(lane, [...(lanes.get(lane) ?? []), i]);
-    });
-    const queue = [...lanes.values()];
-    const runLane = async (indexes: number[]) => {
-      let failed = false;
-      for (const i of indexes) {
-        const item = items[i]!;
-        if (failed) {
-          outcomes[i] = { status: 'retry', error: 'not sent: an earlier event of this profile failed' };
-          continue;
-        }
-        try {
-          await post(JSON.stringify(envelope(item)), { 'idempotency-key': item.idempotencyKey });
-          outcomes[i] = { status: 'delivered' };
-        } catch (err) {
-          outcomes[i] = errorOutcome(err);
-          failed = outcomes[i]!.status === 'retry';
-        }
-      }
-    };
-    const workers = Array.from({ length: Math.min(ctx.settings.parallel, queue.length) }, async () => {
-      for (let lane = queue.shift(); lane; lane = queue.shift()) await runLane(lane);
-    });
-    await Promise.all(workers);
-    return outcomes;
+    // One request per event, through the framework's loop: a profile's events go one after another and
+    // after a failure its later events wait for the next attempt, so a receiver never sees them out of
+    // order; different profiles go in parallel (up to `parallel` requests at once). No failure stops
+    // the other profiles: a URL that answers 5xx for one payload may take the next.
+    return sendEach(
+      items,
+      ctx,
+      (item) => post(JSON.stringify(envelope(item)), { 'idempotency-key': item.idempotencyKey }),
+      { ordering: 'profile', parallel: ctx.settings.parallel, systemic: () => false },
+    );
   },
 });

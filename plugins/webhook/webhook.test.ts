@@ -1,39 +1,27 @@
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createPluginFetch, PluginSettingsError, runPlugin, sendBatch } from '@cairn/plugin-api';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Receiver, startReceiver, testProfile } from '@cairn/plugin-api/testing';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import webhook, { sign } from './index.ts';
 
-interface Received {
-  headers: IncomingMessage['headers'];
-  body: string;
-}
-
 describe('webhook plugin against a real HTTP receiver', () => {
-  let server: Server;
+  let receiver: Receiver;
   let url: string;
-  const received: Received[] = [];
-  let answers: number[] = [];
+  const received = () => receiver.requests;
+  const nope = (status: number) => ({
+    status,
+    body: 'nope',
+    ...(status === 429 ? { headers: { 'retry-after': '7' } } : {}),
+  });
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        received.push({ headers: req.headers, body });
-        const status = answers.shift() ?? 200;
-        if (status === 429) res.setHeader('retry-after', '7');
-        res.writeHead(status).end(status === 200 ? 'ok' : 'nope');
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    receiver = await startReceiver();
+    url = `${receiver.url}/hook`;
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  beforeEach(() => receiver.reset());
+  afterAll(() => receiver.close());
 
   it('posts each event signed, with its idempotency key and custom headers', async () => {
-    received.length = 0;
     const secret = 'a-very-secret-key-123';
     const now = new Date('2026-11-22T10:00:00Z');
     const { outcomes, items } = await runPlugin(
@@ -46,8 +34,8 @@ describe('webhook plugin against a real HTTP receiver', () => {
       { now: () => now },
     );
     expect(outcomes).toEqual([{ status: 'delivered' }, { status: 'delivered' }]);
-    expect(received).toHaveLength(2);
-    const [first] = received;
+    expect(received()).toHaveLength(2);
+    const [first] = received();
     expect(first!.headers['idempotency-key']).toBe(items[0]!.idempotencyKey);
     expect(first!.headers['x-team']).toBe('growth');
     const t = Math.floor(now.getTime() / 1000);
@@ -58,25 +46,23 @@ describe('webhook plugin against a real HTTP receiver', () => {
   });
 
   it('sends batches in one request when asked', async () => {
-    received.length = 0;
     const { outcomes } = await runPlugin(webhook, { url, mode: 'batch' }, [{ messageId: 'a' }, { messageId: 'b' }]);
     expect(outcomes).toEqual([{ status: 'delivered' }, { status: 'delivered' }]);
-    expect(received).toHaveLength(1);
-    expect(JSON.parse(received[0]!.body).batch.map((b: { idempotencyKey: string }) => b.idempotencyKey)).toEqual([
+    expect(received()).toHaveLength(1);
+    expect(JSON.parse(received()[0]!.body).batch.map((b: { idempotencyKey: string }) => b.idempotencyKey)).toEqual([
       'a:test',
       'b:test',
     ]);
   });
 
   it('retries 5xx and 429 (with Retry-After), dead-letters 4xx, and keeps order after a failure', async () => {
-    received.length = 0;
-    answers = [200, 503];
+    receiver.reply(200, nope(503));
     const r1 = await runPlugin(webhook, { url }, [{ messageId: '1' }, { messageId: '2' }, { messageId: '3' }]);
     expect(r1.outcomes.map((o) => o.status)).toEqual(['delivered', 'retry', 'retry']);
-    expect(received).toHaveLength(2); // the third was held back behind the failed second
-    answers = [429];
+    expect(received()).toHaveLength(2); // the third was held back behind the failed second
+    receiver.reply(nope(429));
     expect((await runPlugin(webhook, { url }, [{}])).outcomes[0]).toMatchObject({ status: 'retry', retryAfter: 7 });
-    answers = [400];
+    receiver.reply(nope(400));
     expect((await runPlugin(webhook, { url }, [{}])).outcomes[0]).toMatchObject({
       status: 'failed',
       error: 'HTTP 400: nope',
@@ -95,20 +81,8 @@ describe('webhook plugin against a real HTTP receiver', () => {
   });
 
   it('sends different profiles in parallel but holds back a profile behind its own failure', async () => {
-    received.length = 0;
-    const profile = (id: string) => ({ id, userId: id, email: null, phone: null, anonymousIds: [], traits: {} });
     const failing = new Set(['a1']);
-    const server2 = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        const id = JSON.parse(body).event.messageId as string;
-        received.push({ headers: req.headers, body });
-        res.writeHead(failing.has(id) ? 503 : 200).end();
-      });
-    });
-    await new Promise<void>((r) => server2.listen(0, '127.0.0.1', r));
-    const url2 = `http://127.0.0.1:${(server2.address() as AddressInfo).port}/`;
+    receiver.answerWith((r) => (failing.has((r.json as { event: { messageId: string } }).event.messageId) ? 503 : 200));
     const items = [
       { messageId: 'a1', userId: 'a' },
       { messageId: 'b1', userId: 'b' },
@@ -116,7 +90,7 @@ describe('webhook plugin against a real HTTP receiver', () => {
       { messageId: 'b2', userId: 'b' },
     ];
     // One batch mixing two profiles, as the server sends it.
-    const settings = webhook.settings.parse({ url: url2 });
+    const settings = webhook.settings.parse({ url });
     const ctx = {
       settings,
       destination: { id: 'd', name: 'd' },
@@ -130,14 +104,31 @@ describe('webhook plugin against a real HTTP receiver', () => {
     const batch = items.map((e) => ({
       idempotencyKey: `${e.messageId}:d`,
       attempt: 1,
-      profile: profile(e.userId),
+      profile: testProfile(e.userId),
       event: { type: 'track', timestamp: new Date().toISOString(), ...e },
     }));
-    const outcomes = await sendBatch(webhook, batch, ctx);
-    expect(outcomes.map((o) => o.status)).toEqual(['retry', 'delivered', 'retry', 'delivered']);
-    expect(outcomes[2]).toMatchObject({ error: 'not sent: an earlier event of this profile failed' });
-    const seen = received.map((r) => JSON.parse(r.body).event.messageId);
-    expect(seen.sort()).toEqual(['a1', 'b1', 'b2']);
-    await new Promise<void>((r) => server2.close(() => r()));
+    try {
+      const outcomes = await sendBatch(webhook, batch, ctx);
+      expect(outcomes.map((o) => o.status)).toEqual(['retry', 'delivered', 'retry', 'delivered']);
+      expect(outcomes[2]).toMatchObject({ error: 'not sent: an earlier event of this profile failed' });
+      const seen = received().map((r) => JSON.parse(r.body).event.messageId);
+      expect(seen.sort()).toEqual(['a1', 'b1', 'b2']);
+    } finally {
+      receiver.answerWith(200);
+    }
+  });
+
+  it('runPlugin with a profile per event: one profile held back, the other delivered', async () => {
+    receiver.reply(nope(503));
+    const { outcomes } = await runPlugin(
+      webhook,
+      { url, parallel: 1 },
+      [{ messageId: 'a1' }, { messageId: 'b1' }, { messageId: 'a2' }],
+      {
+        profiles: [testProfile('a'), testProfile('b'), testProfile('a')],
+      },
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['retry', 'delivered', 'retry']);
+    expect(received().map((r) => JSON.parse(r.body).event.messageId)).toEqual(['a1', 'b1']);
   });
 });

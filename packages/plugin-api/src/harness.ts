@@ -15,6 +15,8 @@ import type {
 export interface RunOptions {
   /** The profile every event belongs to (default: none). */
   profile?: DeliveryProfile | null;
+  /** One profile per event, in order (overrides `profile`): a batch mixing people, as the server sends it. */
+  profiles?: ReadonlyArray<DeliveryProfile | null>;
   /** A kv store to share between runs (default: a fresh in-memory one). */
   kv?: Map<string, unknown>;
   /** Builds unsubscribe URLs (default: `http://localhost/u/test-<profile>-<channel>[-<topic>]`). */
@@ -33,12 +35,17 @@ export interface RunResult {
   items: DeliveryItem[];
 }
 
+/** The outcome {@link runPlugin} gives an ordered plugin's item held behind its profile's failure in an earlier batch. */
+export const WAITING = 'not sent: waiting behind an earlier event of this profile';
+
 /** Thrown by {@link runPlugin} when the settings do not pass the plugin's schema. */
 export class PluginSettingsError extends Error {}
 
 /**
  * Runs a plugin locally the way Cairn runs it: validates the settings with the plugin's schema,
- * completes the events (messageId, timestamp), batches them by the plugin's `batchSize`, gives it a
+ * completes the events (messageId, timestamp), gives each its profile (`profile`, or `profiles` one per
+ * event), batches them by the plugin's `batchSize` (an ordered plugin's profile that must be retried
+ * sends nothing in later batches, as on the server), gives it a
  * real `fetch` with timeouts, a logger and an in-memory kv, and maps thrown errors to outcomes exactly
  * as the server does. For plugin authors' own tests.
  *
@@ -68,12 +75,15 @@ export async function runPlugin<S extends z.ZodType>(
     delete: async (key) => void kv.delete(key),
   };
   const now = options.now ?? (() => new Date());
-  const items: DeliveryItem[] = events.map((e) => {
+  if (options.profiles && options.profiles.length !== events.length) {
+    throw new RangeError(`runPlugin: ${options.profiles.length} profiles for ${events.length} events`);
+  }
+  const items: DeliveryItem[] = events.map((e, i) => {
     const event = { type: 'track', messageId: randomUUID(), timestamp: now().toISOString(), ...e } as DeliveredEvent;
     return {
       idempotencyKey: `${event.messageId}:${destination.id}`,
       event,
-      profile: options.profile ?? null,
+      profile: (options.profiles ? options.profiles[i] : options.profile) ?? null,
       attempt: 1,
     };
   });
@@ -91,10 +101,28 @@ export async function runPlugin<S extends z.ZodType>(
     now,
     signal: controller.signal,
   };
-  const outcomes: ItemOutcome[] = [];
+  const outcomes: ItemOutcome[] = new Array(items.length);
   const size = plugin.batchSize ?? 1;
-  for (let i = 0; i < items.length; i += size) {
-    outcomes.push(...(await sendBatch(plugin, items.slice(i, i + size), ctx)));
+  // As the server does for ordered plugins: a profile whose item ended `retry` in one batch sends
+  // nothing more in later ones (its line waits for the next attempt).
+  const held = new Set<string>();
+  const ordered = plugin.ordering === 'profile';
+  for (let start = 0; start < items.length; start += size) {
+    const positions = items.slice(start, start + size).map((_, n) => start + n);
+    const waiting = (i: number) => ordered && held.has(items[i]!.profile?.id ?? '');
+    for (const i of positions.filter(waiting)) outcomes[i] = { status: 'retry', error: WAITING };
+    const batch = positions.filter((i) => !waiting(i));
+    if (!batch.length) continue;
+    const results = await sendBatch(
+      plugin,
+      batch.map((i) => items[i]!),
+      ctx,
+    );
+    results.forEach((o, n) => {
+      const i = batch[n]!;
+      outcomes[i] = o;
+      if (o.status === 'retry' && items[i]!.profile) held.add(items[i]!.profile!.id);
+    });
   }
   return { outcomes, logs, kv, items };
 }

@@ -1,5 +1,11 @@
 import type { z } from 'zod';
 
+/** The version of the plugin contract this package defines; see `PluginDefinition.apiVersion`. */
+export const PLUGIN_API_VERSION = 1;
+
+/** Contract versions a server built on this package can load. */
+export const SUPPORTED_API_VERSIONS: readonly number[] = [1];
+
 /** Event types a plugin may accept: the tracking calls, plus what audiences and tags emit. */
 export type AcceptedEvent =
   | 'track'
@@ -102,6 +108,10 @@ export interface ForgetRequest {
   identities: { type: string; value: string }[];
 }
 
+// A function of the settings, declared through a method so that, like `send`, it is compared
+// bivariantly: a plugin's definition stays assignable to `PluginDefinition` with unknown settings.
+type OfSettings<S, R> = { of(settings: S): R }['of'];
+
 /** The definition a plugin's `index.ts` default-exports through `definePlugin`. */
 export interface PluginDefinition<S extends z.ZodType = z.ZodType> {
   /** Lower-case, `[a-z0-9-]`, unique among installed plugins. */
@@ -122,7 +132,29 @@ export interface PluginDefinition<S extends z.ZodType = z.ZodType> {
   ordering?: 'profile' | 'none';
   /** Settings fields that hold secrets: masked when a destination is read back. */
   secrets?: readonly string[];
-  send(items: DeliveryItem[], ctx: PluginContext<z.infer<S>>): Promise<Array<ItemOutcome | undefined> | undefined>;
+  /**
+   * The contract version the plugin was written against ({@link PLUGIN_API_VERSION}); `definePlugin`
+   * fills it in, and a server refuses at start a plugin whose version it does not support.
+   */
+  apiVersion?: number;
+  /**
+   * The batch form: sends up to `batchSize` items (in event order) and returns one outcome per item,
+   * or nothing when all were delivered; a thrown error applies to every item. For receivers that take
+   * a batch in one request. Give `send` or `sendOne`, not both.
+   */
+  send?(items: DeliveryItem[], ctx: PluginContext<z.infer<S>>): Promise<Array<ItemOutcome | undefined> | undefined>;
+  /**
+   * The per-item form: sends one item; returns nothing (delivered) or its outcome, or throws. The
+   * framework runs the loop (`sendEach`): a thrown error becomes the item's outcome (`errorOutcome`),
+   * a systemic one (`isSystemic`, or the `systemic` hook) stops the rest of the batch with `not sent: …`
+   * outcomes, and for `ordering: 'profile'` a profile's later items wait behind its failed one.
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: an async sendOne with no return statement returns Promise<void>
+  sendOne?(item: DeliveryItem, ctx: PluginContext<z.infer<S>>): Promise<ItemOutcome | undefined | void>;
+  /** Per-item form: items in flight at once (of different profiles when ordered); default 1. */
+  parallel?: number | OfSettings<z.infer<S>, number>;
+  /** Per-item form: overrides {@link isSystemic} (an error's own `systemic` option still wins). */
+  systemic?(error: unknown): boolean;
   /**
    * Optional: delete an erased person at the destination. Throw `RetryableError` to be called again
    * later (with the same request), `PermanentError` to give up.
