@@ -16,7 +16,7 @@ import {
   membershipHistory,
   rulesReading,
 } from '../pipeline/compute/queries.ts';
-import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
+import { liveProfileId } from '../pipeline/identify/admin.ts';
 import { membersRoute } from './members.ts';
 import { patchOf } from './patch.ts';
 import { checkRule } from './rules.ts';
@@ -352,10 +352,7 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     async (c) => {
       const { key, profileId } = c.req.valid('param');
       const a = await existing(key);
-      const live = await liveProfileId(sql, profileId).catch((err: unknown) => {
-        if (err instanceof ProfileError) throw apiError(err.status, err.code, err.message);
-        throw err;
-      });
+      const live = await liveProfileId(sql, profileId);
       if (!live) throw apiError(404, 'not_found', `no profile ${profileId}`);
       const now = deps.now();
       const explained = await explainRule(sql, a.rule, { now, profileId: live, describe: describeRule });

@@ -14,7 +14,7 @@ import { QUEUES } from '../jobs/queues.ts';
 import type { Pii } from '../pii/index.ts';
 import { sealedUseInDefinition } from '../pii/rules.ts';
 import { rulesReading } from '../pipeline/compute/queries.ts';
-import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
+import { liveProfileId } from '../pipeline/identify/admin.ts';
 import { patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
@@ -299,10 +299,7 @@ export function profileComputedApi(sql: Sql) {
       },
     }),
     async (c) => {
-      const id = await liveProfileId(sql, c.req.valid('param').id).catch((err: unknown) => {
-        if (err instanceof ProfileError) throw apiError(err.status, err.code, err.message);
-        throw err;
-      });
+      const id = await liveProfileId(sql, c.req.valid('param').id);
       const values = await sql<{ key: string; value: unknown; computedAt: Date }[]>`
         SELECT key, value, computed_at AS "computedAt" FROM computed_trait_values WHERE profile_id = ${id} ORDER BY key`;
       return c.json(

@@ -7,7 +7,7 @@ import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import { piiView } from '../pii/view.ts';
-import { eraseProfile, liveProfileId, ProfileError, setConsent, unmergeProfile } from '../pipeline/identify/admin.ts';
+import { eraseProfile, liveProfileId, setConsent, unmergeProfile } from '../pipeline/identify/admin.ts';
 import type { IdentifyContext } from '../pipeline/identify/process.ts';
 import {
   consentHistory,
@@ -70,11 +70,6 @@ const gone = { description: 'The profile was erased', content: { 'application/js
 const redirect = { description: 'A merged-away id: Location names the surviving profile' };
 const IdParam = z.object({ id: z.string().uuid() });
 
-function rethrow(err: unknown): never {
-  if (err instanceof ProfileError) throw apiError(err.status, err.code, err.message);
-  throw err;
-}
-
 /**
  * `/api/profiles`: lookups by identity, the profile with identities, traits, accounts and consent,
  * its events, merge log, unmerge, consent changes and erasure.
@@ -90,12 +85,8 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
 
   // A merged-away id answers with a redirect to the survivor (GET only); erased ones with 410.
   async function live(c: { req: { path: string } }, id: string): Promise<{ id: string; moved: boolean }> {
-    try {
-      const target = await liveProfileId(sql, id);
-      return { id: target, moved: target !== id };
-    } catch (err) {
-      rethrow(err);
-    }
+    const target = await liveProfileId(sql, id);
+    return { id: target, moved: target !== id };
   }
 
   app.openapi(
@@ -257,7 +248,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
     async (c) => {
       const { id } = c.req.valid('param');
       const { mergeId } = c.req.valid('json');
-      const result = await unmergeProfile(sql, id, mergeId, c.get('principal').id, identify).catch(rethrow);
+      const result = await unmergeProfile(sql, id, mergeId, c.get('principal').id, identify);
       // Both profiles' events moved: their tags, audiences and computed traits are evaluated again.
       await deps.boss.send(QUEUES.computeProfiles.name, { ids: [], profileIds: [result.survivor, result.restored] });
       return c.json(result, 200);
@@ -320,7 +311,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
         ? Object.keys(purposes).filter((p) => !identify.purposes!.includes(p.trim().toLowerCase()))
         : [];
       if (unknown.length) throw apiError(400, 'invalid_request', `unknown purposes: ${unknown.join(', ')}`);
-      const target = await setConsent(sql, id, purposes, c.get('principal').id, identify).catch(rethrow);
+      const target = await setConsent(sql, id, purposes, c.get('principal').id, identify);
       await deps.boss.send(QUEUES.computeProfiles.name, { ids: [], profileIds: [target] });
       return c.json((await profileView(sql, target, shown(c)))!, 200);
     },
@@ -355,7 +346,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      return c.json(await eraseProfile(sql, deps.boss, id, c.get('principal').id, identify).catch(rethrow), 200);
+      return c.json(await eraseProfile(sql, deps.boss, id, c.get('principal').id, identify), 200);
     },
   );
   return app;

@@ -5,7 +5,7 @@ import { apiError } from '../http/errors.ts';
 import type { Pii } from '../pii/index.ts';
 import { type PiiView, piiView } from '../pii/view.ts';
 import { setSubscription } from '../pipeline/deliver/unsubscribe.ts';
-import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
+import { liveProfileId } from '../pipeline/identify/admin.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const CHANNELS = ['email', 'sms', 'push', 'chat', 'webhook'] as const;
@@ -41,11 +41,6 @@ async function contactsOf(tx: Tx, profileId: string, view: PiiView): Promise<Rec
   return { email: of('email', 'email'), sms: of('phone', 'phone'), push: others, chat: others, webhook: others };
 }
 
-function rethrow(err: unknown): never {
-  if (err instanceof ProfileError) throw apiError(err.status, err.code, err.message);
-  throw err;
-}
-
 /**
  * `/api/profiles/:id/subscriptions`: subscription state per contact point, channel and topic. Kept by
  * contact point (not profile), so it survives merges and re-identification.
@@ -73,7 +68,7 @@ export function subscriptionsApi(sql: Sql, pii: Pii) {
       },
     }),
     async (c) => {
-      const live = await liveProfileId(sql, c.req.valid('param').id).catch(rethrow);
+      const live = await liveProfileId(sql, c.req.valid('param').id);
       const known = Object.values(await contactsOf(sql, live, piiView(pii, c.get('principal')))).flat();
       const shown = new Map(known.map((k) => [k.key, k.shown]));
       const contacts = [...shown.keys()];
@@ -141,7 +136,7 @@ export function subscriptionsApi(sql: Sql, pii: Pii) {
     }),
     async (c) => {
       const { channel, topic, subscribed } = c.req.valid('json');
-      const live = await liveProfileId(sql, c.req.valid('param').id).catch(rethrow);
+      const live = await liveProfileId(sql, c.req.valid('param').id);
       const contacts = (await contactsOf(sql, live, piiView(pii, c.get('principal'))))[channel] ?? [];
       if (!contacts.length) throw apiError(409, 'no_contact_point', `the profile has no ${channel} contact point`);
       const actor = c.get('principal').id;

@@ -11,7 +11,7 @@ import { lockProfiles } from '../pipeline/compute/locks.ts';
 import { recordInOrder } from '../pipeline/compute/outbox.ts';
 import { rulesReading } from '../pipeline/compute/queries.ts';
 import { tagStore } from '../pipeline/compute/store.ts';
-import { liveProfileId, ProfileError } from '../pipeline/identify/admin.ts';
+import { liveProfileId } from '../pipeline/identify/admin.ts';
 import { membersRoute } from './members.ts';
 import { patchOf } from './patch.ts';
 import { checkRule } from './rules.ts';
@@ -234,11 +234,7 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
 export function profileTagsApi(deps: { sql: Sql; boss: PgBoss }) {
   const { sql, boss } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
-  const live = (id: string) =>
-    liveProfileId(sql, id).catch((err: unknown) => {
-      if (err instanceof ProfileError) throw apiError(err.status, err.code, err.message);
-      throw err;
-    });
+  const live = (id: string) => liveProfileId(sql, id);
   const Assignment = z.object({
     tag: z.string(),
     addedAt: z.string(),

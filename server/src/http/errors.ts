@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { DomainError } from '../infra/errors.ts';
 import type { Logger } from '../log.ts';
 
 /** The JSON body of every error response: `{ error: { code, message, details? } }`. */
@@ -33,8 +34,9 @@ export function apiError(
 }
 
 /**
- * The one error handler: client errors keep their status, code and details; anything else is a 500
- * with the request id and no stack trace or internal message in the response (both go to the log).
+ * The one error handler: client errors (`apiError`, and the `DomainError` pipeline code throws without
+ * knowing HTTP) keep their status, code and details; anything else is a 500 with the request id and no
+ * stack trace or internal message in the response (both go to the log).
  *
  * @example
  * app.onError(onError(log));
@@ -48,6 +50,11 @@ export function onError(log: Logger) {
       if (cause.details !== undefined) body.error.details = cause.details;
       for (const [k, v] of Object.entries(cause.headers ?? {})) c.header(k, v);
       return c.json(body, err.status as ContentfulStatusCode);
+    }
+    if (err instanceof DomainError) {
+      const body: ErrorBody = { error: { code: err.code, message: err.message || err.code } };
+      if (err.details !== undefined) body.error.details = err.details;
+      return c.json(body, err.status);
     }
     // The stack and the message stay in the log, under the request id the client is given to quote.
     const requestId = (c.get('requestId') as string | undefined) ?? randomUUID();

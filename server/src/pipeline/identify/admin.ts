@@ -1,21 +1,12 @@
 import type { PgBoss } from 'pg-boss';
 import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
+import { DomainError } from '../../infra/errors.ts';
+import { retryTransaction } from '../../infra/transaction.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import { applyPartition, assignmentOf, loadComponent, type StoredLink } from './component.ts';
 import { rebuildConsent } from './consent.ts';
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
 import { type IdentifyContext, settleProfiles, suppressionHash } from './process.ts';
-
-/** A refusal of an admin operation on profiles, with its HTTP status. */
-export class ProfileError extends Error {
-  constructor(
-    readonly status: 404 | 409 | 410,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * The live profile an id stands for: itself, or the survivor it was merged into. Throws 404 when
@@ -27,11 +18,14 @@ export class ProfileError extends Error {
 export async function liveProfileId(tx: Tx, id: string): Promise<string> {
   const [row] = await tx<{ id: string; merged_into: string | null; erased_at: Date | null }[]>`
     SELECT id, merged_into, erased_at FROM profiles WHERE id = ${id}`;
-  if (!row) throw new ProfileError(404, 'not_found', `no profile ${id}`);
-  if (row.erased_at) throw new ProfileError(410, 'erased', `profile ${id} was erased`);
+  if (!row) throw new DomainError(404, 'not_found', `no profile ${id}`);
+  if (row.erased_at) throw new DomainError(410, 'erased', `profile ${id} was erased`);
   if (!row.merged_into) return row.id;
   return liveProfileId(tx, row.merged_into);
 }
+
+// Tries of one admin operation: each restart holds more of a growing component's locks.
+const MAX_ATTEMPTS = 20;
 
 /**
  * Runs `fn` in a transaction holding the locks of a profile's whole identity component (and of its
@@ -45,26 +39,30 @@ async function withProfileLocked<T>(
   fn: (tx: Tx, live: string, links: StoredLink[], keys: string[]) => Promise<T>,
 ): Promise<T> {
   let extra = new Set<string>(extraKeys);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return (await sql.begin(async (tx) => {
-        const live = await liveProfileId(tx, profileId);
-        const own = await tx<{ key: string }[]>`SELECT key FROM identities WHERE profile_id = ${live}`;
-        const held = await lockIdentities(tx, [...own.map((r) => r.key), ...extra]);
-        // The profile may have been merged while we waited for the locks.
-        if ((await liveProfileId(tx, profileId)) !== live) throw new NeedsMoreLocks(extra);
-        const component = await loadComponent(tx, [...own.map((r) => r.key), ...extra], held);
-        if (!component) throw new ProfileError(409, 'component_too_large', 'identity component too large');
-        const assignment = await assignmentOf(tx, [...component.keys]);
-        await lockProfiles(tx, new Set([live, ...assignment.values()]));
-        return fn(tx, live, component.links, [...component.keys]);
-      })) as T;
-    } catch (err) {
-      if (attempt >= 20) throw err;
-      if (err instanceof NeedsMoreLocks) extra = new Set([...extra, ...err.keys]);
-      else if ((err as { code?: string })?.code !== '40P01') throw err;
-    }
-  }
+  return retryTransaction(
+    sql,
+    async (tx) => {
+      const live = await liveProfileId(tx, profileId);
+      const own = await tx<{ key: string }[]>`SELECT key FROM identities WHERE profile_id = ${live}`;
+      const held = await lockIdentities(tx, [...own.map((r) => r.key), ...extra]);
+      // The profile may have been merged while we waited for the locks.
+      if ((await liveProfileId(tx, profileId)) !== live) throw new NeedsMoreLocks(extra);
+      const component = await loadComponent(tx, [...own.map((r) => r.key), ...extra], held);
+      if (!component) throw new DomainError(409, 'component_too_large', 'identity component too large');
+      const assignment = await assignmentOf(tx, [...component.keys]);
+      await lockProfiles(tx, new Set([live, ...assignment.values()]));
+      return fn(tx, live, component.links, [...component.keys]);
+    },
+    {
+      attempts: MAX_ATTEMPTS,
+      // The component grew (or the profile was merged) while we were locking: restart holding more.
+      retryIf: (err) => {
+        if (!(err instanceof NeedsMoreLocks)) return false;
+        extra = new Set([...extra, ...err.keys]);
+        return true;
+      },
+    },
+  );
 }
 
 interface MergeRow {
@@ -94,13 +92,13 @@ export async function unmergeProfile(
 ): Promise<{ survivor: string; restored: string; unmergeId: string }> {
   const [merge] = await sql<MergeRow[]>`
     SELECT id, kind, survivor_id, merged_id, undone_at, before FROM merges WHERE id = ${mergeId}`;
-  if (!merge || merge.kind !== 'merge') throw new ProfileError(404, 'not_found', `no merge ${mergeId}`);
+  if (!merge || merge.kind !== 'merge') throw new DomainError(404, 'not_found', `no merge ${mergeId}`);
   const mergedKeys = new Set(merge.before.merged);
   return withProfileLocked(sql, profileId, [...mergedKeys], async (tx, live, links, keys) => {
     const [again] = await tx<MergeRow[]>`SELECT undone_at FROM merges WHERE id = ${mergeId} FOR UPDATE`;
-    if (again?.undone_at) throw new ProfileError(409, 'already_undone', `merge ${mergeId} was already undone`);
+    if (again?.undone_at) throw new DomainError(409, 'already_undone', `merge ${mergeId} was already undone`);
     if ((await liveProfileId(tx, merge.survivor_id)) !== live) {
-      throw new ProfileError(409, 'not_survivor', `merge ${mergeId} did not merge into profile ${profileId}`);
+      throw new DomainError(409, 'not_survivor', `merge ${mergeId} did not merge into profile ${profileId}`);
     }
     const stored = await assignmentOf(tx, keys);
     const survivorSide = new Set([...stored].filter(([k, p]) => p === live && !mergedKeys.has(k)).map(([k]) => k));

@@ -12,6 +12,7 @@ import {
   type TraitOptions,
 } from '@cairn/core';
 import type { Sql, Tx } from '../../db/index.ts';
+import { retryTransaction } from '../../infra/transaction.ts';
 import type { Logger } from '../../log.ts';
 import type { Pii } from '../../pii/index.ts';
 import {
@@ -108,27 +109,28 @@ export async function identifyEvents(
   for (let i = 0; i < sortedIds.length; i += CHUNK) {
     const chunk = sortedIds.slice(i, i + CHUNK);
     let extra = new Set<string>();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const r = (await sql.begin(async (tx) => {
-          const r = await processChunk(tx, chunk, extra, ctx);
-          await onChunk?.(tx, chunk, r.restructured);
-          return r;
-        })) as ChunkResult;
-        total.processed += r.processed;
-        total.suppressed += r.suppressed;
-        total.merges += r.merges;
-        total.created += r.created;
-        break;
-      } catch (err) {
-        total.retries++;
-        const code = (err as { code?: string })?.code;
-        if (attempt >= MAX_ATTEMPTS) throw err;
-        if (err instanceof NeedsMoreLocks) extra = new Set([...extra, ...err.keys]);
-        else if (code !== '40P01' && code !== '40001') throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-      }
-    }
+    const r = await retryTransaction(
+      sql,
+      async (tx) => {
+        const r = await processChunk(tx, chunk, extra, ctx);
+        await onChunk?.(tx, chunk, r.restructured);
+        return r;
+      },
+      {
+        attempts: MAX_ATTEMPTS,
+        // The component grew while we were locking it: restart holding the new identities' locks too.
+        retryIf: (err) => {
+          if (!(err instanceof NeedsMoreLocks)) return false;
+          extra = new Set([...extra, ...err.keys]);
+          return true;
+        },
+        onRetry: () => total.retries++,
+      },
+    );
+    total.processed += r.processed;
+    total.suppressed += r.suppressed;
+    total.merges += r.merges;
+    total.created += r.created;
   }
   return total;
 }

@@ -1,7 +1,7 @@
 import type { Readable, Transform } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import { LIMITS } from '@cairn/core';
-import { apiError } from '../../http/errors.ts';
+import { DomainError } from '../../infra/errors.ts';
 
 /** A request body read under the size limit, kept raw so a refusal can record what was sent. */
 export interface RawBody {
@@ -10,18 +10,19 @@ export interface RawBody {
   size: number;
 }
 
-/** Why a body could not be turned into JSON, with what was read so far (for failed_events). */
-export class BodyError extends Error {
+/**
+ * Why a body could not be turned into JSON: a {@link DomainError} (the error handler renders it) that
+ * also carries what was read so far, never sent to the client but recorded in failed_events by the
+ * tracking routes, which tell it apart from other refusals by this class.
+ */
+export class BodyError extends DomainError {
   constructor(
-    readonly status: 400 | 413 | 415,
-    readonly code: string,
+    status: 400 | 413 | 415,
+    code: string,
     message: string,
     readonly raw: RawBody | null,
   ) {
-    super(message);
-  }
-  toHttp() {
-    return apiError(this.status, this.code, this.message);
+    super(status, code, message);
   }
 }
 

@@ -172,7 +172,7 @@ async function ingest(
     body = await readJsonBody(c.req.raw, (c.env as Partial<HttpBindings> | undefined)?.incoming);
   } catch (err) {
     if (!(err instanceof BodyError)) throw err;
-    return refuse(failedPayload(info, source?.id ?? null, err.status, err.code, err.message, err.raw), err.toHttp());
+    return refuse(failedPayload(info, source?.id ?? null, err.status, err.code, err.message, err.raw), err);
   }
   const json = body.json as Record<string, unknown>;
   const isObject = typeof json === 'object' && json !== null && !Array.isArray(json);

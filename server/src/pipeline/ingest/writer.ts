@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import { DEFAULTS } from '../../config.ts';
 import { bossExecutor, isDataError, type Sql } from '../../db/index.ts';
+import { withRetry } from '../../infra/transaction.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
@@ -20,19 +21,6 @@ export interface EventWriter {
   write(rows: EventRow[]): Promise<WriteResult>;
   pending(): number;
   drain(): Promise<void>;
-}
-
-// Deadlock (40P01) and serialization failure (40001) abort a transaction that would succeed if run
-// again; retry a few times before the client is told 503.
-async function retryTransient<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const code = (err as { code?: string })?.code;
-      if (i >= attempts || (code !== '40P01' && code !== '40001')) throw err;
-    }
-  }
 }
 
 /**
@@ -56,7 +44,7 @@ export function createEventWriter(deps: {
 
   async function commit(requests: EventRow[][]): Promise<WriteResult[]> {
     // Arrival order, not key order: ids then follow arrival (the live view and consumers read by id).
-    // Duplicates racing in opposite orders can deadlock; retryTransient re-runs the loser.
+    // Duplicates racing in opposite orders can deadlock; withRetry re-runs the loser.
     const rows = requests.flat();
     const stop = metrics.commitDuration.startTimer();
     const inserted = await sql.begin(async (tx) => {
@@ -78,7 +66,9 @@ export function createEventWriter(deps: {
 
   async function write(requests: EventRow[][]): Promise<Array<WriteResult | Error>> {
     try {
-      return await retryTransient(() => commit(requests));
+      // A deadlock or serialization failure aborts a group commit that would succeed if run again: a few
+      // tries before the clients are told 503.
+      return await withRetry(() => commit(requests), { attempts: 3 });
     } catch (err) {
       // One request's rows could not be stored: retry request by request so it cannot fail the others.
       if (requests.length === 1 || !isDataError(err)) throw err;
