@@ -112,16 +112,18 @@ describe(`npm tarballs of ${PACKAGES.join(', ')} in a fresh project`, () => {
   });
 
   it('ship built JavaScript and declarations, no TypeScript sources', () => {
-    for (const name of ['@cairn/node', '@cairn/plugin-api']) {
-      expect(packed[name]).toEqual([
-        'README.md',
-        'dist/index.cjs',
-        'dist/index.d.cts',
-        'dist/index.d.ts',
-        'dist/index.js',
-        'package.json',
-      ]);
-    }
+    const files = [
+      'README.md',
+      'dist/index.cjs',
+      'dist/index.d.cts',
+      'dist/index.d.ts',
+      'dist/index.js',
+      'package.json',
+    ];
+    expect(packed['@cairn/node']).toEqual(files);
+    // @cairn/plugin-api/testing: the scripted receiver and profile builder for plugin authors' tests.
+    const testing = ['dist/testing.cjs', 'dist/testing.d.cts', 'dist/testing.d.ts', 'dist/testing.js'];
+    expect(packed['@cairn/plugin-api']).toEqual([...files, ...testing].sort());
     expect(packed['@cairn/sdk-web']).toEqual(
       expect.arrayContaining(['dist/cairn.esm.js', 'dist/cairn.min.js', 'dist/types/esm.d.ts', 'snippet.html']),
     );
