@@ -67,7 +67,7 @@ const DestinationSchema = z
     name: z.string(),
     plugin: z.string(),
     settings: z.record(z.string(), z.unknown()).openapi({ description: 'Secret fields are masked' }),
-    filter: z.unknown(),
+    filter: FilterSchema,
     purposes: z.array(z.string()),
     requiredPurposes: z.array(z.string()),
     channel: z.string().nullable(),

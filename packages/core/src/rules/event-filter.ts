@@ -6,12 +6,18 @@ import { comparisonSql, describeComparison } from './ops/compare.ts';
 import { comparisonIssues, pathSchema, RULE_LIMITS, withComparison } from './schema.ts';
 import { type Fragment, ident, join, sql } from './sql.ts';
 
-const eventType = z.string().refine(isEventType, {
-  error: (issue) =>
-    `"${String(issue.input)}" is not an event type (one of ${EVENT_TYPES.join(', ')})` +
-    // The events Cairn records itself (audience.entered, tag.added, ...) are track events by that name.
-    (String(issue.input).includes('.') ? `; "${String(issue.input)}" is a track event name: use event` : ''),
-});
+// A refined string, not an enum, so that a wrong type inside a list is reported at its index (an
+// enum fails the single-value branch of the union too, and the union reports neither); the JSON
+// Schema lists the types all the same.
+const eventType = z
+  .string()
+  .refine(isEventType, {
+    error: (issue) =>
+      `"${String(issue.input)}" is not an event type (one of ${EVENT_TYPES.join(', ')})` +
+      // The events Cairn records itself (audience.entered, ...) are track events by that name.
+      (String(issue.input).includes('.') ? `; "${String(issue.input)}" is a track event name: use event` : ''),
+  })
+  .meta({ enum: [...EVENT_TYPES] });
 const eventName = z.string().min(1).max(255);
 const oneOrMany = <T extends z.ZodType>(one: T) => z.union([one, z.array(one).min(1).max(RULE_LIMITS.inValues)]);
 
