@@ -10,7 +10,7 @@
  * | `path: 'properties.x.y'`       | `property: 'x.y'`; any other path: `field: <path>`          |
  * | `exists`                       | `exists`                                                    |
  * | `eq v` / `neq v` (v a scalar)  | `= v` / `{ not: = v }`                                      |
- * | `eq` / `neq` null or no value  | `{ not: exists }` / `exists`                                |
+ * | `eq` / `neq` null or no value  | `{ not: exists }` / `exists` (null and absent are one now)  |
  * | `gt` `gte` `lt` `lte` (v text or number) | `>` `>=` `<` `<=`                                 |
  * | `contains v` (v a scalar)      | `contains` its text (`""`: `exists`)                        |
  * | `in [..]`                      | `in` its scalars                                            |
