@@ -10,6 +10,7 @@ import type { Sql } from './db/index.ts';
 import { apiError, onError } from './http/errors.ts';
 import { limitBodies, securityHeaders } from './http/hardening.ts';
 import { loadSnippet, sdkRoutes } from './http/sdk.ts';
+import type { HandOff } from './jobs/handoff.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './observability/metrics.ts';
 import type { Pii } from './pii/index.ts';
@@ -29,6 +30,8 @@ export interface AppDeps {
   config: Readonly<Config>;
   sql: Sql;
   boss: PgBoss;
+  /** Hands facts over to the stages subscribed to them (jobs/handoff.ts). */
+  handOff: HandOff;
   identify: IdentifyContext;
   pii: Pii;
   destinations: DestinationDirectory;
@@ -105,7 +108,7 @@ export function createApp(deps: AppDeps): Hono {
         deps.sql`SELECT 1`,
         new Promise((_, reject) => setTimeout(() => reject(new Error('database timeout')), 2000).unref()),
       ]);
-      await deps.boss.getQueue('ingest.committed');
+      await deps.boss.getQueue('identify');
       return c.json({ status: 'ready' });
     } catch (err) {
       return c.json({ status: 'not ready', reason: (err as Error).message }, 503);

@@ -9,12 +9,12 @@ import { type Config, DEFAULTS } from './config.ts';
 import { openDatabase, type Sql, withStartupLock } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
 import { demoRoutes } from './demo.ts';
+import { createHandOff } from './jobs/handoff.ts';
 import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createPii, type Pii } from './pii/index.ts';
 import { createDestinationDirectory } from './pipeline/deliver/directory.ts';
-import { convertStrictQueues } from './pipeline/deliver/order.ts';
 import type { SenderDeps } from './pipeline/deliver/sender.ts';
 import type { IdentifyContext } from './pipeline/identify/process.ts';
 import { startWorkers } from './pipeline/index.ts';
@@ -23,6 +23,7 @@ import { createEventWriter } from './pipeline/ingest/writer.ts';
 import { resolveSecret } from './secret.ts';
 import { createSourceDirectory } from './sources/directory.ts';
 import type { Source } from './sources/queries.ts';
+import { upgradeQueues } from './upgrade/queues.ts';
 
 /** A running Cairn server. */
 export interface Cairn {
@@ -73,10 +74,11 @@ export async function startCairn(
     const people = await setupPeople(sql, config, secret);
     await ensureAdminFromEnv(sql, people, config);
     const started = await startBoss(db, log, { supervise: config.role !== 'ingest' });
-    // Before any worker starts: queues of earlier versions that pg-boss cannot change in place.
-    await convertStrictQueues(started, sql, log, config.delivery);
+    // Before any worker starts: queues of earlier versions (retired, or that pg-boss cannot change in place).
+    await upgradeQueues(started, sql, log, config.delivery);
     return { people, boss: started };
   });
+  const handOff = createHandOff(boss);
   const apiKeys = createApiKeyVerifier(sql, config.apiKeyCacheMs);
   const { authenticator, generatedKey } = await setupAdminKeys(sql, config);
   const demoSource = config.demo ? await ensureDemoSource(sql) : undefined;
@@ -84,12 +86,12 @@ export async function startCairn(
   await sources.start();
 
   const metrics = createMetrics(async (set) => {
-    const q = await boss.getQueue('ingest.committed');
-    if (q) set('ingest.committed', q.queuedCount);
+    const q = await boss.getQueue('identify');
+    if (q) set('identify', q.queuedCount);
   });
   const writer = createEventWriter({
     sql,
-    boss,
+    handOff,
     metrics,
     log,
     maxRows: config.commitMaxRows,
@@ -130,6 +132,7 @@ export async function startCairn(
     config,
     sql,
     boss,
+    handOff,
     log,
     metrics,
     sources,
@@ -154,13 +157,14 @@ export async function startCairn(
   const compute = {
     sql,
     boss,
+    handOff,
     log,
     now: clock,
     sweepSeconds: config.computeSweepSeconds,
   };
   let stopSweep = async () => {};
   if (config.role !== 'ingest')
-    stopSweep = await startWorkers({ boss, sql, identify, metrics, destinations, sender, compute });
+    stopSweep = await startWorkers({ boss, handOff, sql, identify, metrics, destinations, sender, compute });
 
   const server = await listen(app, config);
   const address = server.address();

@@ -1,10 +1,9 @@
 import { describeRule } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
-import { bossExecutor, type Sql, type Tx } from '../db/index.ts';
+import type { Sql, Transaction, Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
-import { QUEUES } from '../jobs/queues.ts';
+import type { HandOff } from '../jobs/handoff.ts';
 import type { Pii } from '../pii/index.ts';
 import { type PiiView, piiView } from '../pii/view.ts';
 import { type ExplainedNode, evaluateRule, explainRule } from '../pipeline/compute/evaluate.ts';
@@ -74,10 +73,10 @@ function showValues(node: ExplainedNode, view: PiiView): ExplainedNode {
  * counts over time, a preview of unsaved rules and why a profile is in or out.
  *
  * @example
- * api.route('/audiences', audiencesApi({ sql, boss, pii, now: () => new Date() }));
+ * api.route('/audiences', audiencesApi({ sql, handOff, pii, now: () => new Date() }));
  */
-export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () => Date }) {
-  const { sql, boss } = deps;
+export function audiencesApi(deps: { sql: Sql; handOff: HandOff; pii: Pii; now: () => Date }) {
+  const { sql, handOff } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const existing = async (key: string) => {
     const a = await getAudience(sql, key);
@@ -85,8 +84,8 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     return a;
   };
   // In the transaction that writes the definition: a definition saved is a definition computed.
-  const recompute = (tx: Tx, key: string) =>
-    boss.send(QUEUES.computeDefinition.name, { kind: 'audience', key }, { db: bossExecutor(tx) });
+  const recompute = (tx: Transaction, key: string) =>
+    handOff(tx, 'definition.changed', { kind: 'audience', key });
 
   app.openapi(
     createRoute({
@@ -294,8 +293,11 @@ export function audiencesApi(deps: { sql: Sql; boss: PgBoss; pii: Pii; now: () =
     }),
     async (c) => {
       const { key } = c.req.valid('param');
-      await existing(key);
-      await recompute(sql, key);
+      // A lone hand-off still goes through a transaction: the type refuses the pool (jobs/handoff.ts).
+      await sql.begin(async (tx) => {
+        await existing(key);
+        await recompute(tx, key);
+      });
       return c.json({ queued: true }, 202);
     },
   );

@@ -6,11 +6,10 @@ import {
   describeIssues,
 } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
-import { bossExecutor, type Sql, type Tx } from '../db/index.ts';
+import type { Sql, Transaction, Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
-import { QUEUES } from '../jobs/queues.ts';
+import type { HandOff } from '../jobs/handoff.ts';
 import type { Pii } from '../pii/index.ts';
 import { sealedUseInDefinition } from '../pii/rules.ts';
 import { rulesReading } from '../pipeline/compute/queries.ts';
@@ -72,10 +71,10 @@ function parseDefinition(input: unknown, sensitive: (key: string) => boolean): C
  * kept current by stage 3 and readable by rules (`{ op: 'computed' }`); the brief's built-ins as presets.
  *
  * @example
- * api.route('/computed-traits', computedTraitsApi({ sql, boss, pii }));
+ * api.route('/computed-traits', computedTraitsApi({ sql, handOff, pii }));
  */
-export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
-  const { sql, boss } = deps;
+export function computedTraitsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }) {
+  const { sql, handOff } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const rows = (key?: string) => sql<Row[]>`
     SELECT c.key, c.name, c.definition, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
@@ -87,8 +86,8 @@ export function computedTraitsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
     return r;
   };
   // In the transaction that writes the definition: a definition saved is a definition computed.
-  const recompute = (tx: Tx, key: string) =>
-    boss.send(QUEUES.computeDefinition.name, { kind: 'computed', key }, { db: bossExecutor(tx) });
+  const recompute = (tx: Transaction, key: string) =>
+    handOff(tx, 'definition.changed', { kind: 'computed', key });
   const create = async (key: string, name: string, definition: ComputedTraitDefinition) => {
     const created = await sql.begin(async (tx) => {
       const [row] = await tx`

@@ -3,6 +3,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { PgBoss } from 'pg-boss';
+import type { HandOff } from '../jobs/handoff.ts';
 import { auditWrites } from '../audit/middleware.ts';
 import { auditedRoutes, loaders } from '../audit/resources.ts';
 import type { ApiKeyVerifier } from '../auth/api-keys.ts';
@@ -58,6 +59,7 @@ export function adminApi(deps: {
   config: Readonly<Config>;
   log: Logger;
   boss: PgBoss;
+  handOff: HandOff;
   identify: IdentifyContext;
   pii: Pii;
   destinations: DestinationDirectory;

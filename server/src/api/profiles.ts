@@ -1,11 +1,10 @@
 import { type IdentityType, normalizeIdentity } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
-import { QUEUES } from '../jobs/queues.ts';
+import type { HandOff } from '../jobs/handoff.ts';
 import { piiView } from '../pii/view.ts';
 import { eraseProfile, liveProfileId, setConsent, unmergeProfile } from '../pipeline/identify/admin.ts';
 import type { IdentifyContext } from '../pipeline/identify/process.ts';
@@ -75,9 +74,9 @@ const IdParam = z.object({ id: z.string().uuid() });
  * its events, merge log, unmerge, consent changes and erasure.
  *
  * @example
- * api.route('/profiles', profilesApi({ sql, boss, identify }));
+ * api.route('/profiles', profilesApi({ sql, handOff, identify }));
  */
-export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyContext }) {
+export function profilesApi(deps: { sql: Sql; handOff: HandOff; identify: IdentifyContext }) {
   const { sql, identify } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   // Sensitive traits and identities: clear for callers with pii:read, masked for the others.
@@ -248,9 +247,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
     async (c) => {
       const { id } = c.req.valid('param');
       const { mergeId } = c.req.valid('json');
-      const result = await unmergeProfile(sql, id, mergeId, c.get('principal').id, identify);
-      // Both profiles' events moved: their tags, audiences and computed traits are evaluated again.
-      await deps.boss.send(QUEUES.computeProfiles.name, { ids: [], profileIds: [result.survivor, result.restored] });
+      const result = await unmergeProfile(sql, deps.handOff, id, mergeId, c.get('principal').id, identify);
       return c.json(result, 200);
     },
   );
@@ -311,8 +308,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
         ? Object.keys(purposes).filter((p) => !identify.purposes!.includes(p.trim().toLowerCase()))
         : [];
       if (unknown.length) throw apiError(400, 'invalid_request', `unknown purposes: ${unknown.join(', ')}`);
-      const target = await setConsent(sql, id, purposes, c.get('principal').id, identify);
-      await deps.boss.send(QUEUES.computeProfiles.name, { ids: [], profileIds: [target] });
+      const target = await setConsent(sql, deps.handOff, id, purposes, c.get('principal').id, identify);
       return c.json((await profileView(sql, target, shown(c)))!, 200);
     },
   );
@@ -346,7 +342,7 @@ export function profilesApi(deps: { sql: Sql; boss: PgBoss; identify: IdentifyCo
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      return c.json(await eraseProfile(sql, deps.boss, id, c.get('principal').id, identify), 200);
+      return c.json(await eraseProfile(sql, deps.handOff, id, c.get('principal').id, identify), 200);
     },
   );
   return app;

@@ -1,11 +1,10 @@
 import { describeRule, type Rule } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { PgBoss } from 'pg-boss';
 import type { Principal } from '../auth/keys.ts';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
-import { bossExecutor, type Sql, type Tx } from '../db/index.ts';
+import type { Sql, Transaction, Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
-import { QUEUES } from '../jobs/queues.ts';
+import type { HandOff } from '../jobs/handoff.ts';
 import type { Pii } from '../pii/index.ts';
 import { lockProfiles } from '../pipeline/compute/locks.ts';
 import { recordInOrder } from '../pipeline/compute/outbox.ts';
@@ -66,10 +65,10 @@ async function tags(sql: Sql, key?: string): Promise<TagRow[]> {
  * keeps them current), each change kept with when, by whom or what, and why.
  *
  * @example
- * api.route('/tags', tagsApi({ sql, boss, pii }));
+ * api.route('/tags', tagsApi({ sql, handOff, pii }));
  */
-export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
-  const { sql, boss } = deps;
+export function tagsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }) {
+  const { sql, handOff } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const existing = async (key: string) => {
     const [t] = await tags(sql, key);
@@ -78,8 +77,8 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
   };
   const Param = z.object({ key: z.string() });
   // In the transaction that writes the definition: a definition saved is a definition computed.
-  const recompute = (tx: Tx, key: string) =>
-    boss.send(QUEUES.computeDefinition.name, { kind: 'tag', key }, { db: bossExecutor(tx) });
+  const recompute = (tx: Transaction, key: string) =>
+    handOff(tx, 'definition.changed', { kind: 'tag', key });
 
   app.openapi(
     createRoute({
@@ -229,10 +228,10 @@ export function tagsApi(deps: { sql: Sql; boss: PgBoss; pii: Pii }) {
  * `/api/profiles/:id/tags`: a profile's tags with their history; static tags set and removed here.
  *
  * @example
- * api.route('/profiles', profileTagsApi({ sql, boss }));
+ * api.route('/profiles', profileTagsApi({ sql, handOff }));
  */
-export function profileTagsApi(deps: { sql: Sql; boss: PgBoss }) {
-  const { sql, boss } = deps;
+export function profileTagsApi(deps: { sql: Sql; handOff: HandOff }) {
+  const { sql, handOff } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const live = (id: string) => liveProfileId(sql, id);
   const Assignment = z.object({
@@ -309,10 +308,10 @@ export function profileTagsApi(deps: { sql: Sql; boss: PgBoss }) {
           : await tagStore.exit(tx, tag, [profile], now, actor, reason);
       const ids = await recordInOrder(tx, { kind: 'tag', key: tag, name: t.name }, action, done, now, actor);
       if (ids.length) {
-        // Audiences reading the tag follow (compute), and destinations hear of it (fan-out): handed over
+        // Destinations hear of it (fan-out), and audiences reading the tag follow (compute): handed over
         // in the transaction that recorded the change, so a crash cannot keep one without the other.
-        await boss.send(QUEUES.computeProfiles.name, { ids }, { db: bossExecutor(tx) });
-        await boss.send(QUEUES.identifyDone.name, { ids }, { db: bossExecutor(tx) });
+        await handOff(tx, 'memberships.changed', { ids });
+        await handOff(tx, 'profiles.changed', { profileIds: [profile] });
       }
       return ids;
     })) as string[];

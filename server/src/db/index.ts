@@ -12,6 +12,8 @@ import type { Logger } from '../log.ts';
 export type Sql = postgres.Sql<Record<string, never>>;
 /** A transaction's `sql` (or the pool's): what every `queries.ts` function takes first. */
 export type Tx = Sql | postgres.TransactionSql<Record<string, never>>;
+/** An open transaction's `sql`, never the pool's: what must happen atomically with other writes takes this. */
+export type Transaction = postgres.TransactionSql<Record<string, never>>;
 
 /** An open database: the shared client, and how to close it. */
 export interface Database {
@@ -25,7 +27,7 @@ export interface Database {
  * single client, and its job inserts can join our transactions.
  *
  * @example
- * await boss.send('ingest.committed', data, { db: bossExecutor(tx) });
+ * await boss.send('identify', data, { db: bossExecutor(tx) });
  */
 export function bossExecutor(sql: Tx, options: { listen?: boolean } = {}): IDatabase {
   const db: IDatabase = {

@@ -2,51 +2,32 @@ import { PgBoss, type Queue } from 'pg-boss';
 import { bossExecutor, type Database } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 
-/** Payload of `ingest.committed`: the ids of the events one group commit stored (duplicates excluded). */
-export interface IngestCommitted {
-  ids: string[];
-}
+import type { ConsumerQueue } from '../pipeline/topics.ts';
 
-/** Every queue, declared once with its options. Stages hand work to each other only through these. */
+const STAGE_RETRIES = { retryLimit: 20, retryDelay: 2, retryBackoff: true, retryDelayMax: 300 } as const;
+
+/**
+ * Every consumer queue, declared once with its options. Stages hand work to each other only through
+ * these, and only by topic (jobs/handoff.ts; pipeline/topics.ts says which queue hears which topic).
+ */
 export const QUEUES = {
-  /** Ingest → identify: one job per committed group of events, never one per event. */
-  ingestCommitted: {
-    name: 'ingest.committed',
-    retryLimit: 20,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
+  /** Stage 2: one job per committed group of events, never one per event. */
+  identify: {
+    name: 'identify',
+    ...STAGE_RETRIES,
     expireInSeconds: 120,
     // A worker killed mid-job stops its heartbeat: the job is retried after ~10-20 s, not at expiry.
     heartbeatSeconds: 10,
-    // Wake the identify workers at once (Postgres only; polling stays as the floor, and is all PGlite has).
+    // Wake the workers at once (Postgres only; polling stays as the floor, and is all PGlite has).
     notify: true,
   },
-  /** Identify (and compute, for the events it records) → deliver: events attached to their profiles, ready to fan out. */
-  identifyDone: {
-    name: 'identify.done',
-    retryLimit: 20,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
-    expireInSeconds: 120,
-    heartbeatSeconds: 10,
-    notify: true,
-  },
-  /** Identify → compute: the same events, for computed traits, tags and audiences of their profiles. */
-  computeProfiles: {
-    name: 'compute.profiles',
-    retryLimit: 20,
-    retryDelay: 2,
-    retryBackoff: true,
-    retryDelayMax: 300,
-    expireInSeconds: 300,
-    heartbeatSeconds: 10,
-    notify: true,
-  },
-  /** API → compute: a definition was created or changed; recompute it over every profile. */
-  computeDefinition: {
-    name: 'compute.definition',
+  /** Stage 5: events attached to their profiles, and recorded membership changes, ready to fan out. */
+  fanout: { name: 'fanout', ...STAGE_RETRIES, expireInSeconds: 120, heartbeatSeconds: 10, notify: true },
+  /** Stage 3, incremental: computed traits, tags and audiences of the profiles events or changes touched. */
+  compute: { name: 'compute', ...STAGE_RETRIES, expireInSeconds: 300, heartbeatSeconds: 10, notify: true },
+  /** Stage 3, full: a created or changed definition, recomputed over every profile. */
+  recompute: {
+    name: 'recompute',
     retryLimit: 10,
     retryDelay: 10,
     retryBackoff: true,
@@ -56,55 +37,20 @@ export const QUEUES = {
     notify: true,
   },
   /**
-   * Identify → destinations: a profile was erased; destinations that support deletion forward it.
-   * The notice names the erased identities (a destination can only delete what it is told): sensitive
-   * ones sealed as identities.value holds them, opened only when handed to the plugin; completed
-   * notices are deleted after a day.
+   * Stage 5: a profile was erased; destinations that support deletion forward it. The notice names the
+   * erased identities (a destination can only delete what it is told): sensitive ones sealed as
+   * identities.value holds them, opened only when handed to the plugin; completed notices are deleted
+   * after a day.
    */
-  profileErased: {
-    name: 'profile.erased',
+  forget: {
+    name: 'forget',
     retryLimit: 50,
     retryDelay: 60,
     retryBackoff: true,
     retentionSeconds: 90 * 24 * 3600,
     deleteAfterSeconds: 24 * 3600,
   },
-} as const satisfies Record<string, Queue>;
-
-/** Queue name → payload type, for typed send/work helpers. */
-export interface QueuePayloads {
-  'ingest.committed': IngestCommitted;
-  'identify.done': IngestCommitted;
-  'compute.profiles': ComputeProfiles;
-  'compute.definition': ComputeDefinition;
-  'profile.erased': ProfileErased;
-}
-
-/**
- * Payload of `compute.profiles`: new events (their profiles are evaluated for what the events can
- * affect), and/or profiles changed without an event (consent set by staff, an unmerge): evaluated for
- * every definition.
- */
-export interface ComputeProfiles {
-  ids: string[];
-  profileIds?: string[];
-}
-
-/** Payload of `compute.definition`: which definition to recompute over every profile. */
-export interface ComputeDefinition {
-  kind: 'audience' | 'tag' | 'computed';
-  key: string;
-}
-
-/** Payload of `profile.erased`. */
-export interface ProfileErased {
-  erasureId: string;
-  profileIds: string[];
-  identities: { type: string; value: string }[];
-  requestedBy: string;
-  /** Destinations that received this person's events: only they are told (the others never knew them). */
-  destinationIds: string[];
-}
+} as const satisfies { [Q in ConsumerQueue]: Queue & { name: Q } };
 
 /** The schema pg-boss keeps its tables in. */
 export const BOSS_SCHEMA = 'pgboss';

@@ -24,7 +24,7 @@ export interface Metrics {
  * Creates the registry and every metric. `collectQueueDepth` is called on each scrape.
  *
  * @example
- * const metrics = createMetrics(async (set) => set('ingest.committed', 3));
+ * const metrics = createMetrics(async (set) => set('identify', 3));
  */
 export function createMetrics(
   collectQueueDepth?: (set: (queue: string, depth: number) => void) => Promise<void>,

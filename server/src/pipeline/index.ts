@@ -1,8 +1,12 @@
-// The whole flow in one place: each stage hands work to the next only through pg-boss queues
-// (jobs/queues.ts) and tables. Stages that later issues add (compute, automate, deliver, measure)
-// are wired here, in order.
+// The whole flow in one place: each stage hands facts over with handOff (jobs/handoff.ts) inside the
+// transaction that made them true; pipeline/topics.ts says which stages' queues hear which facts.
+//
+//   ingest ──events.stored──▶ identify ──events.attached──▶ compute ──memberships.changed──▶ fanout ─▶ deliver
+//                                      └─────────────events.attached────────────────────────▶ fanout
+//   admin API ──definition.changed──▶ recompute     ──profiles.changed──▶ compute     ──profile.erased──▶ forget
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../db/index.ts';
+import type { HandOff } from '../jobs/handoff.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { type ComputeDeps, startComputeWorker } from './compute/worker.ts';
 import type { DestinationDirectory } from './deliver/directory.ts';
@@ -13,7 +17,7 @@ import type { IdentifyContext } from './identify/process.ts';
 import { startIdentifyWorker } from './identify/worker.ts';
 import { type IngestDeps, trackingRoutes } from './ingest/routes.ts';
 
-/** 1 ingest: the tracking API (`/v1/*`, `/beacon/v1/batch`), which commits events and enqueues `ingest.committed`. */
+/** 1 ingest: the tracking API (`/v1/*`, `/beacon/v1/batch`), which commits events and hands them over (`events.stored`). */
 export function ingestRoutes(deps: IngestDeps) {
   return trackingRoutes(deps);
 }
@@ -26,6 +30,7 @@ export function ingestRoutes(deps: IngestDeps) {
  */
 export async function startWorkers(deps: {
   boss: PgBoss;
+  handOff: HandOff;
   sql: Sql;
   identify: IdentifyContext;
   metrics: Metrics;
@@ -34,7 +39,7 @@ export async function startWorkers(deps: {
   compute: ComputeDeps;
 }): Promise<() => Promise<void>> {
   // 2 identify
-  await startIdentifyWorker(deps.boss, deps.sql, deps.identify, deps.metrics);
+  await startIdentifyWorker(deps.boss, deps.sql, deps.handOff, deps.identify, deps.metrics);
   // 3 compute: tags and audiences of the profiles identify touched (beside fan-out, not before it:
   // an event's own delivery does not wait for audiences; their change events follow it to fan-out)
   const stopSweep = await startComputeWorker(deps.compute);

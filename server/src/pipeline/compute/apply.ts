@@ -1,12 +1,10 @@
 import { compileComputedTrait, compileRule } from '@cairn/core';
-import type { Tx } from '../../db/index.ts';
+import type { Transaction, Tx } from '../../db/index.ts';
+import { type HandOff, handOffIds } from '../../jobs/handoff.ts';
 import { type Definition, nodeName, readsOf } from './definitions.ts';
 import { shareDefinitions } from './locks.ts';
 import { deferChanges, INLINE_CHANGE_EVENTS, recordInOrder } from './outbox.ts';
 import { STORES } from './store.ts';
-
-/** Hands change events (their ids) to fan-out inside the transaction that recorded them. */
-export type HandOff = (tx: Tx, eventIds: readonly string[]) => Promise<unknown>;
 
 /** Profiles whose membership changed, per definition (`audience:key`). */
 export type Changes = Map<string, { entered: string[]; exited: string[] }>;
@@ -65,14 +63,14 @@ export function mergeResults(into: ApplyResult, r: ApplyResult): void {
  * await applyDefinitions(tx, defs, { now, by: 'event', initial: (d) => touched, share: true });
  */
 export async function applyDefinitions(
-  tx: Tx,
+  tx: Transaction,
   defs: readonly Definition[],
   opts: {
     now: Date;
     by: string;
     initial: (d: Definition) => readonly string[] | 'all' | null;
     share?: boolean;
-    /** Hands the recorded change events to fan-out in this transaction (none: the caller does not fan out). */
+    /** Hands the recorded change events over (`memberships.changed`) in this transaction (none: nobody hears of them). */
     handOff?: HandOff;
   },
 ): Promise<ApplyResult> {
@@ -123,7 +121,7 @@ export async function applyDefinitions(
   // In the transaction that recorded them: a change event recorded is a change event handed over. After
   // the commit, a crash (or a failed send) would leave it recorded, its membership changed, and no
   // retry would record it again.
-  if (eventIds.length && opts.handOff) await opts.handOff(tx, eventIds);
+  if (eventIds.length && opts.handOff) await handOffIds(opts.handOff, tx, 'memberships.changed', eventIds);
   return { changes, eventIds, evaluated, deferred, postponed: postponed.size };
 }
 

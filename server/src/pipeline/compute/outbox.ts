@@ -1,6 +1,5 @@
-import type { PgBoss } from 'pg-boss';
-import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
-import { QUEUES } from '../../jobs/queues.ts';
+import type { Sql, Tx } from '../../db/index.ts';
+import { type HandOff, handOffIds } from '../../jobs/handoff.ts';
 import { lockProfiles } from './locks.ts';
 import { type ChangedDefinition, recordChangeEvents } from './store.ts';
 
@@ -114,7 +113,7 @@ export async function recordInOrder(
  * @example
  * while ((await drainOnce(deps)) > 0);
  */
-export async function drainOnce(deps: { sql: Sql; boss: PgBoss }, limit = DRAIN_CHUNK): Promise<number> {
+export async function drainOnce(deps: { sql: Sql; handOff: HandOff }, limit = DRAIN_CHUNK): Promise<number> {
   return (await deps.sql.begin(async (tx) => {
     const [lock] = await tx<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(${DRAINER}::int, 0) AS ok`;
     if (!lock?.ok) return 0;
@@ -129,8 +128,7 @@ export async function drainOnce(deps: { sql: Sql; boss: PgBoss }, limit = DRAIN_
       [next.map((r) => r.id)],
     );
     const eventIds = await record(tx, rows);
-    for (let i = 0; i < eventIds.length; i += 1000)
-      await deps.boss.send(QUEUES.identifyDone.name, { ids: eventIds.slice(i, i + 1000) }, { db: bossExecutor(tx) });
+    await handOffIds(deps.handOff, tx, 'memberships.changed', eventIds);
     return next.length;
   })) as number;
 }
@@ -143,7 +141,7 @@ export async function drainOnce(deps: { sql: Sql; boss: PgBoss }, limit = DRAIN_
  * await drainChanges(deps);
  */
 export async function drainChanges(
-  deps: { sql: Sql; boss: PgBoss },
+  deps: { sql: Sql; handOff: HandOff },
   stop: () => boolean = () => false,
 ): Promise<number> {
   let total = 0;

@@ -1,5 +1,6 @@
 import type { Sql } from '../../db/index.ts';
-import { type ApplyResult, applyDefinitions, emptyResult, type HandOff, mergeResults } from './apply.ts';
+import type { HandOff } from '../../jobs/handoff.ts';
+import { type ApplyResult, applyDefinitions, emptyResult, mergeResults } from './apply.ts';
 import { type Definition, loadDefinitions } from './definitions.ts';
 import { lockProfiles } from './locks.ts';
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { computedTraitEdges, ruleEdges } from '@cairn/core';
 import type { Sql } from '../../db/index.ts';
-import { type ApplyResult, applyDefinitions, emptyResult, type HandOff, mergeResults } from './apply.ts';
+import type { HandOff } from '../../jobs/handoff.ts';
+import { type ApplyResult, applyDefinitions, emptyResult, mergeResults } from './apply.ts';
 import { loadDefinitions, nodeName } from './definitions.ts';
 import { runFragment } from './evaluate.ts';
 import { lockProfiles } from './locks.ts';

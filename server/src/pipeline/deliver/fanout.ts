@@ -1,8 +1,9 @@
 import type { AcceptedEvent } from '@cairn/plugin-api';
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../../db/index.ts';
-import { type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
+import { QUEUES } from '../../jobs/queues.ts';
 import type { Pii } from '../../pii/index.ts';
+import type { Inbox } from '../topics.ts';
 import type { ActiveDestination, DestinationDirectory } from './directory.ts';
 import { enqueueDeliveries } from './enqueue.ts';
 import { matchesFilter } from './filter.ts';
@@ -17,7 +18,8 @@ import {
 } from './queries.ts';
 
 /**
- * Stage 5's consumer of `identify.done`.
+ * Stage 5's consumer of the `fanout` queue: events attached to their profiles (`events.attached`) and
+ * recorded membership changes (`memberships.changed`).
  *
  * @example
  * await startFanoutWorker(boss, sql, destinations, pii);
@@ -28,8 +30,8 @@ export async function startFanoutWorker(
   destinations: DestinationDirectory,
   pii: Pick<Pii, 'openPayload'>,
 ): Promise<void> {
-  await boss.work<IngestCommitted>(
-    QUEUES.identifyDone.name,
+  await boss.work<Inbox<'fanout'>>(
+    QUEUES.fanout.name,
     // Retries coming due are not notified: poll for them sooner than pg-boss's 30 s default.
     {
       batchSize: 20,

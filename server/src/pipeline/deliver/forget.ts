@@ -1,10 +1,11 @@
 import { PermanentError } from '@cairn/plugin-api';
-import { type ProfileErased, QUEUES } from '../../jobs/queues.ts';
+import { QUEUES } from '../../jobs/queues.ts';
+import type { Inbox } from '../topics.ts';
 import type { DestinationDirectory } from './directory.ts';
 import { pluginContext, type SenderDeps } from './sender.ts';
 
 /**
- * Consumes `profile.erased`: every active destination that received the person's events and whose
+ * Consumes `profile.erased` (the `forget` queue): every active destination that received the person's events and whose
  * plugin can `forget` is told who was erased (destinations that never had the data are not told). A destination that fails transiently makes the job retry (the others are told again with
  * the same erasureId, which they can dedupe on); a permanent failure is logged and not retried.
  *
@@ -12,8 +13,8 @@ import { pluginContext, type SenderDeps } from './sender.ts';
  * await startForgetWorker(deps, destinations);
  */
 export async function startForgetWorker(deps: SenderDeps, destinations: DestinationDirectory): Promise<void> {
-  await deps.boss.work<ProfileErased>(
-    QUEUES.profileErased.name,
+  await deps.boss.work<Inbox<'forget'>>(
+    QUEUES.forget.name,
     { batchSize: 1, pollingIntervalSeconds: 2, notifyPollingIntervalSeconds: 10 },
     async function forgetErased([job]) {
       if (!job) return;

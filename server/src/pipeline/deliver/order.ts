@@ -16,10 +16,8 @@
 import { createHash } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import type { PendingQuery, Row } from 'postgres';
-import type { Config } from '../../config.ts';
 import { bossExecutor, oneRoundTrip, type Sql, type Tx } from '../../db/index.ts';
-import { destinationQueue, destinationQueueName } from '../../jobs/queues.ts';
-import type { Logger } from '../../log.ts';
+import { destinationQueueName } from '../../jobs/queues.ts';
 import type { ActiveDestination } from './directory.ts';
 import { byLedgerId, jobsFor, type QueuedRow } from './enqueue.ts';
 import { type Outcome, recordOutcomes } from './queries.ts';
@@ -298,42 +296,5 @@ export async function sweepWaiting(
       })) as number;
     }
     if (lines.length < MAX_ORDER_LOCKS || promoted === before) return promoted;
-  }
-}
-
-/**
- * Upgrade from the queues of earlier versions: ordered destinations had `deliver.<id>` queues with
- * pg-boss's `key_strict_fifo` policy, which pg-boss cannot change in place. For each such queue: the
- * destination's unfinished rows are set `waiting` (committed first), then the queue is dropped with
- * its jobs and created again `standard`; the sweep promotes the rows, with new jobs, in ledger order.
- * A crash in between leaves waiting rows, which the sweep promotes; nothing is lost. Run under the
- * startup lock, before any worker starts, by every server (a no-op once converted). Workers of an
- * earlier version must be stopped first: one still sending could send a batch twice.
- *
- * @example
- * await convertStrictQueues(boss, sql, log, config.delivery);
- */
-export async function convertStrictQueues(
-  boss: PgBoss,
-  sql: Sql,
-  log: Logger,
-  delivery: Config['delivery'],
-): Promise<void> {
-  const queues = await boss.getQueues();
-  for (const q of queues) {
-    if (!q.name.startsWith('deliver.') || q.policy === 'standard') continue;
-    const destinationId = q.name.slice('deliver.'.length);
-    const reset = await sql`
-      UPDATE deliveries SET status = 'waiting', updated_at = now()
-      WHERE destination_id = ${destinationId} AND status IN ('pending', 'retrying')`;
-    await boss.deleteQueue(q.name);
-    const { name, ...options } = destinationQueue(destinationId, {
-      retryDelay: delivery.retryDelaySeconds,
-      retryDelayMax: delivery.retryMaxSeconds,
-    });
-    await boss.createQueue(name, options);
-    log.info(
-      `destination ${destinationId}: queue ${q.name} converted from ${q.policy} to standard; ${reset.count} unfinished deliveries wait for the sweep`,
-    );
   }
 }

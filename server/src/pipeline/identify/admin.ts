@@ -1,8 +1,7 @@
-import type { PgBoss } from 'pg-boss';
-import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
+import type { Sql, Transaction, Tx } from '../../db/index.ts';
 import { DomainError } from '../../infra/errors.ts';
 import { retryTransaction } from '../../infra/transaction.ts';
-import { QUEUES } from '../../jobs/queues.ts';
+import type { HandOff } from '../../jobs/handoff.ts';
 import { applyPartition, assignmentOf, loadComponent, type StoredLink } from './component.ts';
 import { rebuildConsent } from './consent.ts';
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
@@ -36,7 +35,7 @@ async function withProfileLocked<T>(
   sql: Sql,
   profileId: string,
   extraKeys: readonly string[],
-  fn: (tx: Tx, live: string, links: StoredLink[], keys: string[]) => Promise<T>,
+  fn: (tx: Transaction, live: string, links: StoredLink[], keys: string[]) => Promise<T>,
 ): Promise<T> {
   let extra = new Set<string>(extraKeys);
   return retryTransaction(
@@ -81,10 +80,11 @@ interface MergeRow {
  * their events. Recorded in the merge log (kind `unmerge`, with who asked).
  *
  * @example
- * await unmergeProfile(sql, survivorId, mergeId, 'admin-key', ctx);
+ * await unmergeProfile(sql, handOff, survivorId, mergeId, 'admin-key', ctx);
  */
 export async function unmergeProfile(
   sql: Sql,
+  handOff: HandOff,
   profileId: string,
   mergeId: string,
   actor: string,
@@ -126,6 +126,8 @@ export async function unmergeProfile(
     );
     await settleProfiles(tx, applied, ctx);
     await tx`UPDATE merges SET undone_at = now(), undone_by = ${log!.id} WHERE id = ${mergeId}`;
+    // Both profiles' events moved: their tags, audiences and computed traits are evaluated again.
+    await handOff(tx, 'profiles.changed', { profileIds: [live, merge.merged_id] });
     return { survivor: live, restored: merge.merged_id, unmergeId: log!.id };
   });
 }
@@ -137,11 +139,11 @@ export async function unmergeProfile(
  * asked, and queues a `profile.erased` notice for destinations.
  *
  * @example
- * const erasure = await eraseProfile(sql, boss, id, 'admin-key', ctx);
+ * const erasure = await eraseProfile(sql, handOff, id, 'admin-key', ctx);
  */
 export async function eraseProfile(
   sql: Sql,
-  boss: PgBoss,
+  handOff: HandOff,
   profileId: string,
   actor: string,
   ctx: IdentifyContext,
@@ -185,18 +187,14 @@ export async function eraseProfile(
         updated_at = now()
       WHERE id = ANY(${ids}::uuid[])`;
     await tx`UPDATE erasures SET events = ${events.count} WHERE id = ${erasure!.id}`;
-    await boss.send(
-      QUEUES.profileErased.name,
-      {
-        erasureId: erasure!.id,
-        profileIds: ids,
-        // Sensitive ones stay sealed in the job (it sits in pg-boss's table); forget.ts opens them.
-        identities: identities.map((i) => ({ type: i.type, value: i.value })),
-        requestedBy: actor,
-        destinationIds: told.map((t) => t.id),
-      },
-      { db: bossExecutor(tx) },
-    );
+    await handOff(tx, 'profile.erased', {
+      erasureId: erasure!.id,
+      profileIds: ids,
+      // Sensitive ones stay sealed in the job (it sits in pg-boss's table); forget.ts opens them.
+      identities: identities.map((i) => ({ type: i.type, value: i.value })),
+      requestedBy: actor,
+      destinationIds: told.map((t) => t.id),
+    });
     return { erasureId: erasure!.id, profileIds: ids, identities: keys.length, events: events.count };
   });
 }
@@ -206,10 +204,11 @@ export async function eraseProfile(
  * each kept with its time, source and actor.
  *
  * @example
- * await setConsent(sql, id, { marketing: false }, 'admin-key');
+ * await setConsent(sql, handOff, id, { marketing: false }, 'admin-key', ctx);
  */
 export async function setConsent(
   sql: Sql,
+  handOff: HandOff,
   profileId: string,
   purposes: Readonly<Record<string, boolean>>,
   actor: string,
@@ -224,6 +223,9 @@ export async function setConsent(
     // Event choices timestamped after now() that repeated the choice in force at their time were not
     // recorded; this entry can make them changes again, so the profile's event history is rebuilt.
     await rebuildConsent(tx, [live], ctx);
+    // Audiences and tags reading consent follow, in this transaction (a crash after the commit cannot
+    // leave the consent changed and the audiences not told).
+    await handOff(tx, 'profiles.changed', { profileIds: [live] });
     return live;
   });
 }

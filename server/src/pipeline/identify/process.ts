@@ -11,7 +11,7 @@ import {
   type TrackingEvent,
   type TraitOptions,
 } from '@cairn/core';
-import type { Sql, Tx } from '../../db/index.ts';
+import type { Sql, Transaction, Tx } from '../../db/index.ts';
 import { retryTransaction } from '../../infra/transaction.ts';
 import type { Logger } from '../../log.ts';
 import type { Pii } from '../../pii/index.ts';
@@ -102,7 +102,7 @@ export async function identifyEvents(
    * with the profiles the chunk created, merged, split or restored: every definition may have changed
    * for those, not only the ones reading the chunk's event names.
    */
-  onChunk?: (tx: Tx, ids: readonly string[], restructured: readonly string[]) => Promise<unknown>,
+  onChunk?: (tx: Transaction, ids: readonly string[], restructured: readonly string[]) => Promise<unknown>,
 ): Promise<IdentifyResult> {
   const total: IdentifyResult = { processed: 0, suppressed: 0, merges: 0, created: 0, retries: 0 };
   const sortedIds = [...new Set(ids)].sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));

@@ -1,24 +1,27 @@
 import type { PgBoss } from 'pg-boss';
-import { bossExecutor, type Sql } from '../../db/index.ts';
-import { type IngestCommitted, QUEUES } from '../../jobs/queues.ts';
+import type { Sql } from '../../db/index.ts';
+import type { HandOff } from '../../jobs/handoff.ts';
+import { QUEUES } from '../../jobs/queues.ts';
 import type { Metrics } from '../../observability/metrics.ts';
+import type { Inbox } from '../topics.ts';
 import { type IdentifyContext, identifyEvents } from './process.ts';
 
 /**
- * Stage 2's consumer of `ingest.committed`: identity resolution, profiles and traits for the events
+ * Stage 2's consumer of `events.stored`: identity resolution, profiles and traits for the events
  * each job names, several jobs per call (each chunk of events one transaction).
  *
  * @example
- * await startIdentifyWorker(boss, sql, ctx, metrics);
+ * await startIdentifyWorker(boss, sql, handOff, ctx, metrics);
  */
 export async function startIdentifyWorker(
   boss: PgBoss,
   sql: Sql,
+  handOff: HandOff,
   ctx: IdentifyContext,
   metrics: Metrics,
 ): Promise<void> {
-  await boss.work<IngestCommitted>(
-    QUEUES.ingestCommitted.name,
+  await boss.work<Inbox<'identify'>>(
+    QUEUES.identify.name,
     // Retries coming due are not notified: poll for them sooner than pg-boss's 30 s default.
     {
       // Jobs are ingest commits, of a few events each when ingest is not busy: a fetch of 50 lets a
@@ -32,21 +35,19 @@ export async function startIdentifyWorker(
     },
     async function processCommitted(jobs) {
       const done = metrics.identifyDuration.startTimer();
-      // Each chunk hands its events to fan-out and stage 3 in its own transaction: processed means
-      // handed over (a retry skips processed events), and the first chunks go on while later ones run.
+      // Each chunk hands its events over (`events.attached`: fan-out and stage 3) in its own transaction:
+      // processed means handed over (a retry skips processed events), and the first chunks go on while
+      // later ones run.
       const r = await identifyEvents(
         sql,
         jobs.flatMap((j) => j.data.ids),
         ctx,
         (tx, ids, restructured) =>
-          Promise.all([
-            boss.send(QUEUES.identifyDone.name, { ids }, { db: bossExecutor(tx) }),
-            boss.send(
-              QUEUES.computeProfiles.name,
-              restructured.length ? { ids, profileIds: [...restructured] } : { ids },
-              { db: bossExecutor(tx) },
-            ),
-          ]),
+          handOff(
+            tx,
+            'events.attached',
+            restructured.length ? { ids: [...ids], restructured: [...restructured] } : { ids: [...ids] },
+          ),
       );
       done();
       metrics.identifyEvents.inc({ outcome: 'processed' }, r.processed);

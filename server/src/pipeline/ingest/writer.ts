@@ -1,8 +1,7 @@
-import type { PgBoss } from 'pg-boss';
 import { DEFAULTS } from '../../config.ts';
-import { bossExecutor, isDataError, type Sql } from '../../db/index.ts';
+import { isDataError, type Sql } from '../../db/index.ts';
 import { withRetry } from '../../infra/transaction.ts';
-import { QUEUES } from '../../jobs/queues.ts';
+import type { HandOff } from '../../jobs/handoff.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { createBatcher } from './batcher.ts';
@@ -25,22 +24,22 @@ export interface EventWriter {
 
 /**
  * Creates the event writer: requests submit their rows, concurrent requests share one transaction
- * that inserts the rows (duplicates skipped by the (source, messageId) key) and enqueues one
- * `ingest.committed` job for the new ones. A request's promise resolves only after COMMIT.
+ * that inserts the rows (duplicates skipped by the (source, messageId) key) and hands the new ones
+ * over as one `events.stored` fact. A request's promise resolves only after COMMIT.
  *
  * @example
- * const writer = createEventWriter({ sql, boss, metrics, log, maxRows: 2000, concurrency: 4 });
+ * const writer = createEventWriter({ sql, handOff, metrics, log, maxRows: 2000, concurrency: 4 });
  * const { inserted, duplicates } = await writer.write(rows);
  */
 export function createEventWriter(deps: {
   sql: Sql;
-  boss: PgBoss;
+  handOff: HandOff;
   metrics: Metrics;
   log: Logger;
   maxRows: number;
   concurrency: number;
 }): EventWriter {
-  const { sql, boss, metrics } = deps;
+  const { sql, handOff, metrics } = deps;
 
   async function commit(requests: EventRow[][]): Promise<WriteResult[]> {
     // Arrival order, not key order: ids then follow arrival (the live view and consumers read by id).
@@ -50,7 +49,7 @@ export function createEventWriter(deps: {
     const inserted = await sql.begin(async (tx) => {
       const ins = await insertEvents(tx, rows);
       if (ins.length > 0) {
-        await boss.send(QUEUES.ingestCommitted.name, { ids: ins.map((r) => r.id) }, { db: bossExecutor(tx) });
+        await handOff(tx, 'events.stored', { ids: ins.map((r) => r.id) });
       }
       return ins;
     });

@@ -1,0 +1,76 @@
+// What happened, and who hears of it. Stages never address each other: a producer hands a fact over
+// with `handOff(tx, topic, payload)` (jobs/handoff.ts) inside the transaction that made it true, and
+// this table decides which consumer queues receive it. Adding a stage is one line here.
+//
+// A leaf module: types and constants only, so every stage and the job layer can import it.
+
+/** Payload of `profile.erased`: what destinations need to forget the person too. */
+export interface ProfileErased {
+  erasureId: string;
+  profileIds: string[];
+  /** The erased identities; sensitive ones sealed as identities.value holds them (forget.ts opens them). */
+  identities: { type: string; value: string }[];
+  requestedBy: string;
+  /** Destinations that received this person's events: only they are told (the others never knew them). */
+  destinationIds: string[];
+}
+
+/** A definition of stage 3. */
+export type DefinitionKind = 'audience' | 'tag' | 'computed';
+
+/** Every fact a stage can hand over, by topic, with its payload. */
+export interface Facts {
+  /** Ingest committed these events (duplicates excluded): one group commit, never one event. */
+  'events.stored': { ids: string[] };
+  /**
+   * Identify attached these events to their profiles. `restructured`: profiles identify created, merged,
+   * split or orphaned meanwhile (every definition may have moved for them, not only what the events read).
+   */
+  'events.attached': { ids: string[]; restructured?: string[] };
+  /**
+   * Audience and tag changes recorded as events (`audience.entered`, `tag.removed`, …), by compute or by
+   * staff. Compute follows its own changes inside the transaction that made them, so it does not hear them.
+   */
+  'memberships.changed': { ids: string[] };
+  /** Profiles changed without an event of theirs (consent recorded by staff, an unmerge, a static tag). */
+  'profiles.changed': { profileIds: string[] };
+  /** A definition was created or changed: it is recomputed over every profile. */
+  'definition.changed': { kind: DefinitionKind; key: string };
+  /** A person was erased. */
+  'profile.erased': ProfileErased;
+}
+
+/** A fact's name. */
+export type Topic = keyof Facts;
+
+/** The queues stages consume from; each is declared with its options in jobs/queues.ts. */
+export type ConsumerQueue = 'identify' | 'fanout' | 'compute' | 'recompute' | 'forget';
+
+/**
+ * Who hears of what: topic → the consumer queues that each get one job per hand-off.
+ *
+ * - identify: resolves identities and attaches stored events to profiles (stage 2);
+ * - compute: tags, audiences and computed traits of the profiles events or changes touched (stage 3);
+ * - recompute: a changed definition over every profile (stage 3);
+ * - fanout: one ledger row per destination that takes the event (stage 5);
+ * - forget: erasures forwarded to destinations that can delete (stage 5).
+ */
+export const SUBSCRIPTIONS = {
+  'events.stored': ['identify'],
+  'events.attached': ['fanout', 'compute'],
+  'memberships.changed': ['fanout'],
+  'profiles.changed': ['compute'],
+  'definition.changed': ['recompute'],
+  'profile.erased': ['forget'],
+} as const satisfies { readonly [T in Topic]: readonly ConsumerQueue[] };
+
+/** One job's data: the fact's payload and the topic it was handed over as. */
+export type Fact<T extends Topic = Topic> = { [K in T]: Facts[K] & { topic: K } }[T];
+
+/** The topics a queue is subscribed to. */
+export type TopicsOf<Q extends ConsumerQueue> = {
+  [T in Topic]: Q extends (typeof SUBSCRIPTIONS)[T][number] ? T : never;
+}[Topic];
+
+/** What a consumer queue's jobs hold: one of the facts it is subscribed to (narrow on `topic`). */
+export type Inbox<Q extends ConsumerQueue> = Fact<TopicsOf<Q>>;
