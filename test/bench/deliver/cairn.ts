@@ -2,7 +2,9 @@ import { TEST_ADMIN_KEY } from '@cairn/server/testing';
 import type postgres from 'postgres';
 import type { Node } from '../identify/servers.ts';
 import type { Receivers } from './receiver.ts';
-import type { SendCalls } from './report.ts';
+import type { PgCounters, SendCalls } from './types.ts';
+
+export type { PgCounters } from './types.ts';
 
 // What bench:deliver asks of Cairn: destinations through the admin API, replays, the ledger, the
 // sender's own metrics, and waiting until every event reached every receiver.
@@ -148,14 +150,6 @@ export async function waitDelivered(
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/** Database counters read before and after a phase. */
-export interface PgCounters {
-  commits: number;
-  /** Sequential scans of the ledger (deliveries) and the rows they read. */
-  ledgerScans: number;
-  ledgerScanRows: number;
 }
 
 /**

@@ -1,7 +1,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Machine } from '../ingest/machine.ts';
 import { type DestinationCount, type Percentiles, timelineText } from './analysis.ts';
-import type { PgCounters } from './cairn.ts';
+import type { PgCounters, SendCalls } from './types.ts';
+
+export type { SendCalls } from './types.ts';
+
 import { coresText, type DeliverCpu } from './cpu.ts';
 import { activityText, type PgActivity } from './sampler.ts';
 
@@ -27,12 +30,6 @@ export interface DestinationSetup {
   id: string;
   /** How it is configured, e.g. "single, signed, parallel 8, concurrency 2". */
   description: string;
-}
-
-/** Mean duration of the plugin's send() calls of one destination (the server's own histogram). */
-export interface SendCalls {
-  calls: number;
-  meanMs: number;
 }
 
 /** One backlog delivered to the destinations. */

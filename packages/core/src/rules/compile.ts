@@ -1,42 +1,9 @@
 import type { Rule } from './ast.ts';
 import { OPERATORS } from './ops/index.ts';
+import type { CompileContext, CompiledNode, RuleDependencies } from './ops/types.ts';
 import { type Fragment, ident, join, sql } from './sql.ts';
 
-/** What a rule reads: which changes can change its truth. */
-export interface RuleDependencies {
-  events: Set<string>;
-  traits: Set<string>;
-  computed: Set<string>;
-  accountTraits: Set<string>;
-  tags: Set<string>;
-  audiences: Set<string>;
-  consent: boolean;
-  subscriptions: boolean;
-  /** Some leaf's truth changes with time alone (relative windows and dates). */
-  timeBound: boolean;
-}
-
-/** One node of a compiled rule: its path in the tree, its truth, and for leaves the value that decided it. */
-export interface CompiledNode {
-  path: string;
-  rule: Rule;
-  truth: Fragment;
-  value?: Fragment;
-}
-
-/** What an operator's compiler can ask for. */
-export interface CompileContext {
-  /** The evaluation instant as a SQL parameter. */
-  now: Fragment;
-  nowMs: number;
-  /**
-   * Adds a CTE (`SELECT <profile id> AS id, ... FROM ... JOIN scope s ON s.id = ...`) joined to the scope
-   * by `id`, and returns its alias.
-   */
-  relation(body: Fragment): string;
-  /** Compiles a child node. */
-  child(rule: Rule, path: string): Fragment;
-}
+export type { CompileContext, CompiledNode, RuleDependencies } from './ops/types.ts';
 
 /** A rule compiled for one instant. */
 export interface CompiledRule {

@@ -1,7 +1,7 @@
 import type { JobInsert, PgBoss } from 'pg-boss';
 import { bossExecutor, type Tx } from '../../db/index.ts';
 import { type DeliverJob, destinationQueueName } from '../../jobs/queues.ts';
-import type { ActiveDestination } from './directory.ts';
+import type { ActiveDestination } from './types.ts';
 
 /** A ledger row about to get a job: its id and the profile it was fanned out for. */
 export interface QueuedRow {

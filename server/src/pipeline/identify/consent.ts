@@ -1,6 +1,6 @@
 import { compareRefs, compareTraitEvents, consentFromEvent, type JsonObject } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
-import type { IdentifyContext, LoadedEvent } from './process.ts';
+import type { IdentifyContext, LoadedEvent } from './types.ts';
 
 // Consent history as proof of consent: a row per change of a profile's choice for a purpose, from events
 // (context.consent.categoryPreferences) and the API. The state in force is the latest row by time.

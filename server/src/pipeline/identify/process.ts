@@ -28,23 +28,12 @@ import {
   saveRefusals,
 } from './component.ts';
 import { rebuildConsent, saveConsent } from './consent.ts';
+import type { IdentifyContext, LoadedEvent } from './types.ts';
+
+export type { IdentifyContext, LoadedEvent } from './types.ts';
+
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
 import { loadStates, refoldStates, saveStates } from './state.ts';
-
-/** Settings of stage 2. */
-export interface IdentifyContext {
-  identity: IdentityOptions;
-  traits: TraitOptions;
-  /** Consent purposes recorded from events; null = any purpose name. */
-  purposes: readonly string[] | null;
-  /** Key of the suppression list's keyed hashes. */
-  secret: string;
-  /** PII at rest: sealed payloads and traits, blind-indexed identity keys. */
-  pii: Pii;
-  log: Logger;
-  /** Workers per process. */
-  concurrency: number;
-}
 
 /** What one call did, for metrics and tests. */
 export interface IdentifyResult {
@@ -53,20 +42,6 @@ export interface IdentifyResult {
   merges: number;
   created: number;
   retries: number;
-}
-
-/**
- * A stored event as stage 2 reads it (payload opened), with its identities' stored keys (canonical
- * order; sensitive ones by blind index), their set's hash, and the stored value of each sensitive one.
- */
-export interface LoadedEvent {
-  id: string;
-  ts: number;
-  type: string;
-  payload: JsonObject;
-  keys: string[];
-  setHash: string | null;
-  sealed: [key: string, value: string][];
 }
 
 /** Events per transaction: bounds lock counts and the work a retry repeats. */
