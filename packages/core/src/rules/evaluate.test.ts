@@ -60,6 +60,10 @@ describe('compareValue (README "Comparisons")', () => {
     expect(holds('2026-11-19T12:00:00Z', { cmp: 'within_last', days: 3 })).toBe(false);
     expect(holds('2026-11-25', { cmp: 'within_next', days: 3 })).toBe(true);
     expect(holds('2026-01-01', { cmp: 'older_than', days: 30 })).toBe(true);
+    expect(holds('2026-11-21T12:00:00Z', { cmp: 'older_than', days: 1 })).toBe(true); // <= now - N days
+    expect(holds('2026-11-21T12:00:00.000001Z', { cmp: 'older_than', days: 1 })).toBe(false);
+    expect(holds('2026-11-22T12:00:00Z', { cmp: 'within_next', days: 1 })).toBe(true); // now <= d
+    expect(holds('2026-11-23T12:00:00Z', { cmp: 'within_next', days: 1 })).toBe(false); // d < now + N days
     expect(holds('1990-11-25', { cmp: 'anniversary_within', days: 3 })).toBe(true);
     expect(holds('1990-11-21', { cmp: 'anniversary_within', days: 3 })).toBe(false);
     expect(compareValue('2000-02-29', { cmp: 'anniversary_within', days: 0 }, Date.parse('2027-02-28T10:00:00Z'))).toBe(

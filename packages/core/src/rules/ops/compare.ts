@@ -13,8 +13,11 @@ function ordered(v: Fragment, op: string, operand: Scalar): Fragment {
   const symbol = OPERATOR_SQL[op];
   if (!symbol) throw new Error(`not an ordering operator: ${op}`);
   if (typeof operand === 'number') return sql`cairn_num(${v}) ${symbol} ${operand}::numeric`;
+  // `::text` first: a timestamptz parameter is converted by the driver through JavaScript's Date,
+  // which refuses zones such as `+01` (an error) and drops digits beyond the millisecond; Postgres
+  // reads the text as cairn_ts reads values.
   if (typeof operand === 'string' && isDateOperand(operand))
-    return sql`cairn_ts(${v}) ${symbol} ${normalizeDate(operand)}::timestamptz`;
+    return sql`cairn_ts(${v}) ${symbol} ${normalizeDate(operand)}::text::timestamptz`;
   return sql`cairn_text(${v}) COLLATE "C" ${symbol} ${String(operand)}::text COLLATE "C"`;
 }
 

@@ -7,11 +7,12 @@ import type { Operator } from './types.ts';
 const UNIT_MS = { minutes: 60_000, hours: 3_600_000, days: 86_400_000 } as const;
 const iso = (ms: number) => new Date(ms).toISOString();
 
+// Fixed dates go as `::text::timestamptz`: see `ordered` in compare.ts.
 export function windowSql(w: Window | undefined, nowMs: number): Fragment {
   if (!w) return sql``;
   if ('last' in w)
     return sql` AND e.timestamp > ${iso(nowMs - w.last * UNIT_MS[w.unit])}::timestamptz AND e.timestamp <= ${iso(nowMs)}::timestamptz`;
-  return sql` AND e.timestamp >= ${normalizeDate(w.from)}::timestamptz AND e.timestamp < ${normalizeDate(w.to)}::timestamptz`;
+  return sql` AND e.timestamp >= ${normalizeDate(w.from)}::text::timestamptz AND e.timestamp < ${normalizeDate(w.to)}::text::timestamptz`;
 }
 
 export function propertyPath(path: string): string[] {
@@ -133,7 +134,7 @@ export const aggregate: Operator<AggregateRule> = {
 function refSql(ref: TimeRef, nowMs: number): Fragment {
   return 'daysAgo' in ref
     ? sql`${iso(nowMs - ref.daysAgo * UNIT_MS.days)}::timestamptz`
-    : sql`${normalizeDate(ref.date)}::timestamptz`;
+    : sql`${normalizeDate(ref.date)}::text::timestamptz`;
 }
 
 /** The first or last occurrence of an event before and/or after a time. */
