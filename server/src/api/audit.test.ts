@@ -6,9 +6,10 @@ import type { AuthVariables } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import type { Cairn } from '../server.ts';
 import {
-  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  postTracking,
+  settle,
   startTestCairn,
   TEST_ADMIN_KEY,
   type TestDatabase,
@@ -61,14 +62,6 @@ describe.each(['postgres', 'embedded'] as const)('audit log on %s', (mode) => {
     const [hit] = await cairn.sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM audit_log WHERE concat_ws(' ', path, before::text, after::text) LIKE ${`%${secret}%`}`;
     expect(hit!.n, `${secret} appears in audit_log`).toBe(0);
-  };
-  const settle = async () => {
-    for (let i = 0; i < 400; i++) {
-      const [row] = await cairn.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM events WHERE processed_at IS NULL`;
-      if (row!.n === 0) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('events not processed in 20 s');
   };
 
   beforeAll(async () => {
@@ -177,13 +170,13 @@ describe.each(['postgres', 'embedded'] as const)('audit log on %s', (mode) => {
     // Profiles: consent set by staff (consent only), then erasure (counts only): no identity in the log.
     const email = `erin-${run}@example.com`;
     const userId = `erin-${run}`;
-    const sent = await fetch(`${cairn.url}/v1/identify`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicAuth(rotated.body.writeKey) },
-      body: JSON.stringify({ userId, traits: { email }, messageId: randomUUID() }),
+    const sent = await postTracking(cairn, rotated.body.writeKey, '/identify', {
+      userId,
+      traits: { email },
+      messageId: randomUUID(),
     });
     expect(sent.status).toBe(200);
-    await settle();
+    await settle(cairn.sql);
     const profileId = (await api(`/profiles?userId=${userId}`)).body.data[0].id as string;
     const { row: consent } = await audited(200, () =>
       api(`/profiles/${profileId}/consent`, { method: 'PUT', body: { purposes: { marketing: true } } }),
@@ -198,10 +191,11 @@ describe.each(['postgres', 'embedded'] as const)('audit log on %s', (mode) => {
     await nowhereInAudit(userId);
 
     // A refused event replayed with a correction.
-    const refused = await fetch(`${cairn.url}/v1/track`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicAuth(rotated.body.writeKey) },
-      body: JSON.stringify({ userId: `r-${run}`, messageId: `m-${run}`, timestamp: 'not a date', event: 'Paid' }),
+    const refused = await postTracking(cairn, rotated.body.writeKey, '/track', {
+      userId: `r-${run}`,
+      messageId: `m-${run}`,
+      timestamp: 'not a date',
+      event: 'Paid',
     });
     expect(refused.status).toBe(400);
     const failed = (await api(`/failed-events?sourceId=${src.body.id}`)).body.data[0];

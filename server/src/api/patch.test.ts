@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../server.ts';
 import {
   type ApiAnswer,
   adminApi,
-  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  postTracking,
+  sendEvents,
+  startReceiver,
   startTestCairn,
   type TestDatabase,
   until,
@@ -242,14 +242,10 @@ describe.each(['postgres', 'embedded'] as const)('partial updates on %s', (mode)
   it('consent and subscriptions: a PUT changes only the purposes and channel it names', async () => {
     const source = await call('POST', '/sources', { name: `consent ${run}` });
     const userId = `c-${run}`;
-    const track = await fetch(`${cairn.url}/v1/identify`, {
-      method: 'POST',
-      headers: { authorization: basicAuth(source.body.writeKey), 'content-type': 'application/json' },
-      body: JSON.stringify({
-        userId,
-        traits: { email: `${userId}@example.com`, phone: '+14155550100' },
-        context: { consent: { categoryPreferences: { marketing: true, analytics: true } } },
-      }),
+    const track = await postTracking(cairn, source.body.writeKey, '/identify', {
+      userId,
+      traits: { email: `${userId}@example.com`, phone: '+14155550100' },
+      context: { consent: { categoryPreferences: { marketing: true, analytics: true } } },
     });
     expect(track.status).toBe(200);
     const id = await until(
@@ -283,18 +279,9 @@ describe.each(['postgres', 'embedded'] as const)('partial updates on %s', (mode)
   });
 
   it('a renamed marketing destination still skips a person without marketing consent', async () => {
-    const hits: Any[] = [];
-    const server = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (c) => (raw += c));
-      req.on('end', () => {
-        hits.push(JSON.parse(raw));
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const server = await startReceiver();
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const url = server.url;
       const created = await call('POST', '/destinations', {
         name: `promo ${run}`,
         plugin: 'webhook',
@@ -312,18 +299,16 @@ describe.each(['postgres', 'embedded'] as const)('partial updates on %s', (mode)
       const source = await call('POST', '/sources', { name: `promo ${run}` });
       const [yes, no] = [`yes-${run}`, `no-${run}`];
       const consent = (m: boolean) => ({ consent: { categoryPreferences: { marketing: m } } });
-      const res = await fetch(`${cairn.url}/v1/batch`, {
-        method: 'POST',
-        headers: { authorization: basicAuth(source.body.writeKey), 'content-type': 'application/json' },
-        body: JSON.stringify({
-          batch: [
-            { type: 'track', userId: no, event: 'Promo Eligible', context: consent(false) },
-            { type: 'track', userId: no, event: 'Other' },
-            { type: 'track', userId: yes, event: 'Promo Eligible', context: consent(true) },
-          ],
-        }),
-      });
-      expect(res.status).toBe(200);
+      await sendEvents(
+        cairn,
+        source.body.writeKey,
+        [
+          { type: 'track', userId: no, event: 'Promo Eligible', context: consent(false) },
+          { type: 'track', userId: no, event: 'Other' },
+          { type: 'track', userId: yes, event: 'Promo Eligible', context: consent(true) },
+        ],
+        { messageIds: false },
+      );
       // The ledger also lists the event the filter kept out ("Other"), as skipped for `filter`.
       const ledger = async () =>
         ((await call('GET', `/destinations/${id}/deliveries?limit=100`)).body.data as Any[]).filter(
@@ -336,9 +321,9 @@ describe.each(['postgres', 'embedded'] as const)('partial updates on %s', (mode)
       const rows = await ledger();
       expect(rows.map((r) => r.status).sort()).toEqual(['delivered', 'skipped']);
       expect(rows.find((r) => r.status === 'skipped').reason).toBe('consent: marketing not granted');
-      expect(hits.map((h) => h.profile?.userId)).toEqual([yes]);
+      expect(server.accepted.map((h) => h.body.profile?.userId)).toEqual([yes]);
     } finally {
-      await new Promise<void>((r) => server.close(() => r()));
+      await server.close();
     }
   });
 });

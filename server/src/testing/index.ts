@@ -1,5 +1,24 @@
 // Test support shared by the server's own tests and the end-to-end tests in test/.
 export { createTestDatabase, type DbMode, POSTGRES_SKIP_REASON, type TestDatabase, testModes } from './db.ts';
+export {
+  type IdleOptions,
+  pipelineIdle,
+  postTracking,
+  type SendOptions,
+  sendEvents,
+  settle,
+  type Target,
+} from './events.ts';
 export { type ApiAnswer, adminApi, basicAuth, until } from './http.ts';
+export { freePort } from './ports.ts';
+export {
+  type AnswerScript,
+  type ReceivedRequest,
+  type Receiver,
+  type ReceiverOptions,
+  type ScriptedAnswer,
+  startReceiver,
+  type WaitOptions,
+} from './receiver.ts';
 export { type ServerProcess, spawnServer, startTestCairn, TEST_ADMIN_KEY } from './server.ts';
 export { openUnsubscribeToken } from './unsubscribe.ts';

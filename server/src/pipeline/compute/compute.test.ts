@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { r } from '@cairn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
   adminApi,
-  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  sendEvents,
+  startReceiver,
   startTestCairn,
   type TestDatabase,
   until,
@@ -32,14 +31,7 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
   const run = randomUUID().slice(0, 8);
   const id = (name: string) => `${name}-${run}`;
 
-  const send = async (...events: object[]) => {
-    const res = await fetch(`${cairn.url}/v1/batch`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicAuth(key) },
-      body: JSON.stringify({ batch: events.map((e) => ({ messageId: randomUUID(), ...e })) }),
-    });
-    expect(res.status).toBe(200);
-  };
+  const send = (...events: object[]) => sendEvents(cairn, key, events);
   const api = (path: string, init?: RequestInit) => adminApi(cairn.url)(path, init);
   const post = (path: string, body: unknown) => api(path, { method: 'POST', body: JSON.stringify(body) });
   const profileOf = async (userId: string): Promise<string> =>
@@ -250,18 +242,9 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
   });
 
   it('audience changes reach destinations as track events (audience sync)', async () => {
-    const bodies: Any[] = [];
-    const server = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (c) => (raw += c));
-      req.on('end', () => {
-        bodies.push(JSON.parse(raw));
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    const server = await startReceiver();
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const url = server.url;
       const dest = await post('/destinations', {
         name: 'audience sync',
         plugin: 'webhook',
@@ -273,13 +256,15 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
       const u = id('sync');
       await send({ type: 'track', userId: u, event: 'Wishlisted' });
       const p = await profileOf(u);
-      const hit = await until('the audience.entered event at the webhook', async () =>
-        bodies.find((b) => b.event?.event === 'audience.entered' && b.event?.userId === u),
+      const hit = await until(
+        'the audience.entered event at the webhook',
+        async () =>
+          server.accepted.find((r) => r.body.event?.event === 'audience.entered' && r.body.event?.userId === u)?.body,
       );
       expect(hit.event.properties).toMatchObject({ audience: { key: 'synced', name: 'synced' }, reason: 'event' });
       expect(hit.profile?.id ?? p).toBe(p);
     } finally {
-      await new Promise<void>((res) => server.close(() => res()));
+      await server.close();
     }
   });
 

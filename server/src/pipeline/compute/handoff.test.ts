@@ -3,16 +3,16 @@
 // committed: a crash (or a failed send) there left the membership changed and its `audience.entered`
 // recorded, and the retried job found nothing left to change, so no destination ever got it. A trigger
 // makes the first `identify.done` job insert fail, as a process killed at that instant would.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
   type ApiAnswer,
   adminApi,
-  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  postTracking,
+  type Receiver,
+  startReceiver,
   startTestCairn,
   type TestDatabase,
   until,
@@ -22,30 +22,24 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed h
   let db: TestDatabase;
   let cairn: Cairn;
   let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
-  const hits: { event?: { event?: string; properties?: { audience?: { key?: string } } } }[] = [];
-  const receiver = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c) => (raw += c));
-    req.on('end', () => {
-      hits.push(JSON.parse(raw));
-      res.writeHead(200).end();
-    });
-  });
+  let receiver: Receiver;
+  const hits = (): { event?: { event?: string; properties?: { audience?: { key?: string } } } }[] =>
+    receiver.accepted.map((r) => r.body);
 
   beforeAll(async () => {
     db = await createTestDatabase('compute/handoff.test.ts', 'postgres');
     cairn = await startTestCairn(db.env);
     api = adminApi(cairn.url);
-    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    receiver = await startReceiver();
   });
   afterAll(async () => {
     await cairn?.close();
     await db?.drop();
-    await new Promise<void>((r) => receiver.close(() => r()));
+    await receiver?.close();
   });
 
   it('a recompute whose hand-off fails is retried whole, and the destination gets audience.entered', async () => {
-    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const url = receiver.url;
     const dest = await api('/destinations', {
       method: 'POST',
       body: JSON.stringify({
@@ -57,11 +51,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed h
     });
     expect(dest.status, dest.text).toBe(201);
     const source = await api('/sources', { method: 'POST', body: JSON.stringify({ name: 'shop' }) });
-    const res = await fetch(`${cairn.url}/v1/track`, {
-      method: 'POST',
-      headers: { authorization: basicAuth(source.body.writeKey), 'content-type': 'application/json' },
-      body: JSON.stringify({ userId: 'u-handoff', event: 'Signed In' }),
-    });
+    const res = await postTracking(cairn, source.body.writeKey, '/track', { userId: 'u-handoff', event: 'Signed In' });
     expect(res.status).toBe(200);
     await until('the profile', async () => (await api('/profiles?userId=u-handoff')).body.data?.[0]?.id);
     await until('the event handed to fan-out', async () => {
@@ -91,7 +81,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed h
     // The recompute job is retried after its retry delay (10 s); the test waits up to 60 s.
     await until(
       'audience.entered at the destination',
-      async () => hits.some((h) => h.event?.event === 'audience.entered'),
+      async () => hits().some((h) => h.event?.event === 'audience.entered'),
       {
         tries: 600,
         intervalMs: 100,
@@ -99,7 +89,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed h
     );
     const [attempts] = await cairn.sql<{ n: string }[]>`SELECT last_value::text AS n FROM test_handoff_attempts`;
     expect(Number(attempts!.n), 'the failure was injected').toBeGreaterThanOrEqual(2);
-    const entered = hits.filter((h) => h.event?.event === 'audience.entered');
+    const entered = hits().filter((h) => h.event?.event === 'audience.entered');
     expect(entered).toHaveLength(1);
     expect(entered[0]!.event!.properties?.audience?.key).toBe('signed_in');
   }, 90_000);

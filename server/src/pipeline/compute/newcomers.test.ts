@@ -8,9 +8,10 @@ import type { Cairn } from '../../server.ts';
 import {
   type ApiAnswer,
   adminApi,
-  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  sendEvents,
+  settle,
   startTestCairn,
   type TestDatabase,
   until,
@@ -34,28 +35,9 @@ describe.each(['postgres', 'embedded'] as const)('people who arrive after an aud
   const run = randomUUID().slice(0, 8);
   const key = (name: string) => `${name}_${run}`;
 
-  const send = async (...events: object[]) => {
-    const res = await fetch(`${cairn.url}/v1/batch`, {
-      method: 'POST',
-      headers: { authorization: basicAuth(writeKey), 'content-type': 'application/json' },
-      body: JSON.stringify({ batch: events }),
-    });
-    expect(res.status).toBe(200);
-  };
-  const processed = () =>
-    until(
-      'the pipeline to settle',
-      async () => {
-        const [row] = await cairn.sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM events WHERE processed_at IS NULL`;
-        if (row!.n) return false;
-        const [jobs] = await cairn.sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM pgboss.job
-          WHERE name IN ('compute.profiles', 'compute.definition') AND state IN ('created', 'retry', 'active')`;
-        return jobs!.n === 0;
-      },
-      { tries: 600 },
-    );
+  const send = (...events: object[]) => sendEvents(cairn, writeKey, events, { messageIds: false });
+  /** Events attached to profiles, and stage 3 done with them. */
+  const processed = () => settle(cairn.sql, { queues: ['compute.profiles', 'compute.definition'], timeoutMs: 30_000 });
   const profileOf = (userId: string) =>
     until(`the profile of ${userId}`, async () => (await api(`/profiles?userId=${userId}`)).body.data?.[0]?.id);
   const explain = async (audience: string, profileId: string) => {

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { r } from '@cairn/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
   adminApi,
-  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  type Receiver,
+  sendEvents,
+  startReceiver,
   startTestCairn,
   type TestDatabase,
   until as waitFor,
@@ -32,19 +32,18 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
   const run = randomUUID().slice(0, 8);
   // One more than the inline limit: the recompute must defer.
   const N = INLINE_CHANGE_EVENTS + 200;
-  const received = new Map<string, number>();
-  const receiver = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c) => (raw += c));
-    req.on('end', () => {
-      const body = JSON.parse(raw);
+  let receiver: Receiver;
+  /** How many times each messageId reached the destination (a request carries one item or a batch). */
+  const received = () => {
+    const seen = new Map<string, number>();
+    for (const { body } of receiver.accepted) {
       for (const item of Array.isArray(body.batch) ? body.batch : [body]) {
         const id = String(item.event?.messageId);
-        received.set(id, (received.get(id) ?? 0) + 1);
+        seen.set(id, (seen.get(id) ?? 0) + 1);
       }
-      res.writeHead(200).end();
-    });
-  });
+    }
+    return seen;
+  };
 
   const api = (path: string, init?: RequestInit) => adminApi(cairn.url)(path, init);
   const until = <T>(what: string, fn: () => Promise<T | undefined | false>, tries = 600) =>
@@ -53,18 +52,18 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
     (await cairn.sql.unsafe<{ n: number }[]>(text, values as never[]))[0]!.n;
 
   beforeAll(async () => {
-    await new Promise<void>((res) => receiver.listen(0, '127.0.0.1', res));
+    receiver = await startReceiver();
     db = await createTestDatabase(`outbox.test.ts:${mode}`, mode);
     cairn = await startTestCairn({ ...db.env, CAIRN_COMPUTE_SWEEP_S: '0.5' });
   });
   afterAll(async () => {
     await cairn?.close();
     await db?.drop();
-    await new Promise<void>((res) => receiver.close(() => res()));
+    await receiver?.close();
   });
 
   it('a recompute entering more profiles than the inline limit commits first; every change event follows, once, and reaches the destination', async () => {
-    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const url = receiver.url;
     const dest = await api('/destinations', {
       method: 'POST',
       body: JSON.stringify({
@@ -81,12 +80,7 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
       userId: `bulk-${run}-${i}`,
       traits: { plan: 'pro', cohort: run },
     }));
-    const res = await fetch(`${cairn.url}/v1/batch`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicAuth(cairn.demoSource!.writeKey) },
-      body: JSON.stringify({ batch }),
-    });
-    expect(res.status).toBe(200);
+    await sendEvents(cairn, cairn.demoSource!.writeKey, batch);
     await until(
       'profiles',
       async () => (await count(`SELECT count(*)::int AS n FROM profile_traits WHERE key = 'cohort'`)) === N,
@@ -120,8 +114,8 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
         WHERE e.event = 'audience.entered' AND e.xmin::text = m.xmin::text`),
     ).toBe(0);
     // They were handed to fan-out: the destination receives each once.
-    await until('all delivered', async () => received.size === N, 1200);
-    expect([...received.values()].every((n) => n === 1)).toBe(true);
+    await until('all delivered', async () => received().size === N, 1200);
+    expect([...received().values()].every((n) => n === 1)).toBe(true);
     // A second recompute changes nothing: no outbox rows, no events.
     expect((await api('/audiences/bulk/recompute', { method: 'POST' })).status).toBeLessThan(300);
     await new Promise((res) => setTimeout(res, 1500));

@@ -3,16 +3,15 @@
 // skipped; the sweep promotes rows a crash left waiting; a replay keeps each profile's order; an
 // upgrade from the key_strict_fifo queues of earlier versions loses nothing.
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PgBoss } from 'pg-boss';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
-  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  sendEvents,
+  startReceiver,
   startTestCairn,
   TEST_ADMIN_KEY,
   type TestDatabase,
@@ -21,7 +20,7 @@ import {
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
 
-/** One request the receiver got: the event's name and the status it answered. */
+/** One request the receiver got: the event's name and the status it answered (0 while still open). */
 interface Arrival {
   user: string;
   event: string;
@@ -30,30 +29,23 @@ interface Arrival {
 
 /** A real HTTP receiver; `decide` picks each answer from the event's name (200 when it returns nothing). */
 async function receiver(decide: (event: string, user: string) => number | undefined = () => 200) {
-  const arrivals: Arrival[] = [];
-  const server: Server = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c) => (raw += c));
-    req.on('end', () => {
-      const body = JSON.parse(raw);
-      const user = body.profile?.userId ?? '';
-      const event = body.event?.event ?? '';
-      const status = decide(event, user) ?? 200;
-      arrivals.push({ user, event, status });
-      res.writeHead(status).end();
-    });
+  const of = (body: Any) => ({ user: String(body.profile?.userId ?? ''), event: String(body.event?.event ?? '') });
+  const hook = await startReceiver({
+    answer: (r) => {
+      const { user, event } = of(r.body);
+      return { status: decide(event, user) ?? 200 };
+    },
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const arrivals = (): Arrival[] => hook.requests.map((r) => ({ ...of(r.body), status: r.status ?? 0 }));
   return {
     arrivals,
     /** The events of a user that were answered 2xx, in arrival order. */
-    delivered: (user: string) => arrivals.filter((a) => a.user === user && a.status < 300).map((a) => a.event),
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
+    delivered: (user: string) =>
+      arrivals()
+        .filter((a) => a.user === user && a.status >= 200 && a.status < 300)
+        .map((a) => a.event),
+    url: hook.url,
+    close: hook.close,
   };
 }
 
@@ -78,14 +70,7 @@ function client(cairn: () => Cairn) {
   };
   return {
     api,
-    send: async (...events: object[]) => {
-      const res = await fetch(`${cairn().url}/v1/batch`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: basicAuth(cairn().demoSource!.writeKey) },
-        body: JSON.stringify({ batch: events.map((e) => ({ messageId: randomUUID(), ...e })) }),
-      });
-      expect(res.status).toBe(200);
-    },
+    send: (...events: object[]) => sendEvents(cairn(), cairn().demoSource!.writeKey, events),
     webhook: async (url: string, extra: object = {}): Promise<string> => {
       const created = await api('/destinations', {
         method: 'POST',
@@ -147,14 +132,14 @@ describe.each(['postgres', 'embedded'] as const)('delivery order on %s', (mode) 
       'behind an earlier event of this profile',
       'behind an earlier event of this profile',
     ]);
-    expect(hook.arrivals.filter((x) => x.event === 'A2' || x.event === 'A3')).toEqual([]);
+    expect(hook.arrivals().filter((x) => x.event === 'A2' || x.event === 'A3')).toEqual([]);
     await until('B1 and B2 in the ledger', async () => (await ledger(id, 'delivered')).length === 2);
     const counts = (await api(`/destinations/${id}`)).body.deliveries;
     expect(counts).toMatchObject({ pending: 0, waiting: 2, retrying: 1, delivered: 2 });
     refuse = false;
     await until('A1, A2, A3', async () => hook.delivered(a).length === 3);
     expect(hook.delivered(a)).toEqual(['A1', 'A2', 'A3']);
-    expect(hook.arrivals.filter((x) => x.event === 'A1' && x.status === 503).length).toBeGreaterThanOrEqual(1);
+    expect(hook.arrivals().filter((x) => x.event === 'A1' && x.status === 503).length).toBeGreaterThanOrEqual(1);
     await until('a settled ledger', async () => (await ledger(id, 'delivered')).length === 5);
     await api(`/destinations/${id}`, { method: 'DELETE' });
     await hook.close();

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
-  basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  sendEvents,
+  settle,
   startTestCairn,
   TEST_ADMIN_KEY,
   type TestDatabase,
@@ -27,22 +28,10 @@ describe.each(['postgres', 'embedded'] as const)('identity resolution on %s', (m
   const run = randomUUID().slice(0, 8);
   const id = (name: string) => `${name}-${run}`;
 
+  /** Sends the events and waits until identity resolution has processed them. */
   const send = async (...events: object[]) => {
-    const res = await fetch(`${cairn.url}/v1/batch`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicAuth(key) },
-      body: JSON.stringify({ batch: events.map((e) => ({ messageId: randomUUID(), ...e })) }),
-    });
-    expect(res.status).toBe(200);
-    await settle();
-  };
-  const settle = async () => {
-    for (let i = 0; i < 400; i++) {
-      const [row] = await cairn.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM events WHERE processed_at IS NULL`;
-      if (row!.n === 0) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('events not processed in 20 s');
+    await sendEvents(cairn, key, events);
+    await settle(cairn.sql);
   };
   const api = async (path: string, init: RequestInit = {}): Promise<{ status: number; body: Any; url: string }> => {
     const res = await fetch(`${cairn.url}/api${path}`, {

@@ -1,0 +1,232 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** One request a receiver got, recorded the moment its body has arrived (before it is answered). */
+export interface ReceivedRequest {
+  method: string;
+  /** The path and query string as sent (`/hook?x=1`). */
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** The body exactly as it arrived (what a signature covers). */
+  raw: string;
+  /** The body parsed as JSON; undefined when it is not JSON. */
+  // biome-ignore lint/suspicious/noExplicitAny: tests check the shape with their assertions
+  body: any;
+  /** The status it was answered with; undefined while it is still open (delayed, or the sender went away). */
+  status: number | undefined;
+}
+
+/** How a receiver answers one request. Every field is optional: the default is an empty 200, at once. */
+export interface ScriptedAnswer {
+  status?: number;
+  headers?: Record<string, string>;
+  /** A string or bytes as they are; any other value is sent as JSON. */
+  body?: string | Uint8Array | object;
+  /** Waits this long before answering (the request counts as open meanwhile). */
+  delayMs?: number;
+}
+
+/**
+ * A fixed answer, or a function choosing one per request (returning nothing means the default 200). The
+ * function runs when the request arrives, so it may also check or record what arrived in that order.
+ */
+export type AnswerScript = ScriptedAnswer | ((request: ReceivedRequest) => ScriptedAnswer | undefined);
+
+/** Options of {@link startReceiver}. */
+export interface ReceiverOptions {
+  /** How requests are answered until `answer()` changes it; an empty 200 by default. */
+  answer?: AnswerScript;
+  /** The path `url` points at (any path is received): `/hook` by default. */
+  path?: string;
+  /** The address to listen on: `127.0.0.1` by default; `null` listens on every address (IPv4 and IPv6). */
+  host?: string | null;
+}
+
+/** Which requests `waitFor` looks at. */
+export interface WaitOptions {
+  /** 30 s by default. */
+  timeoutMs?: number;
+  /** `accepted` (answered 2xx: what a sender counts as delivered, the default) or `all` (every arrival). */
+  among?: 'accepted' | 'all';
+}
+
+/** A running receiver: see {@link startReceiver}. */
+export interface Receiver {
+  /** `http://127.0.0.1:<port><path>`: the address to give a destination. */
+  url: string;
+  /** `http://<host>:<port>`, without the path. */
+  origin: string;
+  port: number;
+  /** Every request, in the order they arrived, recorded before being answered. */
+  requests: ReceivedRequest[];
+  /** The requests answered 2xx, in the order they were answered. */
+  accepted: ReceivedRequest[];
+  /** The requests that arrived and are not answered yet. */
+  open(): ReceivedRequest[];
+  /** The most requests that were open at once. */
+  peakOpen(): number;
+  /** Changes how the requests arriving from now on are answered. */
+  answer(script: AnswerScript): void;
+  /** Answers the next requests with these, one each, in order, before falling back to the script. */
+  queue(...answers: ScriptedAnswer[]): void;
+  /** Resolves once `n` requests are there (with them), or with the first request matching `match`; throws on timeout. */
+  waitFor(n: number, options?: WaitOptions): Promise<ReceivedRequest[]>;
+  waitFor(match: (request: ReceivedRequest) => unknown, options?: WaitOptions): Promise<ReceivedRequest>;
+  /** Drops open connections (a sender still waiting sees its connection closed) and stops listening. */
+  close(): Promise<void>;
+}
+
+function encode(answer: ScriptedAnswer): { headers: Record<string, string>; body: string | Uint8Array } {
+  const headers = { ...answer.headers };
+  const body = answer.body;
+  if (body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
+    return { headers, body: body ?? '' };
+  }
+  if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
+    headers['content-type'] = 'application/json';
+  }
+  return { headers, body: JSON.stringify(body) };
+}
+
+function parse(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A real HTTP server on loopback that records every request and answers as the test scripts it: the
+ * destination end of delivery tests, or a small site for browser tests. Requests are recorded when they
+ * arrive, so a sender killed while waiting for its answer still shows in `requests`; `accepted` holds
+ * those answered 2xx, what the sender saw delivered.
+ *
+ * @example
+ * const hook = await startReceiver();
+ * // destination settings: { url: hook.url }
+ * hook.answer({ status: 503 }); // an outage from now on
+ * hook.queue({ status: 429, headers: { 'retry-after': '1' } }); // only the next request
+ * const hit = await hook.waitFor((r) => r.body?.event?.event === 'Order Completed');
+ * await hook.close();
+ *
+ * @example
+ * // A site: the answer is chosen from the request.
+ * const site = await startReceiver({ answer: (r) => ({ headers: { 'content-type': 'text/html' }, body: pages[r.path] }) });
+ */
+export async function startReceiver(options: ReceiverOptions = {}): Promise<Receiver> {
+  const requests: ReceivedRequest[] = [];
+  const accepted: ReceivedRequest[] = [];
+  const open = new Set<ReceivedRequest>();
+  const queued: ScriptedAnswer[] = [];
+  const waiters = new Set<() => void>();
+  let script: AnswerScript = options.answer ?? {};
+  let peakOpen = 0;
+  const changed = () => {
+    for (const check of [...waiters]) check();
+  };
+
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    // A sender that goes away mid-request must not crash the test process.
+    req.on('error', () => {});
+    res.on('error', () => {});
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const request: ReceivedRequest = {
+        method: req.method ?? 'GET',
+        path: req.url ?? '/',
+        headers: req.headers,
+        raw,
+        body: parse(raw),
+        status: undefined,
+      };
+      requests.push(request);
+      open.add(request);
+      peakOpen = Math.max(peakOpen, open.size);
+      const answer = queued.shift() ?? (typeof script === 'function' ? script(request) : script) ?? {};
+      const status = answer.status ?? 200;
+      const send = () => {
+        open.delete(request);
+        request.status = status;
+        if (status >= 200 && status < 300) accepted.push(request);
+        const { headers, body } = encode(answer);
+        if (!res.destroyed) res.writeHead(status, headers).end(body);
+        changed();
+      };
+      changed();
+      if (answer.delayMs && answer.delayMs > 0) setTimeout(send, answer.delayMs);
+      else send();
+    });
+  });
+  // Short keep-alive: a sender's idle sockets must not keep close() waiting.
+  server.keepAliveTimeout = 1000;
+  const host = options.host === undefined ? '127.0.0.1' : options.host;
+  await new Promise<void>((resolve) => {
+    if (host === null) server.listen(0, resolve);
+    else server.listen(0, host, resolve);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const origin = `http://${host === null ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  function waitFor(
+    target: number | ((request: ReceivedRequest) => unknown),
+    { timeoutMs = 30_000, among = 'accepted' }: WaitOptions = {},
+  ): Promise<ReceivedRequest | ReceivedRequest[]> {
+    const list = among === 'all' ? requests : accepted;
+    const what = typeof target === 'number' ? `${target} requests (${among})` : `a matching request (${among})`;
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      const check = () => {
+        if (typeof target === 'number') {
+          if (list.length >= target) {
+            done();
+            resolve(list.slice());
+          }
+          return;
+        }
+        const found = list.find((r) => target(r));
+        if (found) {
+          done();
+          resolve(found);
+        }
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; ${requests.length} arrived, ${accepted.length} accepted`,
+          ),
+        );
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
+  }
+
+  return {
+    url: `${origin}${options.path ?? '/hook'}`,
+    origin,
+    port,
+    requests,
+    accepted,
+    open: () => [...open],
+    peakOpen: () => peakOpen,
+    answer: (next) => {
+      script = next;
+    },
+    queue: (...answers) => {
+      queued.push(...answers);
+    },
+    waitFor: waitFor as Receiver['waitFor'],
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
