@@ -141,6 +141,10 @@ const EnvSchema = z.object({
       }
       return z.NEVER;
     }),
+  // Plugins to load besides the built-ins (comma-separated package names or paths; see pipeline/deliver/plugins.ts).
+  CAIRN_PLUGINS: list(),
+  // Where CAIRN_PLUGINS package names are looked up (its node_modules, then its parents'); default the working directory.
+  CAIRN_PLUGINS_DIR: z.string().min(1).optional(),
   // Consent purposes recorded from events (comma-separated, lower case); empty = any purpose name.
   CAIRN_CONSENT_PURPOSES: z
     .string()
@@ -209,6 +213,8 @@ export interface Config {
   identity: IdentityOptions;
   /** Consent purposes recorded from events; null = any. */
   consentPurposes: readonly string[] | null;
+  /** Destination plugins loaded at start besides the built-ins: CAIRN_PLUGINS, looked up from CAIRN_PLUGINS_DIR. */
+  plugins: { packages: readonly string[]; dir: string | undefined };
 }
 
 /** A configuration error that names every bad variable. */
@@ -266,5 +272,6 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     }),
     identity: e.CAIRN_IDENTITY as IdentityOptions,
     consentPurposes: e.CAIRN_CONSENT_PURPOSES,
+    plugins: Object.freeze({ packages: Object.freeze(e.CAIRN_PLUGINS ?? []), dir: e.CAIRN_PLUGINS_DIR }),
   });
 }

@@ -15,6 +15,7 @@ import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createPii, type Pii } from './pii/index.ts';
 import { createDestinationDirectory } from './pipeline/deliver/directory.ts';
+import { loadPlugins } from './pipeline/deliver/plugins.ts';
 import type { SenderDeps } from './pipeline/deliver/sender.ts';
 import type { IdentifyContext } from './pipeline/identify/process.ts';
 import { startWorkers } from './pipeline/index.ts';
@@ -55,8 +56,12 @@ export async function startCairn(
     extraRoutes?: (app: Hono) => void;
     /** The clock rules are evaluated against (tests move it; production uses the system clock). */
     clock?: () => Date;
+    /** Plugins given in code (tests), installed besides the built-ins and CAIRN_PLUGINS. */
+    plugins?: readonly unknown[];
   } = {},
 ): Promise<Cairn> {
+  // First: a missing or malformed plugin stops the start before anything is opened (PluginLoadError).
+  const plugins = await loadPlugins({ ...config.plugins, extra: options.plugins ?? [] });
   const db = await openDatabase(config, log);
   const { sql } = db;
   const applied = await migrate(sql);
@@ -119,6 +124,7 @@ export async function startCairn(
     delivery: config.delivery,
     signal: stopping.signal,
     metrics,
+    plugins,
   };
   const destinations = createDestinationDirectory({
     ...sender,

@@ -10,7 +10,7 @@ import { enqueueDeliveries } from '../pipeline/deliver/enqueue.ts';
 import { FilterSchema } from '../pipeline/deliver/filter.ts';
 import { DELIVERY_STATUSES, deliveryCounts, listDeliveries, resetForReplay } from '../pipeline/deliver/ledger.ts';
 import { isOrdered, promoteProfiles } from '../pipeline/deliver/order.ts';
-import { PLUGINS } from '../pipeline/deliver/plugins.ts';
+import { BUILTIN_REGISTRY, type PluginRegistry } from '../pipeline/deliver/plugins.ts';
 import {
   type Destination,
   type DestinationInput,
@@ -123,13 +123,13 @@ const DeliverySchema = z
 const IdParam = z.object({ id: z.string() });
 const notFound = { description: 'No such destination', content: { 'application/json': { schema: ErrorSchema } } };
 
-function pluginOf(name: string): Readonly<PluginDefinition> {
-  const plugin = PLUGINS.get(name);
+function pluginOf(plugins: PluginRegistry, name: string): Readonly<PluginDefinition> {
+  const plugin = plugins.get(name);
   if (!plugin)
     throw apiError(
       400,
       'invalid_request',
-      `plugin: unknown plugin "${name}" (installed: ${[...PLUGINS.keys()].join(', ')})`,
+      `plugin: unknown plugin "${name}" (installed: ${plugins.names().join(', ')})`,
     );
   return plugin;
 }
@@ -147,12 +147,15 @@ function validSettings(plugin: Readonly<PluginDefinition>, settings: unknown): R
  * A destination as the admin API shows it, secret settings masked (the audit log records this too).
  *
  * @example
- * destinationView(await getDestination(sql, id));
+ * destinationView(await getDestination(sql, id), plugins);
  */
-export function destinationView(d: Destination) {
-  const plugin = PLUGINS.get(d.plugin);
+export function destinationView(d: Destination, plugins: PluginRegistry = BUILTIN_REGISTRY) {
+  const plugin = plugins.get(d.plugin);
   const settings = { ...d.settings };
-  for (const key of plugin?.secrets ?? []) if (settings[key] !== undefined) settings[key] = MASK;
+  // A plugin this registry does not know has unknown secrets: every setting is masked.
+  for (const key of plugin ? (plugin.secrets ?? []) : Object.keys(settings)) {
+    if (settings[key] !== undefined) settings[key] = MASK;
+  }
   return {
     id: d.id,
     name: d.name,
@@ -186,6 +189,7 @@ export function destinationsApi(deps: {
   sender: SenderDeps;
 }) {
   const { sql, boss } = deps;
+  const view = (d: Destination) => destinationView(d, deps.sender.plugins);
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const existing = async (id: string) => {
     const d = await getDestination(sql, id);
@@ -216,7 +220,7 @@ export function destinationsApi(deps: {
     (c) =>
       c.json(
         {
-          data: [...PLUGINS.values()].map((p) => ({
+          data: deps.sender.plugins.list().map((p) => ({
             name: p.name,
             version: p.version,
             description: p.description,
@@ -244,12 +248,12 @@ export function destinationsApi(deps: {
     }),
     async (c) => {
       const input = c.req.valid('json') as DestinationInput;
-      const plugin = pluginOf(input.plugin);
+      const plugin = pluginOf(deps.sender.plugins, input.plugin);
       validSettings(plugin, input.settings);
       const created = await insertDestination(sql, input);
       await prepareQueue(created.id);
       await deps.destinations.refresh();
-      return c.json(destinationView(created), 201);
+      return c.json(view(created), 201);
     },
   );
 
@@ -262,7 +266,7 @@ export function destinationsApi(deps: {
       middleware: [requirePermission('destinations:read')] as const,
       responses: { 200: json(z.object({ data: z.array(DestinationSchema) }), 'Destinations'), ...AUTH_ERRORS },
     }),
-    async (c) => c.json({ data: (await listDestinations(sql)).map(destinationView) }, 200),
+    async (c) => c.json({ data: (await listDestinations(sql)).map(view) }, 200),
   );
 
   app.openapi(
@@ -288,7 +292,7 @@ export function destinationsApi(deps: {
     }),
     async (c) => {
       const d = await existing(c.req.valid('param').id);
-      return c.json({ ...destinationView(d), deliveries: await deliveryCounts(sql, d.id) }, 200);
+      return c.json({ ...view(d), deliveries: await deliveryCounts(sql, d.id) }, 200);
     },
   );
 
@@ -311,13 +315,13 @@ export function destinationsApi(deps: {
     async (c) => {
       const d = await existing(c.req.valid('param').id);
       const patch = c.req.valid('json');
-      const plugin = pluginOf(d.plugin);
+      const plugin = pluginOf(deps.sender.plugins, d.plugin);
       const settings = { ...d.settings, ...(patch.settings ?? {}) };
       for (const key of plugin.secrets ?? []) if (settings[key] === MASK) settings[key] = d.settings[key];
       const next: DestinationInput = { ...applyPatch(d, patch), settings: validSettings(plugin, settings) };
       const updated = await updateDestination(sql, d.id, next);
       await deps.destinations.refresh();
-      return c.json(destinationView(updated!), 200);
+      return c.json(view(updated!), 200);
     },
   );
 
@@ -339,7 +343,7 @@ export function destinationsApi(deps: {
         const d = await existing(c.req.valid('param').id);
         const updated = await updateDestination(sql, d.id, { ...d, enabled });
         await deps.destinations.refresh();
-        return c.json(destinationView(updated!), 200);
+        return c.json(view(updated!), 200);
       },
     );
   }
@@ -396,7 +400,7 @@ export function destinationsApi(deps: {
     }),
     async (c) => {
       const d = await existing(c.req.valid('param').id);
-      const plugin = pluginOf(d.plugin);
+      const plugin = pluginOf(deps.sender.plugins, d.plugin);
       const settings = plugin.settings.parse(d.settings);
       const body = (await c.req.json().catch(() => ({}))) as { event?: Record<string, unknown> };
       const messageId = `test-${Date.now()}`;
@@ -488,7 +492,7 @@ export function destinationsApi(deps: {
     }),
     async (c) => {
       const d = await existing(c.req.valid('param').id);
-      const plugin = pluginOf(d.plugin);
+      const plugin = pluginOf(deps.sender.plugins, d.plugin);
       const body = (await c.req.json().catch(() => ({}))) as { from?: string; to?: string };
       const range = body.from && body.to ? { from: new Date(body.from), to: new Date(body.to) } : null;
       if (range && !(range.from < range.to)) throw apiError(400, 'invalid_request', 'from must be before to');

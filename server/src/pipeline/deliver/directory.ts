@@ -1,7 +1,6 @@
 import type { PluginDefinition } from '@cairn/plugin-api';
 import { type DeliverJob, destinationQueue, destinationQueueName, ensureQueue } from '../../jobs/queues.ts';
 import { sweepWaiting } from './order.ts';
-import { PLUGINS } from './plugins.ts';
 import { type Destination, destinationsFingerprint, listDestinations } from './queries.ts';
 import { deliverJobs, type SenderDeps } from './sender.ts';
 
@@ -52,7 +51,7 @@ export function createDestinationDirectory(
     fingerprint = f;
     const next: ActiveDestination[] = [];
     for (const destination of await listDestinations(sql)) {
-      const plugin = PLUGINS.get(destination.plugin);
+      const plugin = deps.plugins.get(destination.plugin);
       if (!destination.enabled || !plugin) continue;
       const parsed = plugin.settings.safeParse(destination.settings);
       if (!parsed.success) {

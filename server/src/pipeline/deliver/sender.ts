@@ -18,6 +18,7 @@ import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { Pii } from '../../pii/index.ts';
 import { recordInOrder } from './order.ts';
+import type { PluginRegistry } from './plugins.ts';
 import {
   circuitOf,
   claimProbe,
@@ -50,6 +51,8 @@ export interface SenderDeps {
   /** Aborted at shutdown: in-flight plugin calls stop and their items are retried. */
   signal: AbortSignal;
   metrics?: Metrics;
+  /** The installed plugins (built at start, see plugins.ts). */
+  plugins: PluginRegistry;
 }
 
 /** The channel whose unsubscribes a destination honours, or null (plain data destinations). */
