@@ -1,4 +1,5 @@
 import type { Sql } from '../db/index.ts';
+import { createDirectory } from '../infra/directory.ts';
 import type { Logger } from '../log.ts';
 import { listSources, type Source, sourcesFingerprint } from './queries.ts';
 
@@ -11,7 +12,8 @@ export interface SourceDirectory {
   /** Reload now (after this process changed a source). */
   reload(): Promise<void>;
   start(): Promise<void>;
-  stop(): void;
+  /** Stops refreshing; resolves once a reload under way has finished. */
+  stop(): Promise<void>;
 }
 
 // A miss reloads at most this often, so a flood of bad keys cannot turn into a flood of queries.
@@ -27,44 +29,18 @@ const MISS_RELOAD_MIN_MS = 250;
  * const source = await sources.byWriteKey(key);
  */
 export function createSourceDirectory(sql: Sql, log: Logger, refreshMs: number): SourceDirectory {
-  let byKey = new Map<string, Source>();
-  let fingerprint = '';
-  let loadedAt = 0;
-  let loading: Promise<void> | null = null;
-  let timer: NodeJS.Timeout | undefined;
-
-  async function load(): Promise<void> {
-    const f = await sourcesFingerprint(sql);
-    loadedAt = Date.now();
-    if (f === fingerprint) return;
-    const next = new Map<string, Source>();
-    for (const s of await listSources(sql)) {
-      next.set(s.writeKey, s);
-      if (s.previousWriteKey) next.set(s.previousWriteKey, s);
-    }
-    byKey = next;
-    fingerprint = f;
-  }
-
-  // `fresh` = a load that starts after the caller's own change committed; a load already under way
-  // may have read the table before it, so it is waited for, then followed by a new one.
-  function reload(fresh = false): Promise<void> {
-    if (loading && !fresh) return loading;
-    const next: Promise<void> = (loading ?? Promise.resolve())
-      .catch(() => {})
-      .then(() => {
-        if (fresh) fingerprint = '';
-        return load();
-      })
-      .finally(() => {
-        if (loading === next) loading = null;
-      });
-    loading = next;
-    return next;
-  }
+  const directory = createDirectory<Source>({
+    name: 'sources',
+    load: () => listSources(sql),
+    // A rotated source answers to its previous key too, during its grace period (see current()).
+    keys: (s) => (s.previousWriteKey ? [s.writeKey, s.previousWriteKey] : [s.writeKey]),
+    fingerprint: () => sourcesFingerprint(sql),
+    refreshMs,
+    log,
+  });
 
   function current(writeKey: string): Source | undefined {
-    const s = byKey.get(writeKey);
+    const s = directory.get(writeKey);
     if (!s || s.writeKey === writeKey) return s;
     // The previous key of a rotated source works only until its grace period ends.
     return s.previousKeyExpiresAt && s.previousKeyExpiresAt.getTime() > Date.now() ? s : undefined;
@@ -73,25 +49,20 @@ export function createSourceDirectory(sql: Sql, log: Logger, refreshMs: number):
   return {
     async byWriteKey(writeKey) {
       const hit = current(writeKey);
-      if (hit || Date.now() - loadedAt < MISS_RELOAD_MIN_MS) return hit;
-      await reload();
+      if (hit || Date.now() - directory.checkedAt() < MISS_RELOAD_MIN_MS) return hit;
+      await directory.reload();
       return current(writeKey);
     },
     anyAllowsOrigin(origin) {
-      for (const s of byKey.values()) {
+      for (const s of directory.all()) {
         if (s.enabled && originAllowed(s.allowedOrigins, origin)) return true;
       }
       return false;
     },
-    reload: () => reload(true),
-    async start() {
-      await reload();
-      timer = setInterval(() => reload().catch((err) => log.error('reloading sources', err)), refreshMs);
-      timer.unref();
-    },
-    stop() {
-      clearInterval(timer);
-    },
+    // A load that starts after the caller's own change committed (one under way may have read before it).
+    reload: () => directory.reload({ fresh: true }),
+    start: directory.start,
+    stop: directory.stop,
   };
 }
 

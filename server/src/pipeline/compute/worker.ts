@@ -1,5 +1,6 @@
 import type { JobResult, PgBoss } from 'pg-boss';
 import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
+import { startPeriodic } from '../../infra/periodic.ts';
 import { type ComputeDefinition, type ComputeProfiles, QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import { type ApplyResult, applyDefinitions, emptyResult, type HandOff, mergeResults } from './apply.ts';
@@ -153,14 +154,14 @@ export async function startComputeWorker(base: ComputeDeps): Promise<() => Promi
   // The outbox of large diffs' change events: drained after a recompute that filled it and at every sweep tick
   // (which also picks up what a crashed process left), one chunk per transaction, stopping between chunks on exit.
   let stopped = false;
-  let draining: Promise<unknown> | undefined;
-  const drain = () => {
-    draining ??= drainChanges(deps, () => stopped)
-      .catch((err) => deps.log.error('compute outbox', err))
-      .finally(() => {
-        draining = undefined;
-      });
-  };
+  // No lease: each chunk takes the outbox's own drainer lock (outbox.ts), which keeps one drainer at a time.
+  const outbox = startPeriodic({
+    name: 'compute.outbox',
+    everyMs: deps.sweepSeconds * 1000,
+    run: () => drainChanges(deps, () => stopped),
+    log: deps.log,
+  });
+  const drain = () => void outbox.runNow();
   await deps.boss.work<ComputeProfiles>(
     QUEUES.computeProfiles.name,
     {
@@ -215,21 +216,20 @@ export async function startComputeWorker(base: ComputeDeps): Promise<() => Promi
       return results;
     },
   );
-  let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    drain();
-    running ??= sweepOnce(deps, deps.now())
-      .then(() => retryPostponed(deps))
-      .then(() => undefined)
-      .catch((err) => deps.log.error('compute sweep', err))
-      .finally(() => {
-        running = undefined;
-      });
-  }, deps.sweepSeconds * 1000);
-  timer.unref();
+  // No advisory lease: sweepOnce takes its own lease in the settings table, which also records the interval
+  // swept (a crash leaves it to the next sweeper) and works on the embedded database; the postponed
+  // profiles are a queue that any server may work off under the profiles' locks.
+  const sweep = startPeriodic({
+    name: 'compute.sweep',
+    everyMs: deps.sweepSeconds * 1000,
+    run: async () => {
+      await sweepOnce(deps, deps.now());
+      await retryPostponed(deps);
+    },
+    log: deps.log,
+  });
   return async () => {
     stopped = true;
-    clearInterval(timer);
-    await Promise.all([running, draining]);
+    await Promise.all([sweep.stop(), outbox.stop()]);
   };
 }

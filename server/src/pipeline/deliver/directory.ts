@@ -1,20 +1,20 @@
 import type { PluginDefinition } from '@cairn/plugin-api';
+import { createDirectory } from '../../infra/directory.ts';
+import { type PeriodicTask, startPeriodic } from '../../infra/periodic.ts';
 import { type DeliverJob, destinationQueue, destinationQueueName, ensureQueue } from '../../jobs/queues.ts';
 import { sweepWaiting } from './order.ts';
+import { PLUGINS } from './plugins.ts';
 import { type Destination, destinationsFingerprint, listDestinations } from './queries.ts';
 import { deliverJobs, type SenderDeps } from './sender.ts';
 
-/** A destination ready to receive: its row, its plugin and its parsed settings. */
-export interface ActiveDestination {
-  destination: Destination;
-  plugin: Readonly<PluginDefinition>;
-  settings: unknown;
-}
+import type { ActiveDestination } from './types.ts';
+
+export type { ActiveDestination } from './types.ts';
 
 /** The destinations of this database, kept current, with one pg-boss worker per enabled one. */
 export interface DestinationDirectory {
   /** Enabled destinations whose plugin is installed and whose settings parse. */
-  active(): ActiveDestination[];
+  active(): readonly ActiveDestination[];
   /** Re-reads now (after a change made through this server). */
   refresh(): Promise<void>;
   start(): Promise<void>;
@@ -36,22 +36,24 @@ export function createDestinationDirectory(
   deps: SenderDeps & { work: boolean; refreshMs: number },
 ): DestinationDirectory {
   const { sql, boss, log } = deps;
-  let list: ActiveDestination[] = [];
-  let fingerprint = '';
-  let timer: NodeJS.Timeout | undefined;
-  let sweepTimer: NodeJS.Timeout | undefined;
-  let sweeping: Promise<void> | undefined;
   // Worker per destination, keyed by what requires restarting it when changed.
   const running = new Map<string, string>();
-  let loading: Promise<void> | undefined;
+  let sweeper: PeriodicTask | undefined;
+  const directory = createDirectory<ActiveDestination>({
+    name: 'destinations',
+    load: loadActive,
+    keys: (a) => [a.destination.id],
+    fingerprint: () => destinationsFingerprint(sql),
+    // Workers start and stop with the rows they serve, inside the load (loads never overlap).
+    onChange: (list) => (deps.work ? syncWorkers(list) : Promise.resolve()),
+    refreshMs: deps.refreshMs,
+    log,
+  });
 
-  async function load(force: boolean): Promise<void> {
-    const f = await destinationsFingerprint(sql);
-    if (!force && f === fingerprint) return;
-    fingerprint = f;
+  async function loadActive(): Promise<ActiveDestination[]> {
     const next: ActiveDestination[] = [];
     for (const destination of await listDestinations(sql)) {
-      const plugin = deps.plugins.get(destination.plugin);
+      const plugin = PLUGINS.get(destination.plugin);
       if (!destination.enabled || !plugin) continue;
       const parsed = plugin.settings.safeParse(destination.settings);
       if (!parsed.success) {
@@ -60,11 +62,10 @@ export function createDestinationDirectory(
       }
       next.push({ destination, plugin, settings: parsed.data });
     }
-    list = next;
-    if (deps.work) await syncWorkers();
+    return next;
   }
 
-  async function syncWorkers(): Promise<void> {
+  async function syncWorkers(list: readonly ActiveDestination[]): Promise<void> {
     const wanted = new Map(list.map((a) => [a.destination.id, a]));
     for (const [id, key] of running) {
       const a = wanted.get(id);
@@ -93,7 +94,7 @@ export function createDestinationDirectory(
         },
         // Read the current entry on every fetch: settings changed on any server apply at once.
         async (jobs) => {
-          const current = list.find((x) => x.destination.id === id);
+          const current = directory.get(id);
           if (!current) throw new Error(`destination ${id} is no longer active`);
           await deliverJobs(deps, current.destination, current.plugin, current.settings, jobs);
         },
@@ -102,47 +103,42 @@ export function createDestinationDirectory(
     }
   }
 
-  // One sweep at a time per process; each destination's own errors are logged, not thrown.
-  function sweep(): Promise<void> {
-    sweeping ??= (async () => {
-      for (const a of list) {
-        try {
-          const promoted = await sweepWaiting(boss, sql, a);
-          if (promoted) log.info(`destination ${a.destination.id}: the sweep promoted ${promoted} waiting deliveries`);
-        } catch (err) {
-          log.error(`destination ${a.destination.id}: sweep`, err);
-        }
+  // Each destination's own errors are logged, not thrown: one broken destination does not stop the sweep.
+  async function sweep(): Promise<void> {
+    for (const a of directory.all()) {
+      try {
+        const promoted = await sweepWaiting(boss, sql, a);
+        if (promoted) log.info(`destination ${a.destination.id}: the sweep promoted ${promoted} waiting deliveries`);
+      } catch (err) {
+        log.error(`destination ${a.destination.id}: sweep`, err);
       }
-    })().finally(() => {
-      sweeping = undefined;
-    });
-    return sweeping;
-  }
-
-  function reload(force: boolean): Promise<void> {
-    loading = (loading ?? Promise.resolve()).then(() => load(force)).catch((err) => log.error('destinations', err));
-    return loading;
+    }
   }
 
   return {
-    active: () => list,
-    refresh: () => reload(true),
+    active: () => directory.all(),
+    // Failures are logged, never thrown at the caller; the next refresh loads again.
+    refresh: () => directory.reload({ fresh: true }).catch((err) => log.error('destinations', err)),
     async start() {
-      await reload(true);
-      timer = setInterval(() => void reload(false), deps.refreshMs);
-      timer.unref();
+      // The refresh keeps running when the first load fails: the destinations come once it succeeds.
+      await directory.start().catch((err) => log.error('destinations', err));
       if (deps.work) {
+        // With a lease: every server would repeat the same scan of every destination's waiting rows, and
+        // two sweeps of one destination only contend for its (destination, profile) order locks, the
+        // loser finding nothing left to promote. One server of many sweeps each period.
+        sweeper = startPeriodic({
+          name: 'deliver.sweep',
+          everyMs: deps.delivery.sweepSeconds * 1000,
+          run: sweep,
+          log,
+          lease: { sql },
+        });
         // At once: rows an upgrade or a crash left waiting go without waiting for the first tick.
-        void sweep();
-        sweepTimer = setInterval(() => void sweep(), deps.delivery.sweepSeconds * 1000);
-        sweepTimer.unref();
+        void sweeper.runNow();
       }
     },
     async stop() {
-      if (timer) clearInterval(timer);
-      if (sweepTimer) clearInterval(sweepTimer);
-      await loading;
-      await sweeping;
+      await Promise.all([directory.stop(), sweeper?.stop()]);
       for (const id of running.keys()) await boss.offWork(destinationQueueName(id)).catch(() => {});
       running.clear();
     },
