@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { listAudit } from '../audit/queries.ts';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
+import { idCursor, limitParam, page, pageSchema } from '../infra/paging.ts';
 import { AUTH_ERRORS, json } from './schemas.ts';
 
 const AuditSchema = z
@@ -51,12 +52,12 @@ export function auditApi(sql: Sql) {
           resourceType: z.string().optional().openapi({ example: 'destination' }),
           resourceId: z.string().optional(),
           action: z.string().optional().openapi({ example: 'audience.update' }),
-          before: z.string().regex(/^\d+$/).optional().openapi({ description: 'The `next` of the previous page' }),
-          limit: z.coerce.number().int().min(1).max(500).default(50),
+          before: idCursor('The `next` of the previous page'),
+          limit: limitParam(500, 50),
         }),
       },
       responses: {
-        200: json(z.object({ data: z.array(AuditSchema), next: z.string().nullable() }), 'A page'),
+        200: json(pageSchema(AuditSchema), 'A page'),
         ...AUTH_ERRORS,
       },
     }),
@@ -78,7 +79,7 @@ export function auditApi(sql: Sql) {
         requestId: r.requestId,
         ip: r.ip,
       }));
-      return c.json({ data, next: rows.length === q.limit ? rows.at(-1)!.id : null }, 200);
+      return c.json(page(data, rows, q.limit), 200);
     },
   );
   return app;

@@ -4,6 +4,7 @@ import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import { idCursor, limitParam, page, pageSchema } from '../infra/paging.ts';
 import { destinationQueue, ensureQueue } from '../jobs/queues.ts';
 import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
 import { enqueueDeliveries } from '../pipeline/deliver/enqueue.ts';
@@ -442,12 +443,12 @@ export function destinationsApi(deps: {
         params: IdParam,
         query: z.object({
           status: DeliveryStatusSchema.optional(),
-          before: z.string().regex(/^\d+$/).optional(),
-          limit: z.coerce.number().int().min(1).max(1000).default(100),
+          before: idCursor(),
+          limit: limitParam(1000, 100),
         }),
       },
       responses: {
-        200: json(z.object({ data: z.array(DeliverySchema), next: z.string().nullable() }), 'A page'),
+        200: json(pageSchema(DeliverySchema), 'A page'),
         404: notFound,
         ...AUTH_ERRORS,
       },
@@ -464,7 +465,7 @@ export function destinationsApi(deps: {
         deliveredAt: iso(r.deliveredAt),
         createdAt: r.createdAt.toISOString(),
       }));
-      return c.json({ data, next: rows.length === q.limit ? String(rows.at(-1)!.id) : null }, 200);
+      return c.json(page(data, rows, q.limit), 200);
     },
   );
 

@@ -2,6 +2,7 @@ import type { JsonObject } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
+import { idCursor, limitParam, page, pageSchema } from '../infra/paging.ts';
 import type { Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
 import { listEvents } from '../pipeline/ingest/queries.ts';
@@ -42,12 +43,12 @@ export function eventsApi(sql: Sql, pii: Pii) {
           sourceId: z.string().optional(),
           type: z.enum(['track', 'identify', 'page', 'screen', 'group', 'alias']).optional(),
           messageId: z.string().optional(),
-          before: z.string().regex(/^\d+$/).optional().openapi({ description: 'Page: ids below this one' }),
-          limit: z.coerce.number().int().min(1).max(500).default(50),
+          before: idCursor('Page: ids below this one'),
+          limit: limitParam(500, 50),
         }),
       },
       responses: {
-        200: json(z.object({ data: z.array(StoredEventSchema), next: z.string().nullable() }), 'A page of events'),
+        200: json(pageSchema(StoredEventSchema), 'A page of events'),
         ...AUTH_ERRORS,
       },
     }),
@@ -61,7 +62,7 @@ export function eventsApi(sql: Sql, pii: Pii) {
         receivedAt: r.receivedAt.toISOString(),
         processedAt: r.processedAt?.toISOString() ?? null,
       }));
-      return c.json({ data, next: rows.length === q.limit ? rows.at(-1)!.id : null }, 200);
+      return c.json(page(data, rows, q.limit), 200);
     },
   );
   return app;

@@ -3,6 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import { idCursor, limitParam, page, pageSchema } from '../infra/paging.ts';
 import { isSealed, type Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
 import { listFailedEvents } from '../pipeline/ingest/queries.ts';
@@ -60,12 +61,12 @@ export function failedEventsApi(sql: Sql, replay: ReplayDeps) {
             .enum(['true', 'false'])
             .transform((v) => v === 'true')
             .optional(),
-          before: z.string().regex(/^\d+$/).optional().openapi({ description: 'Page: ids below this one' }),
-          limit: z.coerce.number().int().min(1).max(500).default(50),
+          before: idCursor('Page: ids below this one'),
+          limit: limitParam(500, 50),
         }),
       },
       responses: {
-        200: json(z.object({ data: z.array(FailedEventSchema), next: z.string().nullable() }), 'A page of refusals'),
+        200: json(pageSchema(FailedEventSchema), 'A page of refusals'),
         ...AUTH_ERRORS,
       },
     }),
@@ -91,7 +92,7 @@ export function failedEventsApi(sql: Sql, replay: ReplayDeps) {
           },
         };
       });
-      return c.json({ data, next: rows.length === q.limit ? rows.at(-1)!.id : null }, 200);
+      return c.json(page(data, rows, q.limit), 200);
     },
   );
 

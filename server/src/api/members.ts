@@ -2,6 +2,7 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AuthVariables } from '../auth/middleware.ts';
 import { requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
+import { limitParam, nextCursor } from '../infra/paging.ts';
 import type { Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
 import { membersPage } from '../pipeline/compute/queries.ts';
@@ -38,7 +39,7 @@ export function membersRoute(
       request: {
         params: z.object({ key: z.string() }),
         query: z.object({
-          limit: z.coerce.number().int().min(1).max(1000).default(100),
+          limit: limitParam(1000, 100),
           cursor: z.string().uuid().optional().openapi({ description: 'The last profile id of the previous page' }),
           format: z.enum(['json', 'csv']).default('json'),
         }),
@@ -106,7 +107,7 @@ export function membersRoute(
       return c.json(
         {
           data: page.map((m) => ({ ...show(m), since: m.since.toISOString() })),
-          next: page.length === q.limit ? page[page.length - 1]!.profileId : null,
+          next: nextCursor(page, q.limit, (m) => m.profileId),
         },
         200,
       );

@@ -197,7 +197,11 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)(`startPeriodic with a lease ${POS
     await taskB.runNow();
     expect(ran).toEqual(['a', 'b']);
     const [locks] = await serverA<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted`;
+      SELECT count(*)::int AS n
+      FROM pg_locks
+      WHERE locktype = 'advisory'
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND granted`;
     expect(locks!.n).toBe(0);
     await Promise.all([taskA.stop(), taskB.stop()]);
     expect([...a.errors, ...b.errors]).toEqual([]);
@@ -233,7 +237,10 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)(`startPeriodic with a lease ${POS
         // With a pool of one, a reserved lock connection would starve this query forever.
         await single`SELECT 1`;
         const [row] = await single<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`;
+          SELECT count(*)::int AS n
+          FROM pg_locks
+          WHERE locktype = 'advisory'
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
         expect(row!.n).toBe(0);
       };
       const embedded = startPeriodic({
