@@ -1,9 +1,14 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { definePlugin } from '@cairn/plugin-api';
+import { checkResponse, definePlugin } from '@cairn/plugin-api';
+import { type Receiver, startReceiver } from '@cairn/plugin-api/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { loadConfig } from '../../config.ts';
+import { createLogger } from '../../log.ts';
+import { type Cairn, startCairn } from '../../server.ts';
+import { createTestDatabase, POSTGRES_SKIP_REASON, TEST_ADMIN_KEY, type TestDatabase } from '../../testing/index.ts';
 import { BUILTIN_PLUGINS, createPluginRegistry, loadPlugins, PluginLoadError, resolvePluginEntry } from './plugins.ts';
 
 const probe = (name: string) =>
@@ -93,5 +98,99 @@ describe('CAIRN_PLUGINS entries', () => {
     await expect(loadPlugins({ packages: ['./local/plugin.mjs'], dir })).rejects.toThrow(
       /^CAIRN_PLUGINS: \.\/local\/plugin\.mjs: plugin local: version is required; send or sendOne must be a function/,
     );
+  });
+});
+
+describe.skipIf(!!POSTGRES_SKIP_REASON)('an injected third-party plugin on a server (postgres)', () => {
+  let db: TestDatabase;
+  let cairn: Cairn;
+  let receiver: Receiver;
+
+  // Per-item form and ordered, as a third-party author would write it: no loop, no hold-back of its own.
+  const ordered = definePlugin({
+    name: 'acme-ordered',
+    version: '1.0.0',
+    description: 'test',
+    settings: z.object({ url: z.string() }),
+    purposes: [],
+    accepts: ['track'],
+    batchSize: 10,
+    ordering: 'profile',
+    parallel: 4,
+    // No failure stops the batch: what keeps a3 back below is the per-person hold-back alone.
+    systemic: () => false,
+    async sendOne(item, ctx) {
+      const body = JSON.stringify({ id: item.event.messageId, user: item.event.userId });
+      await checkResponse(await ctx.fetch(ctx.settings.url, { method: 'POST', body }));
+    },
+  });
+
+  beforeAll(async () => {
+    [db, receiver] = await Promise.all([createTestDatabase('deliver/plugins.test.ts', 'postgres'), startReceiver()]);
+    const config = loadConfig({
+      ...db.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      CAIRN_ADMIN_API_KEY: TEST_ADMIN_KEY,
+      CAIRN_LOG: 'silent',
+      CAIRN_SOURCE_REFRESH_MS: '200',
+      CAIRN_DEMO: '1',
+      CAIRN_DELIVERY_RETRY_DELAY_S: '1',
+      CAIRN_DELIVERY_RETRY_MAX_S: '1',
+    });
+    cairn = await startCairn(config, createLogger('silent'), { plugins: [ordered] });
+  });
+  afterAll(async () => {
+    await cairn?.close();
+    await receiver?.close();
+    await db?.drop();
+  });
+
+  it("gets the framework's per-person hold-back: a person's later events wait behind their failed one", async () => {
+    const failedOnce = new Set<string>();
+    receiver.answerWith((r) => {
+      const { id } = r.json as { id: string };
+      if (id !== 'a2' || failedOnce.has(id)) return 200;
+      failedOnce.add(id);
+      return 503;
+    });
+    const headers = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
+    const created = await fetch(`${cairn.url}/api/destinations`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ name: 'ordered', plugin: 'acme-ordered', settings: { url: receiver.url } }),
+    });
+    expect(created.status).toBe(201);
+    const batch = [
+      ['a1', 'a'],
+      ['a2', 'a'],
+      ['b1', 'b'],
+      ['a3', 'a'],
+      ['b2', 'b'],
+    ].map(([messageId, userId], i) => ({
+      type: 'track',
+      event: 'Step',
+      messageId,
+      userId,
+      timestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+    }));
+    const writeKey = cairn.demoSource!.writeKey;
+    const sent = await fetch(`${cairn.url}/v1/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ writeKey, batch }),
+    });
+    expect(sent.status).toBe(200);
+    const requests = await receiver.waitFor(6, 30_000);
+    const seen = (user: string) =>
+      requests
+        .map((r) => r.json as { id: string; user: string })
+        .filter((j) => j.user === user)
+        .map((j) => j.id);
+    // a1 goes alone (a2 and a3 wait in the ledger behind it), then a2 and a3 are promoted into one job and
+    // one plugin batch: a2 fails there, and the framework holds a3 back until a2 is through.
+    expect(seen('a')).toEqual(['a1', 'a2', 'a2', 'a3']);
+    expect(seen('b')).toEqual(['b1', 'b2']);
+    expect(requests.map((r) => r.status)).toContain(503);
   });
 });
