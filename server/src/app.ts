@@ -1,48 +1,23 @@
 import { Hono } from 'hono';
 import { requestId } from 'hono/request-id';
-import type { PgBoss } from 'pg-boss';
 import { adminApi } from './api/index.ts';
 import type { ApiKeyVerifier } from './auth/api-keys.ts';
 import type { Authenticator } from './auth/keys.ts';
 import type { PeopleAuth } from './auth/people.ts';
-import type { Config } from './config.ts';
-import type { Sql } from './db/index.ts';
 import { apiError, onError } from './http/errors.ts';
 import { limitBodies, securityHeaders } from './http/hardening.ts';
 import { loadSnippet, sdkRoutes } from './http/sdk.ts';
-import type { HandOff } from './jobs/handoff.ts';
-import type { Logger } from './log.ts';
-import type { Metrics } from './observability/metrics.ts';
-import type { Pii } from './pii/index.ts';
-import type { DestinationDirectory } from './pipeline/deliver/directory.ts';
-import type { SenderDeps } from './pipeline/deliver/sender.ts';
-import { unsubscribeRoutes } from './pipeline/deliver/unsubscribe.ts';
-import type { IdentifyContext } from './pipeline/identify/process.ts';
-import { ingestRoutes } from './pipeline/index.ts';
-import type { FailureRecorder } from './pipeline/ingest/failures.ts';
-import type { EventWriter } from './pipeline/ingest/writer.ts';
+import type { Pipeline } from './pipeline/index.ts';
+import type { Runtime } from './runtime.ts';
 import type { SourceDirectory } from './sources/directory.ts';
 
 const PROBES = new Set(['/healthz', '/readyz']);
 
 /** Everything the HTTP app is built from. */
 export interface AppDeps {
-  config: Readonly<Config>;
-  sql: Sql;
-  boss: PgBoss;
-  /** Hands facts over to the stages subscribed to them (jobs/handoff.ts). */
-  handOff: HandOff;
-  identify: IdentifyContext;
-  pii: Pii;
-  destinations: DestinationDirectory;
-  sender: SenderDeps;
-  /** The clock rules are evaluated against. */
-  now: () => Date;
-  log: Logger;
-  metrics: Metrics;
+  runtime: Runtime;
+  pipeline: Pipeline;
   sources: SourceDirectory;
-  writer: EventWriter;
-  failures: FailureRecorder;
   authenticator: Authenticator;
   apiKeys: ApiKeyVerifier;
   people: PeopleAuth;
@@ -63,9 +38,10 @@ export interface AppDeps {
  * const res = await app.request('/healthz');
  */
 export function createApp(deps: AppDeps): Hono {
-  const { metrics } = deps;
+  const { runtime, pipeline } = deps;
+  const { metrics, config, sql, boss } = runtime;
   const app = new Hono();
-  app.onError(onError(deps.log));
+  app.onError(onError(runtime.log));
   app.notFound(() => {
     throw apiError(404, 'not_found', 'no such route');
   });
@@ -98,17 +74,17 @@ export function createApp(deps: AppDeps): Hono {
   // Not on the tracking API, which keeps its own limits and CORS (pipeline/ingest/routes.ts). /api
   // gets no CORS at all: the admin API and its session cookies are for this origin only.
   app.use('*', securityHeaders());
-  app.use('*', limitBodies(deps.config.bodyLimitBytes));
+  app.use('*', limitBodies(config.bodyLimitBytes));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     if (!deps.isAccepting()) return c.json({ status: 'shutting down' }, 503);
     try {
       await Promise.race([
-        deps.sql`SELECT 1`,
+        sql`SELECT 1`,
         new Promise((_, reject) => setTimeout(() => reject(new Error('database timeout')), 2000).unref()),
       ]);
-      await deps.boss.getQueue('identify');
+      await boss.getQueue('identify');
       return c.json({ status: 'ready' });
     } catch (err) {
       return c.json({ status: 'not ready', reason: (err as Error).message }, 503);
@@ -119,17 +95,25 @@ export function createApp(deps: AppDeps): Hono {
     return c.body(await metrics.registry.metrics());
   });
 
-  if (deps.config.role !== 'worker') {
-    app.route('/', ingestRoutes(deps));
-    app.route('/api', adminApi(deps));
-    app.route('/sdk', sdkRoutes(loadSnippet(), deps.config.publicUrl));
-    unsubscribeRoutes(app, {
-      sql: deps.sql,
-      secret: deps.identify.secret,
-      writer: deps.writer,
-      maxFutureSkewMs: deps.config.maxFutureSkewMs,
-      pii: deps.pii,
-    });
+  if (config.role !== 'worker') {
+    app.route('/', pipeline.ingest.routes());
+    app.route(
+      '/api',
+      adminApi({
+        ...runtime,
+        now: runtime.clock,
+        sources: deps.sources,
+        authenticator: deps.authenticator,
+        apiKeys: deps.apiKeys,
+        people: deps.people,
+        writer: pipeline.ingest.writer,
+        identify: pipeline.identify,
+        destinations: pipeline.deliver.destinations,
+        sender: pipeline.deliver.sender,
+      }),
+    );
+    app.route('/sdk', sdkRoutes(loadSnippet(), config.publicUrl));
+    pipeline.deliver.routes(app, pipeline.ingest.writer);
   }
   deps.extra?.(app);
   return app;

@@ -1,4 +1,4 @@
-import { type ServerType, serve } from '@hono/node-server';
+import { createAdaptorServer, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { createApp } from './app.ts';
 import { createApiKeyVerifier } from './auth/api-keys.ts';
@@ -14,18 +14,13 @@ import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createPii, type Pii } from './pii/index.ts';
-import { createDestinationDirectory } from './pipeline/deliver/directory.ts';
 import { loadPlugins } from './pipeline/deliver/plugins.ts';
-import type { SenderDeps } from './pipeline/deliver/sender.ts';
-import type { IdentifyContext } from './pipeline/identify/process.ts';
-import { startWorkers } from './pipeline/index.ts';
-import { createFailureRecorder } from './pipeline/ingest/failures.ts';
-import { createEventWriter } from './pipeline/ingest/writer.ts';
+import { createPipeline } from './pipeline/index.ts';
+import type { Runtime } from './runtime.ts';
 import { resolveSecret } from './secret.ts';
 import { createSourceDirectory } from './sources/directory.ts';
 import type { Source } from './sources/queries.ts';
 import { upgradeQueues } from './upgrade/queues.ts';
-
 /** A running Cairn server. */
 export interface Cairn {
   url: string;
@@ -62,157 +57,141 @@ export async function startCairn(
 ): Promise<Cairn> {
   // First: a missing or malformed plugin stops the start before anything is opened (PluginLoadError).
   const plugins = await loadPlugins({ ...config.plugins, extra: options.plugins ?? [] });
-  const db = await openDatabase(config, log);
-  const { sql } = db;
-  const applied = await migrate(sql);
-  if (applied.length) log.info(`applied migrations ${applied.join(', ')}`);
-  const secret = await resolveSecret(sql, config);
-  const pii = createPii({
-    secret,
-    oldSecrets: config.pii.oldSecrets,
-    traits: config.pii.traits,
-    identity: config.identity,
-  });
-  // better-auth's tables are created under the same lock as pg-boss's schema: servers starting
-  // together on an empty database would otherwise race on CREATE TABLE.
-  const { boss, people } = await withStartupLock(db, async () => {
-    const people = await setupPeople(sql, config, secret);
-    await ensureAdminFromEnv(sql, people, config);
-    const started = await startBoss(db, log, { supervise: config.role !== 'ingest' });
-    // Before any worker starts: queues of earlier versions (retired, or that pg-boss cannot change in place).
-    await upgradeQueues(started, sql, log, config.delivery);
-    return { people, boss: started };
-  });
-  const handOff = createHandOff(boss);
-  const apiKeys = createApiKeyVerifier(sql, config.apiKeyCacheMs);
-  const { authenticator, generatedKey } = await setupAdminKeys(sql, config);
-  const demoSource = config.demo ? await ensureDemoSource(sql) : undefined;
-  const sources = createSourceDirectory(sql, log, config.sourceRefreshMs);
-  await sources.start();
-
-  const metrics = createMetrics(async (set) => {
-    const q = await boss.getQueue('identify');
-    if (q) set('identify', q.queuedCount);
-  });
-  const writer = createEventWriter({
-    sql,
-    handOff,
-    metrics,
-    log,
-    maxRows: config.commitMaxRows,
-    concurrency: db.kind === 'embedded' ? 1 : config.commitConcurrency,
-  });
-  const failures = createFailureRecorder(sql, metrics, pii);
-  const identify: IdentifyContext = {
-    identity: config.identity,
-    traits: { defaultCallingCode: config.identity.defaultCallingCode },
-    purposes: config.consentPurposes,
-    secret,
-    pii,
-    log,
-    concurrency: db.kind === 'embedded' ? 1 : config.identifyConcurrency,
-  };
-  const stopping = new AbortController();
-  const sender: SenderDeps = {
-    sql,
-    boss,
-    log,
-    secret,
-    pii,
-    // Replaced by the listening URL once known (PORT=0 picks a port).
-    publicUrl: config.publicUrl ?? `http://localhost:${config.port}`,
-    delivery: config.delivery,
-    signal: stopping.signal,
-    metrics,
-    plugins,
-  };
-  const destinations = createDestinationDirectory({
-    ...sender,
-    work: config.role !== 'ingest',
-    refreshMs: config.sourceRefreshMs,
-  });
-  let accepting = true;
-  const inflight = { count: 0 };
-  const clock = options.clock ?? (() => new Date());
-  const app = createApp({
-    config,
-    sql,
-    boss,
-    handOff,
-    log,
-    metrics,
-    sources,
-    writer,
-    failures,
-    authenticator,
-    apiKeys,
-    people,
-    identify,
-    pii,
-    destinations,
-    sender,
-    now: clock,
-    isAccepting: () => accepting,
-    inflight,
-    extra: (a) => {
-      if (config.demo && config.role !== 'worker') demoRoutes(a, () => demoSource?.writeKey);
-      options.extraRoutes?.(a);
-    },
-  });
-  await destinations.start();
-  const compute = {
-    sql,
-    boss,
-    handOff,
-    log,
-    now: clock,
-    sweepSeconds: config.computeSweepSeconds,
-  };
-  let stopSweep = async () => {};
-  if (config.role !== 'ingest')
-    stopSweep = await startWorkers({ boss, handOff, sql, identify, metrics, destinations, sender, compute });
-
-  const server = await listen(app, config);
+  // Listening before anything else fixes the address (PORT=0 picks a port) that links in messages name,
+  // so the runtime is complete and frozen before any stage exists. Until the app is ready, every
+  // request is answered 503 (retryable), as /readyz says.
+  let handler: Hono | undefined;
+  // The node adapter's bindings (`incoming`, `outgoing`) go through: getConnInfo reads the peer from them.
+  const server = await listen((req, env) => (handler ? handler.fetch(req, env) : starting()), config);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  if (!config.publicUrl) sender.publicUrl = `http://${host === '127.0.0.1' ? 'localhost' : host}:${port}`;
+  const publicUrl = config.publicUrl ?? `http://${host === '127.0.0.1' ? 'localhost' : host}:${port}`;
+  try {
+    return await startOn(server, `http://${host}:${port}`, port, (app) => {
+      handler = app;
+    });
+  } catch (err) {
+    await new Promise((resolve) => server.close(resolve));
+    throw err;
+  }
 
-  let closing: Promise<void> | undefined;
-  return {
-    url: `http://${host}:${port}`,
-    port,
-    app,
-    sql,
-    generatedAdminKey: generatedKey,
-    demoSource,
-    pii,
-    close() {
-      closing ??= (async () => {
-        accepting = false;
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        // Keep-alive connections would hold close() open; in-flight requests still finish first.
-        const deadline = Date.now() + DEFAULTS.shutdownTimeoutMs;
-        while (inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-        if ('closeAllConnections' in server) server.closeAllConnections();
-        await closed;
-        await writer.drain();
-        await failures.drain();
-        stopping.abort();
-        await stopSweep();
-        await destinations.stop();
-        await boss.stop({ graceful: true, timeout: 10_000, close: false });
-        sources.stop();
-        await db.close();
-      })();
-      return closing;
-    },
-  };
+  async function startOn(server: ServerType, url: string, port: number, serve: (app: Hono) => void): Promise<Cairn> {
+    const db = await openDatabase(config, log);
+    const { sql } = db;
+    const applied = await migrate(sql);
+    if (applied.length) log.info(`applied migrations ${applied.join(', ')}`);
+    const secret = await resolveSecret(sql, config);
+    const pii = createPii({
+      secret,
+      oldSecrets: config.pii.oldSecrets,
+      traits: config.pii.traits,
+      identity: config.identity,
+    });
+    // better-auth's tables are created under the same lock as pg-boss's schema: servers starting
+    // together on an empty database would otherwise race on CREATE TABLE.
+    const { boss, people } = await withStartupLock(db, async () => {
+      const people = await setupPeople(sql, config, secret);
+      await ensureAdminFromEnv(sql, people, config);
+      const started = await startBoss(db, log, { supervise: config.role !== 'ingest' });
+      // Before any worker starts: queues of earlier versions (retired, or that pg-boss cannot change in place).
+      await upgradeQueues(started, sql, log, config.delivery);
+      return { people, boss: started };
+    });
+    const apiKeys = createApiKeyVerifier(sql, config.apiKeyCacheMs);
+    const { authenticator, generatedKey } = await setupAdminKeys(sql, config);
+    const demoSource = config.demo ? await ensureDemoSource(sql) : undefined;
+    const sources = createSourceDirectory(sql, log, config.sourceRefreshMs);
+    await sources.start();
+    const metrics = createMetrics(async (set) => {
+      const q = await boss.getQueue('identify');
+      if (q) set('identify', q.queuedCount);
+    });
+    const stopping = new AbortController();
+    const runtime: Runtime = Object.freeze({
+      config,
+      dbKind: db.kind,
+      sql,
+      boss,
+      handOff: createHandOff(boss),
+      log,
+      metrics,
+      pii,
+      secret,
+      clock: options.clock ?? (() => new Date()),
+      plugins,
+      publicUrl,
+      stopping: stopping.signal,
+    });
+    const pipeline = createPipeline(runtime, { sources });
+    let accepting = true;
+    const inflight = { count: 0 };
+    const app = createApp({
+      runtime,
+      pipeline,
+      sources,
+      authenticator,
+      apiKeys,
+      people,
+      isAccepting: () => accepting,
+      inflight,
+      extra: (a) => {
+        if (config.demo && config.role !== 'worker') demoRoutes(a, () => demoSource?.writeKey);
+        options.extraRoutes?.(a);
+      },
+    });
+    await pipeline.start();
+    serve(app);
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      port,
+      app,
+      sql,
+      generatedAdminKey: generatedKey,
+      demoSource,
+      pii,
+      close() {
+        closing ??= (async () => {
+          accepting = false;
+          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          // Keep-alive connections would hold close() open; in-flight requests still finish first.
+          const deadline = Date.now() + DEFAULTS.shutdownTimeoutMs;
+          while (inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+          if ('closeAllConnections' in server) server.closeAllConnections();
+          await closed;
+          // The group commits in flight finish first; then plugin calls are aborted (retried later).
+          await pipeline.ingest.stop();
+          stopping.abort();
+          await pipeline.stop();
+          await boss.stop({ graceful: true, timeout: 10_000, close: false });
+          await sources.stop();
+          await db.close();
+        })();
+        return closing;
+      },
+    };
+  }
 }
 
-function listen(app: Hono, config: Readonly<Config>): Promise<ServerType> {
+function starting(): Response {
+  return Response.json(
+    { error: { code: 'unavailable', message: 'server is starting; retry' } },
+    { status: 503, headers: { 'Retry-After': '1' } },
+  );
+}
+
+function listen(
+  fetch: (req: Request, env: unknown) => Response | Promise<Response>,
+  config: Readonly<Config>,
+): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(server));
+    const server = createAdaptorServer({ fetch });
     server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
   });
 }

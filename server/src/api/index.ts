@@ -17,7 +17,7 @@ import type { Logger } from '../log.ts';
 import type { Pii } from '../pii/index.ts';
 import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
 import type { SenderDeps } from '../pipeline/deliver/sender.ts';
-import type { IdentifyContext } from '../pipeline/identify/process.ts';
+import type { IdentifyStage } from '../pipeline/identify/stage.ts';
 import type { EventWriter } from '../pipeline/ingest/writer.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
@@ -60,7 +60,7 @@ export function adminApi(deps: {
   log: Logger;
   boss: PgBoss;
   handOff: HandOff;
-  identify: IdentifyContext;
+  identify: IdentifyStage;
   pii: Pii;
   destinations: DestinationDirectory;
   sender: SenderDeps;

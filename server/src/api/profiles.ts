@@ -4,10 +4,9 @@ import type { Context } from 'hono';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
-import type { HandOff } from '../jobs/handoff.ts';
+import type { Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
-import { eraseProfile, liveProfileId, setConsent, unmergeProfile } from '../pipeline/identify/admin.ts';
-import type { IdentifyContext } from '../pipeline/identify/process.ts';
+import { liveProfileId } from '../pipeline/identify/admin.ts';
 import {
   consentHistory,
   profileEvents,
@@ -15,6 +14,7 @@ import {
   profileMerges,
   profileView,
 } from '../pipeline/identify/profiles.ts';
+import type { IdentifyStage } from '../pipeline/identify/stage.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const ProfileSchema = z
@@ -74,13 +74,13 @@ const IdParam = z.object({ id: z.string().uuid() });
  * its events, merge log, unmerge, consent changes and erasure.
  *
  * @example
- * api.route('/profiles', profilesApi({ sql, handOff, identify }));
+ * api.route('/profiles', profilesApi({ sql, pii, identify: pipeline.identify }));
  */
-export function profilesApi(deps: { sql: Sql; handOff: HandOff; identify: IdentifyContext }) {
-  const { sql, identify } = deps;
+export function profilesApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStage }) {
+  const { sql, identify, pii } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   // Sensitive traits and identities: clear for callers with pii:read, masked for the others.
-  const shown = (c: Context<{ Variables: AuthVariables }>) => piiView(identify.pii, c.get('principal'));
+  const shown = (c: Context<{ Variables: AuthVariables }>) => piiView(pii, c.get('principal'));
 
   // A merged-away id answers with a redirect to the survivor (GET only); erased ones with 410.
   async function live(c: { req: { path: string } }, id: string): Promise<{ id: string; moved: boolean }> {
@@ -128,7 +128,7 @@ export function profilesApi(deps: { sql: Sql; handOff: HandOff; identify: Identi
       const id = normalizeIdentity(type, value, identify.identity);
       if (!id) return c.json({ data: [] }, 200);
       // Sensitive identities are stored by blind index: the lookup computes the same index.
-      const profileId = await profileIdByIdentity(sql, identify.pii.identityKey(id));
+      const profileId = await profileIdByIdentity(sql, pii.identityKey(id));
       const view = profileId ? await profileView(sql, profileId, shown(c)) : undefined;
       return c.json({ data: view ? [view] : [] }, 200);
     },
@@ -247,7 +247,7 @@ export function profilesApi(deps: { sql: Sql; handOff: HandOff; identify: Identi
     async (c) => {
       const { id } = c.req.valid('param');
       const { mergeId } = c.req.valid('json');
-      const result = await unmergeProfile(sql, deps.handOff, id, mergeId, c.get('principal').id, identify);
+      const result = await identify.unmerge(id, mergeId, c.get('principal').id);
       return c.json(result, 200);
     },
   );
@@ -308,7 +308,7 @@ export function profilesApi(deps: { sql: Sql; handOff: HandOff; identify: Identi
         ? Object.keys(purposes).filter((p) => !identify.purposes!.includes(p.trim().toLowerCase()))
         : [];
       if (unknown.length) throw apiError(400, 'invalid_request', `unknown purposes: ${unknown.join(', ')}`);
-      const target = await setConsent(sql, deps.handOff, id, purposes, c.get('principal').id, identify);
+      const target = await identify.setConsent(id, purposes, c.get('principal').id);
       return c.json((await profileView(sql, target, shown(c)))!, 200);
     },
   );
@@ -342,7 +342,7 @@ export function profilesApi(deps: { sql: Sql; handOff: HandOff; identify: Identi
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      return c.json(await eraseProfile(sql, deps.handOff, id, c.get('principal').id, identify), 200);
+      return c.json(await identify.erase(id, c.get('principal').id), 200);
     },
   );
   return app;

@@ -1,50 +1,56 @@
-// The whole flow in one place: each stage hands facts over with handOff (jobs/handoff.ts) inside the
-// transaction that made them true; pipeline/topics.ts says which stages' queues hear which facts.
+// The whole flow in one place. Each stage is made by one factory from the runtime (runtime.ts) and
+// hands facts over with `handOff(tx, topic, payload)` (jobs/handoff.ts) inside the transaction that
+// made them true; pipeline/topics.ts (SUBSCRIPTIONS) says which stage's queue hears which fact:
 //
-//   ingest ──events.stored──▶ identify ──events.attached──▶ compute ──memberships.changed──▶ fanout ─▶ deliver
-//                                      └─────────────events.attached────────────────────────▶ fanout
-//   admin API ──definition.changed──▶ recompute     ──profiles.changed──▶ compute     ──profile.erased──▶ forget
-import type { PgBoss } from 'pg-boss';
-import type { Sql } from '../db/index.ts';
-import type { HandOff } from '../jobs/handoff.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import { type ComputeDeps, startComputeWorker } from './compute/worker.ts';
-import type { DestinationDirectory } from './deliver/directory.ts';
-import { startFanoutWorker } from './deliver/fanout.ts';
-import { startForgetWorker } from './deliver/forget.ts';
-import type { SenderDeps } from './deliver/sender.ts';
-import type { IdentifyContext } from './identify/process.ts';
-import { startIdentifyWorker } from './identify/worker.ts';
-import { type IngestDeps, trackingRoutes } from './ingest/routes.ts';
+//   1 ingest ──events.stored──▶ 2 identify ──events.attached──▶ 3 compute ──memberships.changed──▶ 5 fanout ─▶ senders
+//                                         └───────────────events.attached────────────────────────▶ 5 fanout
+//   admin API ──definition.changed──▶ 3 recompute       ──profiles.changed──▶ 3 compute
+//   admin API ──profile.erased──▶ 5 forget
+//
+// Stage 4 (automate: flows) comes in between: a factory below and its topics in topics.ts.
+import type { Runtime, Stage } from '../runtime.ts';
+import type { SourceDirectory } from '../sources/directory.ts';
+import { type ComputeStage, createComputeStage } from './compute/stage.ts';
+import { createDeliverStage, type DeliverStage } from './deliver/stage.ts';
+import { createIdentifyStage, type IdentifyStage } from './identify/stage.ts';
+import { createIngestStage, type IngestStage } from './ingest/stage.ts';
 
-/** 1 ingest: the tracking API (`/v1/*`, `/beacon/v1/batch`), which commits events and hands them over (`events.stored`). */
-export function ingestRoutes(deps: IngestDeps) {
-  return trackingRoutes(deps);
+export { SUBSCRIPTIONS } from './topics.ts';
+
+/** Every stage of one server, with their commands; started in order, stopped in reverse. */
+export interface Pipeline extends Stage {
+  readonly ingest: IngestStage;
+  readonly identify: IdentifyStage;
+  readonly compute: ComputeStage;
+  readonly deliver: DeliverStage;
 }
 
 /**
- * Starts the workers of every stage after ingest.
+ * Creates every stage. Workers run on every role but `ingest` (an ingest node serves the tracking and
+ * admin APIs only; its facts wait in the queues for the worker nodes).
  *
  * @example
- * await startWorkers({ boss, sql, identify, metrics, destinations, sender });
+ * const pipeline = createPipeline(runtime, { sources });
+ * await pipeline.start();
+ * await pipeline.stop();
  */
-export async function startWorkers(deps: {
-  boss: PgBoss;
-  handOff: HandOff;
-  sql: Sql;
-  identify: IdentifyContext;
-  metrics: Metrics;
-  destinations: DestinationDirectory;
-  sender: SenderDeps;
-  compute: ComputeDeps;
-}): Promise<() => Promise<void>> {
-  // 2 identify
-  await startIdentifyWorker(deps.boss, deps.sql, deps.handOff, deps.identify, deps.metrics);
-  // 3 compute: tags and audiences of the profiles identify touched (beside fan-out, not before it:
-  // an event's own delivery does not wait for audiences; their change events follow it to fan-out)
-  const stopSweep = await startComputeWorker(deps.compute);
-  // 5 deliver (4 automate comes in between in a later issue)
-  await startFanoutWorker(deps.boss, deps.sql, deps.destinations, deps.identify.pii);
-  await startForgetWorker(deps.sender, deps.destinations);
-  return stopSweep;
+export function createPipeline(rt: Runtime, deps: { sources: SourceDirectory }): Pipeline {
+  const work = rt.config.role !== 'ingest';
+  const ingest = createIngestStage(rt, deps); // 1
+  const identify = createIdentifyStage(rt); // 2
+  const compute = createComputeStage(rt); // 3: beside fan-out, not before it: an event's own delivery does not wait for audiences
+  const deliver = createDeliverStage(rt, { work }); // 5
+  const order: Stage[] = [ingest, ...(work ? [identify, compute] : []), deliver];
+  return {
+    ingest,
+    identify,
+    compute,
+    deliver,
+    async start() {
+      for (const stage of order) await stage.start();
+    },
+    async stop() {
+      for (const stage of [...order].reverse()) await stage.stop();
+    },
+  };
 }

@@ -1,9 +1,11 @@
 import type { JobResult, PgBoss } from 'pg-boss';
-import { bossExecutor, type Sql, type Tx } from '../../db/index.ts';
+import type { Sql, Tx } from '../../db/index.ts';
 import { startPeriodic } from '../../infra/periodic.ts';
-import { type ComputeDefinition, type ComputeProfiles, QUEUES } from '../../jobs/queues.ts';
+import type { HandOff } from '../../jobs/handoff.ts';
+import { QUEUES } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
-import { type ApplyResult, applyDefinitions, emptyResult, type HandOff, mergeResults } from './apply.ts';
+import type { Facts, Inbox } from '../topics.ts';
+import { type ApplyResult, applyDefinitions, emptyResult, mergeResults } from './apply.ts';
 import { affectedBy, type Definition, loadDefinitions, nodeName, readsOf } from './definitions.ts';
 import { lockDefinitions, lockProfiles } from './locks.ts';
 import { drainChanges } from './outbox.ts';
@@ -14,6 +16,8 @@ import { sweepOnce } from './sweep.ts';
 export interface ComputeDeps {
   sql: Sql;
   boss: PgBoss;
+  /** Hands recorded change events over (`memberships.changed`) in the transaction that recorded them. */
+  handOff: HandOff;
   log: Logger;
   /** The clock every rule is evaluated against (tests move it). */
   now: () => Date;
@@ -94,7 +98,7 @@ export async function computeForEvents(
  */
 export async function recomputeDefinition(
   deps: Pick<ComputeDeps, 'sql' | 'now'> & { handOff?: HandOff },
-  which: ComputeDefinition,
+  which: Pick<Facts['definition.changed'], 'kind' | 'key'>,
 ): Promise<ApplyResult> {
   const definitions = await loadDefinitions(deps.sql);
   const target = nodeName(which.kind, which.key);
@@ -131,26 +135,13 @@ function writtenBy(defs: readonly Definition[], target: string): string[] {
 }
 
 /**
- * Hands change events to fan-out (destinations that accept track events receive them), in the
- * transaction that recorded them.
- */
-function handOffTo(boss: PgBoss): HandOff {
-  return async (tx, eventIds) => {
-    for (let i = 0; i < eventIds.length; i += 1000)
-      await boss.send(QUEUES.identifyDone.name, { ids: eventIds.slice(i, i + 1000) }, { db: bossExecutor(tx) });
-  };
-}
-
-/**
- * Starts stage 3: the consumer of `compute.profiles` (incremental), of `compute.definition` (full
- * recomputes) and the sweep for time-window changes.
+ * Starts stage 3: the consumer of the `compute` queue (`events.attached`, `profiles.changed`: incremental),
+ * of `recompute` (`definition.changed`: full recomputes) and the sweep for time-window changes.
  *
  * @example
  * const stop = await startComputeWorker(deps);
  */
-export async function startComputeWorker(base: ComputeDeps): Promise<() => Promise<void>> {
-  // Every transaction that records change events hands them to fan-out before it commits.
-  const deps = { ...base, handOff: handOffTo(base.boss) };
+export async function startComputeWorker(deps: ComputeDeps): Promise<() => Promise<void>> {
   // The outbox of large diffs' change events: drained after a recompute that filled it and at every sweep tick
   // (which also picks up what a crashed process left), one chunk per transaction, stopping between chunks on exit.
   let stopped = false;
@@ -162,8 +153,8 @@ export async function startComputeWorker(base: ComputeDeps): Promise<() => Promi
     log: deps.log,
   });
   const drain = () => void outbox.runNow();
-  await deps.boss.work<ComputeProfiles>(
-    QUEUES.computeProfiles.name,
+  await deps.boss.work<Inbox<'compute'>>(
+    QUEUES.compute.name,
     {
       batchSize: 20,
       pollingIntervalSeconds: 0.5,
@@ -172,16 +163,17 @@ export async function startComputeWorker(base: ComputeDeps): Promise<() => Promi
       localConcurrency: 2,
     },
     async function computeCommitted(jobs) {
+      const facts = jobs.map((j) => j.data);
       const r = await computeForEvents(
         deps,
-        jobs.flatMap((j) => j.data.ids),
+        facts.flatMap((f) => (f.topic === 'events.attached' ? f.ids : [])),
         undefined,
-        jobs.flatMap((j) => j.data.profileIds ?? []),
+        facts.flatMap((f) => (f.topic === 'events.attached' ? (f.restructured ?? []) : f.profileIds)),
       );
       if (r.deferred) drain();
     },
   );
-  const recomputeOne = async (which: ComputeDefinition) => {
+  const recomputeOne = async (which: Facts['definition.changed']) => {
     const r = await recomputeDefinition(deps, which);
     // Profiles incremental work postponed meanwhile: evaluated now that the recompute committed.
     await retryPostponed(deps);
@@ -190,8 +182,8 @@ export async function startComputeWorker(base: ComputeDeps): Promise<() => Promi
       `compute: ${which.kind} ${which.key} recomputed (${[...r.changes.values()].reduce((n, c) => n + c.entered.length + c.exited.length, 0)} changes, ${r.deferred} change events left to the outbox)`,
     );
   };
-  await deps.boss.work<ComputeDefinition>(
-    QUEUES.computeDefinition.name,
+  await deps.boss.work<Inbox<'recompute'>>(
+    QUEUES.recompute.name,
     // One at a time (each holds its definitions' locks), but back to back. pg-boss only bursts (fetches
     // again at once) after a full batch larger than one job; with batchSize 1 each next job waited for
     // the 5 s poll: 40 audiences created together took ~190 s. Each job keeps its own outcome.

@@ -1,0 +1,49 @@
+import type { Runtime, Stage } from '../../runtime.ts';
+import { eraseProfile, setConsent, unmergeProfile } from './admin.ts';
+import type { IdentifyContext } from './types.ts';
+import { startIdentifyWorker } from './worker.ts';
+
+/** Stage 2: identity resolution, profiles and traits; and what staff may do to profiles. */
+export interface IdentifyStage extends Stage {
+  /** Identity settings (how identities are normalised and keyed), for lookups by identity. */
+  readonly identity: IdentifyContext['identity'];
+  /** Consent purposes events and staff may record; null = any purpose name. */
+  readonly purposes: readonly string[] | null;
+  /** Undoes a merge into `profileId`; both profiles are evaluated again by compute. */
+  unmerge(profileId: string, mergeId: string, actor: string): ReturnType<typeof unmergeProfile>;
+  /** Erases a person (right to be forgotten); destinations that received them are told. */
+  erase(profileId: string, actor: string): ReturnType<typeof eraseProfile>;
+  /** Records consent choices made through the API; audiences reading consent follow. */
+  setConsent(profileId: string, purposes: Readonly<Record<string, boolean>>, actor: string): Promise<string>;
+}
+
+/**
+ * Creates stage 2 from the runtime: its settings come from `config`, its worker consumes `events.stored`.
+ *
+ * @example
+ * const identify = createIdentifyStage(runtime);
+ * await identify.start();
+ * await identify.setConsent(profileId, { marketing: false }, 'admin-key');
+ */
+export function createIdentifyStage(rt: Runtime): IdentifyStage {
+  const ctx: IdentifyContext = {
+    identity: rt.config.identity,
+    traits: { defaultCallingCode: rt.config.identity.defaultCallingCode },
+    purposes: rt.config.consentPurposes,
+    secret: rt.secret,
+    pii: rt.pii,
+    log: rt.log,
+    // PGlite is one session: one transaction at a time.
+    concurrency: rt.dbKind === 'embedded' ? 1 : rt.config.identifyConcurrency,
+  };
+  return {
+    identity: ctx.identity,
+    purposes: ctx.purposes,
+    start: () => startIdentifyWorker(rt.boss, rt.sql, rt.handOff, ctx, rt.metrics),
+    // pg-boss's graceful stop (server.ts) lets the jobs in flight finish.
+    stop: async () => {},
+    unmerge: (profileId, mergeId, actor) => unmergeProfile(rt.sql, rt.handOff, profileId, mergeId, actor, ctx),
+    erase: (profileId, actor) => eraseProfile(rt.sql, rt.handOff, profileId, actor, ctx),
+    setConsent: (profileId, purposes, actor) => setConsent(rt.sql, rt.handOff, profileId, purposes, actor, ctx),
+  };
+}
