@@ -2,10 +2,15 @@
 // `localhost`) that embeds the copy-paste snippet loading `${cairn.url}/demo/cairn.min.js`: events cross origins,
 // so this also proves the server's CORS answers let the snippet read its 200s (otherwise it would retry).
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Cairn } from '@cairn/server';
-import { createTestDatabase, POSTGRES_SKIP_REASON, startTestCairn, type TestDatabase } from '@cairn/server/testing';
+import {
+  createTestDatabase,
+  POSTGRES_SKIP_REASON,
+  type Receiver,
+  startReceiver,
+  startTestCairn,
+  type TestDatabase,
+} from '@cairn/server/testing';
 import type { Browser, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn as Tracker } from '../sdk-web/src/types.ts';
@@ -31,7 +36,7 @@ describe('consent mode, cross-origin, against the real server', { timeout: 90_00
   let db: TestDatabase;
   let cairn: Cairn;
   let browser: Browser;
-  let site: Server;
+  let site: Receiver;
 
   const stored = (anonymousId: string) =>
     // biome-ignore lint/suspicious/noExplicitAny: payloads are checked by the assertions
@@ -46,20 +51,19 @@ describe('consent mode, cross-origin, against the real server', { timeout: 90_00
     db = await createTestDatabase('test/browser-consent.test.ts', 'postgres');
     [cairn, browser] = await Promise.all([startTestCairn(db.env), launch()]);
     const html = sitePage(cairn.url, cairn.demoSource!.writeKey);
-    site = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(html));
     // Both address families: Chromium may try ::1 first for localhost.
-    await new Promise<void>((resolve) => site.listen(0, resolve));
+    site = await startReceiver({ answer: { headers: { 'content-type': 'text/html' }, body: html }, host: null });
   });
   afterAll(async () => {
     await browser?.close();
-    site?.close();
+    await site?.close();
     await cairn?.close();
     await db?.drop();
   });
 
   it('sends and stores nothing before the grant; after it, every event flows carrying the preferences', async () => {
     const context = await browser.newContext();
-    const origin = `http://localhost:${(site.address() as AddressInfo).port}`;
+    const origin = `http://localhost:${site.port}`;
     const requests: Request[] = [];
     context.on('request', (r) => r.url().startsWith(`${cairn.url}/v1/`) && requests.push(r));
     const page = await context.newPage();

@@ -1,6 +1,6 @@
-import { createServer } from 'node:net';
 import {
   createTestDatabase,
+  freePort,
   POSTGRES_SKIP_REASON,
   type ServerProcess,
   spawnServer,
@@ -15,22 +15,6 @@ import { launch, ready, until } from './support/browser.ts';
 
 /** Page functions run in Chromium; this project compiles with Node's types only, so the globals they use are declared. */
 declare const window: { cairn: Tracker };
-
-/**
- * A free port below Linux's ephemeral range (32768+), so that while the server is down the kernel cannot hand the
- * port to some client connection on this machine and make the restart fail with EADDRINUSE.
- */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const s = createServer()
-        .once('error', () => resolve(false))
-        .listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
 
 /** The backoff grows to tens of seconds while the server is down; the first retry after it returns may wait that long. */
 const DELIVERY_TIMEOUT = 150_000;

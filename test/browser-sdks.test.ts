@@ -5,15 +5,15 @@
 
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Cairn } from '@cairn/server';
 import {
   adminApi,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  type Receiver,
+  startReceiver,
   startTestCairn,
   type TestDatabase,
 } from '@cairn/server/testing';
@@ -48,30 +48,31 @@ const SEGMENT_CHUNKS = '/analytics-next/bundles/';
  * A static site: /<sdk>.html loads /<sdk>.js from node_modules; with `?selfhost`, the page points
  * analytics.js 2.0 at the site itself for its lazy chunks (`window.analytics._cdn`), served from the package.
  */
-function startSite(): Promise<Server> {
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://site');
-    const path = url.pathname;
-    const bundle = BUNDLES[path];
-    if (bundle) {
-      res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(bundle));
-    } else if (path.startsWith(SEGMENT_CHUNKS) && /^[\w.-]+\.js$/.test(path.slice(SEGMENT_CHUNKS.length))) {
-      const chunk = join(dirname(BUNDLES['/segment.js']!), path.slice(SEGMENT_CHUNKS.length));
-      if (existsSync(chunk)) res.writeHead(200, { 'content-type': 'text/javascript' }).end(readFileSync(chunk));
-      else res.writeHead(404).end();
-    } else if (/^\/\w+\.html$/.test(path)) {
-      const script = path.replace('.html', '.js');
-      const cdn = url.searchParams.has('selfhost')
-        ? '<script>window.analytics = { _cdn: location.origin }</script>'
-        : '';
-      res
-        .writeHead(200, { 'content-type': 'text/html' })
-        .end(`<!doctype html><title>Shop</title><h1>Shop</h1>${cdn}<script src="${script}"></script>`);
-    } else {
-      res.writeHead(404).end();
-    }
+function startSite(): Promise<Receiver> {
+  return startReceiver({
+    answer: (req) => {
+      const url = new URL(req.path, 'http://site');
+      const path = url.pathname;
+      const bundle = BUNDLES[path];
+      if (bundle) return { headers: { 'content-type': 'text/javascript' }, body: readFileSync(bundle) };
+      if (path.startsWith(SEGMENT_CHUNKS) && /^[\w.-]+\.js$/.test(path.slice(SEGMENT_CHUNKS.length))) {
+        const chunk = join(dirname(BUNDLES['/segment.js']!), path.slice(SEGMENT_CHUNKS.length));
+        if (existsSync(chunk)) return { headers: { 'content-type': 'text/javascript' }, body: readFileSync(chunk) };
+        return { status: 404 };
+      }
+      if (/^\/\w+\.html$/.test(path)) {
+        const script = path.replace('.html', '.js');
+        const cdn = url.searchParams.has('selfhost')
+          ? '<script>window.analytics = { _cdn: location.origin }</script>'
+          : '';
+        return {
+          headers: { 'content-type': 'text/html' },
+          body: `<!doctype html><title>Shop</title><h1>Shop</h1>${cdn}<script src="${script}"></script>`,
+        };
+      }
+      return { status: 404 };
+    },
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
 interface StoredRow {
@@ -102,7 +103,7 @@ describe('browser SDKs against Cairn, cross-origin, other hosts unreachable', { 
 
   let db: TestDatabase;
   let cairn: Cairn;
-  let site: Server;
+  let site: Receiver;
   let siteUrl: string;
   let browser: Browser;
   let writeKey: string;
@@ -123,7 +124,7 @@ describe('browser SDKs against Cairn, cross-origin, other hosts unreachable', { 
       launch(['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1']),
     ]);
     // Another site than Cairn's: localhost:<port> vs 127.0.0.1:<port>.
-    siteUrl = `http://localhost:${(site.address() as AddressInfo).port}`;
+    siteUrl = `http://localhost:${site.port}`;
     const created = await adminApi(cairn.url)('/sources', {
       method: 'POST',
       body: JSON.stringify({ name: 'shop (browser SDKs)', allowedOrigins: [siteUrl] }),
@@ -141,7 +142,7 @@ describe('browser SDKs against Cairn, cross-origin, other hosts unreachable', { 
   });
   afterAll(async () => {
     await browser?.close();
-    await new Promise((resolve) => site?.close(resolve));
+    await site?.close();
     await cairn?.close();
     await db?.drop();
   });

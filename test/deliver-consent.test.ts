@@ -25,8 +25,12 @@ import { randomUUID } from 'node:crypto';
 import type { Cairn } from '@cairn/server';
 import {
   createTestDatabase,
+  freePort,
   openUnsubscribeToken,
   POSTGRES_SKIP_REASON,
+  type Receiver,
+  sendEvents,
+  startReceiver,
   startTestCairn,
   TEST_ADMIN_KEY,
   type TestDatabase,
@@ -34,8 +38,8 @@ import {
 import fc from 'fast-check';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, basic, pool, sleep } from './support/http.ts';
-import { freePort, headerOf, smtpReceiver, unsubscribeUrlOf, webhookReceiver } from './support/receivers.ts';
+import { admin, pool, sleep } from './support/http.ts';
+import { headerOf, smtpReceiver, unsubscribeUrlOf } from './support/receivers.ts';
 
 const SEED = Number(process.env.CONSENT_SEED ?? 20_260_601);
 const RUNS = Number(process.env.CONSENT_RUNS ?? 6);
@@ -232,7 +236,7 @@ describe('consent and unsubscribe at send time, property-tested (postgres)', { t
   let db: TestDatabase;
   let cairn: Cairn;
   let sql: postgres.Sql;
-  let hook: Awaited<ReturnType<typeof webhookReceiver>>;
+  let hook: Receiver;
   let smtp: Awaited<ReturnType<typeof smtpReceiver>>;
 
   beforeAll(async () => {
@@ -246,7 +250,7 @@ describe('consent and unsubscribe at send time, property-tested (postgres)', { t
       CAIRN_DELIVERY_RETRY_MAX_S: '2',
     });
     sql = postgres(db.url!, { max: 3, onnotice: () => {} });
-    hook = await webhookReceiver();
+    hook = await startReceiver();
     smtp = await smtpReceiver();
   });
   afterAll(async () => {
@@ -380,14 +384,7 @@ describe('consent and unsubscribe at send time, property-tested (postgres)', { t
         return event;
       };
 
-      const post = async (batch: object[]) => {
-        const res = await fetch(`${cairn.url}/v1/batch`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: basic(source.writeKey) },
-          body: JSON.stringify({ batch }),
-        });
-        expect(res.status, await res.text()).toBe(200);
-      };
+      const post = (batch: object[]) => sendEvents(cairn, source.writeKey, batch, { messageIds: false });
       const latestLink = (p: Person) => {
         const mails = smtp.mails.filter((m) => m.to.includes(p.email));
         return mails.length ? unsubscribeUrlOf(mails.at(-1)!.mail) : undefined;
@@ -520,7 +517,10 @@ describe('consent and unsubscribe at send time, property-tested (postgres)', { t
         WHERE d.destination_id = ANY(${destIds}::text[])`;
       const rowOf = new Map(ledger.map((r) => [`${r.message_id}:${r.destination_id}`, r]));
       const received = new Map<string, number>();
-      for (const h of hook.hits) received.set(h.key, (received.get(h.key) ?? 0) + 1);
+      for (const h of hook.accepted) {
+        const key = String(h.headers['idempotency-key'] ?? '');
+        received.set(key, (received.get(key) ?? 0) + 1);
+      }
       for (const m of smtp.mails) {
         const key = headerOf(m.mail, 'x-cairn-idempotency-key');
         received.set(key, (received.get(key) ?? 0) + 1);

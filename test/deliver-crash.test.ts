@@ -7,18 +7,22 @@
 import {
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  type ReceivedRequest,
   type ServerProcess,
   spawnServer,
+  startReceiver,
   type TestDatabase,
 } from '@cairn/server/testing';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admin, createSource, pool, sendUntilAnswered, sleep, waitFor } from './support/http.ts';
-import { webhookReceiver } from './support/receivers.ts';
 
 const EVENTS = 200;
 const BATCH = 20;
 const USERS = 40;
+
+/** The Idempotency-Key a request carried ('' when absent). */
+const keyOf = (r: ReceivedRequest): string => String(r.headers['idempotency-key'] ?? '');
 
 describe('delivery survives a SIGKILL mid-delivery (postgres)', { timeout: 240_000 }, () => {
   if (POSTGRES_SKIP_REASON !== null) {
@@ -51,7 +55,7 @@ describe('delivery survives a SIGKILL mid-delivery (postgres)', { timeout: 240_0
     const t0 = Date.now();
     const phases: string[] = [];
     const mark = (what: string) => phases.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)}s`);
-    const hook = await webhookReceiver({ delayMs: () => 100 + Math.floor(Math.random() * 100) });
+    const hook = await startReceiver({ answer: () => ({ delayMs: 100 + Math.floor(Math.random() * 100) }) });
     const first = await spawnServer(env());
     servers.push(first);
     let current = first.url;
@@ -74,10 +78,10 @@ describe('delivery survives a SIGKILL mid-delivery (postgres)', { timeout: 240_0
     const watcher = (async () => {
       for (;;) {
         // The keys whose requests are open right now: their answers will never be read.
-        const open = hook.openKeys();
-        if (hook.seen.length >= EVENTS / 4 && open.length > 0) {
+        const open = hook.open().map(keyOf);
+        if (hook.requests.length >= EVENTS / 4 && open.length > 0) {
           first.proc.kill('SIGKILL');
-          killed = { seen: hook.seen.length, inFlight: open };
+          killed = { seen: hook.requests.length, inFlight: open };
           mark('killed');
           restarted = (async () => {
             expect(await first.exited).toBeNull(); // died of the signal
@@ -88,7 +92,7 @@ describe('delivery survives a SIGKILL mid-delivery (postgres)', { timeout: 240_0
           })();
           return;
         }
-        if (messageIds.length === EVENTS && hook.hits.length >= EVENTS) return; // never got the chance
+        if (messageIds.length === EVENTS && hook.accepted.length >= EVENTS) return; // never got the chance
         await sleep(10);
       }
     })();
@@ -122,20 +126,20 @@ describe('delivery survives a SIGKILL mid-delivery (postgres)', { timeout: 240_0
     mark('all delivered');
 
     const expected = messageIds.map((m) => `${m}:${dest.id}`);
-    const delivered = new Set(hook.hits.map((h) => h.key));
+    const delivered = new Set(hook.accepted.map(keyOf));
     const missing = expected.filter((k) => !delivered.has(k));
     expect(missing, 'keys the receiver never got').toEqual([]);
-    expect(hook.hits.filter((h) => !expected.includes(h.key)).map((h) => h.key)).toEqual([]);
+    expect(hook.accepted.map(keyOf).filter((k) => !expected.includes(k))).toEqual([]);
 
     const arrivals = new Map<string, number>();
-    for (const k of hook.seen) arrivals.set(k, (arrivals.get(k) ?? 0) + 1);
+    for (const k of hook.requests.map(keyOf)) arrivals.set(k, (arrivals.get(k) ?? 0) + 1);
     const twice = [...arrivals].filter(([, n]) => n === 2).map(([k]) => k);
     const more = [...arrivals].filter(([, n]) => n > 2);
     const keys = await sql<{ idempotency_key: string; attempts: number }[]>`
       SELECT idempotency_key, attempts FROM deliveries WHERE destination_id = ${dest.id}`;
     console.log(
       `[deliver-crash] ${EVENTS} events; killed after ${killed!.seen} arrivals with ${killed!.inFlight.length} ` +
-        `requests open at the receiver; ${hook.seen.length} arrivals in all; ${twice.length} keys arrived twice; ` +
+        `requests open at the receiver; ${hook.requests.length} arrivals in all; ${twice.length} keys arrived twice; ` +
         `${keys.filter((k) => k.attempts > 1).length} ledger rows with more than one attempt; at most ` +
         `${hook.peakOpen()} requests open at once; ${phases.join(', ')}`,
     );

@@ -11,20 +11,16 @@ import type { Cairn } from '@cairn/server';
 import {
   createTestDatabase,
   type DbMode,
+  freePort,
   POSTGRES_SKIP_REASON,
+  sendEvents,
+  startReceiver,
   startTestCairn,
   type TestDatabase,
 } from '@cairn/server/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, basic, waitFor } from './support/http.ts';
-import {
-  freePort,
-  headerOf,
-  type ReceivedMail,
-  smtpReceiver,
-  unsubscribeUrlOf,
-  webhookReceiver,
-} from './support/receivers.ts';
+import { admin, waitFor } from './support/http.ts';
+import { headerOf, type ReceivedMail, smtpReceiver, unsubscribeUrlOf } from './support/receivers.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: ledger rows are checked by the assertions
 type Any = any;
@@ -83,7 +79,7 @@ describe.each(['postgres', 'embedded'] as const)('delivery end to end on %s', (m
   });
 
   it('an event from the SDK reaches a webhook receiver, signed, with its idempotency key and the profile', async () => {
-    const hook = await webhookReceiver();
+    const hook = await startReceiver();
     const secret = `whsec-${randomUUID()}`;
     const dest = await admin(cairn.url, '/destinations', {
       method: 'POST',
@@ -99,7 +95,7 @@ describe.each(['postgres', 'embedded'] as const)('delivery end to end on %s', (m
     expect(errors).toEqual([]);
 
     const hit = (await waitFor('the track event at the receiver', async () =>
-      hook.hits.find((h) => h.body?.event?.event === 'Order Completed'),
+      hook.accepted.find((h) => h.body?.event?.event === 'Order Completed'),
     ))!;
     // The event as the SDK made it: its messageId is the SDK's, stored once by the server.
     const messageId: string = hit.body.event.messageId;
@@ -143,9 +139,9 @@ describe.each(['postgres', 'embedded'] as const)('delivery end to end on %s', (m
     const rows = await settled(dest.id, 2);
     expect(rows.map((r: Any) => r.status).sort()).toEqual(['delivered', 'delivered']);
     expect(new Set(rows.map((r: Any) => r.idempotencyKey))).toEqual(
-      new Set(hook.hits.map((h) => h.headers['idempotency-key'])),
+      new Set(hook.accepted.map((h) => h.headers['idempotency-key'])),
     );
-    expect(hook.hits).toHaveLength(2);
+    expect(hook.accepted).toHaveLength(2);
     await admin(cairn.url, `/destinations/${dest.id}`, { method: 'DELETE' }).catch(() => {});
     await hook.close();
   });
@@ -171,14 +167,7 @@ describe.each(['postgres', 'embedded'] as const)('delivery end to end on %s', (m
     const [ann, bob] = [`ann-${run}`, `bob-${run}`];
     const address = (u: string) => `${u}@example.test`;
     const marketing = { consent: { categoryPreferences: { marketing: true } } };
-    const send = async (...events: object[]) => {
-      const res = await fetch(`${cairn.url}/v1/batch`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: basic(writeKey) },
-        body: JSON.stringify({ batch: events.map((e) => ({ messageId: randomUUID(), ...e })) }),
-      });
-      expect(res.status).toBe(200);
-    };
+    const send = (...events: object[]) => sendEvents(cairn, writeKey, events);
     const mailsTo = (u: string): ReceivedMail[] => smtp.mails.filter((m) => m.to.includes(address(u)));
 
     // Both identify with an address and grant marketing: the identify itself is emailed.

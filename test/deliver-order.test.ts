@@ -6,13 +6,12 @@
 // process sent either. Events are sent in rounds (one per profile, its next sequence number), each
 // round once the previous one is in the ledger, so the ledger's order is the sequence order.
 
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   type ServerProcess,
   spawnServer,
+  startReceiver,
   type TestDatabase,
 } from '@cairn/server/testing';
 import postgres from 'postgres';
@@ -37,12 +36,9 @@ async function orderingReceiver(seed: number) {
     rng = (rng * 1_103_515_245 + 12_345) % 2_147_483_648;
     return rng / 2_147_483_648;
   };
-  const server: Server = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c) => (raw += c));
-    req.on('end', () => {
+  const hook = await startReceiver({
+    answer: ({ body }) => {
       requests++;
-      const body = JSON.parse(raw);
       const items: Any[] = body.batch ?? [body];
       // Checked on arrival: what this request carries must follow what was already delivered.
       const expected = new Map<string, number>();
@@ -57,21 +53,16 @@ async function orderingReceiver(seed: number) {
       const status = random() < 0.125 ? 503 : 200;
       if (status === 200) for (const [user, n] of expected) next.set(user, Math.max(next.get(user) ?? 0, n));
       else refused++;
-      setTimeout(() => res.writeHead(status).end(), Math.floor(random() * 10));
-    });
+      return { status, delayMs: Math.floor(random() * 10) };
+    },
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    url: hook.url,
     violations,
     /** Profiles whose every event of `rounds` arrived. */
     complete: (rounds: number) => [...next.values()].filter((n) => n >= rounds).length,
     stats: () => ({ requests, refused, duplicates }),
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
+    close: hook.close,
   };
 }
 

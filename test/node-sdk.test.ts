@@ -2,11 +2,11 @@
 // middle of a stream, and close() as the drain a service runs on shutdown. The server's port stays fixed (the
 // client's host) while processes come and go on one database. Every event carries an index `i`, so "each exactly
 // once" is checked per event, not only per messageId (a retry under a new messageId would be a duplicate).
-import { createServer } from 'node:net';
 import { Cairn as CairnClient, type CairnError, type CairnOptions, type RetryEvent } from '@cairn/node';
 import type { Cairn } from '@cairn/server';
 import {
   createTestDatabase,
+  freePort,
   POSTGRES_SKIP_REASON,
   type ServerProcess,
   spawnServer,
@@ -15,22 +15,6 @@ import {
 } from '@cairn/server/testing';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-/**
- * A free port below Linux's ephemeral range (32768+), so that while the server is down the kernel cannot hand the
- * port to some client connection on this machine and make the restart fail with EADDRINUSE.
- */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const s = createServer()
-        .once('error', () => resolve(false))
-        .listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
 
 /** Polls `cond` until it holds; fails naming `what` after `timeout` ms. */
 async function until(cond: () => unknown, what: string, timeout = 30_000) {

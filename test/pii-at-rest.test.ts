@@ -16,13 +16,15 @@ import {
   createTestDatabase,
   type DbMode,
   POSTGRES_SKIP_REASON,
+  postTracking,
+  type Receiver,
+  startReceiver,
   startTestCairn,
   TEST_ADMIN_KEY,
   type TestDatabase,
 } from '@cairn/server/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, basic, waitFor } from './support/http.ts';
-import { webhookReceiver } from './support/receivers.ts';
+import { admin, waitFor } from './support/http.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are checked by the assertions
 type Any = any;
@@ -51,12 +53,7 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
   const dev1 = `pii-dev1-${run}`;
   const dev2 = `pii-dev2-${run}`;
 
-  const track = (path: string, body: object | string) =>
-    fetch(`${cairn.url}/v1/${path}`, {
-      method: 'POST',
-      headers: { authorization: basic(writeKey), 'content-type': 'application/json' },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
+  const track = (path: string, body: object | string) => postTracking(cairn, writeKey, `/${path}`, body);
   const as = async (key: string, path: string, init: RequestInit = {}) => {
     const res = await fetch(`${cairn.url}/api${path}`, {
       ...init,
@@ -106,7 +103,7 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
     return hits;
   };
 
-  let hook: Awaited<ReturnType<typeof webhookReceiver>>;
+  let hook: Receiver;
   let destinationId: string;
   let analystKey: string;
   let profileId: string;
@@ -115,7 +112,7 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
     db = await createTestDatabase(`test/pii-at-rest.test.ts:${mode}`, mode);
     cairn = await startTestCairn({ ...db.env, CAIRN_DELIVERY_RETRY_DELAY_S: '1', CAIRN_DELIVERY_RETRY_MAX_S: '2' });
     writeKey = cairn.demoSource!.writeKey;
-    hook = await webhookReceiver();
+    hook = await startReceiver();
     const dest = await admin(cairn.url, '/destinations', {
       method: 'POST',
       body: JSON.stringify({
@@ -193,13 +190,13 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
     // The webhook destination got the clear values: in the event and in the profile.
     const hit = (await waitFor(
       'the Signed Up event at the receiver',
-      async () => hook.hits.find((h) => h.body?.event?.event === 'Signed Up'),
+      async () => hook.accepted.find((h) => h.body?.event?.event === 'Signed Up'),
       60_000,
     ))!;
     expect(hit.body.event.properties.email).toBe(email);
     expect(hit.body.event.context.traits).toMatchObject({ email, phone });
     const identify = (await waitFor('the identify at the receiver', async () =>
-      hook.hits.find((h) => h.body?.event?.type === 'identify' && h.body.event.traits?.id_number),
+      hook.accepted.find((h) => h.body?.event?.type === 'identify' && h.body.event.traits?.id_number),
     ))!;
     expect(identify.body.event.traits).toMatchObject({ id_number: idNumber, address: { street } });
     await waitFor(
@@ -210,7 +207,7 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
       },
       60_000,
     );
-    const withProfile = hook.hits.find((h) => h.body?.profile?.traits?.id_number);
+    const withProfile = hook.accepted.find((h) => h.body?.profile?.traits?.id_number);
     expect(withProfile?.body.profile).toMatchObject({ email, traits: { email, phone, id_number: idNumber } });
   });
 

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import type { Cairn } from '@cairn/server';
 import {
   adminApi,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
+  type Receiver,
+  startReceiver,
   startTestCairn,
   type TestDatabase,
 } from '@cairn/server/testing';
@@ -37,7 +37,7 @@ describe(`the snippet served at /sdk/ for other sites (${mode})`, { timeout: 120
   let db: TestDatabase;
   let cairn: Cairn;
   let browser: Browser;
-  let site: Server;
+  let site: Receiver;
   /** The other site's origin (localhost) — Cairn is on 127.0.0.1, another origin. */
   let siteOrigin: string;
   let pages: Record<string, string>;
@@ -51,18 +51,22 @@ describe(`the snippet served at /sdk/ for other sites (${mode})`, { timeout: 120
       launch(['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1']),
     ]);
     pages = {};
-    site = createServer((req, res) => {
-      const html = pages[req.url ?? ''];
-      res.writeHead(html ? 200 : 404, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(html ?? 'not found');
+    site = await startReceiver({
+      answer: (req) => {
+        const html = pages[req.path];
+        return {
+          status: html ? 200 : 404,
+          headers: { 'content-type': 'text/html; charset=utf-8' },
+          body: html ?? 'not found',
+        };
+      },
     });
-    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
-    siteOrigin = `http://localhost:${(site.address() as AddressInfo).port}`;
+    siteOrigin = `http://localhost:${site.port}`;
     info = (await (await fetch(`${cairn.url}/sdk/snippet`)).json()) as SnippetInfo;
   });
   afterAll(async () => {
     await browser?.close();
-    await new Promise((resolve) => site?.close(resolve));
+    await site?.close();
     await cairn?.close();
     await db?.drop();
   });

@@ -1,9 +1,9 @@
 // Small HTTP helpers shared by the end-to-end tests: a tracking client that retries like a real SDK,
 // admin calls, and polling for a condition (tests wait for states, never for fixed times).
-import { TEST_ADMIN_KEY } from '@cairn/server/testing';
+import { basicAuth, TEST_ADMIN_KEY } from '@cairn/server/testing';
 
-/** The HTTP Basic header carrying a write key as username (Segment's convention). */
-export const basic = (writeKey: string): string => `Basic ${Buffer.from(`${writeKey}:`).toString('base64')}`;
+/** The HTTP Basic header carrying a write key as username (Segment's convention): the testing kit's `basicAuth`. */
+export const basic = basicAuth;
 
 /** A promise that resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { type Cairn, startCairn } from '../server.ts';
-import { basicAuth, createTestDatabase, TEST_ADMIN_KEY, type TestDatabase, testModes } from '../testing/index.ts';
+import { createTestDatabase, postTracking, TEST_ADMIN_KEY, type TestDatabase, testModes } from '../testing/index.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
@@ -31,11 +31,7 @@ describe(`hardening on ${mode}`, () => {
       headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json', ...init.headers },
     });
   const track = (key: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${cairn.url}/v1${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: basicAuth(key), ...headers },
-      body: JSON.stringify(body),
-    });
+    postTracking(cairn, key, path, body, { headers });
   const createSource = async (name: string, allowedOrigins: string[] = []) => {
     const res = await admin('/sources', { method: 'POST', body: JSON.stringify({ name, allowedOrigins }) });
     expect(res.status).toBe(201);

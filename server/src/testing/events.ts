@@ -9,7 +9,8 @@ const baseOf = (target: Target): string => (typeof target === 'string' ? target 
 
 /**
  * POSTs `body` to the tracking API (`/v1` + path) with a write key and returns the response as it is, for
- * tests that check how a request is answered. A string body is sent as it is (malformed JSON, say).
+ * tests that check how a request is answered. A string or bytes are sent as they are (malformed JSON, a
+ * gzipped body); anything else as JSON.
  *
  * @example
  * const res = await postTracking(cairn, key, '/track', { userId: 'u1', event: 'Signed Up' });
@@ -25,7 +26,7 @@ export function postTracking(
   return fetch(`${baseOf(target)}/v1${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: basicAuth(writeKey), ...init.headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
+    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
     signal: init.signal,
   });
 }

@@ -120,6 +120,7 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
   const open = new Set<ReceivedRequest>();
   const queued: ScriptedAnswer[] = [];
   const waiters = new Set<() => void>();
+  const timers = new Set<NodeJS.Timeout>();
   let script: AnswerScript = options.answer ?? {};
   let peakOpen = 0;
   const changed = () => {
@@ -156,11 +157,16 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
         changed();
       };
       changed();
-      if (answer.delayMs && answer.delayMs > 0) setTimeout(send, answer.delayMs);
-      else send();
+      if (answer.delayMs && answer.delayMs > 0) {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          send();
+        }, answer.delayMs);
+        timers.add(timer);
+      } else send();
     });
   });
-  // Short keep-alive: a sender's idle sockets must not keep close() waiting.
+  // Idle keep-alive sockets (a killed sender's among them) are dropped after 1 s rather than Node's 5 s.
   server.keepAliveTimeout = 1000;
   const host = options.host === undefined ? '127.0.0.1' : options.host;
   await new Promise<void>((resolve) => {
@@ -225,6 +231,8 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
     waitFor: waitFor as Receiver['waitFor'],
     close: () =>
       new Promise<void>((resolve) => {
+        // Answers still delayed are dropped with their connections: they stay open (status undefined).
+        for (const timer of timers) clearTimeout(timer);
         server.closeAllConnections();
         server.close(() => resolve());
       }),
