@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { DataDirInUseError } from './db/index.ts';
 import { loadSnippet, snippetTag } from './http/sdk.ts';
 import { createLogger } from './log.ts';
+import { PluginLoadError } from './pipeline/deliver/plugins.ts';
 import { startCairn } from './server.ts';
 
 // Entry point of `npm start`: parse the configuration once, start, print how to use it, and shut
@@ -17,8 +18,9 @@ try {
 }
 const log = createLogger(config.log);
 const cairn = await startCairn(config, log).catch((err: unknown) => {
-  // A second `npm start` on the same data directory: one line, not a stack trace.
-  if (!(err instanceof DataDirInUseError)) throw err;
+  // A second `npm start` on the same data directory, or a plugin that cannot be loaded: one line, not a
+  // stack trace.
+  if (!(err instanceof DataDirInUseError) && !(err instanceof PluginLoadError)) throw err;
   process.stderr.write(`cairn: ${err.message}\n`);
   process.exit(1);
 });

@@ -17,7 +17,8 @@ export const TEST_ADMIN_KEY = 'test-admin-key-0123456789';
  */
 export async function startTestCairn(
   env: Record<string, string>,
-  options: { clock?: () => Date } = {},
+  /** What `startCairn` takes besides the configuration: a clock tests move, plugins given in code, extra routes. */
+  options: Parameters<typeof startCairn>[2] = {},
 ): Promise<Cairn> {
   const config = loadConfig({
     PORT: '0',

@@ -3,7 +3,6 @@ import { createDirectory } from '../../infra/directory.ts';
 import { type PeriodicTask, startPeriodic } from '../../infra/periodic.ts';
 import { type DeliverJob, destinationQueue, destinationQueueName, ensureQueue } from '../../jobs/queues.ts';
 import { sweepWaiting } from './order.ts';
-import { PLUGINS } from './plugins.ts';
 import { type Destination, destinationsFingerprint, listDestinations } from './queries.ts';
 import { deliverJobs, type SenderDeps } from './sender.ts';
 
@@ -53,7 +52,7 @@ export function createDestinationDirectory(
   async function loadActive(): Promise<ActiveDestination[]> {
     const next: ActiveDestination[] = [];
     for (const destination of await listDestinations(sql)) {
-      const plugin = PLUGINS.get(destination.plugin);
+      const plugin = deps.plugins.get(destination.plugin);
       if (!destination.enabled || !plugin) continue;
       const parsed = plugin.settings.safeParse(destination.settings);
       if (!parsed.success) {

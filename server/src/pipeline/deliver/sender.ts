@@ -53,6 +53,8 @@ export interface SenderDeps {
   metrics?: Metrics;
   /** The installed plugins (built at start, see plugins.ts). */
   plugins: PluginRegistry;
+  /** Per-destination send rates of this server (the deliver stage's own). */
+  limits: RateLimits;
 }
 
 /** The channel whose unsubscribes a destination honours, or null (plain data destinations). */
@@ -66,24 +68,40 @@ export function requiredPurposes(destination: Destination, plugin: PluginDefinit
   return [...new Set([...plugin.purposes, ...destination.purposes])];
 }
 
-// Per process and destination: a token bucket refilled at rate_limit items per second.
-const buckets = new Map<string, { tokens: number; at: number }>();
+/** Destinations' send rates in this process: what `rate_limit` (items per second) allows. */
+export interface RateLimits {
+  /** Resolves once `n` items of `destination` may go (at once when it has no limit, or when `signal` aborts). */
+  take(destination: Destination, n: number, signal: AbortSignal): Promise<void>;
+}
 
-async function takeTokens(destination: Destination, n: number, signal: AbortSignal): Promise<void> {
-  const rate = destination.rateLimit;
-  if (!rate) return;
-  const b = buckets.get(destination.id) ?? { tokens: rate, at: Date.now() };
-  buckets.set(destination.id, b);
-  for (;;) {
-    const now = Date.now();
-    b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
-    b.at = now;
-    if (b.tokens >= Math.min(n, rate) || signal.aborted) {
-      b.tokens -= n;
-      return;
-    }
-    await new Promise((r) => setTimeout(r, Math.ceil(((Math.min(n, rate) - b.tokens) / rate) * 1000)));
-  }
+/**
+ * One token bucket per destination, refilled at its `rate_limit` items per second. Owned by the deliver
+ * stage (one per server instance, never module state: two servers in one process keep their own).
+ *
+ * @example
+ * const limits = createRateLimits();
+ * await limits.take(destination, batch.length, signal);
+ */
+export function createRateLimits(): RateLimits {
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  return {
+    async take(destination, n, signal) {
+      const rate = destination.rateLimit;
+      if (!rate) return;
+      const b = buckets.get(destination.id) ?? { tokens: rate, at: Date.now() };
+      buckets.set(destination.id, b);
+      for (;;) {
+        const now = Date.now();
+        b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
+        b.at = now;
+        if (b.tokens >= Math.min(n, rate) || signal.aborted) {
+          b.tokens -= n;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, Math.ceil(((Math.min(n, rate) - b.tokens) / rate) * 1000)));
+      }
+    },
+  };
 }
 
 /**
@@ -289,7 +307,7 @@ export async function deliverJobs(
       batch = batch.filter((r) => !(r.lineProfileId && heldProfiles.has(r.lineProfileId)));
     }
     if (!batch.length) continue;
-    await takeTokens(destination, batch.length, deps.signal);
+    await deps.limits.take(destination, batch.length, deps.signal);
     const items: DeliveryItem[] = batch.map((row) => ({
       idempotencyKey: row.idempotencyKey,
       // Plugins get clear values: an email plugin needs the address.

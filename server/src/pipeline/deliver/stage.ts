@@ -4,7 +4,7 @@ import type { EventWriter } from '../ingest/writer.ts';
 import { createDestinationDirectory, type DestinationDirectory } from './directory.ts';
 import { startFanoutWorker } from './fanout.ts';
 import { startForgetWorker } from './forget.ts';
-import type { SenderDeps } from './sender.ts';
+import { createRateLimits, type SenderDeps } from './sender.ts';
 import { unsubscribeRoutes } from './unsubscribe.ts';
 
 /** Stage 5: fan-out to destinations, their senders and sweeps, erasures forwarded, unsubscribe links. */
@@ -37,6 +37,7 @@ export function createDeliverStage(rt: Runtime, options: { work: boolean }): Del
     signal: rt.stopping,
     metrics: rt.metrics,
     plugins: rt.plugins,
+    limits: createRateLimits(),
   };
   const destinations = createDestinationDirectory({
     ...sender,
