@@ -284,7 +284,7 @@ describe('consent and unsubscribe at send time, property-tested (postgres)', { t
 
       const source = await admin(cairn.url, '/sources', { method: 'POST', body: JSON.stringify({ name: run }) });
       await sql`UPDATE sources SET consent_policy = ${sql.json(plan.policy as never)} WHERE id = ${source.id}`;
-      const filter = { where: [{ path: 'properties.burst', op: 'neq', value: true }] };
+      const filter = { where: [{ not: { property: 'burst', cmp: '=', value: true } }] };
       const dests: Dest[] = [];
       for (const [i, d] of plan.destinations.entries()) {
         const settings =

@@ -136,7 +136,7 @@ describe.each(['postgres', 'embedded'] as const)('partial updates on %s', (mode)
       name: `hook ${run}`,
       plugin: 'webhook',
       settings: { url: 'http://127.0.0.1:9/hook', secret: 'a-secret-of-enough-length', parallel: 4 },
-      filter: { events: ['Promo Sent'], where: [{ path: 'properties.total', op: 'gte', value: 10 }] },
+      filter: { event: ['Promo Sent'], where: [{ property: 'total', cmp: '>=', value: 10 }] },
       purposes: ['marketing'],
       channel: 'email',
       topic: 'newsletter',
@@ -152,7 +152,7 @@ describe.each(['postgres', 'embedded'] as const)('partial updates on %s', (mode)
       created.body,
       {
         name: `renamed ${run}`,
-        filter: { types: ['track'] },
+        filter: { type: ['track'] },
         purposes: ['advertising'],
         channel: 'sms',
         topic: '',
@@ -287,14 +287,14 @@ describe.each(['postgres', 'embedded'] as const)('partial updates on %s', (mode)
         plugin: 'webhook',
         settings: { url },
         purposes: ['marketing'],
-        filter: { events: ['Promo Eligible'] },
+        filter: { event: ['Promo Eligible'] },
       });
       expect(created.status, created.text).toBe(201);
       const id = created.body.id;
       const renamed = await call('PATCH', `/destinations/${id}`, { name: `promo renamed ${run}` });
       expect(renamed.status).toBe(200);
       expect(renamed.body.purposes).toEqual(['marketing']);
-      expect(renamed.body.filter).toEqual({ events: ['Promo Eligible'] });
+      expect(renamed.body.filter).toEqual({ event: ['Promo Eligible'] });
 
       const source = await call('POST', '/sources', { name: `promo ${run}` });
       const [yes, no] = [`yes-${run}`, `no-${run}`];

@@ -249,7 +249,7 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
         name: 'audience sync',
         plugin: 'webhook',
         settings: { url },
-        filter: { events: ['audience.entered', 'audience.exited'] },
+        filter: { event: ['audience.entered', 'audience.exited'] },
       });
       expect(dest.status, dest.text).toBe(201);
       await createAudience('synced', r.performed('Wishlisted'));

@@ -46,7 +46,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed h
         name: 'sync',
         plugin: 'webhook',
         settings: { url },
-        filter: { events: ['audience.entered'] },
+        filter: { event: ['audience.entered'] },
       }),
     });
     expect(dest.status, dest.text).toBe(201);

@@ -70,7 +70,7 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
         name: 'audience sync',
         plugin: 'webhook',
         settings: { url },
-        filter: { events: ['audience.entered'] },
+        filter: { event: ['audience.entered'] },
       }),
     });
     expect(dest.status, dest.text).toBe(201);
