@@ -108,8 +108,10 @@ export function createApp(deps: AppDeps): Hono {
         people: deps.people,
         writer: pipeline.ingest.writer,
         identify: pipeline.identify,
+        compute: pipeline.compute,
         destinations: pipeline.deliver.destinations,
         sender: pipeline.deliver.sender,
+        deliver: pipeline.deliver,
       }),
     );
     app.route('/sdk', sdkRoutes(loadSnippet(), config.publicUrl));

@@ -62,7 +62,7 @@ export async function startCairn(
   // request is answered 503 (retryable), as /readyz says.
   let handler: Hono | undefined;
   // The node adapter's bindings (`incoming`, `outgoing`) go through: getConnInfo reads the peer from them.
-  const server = await listen((req, env) => (handler ? handler.fetch(req, env) : starting()), config);
+  const server = await listen((req, env) => (handler ? handler.fetch(req, env) : starting(req)), config);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -175,7 +175,10 @@ export async function startCairn(
   }
 }
 
-function starting(): Response {
+// While starting (migrations, the startup lock, the first loads): the process is alive (/healthz 200, so a
+// liveness probe does not restart a slow start) but not ready (everything else 503, retryable).
+function starting(req: Request): Response {
+  if (new URL(req.url).pathname === '/healthz') return Response.json({ status: 'starting' });
   return Response.json(
     { error: { code: 'unavailable', message: 'server is starting; retry' } },
     { status: 503, headers: { 'Retry-After': '1' } },

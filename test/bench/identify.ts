@@ -279,7 +279,7 @@ async function drain(
   const range = await idRange(sql, prefix);
   const [jobs] = await sql<{ n: number }[]>`
     SELECT count(*)::int AS n FROM pgboss.job
-    WHERE name = 'ingest.committed' AND (data->'ids'->>0)::bigint BETWEEN ${range.lo}::bigint AND ${range.hi}::bigint`;
+    WHERE name = 'identify' AND (data->'ids'->>0)::bigint BETWEEN ${range.lo}::bigint AND ${range.hi}::bigint`;
   console.log(
     `  stored ${fmt(range.count)} events (${fmt(w.counts.known)} known, ${fmt(w.counts.new)} new anonymous, ${fmt(w.counts.merge)} merging) in ${fmt(jobs!.n)} ingest jobs in ${((performance.now() - t0) / 1000).toFixed(1)} s; draining with ${workers} workers`,
   );
@@ -317,7 +317,7 @@ async function drain(
       (SELECT count(*)::int FROM merges WHERE event_id BETWEEN ${range.lo}::bigint AND ${range.hi}::bigint) AS merges,
       (SELECT count(*)::int FROM profiles WHERE created_at >= ${before.now}) AS created,
       (SELECT count(*)::int FROM identity_refusals WHERE event_id BETWEEN ${range.lo}::bigint AND ${range.hi}::bigint) AS refusals,
-      (SELECT count(*)::int FROM pgboss.job WHERE name = 'ingest.committed' AND retry_count > 1) AS reclaimed
+      (SELECT count(*)::int FROM pgboss.job WHERE name = 'identify' AND retry_count > 1) AS reclaimed
     FROM events WHERE id BETWEEN ${range.lo}::bigint AND ${range.hi}::bigint`;
   const wallS = (doneAt - started) / 1000;
   const d: DrainResult = {
@@ -430,7 +430,7 @@ async function latencyPhase(
     const metrics = await identifyMetrics(node);
     const [jobs] = await sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM pgboss.job
-      WHERE name = 'ingest.committed' AND (data->'ids'->>0)::bigint BETWEEN ${range.lo}::bigint AND ${range.hi}::bigint`;
+      WHERE name = 'identify' AND (data->'ids'->>0)::bigint BETWEEN ${range.lo}::bigint AND ${range.hi}::bigint`;
     const rows = await sql<{ m: string; ms: number; merged: boolean; at: Date }[]>`
       SELECT e.message_id AS m, extract(epoch FROM e.processed_at - e.received_at)::float8 * 1000 AS ms, e.received_at AS at,
         EXISTS (SELECT 1 FROM merges g WHERE g.event_id = e.id AND g.kind = 'merge') AS merged
@@ -615,10 +615,10 @@ async function main(): Promise<number> {
     const notes = [
       '`processed_at` is `now()` of the stage-2 transaction that processed the event, i.e. when that transaction began; the event is visible a little later, at its commit. Throughput counts from the first to the last `processed_at`, so the last transaction\'s duration is left out; "wall" counts from the worker process listening to the benchmark seeing every event processed (polled every 250 ms).',
       opt.nudge
-        ? `During the throughput phases the benchmark sends pg-boss's NOTIFY for \`ingest.committed\` every ${NUDGE_MS} ms, as a steady stream of new ingest jobs would: without it a worker that finishes a batch of a backlog no new job arrives for waits for its NOTIFY backstop poll (\`notifyPollingIntervalSeconds\` of the identify worker; pg-boss's default is 30 s) before fetching the next batch, which would measure that wait rather than stage 2 (\`--no-nudge\` shows it).`
+        ? `During the throughput phases the benchmark sends pg-boss's NOTIFY for \`identify\` every ${NUDGE_MS} ms, as a steady stream of new ingest jobs would: without it a worker that finishes a batch of a backlog no new job arrives for waits for its NOTIFY backstop poll (\`notifyPollingIntervalSeconds\` of the identify worker; pg-boss's default is 30 s) before fetching the next batch, which would measure that wait rather than stage 2 (\`--no-nudge\` shows it).`
         : 'The throughput phases ran without waking the workers (`--no-nudge`): between batches of a backlog a worker waits for its NOTIFY backstop poll (`notifyPollingIntervalSeconds` of the identify worker).',
       `Merging events of the throughput phases each join one anonymous visitor of the setup to a userId, so each should merge one profile: ${drains.map((d) => `${fmt(d.merges)} merges for ${fmt(d.merging)} merging events (${phaseName(d)})`).join(', ')}.`,
-      'Workers take up to 50 `ingest.committed` jobs at a time (one job per group commit) and process their events in transactions of 250: how many events a job holds decides how many a worker call gets.',
+      'Workers take up to 50 `identify` jobs at a time (one job per group commit) and process their events in transactions of 250: how many events a job holds decides how many a worker call gets.',
       `Sequential scans of stage 2's tables during the throughput phases (pg_stat_user_tables): ${drains.map((d) => `${phaseName(d)}: ${d.seqScans.join(', ') || 'none'}`).join('; ')}.`,
       'The database grows between phases (each adds its new anonymous profiles and merges); VACUUM ANALYZE runs before each phase.',
     ];
@@ -630,7 +630,7 @@ async function main(): Promise<number> {
     const refused = drains.reduce((n, d) => n + d.refusals, 0);
     const reclaimed = Math.max(0, ...drains.map((d) => d.reclaimedJobs));
     if (refused) notes.push(`${refused} identity links were refused by the guards during the throughput phases.`);
-    if (reclaimed) notes.push(`${reclaimed} ingest.committed jobs were claimed more than once (expired or retried).`);
+    if (reclaimed) notes.push(`${reclaimed} identify jobs were claimed more than once (expired or retried).`);
     if (opt.afterSetupSql) notes.push(`After the setup the benchmark ran: \`${opt.afterSetupSql}\`.`);
     if (otherCores > QUIET_CORES) {
       notes.push(`Other processes used ${otherCores.toFixed(2)} cores before the run: the machine was not quiet.`);

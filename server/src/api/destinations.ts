@@ -1,16 +1,13 @@
-import { type DeliveredEvent, type PluginDefinition, sendBatch } from '@cairn/plugin-api';
+import type { PluginDefinition } from '@cairn/plugin-api';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { PgBoss } from 'pg-boss';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { idCursor, limitParam, page, pageSchema } from '../infra/paging.ts';
-import { destinationQueue, ensureQueue } from '../jobs/queues.ts';
+import type { DeliverCommands } from '../pipeline/deliver/commands.ts';
 import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
-import { enqueueDeliveries } from '../pipeline/deliver/enqueue.ts';
 import { FilterSchema } from '../pipeline/deliver/filter.ts';
-import { DELIVERY_STATUSES, deliveryCounts, listDeliveries, resetForReplay } from '../pipeline/deliver/ledger.ts';
-import { isOrdered, promoteProfiles } from '../pipeline/deliver/order.ts';
+import { DELIVERY_STATUSES, deliveryCounts, listDeliveries } from '../pipeline/deliver/ledger.ts';
 import { BUILTIN_REGISTRY, type PluginRegistry } from '../pipeline/deliver/plugins.ts';
 import {
   type Destination,
@@ -21,7 +18,6 @@ import {
   listDestinations,
   updateDestination,
 } from '../pipeline/deliver/queries.ts';
-import { pluginContext, type SenderDeps } from '../pipeline/deliver/sender.ts';
 import { applyPatch, patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
@@ -181,31 +177,23 @@ export function destinationView(d: Destination, plugins: PluginRegistry = BUILTI
  * `/api/destinations`: configure destinations, test them, read their delivery ledger, replay.
  *
  * @example
- * api.route('/destinations', destinationsApi({ sql, boss, destinations, sender }));
+ * api.route('/destinations', destinationsApi({ sql, destinations, plugins, deliver: deliverCommands(sender) }));
  */
 export function destinationsApi(deps: {
   sql: Sql;
-  boss: PgBoss;
   destinations: DestinationDirectory;
-  sender: SenderDeps;
+  plugins: PluginRegistry;
+  /** Stage 5's commands: test send, replay, queue set-up. */
+  deliver: DeliverCommands;
 }) {
-  const { sql, boss } = deps;
-  const view = (d: Destination) => destinationView(d, deps.sender.plugins);
+  const { sql } = deps;
+  const view = (d: Destination) => destinationView(d, deps.plugins);
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const existing = async (id: string) => {
     const d = await getDestination(sql, id);
     if (!d) throw apiError(404, 'not_found', `no destination ${id}`);
     return d;
   };
-  const prepareQueue = (id: string) =>
-    ensureQueue(
-      boss,
-      destinationQueue(id, {
-        retryDelay: deps.sender.delivery.retryDelaySeconds,
-        retryDelayMax: deps.sender.delivery.retryMaxSeconds,
-      }),
-    );
-
   app.openapi(
     createRoute({
       method: 'get',
@@ -221,7 +209,7 @@ export function destinationsApi(deps: {
     (c) =>
       c.json(
         {
-          data: deps.sender.plugins.list().map((p) => ({
+          data: deps.plugins.list().map((p) => ({
             name: p.name,
             version: p.version,
             description: p.description,
@@ -249,10 +237,10 @@ export function destinationsApi(deps: {
     }),
     async (c) => {
       const input = c.req.valid('json') as DestinationInput;
-      const plugin = pluginOf(deps.sender.plugins, input.plugin);
+      const plugin = pluginOf(deps.plugins, input.plugin);
       validSettings(plugin, input.settings);
       const created = await insertDestination(sql, input);
-      await prepareQueue(created.id);
+      await deps.deliver.prepareQueue(created.id);
       await deps.destinations.refresh();
       return c.json(view(created), 201);
     },
@@ -316,7 +304,7 @@ export function destinationsApi(deps: {
     async (c) => {
       const d = await existing(c.req.valid('param').id);
       const patch = c.req.valid('json');
-      const plugin = pluginOf(deps.sender.plugins, d.plugin);
+      const plugin = pluginOf(deps.plugins, d.plugin);
       const settings = { ...d.settings, ...(patch.settings ?? {}) };
       for (const key of plugin.secrets ?? []) if (settings[key] === MASK) settings[key] = d.settings[key];
       const next: DestinationInput = { ...applyPatch(d, patch), settings: validSettings(plugin, settings) };
@@ -401,34 +389,9 @@ export function destinationsApi(deps: {
     }),
     async (c) => {
       const d = await existing(c.req.valid('param').id);
-      const plugin = pluginOf(deps.sender.plugins, d.plugin);
-      const settings = plugin.settings.parse(d.settings);
+      const plugin = pluginOf(deps.plugins, d.plugin);
       const body = (await c.req.json().catch(() => ({}))) as { event?: Record<string, unknown> };
-      const messageId = `test-${Date.now()}`;
-      const event = {
-        type: 'track',
-        event: 'Cairn Test Event',
-        messageId,
-        timestamp: new Date().toISOString(),
-        userId: 'cairn-test-user',
-        properties: { test: true },
-        ...body.event,
-      } as DeliveredEvent;
-      const profile = {
-        id: '00000000-0000-4000-8000-000000000000',
-        userId: 'cairn-test-user',
-        email: 'test@example.com',
-        phone: null,
-        anonymousIds: [],
-        traits: { name: 'Test User' },
-      };
-      const idempotencyKey = `${event.messageId}:${d.id}`;
-      const [outcome] = await sendBatch(
-        plugin,
-        [{ idempotencyKey, event, profile, attempt: 1 }],
-        pluginContext(deps.sender, d, settings),
-      );
-      return c.json({ outcome: outcome!, idempotencyKey }, 200);
+      return c.json(await deps.deliver.testSend(d, plugin, body.event), 200);
     },
   );
 
@@ -493,28 +456,11 @@ export function destinationsApi(deps: {
     }),
     async (c) => {
       const d = await existing(c.req.valid('param').id);
-      const plugin = pluginOf(deps.sender.plugins, d.plugin);
+      const plugin = pluginOf(deps.plugins, d.plugin);
       const body = (await c.req.json().catch(() => ({}))) as { from?: string; to?: string };
       const range = body.from && body.to ? { from: new Date(body.from), to: new Date(body.to) } : null;
       if (range && !(range.from < range.to)) throw apiError(400, 'invalid_request', 'from must be before to');
-      await prepareQueue(d.id);
-      const a = { destination: d, plugin };
-      // Ordered destinations: the rows are reset to `waiting`, then each profile's go (in event order)
-      // once nothing of that profile is pending or retrying there (order.ts). A crash in between
-      // leaves them waiting for the sweep.
-      const rows = (await sql.begin(async (tx) => {
-        const reset = await resetForReplay(tx, d.id, range ?? { status: 'dead' }, isOrdered(a));
-        await enqueueDeliveries(
-          boss,
-          tx,
-          [a],
-          reset.filter((r) => r.status === 'pending').map((r) => ({ ...r, destinationId: d.id })),
-        );
-        return reset;
-      })) as Awaited<ReturnType<typeof resetForReplay>>;
-      const waiting = rows.filter((r) => r.status === 'waiting' && r.profileId).map((r) => r.profileId!);
-      await promoteProfiles(boss, sql, a, waiting);
-      return c.json({ replayed: rows.length }, 200);
+      return c.json({ replayed: await deps.deliver.replay(d, plugin, range) }, 200);
     },
   );
   return app;

@@ -3,7 +3,6 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { PgBoss } from 'pg-boss';
-import type { HandOff } from '../jobs/handoff.ts';
 import { auditWrites } from '../audit/middleware.ts';
 import { auditedRoutes, loaders } from '../audit/resources.ts';
 import type { ApiKeyVerifier } from '../auth/api-keys.ts';
@@ -13,9 +12,13 @@ import { type PeopleAuth, signUp } from '../auth/people.ts';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import type { HandOff } from '../jobs/handoff.ts';
 import type { Logger } from '../log.ts';
 import type { Pii } from '../pii/index.ts';
+import type { ComputeStage } from '../pipeline/compute/stage.ts';
+import type { DeliverCommands } from '../pipeline/deliver/commands.ts';
 import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
+import type { PluginRegistry } from '../pipeline/deliver/plugins.ts';
 import type { SenderDeps } from '../pipeline/deliver/sender.ts';
 import type { IdentifyStage } from '../pipeline/identify/stage.ts';
 import type { EventWriter } from '../pipeline/ingest/writer.ts';
@@ -61,9 +64,14 @@ export function adminApi(deps: {
   boss: PgBoss;
   handOff: HandOff;
   identify: IdentifyStage;
+  /** Stage 3's commands (static tags set by hand). */
+  compute: ComputeStage;
   pii: Pii;
   destinations: DestinationDirectory;
   sender: SenderDeps;
+  plugins: PluginRegistry;
+  /** Stage 5's commands (test send, replay). */
+  deliver: DeliverCommands;
   /** The clock rules are evaluated against (previews, explanations). */
   now: () => Date;
 }) {
@@ -112,7 +120,14 @@ export function adminApi(deps: {
   });
   // Every write below is recorded in audit_log, once, by this one middleware (after authentication,
   // so it knows who; before the routes, so it sees the resource before and after).
-  api.use('*', auditWrites({ sql: deps.sql, log: deps.log, routes: auditedRoutes(loaders(destinationView)) }));
+  api.use(
+    '*',
+    auditWrites({
+      sql: deps.sql,
+      log: deps.log,
+      routes: auditedRoutes(loaders((d) => destinationView(d, deps.sender.plugins))),
+    }),
+  );
   api.post('/auth/sign-up/email', async (c) => withRetryAfter(await signUp(deps.sql, deps.people, withPeer(c))));
   api.on(['GET', 'POST'], '/auth/*', async (c) => withRetryAfter(await deps.people.handler(withPeer(c))));
   api.route('/sources', sourcesApi(deps.sql, deps.sources));

@@ -244,7 +244,7 @@ export async function latencyRun(
     steps: [
       percentiles('send → `received_at` (ingest)', steps.ingest),
       percentiles('`received_at` → `processed_at` (queue, stage 2)', steps.identify),
-      percentiles('`processed_at` → `entered_at` (stage 2 commit, compute.profiles queue)', steps.queue),
+      percentiles('`processed_at` → `entered_at` (stage 2 commit, compute queue)', steps.queue),
       percentiles('`entered_at` → seen committed (evaluation, writes, commit, poll)', steps.compute),
     ],
     activity,

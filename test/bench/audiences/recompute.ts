@@ -10,7 +10,7 @@ import { type PgActivity, sampleActivity } from './sampler.ts';
 
 // Full recompute of an audience over every live profile: the rule's statements alone (evaluateRule,
 // called from here, and the truth statement a recompute diffs in SQL), a plan (EXPLAIN ANALYZE), and
-// the whole path through a running server (POST /api/audiences → the compute.definition job → members
+// the whole path through a running server (POST /api/audiences → the recompute job → members
 // and audience.entered events recorded → computedAt set).
 
 /** Timings of the rule's statements alone, in ms. */
@@ -56,7 +56,7 @@ export interface ApiRecompute {
   words: string;
   /** POST → computed_at set (polled every POLL_MS), or → the first attempt seen failed. */
   seconds: number;
-  /** The compute.definition job: queued → started, started → completed, which includes handing the change events to fan-out after the commit (pg-boss's own timestamps). */
+  /** The recompute job: queued → started, started → completed, which includes handing the change events to fan-out after the commit (pg-boss's own timestamps). */
   queuedS: number;
   runS: number;
   members: number;
@@ -220,7 +220,7 @@ export async function recomputeThroughApi(
       FROM audiences a
       LEFT JOIN LATERAL (
         SELECT state, output FROM pgboss.job
-        WHERE name = 'compute.definition' AND data ->> 'key' = a.key
+        WHERE name = 'recompute' AND data ->> 'key' = a.key
         ORDER BY created_on DESC LIMIT 1) j ON true
       WHERE a.key = ${audience.key}`;
     if (row?.done) break;
@@ -260,7 +260,7 @@ export async function recomputeThroughApi(
     [job] = await sql<{ queued: number; run: number | null }[]>`
       SELECT extract(epoch FROM started_on - created_on)::float8 AS queued,
         extract(epoch FROM completed_on - started_on)::float8 AS run
-      FROM pgboss.job WHERE name = 'compute.definition' AND data ->> 'key' = ${audience.key}
+      FROM pgboss.job WHERE name = 'recompute' AND data ->> 'key' = ${audience.key}
       ORDER BY created_on DESC LIMIT 1`;
     if (!job || job.run !== null) break;
     await new Promise((r) => setTimeout(r, POLL_MS));

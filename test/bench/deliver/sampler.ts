@@ -27,8 +27,8 @@ export interface PgActivity {
 // Patterns are matched against the statement with its whitespace collapsed to single spaces.
 const NAMES: [RegExp, string][] = [
   [/strict_fifo_heads/, 'pg-boss fetch, key_strict_fifo (a delivery queue)'],
-  [/WITH next AS .*'ingest\.committed'/, 'pg-boss fetch, ingest.committed'],
-  [/WITH next AS .*'identify\.done'/, 'pg-boss fetch, identify.done'],
+  [/WITH next AS .*'identify'/, 'pg-boss fetch, identify'],
+  [/WITH next AS .*'fanout'/, 'pg-boss fetch, fanout'],
   [/WITH next AS/, 'pg-boss fetch (other queue)'],
   [/UPDATE pgboss\.job\w* SET completed_on/, 'pg-boss complete'],
   [/INSERT INTO pgboss\.job/, 'pg-boss insert (send jobs)'],

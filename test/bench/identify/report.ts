@@ -45,7 +45,7 @@ export interface DrainResult {
   deadlocks: number;
   /** Sequential scans of stage 2's tables during the drain (pg_stat_user_tables), e.g. "identity_links 31 (12.8M rows read)". */
   seqScans: string[];
-  /** ingest.committed jobs claimed more than once. */
+  /** identify jobs claimed more than once. */
   reclaimedJobs: number;
   /** Stage 2 transactions restarted (the server's cairn_identify_retries_total; NaN if it has none). */
   retries: number;
@@ -78,7 +78,7 @@ export interface LatencyResult {
   catchUpS: number;
   /** p50 of the events received in the first, second and last third of the phase. */
   p50ByThird: number[];
-  /** ingest.committed jobs of the phase (one per group commit), and the worker calls that took them. */
+  /** identify jobs of the phase (one per group commit), and the worker calls that took them. */
   jobs: number;
   eventsPerCall: number;
   msPerCall: number;

@@ -168,7 +168,7 @@ export function nudgeWorkers(sql: postgres.Sql, everyMs: number): () => Promise<
   const loop = (async () => {
     while (!stopped) {
       // pg-boss's own channel expression (plans.notifyChannelSql) for its schema, and the queue's name.
-      await sql`SELECT pg_notify('pgboss_' || left(encode(sha224('pgboss'::bytea), 'hex'), 24), 'ingest.committed')`;
+      await sql`SELECT pg_notify('pgboss_' || left(encode(sha224('pgboss'::bytea), 'hex'), 24), 'identify')`;
       await new Promise((r) => setTimeout(r, everyMs));
     }
   })().catch((err: unknown) => {

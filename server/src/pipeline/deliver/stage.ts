@@ -1,6 +1,7 @@
 import type { Hono } from 'hono';
 import type { Runtime, Stage } from '../../runtime.ts';
 import type { EventWriter } from '../ingest/writer.ts';
+import { type DeliverCommands, deliverCommands } from './commands.ts';
 import { createDestinationDirectory, type DestinationDirectory } from './directory.ts';
 import { startFanoutWorker } from './fanout.ts';
 import { startForgetWorker } from './forget.ts';
@@ -8,7 +9,7 @@ import { createRateLimits, type SenderDeps } from './sender.ts';
 import { unsubscribeRoutes } from './unsubscribe.ts';
 
 /** Stage 5: fan-out to destinations, their senders and sweeps, erasures forwarded, unsubscribe links. */
-export interface DeliverStage extends Stage {
+export interface DeliverStage extends Stage, DeliverCommands {
   /** The destinations of this database, kept current (every role reads them; workers also send). */
   readonly destinations: DestinationDirectory;
   /** What sending needs (the admin API's test send and replay use it). */
@@ -45,6 +46,7 @@ export function createDeliverStage(rt: Runtime, options: { work: boolean }): Del
     refreshMs: rt.config.sourceRefreshMs,
   });
   return {
+    ...deliverCommands(sender),
     destinations,
     sender,
     routes(app, writer) {
