@@ -17,7 +17,7 @@ import {
   insertDestination,
   listDestinations,
   updateDestination,
-} from '../pipeline/deliver/queries.ts';
+} from '../pipeline/deliver/queries/destinations.ts';
 import { applyPatch, patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 

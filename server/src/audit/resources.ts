@@ -3,7 +3,7 @@ import { type Principal, ROLES, type Role } from '../auth/keys.ts';
 import type { Sql } from '../db/index.ts';
 import { STORED_VIEW } from '../pii/view.ts';
 import { getAudience } from '../pipeline/compute/queries.ts';
-import { getDestination } from '../pipeline/deliver/queries.ts';
+import { getDestination } from '../pipeline/deliver/queries/destinations.ts';
 import { profileView } from '../pipeline/identify/profiles.ts';
 import { getSource } from '../sources/queries.ts';
 

@@ -3,7 +3,7 @@ import { destinationQueue, ensureQueue } from '../../jobs/queues.ts';
 import { enqueueDeliveries } from './enqueue.ts';
 import { resetForReplay } from './ledger.ts';
 import { isOrdered, promoteProfiles } from './order.ts';
-import type { Destination } from './queries.ts';
+import type { Destination } from './queries/destinations.ts';
 import { pluginContext, type SenderDeps } from './sender.ts';
 
 /** What staff can ask of stage 5 (the admin API calls these; it never reaches into the ledger itself). */

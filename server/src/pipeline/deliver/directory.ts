@@ -3,7 +3,7 @@ import { createDirectory } from '../../infra/directory.ts';
 import { type PeriodicTask, startPeriodic } from '../../infra/periodic.ts';
 import { type DeliverJob, destinationQueue, destinationQueueName, ensureQueue } from '../../jobs/queues.ts';
 import { sweepWaiting } from './order.ts';
-import { type Destination, destinationsFingerprint, listDestinations } from './queries.ts';
+import { type Destination, destinationsFingerprint, listDestinations } from './queries/destinations.ts';
 import { deliverJobs, type SenderDeps } from './sender.ts';
 
 import type { ActiveDestination } from './types.ts';

@@ -15,7 +15,7 @@ import {
   type InsertedDelivery,
   insertedOf,
   type NewDelivery,
-} from './queries.ts';
+} from './queries/fanout.ts';
 
 /**
  * Stage 5's consumer of the `fanout` queue: events attached to their profiles (`events.attached`) and

@@ -19,7 +19,7 @@ import type { PendingQuery, Row } from 'postgres';
 import { bossExecutor, oneRoundTrip, type Sql, type Tx } from '../../db/index.ts';
 import { destinationQueueName } from '../../jobs/queues.ts';
 import { byLedgerId, jobsFor, type QueuedRow } from './enqueue.ts';
-import { type Outcome, recordOutcomes } from './queries.ts';
+import { type Outcome, recordOutcomes } from './queries/sending.ts';
 import type { ActiveDestination } from './types.ts';
 
 // Advisory lock class (first key of pg_advisory_xact_lock(int, int)); identify takes classes 1 and 2.

@@ -22,18 +22,20 @@ import type { PluginRegistry } from './plugins.ts';
 import {
   circuitOf,
   claimProbe,
-  consentOf,
-  type DeliveryRow,
   type Destination,
-  deliveriesToSend,
   kvDelete,
   kvGet,
   kvSet,
+  recordBatchHealth,
+} from './queries/destinations.ts';
+import {
+  consentOf,
+  type DeliveryRow,
+  deliveriesToSend,
   type Outcome,
   profilesForDelivery,
-  recordBatchHealth,
   unsubscribed,
-} from './queries.ts';
+} from './queries/sending.ts';
 import { contactFor, signUnsubscribe } from './unsubscribe.ts';
 
 const MESSAGE_CHANNELS = new Set(['email', 'sms', 'push', 'chat']);
