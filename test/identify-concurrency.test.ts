@@ -6,7 +6,7 @@
 // Per case:
 //   1. sequential reference: a fresh database, ONE server process with CAIRN_IDENTIFY_CONCURRENCY=1;
 //      the events sorted by timestamp are sent in consecutive batches of SEQ_BATCH, and each batch is
-//      fully processed (no unprocessed event, no live ingest.committed job) before the next is sent.
+//      fully processed (no unprocessed event, no live identify job) before the next is sent.
 //      One worker and one batch in flight, and no event ever arrives earlier than one already
 //      processed: nothing runs concurrently, every fold is the incremental, in-order one.
 //   2. concurrent run: another fresh database, TWO server processes with CAIRN_IDENTIFY_CONCURRENCY=2
@@ -589,7 +589,7 @@ async function diagnose(sql: postgres.Sql, servers: ServerProcess[]): Promise<st
     SELECT
       (SELECT count(*)::int FROM events WHERE processed_at IS NULL) AS unprocessed,
       (SELECT json_agg(j) FROM (SELECT state, count(*)::int AS n, max(retry_count) AS retries
-        FROM pgboss.job WHERE name = 'ingest.committed' GROUP BY state) j) AS jobs,
+        FROM pgboss.job WHERE name = 'identify' GROUP BY state) j) AS jobs,
       (SELECT json_agg(a) FROM (
         SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS xact_age,
           pg_blocking_pids(pid) AS blocked_by, left(query, 160) AS query
@@ -616,12 +616,12 @@ async function post(url: string, writeKey: string, batch: object[]): Promise<voi
   }
 }
 
-/** Whether stage 2 is done: no unprocessed event and no live ingest.committed job. */
+/** Whether stage 2 is done: no unprocessed event and no live identify job. */
 async function idle(sql: postgres.Sql): Promise<boolean> {
   const [row] = await sql<{ events: number; jobs: number }[]>`
     SELECT
       (SELECT count(*)::int FROM events WHERE processed_at IS NULL) AS events,
-      (SELECT count(*)::int FROM pgboss.job WHERE name = 'ingest.committed' AND state < 'completed') AS jobs`;
+      (SELECT count(*)::int FROM pgboss.job WHERE name = 'identify' AND state < 'completed') AS jobs`;
   return row!.events === 0 && row!.jobs === 0;
 }
 
@@ -633,8 +633,8 @@ async function runFacts(sql: postgres.Sql, servers: ServerProcess[], sent: numbe
   const [row] = await sql<{ events: number; failed: number; retried: number; deadlocks: number }[]>`
     SELECT
       (SELECT count(*)::int FROM events) AS events,
-      (SELECT count(*)::int FROM pgboss.job WHERE name = 'ingest.committed' AND state = 'failed') AS failed,
-      (SELECT count(*)::int FROM pgboss.job WHERE name = 'ingest.committed' AND retry_count > 0) AS retried,
+      (SELECT count(*)::int FROM pgboss.job WHERE name = 'identify' AND state = 'failed') AS failed,
+      (SELECT count(*)::int FROM pgboss.job WHERE name = 'identify' AND retry_count > 0) AS retried,
       (SELECT deadlocks::int FROM pg_stat_database WHERE datname = current_database()) AS deadlocks`;
   const output = servers.map((s) => s.output()).join('\n');
   return {
@@ -655,7 +655,7 @@ async function overlap(
 ): Promise<{ jobs: number; fetches: number; maxParallel: number; longestMs: number }> {
   const fetches = await sql<{ jobs: number; start: Date; end: Date }[]>`
     SELECT count(*)::int AS jobs, started_on AS start, max(completed_on) AS end
-    FROM pgboss.job WHERE name = 'ingest.committed' AND state = 'completed'
+    FROM pgboss.job WHERE name = 'identify' AND state = 'completed'
     GROUP BY started_on`;
   const edges = fetches.flatMap((f) => [
     { t: f.start.getTime(), d: 1 },

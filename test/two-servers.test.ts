@@ -68,7 +68,7 @@ async function expectSchemaMadeOnce(sql: postgres.Sql): Promise<void> {
     SELECT
       (SELECT count(*)::int FROM pg_namespace WHERE nspname = 'pgboss') AS schemas,
       (SELECT count(*)::int FROM pgboss.version) AS versions,
-      (SELECT count(*)::int FROM pgboss.queue WHERE name = 'ingest.committed') AS queues`;
+      (SELECT count(*)::int FROM pgboss.queue WHERE name = 'identify') AS queues`;
   expect(boss).toEqual({ schemas: 1, versions: 1, queues: 1 });
   const [demo] = await sql<{ sources: number; claims: number }[]>`
     SELECT

@@ -2,7 +2,7 @@
 // hand-off fails between the change and its send. The send used to happen after the recompute had
 // committed: a crash (or a failed send) there left the membership changed and its `audience.entered`
 // recorded, and the retried job found nothing left to change, so no destination ever got it. A trigger
-// makes the first `identify.done` job insert fail, as a process killed at that instant would.
+// makes the first `fanout` job insert fail, as a process killed at that instant would.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
@@ -56,7 +56,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed h
     await until('the profile', async () => (await api('/profiles?userId=u-handoff')).body.data?.[0]?.id);
     await until('the event handed to fan-out', async () => {
       const [row] = await cairn.sql<{ n: number }[]>`
-        SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'identify.done' AND state <> 'completed'`;
+        SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'fanout' AND state <> 'completed'`;
       return row!.n === 0;
     });
 
@@ -65,7 +65,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed h
       CREATE SEQUENCE test_handoff_attempts;
       CREATE FUNCTION test_fail_first_handoff() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF NEW.name = 'identify.done' AND nextval('test_handoff_attempts') = 1 THEN
+        IF NEW.name = 'fanout' AND nextval('test_handoff_attempts') = 1 THEN
           RAISE EXCEPTION 'simulated crash between a change and its hand-off';
         END IF;
         RETURN NEW;

@@ -37,7 +37,7 @@ describe.each(['postgres', 'embedded'] as const)('people who arrive after an aud
 
   const send = (...events: object[]) => sendEvents(cairn, writeKey, events, { messageIds: false });
   /** Events attached to profiles, and stage 3 done with them. */
-  const processed = () => settle(cairn.sql, { queues: ['compute.profiles', 'compute.definition'], timeoutMs: 30_000 });
+  const processed = () => settle(cairn.sql, { queues: ['compute', 'recompute'], timeoutMs: 30_000 });
   const profileOf = (userId: string) =>
     until(`the profile of ${userId}`, async () => (await api(`/profiles?userId=${userId}`)).body.data?.[0]?.id);
   const explain = async (audience: string, profileId: string) => {

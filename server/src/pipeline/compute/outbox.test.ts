@@ -86,9 +86,9 @@ describe.each(['postgres', 'embedded'] as const)('stage 3 outbox on %s', (mode) 
       async () => (await count(`SELECT count(*)::int AS n FROM profile_traits WHERE key = 'cohort'`)) === N,
     );
     // Stage 3 done with these events too: otherwise its incremental chunks (250 profiles, inline events) could
-    // enter the profiles into the new audience before the recompute does. Identify sends compute.profiles after
+    // enter the profiles into the new audience before the recompute does. Identify hands events.attached to compute after
     // its commit, so the traits alone do not say so: count the events stage 3 completed.
-    const done = `SELECT coalesce(sum(jsonb_array_length(data -> 'ids')), 0)::int AS n FROM pgboss.job WHERE name = 'compute.profiles' AND state = 'completed'`;
+    const done = `SELECT coalesce(sum(jsonb_array_length(data -> 'ids')), 0)::int AS n FROM pgboss.job WHERE name = 'compute' AND state = 'completed'`;
     await until('stage 3 done with the batch', async () => (await count(done)) >= N);
 
     const created = await api('/audiences', {

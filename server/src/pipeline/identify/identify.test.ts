@@ -311,7 +311,7 @@ describe.each(['postgres', 'embedded'] as const)('identity resolution on %s', (m
     expect(erasure.requested_by).toBeTruthy();
     const [notice] = await cairn.sql<
       Any[]
-    >`SELECT data FROM pgboss.job WHERE name = 'profile.erased' AND data->>'erasureId' = ${String(erased.body.erasureId)}`;
+    >`SELECT data FROM pgboss.job WHERE name = 'forget' AND data->>'erasureId' = ${String(erased.body.erasureId)}`;
     // The notice sits in pg-boss's table: the email in it is sealed, opened only for the plugin.
     expect(JSON.stringify(notice.data)).not.toContain(email);
     const opened = notice.data.identities.map((i: Any) => ({ type: i.type, value: cairn.pii.openValue(i.value) }));

@@ -322,6 +322,6 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect(metrics).toMatch(/cairn_events_accepted_total\{type="track"\} \d+/);
     expect(metrics).toMatch(/cairn_events_rejected_total\{reason="invalid_event"\} \d+/);
     expect(metrics).toMatch(/cairn_ingest_commit_duration_seconds_count \d+/);
-    expect(metrics).toMatch(/cairn_queue_depth\{queue="ingest.committed"\} \d+/);
+    expect(metrics).toMatch(/cairn_queue_depth\{queue="identify"\} \d+/);
   });
 });
