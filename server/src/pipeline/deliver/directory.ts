@@ -1,19 +1,18 @@
-import type { PluginDefinition } from '@cairn/plugin-api';
+import type { Sql } from '../../db/index.ts';
 import { createDirectory } from '../../infra/directory.ts';
-import { type PeriodicTask, startPeriodic } from '../../infra/periodic.ts';
-import { type DeliverJob, destinationQueue, destinationQueueName, ensureQueue } from '../../jobs/queues.ts';
-import { sweepWaiting } from './order.ts';
-import { type Destination, destinationsFingerprint, listDestinations } from './queries/destinations.ts';
-import { deliverJobs, type SenderDeps } from './sender.ts';
-
+import type { Logger } from '../../log.ts';
+import type { PluginRegistry } from './plugins.ts';
+import { destinationsFingerprint, listDestinations } from './queries/destinations.ts';
 import type { ActiveDestination } from './types.ts';
 
 export type { ActiveDestination } from './types.ts';
 
-/** The destinations of this database, kept current, with one pg-boss worker per enabled one. */
+/** The destinations of this database, kept current. */
 export interface DestinationDirectory {
   /** Enabled destinations whose plugin is installed and whose settings parse. */
   active(): readonly ActiveDestination[];
+  /** One of them by id. */
+  get(id: string): ActiveDestination | undefined;
   /** Re-reads now (after a change made through this server). */
   refresh(): Promise<void>;
   start(): Promise<void>;
@@ -21,30 +20,29 @@ export interface DestinationDirectory {
 }
 
 /**
- * Keeps the destination list in memory (re-read when the table's fingerprint changes, every
- * `refreshMs`, so destinations created on another server are picked up) and runs a worker per enabled
- * destination when `work` is set (a `CAIRN_ROLE=ingest` server only fans out nothing and sends
- * nothing). Workers also run the sweep of waiting deliveries (order.ts) at start and every
- * `delivery.sweepSeconds`.
+ * Keeps the destination list in memory, re-read when the table's fingerprint changes (every
+ * `refreshMs`, so destinations created on another server are picked up) and after a change made
+ * here. `onChange` runs inside each load that changed the list (loads never overlap): the deliver
+ * stage starts and stops its senders there (senders.ts).
  *
  * @example
- * const destinations = createDestinationDirectory({ ...senderDeps, work: true, refreshMs: 2000 });
+ * const destinations = createDestinationDirectory({ sql, log, plugins, refreshMs: 2000 });
  * await destinations.start();
  */
-export function createDestinationDirectory(
-  deps: SenderDeps & { work: boolean; refreshMs: number },
-): DestinationDirectory {
-  const { sql, boss, log } = deps;
-  // Worker per destination, keyed by what requires restarting it when changed.
-  const running = new Map<string, string>();
-  let sweeper: PeriodicTask | undefined;
+export function createDestinationDirectory(deps: {
+  sql: Sql;
+  log: Logger;
+  plugins: PluginRegistry;
+  refreshMs: number;
+  onChange?: (list: readonly ActiveDestination[]) => Promise<void>;
+}): DestinationDirectory {
+  const { sql, log } = deps;
   const directory = createDirectory<ActiveDestination>({
     name: 'destinations',
     load: loadActive,
     keys: (a) => [a.destination.id],
     fingerprint: () => destinationsFingerprint(sql),
-    // Workers start and stop with the rows they serve, inside the load (loads never overlap).
-    onChange: (list) => (deps.work ? syncWorkers(list) : Promise.resolve()),
+    onChange: deps.onChange ?? (() => Promise.resolve()),
     refreshMs: deps.refreshMs,
     log,
   });
@@ -64,98 +62,13 @@ export function createDestinationDirectory(
     return next;
   }
 
-  async function syncWorkers(list: readonly ActiveDestination[]): Promise<void> {
-    const wanted = new Map(list.map((a) => [a.destination.id, a]));
-    for (const [id, key] of running) {
-      const a = wanted.get(id);
-      if (!a || workerKey(a) !== key) {
-        await boss.offWork(destinationQueueName(id));
-        running.delete(id);
-      }
-    }
-    for (const [id, a] of wanted) {
-      if (running.has(id)) continue;
-      const queue = destinationQueue(id, {
-        retryDelay: deps.delivery.retryDelaySeconds,
-        retryDelayMax: deps.delivery.retryMaxSeconds,
-      });
-      await ensureQueue(boss, queue);
-      await boss.work<DeliverJob>(
-        queue.name,
-        {
-          batchSize: fetchSize(a.plugin),
-          localConcurrency: a.destination.concurrency,
-          pollingIntervalSeconds: 0.5,
-          // NOTIFY wakes workers for new jobs, not for retries coming due: without this backstop
-          // poll (pg-boss defaults it to 30 s) a retry waits up to 30 s past its backoff.
-          notifyPollingIntervalSeconds: 1,
-          burstWhenBatchFull: true,
-        },
-        // Read the current entry on every fetch: settings changed on any server apply at once.
-        async (jobs) => {
-          const current = directory.get(id);
-          if (!current) throw new Error(`destination ${id} is no longer active`);
-          await deliverJobs(deps, current.destination, current.plugin, current.settings, jobs);
-        },
-      );
-      running.set(id, workerKey(a));
-    }
-  }
-
-  // Each destination's own errors are logged, not thrown: one broken destination does not stop the sweep.
-  async function sweep(): Promise<void> {
-    for (const a of directory.all()) {
-      try {
-        const promoted = await sweepWaiting(boss, sql, a);
-        if (promoted) log.info(`destination ${a.destination.id}: the sweep promoted ${promoted} waiting deliveries`);
-      } catch (err) {
-        log.error(`destination ${a.destination.id}: sweep`, err);
-      }
-    }
-  }
-
   return {
     active: () => directory.all(),
+    get: (id) => directory.get(id),
     // Failures are logged, never thrown at the caller; the next refresh loads again.
     refresh: () => directory.reload({ fresh: true }).catch((err) => log.error('destinations', err)),
-    async start() {
-      // The refresh keeps running when the first load fails: the destinations come once it succeeds.
-      await directory.start().catch((err) => log.error('destinations', err));
-      if (deps.work) {
-        // With a lease: every server would repeat the same scan of every destination's waiting rows, and
-        // two sweeps of one destination only contend for its (destination, profile) order locks, the
-        // loser finding nothing left to promote. One server of many sweeps each period.
-        sweeper = startPeriodic({
-          name: 'deliver.sweep',
-          everyMs: deps.delivery.sweepSeconds * 1000,
-          run: sweep,
-          log,
-          lease: { sql },
-        });
-        // At once: rows an upgrade or a crash left waiting go without waiting for the first tick.
-        void sweeper.runNow();
-      }
-    },
-    async stop() {
-      await Promise.all([directory.stop(), sweeper?.stop()]);
-      for (const id of running.keys()) await boss.offWork(destinationQueueName(id)).catch(() => {});
-      running.clear();
-    },
+    // The refresh keeps running when the first load fails: the destinations come once it succeeds.
+    start: () => directory.start().catch((err) => log.error('destinations', err)),
+    stop: () => directory.stop(),
   };
-}
-
-/**
- * Jobs per fetch. An ordered plugin's job holds up to a plugin batch of rows (whole profiles, see
- * enqueue.ts): a tenth of the batch size in jobs keeps one call near ten plugin batches at most (a
- * batch size's worth of jobs could be batchSize² rows, sent one batch after another by one worker
- * while the others idle). Unordered plugins keep their batch size in jobs.
- */
-function fetchSize(plugin: Readonly<PluginDefinition>): number {
-  const size = plugin.batchSize ?? 1;
-  return plugin.ordering === 'profile' ? Math.max(1, Math.ceil(size / 10)) : size;
-}
-
-// Only what the worker's registration depends on; settings are read per fetch.
-function workerKey(a: ActiveDestination): string {
-  return `${a.destination.concurrency}:${a.plugin.batchSize}:${a.plugin.ordering}`;
 }

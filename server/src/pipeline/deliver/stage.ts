@@ -1,14 +1,17 @@
 import type { Hono } from 'hono';
+import { type PeriodicTask, startPeriodic } from '../../infra/periodic.ts';
 import type { Runtime, Stage } from '../../runtime.ts';
 import type { EventWriter } from '../ingest/writer.ts';
 import { type DeliverCommands, deliverCommands } from './commands.ts';
 import { createDestinationDirectory, type DestinationDirectory } from './directory.ts';
 import { startFanoutWorker } from './fanout.ts';
 import { startForgetWorker } from './forget.ts';
+import { sweepWaiting } from './order.ts';
 import { createRateLimits, type SenderDeps } from './sender.ts';
+import { createSenders } from './senders.ts';
 import { unsubscribeRoutes } from './unsubscribe.ts';
 
-/** Stage 5: fan-out to destinations, their senders and sweeps, erasures forwarded, unsubscribe links. */
+/** Stage 5: fan-out to destinations, their senders and the sweep of waiting deliveries, erasures forwarded, unsubscribe links. */
 export interface DeliverStage extends Stage, DeliverCommands {
   /** The destinations of this database, kept current (every role reads them; workers also send). */
   readonly destinations: DestinationDirectory;
@@ -40,14 +43,31 @@ export function createDeliverStage(rt: Runtime, options: { work: boolean }): Del
     plugins: rt.plugins,
     limits: createRateLimits(),
   };
-  const destinations = createDestinationDirectory({
-    ...sender,
-    work: options.work,
+  // Each fetch of a sender reads its destination's current entry (called only once both exist).
+  const senders = createSenders(sender, (id) => directory.get(id));
+  const directory = createDestinationDirectory({
+    sql: rt.sql,
+    log: rt.log,
+    plugins: rt.plugins,
     refreshMs: rt.config.sourceRefreshMs,
+    // Senders start and stop with the rows they serve (an ingest node sends nothing).
+    onChange: options.work ? (list) => senders.sync(list) : undefined,
   });
+  // Each destination's own errors are logged, not thrown: one broken destination does not stop the sweep.
+  const sweep = async () => {
+    for (const a of directory.active()) {
+      try {
+        const promoted = await sweepWaiting(rt.boss, rt.sql, a);
+        if (promoted) rt.log.info(`destination ${a.destination.id}: the sweep promoted ${promoted} waiting deliveries`);
+      } catch (err) {
+        rt.log.error(`destination ${a.destination.id}: sweep`, err);
+      }
+    }
+  };
+  let sweeper: PeriodicTask | undefined;
   return {
     ...deliverCommands(sender),
-    destinations,
+    destinations: directory,
     sender,
     routes(app, writer) {
       unsubscribeRoutes(app, {
@@ -59,11 +79,26 @@ export function createDeliverStage(rt: Runtime, options: { work: boolean }): Del
       });
     },
     async start() {
-      await destinations.start();
+      await directory.start();
       if (!options.work) return;
-      await startFanoutWorker(rt.boss, rt.sql, destinations, rt.pii);
-      await startForgetWorker(sender, destinations);
+      // With a lease: every server would repeat the same scan of every destination's waiting rows, and
+      // two sweeps of one destination only contend for its (destination, profile) order locks, the
+      // loser finding nothing left to promote. One server of many sweeps each period.
+      sweeper = startPeriodic({
+        name: 'deliver.sweep',
+        everyMs: rt.config.delivery.sweepSeconds * 1000,
+        run: sweep,
+        log: rt.log,
+        lease: { sql: rt.sql, kind: rt.dbKind },
+      });
+      // At once: rows an upgrade or a crash left waiting go without waiting for the first tick.
+      void sweeper.runNow();
+      await startFanoutWorker(rt.boss, rt.sql, directory, rt.pii);
+      await startForgetWorker(sender, directory);
     },
-    stop: () => destinations.stop(),
+    async stop() {
+      await Promise.all([directory.stop(), sweeper?.stop()]);
+      await senders.stop();
+    },
   };
 }
