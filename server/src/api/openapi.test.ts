@@ -109,6 +109,12 @@ describe(`the OpenAPI description (${mode})`, () => {
     const audience = doc.paths['/api/audiences'].post.requestBody.content['application/json'].schema;
     const body = audience.$ref ? pointer(doc, audience.$ref) : audience;
     expect((body as Any).properties.rule).toEqual({ $ref: '#/components/schemas/Rule' });
+    // Destination filters are the same language's event filters, in input and output.
+    expect(doc.components.schemas.EventFilter).toBeDefined();
+    const destination = doc.paths['/api/destinations'].post.requestBody.content['application/json'].schema;
+    const input = destination.$ref ? pointer(doc, destination.$ref) : destination;
+    expect(JSON.stringify((input as Any).properties.filter)).toContain('#/components/schemas/EventFilter');
+    expect(JSON.stringify(doc.components.schemas.Destination)).toContain('#/components/schemas/EventFilter');
 
     const ajv = new Ajv2020({ strict: false, validateFormats: false });
     ajv.addSchema({ ...doc, $id: 'https://cairn.invalid/openapi.json' });

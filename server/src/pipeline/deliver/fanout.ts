@@ -29,6 +29,8 @@ export async function startFanoutWorker(
   sql: Sql,
   destinations: DestinationDirectory,
   pii: Pick<Pii, 'openPayload'>,
+  /** The clock filters' relative dates are evaluated against (the runtime's). */
+  now: () => Date = () => new Date(),
 ): Promise<void> {
   await boss.work<Inbox<'fanout'>>(
     QUEUES.fanout.name,
@@ -48,6 +50,7 @@ export async function startFanoutWorker(
         destinations.active(),
         jobs.flatMap((j) => j.data.ids),
         pii,
+        now,
       );
     },
   );
@@ -70,8 +73,10 @@ export async function fanOutWith(
   active: readonly ActiveDestination[],
   ids: readonly string[],
   pii: Pick<Pii, 'openPayload'>,
+  now: () => Date = () => new Date(),
 ): Promise<number> {
   if (!active.length || !ids.length) return 0;
+  const nowMs = now().getTime();
   const events = await eventsForFanout(
     sql,
     ids,
@@ -84,7 +89,7 @@ export async function fanOutWith(
   const chunk = Math.max(1, Math.floor(MAX_ORDER_LOCKS / Math.max(1, ordered)));
   let inserted = 0;
   for (let i = 0; i < events.length; i += chunk) {
-    inserted += await fanOutChunk(boss, sql, active, events.slice(i, i + chunk), pii);
+    inserted += await fanOutChunk(boss, sql, active, events.slice(i, i + chunk), pii, nowMs);
   }
   return inserted;
 }
@@ -95,6 +100,7 @@ async function fanOutChunk(
   active: readonly ActiveDestination[],
   events: readonly EventForDelivery[],
   pii: Pick<Pii, 'openPayload'>,
+  nowMs: number,
 ): Promise<number> {
   const rows: NewDelivery[] = [];
   // Filters compare clear values (a `where` on properties.email must see the address, not its seal).
@@ -110,8 +116,8 @@ async function fanOutChunk(
     for (const e of events) {
       if (!a.plugin.accepts.includes(e.type as AcceptedEvent)) continue;
       const pass = !a.destination.filter.where?.length
-        ? matchesFilter(e.payload, a.destination.filter)
-        : matchesFilter(payloadOf(e), a.destination.filter);
+        ? matchesFilter(e.payload, a.destination.filter, nowMs)
+        : matchesFilter(payloadOf(e), a.destination.filter, nowMs);
       rows.push({
         destinationId: a.destination.id,
         eventId: e.id,

@@ -93,7 +93,7 @@ export function createDeliverStage(rt: Runtime, options: { work: boolean }): Del
       });
       // At once: rows an upgrade or a crash left waiting go without waiting for the first tick.
       void sweeper.runNow();
-      await startFanoutWorker(rt.boss, rt.sql, directory, rt.pii);
+      await startFanoutWorker(rt.boss, rt.sql, directory, rt.pii, rt.clock);
       await startForgetWorker(sender, directory);
     },
     async stop() {
