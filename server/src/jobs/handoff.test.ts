@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   adminApi,
   createTestDatabase,
+  failNextHandOff,
   POSTGRES_SKIP_REASON,
   postTracking,
   startTestCairn,
@@ -42,17 +43,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('hand-offs are part of the transa
       await until('the audience computed', async () => (await api('/audiences/opted_in')).body.computedAt);
 
       // The next hand-off to compute fails, as a process killed between the change and its send would.
-      await cairn.sql.unsafe(`
-        CREATE SEQUENCE test_handoff_attempts;
-        CREATE FUNCTION test_fail_first_handoff() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF NEW.name = 'compute' AND nextval('test_handoff_attempts') = 1 THEN
-            RAISE EXCEPTION 'simulated crash between a change and its hand-off';
-          END IF;
-          RETURN NEW;
-        END $$;
-        CREATE TRIGGER test_fail_first_handoff BEFORE INSERT ON pgboss.job
-          FOR EACH ROW EXECUTE FUNCTION test_fail_first_handoff();`);
+      await failNextHandOff(cairn.sql, 'compute');
       const put = () =>
         api(`/profiles/${id}/consent`, { method: 'PUT', body: JSON.stringify({ purposes: { marketing: true } }) });
       const failed = await put();

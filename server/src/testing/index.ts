@@ -9,6 +9,7 @@ export {
   settle,
   type Target,
 } from './events.ts';
+export { failNextHandOff } from './faults.ts';
 export { type ApiAnswer, adminApi, basicAuth, until } from './http.ts';
 export { freePort } from './ports.ts';
 export {

@@ -9,6 +9,7 @@ import {
   type ApiAnswer,
   adminApi,
   createTestDatabase,
+  failNextHandOff,
   POSTGRES_SKIP_REASON,
   postTracking,
   type Receiver,
@@ -61,17 +62,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed h
     });
 
     // From now on, the first hand-off to fan-out fails (a sequence: it does not roll back with the insert).
-    await cairn.sql.unsafe(`
-      CREATE SEQUENCE test_handoff_attempts;
-      CREATE FUNCTION test_fail_first_handoff() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.name = 'fanout' AND nextval('test_handoff_attempts') = 1 THEN
-          RAISE EXCEPTION 'simulated crash between a change and its hand-off';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER test_fail_first_handoff BEFORE INSERT ON pgboss.job
-        FOR EACH ROW EXECUTE FUNCTION test_fail_first_handoff();`);
+    const attempts = await failNextHandOff(cairn.sql, 'fanout');
 
     const created = await api('/audiences', {
       method: 'POST',
@@ -87,8 +78,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('change events survive a failed h
         intervalMs: 100,
       },
     );
-    const [attempts] = await cairn.sql<{ n: string }[]>`SELECT last_value::text AS n FROM test_handoff_attempts`;
-    expect(Number(attempts!.n), 'the failure was injected').toBeGreaterThanOrEqual(2);
+    expect(await attempts(), 'the failure was injected').toBeGreaterThanOrEqual(2);
     const entered = hits().filter((h) => h.event?.event === 'audience.entered');
     expect(entered).toHaveLength(1);
     expect(entered[0]!.event!.properties?.audience?.key).toBe('signed_in');
