@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { checkResponse, type DeliveryItem, definePlugin, sendEach } from '@cairn/plugin-api';
+import { ACCEPTED_EVENTS, checkResponse, type DeliveryItem, definePlugin, sendEach } from '@cairn/plugin-api';
 import { z } from 'zod';
 
 const settings = z.object({
@@ -46,18 +46,7 @@ export default definePlugin({
   settings,
   purposes: ['analytics'],
   channel: 'webhook',
-  accepts: [
-    'track',
-    'identify',
-    'page',
-    'screen',
-    'group',
-    'alias',
-    'audience.entered',
-    'audience.exited',
-    'tag.added',
-    'tag.removed',
-  ],
+  accepts: ACCEPTED_EVENTS,
   batchSize: 100,
   ordering: 'profile',
   secrets: ['secret'],

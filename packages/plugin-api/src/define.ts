@@ -1,20 +1,9 @@
 import type { z } from 'zod';
-import { PLUGIN_API_VERSION, type PluginDefinition, SUPPORTED_API_VERSIONS } from './types.ts';
+import { ACCEPTED_EVENTS, PLUGIN_API_VERSION, type PluginDefinition, SUPPORTED_API_VERSIONS } from './types.ts';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
-const ACCEPTED = new Set([
-  'track',
-  'identify',
-  'page',
-  'screen',
-  'group',
-  'alias',
-  'audience.entered',
-  'audience.exited',
-  'tag.added',
-  'tag.removed',
-]);
+const ACCEPTED = new Set<string>(ACCEPTED_EVENTS);
 
 const CHANNELS = new Set(['email', 'sms', 'push', 'chat', 'webhook']);
 

@@ -35,4 +35,4 @@ export type {
   PluginKv,
   PluginLog,
 } from './types.ts';
-export { PLUGIN_API_VERSION, SUPPORTED_API_VERSIONS } from './types.ts';
+export { ACCEPTED_EVENTS, PLUGIN_API_VERSION, SUPPORTED_API_VERSIONS } from './types.ts';

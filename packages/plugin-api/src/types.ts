@@ -6,18 +6,25 @@ export const PLUGIN_API_VERSION = 1;
 /** Contract versions a server built on this package can load. */
 export const SUPPORTED_API_VERSIONS: readonly number[] = [1];
 
-/** Event types a plugin may accept: the tracking calls, plus what audiences and tags emit. */
-export type AcceptedEvent =
-  | 'track'
-  | 'identify'
-  | 'page'
-  | 'screen'
-  | 'group'
-  | 'alias'
-  | 'audience.entered'
-  | 'audience.exited'
-  | 'tag.added'
-  | 'tag.removed';
+/**
+ * Event types a plugin may accept: the tracking calls, plus what audiences and tags emit. A plugin that
+ * takes everything says `accepts: ACCEPTED_EVENTS`.
+ */
+export const ACCEPTED_EVENTS = [
+  'track',
+  'identify',
+  'page',
+  'screen',
+  'group',
+  'alias',
+  'audience.entered',
+  'audience.exited',
+  'tag.added',
+  'tag.removed',
+] as const;
+
+/** One of {@link ACCEPTED_EVENTS}. */
+export type AcceptedEvent = (typeof ACCEPTED_EVENTS)[number];
 
 /** Message channels: their plugins get unsubscribe links, and unsubscribes are enforced on them. */
 export type Channel = 'email' | 'sms' | 'push' | 'chat' | 'webhook';
