@@ -7,19 +7,27 @@ import {
 } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
-import type { Sql, Transaction, Tx } from '../db/index.ts';
+import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { HandOff } from '../jobs/handoff.ts';
 import type { Pii } from '../pii/index.ts';
 import { sealedUseInDefinition } from '../pii/rules.ts';
-import { rulesReading } from '../pipeline/compute/queries.ts';
+import {
+  type ComputedTraitRecord,
+  type ComputedTraitRow,
+  computedValuesOf,
+  deleteComputedTrait,
+  getComputedTrait,
+  insertComputedTrait,
+  listComputedTraits,
+  updateComputedTrait,
+} from '../pipeline/compute/definition-queries.ts';
 import { liveProfileId } from '../pipeline/identify/admin.ts';
-import { patchOf } from './patch.ts';
+import { type DefinitionApp, type DefinitionHelpers, definitionKey, definitionRoutes } from './definitions.ts';
+import { applyPatch } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
-const KEY = z
-  .string()
-  .regex(/^[a-z][a-z0-9_]{0,63}$/, 'a key: lower-case letters, digits and _, starting with a letter');
+const KEY = definitionKey();
 const Schema = z
   .object({
     key: z.string(),
@@ -33,15 +41,7 @@ const Schema = z
   .openapi('ComputedTrait');
 const notFound = { description: 'Not found', content: { 'application/json': { schema: ErrorSchema } } };
 
-interface Row {
-  key: string;
-  name: string;
-  definition: ComputedTraitDefinition;
-  profiles: number;
-  createdAt: Date;
-  updatedAt: Date;
-}
-const view = (r: Row) => ({
+const view = (r: ComputedTraitRow) => ({
   key: r.key,
   name: r.name,
   definition: r.definition,
@@ -74,45 +74,63 @@ function parseDefinition(input: unknown, sensitive: (key: string) => boolean): C
  * api.route('/computed-traits', computedTraitsApi({ sql, handOff, pii }));
  */
 export function computedTraitsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }) {
-  const { sql, handOff } = deps;
-  const app = new OpenAPIHono<{ Variables: AuthVariables }>();
-  const rows = (key?: string) => sql<Row[]>`
-    SELECT c.key, c.name, c.definition, c.created_at AS "createdAt", c.updated_at AS "updatedAt",
-      (SELECT count(*)::int FROM computed_trait_values v WHERE v.key = c.key) AS profiles
-    FROM computed_traits c ${key ? sql`WHERE c.key = ${key}` : sql``} ORDER BY c.key`;
-  const existing = async (key: string) => {
-    const [r] = await rows(key);
-    if (!r) throw apiError(404, 'not_found', `no computed trait ${key}`);
-    return r;
-  };
-  // In the transaction that writes the definition: a definition saved is a definition computed.
-  const recompute = (tx: Transaction, key: string) =>
-    handOff(tx, 'definition.changed', { kind: 'computed', key });
-  const create = async (key: string, name: string, definition: ComputedTraitDefinition) => {
-    const created = await sql.begin(async (tx) => {
-      const [row] = await tx`
-        INSERT INTO computed_traits (key, name, definition) VALUES (${key}, ${name}, ${sql.json(definition as never)})
-        ON CONFLICT (key) DO NOTHING RETURNING key`;
-      if (row) await recompute(tx, key);
-      return row;
-    });
-    if (!created) throw apiError(409, 'conflict', `computed trait ${key} exists`);
-    return view(await existing(key));
-  };
-  const Param = z.object({ key: z.string() });
+  const sensitive = deps.pii.isSensitive;
+  return definitionRoutes(deps, {
+    kind: 'computed',
+    noun: 'computed trait',
+    tag: 'Computed traits',
+    schema: Schema,
+    view,
+    record: (r): ComputedTraitRecord => ({ name: r.name, definition: r.definition }),
+    store: {
+      list: listComputedTraits,
+      get: getComputedTrait,
+      insert: insertComputedTrait,
+      update: updateComputedTrait,
+      remove: deleteComputedTrait,
+    },
+    computes: () => true,
+    changed: (before, after) => JSON.stringify(after.definition) !== JSON.stringify(before.definition),
+    describe: {
+      notFound: notFound.description,
+      list: { summary: 'List computed traits', description: 'Computed traits' },
+      get: { summary: 'One computed trait', description: 'The computed trait' },
+      create: {
+        summary: 'Create a computed trait (computed for every profile at once, then kept current)',
+        created: 'Created',
+        invalid: 'Invalid definition',
+      },
+      update: { summary: 'Rename or redefine (a new definition is recomputed for every profile)', invalid: 'Invalid' },
+      remove: {
+        summary: 'Delete a computed trait and its values (refused while a rule reads it)',
+        inUse: 'In use',
+        verb: 'read by',
+      },
+    },
+    create: {
+      schema: z.object({ key: KEY, name: z.string().min(1).max(200), definition: z.unknown() }),
+      prepare: async (body) => ({
+        key: body.key,
+        record: { name: body.name, definition: parseDefinition(body.definition, sensitive) },
+      }),
+    },
+    update: {
+      schema: z.object({ name: z.string().min(1).max(200), definition: z.unknown() }),
+      prepare: async (before, patch) =>
+        applyPatch(before, {
+          name: patch.name,
+          definition: patch.definition === undefined ? undefined : parseDefinition(patch.definition, sensitive),
+        }),
+    },
+    routes: { first: presetRoutes },
+  });
+}
 
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/',
-      tags: ['Computed traits'],
-      summary: 'List computed traits',
-      middleware: [requirePermission('audiences:read')] as const,
-      responses: { 200: json(z.object({ data: z.array(Schema) }), 'Computed traits'), ...AUTH_ERRORS },
-    }),
-    async (c) => c.json({ data: (await rows()).map(view) }, 200),
-  );
-
+// The presets, before the `/{key}` routes: `GET /presets` is not the computed trait named "presets".
+function presetRoutes(
+  app: DefinitionApp,
+  { create }: DefinitionHelpers<ComputedTraitRow, ComputedTraitRecord, ReturnType<typeof view>>,
+) {
   app.openapi(
     createRoute({
       method: 'get',
@@ -166,113 +184,9 @@ export function computedTraitsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }
         throw apiError(404, 'not_found', `no preset ${preset}; one of ${Object.keys(COMPUTED_PRESETS).join(', ')}`);
       const body = (await c.req.json().catch(() => ({}))) as { key?: string };
       const key = body.key && KEY.safeParse(body.key).success ? body.key : preset;
-      return c.json(await create(key, p.name, p.definition), 201);
+      return c.json(await create(key, { name: p.name, definition: p.definition }), 201);
     },
   );
-
-  app.openapi(
-    createRoute({
-      method: 'post',
-      path: '/',
-      tags: ['Computed traits'],
-      summary: 'Create a computed trait (computed for every profile at once, then kept current)',
-      middleware: [requirePermission('audiences:write')] as const,
-      request: {
-        body: {
-          content: {
-            'application/json': {
-              schema: z.object({ key: KEY, name: z.string().min(1).max(200), definition: z.unknown() }),
-            },
-          },
-        },
-      },
-      responses: {
-        201: json(Schema, 'Created'),
-        400: json(ErrorSchema, 'Invalid definition'),
-        409: json(ErrorSchema, 'Key taken'),
-        ...AUTH_ERRORS,
-      },
-    }),
-    async (c) => {
-      const body = c.req.valid('json');
-      return c.json(await create(body.key, body.name, parseDefinition(body.definition, deps.pii.isSensitive)), 201);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/{key}',
-      tags: ['Computed traits'],
-      summary: 'One computed trait',
-      middleware: [requirePermission('audiences:read')] as const,
-      request: { params: Param },
-      responses: { 200: json(Schema, 'The computed trait'), 404: notFound, ...AUTH_ERRORS },
-    }),
-    async (c) => c.json(view(await existing(c.req.valid('param').key)), 200),
-  );
-
-  app.openapi(
-    createRoute({
-      method: 'patch',
-      path: '/{key}',
-      tags: ['Computed traits'],
-      summary: 'Rename or redefine (a new definition is recomputed for every profile)',
-      middleware: [requirePermission('audiences:write')] as const,
-      request: {
-        params: Param,
-        body: {
-          content: {
-            'application/json': {
-              schema: patchOf(z.object({ name: z.string().min(1).max(200), definition: z.unknown() })),
-            },
-          },
-        },
-      },
-      responses: { 200: json(Schema, 'Changed'), 400: json(ErrorSchema, 'Invalid'), 404: notFound, ...AUTH_ERRORS },
-    }),
-    async (c) => {
-      const { key } = c.req.valid('param');
-      const body = c.req.valid('json');
-      const before = await existing(key);
-      const definition =
-        body.definition === undefined ? before.definition : parseDefinition(body.definition, deps.pii.isSensitive);
-      await sql.begin(async (tx) => {
-        await tx`
-          UPDATE computed_traits SET name = ${body.name ?? before.name}, definition = ${sql.json(definition as never)},
-            updated_at = now()
-          WHERE key = ${key}`;
-        if (JSON.stringify(definition) !== JSON.stringify(before.definition)) await recompute(tx, key);
-      });
-      return c.json(view(await existing(key)), 200);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: 'delete',
-      path: '/{key}',
-      tags: ['Computed traits'],
-      summary: 'Delete a computed trait and its values (refused while a rule reads it)',
-      middleware: [requirePermission('audiences:write')] as const,
-      request: { params: Param },
-      responses: { 204: { description: 'Deleted' }, 404: notFound, 409: json(ErrorSchema, 'In use'), ...AUTH_ERRORS },
-    }),
-    async (c) => {
-      const { key } = c.req.valid('param');
-      await existing(key);
-      const users = await rulesReading(sql, 'computed', key);
-      if (users.length)
-        throw apiError(
-          409,
-          'conflict',
-          `computed trait ${key} is read by ${users.map((d) => `${d.kind} ${d.key}`).join(', ')}`,
-        );
-      await sql`DELETE FROM computed_traits WHERE key = ${key}`;
-      return c.body(null, 204);
-    },
-  );
-  return app;
 }
 
 /**
@@ -298,9 +212,7 @@ export function profileComputedApi(sql: Sql) {
       },
     }),
     async (c) => {
-      const id = await liveProfileId(sql, c.req.valid('param').id);
-      const values = await sql<{ key: string; value: unknown; computedAt: Date }[]>`
-        SELECT key, value, computed_at AS "computedAt" FROM computed_trait_values WHERE profile_id = ${id} ORDER BY key`;
+      const values = await computedValuesOf(sql, await liveProfileId(sql, c.req.valid('param').id));
       return c.json(
         Object.fromEntries(values.map((v) => [v.key, { value: v.value, computedAt: v.computedAt.toISOString() }])),
         200,

@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { roleOf } from '../auth/api-keys.ts';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { PeopleAuth } from '../auth/people.ts';
+import { type ApiKeyRow, getApiKey, listApiKeys, revokeApiKey } from '../auth/queries.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
@@ -24,20 +25,9 @@ const KeySchema = z
 
 const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
 
-interface KeyRow {
-  id: string;
-  name: string | null;
-  start: string | null;
-  metadata: unknown;
-  referenceId: string;
-  enabled: boolean | null;
-  expiresAt: Date | null;
-  createdAt: Date;
-}
-
 const iso = (d: Date | string | null) => (d ? new Date(d).toISOString() : null);
 
-function view(k: KeyRow): z.infer<typeof KeySchema> {
+function view(k: ApiKeyRow): z.infer<typeof KeySchema> {
   return {
     id: k.id,
     name: k.name,
@@ -71,11 +61,7 @@ export function keysApi(sql: Sql, auth: PeopleAuth, onRevoke: () => void) {
       responses: { 200: json(z.object({ data: z.array(KeySchema) }), 'All API keys'), ...AUTH_ERRORS },
     }),
     async (c) => {
-      const rows = await sql<KeyRow[]>`
-        SELECT id, name, start, metadata, "referenceId", enabled, "expiresAt", "createdAt"
-        FROM auth_apikey
-        ORDER BY "createdAt"`;
-      return c.json({ data: rows.map(view) }, 200);
+      return c.json({ data: (await listApiKeys(sql)).map(view) }, 200);
     },
   );
 
@@ -117,10 +103,7 @@ export function keysApi(sql: Sql, auth: PeopleAuth, onRevoke: () => void) {
           metadata: { role: body.role },
         },
       });
-      const [row] = await sql<KeyRow[]>`
-        SELECT id, name, start, metadata, "referenceId", enabled, "expiresAt", "createdAt"
-        FROM auth_apikey
-        WHERE id = ${created.id}`;
+      const row = await getApiKey(sql, created.id);
       return c.json({ ...view(row!), key: created.key }, 201);
     },
   );
@@ -137,12 +120,7 @@ export function keysApi(sql: Sql, auth: PeopleAuth, onRevoke: () => void) {
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const rows = await sql`
-        UPDATE auth_apikey
-        SET enabled = false, "updatedAt" = now()
-        WHERE id = ${id}
-        RETURNING id`;
-      if (rows.length === 0) throw apiError(404, 'not_found', `no API key ${id}`);
+      if (!(await revokeApiKey(sql, id))) throw apiError(404, 'not_found', `no API key ${id}`);
       onRevoke();
       return c.body(null, 204);
     },

@@ -3,6 +3,7 @@ import type { Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { Pii } from '../pii/index.ts';
 import { blindEqualities, sealedUseInRule } from '../pii/rules.ts';
+import { compilePattern } from '../pipeline/compute/definition-queries.ts';
 import { dependencyOrder, nodeName, readsOf } from '../pipeline/compute/definitions.ts';
 import { evaluateRule } from '../pipeline/compute/evaluate.ts';
 import { allRules } from '../pipeline/compute/queries.ts';
@@ -56,7 +57,7 @@ export async function checkRule(
   }
   try {
     // Postgres compiles a pattern when it first uses it: try each one now, on an empty string.
-    for (const pattern of patternsOf(v.rule)) await sql`SELECT '' ~ ${pattern}::text`;
+    for (const pattern of patternsOf(v.rule)) await compilePattern(sql, pattern);
     // The nil profile: an empty scope the database still has to plan and type-check.
     await evaluateRule(sql, v.rule, { now: new Date(), profileIds: ['00000000-0000-0000-0000-000000000000'] });
   } catch (err) {

@@ -6,6 +6,7 @@ import type { Pii } from '../pii/index.ts';
 import { type PiiView, piiView } from '../pii/view.ts';
 import { setSubscription } from '../pipeline/deliver/unsubscribe.ts';
 import { liveProfileId } from '../pipeline/identify/admin.ts';
+import { identitiesOf, subscriptionStates } from '../pipeline/identify/profiles.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const CHANNELS = ['email', 'sms', 'push', 'chat', 'webhook'] as const;
@@ -30,9 +31,7 @@ interface Contact {
 
 /** The contact points of a live profile, per channel, as subscriptions are keyed. */
 async function contactsOf(tx: Tx, profileId: string, view: PiiView): Promise<Record<string, Contact[]>> {
-  const ids = await tx<
-    { key: string; type: string; value: string }[]
-  >`SELECT key, type, value FROM identities WHERE profile_id = ${profileId}`;
+  const ids = await identitiesOf(tx, profileId);
   // An identity key is `type:value` with the value in its stored form: the subscription key as well.
   const of = (type: string, prefix: string) =>
     ids.filter((i) => i.type === type).map((i) => ({ key: i.key, shown: `${prefix}:${view.identity(type, i.value)}` }));
@@ -72,19 +71,7 @@ export function subscriptionsApi(sql: Sql, pii: Pii) {
       const known = Object.values(await contactsOf(sql, live, piiView(pii, c.get('principal')))).flat();
       const shown = new Map(known.map((k) => [k.key, k.shown]));
       const contacts = [...shown.keys()];
-      const rows = await sql<
-        {
-          contact: string;
-          channel: string;
-          topic: string;
-          subscribed: boolean;
-          source: string;
-          actor: string | null;
-          updated_at: Date;
-        }[]
-      >`
-        SELECT contact, channel, topic, subscribed, source, actor, updated_at FROM subscriptions
-        WHERE contact = ANY(${contacts}::text[]) ORDER BY channel, topic, contact`;
+      const rows = await subscriptionStates(sql, contacts);
       return c.json(
         {
           data: rows.map((r) => ({

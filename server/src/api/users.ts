@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { APIError } from 'better-auth/api';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import { invite, type PeopleAuth, type Person, toPerson } from '../auth/people.ts';
+import { listPeople, removePerson, setRole } from '../auth/queries.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { patchOf } from './patch.ts';
@@ -44,11 +45,7 @@ export function usersApi(sql: Sql, auth: PeopleAuth, onKeysRevoked: () => void) 
       responses: { 200: json(z.object({ data: z.array(UserSchema) }), 'Everyone who can sign in'), ...AUTH_ERRORS },
     }),
     async (c) => {
-      const rows = await sql<Record<string, unknown>[]>`
-        SELECT id, email, name, role, "createdAt"
-        FROM auth_user
-        ORDER BY "createdAt"`;
-      return c.json({ data: rows.map((r) => view(toPerson(r))) }, 200);
+      return c.json({ data: (await listPeople(sql)).map((r) => view(toPerson(r))) }, 200);
     },
   );
 
@@ -106,11 +103,7 @@ export function usersApi(sql: Sql, auth: PeopleAuth, onKeysRevoked: () => void) 
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const [row] = await sql<Record<string, unknown>[]>`
-        UPDATE auth_user
-        SET role = coalesce(${c.req.valid('json').role ?? null}, role), "updatedAt" = now()
-        WHERE id = ${id}
-        RETURNING id, email, name, role, "createdAt"`;
+      const row = await setRole(sql, id, c.req.valid('json').role ?? null);
       if (!row) throw apiError(404, 'not_found', `no user ${id}`);
       return c.json(view(toPerson(row)), 200);
     },
@@ -129,13 +122,7 @@ export function usersApi(sql: Sql, auth: PeopleAuth, onKeysRevoked: () => void) 
     async (c) => {
       const { id } = c.req.valid('param');
       if (c.get('principal').userId === id) throw apiError(409, 'conflict', 'you cannot remove yourself');
-      const removed = await sql.begin(async (tx) => {
-        await tx`DELETE FROM auth_apikey WHERE "referenceId" = ${id}`;
-        await tx`DELETE FROM auth_session WHERE "userId" = ${id}`;
-        await tx`DELETE FROM auth_account WHERE "userId" = ${id}`;
-        return tx`DELETE FROM auth_user WHERE id = ${id} RETURNING id`;
-      });
-      if (removed.length === 0) throw apiError(404, 'not_found', `no user ${id}`);
+      if (!(await removePerson(sql, id))) throw apiError(404, 'not_found', `no user ${id}`);
       onKeysRevoked();
       return c.body(null, 204);
     },

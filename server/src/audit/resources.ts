@@ -1,7 +1,9 @@
 import { roleOf } from '../auth/api-keys.ts';
 import { type Principal, ROLES, type Role } from '../auth/keys.ts';
+import { apiKeyRecord, personRecord } from '../auth/queries.ts';
 import type { Sql } from '../db/index.ts';
 import { STORED_VIEW } from '../pii/view.ts';
+import { computedTraitDefinition, tagDefinition } from '../pipeline/compute/definition-queries.ts';
 import { getAudience } from '../pipeline/compute/queries.ts';
 import { getDestination } from '../pipeline/deliver/queries/destinations.ts';
 import { profileView } from '../pipeline/identify/profiles.ts';
@@ -58,11 +60,6 @@ export function redact(value: unknown, extra: ReadonlySet<string> = new Set()): 
 const plain = (v: unknown) => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-async function one(rows: Promise<{ row: unknown }[]>): Promise<unknown> {
-  const [r] = await rows;
-  return r?.row;
-}
-
 /** The loaders: each reads what the admin API shows of a resource, minus volatile counters. */
 export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<typeof getDestination>>>) => unknown) {
   return {
@@ -80,21 +77,12 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
       const { members: _m, computedAt: _c, ...rest } = a;
       return plain(rest);
     },
-    tag: (sql, key) =>
-      one(sql`SELECT jsonb_build_object('key', key, 'name', name, 'rule', rule) AS row FROM tags WHERE key = ${key}`),
-    computedTrait: (sql, key) =>
-      one(sql`SELECT to_jsonb(t) - 'created_at' - 'updated_at' AS row FROM computed_traits t WHERE t.key = ${key}`),
-    user: (sql, id) =>
-      one(sql`
-        SELECT jsonb_build_object('id', id, 'email', email, 'name', name, 'role', role) AS row
-        FROM auth_user
-        WHERE id = ${id}`),
+    tag: tagDefinition,
+    computedTrait: computedTraitDefinition,
+    user: personRecord,
     // Never the key column (a hash, but still the credential's verifier); metadata is stored as text.
     apiKey: async (sql, id) => {
-      const [k] = await sql<{ metadata: unknown; [column: string]: unknown }[]>`
-        SELECT id, name, start, metadata, "referenceId" AS "ownerId", enabled, "expiresAt"
-        FROM auth_apikey
-        WHERE id = ${id}`;
+      const k = await apiKeyRecord(sql, id);
       if (!k) return undefined;
       const { metadata, ...rest } = k;
       return plain({ ...rest, role: roleOf(metadata) ?? null });

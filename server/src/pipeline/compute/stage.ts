@@ -1,16 +1,31 @@
 import type { Runtime, Stage } from '../../runtime.ts';
+import { changeStaticTag } from './static-tags.ts';
 import { startComputeWorker } from './worker.ts';
 
 /** Stage 3: computed traits, tags and audiences, kept current incrementally and recomputed on change. */
-export type ComputeStage = Stage;
+export interface ComputeStage extends Stage {
+  /**
+   * Adds (`enter`) or removes (`exit`) a static tag on a live profile, kept with `actor` and `reason`;
+   * destinations and the audiences reading the tag follow. True when the profile's tags changed.
+   * Refuses an unknown tag (404) and a dynamic one (409).
+   */
+  changeStaticTag(
+    profileId: string,
+    tag: string,
+    action: 'enter' | 'exit',
+    actor: string,
+    reason: string | null,
+  ): Promise<boolean>;
+}
 
 /**
  * Creates stage 3: the consumers of `compute` and `recompute`, the outbox drain and the sweep for
- * time windows.
+ * time windows; and the static-tag command of the admin API.
  *
  * @example
  * const compute = createComputeStage(runtime);
  * await compute.start();
+ * await compute.changeStaticTag(profileId, 'vip', 'enter', 'api:key:k1', null);
  */
 export function createComputeStage(rt: Runtime): ComputeStage {
   let stop: () => Promise<void> = async () => {};
@@ -26,5 +41,7 @@ export function createComputeStage(rt: Runtime): ComputeStage {
       });
     },
     stop: () => stop(),
+    changeStaticTag: (profileId, tag, action, actor, reason) =>
+      changeStaticTag(rt, profileId, tag, action, actor, reason),
   };
 }

@@ -205,3 +205,43 @@ export async function consentHistory(tx: Tx, id: string) {
     recordedAt: r.recorded_at.toISOString(),
   }));
 }
+
+/**
+ * A profile's identities as stored: `key` is `type:value` with the value in its stored form (blind
+ * index for sensitive types), which is also how subscriptions key a contact point.
+ *
+ * @example
+ * const ids = await identitiesOf(sql, profileId); // [{ key: 'userId:u1', type: 'userId', value: 'u1' }]
+ */
+export function identitiesOf(tx: Tx, profileId: string): Promise<{ key: string; type: string; value: string }[]> {
+  return tx<{ key: string; type: string; value: string }[]>`
+    SELECT key, type, value
+    FROM identities
+    WHERE profile_id = ${profileId}`;
+}
+
+/** A recorded subscription state of one contact point, channel and topic ('' = every topic). */
+export interface SubscriptionState {
+  contact: string;
+  channel: string;
+  topic: string;
+  subscribed: boolean;
+  source: string;
+  actor: string | null;
+  updated_at: Date;
+}
+
+/**
+ * The recorded subscription states of contact points (keyed as `identitiesOf` keys them), by channel,
+ * topic and contact. Written by the deliver stage (one-click unsubscribe, `setSubscription`).
+ *
+ * @example
+ * const states = await subscriptionStates(sql, ['userId:u1']);
+ */
+export function subscriptionStates(tx: Tx, contacts: readonly string[]): Promise<SubscriptionState[]> {
+  return tx<SubscriptionState[]>`
+    SELECT contact, channel, topic, subscribed, source, actor, updated_at
+    FROM subscriptions
+    WHERE contact = ANY(${contacts as string[]}::text[])
+    ORDER BY channel, topic, contact`;
+}
