@@ -29,7 +29,7 @@ export interface DefinitionStore<Row, Rec> {
   get(sql: Tx, key: string): Promise<Row | undefined>;
   /** false when the key is taken (nothing written). */
   insert(tx: Transaction, key: string, record: Rec): Promise<boolean>;
-  /** `changed`: the definition now selects differently (it is recomputed when computed at all). */
+  /** `recomputed`: the definition now selects differently and is computed over every profile again. */
   update(tx: Transaction, key: string, record: Rec, options: { recomputed: boolean }): Promise<void>;
   remove(sql: Tx, key: string): Promise<void>;
 }
