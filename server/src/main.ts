@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { DataDirInUseError } from './db/index.ts';
 import { loadSnippet, snippetTag } from './http/sdk.ts';
 import { createLogger } from './log.ts';
-import { PluginLoadError } from './pipeline/deliver/plugins.ts';
+import { PluginLoadError } from './pipeline/deliver/index.ts';
 import { startCairn } from './server.ts';
 
 // Entry point of `npm start`: parse the configuration once, start, print how to use it, and shut

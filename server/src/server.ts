@@ -14,7 +14,7 @@ import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createPii, type Pii } from './pii/index.ts';
-import { loadPlugins } from './pipeline/deliver/plugins.ts';
+import { loadPlugins } from './pipeline/deliver/index.ts';
 import { createPipeline } from './pipeline/index.ts';
 import type { Runtime } from './runtime.ts';
 import { resolveSecret } from './secret.ts';

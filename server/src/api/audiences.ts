@@ -8,19 +8,19 @@ import type { Pii } from '../pii/index.ts';
 import { type PiiView, piiView } from '../pii/view.ts';
 import {
   type AudienceRecord,
-  deleteAudience,
-  insertAudience,
-  updateAudience,
-} from '../pipeline/compute/definition-queries.ts';
-import { type ExplainedNode, evaluateRule, explainRule } from '../pipeline/compute/evaluate.ts';
-import {
   type AudienceRow,
   audienceCounts,
+  deleteAudience,
+  type ExplainedNode,
+  evaluateRule,
+  explainRule,
   getAudience,
+  insertAudience,
   listAudiences,
   membershipHistory,
-} from '../pipeline/compute/queries.ts';
-import { liveProfileId } from '../pipeline/identify/admin.ts';
+  updateAudience,
+} from '../pipeline/compute/index.ts';
+import { liveProfileId } from '../pipeline/identify/index.ts';
 import { type DefinitionApp, definitionKey, definitionRoutes } from './definitions.ts';
 import { membersRoute } from './members.ts';
 import { applyPatch } from './patch.ts';

@@ -21,8 +21,8 @@ import {
   insertComputedTrait,
   listComputedTraits,
   updateComputedTrait,
-} from '../pipeline/compute/definition-queries.ts';
-import { liveProfileId } from '../pipeline/identify/admin.ts';
+} from '../pipeline/compute/index.ts';
+import { liveProfileId } from '../pipeline/identify/index.ts';
 import { type DefinitionApp, type DefinitionHelpers, definitionKey, definitionRoutes } from './definitions.ts';
 import { applyPatch } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';

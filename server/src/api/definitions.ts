@@ -3,7 +3,7 @@ import { type AuthVariables, type Permission, requirePermission } from '../auth/
 import type { Sql, Transaction, Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { HandOff } from '../jobs/handoff.ts';
-import { rulesReading } from '../pipeline/compute/queries.ts';
+import { rulesReading } from '../pipeline/compute/index.ts';
 import type { DefinitionKind } from '../pipeline/topics.ts';
 import { patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';

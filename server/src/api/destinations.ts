@@ -4,20 +4,22 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { idCursor, limitParam, page, pageSchema } from '../infra/paging.ts';
-import type { DeliverCommands } from '../pipeline/deliver/commands.ts';
-import type { DestinationDirectory } from '../pipeline/deliver/directory.ts';
-import { FilterSchema } from '../pipeline/deliver/filter.ts';
-import { DELIVERY_STATUSES, deliveryCounts, listDeliveries } from '../pipeline/deliver/ledger.ts';
-import { BUILTIN_REGISTRY, type PluginRegistry } from '../pipeline/deliver/plugins.ts';
+import type { DeliverCommands, DestinationDirectory } from '../pipeline/deliver/index.ts';
 import {
+  BUILTIN_REGISTRY,
+  DELIVERY_STATUSES,
   type Destination,
   type DestinationInput,
   deleteDestination,
+  deliveryCounts,
+  FilterSchema,
   getDestination,
   insertDestination,
+  listDeliveries,
   listDestinations,
+  type PluginRegistry,
   updateDestination,
-} from '../pipeline/deliver/queries/destinations.ts';
+} from '../pipeline/deliver/index.ts';
 import { applyPatch, patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 

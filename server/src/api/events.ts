@@ -5,7 +5,7 @@ import type { Sql } from '../db/index.ts';
 import { idCursor, limitParam, page, pageSchema } from '../infra/paging.ts';
 import type { Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
-import { listEvents } from '../pipeline/ingest/queries.ts';
+import { listEvents } from '../pipeline/ingest/index.ts';
 import { AUTH_ERRORS, json } from './schemas.ts';
 
 const StoredEventSchema = z

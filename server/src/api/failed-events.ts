@@ -6,9 +6,8 @@ import { apiError } from '../http/errors.ts';
 import { idCursor, limitParam, page, pageSchema } from '../infra/paging.ts';
 import { isSealed, type Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
-import { listFailedEvents } from '../pipeline/ingest/queries.ts';
-import { replayFailedEvent } from '../pipeline/ingest/replay.ts';
-import type { EventWriter } from '../pipeline/ingest/writer.ts';
+import type { EventWriter } from '../pipeline/ingest/index.ts';
+import { listFailedEvents, replayFailedEvent } from '../pipeline/ingest/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const FailedEventSchema = z

@@ -5,7 +5,7 @@ import type { Sql } from '../db/index.ts';
 import { limitParam, nextCursor } from '../infra/paging.ts';
 import type { Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
-import { membersPage } from '../pipeline/compute/queries.ts';
+import { membersPage } from '../pipeline/compute/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const csvCell = (v: string | null) => {

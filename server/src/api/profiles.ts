@@ -6,15 +6,15 @@ import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
-import { liveProfileId } from '../pipeline/identify/admin.ts';
+import type { IdentifyStage } from '../pipeline/identify/index.ts';
 import {
   consentHistory,
+  liveProfileId,
   profileEvents,
   profileIdByIdentity,
   profileMerges,
   profileView,
-} from '../pipeline/identify/profiles.ts';
-import type { IdentifyStage } from '../pipeline/identify/stage.ts';
+} from '../pipeline/identify/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const ProfileSchema = z
@@ -83,7 +83,7 @@ export function profilesApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStage 
   const shown = (c: Context<{ Variables: AuthVariables }>) => piiView(pii, c.get('principal'));
 
   // A merged-away id answers with a redirect to the survivor (GET only); erased ones with 410.
-  async function live(c: { req: { path: string } }, id: string): Promise<{ id: string; moved: boolean }> {
+  async function live(_c: { req: { path: string } }, id: string): Promise<{ id: string; moved: boolean }> {
     const target = await liveProfileId(sql, id);
     return { id: target, moved: target !== id };
   }

@@ -3,10 +3,14 @@ import type { Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { Pii } from '../pii/index.ts';
 import { blindEqualities, sealedUseInRule } from '../pii/rules.ts';
-import { compilePattern } from '../pipeline/compute/definition-queries.ts';
-import { dependencyOrder, nodeName, readsOf } from '../pipeline/compute/definitions.ts';
-import { evaluateRule } from '../pipeline/compute/evaluate.ts';
-import { allRules } from '../pipeline/compute/queries.ts';
+import {
+  allRules,
+  compilePattern,
+  dependencyOrder,
+  evaluateRule,
+  nodeName,
+  readsOf,
+} from '../pipeline/compute/index.ts';
 
 /**
  * Checks a rule submitted for a definition (`kind:key`): structure and values (400 naming the field),

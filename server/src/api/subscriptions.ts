@@ -4,9 +4,8 @@ import type { Sql, Tx } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { Pii } from '../pii/index.ts';
 import { type PiiView, piiView } from '../pii/view.ts';
-import { setSubscription } from '../pipeline/deliver/unsubscribe.ts';
-import { liveProfileId } from '../pipeline/identify/admin.ts';
-import { identitiesOf, subscriptionStates } from '../pipeline/identify/profiles.ts';
+import { setSubscription } from '../pipeline/deliver/index.ts';
+import { identitiesOf, liveProfileId, subscriptionStates } from '../pipeline/identify/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const CHANNELS = ['email', 'sms', 'push', 'chat', 'webhook'] as const;

@@ -5,6 +5,7 @@ import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import type { HandOff } from '../jobs/handoff.ts';
 import type { Pii } from '../pii/index.ts';
+import type { ComputeStage } from '../pipeline/compute/index.ts';
 import {
   deleteTag,
   getTag,
@@ -14,9 +15,8 @@ import {
   type TagRow,
   tagHistory,
   updateTag,
-} from '../pipeline/compute/definition-queries.ts';
-import type { ComputeStage } from '../pipeline/compute/stage.ts';
-import { liveProfileId } from '../pipeline/identify/admin.ts';
+} from '../pipeline/compute/index.ts';
+import { liveProfileId } from '../pipeline/identify/index.ts';
 import { definitionKey, definitionRoutes } from './definitions.ts';
 import { membersRoute } from './members.ts';
 import { applyPatch } from './patch.ts';

@@ -3,10 +3,9 @@ import { type Principal, ROLES, type Role } from '../auth/keys.ts';
 import { apiKeyRecord, personRecord } from '../auth/queries.ts';
 import type { Sql } from '../db/index.ts';
 import { STORED_VIEW } from '../pii/view.ts';
-import { computedTraitDefinition, tagDefinition } from '../pipeline/compute/definition-queries.ts';
-import { getAudience } from '../pipeline/compute/queries.ts';
-import { getDestination } from '../pipeline/deliver/queries/destinations.ts';
-import { profileView } from '../pipeline/identify/profiles.ts';
+import { computedTraitDefinition, getAudience, tagDefinition } from '../pipeline/compute/index.ts';
+import { getDestination } from '../pipeline/deliver/index.ts';
+import { profileView } from '../pipeline/identify/index.ts';
 import { getSource } from '../sources/queries.ts';
 
 /** Reads a resource's current state, as JSON, by id; undefined when there is none. */

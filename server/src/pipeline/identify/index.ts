@@ -1,0 +1,14 @@
+// Stage 2's public surface: what the server, the admin API and the audit log may use. Everything else in this
+// folder is the stage's own (biome's noRestrictedImports keeps api/ and audit/ to this file).
+
+export { liveProfileId } from './admin.ts';
+export {
+  consentHistory,
+  identitiesOf,
+  profileEvents,
+  profileIdByIdentity,
+  profileMerges,
+  profileView,
+  subscriptionStates,
+} from './profiles.ts';
+export { createIdentifyStage, type IdentifyStage } from './stage.ts';
