@@ -167,7 +167,7 @@ describe.skipIf(!!POSTGRES_SKIP_REASON)('a third-party plugin from npm pack (pos
       body: JSON.stringify({
         name: 'Acme echo',
         plugin: 'acme-echo',
-        settings: { url: `${receiver.url}/in`, token: 'acme-token-123' },
+        settings: { url: `${receiver.origin}/in`, token: 'acme-token-123' },
       }),
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
@@ -189,12 +189,12 @@ describe.skipIf(!!POSTGRES_SKIP_REASON)('a third-party plugin from npm pack (pos
       body: JSON.stringify({ userId: 'u-third-party', event: 'Plugin Installed', messageId: 'm-third-party-1' }),
     });
     expect(tracked.status).toBe(200);
-    const [request] = await receiver.waitFor(1, 30_000);
+    const [request] = await receiver.waitFor(1, { timeoutMs: 30_000 });
     expect(request!.path).toBe('/in');
     expect(request!.headers.authorization).toBe('Bearer acme-token-123');
     expect(request!.headers['idempotency-key']).toBe(`m-third-party-1:${created.body.id}`);
-    expect(request!.json).toMatchObject({ event: 'Plugin Installed', userId: 'u-third-party' });
-    expect((request!.json as { profileId: string | null }).profileId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(request!.body).toMatchObject({ event: 'Plugin Installed', userId: 'u-third-party' });
+    expect((request!.body as { profileId: string | null }).profileId).toMatch(/^[0-9a-f-]{36}$/);
     server.proc.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     server = undefined;

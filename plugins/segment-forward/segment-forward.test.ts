@@ -1,19 +1,23 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PluginSettingsError, runPlugin } from '@cairn/plugin-api';
+import { type ReceivedRequest, type Receiver, type ScriptedAnswer, startReceiver } from '@cairn/plugin-api/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import forward, { batchUrl, forwardable, LIMITS } from './index.ts';
 
-interface Received {
-  path: string;
-  writeKey: string | undefined;
-  bytes: number;
-  batch: Array<Record<string, unknown>>;
+const WRITE_KEY = 'wk_live_123';
+
+// The write key of a request's Basic auth (the key as user name, no password), as Segment reads it.
+function writeKeyOf(request: ReceivedRequest): string | undefined {
+  const auth = request.headers.authorization ?? '';
+  const decoded = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : '';
+  return decoded.endsWith(':') ? decoded.slice(0, -1) : undefined;
 }
 
-type Answer = { status: number; body?: unknown; retryAfter?: string };
-
-const WRITE_KEY = 'wk_live_123';
+// Answers like Segment's /v1/batch (always JSON): a wrong write key is refused, anything else accepted.
+// The tests queue their failures (receiver.queue) only for requests with the right key.
+function segment(request: ReceivedRequest): ScriptedAnswer {
+  if (writeKeyOf(request) !== WRITE_KEY) return { status: 401, body: { error: 'invalid write key' } };
+  return { status: 200, body: { success: true } };
+}
 
 // A stored event as Cairn delivers it: corrected timestamp plus the clock fields of its ingestion.
 const stored = (messageId: string, extra: Record<string, unknown> = {}) => ({
@@ -33,34 +37,17 @@ const stored = (messageId: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe('segment-forward plugin against a Segment-spec receiver', () => {
-  let server: Server;
+  let receiver: Receiver;
   let endpoint: string;
-  const received: Received[] = [];
-  let answers: Answer[] = [];
+  const received = () => receiver.requests;
+  const batchOf = (request: ReceivedRequest): Array<Record<string, unknown>> => request.body.batch;
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (c) => (raw += c));
-      req.on('end', () => {
-        const auth = req.headers.authorization ?? '';
-        const decoded = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : '';
-        const writeKey = decoded.endsWith(':') ? decoded.slice(0, -1) : undefined;
-        received.push({ path: req.url!, writeKey, bytes: Buffer.byteLength(raw), batch: JSON.parse(raw).batch });
-        if (writeKey !== WRITE_KEY) return res.writeHead(401).end('{"error":"invalid write key"}');
-        const answer = answers.shift() ?? { status: 200, body: { success: true } };
-        if (answer.retryAfter) res.setHeader('retry-after', answer.retryAfter);
-        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body ?? {}));
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    receiver = await startReceiver({ answer: segment });
+    endpoint = receiver.origin;
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
-  beforeEach(() => {
-    received.length = 0;
-    answers = [];
-  });
+  afterAll(() => receiver.close());
+  beforeEach(() => receiver.reset());
 
   it('posts one /v1/batch with Basic auth, every original field and messageId kept', async () => {
     const { outcomes } = await runPlugin(forward, { endpoint: `${endpoint}/`, writeKey: WRITE_KEY }, [
@@ -68,11 +55,11 @@ describe('segment-forward plugin against a Segment-spec receiver', () => {
       { type: 'identify', messageId: 'm2', userId: 'u1', traits: { plan: 'pro' }, timestamp: '2026-11-22T10:00:01Z' },
     ]);
     expect(outcomes).toEqual([{ status: 'delivered' }, { status: 'delivered' }]);
-    expect(received).toHaveLength(1);
-    const [r] = received;
+    expect(received()).toHaveLength(1);
+    const [r] = received();
     expect(r!.path).toBe('/v1/batch');
-    expect(r!.writeKey).toBe(WRITE_KEY);
-    expect(r!.batch).toEqual([
+    expect(writeKeyOf(r!)).toBe(WRITE_KEY);
+    expect(batchOf(r!)).toEqual([
       {
         type: 'track',
         event: 'Order Completed',
@@ -89,13 +76,13 @@ describe('segment-forward plugin against a Segment-spec receiver', () => {
   });
 
   it('sends the same messageIds on a retry, so the receiver can drop what it already has', async () => {
-    answers = [{ status: 503 }];
+    receiver.queue({ status: 503, body: {} });
     const events = [stored('m1'), stored('m2')];
     expect((await runPlugin(forward, { endpoint, writeKey: WRITE_KEY }, events)).outcomes.map((o) => o.status)).toEqual(
       ['retry', 'retry'],
     );
     await runPlugin(forward, { endpoint, writeKey: WRITE_KEY }, events);
-    expect(received.map((r) => r.batch.map((e) => e.messageId))).toEqual([
+    expect(received().map((r) => batchOf(r).map((e) => e.messageId))).toEqual([
       ['m1', 'm2'],
       ['m1', 'm2'],
     ]);
@@ -111,9 +98,9 @@ describe('segment-forward plugin against a Segment-spec receiver', () => {
       error: expect.stringContaining("receiver's limit is 32768"),
     });
     expect(outcomes.filter((o) => o.status === 'delivered')).toHaveLength(20);
-    expect(received.length).toBeGreaterThan(1);
-    for (const r of received) expect(r.bytes).toBeLessThanOrEqual(LIMITS.requestBytes);
-    expect(received.flatMap((r) => r.batch.map((e) => e.messageId))).toEqual(
+    expect(received().length).toBeGreaterThan(1);
+    for (const r of received()) expect(Buffer.byteLength(r.raw)).toBeLessThanOrEqual(LIMITS.requestBytes);
+    expect(received().flatMap((r) => batchOf(r).map((e) => e.messageId))).toEqual(
       events.map((e) => e.messageId).filter((id) => id !== 'huge'),
     );
   });
@@ -121,15 +108,15 @@ describe('segment-forward plugin against a Segment-spec receiver', () => {
   it('retries 429 (Retry-After) and 5xx, holding later requests back to keep order', async () => {
     const big = 'x'.repeat(30 * 1024);
     const events = Array.from({ length: 20 }, (_, i) => stored(`e${i}`, { properties: { big } }));
-    answers = [{ status: 429, retryAfter: '20' }];
+    receiver.queue({ status: 429, headers: { 'retry-after': '20' }, body: {} });
     const { outcomes } = await runPlugin(forward, { endpoint, writeKey: WRITE_KEY }, events);
-    expect(received).toHaveLength(1); // the second request was not made
+    expect(received()).toHaveLength(1); // the second request was not made
     expect(outcomes.every((o) => o.status === 'retry' && o.retryAfter === 20)).toBe(true);
     expect(outcomes.at(-1)).toMatchObject({ error: expect.stringMatching(/^not sent: HTTP 429/) });
   });
 
   it('dead-letters a refused batch, and a refused write key', async () => {
-    answers = [{ status: 400, body: { error: 'invalid batch' } }];
+    receiver.queue({ status: 400, body: { error: 'invalid batch' } });
     const r1 = await runPlugin(forward, { endpoint, writeKey: WRITE_KEY }, [stored('m1'), stored('m2')]);
     expect(r1.outcomes).toEqual([
       { status: 'failed', error: 'HTTP 400: {"error":"invalid batch"}', statusCode: 400 },
@@ -142,18 +129,16 @@ describe('segment-forward plugin against a Segment-spec receiver', () => {
   });
 
   it('reads a Cairn partial refusal: only the refused events fail', async () => {
-    answers = [
-      {
-        status: 400,
-        body: {
-          error: {
-            code: 'invalid_events',
-            message: '1 of 3 events rejected (first: batch[1].userId: too long); the other 2 were stored',
-            details: { accepted: 2, rejected: [{ index: 1, path: 'batch[1].userId', message: 'too long' }] },
-          },
+    receiver.queue({
+      status: 400,
+      body: {
+        error: {
+          code: 'invalid_events',
+          message: '1 of 3 events rejected (first: batch[1].userId: too long); the other 2 were stored',
+          details: { accepted: 2, rejected: [{ index: 1, path: 'batch[1].userId', message: 'too long' }] },
         },
       },
-    ];
+    });
     const { outcomes } = await runPlugin(forward, { endpoint, writeKey: WRITE_KEY }, [
       stored('m1'),
       stored('m2'),

@@ -1,13 +1,7 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { type DeliveryProfile, PluginSettingsError, runPlugin } from '@cairn/plugin-api';
+import { type Receiver, type ScriptedAnswer, startReceiver } from '@cairn/plugin-api/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import slack, { escapeMrkdwn } from './index.ts';
-
-interface Received {
-  headers: IncomingMessage['headers'];
-  body: Record<string, unknown>;
-}
 
 // What Slack answers: the status, the plain-text body, and Retry-After on 429.
 const SLACK_ANSWERS: Record<number, string> = {
@@ -19,6 +13,11 @@ const SLACK_ANSWERS: Record<number, string> = {
   429: 'rate_limited',
   500: 'rollup_error',
 };
+const slackAnswer = (status: number): ScriptedAnswer => ({
+  status,
+  headers: { 'content-type': 'text/plain', ...(status === 429 ? { 'retry-after': '30' } : {}) },
+  body: SLACK_ANSWERS[status] ?? 'error',
+});
 
 const profile: DeliveryProfile = {
   id: 'p1',
@@ -30,30 +29,16 @@ const profile: DeliveryProfile = {
 };
 
 describe('slack plugin against a local receiver that answers like Slack', () => {
-  let server: Server;
+  let slackHook: Receiver;
   let webhookUrl: string;
-  const received: Received[] = [];
-  let answers: number[] = [];
+  const received = () => slackHook.requests;
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        received.push({ headers: req.headers, body: JSON.parse(body) });
-        const status = answers.shift() ?? 200;
-        if (status === 429) res.setHeader('retry-after', '30');
-        res.writeHead(status, { 'content-type': 'text/plain' }).end(SLACK_ANSWERS[status] ?? 'error');
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    webhookUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/services/T000/B000/XXXX`;
+    slackHook = await startReceiver({ answer: slackAnswer(200), path: '/services/T000/B000/XXXX' });
+    webhookUrl = slackHook.url;
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
-  beforeEach(() => {
-    received.length = 0;
-    answers = [];
-  });
+  afterAll(() => slackHook.close());
+  beforeEach(() => slackHook.reset());
 
   const settings = () => ({
     webhookUrl,
@@ -68,8 +53,8 @@ describe('slack plugin against a local receiver that answers like Slack', () => 
       { profile },
     );
     expect(outcomes).toEqual([{ status: 'delivered' }]);
-    expect(received[0]!.headers['content-type']).toBe('application/json; charset=utf-8');
-    expect(received[0]!.body).toEqual({
+    expect(received()[0]!.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(received()[0]!.body).toEqual({
       text: ':tada: *Ada* from Analytical Engines did Signed Up <https://crm.example/p/p1|open>',
       channel: '#growth',
       username: 'Cairn',
@@ -80,7 +65,7 @@ describe('slack plugin against a local receiver that answers like Slack', () => 
   it('escapes &, < and > in variables so a trait cannot mention everyone or forge a link', async () => {
     const traits = { first_name: '<!channel>', company: 'Smith & Sons <https://evil.example|bank>' };
     await runPlugin(slack, settings(), [{ event: 'Signed Up' }], { profile: { ...profile, traits } });
-    expect(received[0]!.body.text).toBe(
+    expect(received()[0]!.body.text).toBe(
       ':tada: *&lt;!channel&gt;* from Smith &amp; Sons &lt;https://evil.example|bank&gt; did Signed Up ' +
         '<https://crm.example/p/p1|open>',
     );
@@ -92,46 +77,46 @@ describe('slack plugin against a local receiver that answers like Slack', () => 
       { event: 'Viewed Pricing' },
     ]);
     expect(outcomes).toEqual([{ status: 'delivered' }]);
-    expect(received[0]!.body.text).toBe('Anonymous Viewed Pricing []');
+    expect(received()[0]!.body.text).toBe('Anonymous Viewed Pricing []');
   });
 
   it('on 429 waits as Slack asks and holds back the rest of the batch', async () => {
-    answers = [200, 429];
+    slackHook.queue(slackAnswer(200), slackAnswer(429));
     const { outcomes } = await runPlugin(slack, settings(), [{}, {}, {}], { profile });
     expect(outcomes).toEqual([
       { status: 'delivered' },
       { status: 'retry', error: 'HTTP 429: rate_limited', retryAfter: 30, statusCode: 429 },
       { status: 'retry', error: 'not sent: HTTP 429: rate_limited', retryAfter: 30, statusCode: 429 },
     ]);
-    expect(received).toHaveLength(2);
+    expect(received()).toHaveLength(2);
   });
 
   it('retries 5xx, fails one message on 400 and the whole batch on a dead webhook', async () => {
-    answers = [500];
+    slackHook.queue(slackAnswer(500));
     expect((await runPlugin(slack, settings(), [{}], { profile })).outcomes).toEqual([
       { status: 'retry', error: 'HTTP 500: rollup_error', statusCode: 500 },
     ]);
-    answers = [400, 200];
+    slackHook.queue(slackAnswer(400), slackAnswer(200));
     expect((await runPlugin(slack, settings(), [{}, {}], { profile })).outcomes).toEqual([
       { status: 'failed', error: 'HTTP 400: invalid_payload', statusCode: 400 },
       { status: 'delivered' },
     ]);
     for (const status of [403, 404, 410]) {
-      answers = [status];
-      received.length = 0;
+      slackHook.reset();
+      slackHook.queue(slackAnswer(status));
       const { outcomes } = await runPlugin(slack, settings(), [{}, {}], { profile });
       expect(outcomes).toEqual([
         { status: 'failed', error: `HTTP ${status}: ${SLACK_ANSWERS[status]}`, statusCode: status },
         { status: 'failed', error: `not sent: HTTP ${status}: ${SLACK_ANSWERS[status]}`, statusCode: status },
       ]);
-      expect(received).toHaveLength(1);
+      expect(received()).toHaveLength(1);
     }
   });
 
   it('fails a message that renders empty without posting it', async () => {
     const { outcomes } = await runPlugin(slack, { webhookUrl, text: '{{nothing}}' }, [{}], { profile });
     expect(outcomes).toEqual([{ status: 'failed', error: 'text rendered empty' }]);
-    expect(received).toHaveLength(0);
+    expect(received()).toHaveLength(0);
   });
 
   it('retries when Slack cannot be reached', async () => {

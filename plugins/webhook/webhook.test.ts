@@ -16,7 +16,7 @@ describe('webhook plugin against a real HTTP receiver', () => {
 
   beforeAll(async () => {
     receiver = await startReceiver();
-    url = `${receiver.url}/hook`;
+    url = receiver.url;
   });
   beforeEach(() => receiver.reset());
   afterAll(() => receiver.close());
@@ -39,30 +39,30 @@ describe('webhook plugin against a real HTTP receiver', () => {
     expect(first!.headers['idempotency-key']).toBe(items[0]!.idempotencyKey);
     expect(first!.headers['x-team']).toBe('growth');
     const t = Math.floor(now.getTime() / 1000);
-    const mac = createHmac('sha256', secret).update(`${t}.${first!.body}`).digest('hex');
+    const mac = createHmac('sha256', secret).update(`${t}.${first!.raw}`).digest('hex');
     expect(first!.headers['cairn-signature']).toBe(`t=${t},v1=${mac}`);
-    expect(sign(secret, first!.body, t)).toBe(first!.headers['cairn-signature']);
-    expect(JSON.parse(first!.body)).toMatchObject({ idempotencyKey: 'm1:test', event: { event: 'Signed Up' } });
+    expect(sign(secret, first!.raw, t)).toBe(first!.headers['cairn-signature']);
+    expect(first!.body).toMatchObject({ idempotencyKey: 'm1:test', event: { event: 'Signed Up' } });
   });
 
   it('sends batches in one request when asked', async () => {
     const { outcomes } = await runPlugin(webhook, { url, mode: 'batch' }, [{ messageId: 'a' }, { messageId: 'b' }]);
     expect(outcomes).toEqual([{ status: 'delivered' }, { status: 'delivered' }]);
     expect(received()).toHaveLength(1);
-    expect(JSON.parse(received()[0]!.body).batch.map((b: { idempotencyKey: string }) => b.idempotencyKey)).toEqual([
+    expect(received()[0]!.body.batch.map((b: { idempotencyKey: string }) => b.idempotencyKey)).toEqual([
       'a:test',
       'b:test',
     ]);
   });
 
   it('retries 5xx and 429 (with Retry-After), dead-letters 4xx, and keeps order after a failure', async () => {
-    receiver.reply(200, nope(503));
+    receiver.queue({ status: 200 }, nope(503));
     const r1 = await runPlugin(webhook, { url }, [{ messageId: '1' }, { messageId: '2' }, { messageId: '3' }]);
     expect(r1.outcomes.map((o) => o.status)).toEqual(['delivered', 'retry', 'retry']);
     expect(received()).toHaveLength(2); // the third was held back behind the failed second
-    receiver.reply(nope(429));
+    receiver.queue(nope(429));
     expect((await runPlugin(webhook, { url }, [{}])).outcomes[0]).toMatchObject({ status: 'retry', retryAfter: 7 });
-    receiver.reply(nope(400));
+    receiver.queue(nope(400));
     expect((await runPlugin(webhook, { url }, [{}])).outcomes[0]).toMatchObject({
       status: 'failed',
       error: 'HTTP 400: nope',
@@ -82,7 +82,7 @@ describe('webhook plugin against a real HTTP receiver', () => {
 
   it('sends different profiles in parallel but holds back a profile behind its own failure', async () => {
     const failing = new Set(['a1']);
-    receiver.answerWith((r) => (failing.has((r.json as { event: { messageId: string } }).event.messageId) ? 503 : 200));
+    receiver.answer((r) => ({ status: failing.has(r.body.event.messageId) ? 503 : 200 }));
     const items = [
       { messageId: 'a1', userId: 'a' },
       { messageId: 'b1', userId: 'b' },
@@ -111,15 +111,15 @@ describe('webhook plugin against a real HTTP receiver', () => {
       const outcomes = await sendBatch(webhook, batch, ctx);
       expect(outcomes.map((o) => o.status)).toEqual(['retry', 'delivered', 'retry', 'delivered']);
       expect(outcomes[2]).toMatchObject({ error: 'not sent: an earlier event of this profile failed' });
-      const seen = received().map((r) => JSON.parse(r.body).event.messageId);
+      const seen = received().map((r) => r.body.event.messageId);
       expect(seen.sort()).toEqual(['a1', 'b1', 'b2']);
     } finally {
-      receiver.answerWith(200);
+      receiver.answer({});
     }
   });
 
   it('runPlugin with a profile per event: one profile held back, the other delivered', async () => {
-    receiver.reply(nope(503));
+    receiver.queue(nope(503));
     const { outcomes } = await runPlugin(
       webhook,
       { url, parallel: 1 },
@@ -129,6 +129,6 @@ describe('webhook plugin against a real HTTP receiver', () => {
       },
     );
     expect(outcomes.map((o) => o.status)).toEqual(['retry', 'delivered', 'retry']);
-    expect(received().map((r) => JSON.parse(r.body).event.messageId)).toEqual(['a1', 'b1']);
+    expect(received().map((r) => r.body.event.messageId)).toEqual(['a1', 'b1']);
   });
 });

@@ -4,7 +4,7 @@ import { definePlugin, PluginValidationError, validatePlugin } from './define.ts
 import { errorOutcome, isSystemic, PermanentError, RetryableError } from './errors.ts';
 import { runPlugin, WAITING } from './harness.ts';
 import { HELD_BACK } from './run.ts';
-import { startReceiver, testProfile } from './testing.ts';
+import { testProfile } from './testing.ts';
 import type { DeliveryItem } from './types.ts';
 
 const base = {
@@ -167,37 +167,5 @@ describe('definePlugin and validatePlugin', () => {
       'accepts: unknown event types "nope"',
     ]);
     expect(err!.message).toMatch(/^plugin x: send or sendOne/);
-  });
-});
-
-describe('startReceiver', () => {
-  it('records requests and answers from a script, then the default', async () => {
-    const receiver = await startReceiver();
-    try {
-      receiver.reply({ status: 503, headers: { 'retry-after': '7' }, body: { error: 'busy' } }, 201);
-      const post = (body: unknown) =>
-        fetch(`${receiver.url}/hook?x=1`, { method: 'POST', body: JSON.stringify(body) }).then(async (r) => [
-          r.status,
-          r.headers.get('retry-after'),
-          await r.text(),
-        ]);
-      expect(await post({ n: 1 })).toEqual([503, '7', '{"error":"busy"}']);
-      expect(await post({ n: 2 })).toEqual([201, null, 'ok']);
-      receiver.answerWith((r) => ((r.json as { n: number }).n === 3 ? 404 : { status: 200, body: 'yes', delayMs: 20 }));
-      expect(await post({ n: 3 })).toEqual([404, null, 'ok']);
-      expect(await post({ n: 4 })).toEqual([200, null, 'yes']);
-      const seen = await receiver.waitFor(4);
-      expect(seen.map((r) => [r.method, r.path, r.query.get('x'), r.json, r.status])).toEqual([
-        ['POST', '/hook', '1', { n: 1 }, 503],
-        ['POST', '/hook', '1', { n: 2 }, 201],
-        ['POST', '/hook', '1', { n: 3 }, 404],
-        ['POST', '/hook', '1', { n: 4 }, 200],
-      ]);
-      await expect(receiver.waitFor(5, 50)).rejects.toThrow(/4 of 5 requests/);
-      receiver.reset();
-      expect(receiver.requests).toEqual([]);
-    } finally {
-      await receiver.close();
-    }
   });
 });

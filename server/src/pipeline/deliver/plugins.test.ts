@@ -148,11 +148,11 @@ describe.skipIf(!!POSTGRES_SKIP_REASON)('an injected third-party plugin on a ser
 
   it("gets the framework's per-person hold-back: a person's later events wait behind their failed one", async () => {
     const failedOnce = new Set<string>();
-    receiver.answerWith((r) => {
-      const { id } = r.json as { id: string };
-      if (id !== 'a2' || failedOnce.has(id)) return 200;
+    receiver.answer((r) => {
+      const { id } = r.body as { id: string };
+      if (id !== 'a2' || failedOnce.has(id)) return { status: 200 };
       failedOnce.add(id);
-      return 503;
+      return { status: 503 };
     });
     const headers = { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'application/json' };
     const created = await fetch(`${cairn.url}/api/destinations`, {
@@ -181,10 +181,10 @@ describe.skipIf(!!POSTGRES_SKIP_REASON)('an injected third-party plugin on a ser
       body: JSON.stringify({ writeKey, batch }),
     });
     expect(sent.status).toBe(200);
-    const requests = await receiver.waitFor(6, 30_000);
+    const requests = await receiver.waitFor(6, { timeoutMs: 30_000, among: 'all' });
     const seen = (user: string) =>
       requests
-        .map((r) => r.json as { id: string; user: string })
+        .map((r) => r.body as { id: string; user: string })
         .filter((j) => j.user === user)
         .map((j) => j.id);
     // a1 goes alone (a2 and a3 wait in the ledger behind it), then a2 and a3 are promoted into one job and

@@ -51,6 +51,38 @@ describe('startReceiver', () => {
     expect(hook.accepted.map((r) => r.status)).toEqual([201]);
   });
 
+  it('answers queued answers first, then the script; reset() forgets requests and queue, keeping the script', async () => {
+    const receiver = await startReceiver();
+    hook = receiver;
+    receiver.queue({ status: 503, headers: { 'retry-after': '7' }, body: { error: 'busy' } }, { status: 201 });
+    const send = (body: unknown) =>
+      post(`${receiver.url}?x=1`, JSON.stringify(body)).then(async (r) => [
+        r.status,
+        r.headers.get('retry-after'),
+        await r.text(),
+      ]);
+    expect(await send({ n: 1 })).toEqual([503, '7', '{"error":"busy"}']);
+    expect(await send({ n: 2 })).toEqual([201, null, '']);
+    receiver.answer((r) => (r.body.n === 3 ? { status: 404 } : { status: 200, body: 'yes', delayMs: 20 }));
+    expect(await send({ n: 3 })).toEqual([404, null, '']);
+    expect(await send({ n: 4 })).toEqual([200, null, 'yes']);
+    const seen = await receiver.waitFor(4, { among: 'all' });
+    expect(seen.map((r) => [r.method, r.path, r.body, r.status])).toEqual([
+      ['POST', '/hook?x=1', { n: 1 }, 503],
+      ['POST', '/hook?x=1', { n: 2 }, 201],
+      ['POST', '/hook?x=1', { n: 3 }, 404],
+      ['POST', '/hook?x=1', { n: 4 }, 200],
+    ]);
+    await expect(receiver.waitFor(5, { timeoutMs: 50, among: 'all' })).rejects.toThrow(
+      'timed out after 50 ms waiting for 5 requests (all); 4 arrived, 2 accepted',
+    );
+    receiver.queue({ status: 202 });
+    receiver.reset();
+    expect([receiver.requests, receiver.accepted, receiver.peakOpen()]).toEqual([[], [], 0]);
+    expect(await send({ n: 5 })).toEqual([200, null, 'yes']); // the queued 202 is gone, the script stays
+    expect(receiver.requests.map((r) => r.body)).toEqual([{ n: 5 }]);
+  });
+
   it('chooses an answer per request with a function (nothing returned means 200)', async () => {
     hook = await startReceiver({ answer: (r) => (r.body?.fail ? { status: 500 } : undefined) });
     expect((await post(hook.url, '{"fail":true}')).status).toBe(500);

@@ -1,3 +1,6 @@
+// The scripted HTTP receiver of `@cairn/plugin-api/testing`: the far end of a plugin author's tests and of
+// Cairn's own delivery and browser tests (the server's testing kit re-exports it), so there is one receiver
+// whose recording and answering every test trusts. Only node:http, so the packed testing entry needs nothing more.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -69,6 +72,11 @@ export interface Receiver {
   answer(script: AnswerScript): void;
   /** Answers the next requests with these, one each, in order, before falling back to the script. */
   queue(...answers: ScriptedAnswer[]): void;
+  /**
+   * Forgets what arrived (requests, accepted, the peak) and the queued answers, keeping the script: one
+   * receiver can then serve a whole test file. Requests still open are answered as before but not recorded.
+   */
+  reset(): void;
   /** Resolves once `n` requests are there (with them), or with the first request matching `match`; throws on timeout. */
   waitFor(n: number, options?: WaitOptions): Promise<ReceivedRequest[]>;
   waitFor(match: (request: ReceivedRequest) => unknown, options?: WaitOptions): Promise<ReceivedRequest>;
@@ -120,7 +128,7 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
   const open = new Set<ReceivedRequest>();
   const queued: ScriptedAnswer[] = [];
   const waiters = new Set<() => void>();
-  const timers = new Set<NodeJS.Timeout>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
   let script: AnswerScript = options.answer ?? {};
   let peakOpen = 0;
   const changed = () => {
@@ -149,9 +157,9 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
       const answer = queued.shift() ?? (typeof script === 'function' ? script(request) : script) ?? {};
       const status = answer.status ?? 200;
       const send = () => {
-        open.delete(request);
         request.status = status;
-        if (status >= 200 && status < 300) accepted.push(request);
+        // A request from before a reset() is answered, but no longer counted.
+        if (open.delete(request) && status >= 200 && status < 300) accepted.push(request);
         const { headers, body } = encode(answer);
         if (!res.destroyed) res.writeHead(status, headers).end(body);
         changed();
@@ -227,6 +235,13 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
     },
     queue: (...answers) => {
       queued.push(...answers);
+    },
+    reset: () => {
+      requests.length = 0;
+      accepted.length = 0;
+      queued.length = 0;
+      open.clear();
+      peakOpen = 0;
     },
     waitFor: waitFor as Receiver['waitFor'],
     close: () =>
