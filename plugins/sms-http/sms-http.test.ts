@@ -1,15 +1,7 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { type DeliveryProfile, PluginSettingsError, runPlugin } from '@cairn/plugin-api';
+import { type ReceivedRequest, type Receiver, type ScriptedAnswer, startReceiver } from '@cairn/plugin-api/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import sms, { e164 } from './index.ts';
-
-interface Received {
-  method: string;
-  url: URL;
-  headers: IncomingMessage['headers'];
-  raw: string;
-}
 
 const profile = (over: Partial<DeliveryProfile> = {}): DeliveryProfile => ({
   id: 'p1',
@@ -22,33 +14,34 @@ const profile = (over: Partial<DeliveryProfile> = {}): DeliveryProfile => ({
 });
 
 describe('sms-http plugin against a fake SMS provider', () => {
-  let server: Server;
+  let provider: Receiver;
   let base: string;
-  const received: Received[] = [];
+  /** The statuses of the next answers to requests with good credentials; 201 once used up. */
   let answers: number[] = [];
+  const received = () => provider.requests;
+  const urlOf = (request: ReceivedRequest) => new URL(request.path, base);
+
+  // Answers like an SMS provider. The credentials are checked before anything else, so a refused request
+  // takes no planned answer; the message id counts the requests so far.
+  function answerLikeProvider(request: ReceivedRequest): ScriptedAnswer {
+    if (request.headers['x-api-key'] !== 'key-123' && request.headers.authorization !== 'Basic QUM6c2VjcmV0') {
+      return { status: 401, body: '{"error":"bad credentials"}' };
+    }
+    const status = answers.shift() ?? 201;
+    return {
+      status,
+      headers: { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': '12' } : {}) },
+      body: status === 201 ? `{"id":"SM${received().length}","status":"queued"}` : `{"error":"status ${status}"}`,
+    };
+  }
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (c) => (raw += c));
-      req.on('end', () => {
-        received.push({ method: req.method!, url: new URL(req.url!, base), headers: req.headers, raw });
-        // The provider checks its API key before anything else.
-        if (req.headers['x-api-key'] !== 'key-123' && req.headers.authorization !== 'Basic QUM6c2VjcmV0') {
-          return res.writeHead(401).end('{"error":"bad credentials"}');
-        }
-        const status = answers.shift() ?? 201;
-        if (status === 429) res.setHeader('retry-after', '12');
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(status === 201 ? `{"id":"SM${received.length}","status":"queued"}` : `{"error":"status ${status}"}`);
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    provider = await startReceiver({ answer: answerLikeProvider });
+    base = provider.origin;
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  afterAll(() => provider.close());
   beforeEach(() => {
-    received.length = 0;
+    provider.reset();
     answers = [];
   });
 
@@ -72,9 +65,9 @@ describe('sms-http plugin against a fake SMS provider', () => {
       profile: profile(),
     });
     expect(outcomes).toEqual([{ status: 'delivered', detail: '{"id":"SM1","status":"queued"}' }]);
-    const [r] = received;
+    const [r] = received();
     expect(r!.method).toBe('POST');
-    expect(r!.url.pathname).toBe('/messages');
+    expect(urlOf(r!).pathname).toBe('/messages');
     expect(r!.headers['content-type']).toBe('application/json');
     expect(r!.headers['idempotency-key']).toBe(items[0]!.idempotencyKey);
     expect(JSON.parse(r!.raw)).toEqual({
@@ -104,7 +97,7 @@ describe('sms-http plugin against a fake SMS provider', () => {
       { profile: profile({ phone: '+1 (555) 010-0123', traits }) },
     );
     expect(outcomes[0]!.status).toBe('delivered');
-    const [r] = received;
+    const [r] = received();
     expect(r!.headers['content-type']).toBe('application/x-www-form-urlencoded');
     expect(r!.headers['x-request-id']).toMatch(/:test$/);
     expect(r!.headers['idempotency-key']).toBeUndefined();
@@ -130,10 +123,10 @@ describe('sms-http plugin against a fake SMS provider', () => {
       [{}],
       { profile: profile() },
     );
-    const [r] = received;
+    const [r] = received();
     expect(r!.method).toBe('GET');
     expect(r!.raw).toBe('');
-    expect(Object.fromEntries(r!.url.searchParams)).toEqual({
+    expect(Object.fromEntries(urlOf(r!).searchParams)).toEqual({
       api: '1',
       to: '+15550100123',
       text: 'Sale & more',
@@ -149,7 +142,7 @@ describe('sms-http plugin against a fake SMS provider', () => {
     outcomes.push((await runPlugin(sms, jsonSettings(), [{}])).outcomes[0]);
     expect(outcomes.map((o) => o!.status)).toEqual(['failed', 'failed', 'failed', 'failed', 'failed']);
     expect(outcomes[1]).toMatchObject({ error: expect.stringContaining('E.164') });
-    expect(received).toHaveLength(0);
+    expect(received()).toHaveLength(0);
     expect(e164('+44 20 7946 0958')).toBe('+442079460958');
   });
 
@@ -161,7 +154,7 @@ describe('sms-http plugin against a fake SMS provider', () => {
       { status: 'retry', error: 'HTTP 429: {"error":"status 429"}', retryAfter: 12, statusCode: 429 },
       { status: 'retry', error: 'not sent: HTTP 429: {"error":"status 429"}', retryAfter: 12, statusCode: 429 },
     ]);
-    expect(received).toHaveLength(2);
+    expect(received()).toHaveLength(2);
     answers = [503];
     const r2 = await runPlugin(sms, jsonSettings(), [{}, {}], { profile: profile() });
     expect(r2.outcomes.map((o) => o.status)).toEqual(['retry', 'retry']);
@@ -174,7 +167,7 @@ describe('sms-http plugin against a fake SMS provider', () => {
       { status: 'failed', error: 'HTTP 422: {"error":"status 422"}', statusCode: 422 },
       { status: 'delivered', detail: expect.any(String) },
     ]);
-    received.length = 0;
+    provider.reset();
     const r2 = await runPlugin(sms, { ...jsonSettings(), secretHeaders: { 'X-Api-Key': 'wrong' } }, [{}, {}], {
       profile: profile(),
     });
@@ -182,7 +175,7 @@ describe('sms-http plugin against a fake SMS provider', () => {
       { status: 'failed', error: 'HTTP 401: {"error":"bad credentials"}', statusCode: 401 },
       { status: 'failed', error: 'not sent: HTTP 401: {"error":"bad credentials"}', statusCode: 401 },
     ]);
-    expect(received).toHaveLength(1);
+    expect(received()).toHaveLength(1);
   });
 
   it('retries when the provider cannot be reached', async () => {
