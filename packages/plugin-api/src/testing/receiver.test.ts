@@ -113,6 +113,34 @@ describe('startReceiver', () => {
     );
   });
 
+  it('answers by hand with respond (the request open until it finishes), repeats array headers, counts connections', async () => {
+    const release: Array<() => void> = [];
+    hook = await startReceiver({
+      keepAliveTimeoutMs: 5_000,
+      answer: (r) =>
+        r.path === '/held'
+          ? {
+              respond: (res) => {
+                res.writeHead(202, { 'content-type': 'text/plain' });
+                res.write('start ');
+                release.push(() => res.end('end'));
+              },
+            }
+          : { headers: { 'set-cookie': ['a=1', 'b=2'] }, body: 'plain' },
+    });
+    const plain = await fetch(hook.url);
+    expect([await plain.text(), plain.headers.getSetCookie()]).toEqual(['plain', ['a=1', 'b=2']]);
+    const held = fetch(`${hook.origin}/held`).then((r) => r.text());
+    const [request] = await hook.waitFor(2, { among: 'all' }).then((all) => all.slice(1));
+    expect([hook.open(), request!.status]).toEqual([[request], undefined]);
+    release[0]!();
+    expect(await held).toBe('start end');
+    await hook.waitFor((r) => r.path === '/held');
+    expect([hook.open(), request!.status, hook.accepted.length]).toEqual([[], 202, 2]);
+    expect(hook.connections()).toBeGreaterThanOrEqual(1);
+    expect(hook.connections()).toBeLessThanOrEqual(2);
+  });
+
   it('listens on every address with host null, and close() ends open connections', async () => {
     hook = await startReceiver({ host: null, answer: (r) => (r.path === '/slow' ? { delayMs: 10_000 } : undefined) });
     expect((await fetch(`http://127.0.0.1:${hook.port}/`)).status).toBe(200);

@@ -1,7 +1,7 @@
 // The scripted HTTP receiver of `@cairn/plugin-api/testing`: the far end of a plugin author's tests and of
 // Cairn's own delivery and browser tests (the server's testing kit re-exports it), so there is one receiver
 // whose recording and answering every test trusts. Only node:http, so the packed testing entry needs nothing more.
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** One request a receiver got, recorded the moment its body has arrived (before it is answered). */
@@ -22,11 +22,18 @@ export interface ReceivedRequest {
 /** How a receiver answers one request. Every field is optional: the default is an empty 200, at once. */
 export interface ScriptedAnswer {
   status?: number;
-  headers?: Record<string, string>;
+  /** An array sends the header once per value (`set-cookie`). */
+  headers?: Record<string, string | string[]>;
   /** A string or bytes as they are; any other value is sent as JSON. */
   body?: string | Uint8Array | object;
   /** Waits this long before answering (the request counts as open meanwhile). */
   delayMs?: number;
+  /**
+   * Answers by hand instead, ignoring the fields above: for an answer that streams, stalls halfway or waits
+   * for the test to release it. The request counts as open until the response has finished (its status is
+   * then recorded) or its connection has closed.
+   */
+  respond?: (res: ServerResponse) => void;
 }
 
 /**
@@ -43,6 +50,11 @@ export interface ReceiverOptions {
   path?: string;
   /** The address to listen on: `127.0.0.1` by default; `null` listens on every address (IPv4 and IPv6). */
   host?: string | null;
+  /**
+   * How long an idle keep-alive connection is kept: 1 s by default, so a killed sender's connections go
+   * quickly. undici (ctx.fetch) reuses a connection only when this is over 2 s: give Node's 5 s to test reuse.
+   */
+  keepAliveTimeoutMs?: number;
 }
 
 /** Which requests `waitFor` looks at. */
@@ -68,6 +80,8 @@ export interface Receiver {
   open(): ReceivedRequest[];
   /** The most requests that were open at once. */
   peakOpen(): number;
+  /** The TCP connections accepted since the start (keep-alive reuse shows as fewer connections than requests). */
+  connections(): number;
   /** Changes how the requests arriving from now on are answered. */
   answer(script: AnswerScript): void;
   /** Answers the next requests with these, one each, in order, before falling back to the script. */
@@ -84,7 +98,7 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-function encode(answer: ScriptedAnswer): { headers: Record<string, string>; body: string | Uint8Array } {
+function encode(answer: ScriptedAnswer): { headers: Record<string, string | string[]>; body: string | Uint8Array } {
   const headers = { ...answer.headers };
   const body = answer.body;
   if (body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
@@ -155,16 +169,27 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
       open.add(request);
       peakOpen = Math.max(peakOpen, open.size);
       const answer = queued.shift() ?? (typeof script === 'function' ? script(request) : script) ?? {};
-      const status = answer.status ?? 200;
-      const send = () => {
+      const answered = (status: number) => {
         request.status = status;
         // A request from before a reset() is answered, but no longer counted.
         if (open.delete(request) && status >= 200 && status < 300) accepted.push(request);
-        const { headers, body } = encode(answer);
-        if (!res.destroyed) res.writeHead(status, headers).end(body);
         changed();
       };
       changed();
+      if (answer.respond) {
+        res.on('finish', () => answered(res.statusCode));
+        res.on('close', () => {
+          if (open.delete(request)) changed();
+        });
+        answer.respond(res);
+        return;
+      }
+      const status = answer.status ?? 200;
+      const send = () => {
+        answered(status);
+        const { headers, body } = encode(answer);
+        if (!res.destroyed) res.writeHead(status, headers).end(body);
+      };
       if (answer.delayMs && answer.delayMs > 0) {
         const timer = setTimeout(() => {
           timers.delete(timer);
@@ -174,8 +199,11 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
       } else send();
     });
   });
-  // Idle keep-alive sockets (a killed sender's among them) are dropped after 1 s rather than Node's 5 s.
-  server.keepAliveTimeout = 1000;
+  // Idle keep-alive sockets (a killed sender's among them) are dropped after 1 s rather than Node's 5 s
+  // unless told otherwise (see keepAliveTimeoutMs).
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 1000;
+  let connections = 0;
+  server.on('connection', () => connections++);
   const host = options.host === undefined ? '127.0.0.1' : options.host;
   await new Promise<void>((resolve) => {
     if (host === null) server.listen(0, resolve);
@@ -230,6 +258,7 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
     accepted,
     open: () => [...open],
     peakOpen: () => peakOpen,
+    connections: () => connections,
     answer: (next) => {
       script = next;
     },
