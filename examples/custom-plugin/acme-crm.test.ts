@@ -1,8 +1,7 @@
 // Tests a plugin the way Cairn runs it: runPlugin (settings validated, events completed and batched,
 // a real fetch, errors mapped like the server does) against a fake Acme CRM on a local port.
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { type DeliveryProfile, runPlugin } from '@cairn/plugin-api';
+import { type Receiver, startReceiver } from '@cairn/plugin-api/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import acmeCrm from './index.ts';
 
@@ -58,24 +57,22 @@ const ada: DeliveryProfile = {
 };
 
 describe('acme-crm example plugin against a fake CRM', () => {
-  let server: Server;
+  let receiver: Receiver;
   let baseUrl: string;
   let crm: FakeCrm;
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (c) => (raw += c));
-      req.on('end', () => {
+    // The kit's scripted receiver plays the CRM: every request is answered by the fake's state machine.
+    receiver = await startReceiver({
+      answer: (req) => {
         const key = req.headers['idempotency-key'] as string | undefined;
-        const r = crm.handle(req.method!, req.url!, req.headers.authorization, key, raw ? JSON.parse(raw) : {});
-        res.writeHead(r.status, { 'content-type': 'application/json' }).end(JSON.stringify(r.body));
-      });
+        const r = crm.handle(req.method, req.path, req.headers.authorization, key, req.body ?? {});
+        return { status: r.status, body: r.body };
+      },
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    baseUrl = receiver.origin;
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  afterAll(() => receiver.close());
   beforeEach(() => {
     crm = new FakeCrm();
   });
