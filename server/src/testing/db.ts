@@ -53,7 +53,12 @@ export async function createTestDatabase(name: string, mode: DbMode): Promise<Te
   }
   const base = process.env.DATABASE_URL;
   if (!base) throw new Error('postgres mode needs DATABASE_URL');
-  const dbName = `cairn_t_${createHash('sha1').update(name).digest('hex').slice(0, 12)}`;
+  // The base database's name goes into the hash too: two runs against different bases (CI's and a
+  // developer's, on one server) never drop each other's databases.
+  const dbName = `cairn_t_${createHash('sha1')
+    .update(`${new URL(base).pathname}:${name}`)
+    .digest('hex')
+    .slice(0, 12)}`;
   const admin = postgres(base, { max: 1, onnotice: () => {} });
   try {
     await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);

@@ -5,10 +5,14 @@ import { checkResponse, definePlugin } from '@cairn/plugin-api';
 import { type Receiver, startReceiver } from '@cairn/plugin-api/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadConfig } from '../../config.ts';
-import { createLogger } from '../../log.ts';
-import { type Cairn, startCairn } from '../../server.ts';
-import { createTestDatabase, POSTGRES_SKIP_REASON, TEST_ADMIN_KEY, type TestDatabase } from '../../testing/index.ts';
+import type { Cairn } from '../../server.ts';
+import {
+  createTestDatabase,
+  POSTGRES_SKIP_REASON,
+  startTestCairn,
+  TEST_ADMIN_KEY,
+  type TestDatabase,
+} from '../../testing/index.ts';
 import { BUILTIN_PLUGINS, createPluginRegistry, loadPlugins, PluginLoadError, resolvePluginEntry } from './plugins.ts';
 
 const probe = (name: string) =>
@@ -127,18 +131,10 @@ describe.skipIf(!!POSTGRES_SKIP_REASON)('an injected third-party plugin on a ser
 
   beforeAll(async () => {
     [db, receiver] = await Promise.all([createTestDatabase('deliver/plugins.test.ts', 'postgres'), startReceiver()]);
-    const config = loadConfig({
-      ...db.env,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      CAIRN_ADMIN_API_KEY: TEST_ADMIN_KEY,
-      CAIRN_LOG: 'silent',
-      CAIRN_SOURCE_REFRESH_MS: '200',
-      CAIRN_DEMO: '1',
-      CAIRN_DELIVERY_RETRY_DELAY_S: '1',
-      CAIRN_DELIVERY_RETRY_MAX_S: '1',
-    });
-    cairn = await startCairn(config, createLogger('silent'), { plugins: [ordered] });
+    cairn = await startTestCairn(
+      { ...db.env, CAIRN_DELIVERY_RETRY_DELAY_S: '1', CAIRN_DELIVERY_RETRY_MAX_S: '1' },
+      { plugins: [ordered] },
+    );
   });
   afterAll(async () => {
     await cairn?.close();
