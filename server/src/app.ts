@@ -110,7 +110,6 @@ export function createApp(deps: AppDeps): Hono {
         identify: pipeline.identify,
         compute: pipeline.compute,
         destinations: pipeline.deliver.destinations,
-        sender: pipeline.deliver.sender,
         deliver: pipeline.deliver,
       }),
     );

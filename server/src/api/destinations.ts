@@ -179,7 +179,7 @@ export function destinationView(d: Destination, plugins: PluginRegistry = BUILTI
  * `/api/destinations`: configure destinations, test them, read their delivery ledger, replay.
  *
  * @example
- * api.route('/destinations', destinationsApi({ sql, destinations, plugins, deliver: deliverCommands(sender) }));
+ * api.route('/destinations', destinationsApi({ sql, destinations, plugins, deliver: pipeline.deliver }));
  */
 export function destinationsApi(deps: {
   sql: Sql;

@@ -16,7 +16,7 @@ import type { HandOff } from '../jobs/handoff.ts';
 import type { Logger } from '../log.ts';
 import type { Pii } from '../pii/index.ts';
 import type { ComputeStage } from '../pipeline/compute/index.ts';
-import type { DeliverCommands, DestinationDirectory, PluginRegistry, SenderDeps } from '../pipeline/deliver/index.ts';
+import type { DeliverCommands, DestinationDirectory, PluginRegistry } from '../pipeline/deliver/index.ts';
 import type { IdentifyStage } from '../pipeline/identify/index.ts';
 import type { EventWriter } from '../pipeline/ingest/index.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
@@ -65,7 +65,6 @@ export function adminApi(deps: {
   compute: ComputeStage;
   pii: Pii;
   destinations: DestinationDirectory;
-  sender: SenderDeps;
   plugins: PluginRegistry;
   /** Stage 5's commands (test send, replay). */
   deliver: DeliverCommands;
@@ -122,7 +121,7 @@ export function adminApi(deps: {
     auditWrites({
       sql: deps.sql,
       log: deps.log,
-      routes: auditedRoutes(loaders((d) => destinationView(d, deps.sender.plugins))),
+      routes: auditedRoutes(loaders((d) => destinationView(d, deps.plugins))),
     }),
   );
   api.post('/auth/sign-up/email', async (c) => withRetryAfter(await signUp(deps.sql, deps.people, withPeer(c))));

@@ -15,6 +15,5 @@ export {
   listDestinations,
   updateDestination,
 } from './queries/destinations.ts';
-export type { SenderDeps } from './sender.ts';
 export { createDeliverStage, type DeliverStage } from './stage.ts';
 export { setSubscription } from './unsubscribe.ts';

@@ -15,8 +15,6 @@ import { unsubscribeRoutes } from './unsubscribe.ts';
 export interface DeliverStage extends Stage, DeliverCommands {
   /** The destinations of this database, kept current (every role reads them; workers also send). */
   readonly destinations: DestinationDirectory;
-  /** What sending needs (the admin API's test send and replay use it). */
-  readonly sender: SenderDeps;
   /** `GET|POST /u/:token`: one-click unsubscribe (RFC 8058), recorded as an event through `writer`. */
   routes(app: Hono, writer: EventWriter): void;
 }
@@ -68,7 +66,6 @@ export function createDeliverStage(rt: Runtime, options: { work: boolean }): Del
   return {
     ...deliverCommands(sender),
     destinations: directory,
-    sender,
     routes(app, writer) {
       unsubscribeRoutes(app, {
         sql: rt.sql,
