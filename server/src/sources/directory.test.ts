@@ -38,6 +38,11 @@ describe('originAllowed', () => {
     expect(originAllowed(allowed, 'https://www.shop.test:8443')).toBe(false);
     expect(originAllowed(['https://*.shop.test:8443'], 'https://www.shop.test:8443')).toBe(true);
     expect(originAllowed(['https://*.shop.test:8443'], 'https://www.shop.test')).toBe(false);
+    // A path, credentials or a port where the star's labels go is not a subdomain.
+    expect(originAllowed(allowed, 'https://evil.test/x.shop.test')).toBe(false);
+    expect(originAllowed(allowed, 'https://user@x.shop.test')).toBe(false);
+    expect(originAllowed(allowed, 'https://evil.test:1.shop.test')).toBe(false);
+    expect(originAllowed(allowed, 'https://a.b-c.shop.test')).toBe(true);
   });
 
   it('a wildcard elsewhere than the leading label is a literal, not a pattern', () => {

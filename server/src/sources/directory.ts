@@ -81,7 +81,12 @@ export function originAllowed(allowed: readonly string[], origin: string): boole
     if (star < 0) continue;
     const scheme = entry.slice(0, star + 3);
     const domain = entry.slice(star + 5);
-    if (origin === scheme + domain || (origin.startsWith(scheme) && origin.endsWith(`.${domain}`))) return true;
+    if (origin === scheme + domain) return true;
+    // What the star stands for must be host labels only: `https://evil.test/x.shop.test` ends like a
+    // subdomain but is a path (browsers never send one in Origin; a hand-made request might).
+    const sub =
+      origin.startsWith(scheme) && origin.endsWith(`.${domain}`) ? origin.slice(scheme.length, -domain.length - 1) : '';
+    if (/^[a-z0-9-]+(\.[a-z0-9-]+)*$/i.test(sub)) return true;
   }
   return false;
 }

@@ -2,7 +2,7 @@
 export interface Batcher<In, Out> {
   /** Resolves with this item's result once the group that carried it has been written. */
   submit(item: In): Promise<Out>;
-  /** Items submitted and not yet settled. */
+  /** Items waiting for a group plus group writes in flight (a write of many items counts once); 0 when idle. */
   pending(): number;
   /** Waits until everything submitted so far has settled. */
   drain(): Promise<void>;
