@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import { requestId } from 'hono/request-id';
 import { adminApi } from './api/index.ts';
@@ -91,6 +92,10 @@ export function createApp(deps: AppDeps): Hono {
     }
   });
   app.get('/metrics', async (c) => {
+    if (config.metricsToken && !bearerMatches(c.req.header('authorization'), config.metricsToken)) {
+      c.header('WWW-Authenticate', 'Bearer realm="metrics"');
+      throw apiError(401, 'unauthorized', 'metrics need Authorization: Bearer <CAIRN_METRICS_TOKEN>');
+    }
     c.header('Content-Type', metrics.registry.contentType);
     return c.body(await metrics.registry.metrics());
   });
@@ -118,4 +123,11 @@ export function createApp(deps: AppDeps): Hono {
   }
   deps.extra?.(app);
   return app;
+}
+
+// Constant-time comparison of the presented bearer token (hashed first: equal lengths, nothing leaked by timing).
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const presented = /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1]?.trim() ?? '';
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return presented.length > 0 && timingSafeEqual(digest(presented), digest(token));
 }

@@ -50,6 +50,10 @@ export const DEFAULTS = Object.freeze({
   ingestBurst: 100_000,
   /** Largest request body on every route but the tracking API (which has its own limits, LIMITS). */
   bodyLimitBytes: 1024 * 1024,
+  // A request must have sent its headers within 10 s and all of it within 30 s (Node's defaults: 60 s and 300 s,
+  // which let a slow client hold a socket for five minutes).
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
 });
 
 /** A yes/no variable; unset or empty gives `fallback` (undefined: decided from other settings). */
@@ -100,6 +104,10 @@ const EnvSchema = z.object({
     .min(LIMITS.maxBatchEvents, `must be at least ${LIMITS.maxBatchEvents} (the largest batch)`)
     .default(DEFAULTS.ingestBurst),
   CAIRN_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(DEFAULTS.bodyLimitBytes),
+  CAIRN_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(DEFAULTS.headersTimeoutMs),
+  CAIRN_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(DEFAULTS.requestTimeoutMs),
+  // Unset: /metrics is open (scrapers on a private network); set: it needs `Authorization: Bearer <token>`.
+  CAIRN_METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
   CAIRN_TRUST_PROXY: flag(false),
   CAIRN_DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(DEFAULTS.poolMax),
@@ -183,6 +191,10 @@ export interface Config {
   ingestRateLimit: { ratePerSecond: number; burst: number };
   /** Largest request body outside the tracking API. */
   bodyLimitBytes: number;
+  /** How long a client may take to send a request's headers, and the whole request (then 408 and closed). */
+  timeouts: { headersMs: number; requestMs: number };
+  /** Bearer token /metrics requires; undefined = open. */
+  metricsToken: string | undefined;
   role: 'all' | 'ingest' | 'worker';
   trustProxy: boolean;
   poolMax: number;
@@ -250,6 +262,12 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     signIn: Object.freeze({ max: e.CAIRN_SIGNIN_MAX, windowSeconds: e.CAIRN_SIGNIN_WINDOW_S }),
     ingestRateLimit: Object.freeze({ ratePerSecond: e.CAIRN_INGEST_RATE_PER_S, burst: e.CAIRN_INGEST_BURST }),
     bodyLimitBytes: e.CAIRN_BODY_LIMIT_BYTES,
+    timeouts: Object.freeze({
+      // Node needs headersTimeout <= requestTimeout.
+      headersMs: Math.min(e.CAIRN_HEADERS_TIMEOUT_MS, e.CAIRN_REQUEST_TIMEOUT_MS),
+      requestMs: e.CAIRN_REQUEST_TIMEOUT_MS,
+    }),
+    metricsToken: e.CAIRN_METRICS_TOKEN,
     role: e.CAIRN_ROLE,
     trustProxy: e.CAIRN_TRUST_PROXY,
     poolMax: e.CAIRN_DB_POOL_MAX,

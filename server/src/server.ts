@@ -190,7 +190,17 @@ function listen(
   config: Readonly<Config>,
 ): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = createAdaptorServer({ fetch });
+    // Bounded requests: a client that trickles its headers or body is answered 408 and closed, not left
+    // holding a socket for Node's default five minutes. Node checks the deadlines every
+    // connectionsCheckingInterval (default 30 s): a second keeps them close to what they say.
+    const server = createAdaptorServer({
+      fetch,
+      serverOptions: {
+        headersTimeout: config.timeouts.headersMs,
+        requestTimeout: config.timeouts.requestMs,
+        connectionsCheckingInterval: Math.min(1000, config.timeouts.headersMs),
+      },
+    });
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
       server.off('error', reject);
