@@ -74,6 +74,7 @@ describe('delivery survives a SIGKILL mid-delivery (postgres)', { timeout: 240_0
     // are in flight there (the sender is waiting for an answer it will never read).
     const messageIds: string[] = [];
     let killed: { seen: number; inFlight: string[] } | undefined;
+    let killedAt = 0;
     let restarted: Promise<void> | undefined;
     const watcher = (async () => {
       for (;;) {
@@ -81,6 +82,7 @@ describe('delivery survives a SIGKILL mid-delivery (postgres)', { timeout: 240_0
         const open = hook.open().map(keyOf);
         if (hook.requests.length >= EVENTS / 4 && open.length > 0) {
           first.proc.kill('SIGKILL');
+          killedAt = Date.now();
           killed = { seen: hook.requests.length, inFlight: open };
           mark('killed');
           restarted = (async () => {
@@ -110,6 +112,15 @@ describe('delivery survives a SIGKILL mid-delivery (postgres)', { timeout: 240_0
     expect(killed, 'the server was killed while deliveries were in flight').toBeDefined();
     await restarted;
     expect(servers).toHaveLength(2);
+    // How long the killed worker's jobs waited: from the kill until every request that was open at the kill
+    // has arrived again (sent by the new process once pg-boss failed the lapsed jobs). Printed, not asserted
+    // (timings are benchmarks' business); the target is under 15 s (issue 16).
+    await waitFor(
+      'the requests open at the kill sent again',
+      async () => killed!.inFlight.every((k) => hook.requests.filter((r) => keyOf(r) === k).length >= 2),
+      180_000,
+    );
+    mark(`open requests resent ${((Date.now() - killedAt) / 1000).toFixed(1)}s after the kill, at`);
 
     // The new process picks up the killed worker's jobs (once their heartbeat lapses) and the rest.
     const counts = await waitFor(
