@@ -110,6 +110,8 @@ const EnvSchema = z.object({
   CAIRN_METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
   CAIRN_TRUST_PROXY: flag(false),
+  // Off: nobody becomes admin by signing up first (the first admin comes from CAIRN_ADMIN_EMAIL or an admin key).
+  CAIRN_OPEN_FIRST_SIGNUP: flag(true),
   CAIRN_DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(DEFAULTS.poolMax),
   CAIRN_COMMIT_MAX_ROWS: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.commitMaxRows),
   CAIRN_COMMIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(DEFAULTS.commitConcurrency),
@@ -197,6 +199,8 @@ export interface Config {
   metricsToken: string | undefined;
   role: 'all' | 'ingest' | 'worker';
   trustProxy: boolean;
+  /** Whether the first sign-up on an empty database becomes admin (else sign-up is always closed). */
+  openFirstSignUp: boolean;
   poolMax: number;
   commitMaxRows: number;
   commitConcurrency: number;
@@ -270,6 +274,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     metricsToken: e.CAIRN_METRICS_TOKEN,
     role: e.CAIRN_ROLE,
     trustProxy: e.CAIRN_TRUST_PROXY,
+    openFirstSignUp: e.CAIRN_OPEN_FIRST_SIGNUP,
     poolMax: e.CAIRN_DB_POOL_MAX,
     commitMaxRows: e.CAIRN_COMMIT_MAX_ROWS,
     commitConcurrency: e.CAIRN_COMMIT_CONCURRENCY,

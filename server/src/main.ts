@@ -37,7 +37,7 @@ if (config.role !== 'worker') {
   if (cairn.generatedAdminKey) {
     log.info(`generated admin API key (shown once, store it now): ${cairn.generatedAdminKey}`);
   }
-  if (await signUpOpen(cairn.sql)) {
+  if (config.openFirstSignUp && (await signUpOpen(cairn.sql))) {
     log.info(`no people yet: the first sign-up (POST ${cairn.url}/api/auth/sign-up/email) becomes admin`);
   }
   if (cairn.demoSource) {

@@ -124,7 +124,9 @@ export function adminApi(deps: {
       routes: auditedRoutes(loaders((d) => destinationView(d, deps.plugins))),
     }),
   );
-  api.post('/auth/sign-up/email', async (c) => withRetryAfter(await signUp(deps.sql, deps.people, withPeer(c))));
+  api.post('/auth/sign-up/email', async (c) =>
+    withRetryAfter(await signUp(deps.sql, deps.people, withPeer(c), { openFirst: deps.config.openFirstSignUp })),
+  );
   api.on(['GET', 'POST'], '/auth/*', async (c) => withRetryAfter(await deps.people.handler(withPeer(c))));
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
   api.route('/events', eventsApi(deps.sql, deps.pii));

@@ -160,13 +160,21 @@ async function claimFirstUser(sql: Sql): Promise<boolean> {
 
 /**
  * Handles POST /api/auth/sign-up/email: the first sign-up on a database becomes admin; after that
- * sign-up is closed (403) and admins invite people.
+ * sign-up is closed (403) and admins invite people. With `openFirst: false` (CAIRN_OPEN_FIRST_SIGNUP=0)
+ * sign-up is closed from the start: a server reachable before its operator signs up cannot be claimed
+ * by whoever finds it first.
  *
  * @example
- * app.post('/api/auth/sign-up/email', (c) => signUp(sql, auth, c.req.raw));
+ * app.post('/api/auth/sign-up/email', (c) => signUp(sql, auth, c.req.raw, { openFirst: true }));
  */
-export async function signUp(sql: Sql, auth: PeopleAuth, request: Request): Promise<Response> {
-  if (!(await claimFirstUser(sql))) return auth.handler(request);
+export async function signUp(
+  sql: Sql,
+  auth: PeopleAuth,
+  request: Request,
+  options: { openFirst: boolean },
+): Promise<Response> {
+  // Closed: better-auth's create hook refuses a person created without a role (403).
+  if (!options.openFirst || !(await claimFirstUser(sql))) return auth.handler(request);
   // A refused or failed first sign-up (bad password, rate limit, a database error) must not close
   // sign-up for good.
   const reopen = () => sql`DELETE FROM settings WHERE key = 'first_user_claimed'`;
