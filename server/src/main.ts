@@ -25,7 +25,11 @@ const cairn = await startCairn(config, log).catch((err: unknown) => {
   process.exit(1);
 });
 
-log.info(`Cairn is listening on ${cairn.url} (role: ${config.role})`);
+// Where it really listens: on every interface (HOST=0.0.0.0 or ::, the default) the URL printed is the local one.
+const everywhere = config.host === '0.0.0.0' || config.host === '::';
+log.info(
+  `Cairn is listening on ${cairn.url} (${everywhere ? `every interface, HOST=${config.host}, port ${cairn.port}` : `HOST=${config.host} only`}; role: ${config.role})`,
+);
 if (config.role !== 'worker') {
   log.info(`tracking endpoint: ${cairn.url}/v1/batch   admin API: ${cairn.url}/api (reference: ${cairn.url}/api/docs)`);
   const snippet = loadSnippet();
