@@ -32,7 +32,7 @@ async function rotateAdminKeyCommand(): Promise<void> {
   if (!config.databaseUrl && !existsSync(join(resolve(config.dataDir), 'pgdata'))) {
     fail(`${noDatabase}: start the server once first`);
   }
-  const db = await openDatabase(config, createLogger('silent')).catch((err: unknown) =>
+  const db = await openDatabase(config, createLogger('silent', { format: config.logFormat })).catch((err: unknown) =>
     fail(err instanceof DataDirInUseError ? err.message : `cannot open the database: ${(err as Error).message}`),
   );
   try {

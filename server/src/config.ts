@@ -131,6 +131,8 @@ const EnvSchema = z.object({
   CAIRN_IDENTIFY_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(DEFAULTS.identifyConcurrency),
   CAIRN_COMPUTE_SWEEP_S: z.coerce.number().min(0.1).max(3600).default(DEFAULTS.computeSweepSeconds),
   CAIRN_LOG: z.enum(['silent', 'info', 'debug']).default('info'),
+  // text: a timestamped line per message (readable in a terminal); json: pino's JSON lines, for log shippers.
+  CAIRN_LOG_FORMAT: z.enum(['text', 'json']).default('text'),
   // Unset: on with the embedded database (a first try), off on a real Postgres (production).
   CAIRN_DEMO: flag(undefined),
   // Identity guards as JSON, e.g. {"limits":{"email":3},"blocked":["test@example.com"],"defaultCallingCode":"44"}.
@@ -207,6 +209,8 @@ export interface Config {
   maxFutureSkewMs: number;
   sourceRefreshMs: number;
   log: 'silent' | 'info' | 'debug';
+  /** `text` (default) or `json` lines on stderr (see log.ts). */
+  logFormat: 'text' | 'json';
   /**
    * Create the demo source on first start and serve the demo shop: `CAIRN_DEMO`, by default only on
    * the embedded database, so a production Postgres never gets a source nobody asked for.
@@ -281,6 +285,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     maxFutureSkewMs: e.CAIRN_MAX_FUTURE_SKEW_MS,
     sourceRefreshMs: e.CAIRN_SOURCE_REFRESH_MS,
     log: e.CAIRN_LOG,
+    logFormat: e.CAIRN_LOG_FORMAT,
     demo: e.CAIRN_DEMO ?? e.DATABASE_URL === undefined,
     identifyConcurrency: e.CAIRN_IDENTIFY_CONCURRENCY,
     computeSweepSeconds: e.CAIRN_COMPUTE_SWEEP_S,

@@ -16,7 +16,7 @@ try {
   process.stderr.write(`${err.message}\n`);
   process.exit(1);
 }
-const log = createLogger(config.log);
+const log = createLogger(config.log, { format: config.logFormat });
 const cairn = await startCairn(config, log).catch((err: unknown) => {
   // A second `npm start` on the same data directory, or a plugin that cannot be loaded: one line, not a
   // stack trace.

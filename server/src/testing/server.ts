@@ -30,7 +30,7 @@ export async function startTestCairn(
     CAIRN_DEMO: '1',
     ...env,
   });
-  return startCairn(config, createLogger(config.log), options);
+  return startCairn(config, createLogger(config.log, { format: config.logFormat }), options);
 }
 
 /** A Cairn server running as a child process. */
