@@ -97,7 +97,7 @@ export function createApp(deps: AppDeps): Hono {
       throw apiError(401, 'unauthorized', 'metrics need Authorization: Bearer <CAIRN_METRICS_TOKEN>');
     }
     c.header('Content-Type', metrics.registry.contentType);
-    return c.body(await metrics.registry.metrics());
+    return c.body(await metrics.render());
   });
 
   if (config.role !== 'worker') {

@@ -109,6 +109,8 @@ const EnvSchema = z.object({
   // Unset: /metrics is open (scrapers on a private network); set: it needs `Authorization: Bearer <token>`.
   CAIRN_METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
+  CAIRN_PIPELINE: z.enum(['process', 'inline']).default('process'),
+  CAIRN_PIPELINE_NICE: z.coerce.number().int().min(0).max(19).default(10),
   CAIRN_TRUST_PROXY: flag(false),
   // Off: nobody becomes admin by signing up first (the first admin comes from CAIRN_ADMIN_EMAIL or an admin key).
   CAIRN_OPEN_FIRST_SIGNUP: flag(true),
@@ -200,6 +202,12 @@ export interface Config {
   /** Bearer token /metrics requires; undefined = open. */
   metricsToken: string | undefined;
   role: 'all' | 'ingest' | 'worker';
+  /**
+   * Where `npm start` (role all, on Postgres) runs the pipeline: `process` = a supervised child process
+   * of its own at a lower CPU priority (`niceness` added), so the tracking API keeps its event loop;
+   * `inline` = in the same process (always so on the embedded database, which one process owns).
+   */
+  pipeline: { mode: 'process' | 'inline'; niceness: number };
   trustProxy: boolean;
   /** Whether the first sign-up on an empty database becomes admin (else sign-up is always closed). */
   openFirstSignUp: boolean;
@@ -277,6 +285,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     }),
     metricsToken: e.CAIRN_METRICS_TOKEN,
     role: e.CAIRN_ROLE,
+    pipeline: Object.freeze({ mode: e.CAIRN_PIPELINE, niceness: e.CAIRN_PIPELINE_NICE }),
     trustProxy: e.CAIRN_TRUST_PROXY,
     openFirstSignUp: e.CAIRN_OPEN_FIRST_SIGNUP,
     poolMax: e.CAIRN_DB_POOL_MAX,

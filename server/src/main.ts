@@ -1,10 +1,13 @@
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { signUpOpen } from './auth/people.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, DEFAULTS, loadConfig } from './config.ts';
 import { DataDirInUseError } from './db/index.ts';
 import { loadSnippet, snippetTag } from './http/sdk.ts';
 import { createLogger } from './log.ts';
 import { PluginLoadError } from './pipeline/deliver/index.ts';
 import { startCairn } from './server.ts';
+import { supervise } from './supervisor.ts';
 
 // Entry point of `npm start`: parse the configuration once, start, print how to use it, and shut
 // down cleanly on SIGTERM/SIGINT (stop accepting, flush in-flight group commits, exit 0).
@@ -17,13 +20,19 @@ try {
   process.exit(1);
 }
 const log = createLogger(config.log, { format: config.logFormat });
-const cairn = await startCairn(config, log).catch((err: unknown) => {
-  // A second `npm start` on the same data directory, or a plugin that cannot be loaded: one line, not a
-  // stack trace.
-  if (!(err instanceof DataDirInUseError) && !(err instanceof PluginLoadError)) throw err;
-  process.stderr.write(`cairn: ${err.message}\n`);
-  process.exit(1);
-});
+// The all-in-one start on Postgres: this process serves the APIs (an ingest node) and supervises the
+// pipeline in a process of its own (pipeline-process.ts). The embedded database belongs to one process,
+// so there everything stays inline.
+const ownProcess = config.role === 'all' && config.databaseUrl !== undefined && config.pipeline.mode === 'process';
+const cairn = await startCairn(ownProcess ? Object.freeze({ ...config, role: 'ingest' as const }) : config, log).catch(
+  (err: unknown) => {
+    // A second `npm start` on the same data directory, or a plugin that cannot be loaded: one line, not a
+    // stack trace.
+    if (!(err instanceof DataDirInUseError) && !(err instanceof PluginLoadError)) throw err;
+    process.stderr.write(`cairn: ${err.message}\n`);
+    process.exit(1);
+  },
+);
 
 // Where it really listens: on every interface (HOST=0.0.0.0 or ::, the default) the URL printed is the local one.
 const everywhere = config.host === '0.0.0.0' || config.host === '::';
@@ -49,13 +58,30 @@ if (config.role !== 'worker') {
   }
 }
 
+const pipeline = ownProcess
+  ? supervise({
+      entry: fileURLToPath(new URL(`./pipeline-process${extname(fileURLToPath(import.meta.url))}`, import.meta.url)),
+      env: process.env,
+      log,
+      name: 'pipeline',
+    })
+  : undefined;
+if (pipeline) {
+  cairn.metrics.attach(pipeline.metrics);
+  log.info(
+    `the pipeline runs in a process of its own, niceness +${config.pipeline.niceness} (CAIRN_PIPELINE=inline: in this one)`,
+  );
+}
+
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
     log.info(`${signal}: finishing in-flight requests and stopping`);
-    cairn.close().then(
+    // Both drain at once: the API stops accepting and commits what it took; the pipeline finishes or
+    // returns its jobs (they are durable in the queues).
+    Promise.all([cairn.close(), pipeline?.stop(DEFAULTS.shutdownTimeoutMs)]).then(
       () => process.exit(0),
       (err) => {
         log.error('shutdown failed', err);

@@ -12,7 +12,7 @@ import { demoRoutes } from './demo.ts';
 import { createHandOff } from './jobs/handoff.ts';
 import { startBoss } from './jobs/queues.ts';
 import type { Logger } from './log.ts';
-import { createMetrics } from './observability/metrics.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createPii, type Pii } from './pii/index.ts';
 import { loadPlugins } from './pipeline/deliver/index.ts';
 import { createPipeline } from './pipeline/index.ts';
@@ -33,6 +33,8 @@ export interface Cairn {
   demoSource: Source | undefined;
   /** PII protection (tests open what the database holds sealed through it). */
   pii: Pii;
+  /** What /metrics answers; the supervisor attaches the pipeline process's metrics to it. */
+  metrics: Metrics;
   /** Stop accepting, finish in-flight requests and group commits, stop workers, close the database. */
   close(): Promise<void>;
 }
@@ -152,6 +154,7 @@ export async function startCairn(
       generatedAdminKey: generatedKey,
       demoSource,
       pii,
+      metrics,
       close() {
         closing ??= (async () => {
           accepting = false;

@@ -1,4 +1,7 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Another process's metrics, as `registry.getMetricsAsJSON()` gives them (the pipeline child's). */
+export type MetricsSource = () => ReturnType<Registry['getMetricsAsJSON']>;
 
 /** The server's Prometheus metrics, created per server instance (never at import time). */
 export interface Metrics {
@@ -18,6 +21,13 @@ export interface Metrics {
   identifyDuration: Histogram;
   deliveries: Counter<'destination' | 'status'>;
   deliverySendDuration: Histogram<'destination'>;
+  /**
+   * Adds another process's metrics to what /metrics answers (summed, or per each metric's
+   * aggregator); returns a function that removes it again.
+   */
+  attach(source: MetricsSource): () => void;
+  /** The text /metrics answers: this registry merged with every attached source that answers. */
+  render(): Promise<string>;
 }
 
 /**
@@ -32,8 +42,20 @@ export function createMetrics(
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'cairn_' });
   const registers = [registry];
+  const sources = new Set<MetricsSource>();
   return {
     registry,
+    attach(source) {
+      sources.add(source);
+      return () => sources.delete(source);
+    },
+    async render() {
+      if (sources.size === 0) return registry.metrics();
+      // A source that fails (the child restarting) leaves its share out of this scrape, not the scrape.
+      const others = await Promise.all([...sources].map((source) => source().catch(() => undefined)));
+      const all = [await registry.getMetricsAsJSON(), ...others.filter((o) => o !== undefined)];
+      return AggregatorRegistry.aggregate(all).metrics();
+    },
     httpRequests: new Counter({
       name: 'cairn_http_requests_total',
       help: 'HTTP requests by route and status.',
