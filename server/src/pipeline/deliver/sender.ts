@@ -32,6 +32,7 @@ import {
   consentOf,
   type DeliveryRow,
   deliveriesToSend,
+  markAttempts,
   type Outcome,
   profilesForDelivery,
   unsubscribed,
@@ -252,8 +253,9 @@ export async function deliverJobs(
   jobs: Job<DeliverJob>[],
 ): Promise<void> {
   const queue = destinationQueueName(destination.id);
-  // Round trip 1: the rows and the circuit; 2: the profiles and their consent (4: the outcomes, and for
-  // ordered plugins whose lines it frees, see recordInOrder; pg-boss's fetch and completion are 0 and 5).
+  // Round trip 1: the rows and the circuit; 2: the profiles and their consent; then per plugin batch 3: the
+  // attempts counted, the send, 4: the outcomes, and for ordered plugins whose lines it frees, see
+  // recordInOrder (pg-boss's fetch and completion are 0 and 5).
   const [rows, circuit] = await oneRoundTrip(deps.sql, (c) => [
     deliveriesToSend(
       c,
@@ -310,12 +312,18 @@ export async function deliverJobs(
     }
     if (!batch.length) continue;
     await deps.limits.take(destination, batch.length, deps.signal);
+    // Counted before the send: if the outcome write below never happens (a crash), the re-send is attempt 2.
+    const attempts = await markAttempts(
+      deps.sql,
+      batch.map((r) => r.id),
+    );
     const items: DeliveryItem[] = batch.map((row) => ({
       idempotencyKey: row.idempotencyKey,
       // Plugins get clear values: an email plugin needs the address.
       event: deps.pii.openPayload(row.payload) as DeliveredEvent,
       profile: row.profileId ? (profiles.get(row.profileId) ?? null) : null,
-      attempt: row.attempts + 1,
+      // A row erased meanwhile is not counted (nothing to update) and goes out as it was read.
+      attempt: attempts.get(row.id) ?? row.attempts + 1,
     }));
     const timer = deps.metrics?.deliverySendDuration.startTimer({ destination: destination.id });
     const results = await sendBatch(plugin, items, ctx);

@@ -116,12 +116,31 @@ export interface Outcome {
   id: string;
   status: 'delivered' | 'retrying' | 'dead' | 'skipped';
   reason: string | null;
+  /** The item was sent (its attempt was counted before the send, see markAttempts). */
   attempted: boolean;
   /** What the receiver answered to a failed attempt: kept as the row's last error until the next failure. */
   error?: { statusCode: number | null; message: string };
 }
 
-/** Records attempts' outcomes in the ledger, by primary key. */
+/**
+ * Counts an attempt of these rows before they are sent, and returns each row's attempt number. Counted
+ * before, not with the outcome: a process killed between the send and the outcome write re-sends the
+ * batch, and the send the receiver got but nobody recorded must count too (a re-send then says 2).
+ */
+export async function markAttempts(sql: Tx, ids: readonly string[]): Promise<Map<string, number>> {
+  if (!ids.length) return new Map();
+  const rows = await sql<{ id: string; attempts: number }[]>`
+    UPDATE deliveries SET
+      attempts = attempts + 1,
+      first_attempt_at = coalesce(first_attempt_at, now()),
+      last_attempt_at = now(),
+      updated_at = now()
+    WHERE id = ANY(${ids}::bigint[])
+    RETURNING id::text, attempts`;
+  return new Map(rows.map((r) => [r.id, r.attempts]));
+}
+
+/** Records attempts' outcomes in the ledger, by primary key (the attempts were counted by markAttempts). */
 export async function recordOutcomes(sql: Tx, outcomes: readonly Outcome[]): Promise<void> {
   if (!outcomes.length) return;
   const doc = JSON.stringify(
@@ -129,7 +148,6 @@ export async function recordOutcomes(sql: Tx, outcomes: readonly Outcome[]): Pro
       i: o.id,
       s: o.status,
       r: o.reason,
-      a: o.attempted,
       c: o.error?.statusCode ?? null,
       e: o.error?.message ?? null,
     })),
@@ -141,12 +159,9 @@ export async function recordOutcomes(sql: Tx, outcomes: readonly Outcome[]): Pro
       -- A verdict without an answer (retry window exhausted, skipped, waiting) keeps the last one.
       last_status = CASE WHEN x.e IS NULL THEN d.last_status ELSE x.c END,
       last_error = coalesce(x.e, d.last_error),
-      attempts = d.attempts + CASE WHEN x.a THEN 1 ELSE 0 END,
-      first_attempt_at = CASE WHEN x.a THEN coalesce(d.first_attempt_at, now()) ELSE d.first_attempt_at END,
-      last_attempt_at = CASE WHEN x.a THEN now() ELSE d.last_attempt_at END,
       delivered_at = CASE WHEN x.s = 'delivered' THEN now() ELSE d.delivered_at END,
       updated_at = now()
-    FROM json_to_recordset(${doc}::text::json) AS x (i bigint, s text, r text, a boolean, c integer, e text)
+    FROM json_to_recordset(${doc}::text::json) AS x (i bigint, s text, r text, c integer, e text)
     -- The id list keeps the plan on the primary key whatever the statistics say (a plan cached while
     -- the ledger was small kept scanning it whole: 46M rows read in one bench:deliver phase).
     WHERE d.id = x.i AND d.id = ANY(${outcomes.map((o) => o.id)}::bigint[])`;
