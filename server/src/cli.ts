@@ -1,62 +1,76 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { rotateAdminKey } from './auth/keys.ts';
-import { ConfigError, loadConfig } from './config.ts';
-import { DataDirInUseError, openDatabase } from './db/index.ts';
-import { listMigrations } from './db/migrate.ts';
-import { createLogger } from './log.ts';
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
 
-// `npm run cairn -- <command>`: operator commands that need no running server.
-const USAGE = `usage: npm run cairn -- <command>
-  migrations         print the SQL migrations in the order the server applies them
-  admin-key rotate   replace the stored admin API key (a lost or leaked one) and print the new one;
-                     uses DATABASE_URL or CAIRN_DATA_DIR like the server (stop an embedded server first)
+// `cairn <command>` (the server package's bin, compiled to dist/cli.js by `npm run build`) and
+// `npm run cairn -- <command>` (the same file run from source by tsx): start the server, and the operator
+// commands that need no running server.
+const USAGE = `usage: cairn <command>      (in a checkout: npm run cairn -- <command>)
+  start [--role=all|ingest|worker]  start the server, as npm start does; --role sets CAIRN_ROLE
+  migrate                           create or upgrade the database (Cairn's migrations, pg-boss's schema and
+                                    queues, the sign-in tables) under the servers' own locks, print what it
+                                    applied and exit: run it once before a rolling restart
+  migrations                        print the SQL migrations in the order they are applied
+  admin-key rotate                  create or replace the stored admin API key (a lost or leaked one), print it
+  sources [--json]                  list the sources: id, name, write key prefix, created
+  status [--json]                   each queue's jobs (ready, later, active) and the age of its oldest waiting
+                                    job, and each destination's unfinished deliveries
+Commands read the server's configuration from the environment: DATABASE_URL, or CAIRN_DATA_DIR for the
+embedded database (one process at a time: stop an embedded server first).
 `;
 
-const fail = (message: string): never => {
-  process.stderr.write(`cairn: ${message}\n`);
-  process.exit(1);
+const ROLES = ['all', 'ingest', 'worker'] as const;
+const COMMANDS = ['start', 'migrate', 'migrations', 'admin-key', 'sources', 'status'] as const;
+
+// Asked for (no command, --help): exit 0; a mistake: exit 2 with what was wrong.
+const usage = (message?: string): never => {
+  if (message) process.stderr.write(`cairn: ${message}\n`);
+  (message ? process.stderr : process.stdout).write(USAGE);
+  process.exit(message ? 2 : 0);
 };
 
-/** `admin-key rotate`: the new key alone on stdout (for scripts), what to do next on stderr. */
-async function rotateAdminKeyCommand(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
+const args = (() => {
   try {
-    config = loadConfig(process.env);
+    return parseArgs({
+      args: process.argv.slice(2),
+      allowPositionals: true,
+      options: { role: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
   } catch (err) {
-    if (err instanceof ConfigError) fail(err.message);
-    throw err;
+    return usage((err as Error).message);
   }
-  // Never create a database here: a mistyped CAIRN_DATA_DIR or URL must not look like success.
-  const noDatabase = `no Cairn database ${config.databaseUrl ? 'at DATABASE_URL' : `in ${config.dataDir}`}`;
-  if (!config.databaseUrl && !existsSync(join(resolve(config.dataDir), 'pgdata'))) {
-    fail(`${noDatabase}: start the server once first`);
-  }
-  const db = await openDatabase(config, createLogger('silent', { format: config.logFormat })).catch((err: unknown) =>
-    fail(err instanceof DataDirInUseError ? err.message : `cannot open the database: ${(err as Error).message}`),
-  );
-  try {
-    const [found] = await db.sql<{ settings: string | null }[]>`SELECT to_regclass('settings')::text AS settings`;
-    if (!found?.settings) fail(`${noDatabase}: start the server once first`);
-    const key = await rotateAdminKey(db.sql);
-    process.stdout.write(`${key}\n`);
-    process.stderr.write(
-      'cairn: this is the new admin API key, shown once: store it now. The old one stops working, and the new one ' +
-        'starts working, on each server when it (re)starts. CAIRN_ADMIN_API_KEY, when set, stays accepted too.\n',
-    );
-  } finally {
-    await db.close();
-  }
+})();
+const [command = '', sub, ...extra] = args.positionals;
+const { role, json, help } = args.values;
+if (help || !command) usage();
+if (!(COMMANDS as readonly string[]).includes(command)) usage(`unknown command: ${command}`);
+// Each flag and argument belongs to some commands only; anything else is a mistake worth saying, before any
+// database is opened.
+if (role !== undefined && command !== 'start') usage('--role is an option of start only');
+if (role !== undefined && !(ROLES as readonly string[]).includes(role)) {
+  usage(`--role must be one of ${ROLES.join(', ')}`);
+}
+if (json !== undefined && command !== 'sources' && command !== 'status') {
+  usage('--json is an option of sources and status only');
+}
+const expectsSub = command === 'admin-key';
+if (extra.length || (sub !== undefined && !expectsSub)) usage(`unexpected argument: ${expectsSub ? extra[0] : sub}`);
+// Rotating cuts off whoever holds the old key: never without being asked by name.
+if (expectsSub && sub !== 'rotate') {
+  usage(sub ? `unknown admin-key command: ${sub}` : 'admin-key needs a command: rotate');
 }
 
-const [command, sub] = process.argv.slice(2);
-if (command === 'migrations') {
-  for (const m of await listMigrations()) {
-    process.stdout.write(`-- migration ${String(m.version).padStart(4, '0')}: ${m.name}\n${m.sql.trimEnd()}\n\n`);
-  }
-} else if (command === 'admin-key' && sub === 'rotate') {
-  await rotateAdminKeyCommand();
+if (command === 'start') {
+  // What `npm start` runs (main.ts reads CAIRN_ROLE with the rest of the configuration).
+  if (role !== undefined) process.env.CAIRN_ROLE = role;
+  await import('./main.ts');
 } else {
-  process.stderr.write(USAGE);
-  process.exit(command ? 2 : 0);
+  const ops = await import('./cli/commands.ts');
+  const commands: Record<Exclude<(typeof COMMANDS)[number], 'start'>, () => Promise<void>> = {
+    migrate: ops.migrateCommand,
+    migrations: ops.printMigrations,
+    'admin-key': ops.rotateAdminKeyCommand,
+    sources: () => ops.sourcesCommand(json === true),
+    status: () => ops.statusCommand(json === true),
+  };
+  await commands[command as keyof typeof commands]();
 }
