@@ -29,7 +29,8 @@ try {
 } catch {
   // Not allowed (some containers): run at the same priority.
 }
-const log = createLogger(config.log);
+// One stream with the parent's lines: this process's carry proc=pipeline.
+const log = createLogger(config.log, { format: config.logFormat }).child({ proc: 'pipeline' });
 process.on('disconnect', () => {
   log.error('the server process is gone: the pipeline process exits (its jobs are retried by the next one)');
   process.exit(1);

@@ -2,7 +2,10 @@
 // the real Postgres, driven over HTTP (batched, single events, fixed rate), then the physical
 // reference (the same rows inserted straight into Postgres), then a count of what was stored.
 // See docs/benchmarks.md for what each phase does; `--write` records the results there.
+import { spawn } from 'node:child_process';
+import { Agent } from 'node:http';
 import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULTS } from '@cairn/server';
@@ -10,7 +13,7 @@ import { createTestDatabase, type ServerProcess, spawnServer, TEST_ADMIN_KEY } f
 import postgres from 'postgres';
 import { commitMeter } from './ingest/commits.ts';
 import { createEventFactory } from './ingest/events.ts';
-import { closedLoop, type Job, openLoop, percentile, type RunResult, type Target } from './ingest/load.ts';
+import { closedLoop, type Job, openLoop, percentile, post, type RunResult, type Target } from './ingest/load.ts';
 import { type CpuUse, cpuMeter, describeMachine, otherLoad, speedIndex } from './ingest/machine.ts';
 import { createRawTable, type RawMethod, rawLoad, sampleRows } from './ingest/raw.ts';
 import { type PhaseResult, type Report, resultsTable, verdictList, writeResults } from './ingest/report.ts';
@@ -40,6 +43,13 @@ function parseOptions() {
       'wait-quiet': { type: 'string', default: process.env.BENCH_WAIT_QUIET_S ?? '0' },
       'retry-noisy': { type: 'string', default: process.env.BENCH_RETRY_NOISY ?? '2' },
       'no-copy': { type: 'boolean', default: false },
+      // Events sent in batches right before a fixed-rate single-event window, so the pipeline works
+      // through them while the tracking API is measured (role all only); 0 = no such phase.
+      backlog: { type: 'string', default: process.env.BENCH_BACKLOG ?? '0' },
+      // Where the all-in-one server runs its pipeline (CAIRN_PIPELINE): its own process, or inline.
+      pipeline: { type: 'string', default: process.env.CAIRN_PIPELINE ?? 'process' },
+      // The bare node:http reference for single events (bare-http.ts); --no-bare skips it.
+      'no-bare': { type: 'boolean', default: false },
     },
   });
   const list = (s: string) =>
@@ -49,6 +59,8 @@ function parseOptions() {
       .map((x) => Number.parseInt(x, 10));
   const durationS = Number(values.duration ?? (values.quick ? 2 : 10));
   if (values.role !== 'ingest' && values.role !== 'all') throw new Error('--role must be ingest or all');
+  if (values.pipeline !== 'process' && values.pipeline !== 'inline')
+    throw new Error('--pipeline must be process or inline');
   return {
     write: values.write,
     durationMs: durationS * 1000,
@@ -60,6 +72,9 @@ function parseOptions() {
     copy: !values['no-copy'],
     waitQuietMs: Number(values['wait-quiet']) * 1000,
     retryNoisy: Number(values['retry-noisy']),
+    backlog: Number(values.backlog),
+    pipeline: values.pipeline,
+    bare: !values['no-bare'],
   };
 }
 
@@ -189,7 +204,109 @@ async function httpPhases(opt: Options, server: ServerProcess, writeKey: string,
       return r;
     });
   }
+  if (opt.backlog > 0) {
+    console.log(
+      `backlog: ${opt.backlog.toLocaleString('en-US')} events sent in batches, then ${opt.rate} /v1/track requests per second while the pipeline works through them`,
+    );
+    const backlog = await sendBacklog(target, opt.backlog, batchJob);
+    acked += backlog;
+    const behind = await unprocessed(database);
+    await measure('Cairn /v1/track open loop, backlog', `${opt.rate.toLocaleString('en-US')} req/s`, () =>
+      openLoop(target, {
+        rate: opt.rate,
+        durationMs: opt.durationMs,
+        maxConnections: OPEN_LOOP_MAX_CONNECTIONS,
+        next: singleJob,
+      }),
+    );
+    const left = await unprocessed(database);
+    console.log(
+      `    the pipeline had ${behind.toLocaleString('en-US')} events to process when the window opened and ${left.toLocaleString('en-US')} when it closed` +
+        (left === 0 ? ' (it caught up inside the window: part of it ran without a backlog)' : ''),
+    );
+    phases[phases.length - 1]!.load += `, ${Math.round(behind / 1000)}k→${Math.round(left / 1000)}k behind`;
+  }
   return { phases, acked, failedRequests, averageEventBytes: events.averageEventBytes() };
+}
+
+/** Sends `count` events in /v1/batch requests (8 at a time); returns how many were acknowledged. */
+async function sendBacklog(target: Target, count: number, next: () => Job): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  let left = Math.ceil(count / BATCH_SIZE);
+  let acked = 0;
+  const started = performance.now();
+  const client = async () => {
+    for (; left > 0; left--) {
+      const job = next();
+      const r = await post(agent, target, job);
+      if (r.status === 200) acked += job.events;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, client));
+  agent.destroy();
+  console.log(
+    `    ${acked.toLocaleString('en-US')} events acknowledged in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+  return acked;
+}
+
+/** Events stored but not yet attached to a profile by the pipeline (its backlog). */
+async function unprocessed(database: string): Promise<number> {
+  const url = new URL(process.env.DATABASE_URL!);
+  url.pathname = `/${database}`;
+  const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  try {
+    const [{ n }] = await sql<[{ n: number }]>`SELECT count(*)::int AS n FROM events WHERE profile_id IS NULL`;
+    return n;
+  } finally {
+    await sql.end();
+  }
+}
+
+/** The bare node:http reference (bare-http.ts) in a process of its own, at the single-event concurrencies. */
+async function barePhases(opt: Options, database: string): Promise<PhaseResult[]> {
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(dirname(fileURLToPath(import.meta.url)), 'ingest', 'bare-http.ts')],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      proc.stdout!.on('data', (d: Buffer) => {
+        const m = /listening on (\d+)/.exec(d.toString());
+        if (m) resolve(Number(m[1]));
+      });
+      proc.once('exit', (code) => reject(new Error(`bare-http exited with ${code}`)));
+    });
+    const events = createEventFactory(7);
+    const target: Target = {
+      host: '127.0.0.1',
+      port,
+      headers: {
+        Authorization: `Basic ${Buffer.from('bench:').toString('base64')}`,
+        'Content-Type': 'application/json',
+      },
+    };
+    const next = (): Job => ({ path: '/v1/track', body: events.single(), events: 1 });
+    console.log('bare node:http reference: read, parse and answer the same /v1/track requests (no database)');
+    await closedLoop(target, { concurrency: 16, durationMs: opt.warmupMs, next });
+    const phases: PhaseResult[] = [];
+    for (const c of opt.single) {
+      const attempt = async () => {
+        const stop = cpuMeter(proc.pid, database);
+        const r = await closedLoop(target, { concurrency: c, durationMs: opt.durationMs, next });
+        const p = summarize('bare node:http /v1/track', `c=${c}`, r, stop());
+        progress(p);
+        return p;
+      };
+      phases.push(await quietest(opt, attempt));
+    }
+    return phases;
+  } finally {
+    proc.kill('SIGTERM');
+  }
 }
 
 /** The physical reference: the same rows straight into Postgres (INSERT, and unless --no-copy, COPY both ways). */
@@ -264,6 +381,7 @@ async function main(): Promise<number> {
     const machine = await describeMachine(sql);
     const settings = {
       CAIRN_ROLE: opt.role,
+      ...(opt.role === 'all' ? { CAIRN_PIPELINE: opt.pipeline } : {}),
       CAIRN_DB_POOL_MAX: process.env.CAIRN_DB_POOL_MAX || String(DEFAULTS.poolMax),
       CAIRN_COMMIT_MAX_ROWS: process.env.CAIRN_COMMIT_MAX_ROWS || String(DEFAULTS.commitMaxRows),
       CAIRN_COMMIT_CONCURRENCY: process.env.CAIRN_COMMIT_CONCURRENCY || String(DEFAULTS.commitConcurrency),
@@ -282,7 +400,7 @@ async function main(): Promise<number> {
     );
 
     // CAIRN_LOG stays at info: spawnServer waits for the "listening on" line, and info logs nothing per request.
-    const extra: Record<string, string> = { CAIRN_ROLE: opt.role };
+    const extra: Record<string, string> = { CAIRN_ROLE: opt.role, CAIRN_PIPELINE: opt.pipeline };
     if (process.env.BENCH_SERVER_NODE_OPTIONS) extra.NODE_OPTIONS = process.env.BENCH_SERVER_NODE_OPTIONS;
     server = await spawnServer({ ...db.env, ...extra });
     const http = await httpPhases(opt, server, await writeKeyOf(server), database);
@@ -300,10 +418,11 @@ async function main(): Promise<number> {
       .filter((line) => /error/i.test(line));
     for (const line of serverErrors.slice(0, 20)) console.log(`server: ${line}`);
 
+    const bare = opt.bare && opt.single.length > 0 ? await barePhases(opt, database) : [];
     const raw = await rawPhases(opt, sql, db.url!, database);
     const speedAfter = speedIndex();
     console.log(`speed index after the run: ${speedAfter.toFixed(0)} (before: ${speedBefore.toFixed(0)})`);
-    const phases = [...http.phases, ...raw];
+    const phases = [...http.phases, ...bare, ...raw];
     const { verdicts: v, notes } = judge(phases, opt);
     const report: Report = {
       date: new Date().toISOString().slice(0, 10),

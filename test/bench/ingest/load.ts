@@ -36,7 +36,8 @@ export interface RunResult {
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
-function post(agent: Agent, target: Target, job: Job): Promise<{ status: number; body: string }> {
+/** One request on `agent`; resolves with its status and body (rejects on a network error). */
+export function post(agent: Agent, target: Target, job: Job): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {

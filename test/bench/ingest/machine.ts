@@ -72,6 +72,21 @@ function processSeconds(pid: number): number {
   }
 }
 
+// A process and its children (the all-in-one server's pipeline process).
+function processTree(pid: number): number[] {
+  const pids = [pid];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (ppid === pid) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
 // Client backends and autovacuum workers name their database in the process title; those of other
 // databases (someone else's tests on a shared Postgres) count as "other". Background processes
 // (checkpointer, WAL writer, ...) serve every database and count as Postgres.
@@ -133,7 +148,7 @@ export interface CpuUse {
  */
 export function cpuMeter(cairnPid: number | undefined, database: string | undefined): () => CpuUse {
   const started = performance.now();
-  const cairn0 = cairnPid ? processSeconds(cairnPid) : 0;
+  const cairn0 = new Map((cairnPid ? processTree(cairnPid) : []).map((p) => [p, processSeconds(p)]));
   const pg0 = new Map(postgresPids(database).map((p) => [p, processSeconds(p)]));
   const self0 = process.cpuUsage();
   const m0 = machineTicks();
@@ -144,7 +159,10 @@ export function cpuMeter(cairnPid: number | undefined, database: string | undefi
     const self = process.cpuUsage(self0);
     const m1 = machineTicks();
     const total = m1.total - m0.total || 1;
-    const cairn = cairnPid ? (processSeconds(cairnPid) - cairn0) / seconds : 0;
+    let cairnSeconds = 0;
+    for (const pid of cairnPid ? processTree(cairnPid) : [])
+      cairnSeconds += processSeconds(pid) - (cairn0.get(pid) ?? 0);
+    const cairn = cairnSeconds / seconds;
     const postgres = pg / seconds;
     const loadgen = (self.user + self.system) / 1e6 / seconds;
     const machine = (m1.busy - m0.busy) / total;
