@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { cpuMeter } from '../ingest/machine.ts';
+import { cpuMeter, processSeconds, processTree } from '../ingest/machine.ts';
 
-// CPU used during a phase of bench:deliver, in cores: the Cairn processes (one or two), Postgres, the
+// CPU used during a phase of bench:deliver, in cores: the Cairn processes (one or two, each with its pipeline process), Postgres, the
 // load generator (this process), the receiver process, and everything else on the machine.
 
 /** CPU cores used during one phase. */
@@ -11,17 +10,6 @@ export interface DeliverCpu {
   bench: number;
   receivers: number;
   other: number;
-}
-
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux
-
-function processSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-  } catch {
-    return 0; // exited
-  }
 }
 
 /**
@@ -37,7 +25,8 @@ export function deliverCpuMeter(
   database: string,
 ): () => DeliverCpu {
   const started = performance.now();
-  const pids = cairnPids.filter((p): p is number => p !== undefined);
+  // Each node with its children (the all-in-one start's pipeline process).
+  const pids = cairnPids.filter((p): p is number => p !== undefined).flatMap(processTree);
   const cairn0 = pids.map(processSeconds);
   const receivers0 = processSeconds(receiverPid);
   const stop = cpuMeter(undefined, database);

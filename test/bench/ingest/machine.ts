@@ -62,7 +62,8 @@ const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 const cores = () => availableParallelism();
 
-function processSeconds(pid: number): number {
+/** CPU seconds a process has used (0 once it has exited). */
+export function processSeconds(pid: number): number {
   try {
     // Fields after the ") " that closes the command name: utime is the 12th, stime the 13th.
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -72,8 +73,8 @@ function processSeconds(pid: number): number {
   }
 }
 
-// A process and its children (the all-in-one server's pipeline process).
-function processTree(pid: number): number[] {
+/** A process and its children (the all-in-one server's pipeline process). */
+export function processTree(pid: number): number[] {
   const pids = [pid];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
