@@ -182,7 +182,10 @@ describe('docs/deploy: the files the guide names', () => {
       expect(lines, `${what}: one row of docs/benchmarks.md starts with ${prefix}`).toHaveLength(1);
       const cells = lines[0]!.split('|').map((c) => c.trim());
       // A cell is the value, or starts with it ("922 (665–1320)": a median and its range).
-      expect(cells.some((c) => c === value || c.startsWith(`${value} `)), `${what}: ${value} in ${prefix}`).toBe(true);
+      expect(
+        cells.some((c) => c === value || c.startsWith(`${value} `)),
+        `${what}: ${value} in ${prefix}`,
+      ).toBe(true);
     }
   });
 });
