@@ -252,7 +252,14 @@ export async function startNginx(nginx: string, work: string, ingestPorts: strin
       req.on('error', reject);
       req.end(data);
     });
-  await waitFor(`nginx on ${httpsPort}${out}`, async () => (await request('GET', '/healthz')).status === 200, 20_000);
+  const early = exited.then(() => {
+    throw new Error(`nginx exited:\n${out}`);
+  });
+  await Promise.race([
+    waitFor('nginx answering', async () => (await request('GET', '/healthz')).status === 200),
+    early,
+  ]);
+  early.catch(() => {});
   return {
     httpPort,
     request,
