@@ -47,7 +47,9 @@ export function loadSnippet(): Snippet | undefined {
     };
     return { version, files: { 'cairn.min.js': read('cairn.min.js'), 'cairn.esm.js': read('cairn.esm.js') } };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    // Not built: the file is missing (ENOENT), or the package's export resolves to nothing (MODULE_NOT_FOUND).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'MODULE_NOT_FOUND') return undefined;
     throw err;
   }
 }

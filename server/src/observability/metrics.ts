@@ -144,6 +144,8 @@ export function createMetrics(
       name: 'cairn_queue_depth',
       help: 'Jobs waiting in each pg-boss queue (collected on scrape).',
       labelNames: ['queue'],
+      // Every process of a node reads the same queue: merged, the depth is theirs, not their sum.
+      aggregator: 'max',
       registers,
       async collect() {
         await collectQueueDepth?.((queue, depth) => this.set({ queue }, depth));
