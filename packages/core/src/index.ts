@@ -10,6 +10,7 @@ export {
 } from './event.ts';
 export * from './identity/index.ts';
 export { describeIssues, type IssueText, issueMessage } from './issues.ts';
+export * from './flows/index.ts';
 export { EVENT_TYPES, type EventType, isEventType, LIMITS } from './limits.ts';
 export * from './profile/index.ts';
 export * from './rules/index.ts';

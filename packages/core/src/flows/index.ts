@@ -1,0 +1,54 @@
+export type * from './ast.ts';
+export { type Finished, FlowBuilder, FlowError, flow, type NodeOptions, PathBuilder } from './builder.ts';
+export { advance, effectKey, enter, eventPathsUsed, MAX_NODES_PER_STEP, resolveZone } from './engine.ts';
+export { admit, nextEntry, type PastRun, type ProfileChange, triggeredByChange, triggeredByEvent } from './entry.ts';
+export {
+  type DecidedLeaf,
+  type Decision,
+  decideData,
+  decideRule,
+  decisionWords,
+  type FactsNeeded,
+  factsNeeded,
+  flowRules,
+  type ProfileFacts,
+  type StoredEvent,
+} from './facts.ts';
+export { outcomesOf } from './graph.ts';
+export {
+  edgeSchema,
+  FLOW_LIMITS,
+  type FlowJsonSchema,
+  flowJsonSchema,
+  flowSchema,
+  NODE_SCHEMAS,
+  NODE_TYPES,
+  nodeSchema,
+  TRIGGER_SCHEMAS,
+  TRIGGER_TYPES,
+  triggerSchema,
+} from './schema.ts';
+export {
+  type ScriptItem,
+  type SimulatedMessage,
+  type Simulation,
+  type SimulationOptions,
+  simulate,
+} from './simulate.ts';
+export { SPLIT_BUCKETS, splitBucket, splitPath } from './split.ts';
+export type { Effect, JournalEntry, RunState, RunStatus, StepContext, StepInput, StepResult } from './state.ts';
+export { parseTemplate, renderJson, renderTemplate, TEMPLATE_ROOTS, type TemplateScope } from './template.ts';
+export {
+  cronError,
+  DEFAULT_ZONE,
+  dateTraitTime,
+  durationMs,
+  isTimeZone,
+  localIso,
+  nextAnniversary,
+  nextCalendarDay,
+  nextCron,
+  nextLocalTime,
+  publicHolidays,
+} from './time.ts';
+export { type FlowContext, type FlowIssue, type FlowValidation, validateFlow } from './validate.ts';
