@@ -154,8 +154,8 @@ const LEAVES: { [K in Leaf['op']]: (r: Extract<Leaf, { op: K }>, f: ProfileFacts
       const holds = (!r.before || t < ref(r.before)) && (!r.after || t >= ref(r.after));
       return [holds, new Date(t).toISOString()];
     },
-    has_tag: (r, f) => [f.tags.includes(r.tag), f.tags.includes(r.tag)],
-    in_audience: (r, f) => [f.audiences.includes(r.audience), f.audiences.includes(r.audience)],
+    has_tag: (r, f) => [f.tags.includes(r.tag), undefined],
+    in_audience: (r, f) => [f.audiences.includes(r.audience), undefined],
     consent: (r, f) => {
       const state = f.consent?.[r.purpose] ?? 'unknown';
       return [state === r.state, state];

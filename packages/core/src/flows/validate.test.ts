@@ -5,7 +5,11 @@ import type { FlowDefinition, FlowNode } from './ast.ts';
 import { flowJsonSchema } from './schema.ts';
 import { validateFlow } from './validate.ts';
 
-const base = (nodes: FlowNode[], edges: FlowDefinition['edges'], extra: Partial<FlowDefinition> = {}): FlowDefinition => ({
+const base = (
+  nodes: FlowNode[],
+  edges: FlowDefinition['edges'],
+  extra: Partial<FlowDefinition> = {},
+): FlowDefinition => ({
   version: 1,
   name: 'test',
   trigger: { type: 'event', event: 'Added To Cart' },
@@ -22,7 +26,10 @@ const cart = base(
       id: 'email',
       type: 'send',
       destination: 'email',
-      message: { subject: 'Hi {{ traits.first_name | default: "there" }}', body: 'Your {{ event.properties.product }}' },
+      message: {
+        subject: 'Hi {{ traits.first_name | default: "there" }}',
+        body: 'Your {{ event.properties.product }}',
+      },
     },
   ],
   [{ from: 'wait', to: 'email', on: 'next' }],
@@ -40,7 +47,10 @@ describe('validateFlow', () => {
   });
 
   it('names the node and field of a structural problem, with what is valid', () => {
-    const bad = base([{ id: 'w', type: 'wait', duration: { hours: 'x' } } as never, { id: 'n', type: 'nap' } as never], []);
+    const bad = base(
+      [{ id: 'w', type: 'wait', duration: { hours: 'x' } } as never, { id: 'n', type: 'nap' } as never],
+      [],
+    );
     expect(issuesOf(bad)).toEqual([
       { node: 'w', path: 'nodes.0.duration.hours', message: 'expected a number, got the string "x"' },
       {
@@ -54,7 +64,11 @@ describe('validateFlow', () => {
   it('reports a bad rule inside a branch with the rule language own words, at the node', () => {
     const bad = base(
       [
-        { id: 'b', type: 'branch', cases: [{ rule: { op: 'trait', trait: 'plan', cmp: 'like', value: 'x' } as never }] },
+        {
+          id: 'b',
+          type: 'branch',
+          cases: [{ rule: { op: 'trait', trait: 'plan', cmp: 'like', value: 'x' } as never }],
+        },
         { id: 'x', type: 'exit' },
       ],
       [
@@ -71,7 +85,9 @@ describe('validateFlow', () => {
     const bad = base(cart.nodes, [...cart.edges, { from: 'email', to: 'sms', on: 'next' }]);
     expect(issuesOf(bad)).toEqual([{ node: 'email', path: 'edges.1.to', message: 'dangling edge: no node "sms"' }]);
     const from = base(cart.nodes, [...cart.edges, { from: 'ghost', to: 'email', on: 'next' }]);
-    expect(issuesOf(from)).toEqual([{ node: 'ghost', path: 'edges.1.from', message: 'dangling edge: no node "ghost"' }]);
+    expect(issuesOf(from)).toEqual([
+      { node: 'ghost', path: 'edges.1.from', message: 'dangling edge: no node "ghost"' },
+    ]);
   });
 
   it('refuses missing required edges and outcomes a node never has', () => {
@@ -92,7 +108,11 @@ describe('validateFlow', () => {
     );
     expect(issuesOf(bad)).toEqual([
       { node: 'sms', path: 'edges.1.on', message: 'a send node never ends with "matched"; its outcomes: next' },
-      { node: 'coupon_used', path: 'nodes.0', message: 'missing edge: a wait_for_event node needs an edge for "matched"' },
+      {
+        node: 'coupon_used',
+        path: 'nodes.0',
+        message: 'missing edge: a wait_for_event node needs an edge for "matched"',
+      },
     ]);
   });
 
@@ -128,7 +148,8 @@ describe('validateFlow', () => {
       {
         node: 'check',
         path: 'nodes.0',
-        message: 'cycle without a wait through check, ping: a run could go round forever at one instant; put a wait in it',
+        message:
+          'cycle without a wait through check, ping: a run could go round forever at one instant; put a wait in it',
       },
     ]);
     const waited = base(
@@ -147,7 +168,9 @@ describe('validateFlow', () => {
         ],
         percents.map((_, i) => ({ from: 'ab', to: 'x', on: `path:${i}` })),
       );
-    expect(issuesOf(split([50, 40]))).toEqual([{ node: 'ab', path: 'nodes.0.paths', message: 'percentages add up to 90, not 100' }]);
+    expect(issuesOf(split([50, 40]))).toEqual([
+      { node: 'ab', path: 'nodes.0.paths', message: 'percentages add up to 90, not 100' },
+    ]);
     expect(issuesOf(split([33.33, 33.33, 33.34]))).toEqual([]);
     expect(issuesOf(split([33.333, 66.667]))).toEqual([
       { node: 'ab', path: 'nodes.0.paths', message: 'percentages have at most two decimals' },
@@ -158,10 +181,18 @@ describe('validateFlow', () => {
     const send = (body: string, trigger: FlowDefinition['trigger'] = { type: 'event', event: 'Signed Up' }) =>
       base([{ id: 's', type: 'send', destination: 'email', message: { body } }], [], { trigger });
     expect(issuesOf(send('Hi {{ user.name }}'))).toEqual([
-      { node: 's', path: 'nodes.0.message.body', message: '{{ user.name }}: unknown root "user"; one of traits, computed, event, run, profile' },
+      {
+        node: 's',
+        path: 'nodes.0.message.body',
+        message: '{{ user.name }}: unknown root "user"; one of traits, computed, event, run, profile',
+      },
     ]);
     expect(issuesOf(send('Code {{ event.properties.code }}', { type: 'audience_entered', audience: 'vip' }))).toEqual([
-      { node: 's', path: 'nodes.0.message.body', message: '{{ event.properties.code }}: there is no trigger event (the trigger is not an event)' },
+      {
+        node: 's',
+        path: 'nodes.0.message.body',
+        message: '{{ event.properties.code }}: there is no trigger event (the trigger is not an event)',
+      },
     ]);
     expect(issuesOf(send('Code {{ run.coupon_code }}'))[0]?.message).toMatch(/no node sets run.coupon_code/);
     expect(issuesOf(send('Hi {{ traits.first_name'))[0]?.message).toMatch(/never closed/);
@@ -194,12 +225,16 @@ describe('validateFlow', () => {
     expect(t({ type: 'calendar', calendar: { country: 'XX' }, offsetDays: -3, time: '09:00' })).toEqual([
       { path: 'trigger.calendar', message: 'no public holidays known for XX' },
     ]);
-    expect(t({ type: 'calendar', calendar: { country: 'DE', region: 'BY' }, offsetDays: -3, time: '09:00' })).toEqual([]);
+    expect(t({ type: 'calendar', calendar: { country: 'DE', region: 'BY' }, offsetDays: -3, time: '09:00' })).toEqual(
+      [],
+    );
     expect(t({ type: 'date_trait', trait: 'birthday', offsetDays: -7, time: '25:00', repeat: 'yearly' })[0]?.path).toBe(
       'trigger.time',
     );
     const zero = base([{ id: 'w', type: 'wait', duration: {} }], []);
-    expect(issuesOf(zero)).toEqual([{ node: 'w', path: 'nodes.0.duration', message: 'a wait needs a duration above 0' }]);
+    expect(issuesOf(zero)).toEqual([
+      { node: 'w', path: 'nodes.0.duration', message: 'a wait needs a duration above 0' },
+    ]);
   });
 
   it('checks what the server knows: destinations, actions, audiences, tags, calendars', () => {
@@ -216,7 +251,12 @@ describe('validateFlow', () => {
       { trigger: { type: 'tag_added', tag: 'lead' } },
     );
     expect(
-      issuesOf(def, { destinations: ['email', 'shop'], actions: { shop: ['issue_coupon'] }, audiences: ['vip'], tags: ['lead'] }),
+      issuesOf(def, {
+        destinations: ['email', 'shop'],
+        actions: { shop: ['issue_coupon'] },
+        audiences: ['vip'],
+        tags: ['lead'],
+      }),
     ).toEqual([
       { node: 'b', path: 'nodes.0.cases.0.rule', message: 'unknown audience "vips"' },
       { node: 's', path: 'nodes.1.destination', message: 'unknown destination "mailgun"' },
@@ -230,7 +270,10 @@ describe('validateFlow', () => {
         {
           id: 'b',
           type: 'branch',
-          cases: [{ data: [{ field: 'run.score', cmp: '>', value: 3 }] }, { data: [{ field: 'traits.x', cmp: 'exists' }] }],
+          cases: [
+            { data: [{ field: 'run.score', cmp: '>', value: 3 }] },
+            { data: [{ field: 'traits.x', cmp: 'exists' }] },
+          ],
         },
         { id: 'x', type: 'exit' },
       ],
@@ -242,7 +285,11 @@ describe('validateFlow', () => {
     );
     expect(issuesOf(def)).toEqual([
       { node: 'b', path: 'nodes.0.cases.0.data.0.field', message: expect.stringMatching(/no node sets run.score/) },
-      { node: 'b', path: 'nodes.0.cases.1.data.0.field', message: 'a condition reads run.<field> or event.<path>, not "traits.x"' },
+      {
+        node: 'b',
+        path: 'nodes.0.cases.1.data.0.field',
+        message: 'a condition reads run.<field> or event.<path>, not "traits.x"',
+      },
     ]);
   });
 });
@@ -261,7 +308,10 @@ describe('flowJsonSchema', () => {
     const schema = flowJsonSchema({ ruleRef: '#/components/schemas/Rule' });
     const doc = {
       $schema: 'https://json-schema.org/draft/2020-12/schema',
-      $defs: { Rule: ruleJsonSchema({ ref: '#/$defs/Rule' }), Flow: JSON.parse(JSON.stringify(schema).replaceAll('#/components/schemas/Rule', '#/$defs/Rule')) },
+      $defs: {
+        Rule: ruleJsonSchema({ ref: '#/$defs/Rule' }),
+        Flow: JSON.parse(JSON.stringify(schema).replaceAll('#/components/schemas/Rule', '#/$defs/Rule')),
+      },
       $ref: '#/$defs/Flow',
     };
     const matches = new Ajv2020({ strict: true }).compile(doc);
