@@ -8,9 +8,9 @@ export {
   type Validation,
   validateEvent,
 } from './event.ts';
+export * from './flows/index.ts';
 export * from './identity/index.ts';
 export { describeIssues, type IssueText, issueMessage } from './issues.ts';
-export * from './flows/index.ts';
 export { EVENT_TYPES, type EventType, isEventType, LIMITS } from './limits.ts';
 export * from './profile/index.ts';
 export * from './rules/index.ts';

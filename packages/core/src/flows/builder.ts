@@ -212,6 +212,20 @@ export class PathBuilder implements Finished {
   }
 }
 
+/** The triggers, each setting the flow's and returning its builder. */
+export interface TriggerBuilder<B> {
+  event(event: string, where?: EventCondition[]): B;
+  audienceEntered(audience: string): B;
+  audienceExited(audience: string): B;
+  tagAdded(tag: string): B;
+  tagRemoved(tag: string): B;
+  traitChanged(trait: string, to?: Comparison, computed?: boolean): B;
+  dateTrait(trait: string, at: Omit<DateTraitTrigger, 'type' | 'trait'>): B;
+  schedule(cron: string, timezone: string, audience: string): B;
+  calendar(calendar: CalendarTrigger['calendar'], at: Omit<CalendarTrigger, 'type' | 'calendar'>): B;
+  api(data?: string[]): B;
+}
+
 /** The start of a flow in code: its settings, its trigger, then its first path. */
 export class FlowBuilder extends PathBuilder {
   constructor(name: string, options: { timezone?: string } = {}) {
@@ -232,7 +246,7 @@ export class FlowBuilder extends PathBuilder {
   }
 
   /** Who enters, when. */
-  get trigger() {
+  get trigger(): TriggerBuilder<this> {
     return {
       event: (event: string, where?: EventCondition[]) =>
         this.set({ type: 'event', event, ...(where ? { where } : {}) }),
