@@ -184,6 +184,20 @@ describe('advance: wait_until a date trait', () => {
     const passed = runner(flow, person({ expires_at: '2026-03-03' }));
     expect(passed.steps[0]!.effects.map((e) => e.type)).toEqual(['send']);
   });
+  it('re-plans when the date moves: later keeps waiting, earlier is sooner, a changed date seen at due is honoured', () => {
+    const run = runner(flow, person({ expires_at: '2026-06-10' }));
+    const moved = run.feed({ type: 'replan' }, T0 + DAY, person({ expires_at: '2026-06-05' }));
+    expect(run.state.due).toBe(Date.parse('2026-06-02T07:00:00Z'));
+    expect(moved.journal[0]?.reason).toContain('until 2026-06-02T09:00:00.000+02:00');
+    // The same date again changes nothing.
+    expect(run.feed({ type: 'replan' }, T0 + DAY, person({ expires_at: '2026-06-05' })).journal).toEqual([]);
+    // At the due time the date had moved later without a replan: the run waits on.
+    run.feed({ type: 'due' }, Date.parse('2026-06-02T07:00:00Z'), person({ expires_at: '2026-07-01' }));
+    expect(run.state).toMatchObject({ status: 'waiting', node: 'until', due: Date.parse('2026-06-28T07:00:00Z') });
+    expect(run.state.visits.until).toBe(1);
+    run.feed({ type: 'due' }, Date.parse('2026-06-28T07:00:00Z'), person({ expires_at: '2026-07-01' }));
+    expect(run.steps.at(-1)!.effects.map((e) => e.key)).toEqual(['flow:r1:remind:0']);
+  });
 });
 
 describe('advance: wait_for_event', () => {

@@ -8,7 +8,7 @@ import { matchEvent } from '../rules/evaluate.ts';
 import { dateOf, valueAt } from '../rules/values.ts';
 import type { FlowDefinition, FlowNode, JsonValue } from './ast.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
-import { handlerOf } from './nodes.ts';
+import { handlerOf, untilTrait } from './nodes.ts';
 import type { Outcome, RunState, Step, StepContext, StepInput, StepResult } from './state.ts';
 import { parseTemplate, templateStrings } from './template.ts';
 import { DEFAULT_ZONE, isTimeZone } from './time.ts';
@@ -319,6 +319,12 @@ export function advance(def: FlowDefinition, state: RunState, input: StepInput, 
   if (input.type === 'due') {
     if (!dueNow()) return { state, effects: [], journal: [] };
     fireDue(step);
+  } else if (input.type === 'replan') {
+    const node = s.status === 'waiting' && s.node !== null ? nodeById(def, s.node) : undefined;
+    if (node?.type !== 'wait_until' || !('trait' in node.until)) return { state, effects: [], journal: [] };
+    const outcome = untilTrait(node.until, step);
+    if ('wait' in outcome && outcome.wait.due === s.due) return { state, effects: [], journal: [] };
+    follow(step, node, outcome);
   } else if (input.type === 'event') {
     if (!goal(step, input.event)) {
       if (dueNow()) fireDue(step);

@@ -52,6 +52,25 @@ function waitUntil(step: Step, due: number, what: string): Outcome {
   return { wait: { due }, reason: `${what}: until ${local(step, due)} (${step.zone.zone}, from ${step.zone.source})` };
 }
 
+/**
+ * A wait until a date trait ± days (at a local time), decided on the trait as it is now.
+ *
+ * @example
+ * untilTrait({ trait: 'expires_at', offsetDays: -3, time: '09:00' }, step);
+ */
+export function untilTrait(u: { trait: string; offsetDays?: number; time?: string }, step: Step): Outcome {
+  const value = step.facts.traits[u.trait];
+  const at = dateTraitTime(value, u, step.zone.zone);
+  const offset = u.offsetDays ? ` ${u.offsetDays > 0 ? '+' : ''}${u.offsetDays} days` : '';
+  if (at === undefined)
+    return {
+      go: 'missing',
+      reason: `${u.trait} is not a date (${JSON.stringify(value ?? null)})`,
+      values: { [u.trait]: value ?? null },
+    };
+  return waitUntil(step, at, `${u.trait}${offset}${u.time ? ` at ${u.time}` : ''}`);
+}
+
 function awaited(
   step: Step,
   node: { keep?: Record<string, string> },
@@ -78,22 +97,13 @@ const handlers: { [T in NodeType]: Handler<T> } = {
   wait_until: {
     run: (node, step) => {
       const u = node.until;
-      if ('time' in u && !('trait' in u)) {
-        const days = u.weekdays?.length ? ` on ${u.weekdays.join(', ')}` : '';
-        return waitUntil(step, nextLocalTime(step.now, step.zone.zone, u.time, u.weekdays), `${u.time}${days}`);
-      }
-      const value = step.facts.traits[u.trait];
-      const at = dateTraitTime(value, u, step.zone.zone);
-      const what = `${u.trait}${u.offsetDays ? ` ${u.offsetDays > 0 ? '+' : ''}${u.offsetDays} days` : ''}${u.time ? ` at ${u.time}` : ''}`;
-      if (at === undefined)
-        return {
-          go: 'missing',
-          reason: `${u.trait} is not a date (${JSON.stringify(value ?? null)})`,
-          values: { [u.trait]: value ?? null },
-        };
-      return waitUntil(step, at, what);
+      if ('trait' in u) return untilTrait(u, step);
+      const days = u.weekdays?.length ? ` on ${u.weekdays.join(', ')}` : '';
+      return waitUntil(step, nextLocalTime(step.now, step.zone.zone, u.time, u.weekdays), `${u.time}${days}`);
     },
-    due: () => ({ go: 'next', reason: 'the time came' }),
+    // The trait is read again: a date moved later keeps the run waiting, a date removed takes `missing`.
+    due: (node, step) =>
+      'trait' in node.until ? untilTrait(node.until, step) : { go: 'next', reason: 'the time came' },
   },
   wait_for_event: {
     run: (node, step) => {

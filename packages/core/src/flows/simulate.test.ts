@@ -297,4 +297,21 @@ describe('simulate: more seed flows', () => {
     expect(sim.entered?.reason).toContain('Tag der Deutschen Einheit 2026-10-03 -3 days at 09:00 Europe/Berlin');
     expect(sim.messages.map((m) => iso(m.at))).toEqual(['2026-09-30T07:00:00.000Z']);
   });
+
+  it('membership expiry − 3 days: a renewal date moved earlier is re-planned', () => {
+    const expiry = flow('Expiry reminder', { timezone: 'Europe/Berlin' })
+      .trigger.api()
+      .waitUntilTrait('expires_at', { offsetDays: -3, time: '09:00' }, { id: 'before_expiry' })
+      .send('email', { body: 'Your membership ends on {{ traits.expires_at }}' })
+      .build();
+    const sim = simulate(expiry, {
+      profile: person({ expires_at: '2026-04-30' }),
+      start: START,
+      horizon: { days: 90 },
+      script: [{ at: START + DAY, traits: { expires_at: '2026-03-20' } }],
+    });
+    expect(sim.messages.map((m) => [iso(m.at), m.body])).toEqual([
+      ['2026-03-17T08:00:00.000Z', 'Your membership ends on 2026-03-20'],
+    ]);
+  });
 });

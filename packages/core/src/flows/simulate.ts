@@ -217,6 +217,8 @@ export function simulate(def: FlowDefinition, options: SimulationOptions): Simul
         timestamp: new Date(next).toISOString(),
         ...item.item.event,
       };
+      // A changed trait may move a date the run waits for, as the runner re-plans on trait changes.
+      if (active && item.item.traits) step({ type: 'replan' }, next);
       if (active && event) step({ type: 'event', event }, next);
       else if (!state) {
         if (event && triggeredByEvent(def.trigger, event, next))

@@ -47,6 +47,8 @@ export interface RunState {
 export type StepInput =
   /** A timer: the run's `due` came (an early tick does nothing). Also the first step of a new run. */
   | { type: 'due' }
+  /** A date trait a `wait_until` waits for changed: plan the wait again (sooner, later, or `missing`). */
+  | { type: 'replan' }
   /** An event of the run's profile arrived (checked against the goal and a `wait_for_event`). */
   | { type: 'event'; event: StoredEvent }
   /** The result of the webhook or action the run awaits, by its idempotency key. */
