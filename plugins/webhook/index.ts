@@ -36,7 +36,9 @@ export function sign(secret: string, body: string, unixSeconds: number): string 
 }
 
 function envelope(item: DeliveryItem) {
-  return { idempotencyKey: item.idempotencyKey, attempt: item.attempt, event: item.event, profile: item.profile };
+  const base = { idempotencyKey: item.idempotencyKey, attempt: item.attempt, event: item.event, profile: item.profile };
+  // A flow's message rides along as rendered: the receiver sends or shows it as it is.
+  return item.message ? { ...base, message: item.message } : base;
 }
 
 export default definePlugin({

@@ -151,7 +151,15 @@ describe('npm run cairn -- sources and status', () => {
         queues: { queue: string; stage: string; ready: number; active: number; oldestSeconds: number | null }[];
         deliveries: unknown[];
       };
-      expect(queues.map((q) => q.queue)).toEqual(['identify', 'compute', 'recompute', 'fanout', 'forget']);
+      expect(queues.map((q) => q.queue)).toEqual([
+        'identify',
+        'compute',
+        'recompute',
+        'automate',
+        'fanout',
+        'messages',
+        'forget',
+      ]);
       const identify = queues.find((q) => q.queue === 'identify');
       expect(identify).toMatchObject({ stage: '2 identify', active: 0 });
       expect(identify?.ready).toBeGreaterThanOrEqual(1);

@@ -26,6 +26,7 @@ export type {
   Channel,
   DeliveredEvent,
   DeliveryItem,
+  DeliveryMessage,
   DeliveryProfile,
   ForgetRequest,
   ItemOutcome,

@@ -59,7 +59,8 @@ function format(value: unknown): string {
 
 /**
  * The variables every message template has: `event` (the whole stored event), `profile`, `traits`
- * (alias `trait`; profile traits over the event's own), `email`, `phone`, `user_id`, plus `extra`.
+ * (alias `trait`; profile traits over the event's own), `email`, `phone`, `user_id`, `message` (a flow's
+ * rendered subject and body, when the item is one), plus `extra`.
  *
  * @example
  * render('Hi {{first_name}}', itemScope(item, { unsubscribe_url: url }));
@@ -78,6 +79,8 @@ export function itemScope(item: DeliveryItem, extra: Scope = {}): Scope {
     email: profile?.email ?? null,
     phone: profile?.phone ?? null,
     user_id: profile?.userId ?? event.userId ?? null,
+    // A flow's rendered message: a plugin's own templates can send `{{message.body}}`.
+    ...(item.message ? { message: item.message } : {}),
     ...extra,
   };
 }

@@ -55,14 +55,35 @@ export interface DeliveredEvent {
   [field: string]: unknown;
 }
 
+/**
+ * A message a flow sends through the destination, rendered by Cairn (templates filled from the person's
+ * traits, the event that started the flow and the run's data). Plugins that send messages should send
+ * this subject and body instead of their own templates.
+ */
+export interface DeliveryMessage {
+  subject?: string;
+  body: string;
+  /** The flow and the node of it that sent the message. */
+  flow: { id: string; node: string };
+}
+
 /** One thing to deliver. */
 export interface DeliveryItem {
-  /** The same on every attempt and replay: `<messageId>:<destination id>`. Send it as an idempotency key. */
+  /**
+   * The same on every attempt and replay: `<messageId>:<destination id>` for an event, the flow step's
+   * `flow:<run>:<node>:<iteration>` for a message. Send it as an idempotency key.
+   */
   idempotencyKey: string;
+  /**
+   * The event; for a flow's message (see `message`), a `track` event named `Flow Message` whose
+   * properties hold the flow, subject and body, for plugins that only read events.
+   */
   event: DeliveredEvent;
   profile: DeliveryProfile | null;
   /** 1 on the first try. */
   attempt: number;
+  /** Set when a flow sends a message to the person (absent for events). */
+  message?: DeliveryMessage;
 }
 
 /**

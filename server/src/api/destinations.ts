@@ -92,7 +92,7 @@ const DeliveryStatusSchema = z.enum(DELIVERY_STATUSES).openapi('DeliveryStatus',
 const DeliverySchema = z
   .object({
     id: z.string(),
-    eventId: z.string(),
+    eventId: z.string().nullable().openapi({ description: "Null for a flow's message" }),
     messageId: z.string().nullable(),
     profileId: z.string().nullable(),
     idempotencyKey: z.string(),

@@ -29,6 +29,7 @@ import { destinationsApi, destinationView } from './destinations.ts';
 import { apiReference } from './docs.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
+import { flowsApi } from './flows.ts';
 import { keysApi } from './keys.ts';
 import { profilesApi } from './profiles.ts';
 import { sourcesApi } from './sources.ts';
@@ -138,6 +139,7 @@ export function adminApi(deps: {
   api.route('/computed-traits', computedTraitsApi(deps));
   api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
+  api.route('/flows', flowsApi(deps));
   api.route(
     '/users',
     usersApi(deps.sql, deps.people, () => deps.apiKeys.clear()),

@@ -3,6 +3,7 @@ import { type Principal, ROLES, type Role } from '../auth/keys.ts';
 import { apiKeyRecord, personRecord } from '../auth/queries.ts';
 import type { Sql } from '../db/index.ts';
 import { STORED_VIEW } from '../pii/view.ts';
+import { getFlow } from '../pipeline/automate/index.ts';
 import { computedTraitDefinition, getAudience, tagDefinition } from '../pipeline/compute/index.ts';
 import { getDestination } from '../pipeline/deliver/index.ts';
 import { profileView } from '../pipeline/identify/index.ts';
@@ -78,6 +79,7 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
     },
     tag: tagDefinition,
     computedTrait: computedTraitDefinition,
+    flow: async (sql, id) => plain(await getFlow(sql, id)),
     user: personRecord,
     // Never the key column (a hash, but still the credential's verifier); metadata is stored as text.
     apiKey: async (sql, id) => {
@@ -169,6 +171,12 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       idFrom: 'response',
       load: l.computedTrait,
     },
+
+    ...crud('/flows', 'flow', l.flow).filter((r) => r.method !== 'DELETE'),
+    { method: 'POST', path: '/flows/:id/publish', action: 'flow.publish', resourceType: 'flow', load: l.flow },
+    { method: 'POST', path: '/flows/:id/pause', action: 'flow.pause', resourceType: 'flow', load: l.flow },
+    { method: 'POST', path: '/flows/:id/resume', action: 'flow.resume', resourceType: 'flow', load: l.flow },
+    { method: 'POST', path: '/flows/:id/simulate', action: null, resourceType: 'flow' },
 
     {
       method: 'PUT',

@@ -17,6 +17,9 @@ export type Permission =
   | 'destinations:write'
   | 'audiences:read'
   | 'audiences:write'
+  /** Automation flows: reading them, their runs and simulations; writing, publishing, pausing. */
+  | 'flows:read'
+  | 'flows:write'
   | 'users:read'
   | 'users:write'
   | 'keys:read'
@@ -26,11 +29,11 @@ export type Permission =
   /** Clear-text PII in responses; without it sensitive traits are masked (see server/src/api/pii-view.ts). */
   | 'pii:read';
 
-const READS: Permission[] = ['events:read', 'profiles:read', 'destinations:read', 'audiences:read'];
+const READS: Permission[] = ['events:read', 'profiles:read', 'destinations:read', 'audiences:read', 'flows:read'];
 
 /**
  * The permission table. admin: everything. operator: every write except people, keys (and settings);
- * PII masked. analyst: reads profiles, events, audiences, members and deliveries; changes nothing.
+ * PII masked. analyst: reads profiles, events, audiences, members, flows and deliveries; changes nothing.
  */
 export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   admin: new Set<Permission>([
@@ -42,6 +45,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'profiles:erase',
     'destinations:write',
     'audiences:write',
+    'flows:write',
     'users:read',
     'users:write',
     'keys:read',
@@ -58,6 +62,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'profiles:erase',
     'destinations:write',
     'audiences:write',
+    'flows:write',
   ]),
   analyst: new Set<Permission>(READS),
 };

@@ -36,7 +36,9 @@ const STAGES: Record<keyof typeof QUEUES, string> = {
   identify: '2 identify',
   compute: '3 compute',
   recompute: '3 recompute (full)',
+  automate: '4 automate',
   fanout: '5 fan-out',
+  messages: '5 flow messages',
   forget: '5 forget',
 };
 

@@ -50,6 +50,10 @@ export const QUEUES = {
     retentionSeconds: 90 * 24 * 3600,
     deleteAfterSeconds: 24 * 3600,
   },
+  /** Stage 4: attached events and membership changes, for flow triggers and runs waiting for an event. */
+  automate: { name: 'automate', ...STAGE_RETRIES, expireInSeconds: 120, heartbeatSeconds: 10, notify: true },
+  /** Stage 5: messages flows' steps committed, written to the delivery ledger once per idempotency key. */
+  messages: { name: 'messages', ...STAGE_RETRIES, expireInSeconds: 120, heartbeatSeconds: 10, notify: true },
 } as const satisfies { [Q in ConsumerQueue]: Queue & { name: Q } };
 
 /** The schema pg-boss keeps its tables in. */

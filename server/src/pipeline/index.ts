@@ -4,12 +4,14 @@
 //
 //   1 ingest ──events.stored──▶ 2 identify ──events.attached──▶ 3 compute ──memberships.changed──▶ 5 fanout ─▶ senders
 //                                         └───────────────events.attached────────────────────────▶ 5 fanout
+//                                         └──events.attached──▶ 4 automate ◀──memberships.changed── 3 compute
+//                                                                  │ (+ its timer: due runs)
+//                                                                  └──messages.requested──▶ 5 messages ─▶ senders
 //   admin API ──definition.changed──▶ 3 recompute       ──profiles.changed──▶ 3 compute
 //   admin API ──profile.erased──▶ 5 forget
-//
-// Stage 4 (automate: flows) comes in between: a factory below and its topics in topics.ts.
 import type { Runtime, Stage } from '../runtime.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
+import { type AutomateStage, createAutomateStage } from './automate/stage.ts';
 import { type ComputeStage, createComputeStage } from './compute/stage.ts';
 import { createDeliverStage, type DeliverStage } from './deliver/stage.ts';
 import { createIdentifyStage, type IdentifyStage } from './identify/stage.ts';
@@ -22,6 +24,7 @@ export interface Pipeline extends Stage {
   readonly ingest: IngestStage;
   readonly identify: IdentifyStage;
   readonly compute: ComputeStage;
+  readonly automate: AutomateStage;
   readonly deliver: DeliverStage;
 }
 
@@ -39,12 +42,14 @@ export function createPipeline(rt: Runtime, deps: { sources: SourceDirectory }):
   const ingest = createIngestStage(rt, deps); // 1
   const identify = createIdentifyStage(rt); // 2
   const compute = createComputeStage(rt); // 3: beside fan-out, not before it: an event's own delivery does not wait for audiences
+  const automate = createAutomateStage(rt, { work }); // 4: beside fan-out too; its messages come back to stage 5
   const deliver = createDeliverStage(rt, { work }); // 5
-  const order: Stage[] = [ingest, ...(work ? [identify, compute] : []), deliver];
+  const order: Stage[] = [ingest, ...(work ? [identify, compute, automate] : []), deliver];
   return {
     ingest,
     identify,
     compute,
+    automate,
     deliver,
     async start() {
       for (const stage of order) await stage.start();

@@ -15,6 +15,21 @@ export interface ProfileErased {
   destinationIds: string[];
 }
 
+/**
+ * A message a flow asked for (stage 4 → stage 5): rendered, with the idempotency key of the flow's effect
+ * (`flow:<run>:<node>:<iteration>`), which stays the same when the step is replayed after a crash.
+ */
+export interface RequestedMessage {
+  key: string;
+  destinationId: string;
+  profileId: string;
+  /** The source of the event that started the run (its consent policy applies); null: the default policy. */
+  sourceId: string | null;
+  flow: { id: string; version: number; node: string; runId: string };
+  /** The rendered `{ subject?, body }` as JSON, sealed (`pii.sealBytes`): a message may name the person. */
+  sealed: string;
+}
+
 /** A definition of stage 3. */
 export type DefinitionKind = 'audience' | 'tag' | 'computed';
 
@@ -38,13 +53,15 @@ export interface Facts {
   'definition.changed': { kind: DefinitionKind; key: string };
   /** A person was erased. */
   'profile.erased': ProfileErased;
+  /** Flows' steps committed these messages: each goes into the delivery ledger once. */
+  'messages.requested': { messages: RequestedMessage[] };
 }
 
 /** A fact's name. */
 export type Topic = keyof Facts;
 
 /** The queues stages consume from; each is declared with its options in jobs/queues.ts. */
-export type ConsumerQueue = 'identify' | 'fanout' | 'compute' | 'recompute' | 'forget';
+export type ConsumerQueue = 'identify' | 'fanout' | 'compute' | 'recompute' | 'forget' | 'automate' | 'messages';
 
 /**
  * Who hears of what: topic → the consumer queues that each get one job per hand-off.
@@ -53,15 +70,18 @@ export type ConsumerQueue = 'identify' | 'fanout' | 'compute' | 'recompute' | 'f
  * - compute: tags, audiences and computed traits of the profiles events or changes touched (stage 3);
  * - recompute: a changed definition over every profile (stage 3);
  * - fanout: one ledger row per destination that takes the event (stage 5);
- * - forget: erasures forwarded to destinations that can delete (stage 5).
+ * - forget: erasures forwarded to destinations that can delete (stage 5);
+ * - automate: flow triggers, and runs waiting for an event of the person (stage 4);
+ * - messages: messages flows send, written to the delivery ledger (stage 5).
  */
 export const SUBSCRIPTIONS = {
   'events.stored': ['identify'],
-  'events.attached': ['fanout', 'compute'],
-  'memberships.changed': ['fanout'],
+  'events.attached': ['fanout', 'compute', 'automate'],
+  'memberships.changed': ['fanout', 'automate'],
   'profiles.changed': ['compute'],
   'definition.changed': ['recompute'],
   'profile.erased': ['forget'],
+  'messages.requested': ['messages'],
 } as const satisfies { readonly [T in Topic]: readonly ConsumerQueue[] };
 
 /** One job's data: the fact's payload and the topic it was handed over as. */

@@ -15,7 +15,8 @@ export const WAITING_REASON = 'behind an earlier event of this profile';
 /** A ledger row as the API lists it. */
 export interface LedgerEntry {
   id: string;
-  eventId: string;
+  /** Null for a flow's message. */
+  eventId: string | null;
   messageId: string | null;
   profileId: string | null;
   idempotencyKey: string;
@@ -73,12 +74,17 @@ export async function resetForReplay(
   q: { status: 'dead' } | { from: Date; to: Date },
   ordered: boolean,
 ): Promise<{ id: string; profileId: string | null; status: 'pending' | 'waiting' }[]> {
+  const status = sql`CASE WHEN ${ordered}::boolean AND d.profile_id IS NOT NULL THEN 'waiting' ELSE 'pending' END`;
+  // Dead letters need no event: flows' messages (rows without one) are replayed with them.
+  if ('status' in q)
+    return sql`
+      UPDATE deliveries d SET status = ${status}, reason = 'replayed', first_attempt_at = NULL, updated_at = now()
+      WHERE d.destination_id = ${destination} AND d.status = 'dead'
+      RETURNING d.id::text, d.profile_id AS "profileId", d.status`;
   return sql`
-    UPDATE deliveries d SET
-      status = CASE WHEN ${ordered}::boolean AND d.profile_id IS NOT NULL THEN 'waiting' ELSE 'pending' END,
-      reason = 'replayed', first_attempt_at = NULL, updated_at = now()
+    UPDATE deliveries d SET status = ${status}, reason = 'replayed', first_attempt_at = NULL, updated_at = now()
     FROM events e
     WHERE d.destination_id = ${destination} AND e.id = d.event_id
-      ${'status' in q ? sql`AND d.status = 'dead'` : sql`AND e.timestamp >= ${q.from} AND e.timestamp < ${q.to} AND d.status IN ('delivered', 'dead', 'skipped')`}
+      AND e.timestamp >= ${q.from} AND e.timestamp < ${q.to} AND d.status IN ('delivered', 'dead', 'skipped')
     RETURNING d.id::text, d.profile_id AS "profileId", d.status`;
 }

@@ -2,7 +2,6 @@ import { type ConsentPolicy, consentDecision, DEFAULT_CONSENT_POLICY } from '@ca
 import {
   type Channel,
   createPluginFetch,
-  type DeliveredEvent,
   type DeliveryItem,
   type DeliveryProfile,
   type ItemOutcome,
@@ -17,6 +16,7 @@ import { type DeliverJob, destinationQueueName } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { Pii } from '../../pii/index.ts';
+import { deliveryItem } from './messages.ts';
 import { recordInOrder } from './order.ts';
 import type { PluginRegistry } from './plugins.ts';
 import {
@@ -317,14 +317,15 @@ export async function deliverJobs(
       deps.sql,
       batch.map((r) => r.id),
     );
-    const items: DeliveryItem[] = batch.map((row) => ({
-      idempotencyKey: row.idempotencyKey,
-      // Plugins get clear values: an email plugin needs the address.
-      event: deps.pii.openPayload(row.payload) as DeliveredEvent,
-      profile: row.profileId ? (profiles.get(row.profileId) ?? null) : null,
-      // A row erased meanwhile is not counted (nothing to update) and goes out as it was read.
-      attempt: attempts.get(row.id) ?? row.attempts + 1,
-    }));
+    const items: DeliveryItem[] = batch.map((row) =>
+      deliveryItem(
+        row,
+        deps.pii,
+        row.profileId ? (profiles.get(row.profileId) ?? null) : null,
+        // A row erased meanwhile is not counted (nothing to update) and goes out as it was read.
+        attempts.get(row.id) ?? row.attempts + 1,
+      ),
+    );
     const timer = deps.metrics?.deliverySendDuration.startTimer({ destination: destination.id });
     const results = await sendBatch(plugin, items, ctx);
     timer?.();

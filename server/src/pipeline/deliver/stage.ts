@@ -6,12 +6,16 @@ import { type DeliverCommands, deliverCommands } from './commands.ts';
 import { createDestinationDirectory, type DestinationDirectory } from './directory.ts';
 import { startFanoutWorker } from './fanout.ts';
 import { startForgetWorker } from './forget.ts';
+import { startMessagesWorker } from './messages.ts';
 import { sweepWaiting } from './order.ts';
 import { createRateLimits, type SenderDeps } from './sender.ts';
 import { createSenders } from './senders.ts';
 import { unsubscribeRoutes } from './unsubscribe.ts';
 
-/** Stage 5: fan-out to destinations, their senders and the sweep of waiting deliveries, erasures forwarded, unsubscribe links. */
+/**
+ * Stage 5: fan-out to destinations, flows' messages into the ledger, their senders and the sweep of waiting
+ * deliveries, erasures forwarded, unsubscribe links.
+ */
 export interface DeliverStage extends Stage, DeliverCommands {
   /** The destinations of this database, kept current (every role reads them; workers also send). */
   readonly destinations: DestinationDirectory;
@@ -20,7 +24,7 @@ export interface DeliverStage extends Stage, DeliverCommands {
 }
 
 /**
- * Creates stage 5. With `work` (every role but `ingest`) it consumes `fanout` and `forget` and runs one
+ * Creates stage 5. With `work` (every role but `ingest`) it consumes `fanout`, `messages` and `forget` and runs one
  * sender per enabled destination, with the sweep of waiting deliveries.
  *
  * @example
@@ -91,6 +95,7 @@ export function createDeliverStage(rt: Runtime, options: { work: boolean }): Del
       // At once: rows an upgrade or a crash left waiting go without waiting for the first tick.
       void sweeper.runNow();
       await startFanoutWorker(rt.boss, rt.sql, directory, rt.pii, rt.clock);
+      await startMessagesWorker(rt.boss, rt.sql, directory);
       await startForgetWorker(sender, directory);
     },
     async stop() {

@@ -5,10 +5,20 @@ import type { Pii } from '../../../pii/index.ts';
 
 // Sending: the rows a sender takes, the people and consent they need, and the outcomes it records.
 
-/** A ledger row with its event, as the sender needs it. */
+/** What a flow asked to send, as the ledger keeps it (a row without an event). */
+export interface LedgerMessage {
+  /** The rendered `{ subject?, body }` as JSON, sealed (opened for the plugin only). */
+  sealed: string;
+  flow: { id: string; version: number; node: string; runId: string };
+  /** The source of the event that started the run, whose consent policy applies. */
+  source: string | null;
+}
+
+/** A ledger row with its event (or a flow's message), as the sender needs it. */
 export interface DeliveryRow {
   id: string;
-  eventId: string;
+  /** Null for a flow's message. */
+  eventId: string | null;
   /** The profile the event belongs to now (events follow merges): what the plugin is told. */
   profileId: string | null;
   /** The profile the row was fanned out for: the line it keeps its order in (order.ts). */
@@ -17,31 +27,38 @@ export interface DeliveryRow {
   status: string;
   attempts: number;
   firstAttemptAt: Date | null;
-  sourceId: string;
+  sourceId: string | null;
+  /** The event's time, or when the flow's message was asked for. */
   timestamp: Date;
-  payload: Record<string, unknown>;
-  consentPolicy: ConsentPolicy;
+  /** Null for a flow's message. */
+  payload: Record<string, unknown> | null;
+  message: LedgerMessage | null;
+  /** Null when the row names no source (the default policy applies). */
+  consentPolicy: ConsentPolicy | null;
 }
 
 /**
  * Deliveries still to do, with their events, in event order (timestamp, then arrival). For an ordered
  * destination a job holds all of a profile's pending rows: the rows fanned out before them are
  * finished and those fanned out after them wait (order.ts), so this orders what a profile has in
- * flight, which fan-outs running in parallel may have inserted out of event order.
+ * flight, which fan-outs running in parallel may have inserted out of event order. A flow's message
+ * has no event: it is ordered by when it was asked for, and its consent policy is that of the source
+ * of the event that started the run (the message names it).
  */
 export async function deliveriesToSend(sql: Tx, ids: readonly string[]): Promise<DeliveryRow[]> {
   return sql<DeliveryRow[]>`
     SELECT d.id::text, d.event_id::text AS "eventId", coalesce(e.profile_id, d.profile_id) AS "profileId",
       d.profile_id AS "lineProfileId",
       d.idempotency_key AS "idempotencyKey", d.status, d.attempts, d.first_attempt_at AS "firstAttemptAt",
-      e.source_id AS "sourceId", e.timestamp, e.payload, s.consent_policy AS "consentPolicy"
+      e.source_id AS "sourceId", coalesce(e.timestamp, d.created_at) AS timestamp, e.payload, d.message,
+      s.consent_policy AS "consentPolicy"
     FROM deliveries d
-    JOIN events e ON e.id = d.event_id
-    JOIN sources s ON s.id = e.source_id
+    LEFT JOIN events e ON e.id = d.event_id
+    LEFT JOIN sources s ON s.id = coalesce(e.source_id, d.message->>'source')
     -- IS TRUE hides the status test from the planner's partial-index matching: otherwise it may read
     -- these ids through deliveries_unfinished_idx, i.e. every unfinished row of the ledger.
     WHERE d.id = ANY(${ids}::bigint[]) AND (d.status IN ('pending', 'retrying')) IS TRUE
-    ORDER BY e.timestamp, e.id`;
+    ORDER BY coalesce(e.timestamp, d.created_at), e.id, d.id`;
 }
 
 /** The profiles of a batch as destinations see them (live ids: events follow merges; PII opened). */

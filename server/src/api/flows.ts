@@ -1,0 +1,439 @@
+import {
+  type FlowContext,
+  type FlowDefinition,
+  type FlowIssue,
+  flowJsonSchema,
+  type JsonObject,
+  type ProfileFacts,
+  type ScriptItem,
+  simulate,
+  validateFlow,
+} from '@cairn/core';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
+import type { Sql } from '../db/index.ts';
+import { apiError } from '../http/errors.ts';
+import { maskPayload, maskValue, type Pii } from '../pii/index.ts';
+import { piiView } from '../pii/view.ts';
+import {
+  type FlowRow,
+  flowRuns,
+  getFlow,
+  getFlowVersion,
+  insertFlow,
+  listFlows,
+  loadFacts,
+  needsOf,
+  publishFlow,
+  runnerIssues,
+  setFlowStatus,
+  updateFlow,
+} from '../pipeline/automate/index.ts';
+import { allRules } from '../pipeline/compute/index.ts';
+import { listDestinations } from '../pipeline/deliver/index.ts';
+import { liveProfileId } from '../pipeline/identify/index.ts';
+import { applyPatch, patchOf } from './patch.ts';
+import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
+
+// A flow definition is parsed as any JSON here and validated by validateFlow, whose issues name the node
+// and the field; the description shows the real schema (generated from the zod schema that validates it).
+const FlowDefinitionSchema = z.unknown().openapi('FlowDefinition', {
+  ...flowJsonSchema({ ruleRef: '#/components/schemas/Rule' }),
+  description:
+    'A flow: a trigger, entry rules, and nodes joined by typed edges (packages/core/src/flows/README.md). Rules are the audience rule language.',
+});
+
+const FlowSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    description: z.string().nullable(),
+    status: z.enum(['draft', 'live', 'paused']),
+    version: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: 'The published version people enter; null: never published' }),
+    definition: FlowDefinitionSchema,
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('Flow');
+
+const Fields = z.object({
+  definition: FlowDefinitionSchema,
+  description: z.string().max(2000).nullable(),
+});
+const Create = Fields.extend({ description: z.string().max(2000).optional() });
+const Param = z.object({ id: z.string() });
+const notFound = { description: 'No such flow', content: { 'application/json': { schema: ErrorSchema } } };
+const Invalid = json(ErrorSchema, 'Invalid flow: `error.details` lists every issue with its node and path');
+
+const Duration = z.object({
+  days: z.number().min(0).optional(),
+  hours: z.number().min(0).optional(),
+  minutes: z.number().min(0).optional(),
+  seconds: z.number().min(0).optional(),
+});
+const When = z.union([z.string().datetime({ offset: true }), z.number().int()]);
+const SimulateBody = z.object({
+  profile: z
+    .object({
+      id: z.string().uuid().optional().openapi({ description: 'An existing profile: its traits, audiences, tags' }),
+      traits: z
+        .record(z.string(), z.unknown())
+        .optional()
+        .openapi({ description: 'Set over (or instead of) the profile’s' }),
+      audiences: z.array(z.string()).optional(),
+      tags: z.array(z.string()).optional(),
+    })
+    .openapi({ description: 'Who: an existing profile, made-up traits, or both' }),
+  start: When.optional().openapi({ description: 'The virtual clock’s start (default now)' }),
+  horizon: Duration.openapi({ description: 'How far ahead to run' }),
+  script: z
+    .array(
+      z.object({
+        at: When,
+        event: z.record(z.string(), z.unknown()).optional(),
+        traits: z.record(z.string(), z.unknown()).optional(),
+        audiences: z.array(z.string()).optional(),
+        tags: z.array(z.string()).optional(),
+      }),
+    )
+    .max(1000)
+    .optional()
+    .openapi({ description: 'What happens to the person, when: events, trait, audience and tag changes' }),
+  data: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Entry data of an API trigger' }),
+  use: z
+    .enum(['live', 'draft'])
+    .optional()
+    .openapi({ description: 'The published version (default when there is one) or the working copy' }),
+});
+
+const StepSchema = z.object({
+  at: z.number(),
+  node: z.string().optional(),
+  iteration: z.number().int().nullable(),
+  type: z.string(),
+  outcome: z.string(),
+  to: z.string().optional(),
+  reason: z.string(),
+  values: z.record(z.string(), z.unknown()).optional(),
+  eventId: z.string().nullable(),
+});
+const RunSchema = z
+  .object({
+    id: z.string(),
+    flowId: z.string(),
+    version: z.number().int(),
+    profileId: z.string(),
+    status: z.string(),
+    node: z.string().nullable(),
+    enteredAt: z.string(),
+    due: z.string().nullable(),
+    listen: z.array(z.string()).nullable(),
+    endedAt: z.string().nullable(),
+    reason: z.string().nullable(),
+    steps: z.array(StepSchema),
+  })
+  .openapi('FlowRun');
+
+interface FlowDeps {
+  sql: Sql;
+  pii: Pii;
+  now: () => Date;
+}
+
+function view(f: FlowRow) {
+  return {
+    id: f.id,
+    name: f.name,
+    description: f.description,
+    status: f.status,
+    version: f.version,
+    definition: f.definition,
+    createdAt: new Date(f.createdAt).toISOString(),
+    updatedAt: new Date(f.updatedAt).toISOString(),
+  };
+}
+
+/** A 400 that names the first issue (node, path, what) and lists every issue in `details`. */
+function invalid(issues: readonly FlowIssue[]): never {
+  const first = issues[0]!;
+  const where = `${first.node ? `node ${first.node}: ` : ''}${first.path || 'flow'}`;
+  throw apiError(400, 'invalid_flow', `${where}: ${first.message}`, issues);
+}
+
+/**
+ * `/api/flows`: automation flows. A flow is saved as a draft (validated: the graph, templates, and what
+ * this server knows — destinations, audiences, tags, computed traits), published as an immutable
+ * version people then enter, paused (nobody new enters; people in it go on) and resumed; simulated on a
+ * virtual clock with the same engine; and its runs are shown with their journal.
+ *
+ * @example
+ * api.route('/flows', flowsApi({ sql, pii, now: () => new Date() }));
+ */
+export function flowsApi(deps: FlowDeps) {
+  const { sql } = deps;
+  const read = requirePermission('flows:read');
+  const write = requirePermission('flows:write');
+  const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+
+  const existing = async (id: string) => {
+    const row = await getFlow(sql, id);
+    if (!row) throw apiError(404, 'not_found', `no flow ${id}`);
+    return row;
+  };
+  const context = async (): Promise<FlowContext> => {
+    const [destinations, rules] = await Promise.all([listDestinations(sql), allRules(sql)]);
+    const keys = (kind: string) => rules.filter((r) => r.kind === kind).map((r) => r.key);
+    return {
+      destinations: destinations.map((d) => d.id),
+      audiences: keys('audience'),
+      tags: keys('tag'),
+      computed: keys('computed'),
+      calendars: [],
+    };
+  };
+  const checked = async (input: unknown): Promise<FlowDefinition> => {
+    const v = validateFlow(input, await context());
+    if (!v.ok) invalid(v.issues);
+    return v.flow;
+  };
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/',
+      tags: ['Flows'],
+      summary: 'List flows',
+      middleware: [read] as const,
+      responses: { 200: json(z.object({ data: z.array(FlowSchema) }), 'Flows, newest first'), ...AUTH_ERRORS },
+    }),
+    async (c) => c.json({ data: (await listFlows(sql)).map(view) } as never, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/',
+      tags: ['Flows'],
+      summary: 'Create a flow (a draft: nobody enters until it is published)',
+      middleware: [write] as const,
+      request: { body: { content: { 'application/json': { schema: Create } } } },
+      responses: { 201: json(FlowSchema, 'Created'), 400: Invalid, ...AUTH_ERRORS },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      const definition = await checked(body.definition);
+      const id = await insertFlow(sql, { definition, description: body.description ?? null });
+      return c.json(view(await existing(id)) as never, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{id}',
+      tags: ['Flows'],
+      summary: 'One flow',
+      middleware: [read] as const,
+      request: { params: Param },
+      responses: { 200: json(FlowSchema, 'The flow'), 404: notFound, ...AUTH_ERRORS },
+    }),
+    async (c) => c.json(view(await existing(c.req.valid('param').id)) as never, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/{id}',
+      tags: ['Flows'],
+      summary: 'Change a flow’s working copy (live runs keep their version; publish to make it live)',
+      middleware: [write] as const,
+      request: { params: Param, body: { content: { 'application/json': { schema: patchOf(Fields) } } } },
+      responses: { 200: json(FlowSchema, 'Changed'), 400: Invalid, 404: notFound, ...AUTH_ERRORS },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const before = await existing(id);
+      const patch = c.req.valid('json');
+      const after = applyPatch(
+        { definition: before.definition, description: before.description },
+        {
+          ...(patch.description === undefined ? {} : { description: patch.description }),
+          ...(patch.definition === undefined ? {} : { definition: await checked(patch.definition) }),
+        },
+      );
+      await updateFlow(sql, id, after);
+      return c.json(view(await existing(id)) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{id}/publish',
+      tags: ['Flows'],
+      summary: 'Publish the working copy as a new immutable version and make the flow live on it',
+      middleware: [write] as const,
+      request: { params: Param },
+      responses: {
+        200: json(FlowSchema, 'Live on the new version'),
+        400: json(ErrorSchema, 'Invalid now, or uses what this server cannot run yet (node and reason)'),
+        404: notFound,
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const flow = await existing(id);
+      // Checked again: a destination or audience it names may be gone since it was saved.
+      const definition = await checked(flow.definition);
+      const unsupported = runnerIssues(definition);
+      if (unsupported.length) invalid(unsupported);
+      const principal = c.get('principal');
+      await sql.begin((tx) => publishFlow(tx, id, principal ? `${principal.kind}:${principal.id}` : null));
+      return c.json(view(await existing(id)) as never, 200);
+    },
+  );
+
+  for (const [verb, from, to, summary] of [
+    ['pause', 'live', 'paused', 'Pause: nobody new enters; people already in the flow go on'],
+    ['resume', 'paused', 'live', 'Resume a paused flow on its published version'],
+  ] as const) {
+    app.openapi(
+      createRoute({
+        method: 'post',
+        path: `/{id}/${verb}`,
+        tags: ['Flows'],
+        summary,
+        middleware: [write] as const,
+        request: { params: Param },
+        responses: {
+          200: json(FlowSchema, to === 'live' ? 'Live' : 'Paused'),
+          404: notFound,
+          409: json(ErrorSchema, `The flow is not ${from}`),
+          ...AUTH_ERRORS,
+        },
+      }),
+      async (c) => {
+        const { id } = c.req.valid('param');
+        const flow = await existing(id);
+        if (flow.status !== from) throw apiError(409, 'conflict', `flow ${id} is ${flow.status}, not ${from}`);
+        await setFlowStatus(sql, id, to);
+        return c.json(view(await existing(id)) as never, 200);
+      },
+    );
+  }
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{id}/simulate',
+      tags: ['Flows'],
+      summary:
+        'Run the flow for one person on a virtual clock: path, decisions, rendered messages; nothing sent or stored',
+      middleware: [read] as const,
+      request: { params: Param, body: { content: { 'application/json': { schema: SimulateBody } } } },
+      responses: {
+        200: json(
+          z.object({
+            flowId: z.string(),
+            version: z.number().int().nullable().openapi({ description: 'null: the working copy' }),
+            simulation: z.record(z.string(), z.unknown()).openapi({
+              description:
+                'entered, refused, path, steps (the journal), messages (rendered), effects, end, zone; times in epoch ms',
+            }),
+          }),
+          'What the engine did',
+        ),
+        400: json(ErrorSchema, 'Invalid request'),
+        404: notFound,
+        409: json(ErrorSchema, 'use=live on a flow never published'),
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const body = c.req.valid('json');
+      const flow = await existing(id);
+      const live = body.use !== 'draft' && flow.version !== null;
+      if (body.use === 'live' && flow.version === null)
+        throw apiError(409, 'conflict', `flow ${id} was never published`);
+      const def = live ? await getFlowVersion(sql, id, flow.version!) : flow.definition;
+      if (!def) throw apiError(404, 'not_found', `flow ${id} has no version ${flow.version}`);
+      const profile = await simulatedProfile(deps, def, body.profile, c.get('principal'));
+      const simulation = simulate(def, {
+        profile,
+        start: body.start === undefined ? deps.now().getTime() : timeOf(body.start),
+        horizon: body.horizon,
+        flowId: id,
+        ...(body.script ? { script: body.script as ScriptItem[] } : {}),
+        ...(body.data ? { data: body.data as never } : {}),
+      });
+      return c.json({ flowId: id, version: live ? flow.version : null, simulation } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/{id}/runs',
+      tags: ['Flows'],
+      summary: 'Runs of the flow with their journey: each step, when, and why (the values that decided it)',
+      middleware: [read] as const,
+      request: {
+        params: Param,
+        query: z.object({
+          profile: z.string().uuid().optional().openapi({ description: 'One person’s runs' }),
+          limit: z.coerce.number().int().min(1).max(500).default(50),
+        }),
+      },
+      responses: {
+        200: json(z.object({ data: z.array(RunSchema) }), 'Runs, newest first'),
+        404: notFound,
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const q = c.req.valid('query');
+      await existing(id);
+      const runs = await flowRuns(sql, id, { limit: q.limit, ...(q.profile ? { profileId: q.profile } : {}) });
+      return c.json({ data: runs } as never, 200);
+    },
+  );
+
+  return app;
+}
+
+const timeOf = (at: string | number) => (typeof at === 'number' ? at : Date.parse(at));
+
+// The person a simulation runs for: an existing profile's facts (sensitive traits masked for callers
+// without pii:read), with the traits, audiences and tags given laid over them.
+async function simulatedProfile(
+  deps: FlowDeps,
+  def: FlowDefinition,
+  given: z.infer<typeof SimulateBody>['profile'],
+  principal: Parameters<typeof piiView>[1],
+): Promise<ProfileFacts> {
+  let facts: ProfileFacts = { id: given.id ?? 'simulated', traits: {}, computed: {}, audiences: [], tags: [] };
+  if (given.id) {
+    // 404 for an unknown profile, 410 for an erased one; a merged one is simulated as who it became.
+    const id = await liveProfileId(deps.sql, given.id);
+    const loaded = (await loadFacts(deps.sql, deps.pii, [id], needsOf(def))).get(id)!;
+    if (!piiView(deps.pii, principal).clear) {
+      for (const [k, v] of Object.entries(loaded.traits))
+        if (deps.pii.isSensitive(k)) loaded.traits[k] = maskValue(v) as never;
+      if (loaded.events) loaded.events = loaded.events.map((e) => maskPayload(e as JsonObject, deps.pii.isSensitive));
+    }
+    facts = loaded;
+  }
+  return {
+    ...facts,
+    traits: { ...facts.traits, ...((given.traits ?? {}) as ProfileFacts['traits']) },
+    ...(given.audiences ? { audiences: given.audiences } : {}),
+    ...(given.tags ? { tags: given.tags } : {}),
+  };
+}

@@ -1,0 +1,136 @@
+import type { RunState, StepResult } from '@cairn/core';
+import type { Transaction } from '../../db/index.ts';
+import type { HandOff } from '../../jobs/handoff.ts';
+import type { Logger } from '../../log.ts';
+import type { Pii } from '../../pii/index.ts';
+import type { RequestedMessage } from '../topics.ts';
+import type { FlowVersion } from './catalog.ts';
+import { insertRuns, insertSteps, notifyDue, updateRuns } from './queries.ts';
+import { journalRows, type RunRow, rowOf, type StepRow } from './runs.ts';
+
+/** The channel servers' timers listen on: a run came due sooner than their next sweep. */
+export const DUE_CHANNEL = 'cairn_flow_due';
+
+/** What committing needs. */
+export interface CommitDeps {
+  handOff: HandOff;
+  pii: Pick<Pii, 'sealPayload' | 'openPayload' | 'sealBytes'>;
+  log: Logger;
+  dbKind: 'postgres' | 'embedded';
+  /** How far ahead a run's due time must be for the next sweep to find it in time (no wake-up needed). */
+  sweepMs: number;
+}
+
+/** A message as the step rendered it; sealed when committed. */
+type Outgoing = Omit<RequestedMessage, 'sealed'> & { message: { subject?: string; body: string } };
+
+/** Which flow version a run runs on, as its row records it. */
+export type RunMeta = Pick<FlowVersion, 'id' | 'version' | 'exclusive'>;
+
+interface Pending {
+  version: RunMeta;
+  /** A run new in this transaction (inserted), or one read locked (updated). */
+  isNew: boolean;
+  state: RunState;
+  sourceId: string | null;
+  steps: StepRow[];
+  messages: Outgoing[];
+}
+
+/** The steps of one transaction, gathered per run, then written together. */
+export interface Changes {
+  /**
+   * A step of a run: `before` is the state it started from (a new run's, from `enter()`), `eventId` the
+   * event that moved it, if one did. Steps with nothing to record (an input that did not apply) are dropped.
+   */
+  record(
+    version: RunMeta,
+    before: RunState,
+    result: StepResult,
+    options: { isNew: boolean; sourceId: string | null; eventId?: string },
+  ): void;
+  /** How many runs changed. */
+  readonly size: number;
+  /**
+   * Writes every run's last state, the journal, and hands the messages over to stage 5 — in the caller's
+   * transaction, so a crash before the commit leaves nothing and a replay gets the same keys.
+   */
+  commit(tx: Transaction, deps: CommitDeps, now: number): Promise<void>;
+}
+
+/**
+ * Creates an empty set of changes.
+ *
+ * @example
+ * const changes = createChanges();
+ * changes.record(version, state, advance(def, state, { type: 'due' }, ctx), { isNew: false, sourceId: null });
+ * await changes.commit(tx, deps, now);
+ */
+export function createChanges(): Changes {
+  const runs = new Map<string, Pending>();
+  return {
+    get size() {
+      return runs.size;
+    },
+    record(version, before, result, options) {
+      const idle = !result.journal.length && !result.effects.length;
+      if (
+        !options.isNew &&
+        idle &&
+        (result.state === before || JSON.stringify(result.state) === JSON.stringify(before))
+      )
+        return;
+      const pending = runs.get(before.runId) ?? {
+        version,
+        isNew: options.isNew,
+        state: before,
+        sourceId: options.sourceId,
+        steps: [],
+        messages: [],
+      };
+      // Checked before anything is recorded: the caller fails the run instead (see failedStep).
+      const messages: Outgoing[] = result.effects.map((e) => {
+        if (e.type !== 'send') throw new Error(`the runner does not perform ${e.type} effects yet (node ${e.node})`);
+        return {
+          key: e.key,
+          destinationId: e.destination,
+          profileId: result.state.profileId,
+          sourceId: pending.sourceId,
+          flow: { id: version.id, version: version.version, node: e.node, runId: before.runId },
+          message: e.message,
+        };
+      });
+      pending.state = result.state;
+      pending.steps.push(...journalRows(before, result.journal, options.eventId ?? null));
+      pending.messages.push(...messages);
+      runs.set(before.runId, pending);
+    },
+    async commit(tx, deps, now) {
+      if (!runs.size) return;
+      const rows = (p: Pending): RunRow =>
+        rowOf(p.state, { version: p.version.version, exclusive: p.version.exclusive, sourceId: p.sourceId }, deps.pii);
+      const fresh = [...runs.values()].filter((p) => p.isNew);
+      const inserted = await insertRuns(tx, fresh.map(rows));
+      const kept = [...runs.values()].filter((p) => !p.isNew || inserted.has(p.state.runId));
+      for (const p of fresh)
+        if (!inserted.has(p.state.runId))
+          deps.log.info(`flow ${p.version.id}: run ${p.state.runId} exists or ${p.state.profileId} is in the flow`);
+      await updateRuns(tx, kept.filter((p) => !p.isNew).map(rows));
+      await insertSteps(
+        tx,
+        kept.flatMap((p) => p.steps),
+      );
+      const messages: RequestedMessage[] = kept.flatMap((p) =>
+        p.messages.map(({ message, ...rest }) => ({
+          ...rest,
+          sealed: deps.pii.sealBytes(Buffer.from(JSON.stringify(message))),
+        })),
+      );
+      if (messages.length) await deps.handOff(tx, 'messages.requested', { messages });
+      // A run due before the timers' next sweep wakes them (Postgres; the embedded database has one timer,
+      // whose sleep is already bounded by the next due time it read).
+      if (deps.dbKind === 'postgres' && kept.some((p) => p.state.due !== undefined && p.state.due < now + deps.sweepMs))
+        await notifyDue(tx, DUE_CHANNEL);
+    },
+  };
+}

@@ -1,0 +1,22 @@
+// Stage 4's public surface: what the server, the admin API and the audit log may use. Everything else in this
+// folder is the stage's own (biome's noRestrictedImports keeps api/ and audit/ to this file).
+
+export { needsOf } from './catalog.ts';
+export {
+  type FlowRecord,
+  type FlowRow,
+  type FlowStatus,
+  flowRuns,
+  getFlow,
+  getFlowVersion,
+  insertFlow,
+  listFlows,
+  publishFlow,
+  type RunView,
+  type StepView,
+  setFlowStatus,
+  updateFlow,
+} from './flow-queries.ts';
+export { type FactsNeeds, loadFacts } from './people.ts';
+export { runnerIssues } from './runnable.ts';
+export { type AutomateStage, createAutomateStage } from './stage.ts';

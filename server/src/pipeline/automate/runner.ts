@@ -1,0 +1,277 @@
+import { createHash } from 'node:crypto';
+import {
+  admit,
+  advance,
+  enter,
+  type JsonObject,
+  type ProfileChange,
+  type RunState,
+  type StepResult,
+  type StoredEvent,
+  type Trigger,
+  triggeredByChange,
+  triggeredByEvent,
+} from '@cairn/core';
+import type { Sql, Transaction, Tx } from '../../db/index.ts';
+import type { Pii } from '../../pii/index.ts';
+import { type FlowCatalog, type FlowVersion, versionKey } from './catalog.ts';
+import { type CommitDeps, createChanges } from './changes.ts';
+import { loadFacts, unionNeeds } from './people.ts';
+import {
+  appliedEvents,
+  claimDue,
+  type EventRow,
+  eventsByIds,
+  listeningRuns,
+  type PastRunRow,
+  pastRuns,
+  profilesListening,
+} from './queries.ts';
+import { failedStep, isActive, stateOf } from './runs.ts';
+
+// The durable runner: the engine's enter()/advance() applied to stored runs, each transaction writing
+// the runs' new states, their journal and their messages together (changes.ts).
+
+/** What the runner needs. */
+export interface RunnerDeps extends CommitDeps {
+  sql: Sql;
+  pii: CommitDeps['pii'] & Pick<Pii, 'openValue'>;
+  clock: () => Date;
+  catalog: FlowCatalog;
+}
+
+// People per transaction: locks and the facts read stay small; a retried job redoes little.
+const PEOPLE_PER_TX = 100;
+// Advisory lock class of stage 4 (identify 1 and 2, delivery order 3, compute 4, 5 and 6): one person's
+// entries and event-driven steps are decided by one transaction at a time.
+const AUTOMATE = 7;
+
+/** Membership changes are recorded as track events of source `cairn` (stage 3's store.ts). */
+const CHANGES: Record<string, (p: Record<string, unknown>) => ProfileChange | undefined> = {
+  'audience.entered': (p) => keyOf(p.audience, (audience) => ({ type: 'audience_entered', audience })),
+  'audience.exited': (p) => keyOf(p.audience, (audience) => ({ type: 'audience_exited', audience })),
+  'tag.added': (p) => keyOf(p.tag, (tag) => ({ type: 'tag_added', tag })),
+  'tag.removed': (p) => keyOf(p.tag, (tag) => ({ type: 'tag_removed', tag })),
+};
+const CHANGE_NAME: Record<string, string> = {
+  audience_entered: 'audience.entered',
+  audience_exited: 'audience.exited',
+  tag_added: 'tag.added',
+  tag_removed: 'tag.removed',
+};
+
+function keyOf(v: unknown, f: (key: string) => ProfileChange): ProfileChange | undefined {
+  const key = (v as { key?: unknown } | undefined)?.key;
+  return typeof key === 'string' ? f(key) : undefined;
+}
+
+/** The event name that can start a flow with this trigger, if an event can. */
+function triggerName(t: Trigger): string | undefined {
+  return t.type === 'event' ? t.event : CHANGE_NAME[t.type];
+}
+
+/**
+ * The id of the run an event starts in a flow: the same every time that event is handed over, so a
+ * second hand-off finds the run and enters nobody again.
+ *
+ * @example
+ * runIdFor('flw_1', '42'); // a UUID, always the same for this pair
+ */
+export function runIdFor(flowId: string, eventId: string): string {
+  const h = createHash('sha256').update(`cairn.flow-run:${flowId}:${eventId}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+async function lockPeople(tx: Tx, ids: readonly string[]): Promise<void> {
+  const keys = [...new Set(ids.map((id) => createHash('sha1').update(`automate:${id}`).digest().readInt32BE(0)))].sort(
+    (a, b) => a - b,
+  );
+  if (keys.length) await tx`SELECT pg_advisory_xact_lock(${AUTOMATE}::int, k) FROM unnest(${keys}::int[]) AS k`;
+}
+
+const listensFor = (s: RunState, name: string | null) =>
+  s.listen === '*' || (name !== null && !!s.listen?.includes(name));
+
+/**
+ * Stage 4's work on attached events and recorded membership changes: each event is first given to the
+ * runs of its person that listen for it (a wait for an event, a goal), then starts the live flows it
+ * triggers (admit → enter → the first step, up to the first wait). Events nothing listens for and no
+ * flow is triggered by cost one read of their names. Per person in time order, one transaction per
+ * group of people.
+ *
+ * @example
+ * await handleEvents(deps, eventIds);
+ */
+export async function handleEvents(r: RunnerDeps, ids: readonly string[]): Promise<void> {
+  const light = await eventsByIds(r.sql, ids, false);
+  if (!light.length) return;
+  const live = await r.catalog.live(r.sql);
+  const starting = new Map<string, FlowVersion[]>();
+  for (const f of live) {
+    const name = triggerName(f.def.trigger);
+    if (name) starting.set(name, [...(starting.get(name) ?? []), f]);
+  }
+  const names = [...new Set(light.map((e) => e.name).filter((n): n is string => n !== null))];
+  const listening = await profilesListening(r.sql, [...new Set(light.map((e) => e.profileId))], names);
+  const wanted = light.filter((e) => listening.has(e.profileId) || (e.name !== null && starting.has(e.name)));
+  if (!wanted.length) return;
+  const events = await eventsByIds(
+    r.sql,
+    wanted.map((e) => e.id),
+    true,
+  );
+  const people = [...new Set(events.map((e) => e.profileId))];
+  for (let i = 0; i < people.length; i += PEOPLE_PER_TX) {
+    const chunk = new Set(people.slice(i, i + PEOPLE_PER_TX));
+    await r.sql.begin((tx) =>
+      eventsOfPeople(
+        r,
+        tx,
+        events.filter((e) => chunk.has(e.profileId)),
+        starting,
+      ),
+    );
+  }
+}
+
+async function eventsOfPeople(
+  r: RunnerDeps,
+  tx: Transaction,
+  events: readonly EventRow[],
+  starting: ReadonlyMap<string, FlowVersion[]>,
+): Promise<void> {
+  const people = [...new Set(events.map((e) => e.profileId))];
+  await lockPeople(tx, people);
+  const names = [...new Set(events.map((e) => e.name).filter((n): n is string => n !== null))];
+  const runs = await listeningRuns(tx, people, names);
+  const versions = await r.catalog.versions(
+    tx,
+    runs.map((x) => ({ flowId: x.flowId, version: x.version })),
+  );
+  const entering = [...new Set(names.flatMap((n) => starting.get(n) ?? []))];
+  const past = await pastRuns(
+    tx,
+    people,
+    entering.map((f) => f.id),
+  );
+  const applied = await appliedEvents(
+    tx,
+    runs.map((x) => x.id),
+    events.map((e) => e.id),
+  );
+  const needs = unionNeeds([...versions.values(), ...entering].map((v) => v.needs));
+  const facts = await loadFacts(tx, r.pii, people, needs);
+  const now = r.clock().getTime();
+  const changes = createChanges();
+  const history = new Map<string, PastRunRow[]>();
+  for (const p of past)
+    history.set(`${p.flowId}:${p.profileId}`, [...(history.get(`${p.flowId}:${p.profileId}`) ?? []), p]);
+  const active = new Map<string, { version: FlowVersion; state: RunState; sourceId: string | null }[]>();
+  for (const row of runs) {
+    const version = versions.get(versionKey(row.flowId, row.version));
+    if (!version) continue;
+    const list = active.get(row.profileId) ?? [];
+    list.push({ version, state: stateOf(row, r.pii), sourceId: row.sourceId });
+    active.set(row.profileId, list);
+  }
+
+  for (const e of events) {
+    const profile = facts.get(e.profileId)!;
+    const event: StoredEvent = {
+      ...r.pii.openPayload(e.payload as JsonObject),
+      timestamp: new Date(e.timestamp).toISOString(),
+    };
+    const mine = active.get(e.profileId) ?? [];
+    for (const run of mine) {
+      if (!isActive(run.state.status) || !listensFor(run.state, e.name) || applied.has(`${run.state.runId}:${e.id}`))
+        continue;
+      const result = step(r, run.version, run.state, () =>
+        advance(run.version.def, run.state, { type: 'event', event }, { now, profile }),
+      );
+      changes.record(run.version, run.state, result, { isNew: false, sourceId: run.sourceId, eventId: e.id });
+      run.state = result.state;
+    }
+    const change = e.sourceId === 'cairn' && e.name ? CHANGES[e.name]?.((event.properties ?? {}) as never) : undefined;
+    for (const f of e.name ? (starting.get(e.name) ?? []) : []) {
+      const hit =
+        f.def.trigger.type === 'event'
+          ? triggeredByEvent(f.def.trigger, event, now)
+          : change !== undefined && triggeredByChange(f.def.trigger, change, now);
+      if (!hit) continue;
+      const runId = runIdFor(f.id, e.id);
+      const key = `${f.id}:${e.profileId}`;
+      const before = history.get(key) ?? [];
+      // This event entered the person before (its hand-off came again): nothing to do.
+      if (before.some((p) => p.id === runId)) continue;
+      const verdict = admit(f.def, { facts: profile, nowMs: now, runs: before });
+      if (!verdict.ok) {
+        r.log.debug(`flow ${f.id}: ${e.profileId} not entered: ${verdict.reason}`);
+        continue;
+      }
+      const state = enter(f.def, { runId, flowId: f.id, profileId: e.profileId, now, event });
+      const result = step(r, f, state, () => advance(f.def, state, { type: 'due' }, { now, profile }));
+      changes.record(f, state, result, { isNew: true, sourceId: e.sourceId });
+      history.set(key, [
+        ...before,
+        { id: runId, flowId: f.id, profileId: e.profileId, enteredAt: now, active: isActive(result.state.status) },
+      ]);
+      mine.push({ version: f, state: result.state, sourceId: e.sourceId });
+      active.set(e.profileId, mine);
+    }
+  }
+  await changes.commit(tx, r, now);
+}
+
+// One step of the engine; a definition it cannot run fails the run (with the reason) instead of the batch.
+function step(r: RunnerDeps, version: FlowVersion, state: RunState, run: () => StepResult): StepResult {
+  try {
+    const result = run();
+    for (const e of result.effects)
+      if (e.type !== 'send') throw new Error(`the runner does not perform ${e.type} effects yet (node ${e.node})`);
+    return result;
+  } catch (err) {
+    r.log.error(`flow ${version.id}: run ${state.runId} failed`, err);
+    return failedStep(state, err, r.clock().getTime());
+  }
+}
+
+/**
+ * The timer's work: claims up to `limit` runs whose due time has come (FOR UPDATE SKIP LOCKED, so
+ * workers on several servers share them), advances each, and commits their new states, journal and
+ * messages in one transaction. Returns how many runs it claimed.
+ *
+ * @example
+ * while ((await runDue(deps, 500)) === 500);
+ */
+export async function runDue(r: RunnerDeps, limit: number): Promise<number> {
+  return (await r.sql.begin(async (tx) => {
+    const at = r.clock();
+    const now = at.getTime();
+    const rows = await claimDue(tx, at, limit);
+    if (!rows.length) return 0;
+    const versions = await r.catalog.versions(
+      tx,
+      rows.map((x) => ({ flowId: x.flowId, version: x.version })),
+    );
+    const facts = await loadFacts(
+      tx,
+      r.pii,
+      rows.map((x) => x.profileId),
+      unionNeeds([...versions.values()].map((v) => v.needs)),
+    );
+    const changes = createChanges();
+    for (const row of rows) {
+      const state = stateOf(row, r.pii);
+      const version = versions.get(versionKey(row.flowId, row.version));
+      const meta = { id: row.flowId, version: row.version, exclusive: row.exclusive };
+      const result = version
+        ? step(r, version, state, () =>
+            advance(version.def, state, { type: 'due' }, { now, profile: facts.get(row.profileId)! }),
+          )
+        : failedStep(state, new Error(`flow ${row.flowId} has no version ${row.version}`), now);
+      changes.record(version ?? meta, state, result, { isNew: false, sourceId: row.sourceId });
+    }
+    await changes.commit(tx, r, now);
+    return rows.length;
+  })) as number;
+}

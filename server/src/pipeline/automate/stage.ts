@@ -1,0 +1,71 @@
+import { QUEUES } from '../../jobs/queues.ts';
+import type { Runtime, Stage } from '../../runtime.ts';
+import type { Inbox } from '../topics.ts';
+import { createCatalog } from './catalog.ts';
+import { nextDue } from './queries.ts';
+import { handleEvents, type RunnerDeps, runDue } from './runner.ts';
+import { startTimer, type Timer } from './timer.ts';
+
+/** Stage 4: flows' runs, moved by events (the `automate` queue) and by time (the timer). */
+export type AutomateStage = Stage;
+
+/** The timer's longest sleep: a due run is taken at most this late when nothing wakes it sooner. */
+export const SWEEP_MS = 1000;
+/** Runs per timer transaction. */
+export const DUE_BATCH = 500;
+
+/**
+ * Creates stage 4. With `work` (every role but `ingest`) it consumes `automate` (attached events and
+ * membership changes: triggers, and runs waiting for an event) and runs the timer of due runs.
+ *
+ * @example
+ * const automate = createAutomateStage(runtime, { work: true });
+ * await automate.start();
+ */
+export function createAutomateStage(rt: Runtime, options: { work: boolean }): AutomateStage {
+  const deps: RunnerDeps = {
+    sql: rt.sql,
+    pii: rt.pii,
+    clock: rt.clock,
+    catalog: createCatalog(),
+    handOff: rt.handOff,
+    log: rt.log,
+    dbKind: rt.dbKind,
+    sweepMs: SWEEP_MS,
+  };
+  let timer: Timer | undefined;
+  return {
+    async start() {
+      if (!options.work) return;
+      await rt.boss.work<Inbox<'automate'>>(
+        QUEUES.automate.name,
+        {
+          batchSize: 20,
+          pollingIntervalSeconds: 0.5,
+          notifyPollingIntervalSeconds: 2,
+          burstWhenBatchFull: true,
+          localConcurrency: 2,
+        },
+        async function automateEvents(jobs) {
+          await handleEvents(
+            deps,
+            jobs.flatMap((j) => j.data.ids),
+          );
+        },
+      );
+      timer = await startTimer({
+        sql: rt.sql,
+        dbKind: rt.dbKind,
+        log: rt.log,
+        clock: rt.clock,
+        everyMs: SWEEP_MS,
+        batch: DUE_BATCH,
+        pass: (limit) => runDue(deps, limit),
+        nextDue: () => nextDue(rt.sql),
+      });
+    },
+    async stop() {
+      await timer?.stop();
+    },
+  };
+}
