@@ -95,3 +95,5 @@ CREATE UNIQUE INDEX flow_steps_decision_idx ON flow_steps (run_id, node, iterati
 ALTER TABLE deliveries ALTER COLUMN event_id DROP NOT NULL;
 ALTER TABLE deliveries ADD COLUMN message jsonb;
 CREATE UNIQUE INDEX deliveries_message_key ON deliveries (destination_id, idempotency_key) WHERE event_id IS NULL;
+-- An erasure deletes the person's messages (the ledger rows of events go with the events).
+CREATE INDEX deliveries_message_profile_idx ON deliveries (profile_id) WHERE event_id IS NULL;

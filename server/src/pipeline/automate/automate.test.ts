@@ -305,6 +305,26 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     expect(s.end).toMatchObject({ status: 'completed' });
   });
 
+  it('erasing a person deletes their runs, their journal and the messages flows sent them', async () => {
+    const user = `ed-${run}`;
+    const { profileId, run: waiting } = await signUp(user, { first_name: 'Ed', plan: 'pro' });
+    now += HOUR + 1000;
+    await until('the message', async () => messagesTo(profileId).length === 1);
+    const key = `flow:${waiting.id}:pro_mail:0`;
+    const ledger = async () =>
+      ((await api(`/destinations/${hookId}/deliveries?limit=1000`)).body.data as Any[]).filter(
+        (d) => d.idempotencyKey === key,
+      );
+    await until('the message delivered', async () => (await ledger())[0]?.status === 'delivered');
+    const erased = await api(`/profiles/${profileId}`, { method: 'DELETE' });
+    expect(erased.status, erased.text).toBe(200);
+    expect(await ledger()).toEqual([]);
+    const [left] = await cairn.sql<{ runs: number; steps: number }[]>`
+      SELECT (SELECT count(*)::int FROM flow_runs WHERE profile_id = ${profileId}) AS runs,
+        (SELECT count(*)::int FROM flow_steps WHERE run_id = ${waiting.id}) AS steps`;
+    expect(left).toEqual({ runs: 0, steps: 0 });
+  });
+
   it('refuses invalid flows on save with the node and the reason, and what the runner cannot run on publish', async () => {
     const base = welcome(hookId);
     const refused = async (definition: object, pattern: RegExp, node?: string) => {

@@ -169,9 +169,17 @@ export async function eraseProfile(
     }
     const told = await tx<{ id: string }[]>`
       SELECT DISTINCT destination_id AS id FROM deliveries
-      WHERE status = 'delivered' AND event_id IN (SELECT id FROM events WHERE profile_id = ANY(${ids}::uuid[]))`;
-    // The delivery ledger names the events (idempotency keys hold messageIds): it goes with them.
+      WHERE status = 'delivered' AND event_id IN (SELECT id FROM events WHERE profile_id = ANY(${ids}::uuid[]))
+      UNION
+      SELECT DISTINCT destination_id FROM deliveries
+      WHERE status = 'delivered' AND event_id IS NULL AND profile_id = ANY(${ids}::uuid[])`;
+    // The delivery ledger names the events (idempotency keys hold messageIds): it goes with them, and with
+    // the messages flows sent the person (rows without an event).
     await tx`DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE profile_id = ANY(${ids}::uuid[]))`;
+    await tx`DELETE FROM deliveries WHERE event_id IS NULL AND profile_id = ANY(${ids}::uuid[])`;
+    // Stage 4's runs (their data and journal hold what the flows read of the person).
+    await tx`DELETE FROM flow_steps WHERE run_id IN (SELECT id FROM flow_runs WHERE profile_id = ANY(${ids}::uuid[]))`;
+    await tx`DELETE FROM flow_runs WHERE profile_id = ANY(${ids}::uuid[])`;
     const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${ids}::uuid[])`;
     // Stage 3's state about the person goes too (memberships and tags are personal data).
