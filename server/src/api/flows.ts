@@ -381,12 +381,13 @@ export function flowsApi(deps: FlowDeps) {
       method: 'get',
       path: '/{id}/runs',
       tags: ['Flows'],
-      summary: 'Runs of the flow with their journey: each step, when, and why (the values that decided it)',
+      summary:
+        'One person’s runs of the flow with their journey: each step, when, and why (the values that decided it)',
       middleware: [read] as const,
       request: {
         params: Param,
         query: z.object({
-          profile: z.string().uuid().optional().openapi({ description: 'One person’s runs' }),
+          profile: z.string().uuid().openapi({ description: 'The person (runs are indexed by person)' }),
           limit: z.coerce.number().int().min(1).max(500).default(50),
         }),
       },
@@ -400,7 +401,7 @@ export function flowsApi(deps: FlowDeps) {
       const { id } = c.req.valid('param');
       const q = c.req.valid('query');
       await existing(id);
-      const runs = await flowRuns(sql, id, { limit: q.limit, ...(q.profile ? { profileId: q.profile } : {}) });
+      const runs = await flowRuns(sql, id, { limit: q.limit, profileId: q.profile });
       return c.json({ data: runs } as never, 200);
     },
   );

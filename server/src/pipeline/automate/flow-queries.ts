@@ -109,13 +109,13 @@ export interface RunView {
   steps: StepView[];
 }
 
-/** A flow's runs, newest first (one person's when `profileId` is given), each with its journal in order. */
-export async function flowRuns(sql: Tx, flowId: string, q: { profileId?: string; limit: number }): Promise<RunView[]> {
+/** One person's runs of a flow, newest first, each with its journal in order (through flow_runs_person_idx). */
+export async function flowRuns(sql: Tx, flowId: string, q: { profileId: string; limit: number }): Promise<RunView[]> {
   const runs = await sql<(Omit<RunView, 'steps' | 'endedAt' | 'reason'> & { state: Record<string, unknown> })[]>`
     SELECT id::text, flow_id AS "flowId", version, profile_id::text AS "profileId", status, node,
       entered_at AS "enteredAt", due, listen, state
     FROM flow_runs
-    WHERE flow_id = ${flowId} ${q.profileId ? sql`AND profile_id = ${q.profileId}::uuid` : sql``}
+    WHERE profile_id = ${q.profileId}::uuid AND flow_id = ${flowId}
     ORDER BY entered_at DESC, id
     LIMIT ${q.limit}`;
   if (!runs.length) return [];

@@ -170,7 +170,7 @@ export async function updateRuns(tx: Tx, rows: readonly RunRow[]): Promise<void>
   if (!rows.length) return;
   await tx`
     UPDATE flow_runs r SET
-      status = x.s, node = x.n, iteration = x.i, due = x.d, listen = x.l, state = x.st, updated_at = now()
+      status = x.s, node = x.n, iteration = x.i, due = x.d, listen = x.l, state = x.st
     FROM json_to_recordset(${runDoc(rows)}::text::json) AS x (
       id uuid, f text, v integer, p uuid, s text, n text, i integer, d timestamptz, l text[], x boolean,
       e timestamptz, src text, st jsonb)

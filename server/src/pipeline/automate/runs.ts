@@ -30,9 +30,12 @@ export interface RunRow {
   state: StoredState;
 }
 
-/** The part of RunState kept as JSON. The trigger event's fields are sealed as an event payload is. */
-export type StoredState = Pick<RunState, 'visits' | 'data'> &
-  Partial<Pick<RunState, 'event' | 'since' | 'awaiting' | 'convertedAt' | 'endedAt' | 'reason'>>;
+/**
+ * The part of RunState kept as JSON (`data` only when it holds something). The trigger event's fields are
+ * sealed as an event payload is.
+ */
+export type StoredState = Pick<RunState, 'visits'> &
+  Partial<Pick<RunState, 'data' | 'event' | 'since' | 'awaiting' | 'convertedAt' | 'endedAt' | 'reason'>>;
 
 /** What a step wrote to the journal, with the iteration of the node visit each entry belongs to. */
 export interface StepRow {
@@ -67,6 +70,7 @@ type Sealing = Pick<Pii, 'sealPayload' | 'openPayload'>;
 export function stateOf(row: RunRow, pii: Sealing): RunState {
   const { event, ...rest } = row.state;
   const state: RunState = {
+    data: {},
     ...rest,
     runId: row.id,
     flowId: row.flowId,
@@ -93,7 +97,8 @@ export function rowOf(
   meta: { version: number; exclusive: boolean; sourceId: string | null },
   pii: Sealing,
 ): RunRow {
-  const state: StoredState = { visits: s.visits, data: s.data };
+  const state: StoredState = { visits: s.visits };
+  if (Object.keys(s.data).length) state.data = s.data;
   if (s.event) state.event = pii.sealPayload(s.event as JsonObject);
   if (s.since !== undefined) state.since = s.since;
   if (s.awaiting) state.awaiting = s.awaiting;
