@@ -305,6 +305,71 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     expect(s.end).toMatchObject({ status: 'completed' });
   });
 
+  it('an event reaches the runs of its person waiting for it, once, and a wait times out on the clock', async () => {
+    const twice = await post('/flows', {
+      definition: {
+        version: 1,
+        name: `Two visits ${run}`,
+        trigger: { type: 'event', event: 'Trial Started' },
+        entry: { reentry: 'once' },
+        nodes: [
+          { id: 'visit1', type: 'wait_for_event', event: { event: 'Pricing Viewed' }, timeout: { days: 7 } },
+          { id: 'visit2', type: 'wait_for_event', event: { event: 'Pricing Viewed' }, timeout: { days: 7 } },
+          { id: 'hot', type: 'send', destination: hookId, message: { body: 'Two visits' } },
+          { id: 'cold', type: 'exit' },
+        ],
+        edges: [
+          { from: 'visit1', to: 'visit2', on: 'matched' },
+          { from: 'visit1', to: 'cold', on: 'timeout' },
+          { from: 'visit2', to: 'hot', on: 'matched' },
+          { from: 'visit2', to: 'cold', on: 'timeout' },
+        ],
+      },
+    });
+    expect(twice.status, twice.text).toBe(201);
+    expect((await post(`/flows/${twice.body.id}/publish`, {})).status).toBe(200);
+    const [hot, cold] = [`hot-${run}`, `cold-${run}`];
+    await send(
+      { type: 'track', userId: hot, event: 'Trial Started' },
+      { type: 'track', userId: cold, event: 'Trial Started' },
+    );
+    const [hotId, coldId] = [await profileOf(hot), await profileOf(cold)];
+    const at = (profileId: string, node: string) =>
+      until(`${profileId} at ${node}`, async () => (await runsOf(profileId, twice.body.id))[0]?.node === node);
+    await at(hotId, 'visit1');
+    await at(coldId, 'visit1');
+    expect((await runsOf(hotId, twice.body.id))[0].listen).toEqual(['Pricing Viewed']);
+
+    const viewed = `view-${run}`;
+    await send({ type: 'track', userId: hot, event: 'Pricing Viewed', messageId: viewed });
+    await at(hotId, 'visit2');
+    // The view handed over again must not count as the second one.
+    const [stored] = await cairn.sql<{ id: string }[]>`SELECT id::text FROM events WHERE message_id = ${viewed}`;
+    await redeliver('automate', `"${stored!.id}"`);
+    const [still] = await runsOf(hotId, twice.body.id);
+    expect(still).toMatchObject({ node: 'visit2', status: 'waiting' });
+    // One step moved by it: the first wait matched, the second began.
+    expect(still.steps.filter((x: Any) => x.eventId === stored!.id).map((x: Any) => [x.node, x.outcome])).toEqual([
+      ['visit1', 'matched'],
+      ['visit2', 'waiting'],
+    ]);
+
+    await send({ type: 'track', userId: hot, event: 'Pricing Viewed' });
+    await until('the hot message', async () => messagesTo(hotId).length === 1);
+    expect(messagesTo(hotId)[0]!.body.message.body).toBe('Two visits');
+
+    now += 7 * 24 * HOUR + 1000;
+    await until('the cold run timed out', async () => (await runsOf(coldId, twice.body.id))[0]?.status === 'completed');
+    const [timedOut] = await runsOf(coldId, twice.body.id);
+    expect(timedOut.steps.map((x: Any) => [x.node ?? null, x.outcome])).toEqual([
+      [null, 'entered'],
+      ['visit1', 'waiting'],
+      ['visit1', 'timeout'],
+      ['cold', 'completed'],
+    ]);
+    expect(messagesTo(coldId)).toHaveLength(0);
+  });
+
   it('erasing a person deletes their runs, their journal and the messages flows sent them', async () => {
     const user = `ed-${run}`;
     const { profileId, run: waiting } = await signUp(user, { first_name: 'Ed', plan: 'pro' });
