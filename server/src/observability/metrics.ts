@@ -21,6 +21,11 @@ export interface Metrics {
   identifyDuration: Histogram;
   deliveries: Counter<'destination' | 'status'>;
   deliverySendDuration: Histogram<'destination'>;
+  /** Flow runs: steps taken by what moved them (entry, due, event), runs ended, how late due runs were taken. */
+  flowSteps: Counter<'input'>;
+  flowRunsEnded: Counter<'status'>;
+  flowMessages: Counter;
+  flowDueLag: Histogram;
   /**
    * Adds another process's metrics to what /metrics answers (summed, or per each metric's
    * aggregator); returns a function that removes it again.
@@ -138,6 +143,29 @@ export function createMetrics(
       help: 'Duration of one plugin send() call (a batch), by destination.',
       labelNames: ['destination'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    flowSteps: new Counter({
+      name: 'cairn_flow_steps_total',
+      help: 'Steps of flow runs committed, by what moved the run: entry, due (a timer), event.',
+      labelNames: ['input'],
+      registers,
+    }),
+    flowRunsEnded: new Counter({
+      name: 'cairn_flow_runs_ended_total',
+      help: 'Flow runs that ended, by status: completed, exited, failed.',
+      labelNames: ['status'],
+      registers,
+    }),
+    flowMessages: new Counter({
+      name: 'cairn_flow_messages_total',
+      help: 'Messages flow steps handed to delivery (each goes into the ledger once).',
+      registers,
+    }),
+    flowDueLag: new Histogram({
+      name: 'cairn_flow_due_lag_seconds',
+      help: 'How late the timer took a due flow run: the runtime clock at the step minus the run’s due time.',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers,
     }),
     queueDepth: new Gauge({

@@ -173,6 +173,15 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
       expect.objectContaining({ eventId: null, status: 'delivered', attempts: 1, profileId }),
     ]);
 
+    // Prometheus: steps by what moved them, how late the timer took due runs, messages, ended runs.
+    const metrics = await (await fetch(`${cairn.url}/metrics`)).text();
+    const value = (line: string) => Number(new RegExp(`^${line} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0);
+    expect(value('cairn_flow_steps_total\\{input="entry"\\}')).toBeGreaterThanOrEqual(1);
+    expect(value('cairn_flow_steps_total\\{input="due"\\}')).toBeGreaterThanOrEqual(1);
+    expect(value('cairn_flow_due_lag_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(value('cairn_flow_messages_total')).toBeGreaterThanOrEqual(1);
+    expect(value('cairn_flow_runs_ended_total\\{status="completed"\\}')).toBeGreaterThanOrEqual(1);
+
     // The messages hand-off delivered again (a worker that died before completing its job): nothing twice.
     await redeliver('messages', waiting.id);
     expect(messagesTo(profileId)).toHaveLength(1);

@@ -2,17 +2,20 @@ import type { RunState, StepResult } from '@cairn/core';
 import type { Transaction } from '../../db/index.ts';
 import type { HandOff } from '../../jobs/handoff.ts';
 import type { Logger } from '../../log.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import type { Pii } from '../../pii/index.ts';
 import type { RequestedMessage } from '../topics.ts';
 import type { FlowVersion } from './catalog.ts';
 import { insertRuns, insertSteps, notifyDue, updateRuns } from './queries.ts';
-import { journalRows, type RunRow, rowOf, type StepRow } from './runs.ts';
+import { isActive, journalRows, type RunRow, rowOf, type StepRow } from './runs.ts';
 
 /** The channel servers' timers listen on: a run came due sooner than their next sweep. */
 export const DUE_CHANNEL = 'cairn_flow_due';
 
 /** What committing needs. */
 export interface CommitDeps {
+  /** Counted once the transaction has committed (a rolled-back step counts nothing). */
+  metrics?: Pick<Metrics, 'flowSteps' | 'flowRunsEnded' | 'flowMessages'>;
   handOff: HandOff;
   pii: Pick<Pii, 'sealPayload' | 'openPayload' | 'sealBytes'>;
   log: Logger;
@@ -29,6 +32,9 @@ export type RunMeta = Pick<FlowVersion, 'id' | 'version' | 'exclusive'>;
 
 interface Pending {
   version: RunMeta;
+  inputs: StepKind[];
+  /** The run ended in this transaction. */
+  ended: boolean;
   /** A run new in this transaction (inserted), or one read locked (updated). */
   isNew: boolean;
   state: RunState;
@@ -47,7 +53,7 @@ export interface Changes {
     version: RunMeta,
     before: RunState,
     result: StepResult,
-    options: { isNew: boolean; sourceId: string | null; eventId?: string },
+    options: { isNew: boolean; sourceId: string | null; eventId?: string; input: StepKind },
   ): void;
   /** How many runs changed. */
   readonly size: number;
@@ -56,7 +62,12 @@ export interface Changes {
    * transaction, so a crash before the commit leaves nothing and a replay gets the same keys.
    */
   commit(tx: Transaction, deps: CommitDeps, now: number): Promise<void>;
+  /** Counts what was committed (call after the transaction committed). */
+  count(deps: CommitDeps): void;
 }
+
+/** What moved a run in a step. */
+export type StepKind = 'entry' | 'due' | 'event';
 
 /**
  * Creates an empty set of changes.
@@ -68,6 +79,7 @@ export interface Changes {
  */
 export function createChanges(): Changes {
   const runs = new Map<string, Pending>();
+  let committed: Pending[] = [];
   return {
     get size() {
       return runs.size;
@@ -87,6 +99,8 @@ export function createChanges(): Changes {
         sourceId: options.sourceId,
         steps: [],
         messages: [],
+        inputs: [],
+        ended: false,
       };
       // Checked before anything is recorded: the caller fails the run instead (see failedStep).
       const messages: Outgoing[] = result.effects.map((e) => {
@@ -103,6 +117,8 @@ export function createChanges(): Changes {
       pending.state = result.state;
       pending.steps.push(...journalRows(before, result.journal, options.eventId ?? null));
       pending.messages.push(...messages);
+      pending.inputs.push(options.input);
+      pending.ended = !isActive(result.state.status);
       runs.set(before.runId, pending);
     },
     async commit(tx, deps, now) {
@@ -112,6 +128,7 @@ export function createChanges(): Changes {
       const fresh = [...runs.values()].filter((p) => p.isNew);
       const inserted = await insertRuns(tx, fresh.map(rows));
       const kept = [...runs.values()].filter((p) => !p.isNew || inserted.has(p.state.runId));
+      committed = kept;
       for (const p of fresh)
         if (!inserted.has(p.state.runId))
           deps.log.info(`flow ${p.version.id}: run ${p.state.runId} exists or ${p.state.profileId} is in the flow`);
@@ -131,6 +148,15 @@ export function createChanges(): Changes {
       // whose sleep is already bounded by the next due time it read).
       if (deps.dbKind === 'postgres' && kept.some((p) => p.state.due !== undefined && p.state.due < now + deps.sweepMs))
         await notifyDue(tx, DUE_CHANNEL);
+    },
+    count(deps) {
+      const m = deps.metrics;
+      if (!m) return;
+      for (const p of committed) {
+        for (const input of p.inputs) m.flowSteps.inc({ input });
+        if (p.ended) m.flowRunsEnded.inc({ status: p.state.status });
+        if (p.messages.length) m.flowMessages.inc(p.messages.length);
+      }
     },
   };
 }

@@ -13,9 +13,10 @@ import {
   triggeredByEvent,
 } from '@cairn/core';
 import type { Sql, Transaction, Tx } from '../../db/index.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import type { Pii } from '../../pii/index.ts';
 import { type FlowCatalog, type FlowVersion, versionKey } from './catalog.ts';
-import { type CommitDeps, createChanges } from './changes.ts';
+import { type Changes, type CommitDeps, createChanges } from './changes.ts';
 import { loadFacts, unionNeeds } from './people.ts';
 import {
   appliedEvents,
@@ -35,6 +36,7 @@ import { failedStep, isActive, stateOf } from './runs.ts';
 /** What the runner needs. */
 export interface RunnerDeps extends CommitDeps {
   sql: Sql;
+  metrics?: CommitDeps['metrics'] & Pick<Metrics, 'flowDueLag'>;
   pii: CommitDeps['pii'] & Pick<Pii, 'openValue'>;
   clock: () => Date;
   catalog: FlowCatalog;
@@ -123,14 +125,15 @@ export async function handleEvents(r: RunnerDeps, ids: readonly string[]): Promi
   const people = [...new Set(events.map((e) => e.profileId))];
   for (let i = 0; i < people.length; i += PEOPLE_PER_TX) {
     const chunk = new Set(people.slice(i, i + PEOPLE_PER_TX));
-    await r.sql.begin((tx) =>
+    const changes = (await r.sql.begin((tx) =>
       eventsOfPeople(
         r,
         tx,
         events.filter((e) => chunk.has(e.profileId)),
         starting,
       ),
-    );
+    )) as Changes;
+    changes.count(r);
   }
 }
 
@@ -139,7 +142,7 @@ async function eventsOfPeople(
   tx: Transaction,
   events: readonly EventRow[],
   starting: ReadonlyMap<string, FlowVersion[]>,
-): Promise<void> {
+): Promise<Changes> {
   const people = [...new Set(events.map((e) => e.profileId))];
   await lockPeople(tx, people);
   const names = [...new Set(events.map((e) => e.name).filter((n): n is string => n !== null))];
@@ -188,7 +191,12 @@ async function eventsOfPeople(
       const result = step(r, run.version, run.state, () =>
         advance(run.version.def, run.state, { type: 'event', event }, { now, profile }),
       );
-      changes.record(run.version, run.state, result, { isNew: false, sourceId: run.sourceId, eventId: e.id });
+      changes.record(run.version, run.state, result, {
+        isNew: false,
+        sourceId: run.sourceId,
+        eventId: e.id,
+        input: 'event',
+      });
       run.state = result.state;
     }
     const change = e.sourceId === 'cairn' && e.name ? CHANGES[e.name]?.((event.properties ?? {}) as never) : undefined;
@@ -210,7 +218,7 @@ async function eventsOfPeople(
       }
       const state = enter(f.def, { runId, flowId: f.id, profileId: e.profileId, now, event });
       const result = step(r, f, state, () => advance(f.def, state, { type: 'due' }, { now, profile }));
-      changes.record(f, state, result, { isNew: true, sourceId: e.sourceId });
+      changes.record(f, state, result, { isNew: true, sourceId: e.sourceId, input: 'entry' });
       history.set(key, [
         ...before,
         { id: runId, flowId: f.id, profileId: e.profileId, enteredAt: now, active: isActive(result.state.status) },
@@ -220,6 +228,7 @@ async function eventsOfPeople(
     }
   }
   await changes.commit(tx, r, now);
+  return changes;
 }
 
 // One step of the engine; a definition it cannot run fails the run (with the reason) instead of the batch.
@@ -244,7 +253,9 @@ function step(r: RunnerDeps, version: FlowVersion, state: RunState, run: () => S
  * while ((await runDue(deps, 500)) === 500);
  */
 export async function runDue(r: RunnerDeps, limit: number): Promise<number> {
-  return (await r.sql.begin(async (tx) => {
+  const changes = createChanges();
+  const lags: number[] = [];
+  const claimed = (await r.sql.begin(async (tx) => {
     const at = r.clock();
     const now = at.getTime();
     const rows = await claimDue(tx, at, limit);
@@ -259,7 +270,6 @@ export async function runDue(r: RunnerDeps, limit: number): Promise<number> {
       rows.map((x) => x.profileId),
       unionNeeds([...versions.values()].map((v) => v.needs)),
     );
-    const changes = createChanges();
     for (const row of rows) {
       const state = stateOf(row, r.pii);
       const version = versions.get(versionKey(row.flowId, row.version));
@@ -269,9 +279,13 @@ export async function runDue(r: RunnerDeps, limit: number): Promise<number> {
             advance(version.def, state, { type: 'due' }, { now, profile: facts.get(row.profileId)! }),
           )
         : failedStep(state, new Error(`flow ${row.flowId} has no version ${row.version}`), now);
-      changes.record(version ?? meta, state, result, { isNew: false, sourceId: row.sourceId });
+      changes.record(version ?? meta, state, result, { isNew: false, sourceId: row.sourceId, input: 'due' });
+      if (row.due !== null) lags.push(Math.max(0, now - row.due) / 1000);
     }
     await changes.commit(tx, r, now);
     return rows.length;
   })) as number;
+  changes.count(r);
+  for (const lag of lags) r.metrics?.flowDueLag.observe(lag);
+  return claimed;
 }

@@ -32,6 +32,7 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
     log: rt.log,
     dbKind: rt.dbKind,
     sweepMs: SWEEP_MS,
+    metrics: rt.metrics,
   };
   let timer: Timer | undefined;
   return {
