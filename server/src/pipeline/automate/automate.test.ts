@@ -379,6 +379,50 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     expect(messagesTo(coldId)).toHaveLength(0);
   });
 
+  it('keeps sensitive traits out of what it stores in clear: the journal masks them, messages are sealed', async () => {
+    const gmail = await post('/flows', {
+      definition: {
+        version: 1,
+        name: `Gmail ${run}`,
+        trigger: { type: 'event', event: 'Newsletter Joined' },
+        entry: { reentry: 'once' },
+        nodes: [
+          {
+            id: 'domain',
+            type: 'branch',
+            cases: [{ rule: { op: 'trait', trait: 'email', cmp: 'contains', value: '@gmail.com' } }],
+          },
+          { id: 'tip', type: 'send', destination: hookId, message: { body: 'Tip for {{ traits.email }}' } },
+          { id: 'done', type: 'exit' },
+        ],
+        edges: [
+          { from: 'domain', to: 'tip', on: 'case:0' },
+          { from: 'domain', to: 'done', on: 'else' },
+        ],
+      },
+    });
+    expect(gmail.status, gmail.text).toBe(201);
+    expect((await post(`/flows/${gmail.body.id}/publish`, {})).status).toBe(200);
+    const user = `zoe-${run}`;
+    const email = `zoe.private.${run}@gmail.com`;
+    await send({ type: 'identify', userId: user, traits: { email } });
+    await send({ type: 'track', userId: user, event: 'Newsletter Joined' });
+    const profileId = await profileOf(user);
+    await until('the tip', async () => messagesTo(profileId).length === 1);
+    // The person gets it in clear: the plugin needs the address.
+    expect(messagesTo(profileId)[0]!.body.message.body).toBe(`Tip for ${email}`);
+    const [journey] = await runsOf(profileId, gmail.body.id);
+    const decision = journey.steps.find((x: Any) => x.node === 'domain');
+    expect(decision.outcome).toBe('case:0');
+    expect(decision.reason).toContain(`z***@gmail.com`);
+    const [stored] = await cairn.sql<{ n: number }[]>`
+      SELECT (SELECT count(*) FROM flow_steps WHERE reason LIKE ${`%${email}%`} OR detail::text LIKE ${`%${email}%`})
+        + (SELECT count(*) FROM flow_runs WHERE state::text LIKE ${`%${email}%`})
+        + (SELECT count(*) FROM deliveries WHERE message::text LIKE ${`%${email}%`})
+        + (SELECT count(*) FROM pgboss.job WHERE name = 'messages' AND data::text LIKE ${`%${email}%`}) AS n`;
+    expect(Number(stored!.n)).toBe(0);
+  });
+
   it('erasing a person deletes their runs, their journal and the messages flows sent them', async () => {
     const user = `ed-${run}`;
     const { profileId, run: waiting } = await signUp(user, { first_name: 'Ed', plan: 'pro' });

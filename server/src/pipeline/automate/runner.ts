@@ -5,6 +5,7 @@ import {
   enter,
   type JsonObject,
   type ProfileChange,
+  type ProfileFacts,
   type RunState,
   type StepResult,
   type StoredEvent,
@@ -28,7 +29,7 @@ import {
   pastRuns,
   profilesListening,
 } from './queries.ts';
-import { failedStep, isActive, stateOf } from './runs.ts';
+import { failedStep, isActive, maskJournal, stateOf } from './runs.ts';
 
 // The durable runner: the engine's enter()/advance() applied to stored runs, each transaction writing
 // the runs' new states, their journal and their messages together (changes.ts).
@@ -37,7 +38,7 @@ import { failedStep, isActive, stateOf } from './runs.ts';
 export interface RunnerDeps extends CommitDeps {
   sql: Sql;
   metrics?: CommitDeps['metrics'] & Pick<Metrics, 'flowDueLag'>;
-  pii: CommitDeps['pii'] & Pick<Pii, 'openValue'>;
+  pii: CommitDeps['pii'] & Pick<Pii, 'openValue' | 'isSensitive'>;
   clock: () => Date;
   catalog: FlowCatalog;
 }
@@ -188,7 +189,7 @@ async function eventsOfPeople(
     for (const run of mine) {
       if (!isActive(run.state.status) || !listensFor(run.state, e.name) || applied.has(`${run.state.runId}:${e.id}`))
         continue;
-      const result = step(r, run.version, run.state, () =>
+      const result = step(r, run.version, run.state, profile, () =>
         advance(run.version.def, run.state, { type: 'event', event }, { now, profile }),
       );
       changes.record(run.version, run.state, result, {
@@ -217,7 +218,7 @@ async function eventsOfPeople(
         continue;
       }
       const state = enter(f.def, { runId, flowId: f.id, profileId: e.profileId, now, event });
-      const result = step(r, f, state, () => advance(f.def, state, { type: 'due' }, { now, profile }));
+      const result = step(r, f, state, profile, () => advance(f.def, state, { type: 'due' }, { now, profile }));
       changes.record(f, state, result, { isNew: true, sourceId: e.sourceId, input: 'entry' });
       history.set(key, [
         ...before,
@@ -232,12 +233,18 @@ async function eventsOfPeople(
 }
 
 // One step of the engine; a definition it cannot run fails the run (with the reason) instead of the batch.
-function step(r: RunnerDeps, version: FlowVersion, state: RunState, run: () => StepResult): StepResult {
+function step(
+  r: RunnerDeps,
+  version: FlowVersion,
+  state: RunState,
+  profile: ProfileFacts,
+  run: () => StepResult,
+): StepResult {
   try {
     const result = run();
     for (const e of result.effects)
       if (e.type !== 'send') throw new Error(`the runner does not perform ${e.type} effects yet (node ${e.node})`);
-    return result;
+    return maskJournal(result, profile, r.pii);
   } catch (err) {
     r.log.error(`flow ${version.id}: run ${state.runId} failed`, err);
     return failedStep(state, err, r.clock().getTime());
@@ -274,10 +281,9 @@ export async function runDue(r: RunnerDeps, limit: number): Promise<number> {
       const state = stateOf(row, r.pii);
       const version = versions.get(versionKey(row.flowId, row.version));
       const meta = { id: row.flowId, version: row.version, exclusive: row.exclusive };
+      const profile = facts.get(row.profileId)!;
       const result = version
-        ? step(r, version, state, () =>
-            advance(version.def, state, { type: 'due' }, { now, profile: facts.get(row.profileId)! }),
-          )
+        ? step(r, version, state, profile, () => advance(version.def, state, { type: 'due' }, { now, profile }))
         : failedStep(state, new Error(`flow ${row.flowId} has no version ${row.version}`), now);
       changes.record(version ?? meta, state, result, { isNew: false, sourceId: row.sourceId, input: 'due' });
       if (row.due !== null) lags.push(Math.max(0, now - row.due) / 1000);

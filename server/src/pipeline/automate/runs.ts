@@ -3,11 +3,12 @@ import {
   type JournalEntry,
   type JsonObject,
   NODE_TYPES,
+  type ProfileFacts,
   type RunState,
   type RunStatus,
   type StepResult,
 } from '@cairn/core';
-import type { Pii } from '../../pii/index.ts';
+import { maskValue, type Pii } from '../../pii/index.ts';
 
 // A run as the engine sees it (RunState) and as its row stores it, and the journal rows of a step.
 
@@ -187,3 +188,26 @@ export function failedStep(state: RunState, err: unknown, now: number): StepResu
 
 /** The effects this runner performs; the others are refused when a flow is published (see runnable.ts). */
 export type RunnableEffect = Extract<Effect, { type: 'send' }>;
+
+/**
+ * A step's journal without the person's sensitive trait values in clear: a decision on an email (its
+ * reason and the values it read) keeps the masked form (`a***@example.com`), as the journal is stored
+ * as it is and sensitive traits are only ever stored sealed.
+ *
+ * @example
+ * const safe = maskJournal(result, profile, pii);
+ */
+export function maskJournal(result: StepResult, profile: ProfileFacts, pii: Pick<Pii, 'isSensitive'>): StepResult {
+  const secrets = Object.entries(profile.traits)
+    .filter(([k, v]) => pii.isSensitive(k) && (typeof v === 'string' || typeof v === 'number') && String(v).length >= 3)
+    .map(([, v]) => String(v))
+    .sort((a, b) => b.length - a.length);
+  if (!secrets.length) return result;
+  const mask = (text: string) => secrets.reduce((t, secret) => t.replaceAll(secret, String(maskValue(secret))), text);
+  const journal = result.journal.map((j) => {
+    const out: JournalEntry = { ...j, reason: mask(j.reason) };
+    if (j.values) out.values = JSON.parse(mask(JSON.stringify(j.values))) as Record<string, unknown>;
+    return out;
+  });
+  return { ...result, journal };
+}
