@@ -114,6 +114,7 @@ export function createApp(deps: AppDeps): Hono {
         writer: pipeline.ingest.writer,
         identify: pipeline.identify,
         compute: pipeline.compute,
+        automate: pipeline.automate,
         destinations: pipeline.deliver.destinations,
         deliver: pipeline.deliver,
       }),

@@ -16,6 +16,7 @@ import { apiError } from '../http/errors.ts';
 import { maskPayload, maskValue, type Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
 import {
+  type AutomateStage,
   type FlowRow,
   flowRuns,
   getFlow,
@@ -142,6 +143,7 @@ interface FlowDeps {
   sql: Sql;
   pii: Pii;
   now: () => Date;
+  automate: Pick<AutomateStage, 'enter'>;
 }
 
 function view(f: FlowRow) {
@@ -373,6 +375,61 @@ export function flowsApi(deps: FlowDeps) {
         ...(body.data ? { data: body.data as never } : {}),
       });
       return c.json({ flowId: id, version: live ? flow.version : null, simulation } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{id}/enter',
+      tags: ['Flows'],
+      summary: 'Enter a person into a live flow with an API trigger, with entry data; the first step runs at once',
+      middleware: [write] as const,
+      request: {
+        params: Param,
+        body: {
+          content: {
+            'application/json': {
+              schema: z.object({
+                profile: z
+                  .string()
+                  .uuid()
+                  .openapi({ description: 'The person (a merged profile enters as its survivor)' }),
+                data: z
+                  .record(z.string(), z.unknown())
+                  .default({})
+                  .openapi({ description: 'Run data: the fields the trigger declares (`run.<field>` in templates)' }),
+                key: z
+                  .string()
+                  .min(1)
+                  .max(200)
+                  .optional()
+                  .openapi({
+                    description: 'Enters the person at most once per key (a retried call enters nobody again)',
+                  }),
+              }),
+            },
+          },
+        },
+      },
+      responses: {
+        200: json(
+          z.object({ entered: z.boolean(), runId: z.string().optional(), reason: z.string() }),
+          'Entered, or why not (the entry rule, the re-entry policy, already in the flow)',
+        ),
+        400: json(ErrorSchema, 'Data the trigger does not declare'),
+        404: notFound,
+        409: json(ErrorSchema, 'The flow is not live, or not entered through the API'),
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const body = c.req.valid('json');
+      await existing(id);
+      const profileId = await liveProfileId(sql, body.profile);
+      const entry = await deps.automate.enter(id, profileId, body.data as never, body.key);
+      return c.json(entry, 200);
     },
   );
 

@@ -15,6 +15,7 @@ import { apiError } from '../http/errors.ts';
 import type { HandOff } from '../jobs/handoff.ts';
 import type { Logger } from '../log.ts';
 import type { Pii } from '../pii/index.ts';
+import type { AutomateStage } from '../pipeline/automate/index.ts';
 import type { ComputeStage } from '../pipeline/compute/index.ts';
 import type { DeliverCommands, DestinationDirectory, PluginRegistry } from '../pipeline/deliver/index.ts';
 import type { IdentifyStage } from '../pipeline/identify/index.ts';
@@ -64,6 +65,8 @@ export function adminApi(deps: {
   identify: IdentifyStage;
   /** Stage 3's commands (static tags set by hand). */
   compute: ComputeStage;
+  /** Stage 4's commands (entering a person into a flow through the API). */
+  automate: AutomateStage;
   pii: Pii;
   destinations: DestinationDirectory;
   plugins: PluginRegistry;

@@ -177,6 +177,8 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     { method: 'POST', path: '/flows/:id/pause', action: 'flow.pause', resourceType: 'flow', load: l.flow },
     { method: 'POST', path: '/flows/:id/resume', action: 'flow.resume', resourceType: 'flow', load: l.flow },
     { method: 'POST', path: '/flows/:id/simulate', action: null, resourceType: 'flow' },
+    // The answer holds the run's id and whether (and why) the person entered: no personal data.
+    { method: 'POST', path: '/flows/:id/enter', action: 'flow.enter', resourceType: 'flow', summary: asAnswered },
 
     {
       method: 'PUT',

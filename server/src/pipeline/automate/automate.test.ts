@@ -423,6 +423,44 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     expect(Number(stored!.n)).toBe(0);
   });
 
+  it('enters a person through the API with entry data, once per key', async () => {
+    const followUp = await post('/flows', {
+      definition: {
+        version: 1,
+        name: `Order follow-up ${run}`,
+        trigger: { type: 'api', data: ['coupon'] },
+        entry: { reentry: 'every_time', concurrent: true },
+        nodes: [
+          { id: 'later', type: 'wait', duration: { hours: 1 } },
+          { id: 'code', type: 'send', destination: hookId, message: { body: 'Your code {{ run.coupon }}' } },
+        ],
+        edges: [{ from: 'later', to: 'code', on: 'next' }],
+      },
+    });
+    expect(followUp.status, followUp.text).toBe(201);
+    const id = followUp.body.id;
+    expect((await post(`/flows/${id}/publish`, {})).status).toBe(200);
+    const user = `fay-${run}`;
+    await send({ type: 'identify', userId: user, traits: { first_name: 'Fay' } });
+    const profileId = await profileOf(user);
+
+    const first = await post(`/flows/${id}/enter`, { profile: profileId, data: { coupon: 'SPRING' }, key: 'order-1' });
+    expect(first.status, first.text).toBe(200);
+    expect(first.body).toMatchObject({ entered: true, runId: expect.any(String) });
+    const again = await post(`/flows/${id}/enter`, { profile: profileId, data: { coupon: 'SPRING' }, key: 'order-1' });
+    expect(again.body).toEqual({ entered: false, runId: first.body.runId, reason: 'entered before with this key' });
+    const undeclared = await post(`/flows/${id}/enter`, { profile: profileId, data: { discount: 10 } });
+    expect(undeclared.status).toBe(400);
+    expect(undeclared.body.error.message).toMatch(/discount not declared/);
+    const byEvent = await post(`/flows/${flowId}/enter`, { profile: profileId });
+    expect(byEvent.status).toBe(409);
+    expect(await runsOf(profileId, id)).toHaveLength(1);
+
+    now += HOUR + 1000;
+    await until('the code', async () => messagesTo(profileId).length === 1);
+    expect(messagesTo(profileId)[0]!.body.message.body).toBe('Your code SPRING');
+  });
+
   it('erasing a person deletes their runs, their journal and the messages flows sent them', async () => {
     const user = `ed-${run}`;
     const { profileId, run: waiting } = await signUp(user, { first_name: 'Ed', plan: 'pro' });

@@ -19,4 +19,5 @@ export {
 } from './flow-queries.ts';
 export { type FactsNeeds, loadFacts } from './people.ts';
 export { runnerIssues } from './runnable.ts';
+export type { ApiEntry } from './runner.ts';
 export { type AutomateStage, createAutomateStage } from './stage.ts';

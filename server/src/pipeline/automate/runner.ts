@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   admit,
   advance,
   enter,
   type JsonObject,
+  type JsonValue,
   type ProfileChange,
   type ProfileFacts,
   type RunState,
@@ -14,6 +15,7 @@ import {
   triggeredByEvent,
 } from '@cairn/core';
 import type { Sql, Transaction, Tx } from '../../db/index.ts';
+import { DomainError } from '../../infra/errors.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { Pii } from '../../pii/index.ts';
 import { type FlowCatalog, type FlowVersion, versionKey } from './catalog.ts';
@@ -294,4 +296,59 @@ export async function runDue(r: RunnerDeps, limit: number): Promise<number> {
   changes.count(r);
   for (const lag of lags) r.metrics?.flowDueLag.observe(lag);
   return claimed;
+}
+
+/** What an entry through the API did. */
+export interface ApiEntry {
+  entered: boolean;
+  /** The run (also when the key entered the person before). */
+  runId?: string;
+  reason: string;
+}
+
+/**
+ * Enters a person into a live flow whose trigger is `api`, with entry data (only the fields the trigger
+ * declares), and takes the first step — in one transaction, as an event's entry. With `key`, the run's id
+ * is derived from it: the same call repeated enters the person once.
+ *
+ * @example
+ * await enterByApi(deps, 'flw_1', profileId, { coupon: 'SPRING' }, 'order-42');
+ */
+export async function enterByApi(
+  r: RunnerDeps,
+  flowId: string,
+  profileId: string,
+  data: Record<string, JsonValue>,
+  key?: string,
+): Promise<ApiEntry> {
+  const changes = createChanges();
+  const entry = (await r.sql.begin(async (tx) => {
+    const flow = (await r.catalog.live(tx)).find((f) => f.id === flowId);
+    if (!flow) throw new DomainError(409, 'conflict', `flow ${flowId} is not live`);
+    const trigger = flow.def.trigger;
+    if (trigger.type !== 'api')
+      throw new DomainError(409, 'conflict', `flow ${flowId} is entered by its ${trigger.type} trigger, not the API`);
+    const unknown = Object.keys(data).filter((k) => !(trigger.data ?? []).includes(k));
+    if (unknown.length)
+      throw new DomainError(
+        400,
+        'invalid_request',
+        `data: ${unknown.join(', ')} not declared by the trigger (it takes ${(trigger.data ?? []).join(', ') || 'none'})`,
+      );
+    await lockPeople(tx, [profileId]);
+    const past = await pastRuns(tx, [profileId], [flowId]);
+    const runId = key === undefined ? randomUUID() : runIdFor(flowId, `api:${key}`);
+    if (past.some((p) => p.id === runId)) return { entered: false, runId, reason: 'entered before with this key' };
+    const profile = (await loadFacts(tx, r.pii, [profileId], flow.needs)).get(profileId)!;
+    const now = r.clock().getTime();
+    const verdict = admit(flow.def, { facts: profile, nowMs: now, runs: past });
+    if (!verdict.ok) return { entered: false, reason: verdict.reason };
+    const state = enter(flow.def, { runId, flowId, profileId, now, data });
+    const result = step(r, flow, state, profile, () => advance(flow.def, state, { type: 'due' }, { now, profile }));
+    changes.record(flow, state, result, { isNew: true, sourceId: null, input: 'entry' });
+    await changes.commit(tx, r, now);
+    return { entered: true, runId, reason: verdict.reason };
+  })) as ApiEntry;
+  changes.count(r);
+  return entry;
 }

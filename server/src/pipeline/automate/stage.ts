@@ -1,13 +1,21 @@
+import type { JsonValue } from '@cairn/core';
 import { QUEUES } from '../../jobs/queues.ts';
 import type { Runtime, Stage } from '../../runtime.ts';
 import type { Inbox } from '../topics.ts';
 import { createCatalog } from './catalog.ts';
 import { nextDue } from './queries.ts';
-import { handleEvents, type RunnerDeps, runDue } from './runner.ts';
+import { type ApiEntry, enterByApi, handleEvents, type RunnerDeps, runDue } from './runner.ts';
 import { startTimer, type Timer } from './timer.ts';
 
 /** Stage 4: flows' runs, moved by events (the `automate` queue) and by time (the timer). */
-export type AutomateStage = Stage;
+export interface AutomateStage extends Stage {
+  /**
+   * Enters a person into a live flow with an `api` trigger and takes the first step (`POST
+   * /api/flows/:id/enter`); with `key`, at most once per key. 409 when the flow is not live or not entered
+   * through the API, 400 for data fields the trigger does not declare.
+   */
+  enter(flowId: string, profileId: string, data: Record<string, JsonValue>, key?: string): Promise<ApiEntry>;
+}
 
 /** The timer's longest sleep: a due run is taken at most this late when nothing wakes it sooner. */
 export const SWEEP_MS = 1000;
@@ -16,7 +24,8 @@ export const DUE_BATCH = 500;
 
 /**
  * Creates stage 4. With `work` (every role but `ingest`) it consumes `automate` (attached events and
- * membership changes: triggers, and runs waiting for an event) and runs the timer of due runs.
+ * membership changes: triggers, and runs waiting for an event) and runs the timer of due runs; on every
+ * role it enters people through the API.
  *
  * @example
  * const automate = createAutomateStage(runtime, { work: true });
@@ -68,5 +77,6 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
     async stop() {
       await timer?.stop();
     },
+    enter: (flowId, profileId, data, key) => enterByApi(deps, flowId, profileId, data, key),
   };
 }
