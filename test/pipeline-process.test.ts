@@ -85,15 +85,22 @@ describe('the pipeline process of the all-in-one start (postgres)', { timeout: 3
     const stored = await sql<{ n: number; attached: number }[]>`
       SELECT count(*)::int AS n, count(profile_id)::int AS attached FROM events WHERE message_id LIKE ${`${run}-%`}`;
     expect(stored[0]!.n).toBe(messageIds.length);
-    await waitFor(
-      'every event delivered',
-      async () => {
-        const got = new Set(hook.accepted.map((r) => String(r.headers['idempotency-key']).split(':')[0]));
-        return messageIds.every((m) => got.has(m));
-      },
-      // The killed process's jobs come back once pg-boss sees their heartbeat lapse.
-      180_000,
-    );
+    const missing = () => {
+      const got = new Set(hook.accepted.map((r) => String(r.headers['idempotency-key']).split(':')[0]));
+      return messageIds.filter((m) => !got.has(m));
+    };
+    // The killed process's jobs come back once pg-boss sees their heartbeat lapse.
+    await waitFor('every event delivered', async () => missing().length === 0, 180_000).catch(async (err) => {
+      // What was left, for whoever reads a failure: the ledger, the jobs, the server's last words.
+      const ledger = await sql`SELECT status, count(*)::int AS n FROM deliveries GROUP BY status`;
+      const jobs = await sql`SELECT name, state, count(*)::int AS n FROM pgboss.job GROUP BY 1, 2 ORDER BY 1, 2`;
+      const unattached = await sql`SELECT count(*)::int AS n FROM events WHERE profile_id IS NULL`;
+      console.log(
+        `[pipeline-process] ${missing().length} of ${messageIds.length} never delivered; ledger ${JSON.stringify(ledger)}; ` +
+          `jobs ${JSON.stringify(jobs)}; unattached events ${unattached[0]!.n}\n${s.output().split('\n').slice(-40).join('\n')}`,
+      );
+      throw err;
+    });
     const [{ attached }] = await sql<[{ attached: number }]>`
       SELECT count(profile_id)::int AS attached FROM events WHERE message_id LIKE ${`${run}-%`}`;
     expect(attached).toBe(messageIds.length);
