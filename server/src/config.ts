@@ -17,8 +17,12 @@ export const DEFAULTS = Object.freeze({
   maxFutureSkewMs: 24 * 60 * 60 * 1000,
   /** How often a process re-reads the sources table to see keys created or rotated elsewhere. */
   sourceRefreshMs: 2000,
-  /** First retry of a failed delivery after this many seconds, doubling (with jitter) up to the max. */
-  deliveryRetryDelaySeconds: 5,
+  /**
+   * First retry of a failed delivery after this many seconds, doubling (with jitter) up to the max. It is also
+   * the wait before a killed worker's deliveries go out again (after their heartbeat lapses, ~10 s): at 5 s,
+   * that took 15-22 s; the circuit breaker, not this delay, is what spares a destination that is down.
+   */
+  deliveryRetryDelaySeconds: 1,
   deliveryRetryMaxSeconds: 600,
   /** Circuit breaker: failed batches in a row that pause a destination, the first pause, the longest. */
   circuitThreshold: 5,

@@ -4,7 +4,7 @@ import type { Logger } from '../log.ts';
 
 import type { ConsumerQueue } from '../pipeline/topics.ts';
 
-const STAGE_RETRIES = { retryLimit: 20, retryDelay: 2, retryBackoff: true, retryDelayMax: 300 } as const;
+const STAGE_RETRIES = { retryLimit: 20, retryDelay: 1, retryBackoff: true, retryDelayMax: 300 } as const;
 
 /**
  * Every consumer queue, declared once with its options. Stages hand work to each other only through
@@ -16,7 +16,8 @@ export const QUEUES = {
     name: 'identify',
     ...STAGE_RETRIES,
     expireInSeconds: 120,
-    // A worker killed mid-job stops its heartbeat: the job is retried after ~10-20 s, not at expiry.
+    // A worker killed mid-job stops its heartbeat (refreshed every 5 s): the job is failed by the next monitor
+    // pass once it lapses (5-12 s after the kill) and retried 1-2 s later, not at expiry.
     heartbeatSeconds: 10,
     // Wake the workers at once (Postgres only; polling stays as the floor, and is all PGlite has).
     notify: true,
@@ -56,6 +57,9 @@ export const QUEUES = {
   messages: { name: 'messages', ...STAGE_RETRIES, expireInSeconds: 120, heartbeatSeconds: 10, notify: true },
 } as const satisfies { [Q in ConsumerQueue]: Queue & { name: Q } };
 
+/** How often lapsed heartbeats and expired jobs are looked for (by one worker of many per queue). */
+export const MONITOR_SECONDS = 2;
+
 /** The schema pg-boss keeps its tables in. */
 export const BOSS_SCHEMA = 'pgboss';
 
@@ -74,8 +78,12 @@ export async function startBoss(db: Database, log: Logger, options: { supervise:
     backend: db.kind === 'embedded' ? 'pglite' : 'postgres',
     supervise: options.supervise,
     schedule: options.supervise,
-    // How soon lapsed heartbeats (a killed worker's jobs) are noticed; pg-boss's default is 60 s.
-    superviseIntervalSeconds: 10,
+    // A killed worker's jobs are failed (and so retried) only by a monitor pass once their heartbeat has
+    // lapsed (heartbeatSeconds, at least 10 s). The pass is due per queue every monitorIntervalSeconds
+    // (pg-boss's default 60 s: retries came 46-109 s after a kill) and looked for every
+    // superviseIntervalSeconds. A pass costs a few indexed updates and counts of the live jobs.
+    superviseIntervalSeconds: MONITOR_SECONDS,
+    monitorIntervalSeconds: MONITOR_SECONDS,
     registerInstance: false,
   });
   boss.on('error', (err) => log.error('pg-boss', err));
