@@ -163,18 +163,37 @@ export async function startCairn(
           const deadline = Date.now() + DEFAULTS.shutdownTimeoutMs;
           while (inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
           if ('closeAllConnections' in server) server.closeAllConnections();
-          await closed;
+          // Every step is bounded: one that never settles (a query on a connection Postgres dropped) must
+          // not hold the process for minutes. The log names the step; what it left undone is retried
+          // after the restart (jobs by pg-boss, unacknowledged events by their clients).
+          await bounded(log, 'closing the HTTP server', closed, 5_000);
           // The group commits in flight finish first; then plugin calls are aborted (retried later).
-          await pipeline.ingest.stop();
+          await bounded(log, 'finishing the group commits in flight', pipeline.ingest.stop(), 10_000);
           stopping.abort();
-          await pipeline.stop();
-          await boss.stop({ graceful: true, timeout: 10_000, close: false });
-          await sources.stop();
-          await db.close();
+          await bounded(log, 'stopping the pipeline stages', pipeline.stop(), 15_000);
+          await bounded(log, 'stopping pg-boss', boss.stop({ graceful: true, timeout: 10_000, close: false }), 12_000);
+          await bounded(log, 'stopping the source directory', sources.stop(), 5_000);
+          await bounded(log, 'closing the database pool', db.close(), 10_000);
         })();
         return closing;
       },
     };
+  }
+}
+
+// Waits for a shutdown step at most `ms`, then logs which step overran and goes on; its error is logged too.
+async function bounded(log: Logger, step: string, work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const overran = new Promise<'overran'>((resolve) => {
+    timer = setTimeout(() => resolve('overran'), ms);
+  });
+  try {
+    const outcome = await Promise.race([work.then(() => 'done' as const), overran]);
+    if (outcome === 'overran') log.error(`shutdown: ${step} did not finish in ${ms} ms; going on without it`);
+  } catch (err) {
+    log.error(`shutdown: ${step} failed`, err);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
