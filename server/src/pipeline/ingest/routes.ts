@@ -157,7 +157,7 @@ async function ingest(
   kind: EventType | 'batch',
   keys: KeySources = {},
 ): Promise<Response> {
-  const { config, sources, failures, metrics } = deps;
+  const { config, failures, metrics } = deps;
   const receivedAt = Date.now();
   const info = requestInfo(c, config.trustProxy);
   const refuse = async (row: FailedEventRow, err: Error): Promise<never> => {
@@ -166,7 +166,7 @@ async function ingest(
   };
 
   const headerKey = basicUser(c.req.header('authorization'));
-  let source = headerKey ? await sources.byWriteKey(headerKey) : undefined;
+  let source = headerKey ? await sourceOf(deps, headerKey) : undefined;
   let body: { json: unknown; raw: { bytes: Uint8Array; size: number } };
   try {
     body = await readJsonBody(c.req.raw, (c.env as Partial<HttpBindings> | undefined)?.incoming);
@@ -179,7 +179,7 @@ async function ingest(
   const bodyKey = isObject && typeof json.writeKey === 'string' ? json.writeKey : undefined;
   const queryKey = keys.query ? c.req.query('writeKey') || undefined : undefined;
   const otherKey = bodyKey ?? queryKey;
-  if (!headerKey && otherKey) source = await sources.byWriteKey(otherKey);
+  if (!headerKey && otherKey) source = await sourceOf(deps, otherKey);
   if (!source) {
     const message =
       headerKey || otherKey
@@ -345,8 +345,14 @@ async function failures(deps: IngestDeps, rows: FailedEventRow[]): Promise<void>
   await deps.failures.record(rows).catch((err) => unavailable(deps, err));
 }
 
+// A key the cached directory does not know makes it reload: with the database unreachable, that is a 503 the
+// client retries, not a 500.
+function sourceOf(deps: IngestDeps, writeKey: string): Promise<Source | undefined> {
+  return deps.sources.byWriteKey(writeKey).catch((err) => unavailable(deps, err, 'looking up a write key failed'));
+}
+
 // The database could not take the write: nothing was acknowledged, so the client must retry.
-function unavailable(deps: IngestDeps, err: unknown): never {
-  deps.log.error('storing events failed', err);
+function unavailable(deps: IngestDeps, err: unknown, what = 'storing events failed'): never {
+  deps.log.error(what, err);
   throw apiError(503, 'unavailable', 'events could not be stored right now; retry', undefined, { 'Retry-After': '1' });
 }
