@@ -101,6 +101,15 @@ export async function createPgCluster(): Promise<PgCluster> {
   const pidFile = join(data, 'postmaster.pid');
   const postmasterPid = async () => Number.parseInt((await readFile(pidFile, 'utf8')).split('\n')[0]!, 10);
   const url = (database = 'cairn') => `postgres://postgres@127.0.0.1:${port}/${database}`;
+  // A killed postmaster stays a zombie until its parent (init, once pg_ctl exited) reaps it, and a new one
+  // refuses to start while the pid in the lock file exists. Dead is dead: its lock file goes (the shared
+  // memory check still waits for its backends).
+  const removeStalePidFile = async () => {
+    const pid = await postmasterPid().catch(() => 0);
+    if (!pid) return;
+    const state = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    if (state === '' || / Z /.test(state)) await rm(pidFile, { force: true });
+  };
 
   const cluster: PgCluster = {
     port,
@@ -123,6 +132,7 @@ export async function createPgCluster(): Promise<PgCluster> {
         } catch (err) {
           // "pre-existing shared memory block is still in use": backends of the crashed postmaster are
           // still exiting. Anything else that keeps failing for a minute is reported with the log.
+          await removeStalePidFile();
           if (Date.now() > deadline) {
             const log = await readFile(join(dir, 'postgres.log'), 'utf8').catch(() => '');
             throw new Error(`pg_ctl start failed: ${String(err)}\n${log.slice(-2000)}`);
