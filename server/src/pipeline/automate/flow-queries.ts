@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FlowDefinition, JournalEntry } from '@cairn/core';
 import type { Transaction, Tx } from '../../db/index.ts';
+import type { StepRow } from './runs.ts';
 
 // Flows as the admin API reads and writes them, their versions, and runs with their journal.
 
@@ -119,20 +120,7 @@ export async function flowRuns(sql: Tx, flowId: string, q: { profileId: string; 
     ORDER BY entered_at DESC, id
     LIMIT ${q.limit}`;
   if (!runs.length) return [];
-  const steps = await sql<
-    {
-      runId: string;
-      node: string | null;
-      iteration: number | null;
-      at: number;
-      type: string;
-      outcome: string;
-      to: string | null;
-      reason: string;
-      detail: Record<string, unknown> | null;
-      eventId: string | null;
-    }[]
-  >`
+  const steps = await sql<Omit<StepRow, 'decided'>[]>`
     SELECT run_id::text AS "runId", node, iteration, (extract(epoch FROM at) * 1000)::float8 AS at, type, outcome,
       to_node AS to, reason, detail, event_id::text AS "eventId"
     FROM flow_steps
