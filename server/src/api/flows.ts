@@ -399,14 +399,9 @@ export function flowsApi(deps: FlowDeps) {
                   .record(z.string(), z.unknown())
                   .default({})
                   .openapi({ description: 'Run data: the fields the trigger declares (`run.<field>` in templates)' }),
-                key: z
-                  .string()
-                  .min(1)
-                  .max(200)
-                  .optional()
-                  .openapi({
-                    description: 'Enters the person at most once per key (a retried call enters nobody again)',
-                  }),
+                key: z.string().min(1).max(200).optional().openapi({
+                  description: 'Enters the person at most once per key (a retried call enters nobody again)',
+                }),
               }),
             },
           },
