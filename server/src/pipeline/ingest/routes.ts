@@ -347,8 +347,21 @@ async function failures(deps: IngestDeps, rows: FailedEventRow[]): Promise<void>
 
 // A key the cached directory does not know makes it reload: with the database unreachable, that is a 503 the
 // client retries, not a 500.
+// A fault of the server itself (a missing table, a bad query) stays a 500.
 function sourceOf(deps: IngestDeps, writeKey: string): Promise<Source | undefined> {
-  return deps.sources.byWriteKey(writeKey).catch((err) => unavailable(deps, err, 'looking up a write key failed'));
+  return deps.sources.byWriteKey(writeKey).catch((err: unknown) => {
+    if (!unreachable(err)) throw err;
+    return unavailable(deps, err, 'looking up a write key failed');
+  });
+}
+
+// The database cannot be reached or is not taking work: an error of the driver or the network (no SQLSTATE), or
+// Postgres's connection exception (08), operator intervention such as a shutdown in progress (57P), insufficient
+// resources (53).
+function unreachable(err: unknown): boolean {
+  const e = err as { severity?: unknown; code?: unknown };
+  if (typeof e?.severity !== 'string') return true;
+  return typeof e.code === 'string' && /^(08|57P|53)/.test(e.code);
 }
 
 // The database could not take the write: nothing was acknowledged, so the client must retry.
