@@ -34,6 +34,12 @@ const settings = z
     subject: z.string().min(1),
     text: z.string().min(1).optional(),
     html: z.string().min(1).optional(),
+    /**
+     * Appended, after a blank line, to the text of a flow's message (which is sent as the flow rendered
+     * it, instead of `subject`/`text`/`html`), so every marketing email shows its unsubscribe link;
+     * a template like `text`. Empty: nothing appended.
+     */
+    messageFooter: z.string().default('Unsubscribe: {{unsubscribe_url}}'),
     /** Unsubscribe topic passed to `ctx.unsubscribeUrl`: match the destination's topic. */
     topic: z.string().min(1).optional(),
     /** DKIM-sign here when the SMTP service does not (RFC 8058 wants the unsubscribe headers signed). */
@@ -103,15 +109,24 @@ export function compose(item: DeliveryItem, ctx: PluginContext<Settings>): SendM
   if (!ADDRESS.test(to)) return { failed: `profile email is not a single plain address: ${JSON.stringify(to)}` };
   const unsubscribeUrl = noControls(ctx.unsubscribeUrl(profile, 'email', s.topic));
   const scope = itemScope(item, { unsubscribe_url: unsubscribeUrl });
-  const subject = oneLine(render(s.subject, scope, oneLine)).trim();
+  const message = item.message;
+  // A flow's message comes rendered: its subject (else the destination's) and its body as the text.
+  const subject = oneLine(message?.subject ?? render(s.subject, scope, oneLine)).trim();
   if (!subject) return { failed: 'subject rendered empty' };
+  if (message && !message.body.trim()) return { failed: 'message body is empty' };
+  const footer = message && s.messageFooter ? render(s.messageFooter, scope).trim() : '';
+  const content = message
+    ? { text: footer ? `${message.body}\n\n${footer}` : message.body }
+    : {
+        ...(s.text ? { text: render(s.text, scope) } : {}),
+        ...(s.html ? { html: render(s.html, scope, escapeHtml) } : {}),
+      };
   return {
     from: s.from,
     ...(s.replyTo ? { replyTo: s.replyTo } : {}),
     to,
     subject,
-    ...(s.text ? { text: render(s.text, scope) } : {}),
-    ...(s.html ? { html: render(s.html, scope, escapeHtml) } : {}),
+    ...content,
     messageId: messageIdFor(item.idempotencyKey, senderDomain(s.from)),
     date: ctx.now(),
     headers: {

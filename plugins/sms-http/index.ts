@@ -28,7 +28,7 @@ const settings = z
     format: z.enum(['json', 'form']).default('json'),
     /** The request body; every string in it is a template (`{{phone}}`, `{{text}}`, `{{trait.x}}`, …). */
     body: z.record(z.string(), json),
-    /** The message text template, available to the body as `{{text}}`. */
+    /** The message text template, available to the body as `{{text}}`; a flow's message sends its body instead. */
     text: z.string().min(1),
     headers: z.record(headerName, headerValue).default({}),
     /** Headers holding credentials (`Authorization`, `X-Api-Key`): masked when read back. */
@@ -102,8 +102,9 @@ export function request(
     unsubscribe_url: ctx.unsubscribeUrl(profile, 'sms', s.topic),
     idempotency_key: item.idempotencyKey,
   });
-  const text = render(s.text, base).trim();
-  if (!text) return { failed: 'text rendered empty' };
+  // A flow's message comes rendered: its body is the text (the `text` template is for events).
+  const text = (item.message ? item.message.body : render(s.text, base)).trim();
+  if (!text) return { failed: item.message ? 'message body is empty' : 'text rendered empty' };
   const body = renderBody(s.body, { ...base, text }) as Record<string, Json>;
   const headers: Record<string, string> = {
     'user-agent': 'Cairn-SMS/0.1',
