@@ -15,9 +15,18 @@ export interface DestinationDirectory {
   get(id: string): ActiveDestination | undefined;
   /** Re-reads now (after a change made through this server). */
   refresh(): Promise<void>;
+  /**
+   * Makes sure the list was checked after `since` (ms since the epoch): checks the table's fingerprint
+   * now when it was not. Work created after a destination was (a job of an event accepted once the
+   * API answered) is then fanned out to it, even on a server that did not make the change.
+   */
+  checkedSince(since: number): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
+
+// Jobs carry the database's time, the directory this process's: on one machine they agree to a few ms.
+const CLOCK_MARGIN_MS = 250;
 
 /**
  * Keeps the destination list in memory, re-read when the table's fingerprint changes (every
@@ -67,6 +76,10 @@ export function createDestinationDirectory(deps: {
     get: (id) => directory.get(id),
     // Failures are logged, never thrown at the caller; the next refresh loads again.
     refresh: () => directory.reload({ fresh: true }).catch((err) => log.error('destinations', err)),
+    checkedSince: async (since) => {
+      if (directory.checkedAt() > since + CLOCK_MARGIN_MS) return;
+      await directory.reload().catch((err) => log.error('destinations', err));
+    },
     // The refresh keeps running when the first load fails: the destinations come once it succeeds.
     start: () => directory.start().catch((err) => log.error('destinations', err)),
     stop: () => directory.stop(),

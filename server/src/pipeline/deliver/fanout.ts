@@ -17,6 +17,18 @@ import {
   type NewDelivery,
 } from './queries/fanout.ts';
 
+const FANOUT_WORK = {
+  batchSize: 20,
+  // Retries coming due are not notified: poll for them sooner than pg-boss's 30 s default.
+  pollingIntervalSeconds: 0.5,
+  notifyPollingIntervalSeconds: 2,
+  // A full fetch means a backlog: fetch again at once instead of waiting for the next poll.
+  burstWhenBatchFull: true,
+  localConcurrency: 2,
+  // createdOn: when the jobs were made, for the destination list's freshness.
+  includeMetadata: true,
+} as const;
+
 /**
  * Stage 5's consumer of the `fanout` queue: events attached to their profiles (`events.attached`) and
  * recorded membership changes (`memberships.changed`).
@@ -32,18 +44,13 @@ export async function startFanoutWorker(
   /** The clock filters' relative dates are evaluated against (the runtime's). */
   now: () => Date = () => new Date(),
 ): Promise<void> {
-  await boss.work<Inbox<'fanout'>>(
+  await boss.work<Inbox<'fanout'>, void, typeof FANOUT_WORK>(
     QUEUES.fanout.name,
-    // Retries coming due are not notified: poll for them sooner than pg-boss's 30 s default.
-    {
-      batchSize: 20,
-      pollingIntervalSeconds: 0.5,
-      notifyPollingIntervalSeconds: 2,
-      // A full fetch means a backlog: fetch again at once instead of waiting for the next poll.
-      burstWhenBatchFull: true,
-      localConcurrency: 2,
-    },
+    FANOUT_WORK,
     async function fanOutCommitted(jobs) {
+      // A destination created before these events were accepted may not be known here yet (another
+      // server's change, seen at the next refresh): check the table first when the list is older.
+      await destinations.checkedSince(Math.max(...jobs.map((j) => j.createdOn.getTime())));
       await fanOutWith(
         boss,
         sql,
