@@ -17,6 +17,7 @@ import { maskPayload, maskValue, type Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
 import {
   type AutomateStage,
+  calendarKeys,
   type FlowRow,
   flowRuns,
   getFlow,
@@ -25,6 +26,7 @@ import {
   listFlows,
   loadFacts,
   needsOf,
+  planFlow,
   publishFlow,
   runnerIssues,
   setFlowStatus,
@@ -187,14 +189,18 @@ export function flowsApi(deps: FlowDeps) {
     return row;
   };
   const context = async (): Promise<FlowContext> => {
-    const [destinations, rules] = await Promise.all([listDestinations(sql), allRules(sql)]);
+    const [destinations, rules, calendars] = await Promise.all([
+      listDestinations(sql),
+      allRules(sql),
+      calendarKeys(sql),
+    ]);
     const keys = (kind: string) => rules.filter((r) => r.kind === kind).map((r) => r.key);
     return {
       destinations: destinations.map((d) => d.id),
       audiences: keys('audience'),
       tags: keys('tag'),
       computed: keys('computed'),
-      calendars: [],
+      calendars,
     };
   };
   const checked = async (input: unknown): Promise<FlowDefinition> => {
@@ -295,7 +301,11 @@ export function flowsApi(deps: FlowDeps) {
       const unsupported = runnerIssues(definition);
       if (unsupported.length) invalid(unsupported);
       const principal = c.get('principal');
-      await sql.begin((tx) => publishFlow(tx, id, principal ? `${principal.kind}:${principal.id}` : null));
+      await sql.begin(async (tx) => {
+        const version = await publishFlow(tx, id, principal ? `${principal.kind}:${principal.id}` : null);
+        // A time-based trigger's first firing (or a date trait's sweep) is planned with the version.
+        if (version !== undefined) await planFlow(tx, id, version, definition, deps.now().getTime());
+      });
       return c.json(view(await existing(id)) as never, 200);
     },
   );

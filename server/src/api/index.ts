@@ -24,6 +24,7 @@ import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
 import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
+import { calendarsApi } from './calendars.ts';
 import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
 import { apiDescription } from './description.ts';
 import { destinationsApi, destinationView } from './destinations.ts';
@@ -143,6 +144,7 @@ export function adminApi(deps: {
   api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
   api.route('/flows', flowsApi(deps));
+  api.route('/calendars', calendarsApi(deps));
   api.route(
     '/users',
     usersApi(deps.sql, deps.people, () => deps.apiKeys.clear()),

@@ -9,6 +9,9 @@ const TRIGGERS: ReadonlySet<string> = new Set([
   'audience_exited',
   'tag_added',
   'tag_removed',
+  'date_trait',
+  'schedule',
+  'calendar',
   'api',
 ]);
 const NODES: ReadonlySet<string> = new Set(['wait', 'wait_until', 'wait_for_event', 'branch', 'split', 'send', 'exit']);

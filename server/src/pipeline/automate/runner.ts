@@ -87,7 +87,14 @@ export function runIdFor(flowId: string, eventId: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
-async function lockPeople(tx: Tx, ids: readonly string[]): Promise<void> {
+/**
+ * Locks people for stage 4 for the rest of the transaction (sorted: no deadlock between workers): one
+ * person's entries, event-driven steps and effect results are decided by one transaction at a time.
+ *
+ * @example
+ * await lockPeople(tx, [profileId]);
+ */
+export async function lockPeople(tx: Tx, ids: readonly string[]): Promise<void> {
   const keys = [...new Set(ids.map((id) => createHash('sha1').update(`automate:${id}`).digest().readInt32BE(0)))].sort(
     (a, b) => a - b,
   );
@@ -296,6 +303,48 @@ export async function runDue(r: RunnerDeps, limit: number): Promise<number> {
   changes.count(r);
   for (const lag of lags) r.metrics?.flowDueLag.observe(lag);
   return claimed;
+}
+
+/**
+ * Enters people into a flow at a time its trigger chose (a schedule's or a calendar's firing, a date
+ * trait's moment), in the caller's transaction: locks them, applies `admit()`, `enter()` and the first step,
+ * and records it all in `changes` (the caller commits them, then counts). Each entry's `runId` is derived
+ * by the caller from what it is an entry of, so an entry replayed after a crash finds its run and enters
+ * nobody again. Returns how many entered.
+ *
+ * @example
+ * const entered = await enterPeople(deps, tx, flow, [{ profileId, runId: runIdFor(flow.id, 'fire:…') }], now, changes);
+ */
+export async function enterPeople(
+  r: RunnerDeps,
+  tx: Tx,
+  flow: FlowVersion,
+  entries: readonly { profileId: string; runId: string }[],
+  now: number,
+  changes: Changes,
+): Promise<number> {
+  if (!entries.length) return 0;
+  const people = [...new Set(entries.map((e) => e.profileId))];
+  await lockPeople(tx, people);
+  const past = await pastRuns(tx, people, [flow.id]);
+  const facts = await loadFacts(tx, r.pii, people, flow.needs);
+  let entered = 0;
+  for (const { profileId, runId } of entries) {
+    const before = past.filter((p) => p.profileId === profileId);
+    if (before.some((p) => p.id === runId)) continue;
+    const profile = facts.get(profileId)!;
+    const verdict = admit(flow.def, { facts: profile, nowMs: now, runs: before });
+    if (!verdict.ok) {
+      r.log.debug(`flow ${flow.id}: ${profileId} not entered: ${verdict.reason}`);
+      continue;
+    }
+    const state = enter(flow.def, { runId, flowId: flow.id, profileId, now });
+    const result = step(r, flow, state, profile, () => advance(flow.def, state, { type: 'due' }, { now, profile }));
+    changes.record(flow, state, result, { isNew: true, sourceId: null, input: 'entry' });
+    past.push({ id: runId, flowId: flow.id, profileId, enteredAt: now, active: isActive(result.state.status) });
+    entered++;
+  }
+  return entered;
 }
 
 /** What an entry through the API did. */

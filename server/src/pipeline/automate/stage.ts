@@ -3,6 +3,8 @@ import { QUEUES } from '../../jobs/queues.ts';
 import type { Runtime, Stage } from '../../runtime.ts';
 import type { Inbox } from '../topics.ts';
 import { createCatalog } from './catalog.ts';
+import { plannerNextDue } from './planner-queries.ts';
+import { replanIdentified, runPlanner } from './planner.ts';
 import { nextDue } from './queries.ts';
 import { type ApiEntry, enterByApi, handleEvents, type RunnerDeps, runDue } from './runner.ts';
 import { startTimer, type Timer } from './timer.ts';
@@ -57,10 +59,10 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
           localConcurrency: 2,
         },
         async function automateEvents(jobs) {
-          await handleEvents(
-            deps,
-            jobs.flatMap((j) => j.data.ids),
-          );
+          const ids = jobs.flatMap((j) => j.data.ids);
+          await handleEvents(deps, ids);
+          // Identify events may have changed a date trait (or the zone) date_trait flows planned with.
+          await replanIdentified(deps, ids);
         },
       );
       timer = await startTimer({
@@ -70,8 +72,11 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
         clock: rt.clock,
         everyMs: SWEEP_MS,
         batch: DUE_BATCH,
-        pass: (limit) => runDue(deps, limit),
-        nextDue: () => nextDue(rt.sql),
+        pass: async (limit) => Math.max(await runDue(deps, limit), await runPlanner(deps, limit)),
+        nextDue: async () => {
+          const due = [await nextDue(rt.sql), await plannerNextDue(rt.sql)].filter((d): d is number => d !== null);
+          return due.length ? Math.min(...due) : null;
+        },
       });
     },
     async stop() {
