@@ -31,6 +31,7 @@ import { destinationsApi, destinationView } from './destinations.ts';
 import { apiReference } from './docs.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
+import { flowStatsApi } from './flow-stats.ts';
 import { flowsApi } from './flows.ts';
 import { keysApi } from './keys.ts';
 import { profilesApi } from './profiles.ts';
@@ -144,6 +145,7 @@ export function adminApi(deps: {
   api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
   api.route('/flows', flowsApi(deps));
+  api.route('/flows', flowStatsApi(deps));
   api.route('/calendars', calendarsApi(deps));
   api.route(
     '/users',

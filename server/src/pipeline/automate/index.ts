@@ -32,5 +32,6 @@ export {
 export { type FactsNeeds, loadFacts } from './people.ts';
 export { planFlow, replanCalendar } from './planner.ts';
 export { runnerIssues } from './runnable.ts';
+export { type FlowStats, flowStats, type NodeStats, type SendStats } from './stats.ts';
 export type { ApiEntry } from './runner.ts';
 export { type AutomateStage, createAutomateStage } from './stage.ts';
