@@ -1,5 +1,12 @@
 import { createHmac } from 'node:crypto';
-import { ACCEPTED_EVENTS, checkResponse, type DeliveryItem, definePlugin, sendEach } from '@cairn/plugin-api';
+import {
+  ACCEPTED_EVENTS,
+  checkResponse,
+  type DeliveryItem,
+  definePlugin,
+  PermanentError,
+  sendEach,
+} from '@cairn/plugin-api';
 import { z } from 'zod';
 
 const settings = z.object({
@@ -34,6 +41,15 @@ export function sign(secret: string, body: string, unixSeconds: number): string 
   const mac = createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex');
   return `t=${unixSeconds},v1=${mac}`;
 }
+
+/** Input of the `post` action: the JSON to post, and a path appended to the destination's URL. */
+const postInput = z.object({
+  body: z.record(z.string(), z.unknown()).default({}),
+  path: z
+    .string()
+    .regex(/^\/[A-Za-z0-9\-._~/%?=&]*$/, 'a path starting with /')
+    .optional(),
+});
 
 function envelope(item: DeliveryItem) {
   const base = { idempotencyKey: item.idempotencyKey, attempt: item.attempt, event: item.event, profile: item.profile };
@@ -70,6 +86,42 @@ export default definePlugin({
       timeoutMs,
     });
     await checkResponse(res);
+  },
+  actions: {
+    // A flow asks a service for something and keeps its answer (a coupon issued, a ticket opened): the
+    // JSON posted with the call's idempotency key, signed like deliveries, and the JSON response returned.
+    post: {
+      description: 'POSTs a JSON body to the URL (plus an optional path) and returns the JSON response.',
+      input: postInput,
+      async run(input: z.infer<typeof postInput>, ctx) {
+        const { url, secret, headers, timeoutMs } = ctx.settings;
+        const body = JSON.stringify(input.body);
+        const signature = secret
+          ? { 'cairn-signature': sign(secret, body, Math.floor(ctx.now().getTime() / 1000)) }
+          : {};
+        const target = input.path ? `${url.replace(/\/+$/, '')}${input.path}` : url;
+        const res = await ctx.fetch(target, {
+          method: 'POST',
+          headers: {
+            ...headers,
+            'content-type': 'application/json',
+            'user-agent': 'Cairn-Webhook/0.1',
+            'idempotency-key': ctx.idempotencyKey,
+            ...signature,
+          },
+          body,
+          timeoutMs,
+        });
+        await checkResponse(res);
+        const text = await res.text();
+        if (!text) return null;
+        try {
+          return JSON.parse(text);
+        } catch {
+          throw new PermanentError(`the answer is not JSON: ${text.slice(0, 200)}`, { statusCode: res.status });
+        }
+      },
+    },
   },
   async send(items, ctx) {
     const { url, secret, headers, mode, timeoutMs } = ctx.settings;

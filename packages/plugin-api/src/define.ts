@@ -57,11 +57,29 @@ function problemsOf(d: Partial<Record<keyof PluginDefinition, unknown>>): string
   ) {
     problems.push('parallel must be a positive integer or a function of the settings');
   }
+  if (d.actions !== undefined) problems.push(...actionProblems(d.actions));
   if (d.apiVersion === undefined) problems.push('apiVersion is missing (define the plugin with definePlugin)');
   else if (!SUPPORTED_API_VERSIONS.includes(d.apiVersion as number)) {
     problems.push(
       `apiVersion ${String(d.apiVersion)} is not supported (supported: ${SUPPORTED_API_VERSIONS.join(', ')})`,
     );
+  }
+  return problems;
+}
+
+const ACTION_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+
+// `actions`: an object of named { input?: zod schema, run: function }.
+function actionProblems(actions: unknown): string[] {
+  if (typeof actions !== 'object' || actions === null || Array.isArray(actions))
+    return ['actions must be an object of named actions'];
+  const problems: string[] = [];
+  for (const [name, a] of Object.entries(actions)) {
+    if (!ACTION_NAME.test(name)) problems.push(`actions.${name}: names are lower-case letters, digits and _`);
+    const action = a as { run?: unknown; input?: { safeParse?: unknown } } | null;
+    if (typeof action?.run !== 'function') problems.push(`actions.${name}.run must be a function`);
+    if (action?.input !== undefined && typeof action.input?.safeParse !== 'function')
+      problems.push(`actions.${name}.input must be a zod schema`);
   }
   return problems;
 }

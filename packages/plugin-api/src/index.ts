@@ -23,6 +23,8 @@ export {
 export { type Escape, itemScope, lookup, render, type Scope } from './template.ts';
 export type {
   AcceptedEvent,
+  ActionContext,
+  ActionOutput,
   Channel,
   DeliveredEvent,
   DeliveryItem,
@@ -30,6 +32,7 @@ export type {
   DeliveryProfile,
   ForgetRequest,
   ItemOutcome,
+  PluginAction,
   PluginContext,
   PluginDefinition,
   PluginFetch,

@@ -136,6 +136,34 @@ export interface ForgetRequest {
   identities: { type: string; value: string }[];
 }
 
+/** What an action's `run` gets: the destination's plugin context, and the call's idempotency key. */
+export interface ActionContext<S> extends PluginContext<S> {
+  /**
+   * The same on every attempt and replay of the call (a flow's `flow:<run>:<node>:<iteration>`): send
+   * it as the receiver's idempotency key, so a call retried after a lost answer does the thing once.
+   */
+  idempotencyKey: string;
+  /** The person the flow runs for (a Cairn profile id). */
+  profileId: string;
+}
+
+/** What an action returns: JSON, which later steps of a flow read (`keep` paths, `{{ run.x }}`). */
+export type ActionOutput = null | boolean | number | string | ActionOutput[] | { [key: string]: ActionOutput };
+
+/**
+ * A named operation a flow's `action` node calls through a destination (issue a coupon, create a
+ * ticket), beside `send`. `input` validates what the node renders (its errors fail the call, not
+ * retried); `run` throws `RetryableError` to be called again later with the same key, `PermanentError`
+ * (or anything after the retries) to take the node's `failed` edge.
+ */
+export interface PluginAction<S = unknown> {
+  description?: string;
+  /** Validates the rendered input; absent: any JSON object. */
+  input?: z.ZodType;
+  // Declared as a method, like `send`: an action typed with its own input stays assignable.
+  run(input: never, ctx: ActionContext<S>): Promise<ActionOutput>;
+}
+
 // A function of the settings, declared through a method so that, like `send`, it is compared
 // bivariantly: a plugin's definition stays assignable to `PluginDefinition` with unknown settings.
 type OfSettings<S, R> = { of(settings: S): R }['of'];
@@ -188,4 +216,10 @@ export interface PluginDefinition<S extends z.ZodType = z.ZodType> {
    * later (with the same request), `PermanentError` to give up.
    */
   forget?(request: ForgetRequest, ctx: PluginContext<z.infer<S>>): Promise<void>;
+  /**
+   * Optional: operations flows call by name (`action` nodes), each returning JSON the flow keeps. The
+   * server calls them through a destination of this plugin, with its settings, once per step (retried
+   * with the same `ctx.idempotencyKey`).
+   */
+  actions?: Readonly<Record<string, PluginAction<z.infer<S>>>>;
 }

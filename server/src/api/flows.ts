@@ -33,7 +33,7 @@ import {
   updateFlow,
 } from '../pipeline/automate/index.ts';
 import { allRules } from '../pipeline/compute/index.ts';
-import { listDestinations } from '../pipeline/deliver/index.ts';
+import { listDestinations, type PluginRegistry } from '../pipeline/deliver/index.ts';
 import { liveProfileId } from '../pipeline/identify/index.ts';
 import { applyPatch, patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
@@ -146,6 +146,8 @@ interface FlowDeps {
   pii: Pii;
   now: () => Date;
   automate: Pick<AutomateStage, 'enter'>;
+  /** The installed plugins: an action node must name an action of its destination's plugin. */
+  plugins?: Pick<PluginRegistry, 'get'>;
 }
 
 function view(f: FlowRow) {
@@ -197,6 +199,13 @@ export function flowsApi(deps: FlowDeps) {
     const keys = (kind: string) => rules.filter((r) => r.kind === kind).map((r) => r.key);
     return {
       destinations: destinations.map((d) => d.id),
+      ...(deps.plugins
+        ? {
+            actions: Object.fromEntries(
+              destinations.map((d) => [d.id, Object.keys(deps.plugins?.get(d.plugin)?.actions ?? {})]),
+            ),
+          }
+        : {}),
       audiences: keys('audience'),
       tags: keys('tag'),
       computed: keys('computed'),
@@ -298,7 +307,8 @@ export function flowsApi(deps: FlowDeps) {
       const flow = await existing(id);
       // Checked again: a destination or audience it names may be gone since it was saved.
       const definition = await checked(flow.definition);
-      const unsupported = runnerIssues(definition);
+      const staticTags = (await allRules(sql)).filter((r) => r.kind === 'tag' && r.rule === null).map((r) => r.key);
+      const unsupported = runnerIssues(definition, { staticTags });
       if (unsupported.length) invalid(unsupported);
       const principal = c.get('principal');
       await sql.begin(async (tx) => {

@@ -37,6 +37,7 @@ const STAGES: Record<keyof typeof QUEUES, string> = {
   compute: '3 compute',
   recompute: '3 recompute (full)',
   automate: '4 automate',
+  effects: '4 flow webhooks and actions',
   fanout: '5 fan-out',
   messages: '5 flow messages',
   forget: '5 forget',

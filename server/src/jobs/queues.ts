@@ -5,6 +5,8 @@ import type { Logger } from '../log.ts';
 import type { ConsumerQueue } from '../pipeline/topics.ts';
 
 const STAGE_RETRIES = { retryLimit: 20, retryDelay: 1, retryBackoff: true, retryDelayMax: 300 } as const;
+/** Retries of a flow's webhook or action call before its run takes the `failed` edge. */
+export const EFFECT_RETRIES = 10;
 
 /**
  * Every consumer queue, declared once with its options. Stages hand work to each other only through
@@ -55,6 +57,21 @@ export const QUEUES = {
   automate: { name: 'automate', ...STAGE_RETRIES, expireInSeconds: 120, heartbeatSeconds: 10, notify: true },
   /** Stage 5: messages flows' steps committed, written to the delivery ledger once per idempotency key. */
   messages: { name: 'messages', ...STAGE_RETRIES, expireInSeconds: 120, heartbeatSeconds: 10, notify: true },
+  /**
+   * Stage 4: a webhook or plugin action a run awaits, one job per call. Network errors, 408, 429 and 5xx
+   * are retried with backoff (about half an hour in all); after the last attempt, or on a permanent
+   * failure, the run takes its `failed` edge (automate/effects.ts).
+   */
+  effects: {
+    name: 'effects',
+    retryLimit: EFFECT_RETRIES,
+    retryDelay: 2,
+    retryBackoff: true,
+    retryDelayMax: 600,
+    expireInSeconds: 120,
+    heartbeatSeconds: 10,
+    notify: true,
+  },
 } as const satisfies { [Q in ConsumerQueue]: Queue & { name: Q } };
 
 /** How often lapsed heartbeats and expired jobs are looked for (by one worker of many per queue). */

@@ -30,6 +30,20 @@ export interface RequestedMessage {
   sealed: string;
 }
 
+/**
+ * A webhook or action a flow's run awaits (stage 4 → its `effects` queue): performed with the effect's
+ * key as idempotency key, its result fed back to the run. The call itself (URL, headers, body, or the
+ * action's input) is sealed (`pii.sealBytes`): it may name the person.
+ */
+export interface RequestedEffect {
+  key: string;
+  type: 'webhook' | 'action';
+  runId: string;
+  profileId: string;
+  flow: { id: string; version: number; node: string };
+  sealed: string;
+}
+
 /** A definition of stage 3. */
 export type DefinitionKind = 'audience' | 'tag' | 'computed';
 
@@ -55,13 +69,23 @@ export interface Facts {
   'profile.erased': ProfileErased;
   /** Flows' steps committed these messages: each goes into the delivery ledger once. */
   'messages.requested': { messages: RequestedMessage[] };
+  /** A flow's step committed a webhook or action call its run now awaits (one call per fact). */
+  'effects.requested': RequestedEffect;
 }
 
 /** A fact's name. */
 export type Topic = keyof Facts;
 
 /** The queues stages consume from; each is declared with its options in jobs/queues.ts. */
-export type ConsumerQueue = 'identify' | 'fanout' | 'compute' | 'recompute' | 'forget' | 'automate' | 'messages';
+export type ConsumerQueue =
+  | 'identify'
+  | 'fanout'
+  | 'compute'
+  | 'recompute'
+  | 'forget'
+  | 'automate'
+  | 'messages'
+  | 'effects';
 
 /**
  * Who hears of what: topic → the consumer queues that each get one job per hand-off.
@@ -72,7 +96,8 @@ export type ConsumerQueue = 'identify' | 'fanout' | 'compute' | 'recompute' | 'f
  * - fanout: one ledger row per destination that takes the event (stage 5);
  * - forget: erasures forwarded to destinations that can delete (stage 5);
  * - automate: flow triggers, and runs waiting for an event of the person (stage 4);
- * - messages: messages flows send, written to the delivery ledger (stage 5).
+ * - messages: messages flows send, written to the delivery ledger (stage 5);
+ * - effects: webhooks and plugin actions flows' runs await, performed and fed back (stage 4).
  */
 export const SUBSCRIPTIONS = {
   'events.stored': ['identify'],
@@ -82,6 +107,7 @@ export const SUBSCRIPTIONS = {
   'definition.changed': ['recompute'],
   'profile.erased': ['forget'],
   'messages.requested': ['messages'],
+  'effects.requested': ['effects'],
 } as const satisfies { readonly [T in Topic]: readonly ConsumerQueue[] };
 
 /** One job's data: the fact's payload and the topic it was handed over as. */

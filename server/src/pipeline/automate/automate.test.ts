@@ -528,7 +528,7 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
       'basic_mail',
     );
 
-    // A valid draft with a node this server does not run yet: saved, but not published.
+    // A valid draft that adds a tag this server has no static tag of: saved, but not published.
     const draft = await post('/flows', {
       definition: {
         ...base,
@@ -540,7 +540,7 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     expect(draft.status, draft.text).toBe(201);
     const publish = await post(`/flows/${draft.body.id}/publish`, {});
     expect(publish.status, publish.text).toBe(400);
-    expect(publish.body.error.message).toMatch(/node mark: .*update_profile nodes are not run by this server yet/);
+    expect(publish.body.error.message).toMatch(/node mark: nodes\.3\.addTags: tag "welcomed" is not a static tag/);
     expect((await api(`/flows/${draft.body.id}`)).body.status).toBe('draft');
 
     // A partial update changes only what it names; an invalid definition changes nothing.

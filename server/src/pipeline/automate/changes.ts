@@ -6,6 +6,8 @@ import type { Metrics } from '../../observability/metrics.ts';
 import type { Pii } from '../../pii/index.ts';
 import type { RequestedMessage } from '../topics.ts';
 import type { FlowVersion } from './catalog.ts';
+import { type Call, callOf, requestCalls } from './effect-calls.ts';
+import { type ProfileUpdate, writeProfileUpdates } from './profile-writes.ts';
 import { insertRuns, insertSteps, notifyDue, updateRuns } from './queries.ts';
 import { isActive, journalRows, type RunRow, rowOf, type StepRow } from './runs.ts';
 
@@ -17,7 +19,7 @@ export interface CommitDeps {
   /** Counted once the transaction has committed (a rolled-back step counts nothing). */
   metrics?: Pick<Metrics, 'flowSteps' | 'flowRunsEnded' | 'flowMessages'>;
   handOff: HandOff;
-  pii: Pick<Pii, 'sealPayload' | 'openPayload' | 'sealBytes'>;
+  pii: Pick<Pii, 'sealPayload' | 'openPayload' | 'sealBytes' | 'openValue'>;
   log: Logger;
   dbKind: 'postgres' | 'embedded';
   /** How far ahead a run's due time must be for the next sweep to find it in time (no wake-up needed). */
@@ -41,6 +43,10 @@ interface Pending {
   sourceId: string | null;
   steps: StepRow[];
   messages: Outgoing[];
+  /** Profile updates, written with the step (profile-writes.ts). */
+  updates: ProfileUpdate[];
+  /** Webhook and action calls the run now awaits, handed to the `effects` queue (effects.ts). */
+  calls: Call[];
 }
 
 /** The steps of one transaction, gathered per run, then written together. */
@@ -67,7 +73,7 @@ export interface Changes {
 }
 
 /** What moved a run in a step. */
-export type StepKind = 'entry' | 'due' | 'event';
+export type StepKind = 'entry' | 'due' | 'event' | 'effect';
 
 /**
  * Creates an empty set of changes.
@@ -99,21 +105,27 @@ export function createChanges(): Changes {
         sourceId: options.sourceId,
         steps: [],
         messages: [],
+        updates: [],
+        calls: [],
         inputs: [],
         ended: false,
       };
-      // Checked before anything is recorded: the caller fails the run instead (see failedStep).
-      const messages: Outgoing[] = result.effects.map((e) => {
-        if (e.type !== 'send') throw new Error(`the runner does not perform ${e.type} effects yet (node ${e.node})`);
-        return {
-          key: e.key,
-          destinationId: e.destination,
-          profileId: result.state.profileId,
-          sourceId: pending.sourceId,
-          flow: { id: version.id, version: version.version, node: e.node, runId: before.runId },
-          message: e.message,
-        };
-      });
+      const messages: Outgoing[] = [];
+      const flow = { id: version.id, version: version.version, runId: before.runId };
+      const profileId = result.state.profileId;
+      for (const e of result.effects) {
+        if (e.type === 'send')
+          messages.push({
+            key: e.key,
+            destinationId: e.destination,
+            profileId,
+            sourceId: pending.sourceId,
+            flow: { ...flow, node: e.node },
+            message: e.message,
+          });
+        else if (e.type === 'update_profile') pending.updates.push({ ...e, profileId, flow });
+        else pending.calls.push(callOf(e, profileId, flow));
+      }
       pending.state = result.state;
       pending.steps.push(...journalRows(before, result.journal, options.eventId ?? null));
       pending.messages.push(...messages);
@@ -144,6 +156,17 @@ export function createChanges(): Changes {
         })),
       );
       if (messages.length) await deps.handOff(tx, 'messages.requested', { messages });
+      await writeProfileUpdates(
+        tx,
+        deps,
+        kept.flatMap((p) => p.updates),
+        now,
+      );
+      await requestCalls(
+        tx,
+        deps,
+        kept.flatMap((p) => p.calls),
+      );
       // A run due before the timers' next sweep wakes them (Postgres; the embedded database has one timer,
       // whose sleep is already bounded by the next due time it read).
       if (deps.dbKind === 'postgres' && kept.some((p) => p.state.due !== undefined && p.state.due < now + deps.sweepMs))

@@ -5,7 +5,8 @@ import type { RunRow, StepRow } from './runs.ts';
 // Stage 4's runs: the timer's claim, the runs an event reaches, a person's past runs, and the writes of
 // a step (runs, journal). Times cross as ISO text in and epoch ms out (exact: extract() is numeric).
 
-const RUN_COLUMNS = (sql: Tx) => sql`
+/** The columns of a run row (RunRow), for queries that read runs. */
+export const RUN_COLUMNS = (sql: Tx) => sql`
   r.id::text, r.flow_id AS "flowId", r.version, r.profile_id::text AS "profileId", r.status, r.node, r.iteration,
   (extract(epoch FROM r.due) * 1000)::float8 AS due, r.listen, r.exclusive,
   (extract(epoch FROM r.entered_at) * 1000)::float8 AS "enteredAt", r.source_id AS "sourceId", r.state`;

@@ -12,22 +12,41 @@ const TRIGGERS: ReadonlySet<string> = new Set([
   'date_trait',
   'schedule',
   'calendar',
+  'trait_changed',
   'api',
 ]);
-const NODES: ReadonlySet<string> = new Set(['wait', 'wait_until', 'wait_for_event', 'branch', 'split', 'send', 'exit']);
+const NODES: ReadonlySet<string> = new Set([
+  'wait',
+  'wait_until',
+  'wait_for_event',
+  'branch',
+  'split',
+  'send',
+  'update_profile',
+  'webhook',
+  'action',
+  'exit',
+]);
 
 /**
- * The parts of a flow this server cannot run yet, as validation issues.
+ * The parts of a flow this server cannot run yet, as validation issues. With `staticTags` (the tags
+ * without a rule), an `update_profile` that adds or removes any other tag is refused too: a dynamic
+ * tag's rule decides who carries it, and a flow does not create tags.
  *
  * @example
  * runnerIssues(def); // [{ node: 'coupon', path: 'nodes.2.type', message: '…' }]
  */
-export function runnerIssues(def: FlowDefinition): FlowIssue[] {
+export function runnerIssues(def: FlowDefinition, known: { staticTags?: readonly string[] } = {}): FlowIssue[] {
   const issues: FlowIssue[] = [];
   if (!TRIGGERS.has(def.trigger.type))
     issues.push({
       path: 'trigger.type',
       message: `${def.trigger.type} triggers are not run by this server yet (it runs ${[...TRIGGERS].join(', ')})`,
+    });
+  if (def.trigger.type === 'trait_changed' && !def.trigger.computed)
+    issues.push({
+      path: 'trigger.computed',
+      message: 'trait_changed triggers run on computed traits only (a plain trait changing on identify is not yet)',
     });
   def.nodes.forEach((n, i) => {
     if (!NODES.has(n.type))
@@ -36,6 +55,15 @@ export function runnerIssues(def: FlowDefinition): FlowIssue[] {
         path: `nodes.${i}.type`,
         message: `${n.type} nodes are not run by this server yet (it runs ${[...NODES].join(', ')})`,
       });
+    if (n.type === 'update_profile' && known.staticTags)
+      for (const field of ['addTags', 'removeTags'] as const)
+        for (const tag of n[field] ?? [])
+          if (!known.staticTags.includes(tag))
+            issues.push({
+              node: n.id,
+              path: `nodes.${i}.${field}`,
+              message: `tag "${tag}" is not a static tag of this server (create it with POST /api/tags, without a rule)`,
+            });
   });
   const needed = factsNeeded(def);
   if (needed.subscriptions || needed.accounts)

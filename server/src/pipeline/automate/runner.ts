@@ -57,12 +57,16 @@ const CHANGES: Record<string, (p: Record<string, unknown>) => ProfileChange | un
   'audience.exited': (p) => keyOf(p.audience, (audience) => ({ type: 'audience_exited', audience })),
   'tag.added': (p) => keyOf(p.tag, (tag) => ({ type: 'tag_added', tag })),
   'tag.removed': (p) => keyOf(p.tag, (tag) => ({ type: 'tag_removed', tag })),
+  // Computed traits watched by a live flow (stage 3's trait-changes.ts); `from`/`to` absent: none.
+  'trait.changed': (p) =>
+    keyOf(p.trait, (trait) => ({ type: 'trait_changed', trait, computed: true, from: p.from, to: p.to })),
 };
 const CHANGE_NAME: Record<string, string> = {
   audience_entered: 'audience.entered',
   audience_exited: 'audience.exited',
   tag_added: 'tag.added',
   tag_removed: 'tag.removed',
+  trait_changed: 'trait.changed',
 };
 
 function keyOf(v: unknown, f: (key: string) => ProfileChange): ProfileChange | undefined {
@@ -241,8 +245,14 @@ async function eventsOfPeople(
   return changes;
 }
 
-// One step of the engine; a definition it cannot run fails the run (with the reason) instead of the batch.
-function step(
+/**
+ * One step of the engine, its journal masked; a definition it cannot run fails the run (with the
+ * reason) instead of the batch.
+ *
+ * @example
+ * const result = step(deps, version, state, profile, () => advance(version.def, state, input, { now, profile }));
+ */
+export function step(
   r: RunnerDeps,
   version: FlowVersion,
   state: RunState,
@@ -250,10 +260,7 @@ function step(
   run: () => StepResult,
 ): StepResult {
   try {
-    const result = run();
-    for (const e of result.effects)
-      if (e.type !== 'send') throw new Error(`the runner does not perform ${e.type} effects yet (node ${e.node})`);
-    return maskJournal(result, profile, r.pii);
+    return maskJournal(run(), profile, r.pii);
   } catch (err) {
     r.log.error(`flow ${version.id}: run ${state.runId} failed`, err);
     return failedStep(state, err, r.clock().getTime());

@@ -3,6 +3,7 @@ import { QUEUES } from '../../jobs/queues.ts';
 import type { Runtime, Stage } from '../../runtime.ts';
 import type { Inbox } from '../topics.ts';
 import { createCatalog } from './catalog.ts';
+import { startEffectsWorker } from './effects-worker.ts';
 import { plannerNextDue } from './planner-queries.ts';
 import { replanIdentified, runPlanner } from './planner.ts';
 import { nextDue } from './queries.ts';
@@ -65,6 +66,8 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
           await replanIdentified(deps, ids);
         },
       );
+      // Webhooks and plugin actions runs await (effects.ts).
+      await startEffectsWorker(rt, deps);
       timer = await startTimer({
         sql: rt.sql,
         dbKind: rt.dbKind,

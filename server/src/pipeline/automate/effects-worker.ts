@@ -1,0 +1,70 @@
+import { createPluginFetch } from '@cairn/plugin-api';
+import { QUEUES } from '../../jobs/queues.ts';
+import type { Runtime } from '../../runtime.ts';
+import { getDestination } from '../deliver/index.ts';
+import { createRateLimits, pluginContext, type SenderDeps } from '../deliver/sender.ts';
+import type { RequestedEffect } from '../topics.ts';
+import { type EffectDeps, handleEffects } from './effects.ts';
+import type { RunnerDeps } from './runner.ts';
+
+/** How long a webhook call may take (connecting, sending, reading the answer). */
+export const WEBHOOK_TIMEOUT_MS = 10_000;
+
+/**
+ * The effect deps of a server: its plugins, destinations as stored now, stage 5's plugin context (its
+ * log, kv and unsubscribe links) and the plugins' HTTP client, aborted at shutdown.
+ *
+ * @example
+ * const deps = effectDeps(runtime, runnerDeps);
+ */
+export function effectDeps(rt: Runtime, runner: RunnerDeps): EffectDeps {
+  const sender: SenderDeps = {
+    sql: rt.sql,
+    boss: rt.boss,
+    log: rt.log,
+    secret: rt.secret,
+    pii: rt.pii,
+    publicUrl: rt.publicUrl,
+    delivery: rt.config.delivery,
+    signal: rt.stopping,
+    metrics: rt.metrics,
+    plugins: rt.plugins,
+    limits: createRateLimits(),
+  };
+  return {
+    runner,
+    pii: rt.pii,
+    plugins: rt.plugins,
+    destination: (id) => getDestination(rt.sql, id),
+    contextOf: (destination, settings) => pluginContext(sender, destination, settings),
+    fetch: createPluginFetch(rt.stopping, WEBHOOK_TIMEOUT_MS),
+    timeoutMs: WEBHOOK_TIMEOUT_MS,
+  };
+}
+
+/**
+ * Consumes the `effects` queue: webhooks and plugin actions flows' runs await, performed and fed back
+ * (effects.ts). Calls of one batch go out at once; each job is settled on its own.
+ *
+ * @example
+ * await startEffectsWorker(runtime, runnerDeps);
+ */
+export async function startEffectsWorker(rt: Runtime, runner: RunnerDeps): Promise<void> {
+  const deps = effectDeps(rt, runner);
+  const options = {
+    batchSize: 10,
+    pollingIntervalSeconds: 0.5,
+    // Retries coming due are not notified: poll for them well before pg-boss's 30 s default.
+    notifyPollingIntervalSeconds: 1,
+    localConcurrency: rt.dbKind === 'embedded' ? 1 : 4,
+    includeMetadata: true,
+    perJobResults: true,
+  } as const;
+  await rt.boss.work<RequestedEffect, unknown, typeof options>(
+    QUEUES.effects.name,
+    options,
+    function performEffects(jobs) {
+      return handleEffects(deps, jobs);
+    },
+  );
+}
