@@ -118,6 +118,7 @@ const EnvSchema = z.object({
   CAIRN_TRUST_PROXY: flag(false),
   // Off: nobody becomes admin by signing up first (the first admin comes from CAIRN_ADMIN_EMAIL or an admin key).
   CAIRN_OPEN_FIRST_SIGNUP: flag(true),
+  CAIRN_DB_SYNCHRONOUS_COMMIT: z.enum(['on', 'off']).default('on'),
   CAIRN_DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(DEFAULTS.poolMax),
   CAIRN_COMMIT_MAX_ROWS: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.commitMaxRows),
   CAIRN_COMMIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(DEFAULTS.commitConcurrency),
@@ -216,6 +217,12 @@ export interface Config {
   /** Whether the first sign-up on an empty database becomes admin (else sign-up is always closed). */
   openFirstSignUp: boolean;
   poolMax: number;
+  /**
+   * Postgres `synchronous_commit` of this process's connections. `off` only where every transaction is
+   * work a queue job redoes if its commit is lost in a crash (the pipeline process, pipeline-process.ts):
+   * its commits stop waiting for, and competing with, the WAL flushes the tracking API's answers wait for.
+   */
+  synchronousCommit: 'on' | 'off';
   commitMaxRows: number;
   commitConcurrency: number;
   maxFutureSkewMs: number;
@@ -293,6 +300,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     trustProxy: e.CAIRN_TRUST_PROXY,
     openFirstSignUp: e.CAIRN_OPEN_FIRST_SIGNUP,
     poolMax: e.CAIRN_DB_POOL_MAX,
+    synchronousCommit: e.CAIRN_DB_SYNCHRONOUS_COMMIT,
     commitMaxRows: e.CAIRN_COMMIT_MAX_ROWS,
     commitConcurrency: e.CAIRN_COMMIT_CONCURRENCY,
     maxFutureSkewMs: e.CAIRN_MAX_FUTURE_SKEW_MS,
