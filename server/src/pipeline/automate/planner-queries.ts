@@ -106,16 +106,20 @@ export interface PlannedRow {
   due: number;
 }
 
-/** Claims up to `limit` planned entries that came due, oldest first (SKIP LOCKED, as the timer's runs). */
-export async function claimPlanned(tx: Tx, now: Date, limit: number): Promise<PlannedRow[]> {
-  return tx<PlannedRow[]>`
-    SELECT flow_id AS "flowId", profile_id::text AS "profileId", version,
-      (extract(epoch FROM due) * 1000)::float8 AS due
-    FROM flow_planned
-    WHERE due <= ${now}
-    ORDER BY due
+/**
+ * Claims up to `limit` planned entries that came due, oldest first (SKIP LOCKED, as the timer's runs);
+ * `gone`: the person was merged away or erased since.
+ */
+export async function claimPlanned(tx: Tx, now: Date, limit: number): Promise<(PlannedRow & { gone: boolean })[]> {
+  return tx<(PlannedRow & { gone: boolean })[]>`
+    SELECT t.flow_id AS "flowId", t.profile_id::text AS "profileId", t.version,
+      (extract(epoch FROM t.due) * 1000)::float8 AS due,
+      (p.id IS NULL OR p.merged_into IS NOT NULL OR p.erased_at IS NOT NULL) AS gone
+    FROM flow_planned t LEFT JOIN profiles p ON p.id = t.profile_id
+    WHERE t.due <= ${now}
+    ORDER BY t.due
     LIMIT ${limit}
-    FOR UPDATE SKIP LOCKED`;
+    FOR UPDATE OF t SKIP LOCKED`;
 }
 
 /** The planned entries of these people in these flows. */

@@ -190,6 +190,7 @@ async function runPlanned(r: RunnerDeps, limit: number): Promise<number> {
     const now = at.getTime();
     const rows = await claimPlanned(tx, at, limit);
     if (!rows.length) return 0;
+    // A merged-away person's entries are the survivor's (planned from the identify that merged them).
     // Every person locked at once, in order (enterPeople locks again per flow: held already).
     await lockPeople(
       tx,
@@ -210,7 +211,7 @@ async function runPlanned(r: RunnerDeps, limit: number): Promise<number> {
     const entering = new Map<string, { flow: FlowVersion; entries: { profileId: string; runId: string }[] }>();
     for (const row of rows) {
       const flow = live.get(row.flowId) ?? versions.get(versionKey(row.flowId, row.version));
-      if (flow?.def.trigger.type !== 'date_trait') {
+      if (row.gone || flow?.def.trigger.type !== 'date_trait') {
         writes.push({ ...row, due: null });
         continue;
       }

@@ -50,7 +50,8 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
     hook.accepted.filter((r) => r.body?.message?.body?.startsWith(body)).map((r) => r.body.profile.userId as string);
   const waitFor = (body: string, n: number) =>
     until(`${n} "${body}" messages`, async () => (messages(body).length >= n ? messages(body) : undefined));
-  const pause = () => new Promise((r) => setTimeout(r, 1500));
+  // Longer than the timer's longest sleep (1 s): a pass has run on the moved clock.
+  const pause = () => new Promise((r) => setTimeout(r, 1200));
   const live = async (definition: object) => {
     const created = await post('/flows', { definition });
     expect(created.status, created.text).toBe(201);
@@ -323,5 +324,76 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
     const [carol] = await runsOf(flow, `carol-${run}`);
     expect(carol).toMatchObject({ status: 'completed', enteredAt: iso('Y-03-13T09:00:01Z') });
     expect((await post(`/flows/${flow}/pause`, {})).status).toBe(200);
+  });
+
+  it('a computed trait becoming churn_risk enters the person, with the value before and after', async () => {
+    const risk = `risk_${run}`;
+    const trait = await post('/computed-traits', {
+      key: risk,
+      name: 'Risk',
+      definition: { kind: 'aggregate', fn: 'last', event: 'Risk Scored', property: 'segment' },
+    });
+    expect(trait.status, trait.text).toBe(201);
+    const flow = await live({
+      version: 1,
+      name: `Win back ${run}`,
+      trigger: { type: 'trait_changed', trait: risk, computed: true, to: { cmp: '=', value: 'churn_risk' } },
+      entry: { reentry: 'every_time' },
+      nodes: [
+        {
+          id: 'recall',
+          type: 'send',
+          destination: hookId,
+          message: { body: `Recall {{ computed.${risk} }}` },
+        },
+      ],
+      edges: [],
+    });
+    const plain = await post('/flows', {
+      definition: {
+        version: 1,
+        name: `Plain ${run}`,
+        trigger: { type: 'trait_changed', trait: 'plan' },
+        entry: { reentry: 'every_time' },
+        nodes: [{ id: 'x', type: 'exit' }],
+        edges: [],
+      },
+    });
+    expect((await post(`/flows/${plain.body.id}/publish`, {})).body.error.message).toContain('computed traits only');
+
+    const user = `eve-${run}`;
+    // A minute apart on the clock: the trait is the segment of the latest event.
+    const scored = (segment: string) => {
+      now += 60_000;
+      return send({ type: 'track', userId: user, event: 'Risk Scored', properties: { segment } });
+    };
+    await scored('loyal');
+    const profile = await profileOf(user);
+    await until('the trait computed', async () =>
+      (await api(`/profiles/${profile}/computed-traits`)).text.includes('loyal'),
+    );
+    await scored('churn_risk');
+    await waitFor('Recall', 1);
+    expect(hook.accepted.find((r) => r.body?.message?.body?.startsWith('Recall'))?.body.message.body).toBe(
+      'Recall churn_risk',
+    );
+    // The change is recorded as an event of the person, with the value before and after.
+    const [change] = await cairn.sql<{ properties: Any }[]>`
+      SELECT payload->'properties' AS properties FROM events
+      WHERE event = 'trait.changed' AND profile_id = ${profile}::uuid ORDER BY id DESC LIMIT 1`;
+    expect(change?.properties).toMatchObject({ trait: { key: risk, computed: true }, from: 'loyal', to: 'churn_risk' });
+    // Staying churn_risk is no change; becoming something else and back is.
+    const computed = (value: string) =>
+      until(`the trait ${value}`, async () =>
+        (await api(`/profiles/${profile}/computed-traits`)).text.includes(`"${value}"`),
+      );
+    await scored('churn_risk');
+    await scored('loyal');
+    await computed('loyal');
+    await scored('churn_risk');
+    await waitFor('Recall', 2);
+    await pause();
+    expect(messages('Recall')).toEqual([user, user]);
+    expect((await runsOf(flow, user)).length).toBe(2);
   });
 });

@@ -5,6 +5,7 @@ import { type Definition, nodeName, readsOf } from './definitions.ts';
 import { shareDefinitions } from './locks.ts';
 import { deferChanges, INLINE_CHANGE_EVENTS, recordInOrder } from './outbox.ts';
 import { STORES } from './store.ts';
+import { recordTraitChanges, type TraitChange, watchedComputedTraits } from './trait-changes.ts';
 
 /** Profiles whose membership changed, per definition (`audience:key`). */
 export type Changes = Map<string, { entered: string[]; exited: string[] }>;
@@ -80,6 +81,7 @@ export async function applyDefinitions(
   let deferred = 0;
   const busy = opts.share ? await shareDefinitions(tx, mayEvaluate(defs, opts.initial)) : new Set<string>();
   const postponed = new Set<string>();
+  let watched: Set<string> | undefined;
   for (const def of defs) {
     const initial = opts.initial(def);
     const cascaded = new Set<string>();
@@ -97,7 +99,12 @@ export async function applyDefinitions(
     evaluated++;
     if (def.kind === 'computed') {
       const changed = await applyComputed(tx, def, scope, opts.now);
-      if (changed.length) changes.set(nodeName(def.kind, def.key), { entered: changed, exited: [] });
+      if (!changed.length) continue;
+      changes.set(nodeName(def.kind, def.key), { entered: changed.map((c) => c.id), exited: [] });
+      // Changes a live flow's trait_changed trigger waits for are recorded as events (trait-changes.ts).
+      watched ??= await watchedComputedTraits(tx);
+      if (watched.has(def.key))
+        for (const id of await recordTraitChanges(tx, def.key, changed, opts.now, opts.by)) eventIds.push(id);
       continue;
     }
     const store = STORES[def.kind];
@@ -143,36 +150,42 @@ async function postpone(tx: Tx, ids: readonly string[], by: string): Promise<voi
 
 /**
  * Recomputes a computed trait's values over a scope and stores those that changed (and removes the
- * values of profiles that no longer have one). Returns the profiles whose value changed, so rules
- * reading the trait re-evaluate them.
+ * values of profiles that no longer have one). Returns the profiles whose value changed with the value
+ * before and after, so rules reading the trait re-evaluate them and flows can be told.
  */
 async function applyComputed(
   tx: Tx,
   def: Extract<Definition, { kind: 'computed' }>,
   scope: readonly string[] | undefined,
   now: Date,
-): Promise<string[]> {
+): Promise<TraitChange[]> {
   const values = compileComputedTrait(def.computed, { now }).values(scope);
   const { text, values: params } = values.render();
   // The comparison happens in SQL: one statement, whatever the scope's size (a full recompute too).
   // `unsafe` because the compiler (packages/core, no driver) renders its own parameterised text;
   // every value stays a bound parameter.
-  const changed = await tx.unsafe<{ id: string }[]>(
+  // `old` reads the values as they were before this statement (one snapshot for every part of it).
+  const scoped = scope ? `AND c.profile_id = ANY($${params.length + 3}::uuid[])` : '';
+  const changed = await tx.unsafe<TraitChange[]>(
     `WITH fresh AS (${text}),
+     old AS (SELECT c.profile_id, c.value FROM computed_trait_values c WHERE c.key = $${params.length + 1} ${scoped}),
      upserted AS (
        INSERT INTO computed_trait_values AS c (profile_id, key, value, computed_at)
        SELECT f.id::uuid, $${params.length + 1}, f.v, $${params.length + 2}::timestamptz FROM fresh f
        ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, computed_at = excluded.computed_at
        WHERE c.value IS DISTINCT FROM excluded.value
-       RETURNING c.profile_id::text AS id),
+       RETURNING c.profile_id, c.value),
      removed AS (
        DELETE FROM computed_trait_values c
        WHERE c.key = $${params.length + 1}
-         ${scope ? `AND c.profile_id = ANY($${params.length + 3}::uuid[])` : ''}
+         ${scoped}
          AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.id::uuid = c.profile_id)
-       RETURNING c.profile_id::text AS id)
-     SELECT id FROM upserted UNION SELECT id FROM removed`,
+       RETURNING c.profile_id)
+     SELECT u.profile_id::text AS id, o.value AS "from", u.value AS "to"
+     FROM upserted u LEFT JOIN old o ON o.profile_id = u.profile_id
+     UNION ALL
+     SELECT r.profile_id::text, o.value, NULL FROM removed r LEFT JOIN old o ON o.profile_id = r.profile_id`,
     [...params, def.key, now.toISOString(), ...(scope ? [scope] : [])] as never[],
   );
-  return changed.map((r) => r.id);
+  return changed;
 }
