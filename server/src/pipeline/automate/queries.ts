@@ -37,11 +37,12 @@ export async function flowVersions(
  * locked until the transaction ends; rows another transaction holds are skipped (another worker, or an
  * event moving the run), never waited for.
  */
-export async function claimDue(tx: Tx, now: Date, limit: number): Promise<RunRow[]> {
+export async function claimDue(tx: Tx, now: Date, limit: number, only?: readonly string[]): Promise<RunRow[]> {
   return tx<RunRow[]>`
     SELECT ${RUN_COLUMNS(tx)}
     FROM flow_runs r
     WHERE r.status = 'waiting' AND r.due IS NOT NULL AND r.due <= ${now}
+      ${only ? tx`AND r.id = ANY(${only}::uuid[])` : tx``}
     ORDER BY r.due
     LIMIT ${limit}
     FOR UPDATE SKIP LOCKED`;

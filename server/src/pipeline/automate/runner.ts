@@ -270,18 +270,18 @@ export function step(
 /**
  * The timer's work: claims up to `limit` runs whose due time has come (FOR UPDATE SKIP LOCKED, so
  * workers on several servers share them), advances each, and commits their new states, journal and
- * messages in one transaction. Returns how many runs it claimed.
+ * messages in one transaction. Returns how many runs it claimed. `only`: of these runs (isolate.ts).
  *
  * @example
  * while ((await runDue(deps, 500)) === 500);
  */
-export async function runDue(r: RunnerDeps, limit: number): Promise<number> {
+export async function runDue(r: RunnerDeps, limit: number, only?: readonly string[]): Promise<number> {
   const changes = createChanges();
   const lags: number[] = [];
   const claimed = (await r.sql.begin(async (tx) => {
     const at = r.clock();
     const now = at.getTime();
-    const rows = await claimDue(tx, at, limit);
+    const rows = await claimDue(tx, at, limit, only);
     if (!rows.length) return 0;
     const versions = await r.catalog.versions(
       tx,

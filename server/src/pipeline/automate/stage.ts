@@ -4,10 +4,11 @@ import type { Runtime, Stage } from '../../runtime.ts';
 import type { Inbox } from '../topics.ts';
 import { createCatalog } from './catalog.ts';
 import { startEffectsWorker } from './effects-worker.ts';
-import { plannerNextDue } from './planner-queries.ts';
+import { runDueIsolating } from './isolate.ts';
 import { replanIdentified, runPlanner } from './planner.ts';
+import { plannerNextDue } from './planner-queries.ts';
 import { nextDue } from './queries.ts';
-import { type ApiEntry, enterByApi, handleEvents, type RunnerDeps, runDue } from './runner.ts';
+import { type ApiEntry, enterByApi, handleEvents, type RunnerDeps } from './runner.ts';
 import { startTimer, type Timer } from './timer.ts';
 
 /** Stage 4: flows' runs, moved by events (the `automate` queue) and by time (the timer). */
@@ -75,7 +76,7 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
         clock: rt.clock,
         everyMs: SWEEP_MS,
         batch: DUE_BATCH,
-        pass: async (limit) => Math.max(await runDue(deps, limit), await runPlanner(deps, limit)),
+        pass: async (limit) => Math.max(await runDueIsolating(deps, limit), await runPlanner(deps, limit)),
         nextDue: async () => {
           const due = [await nextDue(rt.sql), await plannerNextDue(rt.sql)].filter((d): d is number => d !== null);
           return due.length ? Math.min(...due) : null;
