@@ -177,7 +177,9 @@ export async function eraseProfile(
     // the messages flows sent the person (rows without an event).
     await tx`DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE profile_id = ANY(${ids}::uuid[]))`;
     await tx`DELETE FROM deliveries WHERE event_id IS NULL AND profile_id = ANY(${ids}::uuid[])`;
-    // Stage 4's runs (their data and journal hold what the flows read of the person).
+    // Stage 4's runs (their data and journal hold what the flows read of the person). Locked first: a step
+    // under way on one of them commits before, and its journal entries go too; a later one finds no run.
+    await tx`SELECT id FROM flow_runs WHERE profile_id = ANY(${ids}::uuid[]) ORDER BY id FOR UPDATE`;
     await tx`DELETE FROM flow_steps WHERE run_id IN (SELECT id FROM flow_runs WHERE profile_id = ANY(${ids}::uuid[]))`;
     await tx`DELETE FROM flow_runs WHERE profile_id = ANY(${ids}::uuid[])`;
     // Their planned date-trait entries (a moment derived from a date of theirs: a birthday).
