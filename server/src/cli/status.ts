@@ -38,6 +38,7 @@ const STAGES: Record<keyof typeof QUEUES, string> = {
   recompute: '3 recompute (full)',
   automate: '4 automate',
   effects: '4 flow webhooks and actions',
+  effects_dead: '4 flow calls whose last attempt never finished',
   fanout: '5 fan-out',
   messages: '5 flow messages',
   forget: '5 forget',

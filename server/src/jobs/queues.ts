@@ -62,8 +62,15 @@ export const QUEUES = {
    * are retried with backoff (about half an hour in all); after the last attempt, or on a permanent
    * failure, the run takes its `failed` edge (automate/effects.ts).
    */
+  /**
+   * Stage 4: `effects` jobs whose last attempt never finished (a worker killed during it): their runs
+   * would await forever; they take `failed` instead. Declared before `effects`, which names it.
+   */
+  // pg-boss inserts dead letters without a NOTIFY: their worker polls (every 2 s).
+  effects_dead: { name: 'effects_dead', ...STAGE_RETRIES, expireInSeconds: 120, heartbeatSeconds: 10 },
   effects: {
     name: 'effects',
+    deadLetter: 'effects_dead',
     retryLimit: EFFECT_RETRIES,
     retryDelay: 2,
     retryBackoff: true,

@@ -85,7 +85,8 @@ export type ConsumerQueue =
   | 'forget'
   | 'automate'
   | 'messages'
-  | 'effects';
+  | 'effects'
+  | 'effects_dead';
 
 /**
  * Who hears of what: topic → the consumer queues that each get one job per hand-off.
@@ -97,7 +98,9 @@ export type ConsumerQueue =
  * - forget: erasures forwarded to destinations that can delete (stage 5);
  * - automate: flow triggers, and runs waiting for an event of the person (stage 4);
  * - messages: messages flows send, written to the delivery ledger (stage 5);
- * - effects: webhooks and plugin actions flows' runs await, performed and fed back (stage 4).
+ * - effects: webhooks and plugin actions flows' runs await, performed and fed back (stage 4);
+ * - effects_dead: no topic; pg-boss moves there an `effects` job whose last attempt never finished (its
+ *   worker died), and its run takes `failed` (automate/effects-worker.ts).
  */
 export const SUBSCRIPTIONS = {
   'events.stored': ['identify'],

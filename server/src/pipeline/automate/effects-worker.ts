@@ -4,7 +4,7 @@ import type { Runtime } from '../../runtime.ts';
 import { getDestination } from '../deliver/index.ts';
 import { createRateLimits, pluginContext, type SenderDeps } from '../deliver/sender.ts';
 import type { RequestedEffect } from '../topics.ts';
-import { type EffectDeps, handleEffects } from './effects.ts';
+import { type EffectDeps, feedResult, handleEffects } from './effects.ts';
 import type { RunnerDeps } from './runner.ts';
 
 /** How long a webhook call may take (connecting, sending, reading the answer). */
@@ -65,6 +65,18 @@ export async function startEffectsWorker(rt: Runtime, runner: RunnerDeps): Promi
     options,
     function performEffects(jobs) {
       return handleEffects(deps, jobs);
+    },
+  );
+  // A call whose last attempt never finished: its run takes `failed` (when it still awaits that call).
+  await rt.boss.work<RequestedEffect>(
+    QUEUES.effects_dead.name,
+    { batchSize: 10, pollingIntervalSeconds: 2, notifyPollingIntervalSeconds: 2 },
+    async function failUnfinishedEffects(jobs) {
+      for (const job of jobs)
+        await feedResult(runner, job.data, {
+          ok: false,
+          error: `its last attempt did not finish (the worker stopped during it; ${job.data.key} not tried again)`,
+        });
     },
   );
 }
