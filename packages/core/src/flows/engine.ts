@@ -215,7 +215,7 @@ function follow(step: Step, from: FlowNode, first: Outcome): void {
     const edge = step.def.edges.find((e) => e.from === node.id && e.on === go);
     step.journal.push({
       ...entry,
-      outcome: outcome.go,
+      outcome: outcome.as ?? outcome.go,
       ...(edge ? { to: edge.to } : {}),
       reason: outcome.reason,
       ...(outcome.values ? { values: outcome.values } : {}),
@@ -268,7 +268,7 @@ function fireDue(step: Step): void {
   }
   const node = nodeById(step.def, s.node);
   const due = handlerOf(node).due;
-  if (due) follow(step, node, due(node, step));
+  if (due) follow(step, node, due(node, step, effectKey(s.runId, node.id, s.iteration)));
 }
 
 const isFinal = (s: RunState) => s.status === 'completed' || s.status === 'exited' || s.status === 'failed';
@@ -337,6 +337,70 @@ export function advance(def: FlowDefinition, state: RunState, input: StepInput, 
     const node = nodeById(def, s.node!);
     const result = input.ok ? { ok: true as const, output: input.output } : { ok: false as const, error: input.error };
     follow(step, node, handlerOf(node).result!(node, step, result));
+  }
+  const listen = listening(def, s, step.now);
+  if (listen) s.listen = listen;
+  else delete s.listen;
+  return { state: s, effects: step.effects, journal: step.journal };
+}
+
+/** Node types a run waits at for time or an event (a run moved onto one is planned, not run on). */
+export const WAIT_TYPES: ReadonlySet<FlowNode['type']> = new Set(['wait', 'wait_until', 'wait_for_event']);
+
+/**
+ * Moves a waiting run onto node `to` of `def` — another version of its flow (a publisher's node map, or
+ * a rollback) — as if it had entered `to` when it began waiting (`since`): a wait is planned from
+ * `since` with the new node's duration (a wait that would be over is due now), a `wait_for_event`
+ * listens from `since`, a `wait_until` is planned from `since` too; onto a node that does not wait the
+ * run goes on at once (its effects are in the result). Visits of nodes `def` has are kept and `to` is
+ * entered as a new visit (iteration = its visits so far), so effect keys stay unique. The journal starts
+ * with a `migrated` entry from the old node to `to`. A run that is not waiting is returned unchanged.
+ *
+ * @example
+ * const moved = moveRun(v2, state, 'wait_1d', { now: Date.now(), since: startedWaiting, profile });
+ * moved.state.due; // since + 1 day (now if that has passed)
+ */
+export function moveRun(
+  def: FlowDefinition,
+  state: RunState,
+  to: string,
+  ctx: StepContext & { since: number },
+): StepResult {
+  if (state.status !== 'waiting' || state.node === null) return { state, effects: [], journal: [] };
+  const node = nodeById(def, to);
+  const step: Step = {
+    def,
+    state: structuredClone(state),
+    facts: ctx.profile,
+    now: ctx.now,
+    zone: resolveZone(def, ctx.profile),
+    effects: [],
+    journal: [],
+  };
+  const s = step.state;
+  const kept = new Set(def.nodes.map((n) => n.id));
+  s.visits = Object.fromEntries(Object.entries(s.visits).filter(([id]) => kept.has(id)));
+  delete s.due;
+  delete s.since;
+  step.journal.push({
+    at: ctx.now,
+    node: state.node,
+    type: 'migrated',
+    outcome: 'migrated',
+    to,
+    reason: `moved from ${state.node} to ${to}`,
+    values: { since: ctx.since },
+  });
+  if (!WAIT_TYPES.has(node.type)) {
+    follow(step, node, visit(step, node));
+  } else {
+    // Planned as if entered at `since`; a moment already passed leaves the run due now.
+    step.now = ctx.since;
+    const planned = visit(step, node);
+    step.now = ctx.now;
+    if ('wait' in planned && planned.wait.due !== undefined && planned.wait.due < ctx.now) planned.wait.due = ctx.now;
+    follow(step, node, planned);
+    if (s.status === 'waiting') s.since = ctx.since;
   }
   const listen = listening(def, s, step.now);
   if (listen) s.listen = listen;

@@ -1,6 +1,16 @@
 export type * from './ast.ts';
 export { type Finished, FlowBuilder, FlowError, flow, type NodeOptions, PathBuilder } from './builder.ts';
-export { advance, effectKey, enter, eventPathsUsed, MAX_NODES_PER_STEP, resolveZone } from './engine.ts';
+export { diffFlows, type FieldChange, type FlowDiff } from './diff.ts';
+export {
+  advance,
+  effectKey,
+  enter,
+  eventPathsUsed,
+  MAX_NODES_PER_STEP,
+  moveRun,
+  resolveZone,
+  WAIT_TYPES,
+} from './engine.ts';
 export { admit, nextEntry, type PastRun, type ProfileChange, triggeredByChange, triggeredByEvent } from './entry.ts';
 export {
   type DecidedLeaf,

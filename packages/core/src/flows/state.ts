@@ -33,7 +33,7 @@ export interface RunState {
   due?: number;
   /** The event names the run listens for (a wait for an event, a goal), `*` for any; none: no events. */
   listen?: string[] | '*';
-  /** When the current `wait_for_event` began listening. */
+  /** When the current `wait_for_event` began listening; for a run moved to another version, when its wait began. */
   since?: number;
   /** The effect whose result the run awaits (`awaiting_effect`). */
   awaiting?: { key: string; type: 'webhook' | 'action' };
@@ -92,7 +92,7 @@ export interface JournalEntry {
   at: number;
   /** The node decided on; none for the run's own events (entered, converted). */
   node?: string;
-  type?: NodeType | 'enter' | 'goal' | 'end';
+  type?: NodeType | 'enter' | 'goal' | 'end' | 'migrated';
   /** The outcome (`next`, `case:1`, `timeout`, `waiting`, `skipped`, ...). */
   outcome: string;
   /** The node the run went to. */
@@ -123,7 +123,8 @@ export interface Step {
 
 /** What a node handler decided. */
 export type Outcome =
-  | { go: string; reason: string; values?: Record<string, unknown> }
+  /** `as`: the outcome the journal records when it is not the edge taken (a send skipped: `capped`, edge `next`). */
+  | { go: string; as?: string; reason: string; values?: Record<string, unknown> }
   | { wait: { due?: number; listen?: boolean }; reason: string; values?: Record<string, unknown> }
   | { await: Effect & { type: 'webhook' | 'action' }; reason: string }
   | { end: 'completed' | 'exited' | 'failed'; reason: string; values?: Record<string, unknown> };
