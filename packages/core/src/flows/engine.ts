@@ -215,7 +215,7 @@ function follow(step: Step, from: FlowNode, first: Outcome): void {
     const edge = step.def.edges.find((e) => e.from === node.id && e.on === go);
     step.journal.push({
       ...entry,
-      outcome: outcome.as ?? outcome.go,
+      outcome: outcome.go,
       ...(edge ? { to: edge.to } : {}),
       reason: outcome.reason,
       ...(outcome.values ? { values: outcome.values } : {}),
@@ -268,7 +268,7 @@ function fireDue(step: Step): void {
   }
   const node = nodeById(step.def, s.node);
   const due = handlerOf(node).due;
-  if (due) follow(step, node, due(node, step, effectKey(s.runId, node.id, s.iteration)));
+  if (due) follow(step, node, due(node, step));
 }
 
 const isFinal = (s: RunState) => s.status === 'completed' || s.status === 'exited' || s.status === 'failed';

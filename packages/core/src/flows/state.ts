@@ -123,8 +123,7 @@ export interface Step {
 
 /** What a node handler decided. */
 export type Outcome =
-  /** `as`: the outcome the journal records when it is not the edge taken (a send skipped: `capped`, edge `next`). */
-  | { go: string; as?: string; reason: string; values?: Record<string, unknown> }
+  | { go: string; reason: string; values?: Record<string, unknown> }
   | { wait: { due?: number; listen?: boolean }; reason: string; values?: Record<string, unknown> }
   | { await: Effect & { type: 'webhook' | 'action' }; reason: string }
   | { end: 'completed' | 'exited' | 'failed'; reason: string; values?: Record<string, unknown> };
