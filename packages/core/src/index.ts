@@ -15,3 +15,4 @@ export { EVENT_TYPES, type EventType, isEventType, LIMITS } from './limits.ts';
 export * from './profile/index.ts';
 export * from './rules/index.ts';
 export { type ScanProblem, scanJson, storableText } from './scan.ts';
+export * from './stats/index.ts';
