@@ -25,6 +25,7 @@ import { getSource } from '../sources/queries.ts';
 import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
 import { calendarsApi } from './calendars.ts';
+import { employeesApi } from './employees.ts';
 import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
 import { apiDescription } from './description.ts';
 import { destinationsApi, destinationView } from './destinations.ts';
@@ -32,8 +33,11 @@ import { apiReference } from './docs.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { flowStatsApi } from './flow-stats.ts';
+import { flowVersionsApi } from './flow-versions.ts';
+import { flowReviewApi } from './flow-review.ts';
 import { flowsApi } from './flows.ts';
 import { keysApi } from './keys.ts';
+import { profileEmployeesApi } from './profile-employees.ts';
 import { profilesApi } from './profiles.ts';
 import { sourcesApi } from './sources.ts';
 import { subscriptionsApi } from './subscriptions.ts';
@@ -144,9 +148,14 @@ export function adminApi(deps: {
   api.route('/computed-traits', computedTraitsApi(deps));
   api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
+  // Review first: its GET /flows/stale before flowsApi's GET /flows/{id}.
+  api.route('/flows', flowReviewApi(deps));
   api.route('/flows', flowsApi(deps));
   api.route('/flows', flowStatsApi(deps));
+  api.route('/flows', flowVersionsApi(deps));
   api.route('/calendars', calendarsApi(deps));
+  api.route('/employees', employeesApi(deps));
+  api.route('/profiles', profileEmployeesApi(deps));
   api.route(
     '/users',
     usersApi(deps.sql, deps.people, () => deps.apiKeys.clear()),

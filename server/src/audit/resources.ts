@@ -2,6 +2,7 @@ import { roleOf } from '../auth/api-keys.ts';
 import { type Principal, ROLES, type Role } from '../auth/keys.ts';
 import { apiKeyRecord, personRecord } from '../auth/queries.ts';
 import type { Sql } from '../db/index.ts';
+import { getEmployee } from '../employees/queries.ts';
 import { STORED_VIEW } from '../pii/view.ts';
 import { getFlow } from '../pipeline/automate/index.ts';
 import { computedTraitDefinition, getAudience, tagDefinition } from '../pipeline/compute/index.ts';
@@ -80,6 +81,7 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
     tag: tagDefinition,
     computedTrait: computedTraitDefinition,
     flow: async (sql, id) => plain(await getFlow(sql, id)),
+    employee: async (sql, id) => plain(await getEmployee(sql, id)),
     user: personRecord,
     // Never the key column (a hash, but still the credential's verifier); metadata is stored as text.
     apiKey: async (sql, id) => {
@@ -109,6 +111,10 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
   ];
   // For answers that hold only ids, counts and statuses (erasure, unmerge, replays): kept as answered.
   const asAnswered = (r: Record<string, unknown>) => r;
+  // A person's links after the write: the employee ids in order (the answer also holds the employees).
+  const linkedIds = (r: Record<string, unknown>) => ({
+    employees: ((r.data as { employeeId: string }[] | undefined) ?? []).map((l) => l.employeeId),
+  });
   return [
     ...crud('/sources', 'source', l.source).filter((r) => r.method !== 'DELETE'),
     {
@@ -179,6 +185,29 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     { method: 'POST', path: '/flows/:id/simulate', action: null, resourceType: 'flow' },
     // The answer holds the run's id and whether (and why) the person entered: no personal data.
     { method: 'POST', path: '/flows/:id/enter', action: 'flow.enter', resourceType: 'flow', summary: asAnswered },
+
+    ...crud('/employees', 'employee', l.employee),
+    {
+      method: 'POST',
+      path: '/profiles/:id/employees',
+      action: 'profile.employee_link',
+      resourceType: 'profile',
+      summary: linkedIds,
+    },
+    {
+      method: 'PUT',
+      path: '/profiles/:id/employees/order',
+      action: 'profile.employee_order',
+      resourceType: 'profile',
+      summary: linkedIds,
+    },
+    {
+      method: 'DELETE',
+      path: '/profiles/:id/employees/:employeeId',
+      action: 'profile.employee_unlink',
+      resourceType: 'profile',
+      summary: linkedIds,
+    },
 
     {
       method: 'PUT',

@@ -20,6 +20,9 @@ export type Permission =
   /** Automation flows: reading them, their runs and simulations; writing, publishing, pausing. */
   | 'flows:read'
   | 'flows:write'
+  /** The employee directory and people's links to employees (owners). */
+  | 'employees:read'
+  | 'employees:write'
   | 'users:read'
   | 'users:write'
   | 'keys:read'
@@ -29,7 +32,14 @@ export type Permission =
   /** Clear-text PII in responses; without it sensitive traits are masked (see server/src/api/pii-view.ts). */
   | 'pii:read';
 
-const READS: Permission[] = ['events:read', 'profiles:read', 'destinations:read', 'audiences:read', 'flows:read'];
+const READS: Permission[] = [
+  'events:read',
+  'profiles:read',
+  'destinations:read',
+  'audiences:read',
+  'flows:read',
+  'employees:read',
+];
 
 /**
  * The permission table. admin: everything. operator: every write except people, keys (and settings);
@@ -46,6 +56,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'destinations:write',
     'audiences:write',
     'flows:write',
+    'employees:write',
     'users:read',
     'users:write',
     'keys:read',
@@ -63,6 +74,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'destinations:write',
     'audiences:write',
     'flows:write',
+    'employees:write',
   ]),
   analyst: new Set<Permission>(READS),
 };
