@@ -33,8 +33,6 @@ import { apiReference } from './docs.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { flowStatsApi } from './flow-stats.ts';
-import { flowVersionsApi } from './flow-versions.ts';
-import { flowReviewApi } from './flow-review.ts';
 import { flowsApi } from './flows.ts';
 import { keysApi } from './keys.ts';
 import { profileEmployeesApi } from './profile-employees.ts';
@@ -148,11 +146,8 @@ export function adminApi(deps: {
   api.route('/computed-traits', computedTraitsApi(deps));
   api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
-  // Review first: its GET /flows/stale before flowsApi's GET /flows/{id}.
-  api.route('/flows', flowReviewApi(deps));
   api.route('/flows', flowsApi(deps));
   api.route('/flows', flowStatsApi(deps));
-  api.route('/flows', flowVersionsApi(deps));
   api.route('/calendars', calendarsApi(deps));
   api.route('/employees', employeesApi(deps));
   api.route('/profiles', profileEmployeesApi(deps));
