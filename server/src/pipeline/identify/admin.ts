@@ -184,6 +184,7 @@ export async function eraseProfile(
     await tx`DELETE FROM flow_runs WHERE profile_id = ANY(${ids}::uuid[])`;
     // Their planned date-trait entries (a moment derived from a date of theirs: a birthday).
     await tx`DELETE FROM flow_planned WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM profile_employees WHERE profile_id = ANY(${ids}::uuid[])`;
     const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${ids}::uuid[])`;
     // Stage 3's state about the person goes too (memberships and tags are personal data).

@@ -12,6 +12,7 @@ import {
   resolveIdentities,
 } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
+import { moveEmployeeLinks } from './employee-links.ts';
 import { moveFlowRuns } from './flow-runs.ts';
 import { NeedsMoreLocks, tryLockIdentities } from './locks.ts';
 
@@ -300,7 +301,9 @@ export async function applyPartition(
       UPDATE profiles p SET merged_into = x.s, updated_at = now()
       FROM json_to_recordset(${doc}::text::json) AS x (m uuid, s uuid)
       WHERE p.id = x.m OR p.merged_into = x.m`;
-    await moveFlowRuns(tx, new Map([...mergedAway].map((m) => [m, log.find((l) => l.merged === m)!.survivor])));
+    const moves = new Map([...mergedAway].map((m) => [m, log.find((l) => l.merged === m)!.survivor]));
+    await moveFlowRuns(tx, moves);
+    await moveEmployeeLinks(tx, moves);
   }
   if (log.length) {
     await tx`
