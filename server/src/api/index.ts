@@ -33,6 +33,7 @@ import { apiReference } from './docs.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { flowStatsApi } from './flow-stats.ts';
+import { flowVersionsApi } from './flow-versions.ts';
 import { flowsApi } from './flows.ts';
 import { keysApi } from './keys.ts';
 import { profileEmployeesApi } from './profile-employees.ts';
@@ -148,6 +149,7 @@ export function adminApi(deps: {
   api.route('/destinations', destinationsApi(deps));
   api.route('/flows', flowsApi(deps));
   api.route('/flows', flowStatsApi(deps));
+  api.route('/flows', flowVersionsApi(deps));
   api.route('/calendars', calendarsApi(deps));
   api.route('/employees', employeesApi(deps));
   api.route('/profiles', profileEmployeesApi(deps));

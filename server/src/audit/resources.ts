@@ -185,6 +185,14 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     { method: 'POST', path: '/flows/:id/simulate', action: null, resourceType: 'flow' },
     // The answer holds the run's id and whether (and why) the person entered: no personal data.
     { method: 'POST', path: '/flows/:id/enter', action: 'flow.enter', resourceType: 'flow', summary: asAnswered },
+    // Who moved people between versions, why, and how many moved where (a dry run is recorded too).
+    {
+      method: 'POST',
+      path: '/flows/:id/migrate',
+      action: 'flow.migrate',
+      resourceType: 'flow',
+      summary: (r, q) => ({ ...r, map: q.map, reason: q.reason ?? null }),
+    },
 
     ...crud('/employees', 'employee', l.employee),
     {

@@ -73,7 +73,7 @@ export interface Changes {
 }
 
 /** What moved a run in a step. */
-export type StepKind = 'entry' | 'due' | 'event' | 'effect';
+export type StepKind = 'entry' | 'due' | 'event' | 'effect' | 'migrate';
 
 /**
  * Creates an empty set of changes.

@@ -29,9 +29,11 @@ export {
   setFlowStatus,
   updateFlow,
 } from './flow-queries.ts';
+export type { MigrationReport, MigrationRequest } from './migrate-runs.ts';
 export { type FactsNeeds, loadFacts } from './people.ts';
 export { planFlow, replanCalendar } from './planner.ts';
 export { runnerIssues } from './runnable.ts';
 export { type FlowStats, flowStats, type NodeStats, type SendStats } from './stats.ts';
 export type { ApiEntry } from './runner.ts';
 export { type AutomateStage, createAutomateStage } from './stage.ts';
+export { listVersions, type VersionSummary, versionOf } from './version-queries.ts';

@@ -5,6 +5,7 @@ import type { Inbox } from '../topics.ts';
 import { createCatalog } from './catalog.ts';
 import { startEffectsWorker } from './effects-worker.ts';
 import { runDueIsolating } from './isolate.ts';
+import { type MigrationReport, type MigrationRequest, migrateRuns } from './migrate-runs.ts';
 import { replanIdentified, runPlanner } from './planner.ts';
 import { plannerNextDue } from './planner-queries.ts';
 import { nextDue } from './queries.ts';
@@ -19,6 +20,8 @@ export interface AutomateStage extends Stage {
    * through the API, 400 for data fields the trigger does not declare.
    */
   enter(flowId: string, profileId: string, data: Record<string, JsonValue>, key?: string): Promise<ApiEntry>;
+  /** Moves waiting runs from one version of a flow to another by a node map, or counts them (`POST /api/flows/:id/migrate`). */
+  migrate(request: MigrationRequest): Promise<MigrationReport>;
 }
 
 /** The timer's longest sleep: a due run is taken at most this late when nothing wakes it sooner. */
@@ -87,5 +90,6 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
       await timer?.stop();
     },
     enter: (flowId, profileId, data, key) => enterByApi(deps, flowId, profileId, data, key),
+    migrate: (request) => migrateRuns(deps, request),
   };
 }
