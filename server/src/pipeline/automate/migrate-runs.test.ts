@@ -282,4 +282,82 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
       ]),
     );
   });
+  it('leaves runs awaiting a call where they are; onto a node that does not wait, runs go on at once', async () => {
+    const api2 = await startReceiver();
+    try {
+      const caller = {
+        id: 'call',
+        type: 'webhook',
+        url: api2.url,
+        method: 'POST',
+        body: '{"profile":"{{ profile.id }}"}',
+      };
+      const b1 = {
+        version: 1,
+        name: `Orders ${tag}`,
+        trigger: { type: 'event', event: 'Ordered' },
+        entry: { reentry: 'once' },
+        nodes: [caller, { id: 'wait2', type: 'wait', duration: { days: 2 } }, send('done', 'B v1 done')],
+        edges: [
+          { from: 'call', to: 'wait2', on: 'next' },
+          { from: 'wait2', to: 'done', on: 'next' },
+        ],
+      };
+      const created = await post('/flows', { definition: b1 });
+      expect(created.status, created.text).toBe(201);
+      const saved = flowId;
+      flowId = created.body.id;
+      try {
+        await publish();
+        const order = (userId: string) =>
+          sendEvents(cairn, cairn.demoSource!.writeKey, [{ type: 'track', userId, event: 'Ordered' }]);
+        for (const who of ['b1', 'b2', 'b3']) await order(`${who}-${tag}`);
+        await until('three waiting after their call', async () =>
+          (await tally())[`v1 wait2 waiting +${(now + 2 * DAY - T0) / HOUR}h`] === 3 ? true : undefined,
+        );
+        // The fourth person's call fails for now (503: retried): the run awaits its result.
+        api2.answer({ status: 503 });
+        await order(`b4-${tag}`);
+        await until('the fourth awaiting its call', async () =>
+          (await tally())['v1 call awaiting_effect'] === 1 ? true : undefined,
+        );
+
+        const b2 = {
+          ...b1,
+          nodes: [caller, send('thanks', 'B v2 thanks'), send('done', 'B v2 done')],
+          edges: [
+            { from: 'call', to: 'thanks', on: 'next' },
+            { from: 'thanks', to: 'done', on: 'next' },
+          ],
+        };
+        expect((await post(`/flows/${flowId}`, { definition: b2 }, 'PATCH')).status).toBe(200);
+        await publish();
+        const body = { from: 1, to: 2, map: { call: 'call', wait2: 'thanks' } };
+        const dry = await migrate({ ...body, dryRun: true });
+        expect(dry.moves).toEqual([{ from: 'wait2', to: 'thanks', toType: 'send', runs: 3, atOnce: true }]);
+        expect(dry.stays).toEqual([{ node: 'call', reason: 'awaiting_effect', runs: 1 }]);
+        expect((await migrate(body)).moved).toBe(3);
+        // Moved onto a send: it runs in the move, then the rest of v2's path.
+        expect(await tally()).toMatchObject({ 'v2 done completed': 3, 'v1 call awaiting_effect': 1 });
+        // The awaited call answers: that run goes on on v1, where it was.
+        api2.answer({ status: 200, body: {} });
+        await until('the fourth waiting on v1', async () =>
+          Object.keys(await tally()).some((k) => k.startsWith('v1 wait2 waiting')) ? true : undefined,
+        );
+        await until('v2’s messages of the three', async () =>
+          messages().filter((r) => r.body.message.body.startsWith('B ')).length >= 6 ? true : undefined,
+        );
+        const b = messages().filter((r) => r.body.message.body.startsWith('B '));
+        expect(b.map((r) => r.body.message.body).sort()).toEqual([
+          ...Array(3).fill('B v2 done'),
+          ...Array(3).fill('B v2 thanks'),
+        ]);
+        expect(new Set(b.map((r) => r.headers['idempotency-key'])).size).toBe(6);
+      } finally {
+        flowId = saved;
+      }
+    } finally {
+      await api2.close();
+    }
+  });
 });
