@@ -118,6 +118,8 @@ const EnvSchema = z.object({
   CAIRN_TRUST_PROXY: flag(false),
   // Off: nobody becomes admin by signing up first (the first admin comes from CAIRN_ADMIN_EMAIL or an admin key).
   CAIRN_OPEN_FIRST_SIGNUP: flag(true),
+  // A role that approves flows besides admins (operators, in a team where admins do not review flows).
+  CAIRN_FLOW_APPROVER_ROLE: z.enum(['admin', 'operator', 'analyst']).default('admin'),
   CAIRN_DB_SYNCHRONOUS_COMMIT: z.enum(['on', 'off']).default('on'),
   CAIRN_DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(DEFAULTS.poolMax),
   CAIRN_COMMIT_MAX_ROWS: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.commitMaxRows),
@@ -216,6 +218,8 @@ export interface Config {
   trustProxy: boolean;
   /** Whether the first sign-up on an empty database becomes admin (else sign-up is always closed). */
   openFirstSignUp: boolean;
+  /** Approves flows under review besides admins (never the flow's last editor). */
+  flowApproverRole: 'admin' | 'operator' | 'analyst';
   poolMax: number;
   /**
    * Postgres `synchronous_commit` of this process's connections. `off` only where every transaction is
@@ -299,6 +303,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     pipeline: Object.freeze({ mode: e.CAIRN_PIPELINE, niceness: e.CAIRN_PIPELINE_NICE }),
     trustProxy: e.CAIRN_TRUST_PROXY,
     openFirstSignUp: e.CAIRN_OPEN_FIRST_SIGNUP,
+    flowApproverRole: e.CAIRN_FLOW_APPROVER_ROLE,
     poolMax: e.CAIRN_DB_POOL_MAX,
     synchronousCommit: e.CAIRN_DB_SYNCHRONOUS_COMMIT,
     commitMaxRows: e.CAIRN_COMMIT_MAX_ROWS,

@@ -10,7 +10,7 @@ import {
   validateFlow,
 } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
+import { type AuthVariables, actorOf, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { maskPayload, maskValue, type Pii } from '../pii/index.ts';
@@ -19,6 +19,7 @@ import {
   type AutomateStage,
   calendarKeys,
   type FlowRow,
+  type FlowTransition,
   flowRuns,
   getFlow,
   getFlowVersion,
@@ -46,18 +47,36 @@ const FlowDefinitionSchema = z.unknown().openapi('FlowDefinition', {
     'A flow: a trigger, entry rules, and nodes joined by typed edges (packages/core/src/flows/README.md). Rules are the audience rule language.',
 });
 
-const FlowSchema = z
+const TransitionSchema = z.object({
+  action: z.enum(['submit', 'approve', 'reject', 'publish', 'pause', 'resume', 'archive']),
+  by: z.string(),
+  at: z.string(),
+  note: z.string().nullable(),
+});
+
+export const FlowSchema = z
   .object({
     id: z.string(),
     name: z.string(),
     description: z.string().nullable(),
-    status: z.enum(['draft', 'live', 'paused']),
+    status: z
+      .enum(['draft', 'live', 'paused', 'archived'])
+      .openapi({ description: 'Whether triggers enter people: draft = never published; archived = never again' }),
     version: z
       .number()
       .int()
       .nullable()
       .openapi({ description: 'The published version people enter; null: never published' }),
     definition: FlowDefinitionSchema,
+    review: z
+      .object({
+        state: z.enum(['draft', 'in_review', 'approved', 'published']),
+        lastEditedBy: z.string().nullable().openapi({ description: 'Cannot approve it' }),
+        submittedBy: z.string().nullable(),
+        approvedBy: z.string().nullable(),
+        lastTransition: TransitionSchema.nullable().openapi({ description: 'Who did what last, and why' }),
+      })
+      .openapi({ description: 'The working copy in review: draft → in_review → approved → published (live)' }),
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -68,8 +87,8 @@ const Fields = z.object({
   description: z.string().max(2000).nullable(),
 });
 const Create = Fields.extend({ description: z.string().max(2000).optional() });
-const Param = z.object({ id: z.string() });
-const notFound = { description: 'No such flow', content: { 'application/json': { schema: ErrorSchema } } };
+export const Param = z.object({ id: z.string() });
+export const notFound = { description: 'No such flow', content: { 'application/json': { schema: ErrorSchema } } };
 const Invalid = json(ErrorSchema, 'Invalid flow: `error.details` lists every issue with its node and path');
 
 const Duration = z.object({
@@ -141,7 +160,7 @@ const RunSchema = z
   })
   .openapi('FlowRun');
 
-interface FlowDeps {
+export interface FlowDeps {
   sql: Sql;
   pii: Pii;
   now: () => Date;
@@ -150,7 +169,28 @@ interface FlowDeps {
   plugins?: Pick<PluginRegistry, 'get'>;
 }
 
-function view(f: FlowRow) {
+/** A transition's note (why), optional. */
+export const NoteBody = z.object({
+  note: z.string().trim().max(2000).optional().openapi({ description: 'Why (kept in the audit log)' }),
+});
+
+/** The last transition as the flow keeps it: who (the caller as a person), when, why. */
+export function transition(
+  action: FlowTransition['action'],
+  principal: Parameters<typeof actorOf>[0],
+  at: Date,
+  note: string | undefined,
+): FlowTransition {
+  return { action, by: actorOf(principal), at: at.toISOString(), note: note || null };
+}
+
+/**
+ * The flow as the API shows it.
+ *
+ * @example
+ * c.json(view(await getFlow(sql, id)));
+ */
+export function view(f: FlowRow) {
   return {
     id: f.id,
     name: f.name,
@@ -158,6 +198,13 @@ function view(f: FlowRow) {
     status: f.status,
     version: f.version,
     definition: f.definition,
+    review: {
+      state: f.reviewState,
+      lastEditedBy: f.lastEditedBy,
+      submittedBy: f.submittedBy,
+      approvedBy: f.approvedBy,
+      lastTransition: f.lastTransition,
+    },
     createdAt: new Date(f.createdAt).toISOString(),
     updatedAt: new Date(f.updatedAt).toISOString(),
   };
@@ -171,20 +218,16 @@ function invalid(issues: readonly FlowIssue[]): never {
 }
 
 /**
- * `/api/flows`: automation flows. A flow is saved as a draft (validated: the graph, templates, and what
- * this server knows — destinations, audiences, tags, computed traits), published as an immutable
- * version people then enter, paused (nobody new enters; people in it go on) and resumed; simulated on a
- * virtual clock with the same engine; and its runs are shown with their journal.
+ * A flow's checks: `existing` (404 when there is none), `checked` (valid against what this server knows,
+ * else 400 naming every issue), `runnable` (nothing this server cannot run yet, else 400): a flow is
+ * checked when saved, submitted for review and published (what it names may be gone by then).
  *
  * @example
- * api.route('/flows', flowsApi({ sql, pii, now: () => new Date() }));
+ * const { existing, checked, runnable } = flowChecks(deps);
+ * await runnable(await checked((await existing(id)).definition));
  */
-export function flowsApi(deps: FlowDeps) {
+export function flowChecks(deps: FlowDeps) {
   const { sql } = deps;
-  const read = requirePermission('flows:read');
-  const write = requirePermission('flows:write');
-  const app = new OpenAPIHono<{ Variables: AuthVariables }>();
-
   const existing = async (id: string) => {
     const row = await getFlow(sql, id);
     if (!row) throw apiError(404, 'not_found', `no flow ${id}`);
@@ -218,6 +261,31 @@ export function flowsApi(deps: FlowDeps) {
     return v.flow;
   };
 
+  const runnable = async (definition: FlowDefinition): Promise<void> => {
+    const staticTags = (await allRules(sql)).filter((r) => r.kind === 'tag' && r.rule === null).map((r) => r.key);
+    const unsupported = runnerIssues(definition, { staticTags });
+    if (unsupported.length) invalid(unsupported);
+  };
+  return { existing, checked, runnable };
+}
+
+/**
+ * `/api/flows`: automation flows. A flow is saved as a draft (validated: the graph, templates, and what
+ * this server knows — destinations, audiences, tags, computed traits), published as an immutable
+ * version people then enter, paused (nobody new enters; people in it go on) and resumed; simulated on a
+ * virtual clock with the same engine; and its runs are shown with their journal.
+ *
+ * @example
+ * api.route('/flows', flowsApi({ sql, pii, now: () => new Date() }));
+ */
+export function flowsApi(deps: FlowDeps) {
+  const { sql } = deps;
+  const read = requirePermission('flows:read');
+  const write = requirePermission('flows:write');
+  const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+
+  const { existing, checked, runnable } = flowChecks(deps);
+
   app.openapi(
     createRoute({
       method: 'get',
@@ -243,7 +311,8 @@ export function flowsApi(deps: FlowDeps) {
     async (c) => {
       const body = c.req.valid('json');
       const definition = await checked(body.definition);
-      const id = await insertFlow(sql, { definition, description: body.description ?? null });
+      const by = actorOf(c.get('principal'));
+      const id = await insertFlow(sql, { definition, description: body.description ?? null }, by);
       return c.json(view(await existing(id)) as never, 201);
     },
   );
@@ -266,10 +335,17 @@ export function flowsApi(deps: FlowDeps) {
       method: 'patch',
       path: '/{id}',
       tags: ['Flows'],
-      summary: 'Change a flow’s working copy (live runs keep their version; publish to make it live)',
+      summary:
+        'Change a flow’s working copy (live runs keep their version); a changed definition is a draft again, to be reviewed',
       middleware: [write] as const,
       request: { params: Param, body: { content: { 'application/json': { schema: patchOf(Fields) } } } },
-      responses: { 200: json(FlowSchema, 'Changed'), 400: Invalid, 404: notFound, ...AUTH_ERRORS },
+      responses: {
+        200: json(FlowSchema, 'Changed'),
+        400: Invalid,
+        404: notFound,
+        409: json(ErrorSchema, 'The flow is archived'),
+        ...AUTH_ERRORS,
+      },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
@@ -282,7 +358,8 @@ export function flowsApi(deps: FlowDeps) {
           ...(patch.definition === undefined ? {} : { definition: await checked(patch.definition) }),
         },
       );
-      await updateFlow(sql, id, after);
+      if (!(await updateFlow(sql, id, after, actorOf(c.get('principal')))))
+        throw apiError(409, 'conflict', `flow ${id} is archived`);
       return c.json(view(await existing(id)) as never, 200);
     },
   );
@@ -292,30 +369,40 @@ export function flowsApi(deps: FlowDeps) {
       method: 'post',
       path: '/{id}/publish',
       tags: ['Flows'],
-      summary: 'Publish the working copy as a new immutable version and make the flow live on it',
+      summary:
+        'Publish the approved working copy as a new immutable version and make the flow live on it (review first: submit, then another person approves)',
       middleware: [write] as const,
-      request: { params: Param },
+      request: { params: Param, body: { content: { 'application/json': { schema: NoteBody } }, required: false } },
       responses: {
         200: json(FlowSchema, 'Live on the new version'),
         400: json(ErrorSchema, 'Invalid now, or uses what this server cannot run yet (node and reason)'),
         404: notFound,
+        409: json(ErrorSchema, 'Not approved (`not_approved`), changed since it was checked, or archived'),
         ...AUTH_ERRORS,
       },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
       const flow = await existing(id);
-      // Checked again: a destination or audience it names may be gone since it was saved.
+      // Checked again: a destination or audience it names may be gone since it was approved.
       const definition = await checked(flow.definition);
-      const staticTags = (await allRules(sql)).filter((r) => r.kind === 'tag' && r.rule === null).map((r) => r.key);
-      const unsupported = runnerIssues(definition, { staticTags });
-      if (unsupported.length) invalid(unsupported);
-      const principal = c.get('principal');
-      await sql.begin(async (tx) => {
-        const version = await publishFlow(tx, id, principal ? `${principal.kind}:${principal.id}` : null);
+      await runnable(definition);
+      const t = transition('publish', c.get('principal'), deps.now(), noteOf(c));
+      const published = await sql.begin(async (tx) => {
+        const done = await publishFlow(tx, id, definition, t);
         // A time-based trigger's first firing (or a date trait's sweep) is planned with the version.
-        if (version !== undefined) await planFlow(tx, id, version, definition, deps.now().getTime());
+        if (done && 'version' in done) await planFlow(tx, id, done.version, definition, deps.now().getTime());
+        return done;
       });
+      if (published && 'refused' in published) {
+        const why =
+          published.refused === 'not_approved'
+            ? `its working copy is ${flow.reviewState === 'published' ? 'the live version already' : flow.reviewState}: submit it for review and have another person approve it`
+            : published.refused === 'changed'
+              ? 'its working copy changed while it was being published'
+              : 'it is archived';
+        throw apiError(409, published.refused === 'not_approved' ? 'not_approved' : 'conflict', `flow ${id}: ${why}`);
+      }
       return c.json(view(await existing(id)) as never, 200);
     },
   );
@@ -331,7 +418,7 @@ export function flowsApi(deps: FlowDeps) {
         tags: ['Flows'],
         summary,
         middleware: [write] as const,
-        request: { params: Param },
+        request: { params: Param, body: { content: { 'application/json': { schema: NoteBody } }, required: false } },
         responses: {
           200: json(FlowSchema, to === 'live' ? 'Live' : 'Paused'),
           404: notFound,
@@ -342,8 +429,9 @@ export function flowsApi(deps: FlowDeps) {
       async (c) => {
         const { id } = c.req.valid('param');
         const flow = await existing(id);
-        if (flow.status !== from) throw apiError(409, 'conflict', `flow ${id} is ${flow.status}, not ${from}`);
-        await setFlowStatus(sql, id, to);
+        const t = transition(verb, c.get('principal'), deps.now(), noteOf(c));
+        if (!(await setFlowStatus(sql, id, [from], to, t)))
+          throw apiError(409, 'conflict', `flow ${id} is ${flow.status}, not ${from}`);
         return c.json(view(await existing(id)) as never, 200);
       },
     );
@@ -480,6 +568,10 @@ export function flowsApi(deps: FlowDeps) {
 
   return app;
 }
+
+/** The note of a transition's optional body. */
+export const noteOf = (c: { req: { valid(target: 'json'): unknown } }): string | undefined =>
+  (c.req.valid('json') as z.infer<typeof NoteBody> | undefined)?.note;
 
 const timeOf = (at: string | number) => (typeof at === 'number' ? at : Date.parse(at));
 

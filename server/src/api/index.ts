@@ -32,6 +32,7 @@ import { destinationsApi, destinationView } from './destinations.ts';
 import { apiReference } from './docs.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
+import { flowReviewApi } from './flow-review.ts';
 import { flowStatsApi } from './flow-stats.ts';
 import { flowVersionsApi } from './flow-versions.ts';
 import { flowsApi } from './flows.ts';
@@ -147,6 +148,8 @@ export function adminApi(deps: {
   api.route('/computed-traits', computedTraitsApi(deps));
   api.route('/audiences', audiencesApi(deps));
   api.route('/destinations', destinationsApi(deps));
+  // Review first: its GET /flows/stale before flowsApi's GET /flows/{id}.
+  api.route('/flows', flowReviewApi(deps));
   api.route('/flows', flowsApi(deps));
   api.route('/flows', flowStatsApi(deps));
   api.route('/flows', flowVersionsApi(deps));

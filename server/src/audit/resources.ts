@@ -182,6 +182,14 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     { method: 'POST', path: '/flows/:id/publish', action: 'flow.publish', resourceType: 'flow', load: l.flow },
     { method: 'POST', path: '/flows/:id/pause', action: 'flow.pause', resourceType: 'flow', load: l.flow },
     { method: 'POST', path: '/flows/:id/resume', action: 'flow.resume', resourceType: 'flow', load: l.flow },
+    // Review steps: `after` is the flow with its review and last transition (who, when, the note saying why).
+    ...(['submit', 'approve', 'reject', 'archive'] as const).map((step) => ({
+      method: 'POST' as const,
+      path: `/flows/:id/${step}`,
+      action: `flow.${step}`,
+      resourceType: 'flow',
+      load: l.flow,
+    })),
     { method: 'POST', path: '/flows/:id/simulate', action: null, resourceType: 'flow' },
     // The answer holds the run's id and whether (and why) the person entered: no personal data.
     { method: 'POST', path: '/flows/:id/enter', action: 'flow.enter', resourceType: 'flow', summary: asAnswered },

@@ -20,6 +20,10 @@ export type Permission =
   /** Automation flows: reading them, their runs and simulations; writing, publishing, pausing. */
   | 'flows:read'
   | 'flows:write'
+  /** Sending a flow's working copy for review. */
+  | 'flows:submit'
+  /** Approving or rejecting a flow under review (never one's own edit); also CAIRN_FLOW_APPROVER_ROLE's. */
+  | 'flows:approve'
   /** The employee directory and people's links to employees (owners). */
   | 'employees:read'
   | 'employees:write'
@@ -43,7 +47,8 @@ const READS: Permission[] = [
 
 /**
  * The permission table. admin: everything. operator: every write except people, keys (and settings);
- * PII masked. analyst: reads profiles, events, audiences, members, flows and deliveries; changes nothing.
+ * submits flows for review but does not approve them; PII masked. analyst: reads profiles, events,
+ * audiences, members, flows and deliveries; changes nothing.
  */
 export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   admin: new Set<Permission>([
@@ -56,6 +61,8 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'destinations:write',
     'audiences:write',
     'flows:write',
+    'flows:submit',
+    'flows:approve',
     'employees:write',
     'users:read',
     'users:write',
@@ -74,6 +81,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'destinations:write',
     'audiences:write',
     'flows:write',
+    'flows:submit',
     'employees:write',
   ]),
   analyst: new Set<Permission>(READS),
@@ -140,21 +148,41 @@ export function authenticate(deps: {
 }
 
 /**
- * Refuses (403) callers whose role lacks the permission.
+ * Refuses (403) callers whose role lacks the permission. `alsoRoles` grant it to more roles than the
+ * table does (a setting such as CAIRN_FLOW_APPROVER_ROLE); the OpenAPI description shows the table's.
  *
  * @example
  * app.use('/sources/*', requirePermission('sources:write'));
  */
-export function requirePermission(permission: Permission): MiddlewareHandler<{ Variables: AuthVariables }> {
+export function requirePermission(
+  permission: Permission,
+  alsoRoles: readonly Role[] = [],
+): MiddlewareHandler<{ Variables: AuthVariables }> {
   const check: MiddlewareHandler<{ Variables: AuthVariables }> = async function checkPermission(c, next) {
     const principal = c.get('principal');
-    if (!can(principal.role, permission)) {
+    if (!can(principal.role, permission) && !alsoRoles.includes(principal.role)) {
       throw apiError(403, 'forbidden', `role ${principal.role} lacks ${permission}`);
     }
     await next();
   };
   // Read back by the OpenAPI description (x-cairn-permission), so the table is visible and testable.
   return Object.assign(check, { permission });
+}
+
+// The owner keys created by an admin key get (api/keys.ts): nobody in particular.
+const SYSTEM_OWNER = 'system';
+
+/**
+ * Who a principal is as a person, for rules about people (the approver of a flow is not its last
+ * editor): `user:<id>` for a signed-in person and for the keys they created, else the key itself
+ * (`<kind>:<key id>`: the bootstrap or generated admin key, or a key an admin key created).
+ *
+ * @example
+ * actorOf({ kind: 'api-key', id: 'k1', role: 'operator', userId: 'u7' }); // 'user:u7'
+ */
+export function actorOf(principal: Principal): string {
+  const person = principal.userId && principal.userId !== SYSTEM_OWNER ? principal.userId : undefined;
+  return person ? `user:${person}` : `${principal.kind}:${principal.id}`;
 }
 
 /**

@@ -22,5 +22,6 @@ export {
 export { failNextHandOff } from './faults.ts';
 export { type ApiAnswer, adminApi, basicAuth, until } from './http.ts';
 export { freePort } from './ports.ts';
+export { approveAndPublish, reviewerApi } from './review.ts';
 export { type ServerProcess, spawnServer, startTestCairn, TEST_ADMIN_KEY } from './server.ts';
 export { openUnsubscribeToken } from './unsubscribe.ts';

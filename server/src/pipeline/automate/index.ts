@@ -15,16 +15,22 @@ export {
 } from './calendars.ts';
 export { needsOf } from './catalog.ts';
 export {
+  archiveFlow,
   type FlowRecord,
   type FlowRow,
   type FlowStatus,
+  type FlowTransition,
   flowRuns,
   getFlow,
   getFlowVersion,
   insertFlow,
   listFlows,
+  type PublishRefusal,
   publishFlow,
+  type ReviewState,
+  type ReviewStep,
   type RunView,
+  reviewFlow,
   type StepView,
   setFlowStatus,
   updateFlow,
@@ -32,6 +38,14 @@ export {
 export type { MigrationReport, MigrationRequest } from './migrate-runs.ts';
 export { type FactsNeeds, loadFacts } from './people.ts';
 export { planFlow, replanCalendar } from './planner.ts';
+export {
+  type FlowReachOut,
+  flowReachOut,
+  type StaleFlow,
+  staleFlows,
+  type TriggerReach,
+  triggerReach,
+} from './review.ts';
 export { runnerIssues } from './runnable.ts';
 export { type FlowStats, flowStats, type NodeStats, type SendStats } from './stats.ts';
 export type { ApiEntry } from './runner.ts';
