@@ -131,6 +131,26 @@ export interface SplitNode extends NodeBase {
   type: 'split';
   paths: { percent: number; name?: string }[];
 }
+/**
+ * Test on a sample, then send the winner (experiment.ts): `sample` percent of entrants are split
+ * over the `variants` (and a `control` holdout that gets no message) while the runner measures the
+ * `goal`; the others wait here until the runner decides (`decideExperiment`) and then follow the
+ * winner, or at the deadline the `default` variant (marked inconclusive). Outcomes `variant:<i>`,
+ * `control`.
+ */
+export interface ExperimentNode extends NodeBase {
+  type: 'experiment';
+  /** Shares of the sample; with `control` they add up to 100. */
+  variants: { name: string; percent: number }[];
+  /** A holdout share of the sample that gets no message. */
+  control?: { percent: number };
+  /** The percentage of entrants tested while undecided (the rest wait here). */
+  sample: number;
+  /** A conversion: an event matching `event` within `withinSeconds` of assignment; with `value`, its numeric property (dot path) summed per person (revenue). */
+  goal: { event: EventFilter; withinSeconds: number; value?: string };
+  /** `alpha` (default 0.05) under any number of looks; `default` (a variant index, default 0) when undecided at the deadline. */
+  decide: { alpha?: number; deadlineDays: number; default?: number; minPerArm?: number; tuning?: number };
+}
 export interface SendNode extends NodeBase {
   type: 'send';
   destination: string;
@@ -173,6 +193,7 @@ export type FlowNode =
   | WaitForEventNode
   | BranchNode
   | SplitNode
+  | ExperimentNode
   | SendNode
   | UpdateProfileNode
   | WebhookNode
@@ -183,7 +204,8 @@ export type NodeType = FlowNode['type'];
 
 /**
  * An edge taken when `from` ends with outcome `on`: `next`, `matched`, `timeout`, `missing` (a date
- * trait a wait needs is not there), `failed` (a webhook or action), `else`, `case:<i>`, `path:<i>`.
+ * trait a wait needs is not there), `failed` (a webhook or action), `else`, `case:<i>`, `path:<i>`,
+ * `variant:<i>` and `control` (an experiment).
  */
 export interface Edge {
   from: string;

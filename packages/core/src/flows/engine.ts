@@ -7,6 +7,7 @@
 import { matchEvent } from '../rules/evaluate.ts';
 import { dateOf, valueAt } from '../rules/values.ts';
 import type { FlowDefinition, FlowNode, JsonValue } from './ast.ts';
+import { experimentHandler } from './experiment.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
 import { handlerOf, untilTrait } from './nodes.ts';
 import type { Outcome, RunState, Step, StepContext, StepInput, StepResult } from './state.ts';
@@ -314,6 +315,7 @@ export function advance(def: FlowDefinition, state: RunState, input: StepInput, 
     effects: [],
     journal: [],
   };
+  if (ctx.experiments) step.experiments = ctx.experiments;
   const s = step.state;
   const dueNow = () => s.status === 'waiting' && s.due !== undefined && s.due <= step.now;
   if (input.type === 'due') {
@@ -321,10 +323,17 @@ export function advance(def: FlowDefinition, state: RunState, input: StepInput, 
     fireDue(step);
   } else if (input.type === 'replan') {
     const node = s.status === 'waiting' && s.node !== null ? nodeById(def, s.node) : undefined;
-    if (node?.type !== 'wait_until' || !('trait' in node.until)) return { state, effects: [], journal: [] };
-    const outcome = untilTrait(node.until, step);
-    if ('wait' in outcome && outcome.wait.due === s.due) return { state, effects: [], journal: [] };
-    follow(step, node, outcome);
+    // At an experiment: the runner decided, and the people held there follow the winner.
+    const decided = node?.type === 'experiment' ? experimentHandler.replan(node, step) : undefined;
+    if (node?.type === 'experiment') {
+      if (!decided) return { state, effects: [], journal: [] };
+      follow(step, node, decided);
+    } else {
+      if (node?.type !== 'wait_until' || !('trait' in node.until)) return { state, effects: [], journal: [] };
+      const outcome = untilTrait(node.until, step);
+      if ('wait' in outcome && outcome.wait.due === s.due) return { state, effects: [], journal: [] };
+      follow(step, node, outcome);
+    }
   } else if (input.type === 'event') {
     if (!goal(step, input.event)) {
       if (dueNow()) fireDue(step);

@@ -25,6 +25,10 @@ export function outcomesOf(node: FlowNode): { all: string[]; required: string[] 
       const all = node.paths.map((_, i) => `path:${i}`);
       return { all, required: all };
     }
+    case 'experiment': {
+      const all = [...node.variants.map((_, i) => `variant:${i}`), ...(node.control ? ['control'] : [])];
+      return { all, required: all };
+    }
     case 'wait_for_event':
       return { all: ['matched', 'timeout'], required: ['matched', 'timeout'] };
     case 'wait_until':

@@ -24,6 +24,23 @@ export {
   type ProfileFacts,
   type StoredEvent,
 } from './facts.ts';
+export {
+  type Arm,
+  type Assignment,
+  armOutcome,
+  type ExperimentStatus,
+  experimentAssignment,
+  type ScriptedDecision,
+} from './experiment.ts';
+export {
+  type ArmComparison,
+  type ArmCount,
+  type ArmResult,
+  decideExperiment,
+  type ExperimentCounts,
+  type ExperimentResult,
+} from './experiment-decide.ts';
+export { experimentFields, MAX_DEADLINE_DAYS, MAX_VARIANTS } from './experiment-schema.ts';
 export { outcomesOf } from './graph.ts';
 export {
   edgeSchema,

@@ -5,6 +5,7 @@
 import { compareValue, matchEvent } from '../rules/evaluate.ts';
 import { valueAt } from '../rules/values.ts';
 import type { FlowNode, JsonValue, NodeType } from './ast.ts';
+import { experimentHandler } from './experiment.ts';
 import { type Decision, decideData, decideRule, decisionWords, type StoredEvent } from './facts.ts';
 import { splitBucket, splitPath } from './split.ts';
 import type { Effect, Outcome, Step } from './state.ts';
@@ -165,6 +166,7 @@ const handlers: { [T in NodeType]: Handler<T> } = {
       };
     },
   },
+  experiment: { run: experimentHandler.run, due: experimentHandler.due },
   send: {
     run: (node, step, key) => {
       if (step.def.exit) {

@@ -3,6 +3,7 @@ import type { Rule } from '../rules/ast.ts';
 import { eventFilterSchema } from '../rules/event-filter.ts';
 import { pathSchema, ruleSchema, withComparison } from '../rules/schema.ts';
 import type { FlowDefinition, FlowNode, Trigger } from './ast.ts';
+import { experimentFields } from './experiment-schema.ts';
 
 /** The limits a flow must respect. */
 export const FLOW_LIMITS = {
@@ -138,6 +139,7 @@ export const NODE_SCHEMAS = {
       .min(2)
       .max(FLOW_LIMITS.paths),
   }),
+  experiment: z.strictObject({ ...base, type: z.literal('experiment'), ...experimentFields }),
   send: z.strictObject({
     ...base,
     type: z.literal('send'),
@@ -187,8 +189,8 @@ export const edgeSchema = z.strictObject({
   on: z
     .string()
     .regex(
-      /^(next|matched|timeout|missing|failed|else|case:\d+|path:\d+)$/,
-      'an outcome: next, matched, timeout, missing, failed, else, case:<i> or path:<i>',
+      /^(next|matched|timeout|missing|failed|else|case:\d+|path:\d+|variant:\d+|control)$/,
+      'an outcome: next, matched, timeout, missing, failed, else, case:<i>, path:<i>, variant:<i> or control',
     ),
 });
 export const reentrySchema = z.union([

@@ -6,6 +6,7 @@
 import type { Duration, FlowDefinition, JsonValue } from './ast.ts';
 import { advance, enter, resolveZone } from './engine.ts';
 import { admit, nextEntry, type ProfileChange, triggeredByChange, triggeredByEvent } from './entry.ts';
+import { type ScriptedDecision, scriptedExperiments } from './experiment.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
 import type { Effect, JournalEntry, RunState, StepInput, StepResult } from './state.ts';
 import { durationMs } from './time.ts';
@@ -40,6 +41,12 @@ export interface SimulationOptions {
   ) => { ok: true; output?: unknown } | { ok: false; error: string };
   /** Custom calendars' days by name. */
   calendars?: Record<string, string[]>;
+  /**
+   * Experiment decisions by node id, as the runner would make them from everyone's outcomes (one
+   * person cannot): undecided before `at` (held people wait until then), `winner` from `at` on.
+   * Without one, held people wait for the deadline and take the default variant.
+   */
+  experiments?: Record<string, ScriptedDecision>;
 }
 
 /** A rendered message of a simulation. */
@@ -163,12 +170,14 @@ export function simulate(def: FlowDefinition, options: SimulationOptions): Simul
     state = r.state;
   };
   const step = (input: StepInput, now: number) => {
-    record(advance(def, state!, input, { now, profile: facts }), now);
+    const experiments = scriptedExperiments(options.experiments, now);
+    record(advance(def, state!, input, { now, profile: facts, ...experiments }), now);
     // Nothing is called: each awaited webhook or action gets its scripted result at once.
     while (state!.status === 'awaiting_effect') {
       const effect = sim.effects.at(-1)!.effect as Effect & { type: 'webhook' | 'action' };
       const result = options.results?.(effect) ?? { ok: true as const };
-      record(advance(def, state!, { type: 'effect_result', key: effect.key, ...result }, { now, profile: facts }), now);
+      const ctx = { now, profile: facts, ...experiments };
+      record(advance(def, state!, { type: 'effect_result', key: effect.key, ...result }, ctx), now);
     }
   };
   const tryEnter = (now: number, why: string, event?: StoredEvent) => {

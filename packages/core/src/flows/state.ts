@@ -3,6 +3,7 @@
  * move it, the context it reads, and what a step returns.
  */
 import type { FlowDefinition, JsonValue, NodeType } from './ast.ts';
+import type { ExperimentStatus } from './experiment-types.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
 
 /**
@@ -60,6 +61,8 @@ export interface StepContext {
   /** The clock's now (the real clock in the runner, a virtual one in simulation), epoch ms. */
   now: number;
   profile: ProfileFacts;
+  /** The runner's status of the flow's experiment nodes, by node id (none: undecided). */
+  experiments?: Record<string, ExperimentStatus>;
 }
 
 interface EffectBase {
@@ -119,6 +122,8 @@ export interface Step {
   zone: { zone: string; source: 'trait' | 'events' | 'flow' };
   effects: Effect[];
   journal: JournalEntry[];
+  /** `StepContext.experiments`. */
+  experiments?: Record<string, ExperimentStatus>;
 }
 
 /** What a node handler decided. */

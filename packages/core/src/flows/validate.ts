@@ -5,6 +5,7 @@ import { ruleDependencies } from '../rules/compile.ts';
 import { eventFilterSchema } from '../rules/event-filter.ts';
 import { RULE_HINT, validateRule } from '../rules/schema.ts';
 import type { DataCondition, FlowDefinition, FlowNode, JsonValue } from './ast.ts';
+import { experimentIssues } from './experiment.ts';
 import { graphIssues } from './graph.ts';
 import { flowSchema } from './schema.ts';
 import { parseTemplate, TEMPLATE_ROOTS, templateStrings } from './template.ts';
@@ -236,6 +237,9 @@ function nodeIssues(n: FlowNode, i: number, known: Known): FlowIssue[] {
       if (sum !== 10_000) add('paths', `percentages add up to ${sum / 100}, not 100`);
       break;
     }
+    case 'experiment':
+      issues.push(...experimentIssues(n, i));
+      break;
     case 'send':
       destination(n.destination);
       templates('message.body', n.message.body);
