@@ -18,6 +18,7 @@ import { piiView } from '../pii/view.ts';
 import {
   type AutomateStage,
   calendarKeys,
+  calendarsFor,
   type FlowRow,
   type FlowTransition,
   flowRuns,
@@ -263,7 +264,7 @@ export function flowChecks(deps: FlowDeps) {
 
   const runnable = async (definition: FlowDefinition): Promise<void> => {
     const staticTags = (await allRules(sql)).filter((r) => r.kind === 'tag' && r.rule === null).map((r) => r.key);
-    const unsupported = runnerIssues(definition, { staticTags });
+    const unsupported = runnerIssues(definition, { staticTags, sensitive: deps.pii.isSensitive });
     if (unsupported.length) invalid(unsupported);
   };
   return { existing, checked, runnable };
@@ -474,9 +475,17 @@ export function flowsApi(deps: FlowDeps) {
       const def = live ? await getFlowVersion(sql, id, flow.version!) : flow.definition;
       if (!def) throw apiError(404, 'not_found', `flow ${id} has no version ${flow.version}`);
       const profile = await simulatedProfile(deps, def, body.profile, c.get('principal'));
+      const start = body.start === undefined ? deps.now().getTime() : timeOf(body.start);
+      // A custom calendar's days, as the planner reads them (yearly days from the year before to two after).
+      const t = def.trigger;
+      const calendars =
+        t.type === 'calendar' && 'custom' in t.calendar
+          ? await calendarsFor(sql, [t.calendar.custom], new Date(start).getUTCFullYear())
+          : undefined;
       const simulation = simulate(def, {
         profile,
-        start: body.start === undefined ? deps.now().getTime() : timeOf(body.start),
+        start,
+        ...(calendars ? { calendars } : {}),
         horizon: body.horizon,
         flowId: id,
         ...(body.script ? { script: body.script as ScriptItem[] } : {}),

@@ -4,7 +4,7 @@ import { apiKeyRecord, personRecord } from '../auth/queries.ts';
 import type { Sql } from '../db/index.ts';
 import { getEmployee } from '../employees/queries.ts';
 import { STORED_VIEW } from '../pii/view.ts';
-import { getFlow } from '../pipeline/automate/index.ts';
+import { getCalendar, getFlow } from '../pipeline/automate/index.ts';
 import { computedTraitDefinition, getAudience, tagDefinition } from '../pipeline/compute/index.ts';
 import { getDestination } from '../pipeline/deliver/index.ts';
 import { profileView } from '../pipeline/identify/index.ts';
@@ -81,6 +81,7 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
     tag: tagDefinition,
     computedTrait: computedTraitDefinition,
     flow: async (sql, id) => plain(await getFlow(sql, id)),
+    calendar: async (sql, key) => plain(await getCalendar(sql, key)),
     employee: async (sql, id) => plain(await getEmployee(sql, id)),
     user: personRecord,
     // Never the key column (a hash, but still the credential's verifier); metadata is stored as text.
@@ -193,6 +194,10 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     { method: 'POST', path: '/flows/:id/simulate', action: null, resourceType: 'flow' },
     // The answer holds the run's id and whether (and why) the person entered: no personal data.
     { method: 'POST', path: '/flows/:id/enter', action: 'flow.enter', resourceType: 'flow', summary: asAnswered },
+    // Replaced whole (PUT), not patched.
+    ...crud('/calendars', 'calendar', l.calendar, 'key').map((r) =>
+      r.method === 'PATCH' ? { ...r, method: 'PUT' as const } : r,
+    ),
     // Who moved people between versions, why, and how many moved where (a dry run is recorded too).
     {
       method: 'POST',

@@ -72,8 +72,8 @@ export interface Changes {
   count(deps: CommitDeps): void;
 }
 
-/** What moved a run in a step. */
-export type StepKind = 'entry' | 'due' | 'event' | 'effect' | 'migrate';
+/** What moved a run in a step (`replan`: a date trait it waits until changed). */
+export type StepKind = 'entry' | 'due' | 'event' | 'effect' | 'replan' | 'migrate';
 
 /**
  * Creates an empty set of changes.

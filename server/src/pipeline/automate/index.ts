@@ -6,6 +6,7 @@ export {
   type CalendarRecord,
   type CalendarRow,
   calendarKeys,
+  calendarsFor,
   deleteCalendar,
   flowNamingCalendar,
   getCalendar,
@@ -47,7 +48,7 @@ export {
   triggerReach,
 } from './review.ts';
 export { runnerIssues } from './runnable.ts';
-export { type FlowStats, flowStats, type NodeStats, type SendStats } from './stats.ts';
 export type { ApiEntry } from './runner.ts';
 export { type AutomateStage, createAutomateStage } from './stage.ts';
+export { type FlowStats, flowStats, type NodeStats, type SendStats } from './stats.ts';
 export { listVersions, type VersionSummary, versionOf } from './version-queries.ts';

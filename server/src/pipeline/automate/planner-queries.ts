@@ -1,4 +1,6 @@
 import type { Tx } from '../../db/index.ts';
+import { RUN_COLUMNS } from './queries.ts';
+import type { RunRow } from './runs.ts';
 
 // The planner's tables (migration 0016): flow_timers (a flow's next firing, or its date sweep) and
 // flow_planned (a person's next date-trait entry). Times cross as ISO text in and epoch ms out.
@@ -175,4 +177,33 @@ export async function identifiedPeople(sql: Tx, eventIds: readonly string[]): Pr
     SELECT DISTINCT profile_id::text AS p FROM events
     WHERE id = ANY(${eventIds as string[]}::bigint[]) AND type = 'identify' AND profile_id IS NOT NULL`;
   return rows.map((r) => r.p);
+}
+
+/** A waiting run, as much as deciding whether it waits at a node on a date trait needs. */
+export interface WaitingRunRef {
+  id: string;
+  flowId: string;
+  version: number;
+  profileId: string;
+  node: string;
+}
+
+/** The waiting runs of these profiles (through flow_runs_person_idx). */
+export async function waitingRunsOf(sql: Tx, profileIds: readonly string[]): Promise<WaitingRunRef[]> {
+  if (!profileIds.length) return [];
+  return sql<WaitingRunRef[]>`
+    SELECT id::text, flow_id AS "flowId", version, profile_id::text AS "profileId", node
+    FROM flow_runs
+    WHERE profile_id = ANY(${profileIds as string[]}::uuid[]) AND status = 'waiting' AND node IS NOT NULL`;
+}
+
+/** These runs, locked for the transaction, if they still wait (a step may have moved them meanwhile). */
+export async function lockWaitingRuns(tx: Tx, ids: readonly string[]): Promise<RunRow[]> {
+  if (!ids.length) return [];
+  return tx<RunRow[]>`
+    SELECT ${RUN_COLUMNS(tx)}
+    FROM flow_runs r
+    WHERE r.id = ANY(${ids as string[]}::uuid[]) AND r.status = 'waiting'
+    ORDER BY r.id
+    FOR UPDATE`;
 }

@@ -18,6 +18,7 @@ import {
   withTraitPage,
   writePlanned,
 } from './planner-queries.ts';
+import { replanWaits } from './replan.ts';
 import { enterPeople, lockPeople, type RunnerDeps, runIdFor } from './runner.ts';
 
 // The planner: flows entered by time. A schedule or calendar flow has one timer row, its next firing,
@@ -244,17 +245,20 @@ async function runPlanned(r: RunnerDeps, limit: number): Promise<number> {
 /**
  * Plans again the date entries of the people identify events of a batch belong to (their date, or
  * their zone, may have changed): one transaction, nothing when no live flow has a date_trait trigger.
+ * Then their runs waiting until a date trait are re-planned too (replan.ts): a date moved earlier fires
+ * at its new moment.
  *
  * @example
  * await replanIdentified(deps, eventIds);
  */
 export async function replanIdentified(r: RunnerDeps, eventIds: readonly string[]): Promise<void> {
-  const flows = (await r.catalog.live(r.sql)).filter((f) => f.def.trigger.type === 'date_trait');
-  if (!flows.length) return;
   const people = await identifiedPeople(r.sql, eventIds);
   if (!people.length) return;
-  await r.sql.begin(async (tx) => {
-    const now = r.clock().getTime();
-    for (const flow of flows) await planPeople(r, tx, flow, people, now);
-  });
+  const flows = (await r.catalog.live(r.sql)).filter((f) => f.def.trigger.type === 'date_trait');
+  if (flows.length)
+    await r.sql.begin(async (tx) => {
+      const now = r.clock().getTime();
+      for (const flow of flows) await planPeople(r, tx, flow, people, now);
+    });
+  await replanWaits(r, people);
 }

@@ -28,25 +28,41 @@ const NODES: ReadonlySet<string> = new Set([
   'exit',
 ]);
 
+// A sensitive trait's change event carries blind indexes, not values (identify/trait-changes.ts): only
+// these comparisons of `to` mean anything on them.
+const BLIND_COMPARISONS: ReadonlySet<string> = new Set(['exists', 'is_empty']);
+
 /**
  * The parts of a flow this server cannot run yet, as validation issues. With `staticTags` (the tags
  * without a rule), an `update_profile` that adds or removes any other tag is refused too: a dynamic
- * tag's rule decides who carries it, and a flow does not create tags.
+ * tag's rule decides who carries it, and a flow does not create tags. With `sensitive`, a plain
+ * `trait_changed` trigger comparing a sensitive trait's new value (other than `exists` / `is_empty`) is
+ * refused: its change events never hold the value.
  *
  * @example
  * runnerIssues(def); // [{ node: 'coupon', path: 'nodes.2.type', message: '…' }]
  */
-export function runnerIssues(def: FlowDefinition, known: { staticTags?: readonly string[] } = {}): FlowIssue[] {
+export function runnerIssues(
+  def: FlowDefinition,
+  known: { staticTags?: readonly string[]; sensitive?: (key: string) => boolean } = {},
+): FlowIssue[] {
   const issues: FlowIssue[] = [];
   if (!TRIGGERS.has(def.trigger.type))
     issues.push({
       path: 'trigger.type',
       message: `${def.trigger.type} triggers are not run by this server yet (it runs ${[...TRIGGERS].join(', ')})`,
     });
-  if (def.trigger.type === 'trait_changed' && !def.trigger.computed)
+  const t = def.trigger;
+  if (
+    t.type === 'trait_changed' &&
+    !t.computed &&
+    t.to &&
+    known.sensitive?.(t.trait) &&
+    !BLIND_COMPARISONS.has(t.to.cmp)
+  )
     issues.push({
-      path: 'trigger.computed',
-      message: 'trait_changed triggers run on computed traits only (a plain trait changing on identify is not yet)',
+      path: 'trigger.to',
+      message: `${t.trait} is a sensitive trait: its changes are recorded without values, so "to" can only be exists or is_empty`,
     });
   def.nodes.forEach((n, i) => {
     if (!NODES.has(n.type))

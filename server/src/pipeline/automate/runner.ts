@@ -57,9 +57,16 @@ const CHANGES: Record<string, (p: Record<string, unknown>) => ProfileChange | un
   'audience.exited': (p) => keyOf(p.audience, (audience) => ({ type: 'audience_exited', audience })),
   'tag.added': (p) => keyOf(p.tag, (tag) => ({ type: 'tag_added', tag })),
   'tag.removed': (p) => keyOf(p.tag, (tag) => ({ type: 'tag_removed', tag })),
-  // Computed traits watched by a live flow (stage 3's trait-changes.ts); `from`/`to` absent: none.
+  // Traits watched by a live flow: computed (stage 3's trait-changes.ts) or plain (stage 2's); `from`/`to`
+  // absent: none.
   'trait.changed': (p) =>
-    keyOf(p.trait, (trait) => ({ type: 'trait_changed', trait, computed: true, from: p.from, to: p.to })),
+    keyOf(p.trait, (trait) => ({
+      type: 'trait_changed',
+      trait,
+      computed: (p.trait as { computed?: unknown }).computed !== false,
+      from: p.from,
+      to: p.to,
+    })),
 };
 const CHANGE_NAME: Record<string, string> = {
   audience_entered: 'audience.entered',

@@ -349,18 +349,6 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
       ],
       edges: [],
     });
-    const plain = await post('/flows', {
-      definition: {
-        version: 1,
-        name: `Plain ${run}`,
-        trigger: { type: 'trait_changed', trait: 'plan' },
-        entry: { reentry: 'every_time' },
-        nodes: [{ id: 'x', type: 'exit' }],
-        edges: [],
-      },
-    });
-    expect((await post(`/flows/${plain.body.id}/publish`, {})).body.error.message).toContain('computed traits only');
-
     const user = `eve-${run}`;
     // A minute apart on the clock: the trait is the segment of the latest event.
     const scored = (segment: string) => {

@@ -34,6 +34,7 @@ export type { IdentifyContext, LoadedEvent } from './types.ts';
 
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
 import { loadStates, refoldStates, saveStates } from './state.ts';
+import { plainTraitChanges, recordPlainTraitChanges } from './trait-changes.ts';
 
 /** What one call did, for metrics and tests. */
 export interface IdentifyResult {
@@ -75,9 +76,15 @@ export async function identifyEvents(
   /**
    * Runs in each chunk's transaction before its commit (the worker hands the chunk to the next stages),
    * with the profiles the chunk created, merged, split or restored: every definition may have changed
-   * for those, not only the ones reading the chunk's event names.
+   * for those, not only the ones reading the chunk's event names. `traitChanges`: the `trait.changed`
+   * events recorded for traits live flows watch (trait-changes.ts), to hand over as `memberships.changed`.
    */
-  onChunk?: (tx: Transaction, ids: readonly string[], restructured: readonly string[]) => Promise<unknown>,
+  onChunk?: (
+    tx: Transaction,
+    ids: readonly string[],
+    restructured: readonly string[],
+    traitChanges: readonly string[],
+  ) => Promise<unknown>,
 ): Promise<IdentifyResult> {
   const total: IdentifyResult = { processed: 0, suppressed: 0, merges: 0, created: 0, retries: 0 };
   const sortedIds = [...new Set(ids)].sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
@@ -88,7 +95,7 @@ export async function identifyEvents(
       sql,
       async (tx) => {
         const r = await processChunk(tx, chunk, extra, ctx);
-        await onChunk?.(tx, chunk, r.restructured);
+        await onChunk?.(tx, chunk, r.restructured, r.traitChanges);
         return r;
       },
       {
@@ -160,7 +167,7 @@ async function dropSuppressed(tx: Tx, events: LoadedEvent[], ctx: IdentifyContex
   return events.filter((e) => !gone.has(e.id));
 }
 
-type ChunkResult = Omit<IdentifyResult, 'retries'> & { restructured: string[] };
+type ChunkResult = Omit<IdentifyResult, 'retries'> & { restructured: string[]; traitChanges: string[] };
 
 async function processChunk(
   tx: Tx,
@@ -294,7 +301,14 @@ async function processChunk(
     ),
   ]);
   await rebuildConsent(tx, [...refold], ctx);
+  // Changes of traits a live flow's trait_changed trigger watches, as events (after the trait writes).
+  const traitChanges = await recordPlainTraitChanges(
+    tx,
+    await plainTraitChanges(tx, before, after, mergedAway),
+    ctx.pii,
+  );
   return {
+    traitChanges,
     processed: events.length,
     suppressed,
     merges: applied?.mergedAway.size ?? 0,

@@ -42,12 +42,15 @@ export async function startIdentifyWorker(
         sql,
         jobs.flatMap((j) => j.data.ids),
         ctx,
-        (tx, ids, restructured) =>
-          handOff(
+        async (tx, ids, restructured, traitChanges) => {
+          await handOff(
             tx,
             'events.attached',
             restructured.length ? { ids: [...ids], restructured: [...restructured] } : { ids: [...ids] },
-          ),
+          );
+          // Watched traits' changes (trait-changes.ts) reach flows and destinations as stage 3's do.
+          if (traitChanges.length) await handOff(tx, 'memberships.changed', { ids: [...traitChanges] });
+        },
       );
       done();
       metrics.identifyEvents.inc({ outcome: 'processed' }, r.processed);
