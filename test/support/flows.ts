@@ -1,6 +1,8 @@
 // What the end-to-end tests of flows read back from a server's database and from its processes: each
 // person's journey (the journal, in order), the ledger's flow messages, Postgres's deadlock counter, and
 // one Prometheus counter of a process.
+
+import { approveAndPublish } from '@cairn/server/testing';
 import type postgres from 'postgres';
 import { admin, pool, sendUntilAnswered, sleep } from './http.ts';
 
@@ -102,14 +104,16 @@ export async function metricOf(url: string, sample: string): Promise<number> {
 }
 
 /**
- * Creates a flow through the admin API and publishes it; returns its id.
+ * Creates a flow through the admin API and publishes it (submitted by the test admin key, approved by a
+ * second admin); returns its id.
  *
  * @example
  * const flowId = await publishFlow(url, { version: 1, name: 'x', trigger, entry, nodes, edges });
  */
 export async function publishFlow(url: string, definition: object): Promise<string> {
   const flow = await admin(url, '/flows', { method: 'POST', body: JSON.stringify({ definition }) });
-  await admin(url, `/flows/${flow.id}/publish`, { method: 'POST', body: '{}' });
+  const live = await approveAndPublish(url, flow.id);
+  if (live.status !== 200) throw new Error(`publishing flow ${flow.id}: HTTP ${live.status} ${live.text}`);
   return flow.id as string;
 }
 

@@ -7,6 +7,7 @@ import type { Cairn } from '@cairn/server';
 import {
   type ApiAnswer,
   adminApi,
+  approveAndPublish,
   createTestDatabase,
   type DbMode,
   freePort,
@@ -189,7 +190,7 @@ export async function startSeedShop(mode: DbMode) {
     async publish(definition: object): Promise<string> {
       const created = await post('/flows', { definition });
       expect(created.status, created.text).toBe(201);
-      const live = await post(`/flows/${created.body.id}/publish`, {});
+      const live = await approveAndPublish(cairn.url, created.body.id);
       expect(live.status, live.text).toBe(200);
       return created.body.id;
     },

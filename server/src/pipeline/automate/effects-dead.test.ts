@@ -6,6 +6,7 @@ import type { Cairn } from '../../server.ts';
 import {
   type ApiAnswer,
   adminApi,
+  approveAndPublish,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   type Receiver,
@@ -68,7 +69,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('a flow call whose last attempt n
     });
     expect(flow.status, flow.text).toBe(201);
     const flowId = flow.body.id;
-    expect((await post(`/flows/${flowId}/publish`, {})).status).toBe(200);
+    expect((await approveAndPublish(cairn.url, flowId)).status).toBe(200);
     const userId = `u-${tag}`;
     await sendEvents(cairn, cairn.demoSource!.writeKey, [{ type: 'track', userId, event: 'Cart Abandoned' }]);
     await until('the call open at the service', async () => (held.length ? true : undefined));
