@@ -104,17 +104,20 @@ function senderDomain(from: string): string {
 export function compose(item: DeliveryItem, ctx: PluginContext<Settings>): SendMailOptions | { failed: string } {
   const s = ctx.settings;
   const profile = item.profile;
-  const to = profile?.email?.trim();
-  if (!profile || !to) return { failed: 'profile has no email address' };
-  if (!ADDRESS.test(to)) return { failed: `profile email is not a single plain address: ${JSON.stringify(to)}` };
-  const unsubscribeUrl = noControls(ctx.unsubscribeUrl(profile, 'email', s.topic));
-  const scope = itemScope(item, { unsubscribe_url: unsubscribeUrl });
   const message = item.message;
+  // A notice to an employee (message.to) goes to them, without the person's unsubscribe link and footer.
+  const recipient = message?.to;
+  const to = recipient ? recipient.email?.trim() : profile?.email?.trim();
+  const whose = recipient ? `employee ${recipient.id}` : 'profile';
+  if ((!profile && !recipient) || !to) return { failed: `${whose} has no email address` };
+  if (!ADDRESS.test(to)) return { failed: `${whose} email is not a single plain address: ${JSON.stringify(to)}` };
+  const unsubscribeUrl = profile && !recipient ? noControls(ctx.unsubscribeUrl(profile, 'email', s.topic)) : undefined;
+  const scope = itemScope(item, unsubscribeUrl ? { unsubscribe_url: unsubscribeUrl } : {});
   // A flow's message comes rendered: its subject (else the destination's) and its body as the text.
   const subject = oneLine(message?.subject ?? render(s.subject, scope, oneLine)).trim();
   if (!subject) return { failed: 'subject rendered empty' };
   if (message && !message.body.trim()) return { failed: 'message body is empty' };
-  const footer = message && s.messageFooter ? render(s.messageFooter, scope).trim() : '';
+  const footer = message && unsubscribeUrl && s.messageFooter ? render(s.messageFooter, scope).trim() : '';
   const content = message
     ? { text: footer ? `${message.body}\n\n${footer}` : message.body }
     : {
@@ -130,8 +133,9 @@ export function compose(item: DeliveryItem, ctx: PluginContext<Settings>): SendM
     messageId: messageIdFor(item.idempotencyKey, senderDomain(s.from)),
     date: ctx.now(),
     headers: {
-      'List-Unsubscribe': `<${unsubscribeUrl}>`,
-      'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+      ...(unsubscribeUrl
+        ? { 'List-Unsubscribe': `<${unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' }
+        : {}),
       'X-Cairn-Idempotency-Key': noControls(item.idempotencyKey),
     },
   };

@@ -43,9 +43,16 @@ export function escapeMrkdwn(text: string): string {
  * const body = message(item, ctx.settings); // { text: 'New signup: ada@example.test' }
  */
 export function message(item: DeliveryItem, s: Settings): Record<string, string> {
+  // A flow's message comes rendered (escaped whole: it may hold the person's values); a notice to an
+  // employee goes to their chat handle (a legacy webhook's channel override: @user or #channel).
+  const m = item.message;
+  const text = m
+    ? [m.subject ? `*${escapeMrkdwn(m.subject)}*` : '', escapeMrkdwn(m.body)].filter(Boolean).join('\n')
+    : render(s.text, itemScope(item), escapeMrkdwn);
+  const channel = m?.to?.chatHandle ?? s.channel;
   return {
-    text: render(s.text, itemScope(item), escapeMrkdwn),
-    ...(s.channel ? { channel: s.channel } : {}),
+    text,
+    ...(channel ? { channel } : {}),
     ...(s.username ? { username: s.username } : {}),
     ...(s.iconEmoji ? { icon_emoji: s.iconEmoji } : {}),
   };

@@ -65,6 +65,12 @@ export interface DeliveryMessage {
   body: string;
   /** The flow and the node of it that sent the message. */
   flow: { id: string; node: string };
+  /**
+   * The recipient when it is not the person: an employee a flow notifies about the person
+   * (`notify_employees`). Send to this address or chat handle; `profile` is then null, and the person's
+   * data is only what the message shows (masked unless the employee's role allows it).
+   */
+  to?: { id: string; name: string; email?: string; chatHandle?: string };
 }
 
 /** One thing to deliver. */

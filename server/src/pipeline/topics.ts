@@ -28,6 +28,11 @@ export interface RequestedMessage {
   flow: { id: string; version: number; node: string; runId: string };
   /** The rendered `{ subject?, body }` as JSON, sealed (`pii.sealBytes`): a message may name the person. */
   sealed: string;
+  /**
+   * A notice to this employee about the person (`notify_employees`): the sealed JSON also holds `to`, the
+   * recipient; the person's consent and unsubscribes do not apply to it.
+   */
+  employee?: string;
 }
 
 /**

@@ -4,6 +4,9 @@
  * stores and what `advance()` runs; `flowSchema` (schema.ts) validates them.
  */
 import type { Comparison, EventCondition, EventFilter, Rule } from '../rules/ast.ts';
+import type { AssignOwnerNode, NotifyEmployeesNode } from './employee-types.ts';
+
+export type { AssignOwnerNode, NotifyEmployeesNode, NotifyWho } from './employee-types.ts';
 
 /** Any JSON value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -198,6 +201,8 @@ export type FlowNode =
   | UpdateProfileNode
   | WebhookNode
   | ActionNode
+  | AssignOwnerNode
+  | NotifyEmployeesNode
   | ExitNode;
 
 export type NodeType = FlowNode['type'];

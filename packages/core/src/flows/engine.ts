@@ -8,6 +8,7 @@ import { matchEvent } from '../rules/evaluate.ts';
 import { dateOf, valueAt } from '../rules/values.ts';
 import type { FlowDefinition, FlowNode, JsonValue } from './ast.ts';
 import { experimentHandler } from './experiment.ts';
+import { employeeNodeReads } from './employees.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
 import { handlerOf, untilTrait } from './nodes.ts';
 import type { Outcome, RunState, Step, StepContext, StepInput, StepResult } from './state.ts';
@@ -68,6 +69,11 @@ export function eventPathsUsed(def: FlowDefinition): string[][] {
     if (n.type === 'update_profile') texts.push(...templateStrings(n.set as JsonValue));
     if (n.type === 'action') texts.push(...templateStrings(n.input as JsonValue));
     if (n.type === 'webhook') texts.push(n.url, ...Object.values(n.headers ?? {}), ...(n.body ? [n.body] : []));
+    if (n.type === 'assign_owner' || n.type === 'notify_employees') {
+      const reads = employeeNodeReads(n);
+      texts.push(...reads.texts);
+      paths.push(...reads.eventPaths);
+    }
     if (n.type === 'branch')
       for (const c of n.cases)
         for (const d of c.data ?? []) {

@@ -250,6 +250,8 @@ export function flowRules(def: FlowDefinition): Rule[] {
   if (def.entry.rule) rules.push(def.entry.rule);
   if (def.exit) rules.push(def.exit.rule);
   for (const n of def.nodes) if (n.type === 'branch') for (const c of n.cases) if (c.rule) rules.push(c.rule);
+  for (const n of def.nodes)
+    if (n.type === 'assign_owner' && n.mode === 'rule') for (const c of n.cases) rules.push(c.rule);
   return rules;
 }
 

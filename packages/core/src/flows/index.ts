@@ -41,6 +41,12 @@ export {
   type ExperimentResult,
 } from './experiment-decide.ts';
 export { experimentFields, MAX_DEADLINE_DAYS, MAX_VARIANTS } from './experiment-schema.ts';
+export {
+  type AssignOwnerEffect,
+  DEFAULT_EMPLOYEE_PATH,
+  type NotifyEmployeesEffect,
+  eventEmployeeOf,
+} from './employees.ts';
 export { outcomesOf } from './graph.ts';
 export {
   edgeSchema,

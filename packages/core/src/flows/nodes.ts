@@ -5,6 +5,7 @@
 import { compareValue, matchEvent } from '../rules/evaluate.ts';
 import { valueAt } from '../rules/values.ts';
 import type { FlowNode, JsonValue, NodeType } from './ast.ts';
+import { employeeHandlers } from './employees.ts';
 import { experimentHandler } from './experiment.ts';
 import { type Decision, decideData, decideRule, decisionWords, type StoredEvent } from './facts.ts';
 import { splitBucket, splitPath } from './split.ts';
@@ -250,6 +251,7 @@ const handlers: { [T in NodeType]: Handler<T> } = {
     },
     result: (node, step, result) => awaited(step, node, result),
   },
+  ...employeeHandlers,
   exit: {
     run: () => ({ end: 'completed', reason: 'reached an exit' }),
   },

@@ -3,6 +3,7 @@ import type { Rule } from '../rules/ast.ts';
 import { eventFilterSchema } from '../rules/event-filter.ts';
 import { pathSchema, ruleSchema, withComparison } from '../rules/schema.ts';
 import type { FlowDefinition, FlowNode, Trigger } from './ast.ts';
+import { EMPLOYEE_NODE_SCHEMAS } from './employees.ts';
 import { experimentFields } from './experiment-schema.ts';
 
 /** The limits a flow must respect. */
@@ -171,6 +172,7 @@ export const NODE_SCHEMAS = {
     input: z.record(z.string(), json).optional(),
     keep: keep.optional(),
   }),
+  ...EMPLOYEE_NODE_SCHEMAS,
   exit: z.strictObject({ ...base, type: z.literal('exit') }),
 } as const;
 

@@ -3,6 +3,7 @@
  * move it, the context it reads, and what a step returns.
  */
 import type { FlowDefinition, JsonValue, NodeType } from './ast.ts';
+import type { AssignOwnerEffect, NotifyEmployeesEffect } from './employee-types.ts';
 import type { ExperimentStatus } from './experiment-types.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
 
@@ -88,7 +89,9 @@ export type Effect =
       headers: Record<string, string>;
       body?: string;
     })
-  | (EffectBase & { type: 'action'; destination: string; action: string; input: Record<string, JsonValue> });
+  | (EffectBase & { type: 'action'; destination: string; action: string; input: Record<string, JsonValue> })
+  | AssignOwnerEffect
+  | NotifyEmployeesEffect;
 
 /** One decision of a run, for its journey (`GET /api/flows/:id/runs?profile=`). */
 export interface JournalEntry {

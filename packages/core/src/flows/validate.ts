@@ -6,6 +6,7 @@ import { eventFilterSchema } from '../rules/event-filter.ts';
 import { RULE_HINT, validateRule } from '../rules/schema.ts';
 import type { DataCondition, FlowDefinition, FlowNode, JsonValue } from './ast.ts';
 import { experimentIssues } from './experiment.ts';
+import { employeeNodeIssues } from './employees.ts';
 import { graphIssues } from './graph.ts';
 import { flowSchema } from './schema.ts';
 import { parseTemplate, TEMPLATE_ROOTS, templateStrings } from './template.ts';
@@ -263,6 +264,22 @@ function nodeIssues(n: FlowNode, i: number, known: Known): FlowIssue[] {
           `destination "${n.destination}" has no action "${n.action}"; it has ${ctx.actions[n.destination]!.join(', ') || 'none'}`,
         );
       templates('input', (n.input ?? {}) as JsonValue);
+      break;
+    case 'assign_owner':
+      if (n.mode === 'rule')
+        n.cases.forEach(
+          (c, j) => void issues.push(...ruleContextIssues(c.rule, `nodes.${i}.cases.${j}.rule`, ctx, n.id)),
+        );
+      for (const x of employeeNodeIssues(n, { eventTrigger: known.eventTrigger })) add(x.field, x.message);
+      break;
+    case 'notify_employees':
+      templates('message.body', n.message.body);
+      if (n.message.subject !== undefined) templates('message.subject', n.message.subject);
+      for (const x of employeeNodeIssues(n, {
+        eventTrigger: known.eventTrigger,
+        ...(ctx.destinations ? { destinations: ctx.destinations } : {}),
+      }))
+        add(x.field, x.message);
       break;
   }
   return issues;

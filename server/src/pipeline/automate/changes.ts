@@ -7,6 +7,7 @@ import type { Pii } from '../../pii/index.ts';
 import type { RequestedMessage } from '../topics.ts';
 import type { FlowVersion } from './catalog.ts';
 import { type Call, callOf, requestCalls } from './effect-calls.ts';
+import { type EmployeeWork, employeeEffects } from './employees.ts';
 import { type ProfileUpdate, writeProfileUpdates } from './profile-writes.ts';
 import { insertRuns, insertSteps, notifyDue, updateRuns } from './queries.ts';
 import { isActive, journalRows, type RunRow, rowOf, type StepRow } from './runs.ts';
@@ -47,6 +48,8 @@ interface Pending {
   updates: ProfileUpdate[];
   /** Webhook and action calls the run now awaits, handed to the `effects` queue (effects.ts). */
   calls: Call[];
+  /** Owner assignments and employee notices, performed at commit (employees.ts). */
+  employees: EmployeeWork[];
 }
 
 /** The steps of one transaction, gathered per run, then written together. */
@@ -107,6 +110,7 @@ export function createChanges(): Changes {
         messages: [],
         updates: [],
         calls: [],
+        employees: [],
         inputs: [],
         ended: false,
       };
@@ -124,6 +128,8 @@ export function createChanges(): Changes {
             message: e.message,
           });
         else if (e.type === 'update_profile') pending.updates.push({ ...e, profileId, flow });
+        else if (e.type === 'assign_owner' || e.type === 'notify_employees')
+          pending.employees.push({ effect: e, profileId, sourceId: pending.sourceId, flow });
         else pending.calls.push(callOf(e, profileId, flow));
       }
       pending.state = result.state;
@@ -154,6 +160,13 @@ export function createChanges(): Changes {
           ...rest,
           sealed: deps.pii.sealBytes(Buffer.from(JSON.stringify(message))),
         })),
+      );
+      messages.push(
+        ...(await employeeEffects(
+          tx,
+          deps,
+          kept.flatMap((p) => p.employees),
+        )),
       );
       if (messages.length) await deps.handOff(tx, 'messages.requested', { messages });
       await writeProfileUpdates(

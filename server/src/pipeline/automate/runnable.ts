@@ -25,6 +25,8 @@ const NODES: ReadonlySet<string> = new Set([
   'update_profile',
   'webhook',
   'action',
+  'assign_owner',
+  'notify_employees',
   'exit',
 ]);
 

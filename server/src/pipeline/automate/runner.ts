@@ -20,6 +20,7 @@ import type { Metrics } from '../../observability/metrics.ts';
 import type { Pii } from '../../pii/index.ts';
 import { type FlowCatalog, type FlowVersion, versionKey } from './catalog.ts';
 import { type Changes, type CommitDeps, createChanges } from './changes.ts';
+import { withMaskedNotices } from './employees.ts';
 import { loadFacts, unionNeeds } from './people.ts';
 import {
   appliedEvents,
@@ -267,7 +268,7 @@ export function step(
   run: () => StepResult,
 ): StepResult {
   try {
-    return maskJournal(run(), profile, r.pii);
+    return maskJournal(withMaskedNotices(run(), profile, r.pii), profile, r.pii);
   } catch (err) {
     r.log.error(`flow ${version.id}: run ${state.runId} failed`, err);
     return failedStep(state, err, r.clock().getTime());

@@ -71,7 +71,7 @@ export async function enqueueMessages(
       status: a ? 'pending' : 'skipped',
       reason: a ? null : `destination ${m.destinationId} is disabled or deleted`,
       ordered: a ? isOrdered(a) : false,
-      message: { sealed: m.sealed, flow: m.flow, source: m.sourceId },
+      message: { sealed: m.sealed, flow: m.flow, source: m.sourceId, ...(m.employee ? { employee: m.employee } : {}) },
     };
   });
   let delivered = 0;
@@ -124,22 +124,28 @@ export function deliveryItem(
   profile: DeliveryProfile | null,
   attempt: number,
 ): DeliveryItem {
-  const base = { idempotencyKey: row.idempotencyKey, profile, attempt };
+  // An employee's notice shows the person only as its message does (masked per the employee's role).
+  const base = { idempotencyKey: row.idempotencyKey, profile: row.message?.employee ? null : profile, attempt };
   // Plugins get clear values: an email plugin needs the address.
   if (!row.message) return { ...base, event: pii.openPayload(row.payload ?? {}) as DeliveredEvent };
-  const text = JSON.parse(pii.openBytes(row.message.sealed).toString('utf8')) as { subject?: string; body: string };
+  const text = JSON.parse(pii.openBytes(row.message.sealed).toString('utf8')) as {
+    subject?: string;
+    body: string;
+    to?: DeliveryMessage['to'];
+  };
   const { flow } = row.message;
   const message: DeliveryMessage = {
     ...(text.subject === undefined ? {} : { subject: text.subject }),
     body: text.body,
     flow: { id: flow.id, node: flow.node },
+    ...(text.to ? { to: text.to } : {}),
   };
   const event: DeliveredEvent = {
     type: 'track',
     event: FLOW_MESSAGE_EVENT,
     messageId: row.idempotencyKey,
     timestamp: new Date(row.timestamp).toISOString(),
-    ...(profile?.userId ? { userId: profile.userId } : {}),
+    ...(profile?.userId && !text.to ? { userId: profile.userId } : {}),
     properties: { flow, ...(text.subject === undefined ? {} : { subject: text.subject }), body: text.body },
   };
   return { ...base, event, message };

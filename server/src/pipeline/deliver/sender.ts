@@ -174,7 +174,10 @@ async function gate(
   const now = Date.now();
   for (const row of rows) {
     const policy = (row.consentPolicy as ConsentPolicy | null) ?? DEFAULT_CONSENT_POLICY;
-    const decision = consentDecision(purposes, consent.get(row.profileId ?? '') ?? new Map(), policy);
+    // An employee's notice goes to the employee: the person's consent and unsubscribes are not asked.
+    const decision = row.message?.employee
+      ? { allowed: true, missing: [] }
+      : consentDecision(purposes, consent.get(row.profileId ?? '') ?? new Map(), policy);
     const contact = contacts.get(row.id);
     if (!decision.allowed) {
       gated.set(row.id, {
@@ -183,7 +186,7 @@ async function gate(
         reason: `consent: ${decision.missing.join(', ')} not granted`,
         attempted: false,
       });
-    } else if (contact && blocked.has(contact)) {
+    } else if (contact && blocked.has(contact) && !row.message?.employee) {
       gated.set(row.id, {
         id: row.id,
         status: 'skipped',

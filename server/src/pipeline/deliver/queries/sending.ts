@@ -12,6 +12,8 @@ export interface LedgerMessage {
   flow: { id: string; version: number; node: string; runId: string };
   /** The source of the event that started the run, whose consent policy applies. */
   source: string | null;
+  /** A notice to this employee about the person (its `to` is sealed with the message). */
+  employee?: string;
 }
 
 /** A ledger row with its event (or a flow's message), as the sender needs it. */
