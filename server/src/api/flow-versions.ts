@@ -1,6 +1,8 @@
 import { diffFlows } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
+import type { Role } from '../auth/keys.ts';
+import { type AuthVariables, actorOf, can, requirePermission } from '../auth/middleware.ts';
+import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { type AutomateStage, getFlow, listVersions, versionOf } from '../pipeline/automate/index.ts';
@@ -72,12 +74,19 @@ const ReportSchema = z
  * `/api/flows/:id/versions` and `/api/flows/:id/migrate`: a flow's published versions (history with the
  * runs active on each, a version's definition, the structural diff of two), and moving waiting people from
  * one version to another by a node map (a dry run previews it; a rollback is the same call reversed).
+ * Moving live people is an approver's act: a dry run takes flows:write, the move itself flows:approve (admins,
+ * or CAIRN_FLOW_APPROVER_ROLE), as approving a change does.
  *
  * @example
  * api.route('/flows', flowVersionsApi({ sql, automate }));
  */
-export function flowVersionsApi(deps: { sql: Sql; automate: Pick<AutomateStage, 'migrate'> }) {
+export function flowVersionsApi(deps: {
+  sql: Sql;
+  automate: Pick<AutomateStage, 'migrate'>;
+  config?: Pick<Config, 'flowApproverRole'>;
+}) {
   const { sql } = deps;
+  const approvers: Role[] = deps.config?.flowApproverRole ? [deps.config.flowApproverRole] : [];
   const read = requirePermission('flows:read');
   const write = requirePermission('flows:write');
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
@@ -174,7 +183,7 @@ export function flowVersionsApi(deps: { sql: Sql; automate: Pick<AutomateStage, 
       path: '/{id}/migrate',
       tags: ['Flows'],
       summary:
-        'Move waiting people from one version to another by a node map (dryRun: preview); a rollback is the same call reversed',
+        'Move waiting people from one version to another by a node map (dryRun: preview, flows:write; the move: flows:approve); a rollback is the same call reversed',
       description:
         'Runs of `from` waiting at a mapped node move to the mapped node of `to`, planned again as if they had entered it when they began waiting (a shortened wait re-plans from then; a wait that would be over, or a node that does not wait, goes on at once). Runs awaiting a webhook’s or action’s result, and runs at unmapped nodes, stay. Each move is journaled (`migrated`) with who and why. A repeated call moves only the runs still on `from`.',
       middleware: [write] as const,
@@ -187,6 +196,7 @@ export function flowVersionsApi(deps: { sql: Sql; automate: Pick<AutomateStage, 
         400: json(ErrorSchema, 'A map naming nodes the versions do not have, or from = to'),
         404: notFound,
         ...AUTH_ERRORS,
+        403: json(ErrorSchema, 'The role lacks the permission; moving people (not a dry run) takes flows:approve'),
       },
     }),
     async (c) => {
@@ -194,13 +204,15 @@ export function flowVersionsApi(deps: { sql: Sql; automate: Pick<AutomateStage, 
       const body = c.req.valid('json');
       await existing(id);
       const principal = c.get('principal');
+      if (!body.dryRun && !can(principal.role, 'flows:approve') && !approvers.includes(principal.role))
+        throw apiError(403, 'forbidden', `role ${principal.role} lacks flows:approve: moving people takes an approver`);
       const report = await deps.automate.migrate({
         flowId: id,
         from: body.from,
         to: body.to,
         map: body.map,
         dryRun: body.dryRun,
-        by: principal ? `${principal.kind}:${principal.id}` : null,
+        by: actorOf(principal),
         reason: body.reason ?? null,
       });
       return c.json(report, 200);

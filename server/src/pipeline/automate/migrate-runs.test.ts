@@ -4,6 +4,7 @@ import type { Cairn } from '../../server.ts';
 import {
   type ApiAnswer,
   adminApi,
+  approveAndPublish,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
   type Receiver,
@@ -62,21 +63,9 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
     return out;
   };
   const messages = () => hook.accepted.filter((r) => r.body?.message);
-  // Publishes the working copy; where publishing needs review, submits it and has a second admin approve it.
-  let reviewer: typeof api | undefined;
+  // Publishes the working copy: submitted by the test admin, approved by a second one.
   const publish = async () => {
-    let res = await post(`/flows/${flowId}/publish`, {});
-    if (res.status === 409 && res.body?.error?.code === 'not_approved') {
-      if (!reviewer) {
-        const key = await post('/keys', { name: 'reviewer', role: 'admin' });
-        expect(key.status, key.text).toBe(201);
-        reviewer = adminApi(cairn.url, key.body.key);
-      }
-      expect((await post(`/flows/${flowId}/submit`, {})).status).toBe(200);
-      const ok = await reviewer(`/flows/${flowId}/approve`, { method: 'POST', body: '{}' });
-      expect(ok.status, ok.text).toBe(200);
-      res = await post(`/flows/${flowId}/publish`, {});
-    }
+    const res = await approveAndPublish(cairn.url, flowId);
     expect(res.status, res.text).toBe(200);
   };
 
@@ -189,9 +178,18 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
     expect(bad.body.error.message).toContain('version 2 has no node wait3');
     expect((await post(`/flows/${flowId}/migrate`, { from: 1, to: 7, map: {} })).status).toBe(404);
 
-    // The preview: who would move where, who stays and why; nothing moves.
+    // The preview: who would move where, who stays and why; nothing moves. An operator may preview, not move.
     now = T0 + 2 * HOUR;
     const forward = { from: 1, to: 2, map: { wait3: 'wait1' }, reason: 'shorter onboarding' };
+    const key = await post('/keys', { name: 'operator', role: 'operator' });
+    expect(key.status, key.text).toBe(201);
+    const operator = adminApi(cairn.url, key.body.key);
+    const asOperator = (body: object) =>
+      operator(`/flows/${flowId}/migrate`, { method: 'POST', body: JSON.stringify(body) });
+    expect((await asOperator({ ...forward, dryRun: true })).status).toBe(200);
+    const refused = await asOperator(forward);
+    expect(refused.status, refused.text).toBe(403);
+    expect(refused.body.error.message).toContain('flows:approve');
     const dry = await migrate({ ...forward, dryRun: true });
     expect(dry).toMatchObject({
       dryRun: true,
@@ -275,7 +273,11 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
 
     // Every move is in the audit log with who and why.
     const audit = (await api('/audit?action=flow.migrate&limit=100')).body.data as Any[];
-    expect(audit.filter((a) => !a.after?.dryRun).map((a) => [a.after.reason, a.after.moved])).toEqual(
+    // The operator's refused move is there too (403), with nothing moved.
+    expect(audit.filter((a) => a.status === 403)).toHaveLength(1);
+    expect(
+      audit.filter((a) => a.status === 200 && !a.after.dryRun).map((a) => [a.after.reason, a.after.moved]),
+    ).toEqual(
       expect.arrayContaining([
         ['shorter onboarding', PEOPLE],
         ['rollback', PEOPLE],
