@@ -362,4 +362,62 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
       await api2.close();
     }
   });
+  it('a move racing the timer on the same due runs: each person takes exactly one of the two paths', async () => {
+    const n = mode === 'postgres' ? 600 : 100;
+    const c1 = {
+      version: 1,
+      name: `Race ${tag}`,
+      trigger: { type: 'event', event: 'Joined' },
+      entry: { reentry: 'once' },
+      nodes: [{ id: 'wait3', type: 'wait', duration: { days: 3 } }, send('bye', 'C v1 bye')],
+      edges: [{ from: 'wait3', to: 'bye', on: 'next' }],
+    };
+    const created = await post('/flows', { definition: c1 });
+    expect(created.status, created.text).toBe(201);
+    const saved = flowId;
+    flowId = created.body.id;
+    try {
+      await publish();
+      const start = now;
+      await sendEvents(
+        cairn,
+        cairn.demoSource!.writeKey,
+        Array.from({ length: n }, (_, i) => ({ type: 'track', userId: `c${i}-${tag}`, event: 'Joined' })),
+      );
+      await until(
+        'everyone waiting',
+        async () => ((await tally())[`v1 wait3 waiting +${(start + 3 * DAY - T0) / HOUR}h`] === n ? true : undefined),
+        { tries: 1200 },
+      );
+      const c2 = {
+        ...c1,
+        nodes: [{ id: 'wait1', type: 'wait', duration: { days: 1 } }, send('bye', 'C v2 bye')],
+        edges: [{ from: 'wait1', to: 'bye', on: 'next' }],
+      };
+      expect((await post(`/flows/${flowId}`, { definition: c2 }, 'PATCH')).status).toBe(200);
+      await publish();
+      // Every wait is over on both versions: the timer steps them on v1 while the move takes them to v2.
+      now = start + 3 * DAY + 1000;
+      const report = await migrate({ from: 1, to: 2, map: { wait3: 'wait1' } });
+      await until(
+        'everyone done',
+        async () => {
+          const t = await tally();
+          return (t['v1 bye completed'] ?? 0) + (t['v2 bye completed'] ?? 0) === n ? t : undefined;
+        },
+        { tries: 1200 },
+      );
+      const t = await tally();
+      expect(t['v2 bye completed']).toBe(report.moved);
+      await until('every message', async () =>
+        messages().filter((r) => r.body.message.body.startsWith('C ')).length >= n ? true : undefined,
+      );
+      const got = messages().filter((r) => r.body.message.body.startsWith('C '));
+      expect(got).toHaveLength(n);
+      expect(new Set(got.map((r) => r.body.profile.id)).size).toBe(n);
+      expect(got.filter((r) => r.body.message.body === 'C v2 bye')).toHaveLength(report.moved);
+    } finally {
+      flowId = saved;
+    }
+  });
 });
