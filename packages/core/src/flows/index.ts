@@ -44,8 +44,8 @@ export { experimentFields, MAX_DEADLINE_DAYS, MAX_VARIANTS } from './experiment-
 export {
   type AssignOwnerEffect,
   DEFAULT_EMPLOYEE_PATH,
-  type NotifyEmployeesEffect,
   eventEmployeeOf,
+  type NotifyEmployeesEffect,
 } from './employees.ts';
 export { outcomesOf } from './graph.ts';
 export {
