@@ -94,6 +94,29 @@ describeOnDatabases('flow review and lifecycle on %s', (mode) => {
   });
   afterAll(() => h?.close());
 
+  it('names each review route’s permission in the OpenAPI description the role-matrix test walks', async () => {
+    const doc = await (await fetch(`${h.cairn.url}/api/openapi.json`)).json();
+    const permissionOf = (method: string, path: string) =>
+      doc.paths[`/api/flows${path}`]?.[method]?.['x-cairn-permission'];
+    expect({
+      submit: permissionOf('post', '/{id}/submit'),
+      approve: permissionOf('post', '/{id}/approve'),
+      reject: permissionOf('post', '/{id}/reject'),
+      publish: permissionOf('post', '/{id}/publish'),
+      archive: permissionOf('post', '/{id}/archive'),
+      review: permissionOf('get', '/{id}/review'),
+      stale: permissionOf('get', '/stale'),
+    }).toEqual({
+      submit: 'flows:submit',
+      approve: 'flows:approve',
+      reject: 'flows:approve',
+      publish: 'flows:write',
+      archive: 'flows:write',
+      review: 'flows:read',
+      stale: 'flows:read',
+    });
+  });
+
   it('needs another person’s approval to go live; the author cannot approve their own change', async () => {
     const id = await create(definition(`Welcome ${tag}`, `Joined ${tag}`));
     expect(ok(await h.api(`/flows/${id}`)).review).toMatchObject({ state: 'draft', lastEditedBy: expect.any(String) });
