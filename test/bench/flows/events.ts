@@ -67,6 +67,8 @@ export interface EventPhase {
   processedToStep: Spread;
   stepToLedger: Spread;
   catchUpS: number;
+  /** The `automate` queue's jobs of the measured window: how many, ids per job, queued and run ms. */
+  automateJobs: { n: number; ids: number; queued: Spread; run: Spread };
   cpu: CpuUse;
   activity: PgActivity;
 }
@@ -144,6 +146,7 @@ export async function eventPhase(o: {
   }
   const stopCpu = cpuMeter(node.server.proc.pid, o.database);
   const stopSampling = sampleActivity(o.url, o.database);
+  const [{ from } = { from: new Date() }] = await sql<{ from: Date }[]>`SELECT now() AS from`;
   const r = await openLoop(target, {
     rate: o.rate,
     durationMs: o.durationS * 1000,
@@ -168,22 +171,40 @@ export async function eventPhase(o: {
   const [arrivals] = await o.receivers.take();
   // The run an event starts has the id runIdFor(flow, event) (server/src/pipeline/automate/runner.ts),
   // derived here in SQL the same way; the message's idempotency key is flow:<run>:<node>:<iteration>.
+  // Hash joins over whole tables (a fresh database has no statistics; nested loops took minutes once).
+  await sql`ANALYZE events, deliveries, flow_steps`;
   const rows = await sql<Row[]>`
-    WITH ev AS (
-      SELECT e.id, e.message_id AS m, e.received_at, e.processed_at,
+    WITH ev AS MATERIALIZED (
+      SELECT e.message_id AS m, e.received_at, e.processed_at,
         encode(sha256(convert_to('cairn.flow-run:' || ${flowId}::text || ':' || e.id::text, 'UTF8')), 'hex') AS h
       FROM events e WHERE e.message_id LIKE 'fm-%' AND e.event = ${TRIGGER}),
-    runs AS (
+    runs AS MATERIALIZED (
       SELECT ev.*, (substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-8' || substr(h, 14, 3) || '-' || substr(h, 17, 4)
-        || '-' || substr(h, 21, 12))::uuid AS run FROM ev)
+        || '-' || substr(h, 21, 12))::uuid AS run FROM ev),
+    steps AS MATERIALIZED (
+      SELECT run_id, min(at) AS at FROM flow_steps GROUP BY run_id),
+    ledger AS MATERIALIZED (
+      SELECT idempotency_key AS key, created_at FROM deliveries WHERE destination_id = ${o.destination} AND event_id IS NULL)
     SELECT runs.m, extract(epoch FROM runs.received_at)::float8 * 1000 AS received,
       extract(epoch FROM runs.processed_at)::float8 * 1000 AS processed,
-      (SELECT extract(epoch FROM min(s.at))::float8 * 1000 FROM flow_steps s WHERE s.run_id = runs.run) AS step,
-      extract(epoch FROM d.created_at)::float8 * 1000 AS ledger,
+      extract(epoch FROM s.at)::float8 * 1000 AS step,
+      extract(epoch FROM l.created_at)::float8 * 1000 AS ledger,
       'flow:' || runs.run::text || ':hello:0' AS key
     FROM runs
-    LEFT JOIN deliveries d ON d.destination_id = ${o.destination} AND d.event_id IS NULL
-      AND d.idempotency_key = 'flow:' || runs.run::text || ':hello:0'`;
+    LEFT JOIN steps s ON s.run_id = runs.run
+    LEFT JOIN ledger l ON l.key = 'flow:' || runs.run::text || ':hello:0'`;
+  // Stage 4's queue: the time a job of attached events waited for the automate worker, and the worker's call.
+  const jobs = await sql<{ ids: number; queued: number; run: number }[]>`
+    SELECT jsonb_array_length(data -> 'ids')::int AS ids,
+      extract(epoch FROM started_on - created_on)::float8 * 1000 AS queued,
+      extract(epoch FROM completed_on - started_on)::float8 * 1000 AS run
+    FROM pgboss.job WHERE name = 'automate' AND created_on >= ${from} AND state = 'completed'`;
+  const automateJobs = {
+    n: jobs.length,
+    ids: jobs.reduce((a, j) => a + j.ids, 0) / (jobs.length || 1),
+    queued: spread(jobs.map((j) => j.queued)),
+    run: spread(jobs.map((j) => j.run)),
+  };
   const arrival = new Map<string, number>();
   let duplicates = 0;
   arrivals!.keys.forEach((k, j) => {
@@ -216,6 +237,7 @@ export async function eventPhase(o: {
     processedToStep: spread(pick((x) => d(x.processed, x.step))),
     stepToLedger: spread(pick((x) => d(x.step, x.ledger))),
     catchUpS,
+    automateJobs,
     cpu,
     activity,
   };
@@ -225,6 +247,9 @@ export async function eventPhase(o: {
   );
   console.log(
     `  acceptance → first step p50/p95 ${result.toStep.p50.toFixed(0)}/${result.toStep.p95.toFixed(0)} ms; → ledger row ${result.toLedger.p50.toFixed(0)}/${result.toLedger.p95.toFixed(0)} ms; → arrival ${result.toArrival.p50.toFixed(0)}/${result.toArrival.p95.toFixed(0)} ms`,
+  );
+  console.log(
+    `  automate queue: ${fmt(automateJobs.n)} jobs of ${automateJobs.ids.toFixed(1)} events; queued p50/p95 ${automateJobs.queued.p50.toFixed(0)}/${automateJobs.queued.p95.toFixed(0)} ms, worker call p50/p95 ${automateJobs.run.p50.toFixed(0)}/${automateJobs.run.p95.toFixed(0)} ms`,
   );
   console.log(`  Postgres: ${activityText(activity)}`);
   return result;
