@@ -4,8 +4,10 @@
  * stores and what `advance()` runs; `flowSchema` (schema.ts) validates them.
  */
 import type { Comparison, EventCondition, EventFilter, Rule } from '../rules/ast.ts';
+import type { IssueCouponNode, PointsNode } from './coupon-types.ts';
 import type { AssignOwnerNode, NotifyEmployeesNode } from './employee-types.ts';
 
+export type { IssueCouponNode, PointsNode } from './coupon-types.ts';
 export type { AssignOwnerNode, NotifyEmployeesNode, NotifyWho } from './employee-types.ts';
 
 /** Any JSON value. */
@@ -203,6 +205,8 @@ export type FlowNode =
   | ActionNode
   | AssignOwnerNode
   | NotifyEmployeesNode
+  | IssueCouponNode
+  | PointsNode
   | ExitNode;
 
 export type NodeType = FlowNode['type'];

@@ -8,6 +8,7 @@ import { matchEvent } from '../rules/evaluate.ts';
 import { dateOf, valueAt } from '../rules/values.ts';
 import type { FlowDefinition, FlowNode, JsonValue } from './ast.ts';
 import { experimentHandler } from './experiment.ts';
+import { couponNodeTexts } from './coupons.ts';
 import { employeeNodeReads } from './employees.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
 import { handlerOf, untilTrait } from './nodes.ts';
@@ -69,6 +70,7 @@ export function eventPathsUsed(def: FlowDefinition): string[][] {
     if (n.type === 'update_profile') texts.push(...templateStrings(n.set as JsonValue));
     if (n.type === 'action') texts.push(...templateStrings(n.input as JsonValue));
     if (n.type === 'webhook') texts.push(n.url, ...Object.values(n.headers ?? {}), ...(n.body ? [n.body] : []));
+    if (n.type === 'points') texts.push(...couponNodeTexts(n));
     if (n.type === 'assign_owner' || n.type === 'notify_employees') {
       const reads = employeeNodeReads(n);
       texts.push(...reads.texts);

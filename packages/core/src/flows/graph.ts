@@ -36,6 +36,10 @@ export function outcomesOf(node: FlowNode): { all: string[]; required: string[] 
     case 'webhook':
     case 'action':
       return { all: ['next', 'failed'], required: [] };
+    case 'issue_coupon':
+      return { all: ['next', 'empty', 'failed'], required: [] };
+    case 'points':
+      return { all: ['next', 'insufficient', 'failed'], required: [] };
     case 'exit':
       return { all: [], required: [] };
     default:

@@ -1,5 +1,14 @@
 export type * from './ast.ts';
 export { type Finished, FlowBuilder, FlowError, flow, type NodeOptions, PathBuilder } from './builder.ts';
+export {
+  balanceOf,
+  COUPON_NODE_SCHEMAS,
+  couponField,
+  DEFAULT_COUPON_FIELD,
+  type IssueCouponEffect,
+  MAX_POINTS,
+  type PointsEffect,
+} from './coupons.ts';
 export { diffFlows, type FieldChange, type FlowDiff } from './diff.ts';
 export {
   advance,
@@ -48,6 +57,7 @@ export {
   type NotifyEmployeesEffect,
 } from './employees.ts';
 export { outcomesOf } from './graph.ts';
+export { POINTS_BALANCE, type PointsBalance, type PointsEntry, pointsBalance } from './points.ts';
 export {
   edgeSchema,
   FLOW_LIMITS,

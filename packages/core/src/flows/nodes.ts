@@ -5,6 +5,7 @@
 import { compareValue, matchEvent } from '../rules/evaluate.ts';
 import { valueAt } from '../rules/values.ts';
 import type { FlowNode, JsonValue, NodeType } from './ast.ts';
+import { couponHandlers } from './coupons.ts';
 import { employeeHandlers } from './employees.ts';
 import { experimentHandler } from './experiment.ts';
 import { type Decision, decideData, decideRule, decisionWords, type StoredEvent } from './facts.ts';
@@ -252,6 +253,7 @@ const handlers: { [T in NodeType]: Handler<T> } = {
     result: (node, step, result) => awaited(step, node, result),
   },
   ...employeeHandlers,
+  ...couponHandlers,
   exit: {
     run: () => ({ end: 'completed', reason: 'reached an exit' }),
   },

@@ -3,6 +3,7 @@ import type { Rule } from '../rules/ast.ts';
 import { eventFilterSchema } from '../rules/event-filter.ts';
 import { pathSchema, ruleSchema, withComparison } from '../rules/schema.ts';
 import type { FlowDefinition, FlowNode, Trigger } from './ast.ts';
+import { COUPON_NODE_SCHEMAS } from './coupons.ts';
 import { EMPLOYEE_NODE_SCHEMAS } from './employees.ts';
 import { experimentFields } from './experiment-schema.ts';
 
@@ -173,6 +174,7 @@ export const NODE_SCHEMAS = {
     keep: keep.optional(),
   }),
   ...EMPLOYEE_NODE_SCHEMAS,
+  ...COUPON_NODE_SCHEMAS,
   exit: z.strictObject({ ...base, type: z.literal('exit') }),
 } as const;
 
@@ -191,8 +193,8 @@ export const edgeSchema = z.strictObject({
   on: z
     .string()
     .regex(
-      /^(next|matched|timeout|missing|failed|else|case:\d+|path:\d+|variant:\d+|control)$/,
-      'an outcome: next, matched, timeout, missing, failed, else, case:<i>, path:<i>, variant:<i> or control',
+      /^(next|matched|timeout|missing|failed|else|case:\d+|path:\d+|variant:\d+|control|empty|insufficient)$/,
+      'an outcome: next, matched, timeout, missing, failed, else, case:<i>, path:<i>, variant:<i>, control, empty or insufficient',
     ),
 });
 export const reentrySchema = z.union([

@@ -3,6 +3,7 @@
  * move it, the context it reads, and what a step returns.
  */
 import type { FlowDefinition, JsonValue, NodeType } from './ast.ts';
+import type { IssueCouponEffect, PointsEffect } from './coupon-types.ts';
 import type { AssignOwnerEffect, NotifyEmployeesEffect } from './employee-types.ts';
 import type { ExperimentStatus } from './experiment-types.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
@@ -38,7 +39,7 @@ export interface RunState {
   /** When the current `wait_for_event` began listening; for a run moved to another version, when its wait began. */
   since?: number;
   /** The effect whose result the run awaits (`awaiting_effect`). */
-  awaiting?: { key: string; type: 'webhook' | 'action' };
+  awaiting?: { key: string; type: 'webhook' | 'action' | 'issue_coupon' };
   convertedAt?: number;
   endedAt?: number;
   /** Why the run ended, in words. */
@@ -91,7 +92,9 @@ export type Effect =
     })
   | (EffectBase & { type: 'action'; destination: string; action: string; input: Record<string, JsonValue> })
   | AssignOwnerEffect
-  | NotifyEmployeesEffect;
+  | NotifyEmployeesEffect
+  | IssueCouponEffect
+  | PointsEffect;
 
 /** One decision of a run, for its journey (`GET /api/flows/:id/runs?profile=`). */
 export interface JournalEntry {
@@ -133,5 +136,5 @@ export interface Step {
 export type Outcome =
   | { go: string; reason: string; values?: Record<string, unknown> }
   | { wait: { due?: number; listen?: boolean }; reason: string; values?: Record<string, unknown> }
-  | { await: Effect & { type: 'webhook' | 'action' }; reason: string }
+  | { await: Effect & { type: 'webhook' | 'action' | 'issue_coupon' }; reason: string }
   | { end: 'completed' | 'exited' | 'failed'; reason: string; values?: Record<string, unknown> };

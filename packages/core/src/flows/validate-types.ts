@@ -27,4 +27,6 @@ export interface FlowContext {
   computed?: readonly string[];
   /** Custom calendar names. */
   calendars?: readonly string[];
+  /** Coupon pool keys. */
+  couponPools?: readonly string[];
 }

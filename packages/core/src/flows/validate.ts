@@ -6,6 +6,7 @@ import { eventFilterSchema } from '../rules/event-filter.ts';
 import { RULE_HINT, validateRule } from '../rules/schema.ts';
 import type { DataCondition, FlowDefinition, FlowNode, JsonValue } from './ast.ts';
 import { experimentIssues } from './experiment.ts';
+import { couponNodeIssues, couponRunFields } from './coupons.ts';
 import { employeeNodeIssues } from './employees.ts';
 import { graphIssues } from './graph.ts';
 import { flowSchema } from './schema.ts';
@@ -141,6 +142,7 @@ function runFields(flow: FlowDefinition): Set<string> | null {
   for (const n of flow.nodes)
     if (n.type === 'webhook' || n.type === 'action' || n.type === 'wait_for_event')
       for (const f of Object.keys(n.keep ?? {})) fields.add(f);
+  for (const n of flow.nodes) if (n.type === 'issue_coupon') for (const f of couponRunFields(n)) fields.add(f);
   return fields;
 }
 
@@ -280,6 +282,13 @@ function nodeIssues(n: FlowNode, i: number, known: Known): FlowIssue[] {
         ...(ctx.destinations ? { destinations: ctx.destinations } : {}),
       }))
         add(x.field, x.message);
+      break;
+    case 'issue_coupon':
+      for (const x of couponNodeIssues(n, ctx)) add(x.field, x.message);
+      break;
+    case 'points':
+      templates('reason', n.reason);
+      if (typeof n.delta === 'string') templates('delta', n.delta);
       break;
   }
   return issues;
