@@ -32,6 +32,7 @@ import { destinationsApi, destinationView } from './destinations.ts';
 import { apiReference } from './docs.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
+import { flowExperimentsApi } from './flow-experiments.ts';
 import { flowReviewApi } from './flow-review.ts';
 import { flowStatsApi } from './flow-stats.ts';
 import { flowVersionsApi } from './flow-versions.ts';
@@ -153,6 +154,7 @@ export function adminApi(deps: {
   api.route('/flows', flowsApi(deps));
   api.route('/flows', flowStatsApi(deps));
   api.route('/flows', flowVersionsApi(deps));
+  api.route('/flows', flowExperimentsApi(deps));
   api.route('/calendars', calendarsApi(deps));
   api.route('/employees', employeesApi(deps));
   api.route('/profiles', profileEmployeesApi(deps));

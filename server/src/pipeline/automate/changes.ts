@@ -8,6 +8,7 @@ import type { RequestedMessage } from '../topics.ts';
 import type { FlowVersion } from './catalog.ts';
 import { type Call, callOf, requestCalls } from './effect-calls.ts';
 import { type EmployeeWork, employeeEffects } from './employees.ts';
+import { recordAssignments } from './experiments.ts';
 import { type ProfileUpdate, writeProfileUpdates } from './profile-writes.ts';
 import { insertRuns, insertSteps, notifyDue, updateRuns } from './queries.ts';
 import { isActive, journalRows, type RunRow, rowOf, type StepRow } from './runs.ts';
@@ -154,6 +155,11 @@ export function createChanges(): Changes {
       await insertSteps(
         tx,
         kept.flatMap((p) => p.steps),
+      );
+      // Experiment nodes' test assignments, from the journal just written (experiments.ts).
+      await recordAssignments(
+        tx,
+        kept.map((p) => ({ version: p.version, profileId: p.state.profileId, steps: p.steps })),
       );
       const messages: RequestedMessage[] = kept.flatMap((p) =>
         p.messages.map(({ message, ...rest }) => ({

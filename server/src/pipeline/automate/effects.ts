@@ -15,6 +15,7 @@ import { versionKey } from './catalog.ts';
 import { createChanges } from './changes.ts';
 import { type CallEffect, openCall } from './effect-calls.ts';
 import { awaitingRun, stillAwaits } from './effect-queries.ts';
+import { experimentsFor } from './experiments.ts';
 import { loadFacts, NO_NEEDS } from './people.ts';
 import { lockPeople, type RunnerDeps, step } from './runner.ts';
 import { failedStep, stateOf } from './runs.ts';
@@ -148,8 +149,9 @@ export async function feedResult(r: RunnerDeps, request: RequestedEffect, result
           ...(result.output !== undefined ? { output: result.output } : {}),
         }
       : { type: 'effect_result', key: request.key, ok: false, error: result.error };
+    const ex = await experimentsFor(r, tx, [version], now);
     const stepped = version
-      ? step(r, version, state, profile, () => advance(version.def, state, input, { now, profile }))
+      ? step(r, version, state, profile, () => advance(version.def, state, input, { now, profile, ...ex.ctx(version) }))
       : failedStep(state, new Error(`flow ${row.flowId} has no version ${row.version}`), now);
     const meta = { id: row.flowId, version: row.version, exclusive: row.exclusive };
     changes.record(version ?? meta, state, stepped, { isNew: false, sourceId: row.sourceId, input: 'effect' });

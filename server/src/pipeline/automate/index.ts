@@ -15,6 +15,7 @@ export {
   updateCalendar,
 } from './calendars.ts';
 export { needsOf } from './catalog.ts';
+export { type ExperimentReport, experimentResults } from './experiment-results.ts';
 export {
   archiveFlow,
   type FlowRecord,

@@ -1,6 +1,7 @@
 import { advance, type FlowDefinition } from '@cairn/core';
 import { type FlowVersion, versionKey } from './catalog.ts';
 import { type Changes, createChanges } from './changes.ts';
+import { experimentsFor } from './experiments.ts';
 import { loadFacts, unionNeeds } from './people.ts';
 import { lockWaitingRuns, waitingRunsOf } from './planner-queries.ts';
 import { lockPeople, type RunnerDeps, step } from './runner.ts';
@@ -60,13 +61,14 @@ export async function replanWaits(r: RunnerDeps, people: readonly string[]): Pro
         unionNeeds([...used.values()].map((v) => v.needs)),
       );
       const now = r.clock().getTime();
+      const ex = await experimentsFor(r, tx, used.values(), now);
       for (const row of rows) {
         const version = used.get(row.id);
         if (!version) continue;
         const state = stateOf(row, r.pii);
         const profile = facts.get(row.profileId)!;
         const result = step(r, version, state, profile, () =>
-          advance(version.def, state, { type: 'replan' }, { now, profile }),
+          advance(version.def, state, { type: 'replan' }, { now, profile, ...ex.ctx(version) }),
         );
         changes.record(version, state, result, { isNew: false, sourceId: row.sourceId, input: 'replan' });
         fed++;

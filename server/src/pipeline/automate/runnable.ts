@@ -21,6 +21,7 @@ const NODES: ReadonlySet<string> = new Set([
   'wait_for_event',
   'branch',
   'split',
+  'experiment',
   'send',
   'update_profile',
   'webhook',

@@ -21,6 +21,7 @@ import type { Pii } from '../../pii/index.ts';
 import { type FlowCatalog, type FlowVersion, versionKey } from './catalog.ts';
 import { type Changes, type CommitDeps, createChanges } from './changes.ts';
 import { withMaskedNotices } from './employees.ts';
+import { experimentsFor } from './experiments.ts';
 import { loadFacts, unionNeeds } from './people.ts';
 import {
   appliedEvents,
@@ -187,6 +188,7 @@ async function eventsOfPeople(
   const needs = unionNeeds([...versions.values(), ...entering].map((v) => v.needs));
   const facts = await loadFacts(tx, r.pii, people, needs);
   const now = r.clock().getTime();
+  const ex = await experimentsFor(r, tx, [...versions.values(), ...entering], now);
   const changes = createChanges();
   const history = new Map<string, PastRunRow[]>();
   for (const p of past)
@@ -211,7 +213,7 @@ async function eventsOfPeople(
       if (!isActive(run.state.status) || !listensFor(run.state, e.name) || applied.has(`${run.state.runId}:${e.id}`))
         continue;
       const result = step(r, run.version, run.state, profile, () =>
-        advance(run.version.def, run.state, { type: 'event', event }, { now, profile }),
+        advance(run.version.def, run.state, { type: 'event', event }, { now, profile, ...ex.ctx(run.version) }),
       );
       changes.record(run.version, run.state, result, {
         isNew: false,
@@ -239,7 +241,9 @@ async function eventsOfPeople(
         continue;
       }
       const state = enter(f.def, { runId, flowId: f.id, profileId: e.profileId, now, event });
-      const result = step(r, f, state, profile, () => advance(f.def, state, { type: 'due' }, { now, profile }));
+      const result = step(r, f, state, profile, () =>
+        advance(f.def, state, { type: 'due' }, { now, profile, ...ex.ctx(f) }),
+      );
       changes.record(f, state, result, { isNew: true, sourceId: e.sourceId, input: 'entry' });
       history.set(key, [
         ...before,
@@ -301,13 +305,23 @@ export async function runDue(r: RunnerDeps, limit: number, only?: readonly strin
       rows.map((x) => x.profileId),
       unionNeeds([...versions.values()].map((v) => v.needs)),
     );
+    // Held runs at an experiment's deadline: it is decided first, in this transaction (experiments.ts).
+    const ex = await experimentsFor(
+      r,
+      tx,
+      versions.values(),
+      now,
+      rows.filter((x) => x.node !== null).map((x) => ({ flowId: x.flowId, version: x.version, node: x.node! })),
+    );
     for (const row of rows) {
       const state = stateOf(row, r.pii);
       const version = versions.get(versionKey(row.flowId, row.version));
       const meta = { id: row.flowId, version: row.version, exclusive: row.exclusive };
       const profile = facts.get(row.profileId)!;
       const result = version
-        ? step(r, version, state, profile, () => advance(version.def, state, { type: 'due' }, { now, profile }))
+        ? step(r, version, state, profile, () =>
+            advance(version.def, state, { type: 'due' }, { now, profile, ...ex.ctx(version) }),
+          )
         : failedStep(state, new Error(`flow ${row.flowId} has no version ${row.version}`), now);
       changes.record(version ?? meta, state, result, { isNew: false, sourceId: row.sourceId, input: 'due' });
       if (row.due !== null) lags.push(Math.max(0, now - row.due) / 1000);
@@ -343,6 +357,7 @@ export async function enterPeople(
   await lockPeople(tx, people);
   const past = await pastRuns(tx, people, [flow.id]);
   const facts = await loadFacts(tx, r.pii, people, flow.needs);
+  const ex = await experimentsFor(r, tx, [flow], now);
   let entered = 0;
   for (const { profileId, runId } of entries) {
     const before = past.filter((p) => p.profileId === profileId);
@@ -354,7 +369,9 @@ export async function enterPeople(
       continue;
     }
     const state = enter(flow.def, { runId, flowId: flow.id, profileId, now });
-    const result = step(r, flow, state, profile, () => advance(flow.def, state, { type: 'due' }, { now, profile }));
+    const result = step(r, flow, state, profile, () =>
+      advance(flow.def, state, { type: 'due' }, { now, profile, ...ex.ctx(flow) }),
+    );
     changes.record(flow, state, result, { isNew: true, sourceId: null, input: 'entry' });
     past.push({ id: runId, flowId: flow.id, profileId, enteredAt: now, active: isActive(result.state.status) });
     entered++;
@@ -408,7 +425,10 @@ export async function enterByApi(
     const verdict = admit(flow.def, { facts: profile, nowMs: now, runs: past });
     if (!verdict.ok) return { entered: false, reason: verdict.reason };
     const state = enter(flow.def, { runId, flowId, profileId, now, data });
-    const result = step(r, flow, state, profile, () => advance(flow.def, state, { type: 'due' }, { now, profile }));
+    const ex = await experimentsFor(r, tx, [flow], now);
+    const result = step(r, flow, state, profile, () =>
+      advance(flow.def, state, { type: 'due' }, { now, profile, ...ex.ctx(flow) }),
+    );
     changes.record(flow, state, result, { isNew: true, sourceId: null, input: 'entry' });
     await changes.commit(tx, r, now);
     return { entered: true, runId, reason: verdict.reason };

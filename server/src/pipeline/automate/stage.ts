@@ -4,6 +4,7 @@ import type { Runtime, Stage } from '../../runtime.ts';
 import type { Inbox } from '../topics.ts';
 import { createCatalog } from './catalog.ts';
 import { startEffectsWorker } from './effects-worker.ts';
+import { runExperiments } from './experiment-look.ts';
 import { runDueIsolating } from './isolate.ts';
 import { type MigrationReport, type MigrationRequest, migrateRuns } from './migrate-runs.ts';
 import { replanIdentified, runPlanner } from './planner.ts';
@@ -79,7 +80,8 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
         clock: rt.clock,
         everyMs: SWEEP_MS,
         batch: DUE_BATCH,
-        pass: async (limit) => Math.max(await runDueIsolating(deps, limit), await runPlanner(deps, limit)),
+        pass: async (limit) =>
+          Math.max(await runDueIsolating(deps, limit), await runPlanner(deps, limit), await runExperiments(deps)),
         nextDue: async () => {
           const due = [await nextDue(rt.sql), await plannerNextDue(rt.sql)].filter((d): d is number => d !== null);
           return due.length ? Math.min(...due) : null;
