@@ -20,6 +20,15 @@ export {
   type Target,
 } from './events.ts';
 export { failNextHandOff } from './faults.ts';
+export {
+  describeOnDatabases,
+  describeOnPostgres,
+  type FlowHarness,
+  type FlowHarnessOptions,
+  flowHarness,
+  type MovableClock,
+  movableClock,
+} from './flows.ts';
 export { type ApiAnswer, adminApi, basicAuth, until } from './http.ts';
 export { freePort } from './ports.ts';
 export { approveAndPublish, reviewerApi } from './review.ts';

@@ -1,16 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Cairn } from '../../server.ts';
 import {
-  type ApiAnswer,
-  adminApi,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
+  describeOnDatabases,
+  type FlowHarness,
+  flowHarness,
+  movableClock,
   type Receiver,
-  sendEvents,
-  startReceiver,
-  startTestCairn,
-  type TestDatabase,
   until,
 } from '../../testing/index.ts';
 import { transient } from './isolate.ts';
@@ -32,63 +27,41 @@ describe('transient', () => {
 // Three people wait at the same wait; the step of one of them cannot be committed (a trigger refuses its
 // row, as Postgres would refuse a value of its data): it fails alone, with the reason, and the two others
 // get their message — the timer does not retry the whole batch forever.
-describe.each(['postgres', 'embedded'] as const)('a due run whose step cannot be committed, on %s', (mode) => {
-  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
-  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-  if (skip) return;
-
-  let db: TestDatabase;
-  let cairn: Cairn;
-  let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
+describeOnDatabases('a due run whose step cannot be committed, on %s', (mode) => {
+  let h: FlowHarness;
   let hook: Receiver;
   let flowId: string;
   const tag = randomUUID().slice(0, 8);
-  let now = Date.now();
-  const post = (path: string, body: unknown) => api(path, { method: 'POST', body: JSON.stringify(body) });
+  const clock = movableClock();
 
   beforeAll(async () => {
-    db = await createTestDatabase(`isolate.test.ts:${mode}`, mode);
-    cairn = await startTestCairn(db.env, { clock: () => new Date(now) });
-    api = adminApi(cairn.url);
-    hook = await startReceiver();
-    const dest = await post('/destinations', { name: 'hook', plugin: 'webhook', settings: { url: hook.url } });
-    const flow = await post('/flows', {
-      definition: {
-        version: 1,
-        name: `Later ${tag}`,
-        trigger: { type: 'event', event: 'Signed Up' },
-        entry: { reentry: 'once' },
-        nodes: [
-          { id: 'later', type: 'wait', duration: { hours: 1 } },
-          { id: 'hello', type: 'send', destination: dest.body.id, message: { body: 'Hello' } },
-        ],
-        edges: [{ from: 'later', to: 'hello', on: 'next' }],
-      },
+    h = await flowHarness('isolate.test.ts', mode, { clock });
+    const { receiver, destinationId } = await h.webhook();
+    hook = receiver;
+    flowId = await h.publish({
+      version: 1,
+      name: `Later ${tag}`,
+      trigger: { type: 'event', event: 'Signed Up' },
+      entry: { reentry: 'once' },
+      nodes: [
+        { id: 'later', type: 'wait', duration: { hours: 1 } },
+        { id: 'hello', type: 'send', destination: destinationId, message: { body: 'Hello' } },
+      ],
+      edges: [{ from: 'later', to: 'hello', on: 'next' }],
     });
-    expect(flow.status, flow.text).toBe(201);
-    flowId = flow.body.id;
-    expect((await post(`/flows/${flowId}/publish`, {})).status).toBe(200);
   });
-  afterAll(async () => {
-    await cairn?.close();
-    await hook?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('fails that run alone, journaled with the error, and steps the others', async () => {
     const users = ['a', 'b', 'c'].map((x) => `${x}-${tag}`);
-    await sendEvents(
-      cairn,
-      cairn.demoSource!.writeKey,
-      users.map((userId) => ({ type: 'track', userId, event: 'Signed Up' })),
-    );
+    await h.send(...users.map((userId) => ({ type: 'track', userId, event: 'Signed Up' })));
     const runs = await until('three waiting runs', async () => {
-      const rows = await cairn.sql<{ id: string; profileId: string }[]>`
+      const rows = await h.cairn.sql<{ id: string; profileId: string }[]>`
         SELECT id, profile_id AS "profileId" FROM flow_runs WHERE flow_id = ${flowId} AND status = 'waiting'`;
       return rows.length === 3 ? rows : undefined;
     });
     const poisoned = runs[1]!;
-    await cairn.sql.unsafe(`
+    await h.cairn.sql.unsafe(`
       CREATE OR REPLACE FUNCTION poison_run() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF NEW.id = '${poisoned.id}' AND NEW.status <> 'failed' THEN
@@ -98,9 +71,9 @@ describe.each(['postgres', 'embedded'] as const)('a due run whose step cannot be
       END $$;
       CREATE TRIGGER poison BEFORE UPDATE ON flow_runs FOR EACH ROW EXECUTE FUNCTION poison_run();`);
 
-    now += 3_600_000 + 1000;
+    clock.advance(3_600_000 + 1000);
     const ended = await until('every run ended', async () => {
-      const rows = await cairn.sql<{ id: string; status: string; reason: string | null }[]>`
+      const rows = await h.cairn.sql<{ id: string; status: string; reason: string | null }[]>`
         SELECT id, status, state->>'reason' AS reason FROM flow_runs WHERE flow_id = ${flowId}`;
       return rows.every((r) => r.status !== 'waiting') ? rows : undefined;
     });
@@ -109,9 +82,13 @@ describe.each(['postgres', 'embedded'] as const)('a due run whose step cannot be
       reason: expect.stringContaining(`its step could not be committed: value refused for run ${poisoned.id}`),
     });
     expect(ended.filter((r) => r.id !== poisoned.id).map((r) => r.status)).toEqual(['completed', 'completed']);
-    await until('two messages', async () => (hook.accepted.filter((r) => r.body?.message).length === 2 ? true : undefined));
-    const journal = (await api(`/flows/${flowId}/runs?profile=${poisoned.profileId}`)).body.data[0].steps as Any[];
+    await until('two messages', async () =>
+      hook.accepted.filter((r) => r.body?.message).length === 2 ? true : undefined,
+    );
+    const journal = (await h.runsOf(flowId, poisoned.profileId))[0].steps as Any[];
     expect(journal.at(-1)).toMatchObject({ type: 'end', outcome: 'failed', node: 'later' });
-    expect(hook.accepted.filter((r) => r.body?.message).map((r) => r.body.profile.id)).not.toContain(poisoned.profileId);
+    expect(hook.accepted.filter((r) => r.body?.message).map((r) => r.body.profile.id)).not.toContain(
+      poisoned.profileId,
+    );
   });
 });

@@ -1,16 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Cairn } from '../../server.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
-  type ApiAnswer,
-  adminApi,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
+  describeOnDatabases,
+  type FlowHarness,
+  flowHarness,
+  movableClock,
   type Receiver,
-  sendEvents,
-  startReceiver,
-  startTestCairn,
-  type TestDatabase,
   until,
 } from '../../testing/index.ts';
 
@@ -21,76 +16,51 @@ const HOUR = 3_600_000;
 
 // A flow's numbers (GET /api/flows/:id/stats) after three people took three ways through it: one to the
 // message, one out at the branch, one out through the goal (an order while waiting ends the cart flow).
-describe.each(['postgres', 'embedded'] as const)('flow stats and goal exits on %s', (mode) => {
-  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
-  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-  if (skip) return;
-
-  let db: TestDatabase;
-  let cairn: Cairn;
-  let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
+describeOnDatabases('flow stats and goal exits on %s', (mode) => {
+  let h: FlowHarness;
   let hook: Receiver;
   let flowId: string;
-  let key: string;
   const tag = randomUUID().slice(0, 8);
-  let now = Date.now();
-  const post = (path: string, body: unknown) => api(path, { method: 'POST', body: JSON.stringify(body) });
-  const send = (...events: object[]) => sendEvents(cairn, key, events);
-  const profileOf = (userId: string) =>
-    until(`the profile of ${userId}`, async () => (await api(`/profiles?userId=${userId}`)).body?.data?.[0]?.id);
-  const runOf = async (profileId: string) =>
-    ((await api(`/flows/${flowId}/runs?profile=${profileId}`)).body.data as Any[])[0];
+  const clock = movableClock();
+  const runOf = async (profileId: string) => (await h.runsOf(flowId, profileId))[0];
 
   beforeAll(async () => {
-    db = await createTestDatabase(`stats.test.ts:${mode}`, mode);
-    cairn = await startTestCairn(db.env, { clock: () => new Date(now) });
-    api = adminApi(cairn.url);
-    key = cairn.demoSource!.writeKey;
-    hook = await startReceiver();
-    const created = await post('/destinations', { name: 'hook', plugin: 'webhook', settings: { url: hook.url } });
-    expect(created.status, created.text).toBe(201);
-    const flow = await post('/flows', {
-      definition: {
-        version: 1,
-        name: `Cart ${tag}`,
-        trigger: { type: 'event', event: 'Cart Updated' },
-        entry: { reentry: 'once' },
-        goal: { event: { event: 'Order Completed' }, withinSeconds: 86_400, exit: true },
-        nodes: [
-          { id: 'settle', type: 'wait', duration: { hours: 24 } },
-          { id: 'big', type: 'branch', cases: [{ rule: { op: 'trait', trait: 'vip', cmp: '=', value: true } }] },
-          { id: 'nudge', type: 'send', destination: created.body.id, message: { body: 'Your cart is waiting' } },
-          { id: 'bye', type: 'exit' },
-        ],
-        edges: [
-          { from: 'settle', to: 'big', on: 'next' },
-          { from: 'big', to: 'nudge', on: 'case:0' },
-          { from: 'big', to: 'bye', on: 'else' },
-        ],
-      },
+    h = await flowHarness('stats.test.ts', mode, { clock });
+    const { receiver, destinationId } = await h.webhook();
+    hook = receiver;
+    flowId = await h.publish({
+      version: 1,
+      name: `Cart ${tag}`,
+      trigger: { type: 'event', event: 'Cart Updated' },
+      entry: { reentry: 'once' },
+      goal: { event: { event: 'Order Completed' }, withinSeconds: 86_400, exit: true },
+      nodes: [
+        { id: 'settle', type: 'wait', duration: { hours: 24 } },
+        { id: 'big', type: 'branch', cases: [{ rule: { op: 'trait', trait: 'vip', cmp: '=', value: true } }] },
+        { id: 'nudge', type: 'send', destination: destinationId, message: { body: 'Your cart is waiting' } },
+        { id: 'bye', type: 'exit' },
+      ],
+      edges: [
+        { from: 'settle', to: 'big', on: 'next' },
+        { from: 'big', to: 'nudge', on: 'case:0' },
+        { from: 'big', to: 'bye', on: 'else' },
+      ],
     });
-    expect(flow.status, flow.text).toBe(201);
-    flowId = flow.body.id;
-    expect((await post(`/flows/${flowId}/publish`, {})).status).toBe(200);
   });
-  afterAll(async () => {
-    await cairn?.close();
-    await hook?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('counts per node, per edge, per end and per message outcome; an order within the window ends the run', async () => {
     const people = { vip: `vip-${tag}`, plain: `plain-${tag}`, buyer: `buyer-${tag}` };
     const ids: Record<string, string> = {};
     for (const [who, userId] of Object.entries(people)) {
-      await send({ type: 'identify', userId, traits: { vip: who !== 'plain' } });
-      await send({ type: 'track', userId, event: 'Cart Updated', properties: { items: 2 } });
-      ids[who] = await profileOf(userId);
+      await h.send({ type: 'identify', userId, traits: { vip: who !== 'plain' } });
+      await h.send({ type: 'track', userId, event: 'Cart Updated', properties: { items: 2 } });
+      ids[who] = await h.profileOf(userId);
       await until(`${who} waiting`, async () => ((await runOf(ids[who]!))?.node === 'settle' ? true : undefined));
     }
     // The buyer orders an hour later: the goal is reached and the run ends before its wait is over.
-    now += HOUR;
-    await send({ type: 'track', userId: people.buyer, event: 'Order Completed', properties: { total: 80 } });
+    clock.advance(HOUR);
+    await h.send({ type: 'track', userId: people.buyer, event: 'Order Completed', properties: { total: 80 } });
     const bought = await until('the buyer out through the goal', async () => {
       const r = await runOf(ids.buyer!);
       return r?.status === 'exited' ? r : undefined;
@@ -101,14 +71,14 @@ describe.each(['postgres', 'embedded'] as const)('flow stats and goal exits on %
         ['end', 'exited'],
       ]),
     );
-    now += 24 * HOUR;
+    clock.advance(24 * HOUR);
     await until('the vip’s message', async () => (hook.accepted.some((r) => r.body?.message) ? true : undefined));
     for (const who of ['vip', 'plain'])
       await until(`${who}’s run ended`, async () =>
         (await runOf(ids[who]!))?.status !== 'waiting' ? true : undefined,
       );
     const stats = await until('the message delivered in the stats', async () => {
-      const s = (await api(`/flows/${flowId}/stats`)).body;
+      const s = (await h.api(`/flows/${flowId}/stats`)).body;
       return s.sends?.[0]?.status === 'delivered' ? s : undefined;
     });
     const byNode = Object.fromEntries((stats.nodes as Any[]).map((n) => [n.node, n]));
@@ -134,6 +104,6 @@ describe.each(['postgres', 'embedded'] as const)('flow stats and goal exits on %
 
     // Nobody but the vip got a message; an unknown flow is a 404.
     expect(hook.accepted.filter((r) => r.body?.message).map((r) => r.body.profile.id)).toEqual([ids.vip]);
-    expect((await api('/flows/flw_nope/stats')).status).toBe(404);
+    expect((await h.api('/flows/flw_nope/stats')).status).toBe(404);
   });
 });
