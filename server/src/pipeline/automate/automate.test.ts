@@ -1,17 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Cairn } from '../../server.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
-  type ApiAnswer,
-  adminApi,
-  createTestDatabase,
+  approveAndPublish,
+  describeOnDatabases,
+  type FlowHarness,
   failNextHandOff,
-  POSTGRES_SKIP_REASON,
+  flowHarness,
+  movableClock,
   type Receiver,
-  sendEvents,
-  startReceiver,
-  startTestCairn,
-  type TestDatabase,
   until,
 } from '../../testing/index.ts';
 
@@ -23,27 +19,15 @@ const HOUR = 3_600_000;
 // The vertical slice of stage 4, end to end on each database: an event posted to the tracking API enters
 // a person into a live flow; the run waits (on the runtime's clock, which the test moves), branches on
 // a trait, and sends a rendered message through a real webhook destination to a real receiver.
-describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
-  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
-  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-  if (skip) return;
-
-  let db: TestDatabase;
-  let cairn: Cairn;
-  let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
+describeOnDatabases('flows on %s', (mode) => {
+  let h: FlowHarness;
   let hook: Receiver;
   let hookId: string;
   let flowId: string;
-  let key: string;
   const run = randomUUID().slice(0, 8);
   // The runtime's clock: rules, entries and waits read it; the test moves it forward.
-  let now = Date.now();
-  const post = (path: string, body: unknown) => api(path, { method: 'POST', body: JSON.stringify(body) });
-  const send = (...events: object[]) => sendEvents(cairn, key, events);
-  const profileOf = (userId: string) =>
-    until(`the profile of ${userId}`, async () => (await api(`/profiles?userId=${userId}`)).body?.data?.[0]?.id);
-  const runsOf = async (profileId: string, flow = flowId) =>
-    (await api(`/flows/${flow}/runs?profile=${profileId}`)).body.data as Any[];
+  const clock = movableClock();
+  const runsOf = (profileId: string, flow = flowId) => h.runsOf(flow, profileId);
   const messagesTo = (profileId: string) =>
     hook.accepted.filter((r) => r.body?.message && r.body.profile?.id === profileId);
   const welcome = (destination: string) => ({
@@ -79,9 +63,9 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
   });
   // A person signs up and waits at the flow's first node.
   const signUp = async (userId: string, traits: object, messageId: string = randomUUID()) => {
-    await send({ type: 'identify', userId, traits });
-    await send({ type: 'track', userId, event: 'Signed Up', messageId, properties: { coupon: `C-${userId}` } });
-    const profileId = await profileOf(userId);
+    await h.send({ type: 'identify', userId, traits });
+    await h.send({ type: 'track', userId, event: 'Signed Up', messageId, properties: { coupon: `C-${userId}` } });
+    const profileId = await h.profileOf(userId);
     const [waiting] = await until(`${userId} waiting in the flow`, async () => {
       const runs = await runsOf(profileId);
       return runs.length && runs[0].node === 'settle_in' ? runs : undefined;
@@ -92,7 +76,7 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
   // completing it; waits until that copy has been worked off.
   const redeliver = async (queue: string, text: string) => {
     const copy = await until<{ id: string }>(`a completed ${queue} job with ${text}`, async () => {
-      const [row] = await cairn.sql<{ id: string }[]>`
+      const [row] = await h.cairn.sql<{ id: string }[]>`
         INSERT INTO pgboss.job (name, data)
         SELECT name, data FROM pgboss.job
         WHERE name = ${queue} AND data::text LIKE ${`%${text}%`} AND state = 'completed'
@@ -101,41 +85,31 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
       return row;
     });
     await until(`the re-delivered ${queue} job`, async () => {
-      const [job] = await cairn.sql<{ state: string }[]>`SELECT state::text FROM pgboss.job WHERE id = ${copy.id}`;
+      const [job] = await h.cairn.sql<{ state: string }[]>`SELECT state::text FROM pgboss.job WHERE id = ${copy.id}`;
       return job?.state === 'completed';
     });
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase(`automate.test.ts:${mode}`, mode);
-    cairn = await startTestCairn(db.env, { clock: () => new Date(now) });
-    api = adminApi(cairn.url);
-    key = cairn.demoSource!.writeKey;
-    hook = await startReceiver();
-    const created = await post('/destinations', { name: 'hook', plugin: 'webhook', settings: { url: hook.url } });
-    expect(created.status, created.text).toBe(201);
-    hookId = created.body.id;
-    const flow = await post('/flows', { definition: welcome(hookId), description: 'the slice' });
+    h = await flowHarness('automate.test.ts', mode, { clock });
+    ({ receiver: hook, destinationId: hookId } = await h.webhook());
+    const flow = await h.post('/flows', { definition: welcome(hookId), description: 'the slice' });
     expect(flow.status, flow.text).toBe(201);
     expect(flow.body).toMatchObject({ status: 'draft', version: null, name: `Welcome ${run}` });
     flowId = flow.body.id;
-    const live = await post(`/flows/${flowId}/publish`, {});
+    const live = await approveAndPublish(h.cairn.url, flowId);
     expect(live.status, live.text).toBe(200);
     expect(live.body).toMatchObject({ status: 'live', version: 1 });
   });
-  afterAll(async () => {
-    await cairn?.close();
-    await hook?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('event → wait → branch → send: the receiver gets the rendered message once, with a stable idempotency key', async () => {
     const user = `ada-${run}`;
     const { profileId, run: waiting } = await signUp(user, { first_name: 'Ada', plan: 'pro' });
-    expect(waiting).toMatchObject({ status: 'waiting', version: 1, due: new Date(now + HOUR).toISOString() });
+    expect(waiting).toMatchObject({ status: 'waiting', version: 1, due: new Date(clock.now + HOUR).toISOString() });
     expect(messagesTo(profileId)).toHaveLength(0);
 
-    now += HOUR + 1000;
+    clock.advance(HOUR + 1000);
     const [hit] = await until('the message at the receiver', async () => {
       const got = messagesTo(profileId);
       return got.length ? got : undefined;
@@ -168,13 +142,13 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     expect(done.steps.find((s: Any) => s.node === 'pro_mail').values).toEqual({ key: idempotencyKey });
 
     // The message went through the ledger like an event: one row, no event, delivered.
-    const ledger = (await api(`/destinations/${hookId}/deliveries?limit=100`)).body.data as Any[];
+    const ledger = (await h.api(`/destinations/${hookId}/deliveries?limit=100`)).body.data as Any[];
     expect(ledger.filter((d) => d.idempotencyKey === idempotencyKey)).toEqual([
       expect.objectContaining({ eventId: null, status: 'delivered', attempts: 1, profileId }),
     ]);
 
     // Prometheus: steps by what moved them, how late the timer took due runs, messages, ended runs.
-    const metrics = await (await fetch(`${cairn.url}/metrics`)).text();
+    const metrics = await (await fetch(`${h.cairn.url}/metrics`)).text();
     const value = (line: string) => Number(new RegExp(`^${line} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0);
     expect(value('cairn_flow_steps_total\\{input="entry"\\}')).toBeGreaterThanOrEqual(1);
     expect(value('cairn_flow_steps_total\\{input="due"\\}')).toBeGreaterThanOrEqual(1);
@@ -186,7 +160,7 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     await redeliver('messages', waiting.id);
     expect(messagesTo(profileId)).toHaveLength(1);
     expect(
-      ((await api(`/destinations/${hookId}/deliveries?limit=100`)).body.data as Any[]).filter(
+      ((await h.api(`/destinations/${hookId}/deliveries?limit=100`)).body.data as Any[]).filter(
         (d) => d.idempotencyKey === idempotencyKey,
       ),
     ).toHaveLength(1);
@@ -195,32 +169,28 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
   it('a trigger event delivered twice (the same messageId, or its hand-off again) enters the person once', async () => {
     // A flow that lets a person in every time, several runs at once: only the event's identity keeps a
     // second delivery of it out.
-    const coupons = await post('/flows', {
-      definition: {
-        version: 1,
-        name: `Coupon reminder ${run}`,
-        trigger: { type: 'event', event: 'Coupon Issued' },
-        entry: { reentry: 'every_time', concurrent: true },
-        nodes: [
-          { id: 'hold', type: 'wait', duration: { hours: 2 } },
-          { id: 'remind', type: 'send', destination: hookId, message: { body: 'Use {{ event.properties.code }}' } },
-        ],
-        edges: [{ from: 'hold', to: 'remind', on: 'next' }],
-      },
+    const couponsId = await h.publish({
+      version: 1,
+      name: `Coupon reminder ${run}`,
+      trigger: { type: 'event', event: 'Coupon Issued' },
+      entry: { reentry: 'every_time', concurrent: true },
+      nodes: [
+        { id: 'hold', type: 'wait', duration: { hours: 2 } },
+        { id: 'remind', type: 'send', destination: hookId, message: { body: 'Use {{ event.properties.code }}' } },
+      ],
+      edges: [{ from: 'hold', to: 'remind', on: 'next' }],
     });
-    expect(coupons.status, coupons.text).toBe(201);
-    expect((await post(`/flows/${coupons.body.id}/publish`, {})).status).toBe(200);
     const user = `bo-${run}`;
     const { profileId } = await signUp(user, { first_name: 'Bo' });
     const messageId = `coupon-${run}`;
     const issue = (code: string, id: string = randomUUID()) =>
-      send({ type: 'track', userId: user, event: 'Coupon Issued', messageId: id, properties: { code } });
+      h.send({ type: 'track', userId: user, event: 'Coupon Issued', messageId: id, properties: { code } });
     await issue('A', messageId);
-    const couponRuns = () => runsOf(profileId, coupons.body.id);
+    const couponRuns = () => runsOf(profileId, couponsId);
     await until('the first coupon run', async () => (await couponRuns()).length === 1);
     // The same event sent again: ingest stores it once.
     await issue('A again', messageId);
-    const [stored] = await cairn.sql<{ id: string }[]>`SELECT id::text FROM events WHERE message_id = ${messageId}`;
+    const [stored] = await h.cairn.sql<{ id: string }[]>`SELECT id::text FROM events WHERE message_id = ${messageId}`;
     // Its hand-off to stage 4 delivered again: the run it started is found, nobody enters.
     await redeliver('automate', `"${stored!.id}"`);
     expect(await couponRuns()).toHaveLength(1);
@@ -229,15 +199,15 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     await until('the second coupon run', async () => (await couponRuns()).length === 2);
 
     // The welcome flow lets a person in once: another sign-up is refused.
-    await send({ type: 'track', userId: user, event: 'Signed Up', properties: { coupon: 'C-later' } });
+    await h.send({ type: 'track', userId: user, event: 'Signed Up', properties: { coupon: 'C-later' } });
     await until('the sign-up handled', async () => {
-      const [row] = await cairn.sql<{ n: number }[]>`
+      const [row] = await h.cairn.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'automate' AND state <> 'completed'`;
       return row!.n === 0;
     });
     expect(await runsOf(profileId)).toHaveLength(1);
 
-    now += 2 * HOUR + 1000;
+    clock.advance(2 * HOUR + 1000);
     await until('three messages', async () => messagesTo(profileId).length === 3);
     expect(
       messagesTo(profileId)
@@ -253,8 +223,8 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
       const { profileId, run: waiting } = await signUp(user, { first_name: 'Cy', plan: 'pro' });
       // The first hand-off of a message raises inside the step's transaction: the run's advance, its
       // journal and the hand-off roll back together, and the timer's next pass does the step again.
-      const attempts = await failNextHandOff(cairn.sql, 'messages');
-      now += HOUR + 1000;
+      const attempts = await failNextHandOff(h.cairn.sql, 'messages');
+      clock.advance(HOUR + 1000);
       await until('the message after the replay', async () => messagesTo(profileId).length >= 1);
       expect(await attempts()).toBeGreaterThanOrEqual(2);
       await until('the run completed', async () => (await runsOf(profileId))[0]?.status === 'completed');
@@ -262,7 +232,7 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
       const got = messagesTo(profileId);
       expect(got).toHaveLength(1);
       expect(got[0]!.headers['idempotency-key']).toBe(`flow:${waiting.id}:pro_mail:0`);
-      const decided = await cairn.sql<{ n: number }[]>`
+      const decided = await h.cairn.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM flow_steps WHERE run_id = ${waiting.id} AND node = 'pro_mail' AND decided`;
       expect(decided[0]!.n).toBe(1);
     },
@@ -271,7 +241,7 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
   it('simulating a profile gives the path and messages the real run took', async () => {
     const user = `di-${run}`;
     const { profileId, run: waiting } = await signUp(user, { first_name: 'Di', plan: 'pro' });
-    now += HOUR + 1000;
+    clock.advance(HOUR + 1000);
     await until('the real run completed', async () => (await runsOf(profileId))[0]?.status === 'completed');
     await until('its message at the receiver', async () => messagesTo(profileId).length > 0);
     const [real] = await runsOf(profileId);
@@ -279,7 +249,7 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     expect(sent).toHaveLength(1);
 
     const enteredAt = Date.parse(real.enteredAt);
-    const sim = await post(`/flows/${flowId}/simulate`, {
+    const sim = await h.post(`/flows/${flowId}/simulate`, {
       profile: { id: profileId },
       start: enteredAt,
       horizon: { days: 1 },
@@ -315,47 +285,43 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
   });
 
   it('an event reaches the runs of its person waiting for it, once, and a wait times out on the clock', async () => {
-    const twice = await post('/flows', {
-      definition: {
-        version: 1,
-        name: `Two visits ${run}`,
-        trigger: { type: 'event', event: 'Trial Started' },
-        entry: { reentry: 'once' },
-        nodes: [
-          { id: 'visit1', type: 'wait_for_event', event: { event: 'Pricing Viewed' }, timeout: { days: 7 } },
-          { id: 'visit2', type: 'wait_for_event', event: { event: 'Pricing Viewed' }, timeout: { days: 7 } },
-          { id: 'hot', type: 'send', destination: hookId, message: { body: 'Two visits' } },
-          { id: 'cold', type: 'exit' },
-        ],
-        edges: [
-          { from: 'visit1', to: 'visit2', on: 'matched' },
-          { from: 'visit1', to: 'cold', on: 'timeout' },
-          { from: 'visit2', to: 'hot', on: 'matched' },
-          { from: 'visit2', to: 'cold', on: 'timeout' },
-        ],
-      },
+    const twiceId = await h.publish({
+      version: 1,
+      name: `Two visits ${run}`,
+      trigger: { type: 'event', event: 'Trial Started' },
+      entry: { reentry: 'once' },
+      nodes: [
+        { id: 'visit1', type: 'wait_for_event', event: { event: 'Pricing Viewed' }, timeout: { days: 7 } },
+        { id: 'visit2', type: 'wait_for_event', event: { event: 'Pricing Viewed' }, timeout: { days: 7 } },
+        { id: 'hot', type: 'send', destination: hookId, message: { body: 'Two visits' } },
+        { id: 'cold', type: 'exit' },
+      ],
+      edges: [
+        { from: 'visit1', to: 'visit2', on: 'matched' },
+        { from: 'visit1', to: 'cold', on: 'timeout' },
+        { from: 'visit2', to: 'hot', on: 'matched' },
+        { from: 'visit2', to: 'cold', on: 'timeout' },
+      ],
     });
-    expect(twice.status, twice.text).toBe(201);
-    expect((await post(`/flows/${twice.body.id}/publish`, {})).status).toBe(200);
     const [hot, cold] = [`hot-${run}`, `cold-${run}`];
-    await send(
+    await h.send(
       { type: 'track', userId: hot, event: 'Trial Started' },
       { type: 'track', userId: cold, event: 'Trial Started' },
     );
-    const [hotId, coldId] = [await profileOf(hot), await profileOf(cold)];
+    const [hotId, coldId] = [await h.profileOf(hot), await h.profileOf(cold)];
     const at = (profileId: string, node: string) =>
-      until(`${profileId} at ${node}`, async () => (await runsOf(profileId, twice.body.id))[0]?.node === node);
+      until(`${profileId} at ${node}`, async () => (await runsOf(profileId, twiceId))[0]?.node === node);
     await at(hotId, 'visit1');
     await at(coldId, 'visit1');
-    expect((await runsOf(hotId, twice.body.id))[0].listen).toEqual(['Pricing Viewed']);
+    expect((await runsOf(hotId, twiceId))[0].listen).toEqual(['Pricing Viewed']);
 
     const viewed = `view-${run}`;
-    await send({ type: 'track', userId: hot, event: 'Pricing Viewed', messageId: viewed });
+    await h.send({ type: 'track', userId: hot, event: 'Pricing Viewed', messageId: viewed });
     await at(hotId, 'visit2');
     // The view handed over again must not count as the second one.
-    const [stored] = await cairn.sql<{ id: string }[]>`SELECT id::text FROM events WHERE message_id = ${viewed}`;
+    const [stored] = await h.cairn.sql<{ id: string }[]>`SELECT id::text FROM events WHERE message_id = ${viewed}`;
     await redeliver('automate', `"${stored!.id}"`);
-    const [still] = await runsOf(hotId, twice.body.id);
+    const [still] = await runsOf(hotId, twiceId);
     expect(still).toMatchObject({ node: 'visit2', status: 'waiting' });
     // One step moved by it: the first wait matched, the second began.
     expect(still.steps.filter((x: Any) => x.eventId === stored!.id).map((x: Any) => [x.node, x.outcome])).toEqual([
@@ -363,13 +329,13 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
       ['visit2', 'waiting'],
     ]);
 
-    await send({ type: 'track', userId: hot, event: 'Pricing Viewed' });
+    await h.send({ type: 'track', userId: hot, event: 'Pricing Viewed' });
     await until('the hot message', async () => messagesTo(hotId).length === 1);
     expect(messagesTo(hotId)[0]!.body.message.body).toBe('Two visits');
 
-    now += 7 * 24 * HOUR + 1000;
-    await until('the cold run timed out', async () => (await runsOf(coldId, twice.body.id))[0]?.status === 'completed');
-    const [timedOut] = await runsOf(coldId, twice.body.id);
+    clock.advance(7 * 24 * HOUR + 1000);
+    await until('the cold run timed out', async () => (await runsOf(coldId, twiceId))[0]?.status === 'completed');
+    const [timedOut] = await runsOf(coldId, twiceId);
     expect(timedOut.steps.map((x: Any) => [x.node ?? null, x.outcome])).toEqual([
       [null, 'entered'],
       ['visit1', 'waiting'],
@@ -380,42 +346,38 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
   });
 
   it('keeps sensitive traits out of what it stores in clear: the journal masks them, messages are sealed', async () => {
-    const gmail = await post('/flows', {
-      definition: {
-        version: 1,
-        name: `Gmail ${run}`,
-        trigger: { type: 'event', event: 'Newsletter Joined' },
-        entry: { reentry: 'once' },
-        nodes: [
-          {
-            id: 'domain',
-            type: 'branch',
-            cases: [{ rule: { op: 'trait', trait: 'email', cmp: 'contains', value: '@gmail.com' } }],
-          },
-          { id: 'tip', type: 'send', destination: hookId, message: { body: 'Tip for {{ traits.email }}' } },
-          { id: 'done', type: 'exit' },
-        ],
-        edges: [
-          { from: 'domain', to: 'tip', on: 'case:0' },
-          { from: 'domain', to: 'done', on: 'else' },
-        ],
-      },
+    const gmailId = await h.publish({
+      version: 1,
+      name: `Gmail ${run}`,
+      trigger: { type: 'event', event: 'Newsletter Joined' },
+      entry: { reentry: 'once' },
+      nodes: [
+        {
+          id: 'domain',
+          type: 'branch',
+          cases: [{ rule: { op: 'trait', trait: 'email', cmp: 'contains', value: '@gmail.com' } }],
+        },
+        { id: 'tip', type: 'send', destination: hookId, message: { body: 'Tip for {{ traits.email }}' } },
+        { id: 'done', type: 'exit' },
+      ],
+      edges: [
+        { from: 'domain', to: 'tip', on: 'case:0' },
+        { from: 'domain', to: 'done', on: 'else' },
+      ],
     });
-    expect(gmail.status, gmail.text).toBe(201);
-    expect((await post(`/flows/${gmail.body.id}/publish`, {})).status).toBe(200);
     const user = `zoe-${run}`;
     const email = `zoe.private.${run}@gmail.com`;
-    await send({ type: 'identify', userId: user, traits: { email } });
-    await send({ type: 'track', userId: user, event: 'Newsletter Joined' });
-    const profileId = await profileOf(user);
+    await h.send({ type: 'identify', userId: user, traits: { email } });
+    await h.send({ type: 'track', userId: user, event: 'Newsletter Joined' });
+    const profileId = await h.profileOf(user);
     await until('the tip', async () => messagesTo(profileId).length === 1);
     // The person gets it in clear: the plugin needs the address.
     expect(messagesTo(profileId)[0]!.body.message.body).toBe(`Tip for ${email}`);
-    const [journey] = await runsOf(profileId, gmail.body.id);
+    const [journey] = await runsOf(profileId, gmailId);
     const decision = journey.steps.find((x: Any) => x.node === 'domain');
     expect(decision.outcome).toBe('case:0');
     expect(decision.reason).toContain(`z***@gmail.com`);
-    const [stored] = await cairn.sql<{ n: number }[]>`
+    const [stored] = await h.cairn.sql<{ n: number }[]>`
       SELECT (SELECT count(*) FROM flow_steps WHERE reason LIKE ${`%${email}%`} OR detail::text LIKE ${`%${email}%`})
         + (SELECT count(*) FROM flow_runs WHERE state::text LIKE ${`%${email}%`})
         + (SELECT count(*) FROM deliveries WHERE message::text LIKE ${`%${email}%`})
@@ -424,39 +386,42 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
   });
 
   it('enters a person through the API with entry data, once per key', async () => {
-    const followUp = await post('/flows', {
-      definition: {
-        version: 1,
-        name: `Order follow-up ${run}`,
-        trigger: { type: 'api', data: ['coupon'] },
-        entry: { reentry: 'every_time', concurrent: true },
-        nodes: [
-          { id: 'later', type: 'wait', duration: { hours: 1 } },
-          { id: 'code', type: 'send', destination: hookId, message: { body: 'Your code {{ run.coupon }}' } },
-        ],
-        edges: [{ from: 'later', to: 'code', on: 'next' }],
-      },
+    const id = await h.publish({
+      version: 1,
+      name: `Order follow-up ${run}`,
+      trigger: { type: 'api', data: ['coupon'] },
+      entry: { reentry: 'every_time', concurrent: true },
+      nodes: [
+        { id: 'later', type: 'wait', duration: { hours: 1 } },
+        { id: 'code', type: 'send', destination: hookId, message: { body: 'Your code {{ run.coupon }}' } },
+      ],
+      edges: [{ from: 'later', to: 'code', on: 'next' }],
     });
-    expect(followUp.status, followUp.text).toBe(201);
-    const id = followUp.body.id;
-    expect((await post(`/flows/${id}/publish`, {})).status).toBe(200);
     const user = `fay-${run}`;
-    await send({ type: 'identify', userId: user, traits: { first_name: 'Fay' } });
-    const profileId = await profileOf(user);
+    await h.send({ type: 'identify', userId: user, traits: { first_name: 'Fay' } });
+    const profileId = await h.profileOf(user);
 
-    const first = await post(`/flows/${id}/enter`, { profile: profileId, data: { coupon: 'SPRING' }, key: 'order-1' });
+    const first = await h.post(`/flows/${id}/enter`, {
+      profile: profileId,
+      data: { coupon: 'SPRING' },
+      key: 'order-1',
+    });
     expect(first.status, first.text).toBe(200);
     expect(first.body).toMatchObject({ entered: true, runId: expect.any(String) });
-    const again = await post(`/flows/${id}/enter`, { profile: profileId, data: { coupon: 'SPRING' }, key: 'order-1' });
+    const again = await h.post(`/flows/${id}/enter`, {
+      profile: profileId,
+      data: { coupon: 'SPRING' },
+      key: 'order-1',
+    });
     expect(again.body).toEqual({ entered: false, runId: first.body.runId, reason: 'entered before with this key' });
-    const undeclared = await post(`/flows/${id}/enter`, { profile: profileId, data: { discount: 10 } });
+    const undeclared = await h.post(`/flows/${id}/enter`, { profile: profileId, data: { discount: 10 } });
     expect(undeclared.status).toBe(400);
     expect(undeclared.body.error.message).toMatch(/discount not declared/);
-    const byEvent = await post(`/flows/${flowId}/enter`, { profile: profileId });
+    const byEvent = await h.post(`/flows/${flowId}/enter`, { profile: profileId });
     expect(byEvent.status).toBe(409);
     expect(await runsOf(profileId, id)).toHaveLength(1);
 
-    now += HOUR + 1000;
+    clock.advance(HOUR + 1000);
     await until('the code', async () => messagesTo(profileId).length === 1);
     expect(messagesTo(profileId)[0]!.body.message.body).toBe('Your code SPRING');
   });
@@ -464,18 +429,18 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
   it('erasing a person deletes their runs, their journal and the messages flows sent them', async () => {
     const user = `ed-${run}`;
     const { profileId, run: waiting } = await signUp(user, { first_name: 'Ed', plan: 'pro' });
-    now += HOUR + 1000;
+    clock.advance(HOUR + 1000);
     await until('the message', async () => messagesTo(profileId).length === 1);
     const key = `flow:${waiting.id}:pro_mail:0`;
     const ledger = async () =>
-      ((await api(`/destinations/${hookId}/deliveries?limit=1000`)).body.data as Any[]).filter(
+      ((await h.api(`/destinations/${hookId}/deliveries?limit=1000`)).body.data as Any[]).filter(
         (d) => d.idempotencyKey === key,
       );
     await until('the message delivered', async () => (await ledger())[0]?.status === 'delivered');
-    const erased = await api(`/profiles/${profileId}`, { method: 'DELETE' });
+    const erased = await h.api(`/profiles/${profileId}`, { method: 'DELETE' });
     expect(erased.status, erased.text).toBe(200);
     expect(await ledger()).toEqual([]);
-    const [left] = await cairn.sql<{ runs: number; steps: number }[]>`
+    const [left] = await h.cairn.sql<{ runs: number; steps: number }[]>`
       SELECT (SELECT count(*)::int FROM flow_runs WHERE profile_id = ${profileId}) AS runs,
         (SELECT count(*)::int FROM flow_steps WHERE run_id = ${waiting.id}) AS steps`;
     expect(left).toEqual({ runs: 0, steps: 0 });
@@ -484,7 +449,7 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
   it('refuses invalid flows on save with the node and the reason, and what the runner cannot run on publish', async () => {
     const base = welcome(hookId);
     const refused = async (definition: object, pattern: RegExp, node?: string) => {
-      const res = await post('/flows', { definition });
+      const res = await h.post('/flows', { definition });
       expect(res.status, res.text).toBe(400);
       expect(res.body.error.code).toBe('invalid_flow');
       expect(res.body.error.message).toMatch(pattern);
@@ -529,7 +494,7 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
     );
 
     // A valid draft that adds a tag this server has no static tag of: saved, but not published.
-    const draft = await post('/flows', {
+    const draft = await h.post('/flows', {
       definition: {
         ...base,
         name: `Tagger ${run}`,
@@ -538,14 +503,17 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
       },
     });
     expect(draft.status, draft.text).toBe(201);
-    const publish = await post(`/flows/${draft.body.id}/publish`, {});
+    const publish = await h.post(`/flows/${draft.body.id}/publish`, {});
     expect(publish.status, publish.text).toBe(400);
     expect(publish.body.error.message).toMatch(/node mark: nodes\.3\.addTags: tag "welcomed" is not a static tag/);
-    expect((await api(`/flows/${draft.body.id}`)).body.status).toBe('draft');
+    expect((await h.api(`/flows/${draft.body.id}`)).body.status).toBe('draft');
 
     // A partial update changes only what it names; an invalid definition changes nothing.
-    const before = (await api(`/flows/${flowId}`)).body;
-    const described = await api(`/flows/${flowId}`, { method: 'PATCH', body: JSON.stringify({ description: 'new' }) });
+    const before = (await h.api(`/flows/${flowId}`)).body;
+    const described = await h.api(`/flows/${flowId}`, {
+      method: 'PATCH',
+      body: JSON.stringify({ description: 'new' }),
+    });
     expect(described.status, described.text).toBe(200);
     expect(described.body).toMatchObject({
       description: 'new',
@@ -553,16 +521,16 @@ describe.each(['postgres', 'embedded'] as const)('flows on %s', (mode) => {
       status: 'live',
       version: 1,
     });
-    const broken = await api(`/flows/${flowId}`, {
+    const broken = await h.api(`/flows/${flowId}`, {
       method: 'PATCH',
       body: JSON.stringify({ definition: { ...base, nodes: [] } }),
     });
     expect(broken.status).toBe(400);
-    expect((await api(`/flows/${flowId}`)).body.definition).toEqual(before.definition);
+    expect((await h.api(`/flows/${flowId}`)).body.definition).toEqual(before.definition);
 
     // Pause and resume; pausing a draft is a conflict.
-    expect((await post(`/flows/${draft.body.id}/pause`, {})).status).toBe(409);
-    expect((await post(`/flows/${flowId}/pause`, {})).body.status).toBe('paused');
-    expect((await post(`/flows/${flowId}/resume`, {})).body.status).toBe('live');
+    expect((await h.post(`/flows/${draft.body.id}/pause`, {})).status).toBe(409);
+    expect((await h.post(`/flows/${flowId}/pause`, {})).body.status).toBe('paused');
+    expect((await h.post(`/flows/${flowId}/resume`, {})).body.status).toBe('live');
   });
 });
