@@ -1,21 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Transaction } from '../../db/index.ts';
 import type { HandOff } from '../../jobs/handoff.ts';
 import { isSealed } from '../../pii/index.ts';
-import type { Cairn } from '../../server.ts';
-import {
-  type ApiAnswer,
-  adminApi,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
-  type Receiver,
-  sendEvents,
-  startReceiver,
-  startTestCairn,
-  type TestDatabase,
-  until,
-} from '../../testing/index.ts';
+import { describeOnDatabases, type FlowHarness, flowHarness, type Receiver, until } from '../../testing/index.ts';
 import { writeProfileUpdates } from './profile-writes.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
@@ -25,84 +13,53 @@ type Any = any;
 // written with the step (traits through stage 2, static tags through stage 3, audiences following),
 // webhooks and plugin actions performed by the `effects` queue with the effect's key as idempotency
 // key, their answers kept in the run's data and used by a later send, failures taking `failed`.
-describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) => {
-  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
-  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-  if (skip) return;
-
-  let db: TestDatabase;
-  let cairn: Cairn;
-  let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
+describeOnDatabases('flow effects on %s', (mode) => {
+  let h: FlowHarness;
   let hook: Receiver;
   let svc: Receiver;
   let hookId: string;
-  let key: string;
   const run = randomUUID().slice(0, 8);
-  // The runtime's clock, movable (no test here waits for time: it follows the real one).
-  const offset = 0;
-  const clock = () => new Date(Date.now() + offset);
-  const post = (path: string, body: unknown) => api(path, { method: 'POST', body: JSON.stringify(body) });
-  const send = (...events: object[]) => sendEvents(cairn, key, events);
-  const profileOf = (userId: string) =>
-    until(`the profile of ${userId}`, async () => (await api(`/profiles?userId=${userId}`)).body?.data?.[0]?.id);
+  // (No test here waits for time: the runtime follows the real clock.)
   const runOf = (flowId: string, profileId: string, status: string) =>
     until(`${profileId}'s run ${status}`, async () => {
-      const [r] = (await api(`/flows/${flowId}/runs?profile=${profileId}`)).body.data as Any[];
+      const [r] = await h.runsOf(flowId, profileId);
       return r?.status === status ? r : undefined;
     });
   const messagesTo = (profileId: string) =>
     hook.accepted.filter((r) => r.body?.message && r.body.profile?.id === profileId);
-  const live = async (definition: object) => {
-    const created = await post('/flows', { definition });
-    expect(created.status, created.text).toBe(201);
-    const published = await post(`/flows/${created.body.id}/publish`, {});
-    expect(published.status, published.text).toBe(200);
-    return created.body.id as string;
-  };
   const enter = async (event: string, userId: string, traits: object = {}) => {
-    await send({ type: 'identify', userId, traits });
-    await send({ type: 'track', userId, event, properties: { plan: 'basic' } });
-    return profileOf(userId);
+    await h.send({ type: 'identify', userId, traits });
+    await h.send({ type: 'track', userId, event, properties: { plan: 'basic' } });
+    return h.profileOf(userId);
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase(`effects.test.ts:${mode}`, mode);
-    cairn = await startTestCairn({ ...db.env, CAIRN_COMPUTE_SWEEP_S: '0.2' }, { clock });
-    api = adminApi(cairn.url);
-    key = cairn.demoSource!.writeKey;
-    hook = await startReceiver();
+    h = await flowHarness('effects.test.ts', mode, { env: { CAIRN_COMPUTE_SWEEP_S: '0.2' } });
+    ({ receiver: hook, destinationId: hookId } = await h.webhook());
     // A coupon service: issues a code per call, refuses users named "nobody".
-    svc = await startReceiver({
+    svc = await h.receiver({
       answer: (r) =>
         r.body?.user === 'nobody'
           ? { status: 400, body: { error: 'unknown user' } }
           : { body: { coupon: { code: `C-${r.body?.user}`, key: r.headers['idempotency-key'] } } },
     });
-    const created = await post('/destinations', { name: 'hook', plugin: 'webhook', settings: { url: hook.url } });
-    expect(created.status, created.text).toBe(201);
-    hookId = created.body.id;
   });
-  afterAll(async () => {
-    await cairn?.close();
-    await hook?.close();
-    await svc?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('update_profile sets and unsets traits and adds a static tag with the step; audiences on them follow', async () => {
-    expect((await post('/tags', { key: 'needs_manual_followup', name: 'Manual follow-up' })).status).toBe(201);
+    expect((await h.post('/tags', { key: 'needs_manual_followup', name: 'Manual follow-up' })).status).toBe(201);
     for (const [k, rule] of [
       ['followup', { op: 'has_tag', tag: 'needs_manual_followup' }],
       ['no_order_reason', { op: 'trait', trait: 'followup_reason', cmp: '=', value: 'no order' }],
     ] as const) {
-      const res = await post('/audiences', { key: k, name: k, rule });
+      const res = await h.post('/audiences', { key: k, name: k, rule });
       expect(res.status, res.text).toBe(201);
     }
     // A dynamic tag cannot be added by a flow: refused at publish with the node.
     expect(
-      (await post('/tags', { key: 'dyn', name: 'dyn', rule: { op: 'trait', trait: 'x', cmp: 'exists' } })).status,
+      (await h.post('/tags', { key: 'dyn', name: 'dyn', rule: { op: 'trait', trait: 'x', cmp: 'exists' } })).status,
     ).toBe(201);
-    const bad = await post('/flows', {
+    const bad = await h.post('/flows', {
       definition: {
         version: 1,
         name: `Dyn ${run}`,
@@ -112,11 +69,11 @@ describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) =>
         edges: [],
       },
     });
-    const refused = await post(`/flows/${bad.body.id}/publish`, {});
+    const refused = await h.post(`/flows/${bad.body.id}/publish`, {});
     expect(refused.status, refused.text).toBe(400);
     expect(refused.text).toContain('not a static tag');
 
-    const flowId = await live({
+    const flowId = await h.publish({
       version: 1,
       name: `No first order ${run}`,
       trigger: { type: 'event', event: 'Registered' },
@@ -152,7 +109,7 @@ describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) =>
 
     // The profile, through the API: the traits as the flow set them, written by an identify event of source cairn.
     const profile = await until('the traits folded', async () => {
-      const p = (await api(`/profiles/${profileId}`)).body;
+      const p = (await h.api(`/profiles/${profileId}`)).body;
       return p.traits.followup_reason && !p.traits.trial ? p : undefined;
     });
     expect(profile.traits).toMatchObject({
@@ -162,13 +119,13 @@ describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) =>
       first_name: { value: 'Ann' },
     });
     // The sensitive trait is stored sealed, as the PII layer stores every other one.
-    const [stored] = await cairn.sql<{ value: unknown }[]>`
+    const [stored] = await h.cairn.sql<{ value: unknown }[]>`
       SELECT value FROM profile_traits WHERE profile_id = ${profileId} AND key = 'address'`;
     expect(isSealed(stored!.value)).toBe(true);
-    const [written] = await cairn.sql<{ source_id: string; message_id: string }[]>`
+    const [written] = await h.cairn.sql<{ source_id: string; message_id: string }[]>`
       SELECT source_id, message_id FROM events WHERE id = ${profile.traits.followup_reason.eventId}`;
     expect(written).toEqual({ source_id: 'cairn', message_id: `flow:${done.id}:mark:0` });
-    const tags = (await api(`/profiles/${profileId}/tags`)).body;
+    const tags = (await h.api(`/profiles/${profileId}/tags`)).body;
     expect(tags.current).toEqual(['needs_manual_followup']);
     expect(tags.history[0]).toMatchObject({ addedBy: `flow:${flowId}` });
 
@@ -176,7 +133,7 @@ describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) =>
     for (const audience of ['followup', 'no_order_reason'])
       await until(
         `${audience} has the person`,
-        async () => (await api(`/audiences/${audience}/explain/${profileId}`)).body.member,
+        async () => (await h.api(`/audiences/${audience}/explain/${profileId}`)).body.member,
       );
 
     // The step replayed (as after a crash before its commit): the same key writes nothing twice.
@@ -184,10 +141,10 @@ describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) =>
     const handOff: HandOff = async (_tx, topic) => {
       handed.push(topic);
     };
-    await cairn.sql.begin((tx) =>
+    await h.cairn.sql.begin((tx) =>
       writeProfileUpdates(
         tx as Transaction,
-        { handOff, pii: cairn.pii, log: { error: () => {} } },
+        { handOff, pii: h.cairn.pii, log: { error: () => {} } },
         [
           {
             type: 'update_profile',
@@ -201,18 +158,18 @@ describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) =>
             flow: { id: flowId, runId: done.id },
           },
         ],
-        clock().getTime(),
+        Date.now(),
       ),
     );
     expect(handed).toEqual([]);
-    const [counts] = await cairn.sql<{ events: number; tags: number }[]>`
+    const [counts] = await h.cairn.sql<{ events: number; tags: number }[]>`
       SELECT (SELECT count(*)::int FROM events WHERE message_id = ${`flow:${done.id}:mark:0`}) AS events,
         (SELECT count(*)::int FROM tag_assignments WHERE profile_id = ${profileId}) AS tags`;
     expect(counts).toEqual({ events: 1, tags: 1 });
   });
 
   it('a webhook answer kept in the run data fills a later message; a refused call takes the failed edge', async () => {
-    const flowId = await live({
+    const flowId = await h.publish({
       version: 1,
       name: `Cart coupon ${run}`,
       trigger: { type: 'event', event: 'Cart Abandoned' },
@@ -267,23 +224,23 @@ describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) =>
 
     // The call's job delivered again (a worker that died before completing it): the run no longer awaits
     // the key, so nobody is called and nothing moves twice.
-    const [copy] = await cairn.sql<{ id: string }[]>`
+    const [copy] = await h.cairn.sql<{ id: string }[]>`
       INSERT INTO pgboss.job (name, data)
       SELECT name, data FROM pgboss.job WHERE name = 'effects' AND data->>'key' = ${callKey} LIMIT 1
       RETURNING id::text`;
     await until('the copy worked off', async () => {
-      const [job] = await cairn.sql<{ state: string }[]>`SELECT state::text FROM pgboss.job WHERE id = ${copy!.id}`;
+      const [job] = await h.cairn.sql<{ state: string }[]>`SELECT state::text FROM pgboss.job WHERE id = ${copy!.id}`;
       return job?.state === 'completed';
     });
     expect(calls()).toHaveLength(1);
     expect(messagesTo(pBo)).toHaveLength(1);
-    const decided = await cairn.sql<{ n: number }[]>`
+    const decided = await h.cairn.sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM flow_steps WHERE run_id = ${done.id} AND node = 'issue' AND decided`;
     expect(decided[0]!.n).toBe(1);
   });
 
   it('a webhook answering 503 is retried with the same key, then the run goes on', async () => {
-    const flowId = await live({
+    const flowId = await h.publish({
       version: 1,
       name: `Retry ${run}`,
       trigger: { type: 'event', event: 'Retry Me' },
@@ -310,10 +267,14 @@ describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) =>
   });
 
   it("an action of the destination's plugin returns an output a later step uses", async () => {
-    const coupons = await post('/destinations', { name: 'coupons', plugin: 'webhook', settings: { url: svc.origin } });
+    const coupons = await h.post('/destinations', {
+      name: 'coupons',
+      plugin: 'webhook',
+      settings: { url: svc.origin },
+    });
     expect(coupons.status, coupons.text).toBe(201);
     // An action the plugin does not have is refused on save, with the node.
-    const unknown = await post('/flows', {
+    const unknown = await h.post('/flows', {
       definition: {
         version: 1,
         name: `Bad action ${run}`,
@@ -332,7 +293,7 @@ describe.each(['postgres', 'embedded'] as const)('flow effects on %s', (mode) =>
       },
     ]);
 
-    const flowId = await live({
+    const flowId = await h.publish({
       version: 1,
       name: `Welcome coupon ${run}`,
       trigger: { type: 'event', event: 'Signed Up' },

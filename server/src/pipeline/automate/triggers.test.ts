@@ -1,16 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
-  type ApiAnswer,
-  adminApi,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
+  describeOnDatabases,
+  type FlowHarness,
+  flowHarness,
+  movableClock,
   type Receiver,
-  sendEvents,
-  startReceiver,
-  startTestCairn,
-  type TestDatabase,
   until,
 } from '../../testing/index.ts';
 
@@ -26,39 +22,20 @@ const at = (iso: string) => Date.parse(iso.replace('Y', String(Y)));
 // (a public holiday, a custom calendar), a schedule (every Monday 09:00, also with a second server), a date
 // trait (birthday − 7 days at 10:00 in each person's zone, re-planned when it moves), and a computed trait
 // becoming `churn_risk` — each entering people into a live flow that sends through a real webhook.
-describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s', (mode) => {
-  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
-  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-  if (skip) return;
-
-  let db: TestDatabase;
-  let cairn: Cairn;
+describeOnDatabases('time and change triggers on %s', (mode) => {
+  let h: FlowHarness;
   let second: Cairn | undefined;
-  let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
   let hook: Receiver;
   let hookId: string;
-  let key: string;
   const run = randomUUID().slice(0, 8);
   const members = `members_${run}`;
-  let now = at('Y-01-02T00:00:00Z');
-  const clock = () => new Date(now);
-  const post = (path: string, body: unknown, method = 'POST') => api(path, { method, body: JSON.stringify(body) });
-  const send = (...events: object[]) => sendEvents(cairn, key, events);
-  const profileOf = (userId: string) =>
-    until(`the profile of ${userId}`, async () => (await api(`/profiles?userId=${userId}`)).body?.data?.[0]?.id);
+  const clock = movableClock(at('Y-01-02T00:00:00Z'));
   const messages = (body: string) =>
     hook.accepted.filter((r) => r.body?.message?.body?.startsWith(body)).map((r) => r.body.profile.userId as string);
   const waitFor = (body: string, n: number) =>
     until(`${n} "${body}" messages`, async () => (messages(body).length >= n ? messages(body) : undefined));
   // Longer than the timer's longest sleep (1 s): a pass has run on the moved clock.
   const pause = () => new Promise((r) => setTimeout(r, 1200));
-  const live = async (definition: object) => {
-    const created = await post('/flows', { definition });
-    expect(created.status, created.text).toBe(201);
-    const published = await post(`/flows/${created.body.id}/publish`, {});
-    expect(published.status, published.text).toBe(200);
-    return created.body.id as string;
-  };
   const sender = (id: string, body: string) => ({
     id,
     type: 'send',
@@ -66,52 +43,40 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
     message: { body: `${body} {{ traits.first_name }}` },
   });
   const timerOf = async (flowId: string) => {
-    const [row] = await cairn.sql<{ due: Date | null; cursor: string | null }[]>`
+    const [row] = await h.cairn.sql<{ due: Date | null; cursor: string | null }[]>`
       SELECT due, cursor::text FROM flow_timers WHERE flow_id = ${flowId}`;
     return row;
   };
   const plannedOf = async (flowId: string) =>
     Object.fromEntries(
       (
-        await cairn.sql<{ userId: string; due: Date }[]>`
+        await h.cairn.sql<{ userId: string; due: Date }[]>`
           SELECT i.value AS "userId", p.due FROM flow_planned p
           JOIN identities i ON i.profile_id = p.profile_id AND i.type = 'userId'
           WHERE p.flow_id = ${flowId}`
       ).map((r) => [r.userId, new Date(r.due).toISOString()]),
     );
-  const runsOf = async (flowId: string, userId: string) =>
-    (await api(`/flows/${flowId}/runs?profile=${await profileOf(userId)}`)).body.data as Any[];
+  const runsOf = async (flowId: string, userId: string) => h.runsOf(flowId, await h.profileOf(userId));
 
   beforeAll(async () => {
-    db = await createTestDatabase(`triggers.test.ts:${mode}`, mode);
-    cairn = await startTestCairn(db.env, { clock });
-    api = adminApi(cairn.url);
-    key = cairn.demoSource!.writeKey;
-    hook = await startReceiver();
-    const dest = await post('/destinations', { name: 'hook', plugin: 'webhook', settings: { url: hook.url } });
-    expect(dest.status, dest.text).toBe(201);
-    hookId = dest.body.id;
-    const audience = await post('/audiences', {
+    h = await flowHarness('triggers.test.ts', mode, { clock });
+    ({ receiver: hook, destinationId: hookId } = await h.webhook());
+    const audience = await h.post('/audiences', {
       key: members,
       name: 'Members',
       rule: { op: 'trait', trait: 'member', cmp: '=', value: true },
     });
     expect(audience.status, audience.text).toBe(201);
-    await send(
+    await h.send(
       { type: 'identify', userId: `m1-${run}`, traits: { member: true, first_name: 'Mia' } },
       { type: 'identify', userId: `m2-${run}`, traits: { member: true, first_name: 'Max' } },
     );
-    await until('two members', async () => (await api(`/audiences/${members}`)).body.members === 2);
+    await until('two members', async () => (await h.api(`/audiences/${members}`)).body.members === 2);
   });
-  afterAll(async () => {
-    await second?.close();
-    await cairn?.close();
-    await hook?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('calendar days: a public holiday − 1 day and a custom calendar’s day − 2 days, at local times', async () => {
-    const unknown = await post('/flows', {
+    const unknown = await h.post('/flows', {
       definition: {
         version: 1,
         name: `Nope ${run}`,
@@ -125,7 +90,7 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
     expect(unknown.body.error.message).toContain('nope');
 
     const calendar = `winter_${run}`;
-    const created = await post('/calendars', {
+    const created = await h.post('/calendars', {
       key: calendar,
       name: 'Sales',
       days: [
@@ -134,11 +99,11 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
       ],
     });
     expect(created.status, created.text).toBe(201);
-    expect((await post('/calendars', { key: calendar, name: 'x', days: [] })).status).toBe(409);
-    expect((await post('/calendars', { key: 'bad_day', name: 'x', days: [{ date: '02-30' }] })).status).toBe(400);
+    expect((await h.post('/calendars', { key: calendar, name: 'x', days: [] })).status).toBe(409);
+    expect((await h.post('/calendars', { key: 'bad_day', name: 'x', days: [{ date: '02-30' }] })).status).toBe(400);
 
     // Epiphany (6 January) is a public holiday in Bavaria: the day before at 09:00 in Berlin (CET).
-    const holiday = await live({
+    const holiday = await h.publish({
       version: 1,
       name: `Holiday ${run}`,
       trigger: {
@@ -153,7 +118,7 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
       nodes: [sender('greet', 'Holiday')],
       edges: [],
     });
-    const sale = await live({
+    const sale = await h.publish({
       version: 1,
       name: `Sale ${run}`,
       trigger: {
@@ -168,18 +133,18 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
       nodes: [sender('tease', 'Sale')],
       edges: [],
     });
-    expect((await api(`/calendars/${calendar}`, { method: 'DELETE' })).status).toBe(409);
+    expect((await h.api(`/calendars/${calendar}`, { method: 'DELETE' })).status).toBe(409);
     expect((await timerOf(holiday))?.due?.toISOString()).toBe(new Date(at('Y-01-05T08:00:00Z')).toISOString());
     expect((await timerOf(sale))?.due?.toISOString()).toBe(new Date(at('Y-01-07T02:00:00Z')).toISOString());
 
-    now = at('Y-01-05T08:00:01Z');
+    clock.now = at('Y-01-05T08:00:01Z');
     expect((await waitFor('Holiday', 2)).sort()).toEqual([`m1-${run}`, `m2-${run}`]);
     expect(messages('Sale')).toEqual([]);
     // Planned on to the eve of Bavaria's next public holiday.
-    await until('the holiday flow planned on', async () => (await timerOf(holiday))!.due!.getTime() > now);
+    await until('the holiday flow planned on', async () => (await timerOf(holiday))!.due!.getTime() > clock.now);
 
     // The sale moves to the 10th: the flow using the calendar is planned again.
-    const moved = await post(
+    const moved = await h.post(
       `/calendars/${calendar}`,
       {
         name: 'Sales',
@@ -192,23 +157,23 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
     );
     expect(moved.status, moved.text).toBe(200);
     expect((await timerOf(sale))?.due?.toISOString()).toBe(new Date(at('Y-01-08T02:00:00Z')).toISOString());
-    now = at('Y-01-07T02:00:01Z');
+    clock.now = at('Y-01-07T02:00:01Z');
     await pause();
     expect(messages('Sale')).toEqual([]);
-    now = at('Y-01-08T02:00:01Z');
+    clock.now = at('Y-01-08T02:00:01Z');
     expect((await waitFor('Sale', 2)).sort()).toEqual([`m1-${run}`, `m2-${run}`]);
     // The next day of the calendar: 11.11 − 2 days at 10:00 in Shanghai.
     await until('the sale flow planned on', async () => {
       const due = (await timerOf(sale))?.due?.toISOString();
       return due === new Date(at('Y-11-09T02:00:00Z')).toISOString();
     });
-    for (const id of [holiday, sale]) expect((await post(`/flows/${id}/pause`, {})).status).toBe(200);
+    for (const id of [holiday, sale]) expect((await h.post(`/flows/${id}/pause`, {})).status).toBe(200);
   });
 
   it('every Monday 09:00 (Berlin) enters the audience once per firing, also with a second server and a replayed firing', async () => {
-    if (mode === 'postgres') second = await startTestCairn(db.env, { clock });
-    const start = now;
-    const weekly = await live({
+    if (mode === 'postgres') second = await h.startServer();
+    const start = clock.now;
+    const weekly = await h.publish({
       version: 1,
       name: `Weekly ${run}`,
       trigger: { type: 'schedule', cron: '0 9 * * 1', timezone: 'Europe/Berlin', audience: members },
@@ -221,21 +186,21 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
     while (new Date(monday).getUTCDay() !== 1 || monday <= start) monday += 86_400_000;
     expect((await timerOf(weekly))?.due?.getTime()).toBe(monday);
 
-    now = monday + 1000;
+    clock.now = monday + 1000;
     await waitFor('Digest', 2);
     await until(
       'the next Monday planned',
       async () => (await timerOf(weekly))!.due!.getTime() === monday + 7 * 86_400_000,
     );
     // A crash after the people entered but before the next firing was planned: the firing runs again.
-    await cairn.sql`UPDATE flow_timers SET due = ${new Date(monday)}, cursor = NULL WHERE flow_id = ${weekly}`;
+    await h.cairn.sql`UPDATE flow_timers SET due = ${new Date(monday)}, cursor = NULL WHERE flow_id = ${weekly}`;
     await until('the replayed firing planned on', async () => (await timerOf(weekly))!.due!.getTime() > monday);
     await pause();
     expect(messages('Digest').sort()).toEqual([`m1-${run}`, `m2-${run}`]);
     expect((await runsOf(weekly, `m1-${run}`)).length).toBe(1);
 
     // Down for two weeks and a half: the missed Mondays fire once, then the next is planned from now.
-    now = monday + 17 * 86_400_000;
+    clock.now = monday + 17 * 86_400_000;
     await waitFor('Digest', 4);
     await until(
       'planned after the gap',
@@ -244,13 +209,13 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
     await pause();
     expect(messages('Digest')).toHaveLength(4);
     expect((await runsOf(weekly, `m2-${run}`)).length).toBe(2);
-    expect((await post(`/flows/${weekly}/pause`, {})).status).toBe(200);
+    expect((await h.post(`/flows/${weekly}/pause`, {})).status).toBe(200);
     await second?.close();
     second = undefined;
   });
 
   it('a birthday − 7 days at 10:00 in each person’s zone (Tokyo, New York), re-planned when the date moves', async () => {
-    now = at('Y-02-01T00:00:00Z');
+    clock.now = at('Y-02-01T00:00:00Z');
     const people = [
       {
         userId: `aiko-${run}`,
@@ -264,21 +229,21 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
       },
       { userId: `dan-${run}`, traits: { vip: false, first_name: 'Dan', birthday: '1990-03-10', timezone: 'UTC' } },
     ];
-    await send(...people.map((p) => ({ type: 'identify', ...p })));
+    await h.send(...people.map((p) => ({ type: 'identify', ...p })));
     // Bob's zone comes from his events' context (no timezone trait).
-    await send({ type: 'track', userId: `bob-${run}`, event: 'Visited', context: { timezone: 'America/New_York' } });
-    for (const p of people) await profileOf(p.userId);
+    await h.send({ type: 'track', userId: `bob-${run}`, event: 'Visited', context: { timezone: 'America/New_York' } });
+    for (const p of people) await h.profileOf(p.userId);
     await until('Bob’s visit attached', async () => {
-      const [row] = await cairn.sql<{ n: number }[]>`
+      const [row] = await h.cairn.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM events WHERE event = 'Visited' AND user_id = ${`bob-${run}`} AND profile_id IS NOT NULL`;
       return row!.n === 1;
     });
     await until('the profiles folded', async () => {
-      const [row] = await cairn.sql<{ n: number }[]>`
+      const [row] = await h.cairn.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM profile_traits WHERE key = 'birthday' AND value::text LIKE '"19%'`;
       return row!.n >= 4;
     });
-    const flow = await live({
+    const flow = await h.publish({
       version: 1,
       name: `Birthday ${run}`,
       trigger: { type: 'date_trait', trait: 'birthday', offsetDays: -7, time: '10:00', repeat: 'yearly' },
@@ -298,43 +263,43 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
       [`dan-${run}`]: iso('Y-03-03T10:00:00Z'),
     });
 
-    await send({ type: 'identify', userId: `carol-${run}`, traits: { birthday: '1985-03-20' } });
+    await h.send({ type: 'identify', userId: `carol-${run}`, traits: { birthday: '1985-03-20' } });
     await until('Carol re-planned', async () => (await plannedOf(flow))[`carol-${run}`] === iso('Y-03-13T09:00:00Z'));
 
-    now = at('Y-02-13T09:00:01Z');
+    clock.now = at('Y-02-13T09:00:01Z');
     await pause();
     expect(messages('Birthday')).toEqual([]);
 
-    now = at('Y-03-03T01:00:01Z');
+    clock.now = at('Y-03-03T01:00:01Z');
     expect(await waitFor('Birthday', 1)).toEqual([`aiko-${run}`]);
     await until('Aiko planned for next year', async () =>
       (await plannedOf(flow))[`aiko-${run}`]?.startsWith(`${Y + 1}-03-03T01:00`),
     );
     expect(await runsOf(flow, `bob-${run}`)).toEqual([]);
-    now = at('Y-03-03T14:59:00Z');
+    clock.now = at('Y-03-03T14:59:00Z');
     await pause();
     // Dan's moment passed (10:00 UTC) without him: the entry rule (vip) kept him out.
     expect(messages('Birthday')).toEqual([`aiko-${run}`]);
     expect(await runsOf(flow, `dan-${run}`)).toEqual([]);
 
-    now = at('Y-03-03T15:00:01Z');
+    clock.now = at('Y-03-03T15:00:01Z');
     expect(await waitFor('Birthday', 2)).toEqual([`aiko-${run}`, `bob-${run}`]);
-    now = at('Y-03-13T09:00:01Z');
+    clock.now = at('Y-03-13T09:00:01Z');
     expect(await waitFor('Birthday', 3)).toEqual([`aiko-${run}`, `bob-${run}`, `carol-${run}`]);
     const [carol] = await runsOf(flow, `carol-${run}`);
     expect(carol).toMatchObject({ status: 'completed', enteredAt: iso('Y-03-13T09:00:01Z') });
-    expect((await post(`/flows/${flow}/pause`, {})).status).toBe(200);
+    expect((await h.post(`/flows/${flow}/pause`, {})).status).toBe(200);
   });
 
   it('a computed trait becoming churn_risk enters the person, with the value before and after', async () => {
     const risk = `risk_${run}`;
-    const trait = await post('/computed-traits', {
+    const trait = await h.post('/computed-traits', {
       key: risk,
       name: 'Risk',
       definition: { kind: 'aggregate', fn: 'last', event: 'Risk Scored', property: 'segment' },
     });
     expect(trait.status, trait.text).toBe(201);
-    const flow = await live({
+    const flow = await h.publish({
       version: 1,
       name: `Win back ${run}`,
       trigger: { type: 'trait_changed', trait: risk, computed: true, to: { cmp: '=', value: 'churn_risk' } },
@@ -352,13 +317,13 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
     const user = `eve-${run}`;
     // A minute apart on the clock: the trait is the segment of the latest event.
     const scored = (segment: string) => {
-      now += 60_000;
-      return send({ type: 'track', userId: user, event: 'Risk Scored', properties: { segment } });
+      clock.advance(60_000);
+      return h.send({ type: 'track', userId: user, event: 'Risk Scored', properties: { segment } });
     };
     await scored('loyal');
-    const profile = await profileOf(user);
+    const profile = await h.profileOf(user);
     await until('the trait computed', async () =>
-      (await api(`/profiles/${profile}/computed-traits`)).text.includes('loyal'),
+      (await h.api(`/profiles/${profile}/computed-traits`)).text.includes('loyal'),
     );
     await scored('churn_risk');
     await waitFor('Recall', 1);
@@ -366,14 +331,14 @@ describe.each(['postgres', 'embedded'] as const)('time and change triggers on %s
       'Recall churn_risk',
     );
     // The change is recorded as an event of the person, with the value before and after.
-    const [change] = await cairn.sql<{ properties: Any }[]>`
+    const [change] = await h.cairn.sql<{ properties: Any }[]>`
       SELECT payload->'properties' AS properties FROM events
       WHERE event = 'trait.changed' AND profile_id = ${profile}::uuid ORDER BY id DESC LIMIT 1`;
     expect(change?.properties).toMatchObject({ trait: { key: risk, computed: true }, from: 'loyal', to: 'churn_risk' });
     // Staying churn_risk is no change; becoming something else and back is.
     const computed = (value: string) =>
       until(`the trait ${value}`, async () =>
-        (await api(`/profiles/${profile}/computed-traits`)).text.includes(`"${value}"`),
+        (await h.api(`/profiles/${profile}/computed-traits`)).text.includes(`"${value}"`),
       );
     await scored('churn_risk');
     await scored('loyal');
