@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
-  adminApi,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
+  describeOnPostgres,
+  type FlowHarness,
+  flowHarness,
+  movableClock,
   type Receiver,
   sendEvents,
-  startReceiver,
-  startTestCairn,
-  type TestDatabase,
   until,
 } from '../../testing/index.ts';
 
@@ -19,59 +17,41 @@ const PEOPLE = 1200;
 // Two servers on one database, each with its automate consumer and its timer, sharing one clock: people enter
 // through both, their waits come due at once, and both timers claim runs (FOR UPDATE SKIP LOCKED). Every
 // person gets exactly one message, every run is decided once per node, nothing deadlocks.
-describe.skipIf(POSTGRES_SKIP_REASON !== null)('flows with two servers on one database (Postgres)', () => {
-  let db: TestDatabase;
+describeOnPostgres('flows with two servers on one database (Postgres)', (mode) => {
+  let h: FlowHarness;
   let a: Cairn;
   let b: Cairn;
   let hook: Receiver;
-  let now = Date.now();
-  const clock = () => new Date(now);
+  let hookId: string;
+  const clock = movableClock();
   const run = randomUUID().slice(0, 8);
 
   beforeAll(async () => {
-    db = await createTestDatabase('automate/workers.test.ts', 'postgres');
-    a = await startTestCairn(db.env, { clock });
-    b = await startTestCairn(db.env, { clock });
-    hook = await startReceiver();
+    h = await flowHarness('automate/workers.test.ts', mode, { clock });
+    a = h.cairn;
+    b = await h.startServer();
+    ({ receiver: hook, destinationId: hookId } = await h.webhook());
   });
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await hook?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('advances every run once and sends each message once', async () => {
-    const api = adminApi(a.url);
-    const dest = await api('/destinations', {
-      method: 'POST',
-      body: JSON.stringify({ name: 'hook', plugin: 'webhook', settings: { url: hook.url } }),
+    const flowId = await h.publish({
+      version: 1,
+      name: `Onboarding ${run}`,
+      trigger: { type: 'event', event: 'Signed Up' },
+      entry: { reentry: 'once' },
+      nodes: [
+        { id: 'day1', type: 'wait', duration: { days: 1 } },
+        { id: 'first', type: 'send', destination: hookId, message: { body: 'Day 1' } },
+        { id: 'day3', type: 'wait', duration: { days: 2 } },
+        { id: 'second', type: 'send', destination: hookId, message: { body: 'Day 3' } },
+      ],
+      edges: [
+        { from: 'day1', to: 'first', on: 'next' },
+        { from: 'first', to: 'day3', on: 'next' },
+        { from: 'day3', to: 'second', on: 'next' },
+      ],
     });
-    expect(dest.status, dest.text).toBe(201);
-    const flow = await api('/flows', {
-      method: 'POST',
-      body: JSON.stringify({
-        definition: {
-          version: 1,
-          name: `Onboarding ${run}`,
-          trigger: { type: 'event', event: 'Signed Up' },
-          entry: { reentry: 'once' },
-          nodes: [
-            { id: 'day1', type: 'wait', duration: { days: 1 } },
-            { id: 'first', type: 'send', destination: dest.body.id, message: { body: 'Day 1' } },
-            { id: 'day3', type: 'wait', duration: { days: 2 } },
-            { id: 'second', type: 'send', destination: dest.body.id, message: { body: 'Day 3' } },
-          ],
-          edges: [
-            { from: 'day1', to: 'first', on: 'next' },
-            { from: 'first', to: 'day3', on: 'next' },
-            { from: 'day3', to: 'second', on: 'next' },
-          ],
-        },
-      }),
-    });
-    expect(flow.status, flow.text).toBe(201);
-    expect((await api(`/flows/${flow.body.id}/publish`, { method: 'POST' })).status).toBe(200);
 
     // Half the sign-ups through each server, in batches.
     const users = Array.from({ length: PEOPLE }, (_, i) => `p${i}-${run}`);
@@ -86,7 +66,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('flows with two servers on one da
     const count = async (where: string) => {
       const [row] = await a.sql.unsafe<{ n: number }[]>(
         `SELECT count(*)::int AS n FROM flow_runs WHERE flow_id = $1 AND ${where}`,
-        [flow.body.id],
+        [flowId],
       );
       return row!.n;
     };
@@ -94,10 +74,10 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('flows with two servers on one da
 
     // The webhook also gets the sign-up events themselves: messages are the requests with `message`.
     const messages = () => hook.accepted.filter((r) => r.body?.message);
-    now += 86_400_000 + 1000;
+    clock.advance(86_400_000 + 1000);
     await until('every day-1 message', async () => messages().length >= PEOPLE, { tries: 1200 });
     await until('everyone waiting at day 3', async () => (await count(`node = 'day3'`)) === PEOPLE);
-    now += 2 * 86_400_000 + 1000;
+    clock.advance(2 * 86_400_000 + 1000);
     await until('every day-3 message', async () => messages().length >= 2 * PEOPLE, { tries: 1200 });
     await until('every run completed', async () => (await count(`status = 'completed'`)) === PEOPLE);
     await new Promise((r) => setTimeout(r, 1500));
@@ -113,7 +93,7 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('flows with two servers on one da
         SELECT s.run_id, string_agg(s.node || ':' || s.outcome, ' ' ORDER BY s.id) AS path,
           count(*) FILTER (WHERE s.decided) AS decided
         FROM flow_steps s JOIN flow_runs r ON r.id = s.run_id
-        WHERE r.flow_id = ${flow.body.id}
+        WHERE r.flow_id = ${flowId}
         GROUP BY s.run_id)
       SELECT sum(decided)::int AS decided, count(*)::int AS runs, count(DISTINCT path)::int AS paths FROM per_run`;
     expect(journal).toEqual({ decided: 4 * PEOPLE, runs: PEOPLE, paths: 1 });

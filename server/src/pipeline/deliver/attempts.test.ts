@@ -4,54 +4,26 @@
 // a trigger makes the first outcome write of the destination fail, after the receiver has answered, and
 // pg-boss retries the job.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Cairn } from '../../server.ts';
-import {
-  adminApi,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
-  type Receiver,
-  sendEvents,
-  startReceiver,
-  startTestCairn,
-  type TestDatabase,
-  until,
-} from '../../testing/index.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeOnPostgres, type FlowHarness, flowHarness, until } from '../../testing/index.ts';
 
-describe('delivery attempts (postgres)', () => {
-  // Postgres only: the trigger is set up from a second session, which PGlite does not have.
-  if (POSTGRES_SKIP_REASON !== null) {
-    it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-    return;
-  }
-
-  let db: TestDatabase;
-  let cairn: Cairn;
-  let hook: Receiver;
+// Postgres only: the trigger is set up from a second session, which PGlite does not have.
+describeOnPostgres('delivery attempts (postgres)', (mode) => {
+  let h: FlowHarness;
 
   beforeAll(async () => {
-    db = await createTestDatabase('pipeline/deliver/attempts.test.ts', 'postgres');
-    cairn = await startTestCairn({ ...db.env, CAIRN_DELIVERY_RETRY_DELAY_S: '1', CAIRN_DELIVERY_RETRY_MAX_S: '1' });
-    hook = await startReceiver();
+    h = await flowHarness('pipeline/deliver/attempts.test.ts', mode, {
+      env: { CAIRN_DELIVERY_RETRY_DELAY_S: '1', CAIRN_DELIVERY_RETRY_MAX_S: '1' },
+    });
   });
-  afterAll(async () => {
-    await hook?.close();
-    await cairn?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('counts the send whose outcome write was lost: re-sent once, attempts = 2, the plugin told attempt 2', async () => {
-    const api = adminApi(cairn.url);
-    const created = await api('/destinations', {
-      method: 'POST',
-      body: JSON.stringify({ name: 'lost outcome', plugin: 'webhook', settings: { url: hook.url } }),
-    });
-    expect(created.status).toBe(201);
-    const id: string = created.body.id;
+    const { receiver: hook, destinationId: id } = await h.webhook();
     expect(id).toMatch(/^[\w-]+$/);
     // The first write of an outcome for this destination fails, as if the process had died before it;
     // the sequence counts the writes tried (it does not roll back with the failed statement).
-    await cairn.sql.unsafe(`
+    await h.cairn.sql.unsafe(`
       CREATE SEQUENCE test_outcome_writes;
       CREATE FUNCTION test_lose_first_outcome() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
@@ -64,14 +36,12 @@ describe('delivery attempts (postgres)', () => {
         FOR EACH ROW EXECUTE FUNCTION test_lose_first_outcome();`);
 
     const messageId = `lost-${randomUUID()}`;
-    await sendEvents(cairn, cairn.demoSource!.writeKey, [
-      { type: 'track', userId: 'u-lost', event: 'Paid', messageId },
-    ]);
+    await h.send({ type: 'track', userId: 'u-lost', event: 'Paid', messageId });
     const key = `${messageId}:${id}`;
     const [row] = await until(
       'the delivery recorded as delivered',
       async () => {
-        const rows = (await api(`/destinations/${id}/deliveries?status=delivered`)).body.data as {
+        const rows = (await h.api(`/destinations/${id}/deliveries?status=delivered`)).body.data as {
           idempotencyKey: string;
           attempts: number;
         }[];
@@ -79,7 +49,7 @@ describe('delivery attempts (postgres)', () => {
       },
       { tries: 600 },
     );
-    const [writes] = await cairn.sql<{ n: string }[]>`SELECT last_value::text AS n FROM test_outcome_writes`;
+    const [writes] = await h.cairn.sql<{ n: string }[]>`SELECT last_value::text AS n FROM test_outcome_writes`;
     expect(Number(writes!.n), 'the lost outcome write happened, then the one that stuck').toBe(2);
     const sends = hook.accepted.filter((r) => r.headers['idempotency-key'] === key);
     expect(sends).toHaveLength(2);
