@@ -26,6 +26,8 @@ const CHUNK = 100_000;
 /** The watcher's period. */
 const WATCH_MS = 200;
 const FAR = '2999-01-01T00:00:00Z';
+// The watcher counts the due backlog up to this many (counting a large backlog every 200 ms costs Postgres).
+const BACKLOG_CAP = 10_000;
 
 /**
  * The flow of this phase: entered through the API, a one-hour wait, then `next`: an exit (no effect) or
@@ -223,7 +225,7 @@ export async function timerPhase(
         (SELECT extract(epoch FROM min(due))::float8 * 1000 FROM flow_runs
           WHERE status = 'waiting' AND due IS NOT NULL AND flow_id = ${s.flowId}) AS min,
         (SELECT count(*)::int FROM (SELECT 1 FROM flow_runs WHERE status = 'waiting' AND due IS NOT NULL
-          AND due <= now() LIMIT 200000) x) AS backlog`;
+          AND due <= now() LIMIT ${BACKLOG_CAP}) x) AS backlog`;
     polls.push(p!);
     if (p!.t - lastReport > 30_000) {
       lastReport = p!.t;
