@@ -95,7 +95,7 @@ describeOnDatabases('flow review and lifecycle on %s', (mode) => {
   afterAll(() => h?.close());
 
   it('names each review route’s permission in the OpenAPI description the role-matrix test walks', async () => {
-    const doc = await (await fetch(`${h.cairn.url}/api/openapi.json`)).json();
+    const doc = (await (await fetch(`${h.cairn.url}/api/openapi.json`)).json()) as Any;
     const permissionOf = (method: string, path: string) =>
       doc.paths[`/api/flows${path}`]?.[method]?.['x-cairn-permission'];
     expect({
