@@ -4,6 +4,7 @@ import {
   type FlowIssue,
   flowJsonSchema,
   type JsonObject,
+  POINTS_BALANCE,
   type ProfileFacts,
   type ScriptItem,
   simulate,
@@ -19,6 +20,7 @@ import {
   type AutomateStage,
   calendarKeys,
   calendarsFor,
+  couponPoolKeys,
   type FlowRow,
   type FlowTransition,
   flowRuns,
@@ -252,7 +254,8 @@ export function flowChecks(deps: FlowDeps) {
         : {}),
       audiences: keys('audience'),
       tags: keys('tag'),
-      computed: keys('computed'),
+      computed: [...keys('computed'), POINTS_BALANCE],
+      couponPools: await couponPoolKeys(sql),
       calendars,
     };
   };

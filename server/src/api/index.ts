@@ -25,11 +25,12 @@ import { getSource } from '../sources/queries.ts';
 import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
 import { calendarsApi } from './calendars.ts';
-import { employeesApi } from './employees.ts';
 import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
+import { couponPoolsApi } from './coupons.ts';
 import { apiDescription } from './description.ts';
 import { destinationsApi, destinationView } from './destinations.ts';
 import { apiReference } from './docs.ts';
+import { employeesApi } from './employees.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { flowExperimentsApi } from './flow-experiments.ts';
@@ -38,6 +39,7 @@ import { flowStatsApi } from './flow-stats.ts';
 import { flowVersionsApi } from './flow-versions.ts';
 import { flowsApi } from './flows.ts';
 import { keysApi } from './keys.ts';
+import { profilePointsApi } from './points.ts';
 import { profileEmployeesApi } from './profile-employees.ts';
 import { profilesApi } from './profiles.ts';
 import { sourcesApi } from './sources.ts';
@@ -158,6 +160,8 @@ export function adminApi(deps: {
   api.route('/calendars', calendarsApi(deps));
   api.route('/employees', employeesApi(deps));
   api.route('/profiles', profileEmployeesApi(deps));
+  api.route('/coupon-pools', couponPoolsApi(deps));
+  api.route('/profiles', profilePointsApi(deps));
   api.route(
     '/users',
     usersApi(deps.sql, deps.people, () => deps.apiKeys.clear()),

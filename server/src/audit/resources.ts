@@ -4,7 +4,7 @@ import { apiKeyRecord, personRecord } from '../auth/queries.ts';
 import type { Sql } from '../db/index.ts';
 import { getEmployee } from '../employees/queries.ts';
 import { STORED_VIEW } from '../pii/view.ts';
-import { getCalendar, getFlow } from '../pipeline/automate/index.ts';
+import { getCalendar, getCouponPool, getFlow } from '../pipeline/automate/index.ts';
 import { computedTraitDefinition, getAudience, tagDefinition } from '../pipeline/compute/index.ts';
 import { getDestination } from '../pipeline/deliver/index.ts';
 import { profileView } from '../pipeline/identify/index.ts';
@@ -82,6 +82,7 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
     computedTrait: computedTraitDefinition,
     flow: async (sql, id) => plain(await getFlow(sql, id)),
     calendar: async (sql, key) => plain(await getCalendar(sql, key)),
+    couponPool: async (sql, key) => plain(await getCouponPool(sql, key)),
     employee: async (sql, id) => plain(await getEmployee(sql, id)),
     user: personRecord,
     // Never the key column (a hash, but still the credential's verifier); metadata is stored as text.
@@ -208,6 +209,28 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     },
 
     ...crud('/employees', 'employee', l.employee),
+    // Coupon pools; an import is recorded with its counts (never the codes), an adjustment with its entry.
+    ...crud('/coupon-pools', 'coupon_pool', l.couponPool, 'key'),
+    {
+      method: 'POST',
+      path: '/coupon-pools/:key/codes',
+      action: 'coupon_pool.import',
+      resourceType: 'coupon_pool',
+      summary: (r) => ({ imported: r.imported, duplicate: r.duplicate }),
+    },
+    {
+      method: 'POST',
+      path: '/profiles/:id/points',
+      action: 'profile.points_adjust',
+      resourceType: 'profile',
+      summary: (r, q) => ({
+        delta: q.delta,
+        reason: q.reason,
+        expiresInDays: q.expiresInDays ?? null,
+        key: q.key ?? null,
+        balance: r.balance,
+      }),
+    },
     {
       method: 'POST',
       path: '/profiles/:id/employees',

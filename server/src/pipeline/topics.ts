@@ -42,7 +42,7 @@ export interface RequestedMessage {
  */
 export interface RequestedEffect {
   key: string;
-  type: 'webhook' | 'action';
+  type: 'webhook' | 'action' | 'issue_coupon';
   runId: string;
   profileId: string;
   flow: { id: string; version: number; node: string };

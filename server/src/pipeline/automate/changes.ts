@@ -9,6 +9,7 @@ import type { FlowVersion } from './catalog.ts';
 import { type Call, callOf, requestCalls } from './effect-calls.ts';
 import { type EmployeeWork, employeeEffects } from './employees.ts';
 import { recordAssignments } from './experiments.ts';
+import { type PointsWrite, writePoints } from './points.ts';
 import { type ProfileUpdate, writeProfileUpdates } from './profile-writes.ts';
 import { insertRuns, insertSteps, notifyDue, updateRuns } from './queries.ts';
 import { isActive, journalRows, type RunRow, rowOf, type StepRow } from './runs.ts';
@@ -49,6 +50,8 @@ interface Pending {
   updates: ProfileUpdate[];
   /** Webhook and action calls the run now awaits, handed to the `effects` queue (effects.ts). */
   calls: Call[];
+  /** Points ledger entries, written with the step (points.ts). */
+  points: PointsWrite[];
   /** Owner assignments and employee notices, performed at commit (employees.ts). */
   employees: EmployeeWork[];
 }
@@ -111,6 +114,7 @@ export function createChanges(): Changes {
         messages: [],
         updates: [],
         calls: [],
+        points: [],
         employees: [],
         inputs: [],
         ended: false,
@@ -129,6 +133,7 @@ export function createChanges(): Changes {
             message: e.message,
           });
         else if (e.type === 'update_profile') pending.updates.push({ ...e, profileId, flow });
+        else if (e.type === 'points') pending.points.push({ ...e, profileId });
         else if (e.type === 'assign_owner' || e.type === 'notify_employees')
           pending.employees.push({ effect: e, profileId, sourceId: pending.sourceId, flow });
         else pending.calls.push(callOf(e, profileId, flow));
@@ -179,6 +184,11 @@ export function createChanges(): Changes {
         tx,
         deps,
         kept.flatMap((p) => p.updates),
+        now,
+      );
+      await writePoints(
+        tx,
+        kept.flatMap((p) => p.points),
         now,
       );
       await requestCalls(

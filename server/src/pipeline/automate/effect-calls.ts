@@ -8,7 +8,7 @@ import type { RequestedEffect } from '../topics.ts';
 // transaction, so a committed step always has its call queued and a rolled-back one never does.
 
 /** A webhook or action effect. */
-export type CallEffect = Extract<Effect, { type: 'webhook' | 'action' }>;
+export type CallEffect = Extract<Effect, { type: 'webhook' | 'action' | 'issue_coupon' }>;
 
 /** A call as a step recorded it: the effect and whose run awaits it. */
 export interface Call {

@@ -7,12 +7,14 @@ import {
   type PluginFetch,
 } from '@cairn/plugin-api';
 import type { JobResult, JobWithMetadata } from 'pg-boss';
+import type { Transaction } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 import type { Destination } from '../deliver/index.ts';
 import type { PluginRegistry } from '../deliver/plugins.ts';
 import type { RequestedEffect } from '../topics.ts';
 import { versionKey } from './catalog.ts';
 import { createChanges } from './changes.ts';
+import { issueCoupon } from './coupons.ts';
 import { type CallEffect, openCall } from './effect-calls.ts';
 import { awaitingRun, stillAwaits } from './effect-queries.ts';
 import { experimentsFor } from './experiments.ts';
@@ -124,23 +126,29 @@ export async function performAction(
 /**
  * Feeds a call's result back to its run: advance(effect_result) under the person's lock, committed
  * with its effects and journal. Nothing happens when the run no longer awaits this key (a result fed
- * back before, a run erased). True when the run moved.
+ * back before, a run erased). True when the run moved. `outcome` may be work done in that transaction
+ * once the run is known to await the key (a coupon issued: coupons.ts).
  *
  * @example
  * await feedResult(runner, request, { ok: true, output: { code: 'C-1' } });
  */
-export async function feedResult(r: RunnerDeps, request: RequestedEffect, result: CallResult): Promise<boolean> {
+export async function feedResult(
+  r: RunnerDeps,
+  request: RequestedEffect,
+  outcome: CallResult | ((tx: Transaction, now: number) => Promise<CallResult>),
+): Promise<boolean> {
   const changes = createChanges();
   const moved = (await r.sql.begin(async (tx) => {
     await lockPeople(tx, [request.profileId]);
     const row = await awaitingRun(tx, request.runId, request.key);
     if (!row) return false;
     const now = r.clock().getTime();
+    const result = typeof outcome === 'function' ? await outcome(tx, now) : outcome;
     const version = (await r.catalog.versions(tx, [{ flowId: row.flowId, version: row.version }])).get(
       versionKey(row.flowId, row.version),
     );
     const state = stateOf(row, r.pii);
-    const profile = (await loadFacts(tx, r.pii, [row.profileId], version?.needs ?? NO_NEEDS)).get(row.profileId)!;
+    const profile = (await loadFacts(tx, r.pii, [row.profileId], version?.needs ?? NO_NEEDS, now)).get(row.profileId)!;
     const input: StepInput = result.ok
       ? {
           type: 'effect_result',
@@ -174,6 +182,11 @@ export async function handleEffect(deps: EffectDeps, job: JobWithMetadata<Reques
   const request = job.data;
   if (!(await stillAwaits(deps.runner.sql, request.runId, request.key))) return;
   const effect = openCall(request, deps.pii);
+  // A coupon is issued in the transaction that feeds it back (once per key; none if the run moved on).
+  if (effect.type === 'issue_coupon') {
+    await feedResult(deps.runner, request, (tx, now) => issueCoupon(tx, effect, request.profileId, now));
+    return;
+  }
   let result: CallResult;
   try {
     result =

@@ -15,6 +15,22 @@ export {
   updateCalendar,
 } from './calendars.ts';
 export { needsOf } from './catalog.ts';
+export {
+  type CouponPoolRecord,
+  type CouponPoolRow,
+  type CouponStats,
+  couponPoolKeys,
+  couponStats,
+  couponsOf,
+  deleteCouponPool,
+  flowNamingPool,
+  getCouponPool,
+  importCodes,
+  insertCouponPool,
+  listCouponPools,
+  type PersonCoupon,
+  updateCouponPool,
+} from './coupon-queries.ts';
 export { type ExperimentReport, experimentResults } from './experiment-results.ts';
 export {
   archiveFlow,
@@ -40,6 +56,7 @@ export {
 export type { MigrationReport, MigrationRequest } from './migrate-runs.ts';
 export { type FactsNeeds, loadFacts } from './people.ts';
 export { planFlow, replanCalendar } from './planner.ts';
+export { adjustPoints, entriesOf, type LedgerRow, ledgers, type PointsAdjustment } from './points.ts';
 export {
   type FlowReachOut,
   flowReachOut,

@@ -1,6 +1,7 @@
-import type { JsonObject, JsonValue, ProfileFacts, StoredEvent } from '@cairn/core';
+import { type JsonObject, type JsonValue, POINTS_BALANCE, type ProfileFacts, type StoredEvent } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
+import { balances } from './points.ts';
 
 // What the engine knows about a person in a step (ProfileFacts), read from the tables stages 2 and 3
 // keep: traits (sensitive ones opened), computed traits, current audiences and tags, and what a flow's
@@ -34,7 +35,8 @@ export function unionNeeds(list: readonly FactsNeeds[]): FactsNeeds {
 
 /**
  * The facts of each profile (one statement per kind of fact, for all of them), keyed by profile id.
- * A profile that has none of a kind gets an empty one.
+ * A profile that has none of a kind gets an empty one. The points balance at `now` (the runtime's
+ * clock) is the computed trait `points_balance` (points.ts).
  *
  * @example
  * const facts = await loadFacts(tx, pii, profileIds, needs);
@@ -44,6 +46,7 @@ export async function loadFacts(
   pii: Pick<Pii, 'openValue' | 'openPayload'>,
   profileIds: readonly string[],
   needs: FactsNeeds,
+  now: number = Date.now(),
 ): Promise<Map<string, ProfileFacts>> {
   const ids = [...new Set(profileIds)];
   const out = new Map<string, ProfileFacts>();
@@ -55,6 +58,7 @@ export async function loadFacts(
   const computed = await sql<{ p: string; key: string; value: JsonValue }[]>`
     SELECT profile_id::text AS p, key, value FROM computed_trait_values WHERE profile_id = ANY(${ids}::uuid[])`;
   for (const c of computed) out.get(c.p)!.computed![c.key] = c.value;
+  for (const [p, balance] of await balances(sql, ids, now)) out.get(p)!.computed![POINTS_BALANCE] = balance;
   const memberships = await sql<{ p: string; kind: 'audience' | 'tag'; key: string }[]>`
     SELECT profile_id::text AS p, 'audience' AS kind, audience AS key
     FROM audience_memberships WHERE profile_id = ANY(${ids}::uuid[]) AND exited_at IS NULL

@@ -28,6 +28,8 @@ const NODES: ReadonlySet<string> = new Set([
   'action',
   'assign_owner',
   'notify_employees',
+  'issue_coupon',
+  'points',
   'exit',
 ]);
 

@@ -186,7 +186,7 @@ async function eventsOfPeople(
     events.map((e) => e.id),
   );
   const needs = unionNeeds([...versions.values(), ...entering].map((v) => v.needs));
-  const facts = await loadFacts(tx, r.pii, people, needs);
+  const facts = await loadFacts(tx, r.pii, people, needs, r.clock().getTime());
   const now = r.clock().getTime();
   const ex = await experimentsFor(r, tx, [...versions.values(), ...entering], now);
   const changes = createChanges();
@@ -304,6 +304,7 @@ export async function runDue(r: RunnerDeps, limit: number, only?: readonly strin
       r.pii,
       rows.map((x) => x.profileId),
       unionNeeds([...versions.values()].map((v) => v.needs)),
+      now,
     );
     // Held runs at an experiment's deadline: it is decided first, in this transaction (experiments.ts).
     const ex = await experimentsFor(
@@ -356,7 +357,7 @@ export async function enterPeople(
   const people = [...new Set(entries.map((e) => e.profileId))];
   await lockPeople(tx, people);
   const past = await pastRuns(tx, people, [flow.id]);
-  const facts = await loadFacts(tx, r.pii, people, flow.needs);
+  const facts = await loadFacts(tx, r.pii, people, flow.needs, now);
   const ex = await experimentsFor(r, tx, [flow], now);
   let entered = 0;
   for (const { profileId, runId } of entries) {
@@ -420,7 +421,7 @@ export async function enterByApi(
     const past = await pastRuns(tx, [profileId], [flowId]);
     const runId = key === undefined ? randomUUID() : runIdFor(flowId, `api:${key}`);
     if (past.some((p) => p.id === runId)) return { entered: false, runId, reason: 'entered before with this key' };
-    const profile = (await loadFacts(tx, r.pii, [profileId], flow.needs)).get(profileId)!;
+    const profile = (await loadFacts(tx, r.pii, [profileId], flow.needs, r.clock().getTime())).get(profileId)!;
     const now = r.clock().getTime();
     const verdict = admit(flow.def, { facts: profile, nowMs: now, runs: past });
     if (!verdict.ok) return { entered: false, reason: verdict.reason };

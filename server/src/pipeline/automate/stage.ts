@@ -3,6 +3,7 @@ import { QUEUES } from '../../jobs/queues.ts';
 import type { Runtime, Stage } from '../../runtime.ts';
 import type { Inbox } from '../topics.ts';
 import { createCatalog } from './catalog.ts';
+import { expireCoupons, redeemCoupons } from './coupons.ts';
 import { startEffectsWorker } from './effects-worker.ts';
 import { runExperiments } from './experiment-look.ts';
 import { runDueIsolating } from './isolate.ts';
@@ -66,6 +67,8 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
         },
         async function automateEvents(jobs) {
           const ids = jobs.flatMap((j) => j.data.ids);
+          // Codes the events redeem first: a flow step on the same event then sees the coupon redeemed.
+          await redeemCoupons(rt.sql, rt.pii, ids);
           await handleEvents(deps, ids);
           // Identify events may have changed a date trait (or the zone) date_trait flows planned with.
           await replanIdentified(deps, ids);
@@ -81,7 +84,12 @@ export function createAutomateStage(rt: Runtime, options: { work: boolean }): Au
         everyMs: SWEEP_MS,
         batch: DUE_BATCH,
         pass: async (limit) =>
-          Math.max(await runDueIsolating(deps, limit), await runPlanner(deps, limit), await runExperiments(deps)),
+          Math.max(
+            await runDueIsolating(deps, limit),
+            await runPlanner(deps, limit),
+            await runExperiments(deps),
+            await expireCoupons(rt.sql, rt.clock(), limit),
+          ),
         nextDue: async () => {
           const due = [await nextDue(rt.sql), await plannerNextDue(rt.sql)].filter((d): d is number => d !== null);
           return due.length ? Math.min(...due) : null;
