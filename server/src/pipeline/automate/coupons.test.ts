@@ -241,5 +241,11 @@ describeOnDatabases('coupons and points on %s', (mode) => {
     expect((await h.api(`/profiles/${b}/points`)).body.balance).toBe(0);
     await h.send({ type: 'track', userId: 'pt-2', event: 'Purchase', properties: { points: 10 } });
     expect(await messages('plain=10', 1)).toEqual(['plain=10']);
+
+    // An erasure deletes the person's ledger.
+    expect((await h.api(`/profiles/${a}`, { method: 'DELETE' })).status).toBe(200);
+    const [left] = await h.cairn.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM points_ledger WHERE profile_id = ${a}::uuid`;
+    expect(left!.n).toBe(0);
   });
 });

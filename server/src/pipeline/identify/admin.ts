@@ -185,6 +185,10 @@ export async function eraseProfile(
     // Their planned date-trait entries (a moment derived from a date of theirs: a birthday).
     await tx`DELETE FROM flow_planned WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM profile_employees WHERE profile_id = ANY(${ids}::uuid[])`;
+    // Their points ledger; coupons issued to them stay counted in their pool but name nobody.
+    await tx`DELETE FROM points_ledger WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`UPDATE coupons SET issued_to = NULL WHERE issued_to = ANY(${ids}::uuid[])`;
+    await tx`UPDATE coupons SET redeemed_by = NULL, redeemed_event = NULL WHERE redeemed_by = ANY(${ids}::uuid[])`;
     const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${ids}::uuid[])`;
     // Stage 3's state about the person goes too (memberships and tags are personal data).

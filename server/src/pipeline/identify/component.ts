@@ -15,6 +15,7 @@ import type { Tx } from '../../db/index.ts';
 import { moveEmployeeLinks } from './employee-links.ts';
 import { moveFlowRuns } from './flow-runs.ts';
 import { NeedsMoreLocks, tryLockIdentities } from './locks.ts';
+import { movePointsAndCoupons } from './points-moves.ts';
 
 /** One stored link: a distinct set of identities and the earliest event that carried it. */
 export interface StoredLink {
@@ -304,6 +305,7 @@ export async function applyPartition(
     const moves = new Map([...mergedAway].map((m) => [m, log.find((l) => l.merged === m)!.survivor]));
     await moveFlowRuns(tx, moves);
     await moveEmployeeLinks(tx, moves);
+    await movePointsAndCoupons(tx, moves);
   }
   if (log.length) {
     await tx`
