@@ -160,6 +160,10 @@ export interface SendNode extends NodeBase {
   type: 'send';
   destination: string;
   message: { subject?: string; body: string };
+  /** When a frequency cap is full: wait for the first allowed moment (default) or go on without sending. */
+  onCap?: 'defer' | 'skip';
+  /** Exempt from frequency caps and quiet hours, and not counted by caps (a receipt, a password reset). */
+  transactional?: boolean;
 }
 export interface UpdateProfileNode extends NodeBase {
   type: 'update_profile';
@@ -230,6 +234,8 @@ export interface FlowDefinition {
   name: string;
   /** The IANA zone for people whose own zone is unknown (default UTC). */
   timezone?: string;
+  /** Higher goes first when runs of one person compete for a capped slot at the same moment (default 0). */
+  priority?: number;
   trigger: Trigger;
   entry: { rule?: Rule; reentry: Reentry; concurrent?: boolean };
   /** A conversion: an event matching `event` within `withinSeconds` of entry; `exit` ends the run. */

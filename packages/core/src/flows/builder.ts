@@ -10,6 +10,7 @@ import type {
   JsonValue,
   LocalTime,
   Reentry,
+  SendNode,
   Trigger,
   WaitForEventNode,
   WebhookNode,
@@ -149,9 +150,26 @@ export class PathBuilder implements Finished {
     );
   }
 
-  /** Sends a message through a destination (subject and body are templates). */
-  send(destination: string, message: { subject?: string; body: string }, options?: NodeOptions): this {
-    return this.append({ type: 'send', destination, message }, options);
+  /**
+   * Sends a message through a destination (subject and body are templates); `onCap` and `transactional`
+   * as the send node has them (governance.ts).
+   */
+  send(
+    destination: string,
+    message: { subject?: string; body: string },
+    options?: NodeOptions & Pick<SendNode, 'onCap' | 'transactional'>,
+  ): this {
+    const { onCap, transactional, ...rest } = options ?? {};
+    return this.append(
+      {
+        type: 'send',
+        destination,
+        message,
+        ...(onCap ? { onCap } : {}),
+        ...(transactional !== undefined ? { transactional } : {}),
+      },
+      rest,
+    );
   }
 
   /** Sets and unsets traits, adds and removes static tags. */
@@ -277,6 +295,12 @@ export class FlowBuilder extends PathBuilder {
     const seconds =
       (within.days ?? 0) * 86_400 + (within.hours ?? 0) * 3600 + (within.minutes ?? 0) * 60 + (within.seconds ?? 0);
     this.root.goal = { event, withinSeconds: seconds, exit: options.exit };
+    return this;
+  }
+
+  /** Goes first when runs of one person compete for a capped slot at the same moment (default 0). */
+  priority(priority: number): this {
+    this.root.priority = priority;
     return this;
   }
 

@@ -224,7 +224,7 @@ function follow(step: Step, from: FlowNode, first: Outcome): void {
     const edge = step.def.edges.find((e) => e.from === node.id && e.on === go);
     step.journal.push({
       ...entry,
-      outcome: outcome.go,
+      outcome: outcome.as ?? outcome.go,
       ...(edge ? { to: edge.to } : {}),
       reason: outcome.reason,
       ...(outcome.values ? { values: outcome.values } : {}),
@@ -277,7 +277,7 @@ function fireDue(step: Step): void {
   }
   const node = nodeById(step.def, s.node);
   const due = handlerOf(node).due;
-  if (due) follow(step, node, due(node, step));
+  if (due) follow(step, node, due(node, step, effectKey(s.runId, node.id, s.iteration)));
 }
 
 const isFinal = (s: RunState) => s.status === 'completed' || s.status === 'exited' || s.status === 'failed';

@@ -11,6 +11,7 @@ import { describeComparison } from '../rules/ops/compare.ts';
 import { normalizeDate } from '../rules/schema.ts';
 import { compareDecimals, type Decimal, dateOf, numberOf, valueAt } from '../rules/values.ts';
 import type { DataCondition, FlowDefinition, JsonValue } from './ast.ts';
+import type { GovernanceFacts, SentMessage } from './governance-types.ts';
 
 /** An event as stored: the Segment fields (`type`, `event`, `properties`, `context`, `timestamp`, ...). */
 export type StoredEvent = Record<string, unknown>;
@@ -34,6 +35,10 @@ export interface ProfileFacts {
   blind?: Record<string, string>;
   /** The time zone the latest events' context carried (`context.timezone`), if any. */
   eventZone?: string;
+  /** Frequency caps and quiet hours with the destinations' channels; none: sends are not governed. */
+  governance?: GovernanceFacts;
+  /** The person's sends within the longest cap window (all flows), for caps to count. */
+  sends?: readonly SentMessage[];
 }
 
 /** One leaf of a decision: what it says, the value it read, and its truth. */

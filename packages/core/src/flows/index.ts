@@ -56,6 +56,31 @@ export {
   eventEmployeeOf,
   type NotifyEmployeesEffect,
 } from './employees.ts';
+export {
+  ANY_CHANNEL,
+  byPriority,
+  capsFor,
+  counted,
+  type FrequencyCap,
+  type GovernanceFacts,
+  type GovernanceSettings,
+  governanceSchema,
+  governSend,
+  inQuietHours,
+  NO_GOVERNANCE,
+  noteSends,
+  type QuietHours,
+  type SendVerdict,
+  type SentMessage,
+} from './governance.ts';
+export {
+  type FlowsMessage,
+  type FlowsSimulation,
+  type FlowsSimulationOptions,
+  type SimulatedFlow,
+  type SimulatedRun,
+  simulateFlows,
+} from './governance-sim.ts';
 export { outcomesOf } from './graph.ts';
 export { POINTS_BALANCE, type PointsBalance, type PointsEntry, pointsBalance } from './points.ts';
 export {

@@ -9,6 +9,7 @@ import { couponHandlers } from './coupons.ts';
 import { employeeHandlers } from './employees.ts';
 import { experimentHandler } from './experiment.ts';
 import { type Decision, decideData, decideRule, decisionWords, type StoredEvent } from './facts.ts';
+import { governSend } from './governance.ts';
 import { splitBucket, splitPath } from './split.ts';
 import type { Effect, Outcome, Step } from './state.ts';
 import { renderJson, renderTemplate, type TemplateScope } from './template.ts';
@@ -18,8 +19,8 @@ type Of<T extends NodeType> = Extract<FlowNode, { type: T }>;
 
 interface Handler<T extends NodeType> {
   run(node: Of<T>, step: Step, key: string): Outcome;
-  /** The run's `due` came while it waited here. */
-  due?(node: Of<T>, step: Step): Outcome;
+  /** The run's `due` came while it waited here (`key`: the effect key of this visit). */
+  due?(node: Of<T>, step: Step, key: string): Outcome;
   /** An event arrived while it waited here: an outcome when it moves the run. */
   event?(node: Of<T>, step: Step, event: StoredEvent): Outcome | undefined;
   /** The awaited effect's result. */
@@ -86,6 +87,50 @@ function awaited(
     go: 'next',
     reason: Object.keys(kept).length ? `kept ${Object.keys(kept).join(', ')}` : 'done',
     values: kept,
+  };
+}
+
+// A send: the exit rule first, then caps and quiet hours (governance.ts), then the message.
+function send(node: Of<'send'>, step: Step, key: string): Outcome {
+  if (step.def.exit) {
+    const d = decideRule(step.def.exit.rule, step.facts, step.now);
+    if (d.result) return { end: 'exited', reason: `exit condition holds before the send: ${decisionWords(d)}` };
+  }
+  const verdict = governSend(node, step.facts, step.now, step.zone.zone);
+  if (!verdict.ok) {
+    // Quiet hours always defer (to their end, where caps are checked again); a full cap as the node says.
+    const skip = node.onCap === 'skip' && verdict.held === 'capped';
+    if (skip) return { go: 'next', as: 'capped', reason: `not sent: ${verdict.reason}`, values: verdict.values };
+    const due = node.onCap === 'skip' ? verdict.quietEnd! : verdict.until;
+    return {
+      wait: { due },
+      reason: `deferred until ${local(step, due)}: ${verdict.reason}`,
+      values: { ...verdict.values, deferred: due },
+    };
+  }
+  const scope = scopeOf(step);
+  const body = renderTemplate(node.message.body, scope);
+  const subject = node.message.subject === undefined ? undefined : renderTemplate(node.message.subject, scope);
+  const message = subject ? { subject: subject.text, body: body.text } : { body: body.text };
+  step.effects.push({ type: 'send', key, node: node.id, destination: node.destination, message });
+  // A later send of this step counts this one (the caller's facts get it after the step: noteSends).
+  if (verdict.channel !== undefined) {
+    const sent = {
+      at: step.now,
+      channel: verdict.channel,
+      key,
+      ...(node.transactional ? { transactional: true } : {}),
+    };
+    step.facts = { ...step.facts, sends: [...(step.facts.sends ?? []), sent] };
+  }
+  const missing = [...(subject?.missing ?? []), ...body.missing];
+  const values: Record<string, unknown> = { key };
+  if (verdict.channel !== undefined) values.channel = verdict.channel;
+  if (node.transactional) values.transactional = true;
+  return {
+    go: 'next',
+    reason: `send through ${node.destination}${missing.length ? `; no value for ${missing.join(', ')}` : ''}`,
+    values,
   };
 }
 
@@ -170,23 +215,9 @@ const handlers: { [T in NodeType]: Handler<T> } = {
   },
   experiment: { run: experimentHandler.run, due: experimentHandler.due },
   send: {
-    run: (node, step, key) => {
-      if (step.def.exit) {
-        const d = decideRule(step.def.exit.rule, step.facts, step.now);
-        if (d.result) return { end: 'exited', reason: `exit condition holds before the send: ${decisionWords(d)}` };
-      }
-      const scope = scopeOf(step);
-      const body = renderTemplate(node.message.body, scope);
-      const subject = node.message.subject === undefined ? undefined : renderTemplate(node.message.subject, scope);
-      const message = subject ? { subject: subject.text, body: body.text } : { body: body.text };
-      step.effects.push({ type: 'send', key, node: node.id, destination: node.destination, message });
-      const missing = [...(subject?.missing ?? []), ...body.missing];
-      return {
-        go: 'next',
-        reason: `send through ${node.destination}${missing.length ? `; no value for ${missing.join(', ')}` : ''}`,
-        values: { key },
-      };
-    },
+    run: (node, step, key) => send(node, step, key),
+    // Deferred by a cap or quiet hours: decided again (the exit rule, the caps) now.
+    due: (node, step, key) => send(node, step, key),
   },
   update_profile: {
     run: (node, step, key) => {

@@ -147,6 +147,8 @@ export const NODE_SCHEMAS = {
     type: z.literal('send'),
     destination: z.string().min(1).max(200),
     message: z.strictObject({ subject: template.optional(), body: template }),
+    onCap: z.enum(['defer', 'skip']).optional(),
+    transactional: z.boolean().optional(),
   }),
   update_profile: z.strictObject({
     ...base,
@@ -213,6 +215,7 @@ export const flowSchema = z.strictObject({
   version: z.literal(1),
   name,
   timezone: zone.optional(),
+  priority: z.number().int().min(-1000).max(1000).optional(),
   trigger: triggerSchema,
   entry: z.strictObject({
     rule: (ruleSchema as z.ZodType<Rule>).optional(),

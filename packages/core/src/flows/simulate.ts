@@ -8,6 +8,7 @@ import { advance, enter, resolveZone } from './engine.ts';
 import { admit, nextEntry, type ProfileChange, triggeredByChange, triggeredByEvent } from './entry.ts';
 import { type ScriptedDecision, scriptedExperiments } from './experiment.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
+import { noteSends } from './governance.ts';
 import type { Effect, JournalEntry, RunState, StepInput, StepResult } from './state.ts';
 import { durationMs } from './time.ts';
 
@@ -79,7 +80,13 @@ export interface Simulation {
 
 const timeOf = (at: number | string) => (typeof at === 'number' ? at : Date.parse(at));
 
-function applyItem(facts: ProfileFacts, item: ScriptItem, at: number): ProfileChange[] {
+/**
+ * Applies a script item to the simulated person's facts; returns the changes a trigger may match.
+ *
+ * @example
+ * const changes = applyItem(facts, { at: now, tags: ['vip'] }, now);
+ */
+export function applyItem(facts: ProfileFacts, item: ScriptItem, at: number): ProfileChange[] {
   const changes: ProfileChange[] = [];
   if (item.traits) {
     const traits = { ...facts.traits };
@@ -113,7 +120,13 @@ function applyItem(facts: ProfileFacts, item: ScriptItem, at: number): ProfileCh
   return changes;
 }
 
-function applyEffect(facts: ProfileFacts, e: Effect): void {
+/**
+ * Applies a profile update a step asked for to the simulated person's facts.
+ *
+ * @example
+ * for (const e of result.effects) applyEffect(facts, e);
+ */
+export function applyEffect(facts: ProfileFacts, e: Effect): void {
   if (e.type !== 'update_profile') return;
   const traits = { ...facts.traits, ...e.set };
   for (const t of e.unset) delete traits[t];
@@ -167,6 +180,8 @@ export function simulate(def: FlowDefinition, options: SimulationOptions): Simul
         sim.messages.push({ at, node: e.node, destination: e.destination, ...e.message, key: e.key });
       applyEffect(facts, e);
     }
+    // Caps count this run's own sends too (facts.governance, governance.ts).
+    noteSends(facts, def, r, at, flowId);
     state = r.state;
   };
   const step = (input: StepInput, now: number) => {

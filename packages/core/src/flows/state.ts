@@ -134,7 +134,8 @@ export interface Step {
 
 /** What a node handler decided. */
 export type Outcome =
-  | { go: string; reason: string; values?: Record<string, unknown> }
+  /** `as`: the outcome the journal records when it is not the edge taken (a send skipped: `capped`, edge `next`). */
+  | { go: string; as?: string; reason: string; values?: Record<string, unknown> }
   | { wait: { due?: number; listen?: boolean }; reason: string; values?: Record<string, unknown> }
   | { await: Effect & { type: 'webhook' | 'action' | 'issue_coupon' }; reason: string }
   | { end: 'completed' | 'exited' | 'failed'; reason: string; values?: Record<string, unknown> };

@@ -26,8 +26,16 @@ export const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 
  */
 export function isTimeZone(zone: string): boolean {
   // Fixed offsets ("UTC+3") are not zones: a person's zone must follow their DST.
-  return zone === 'UTC' || (zone.includes('/') && IANAZone.isValidZone(zone));
+  if (zone === 'UTC' || !zone.includes('/')) return zone === 'UTC';
+  // Every step resolves the person's zone, and luxon builds an Intl formatter to check one: remembered.
+  let known = ZONES_CHECKED.get(zone);
+  if (known === undefined) {
+    known = IANAZone.isValidZone(zone);
+    if (ZONES_CHECKED.size < 10_000) ZONES_CHECKED.set(zone, known);
+  }
+  return known;
 }
+const ZONES_CHECKED = new Map<string, boolean>();
 
 /**
  * A duration in milliseconds (a day is 24 hours).
