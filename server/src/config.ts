@@ -120,7 +120,6 @@ const EnvSchema = z.object({
   CAIRN_OPEN_FIRST_SIGNUP: flag(true),
   // A role that approves flows besides admins (operators, in a team where admins do not review flows).
   CAIRN_FLOW_APPROVER_ROLE: z.enum(['admin', 'operator', 'analyst']).default('admin'),
-  CAIRN_DB_SYNCHRONOUS_COMMIT: z.enum(['on', 'off']).default('on'),
   CAIRN_DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(DEFAULTS.poolMax),
   CAIRN_COMMIT_MAX_ROWS: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.commitMaxRows),
   CAIRN_COMMIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(DEFAULTS.commitConcurrency),
@@ -221,12 +220,6 @@ export interface Config {
   /** Approves flows under review besides admins (never the flow's last editor). */
   flowApproverRole: 'admin' | 'operator' | 'analyst';
   poolMax: number;
-  /**
-   * Postgres `synchronous_commit` of this process's connections. `off` only where every transaction is
-   * work a queue job redoes if its commit is lost in a crash (the pipeline process, pipeline-process.ts):
-   * its commits stop waiting for, and competing with, the WAL flushes the tracking API's answers wait for.
-   */
-  synchronousCommit: 'on' | 'off';
   commitMaxRows: number;
   commitConcurrency: number;
   maxFutureSkewMs: number;
@@ -305,7 +298,6 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     openFirstSignUp: e.CAIRN_OPEN_FIRST_SIGNUP,
     flowApproverRole: e.CAIRN_FLOW_APPROVER_ROLE,
     poolMax: e.CAIRN_DB_POOL_MAX,
-    synchronousCommit: e.CAIRN_DB_SYNCHRONOUS_COMMIT,
     commitMaxRows: e.CAIRN_COMMIT_MAX_ROWS,
     commitConcurrency: e.CAIRN_COMMIT_CONCURRENCY,
     maxFutureSkewMs: e.CAIRN_MAX_FUTURE_SKEW_MS,

@@ -16,18 +16,7 @@ const send = (m: PipelineMessage) => process.send?.(m);
 
 let config: ReturnType<typeof loadConfig>;
 try {
-  config = loadConfig({
-    // Every commit here is a queue job's work, redone when a crash loses it: WAL is flushed in order, so
-    // a job's completion that survived a crash means the stage's earlier commit did too, and a lost
-    // completion means the job runs again (every stage is idempotent; a delivery whose record is lost is
-    // sent again under its idempotency key, as after a kill). The API process keeps synchronous commits:
-    // its answers promise durability.
-    CAIRN_DB_SYNCHRONOUS_COMMIT: 'off',
-    ...process.env,
-    CAIRN_ROLE: 'worker',
-    PORT: '0',
-    HOST: '127.0.0.1',
-  });
+  config = loadConfig({ ...process.env, CAIRN_ROLE: 'worker', PORT: '0', HOST: '127.0.0.1' });
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   process.stderr.write(`${err.message}\n`);

@@ -113,7 +113,6 @@ export async function openDatabase(config: Readonly<Config>, log: Logger): Promi
   if (config.databaseUrl) {
     const sql = postgres(config.databaseUrl, {
       ...CLIENT_OPTIONS,
-      connection: { ...CLIENT_OPTIONS.connection, synchronous_commit: config.synchronousCommit },
       max: config.poolMax,
       connect_timeout: CONNECT_TIMEOUT_SECONDS,
       backoff: reconnectDelay,
