@@ -34,6 +34,7 @@ import { employeesApi } from './employees.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
 import { flowExperimentsApi } from './flow-experiments.ts';
+import { flowGovernanceApi } from './flow-governance.ts';
 import { flowReviewApi } from './flow-review.ts';
 import { flowStatsApi } from './flow-stats.ts';
 import { flowVersionsApi } from './flow-versions.ts';
@@ -158,6 +159,7 @@ export function adminApi(deps: {
   api.route('/flows', flowVersionsApi(deps));
   api.route('/flows', flowExperimentsApi(deps));
   api.route('/calendars', calendarsApi(deps));
+  api.route('/flow-governance', flowGovernanceApi(deps));
   api.route('/employees', employeesApi(deps));
   api.route('/profiles', profileEmployeesApi(deps));
   api.route('/coupon-pools', couponPoolsApi(deps));

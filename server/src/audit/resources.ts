@@ -195,6 +195,14 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     { method: 'POST', path: '/flows/:id/simulate', action: null, resourceType: 'flow' },
     // The answer holds the run's id and whether (and why) the person entered: no personal data.
     { method: 'POST', path: '/flows/:id/enter', action: 'flow.enter', resourceType: 'flow', summary: asAnswered },
+    // Caps and quiet hours for every flow, replaced whole: `after` is the settings as stored (no personal data).
+    {
+      method: 'PUT',
+      path: '/flow-governance',
+      action: 'flow_governance.update',
+      resourceType: 'flow_governance',
+      summary: (r) => ({ caps: r.caps, quietHours: r.quietHours }),
+    },
     // Replaced whole (PUT), not patched.
     ...crud('/calendars', 'calendar', l.calendar, 'key').map((r) =>
       r.method === 'PATCH' ? { ...r, method: 'PUT' as const } : r,

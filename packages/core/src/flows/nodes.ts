@@ -124,8 +124,9 @@ function send(node: Of<'send'>, step: Step, key: string): Outcome {
     step.facts = { ...step.facts, sends: [...(step.facts.sends ?? []), sent] };
   }
   const missing = [...(subject?.missing ?? []), ...body.missing];
-  const values: Record<string, unknown> = { key };
-  if (verdict.channel !== undefined) values.channel = verdict.channel;
+  // A governed send names its destination and channel: the runner counts it from the journal (people.ts).
+  const values: Record<string, unknown> =
+    verdict.channel === undefined ? { key } : { key, destination: node.destination, channel: verdict.channel };
   if (node.transactional) values.transactional = true;
   return {
     go: 'next',

@@ -53,6 +53,7 @@ export {
   setFlowStatus,
   updateFlow,
 } from './flow-queries.ts';
+export { type GovernanceRow, getGovernance, putGovernance } from './governance.ts';
 export type { MigrationReport, MigrationRequest } from './migrate-runs.ts';
 export { type FactsNeeds, loadFacts } from './people.ts';
 export { planFlow, replanCalendar } from './planner.ts';

@@ -1,11 +1,13 @@
 import { type JsonObject, type JsonValue, POINTS_BALANCE, type ProfileFacts, type StoredEvent } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
+import { addGovernance } from './governance.ts';
 import { balances } from './points.ts';
 
 // What the engine knows about a person in a step (ProfileFacts), read from the tables stages 2 and 3
 // keep: traits (sensitive ones opened), computed traits, current audiences and tags, and what a flow's
-// rules need besides (events by name, consent, the zone of the latest event).
+// rules need besides (events by name, consent, the zone of the latest event), and the workspace's caps and
+// quiet hours with the person's recent sends (governance.ts).
 
 /** What a step needs beyond traits, computed traits, audiences and tags (the union over the flows involved). */
 export interface FactsNeeds {
@@ -91,7 +93,9 @@ export async function loadFacts(
     for (const f of out.values()) f.consent = {};
     for (const c of consent) out.get(c.p)!.consent![c.purpose] = c.granted ? 'granted' : 'denied';
   }
-  if (needs.zone) {
+  // Caps and quiet hours, with the sends caps count (governance.ts); quiet hours are on the person's clock.
+  const governed = await addGovernance(sql, out, now);
+  if (needs.zone || governed.quietHours.length) {
     // The latest event only, through events_profile_idx: one probe per person.
     const zones = await sql<{ p: string; tz: string | null }[]>`
       SELECT c.p::text AS p, z.tz

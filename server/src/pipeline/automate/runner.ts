@@ -2,9 +2,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import {
   admit,
   advance,
+  byPriority,
   enter,
   type JsonObject,
   type JsonValue,
+  noteSends,
   type ProfileChange,
   type ProfileFacts,
   type RunState,
@@ -136,6 +138,8 @@ export async function handleEvents(r: RunnerDeps, ids: readonly string[]): Promi
     const name = triggerName(f.def.trigger);
     if (name) starting.set(name, [...(starting.get(name) ?? []), f]);
   }
+  // An event entering a person into several flows: higher priority first (a capped slot goes to it).
+  for (const list of starting.values()) list.sort((a, b) => (b.def.priority ?? 0) - (a.def.priority ?? 0));
   const names = [...new Set(light.map((e) => e.name).filter((n): n is string => n !== null))];
   const listening = await profilesListening(r.sql, [...new Set(light.map((e) => e.profileId))], names);
   const wanted = light.filter((e) => listening.has(e.profileId) || (e.name !== null && starting.has(e.name)));
@@ -201,6 +205,8 @@ async function eventsOfPeople(
     list.push({ version, state: stateOf(row, r.pii), sourceId: row.sourceId });
     active.set(row.profileId, list);
   }
+  for (const list of active.values())
+    list.sort((a, b) => (b.version.def.priority ?? 0) - (a.version.def.priority ?? 0));
 
   for (const e of events) {
     const profile = facts.get(e.profileId)!;
@@ -272,7 +278,10 @@ export function step(
   run: () => StepResult,
 ): StepResult {
   try {
-    return maskJournal(withMaskedNotices(run(), profile, r.pii), profile, r.pii);
+    const result = maskJournal(withMaskedNotices(run(), profile, r.pii), profile, r.pii);
+    // The person's next run stepped in this transaction counts these sends against caps (governance.ts).
+    noteSends(profile, version.def, result, result.journal[0]?.at ?? r.clock().getTime(), version.id);
+    return result;
   } catch (err) {
     r.log.error(`flow ${version.id}: run ${state.runId} failed`, err);
     return failedStep(state, err, r.clock().getTime());
@@ -314,7 +323,14 @@ export async function runDue(r: RunnerDeps, limit: number, only?: readonly strin
       now,
       rows.filter((x) => x.node !== null).map((x) => ({ flowId: x.flowId, version: x.version, node: x.node! })),
     );
-    for (const row of rows) {
+    // Runs of a person due at the same moment go higher flow priority first: it takes a capped slot first.
+    const ordered = [...rows].sort(
+      byPriority(
+        (x) => x.due,
+        (x) => versions.get(versionKey(x.flowId, x.version))?.def.priority,
+      ),
+    );
+    for (const row of ordered) {
       const state = stateOf(row, r.pii);
       const version = versions.get(versionKey(row.flowId, row.version));
       const meta = { id: row.flowId, version: row.version, exclusive: row.exclusive };
