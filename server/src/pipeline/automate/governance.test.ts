@@ -178,7 +178,7 @@ describeOnDatabases('caps, tiers and priority across flows on %s', (mode) => {
     expect(received).toHaveLength(keys.length);
   });
 
-  it('the settings are read back, validated, and written only by flows:write', async () => {
+  it('the settings are read back, a bad one refused with its path, and the write audited', async () => {
     const got = await h.api('/flow-governance');
     expect(got.body).toMatchObject({ caps: [{ channel: 'webhook', max: 1 }, { max: 2 }], quietHours: [] });
     expect(got.body.updatedBy).toEqual(expect.any(String));
