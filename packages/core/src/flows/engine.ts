@@ -7,9 +7,9 @@
 import { matchEvent } from '../rules/evaluate.ts';
 import { dateOf, valueAt } from '../rules/values.ts';
 import type { FlowDefinition, FlowNode, JsonValue } from './ast.ts';
-import { experimentHandler } from './experiment.ts';
 import { couponNodeTexts } from './coupons.ts';
 import { employeeNodeReads } from './employees.ts';
+import { experimentHandler } from './experiment.ts';
 import type { ProfileFacts, StoredEvent } from './facts.ts';
 import { handlerOf, untilTrait } from './nodes.ts';
 import type { Outcome, RunState, Step, StepContext, StepInput, StepResult } from './state.ts';

@@ -11,6 +11,12 @@ export {
 } from './coupons.ts';
 export { diffFlows, type FieldChange, type FlowDiff } from './diff.ts';
 export {
+  type AssignOwnerEffect,
+  DEFAULT_EMPLOYEE_PATH,
+  eventEmployeeOf,
+  type NotifyEmployeesEffect,
+} from './employees.ts';
+export {
   advance,
   effectKey,
   enter,
@@ -21,18 +27,6 @@ export {
   WAIT_TYPES,
 } from './engine.ts';
 export { admit, nextEntry, type PastRun, type ProfileChange, triggeredByChange, triggeredByEvent } from './entry.ts';
-export {
-  type DecidedLeaf,
-  type Decision,
-  decideData,
-  decideRule,
-  decisionWords,
-  type FactsNeeded,
-  factsNeeded,
-  flowRules,
-  type ProfileFacts,
-  type StoredEvent,
-} from './facts.ts';
 export {
   type Arm,
   type Assignment,
@@ -51,11 +45,17 @@ export {
 } from './experiment-decide.ts';
 export { experimentFields, MAX_DEADLINE_DAYS, MAX_VARIANTS } from './experiment-schema.ts';
 export {
-  type AssignOwnerEffect,
-  DEFAULT_EMPLOYEE_PATH,
-  eventEmployeeOf,
-  type NotifyEmployeesEffect,
-} from './employees.ts';
+  type DecidedLeaf,
+  type Decision,
+  decideData,
+  decideRule,
+  decisionWords,
+  type FactsNeeded,
+  factsNeeded,
+  flowRules,
+  type ProfileFacts,
+  type StoredEvent,
+} from './facts.ts';
 export {
   ANY_CHANNEL,
   byPriority,
