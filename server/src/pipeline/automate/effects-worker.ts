@@ -2,7 +2,8 @@ import { createPluginFetch } from '@cairn/plugin-api';
 import { QUEUES } from '../../jobs/queues.ts';
 import type { Runtime } from '../../runtime.ts';
 import { getDestination } from '../deliver/index.ts';
-import { createRateLimits, pluginContext, type SenderDeps } from '../deliver/sender.ts';
+import { pluginContext } from '../deliver/sender.ts';
+import { senderDeps } from '../deliver/stage.ts';
 import type { RequestedEffect } from '../topics.ts';
 import { type EffectDeps, feedResult, handleEffects } from './effects.ts';
 import type { RunnerDeps } from './runner.ts';
@@ -18,19 +19,7 @@ export const WEBHOOK_TIMEOUT_MS = 10_000;
  * const deps = effectDeps(runtime, runnerDeps);
  */
 export function effectDeps(rt: Runtime, runner: RunnerDeps): EffectDeps {
-  const sender: SenderDeps = {
-    sql: rt.sql,
-    boss: rt.boss,
-    log: rt.log,
-    secret: rt.secret,
-    pii: rt.pii,
-    publicUrl: rt.publicUrl,
-    delivery: rt.config.delivery,
-    signal: rt.stopping,
-    metrics: rt.metrics,
-    plugins: rt.plugins,
-    limits: createRateLimits(),
-  };
+  const sender = senderDeps(rt);
   return {
     runner,
     pii: rt.pii,

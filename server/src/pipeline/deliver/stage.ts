@@ -24,15 +24,16 @@ export interface DeliverStage extends Stage, DeliverCommands {
 }
 
 /**
- * Creates stage 5. With `work` (every role but `ingest`) it consumes `fanout`, `messages` and `forget` and runs one
- * sender per enabled destination, with the sweep of waiting deliveries.
+ * What stage 5's senders (and anything that builds their plugin context) need of a server: its database, queue,
+ * log, secrets, PII, public URL, delivery settings, shutdown signal, metrics, plugins and a fresh set of rate
+ * limits (each call makes its own).
  *
  * @example
- * const deliver = createDeliverStage(runtime, { work: true });
- * await deliver.start();
+ * const sender = senderDeps(runtime);
+ * const context = pluginContext(sender, destination, settings);
  */
-export function createDeliverStage(rt: Runtime, options: { work: boolean }): DeliverStage {
-  const sender: SenderDeps = {
+export function senderDeps(rt: Runtime): SenderDeps {
+  return {
     sql: rt.sql,
     boss: rt.boss,
     log: rt.log,
@@ -45,6 +46,18 @@ export function createDeliverStage(rt: Runtime, options: { work: boolean }): Del
     plugins: rt.plugins,
     limits: createRateLimits(),
   };
+}
+
+/**
+ * Creates stage 5. With `work` (every role but `ingest`) it consumes `fanout`, `messages` and `forget` and runs one
+ * sender per enabled destination, with the sweep of waiting deliveries.
+ *
+ * @example
+ * const deliver = createDeliverStage(runtime, { work: true });
+ * await deliver.start();
+ */
+export function createDeliverStage(rt: Runtime, options: { work: boolean }): DeliverStage {
+  const sender = senderDeps(rt);
   // Each fetch of a sender reads its destination's current entry (called only once both exist).
   const senders = createSenders(sender, (id) => directory.get(id));
   const directory = createDestinationDirectory({
