@@ -10,7 +10,7 @@ import { valueAt } from '../rules/values.ts';
 import type { IssueCouponNode, PointsEffect, PointsNode } from './coupon-types.ts';
 import { POINTS_BALANCE } from './points.ts';
 import type { Outcome, Step } from './state.ts';
-import { renderTemplate, type TemplateScope } from './template.ts';
+import { renderTemplate, scopeOf } from './template.ts';
 
 export type { IssueCouponEffect, IssueCouponNode, PointsEffect, PointsNode } from './coupon-types.ts';
 
@@ -46,13 +46,6 @@ export const COUPON_NODE_SCHEMAS = {
     allowNegative: z.boolean().optional(),
   }),
 } as const;
-
-function scopeOf(step: Step): TemplateScope {
-  const scope: TemplateScope = { traits: step.facts.traits, run: step.state.data, profile: { id: step.facts.id } };
-  if (step.facts.computed) scope.computed = step.facts.computed;
-  if (step.state.event) scope.event = step.state.event;
-  return scope;
-}
 
 /** The run data field an `issue_coupon` node keeps its code in. */
 export const couponField = (n: IssueCouponNode): string => n.as ?? DEFAULT_COUPON_FIELD;

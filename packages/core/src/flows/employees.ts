@@ -13,7 +13,7 @@ import { valueAt } from '../rules/values.ts';
 import type { AssignOwnerNode, NotifyEmployeesEffect, NotifyEmployeesNode } from './employee-types.ts';
 import { decideRule, decisionWords } from './facts.ts';
 import type { Outcome, Step } from './state.ts';
-import { renderTemplate, type TemplateScope } from './template.ts';
+import { renderTemplate, scopeOf } from './template.ts';
 
 /** The event path of the employee id when a node names none. */
 export const DEFAULT_EMPLOYEE_PATH = 'properties.employee_id';
@@ -67,13 +67,6 @@ export const EMPLOYEE_NODE_SCHEMAS = {
     message: z.strictObject({ subject: template.optional(), body: template }),
   }),
 } as const;
-
-function scopeOf(step: Step): TemplateScope {
-  const scope: TemplateScope = { traits: step.facts.traits, run: step.state.data, profile: { id: step.facts.id } };
-  if (step.facts.computed) scope.computed = step.facts.computed;
-  if (step.state.event) scope.event = step.state.event;
-  return scope;
-}
 
 /**
  * The employee id a notify node reads from the trigger event (a string or a number), if any.

@@ -12,7 +12,7 @@ import { type Decision, decideData, decideRule, decisionWords, type StoredEvent 
 import { governSend } from './governance.ts';
 import { splitBucket, splitPath } from './split.ts';
 import type { Effect, Outcome, Step } from './state.ts';
-import { renderJson, renderTemplate, type TemplateScope } from './template.ts';
+import { renderJson, renderTemplate, scopeOf } from './template.ts';
 import { dateTraitTime, describeDuration, durationMs, localIso, nextLocalTime } from './time.ts';
 
 type Of<T extends NodeType> = Extract<FlowNode, { type: T }>;
@@ -25,19 +25,6 @@ interface Handler<T extends NodeType> {
   event?(node: Of<T>, step: Step, event: StoredEvent): Outcome | undefined;
   /** The awaited effect's result. */
   result?(node: Of<T>, step: Step, result: { ok: true; output?: unknown } | { ok: false; error: string }): Outcome;
-}
-
-/**
- * What templates read in a step.
- *
- * @example
- * renderTemplate('Hi {{ traits.first_name }}', scopeOf(step));
- */
-export function scopeOf(step: Step): TemplateScope {
-  const scope: TemplateScope = { traits: step.facts.traits, run: step.state.data, profile: { id: step.facts.id } };
-  if (step.facts.computed) scope.computed = step.facts.computed;
-  if (step.state.event) scope.event = step.state.event;
-  return scope;
 }
 
 const local = (step: Step, ms: number) => localIso(ms, step.zone.zone);

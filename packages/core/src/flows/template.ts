@@ -5,6 +5,7 @@
  */
 import { valueAt } from '../rules/values.ts';
 import type { JsonValue } from './ast.ts';
+import type { Step } from './state.ts';
 
 /** The roots a template variable can start with. */
 export const TEMPLATE_ROOTS = ['traits', 'computed', 'event', 'run', 'profile'] as const;
@@ -148,4 +149,17 @@ export function templateStrings(value: JsonValue | undefined): string[] {
   if (Array.isArray(value)) return value.flatMap(templateStrings);
   if (value && typeof value === 'object') return Object.values(value).flatMap(templateStrings);
   return [];
+}
+
+/**
+ * What templates read in a step.
+ *
+ * @example
+ * renderTemplate('Hi {{ traits.first_name }}', scopeOf(step));
+ */
+export function scopeOf(step: Step): TemplateScope {
+  const scope: TemplateScope = { traits: step.facts.traits, run: step.state.data, profile: { id: step.facts.id } };
+  if (step.facts.computed) scope.computed = step.facts.computed;
+  if (step.state.event) scope.event = step.state.event;
+  return scope;
 }
