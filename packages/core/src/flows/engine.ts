@@ -298,6 +298,19 @@ function goal(step: Step, event: StoredEvent): boolean {
   return true;
 }
 
+// A step over a copy of `state` (the caller's is left as it was), with no effects or journal yet.
+function newStep(def: FlowDefinition, state: RunState, ctx: StepContext): Step {
+  return {
+    def,
+    state: structuredClone(state),
+    facts: ctx.profile,
+    now: ctx.now,
+    zone: resolveZone(def, ctx.profile),
+    effects: [],
+    journal: [],
+  };
+}
+
 /**
  * Moves a run on one input, at `ctx.now`, on the person's facts: runs nodes until the run waits
  * (for `state.due` and/or events in `state.listen`), awaits an effect's result, or ends. Returns the
@@ -314,15 +327,7 @@ function goal(step: Step, event: StoredEvent): boolean {
  */
 export function advance(def: FlowDefinition, state: RunState, input: StepInput, ctx: StepContext): StepResult {
   if (isFinal(state)) return { state, effects: [], journal: [] };
-  const step: Step = {
-    def,
-    state: structuredClone(state),
-    facts: ctx.profile,
-    now: ctx.now,
-    zone: resolveZone(def, ctx.profile),
-    effects: [],
-    journal: [],
-  };
+  const step = newStep(def, state, ctx);
   if (ctx.experiments) step.experiments = ctx.experiments;
   const s = step.state;
   const dueNow = () => s.status === 'waiting' && s.due !== undefined && s.due <= step.now;
@@ -385,15 +390,7 @@ export function moveRun(
 ): StepResult {
   if (state.status !== 'waiting' || state.node === null) return { state, effects: [], journal: [] };
   const node = nodeById(def, to);
-  const step: Step = {
-    def,
-    state: structuredClone(state),
-    facts: ctx.profile,
-    now: ctx.now,
-    zone: resolveZone(def, ctx.profile),
-    effects: [],
-    journal: [],
-  };
+  const step = newStep(def, state, ctx);
   const s = step.state;
   const kept = new Set(def.nodes.map((n) => n.id));
   s.visits = Object.fromEntries(Object.entries(s.visits).filter(([id]) => kept.has(id)));
