@@ -4,9 +4,9 @@ import { createChanges } from './changes.ts';
 import { claimLook, type ExperimentKey, lockExperiment, markSwept, touchLook, unswept } from './experiment-queries.ts';
 import { countMatured, decideAndStore, experimentNodes, experimentsFor, lockToDecide } from './experiments.ts';
 import { loadFacts } from './people.ts';
-import { lockPeople, type RunnerDeps, step } from './runner.ts';
+import { type RunnerDeps, step } from './runner.ts';
 import { stateOf } from './runs.ts';
-import { lockRuns, waitingAt } from './version-queries.ts';
+import { lockPicked, waitingAt } from './version-queries.ts';
 
 // The timer's work for experiments: a look at each undecided one every LOOK_EVERY_MS (count the people
 // whose window closed, decide), and once decided, a `replan` for every run held at the node, in batches
@@ -87,16 +87,9 @@ async function sweep(r: RunnerDeps, k: ExperimentKey): Promise<number> {
         if (row && row.sweptAt === null) await markSwept(tx, k, now);
         return { done: true, moved: 0, last: after };
       }
-      await lockPeople(
-        tx,
-        picked.map((p) => p.profileId),
+      const rows = (await lockPicked(tx, picked)).filter(
+        (x) => x.status === 'waiting' && x.version === k.version && x.node === k.node,
       );
-      const rows = (
-        await lockRuns(
-          tx,
-          picked.map((p) => p.id),
-        )
-      ).filter((x) => x.status === 'waiting' && x.version === k.version && x.node === k.node);
       const ex = await experimentsFor(r, tx, [version], now);
       const facts = await loadFacts(
         tx,

@@ -3,9 +3,9 @@ import { DomainError } from '../../infra/errors.ts';
 import { type FlowVersion, versionKey } from './catalog.ts';
 import { createChanges, type StepKind } from './changes.ts';
 import { loadFacts } from './people.ts';
-import { lockPeople, type RunnerDeps, step } from './runner.ts';
+import { type RunnerDeps, step } from './runner.ts';
 import { stateOf } from './runs.ts';
-import { activeByNode, lockRuns, setVersion, waitingAt, waitingSince } from './version-queries.ts';
+import { activeByNode, lockPicked, setVersion, waitingAt, waitingSince } from './version-queries.ts';
 
 // Moving people in flight from one version of a flow to another (a publisher's node map, or a rollback:
 // the same call with the versions swapped). Runs stay on the version they entered unless moved here.
@@ -114,16 +114,9 @@ export async function migrateRuns(r: RunnerDeps, req: MigrationRequest): Promise
         limit: MIGRATE_BATCH,
       });
       if (!picked.length) return { picked: 0, last: after, moved: 0 };
-      await lockPeople(
-        tx,
-        picked.map((p) => p.profileId),
+      const rows = (await lockPicked(tx, picked)).filter(
+        (x) => x.version === req.from && x.status === 'waiting' && x.node !== null && x.node in req.map,
       );
-      const rows = (
-        await lockRuns(
-          tx,
-          picked.map((p) => p.id),
-        )
-      ).filter((x) => x.version === req.from && x.status === 'waiting' && x.node !== null && x.node in req.map);
       report.movedOnMeanwhile += picked.length - rows.length;
       const journal = await waitingSince(
         tx,

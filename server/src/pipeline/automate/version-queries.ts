@@ -1,6 +1,7 @@
 import type { FlowDefinition } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 import { RUN_COLUMNS } from './queries.ts';
+import { lockPeople } from './runner.ts';
 import type { RunRow } from './runs.ts';
 
 // A flow's published versions as the versions API shows them, and the reads and writes of moving runs
@@ -74,6 +75,24 @@ export async function lockRuns(tx: Tx, ids: readonly string[]): Promise<RunRow[]
   if (!ids.length) return [];
   return tx<RunRow[]>`
     SELECT ${RUN_COLUMNS(tx)} FROM flow_runs r WHERE r.id = ANY(${ids as string[]}::uuid[]) ORDER BY r.id FOR UPDATE`;
+}
+
+/**
+ * Runs `waitingAt` picked, locked as a step locks them: their people first (lockPeople), then the rows
+ * (lockRuns). Returns the rows as they are now, for the caller to check they are still where it picked them.
+ *
+ * @example
+ * const rows = (await lockPicked(tx, picked)).filter((x) => x.status === 'waiting');
+ */
+export async function lockPicked(tx: Tx, picked: readonly { id: string; profileId: string }[]): Promise<RunRow[]> {
+  await lockPeople(
+    tx,
+    picked.map((p) => p.profileId),
+  );
+  return lockRuns(
+    tx,
+    picked.map((p) => p.id),
+  );
 }
 
 /** When each run began waiting at its current node visit: its journal's first `waiting` entry there (epoch ms). */
