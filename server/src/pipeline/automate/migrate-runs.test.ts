@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
   type ApiAnswer,
   adminApi,
   approveAndPublish,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
+  describeOnDatabases,
+  type FlowHarness,
+  flowHarness,
+  movableClock,
   type Receiver,
   sendEvents,
   startReceiver,
-  startTestCairn,
-  type TestDatabase,
   until,
 } from '../../testing/index.ts';
 
@@ -27,14 +27,11 @@ const SLOW = 20;
 // moved back (rollback) and forward again, and continues on v2's path exactly once — every message of
 // v2's path after the wait, none of v1's, no idempotency key twice, nobody lost. People at a node the map
 // leaves out stay on v1 and finish there.
-describe.each(['postgres', 'embedded'] as const)('moving waiting runs between versions on %s', (mode) => {
-  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
-  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-  if (skip) return;
+describeOnDatabases('moving waiting runs between versions on %s', (mode) => {
   // The issue's 1,000 on Postgres (two batches of 500); fewer on the embedded database, which is slower per run.
   const PEOPLE = mode === 'postgres' ? 1000 : 200;
 
-  let db: TestDatabase;
+  let h: FlowHarness;
   let cairn: Cairn;
   let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
   let hook: Receiver;
@@ -42,7 +39,7 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
   let hookId: string;
   const tag = randomUUID().slice(0, 8);
   const T0 = Math.floor(Date.now() / 1000) * 1000;
-  let now = T0;
+  const clock = movableClock(T0);
   const post = (path: string, body: unknown, method = 'POST') => api(path, { method, body: JSON.stringify(body) });
   const migrate = async (body: object) => {
     const res = await post(`/flows/${flowId}/migrate`, body);
@@ -111,23 +108,12 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
   });
 
   beforeAll(async () => {
-    db = await createTestDatabase(`migrate-runs.test.ts:${mode}`, mode);
-    cairn = await startTestCairn(db.env, { clock: () => new Date(now) });
-    api = adminApi(cairn.url);
-    hook = await startReceiver();
-    const created = await post('/destinations', { name: 'hook', plugin: 'webhook', settings: { url: hook.url } });
-    expect(created.status, created.text).toBe(201);
-    hookId = created.body.id;
-    const flow = await post('/flows', { definition: v1() });
-    expect(flow.status, flow.text).toBe(201);
-    flowId = flow.body.id;
-    await publish();
+    h = await flowHarness('migrate-runs.test.ts', mode, { clock });
+    ({ cairn, api } = h);
+    ({ receiver: hook, destinationId: hookId } = await h.webhook());
+    flowId = await h.publish(v1());
   });
-  afterAll(async () => {
-    await cairn?.close();
-    await hook?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it(`moves ${PEOPLE} waiting people to v2 by a node map, back, and forward again; each continues on v2 once`, async () => {
     // The people sign up (and 20 who are routed to the unmapped wait): real runs, entered by their events.
@@ -179,7 +165,7 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
     expect((await post(`/flows/${flowId}/migrate`, { from: 1, to: 7, map: {} })).status).toBe(404);
 
     // The preview: who would move where, who stays and why; nothing moves. An operator may preview, not move.
-    now = T0 + 2 * HOUR;
+    clock.now = T0 + 2 * HOUR;
     const forward = { from: 1, to: 2, map: { wait3: 'wait1' }, reason: 'shorter onboarding' };
     const key = await post('/keys', { name: 'operator', role: 'operator' });
     expect(key.status, key.text).toBe(201);
@@ -213,7 +199,7 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
     expect((await migrate(forward)).moved).toBe(0);
 
     // Rollback, the same call reversed: back on v1's 3-day wait, due from T0 again.
-    now = T0 + 3 * HOUR;
+    clock.now = T0 + 3 * HOUR;
     const back = { from: 2, to: 1, map: { wait1: 'wait3' }, reason: 'rollback' };
     expect((await migrate({ ...back, dryRun: true })).moves).toEqual([
       { from: 'wait1', to: 'wait3', toType: 'wait', runs: PEOPLE, atOnce: false },
@@ -222,7 +208,7 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
     expect(await tally()).toEqual({ 'v1 wait3 waiting +72h': PEOPLE, 'v1 park waiting +240h': SLOW });
 
     // And forward again.
-    now = T0 + 4 * HOUR;
+    clock.now = T0 + 4 * HOUR;
     expect((await migrate(forward)).moved).toBe(PEOPLE);
     expect(await tally()).toEqual({ 'v2 wait1 waiting +24h': PEOPLE, 'v1 park waiting +240h': SLOW });
 
@@ -241,7 +227,7 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
     expect(moves[0].values).toMatchObject({ by: expect.stringContaining(':'), why: 'shorter onboarding', since: T0 });
 
     // A day after they began waiting, each of them continues on v2's path: news, then bye (v2's).
-    now = T0 + DAY + 1000;
+    clock.now = T0 + DAY + 1000;
     await until('v2’s messages for everyone', async () => (messages().length >= 3 * PEOPLE + SLOW ? true : undefined), {
       tries: 2400,
     });
@@ -250,7 +236,7 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
       return t['v2 bye completed'] === PEOPLE ? t : undefined;
     });
     // The 20 people the map left out stay on v1 and finish there, with v1's message.
-    now = T0 + 10 * DAY + 1000;
+    clock.now = T0 + 10 * DAY + 1000;
     await until('the unmapped people done on v1', async () => {
       const t = await tally();
       return t['v1 bye completed'] === SLOW ? t : undefined;
@@ -315,7 +301,7 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
           sendEvents(cairn, cairn.demoSource!.writeKey, [{ type: 'track', userId, event: 'Ordered' }]);
         for (const who of ['b1', 'b2', 'b3']) await order(`${who}-${tag}`);
         await until('three waiting after their call', async () =>
-          (await tally())[`v1 wait2 waiting +${(now + 2 * DAY - T0) / HOUR}h`] === 3 ? true : undefined,
+          (await tally())[`v1 wait2 waiting +${(clock.now + 2 * DAY - T0) / HOUR}h`] === 3 ? true : undefined,
         );
         // The fourth person's call fails for now (503: retried): the run awaits its result.
         api2.answer({ status: 503 });
@@ -378,7 +364,7 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
     flowId = created.body.id;
     try {
       await publish();
-      const start = now;
+      const start = clock.now;
       await sendEvents(
         cairn,
         cairn.demoSource!.writeKey,
@@ -397,7 +383,7 @@ describe.each(['postgres', 'embedded'] as const)('moving waiting runs between ve
       expect((await post(`/flows/${flowId}`, { definition: c2 }, 'PATCH')).status).toBe(200);
       await publish();
       // Every wait is over on both versions: the timer steps them on v1 while the move takes them to v2.
-      now = start + 3 * DAY + 1000;
+      clock.now = start + 3 * DAY + 1000;
       const report = await migrate({ from: 1, to: 2, map: { wait3: 'wait1' } });
       await until(
         'everyone done',
