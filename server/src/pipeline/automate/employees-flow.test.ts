@@ -1,16 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
   type ApiAnswer,
   adminApi,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
+  describeOnDatabases,
+  type FlowHarness,
+  flowHarness,
   type Receiver,
   sendEvents,
-  startReceiver,
-  startTestCairn,
-  type TestDatabase,
   until,
 } from '../../testing/index.ts';
 
@@ -22,12 +20,8 @@ type Any = any;
 // supervisor chain above them get a notice through a webhook destination — addressed to each employee,
 // with the person's email and phone masked for a 'masked' employee and clear for a 'full' one, once per
 // employee. An event naming an employee notifies them and their supervisor; a merge moves the links.
-describe.each(['postgres', 'embedded'] as const)('employees in flows on %s', (mode) => {
-  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
-  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-  if (skip) return;
-
-  let db: TestDatabase;
+describeOnDatabases('employees in flows on %s', (mode) => {
+  let h: FlowHarness;
   let cairn: Cairn;
   let hook: Receiver;
   let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
@@ -65,13 +59,9 @@ describe.each(['postgres', 'embedded'] as const)('employees in flows on %s', (mo
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase(`employees-flow.test.ts:${mode}`, mode);
-    cairn = await startTestCairn(db.env);
-    api = adminApi(cairn.url);
-    hook = await startReceiver();
-    const created = await post('/destinations', { name: 'staff hook', plugin: 'webhook', settings: { url: hook.url } });
-    expect(created.status, created.text).toBe(201);
-    hookId = created.body.id;
+    h = await flowHarness('employees-flow.test.ts', mode);
+    ({ cairn, api } = h);
+    ({ receiver: hook, destinationId: hookId } = await h.webhook());
     // dora ← carl ← ann, bob (ann and bob report to carl, carl to dora); eve works beside them.
     for (const [n, role, sup] of [
       ['dora', 'masked', null],
@@ -90,11 +80,7 @@ describe.each(['postgres', 'embedded'] as const)('employees in flows on %s', (mo
       expect(res.status, res.text).toBe(201);
     }
   });
-  afterAll(async () => {
-    await cairn?.close();
-    await hook?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('assigns owners in turn and notifies linked employees and supervisors, masked per role, once each', async () => {
     await publish({
