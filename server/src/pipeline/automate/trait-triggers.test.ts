@@ -1,18 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import {
   type ApiAnswer,
-  adminApi,
   approveAndPublish,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
+  describeOnDatabases,
+  type FlowHarness,
+  flowHarness,
+  movableClock,
   type Receiver,
   sendEvents,
   settle,
-  startReceiver,
-  startTestCairn,
-  type TestDatabase,
   until,
 } from '../../testing/index.ts';
 
@@ -29,20 +27,15 @@ const STAGES = { queues: ['identify', 'automate'] };
 // re-delivered hand-off), a sensitive trait's change enters without its values in the event; runs
 // waiting until a date trait are re-planned when the date moves (earlier fires at the new moment); a
 // flow on a custom calendar simulates on the calendar's days; calendar writes are audited.
-describe.each(['postgres', 'embedded'] as const)('plain trait triggers on %s', (mode) => {
-  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
-  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-  if (skip) return;
-
-  let db: TestDatabase;
+describeOnDatabases('plain trait triggers on %s', (mode) => {
+  let h: FlowHarness;
   let cairn: Cairn;
   let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
   let hook: Receiver;
   let hookId: string;
   let key: string;
   const run = randomUUID().slice(0, 8);
-  let now = at('Y-02-01T00:00:00Z');
-  const clock = () => new Date(now);
+  const clock = movableClock(at('Y-02-01T00:00:00Z'));
   const post = (path: string, body: unknown, method = 'POST') => api(path, { method, body: JSON.stringify(body) });
   const send = (...events: object[]) => sendEvents(cairn, key, events);
   const profileOf = (userId: string) =>
@@ -93,20 +86,12 @@ describe.each(['postgres', 'embedded'] as const)('plain trait triggers on %s', (
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase(`trait-triggers.test.ts:${mode}`, mode);
-    cairn = await startTestCairn(db.env, { clock });
-    api = adminApi(cairn.url);
+    h = await flowHarness('trait-triggers.test.ts', mode, { clock });
+    ({ cairn, api } = h);
     key = cairn.demoSource!.writeKey;
-    hook = await startReceiver();
-    const dest = await post('/destinations', { name: 'hook', plugin: 'webhook', settings: { url: hook.url } });
-    expect(dest.status, dest.text).toBe(201);
-    hookId = dest.body.id;
+    ({ receiver: hook, destinationId: hookId } = await h.webhook());
   });
-  afterAll(async () => {
-    await cairn?.close();
-    await hook?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('an identify setting plan → churn_risk enters the person once: not again for the same value, a replayed job or hand-off', async () => {
     const user = `pat-${run}`;
@@ -205,7 +190,7 @@ describe.each(['postgres', 'embedded'] as const)('plain trait triggers on %s', (
   });
 
   it('a run waiting until a date trait − 3 days is re-planned when the date moves: earlier fires at the new moment', async () => {
-    now = at('Y-02-01T00:00:00Z');
+    clock.now = at('Y-02-01T00:00:00Z');
     const user = `rae-${run}`;
     await send({ type: 'identify', userId: user, traits: { renews_at: `${Y}-03-20`, first_name: 'Rae' } });
     const profile = await profileOf(user);
@@ -250,7 +235,7 @@ describe.each(['postgres', 'embedded'] as const)('plain trait triggers on %s', (
       `${Y}-02-11`,
     ]);
 
-    now = at('Y-02-11T09:00:01Z');
+    clock.now = at('Y-02-11T09:00:01Z');
     expect(await waitFor('Renewal', 1)).toEqual([`Renewal ${Y}-02-14`]);
     const [row] = await cairn.sql<{ status: string }[]>`
       SELECT status FROM flow_runs WHERE flow_id = ${flow} AND profile_id = ${profile}::uuid`;
