@@ -1,3 +1,4 @@
+import type { PendingQuery, Row } from 'postgres';
 import type { Tx } from '../../db/index.ts';
 
 /** The audience or tag whose members changed, as change events name it. */
@@ -162,26 +163,53 @@ export async function recordChangeEvents(
 ): Promise<string[]> {
   if (!profileIds.length) return [];
   const event = CHANGE_EVENTS[def.kind][change];
-  const ts = at.toISOString();
   const property = def.kind === 'audience' ? 'audience' : 'tag';
-  // One row per profile; the first userId (else anonymousId) makes the event useful to destinations
-  // that key people by their own ids.
+  return insertCairnEvents(sql, {
+    people: sql`SELECT p.id AS profile_id FROM unnest(${profileIds as string[]}::uuid[]) AS p (id)`,
+    event,
+    prefix: `${event}:${def.key}:`,
+    at,
+    properties: sql`jsonb_build_object(${property}::text, jsonb_build_object('key', ${def.key}::text, 'name', ${def.name}::text), 'reason', ${by}::text)`,
+  });
+}
+
+/**
+ * Records Cairn's own track events (source `cairn`, already processed): one `event` for each person
+ * `people` selects (a `profile_id` column, and any others `properties` reads as `w.<column>`), named by
+ * their first userId (else anonymousId), which makes the event useful to destinations that key people by
+ * their own ids. The messageId `<prefix><profile id>:<at>` names the change: a retried job records it
+ * once. Returns the ids of the events recorded now.
+ *
+ * @example
+ * const ids = await insertCairnEvents(tx, {
+ *   people: tx`SELECT p.id AS profile_id FROM unnest(${ids}::uuid[]) AS p (id)`,
+ *   event: 'audience.entered', prefix: 'audience.entered:vip:', at: now,
+ *   properties: tx`jsonb_build_object('reason', 'event')`,
+ * });
+ */
+export async function insertCairnEvents(
+  sql: Tx,
+  q: { people: PendingQuery<Row[]>; event: string; prefix: string; at: Date; properties: PendingQuery<Row[]> },
+): Promise<string[]> {
+  const { event, prefix, at } = q;
+  const ts = at.toISOString();
   const rows = await sql<{ id: string }[]>`
-    WITH who AS (
-      SELECT p.id AS profile_id,
-        (SELECT i.value FROM identities i WHERE i.profile_id = p.id AND i.type = 'userId' ORDER BY i.created_at, i.key LIMIT 1) AS user_id,
-        (SELECT i.value FROM identities i WHERE i.profile_id = p.id AND i.type = 'anonymousId' ORDER BY i.created_at, i.key LIMIT 1) AS anonymous_id
-      FROM unnest(${profileIds as string[]}::uuid[]) AS p (id)
+    WITH people AS (${q.people}),
+    who AS (
+      SELECT p.*,
+        (SELECT i.value FROM identities i WHERE i.profile_id = p.profile_id AND i.type = 'userId' ORDER BY i.created_at, i.key LIMIT 1) AS user_id,
+        (SELECT i.value FROM identities i WHERE i.profile_id = p.profile_id AND i.type = 'anonymousId' ORDER BY i.created_at, i.key LIMIT 1) AS anonymous_id
+      FROM people p
     )
     INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at, payload, profile_id, processed_at)
-    SELECT 'cairn', ${`${event}:${def.key}:`} || w.profile_id::text || ':' || ${ts}, 'track', ${event}, w.user_id, w.anonymous_id,
+    SELECT 'cairn', ${prefix} || w.profile_id::text || ':' || ${ts}, 'track', ${event}, w.user_id, w.anonymous_id,
       ${at}, now(),
       jsonb_strip_nulls(jsonb_build_object(
         'type', 'track', 'event', ${event}::text,
-        'messageId', ${`${event}:${def.key}:`} || w.profile_id::text || ':' || ${ts},
+        'messageId', ${prefix} || w.profile_id::text || ':' || ${ts},
         'userId', w.user_id, 'anonymousId', w.anonymous_id,
         'timestamp', ${ts}::text, 'receivedAt', ${ts}::text,
-        'properties', jsonb_build_object(${property}::text, jsonb_build_object('key', ${def.key}::text, 'name', ${def.name}::text), 'reason', ${by}::text),
+        'properties', ${q.properties},
         'context', jsonb_build_object('library', jsonb_build_object('name', 'cairn')))),
       w.profile_id, now()
     FROM who w
