@@ -1,28 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Role } from '../auth/keys.ts';
 import type { Cairn } from '../server.ts';
 import {
   type ApiAnswer,
   adminApi,
-  createTestDatabase,
-  POSTGRES_SKIP_REASON,
+  describeOnDatabases,
+  type FlowHarness,
+  flowHarness,
   sendEvents,
-  startTestCairn,
   TEST_ADMIN_KEY,
-  type TestDatabase,
   until,
 } from '../testing/index.ts';
 
 // The employee directory and people's links to employees through the admin API: CRUD, supervisor
 // chains without cycles, links in order (the first is the lead owner), what each role may do, and the
 // audit log's record of it.
-describe.each(['postgres', 'embedded'] as const)('employees API on %s', (mode) => {
-  const skip = mode === 'postgres' && POSTGRES_SKIP_REASON !== null;
-  if (skip) it.skip(`postgres: ${POSTGRES_SKIP_REASON}`, () => {});
-  if (skip) return;
-
-  let db: TestDatabase;
+describeOnDatabases('employees API on %s', (mode) => {
+  let h: FlowHarness;
   let cairn: Cairn;
   let api: (path: string, init?: RequestInit) => Promise<ApiAnswer>;
   const tag = randomUUID().slice(0, 8);
@@ -31,14 +26,10 @@ describe.each(['postgres', 'embedded'] as const)('employees API on %s', (mode) =
   const emp = (name: string) => `emp_${name}_${tag}`;
 
   beforeAll(async () => {
-    db = await createTestDatabase(`employees.test.ts:${mode}`, mode);
-    cairn = await startTestCairn(db.env);
-    api = adminApi(cairn.url);
+    h = await flowHarness('employees.test.ts', mode);
+    ({ cairn, api } = h);
   });
-  afterAll(async () => {
-    await cairn?.close();
-    await db?.drop();
-  });
+  afterAll(() => h?.close());
 
   it('creates, reads, patches only the fields given, and deletes employees', async () => {
     const created = await call('POST', '/employees', {
