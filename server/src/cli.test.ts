@@ -156,6 +156,8 @@ describe('npm run cairn -- sources and status', () => {
         'compute',
         'recompute',
         'automate',
+        'effects_dead',
+        'effects',
         'fanout',
         'messages',
         'forget',

@@ -14,6 +14,7 @@ import {
   listCouponPools,
   updateCouponPool,
 } from '../pipeline/automate/index.ts';
+import { applyPatch, patchOf } from './patch.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const Fields = z.object({
@@ -152,13 +153,13 @@ export function couponPoolsApi(deps: { sql: Sql; now: () => Date }) {
       tags: ['Flows'],
       summary: 'Change a pool (codes not yet issued take its new fixed expiry)',
       middleware: [write] as const,
-      request: { params: Param, body: { content: { 'application/json': { schema: Fields.partial() } } } },
+      request: { params: Param, body: { content: { 'application/json': { schema: patchOf(Fields) } } } },
       responses: { 200: json(PoolSchema, 'Changed'), 404: notFound, ...AUTH_ERRORS },
     }),
     async (c) => {
       const { key } = c.req.valid('param');
       const before = view(await existing(key));
-      const body = Fields.parse({ ...before, ...c.req.valid('json') });
+      const body = Fields.parse(applyPatch(before as z.input<typeof Fields>, c.req.valid('json')));
       await sql.begin((tx) => updateCouponPool(tx, key, record(body), deps.now()));
       return c.json(view(await existing(key)) as never, 200);
     },
