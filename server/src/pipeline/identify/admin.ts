@@ -185,6 +185,8 @@ export async function eraseProfile(
     // Their planned date-trait entries (a moment derived from a date of theirs: a birthday).
     await tx`DELETE FROM flow_planned WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM profile_employees WHERE profile_id = ANY(${ids}::uuid[])`;
+    // Their A/B test assignments (the experiments' counts are sums that name nobody and stay).
+    await tx`DELETE FROM flow_experiment_people WHERE profile_id = ANY(${ids}::uuid[])`;
     // Their points ledger; coupons issued to them stay counted in their pool but name nobody.
     await tx`DELETE FROM points_ledger WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`UPDATE coupons SET issued_to = NULL WHERE issued_to = ANY(${ids}::uuid[])`;

@@ -13,6 +13,7 @@ import {
 } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 import { moveEmployeeLinks } from './employee-links.ts';
+import { moveExperimentAssignments } from './experiment-people.ts';
 import { moveFlowRuns } from './flow-runs.ts';
 import { NeedsMoreLocks, tryLockIdentities } from './locks.ts';
 import { movePointsAndCoupons } from './points-moves.ts';
@@ -306,6 +307,7 @@ export async function applyPartition(
     await moveFlowRuns(tx, moves);
     await moveEmployeeLinks(tx, moves);
     await movePointsAndCoupons(tx, moves);
+    await moveExperimentAssignments(tx, moves);
   }
   if (log.length) {
     await tx`
