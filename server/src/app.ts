@@ -117,6 +117,7 @@ export function createApp(deps: AppDeps): Hono {
         automate: pipeline.automate,
         destinations: pipeline.deliver.destinations,
         deliver: pipeline.deliver,
+        measure: pipeline.measure,
       }),
     );
     app.route('/sdk', sdkRoutes(loadSnippet(), config.publicUrl));

@@ -7,6 +7,7 @@ export const DEFAULTS = Object.freeze({
   port: 8787,
   dataDir: '.cairn',
   poolMax: 10,
+  analyticsTimeoutMs: 20_000,
   /** Most rows one group commit writes; larger groups are split. */
   commitMaxRows: 2000,
   /** Group commits writing at the same time (each holds one pooled connection). */
@@ -121,6 +122,14 @@ const EnvSchema = z.object({
   // A role that approves flows besides admins (operators, in a team where admins do not review flows).
   CAIRN_FLOW_APPROVER_ROLE: z.enum(['admin', 'operator', 'analyst']).default('admin'),
   CAIRN_DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(DEFAULTS.poolMax),
+  // Analytics queries (stage 6) on a database of their own, e.g. a streaming replica; unset: the main database.
+  CAIRN_ANALYTICS_DATABASE_URL: z
+    .string()
+    .url()
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  // An analytics query running longer than this is cancelled and answered 422 (too broad).
+  CAIRN_ANALYTICS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(DEFAULTS.analyticsTimeoutMs),
   CAIRN_COMMIT_MAX_ROWS: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.commitMaxRows),
   CAIRN_COMMIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(DEFAULTS.commitConcurrency),
   CAIRN_MAX_FUTURE_SKEW_MS: z.coerce.number().int().min(0).default(DEFAULTS.maxFutureSkewMs),
@@ -220,6 +229,12 @@ export interface Config {
   /** Approves flows under review besides admins (never the flow's last editor). */
   flowApproverRole: 'admin' | 'operator' | 'analyst';
   poolMax: number;
+  analytics: {
+    /** Where analytics queries run (a replica); undefined: the main database. */
+    databaseUrl: string | undefined;
+    /** The statement timeout of every analytics query. */
+    timeoutMs: number;
+  };
   commitMaxRows: number;
   commitConcurrency: number;
   maxFutureSkewMs: number;
@@ -298,6 +313,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     openFirstSignUp: e.CAIRN_OPEN_FIRST_SIGNUP,
     flowApproverRole: e.CAIRN_FLOW_APPROVER_ROLE,
     poolMax: e.CAIRN_DB_POOL_MAX,
+    analytics: { databaseUrl: e.CAIRN_ANALYTICS_DATABASE_URL, timeoutMs: e.CAIRN_ANALYTICS_TIMEOUT_MS },
     commitMaxRows: e.CAIRN_COMMIT_MAX_ROWS,
     commitConcurrency: e.CAIRN_COMMIT_CONCURRENCY,
     maxFutureSkewMs: e.CAIRN_MAX_FUTURE_SKEW_MS,

@@ -16,3 +16,4 @@ export * from './profile/index.ts';
 export * from './rules/index.ts';
 export { type ScanProblem, scanJson, storableText } from './scan.ts';
 export * from './stats/index.ts';
+export * from './analytics/index.ts';

@@ -20,8 +20,10 @@ import type { ComputeStage } from '../pipeline/compute/index.ts';
 import type { DeliverCommands, DestinationDirectory, PluginRegistry } from '../pipeline/deliver/index.ts';
 import type { IdentifyStage } from '../pipeline/identify/index.ts';
 import type { EventWriter } from '../pipeline/ingest/index.ts';
+import type { MeasureStage } from '../pipeline/measure/index.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
+import { analyticsApi } from './analytics/index.ts';
 import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
 import { calendarsApi } from './calendars.ts';
@@ -82,6 +84,8 @@ export function adminApi(deps: {
   plugins: PluginRegistry;
   /** Stage 5's commands (test send, replay). */
   deliver: DeliverCommands;
+  /** Stage 6: the analytics reader. */
+  measure: MeasureStage;
   /** The clock rules are evaluated against (previews, explanations). */
   now: () => Date;
 }) {
@@ -182,6 +186,7 @@ export function adminApi(deps: {
     }),
   );
   api.route('/audit', auditApi(deps.sql));
+  api.route('/analytics', analyticsApi(deps));
   describePermissions(api);
   return api;
 }

@@ -161,6 +161,8 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
 
     ...crud('/audiences', 'audience', l.audience, 'key'),
     { method: 'POST', path: '/audiences/preview', action: null, resourceType: 'audience' },
+    // Analytics queries are reads sent as POST (their bodies hold steps, filters, breakdowns).
+    { method: 'POST', path: '/analytics/*', action: null, resourceType: 'analytics' },
     {
       method: 'POST',
       path: '/audiences/:key/recompute',

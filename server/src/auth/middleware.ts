@@ -27,6 +27,8 @@ export type Permission =
   /** The employee directory and people's links to employees (owners). */
   | 'employees:read'
   | 'employees:write'
+  /** Analytics queries (stage 6): trends, funnels, paths, retention, attribution; answers are counts, never PII. */
+  | 'analytics:read'
   | 'users:read'
   | 'users:write'
   | 'keys:read'
@@ -43,6 +45,7 @@ const READS: Permission[] = [
   'audiences:read',
   'flows:read',
   'employees:read',
+  'analytics:read',
 ];
 
 /**

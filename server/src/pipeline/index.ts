@@ -16,6 +16,7 @@ import { type ComputeStage, createComputeStage } from './compute/stage.ts';
 import { createDeliverStage, type DeliverStage } from './deliver/stage.ts';
 import { createIdentifyStage, type IdentifyStage } from './identify/stage.ts';
 import { createIngestStage, type IngestStage } from './ingest/stage.ts';
+import { createMeasureStage, type MeasureStage } from './measure/stage.ts';
 
 export { SUBSCRIPTIONS } from './topics.ts';
 
@@ -26,6 +27,7 @@ export interface Pipeline extends Stage {
   readonly compute: ComputeStage;
   readonly automate: AutomateStage;
   readonly deliver: DeliverStage;
+  readonly measure: MeasureStage;
 }
 
 /**
@@ -44,13 +46,15 @@ export function createPipeline(rt: Runtime, deps: { sources: SourceDirectory }):
   const compute = createComputeStage(rt); // 3: beside fan-out, not before it: an event's own delivery does not wait for audiences
   const automate = createAutomateStage(rt, { work }); // 4: beside fan-out too; its messages come back to stage 5
   const deliver = createDeliverStage(rt, { work }); // 5
-  const order: Stage[] = [ingest, ...(work ? [identify, compute, automate] : []), deliver];
+  const measure = createMeasureStage(rt); // 6: the analytics queries' reader
+  const order: Stage[] = [ingest, ...(work ? [identify, compute, automate] : []), deliver, measure];
   return {
     ingest,
     identify,
     compute,
     automate,
     deliver,
+    measure,
     async start() {
       for (const stage of order) await stage.start();
     },

@@ -1,0 +1,32 @@
+import type { Runtime, Stage } from '../../runtime.ts';
+import { type AnalyticsReader, createAnalyticsReader } from './reader.ts';
+
+/** Stage 6, measure: the analytics reader the query routes use (and, on workers, the measure jobs). */
+export interface MeasureStage extends Stage {
+  readonly reader: AnalyticsReader;
+}
+
+/**
+ * Creates stage 6. Its reader connects on first use (CAIRN_ANALYTICS_DATABASE_URL, else the main
+ * database), so a server that never answers an analytics query opens no connection for it.
+ *
+ * @example
+ * const measure = createMeasureStage(rt);
+ * await measure.reader.rows(query, signal);
+ */
+export function createMeasureStage(rt: Runtime): MeasureStage {
+  const reader = createAnalyticsReader({
+    sql: rt.sql,
+    dbKind: rt.dbKind,
+    databaseUrl: rt.config.databaseUrl,
+    replicaUrl: rt.config.analytics.databaseUrl,
+    timeoutMs: rt.config.analytics.timeoutMs,
+  });
+  return {
+    reader,
+    async start() {},
+    async stop() {
+      await reader.close();
+    },
+  };
+}
