@@ -207,6 +207,74 @@ describe('the experiment node: the step function', () => {
   });
 });
 
+describe('the experiment node: the control group after the decision', () => {
+  const node = experiment({
+    variants: [
+      { name: 'A', percent: 40 },
+      { name: 'B', percent: 40 },
+    ],
+    control: { percent: 20 },
+  });
+  const def = flowOf(node);
+  const find = (want: (a: ReturnType<typeof experimentAssignment>) => boolean) => {
+    for (let i = 0; ; i++) if (want(experimentAssignment('f1', node, `p${i}`))) return `p${i}`;
+  };
+  const step = (profileId: string, experiments: Record<string, ExperimentStatus>, now = T0 + 2 * DAY) =>
+    advance(
+      def,
+      enter(def, { runId: `r-${profileId}`, flowId: 'f1', profileId, now }),
+      { type: 'due' },
+      { now, profile: person(profileId), experiments },
+    );
+  const atNode = (r: { journal: { node?: string }[] }) => r.journal.find((x) => x.node === 'ab');
+  const decided = { decided: true, winner: 1, inconclusive: false, at: T0 + DAY, reason: 'B wins' } as const;
+
+  it('keeps the test’s control people held out: never sent the winner, journaled as the holdout', () => {
+    const control = find((a) => a.sampled && a.arm === 'control');
+    // In the test they took the control.
+    expect(atNode(step(control, { ab: { decided: false, deadline: T0 + 7 * DAY } }, T0))).toMatchObject({
+      outcome: 'control',
+      values: { phase: 'test', arm: 'control' },
+    });
+    // Entering again once B has won, they still take the control, not B.
+    const again = step(control, { ab: decided });
+    expect(again.effects).toEqual([]);
+    expect(atNode(again)).toMatchObject({ outcome: 'control', to: 'done', values: { phase: 'holdout' } });
+    // Everyone else follows the winner: a sampled variant person, and the people held out of the sample
+    // (whatever their arm's hash: they were never in the control group).
+    const variant = find((a) => a.sampled && a.arm === 0);
+    expect(step(variant, { ab: decided }).effects[0]).toMatchObject({ node: 'send_1' });
+    const unsampledControl = find((a) => !a.sampled && a.arm === 'control');
+    const waiting = step(unsampledControl, { ab: { decided: false, deadline: T0 + 7 * DAY } }, T0);
+    expect(waiting.state.status).toBe('waiting');
+    const moved = advance(
+      def,
+      waiting.state,
+      { type: 'replan' },
+      { now: T0 + DAY, profile: person(unsampledControl), experiments: { ab: decided } },
+    );
+    expect(moved.effects[0]).toMatchObject({ node: 'send_1' });
+  });
+
+  it('keeps them held out at the deadline’s default too; a control that wins is everyone’s', () => {
+    const control = find((a) => a.sampled && a.arm === 'control');
+    const def0 = {
+      decided: true,
+      winner: 0,
+      inconclusive: true,
+      at: T0 + 7 * DAY,
+      reason: 'deadline reached',
+    } as const;
+    expect(atNode(step(control, { ab: def0 }))).toMatchObject({ outcome: 'control', values: { phase: 'holdout' } });
+    const variant = find((a) => a.sampled && a.arm === 1);
+    const controlWon = { ...decided, winner: 'control' } as const;
+    expect(atNode(step(variant, { ab: controlWon }))).toMatchObject({
+      outcome: 'control',
+      values: { phase: 'winner' },
+    });
+  });
+});
+
 describe('decideExperiment', () => {
   const node = experiment({ decide: { deadlineDays: 7 } });
   it('decides a clear winner, waits for the minimum per arm, and at the deadline uses the default', () => {

@@ -72,7 +72,27 @@ export function armName(node: ExperimentNode, arm: Arm): string {
   return arm === 'control' ? 'control (holdout)' : `variant ${arm} ${JSON.stringify(node.variants[arm]?.name ?? '')}`;
 }
 
-function winner(node: ExperimentNode, status: ExperimentStatus & { decided: true }): Outcome {
+/**
+ * A person of the test's control group stays held out once the test has decided (and at the deadline's
+ * default): never sent the winner, so the lift of what is sent can still be measured against them. The
+ * group is the people whose hashes put them in the sample and in the control (those the test assigned
+ * to it, and later entrants with the same hashes: the same share of everyone), so the holdout keeps its
+ * people on every re-entry.
+ */
+function holdout(node: ExperimentNode, step: Step, sending: Arm): Outcome | undefined {
+  if (!node.control || sending === 'control') return undefined;
+  const a = experimentAssignment(step.state.flowId, node, step.state.profileId);
+  if (!a.sampled || a.arm !== 'control') return undefined;
+  return {
+    go: armOutcome('control'),
+    reason: `in the control group (holdout): not sent ${armName(node, sending)}`,
+    values: { phase: 'holdout', arm: 'control', sampleBucket: a.sampleBucket, armBucket: a.armBucket },
+  };
+}
+
+function winner(node: ExperimentNode, step: Step, status: ExperimentStatus & { decided: true }): Outcome {
+  const held = holdout(node, step, status.winner);
+  if (held) return held;
   return {
     go: armOutcome(status.winner),
     reason: `${status.inconclusive ? 'inconclusive, default' : 'the winner'}: ${armName(node, status.winner)} (${status.reason})`,
@@ -95,7 +115,7 @@ function deadlineOf(node: ExperimentNode, step: Step): number {
 export const experimentHandler = {
   run(node: ExperimentNode, step: Step): Outcome {
     const status = step.experiments?.[node.id];
-    if (status?.decided) return winner(node, status);
+    if (status?.decided) return winner(node, step, status);
     const a = experimentAssignment(step.state.flowId, node, step.state.profileId);
     if (a.sampled)
       return {
@@ -113,7 +133,7 @@ export const experimentHandler = {
   /** The deadline came: the decision if there is one, else the default variant, inconclusive. */
   due(node: ExperimentNode, step: Step): Outcome {
     const status = step.experiments?.[node.id];
-    if (status?.decided) return winner(node, status);
+    if (status?.decided) return winner(node, step, status);
     if (status && status.deadline !== undefined && status.deadline > step.now)
       return {
         wait: { due: status.deadline },
@@ -121,6 +141,8 @@ export const experimentHandler = {
         values: { phase: 'held' },
       };
     const arm = node.decide.default ?? 0;
+    const held = holdout(node, step, arm);
+    if (held) return held;
     return {
       go: armOutcome(arm),
       reason: `inconclusive, default: ${armName(node, arm)} (no decision by the deadline)`,
@@ -130,7 +152,7 @@ export const experimentHandler = {
   /** The runner decided (a `replan` input): held people follow the winner; undecided, nothing moves. */
   replan(node: ExperimentNode, step: Step): Outcome | undefined {
     const status = step.experiments?.[node.id];
-    return status?.decided ? winner(node, status) : undefined;
+    return status?.decided ? winner(node, step, status) : undefined;
   },
 };
 
