@@ -9,6 +9,17 @@ export {
   MAX_POINTS,
   type PointsEffect,
 } from './coupons.ts';
+export {
+  type ApartReason,
+  type ConflictOptions,
+  type ConflictReason,
+  DEFAULT_CONFLICT_WINDOW_MS,
+  earliestSends,
+  type FlowOverlap,
+  flowOverlap,
+  type SendTiming,
+  spanWords,
+} from './conflicts.ts';
 export { diffFlows, type FieldChange, type FlowDiff } from './diff.ts';
 export {
   type AssignOwnerEffect,
