@@ -56,18 +56,36 @@ export async function activeByNode(
     GROUP BY 1, 2 ORDER BY 1, 2`;
 }
 
-/** The next `limit` waiting runs of a version at these nodes, after `after` in id order (not locked). */
-export async function waitingAt(
-  tx: Tx,
-  q: { flowId: string; version: number; nodes: readonly string[]; after: string; limit: number },
-): Promise<{ id: string; profileId: string }[]> {
+/** What {@link waitingAt} asks for. */
+export interface WaitingAtQuery {
+  flowId: string;
+  version: number;
+  nodes: readonly string[];
+  after: string;
+  limit: number;
+}
+
+/**
+ * The query of {@link waitingAt}, not run (a test EXPLAINs it). A range of flow_runs_version_idx in uuid
+ * order (`ORDER BY id` would sort by the selected text, which no index gives, and which the `id > after`
+ * paging compares as uuids), the nodes filtered on the way, stopping at the limit.
+ *
+ * @example
+ * await tx`EXPLAIN ${waitingAtQuery(tx, q)}`;
+ */
+export function waitingAtQuery(tx: Tx, q: WaitingAtQuery) {
   return tx<{ id: string; profileId: string }[]>`
-    SELECT id::text, profile_id::text AS "profileId"
-    FROM flow_runs
-    WHERE flow_id = ${q.flowId} AND version = ${q.version} AND status = 'waiting'
-      AND node = ANY(${q.nodes as string[]}::text[]) AND id > ${q.after}::uuid
-    ORDER BY id
+    SELECT r.id::text AS id, r.profile_id::text AS "profileId"
+    FROM flow_runs r
+    WHERE r.flow_id = ${q.flowId} AND r.version = ${q.version} AND r.status = 'waiting'
+      AND r.node = ANY(${q.nodes as string[]}::text[]) AND r.id > ${q.after}::uuid
+    ORDER BY r.id
     LIMIT ${q.limit}`;
+}
+
+/** The next `limit` waiting runs of a version at these nodes, after `after` in id order (not locked). */
+export async function waitingAt(tx: Tx, q: WaitingAtQuery): Promise<{ id: string; profileId: string }[]> {
+  return waitingAtQuery(tx, q);
 }
 
 /** These runs, locked for the transaction, in id order (waits for a step under way: never skips). */
