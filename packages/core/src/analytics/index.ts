@@ -10,3 +10,18 @@ export {
   type TimeRange,
   timeRangeSchema,
 } from './range.ts';
+export {
+  foldTrends,
+  OTHER_GROUP,
+  percentChange,
+  TREND_LIMITS,
+  TREND_MEASURES,
+  type TrendBreakdown,
+  type TrendLine,
+  type TrendMeasure,
+  type TrendQuery,
+  type TrendRow,
+  type TrendSeries,
+  type TrendSeriesResult,
+  trendsQuery,
+} from './trends.ts';

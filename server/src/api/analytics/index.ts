@@ -3,6 +3,7 @@ import type { AuthVariables } from '../../auth/middleware.ts';
 import type { Sql } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 import type { MeasureStage } from '../../pipeline/measure/index.ts';
+import { trendsApi } from './trends.ts';
 
 /** What the analytics routes are built from. */
 export interface AnalyticsDeps {
@@ -23,5 +24,6 @@ export interface AnalyticsDeps {
  */
 export function analyticsApi(_deps: AnalyticsDeps) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+  app.route('/', trendsApi(_deps));
   return app;
 }

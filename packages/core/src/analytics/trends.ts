@@ -1,0 +1,255 @@
+import type { EventFilter } from '../rules/ast.ts';
+import { compileEventFilter } from '../rules/event-filter.ts';
+import { type Fragment, join, sql } from '../rules/sql.ts';
+import type { TimeRange } from './range.ts';
+
+/** What a trend series measures per bucket: events, distinct people, or a sum or mean of a numeric property. */
+export type TrendMeasure = 'count' | 'people' | 'sum' | 'avg';
+export const TREND_MEASURES: readonly TrendMeasure[] = ['count', 'people', 'sum', 'avg'];
+
+/** One series of a trend: which events, and what of them is measured. */
+export interface TrendSeries {
+  events: EventFilter;
+  measure: TrendMeasure;
+  /** For sum/avg: a dot path under the event's properties; values that are not JSON numbers are ignored. */
+  property?: string;
+}
+
+/** What a trend is cut by: an event property (as sent), or a person's current trait. */
+export type TrendBreakdown = { property: string } | { trait: string };
+
+/** The group label of everything outside the top groups. */
+export const OTHER_GROUP = '$other';
+/** How many groups a breakdown shows by default, and at most. */
+export const TREND_LIMITS = { groups: 10, maxGroups: 50, series: 10 } as const;
+
+/** What {@link trendsQuery} builds a statement for. */
+export interface TrendQuery {
+  range: TimeRange;
+  /** The bucket starts (from `bucketStarts(range, interval)`): an event's bucket is the last start at or before it. */
+  starts: readonly string[];
+  series: readonly TrendSeries[];
+  breakdown?: TrendBreakdown;
+  /** Top groups per series (by total; `avg` by how many values it averages); the rest become `$other`. */
+  limit?: number;
+  /** Instead of ranking: the groups to keep per series (a previous period keeps the current one's groups). */
+  keep?: readonly (readonly (string | null)[])[];
+  /** The instant relative dates in event filters are read against. */
+  now: Date;
+}
+
+/** A row of a trend statement: one (series, group?, bucket?) cell; `group`/`bucket` null on roll-up rows. */
+export interface TrendRow {
+  series: number;
+  grp: string | null;
+  /** 1 on the rows summed over groups (no breakdown, or a series' overall line). */
+  all_groups: number;
+  /** 1 on the rows summed over the whole range. */
+  all_buckets: number;
+  bucket: number | null;
+  n: number;
+  people: number;
+  sum: number | null;
+  nums: number;
+}
+
+const valuePath = (path: string) => ['properties', ...path.split('.')];
+
+function numericValue(s: TrendSeries): Fragment {
+  if ((s.measure !== 'sum' && s.measure !== 'avg') || !s.property) return sql`NULL::float8`;
+  const v = sql`(e.payload #> ${valuePath(s.property)}::text[])`;
+  // Numbers only: a string "12" or a boolean is not summed (as the answer's meta says).
+  return sql`CASE WHEN jsonb_typeof(${v}) = 'number' THEN ${v}::float8 END`;
+}
+
+// The per-series ranking key of a group: what its total is, except avg, ranked by how many values it averages.
+function rankKey(s: TrendSeries): Fragment {
+  if (s.measure === 'people') return sql`count(DISTINCT profile_id)::float8`;
+  if (s.measure === 'sum') return sql`coalesce(sum(value), 0)::float8`;
+  if (s.measure === 'avg') return sql`count(value)::float8`;
+  return sql`count(*)::float8`;
+}
+
+/**
+ * One statement answering every series of a trend over `range`: per series (and per breakdown group,
+ * top `limit` by total with the rest as `$other`) the events, distinct people (events.profile_id, the
+ * person after merges), and the sum and number of numeric values, per bucket and over the whole range
+ * (GROUPING SETS: the range's people are distinct over the range, not a sum of buckets). Buckets are
+ * found with `width_bucket` over the starts, so they are exactly `bucketStarts` (DST days included).
+ * A trait breakdown reads the person's current value (profile_traits); refusing sensitive traits is the caller's job.
+ *
+ * @example
+ * const starts = bucketStarts(range, 'day');
+ * const q = trendsQuery({ range, starts, series: [{ events: { event: 'Signed Up' }, measure: 'people' }], now });
+ * const rows = await reader.rows<TrendRow>(q);
+ */
+export function trendsQuery(q: TrendQuery): Fragment {
+  const bd = q.breakdown;
+  const grp = !bd
+    ? sql`NULL::text`
+    : 'trait' in bd
+      ? sql`t.value #>> '{}'`
+      : sql`e.payload #>> ${valuePath(bd.property)}::text[]`;
+  const traitJoin =
+    bd && 'trait' in bd
+      ? sql`LEFT JOIN profile_traits t ON t.profile_id = e.profile_id AND t.key = ${bd.trait}`
+      : sql``;
+  const hits = q.series.map(
+    (s, i) => sql`
+    SELECT ${i}::int AS series,
+      width_bucket(e.timestamp, ${q.starts}::timestamptz[]) - 1 AS bucket,
+      ${grp} AS grp,
+      e.profile_id,
+      ${numericValue(s)} AS value
+    FROM events e
+    ${traitJoin}
+    WHERE e.profile_id IS NOT NULL
+      AND e.timestamp >= ${q.range.from}::timestamptz
+      AND e.timestamp < ${q.range.to}::timestamptz
+      AND ${compileEventFilter(s.events, { now: q.now, alias: 'e' })}`,
+  );
+  const people = q.series.some((s) => s.measure === 'people') ? sql`count(DISTINCT profile_id)::int` : sql`0`;
+  const measures = sql`count(*)::int AS n,
+    ${people} AS people,
+    sum(value)::float8 AS sum,
+    count(value)::int AS nums`;
+  if (!bd)
+    return sql`
+WITH hits AS (${join(
+      hits,
+      sql`
+  UNION ALL`,
+    )}
+)
+SELECT series, NULL::text AS grp, 1 AS all_groups, GROUPING(bucket) AS all_buckets, bucket,
+  ${measures}
+FROM hits
+GROUP BY GROUPING SETS ((series, bucket), (series))`;
+
+  // The groups each series shows: given (a previous period), else its top `limit` by total.
+  const chosen = q.keep
+    ? sql`SELECT k.series, k.grp
+    FROM unnest(${q.keep.flatMap((groups, i) => groups.map(() => i))}::int[],
+      ${q.keep.flat()}::text[]) AS k(series, grp)`
+    : sql`SELECT series, grp
+    FROM (
+      SELECT series, grp,
+        row_number() OVER (
+          PARTITION BY series
+          ORDER BY CASE series ${join(
+            q.series.map((s, i) => sql`WHEN ${i}::int THEN ${rankKey(s)}`),
+            sql` `,
+          )} END DESC, grp NULLS LAST
+        ) AS place
+      FROM hits
+      GROUP BY series, grp
+    ) ranked
+    WHERE place <= ${q.limit ?? TREND_LIMITS.groups}::int`;
+  return sql`
+WITH hits AS (${join(
+    hits,
+    sql`
+  UNION ALL`,
+  )}
+),
+chosen AS (
+  ${chosen}
+),
+labelled AS (
+  -- A null group (no such property or trait) is a group of its own; coalesce keeps the join hashable.
+  SELECT h.series, h.bucket, h.profile_id, h.value,
+    CASE WHEN c.series IS NULL THEN ${OTHER_GROUP}::text ELSE h.grp END AS grp
+  FROM hits h
+  LEFT JOIN chosen c
+    ON c.series = h.series
+    AND coalesce(c.grp, '') = coalesce(h.grp, '')
+    AND (c.grp IS NULL) = (h.grp IS NULL)
+)
+SELECT series, grp, GROUPING(grp) AS all_groups, GROUPING(bucket) AS all_buckets, bucket,
+  ${measures}
+FROM labelled
+GROUP BY GROUPING SETS ((series, grp, bucket), (series, grp), (series, bucket), (series))`;
+}
+
+/** A line of a trend: a value per bucket (zero-filled; `avg` is null where nothing was averaged) and its total. */
+export interface TrendLine {
+  values: (number | null)[];
+  /** Over the whole range: for `people` the distinct people of the range, not the sum of the buckets. */
+  total: number | null;
+}
+
+/** One series of a trend answer, with its breakdown groups when there is a breakdown. */
+export interface TrendSeriesResult extends TrendLine {
+  groups?: (TrendLine & { group: string | null })[];
+}
+
+interface Cell {
+  n: number;
+  people: number;
+  sum: number;
+  nums: number;
+}
+
+function valueOfCell(measure: TrendMeasure, c: Cell | undefined): number | null {
+  if (measure === 'avg') return c && c.nums > 0 ? c.sum / c.nums : null;
+  if (!c) return 0;
+  return measure === 'count' ? c.n : measure === 'people' ? c.people : c.sum;
+}
+
+/**
+ * Folds the rows of {@link trendsQuery} into one result per series: zero-filled buckets, totals, and
+ * the groups of a breakdown ordered by total (avg: by values averaged) with `$other` last.
+ *
+ * @example
+ * const result = foldTrends(rows, { series, buckets: starts.length, breakdown: true });
+ * result[0].values; // [3, 0, 5, ...]
+ */
+export function foldTrends(
+  rows: readonly TrendRow[],
+  options: { series: readonly TrendSeries[]; buckets: number; breakdown: boolean },
+): TrendSeriesResult[] {
+  type Acc = { cells: (Cell | undefined)[]; total?: Cell };
+  const lines = options.series.map(() => new Map<string | null, Acc>());
+  for (const r of rows) {
+    const key = r.all_groups ? '\u0000all' : r.grp;
+    const byKey = lines[r.series]!;
+    const line: Acc = byKey.get(key) ?? { cells: new Array(options.buckets).fill(undefined) };
+    byKey.set(key, line);
+    const cell = { n: r.n, people: r.people, sum: r.sum ?? 0, nums: r.nums };
+    if (r.all_buckets) line.total = cell;
+    else line.cells[r.bucket!] = cell;
+  }
+  return options.series.map((s, i) => {
+    const toLine = (l: { cells: (Cell | undefined)[]; total?: Cell } | undefined): TrendLine => ({
+      values: (l?.cells ?? new Array(options.buckets).fill(undefined)).map((c) => valueOfCell(s.measure, c)),
+      total: valueOfCell(s.measure, l?.total),
+    });
+    const byKey = lines[i]!;
+    const result: TrendSeriesResult = toLine(byKey.get('\u0000all'));
+    if (options.breakdown) {
+      const rank = (l: { total?: Cell }) =>
+        s.measure === 'avg' ? (l.total?.nums ?? 0) : (valueOfCell(s.measure, l.total) ?? 0);
+      result.groups = [...byKey.entries()]
+        .filter(([k]) => k !== '\u0000all')
+        .sort(([ka, a], [kb, b]) =>
+          ka === OTHER_GROUP ? 1 : kb === OTHER_GROUP ? -1 : rank(b) - rank(a) || compareGroups(ka, kb),
+        )
+        .map(([group, l]) => ({ group, ...toLine(l) }));
+    }
+    return result;
+  });
+}
+
+const compareGroups = (a: string | null, b: string | null) =>
+  a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1;
+
+/**
+ * The change from `previous` to `current` in percent; null when the previous value is zero or missing.
+ *
+ * @example
+ * percentChange(150, 100); // 50
+ */
+export function percentChange(current: number | null, previous: number | null): number | null {
+  if (current === null || previous === null || previous === 0) return null;
+  return ((current - previous) / Math.abs(previous)) * 100;
+}

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { generateAnalyticsEvents, sendGenerated } from '../../testing/analytics-data.ts';
+import { settle } from '../../testing/events.ts';
+import { describeOnDatabases, type FlowHarness, flowHarness } from '../../testing/flows.ts';
+import { checkTrends } from './trends.oracle.ts';
+
+describeOnDatabases('POST /api/analytics/trends on %s', (mode) => {
+  let h: FlowHarness;
+  const events = generateAnalyticsEvents({ seed: 19, people: 300, eventsPerPerson: 20 });
+  beforeAll(async () => {
+    h = await flowHarness('trends.test.ts', mode);
+    await sendGenerated(h.cairn, events);
+  }, 600_000);
+  afterAll(() => h?.close());
+
+  it('answers as the oracle over generated histories (zones, DST days, breakdowns, compare)', async () => {
+    await checkTrends({ post: h.post, events });
+  }, 120_000);
+
+  it('cuts DST days into 23 and 25 hours, and days by the wall clock', async () => {
+    const hours = async (range: object) =>
+      (await h.post('/analytics/trends', { range, interval: 'hour', series: [{ events: {}, measure: 'count' }] })).body
+        .buckets as string[];
+    expect(
+      await hours({ from: '2026-03-29T00:00:00+01:00', to: '2026-03-30T00:00:00+02:00', timezone: 'Europe/Berlin' }),
+    ).toHaveLength(23);
+    expect(
+      await hours({ from: '2026-11-01T00:00:00-04:00', to: '2026-11-02T00:00:00-05:00', timezone: 'America/New_York' }),
+    ).toHaveLength(25);
+    const days = await h.post('/analytics/trends', {
+      range: { from: '2026-10-24T00:00:00+02:00', to: '2026-10-27T00:00:00+01:00', timezone: 'Europe/Berlin' },
+      interval: 'day',
+      series: [{ events: {}, measure: 'count' }],
+    });
+    expect(days.body.buckets).toEqual([
+      '2026-10-23T22:00:00.000Z',
+      '2026-10-24T22:00:00.000Z',
+      '2026-10-25T23:00:00.000Z',
+    ]);
+  });
+
+  it('counts a person once when the merge came after the range ended, under their current trait', async () => {
+    const range = { from: '2026-05-10T00:00:00Z', to: '2026-05-11T00:00:00Z', timezone: 'UTC' };
+    const query = (breakdown?: object) =>
+      h.post('/analytics/trends', {
+        range,
+        interval: 'hour',
+        series: [
+          { events: { event: 'Edge Viewed' }, measure: 'people' },
+          { events: { event: 'Edge Viewed' }, measure: 'count' },
+        ],
+        ...(breakdown ? { breakdown } : {}),
+      });
+    const viewed = (anonymousId: string, timestamp: string) => ({
+      type: 'track',
+      event: 'Edge Viewed',
+      anonymousId,
+      timestamp,
+    });
+    await h.send(
+      viewed('edge-a', '2026-05-09T23:00:00Z'),
+      viewed('edge-a', '2026-05-10T10:00:00Z'),
+      viewed('edge-b', '2026-05-10T10:30:00Z'),
+    );
+    await settle(h.cairn.sql);
+    let res = await query();
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.series.map((s: { total: number }) => s.total)).toEqual([2, 2]);
+    expect(res.body.series[0].values[10]).toBe(2);
+    // Both devices sign in after the range: stage 2 merges them, and the range's events now are one person's.
+    await h.send(
+      {
+        type: 'identify',
+        anonymousId: 'edge-a',
+        userId: 'edge-user',
+        traits: { plan: 'team' },
+        timestamp: '2026-05-12T08:00:00Z',
+      },
+      { type: 'identify', anonymousId: 'edge-b', userId: 'edge-user', timestamp: '2026-05-12T09:00:00Z' },
+    );
+    await settle(h.cairn.sql);
+    res = await query();
+    expect(res.body.series.map((s: { total: number }) => s.total)).toEqual([1, 2]);
+    expect(res.body.series[0].values[10]).toBe(1);
+    expect(res.body.series[0].values.reduce((a: number, b: number) => a + b, 0)).toBe(1);
+    res = await query({ trait: 'plan' });
+    expect(res.body.series[0].groups).toEqual([{ group: 'team', values: res.body.series[0].values, total: 1 }]);
+  });
+
+  it('refuses bad queries with the reason', async () => {
+    const range = { from: '2026-05-01T00:00:00Z', to: '2026-05-08T00:00:00Z', timezone: 'UTC' };
+    const series = [{ events: {}, measure: 'count' }];
+    const refused = async (body: object, reason: RegExp) => {
+      const res = await h.post('/analytics/trends', body);
+      expect(res.status, res.text).toBe(400);
+      expect(res.body.error.message).toMatch(reason);
+    };
+    await refused({ range, interval: 'fortnight', series }, /interval/);
+    await refused(
+      { range: { ...range, to: '2026-08-01T00:00:00Z' }, interval: 'hour', series },
+      /more than 2000 hour buckets/,
+    );
+    await refused({ range, interval: 'day', series: [{ events: {}, measure: 'sum' }] }, /series\.0\.property.*sum/);
+    await refused({ range, interval: 'day', series, breakdown: { trait: 'email' } }, /email is a sensitive trait/);
+    await refused({ range: { ...range, from: '2024-01-01T00:00:00Z' }, interval: 'month', series }, /at most 732 days/);
+    await refused({ range, interval: 'day', series: [] }, /series/);
+    await refused({ range, interval: 'day', series, breakdown: { property: 'category' }, limit: 51 }, /limit/);
+  });
+});

@@ -1,0 +1,237 @@
+import {
+  bucketStarts,
+  foldTrends,
+  OTHER_GROUP,
+  percentChange,
+  previousRange,
+  type TimeInterval,
+  type TimeRange,
+  TREND_LIMITS,
+  TREND_MEASURES,
+  type TrendBreakdown,
+  type TrendRow,
+  type TrendSeries,
+  type TrendSeriesResult,
+  trendsQuery,
+} from '@cairn/core';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { type AuthVariables, requirePermission } from '../../auth/middleware.ts';
+import { apiError } from '../../http/errors.ts';
+import type { Pii } from '../../pii/index.ts';
+import type { MeasureStage } from '../../pipeline/measure/index.ts';
+import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
+import { EventMatchSchema, IntervalSchema, RangeSchema, ReadMetaSchema } from './common.ts';
+
+const dotPath = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'a dot-separated path (e.g. total or order.total)');
+
+const SeriesSchema = z
+  .object({
+    events: EventMatchSchema,
+    measure: z.enum(TREND_MEASURES as [string, ...string[]]).openapi({
+      description:
+        'count: events; people: distinct people after merges; sum / avg: of `property` (JSON numbers only: strings, booleans and missing values are ignored)',
+    }),
+    property: dotPath.optional().openapi({ description: 'For sum and avg: a dot path under the event’s properties' }),
+    name: z.string().min(1).max(100).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if ((s.measure === 'sum' || s.measure === 'avg') && !s.property)
+      ctx.addIssue({ code: 'custom', path: ['property'], message: `required for measure ${s.measure}` });
+    if ((s.measure === 'count' || s.measure === 'people') && s.property)
+      ctx.addIssue({ code: 'custom', path: ['property'], message: `only sum and avg read a property` });
+  })
+  .openapi('TrendSeries');
+
+const BreakdownSchema = z
+  .union([
+    z.strictObject({ property: dotPath.openapi({ description: 'A dot path under the event’s properties' }) }),
+    z.strictObject({
+      trait: z.string().min(1).max(200).openapi({ description: 'A trait, by the person’s current value' }),
+    }),
+  ])
+  .openapi('TrendBreakdown');
+
+const TrendsBodySchema = z
+  .object({
+    range: RangeSchema,
+    interval: IntervalSchema,
+    series: z.array(SeriesSchema).min(1).max(TREND_LIMITS.series),
+    breakdown: BreakdownSchema.optional(),
+    limit: z
+      .number()
+      .int()
+      .min(1)
+      .max(TREND_LIMITS.maxGroups)
+      .optional()
+      .openapi({
+        description: `Breakdown groups shown per series (default ${TREND_LIMITS.groups}); the rest are $other`,
+      }),
+    compare: z.enum(['previous']).optional().openapi({ description: 'Also answer the period just before' }),
+  })
+  .openapi('TrendsQuery');
+
+const values = z.array(z.number().nullable());
+const LineSchema = z.object({
+  values: values.openapi({ description: 'One value per bucket (0 where nothing happened; avg: null)' }),
+  total: z.number().nullable().openapi({ description: 'Over the whole range (people: distinct over the range)' }),
+  previous: z.object({ values, total: z.number().nullable() }).optional(),
+  change: z.number().nullable().optional().openapi({ description: 'Change of the total from the previous period, %' }),
+});
+const TrendsAnswerSchema = z
+  .object({
+    interval: IntervalSchema,
+    buckets: z.array(z.string()).openapi({ description: 'Bucket starts (ISO, UTC) in the range’s time zone' }),
+    previous: z.object({ range: RangeSchema, buckets: z.array(z.string()) }).optional(),
+    series: z.array(
+      LineSchema.extend({
+        name: z.string(),
+        measure: z.string(),
+        groups: z.array(LineSchema.extend({ group: z.string().nullable() })).optional(),
+      }),
+    ),
+    meta: ReadMetaSchema.extend({
+      notes: z.array(z.string()).openapi({ description: 'How the numbers were counted' }),
+    }),
+  })
+  .openapi('TrendsAnswer');
+
+type Body = z.infer<typeof TrendsBodySchema>;
+
+/**
+ * `POST /api/analytics/trends`: up to 10 series (events, people, sum or mean of a property) per bucket
+ * of hour/day/week/month in a time zone, optionally broken down by a property or a person's current
+ * trait (top groups, the rest `$other`) and compared with the period before.
+ *
+ * @example
+ * analytics.route('/', trendsApi(deps));
+ */
+export function trendsApi(deps: { measure: MeasureStage; pii: Pii; now: () => Date }) {
+  const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/trends',
+      tags: ['Analytics'],
+      summary: 'Trends: events, people, sums and means over time, broken down and compared',
+      middleware: [requirePermission('analytics:read')] as const,
+      request: { body: { content: { 'application/json': { schema: TrendsBodySchema } }, required: true } },
+      responses: {
+        200: json(TrendsAnswerSchema, 'Per series (and group): a value per bucket and the total'),
+        400: json(ErrorSchema, 'Invalid query (too many buckets, a sensitive breakdown, ...)'),
+        422: json(ErrorSchema, 'The query ran past the analytics timeout'),
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const started = performance.now();
+      const body = c.req.valid('json') as Body;
+      const range = body.range as TimeRange;
+      const interval = body.interval as TimeInterval;
+      const series = body.series as (TrendSeries & { name?: string })[];
+      const breakdown = body.breakdown as TrendBreakdown | undefined;
+      if (breakdown) {
+        const key = 'trait' in breakdown ? breakdown.trait : breakdown.property.split('.')[0]!;
+        if (deps.pii.isSensitive(key))
+          throw apiError(
+            400,
+            'invalid_request',
+            `breakdown: ${key} is a sensitive ${'trait' in breakdown ? 'trait' : 'property'} (stored sealed): it cannot be a breakdown`,
+          );
+      }
+      for (const [i, s] of series.entries())
+        if (s.property && deps.pii.isSensitive(s.property.split('.')[0]!))
+          throw apiError(400, 'invalid_request', `series[${i}].property: ${s.property} is sensitive (stored sealed)`);
+      const starts = bucketsOf(range, interval, 'range');
+      const now = deps.now();
+      const signal = c.req.raw.signal;
+      const reader = deps.measure.reader;
+      const opts = { series, buckets: starts.length, breakdown: !!breakdown };
+      const current = foldTrends(
+        await reader.rows<TrendRow>(trendsQuery({ range, starts, series, breakdown, limit: body.limit, now }), signal),
+        opts,
+      );
+      let previous: { range: TimeRange; buckets: string[] } | undefined;
+      if (body.compare === 'previous') {
+        const prevRange = previousRange(range, interval);
+        const prevStarts = bucketsOf(prevRange, interval, 'previous range');
+        // The previous period keeps the current groups (the rest is $other there too).
+        const keep = breakdown ? current.map((s) => (s.groups ?? []).map((g) => g.group)) : undefined;
+        const before = foldTrends(
+          await reader.rows<TrendRow>(
+            trendsQuery({ range: prevRange, starts: prevStarts, series, breakdown, keep, now }),
+            signal,
+          ),
+          { ...opts, buckets: prevStarts.length },
+        );
+        for (const [i, s] of current.entries())
+          attachPrevious(s, before[i]!, series[i]!.measure, [starts.length, prevStarts.length]);
+        previous = { range: prevRange, buckets: prevStarts };
+      }
+      const meta = await reader.meta();
+      return c.json(
+        {
+          interval,
+          buckets: starts,
+          ...(previous ? { previous } : {}),
+          series: current.map((s, i) => ({
+            name: series[i]!.name ?? defaultName(series[i]!),
+            measure: series[i]!.measure,
+            ...s,
+          })),
+          meta: {
+            ...meta,
+            tookMs: Math.round(performance.now() - started),
+            notes: [
+              'people: distinct persons after identity merges (events not yet attached to a profile are left out)',
+              ...(series.some((s) => s.measure === 'sum' || s.measure === 'avg')
+                ? ['sum/avg: only JSON numbers are read; strings, booleans and missing values are ignored']
+                : []),
+              ...(breakdown
+                ? [
+                    `breakdown: top ${body.limit ?? TREND_LIMITS.groups} groups per series by total (avg: by values averaged), the rest as ${OTHER_GROUP}; null is no value${'trait' in breakdown ? '; a person counts under their current trait value' : ''}`,
+                  ]
+                : []),
+            ],
+          },
+        },
+        200,
+      );
+    },
+  );
+  return app;
+}
+
+function bucketsOf(range: TimeRange, interval: TimeInterval, what: string): string[] {
+  try {
+    return bucketStarts(range, interval);
+  } catch (err) {
+    if (err instanceof RangeError) throw apiError(400, 'invalid_request', `interval: ${what}: ${err.message}`);
+    throw err;
+  }
+}
+
+type Line = { values: (number | null)[]; total: number | null; previous?: object; change?: number | null };
+
+// Adds the previous period to a series and its groups; a group only one period has is zero-filled in the other.
+function attachPrevious(s: TrendSeriesResult, before: TrendSeriesResult, measure: string, buckets: number[]) {
+  const empty = (n: number) =>
+    measure === 'avg' ? { values: new Array(n).fill(null), total: null } : { values: new Array(n).fill(0), total: 0 };
+  const add = (line: Line, prev: { values: (number | null)[]; total: number | null }) => {
+    line.previous = { values: prev.values, total: prev.total };
+    line.change = percentChange(line.total, prev.total);
+  };
+  add(s, before);
+  if (!s.groups) return;
+  for (const g of before.groups ?? [])
+    if (!s.groups.some((x) => x.group === g.group)) s.groups.push({ group: g.group, ...empty(buckets[0]!) });
+  for (const g of s.groups) add(g, before.groups?.find((x) => x.group === g.group) ?? empty(buckets[1]!));
+}
+
+function defaultName(s: TrendSeries): string {
+  const ev = s.events.event === undefined ? 'events' : [s.events.event].flat().join(' or ');
+  return s.measure === 'count' ? ev : s.measure === 'people' ? `people: ${ev}` : `${s.measure} of ${s.property}: ${ev}`;
+}
