@@ -6,16 +6,63 @@ import type { Config } from '../config.ts';
 import { apiError } from '../http/errors.ts';
 import {
   archiveFlow,
+  type ConflictReport,
+  findConflicts,
   flowReachOut,
   getFlowVersion,
   type ReviewStep,
   reviewFlow,
   staleFlows,
+  storeConflicts,
+  storedConflicts,
   triggerReach,
 } from '../pipeline/automate/index.ts';
 import { listDestinations } from '../pipeline/deliver/index.ts';
 import { type FlowDeps, FlowSchema, flowChecks, NoteBody, noteOf, notFound, Param, transition, view } from './flows.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
+
+const Reason = z.object({ kind: z.string(), text: z.string() }).catchall(z.unknown()).openapi('FlowConflictReason', {
+  description:
+    'Why they overlap (kind): same_event, same_audience, same_tag, same_trait_change, same_date, same_calendar, schedules_close, shared_people (different trigger kinds: only through the people they share), same_destination, same_channel, close_in_time (gapMs between their earliest sends, null when their entries are not tied to one moment; sends: each side’s send node and how long after entry)',
+});
+const FlowConflictSchema = z
+  .object({
+    flowId: z.string(),
+    name: z.string(),
+    version: z.number().int().openapi({ description: 'The live version compared with' }),
+    priority: z.number().openapi({ description: 'The live flow’s priority (higher wins a capped slot)' }),
+    reasons: z.array(Reason),
+    measured: z
+      .object({
+        overlapCount: z.number().int().nullable().openapi({ description: 'People who would enter both today' }),
+        submittedCount: z.number().int().nullable().openapi({ description: 'People who would enter this flow' }),
+        liveCount: z.number().int().nullable().openapi({ description: 'People who would enter the live flow' }),
+        capped: z.boolean().openapi({ description: 'A side had more than 20,000 candidates: lower bounds' }),
+        note: z
+          .string()
+          .openapi({ description: 'How they were counted (event senders in 30 days, members now…), or why not' }),
+      })
+      .openapi({ description: 'null counts: an API trigger (not countable ahead), or not counted (timeout, limit)' }),
+    slot: z.object({
+      caps: z.array(
+        z.object({ channel: z.string(), max: z.number(), windowHours: z.number(), audience: z.string().optional() }),
+      ),
+      winner: z.enum(['submitted', 'live', 'tie']).openapi({ description: 'Who takes a capped slot both want' }),
+      text: z.string(),
+    }),
+  })
+  .openapi('FlowConflict');
+const ConflictsSchema = z.array(FlowConflictSchema).openapi({
+  description:
+    'Live flows that can message the same people on the same channel close in time (sends within 24 h of each other), most shared people first',
+});
+const ConflictCheckSchema = z.object({
+  checkedAt: z.string(),
+  windowHours: z.number(),
+  asSubmitted: z
+    .boolean()
+    .openapi({ description: 'true: found at submit and kept with it; false: found now (a draft)' }),
+});
 
 const Conflict = json(ErrorSchema, 'Not in a state this step leaves (or archived, or changed meanwhile)');
 
@@ -48,8 +95,12 @@ const ReviewSchema = z
         webhooks: z.array(z.object({ host: z.string(), nodes: z.array(z.string()) })),
       }),
     }),
+    conflicts: ConflictsSchema,
+    conflictCheck: ConflictCheckSchema,
   })
   .openapi('FlowReview');
+
+const changed = (id: string) => apiError(409, 'conflict', `flow ${id} changed meanwhile: read it again`);
 
 // Compared with nothing (never published), every node, edge and setting is added.
 const NOTHING = { nodes: [], edges: [] } as unknown as FlowDefinition;
@@ -65,9 +116,23 @@ const NOTHING = { nodes: [], edges: [] } as unknown as FlowDefinition;
  * @example
  * api.route('/flows', flowReviewApi(deps));
  */
-export function flowReviewApi(deps: FlowDeps & { config?: Pick<Config, 'flowApproverRole'> }) {
+export function flowReviewApi(deps: FlowDeps & { config?: Pick<Config, 'flowApproverRole' | 'databaseUrl'> }) {
   const { sql } = deps;
   const { existing, checked, runnable } = flowChecks(deps);
+  const dbKind = deps.config?.databaseUrl ? 'postgres' : 'embedded';
+  // Each destination with its own channel, else its plugin's (message plugins have one).
+  const destinations = async () =>
+    new Map(
+      (await listDestinations(sql)).map((d) => [
+        d.id,
+        { name: d.name, plugin: d.plugin, channel: d.channel ?? deps.plugins?.get(d.plugin)?.channel ?? null },
+      ]),
+    );
+  const conflictsOf = async (flow: { id: string; definition: FlowDefinition }) => {
+    const known = await destinations();
+    const channelOf = (id: string) => known.get(id)?.channel;
+    return findConflicts(sql, flow.id, flow.definition, { now: deps.now(), channelOf, dbKind });
+  };
   const approvers: Role[] = deps.config?.flowApproverRole ? [deps.config.flowApproverRole] : [];
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
 
@@ -108,20 +173,23 @@ export function flowReviewApi(deps: FlowDeps & { config?: Pick<Config, 'flowAppr
       const { id } = c.req.valid('param');
       const flow = await existing(id);
       const live = flow.version === null ? undefined : await getFlowVersion(sql, id, flow.version);
-      const destinations = new Map((await listDestinations(sql)).map((d) => [d.id, d]));
-      const sends = flowReachOut(flow.definition, (did) => {
-        const d = destinations.get(did);
-        // A destination's own channel, else its plugin's (message plugins have one).
-        return (
-          d && { name: d.name, plugin: d.plugin, channel: d.channel ?? deps.plugins?.get(d.plugin)?.channel ?? null }
-        );
-      });
+      const known = await destinations();
+      const sends = flowReachOut(flow.definition, (did) => known.get(did));
+      // In review or approved: the conflicts found at submit, as the submitter saw them; else found now.
+      const kept = ['in_review', 'approved'].includes(flow.reviewState) ? await storedConflicts(sql, id) : undefined;
+      const report: ConflictReport = kept ?? (await conflictsOf(flow));
       const review = {
         flowId: id,
         state: flow.reviewState,
         against: live ? flow.version : null,
         diff: diffFlows(live ?? NOTHING, flow.definition),
         preview: { reach: await triggerReach(sql, flow.definition, deps.now()), sends },
+        conflicts: report.flows,
+        conflictCheck: {
+          checkedAt: report.checkedAt,
+          windowHours: report.windowHours,
+          asSubmitted: kept !== undefined,
+        },
       };
       return c.json(review as never, 200);
     },
@@ -154,7 +222,13 @@ export function flowReviewApi(deps: FlowDeps & { config?: Pick<Config, 'flowAppr
           },
         },
         responses: {
-          200: json(FlowSchema, step === 'submit' ? 'In review' : step === 'approve' ? 'Approved' : 'A draft again'),
+          200:
+            step === 'submit'
+              ? json(
+                  FlowSchema.extend({ conflicts: ConflictsSchema }),
+                  'In review, with the live flows it may conflict with (kept for the reviewer)',
+                )
+              : json(FlowSchema, step === 'approve' ? 'Approved' : 'A draft again'),
           400: json(ErrorSchema, step === 'submit' ? 'Invalid, or not runnable here (node and reason)' : 'No note'),
           ...AUTH_ERRORS,
           403: json(ErrorSchema, `Lacks ${permission}, or (self_approval) is the working copy's last editor`),
@@ -180,9 +254,16 @@ export function flowReviewApi(deps: FlowDeps & { config?: Pick<Config, 'flowAppr
           );
         if (step === 'submit') await runnable(await checked(flow.definition));
         const t = transition(step, principal, deps.now(), noteOf(c));
-        if (!(await reviewFlow(sql, id, step, t)))
-          throw apiError(409, 'conflict', `flow ${id} changed meanwhile: read it again`);
-        return c.json(view(await existing(id)) as never, 200);
+        const report = step === 'submit' ? await conflictsOf(flow) : undefined;
+        const taken = await sql.begin(async (tx) => {
+          if (!(await reviewFlow(tx, id, step, t))) return false;
+          // Kept with the submission, for the definition it was found for (an edit meanwhile: 409).
+          if (report && !(await storeConflicts(tx, id, flow.definition, report))) throw changed(id);
+          return true;
+        });
+        if (!taken) throw changed(id);
+        const after = view(await existing(id));
+        return c.json((report ? { ...after, conflicts: report.flows } : after) as never, 200);
       },
     );
   }

@@ -16,6 +16,17 @@ export {
 } from './calendars.ts';
 export { needsOf } from './catalog.ts';
 export {
+  CONFLICT_EVENT_DAYS,
+  CONFLICT_MAX_PEOPLE,
+  CONFLICT_MEASURE_TIMEOUT_MS,
+  type ConflictReport,
+  type FlowConflict,
+  findConflicts,
+  MAX_MEASURED_CONFLICTS,
+  storeConflicts,
+  storedConflicts,
+} from './conflicts.ts';
+export {
   type CouponPoolRecord,
   type CouponPoolRow,
   type CouponStats,
