@@ -2,6 +2,11 @@ import { type EventFilter, eventFilterSchema, INTERVALS, RANGE_LIMITS, timeRange
 import { z } from '@hono/zod-openapi';
 import type { ReadMeta } from '../../pipeline/measure/index.ts';
 
+// Copies made here, after @hono/zod-openapi has extended zod: a schema zod made before that (core's, when
+// @cairn/core is loaded first, as when the server starts under tsx) has no .openapi and the import throws.
+const timeRangeCopied = timeRangeSchema.clone();
+const eventFilterCopy = eventFilterSchema.clone();
+
 /**
  * A query's time range in OpenAPI form (the core schema validates it): `[from, to)` and a time zone.
  *
@@ -9,7 +14,7 @@ import type { ReadMeta } from '../../pipeline/measure/index.ts';
  * const body = z.object({ range: RangeSchema, series: z.array(SeriesSchema) });
  */
 export const RangeSchema = (
-  timeRangeSchema as unknown as z.ZodType<{ from: string; to: string; timezone: string }>
+  timeRangeCopied as unknown as z.ZodType<{ from: string; to: string; timezone: string }>
 ).openapi('AnalyticsRange', {
   type: 'object',
   required: ['from', 'to'],
@@ -33,7 +38,7 @@ export const IntervalSchema = z.enum(INTERVALS as [string, ...string[]]).openapi
  * Which events a series, a step or a goal counts: names, types and property conditions — the event
  * filter of destinations and flow triggers (packages/core/src/rules/README.md).
  */
-export const EventMatchSchema = (eventFilterSchema as unknown as z.ZodType<EventFilter>).openapi('AnalyticsEvents', {
+export const EventMatchSchema = (eventFilterCopy as unknown as z.ZodType<EventFilter>).openapi('AnalyticsEvents', {
   type: 'object',
   description:
     'Events by name (`event`, one or several), type, and conditions on properties (`where: [{ property, cmp, value }]`); {} is every event',
