@@ -25,3 +25,4 @@ export {
   type TrendSeriesResult,
   trendsQuery,
 } from './trends.ts';
+export * from './paths.ts';
