@@ -26,3 +26,5 @@ export {
   trendsQuery,
 } from './trends.ts';
 export * from './paths.ts';
+export * from './active.ts';
+export * from './retention.ts';

@@ -3,6 +3,8 @@ import type { AuthVariables } from '../../auth/middleware.ts';
 import type { Sql } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 import type { MeasureStage } from '../../pipeline/measure/index.ts';
+import { activeApi } from './active.ts';
+import { retentionApi } from './retention.ts';
 import { trendsApi } from './trends.ts';
 
 /** What the analytics routes are built from. */
@@ -25,5 +27,7 @@ export interface AnalyticsDeps {
 export function analyticsApi(_deps: AnalyticsDeps) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.route('/', trendsApi(_deps));
+  app.route('/', retentionApi(_deps));
+  app.route('/', activeApi(_deps));
   return app;
 }

@@ -1,0 +1,214 @@
+import { DateTime } from 'luxon';
+import type { EventFilter } from '../rules/ast.ts';
+import { compileEventFilter } from '../rules/event-filter.ts';
+import { type Fragment, sql } from '../rules/sql.ts';
+import { bucketStarts, type TimeRange } from './range.ts';
+
+/** The buckets people are grouped in by when they entered, in the range's time zone (weeks from Monday). */
+export type CohortUnit = 'day' | 'week' | 'month';
+export const COHORT_UNITS: readonly CohortUnit[] = ['day', 'week', 'month'];
+
+/** The most periods a retention table may follow after the cohort bucket, and the most cohorts it may have. */
+export const RETENTION_LIMITS = { maxPeriods: 60, maxCohorts: 400 } as const;
+
+/** A retention query, as the API takes it (validated there). */
+export interface RetentionQuery {
+  /** Cohort entry range: a person enters with a start event in `[from, to)`. */
+  range: TimeRange;
+  cohort: CohortUnit;
+  /** The event that puts a person in a cohort. */
+  start: EventFilter;
+  /** The event that counts as coming back. */
+  return: EventFilter;
+  /**
+   * `first_time`: the cohort of the person's first start event ever (across all history), only when
+   * that falls in the range. `recurring`: every bucket of the range in which they did the start event.
+   */
+  mode: 'first_time' | 'recurring';
+  /** Periods after the cohort bucket (the table has periods 0..periods). */
+  periods: number;
+  /** true: returned in exactly period k; false: returned in period k or any later one up to `periods`. */
+  bounded: boolean;
+}
+
+/** One row of the statement {@link retentionSql} builds. */
+export interface RetentionRow {
+  /** The cohort bucket's start (epoch ms). */
+  cohort_ms: number;
+  /** -1: the cohort's size; k ≥ 0: people who came back in period k (bounded) or whose LAST return period is k (unbounded). */
+  period: number;
+  people: number;
+}
+
+// The period index of a return bucket relative to a cohort bucket (both local `timestamp`s from date_trunc):
+// whole calendar units, so DST days and months of any length count as one.
+const periodIndex: Record<CohortUnit, (cohort: Fragment, bucket: Fragment) => Fragment> = {
+  day: (c, b) => sql`(${b}::date - ${c}::date)`,
+  week: (c, b) => sql`((${b}::date - ${c}::date) / 7)`,
+  month: (c, b) =>
+    sql`((extract(year FROM ${b}) * 12 + extract(month FROM ${b})) - (extract(year FROM ${c}) * 12 + extract(month FROM ${c})))::int`,
+};
+
+/**
+ * The end of the last period a retention query looks at: the start of the range's last cohort bucket
+ * plus `periods + 1` units, on the wall clock of the range's time zone.
+ *
+ * @example
+ * retentionHorizon({ range: { from: '2026-03-02T00:00:00Z', to: '2026-03-09T00:00:00Z', timezone: 'UTC' }, cohort: 'week', periods: 2 });
+ * // '2026-03-23T00:00:00.000Z'
+ */
+export function retentionHorizon(q: Pick<RetentionQuery, 'range' | 'cohort' | 'periods'>): string {
+  const starts = bucketStarts(q.range, q.cohort);
+  return DateTime.fromISO(starts[starts.length - 1]!, { zone: q.range.timezone })
+    .plus({ [`${q.cohort}s`]: q.periods + 1 })
+    .toUTC()
+    .toISO()!;
+}
+
+/**
+ * The statement of a retention table: one row per cohort with its size (`period` -1), and per period
+ * the people who came back. Each person's start events give their entries (the first per cohort bucket,
+ * or the first ever), each person's return events are cut to one per bucket (the last of the bucket),
+ * and one join on the person pairs them: at most `periods + 1` rows per entry, never one per event pair.
+ * Period 0 is the cohort bucket itself and counts a return event strictly after the entry event in
+ * the order of the person's events `(timestamp, id)` — so when start and return match the same
+ * events, the entry itself is not a return. Unbounded tables return each entry's last period instead
+ * (the API sums them from the right).
+ *
+ * @example
+ * const rows = await reader.rows<RetentionRow>(retentionSql(query, { now: new Date() }));
+ */
+export function retentionSql(q: RetentionQuery, options: { now: Date }): Fragment {
+  const { from, to, timezone: tz } = q.range;
+  const unit = q.cohort;
+  const eBucket = sql`date_trunc(${unit}::text, e.timestamp AT TIME ZONE ${tz}::text)`;
+  const start = compileEventFilter(q.start, { now: options.now, alias: 'e' });
+  const back = compileEventFilter(q.return, { now: options.now, alias: 'e' });
+  const startBefore = compileEventFilter(q.start, { now: options.now, alias: 'p' });
+  const horizon = retentionHorizon(q);
+
+  // Entries: (person, cohort bucket, the entering event). First time: the person's first start event in
+  // the range, kept only when no start event of theirs comes before the range (an index probe per person).
+  const entries =
+    q.mode === 'recurring'
+      ? sql`
+    SELECT DISTINCT ON (e.profile_id, 2) e.profile_id, ${eBucket} AS cohort, e.timestamp AS at, e.id
+    FROM events e
+    WHERE e.profile_id IS NOT NULL
+      AND e.timestamp >= ${from}::timestamptz AND e.timestamp < ${to}::timestamptz
+      AND ${start}
+    ORDER BY e.profile_id, 2, e.timestamp, e.id`
+      : sql`
+    SELECT f.* FROM (
+      SELECT DISTINCT ON (e.profile_id) e.profile_id, ${eBucket} AS cohort, e.timestamp AS at, e.id
+      FROM events e
+      WHERE e.profile_id IS NOT NULL
+        AND e.timestamp >= ${from}::timestamptz AND e.timestamp < ${to}::timestamptz
+        AND ${start}
+      ORDER BY e.profile_id, e.timestamp, e.id
+    ) f
+    WHERE NOT EXISTS (
+      SELECT 1 FROM events p
+      WHERE p.profile_id = f.profile_id AND p.timestamp < ${from}::timestamptz AND ${startBefore}
+    )`;
+
+  const k = periodIndex[unit](sql`n.cohort`, sql`r.bucket`);
+  const counted = q.bounded
+    ? sql`SELECT cohort, k AS period, count(*)::int AS people FROM hits GROUP BY 1, 2`
+    : sql`SELECT cohort, period, count(*)::int AS people
+    FROM (SELECT cohort, max(k) AS period FROM hits GROUP BY profile_id, cohort) last
+    GROUP BY 1, 2`;
+
+  return sql`
+WITH entries AS (${entries}
+),
+-- Each person's return buckets from the range on, with the last return event of each bucket (for period 0).
+returns AS (
+  SELECT DISTINCT ON (e.profile_id, 2) e.profile_id, ${eBucket} AS bucket, e.timestamp AS at, e.id
+  FROM events e
+  WHERE e.profile_id IS NOT NULL
+    AND e.timestamp >= ${from}::timestamptz AND e.timestamp < ${horizon}::timestamptz
+    AND ${back}
+    AND e.profile_id IN (SELECT profile_id FROM entries)
+  ORDER BY e.profile_id, 2, e.timestamp DESC, e.id DESC
+),
+hits AS (
+  SELECT n.profile_id, n.cohort, ${k} AS k
+  FROM entries n
+  JOIN returns r ON r.profile_id = n.profile_id
+    AND r.bucket >= n.cohort AND r.bucket < n.cohort + ${q.periods + 1}::int * ${`1 ${unit}`}::interval
+  WHERE r.bucket > n.cohort OR (r.at, r.id) > (n.at, n.id)
+),
+counted AS (${counted})
+SELECT (extract(epoch FROM cohort AT TIME ZONE ${tz}::text) * 1000)::float8 AS cohort_ms, -1 AS period,
+  count(*)::int AS people
+FROM entries GROUP BY cohort
+UNION ALL
+SELECT (extract(epoch FROM cohort AT TIME ZONE ${tz}::text) * 1000)::float8, period, people
+FROM counted`;
+}
+
+/** One cohort of a retention table. */
+export interface RetentionCohort {
+  /** The cohort bucket's start (ISO, UTC). */
+  cohort: string;
+  size: number;
+  periods: {
+    period: number;
+    /** The period's start (ISO, UTC). */
+    start: string;
+    people: number;
+    /** people / size × 100, to 2 decimals; null for an empty cohort. */
+    percent: number | null;
+    /** false while the period ends after now (its numbers can still grow). */
+    complete: boolean;
+  }[];
+}
+
+/**
+ * The retention table from the rows of {@link retentionSql}: every cohort bucket of the range (empty
+ * ones with size 0), periods 0..`periods`, unbounded counts summed from the right.
+ *
+ * @example
+ * const table = retentionTable(query, rows, new Date());
+ */
+export function retentionTable(q: RetentionQuery, rows: readonly RetentionRow[], now: Date): RetentionCohort[] {
+  const zone = q.range.timezone;
+  const byCohort = new Map<number, { size: number; counts: number[] }>();
+  const of = (ms: number) => {
+    let c = byCohort.get(ms);
+    if (!c) byCohort.set(ms, (c = { size: 0, counts: Array(q.periods + 1).fill(0) }));
+    return c;
+  };
+  for (const r of rows) {
+    const c = of(Number(r.cohort_ms));
+    if (r.period < 0) c.size = Number(r.people);
+    else c.counts[r.period] = Number(r.people);
+  }
+  return bucketStarts(q.range, q.cohort).map((cohort) => {
+    const start = DateTime.fromISO(cohort, { zone });
+    const c = of(+start);
+    const counts = q.bounded ? c.counts : suffixSums(c.counts);
+    return {
+      cohort,
+      size: c.size,
+      periods: counts.map((people, period) => {
+        const at = start.plus({ [`${q.cohort}s`]: period });
+        const end = at.plus({ [`${q.cohort}s`]: 1 });
+        return {
+          period,
+          start: at.toUTC().toISO()!,
+          people,
+          percent: c.size ? Math.round((people / c.size) * 10_000) / 100 : null,
+          complete: +end <= +now,
+        };
+      }),
+    };
+  });
+}
+
+function suffixSums(xs: readonly number[]): number[] {
+  const out = [...xs];
+  for (let i = out.length - 2; i >= 0; i--) out[i]! += out[i + 1]!;
+  return out;
+}
