@@ -13,6 +13,7 @@ import {
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, actorOf, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
+import { flowEmployeeIssues } from '../employees/checks.ts';
 import { apiError } from '../http/errors.ts';
 import { maskPayload, maskValue, type Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
@@ -262,6 +263,8 @@ export function flowChecks(deps: FlowDeps) {
   const checked = async (input: unknown): Promise<FlowDefinition> => {
     const v = validateFlow(input, await context());
     if (!v.ok) invalid(v.issues);
+    const employees = await flowEmployeeIssues(sql, v.flow);
+    if (employees.length) invalid(employees);
     return v.flow;
   };
 

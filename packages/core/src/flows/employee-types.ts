@@ -65,4 +65,21 @@ export interface NotifyEmployeesEffect {
   message: { subject?: string; body: string };
   template: { subject?: string; body: string };
   masked?: { subject?: string; body: string };
+  /**
+   * When the message reads `{{ employee.* }}` (the employee it is addressed to): the message rendered
+   * with the person's values, the employee's variables left in place for the runner to fill once per
+   * employee (`message` then shows them as their defaults). `maskedParts`: the same with the person's
+   * sensitive values masked (the runner fills it, as `masked`).
+   */
+  parts?: NoticeParts;
+  maskedParts?: NoticeParts;
 }
+
+/** A notice rendered but for its `{{ employee.* }}` variables (template.ts `TemplatePart`s). */
+export interface NoticeParts {
+  subject?: NoticePart[];
+  body: NoticePart[];
+}
+
+/** Text, or a variable still to render: `{ root: 'employee', path: ['name'], fallback? }`. */
+export type NoticePart = string | { source: string; root: string; path: string[]; fallback?: string };

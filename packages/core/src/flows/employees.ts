@@ -10,10 +10,18 @@ import { z } from 'zod';
 import type { Rule } from '../rules/ast.ts';
 import { pathSchema, ruleSchema } from '../rules/schema.ts';
 import { valueAt } from '../rules/values.ts';
-import type { AssignOwnerNode, NotifyEmployeesEffect, NotifyEmployeesNode } from './employee-types.ts';
+import type { FlowDefinition } from './ast.ts';
+import type { AssignOwnerNode, NoticeParts, NotifyEmployeesEffect, NotifyEmployeesNode } from './employee-types.ts';
 import { decideRule, decisionWords } from './facts.ts';
 import type { Outcome, Step } from './state.ts';
-import { renderTemplate, scopeOf } from './template.ts';
+import {
+  finishTemplate,
+  readsRoot,
+  renderTemplateParts,
+  scopeOf,
+  type TemplateEmployee,
+  type TemplateScope,
+} from './template.ts';
 
 /** The event path of the employee id when a node names none. */
 export const DEFAULT_EMPLOYEE_PATH = 'properties.employee_id';
@@ -21,6 +29,8 @@ export const DEFAULT_EMPLOYEE_PATH = 'properties.employee_id';
 export type {
   AssignOwnerEffect,
   AssignOwnerNode,
+  NoticePart,
+  NoticeParts,
   NotifyEmployeesEffect,
   NotifyEmployeesNode,
   NotifyWho,
@@ -82,6 +92,44 @@ export function eventEmployeeOf(node: NotifyEmployeesNode, event: unknown): stri
 const readsEvent = (n: NotifyEmployeesNode) =>
   n.who.includes('event_employee') || (n.who.length === 1 && n.who[0] === 'supervisors');
 
+/** Whether a notice's message reads `{{ employee.* }}`: it is rendered once per employee it reaches. */
+export function readsEmployee(message: { subject?: string; body: string }): boolean {
+  return (
+    readsRoot(message.body, 'employee') || (message.subject !== undefined && readsRoot(message.subject, 'employee'))
+  );
+}
+
+/**
+ * A notice's message rendered in a scope but for its `{{ employee.* }}` variables (filled per employee
+ * by {@link noticeFor}), and the variables that had no value.
+ *
+ * @example
+ * const { parts } = noticeParts(node.message, scope);
+ */
+export function noticeParts(
+  message: { subject?: string; body: string },
+  scope: TemplateScope,
+): { parts: NoticeParts; missing: string[] } {
+  const body = renderTemplateParts(message.body, scope, ['employee']);
+  const subject = message.subject === undefined ? undefined : renderTemplateParts(message.subject, scope, ['employee']);
+  return {
+    parts: subject ? { subject: subject.parts, body: body.parts } : { body: body.parts },
+    missing: [...(subject?.missing ?? []), ...body.missing],
+  };
+}
+
+/**
+ * A notice's text for one employee: the parts with `{{ employee.* }}` read from them.
+ *
+ * @example
+ * noticeFor(parts, { id: 'emp_ann', name: 'Ann', email: 'ann@corp.test' }); // { subject: 'For Ann', body: '...' }
+ */
+export function noticeFor(parts: NoticeParts, employee: TemplateEmployee): { subject?: string; body: string } {
+  const scope = { employee };
+  const body = finishTemplate(parts.body, scope);
+  return parts.subject ? { subject: finishTemplate(parts.subject, scope), body } : { body };
+}
+
 /** The engine's handlers of the employee nodes (spread into the handler table of nodes.ts). */
 export const employeeHandlers = {
   assign_owner: {
@@ -123,9 +171,9 @@ export const employeeHandlers = {
   },
   notify_employees: {
     run: (node: NotifyEmployeesNode, step: Step, key: string): Outcome => {
-      const scope = scopeOf(step);
-      const body = renderTemplate(node.message.body, scope);
-      const subject = node.message.subject === undefined ? undefined : renderTemplate(node.message.subject, scope);
+      const { parts, missing } = noticeParts(node.message, scopeOf(step));
+      const body = { text: finishTemplate(parts.body, {}) };
+      const subject = parts.subject && { text: finishTemplate(parts.subject, {}) };
       const effect: NotifyEmployeesEffect = {
         type: 'notify_employees',
         key,
@@ -136,10 +184,10 @@ export const employeeHandlers = {
         message: subject ? { subject: subject.text, body: body.text } : { body: body.text },
         template: { ...node.message },
       };
+      if (readsEmployee(node.message)) effect.parts = parts;
       const employee = readsEvent(node) ? eventEmployeeOf(node, step.state.event) : undefined;
       if (employee !== undefined) effect.eventEmployee = employee;
       step.effects.push(effect);
-      const missing = [...(subject?.missing ?? []), ...body.missing];
       const noEmployee = readsEvent(node) && employee === undefined;
       return {
         go: 'next',
@@ -172,6 +220,39 @@ export function employeeNodeReads(n: EmployeeNode): { texts: string[]; eventPath
     texts: [n.message.body, ...(n.message.subject === undefined ? [] : [n.message.subject])],
     eventPaths: readsEvent(n) ? [(n.eventEmployee ?? DEFAULT_EMPLOYEE_PATH).split('.')] : [],
   };
+}
+
+/** An employee id a node names, and where. */
+export interface EmployeeReference {
+  node: string;
+  /** Its JSON path in the definition: `nodes.2.employees.1`. */
+  path: string;
+  employee: string;
+}
+
+/**
+ * The employee ids a flow's nodes name (`assign_owner`: the fixed one, the round robin's, each rule
+ * case's and `otherwise`), for the server to check against its directory (`notify_employees` names
+ * none: it reaches employees through the person and the event).
+ *
+ * @example
+ * employeeReferences(def); // [{ node: 'owner', path: 'nodes.0.employee', employee: 'emp_ann' }]
+ */
+export function employeeReferences(def: FlowDefinition): EmployeeReference[] {
+  const out: EmployeeReference[] = [];
+  def.nodes.forEach((n, i) => {
+    if (n.type !== 'assign_owner') return;
+    const add = (field: string, employee: string) => {
+      out.push({ node: n.id, path: `nodes.${i}.${field}`, employee });
+    };
+    if (n.mode === 'fixed') add('employee', n.employee);
+    else if (n.mode === 'round_robin') for (const [j, e] of n.employees.entries()) add(`employees.${j}`, e);
+    else {
+      for (const [j, c] of n.cases.entries()) add(`cases.${j}.employee`, c.employee);
+      if (n.otherwise !== undefined) add('otherwise', n.otherwise);
+    }
+  });
+  return out;
 }
 
 /**

@@ -24,8 +24,13 @@ export { diffFlows, type FieldChange, type FlowDiff } from './diff.ts';
 export {
   type AssignOwnerEffect,
   DEFAULT_EMPLOYEE_PATH,
+  employeeReferences,
   eventEmployeeOf,
+  type NoticeParts,
   type NotifyEmployeesEffect,
+  noticeFor,
+  noticeParts,
+  readsEmployee,
 } from './employees.ts';
 export {
   advance,
@@ -116,7 +121,18 @@ export {
 } from './simulate.ts';
 export { SPLIT_BUCKETS, splitBucket, splitPath } from './split.ts';
 export type { Effect, JournalEntry, RunState, RunStatus, StepContext, StepInput, StepResult } from './state.ts';
-export { parseTemplate, renderJson, renderTemplate, TEMPLATE_ROOTS, type TemplateScope } from './template.ts';
+export {
+  EMPLOYEE_TEMPLATE_FIELDS,
+  finishTemplate,
+  parseTemplate,
+  renderJson,
+  renderTemplate,
+  renderTemplateParts,
+  TEMPLATE_ROOTS,
+  type TemplateEmployee,
+  type TemplatePart,
+  type TemplateScope,
+} from './template.ts';
 export {
   cronError,
   DEFAULT_ZONE,

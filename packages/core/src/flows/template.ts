@@ -1,7 +1,8 @@
 /**
  * Message templates: text with `{{ root.path }}` variables, optionally `{{ root.path | default: "text" }}`.
  * Roots: `traits` (the profile's traits), `computed` (computed traits), `event` (the event that
- * started the run: `event.properties.coupon`), `run` (the run's data), `profile` (`profile.id`).
+ * started the run: `event.properties.coupon`), `run` (the run's data), `profile` (`profile.id`); in a
+ * `notify_employees` message also `employee` (the employee it is addressed to: `employee.name`).
  */
 import { valueAt } from '../rules/values.ts';
 import type { JsonValue } from './ast.ts';
@@ -112,6 +113,80 @@ export function renderTemplate(text: string, scope: TemplateScope): { text: stri
     out += value ?? part.fallback ?? '';
   }
   return { text: out, missing };
+}
+
+/** The fields of `{{ employee.<field> }}`: the employee a `notify_employees` message is addressed to. */
+export const EMPLOYEE_TEMPLATE_FIELDS = ['id', 'name', 'email', 'chatHandle'] as const;
+
+/** The employee a notice is addressed to, as its template reads them (`employee.name`). */
+export interface TemplateEmployee {
+  id: string;
+  name: string;
+  email?: string;
+  chatHandle?: string;
+}
+
+/** A template rendered but for some roots' variables, kept to be rendered later ({@link finishTemplate}). */
+export type TemplatePart = string | TemplateVariable;
+
+/**
+ * A template rendered in a scope except the variables of the `later` roots, which stay as variables:
+ * a notice is rendered with the person's values in the step, then once per employee it reaches. The
+ * person's values are text parts, never parsed again (a trait holding `{{ employee.email }}` is text).
+ *
+ * @example
+ * renderTemplateParts('Hi {{ employee.name }}, {{ traits.first_name }} signed up', scope, ['employee']);
+ * // { parts: ['Hi ', { root: 'employee', path: ['name'], ... }, ', Ann signed up'], missing: [] }
+ */
+export function renderTemplateParts(
+  text: string,
+  scope: TemplateScope,
+  later: readonly string[],
+): { parts: TemplatePart[]; missing: string[] } {
+  const parts: TemplatePart[] = [];
+  const missing: string[] = [];
+  for (const part of parseTemplate(text).parts) {
+    if (typeof part !== 'string' && later.includes(part.root)) {
+      parts.push(part);
+      continue;
+    }
+    let t: string;
+    if (typeof part === 'string') t = part;
+    else {
+      const value = show(variableValue(part, scope));
+      if (value === undefined && part.fallback === undefined) missing.push(`${part.root}.${part.path.join('.')}`);
+      t = value ?? part.fallback ?? '';
+    }
+    if (typeof parts.at(-1) === 'string') parts[parts.length - 1] += t;
+    else parts.push(t);
+  }
+  return { parts, missing };
+}
+
+/**
+ * The text of {@link renderTemplateParts}' parts with the remaining variables read from `scope` (absent:
+ * their default, else nothing).
+ *
+ * @example
+ * finishTemplate(parts, { employee: { id: 'emp_ann', name: 'Ann' } }); // 'Hi Ann, Bea signed up'
+ */
+export function finishTemplate(parts: readonly TemplatePart[], scope: Readonly<Record<string, unknown>>): string {
+  let out = '';
+  for (const part of parts) {
+    if (typeof part === 'string') out += part;
+    else out += show(valueAt(scope[part.root], part.path)) ?? part.fallback ?? '';
+  }
+  return out;
+}
+
+/**
+ * Whether a template reads a root (`{{ employee.name }}` reads `employee`).
+ *
+ * @example
+ * readsRoot('Hi {{ employee.name }}', 'employee'); // true
+ */
+export function readsRoot(text: string, root: string): boolean {
+  return parseTemplate(text).variables.some((v) => v.root === root);
 }
 
 /**

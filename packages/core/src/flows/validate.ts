@@ -10,7 +10,7 @@ import { employeeNodeIssues } from './employees.ts';
 import { experimentIssues } from './experiment.ts';
 import { graphIssues } from './graph.ts';
 import { flowSchema } from './schema.ts';
-import { parseTemplate, TEMPLATE_ROOTS, templateStrings } from './template.ts';
+import { EMPLOYEE_TEMPLATE_FIELDS, parseTemplate, TEMPLATE_ROOTS, templateStrings } from './template.ts';
 import { cronError, durationMs, isHolidayCountry, isTimeZone } from './time.ts';
 import type { FlowContext, FlowIssue, FlowValidation } from './validate-types.ts';
 
@@ -131,6 +131,8 @@ export function validateFlow(input: unknown, context: FlowContext = {}): FlowVal
 
 interface Known {
   eventTrigger: boolean;
+  /** The template is a notify_employees message: `{{ employee.* }}` reads the employee it reaches. */
+  employee?: boolean;
   /** Run data fields some node or the API sets; null when the API may pass any. */
   run: Set<string> | null;
   context: FlowContext;
@@ -148,6 +150,13 @@ function runFields(flow: FlowDefinition): Set<string> | null {
 
 function variableIssue(root: string, path: string[], known: Known): string | undefined {
   const name = [root, ...path].join('.');
+  if (root === 'employee') {
+    if (!known.employee)
+      return `{{ ${name} }}: employee.* is only in a notify_employees message (the employee it is addressed to)`;
+    if (path.length !== 1 || !(EMPLOYEE_TEMPLATE_FIELDS as readonly string[]).includes(path[0]!))
+      return `{{ ${name} }}: an employee has ${EMPLOYEE_TEMPLATE_FIELDS.map((f) => `employee.${f}`).join(', ')}`;
+    return undefined;
+  }
   if (!(TEMPLATE_ROOTS as readonly string[]).includes(root))
     return `{{ ${name} }}: unknown root "${root}"; one of ${TEMPLATE_ROOTS.join(', ')}`;
   if (root === 'event' && !known.eventTrigger)
@@ -275,8 +284,11 @@ function nodeIssues(n: FlowNode, i: number, known: Known): FlowIssue[] {
       for (const x of employeeNodeIssues(n, { eventTrigger: known.eventTrigger })) add(x.field, x.message);
       break;
     case 'notify_employees':
-      templates('message.body', n.message.body);
-      if (n.message.subject !== undefined) templates('message.subject', n.message.subject);
+      for (const field of ['body', 'subject'] as const) {
+        const text = n.message[field];
+        if (text !== undefined)
+          issues.push(...templateIssues(text, `nodes.${i}.message.${field}`, n.id, { ...known, employee: true }));
+      }
       for (const x of employeeNodeIssues(n, {
         eventTrigger: known.eventTrigger,
         ...(ctx.destinations ? { destinations: ctx.destinations } : {}),

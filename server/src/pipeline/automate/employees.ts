@@ -1,10 +1,12 @@
 import {
   type AssignOwnerEffect,
+  finishTemplate,
   type JsonObject,
   type JsonValue,
   type NotifyEmployeesEffect,
+  noticeFor,
+  noticeParts,
   type ProfileFacts,
-  renderTemplate,
   type StepResult,
 } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
@@ -61,9 +63,12 @@ export function withMaskedNotices(
   };
   const effects = result.effects.map((e) => {
     if (e.type !== 'notify_employees') return e;
-    const body = renderTemplate(e.template.body, scope).text;
-    const subject = e.template.subject === undefined ? undefined : renderTemplate(e.template.subject, scope).text;
-    return { ...e, masked: subject === undefined ? { body } : { subject, body } };
+    // `{{ employee.* }}` stays for each employee reached (their name is not the person's data).
+    const { parts } = noticeParts(e.template, scope);
+    const body = finishTemplate(parts.body, {});
+    const subject = parts.subject && finishTemplate(parts.subject, {});
+    const masked = subject === undefined ? { body } : { subject, body };
+    return { ...e, masked, ...(e.parts ? { maskedParts: parts } : {}) };
   });
   return { ...result, effects };
 }
@@ -105,18 +110,19 @@ async function recipients(tx: Tx, w: EmployeeWork, e: NotifyEmployeesEffect): Pr
 }
 
 function noticeOf(e: NotifyEmployeesEffect, employee: EmployeeRow): EmployeeNotice | undefined {
-  const message = employee.role === 'full' ? e.message : e.masked;
+  const to = {
+    id: employee.id,
+    name: employee.name,
+    ...(employee.email ? { email: employee.email } : {}),
+    ...(employee.chatHandle ? { chatHandle: employee.chatHandle } : {}),
+  };
+  const full = employee.role === 'full';
+  // A message reading {{ employee.* }} is finished for this employee, from the parts their role may see.
+  const parts = full ? e.parts : e.maskedParts;
+  const message = e.parts ? parts && noticeFor(parts, to) : full ? e.message : e.masked;
   // Never the clear message for want of the masked one.
   if (!message) return undefined;
-  return {
-    ...message,
-    to: {
-      id: employee.id,
-      name: employee.name,
-      ...(employee.email ? { email: employee.email } : {}),
-      ...(employee.chatHandle ? { chatHandle: employee.chatHandle } : {}),
-    },
-  };
+  return { ...message, to };
 }
 
 /**
