@@ -87,6 +87,14 @@ export function messageIdFor(idempotencyKey: string, domain: string): string {
   return `<${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 40)}.cairn@${domain}>`;
 }
 
+/** The footer text as HTML: escaped, line breaks kept, the unsubscribe address as a link. */
+function footerHtml(footer: string, unsubscribeUrl: string | undefined): string {
+  const escaped = escapeHtml(footer).replace(/\r?\n/g, '<br>\n');
+  if (!unsubscribeUrl) return escaped;
+  const url = escapeHtml(unsubscribeUrl);
+  return escaped.replaceAll(url, `<a href="${url}">${url}</a>`);
+}
+
 // Header values must stay on one line whatever a trait holds.
 const oneLine = (text: string) => text.replace(/[\r\n\t]+/g, ' ');
 const noControls = (text: string) => text.replace(/\p{Cc}/gu, '');
@@ -119,7 +127,14 @@ export function compose(item: DeliveryItem, ctx: PluginContext<Settings>): SendM
   if (message && !message.body.trim()) return { failed: 'message body is empty' };
   const footer = message && unsubscribeUrl && s.messageFooter ? render(s.messageFooter, scope).trim() : '';
   const content = message
-    ? { text: footer ? `${message.body}\n\n${footer}` : message.body }
+    ? {
+        text: footer ? `${message.body}\n\n${footer}` : message.body,
+        // A tracked message comes with its HTML form (links and open pixel made by Cairn); the footer follows
+        // it, its unsubscribe address as a plain (untracked) link.
+        ...(message.html
+          ? { html: footer ? `${message.html}\n<p>${footerHtml(footer, unsubscribeUrl)}</p>` : message.html }
+          : {}),
+      }
     : {
         ...(s.text ? { text: render(s.text, scope) } : {}),
         ...(s.html ? { html: render(s.html, scope, escapeHtml) } : {}),

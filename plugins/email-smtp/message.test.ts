@@ -156,6 +156,23 @@ describe('email-smtp sends a flow message as the flow rendered it', () => {
     expect(received[0]!.mail.headerLines.some((h) => h.key === 'bcc')).toBe(false);
   });
 
+  it("sends a tracked message's HTML form beside the text, the footer after it with a plain unsubscribe link", async () => {
+    const html =
+      '<p>Shop: <a href="https://cairn.example/t/c/tok">https://shop.test/</a></p>\n<img src="https://cairn.example/t/o/px.gif">';
+    await sendBatch(
+      email,
+      [messageItem({ subject: 'Tracked', body: 'Shop: https://cairn.example/t/c/tok', html })],
+      contextFor(settings({ messageFooter: 'Stop <these>: {{unsubscribe_url}}' })),
+    );
+    const { mail } = received[0]!;
+    expect(mail.text?.trimEnd()).toBe(
+      'Shop: https://cairn.example/t/c/tok\n\nStop <these>: https://cairn.example/u/p1-email-offers',
+    );
+    expect(mail.html).toBe(
+      `${html}\n<p>Stop &lt;these&gt;: <a href="https://cairn.example/u/p1-email-offers">https://cairn.example/u/p1-email-offers</a></p>`,
+    );
+  });
+
   it('sends events with the destination templates as before', async () => {
     const item = {
       ...messageItem({ body: 'unused' }),

@@ -62,7 +62,13 @@ export interface DeliveredEvent {
  */
 export interface DeliveryMessage {
   subject?: string;
+  /** The text; for email, its links already rewritten to Cairn's tracked redirects (when tracked). */
   body: string;
+  /**
+   * For email, when Cairn tracks the message: the body as an HTML fragment (escaped text, its links as
+   * tracked anchors, then an open pixel). Send it as the HTML part beside `body` as the text part.
+   */
+  html?: string;
   /** The flow and the node of it that sent the message. */
   flow: { id: string; node: string };
   /**

@@ -159,7 +159,8 @@ export interface ExperimentNode extends NodeBase {
 export interface SendNode extends NodeBase {
   type: 'send';
   destination: string;
-  message: { subject?: string; body: string };
+  /** `track: false`: no tracked links or open pixel in this message (email destinations track by default). */
+  message: { subject?: string; body: string; track?: boolean };
   /** When a frequency cap is full: wait for the first allowed moment (default) or go on without sending. */
   onCap?: 'defer' | 'skip';
   /** Exempt from frequency caps and quiet hours, and not counted by caps (a receipt, a password reset). */

@@ -156,7 +156,7 @@ export class PathBuilder implements Finished {
    */
   send(
     destination: string,
-    message: { subject?: string; body: string },
+    message: SendNode['message'],
     options?: NodeOptions & Pick<SendNode, 'onCap' | 'transactional'>,
   ): this {
     const { onCap, transactional, ...rest } = options ?? {};

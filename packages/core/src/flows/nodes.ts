@@ -98,7 +98,11 @@ function send(node: Of<'send'>, step: Step, key: string): Outcome {
   const scope = scopeOf(step);
   const body = renderTemplate(node.message.body, scope);
   const subject = node.message.subject === undefined ? undefined : renderTemplate(node.message.subject, scope);
-  const message = subject ? { subject: subject.text, body: body.text } : { body: body.text };
+  const message = {
+    ...(subject ? { subject: subject.text } : {}),
+    body: body.text,
+    ...(node.message.track === false ? { track: false } : {}),
+  };
   step.effects.push({ type: 'send', key, node: node.id, destination: node.destination, message });
   // A later send of this step counts this one (the caller's facts get it after the step: noteSends).
   if (verdict.channel !== undefined) {

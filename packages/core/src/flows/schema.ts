@@ -146,7 +146,7 @@ export const NODE_SCHEMAS = {
     ...base,
     type: z.literal('send'),
     destination: z.string().min(1).max(200),
-    message: z.strictObject({ subject: template.optional(), body: template }),
+    message: z.strictObject({ subject: template.optional(), body: template, track: z.boolean().optional() }),
     onCap: z.enum(['defer', 'skip']).optional(),
     transactional: z.boolean().optional(),
   }),

@@ -75,7 +75,7 @@ interface EffectBase {
 
 /** Something a step asks the runner to do, committed with the run's new state. */
 export type Effect =
-  | (EffectBase & { type: 'send'; destination: string; message: { subject?: string; body: string } })
+  | (EffectBase & { type: 'send'; destination: string; message: { subject?: string; body: string; track?: boolean } })
   | (EffectBase & {
       type: 'update_profile';
       set: Record<string, JsonValue>;

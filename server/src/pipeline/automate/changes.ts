@@ -30,7 +30,7 @@ export interface CommitDeps {
 }
 
 /** A message as the step rendered it; sealed when committed. */
-type Outgoing = Omit<RequestedMessage, 'sealed'> & { message: { subject?: string; body: string } };
+type Outgoing = Omit<RequestedMessage, 'sealed'> & { message: { subject?: string; body: string; track?: boolean } };
 
 /** Which flow version a run runs on, as its row records it. */
 export type RunMeta = Pick<FlowVersion, 'id' | 'version' | 'exclusive'>;

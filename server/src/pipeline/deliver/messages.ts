@@ -9,6 +9,7 @@ import { enqueueDeliveries } from './enqueue.ts';
 import { inOrder, isOrdered, lockQuery, MAX_ORDER_LOCKS, promoteIfReady } from './order.ts';
 import { type InsertedMessage, messagesInsert, type NewMessageRow } from './queries/messages.ts';
 import type { DeliveryRow } from './queries/sending.ts';
+import { trackMessage } from './tracking.ts';
 
 // Messages flows send (stage 4 hands them over as `messages.requested`): they enter the delivery ledger
 // as rows without an event, and from there go exactly as events do — consent and unsubscribes checked at
@@ -113,16 +114,19 @@ export async function enqueueMessages(
 
 /**
  * What a plugin gets for a ledger row: its event, or for a flow's message the message (opened) and, for
- * plugins that only read events, a `Flow Message` track event carrying it.
+ * plugins that only read events, a `Flow Message` track event carrying it. With `tracking` (email
+ * destinations), a message to the person (not an employee's notice, not `track: false`) gets its links
+ * rewritten to tracked redirects and an HTML form with the open pixel (tracking.ts).
  *
  * @example
- * const item = deliveryItem(row, pii, profile, 1);
+ * const item = deliveryItem(row, pii, profile, 1, { publicUrl, secret });
  */
 export function deliveryItem(
   row: DeliveryRow,
   pii: Pick<Pii, 'openPayload' | 'openBytes'>,
   profile: DeliveryProfile | null,
   attempt: number,
+  tracking?: { publicUrl: string; secret: string },
 ): DeliveryItem {
   // An employee's notice shows the person only as its message does (masked per the employee's role).
   const base = { idempotencyKey: row.idempotencyKey, profile: row.message?.employee ? null : profile, attempt };
@@ -132,11 +136,15 @@ export function deliveryItem(
     subject?: string;
     body: string;
     to?: DeliveryMessage['to'];
+    track?: boolean;
   };
   const { flow } = row.message;
+  const tracked =
+    tracking && !text.to && text.track !== false ? trackMessage(text.body, { ...tracking, deliveryId: row.id }) : null;
   const message: DeliveryMessage = {
     ...(text.subject === undefined ? {} : { subject: text.subject }),
-    body: text.body,
+    body: tracked ? tracked.text : text.body,
+    ...(tracked ? { html: tracked.html } : {}),
     flow: { id: flow.id, node: flow.node },
     ...(text.to ? { to: text.to } : {}),
   };

@@ -292,6 +292,11 @@ export async function deliverJobs(
   const outcomes = await gate(deps, destination, plugin, rows, profiles, consent);
   const sendable = rows.filter((r) => !outcomes.has(r.id));
   const ctx = pluginContext(deps, destination, settings);
+  // Emails of flows get tracked links and an open pixel, on the public URL their unsubscribe links use.
+  const tracking =
+    unsubscribeChannel(destination, plugin) === 'email'
+      ? { publicUrl: deps.publicUrl, secret: deps.secret }
+      : undefined;
   const secrets = secretValues(plugin, settings);
   const size = plugin.batchSize ?? 1;
   const line = new Map(rows.map((r) => [r.id, r.lineProfileId]));
@@ -327,6 +332,7 @@ export async function deliverJobs(
         row.profileId ? (profiles.get(row.profileId) ?? null) : null,
         // A row erased meanwhile is not counted (nothing to update) and goes out as it was read.
         attempts.get(row.id) ?? row.attempts + 1,
+        tracking,
       ),
     );
     const timer = deps.metrics?.deliverySendDuration.startTimer({ destination: destination.id });

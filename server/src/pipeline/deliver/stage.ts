@@ -10,6 +10,7 @@ import { startMessagesWorker } from './messages.ts';
 import { sweepWaiting } from './order.ts';
 import { createRateLimits, type SenderDeps } from './sender.ts';
 import { createSenders } from './senders.ts';
+import { trackingRoutes } from './tracking.ts';
 import { unsubscribeRoutes } from './unsubscribe.ts';
 
 /**
@@ -19,7 +20,10 @@ import { unsubscribeRoutes } from './unsubscribe.ts';
 export interface DeliverStage extends Stage, DeliverCommands {
   /** The destinations of this database, kept current (every role reads them; workers also send). */
   readonly destinations: DestinationDirectory;
-  /** `GET|POST /u/:token`: one-click unsubscribe (RFC 8058), recorded as an event through `writer`. */
+  /**
+   * `GET|POST /u/:token`: one-click unsubscribe (RFC 8058); `GET /t/c/:token`, `GET /t/o/:token.gif`: tracked
+   * links and open pixels (tracking.ts). Each recorded as an event through `writer`.
+   */
   routes(app: Hono, writer: EventWriter): void;
 }
 
@@ -90,6 +94,16 @@ export function createDeliverStage(rt: Runtime, options: { work: boolean }): Del
         writer,
         maxFutureSkewMs: rt.config.maxFutureSkewMs,
         pii: rt.pii,
+      });
+      trackingRoutes(app, {
+        sql: rt.sql,
+        secret: rt.secret,
+        writer,
+        maxFutureSkewMs: rt.config.maxFutureSkewMs,
+        pii: rt.pii,
+        log: rt.log,
+        trustProxy: rt.config.trustProxy,
+        clock: rt.clock,
       });
     },
     async start() {

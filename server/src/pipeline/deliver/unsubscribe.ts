@@ -14,7 +14,7 @@ import { html } from 'hono/html';
 import type { Sql, Tx } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 import { enrichEvent } from '../ingest/enrich.ts';
-import type { EventWriter } from '../ingest/writer.ts';
+import type { EventWriter, WriteResult } from '../ingest/writer.ts';
 
 /** What an unsubscribe link stands for. */
 export interface UnsubscribeClaim {
@@ -218,15 +218,35 @@ async function recordUnsubscribeEvent(
   deps: { sql: Sql; writer: EventWriter; maxFutureSkewMs: number; pii: Pii },
   claim: UnsubscribeClaim,
 ): Promise<void> {
+  await writeProfileEvent(deps, claim.p, {
+    event: 'Unsubscribed',
+    properties: { channel: claim.c, topic: claim.t || null },
+  });
+}
+
+/**
+ * Writes a `track` event Cairn itself observed about a profile (an unsubscribe, a click, an open) through
+ * ingestion like any other (source `cairn`), so stages 2-4 see it. The person is named by the live
+ * profile's strongest identity (the profile may have merged since); `messageId`, when given, makes the
+ * write idempotent (a second write is a duplicate). Null when the profile is gone (erased).
+ *
+ * @example
+ * await writeProfileEvent(deps, profileId, { event: 'Link Clicked', properties, messageId: 'cairn-click:42:0' });
+ */
+export async function writeProfileEvent(
+  deps: { sql: Sql; writer: EventWriter; maxFutureSkewMs: number; pii: Pii },
+  profileId: string,
+  e: { event: string; properties: Record<string, unknown>; messageId?: string; receivedAt?: number },
+): Promise<WriteResult | null> {
   const [live] = await deps.sql<{ key: string; type: string; value: string }[]>`
     WITH RECURSIVE chain AS (
-      SELECT id, merged_into FROM profiles WHERE id = ${claim.p}
+      SELECT id, merged_into FROM profiles WHERE id = ${profileId}
       UNION SELECT p.id, p.merged_into FROM profiles p JOIN chain c ON p.id = c.merged_into)
     SELECT i.key, i.type, i.value FROM chain c JOIN identities i ON i.profile_id = c.id
     WHERE c.merged_into IS NULL
     ORDER BY CASE i.type WHEN 'userId' THEN 0 WHEN 'email' THEN 1 WHEN 'phone' THEN 2 WHEN 'anonymousId' THEN 4 ELSE 3 END, i.key
     LIMIT 1`;
-  if (!live) return; // erased meanwhile: the subscription row is all that remains
+  if (!live) return null; // erased meanwhile: nothing to attach the event to
   live.value = String(deps.pii.openValue(live.value));
   const who: Partial<TrackingEvent> =
     live.type === 'userId'
@@ -236,9 +256,10 @@ async function recordUnsubscribeEvent(
         : { anonymousId: `cairn:${live.key}` };
   const raw = {
     type: 'track',
-    event: 'Unsubscribed',
+    event: e.event,
     ...who,
-    properties: { channel: claim.c, topic: claim.t || null },
+    ...(e.messageId ? { messageId: e.messageId } : {}),
+    properties: e.properties,
     context:
       live.type === 'email'
         ? { traits: { email: live.value } }
@@ -247,13 +268,12 @@ async function recordUnsubscribeEvent(
           : {},
   };
   const valid = validateEvent(raw, '');
-  if (!valid.ok) return;
-  const now = Date.now();
+  if (!valid.ok) return null;
   const r = enrichEvent(
     valid.event,
     {
       sourceId: 'cairn',
-      receivedAt: now,
+      receivedAt: e.receivedAt ?? Date.now(),
       ip: undefined,
       batchSentAt: undefined,
       maxFutureSkewMs: deps.maxFutureSkewMs,
@@ -261,5 +281,5 @@ async function recordUnsubscribeEvent(
     },
     '',
   );
-  if (r.ok) await deps.writer.write([r.row]);
+  return r.ok ? deps.writer.write([r.row]) : null;
 }
