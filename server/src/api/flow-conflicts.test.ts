@@ -183,23 +183,41 @@ describeOnDatabases('conflict detection at submit on %s', (mode) => {
     ]);
   });
 
-  it('finds no conflict for a flow whose conditions exclude the live ones', async () => {
+  it('counts the people its own conditions admit, and exempts a transactional send from caps', async () => {
+    // For people outside vip, on orders with a negative total (nobody's), a transactional receipt.
     const def = flow(
-      'Exclusive',
+      'Receipt',
       { type: 'event', event: ordered, where: [{ property: 'total', cmp: '<', value: 0 }] },
       dest.mailA!,
       {
         entry: { reentry: 'once', rule: { op: 'not', rule: { op: 'in_audience', audience: vip } } },
+        nodes: [
+          { id: 'hello', type: 'send', destination: dest.mailA, message: { body: 'Receipt' }, transactional: true },
+        ],
       },
     );
     const id = ok(await h.post('/flows', { definition: def }), 201).id;
-    // total < 0 is compatible with the live flows' events (they have no condition): only the later
-    // flows on the event conflict; not the SMS one on vip (excluded by the entry rule anyway).
     const submitted = ok(await h.post(`/flows/${id}/submit`, {}));
-    const found = submitted.conflicts.map((c: Any) => c.flowId);
-    expect(found).not.toContain(ids.sameAudience);
-    expect(found).not.toContain(ids.unrelated);
-    // p3 ordered and is not vip; total is 50, so nobody matches total < 0.
-    expect(submitted.conflicts.map((c: Any) => c.measured.submittedCount)).toEqual(found.map(() => 0));
+    // The event flows without conditions may meet the same orders; the SMS flow enters vip members only,
+    // whom this one's entry rule excludes, and the unrelated one starts on another event.
+    expect(
+      submitted.conflicts.map((c: Any) => [c.flowId, c.measured.overlapCount, c.measured.submittedCount, c.slot]),
+    ).toEqual(
+      [ids.later, ids.sameEvent].map((flowId) => [
+        flowId,
+        0,
+        0,
+        {
+          caps: [],
+          winner: flowId === ids.sameEvent ? 'live' : 'tie',
+          text:
+            flowId === ids.sameEvent
+              ? 'a transactional send: exempt from frequency caps; the live flow wins a capped slot (priority 5 over 0)'
+              : 'a transactional send: exempt from frequency caps; equal priority (0): the message due first takes the slot',
+        },
+      ]),
+    );
+    // Each live flow's own people are still counted: three ordered (the later flow's entry has no rule).
+    expect(submitted.conflicts.map((c: Any) => c.measured.liveCount)).toEqual([3, 3]);
   });
 });

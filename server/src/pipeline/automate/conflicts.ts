@@ -173,20 +173,27 @@ async function entrantsOf(
 ): Promise<Entrants | 'timeout' | undefined> {
   const candidates = candidatesOf(def, now);
   if (!candidates) return undefined;
-  const read = async (tx: Tx, f: Fragment) => {
+  const read = async <T>(tx: Tx, f: Fragment) => {
     const { text, values } = f.render();
     // sql.unsafe: the text is a rendered rule Fragment ($n parameters, identifiers from the compiler).
-    return ((await tx.unsafe(text, values as never[])) as unknown as { id: string }[]).map((r) => r.id);
+    return (await tx.unsafe(text, values as never[])) as unknown as T[];
   };
   try {
     return await sql.begin('READ ONLY', async (tx) => {
       if (kind === 'postgres') await tx.unsafe(`SET LOCAL statement_timeout = ${CONFLICT_MEASURE_TIMEOUT_MS}`);
-      // LIMIT inside DISTINCT: it bounds the rows read, not only the rows returned.
-      const found = await read(tx, ruleSql`SELECT DISTINCT id FROM (${candidates} LIMIT ${CONFLICT_MAX_PEOPLE + 1}) c`);
-      const capped = found.length > CONFLICT_MAX_PEOPLE;
-      const ids = capped ? found.slice(0, CONFLICT_MAX_PEOPLE) : found;
+      // The LIMIT is on the candidate rows (an event sent twice is two), so it bounds the rows read; more
+      // rows than the limit: the people are a part of those who would enter (capped).
+      const found = await read<{ id: string; rows: number }>(
+        tx,
+        ruleSql`
+          WITH limited AS MATERIALIZED (${candidates} LIMIT ${CONFLICT_MAX_PEOPLE + 1})
+          SELECT DISTINCT id, (SELECT count(*) FROM limited)::int AS rows FROM limited`,
+      );
+      const capped = (found[0]?.rows ?? 0) > CONFLICT_MAX_PEOPLE;
+      const ids = found.map((r) => r.id);
       if (!def.entry.rule || !ids.length) return { ids: new Set(ids), capped };
-      return { ids: new Set(await read(tx, compileRule(def.entry.rule, { now }).members(ids))), capped };
+      const admitted = await read<{ id: string }>(tx, compileRule(def.entry.rule, { now }).members(ids));
+      return { ids: new Set(admitted.map((r) => r.id)), capped };
     });
   } catch (err) {
     // 57014: query_canceled, by the statement timeout.
@@ -218,7 +225,15 @@ function overlapOf(
 }
 
 /** The caps on the channels both flows send by, and which flow's priority takes a capped slot. */
-function slotOf(reasons: ConflictReason[], caps: FrequencyCap[], mine: number, theirs: number): SlotVerdict {
+function slotOf(
+  reasons: ConflictReason[],
+  caps: FrequencyCap[],
+  mine: FlowDefinition,
+  theirs: FlowDefinition,
+): SlotVerdict {
+  const close = reasons.find((r) => r.kind === 'close_in_time');
+  const transactional = (def: FlowDefinition, node: string | undefined) =>
+    def.nodes.some((n) => n.id === node && n.type === 'send' && n.transactional === true);
   const channels = new Set(
     reasons.flatMap((r) =>
       r.kind === 'same_channel'
@@ -228,17 +243,23 @@ function slotOf(reasons: ConflictReason[], caps: FrequencyCap[], mine: number, t
           : [],
     ),
   );
-  const applying = caps.filter((c) => c.channel === ANY_CHANNEL || channels.has(c.channel));
-  const winner = mine > theirs ? 'submitted' : mine < theirs ? 'live' : 'tie';
+  // A transactional send is neither capped nor counted by caps: it competes for no slot.
+  const exempt = transactional(mine, close?.sends[0].node) || transactional(theirs, close?.sends[1].node);
+  const a = mine.priority ?? 0;
+  const b = theirs.priority ?? 0;
+  const applying = exempt ? [] : caps.filter((c) => c.channel === ANY_CHANNEL || channels.has(c.channel));
+  const winner = a > b ? 'submitted' : a < b ? 'live' : 'tie';
   const capText = applying.length
     ? applying
         .map((c) => `${c.max} per ${c.windowHours} h on ${c.channel}${c.audience ? ` for ${c.audience}` : ''}`)
         .join(', ')
-    : 'no frequency cap on the shared channels';
+    : exempt
+      ? 'a transactional send: exempt from frequency caps'
+      : 'no frequency cap on the shared channels';
   const who =
     winner === 'tie'
-      ? `equal priority (${mine}): the message due first takes the slot`
-      : `${winner === 'submitted' ? 'this flow' : 'the live flow'} wins a capped slot (priority ${Math.max(mine, theirs)} over ${Math.min(mine, theirs)})`;
+      ? `equal priority (${a}): the message due first takes the slot`
+      : `${winner === 'submitted' ? 'this flow' : 'the live flow'} wins a capped slot (priority ${Math.max(a, b)} over ${Math.min(a, b)})`;
   return { caps: applying, winner, text: `${capText}; ${who}` };
 }
 
@@ -289,7 +310,7 @@ export async function findConflicts(
       priority,
       reasons: verdict.reasons,
       measured,
-      slot: slotOf(verdict.reasons, caps, def.priority ?? 0, priority),
+      slot: slotOf(verdict.reasons, caps, def, other.definition),
     });
   }
   flows.sort(
