@@ -199,6 +199,55 @@ describe('flowOverlap', () => {
     });
   });
 
+  it('ties tags, trait changes and calendars of one kind; different directions share only people', () => {
+    const tagged: Trigger = { type: 'tag_added', tag: 'lead' };
+    expect(flowOverlap(flow(tagged), flow(tagged), options).reasons[0]).toMatchObject({
+      kind: 'same_tag',
+      tag: 'lead',
+    });
+    expect(flowOverlap(flow(tagged), flow({ type: 'tag_added', tag: 'churned' }), options)).toMatchObject({
+      overlap: false,
+      apart: { kind: 'different_triggers' },
+    });
+    const to = (value: string): Trigger => ({ type: 'trait_changed', trait: 'plan', to: { cmp: '=', value } });
+    expect(
+      kinds(flowOverlap(flow(to('pro')), flow({ type: 'trait_changed', trait: 'plan' }, 'mail2'), options)),
+    ).toEqual(['same_trait_change', 'same_channel', 'close_in_time']);
+    expect(flowOverlap(flow(to('pro')), flow(to('free')), options)).toMatchObject({
+      overlap: false,
+      apart: { kind: 'different_triggers', text: 'both watch plan, but for values that cannot both hold' },
+    });
+    const holiday = (offsetDays: number, time: string): Trigger => ({
+      type: 'calendar',
+      calendar: { country: 'DE' },
+      offsetDays,
+      time,
+    });
+    const eve = flowOverlap(flow(holiday(0, '09:00')), flow(holiday(-1, '18:00')), options);
+    expect(eve.reasons[0]).toMatchObject({ kind: 'same_calendar', offsetMs: -15 * HOUR });
+    expect(eve.overlap).toBe(true);
+    // Another calendar: no moment in common, but maybe people.
+    const other = flowOverlap(
+      flow(holiday(0, '09:00')),
+      flow({ ...holiday(0, '09:00'), calendar: { country: 'FR' } } as Trigger),
+      options,
+    );
+    expect(kinds(other)[0]).toBe('shared_people');
+    // Entering and leaving one audience happen at different moments for a person: only people in common.
+    const enters = flowOverlap(
+      flow({ type: 'audience_entered', audience: 'vip' }),
+      flow({ type: 'audience_exited', audience: 'vip' }, 'mail2'),
+      options,
+    );
+    expect(kinds(enters)).toEqual(['shared_people', 'same_channel', 'close_in_time']);
+  });
+
+  it('counts an API-triggered flow as sharing people at any moment', () => {
+    const r = flowOverlap(flow({ type: 'api' }), flow({ type: 'api' }, 'mail2', { wait: 30 * DAY }), options);
+    expect(r.overlap).toBe(true);
+    expect(r.reasons.at(-1)).toMatchObject({ kind: 'close_in_time', gapMs: null });
+  });
+
   it('keeps apart a flow that sends nothing', () => {
     const quiet = flow(ordered, 'mail', { nodes: [{ id: 'x', type: 'exit' }], edges: [] });
     expect(flowOverlap(flow(ordered), quiet, options)).toMatchObject({ overlap: false, apart: { kind: 'no_sends' } });
