@@ -23,6 +23,7 @@ import type { EventWriter } from '../pipeline/ingest/index.ts';
 import type { MeasureStage } from '../pipeline/measure/index.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
+import { funnelTagApi } from './analytics/funnel-tag.ts';
 import { analyticsApi } from './analytics/index.ts';
 import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
@@ -152,6 +153,7 @@ export function adminApi(deps: {
   api.route('/profiles', subscriptionsApi(deps.sql, deps.pii));
   api.route('/profiles', profileTagsApi(deps));
   api.route('/tags', tagsApi(deps));
+  api.route('/tags', funnelTagApi(deps));
   api.route('/profiles', profileComputedApi(deps.sql));
   api.route('/computed-traits', computedTraitsApi(deps));
   api.route('/audiences', audiencesApi(deps));

@@ -172,6 +172,15 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     },
 
     ...crud('/tags', 'tag', l.tag, 'key'),
+    // A funnel step's people tagged at once: the query and how many, never who.
+    {
+      method: 'POST',
+      path: '/tags/:tag/from-funnel',
+      action: 'tag.from_funnel',
+      resourceType: 'tag',
+      idFrom: 'tag',
+      summary: (r, q) => ({ step: q.step, status: q.status, range: q.range, people: r.people, added: r.added }),
+    },
     ...crud('/computed-traits', 'computed_trait', l.computedTrait, 'key'),
     {
       method: 'POST',

@@ -28,3 +28,4 @@ export {
 export * from './paths.ts';
 export * from './active.ts';
 export * from './retention.ts';
+export * from './funnel.ts';

@@ -1,5 +1,5 @@
 import type { Runtime, Stage } from '../../runtime.ts';
-import { changeStaticTag } from './static-tags.ts';
+import { changeStaticTag, changeStaticTagOf } from './static-tags.ts';
 import { startComputeWorker } from './worker.ts';
 
 /** Stage 3: computed traits, tags and audiences, kept current incrementally and recomputed on change. */
@@ -16,6 +16,11 @@ export interface ComputeStage extends Stage {
     actor: string,
     reason: string | null,
   ): Promise<boolean>;
+  /**
+   * Adds a static tag to many profiles (those still live), in chunks; how many gained it. Refuses an
+   * unknown tag (404) and a dynamic one (409).
+   */
+  tagProfiles(profileIds: readonly string[], tag: string, actor: string, reason: string | null): Promise<number>;
 }
 
 /**
@@ -43,5 +48,6 @@ export function createComputeStage(rt: Runtime): ComputeStage {
     stop: () => stop(),
     changeStaticTag: (profileId, tag, action, actor, reason) =>
       changeStaticTag(rt, profileId, tag, action, actor, reason),
+    tagProfiles: (profileIds, tag, actor, reason) => changeStaticTagOf(rt, profileIds, tag, 'enter', actor, reason),
   };
 }

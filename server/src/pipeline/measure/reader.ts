@@ -19,6 +19,13 @@ export interface AnalyticsReader {
    * `query_too_broad` that says what to narrow.
    */
   rows<T extends object>(query: Fragment, signal?: AbortSignal): Promise<T[]>;
+  /**
+   * Runs one statement and yields its rows in batches of `batchRows` through a cursor, so a pass over
+   * many rows never holds them all (Postgres). Same timeout (the whole read, from first to last batch,
+   * is one statement), cancel and 422 as {@link AnalyticsReader.rows}; leaving the loop early closes
+   * the cursor. Embedded PGlite has one session: there the rows are read whole, then yielded in batches.
+   */
+  stream<T extends object>(query: Fragment, signal?: AbortSignal, batchRows?: number): AsyncIterable<T[]>;
   /** Where the next answer comes from and the replica's lag (read once per call; cheap). */
   meta(): Promise<ReadMeta>;
   close(): Promise<void>;
@@ -90,17 +97,40 @@ export function createAnalyticsReader(options: {
       }
       return (await options.sql.begin('READ ONLY', (tx) => tx.unsafe(text, values as never[]))) as unknown as T[];
     } catch (err) {
-      // 57014: query_canceled — by the statement timeout, or by the client that went away.
-      if ((err as { code?: string }).code === '57014') {
-        if (signal?.aborted) throw apiError(499 as never, 'client_closed', 'the client closed the request');
-        throw tooBroad();
-      }
-      throw err;
+      throw failure(err, signal);
+    }
+  }
+
+  // 57014: query_canceled — by the statement timeout, or by the client that went away.
+  function failure(err: unknown, signal?: AbortSignal): unknown {
+    if ((err as { code?: string }).code !== '57014') return err;
+    if (signal?.aborted) return apiError(499 as never, 'client_closed', 'the client closed the request');
+    return tooBroad();
+  }
+
+  async function* stream<T extends object>(query: Fragment, signal?: AbortSignal, batchRows = 2_000) {
+    if (!pool) {
+      const rows = await run<T>(query, signal);
+      for (let i = 0; i < rows.length; i += batchRows) yield rows.slice(i, i + batchRows);
+      return;
+    }
+    const { text, values } = query.render();
+    signal?.throwIfAborted();
+    const pending = pool.unsafe(text, values as never[]);
+    const cancel = () => void pending.cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      for await (const rows of pending.cursor(batchRows)) yield rows as unknown as T[];
+    } catch (err) {
+      throw failure(err, signal);
+    } finally {
+      signal?.removeEventListener('abort', cancel);
     }
   }
 
   return {
     rows: run,
+    stream,
     async meta() {
       if (source === 'primary') return { source, lagSeconds: 0 };
       const [row] = await pool!<{ lag: number | null }[]>`

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import {
+  addAttempt,
+  type FunnelEvent,
+  type FunnelPass,
+  foldFunnel,
+  funnelCounts,
+  funnelEventsQuery,
+  funnelStepStats,
+} from './funnel.ts';
+
+const H = 3_600_000;
+const pass = (over: Partial<FunnelPass> = {}): FunnelPass => ({
+  steps: 3,
+  order: 'sequential',
+  windowMs: H,
+  from: 0,
+  to: 100 * H,
+  until: 1_000 * H,
+  exclusions: [],
+  ...over,
+});
+// ev(t in minutes, step bits, exclusion bits, identify)
+const ev = (
+  min: number,
+  steps: number,
+  exclusions = 0,
+  identify = false,
+  group: string | null = null,
+): FunnelEvent => ({
+  t: min * 60_000,
+  steps,
+  exclusions,
+  identify,
+  group,
+});
+
+describe('foldFunnel', () => {
+  it('walks steps in order, other steps allowed between', () => {
+    const a = foldFunnel(pass(), [ev(1, 1), ev(2, 4), ev(3, 2), ev(5, 4)]);
+    expect(a).toEqual({ start: 60_000, reached: 3, times: [60_000, 180_000, 300_000], group: null });
+  });
+
+  it('takes the furthest attempt, the earliest on ties', () => {
+    // First attempt reaches 2 (step 3 past its window), second (at 70) reaches 3.
+    const a = foldFunnel(pass(), [
+      ev(0, 1, 0, false, '"a"'),
+      ev(10, 2),
+      ev(70, 1, 0, false, '"b"'),
+      ev(75, 2),
+      ev(80, 4),
+    ]);
+    expect(a?.reached).toBe(3);
+    expect(a).toMatchObject({ start: 70 * 60_000, group: '"b"' });
+    // 0: reaches 2 (step 2 at 10); 20: reaches 2 (step 2 at 30): the earliest stands.
+    const b = foldFunnel(pass(), [ev(0, 1), ev(10, 2), ev(20, 1), ev(30, 2)]);
+    expect(b).toMatchObject({ start: 0, reached: 2 });
+  });
+
+  it('counts a step exactly at the end of the window, not one a millisecond later', () => {
+    const at = (ms: number) => ({ t: ms, steps: 2, exclusions: 0, identify: false, group: null });
+    expect(foldFunnel(pass({ steps: 2 }), [ev(0, 1), at(H)])?.reached).toBe(2);
+    expect(foldFunnel(pass({ steps: 2 }), [ev(0, 1), at(H + 1)])?.reached).toBe(1);
+  });
+
+  it('ignores entries outside the range and steps after now', () => {
+    expect(foldFunnel(pass({ from: 10 * 60_000 }), [ev(5, 1), ev(15, 2)])).toBeNull();
+    expect(foldFunnel(pass({ to: 10 * 60_000 }), [ev(10, 1)])).toBeNull();
+    // Later steps may run past `to`, within the window, but not past until.
+    expect(foldFunnel(pass({ to: 10 * 60_000 }), [ev(5, 1), ev(30, 2)])?.reached).toBe(2);
+    expect(foldFunnel(pass({ until: 20 * 60_000 }), [ev(5, 1), ev(30, 2)])?.reached).toBe(1);
+  });
+
+  it('strict order: no other event between steps, identify calls aside', () => {
+    const strict = pass({ order: 'strict' });
+    expect(foldFunnel(strict, [ev(0, 1), ev(1, 0), ev(2, 2)])?.reached).toBe(1);
+    expect(foldFunnel(strict, [ev(0, 1), ev(1, 0, 0, true), ev(2, 2), ev(3, 4)])?.reached).toBe(3);
+    // A later entry can do better.
+    expect(foldFunnel(strict, [ev(0, 1), ev(1, 0), ev(2, 1), ev(3, 2)])).toMatchObject({ start: 120_000, reached: 2 });
+  });
+
+  it('any order: distinct steps, one event for one step', () => {
+    const any = pass({ order: 'any' });
+    expect(foldFunnel(any, [ev(0, 4), ev(1, 2), ev(2, 1)])).toMatchObject({ start: 0, reached: 3 });
+    // Two events matching steps 1 and 2 both: two steps, not three.
+    expect(foldFunnel(any, [ev(0, 3), ev(1, 3)])?.reached).toBe(2);
+    // The matching is re-arranged: the first event (1|2) gives way to the second (only 1), then a 2|4 — 3 steps.
+    expect(foldFunnel(any, [ev(0, 3), ev(1, 1), ev(2, 6)])?.reached).toBe(3);
+    // The same event repeated counts once.
+    expect(foldFunnel(any, [ev(0, 2), ev(1, 2)])?.reached).toBe(1);
+  });
+
+  it('discards an attempt with an excluded event between its steps', () => {
+    const ex = pass({ exclusions: [{ between: [1, 2] }] });
+    expect(foldFunnel(ex, [ev(0, 1), ev(1, 0, 1), ev(2, 2)])).toBeNull();
+    // After step 2 it does not matter.
+    expect(foldFunnel(ex, [ev(0, 1), ev(2, 2), ev(3, 0, 1)])?.reached).toBe(2);
+    // Short of step 2: within the window after step 1 it spoils, past the window not.
+    expect(foldFunnel(ex, [ev(0, 1), ev(30, 0, 1)])).toBeNull();
+    expect(foldFunnel(ex, [ev(0, 1), ev(61, 0, 1)])?.reached).toBe(1);
+    // A clean later attempt still counts.
+    expect(foldFunnel(ex, [ev(0, 1), ev(1, 0, 1), ev(2, 2), ev(200, 1), ev(201, 2)])).toMatchObject({
+      start: 200 * 60_000,
+      reached: 2,
+    });
+  });
+});
+
+describe('funnelStepStats', () => {
+  it('counts people per step, conversion, drop-off and times', () => {
+    const c = funnelCounts(3);
+    addAttempt(c, { start: 0, reached: 3, times: [0, 1_000, 4_000], group: null });
+    addAttempt(c, { start: 0, reached: 2, times: [0, 3_000], group: null });
+    addAttempt(c, { start: 0, reached: 1, times: [0], group: null });
+    expect(funnelStepStats(c)).toEqual([
+      { step: 1, entered: 3, fromPrevious: 100, fromFirst: 100, dropOff: 0, medianSeconds: null, averageSeconds: null },
+      { step: 2, entered: 2, fromPrevious: 66.67, fromFirst: 66.67, dropOff: 1, medianSeconds: 2, averageSeconds: 2 },
+      { step: 3, entered: 1, fromPrevious: 50, fromFirst: 33.33, dropOff: 1, medianSeconds: 3, averageSeconds: 3 },
+    ]);
+    expect(funnelStepStats(funnelCounts(2))[1]).toMatchObject({ entered: 0, fromPrevious: null, medianSeconds: null });
+  });
+});
+
+describe('funnelEventsQuery', () => {
+  it('binds every value as a parameter and orders by person, time, id', () => {
+    const { text, values } = funnelEventsQuery({
+      steps: [{ event: 'A' }, { event: "B'; DROP TABLE events; --" }],
+      exclusions: [{ event: 'X' }],
+      order: 'sequential',
+      from: '2026-01-01T00:00:00Z',
+      to: '2026-02-01T00:00:00Z',
+      windowMs: 86_400_000,
+      now: new Date('2026-03-01T00:00:00Z'),
+      breakdown: { property: 'plan' },
+    }).render();
+    expect(text).not.toContain('DROP');
+    expect(values).toContainEqual(["B'; DROP TABLE events; --"]);
+    expect(values).toContain('2026-02-02T00:00:00.000Z');
+    expect(text).toMatch(/ORDER BY r\.profile_id, r\.timestamp, r\.id\s*$/);
+  });
+});
