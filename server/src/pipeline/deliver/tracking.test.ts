@@ -5,6 +5,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeOnDatabases, type FlowHarness, flowHarness, until } from '../../testing/index.ts';
 import {
+  classifyClick,
   classifyOpen,
   MACHINE_OPEN_MS,
   signClick,
@@ -122,6 +123,12 @@ describe('classifyOpen', () => {
       reason: 'at-send',
     });
     expect(open(BROWSER, undefined, new Date(sentAt.getTime() + MACHINE_OPEN_MS))).toEqual({ machine: false });
+    expect(classifyClick({ userAgent: BROWSER, sentAt, at: later })).toEqual({ machine: false });
+    expect(classifyClick({ userAgent: 'Mimecast Safe Links', sentAt, at: later })).toEqual({
+      machine: true,
+      reason: 'scanner',
+    });
+    expect(classifyClick({ userAgent: BROWSER, sentAt, at: new Date(sentAt.getTime() + 500) }).machine).toBe(true);
     expect(classifyOpen({ userAgent: BROWSER, ip: undefined, sentAt: null, at: later })).toEqual({
       machine: true,
       reason: 'before-send',
@@ -228,28 +235,7 @@ describeOnDatabases('tracked links and opens of a flow’s email on %s', (mode) 
     expect(receipt!.text).toContain('Your receipt: https://shop.example.test/r/1');
     expect(receipt!.html).toBe(false);
 
-    const click = (url: string) => fetch(url, { redirect: 'manual', headers: { 'user-agent': BROWSER } });
-    for (let i = 0; i < 2; i++) {
-      const res = await click(first!);
-      expect(res.status).toBe(302);
-      expect(res.headers.get('location')).toBe('https://shop.example.test/new?utm_campaign=spring&x=1');
-      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
-    }
-    const res2 = await click(second!);
-    expect(res2.status).toBe(302);
-    expect(res2.headers.get('location')).toBe('https://shop.example.test/help');
-    // A HEAD (a link checker) redirects too but counts nothing.
-    expect((await fetch(second!, { method: 'HEAD', redirect: 'manual' })).status).toBe(302);
-
-    // Tampered and made-up tokens: 404, never a redirect.
-    const token = first!.slice(first!.lastIndexOf('/') + 1);
-    for (const bad of [tampered(token), tampered(token, 60), 'nope', `${token}x`]) {
-      const res = await click(`${h.cairn.url}/t/c/${bad}`);
-      expect(res.status).toBe(404);
-      expect(res.headers.get('location')).toBeNull();
-    }
-
-    // Opens: the reader's after the send (later than the 2 s machine window), Apple's proxy's, repeats.
+    // Clicks and opens as a reader's come later than the 2 s machine window after the send.
     const pixel = /<img src="([^"]+\/t\/o\/[\w-]+\.gif)"/.exec(html)![1]!;
     await until(
       'the send 2.5 s old',
@@ -261,6 +247,30 @@ describeOnDatabases('tracked links and opens of a flow’s email on %s', (mode) 
       },
       { tries: 200, intervalMs: 100 },
     );
+    const click = (url: string, ua = BROWSER) => fetch(url, { redirect: 'manual', headers: { 'user-agent': ua } });
+    for (let i = 0; i < 2; i++) {
+      const res = await click(first!);
+      expect(res.status).toBe(302);
+      expect(res.headers.get('location')).toBe('https://shop.example.test/new?utm_campaign=spring&x=1');
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+    }
+    const res2 = await click(second!);
+    expect(res2.status).toBe(302);
+    expect(res2.headers.get('location')).toBe('https://shop.example.test/help');
+    // A gateway's link scanner: redirected, recorded apart as a machine's click.
+    expect((await click(first!, 'Proofpoint URL Defense')).status).toBe(302);
+    // A HEAD (a link checker) redirects too but counts nothing.
+    expect((await fetch(second!, { method: 'HEAD', redirect: 'manual' })).status).toBe(302);
+
+    // Tampered and made-up tokens: 404, never a redirect.
+    const token = first!.slice(first!.lastIndexOf('/') + 1);
+    for (const bad of [tampered(token), tampered(token, 60), 'nope', `${token}x`]) {
+      const res = await click(`${h.cairn.url}/t/c/${bad}`);
+      expect(res.status).toBe(404);
+      expect(res.headers.get('location')).toBeNull();
+    }
+
+    // Opens: the reader's, Apple's proxy's, each twice.
     for (const ua of [BROWSER, BROWSER, 'Mozilla/5.0', 'Mozilla/5.0']) {
       const res = await fetch(pixel, { headers: { 'user-agent': ua } });
       expect(res.status).toBe(200);
@@ -275,21 +285,30 @@ describeOnDatabases('tracked links and opens of a flow’s email on %s', (mode) 
     const events = await until('the clicks and opens on the profile', async () => {
       const page = await h.api(`/profiles/${profileId}/events?limit=100`);
       const mine = (page.body.data as Any[]).filter((e) => e.event === 'Link Clicked' || e.event === 'Email Opened');
-      return mine.length >= 4 ? mine : undefined;
+      return mine.length >= 5 ? mine : undefined;
     });
     const clicks = events.filter((e) => e.event === 'Link Clicked').map((e) => e.payload.properties);
     const opens = events.filter((e) => e.event === 'Email Opened').map((e) => e.payload.properties);
-    expect(clicks.sort((a: Any, b: Any) => a.linkIndex - b.linkIndex)).toEqual([
-      expect.objectContaining({
-        url: 'https://shop.example.test/new?utm_campaign=spring&x=1',
-        linkIndex: 0,
-        nodeId: 'welcome',
-        flowId: expect.any(String),
-        messageId: expect.stringMatching(/^flow:.*:welcome:/),
-        deliveryId: expect.stringMatching(/^\d+$/),
-      }),
-      expect.objectContaining({ url: 'https://shop.example.test/help', linkIndex: 1, nodeId: 'welcome' }),
-    ]);
+    expect(clicks.sort((a: Any, b: Any) => a.linkIndex - b.linkIndex || Number(a.machine) - Number(b.machine))).toEqual(
+      [
+        expect.objectContaining({
+          url: 'https://shop.example.test/new?utm_campaign=spring&x=1',
+          linkIndex: 0,
+          machine: false,
+          nodeId: 'welcome',
+          flowId: expect.any(String),
+          messageId: expect.stringMatching(/^flow:.*:welcome:/),
+          deliveryId: expect.stringMatching(/^\d+$/),
+        }),
+        expect.objectContaining({ linkIndex: 0, machine: true, machineReason: 'scanner' }),
+        expect.objectContaining({
+          url: 'https://shop.example.test/help',
+          linkIndex: 1,
+          nodeId: 'welcome',
+          machine: false,
+        }),
+      ],
+    );
     expect(opens.map((o: Any) => [o.machine, o.machineReason ?? null]).sort()).toEqual([
       [false, null],
       [true, 'apple-mpp'],
@@ -301,7 +320,7 @@ describeOnDatabases('tracked links and opens of a flow’s email on %s', (mode) 
       GROUP BY event ORDER BY event`;
     expect(stored).toEqual([
       { event: 'Email Opened', n: 2 },
-      { event: 'Link Clicked', n: 2 },
+      { event: 'Link Clicked', n: 3 },
     ]);
   });
 });

@@ -201,7 +201,7 @@ export function trackMessage(
   return { text, html, links };
 }
 
-/** Opens this close to the send are a machine's (a mail scanner, a prefetching client), not a reader's. */
+/** Opens and clicks this close to the send are a machine's (a mail scanner, a prefetching client), not a reader's. */
 export const MACHINE_OPEN_MS = 2000;
 
 // Mail security gateways that fetch every image and link of incoming mail to scan it (beyond isbot's list).
@@ -213,6 +213,20 @@ const OPEN_PROXIES = /GoogleImageProxy|YahooMailProxy/;
 /** Whether an IPv4 address (also as `::ffff:a.b.c.d`) lies in Apple's 17.0.0.0/8, where MPP fetches from. */
 function appleAddress(ip: string | undefined): boolean {
   return !!ip && /^(::ffff:)?17\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i.test(ip.trim());
+}
+
+/** A machine's by its user agent or its timing (the rules opens and clicks share). */
+function machineFetch(
+  ua: string,
+  o: { sentAt: Date | null; at: Date },
+  humanProxies: RegExp | null,
+): { machine: boolean; reason?: string } {
+  if (!ua) return { machine: true, reason: 'no-user-agent' };
+  if (SCANNERS.test(ua)) return { machine: true, reason: 'scanner' };
+  if (!humanProxies?.test(ua) && isbot(ua)) return { machine: true, reason: 'bot' };
+  if (!o.sentAt) return { machine: true, reason: 'before-send' };
+  if (o.at.getTime() - o.sentAt.getTime() < MACHINE_OPEN_MS) return { machine: true, reason: 'at-send' };
+  return { machine: false };
 }
 
 /**
@@ -233,12 +247,22 @@ export function classifyOpen(o: {
 }): { machine: boolean; reason?: string } {
   const ua = (o.userAgent ?? '').trim();
   if (ua === 'Mozilla/5.0' || appleAddress(o.ip)) return { machine: true, reason: 'apple-mpp' };
-  if (!ua) return { machine: true, reason: 'no-user-agent' };
-  if (SCANNERS.test(ua)) return { machine: true, reason: 'scanner' };
-  if (!OPEN_PROXIES.test(ua) && isbot(ua)) return { machine: true, reason: 'bot' };
-  if (!o.sentAt) return { machine: true, reason: 'before-send' };
-  if (o.at.getTime() - o.sentAt.getTime() < MACHINE_OPEN_MS) return { machine: true, reason: 'at-send' };
-  return { machine: false };
+  return machineFetch(ua, o, OPEN_PROXIES);
+}
+
+/**
+ * Whether a click was a machine's: a link scanner of a mail gateway (they follow every link of a message
+ * as it arrives), a bot by user agent, no user agent, or within {@link MACHINE_OPEN_MS} of the send. Apple's
+ * proxy fetches images only, so the address rules of opens do not apply.
+ *
+ * @example
+ * classifyClick({ userAgent: 'Mimecast URL protect', sentAt, at }); // { machine: true, reason: 'scanner' }
+ */
+export function classifyClick(o: { userAgent: string | undefined; sentAt: Date | null; at: Date }): {
+  machine: boolean;
+  reason?: string;
+} {
+  return machineFetch((o.userAgent ?? '').trim(), o, null);
 }
 
 /** What the tracking routes need of the server. */
@@ -311,8 +335,9 @@ const PIXEL = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICR
 
 /**
  * `GET /t/c/:token` answers 302 to the link's target and records `Link Clicked` on the person (once per
- * delivery and link: the event's messageId is derived from both, so ingestion drops a repeat); a token that
- * does not open is 404, never a redirect. `GET /t/o/:token.gif` answers a 1×1 GIF that no cache keeps and
+ * delivery and link: the event's messageId is derived from both, so ingestion drops a repeat; a link
+ * scanner's click is recorded apart, `machine: true`, see {@link classifyClick}, so it never hides the
+ * reader's); a token that does not open is 404, never a redirect. `GET /t/o/:token.gif` answers a 1×1 GIF that no cache keeps and
  * records `Email Opened` once per delivery, and once more as a machine's open (`machine: true`, see
  * {@link classifyOpen}), so a scanner's fetch never hides the reader's. HEAD requests (link checkers)
  * record nothing. A failure to record is logged; the answer is the same.
@@ -336,12 +361,15 @@ export function trackingRoutes(app: Hono, deps: TrackingDeps): void {
       await record('a click', async () => {
         const row = await sentMessage(deps.sql, claim.deliveryId);
         if (!row?.profile_id || row.message?.employee) return;
+        const verdict = classifyClick({ userAgent: c.req.header('user-agent'), sentAt: row.sent_at, at: row.db_now });
         await writeProfileEvent(deps, row.profile_id, {
           event: 'Link Clicked',
-          messageId: `cairn-click:${claim.deliveryId}:${claim.linkIndex}`,
+          messageId: `cairn-click:${claim.deliveryId}:${claim.linkIndex}${verdict.machine ? ':machine' : ''}`,
           properties: {
             url: claim.url,
             linkIndex: claim.linkIndex,
+            machine: verdict.machine,
+            ...(verdict.reason ? { machineReason: verdict.reason } : {}),
             ...messageProperties(deps, claim.deliveryId, row),
           },
           receivedAt: deps.clock().getTime(),
