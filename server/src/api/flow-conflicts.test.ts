@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { findConflicts } from '../pipeline/automate/index.ts';
 import {
   type ApiAnswer,
   describeOnDatabases,
@@ -219,5 +220,21 @@ describeOnDatabases('conflict detection at submit on %s', (mode) => {
     );
     // Each live flow's own people are still counted: three ordered (the later flow's entry has no rule).
     expect(submitted.conflicts.map((c: Any) => c.measured.liveCount)).toEqual([3, 3]);
+  });
+
+  it('reads at most the candidates it is given per flow, and says the counts are lower bounds then', async () => {
+    // Three "Ordered" rows (p1, p2, p3). Read through the stage's function with a small limit.
+    const def = flow('Bounded', { type: 'event', event: ordered }, dest.mailA!);
+    const channels: Record<string, string> = { [dest.mailA!]: 'email', [dest.mailB!]: 'email' };
+    const check = { now: new Date(), channelOf: (d: string) => channels[d], dbKind: mode } as const;
+    const measured = async (maxPeople: number) =>
+      (await findConflicts(h.cairn.sql, 'flw_none', def as never, { ...check, maxPeople })).flows.find(
+        (f) => f.flowId === ids.sameEvent,
+      )?.measured;
+    expect(await measured(3)).toMatchObject({ overlapCount: 3, submittedCount: 3, liveCount: 3, capped: false });
+    const capped = await measured(2);
+    expect(capped).toMatchObject({ capped: true });
+    expect(capped?.note).toMatch(/^lower bounds, from at most 2 candidates of each/);
+    expect(capped?.submittedCount).toBeLessThanOrEqual(3);
   });
 });

@@ -83,6 +83,8 @@ export interface ConflictCheck {
   windowMs?: number;
   /** Postgres counts under a statement timeout; PGlite has none (the candidate limit bounds both). */
   dbKind: 'postgres' | 'embedded';
+  /** Candidate rows read per flow at most (default CONFLICT_MAX_PEOPLE). */
+  maxPeople?: number;
 }
 
 /**
@@ -170,6 +172,7 @@ async function entrantsOf(
   def: FlowDefinition,
   now: Date,
   kind: 'postgres' | 'embedded',
+  max: number,
 ): Promise<Entrants | 'timeout' | undefined> {
   const candidates = candidatesOf(def, now);
   if (!candidates) return undefined;
@@ -186,10 +189,10 @@ async function entrantsOf(
       const found = await read<{ id: string; rows: number }>(
         tx,
         ruleSql`
-          WITH limited AS MATERIALIZED (${candidates} LIMIT ${CONFLICT_MAX_PEOPLE + 1})
+          WITH limited AS MATERIALIZED (${candidates} LIMIT ${max + 1})
           SELECT DISTINCT id, (SELECT count(*) FROM limited)::int AS rows FROM limited`,
       );
-      const capped = (found[0]?.rows ?? 0) > CONFLICT_MAX_PEOPLE;
+      const capped = (found[0]?.rows ?? 0) > max;
       const ids = found.map((r) => r.id);
       if (!def.entry.rule || !ids.length) return { ids: new Set(ids), capped };
       const admitted = await read<{ id: string }>(tx, compileRule(def.entry.rule, { now }).members(ids));
@@ -207,6 +210,7 @@ function overlapOf(
   mine: Entrants | 'timeout' | undefined,
   theirs: Entrants | 'timeout' | undefined,
   basis: string,
+  max: number,
 ): MeasuredOverlap {
   const none = { overlapCount: null, submittedCount: null, liveCount: null, capped: false };
   if (!mine || !theirs) return { ...none, note: 'an API trigger enters whom its callers name: not countable ahead' };
@@ -220,7 +224,7 @@ function overlapOf(
     submittedCount: mine.ids.size,
     liveCount: theirs.ids.size,
     capped,
-    note: capped ? `lower bounds, from the first ${CONFLICT_MAX_PEOPLE} candidates of each (${basis})` : basis,
+    note: capped ? `lower bounds, from at most ${max} candidates of each (${basis})` : basis,
   };
 }
 
@@ -279,6 +283,7 @@ export async function findConflicts(
   check: ConflictCheck,
 ): Promise<ConflictReport> {
   const windowMs = check.windowMs ?? DEFAULT_CONFLICT_WINDOW_MS;
+  const max = check.maxPeople ?? CONFLICT_MAX_PEOPLE;
   const live = await sql<{ id: string; name: string; version: number; definition: FlowDefinition }[]>`
     SELECT f.id, f.name, f.version, v.definition
     FROM flows f
@@ -296,9 +301,9 @@ export async function findConflicts(
     const priority = other.definition.priority ?? 0;
     let measured: MeasuredOverlap;
     if (flows.length < MAX_MEASURED_CONFLICTS) {
-      mine ??= await entrantsOf(sql, def, check.now, check.dbKind);
+      mine ??= await entrantsOf(sql, def, check.now, check.dbKind, max);
       const basis = `submitted: ${basisOf(def)}; live: ${basisOf(other.definition)}`;
-      measured = overlapOf(mine, await entrantsOf(sql, other.definition, check.now, check.dbKind), basis);
+      measured = overlapOf(mine, await entrantsOf(sql, other.definition, check.now, check.dbKind, max), basis, max);
     } else {
       const note = `not counted: only the first ${MAX_MEASURED_CONFLICTS} conflicting flows are`;
       measured = { overlapCount: null, submittedCount: null, liveCount: null, capped: false, note };
