@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { spawnServer } from '@cairn/server/testing';
 import postgres from 'postgres';
-import { eventIndexes, loadDataset, storedDataset, tableSizes } from './analytics/data.ts';
+import { eventIndexes, loadDataset, refreshRollups, storedDataset, tableSizes } from './analytics/data.ts';
 import { freeBytes, openDatabase } from './analytics/database.ts';
 import { httpEcho, type QueryResult, sqlReferences, timeQuery } from './analytics/measure.ts';
 import { benchQueries } from './analytics/queries.ts';
@@ -121,6 +121,11 @@ async function main(): Promise<number> {
       generated = true;
       console.log(`  ${fmt(dataset.events)} events in ${fmt(dataset.seconds.total)} s`);
     }
+    const rollupS = await refreshRollups(sql);
+    if (rollupS === null) console.log('rollups: none in this schema (trend tiles scan events)');
+    else if (rollupS > 0)
+      console.log(`rollups: analytics_hourly_counts recounted from the events in ${rollupS.toFixed(1)} s`);
+    else console.log('rollups: analytics_hourly_counts holds every event');
     const tables = await tableSizes(sql);
     const idx = await eventIndexes(sql);
     for (const t of tables)
@@ -155,8 +160,17 @@ async function main(): Promise<number> {
       const r = await timeQuery(node.server.url, node.server.proc.pid, db.name, q);
       results.push(r);
       if (r.outcome === 'missing') console.log(`${q.route}: ${q.name}: not available (404)`);
-      else if (r.outcome === 'refused') console.log(`${q.route}: ${q.name}: answered ${r.status}: ${r.reason}`);
-      else
+      else if (r.outcome === 'refused') {
+        console.log(`${q.route}: ${q.name}: answered ${r.status}: ${r.reason}`);
+        // The server's own account of a failure (its last error lines).
+        if ((r.status ?? 0) >= 500)
+          for (const line of node.server
+            .output()
+            .split('\n')
+            .filter((l) => /error/i.test(l))
+            .slice(-3))
+            console.log(`  server: ${line.slice(0, 400)}`);
+      } else
         console.log(
           `${q.route}: ${q.name}: warm-up ${fmt(r.warmupMs!)} ms; ${r.client!.n} runs p50 ${fmt(r.client!.p50)} ms, p95 ${fmt(r.client!.p95)} ms, max ${fmt(r.client!.max)} ms${r.server ? ` (server ${fmt(r.server.p50)} ms)` : ''}; other ${r.cpu!.other.toFixed(2)} cores; ${r.summary}`,
         );

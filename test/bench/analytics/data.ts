@@ -343,3 +343,33 @@ export async function eventIndexes(sql: postgres.Sql): Promise<{ name: string; b
     SELECT i.indexrelid::regclass::text AS name, pg_relation_size(i.indexrelid)::float8 AS bytes
     FROM pg_index i WHERE i.indrelid = 'events'::regclass ORDER BY 2 DESC`;
 }
+
+/**
+ * Makes the trend tiles' rollup (analytics_hourly_counts, when the schema has it) hold the counts of
+ * the generated events, as the pipeline would have kept them had the events come through it: when its
+ * total differs from the attached events', it is recounted as its migration backfills it. Returns the
+ * seconds taken when it was recounted, 0 when it was right, null when there is no rollup.
+ *
+ * @example
+ * await refreshRollups(sql);
+ */
+export async function refreshRollups(sql: postgres.Sql): Promise<number | null> {
+  const [t] = await sql<{ rel: string | null }[]>`SELECT to_regclass('analytics_hourly_counts')::text AS rel`;
+  if (!t?.rel) return null;
+  const [c] = await sql<{ rolled: number; events: number }[]>`
+    SELECT (SELECT coalesce(sum(n), 0)::float8 FROM analytics_hourly_counts) AS rolled,
+      (SELECT count(*)::float8 FROM events WHERE profile_id IS NOT NULL) AS events`;
+  if (c!.rolled === c!.events) return 0;
+  const t0 = performance.now();
+  await sql.begin(async (tx) => {
+    await tx`TRUNCATE analytics_hourly_counts`;
+    await tx`
+      INSERT INTO analytics_hourly_counts (hour, type, event, n)
+      SELECT date_trunc('hour', timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', type, coalesce(event, ''), count(*)
+      FROM events
+      WHERE profile_id IS NOT NULL
+      GROUP BY 1, 2, 3`;
+  });
+  await sql`VACUUM ANALYZE analytics_hourly_counts`;
+  return (performance.now() - t0) / 1000;
+}

@@ -1,3 +1,4 @@
+import { bucketStarts } from '@cairn/core';
 import { FUNNEL } from './data.ts';
 
 // The queries bench:analytics sends: the tiles of a typical dashboard over 90 days, a 5-step funnel,
@@ -23,8 +24,6 @@ export const ZONE = 'Europe/Berlin';
 const DAY = 86_400_000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
-/** Midnight UTC of the day of `ms`. */
-const dayOf = (ms: number) => Math.floor(ms / DAY) * DAY;
 
 /** The budgets (issue 19). */
 export const BUDGETS = {
@@ -41,9 +40,10 @@ export const BUDGETS = {
  */
 export function benchQueries(end: Date, o: { runs: number; slowRuns: number }): BenchQuery[] {
   const to = end.getTime();
-  // "Last 90 days": from midnight 89 days before the last day, to the end of the history.
-  const last90 = { from: iso(dayOf(to) - 89 * DAY), to: iso(to), timezone: ZONE };
-  const last30 = { from: iso(dayOf(to) - 29 * DAY), to: iso(to), timezone: ZONE };
+  // "Last 90 days": from local midnight 89 days before the last (partial) day, to the end of the history.
+  const days = bucketStarts({ from: iso(to - 100 * DAY), to: iso(to), timezone: ZONE }, 'day');
+  const last90 = { from: days.at(-90)!, to: iso(to), timezone: ZONE };
+  const last30 = { from: days.at(-30)!, to: iso(to), timezone: ZONE };
   const order = { event: 'Order Completed' };
   const tile = (name: string, body: object): BenchQuery => ({
     route: 'trends',
@@ -52,9 +52,9 @@ export function benchQueries(end: Date, o: { runs: number; slowRuns: number }): 
     runs: o.runs,
     budget: BUDGETS.tile,
   });
-  // 12 weekly cohorts: the 12 ISO weeks before the week of the end (Monday 00:00 UTC, Berlin is close enough).
-  const monday = dayOf(to) - ((new Date(dayOf(to)).getUTCDay() + 6) % 7) * DAY;
-  const twelveWeeks = { from: iso(monday - 12 * 7 * DAY), to: iso(monday), timezone: ZONE };
+  // 12 weekly cohorts: the 12 whole ISO weeks (local Mondays) before the week of the end.
+  const weeks = bucketStarts({ from: iso(to - 100 * DAY), to: iso(to), timezone: ZONE }, 'week');
+  const twelveWeeks = { from: weeks.at(-13)!, to: weeks.at(-1)!, timezone: ZONE };
   return [
     tile('orders per day', { interval: 'day', series: [{ events: order, measure: 'count' }] }),
     tile('people per day (any event)', { interval: 'day', series: [{ events: {}, measure: 'people' }] }),
@@ -91,7 +91,7 @@ export function benchQueries(end: Date, o: { runs: number; slowRuns: number }): 
       body: {
         range: last30,
         steps: FUNNEL.map((s) => ({ events: { event: s.name } })),
-        window: { value: 7, unit: 'day' },
+        window: { value: 7, unit: 'days' },
       },
       runs: o.slowRuns,
       budget: BUDGETS.funnel,
@@ -102,7 +102,7 @@ export function benchQueries(end: Date, o: { runs: number; slowRuns: number }): 
       body: {
         range: last30,
         steps: FUNNEL.map((s) => ({ events: { event: s.name } })),
-        window: { value: 7, unit: 'day' },
+        window: { value: 7, unit: 'days' },
         breakdown: { property: 'category' },
       },
       runs: o.slowRuns,
@@ -138,15 +138,32 @@ export function benchQueries(end: Date, o: { runs: number; slowRuns: number }): 
       budget: BUDGETS.retention,
     },
     {
+      route: 'funnels',
+      name: '5 steps, 30 days, 7-day window, conversion per day',
+      body: {
+        range: last30,
+        steps: FUNNEL.map((s) => ({ events: { event: s.name } })),
+        window: { value: 7, unit: 'days' },
+        interval: 'day',
+      },
+      runs: o.slowRuns,
+    },
+    {
       route: 'active',
-      name: 'DAU / WAU / MAU per day, 90 days',
-      body: { range: last90, interval: 'day', events: {} },
+      name: 'DAU / WAU / MAU, stickiness, lifecycle by week, 90 days',
+      body: { range: last90, interval: 'week' },
       runs: o.slowRuns,
     },
     {
       route: 'paths',
-      name: 'after Product Viewed, 30 days',
-      body: { range: last30, start: { event: FUNNEL[0].name }, direction: 'after', steps: 4 },
+      name: '5 steps after Product Viewed, 30 days',
+      body: { range: last30, anchor: { event: FUNNEL[0].name }, direction: 'after', steps: 5 },
+      runs: o.slowRuns,
+    },
+    {
+      route: 'paths',
+      name: '5 steps before Order Completed, 30 days',
+      body: { range: last30, anchor: order, direction: 'before', steps: 5 },
       runs: o.slowRuns,
     },
   ];

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Machine } from '../ingest/machine.ts';
 import type { Dataset, TableSize } from './data.ts';
-import type { QueryResult, Reference } from './measure.ts';
+import { type QueryResult, type Reference, SLOW_WARMUP_MS } from './measure.ts';
 
 // The results of bench:analytics as Markdown, written into docs/benchmarks.md between markers so a
 // rerun replaces the previous results and leaves the rest of the page alone.
@@ -83,6 +83,8 @@ export function reportText(r: Report): string {
     'Queries through the HTTP API (`POST /api/analytics/<route>`, admin key), one at a time after one warm-up; client round trip, and `meta.tookMs` as the server reported it. CPU in cores during the timed runs: Cairn / Postgres / other processes.',
     '',
   );
+  if (r.results.some((x) => x.cut))
+    out.push(`(cut): the warm-up took longer than ${SLOW_WARMUP_MS / 1000} s, so only a few runs were timed.`, '');
   out.push(
     '| route | query | runs | warm-up ms | p50 ms | p95 ms | max ms | server p50 / max ms | CPU cairn / pg / other | answer |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
@@ -96,7 +98,7 @@ export function reportText(r: Report): string {
     const c = x.client!;
     const cpu = x.cpu ? [x.cpu.cairn, x.cpu.postgres, x.cpu.other].map((v) => v.toFixed(2)).join(' / ') : '-';
     out.push(
-      `| ${x.query.route} | ${x.query.name} | ${c.n} | ${ms(x.warmupMs)} | ${ms(c.p50)} | ${ms(c.p95)} | ${ms(c.max)} | ${x.server ? `${ms(x.server.p50)} / ${ms(x.server.max)}` : '-'} | ${cpu} | ${x.summary ?? ''} |`,
+      `| ${x.query.route} | ${x.query.name} | ${c.n}${x.cut ? ' (cut)' : ''} | ${ms(x.warmupMs)} | ${ms(c.p50)} | ${ms(c.p95)} | ${ms(c.max)} | ${x.server ? `${ms(x.server.p50)} / ${ms(x.server.max)}` : '-'} | ${cpu} | ${x.summary ?? ''} |`,
     );
   }
   out.push('');
