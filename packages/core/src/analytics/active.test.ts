@@ -2,25 +2,22 @@ import { describe, expect, it } from 'vitest';
 import { activeSeries, activeSeriesSql, lifecycleSql, lifecycleTable } from './active.ts';
 
 describe('active users', () => {
-  it('turns the coverage marks into rolling DAU/WAU/MAU and stickiness', () => {
-    // One person active on 02-20 and 03-02 (the marks the statement gives for them).
+  it('turns the runs of active days into rolling DAU/WAU/MAU and stickiness', () => {
+    // One person active on 02-20 and 03-02 (next 10 days later, then not again), another on 03-02 and 03-03.
     const marks = [
-      { day: '2026-02-20', dau: 1, wau: 1, mau: 1 },
-      { day: '2026-02-21', dau: -1, wau: 0, mau: 0 },
-      { day: '2026-02-27', dau: 0, wau: -1, mau: 0 },
-      { day: '2026-03-02', dau: 1, wau: 1, mau: 0 },
-      { day: '2026-03-03', dau: -1, wau: 0, mau: 0 },
-      { day: '2026-03-09', dau: 0, wau: -1, mau: 0 },
-      { day: '2026-04-01', dau: 0, wau: 0, mau: -1 },
+      { day: '2026-02-20', gap: 10, people: 1 },
+      { day: '2026-03-02', gap: null, people: 1 },
+      { day: '2026-03-02', gap: 1, people: 1 },
+      { day: '2026-03-03', gap: null, people: 1 },
     ];
     const range = { from: '2026-03-01T00:00:00Z', to: '2026-03-04T00:00:00Z', timezone: 'UTC' };
     expect(activeSeries(range, marks)).toEqual({
       series: [
         { day: '2026-03-01', start: '2026-03-01T00:00:00.000Z', dau: 0, wau: 0, mau: 1, stickiness: 0 },
-        { day: '2026-03-02', start: '2026-03-02T00:00:00.000Z', dau: 1, wau: 1, mau: 1, stickiness: 1 },
-        { day: '2026-03-03', start: '2026-03-03T00:00:00.000Z', dau: 0, wau: 1, mau: 1, stickiness: 0 },
+        { day: '2026-03-02', start: '2026-03-02T00:00:00.000Z', dau: 2, wau: 2, mau: 2, stickiness: 1 },
+        { day: '2026-03-03', start: '2026-03-03T00:00:00.000Z', dau: 1, wau: 2, mau: 2, stickiness: 0.5 },
       ],
-      stickiness: 0.3333,
+      stickiness: 0.5,
     });
   });
 

@@ -37,23 +37,22 @@ function seriesBounds(range: TimeRange): { days: string[]; lo: string; hi: strin
   };
 }
 
-/** A row of {@link activeSeriesSql}: how many people's coverage starts (+) or ends (−) on `day`, per window. */
-export interface ActiveDeltaRow {
+/** A row of {@link activeSeriesSql}: how many people were active on `day` and next on `day + gap` (null: not again; gaps past 30 as 30). */
+export interface ActiveRunRow {
   day: string;
-  dau: number;
-  wau: number;
-  mau: number;
+  gap: number | null;
+  people: number;
 }
 
 /**
- * The statement behind DAU/WAU/MAU: each person's distinct active days (local dates), then in one pass
- * over them in order (`lead`) the days each active day covers that the next one does not — from the
- * day to `min(day + window, next active day)` — as +1/−1 marks per window. Summing the marks day by
- * day ({@link activeSeries}) gives the distinct people of each rolling window without a join of days
- * against windows.
+ * The statement behind DAU/WAU/MAU: each person's distinct active days (local dates), and in one pass
+ * over them in order (`lead`) the gap to their next active day, counted per (day, gap). A person active
+ * on `day` covers the days from `day` to `day + min(window, gap) - 1` that no later active day of
+ * theirs covers, so summing those spans day by day ({@link activeSeries}) gives the distinct people of
+ * each rolling window without a join of days against windows; the answer has at most 31 rows per day.
  *
  * @example
- * const rows = await reader.rows<ActiveDeltaRow>(activeSeriesSql(query, { now }));
+ * const rows = await reader.rows<ActiveRunRow>(activeSeriesSql(query, { now }));
  */
 export function activeSeriesSql(q: ActiveQuery, options: { now: Date }): Fragment {
   const tz = q.range.timezone;
@@ -67,17 +66,11 @@ WITH days AS (
     AND ${activeWhere(q, options.now, 'e')}
 ),
 runs AS (
-  SELECT day, lead(day) OVER (PARTITION BY profile_id ORDER BY day) AS next FROM days
+  SELECT day, lead(day) OVER (PARTITION BY profile_id ORDER BY day) - day AS gap FROM days
 )
--- least() skips a NULL next (the person's last active day).
-SELECT to_char(x.d, 'YYYY-MM-DD') AS day, sum(x.dau)::int AS dau, sum(x.wau)::int AS wau, sum(x.mau)::int AS mau
-FROM runs, LATERAL (VALUES
-  (runs.day, 1, 1, 1),
-  (runs.day + 1, -1, 0, 0),
-  (least(runs.day + ${ACTIVE_WINDOWS.wau}::int, runs.next), 0, -1, 0),
-  (least(runs.day + ${ACTIVE_WINDOWS.mau}::int, runs.next), 0, 0, -1)
-) x (d, dau, wau, mau)
-GROUP BY x.d`;
+SELECT to_char(day, 'YYYY-MM-DD') AS day, least(gap, ${ACTIVE_WINDOWS.mau}::int) AS gap, count(*)::int AS people
+FROM runs
+GROUP BY 1, 2`;
 }
 
 /** A day of the active-users series. */
@@ -94,19 +87,33 @@ export interface ActiveDay {
 }
 
 /**
- * The series from the marks of {@link activeSeriesSql}: running sums from the first day read, kept for
- * the reported days; and the average stickiness (DAU/MAU over the days with an MAU, to 4 decimals).
+ * The series from the rows of {@link activeSeriesSql}: each (day, gap) as +people on the day and
+ * −people when its span ends, per window; running sums from the first day read, kept for the reported
+ * days; and the average stickiness (DAU/MAU over the days with an MAU, to 4 decimals).
  *
  * @example
  * const { series, stickiness } = activeSeries(query.range, rows);
  */
 export function activeSeries(
   range: TimeRange,
-  rows: readonly ActiveDeltaRow[],
+  rows: readonly ActiveRunRow[],
 ): { series: ActiveDay[]; stickiness: number | null } {
   const zone = range.timezone;
   const { days } = seriesBounds(range);
-  const marks = new Map(rows.map((r) => [r.day, r]));
+  const marks = new Map<string, { dau: number; wau: number; mau: number }>();
+  const mark = (day: string, plus: number, window: keyof typeof ACTIVE_WINDOWS) => {
+    const m = marks.get(day) ?? marks.set(day, { dau: 0, wau: 0, mau: 0 }).get(day)!;
+    m[window] += plus;
+  };
+  for (const r of rows) {
+    const people = Number(r.people);
+    const day = DateTime.fromISO(r.day, { zone: 'UTC' });
+    for (const window of ['dau', 'wau', 'mau'] as const) {
+      const span = Math.min(ACTIVE_WINDOWS[window], r.gap === null ? Number.POSITIVE_INFINITY : Number(r.gap));
+      mark(r.day, people, window);
+      mark(day.plus({ days: span }).toISODate()!, -people, window);
+    }
+  }
   const now = { dau: 0, wau: 0, mau: 0 };
   const series: ActiveDay[] = [];
   let day = DateTime.fromISO(days[0]!, { zone }).minus({ days: ACTIVE_WINDOWS.mau - 1 });
@@ -117,9 +124,9 @@ export function activeSeries(
     const date = day.toISODate()!;
     const m = marks.get(date);
     if (m) {
-      now.dau += Number(m.dau);
-      now.wau += Number(m.wau);
-      now.mau += Number(m.mau);
+      now.dau += m.dau;
+      now.wau += m.wau;
+      now.mau += m.mau;
     }
     if (wanted.has(date)) {
       const ratio = now.mau ? now.dau / now.mau : null;

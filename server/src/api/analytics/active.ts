@@ -1,6 +1,6 @@
 import {
-  type ActiveDeltaRow,
   type ActiveQuery,
+  type ActiveRunRow,
   activeSeries,
   activeSeriesSql,
   type EventFilter,
@@ -93,7 +93,7 @@ export function activeApi(deps: { measure: MeasureStage; now: () => Date }) {
       const now = deps.now();
       const reader = deps.measure.reader;
       const signal = c.req.raw.signal;
-      const marks = await reader.rows<ActiveDeltaRow>(activeSeriesSql(query, { now }), signal);
+      const marks = await reader.rows<ActiveRunRow>(activeSeriesSql(query, { now }), signal);
       const cycle = await reader.rows<LifecycleRow>(lifecycleSql(query, { now }), signal);
       const { series, stickiness } = activeSeries(query.range, marks);
       const meta = await reader.meta();
