@@ -19,7 +19,8 @@ export function isTrackingPath(path: string): boolean {
  * Security headers (Hono's secureHeaders: HSTS, nosniff, frame and referrer policies, ...) on every
  * response but the tracking API's. The unsubscribe pages (`/u/*`) also get a Content-Security-Policy
  * that allows nothing but their inline style and their form posting to themselves; /api/docs sets its
- * own (api/docs.ts). The snippet (`/sdk/*`) and the demo (`/demo/*`) may be loaded from other sites.
+ * own (api/docs.ts). The snippet (`/sdk/*`), the demo (`/demo/*`) and emails' open pixels (`/t/o/*`, shown
+ * by webmail pages) may be loaded from other sites.
  *
  * @example
  * app.use('*', securityHeaders());
@@ -42,10 +43,13 @@ export function securityHeaders(): MiddlewareHandler {
     crossOriginResourcePolicy: 'cross-origin',
     referrerPolicy: 'strict-origin-when-cross-origin',
   });
+  const pixel = secureHeaders({ crossOriginResourcePolicy: 'cross-origin' });
   return async function securityHeadersOutsideTracking(c, next) {
     const path = c.req.path;
     if (isTrackingPath(path)) return next();
     if (path.startsWith('/u/')) return pages(c, next);
+    // An email's open pixel is an image webmail pages load from another origin (deliver/tracking.ts).
+    if (path.startsWith('/t/o/')) return pixel(c, next);
     if (path === '/demo' || path.startsWith('/demo/') || path.startsWith('/sdk/')) return demo(c, next);
     return common(c, next);
   };

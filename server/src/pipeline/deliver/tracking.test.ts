@@ -276,6 +276,8 @@ describeOnDatabases('tracked links and opens of a flow’s email on %s', (mode) 
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('image/gif');
       expect(res.headers.get('cache-control')).toContain('no-store');
+      // Webmail pages load it from their own origin.
+      expect(res.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
       expect((await res.arrayBuffer()).byteLength).toBe(43);
     }
     expect((await fetch(`${pixel.slice(0, -12)}AAAA.gif`)).status).toBe(404);

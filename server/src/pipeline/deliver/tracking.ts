@@ -186,6 +186,7 @@ export function trackMessage(
   const links: string[] = [];
   const list = parts(body, (url) => {
     if (own.some((p) => url.startsWith(p)) || url.length > TRACKED_URL_MAX || !isHttpUrl(url)) return null;
+    if (links.length > 0xffff) return null; // the index is 16 bits; no real message comes near
     const token = signClick(o.secret, { deliveryId: o.deliveryId, linkIndex: links.length, url });
     links.push(url);
     return `${o.publicUrl}/t/c/${token}`;
