@@ -174,6 +174,9 @@ describe('flowOverlap', () => {
     const close = flowOverlap(flow(at('0 9 * * *')), flow(at('30 9 * * *', 'vip')), { ...options, windowMs: HOUR });
     expect(close.overlap).toBe(true);
     expect(close.reasons[0]).toMatchObject({ kind: 'schedules_close', gapMs: 30 * 60_000 });
+    // Every minute against every five: thousands of firings in the horizon, tied at the same moment.
+    const busy = flowOverlap(flow(at('* * * * *')), flow(at('*/5 * * * *')), options);
+    expect(busy.reasons[0]).toMatchObject({ kind: 'schedules_close', gapMs: 0 });
     const far = flowOverlap(flow(at('0 9 * * 1')), flow(at('0 9 * * 4')), { ...options, windowMs: HOUR });
     expect(far).toMatchObject({ overlap: false, apart: { kind: 'different_triggers' } });
   });

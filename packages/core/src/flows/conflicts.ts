@@ -12,9 +12,10 @@
  *    shortest path to it); with entries tied to one moment, sends more than the window apart do not
  *    compete for the same capped slots.
  */
+import { CronExpressionParser } from 'cron-parser';
 import type { FlowDefinition, FlowNode, SendNode, Trigger } from './ast.ts';
 import { exclusiveKey, requiredLeaves, whereGroups } from './conflicts-satisfy.ts';
-import { durationMs, nextCron, parseLocalTime } from './time.ts';
+import { durationMs, parseLocalTime } from './time.ts';
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -143,25 +144,35 @@ const minuteOf = (time: string) => {
 
 /** Firings of a cron in the horizon, at most MAX_FIRINGS. */
 function firings(t: Extract<Trigger, { type: 'schedule' }>, fromMs: number): number[] {
+  // One parser walked forward (nextCron parses the expression at every call: 2,000 times is seconds).
+  const it = CronExpressionParser.parse(t.cron, { currentDate: new Date(fromMs), tz: t.timezone });
   const out: number[] = [];
-  let at = fromMs;
   while (out.length < MAX_FIRINGS) {
-    at = nextCron(t.cron, t.timezone, at);
+    const at = it.next().getTime();
     if (at > fromMs + SCHEDULE_HORIZON_MS) break;
     out.push(at);
   }
   return out;
 }
 
-/** Signed offsets (b − a) of firings within `window` of each other, by a two-pointer walk. */
-function closeFirings(a: number[], b: number[], window: number): number[] {
-  const out: number[] = [];
+/**
+ * The least and greatest signed offsets (b − a) of firings within `window` of each other, and the smallest
+ * gap, by a two-pointer walk (no list of pairs: two crons every minute would make millions); undefined
+ * when none are that close.
+ */
+function closeFirings(a: number[], b: number[], window: number): { lo: number; hi: number; gap: number } | undefined {
+  let found: { lo: number; hi: number; gap: number } | undefined;
   let j = 0;
   for (const fa of a) {
     while (j < b.length && b[j]! < fa - window) j++;
-    for (let k = j; k < b.length && b[k]! <= fa + window; k++) out.push(b[k]! - fa);
+    for (let k = j; k < b.length && b[k]! <= fa + window; k++) {
+      const d = b[k]! - fa;
+      found = found
+        ? { lo: Math.min(found.lo, d), hi: Math.max(found.hi, d), gap: Math.min(found.gap, Math.abs(d)) }
+        : { lo: d, hi: d, gap: Math.abs(d) };
+    }
   }
-  return out;
+  return found;
 }
 
 const tied = (lo: number, hi: number, ...reasons: ConflictReason[]): Entries => ({ tied: true, lo, hi, reasons });
@@ -234,11 +245,10 @@ function sameKind(a: Trigger, b: Trigger, o: Required<ConflictOptions>): Entries
     }
     case 'schedule': {
       const bt = b as typeof a;
-      const offsets = closeFirings(firings(a, o.nowMs), firings(bt, o.nowMs), o.scheduleWindowMs);
-      if (!offsets.length)
-        return apart(`their schedules never fire within ${spanWords(o.scheduleWindowMs)} of each other`);
-      const gap = Math.min(...offsets.map(Math.abs));
-      return tied(Math.min(...offsets), Math.max(...offsets), {
+      const close = closeFirings(firings(a, o.nowMs), firings(bt, o.nowMs), o.scheduleWindowMs);
+      if (!close) return apart(`their schedules never fire within ${spanWords(o.scheduleWindowMs)} of each other`);
+      const { lo, hi, gap } = close;
+      return tied(lo, hi, {
         kind: 'schedules_close',
         gapMs: gap,
         text: gap === 0 ? 'their schedules fire at the same moment' : `their schedules fire ${spanWords(gap)} apart`,
