@@ -90,13 +90,15 @@ async function sweep(r: RunnerDeps, k: ExperimentKey): Promise<number> {
       const rows = (await lockPicked(tx, picked)).filter(
         (x) => x.status === 'waiting' && x.version === k.version && x.node === k.node,
       );
-      const ex = await experimentsFor(r, tx, [version], now);
+      // Facts (and their person locks) before the experiments' locks, as every other step takes them.
       const facts = await loadFacts(
         tx,
         r.pii,
         rows.map((x) => x.profileId),
         version.needs,
+        now,
       );
+      const ex = await experimentsFor(r, tx, [version], now);
       for (const row of rows) {
         const state = stateOf(row, r.pii);
         const profile = facts.get(row.profileId)!;

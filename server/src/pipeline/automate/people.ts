@@ -2,7 +2,7 @@ import { type JsonObject, type JsonValue, POINTS_BALANCE, type ProfileFacts, typ
 import type { Tx } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 import { addGovernance } from './governance.ts';
-import { balances } from './points.ts';
+import { balances, lockPoints } from './points.ts';
 
 // What the engine knows about a person in a step (ProfileFacts), read from the tables stages 2 and 3
 // keep: traits (sensitive ones opened), computed traits, current audiences and tags, and what a flow's
@@ -60,6 +60,8 @@ export async function loadFacts(
   const computed = await sql<{ p: string; key: string; value: JsonValue }[]>`
     SELECT profile_id::text AS p, key, value FROM computed_trait_values WHERE profile_id = ANY(${ids}::uuid[])`;
   for (const c of computed) out.get(c.p)!.computed![c.key] = c.value;
+  // Read under the people's points lock, held to the commit: a concurrent step's debit is seen (points.ts).
+  await lockPoints(sql, ids);
   for (const [p, balance] of await balances(sql, ids, now)) out.get(p)!.computed![POINTS_BALANCE] = balance;
   const memberships = await sql<{ p: string; kind: 'audience' | 'tag'; key: string }[]>`
     SELECT profile_id::text AS p, 'audience' AS kind, audience AS key

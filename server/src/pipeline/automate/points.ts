@@ -1,9 +1,54 @@
-import { type PointsEffect, type PointsEntry, pointsBalance } from '@cairn/core';
+import { createHash } from 'node:crypto';
+import {
+  POINTS_BALANCE,
+  type PointsEffect,
+  type PointsEntry,
+  type ProfileFacts,
+  pointsBalance,
+  type StepResult,
+} from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 
 // The points ledger (migration 0022): `points` nodes write an entry with their step (the effect key is
 // its source: a replayed step writes nothing twice); the balance is derived from the ledger at a moment
 // (core's pointsBalance) and given to flows as `computed.points_balance`.
+
+// Advisory lock class of a person's points (stage 4's people lock is 7, sends 8, the rollup 10): taken,
+// sorted, before a transaction reads the balance its steps decide with (loadFacts, after the row locks
+// of the runs it steps) and held to its commit. Two transactions stepping one person's runs at once —
+// the timer's and an event's, which do not share the people lock, or two timers' — would otherwise both
+// read 100 and both spend 80: the second now reads the balance after the first committed its debit.
+const POINTS = 11;
+
+/**
+ * Locks people's points for the rest of the transaction (see POINTS), before their balances are read.
+ *
+ * @example
+ * await lockPoints(tx, profileIds);
+ * const balance = await balances(tx, profileIds, now);
+ */
+export async function lockPoints(tx: Tx, profileIds: readonly string[]): Promise<void> {
+  const keys = [
+    ...new Set(profileIds.map((id) => createHash('sha1').update(`points:${id}`).digest().readInt32BE(0))),
+  ].sort((a, b) => a - b);
+  if (keys.length) await tx`SELECT pg_advisory_xact_lock(${POINTS}::int, k) FROM unnest(${keys}::int[]) AS k`;
+}
+
+/**
+ * Counts a step's points entries in the person's balance for the rest of the transaction: their next run
+ * stepped in it (two flows started by one event) decides with what is left, not with the balance read
+ * before either spent.
+ *
+ * @example
+ * notePoints(profile, result);
+ */
+export function notePoints(profile: ProfileFacts, result: Pick<StepResult, 'effects'>): void {
+  let delta = 0;
+  for (const e of result.effects) if (e.type === 'points') delta += e.delta;
+  if (!delta) return;
+  const balance = profile.computed?.[POINTS_BALANCE];
+  profile.computed = { ...profile.computed, [POINTS_BALANCE]: (typeof balance === 'number' ? balance : 0) + delta };
+}
 
 /** One step's points entry, with whose it is. */
 export type PointsWrite = PointsEffect & { profileId: string };

@@ -25,6 +25,7 @@ import { type Changes, type CommitDeps, createChanges } from './changes.ts';
 import { withMaskedNotices } from './employees.ts';
 import { experimentsFor } from './experiments.ts';
 import { loadFacts, unionNeeds } from './people.ts';
+import { notePoints } from './points.ts';
 import {
   appliedEvents,
   claimDue,
@@ -281,6 +282,8 @@ export function step(
     const result = maskJournal(withMaskedNotices(run(), profile, r.pii), profile, r.pii);
     // The person's next run stepped in this transaction counts these sends against caps (governance.ts).
     noteSends(profile, version.def, result, result.journal[0]?.at ?? r.clock().getTime(), version.id);
+    // ... and decides with the balance its points entries left.
+    notePoints(profile, result);
     return result;
   } catch (err) {
     r.log.error(`flow ${version.id}: run ${state.runId} failed`, err);
