@@ -42,6 +42,7 @@ const STAGES: Record<keyof typeof QUEUES, string> = {
   fanout: '5 fan-out',
   messages: '5 flow messages',
   forget: '5 forget',
+  measure: '6 measure (hourly rollup)',
 };
 
 /**

@@ -79,6 +79,8 @@ export const QUEUES = {
     heartbeatSeconds: 10,
     notify: true,
   },
+  /** Stage 6: events attached or recorded, recounted into the hourly rollup trend tiles read. */
+  measure: { name: 'measure', ...STAGE_RETRIES, expireInSeconds: 120, heartbeatSeconds: 10, notify: true },
 } as const satisfies { [Q in ConsumerQueue]: Queue & { name: Q } };
 
 /** How often lapsed heartbeats and expired jobs are looked for (by one worker of many per queue). */

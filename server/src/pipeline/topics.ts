@@ -91,7 +91,8 @@ export type ConsumerQueue =
   | 'automate'
   | 'messages'
   | 'effects'
-  | 'effects_dead';
+  | 'effects_dead'
+  | 'measure';
 
 /**
  * Who hears of what: topic → the consumer queues that each get one job per hand-off.
@@ -104,13 +105,14 @@ export type ConsumerQueue =
  * - automate: flow triggers, and runs waiting for an event of the person (stage 4);
  * - messages: messages flows send, written to the delivery ledger (stage 5);
  * - effects: webhooks and plugin actions flows' runs await, performed and fed back (stage 4);
+ * - measure: the hourly rollup of event counts that trend tiles read (stage 6);
  * - effects_dead: no topic; pg-boss moves there an `effects` job whose last attempt never finished (its
  *   worker died), and its run takes `failed` (automate/effects-worker.ts).
  */
 export const SUBSCRIPTIONS = {
   'events.stored': ['identify'],
-  'events.attached': ['fanout', 'compute', 'automate'],
-  'memberships.changed': ['fanout', 'automate'],
+  'events.attached': ['fanout', 'compute', 'automate', 'measure'],
+  'memberships.changed': ['fanout', 'automate', 'measure'],
   'profiles.changed': ['compute'],
   'definition.changed': ['recompute'],
   'profile.erased': ['forget'],

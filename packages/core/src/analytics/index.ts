@@ -14,6 +14,8 @@ export {
   foldTrends,
   OTHER_GROUP,
   percentChange,
+  rollsUp,
+  rollupWindow,
   TREND_LIMITS,
   TREND_MEASURES,
   type TrendBreakdown,

@@ -36,6 +36,12 @@ export interface TrendQuery {
   keep?: readonly (readonly (string | null)[])[];
   /** The instant relative dates in event filters are read against. */
   now: Date;
+  /**
+   * Whole UTC hours inside the range ({@link rollupWindow}) that series {@link rollsUp} accepts read from
+   * the hourly rollup (analytics_hourly_counts) instead of events; the partial hours at the edges still
+   * scan events.
+   */
+  rollup?: { from: string; to: string };
 }
 
 /** A row of a trend statement: one (series, group?, bucket?) cell; `group`/`bucket` null on roll-up rows. */
@@ -67,7 +73,36 @@ function rankKey(s: TrendSeries): Fragment {
   if (s.measure === 'people') return sql`count(DISTINCT profile_id)::float8`;
   if (s.measure === 'sum') return sql`coalesce(sum(value), 0)::float8`;
   if (s.measure === 'avg') return sql`count(value)::float8`;
-  return sql`count(*)::float8`;
+  return sql`sum(weight)::float8`;
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Whether a series can be answered from the hourly rollup: a count of events chosen by name and type
+ * only (the rollup keeps neither properties nor people), without a breakdown.
+ *
+ * @example
+ * rollsUp({ events: { event: 'Order Completed' }, measure: 'count' }, undefined); // true
+ */
+export function rollsUp(s: TrendSeries, breakdown: TrendBreakdown | undefined): boolean {
+  return s.measure === 'count' && !breakdown && !s.events.where?.length;
+}
+
+/**
+ * The whole UTC hours of a range that the hourly rollup can answer, or null: every bucket must start on
+ * a whole UTC hour (zones with whole-hour offsets; not India's +05:30 or Nepal's +05:45), and the range
+ * must hold at least one whole hour.
+ *
+ * @example
+ * rollupWindow({ from: '2026-05-01T10:20:00Z', to: '2026-05-02T00:00:00Z', timezone: 'UTC' }, starts);
+ * // { from: '2026-05-01T11:00:00.000Z', to: '2026-05-02T00:00:00.000Z' }
+ */
+export function rollupWindow(range: TimeRange, starts: readonly string[]): { from: string; to: string } | null {
+  if (!starts.every((t) => Date.parse(t) % HOUR_MS === 0)) return null;
+  const from = Math.ceil(Date.parse(range.from) / HOUR_MS) * HOUR_MS;
+  const to = Math.floor(Date.parse(range.to) / HOUR_MS) * HOUR_MS;
+  return from < to ? { from: new Date(from).toISOString(), to: new Date(to).toISOString() } : null;
 }
 
 /**
@@ -94,22 +129,41 @@ export function trendsQuery(q: TrendQuery): Fragment {
     bd && 'trait' in bd
       ? sql`LEFT JOIN profile_traits t ON t.profile_id = e.profile_id AND t.key = ${bd.trait}`
       : sql``;
-  const hits = q.series.map(
-    (s, i) => sql`
+  const hits = q.series.map((s, i) => {
+    const filter = compileEventFilter(s.events, { now: q.now, alias: 'e' });
+    const scan = (during: Fragment) => sql`
     SELECT ${i}::int AS series,
       width_bucket(e.timestamp, ${q.starts}::timestamptz[]) - 1 AS bucket,
       ${grp} AS grp,
       e.profile_id,
-      ${numericValue(s)} AS value
+      ${numericValue(s)} AS value,
+      1 AS weight
     FROM events e
     ${traitJoin}
     WHERE e.profile_id IS NOT NULL
-      AND e.timestamp >= ${q.range.from}::timestamptz
-      AND e.timestamp < ${q.range.to}::timestamptz
-      AND ${compileEventFilter(s.events, { now: q.now, alias: 'e' })}`,
-  );
+      AND ${during}
+      AND ${filter}`;
+    const between = (from: string, to: string) =>
+      sql`e.timestamp >= ${from}::timestamptz AND e.timestamp < ${to}::timestamptz`;
+    const r = q.rollup;
+    if (!r || !rollsUp(s, bd)) return scan(between(q.range.from, q.range.to));
+    // The whole hours from the rollup (its rows have the type and event columns the filter reads), the
+    // partial hours at the edges from events.
+    return sql`
+    SELECT ${i}::int AS series,
+      width_bucket(e.hour, ${q.starts}::timestamptz[]) - 1 AS bucket,
+      NULL::text AS grp,
+      NULL::uuid AS profile_id,
+      NULL::float8 AS value,
+      e.n AS weight
+    FROM analytics_hourly_counts e
+    WHERE e.hour >= ${r.from}::timestamptz
+      AND e.hour < ${r.to}::timestamptz
+      AND ${filter}
+    UNION ALL${scan(sql`(${between(q.range.from, r.from)} OR ${between(r.to, q.range.to)})`)}`;
+  });
   const people = q.series.some((s) => s.measure === 'people') ? sql`count(DISTINCT profile_id)::int` : sql`0`;
-  const measures = sql`count(*)::int AS n,
+  const measures = sql`sum(weight)::int AS n,
     ${people} AS people,
     sum(value)::float8 AS sum,
     count(value)::int AS nums`;
@@ -157,7 +211,7 @@ chosen AS (
 ),
 labelled AS (
   -- A null group (no such property or trait) is a group of its own; coalesce keeps the join hashable.
-  SELECT h.series, h.bucket, h.profile_id, h.value,
+  SELECT h.series, h.bucket, h.profile_id, h.value, h.weight,
     CASE WHEN c.series IS NULL THEN ${OTHER_GROUP}::text ELSE h.grp END AS grp
   FROM hits h
   LEFT JOIN chosen c

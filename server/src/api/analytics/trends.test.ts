@@ -1,3 +1,4 @@
+import { bucketStarts, foldTrends, type TimeInterval, type TrendRow, type TrendSeries, trendsQuery } from '@cairn/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateAnalyticsEvents, sendGenerated } from '../../testing/analytics-data.ts';
 import { settle } from '../../testing/events.ts';
@@ -10,12 +11,82 @@ describeOnDatabases('POST /api/analytics/trends on %s', (mode) => {
   beforeAll(async () => {
     h = await flowHarness('trends.test.ts', mode);
     await sendGenerated(h.cairn, events);
+    await settle(h.cairn.sql, { queues: ['measure'], timeoutMs: 120_000 });
   }, 600_000);
+
+  // The hourly rollup as the pipeline kept it, and as a recount of the attached events now.
+  const rollupRows = async () => ({
+    kept: await h.cairn.sql`
+      SELECT to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24') AS hour, type, event, n::int AS n
+      FROM analytics_hourly_counts ORDER BY 1, 2, 3`,
+    recounted: await h.cairn.sql`
+      SELECT to_char(date_trunc('hour', timestamp AT TIME ZONE 'UTC'), 'YYYY-MM-DD HH24') AS hour, type,
+        coalesce(event, '') AS event, count(*)::int AS n
+      FROM events WHERE profile_id IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+  });
+  // A trend computed from events only (no rollup), through the same builder and fold.
+  const rawTrend = async (body: {
+    range: { from: string; to: string; timezone: string };
+    interval: string;
+    series: TrendSeries[];
+  }) => {
+    const starts = bucketStarts(body.range, body.interval as TimeInterval);
+    const { text, values } = trendsQuery({ range: body.range, starts, series: body.series, now: new Date() }).render();
+    const rows = (await h.cairn.sql.unsafe(text, values as never[])) as unknown as TrendRow[];
+    return foldTrends(rows, { series: body.series, buckets: starts.length, breakdown: false });
+  };
   afterAll(() => h?.close());
 
   it('answers as the oracle over generated histories (zones, DST days, breakdowns, compare)', async () => {
     await checkTrends({ post: h.post, events });
   }, 120_000);
+
+  it('reads counts of whole hours from the hourly rollup, equal to the events they count', async () => {
+    const { kept, recounted } = await rollupRows();
+    expect(kept.length).toBeGreaterThan(100);
+    expect(kept).toEqual(recounted);
+    const queries = [
+      // Berlin hours over the spring-forward day, cut mid-hour at both ends.
+      {
+        from: '2026-03-28T13:17:00+01:00',
+        to: '2026-03-30T09:45:00+02:00',
+        timezone: 'Europe/Berlin',
+        interval: 'hour',
+      },
+      // New York days over the fall-back day.
+      {
+        from: '2026-10-29T08:30:00-04:00',
+        to: '2026-11-04T00:00:00-05:00',
+        timezone: 'America/New_York',
+        interval: 'day',
+      },
+      // UTC weeks over months.
+      { from: '2026-02-16T00:00:00Z', to: '2026-11-16T00:00:00Z', timezone: 'UTC', interval: 'week' },
+    ];
+    const series: TrendSeries[] = [
+      { events: {}, measure: 'count' },
+      { events: { event: ['Product Viewed', 'Order Completed'] }, measure: 'count' },
+      { events: { type: 'page' }, measure: 'count' },
+      { events: { type: 'identify' }, measure: 'count' },
+    ];
+    for (const { interval, ...range } of queries) {
+      const res = await h.post('/analytics/trends', { range, interval, series });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.meta.rollup).toBe(true);
+      const raw = await rawTrend({ range, interval, series });
+      expect(
+        res.body.series.map((s: { values: number[]; total: number }) => ({ values: s.values, total: s.total })),
+      ).toEqual(raw);
+      expect(raw[0]!.total).toBeGreaterThan(0);
+    }
+    // A half-hour zone cannot be cut from UTC hours: events are scanned.
+    const india = await h.post('/analytics/trends', {
+      range: { from: '2026-06-29T10:00:00Z', to: '2026-07-01T02:00:00Z', timezone: 'Asia/Kolkata' },
+      interval: 'hour',
+      series,
+    });
+    expect(india.body.meta.rollup).toBe(false);
+  });
 
   it('cuts DST days into 23 and 25 hours, and days by the wall clock', async () => {
     const hours = async (range: object) =>
@@ -62,7 +133,7 @@ describeOnDatabases('POST /api/analytics/trends on %s', (mode) => {
       viewed('edge-a', '2026-05-10T10:00:00Z'),
       viewed('edge-b', '2026-05-10T10:30:00Z'),
     );
-    await settle(h.cairn.sql);
+    await settle(h.cairn.sql, { queues: ['measure'] });
     let res = await query();
     expect(res.status, res.text).toBe(200);
     expect(res.body.series.map((s: { total: number }) => s.total)).toEqual([2, 2]);
@@ -78,13 +149,25 @@ describeOnDatabases('POST /api/analytics/trends on %s', (mode) => {
       },
       { type: 'identify', anonymousId: 'edge-b', userId: 'edge-user', timestamp: '2026-05-12T09:00:00Z' },
     );
-    await settle(h.cairn.sql);
+    await settle(h.cairn.sql, { queues: ['measure'] });
     res = await query();
     expect(res.body.series.map((s: { total: number }) => s.total)).toEqual([1, 2]);
     expect(res.body.series[0].values[10]).toBe(1);
     expect(res.body.series[0].values.reduce((a: number, b: number) => a + b, 0)).toBe(1);
     res = await query({ trait: 'plan' });
     expect(res.body.series[0].groups).toEqual([{ group: 'team', values: res.body.series[0].values, total: 1 }]);
+    // The merge changed no count: the rollup still equals the events it counts.
+    await settle(h.cairn.sql, { queues: ['measure'] });
+    let rollup = await rollupRows();
+    expect(rollup.kept).toEqual(rollup.recounted);
+    // An erasure deletes the person's events, and their hours are recounted with it.
+    const id = await h.profileOf('edge-user');
+    expect((await h.api(`/profiles/${id}`, { method: 'DELETE' })).status).toBe(200);
+    await settle(h.cairn.sql, { queues: ['measure'] });
+    rollup = await rollupRows();
+    expect(rollup.kept).toEqual(rollup.recounted);
+    res = await query();
+    expect(res.body.series.map((s: { total: number }) => s.total)).toEqual([0, 0]);
   });
 
   it('refuses bad queries with the reason', async () => {

@@ -4,6 +4,8 @@ import {
   OTHER_GROUP,
   percentChange,
   previousRange,
+  rollsUp,
+  rollupWindow,
   type TimeInterval,
   type TimeRange,
   TREND_LIMITS,
@@ -94,6 +96,7 @@ const TrendsAnswerSchema = z
       }),
     ),
     meta: ReadMetaSchema.extend({
+      rollup: z.boolean().openapi({ description: 'Whether count series read whole hours from the hourly rollup' }),
       notes: z.array(z.string()).openapi({ description: 'How the numbers were counted' }),
     }),
   })
@@ -150,8 +153,15 @@ export function trendsApi(deps: { measure: MeasureStage; pii: Pii; now: () => Da
       const signal = c.req.raw.signal;
       const reader = deps.measure.reader;
       const opts = { series, buckets: starts.length, breakdown: !!breakdown };
+      // Counts by name and type in whole-hour zones come from the hourly rollup (the edges' partial hours from events).
+      const rolls = series.some((s) => rollsUp(s, breakdown));
+      const rollup = (r: TimeRange, s: string[]) => (rolls ? (rollupWindow(r, s) ?? undefined) : undefined);
+      const window = rollup(range, starts);
       const current = foldTrends(
-        await reader.rows<TrendRow>(trendsQuery({ range, starts, series, breakdown, limit: body.limit, now }), signal),
+        await reader.rows<TrendRow>(
+          trendsQuery({ range, starts, series, breakdown, limit: body.limit, now, rollup: window }),
+          signal,
+        ),
         opts,
       );
       let previous: { range: TimeRange; buckets: string[] } | undefined;
@@ -162,7 +172,15 @@ export function trendsApi(deps: { measure: MeasureStage; pii: Pii; now: () => Da
         const keep = breakdown ? current.map((s) => (s.groups ?? []).map((g) => g.group)) : undefined;
         const before = foldTrends(
           await reader.rows<TrendRow>(
-            trendsQuery({ range: prevRange, starts: prevStarts, series, breakdown, keep, now }),
+            trendsQuery({
+              range: prevRange,
+              starts: prevStarts,
+              series,
+              breakdown,
+              keep,
+              now,
+              rollup: rollup(prevRange, prevStarts),
+            }),
             signal,
           ),
           { ...opts, buckets: prevStarts.length },
@@ -185,7 +203,13 @@ export function trendsApi(deps: { measure: MeasureStage; pii: Pii; now: () => Da
           meta: {
             ...meta,
             tookMs: Math.round(performance.now() - started),
+            rollup: !!window,
             notes: [
+              ...(window
+                ? [
+                    'count: whole hours read from the hourly rollup (kept by the pipeline, a few seconds behind attached events)',
+                  ]
+                : []),
               'people: distinct persons after identity merges (events not yet attached to a profile are left out)',
               ...(series.some((s) => s.measure === 'sum' || s.measure === 'avg')
                 ? ['sum/avg: only JSON numbers are read; strings, booleans and missing values are ignored']

@@ -1,7 +1,8 @@
 import type { Runtime, Stage } from '../../runtime.ts';
 import { type AnalyticsReader, createAnalyticsReader } from './reader.ts';
+import { startRollupWorker } from './rollup.ts';
 
-/** Stage 6, measure: the analytics reader the query routes use (and, on workers, the measure jobs). */
+/** Stage 6, measure: the analytics reader the query routes use, and on workers the rollup's `measure` jobs. */
 export interface MeasureStage extends Stage {
   readonly reader: AnalyticsReader;
 }
@@ -24,7 +25,10 @@ export function createMeasureStage(rt: Runtime): MeasureStage {
   });
   return {
     reader,
-    async start() {},
+    async start() {
+      // Workers keep the hourly rollup; an ingest-only server only answers queries.
+      if (rt.config.role !== 'ingest') await startRollupWorker({ sql: rt.sql, boss: rt.boss });
+    },
     async stop() {
       await reader.close();
     },
