@@ -77,7 +77,7 @@ describe('retention', () => {
         ).render();
         expect(text).not.toContain("it's");
         expect(values).toContain('UTC');
-        expect(text).toMatch(/DISTINCT ON/);
+        expect(text).toMatch(/bool_or\(s\) OVER/);
         expect(text.includes('NOT EXISTS')).toBe(mode === 'first_time');
         expect(text.includes('max(k)')).toBe(!bounded);
       }

@@ -67,13 +67,16 @@ export function retentionHorizon(q: Pick<RetentionQuery, 'range' | 'cohort' | 'p
 
 /**
  * The statement of a retention table: one row per cohort with its size (`period` -1), and per period
- * the people who came back. Each person's start events give their entries (the first per cohort bucket,
- * or the first ever), each person's return events are cut to one per bucket (the last of the bucket),
- * and one join on the person pairs them: at most `periods + 1` rows per entry, never one per event pair.
- * Period 0 is the cohort bucket itself and counts a return event strictly after the entry event in
- * the order of the person's events `(timestamp, id)` — so when start and return match the same
- * events, the entry itself is not a return. Unbounded tables return each entry's last period instead
- * (the API sums them from the right).
+ * the people who came back. One scan of the start and return events from the range's start to the
+ * horizon, sorted once by person, bucket and `(timestamp, id)`: a running flag says whether a start
+ * event came before each event of its bucket, and each person's buckets fold to (entered, came back,
+ * came back after a start). Cohorts are the entered buckets (recurring) or the first one (first time,
+ * kept when an index probe of the person's events before the range finds no start event); one join
+ * on the person pairs them with the buckets they came back in: at most `periods + 1` rows per entry.
+ * Period 0 is the cohort bucket itself and counts a return event strictly after the entering start
+ * event in the order of the person's events `(timestamp, id)` — so when start and return match the
+ * same events, the entry itself is not a return. Unbounded tables return each entry's LAST period
+ * instead (the API sums them from the right).
  *
  * @example
  * const rows = await reader.rows<RetentionRow>(retentionSql(query, { now: new Date() }));
@@ -81,68 +84,61 @@ export function retentionHorizon(q: Pick<RetentionQuery, 'range' | 'cohort' | 'p
 export function retentionSql(q: RetentionQuery, options: { now: Date }): Fragment {
   const { from, to, timezone: tz } = q.range;
   const unit = q.cohort;
-  const eBucket = sql`date_trunc(${unit}::text, e.timestamp AT TIME ZONE ${tz}::text)`;
   const start = compileEventFilter(q.start, { now: options.now, alias: 'e' });
   const back = compileEventFilter(q.return, { now: options.now, alias: 'e' });
   const startBefore = compileEventFilter(q.start, { now: options.now, alias: 'p' });
-  const horizon = retentionHorizon(q);
+  const entering = sql`(e.timestamp < ${to}::timestamptz AND ${start})`;
 
-  // Entries: (person, cohort bucket, the entering event). First time: the person's first start event in
-  // the range, kept only when no start event of theirs comes before the range (an index probe per person).
-  const entries =
+  const cohorts =
     q.mode === 'recurring'
-      ? sql`
-    SELECT DISTINCT ON (e.profile_id, 2) e.profile_id, ${eBucket} AS cohort, e.timestamp AS at, e.id
-    FROM events e
-    WHERE e.profile_id IS NOT NULL
-      AND e.timestamp >= ${from}::timestamptz AND e.timestamp < ${to}::timestamptz
-      AND ${start}
-    ORDER BY e.profile_id, 2, e.timestamp, e.id`
-      : sql`
-    SELECT f.* FROM (
-      SELECT DISTINCT ON (e.profile_id) e.profile_id, ${eBucket} AS cohort, e.timestamp AS at, e.id
-      FROM events e
-      WHERE e.profile_id IS NOT NULL
-        AND e.timestamp >= ${from}::timestamptz AND e.timestamp < ${to}::timestamptz
-        AND ${start}
-      ORDER BY e.profile_id, e.timestamp, e.id
-    ) f
-    WHERE NOT EXISTS (
-      SELECT 1 FROM events p
-      WHERE p.profile_id = f.profile_id AND p.timestamp < ${from}::timestamptz AND ${startBefore}
-    )`;
-
-  const k = periodIndex[unit](sql`n.cohort`, sql`r.bucket`);
+      ? sql`SELECT profile_id, b AS cohort FROM buckets WHERE entered`
+      : sql`SELECT f.profile_id, f.cohort
+  FROM (SELECT profile_id, min(b) AS cohort FROM buckets WHERE entered GROUP BY profile_id) f
+  WHERE NOT EXISTS (
+    SELECT 1 FROM events p
+    WHERE p.profile_id = f.profile_id AND p.timestamp < ${from}::timestamptz AND ${startBefore}
+  )`;
+  const k = periodIndex[unit](sql`c.cohort`, sql`r.b`);
   const counted = q.bounded
     ? sql`SELECT cohort, k AS period, count(*)::int AS people FROM hits GROUP BY 1, 2`
     : sql`SELECT cohort, period, count(*)::int AS people
-    FROM (SELECT cohort, max(k) AS period FROM hits GROUP BY profile_id, cohort) last
-    GROUP BY 1, 2`;
+  FROM (SELECT cohort, max(k) AS period FROM hits GROUP BY profile_id, cohort) last
+  GROUP BY 1, 2`;
 
   return sql`
-WITH entries AS (${entries}
-),
--- Each person's return buckets from the range on, with the last return event of each bucket (for period 0).
-returns AS (
-  SELECT DISTINCT ON (e.profile_id, 2) e.profile_id, ${eBucket} AS bucket, e.timestamp AS at, e.id
+WITH ev AS (
+  SELECT e.profile_id, e.timestamp, e.id, date_trunc(${unit}::text, e.timestamp AT TIME ZONE ${tz}::text) AS b,
+    coalesce(${entering}, false) AS s, coalesce(${back}, false) AS r
   FROM events e
   WHERE e.profile_id IS NOT NULL
-    AND e.timestamp >= ${from}::timestamptz AND e.timestamp < ${horizon}::timestamptz
-    AND ${back}
-    AND e.profile_id IN (SELECT profile_id FROM entries)
-  ORDER BY e.profile_id, 2, e.timestamp DESC, e.id DESC
+    AND e.timestamp >= ${from}::timestamptz AND e.timestamp < ${retentionHorizon(q)}::timestamptz
+    AND (${entering} OR ${back})
 ),
+-- The ordered pass: did a start event come strictly before this event, in its person's bucket?
+marked AS (
+  SELECT profile_id, b, s, r,
+    coalesce(bool_or(s) OVER (
+      PARTITION BY profile_id, b ORDER BY timestamp, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    ), false) AS after_start
+  FROM ev
+),
+buckets AS (
+  SELECT profile_id, b, bool_or(s) AS entered, bool_or(r) AS back, bool_or(r AND after_start) AS back_after_start
+  FROM marked
+  GROUP BY profile_id, b
+),
+cohorts AS (${cohorts}),
 hits AS (
-  SELECT n.profile_id, n.cohort, ${k} AS k
-  FROM entries n
-  JOIN returns r ON r.profile_id = n.profile_id
-    AND r.bucket >= n.cohort AND r.bucket < n.cohort + ${q.periods + 1}::int * ${`1 ${unit}`}::interval
-  WHERE r.bucket > n.cohort OR (r.at, r.id) > (n.at, n.id)
+  SELECT c.profile_id, c.cohort, ${k} AS k
+  FROM cohorts c
+  JOIN buckets r ON r.profile_id = c.profile_id
+    AND r.b >= c.cohort AND r.b < c.cohort + ${q.periods + 1}::int * ${`1 ${unit}`}::interval
+  WHERE r.back AND (r.b > c.cohort OR r.back_after_start)
 ),
 counted AS (${counted})
 SELECT (extract(epoch FROM cohort AT TIME ZONE ${tz}::text) * 1000)::float8 AS cohort_ms, -1 AS period,
   count(*)::int AS people
-FROM entries GROUP BY cohort
+FROM cohorts GROUP BY cohort
 UNION ALL
 SELECT (extract(epoch FROM cohort AT TIME ZONE ${tz}::text) * 1000)::float8, period, people
 FROM counted`;
