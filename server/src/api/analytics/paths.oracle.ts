@@ -102,7 +102,12 @@ export function expectedAnswer(events: readonly GeneratedEvent[], q: PathsOracle
   const at = (p: { nodes: string[] }, k: number) => (shown[k]!.has(p.nodes[k]!) ? p.nodes[k]! : '$other');
   const groupBy = <T>(xs: T[], key: (x: T) => string) => {
     const m = new Map<string, T[]>();
-    for (const x of xs) m.set(key(x), [...(m.get(key(x)) ?? []), x]);
+    for (const x of xs) {
+      const k = key(x);
+      const list = m.get(k) ?? [];
+      list.push(x);
+      m.set(k, list);
+    }
     return m;
   };
   const steps = Array.from({ length: q.steps + 1 }, (_, k) => {

@@ -13,10 +13,10 @@ describeOnDatabases('POST /api/analytics/paths on %s', (mode) => {
   }, 600_000);
   afterAll(() => h?.close());
 
-  // The hand-made histories below live in December 2026, after the generated ones, under names of their own.
-  const december = { from: '2026-12-01T00:00:00Z', to: '2026-12-31T00:00:00Z', timezone: 'UTC' };
+  // The hand-made histories below live in 20-30 November 2026, after the generated ones (in the past, as ingest requires), under names of their own.
+  const late = { from: '2026-11-20T00:00:00Z', to: '2026-11-30T00:00:00Z', timezone: 'UTC' };
   const paths = async (body: object) => {
-    const res = await h.post('/analytics/paths', { range: december, ...body });
+    const res = await h.post('/analytics/paths', { range: late, ...body });
     expect(res.status, res.text).toBe(200);
     return res.body;
   };
@@ -38,10 +38,10 @@ describeOnDatabases('POST /api/analytics/paths on %s', (mode) => {
 
   it('follows a path across two devices once they are merged into one person', async () => {
     await h.send(
-      track('pm-phone', 'Pm Start', '2026-12-02T10:00:00Z'),
-      track('pm-phone', 'Pm Browse', '2026-12-02T10:05:00Z'),
-      track('pm-laptop', 'Pm Cart', '2026-12-02T10:12:00Z'),
-      track('pm-laptop', 'Pm Pay', '2026-12-02T10:20:00Z'),
+      track('pm-phone', 'Pm Start', '2026-11-21T10:00:00Z'),
+      track('pm-phone', 'Pm Browse', '2026-11-21T10:05:00Z'),
+      track('pm-laptop', 'Pm Cart', '2026-11-21T10:12:00Z'),
+      track('pm-laptop', 'Pm Pay', '2026-11-21T10:20:00Z'),
     );
     await settle(h.cairn.sql);
     const query = {
@@ -55,8 +55,8 @@ describeOnDatabases('POST /api/analytics/paths on %s', (mode) => {
     expect(shape(before).dropOff).toEqual([0, 0, 1, 0, 0]);
     // Both sign in later: stage 2 merges them, and the path continues on the laptop.
     await h.send(
-      { type: 'identify', anonymousId: 'pm-phone', userId: 'pm-user', timestamp: '2026-12-03T09:00:00Z' },
-      { type: 'identify', anonymousId: 'pm-laptop', userId: 'pm-user', timestamp: '2026-12-03T10:00:00Z' },
+      { type: 'identify', anonymousId: 'pm-phone', userId: 'pm-user', timestamp: '2026-11-22T09:00:00Z' },
+      { type: 'identify', anonymousId: 'pm-laptop', userId: 'pm-user', timestamp: '2026-11-22T10:00:00Z' },
     );
     await settle(h.cairn.sql);
     const after = await paths(query);
@@ -70,9 +70,9 @@ describeOnDatabases('POST /api/analytics/paths on %s', (mode) => {
 
   it('continues across a silence of exactly sessionGap and stops at one a millisecond longer', async () => {
     await h.send(
-      track('gap-dev', 'Gap A', '2026-12-05T10:00:00.000Z'),
-      track('gap-dev', 'Gap B', '2026-12-05T10:30:00.000Z'),
-      track('gap-dev', 'Gap C', '2026-12-05T11:00:00.001Z'),
+      track('gap-dev', 'Gap A', '2026-11-24T10:00:00.000Z'),
+      track('gap-dev', 'Gap B', '2026-11-24T10:30:00.000Z'),
+      track('gap-dev', 'Gap C', '2026-11-24T11:00:00.001Z'),
     );
     await settle(h.cairn.sql);
     const after = await paths({ anchor: { event: 'Gap A' }, steps: 3, sessionGap: 30 });
@@ -86,11 +86,11 @@ describeOnDatabases('POST /api/analytics/paths on %s', (mode) => {
 
   it('merges repeats when asked, and counts every anchor as a path but its person once', async () => {
     await h.send(
-      track('rep-dev', 'Rep X', '2026-12-07T10:00:00Z'),
-      track('rep-dev', 'Rep X', '2026-12-07T10:01:00Z'),
-      track('rep-dev', 'Rep Y', '2026-12-07T10:02:00Z'),
-      track('rep-dev', 'Rep X', '2026-12-07T10:03:00Z'),
-      track('rep-dev', 'Rep Z', '2026-12-07T10:04:00Z'),
+      track('rep-dev', 'Rep X', '2026-11-26T10:00:00Z'),
+      track('rep-dev', 'Rep X', '2026-11-26T10:01:00Z'),
+      track('rep-dev', 'Rep Y', '2026-11-26T10:02:00Z'),
+      track('rep-dev', 'Rep X', '2026-11-26T10:03:00Z'),
+      track('rep-dev', 'Rep Z', '2026-11-26T10:04:00Z'),
     );
     await settle(h.cairn.sql);
     const query = { anchor: { event: 'Rep X' }, include: { event: ['Rep X', 'Rep Y', 'Rep Z'] }, steps: 2 };
@@ -110,10 +110,28 @@ describeOnDatabases('POST /api/analytics/paths on %s', (mode) => {
     expect(every.steps[2].dropOff).toEqual({ paths: 1, people: 1 });
   });
 
+  it('labels page events by path with label page, by name with label event', async () => {
+    const page = (timestamp: string, extra: object) => ({ type: 'page', anonymousId: 'lbl-dev', timestamp, ...extra });
+    await h.send(
+      track('lbl-dev', 'Lbl Start', '2026-11-28T10:00:00Z'),
+      page('2026-11-28T10:01:00Z', { name: 'Pricing', properties: { path: '/pricing' } }),
+      page('2026-11-28T10:02:00Z', { name: 'Docs', context: { page: { path: '/docs' } } }),
+      page('2026-11-28T10:03:00Z', { name: 'About' }),
+      page('2026-11-28T10:04:00Z', { properties: { path: '' } }),
+    );
+    await settle(h.cairn.sql);
+    const labels = async (label: string) =>
+      (await paths({ anchor: { event: 'Lbl Start' }, steps: 4, label })).steps.map(
+        (s: { nodes: { node: string }[] }) => s.nodes[0]?.node,
+      );
+    expect(await labels('page')).toEqual(['Lbl Start', '/pricing', '/docs', 'About', '$page']);
+    expect(await labels('event')).toEqual(['Lbl Start', 'Pricing', 'Docs', 'About', '$page']);
+  });
+
   it('refuses bad input with the field and the reason', async () => {
     const anchor = { event: 'Pm Start' };
     const refused = async (body: object, reason: RegExp) => {
-      const res = await h.post('/analytics/paths', { range: december, anchor, ...body });
+      const res = await h.post('/analytics/paths', { range: late, anchor, ...body });
       expect(res.status, res.text).toBe(400);
       expect(res.body.error.message).toMatch(reason);
     };
@@ -125,9 +143,9 @@ describeOnDatabases('POST /api/analytics/paths on %s', (mode) => {
     await refused({ direction: 'sideways' }, /^direction: .*after.*before/);
     await refused({ occurrence: 'last' }, /^occurrence/);
     await refused({ anchor: { type: 'click' } }, /anchor\.type.*not an event type/);
-    await refused({ range: { ...december, to: december.from } }, /range\.to: must be after from/);
+    await refused({ range: { ...late, to: late.from } }, /range\.to: must be after from/);
     await refused({ window: 3 }, /window/);
-    const missing = await h.post('/analytics/paths', { range: december });
+    const missing = await h.post('/analytics/paths', { range: late });
     expect(missing.status).toBe(400);
     expect(missing.body.error.message).toMatch(/^anchor/);
   });
