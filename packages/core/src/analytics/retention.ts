@@ -172,8 +172,8 @@ export function retentionTable(q: RetentionQuery, rows: readonly RetentionRow[],
   const zone = q.range.timezone;
   const byCohort = new Map<number, { size: number; counts: number[] }>();
   const of = (ms: number) => {
-    let c = byCohort.get(ms);
-    if (!c) byCohort.set(ms, (c = { size: 0, counts: Array(q.periods + 1).fill(0) }));
+    const c = byCohort.get(ms) ?? { size: 0, counts: Array(q.periods + 1).fill(0) };
+    byCohort.set(ms, c);
     return c;
   };
   for (const r of rows) {
