@@ -37,7 +37,9 @@ const FlowConflictSchema = z
         overlapCount: z.number().int().nullable().openapi({ description: 'People who would enter both today' }),
         submittedCount: z.number().int().nullable().openapi({ description: 'People who would enter this flow' }),
         liveCount: z.number().int().nullable().openapi({ description: 'People who would enter the live flow' }),
-        capped: z.boolean().openapi({ description: 'A side had more than 20,000 candidates: lower bounds' }),
+        capped: z
+          .boolean()
+          .openapi({ description: 'A side had more than 20,000 people: counted among the lowest ids (lower bounds)' }),
         note: z
           .string()
           .openapi({ description: 'How they were counted (event senders in 30 days, members now…), or why not' }),

@@ -23,9 +23,13 @@ const DAY_MS = 86_400_000;
 /** Event triggers count the people who sent the event in this many days. */
 export const CONFLICT_EVENT_DAYS = 30;
 /**
- * Candidates read per flow at most (event rows, members): the bound on a measurement's cost on both
- * databases (PGlite has no statement timeout). A flow with more is counted on the first this many, and
- * its counts are lower bounds (`capped`).
+ * Candidate rows read per flow at most (event rows, memberships): the bound on a measurement's cost on
+ * both databases (PGlite has no statement timeout).
+ */
+export const CONFLICT_MAX_ROWS = 1_000_000;
+/**
+ * People kept per flow at most: those with the lowest profile ids, on both sides, so that the overlap of
+ * two capped sides is exact among the ids both kept (a lower bound), not the overlap of two random parts.
  */
 export const CONFLICT_MAX_PEOPLE = 20_000;
 /** On Postgres each count is also cancelled after this long (then not counted). */
@@ -41,7 +45,7 @@ export interface MeasuredOverlap {
   submittedCount: number | null;
   /** People who would enter the live flow. */
   liveCount: number | null;
-  /** A side had more than CONFLICT_MAX_PEOPLE candidates: the counts are lower bounds. */
+  /** A side had more than CONFLICT_MAX_PEOPLE people or CONFLICT_MAX_ROWS rows: the counts are lower bounds. */
   capped: boolean;
   /** How they were counted, or why they were not. */
   note: string;
@@ -83,7 +87,7 @@ export interface ConflictCheck {
   windowMs?: number;
   /** Postgres counts under a statement timeout; PGlite has none (the candidate limit bounds both). */
   dbKind: 'postgres' | 'embedded';
-  /** Candidate rows read per flow at most (default CONFLICT_MAX_PEOPLE). */
+  /** People kept per flow at most (default CONFLICT_MAX_PEOPLE). */
   maxPeople?: number;
 }
 
@@ -163,8 +167,9 @@ interface Entrants {
 }
 
 /**
- * Who would enter a flow today: at most CONFLICT_MAX_PEOPLE candidates, then those of them its entry
- * rule admits (the rule compiled over just those ids). In a read-only transaction, with a statement
+ * Who would enter a flow today: the candidates (at most CONFLICT_MAX_ROWS rows read; the
+ * CONFLICT_MAX_PEOPLE lowest profile ids kept), then those of them its entry rule admits (the rule
+ * compiled over just those ids). In a read-only transaction, with a statement
  * timeout on Postgres; undefined for an API trigger, 'timeout' when cancelled.
  */
 async function entrantsOf(
@@ -184,16 +189,17 @@ async function entrantsOf(
   try {
     return await sql.begin('READ ONLY', async (tx) => {
       if (kind === 'postgres') await tx.unsafe(`SET LOCAL statement_timeout = ${CONFLICT_MEASURE_TIMEOUT_MS}`);
-      // The LIMIT is on the candidate rows (an event sent twice is two), so it bounds the rows read; more
-      // rows than the limit: the people are a part of those who would enter (capped).
+      // The first LIMIT bounds the rows read (an event sent twice is two rows); the second keeps the lowest
+      // ids, the same part of the people on every side.
       const found = await read<{ id: string; rows: number }>(
         tx,
         ruleSql`
-          WITH limited AS MATERIALIZED (${candidates} LIMIT ${max + 1})
-          SELECT DISTINCT id, (SELECT count(*) FROM limited)::int AS rows FROM limited`,
+          WITH limited AS MATERIALIZED (${candidates} LIMIT ${CONFLICT_MAX_ROWS + 1}),
+          people AS (SELECT DISTINCT id FROM limited)
+          SELECT id, (SELECT count(*) FROM limited)::int AS rows FROM people ORDER BY id LIMIT ${max + 1}`,
       );
-      const capped = (found[0]?.rows ?? 0) > max;
-      const ids = found.map((r) => r.id);
+      const capped = found.length > max || (found[0]?.rows ?? 0) > CONFLICT_MAX_ROWS;
+      const ids = found.slice(0, max).map((r) => r.id);
       if (!def.entry.rule || !ids.length) return { ids: new Set(ids), capped };
       const admitted = await read<{ id: string }>(tx, compileRule(def.entry.rule, { now }).members(ids));
       return { ids: new Set(admitted.map((r) => r.id)), capped };
@@ -224,7 +230,7 @@ function overlapOf(
     submittedCount: mine.ids.size,
     liveCount: theirs.ids.size,
     capped,
-    note: capped ? `lower bounds, from at most ${max} candidates of each (${basis})` : basis,
+    note: capped ? `lower bounds: counted among the ${max} lowest profile ids of each side (${basis})` : basis,
   };
 }
 
@@ -294,16 +300,25 @@ export async function findConflicts(
   const { caps } = (await getGovernance(sql)).settings;
   const options = { channelOf: check.channelOf, windowMs, nowMs: check.now.getTime() };
   const flows: FlowConflict[] = [];
-  let mine: Awaited<ReturnType<typeof entrantsOf>> | null = null;
+  // Flows on the same trigger and entry rule enter the same people: counted once.
+  const counted = new Map<string, ReturnType<typeof entrantsOf>>();
+  const entrants = (d: FlowDefinition) => {
+    const key = JSON.stringify([d.trigger, d.entry.rule ?? null]);
+    let found = counted.get(key);
+    if (!found) {
+      found = entrantsOf(sql, d, check.now, check.dbKind, max);
+      counted.set(key, found);
+    }
+    return found;
+  };
   for (const other of live) {
     const verdict = flowOverlap(def, other.definition, options);
     if (!verdict.overlap) continue;
     const priority = other.definition.priority ?? 0;
     let measured: MeasuredOverlap;
     if (flows.length < MAX_MEASURED_CONFLICTS) {
-      mine ??= await entrantsOf(sql, def, check.now, check.dbKind, max);
       const basis = `submitted: ${basisOf(def)}; live: ${basisOf(other.definition)}`;
-      measured = overlapOf(mine, await entrantsOf(sql, other.definition, check.now, check.dbKind, max), basis, max);
+      measured = overlapOf(await entrants(def), await entrants(other.definition), basis, max);
     } else {
       const note = `not counted: only the first ${MAX_MEASURED_CONFLICTS} conflicting flows are`;
       measured = { overlapCount: null, submittedCount: null, liveCount: null, capped: false, note };
