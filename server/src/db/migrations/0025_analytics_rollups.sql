@@ -15,6 +15,11 @@ CREATE TABLE analytics_hourly_counts (
 );
 CREATE INDEX analytics_hourly_counts_event_idx ON analytics_hourly_counts (event, hour) INCLUDE (type, n);
 
+-- Attached events by time alone: the partial edge hours of a tile over every event (or a type), which the
+-- (event, timestamp) index cannot serve; measured on 600k events, the edges of a 30-day tile took ~215 ms
+-- as a sequential scan.
+CREATE INDEX events_attached_time_idx ON events (timestamp) WHERE profile_id IS NOT NULL;
+
 INSERT INTO analytics_hourly_counts (hour, type, event, n)
 SELECT date_trunc('hour', timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', type, coalesce(event, ''), count(*)
 FROM events
