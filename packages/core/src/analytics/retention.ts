@@ -87,17 +87,22 @@ export function retentionSql(q: RetentionQuery, options: { now: Date }): Fragmen
   const start = compileEventFilter(q.start, { now: options.now, alias: 'e' });
   const back = compileEventFilter(q.return, { now: options.now, alias: 'e' });
   const startBefore = compileEventFilter(q.start, { now: options.now, alias: 'p' });
+  const startIn = compileEventFilter(q.start, { now: options.now, alias: 'x' });
   const entering = sql`(e.timestamp < ${to}::timestamptz AND ${start})`;
 
   const cohorts =
     q.mode === 'recurring'
       ? sql`SELECT profile_id, b AS cohort FROM buckets WHERE entered`
-      : sql`SELECT f.profile_id, f.cohort
-  FROM (SELECT profile_id, min(b) AS cohort FROM buckets WHERE entered GROUP BY profile_id) f
-  WHERE NOT EXISTS (
-    SELECT 1 FROM events p
-    WHERE p.profile_id = f.profile_id AND p.timestamp < ${from}::timestamptz AND ${startBefore}
-  )`;
+      : sql`SELECT profile_id, min(b) AS cohort FROM buckets WHERE entered GROUP BY profile_id`;
+  // First time: only people with no start event before the range (an index probe per person).
+  const firstEver =
+    q.mode === 'recurring'
+      ? sql``
+      : sql`
+    AND NOT EXISTS (
+      SELECT 1 FROM events p
+      WHERE p.profile_id = x.profile_id AND p.timestamp < ${from}::timestamptz AND ${startBefore}
+    )`;
   const k = periodIndex[unit](sql`c.cohort`, sql`r.b`);
   const counted = q.bounded
     ? sql`SELECT cohort, k AS period, count(*)::int AS people FROM hits GROUP BY 1, 2`
@@ -106,13 +111,20 @@ export function retentionSql(q: RetentionQuery, options: { now: Date }): Fragmen
   GROUP BY 1, 2`;
 
   return sql`
-WITH ev AS (
+WITH entrants AS (
+  SELECT DISTINCT x.profile_id FROM events x
+  WHERE x.profile_id IS NOT NULL
+    AND x.timestamp >= ${from}::timestamptz AND x.timestamp < ${to}::timestamptz AND ${startIn}${firstEver}
+),
+ev AS (
   SELECT e.profile_id, e.timestamp, e.id, date_trunc(${unit}::text, e.timestamp AT TIME ZONE ${tz}::text) AS b,
     coalesce(${entering}, false) AS s, coalesce(${back}, false) AS r
   FROM events e
   WHERE e.profile_id IS NOT NULL
     AND e.timestamp >= ${from}::timestamptz AND e.timestamp < ${retentionHorizon(q)}::timestamptz
     AND (${entering} OR ${back})
+    -- Only the people who entered: a rare start event keeps the scan to their events.
+    AND e.profile_id IN (SELECT profile_id FROM entrants)
 ),
 -- The ordered pass: did a start event come strictly before this event, in its person's bucket?
 marked AS (
