@@ -314,7 +314,9 @@ export const TREND_CHECKS: OracleQuery[] = [
 ];
 
 /**
- * Runs {@link TREND_CHECKS} through the API and holds each answer to the oracle over `ctx.events`.
+ * Runs {@link TREND_CHECKS} through the API and holds each answer to the oracle over `ctx.events`. Call it once
+ * the `measure` queue has settled too (`settle(sql, { queues: ['measure'] })`): count tiles read the hourly
+ * rollup, which the pipeline keeps a job after each attach.
  *
  * @example
  * await checkTrends({ post: h.post, events });

@@ -170,6 +170,34 @@ describeOnDatabases('POST /api/analytics/trends on %s', (mode) => {
     expect(res.body.series.map((s: { total: number }) => s.total)).toEqual([0, 0]);
   });
 
+  it('sums and averages JSON numbers only: strings, booleans and missing values are ignored', async () => {
+    const paid = (total: unknown, minute: number) => ({
+      type: 'track',
+      event: 'Edge Paid',
+      anonymousId: 'edge-sum',
+      timestamp: `2026-05-20T10:${String(minute).padStart(2, '0')}:00Z`,
+      properties: total === undefined ? {} : { total },
+    });
+    await h.send(paid(5, 1), paid('7', 2), paid(true, 3), paid(2.5, 4), paid(undefined, 5), paid(null, 6));
+    await settle(h.cairn.sql, { queues: ['measure'] });
+    const res = await h.post('/analytics/trends', {
+      range: { from: '2026-05-20T00:00:00Z', to: '2026-05-21T00:00:00Z', timezone: 'UTC' },
+      interval: 'day',
+      series: ['sum', 'avg', 'count'].map((measure) => ({
+        events: { event: 'Edge Paid' },
+        measure,
+        ...(measure === 'count' ? {} : { property: 'total' }),
+      })),
+    });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.series.map((s: { values: number[]; total: number }) => [s.values, s.total])).toEqual([
+      [[7.5], 7.5],
+      [[3.75], 3.75],
+      [[6], 6],
+    ]);
+    expect(res.body.meta.notes.join(' ')).toMatch(/only JSON numbers/);
+  });
+
   it('refuses bad queries with the reason', async () => {
     const range = { from: '2026-05-01T00:00:00Z', to: '2026-05-08T00:00:00Z', timezone: 'UTC' };
     const series = [{ events: {}, measure: 'count' }];
