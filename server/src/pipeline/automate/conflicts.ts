@@ -279,7 +279,7 @@ function slotOf(
  * a capped slot. Most shared people first (then by name); at most {@link MAX_MEASURED_CONFLICTS} of them measured.
  *
  * @example
- * const report = await findConflicts(sql, flowId, def, { now: new Date(), channelOf });
+ * const report = await findConflicts(sql, flowId, def, { now: new Date(), channelOf, dbKind: 'postgres' });
  * report.flows[0]; // { flowId, name, priority, reasons: [...], measured: { overlapCount: 12, ... }, slot: { winner: 'live', ... } }
  */
 export async function findConflicts(
