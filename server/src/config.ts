@@ -59,6 +59,7 @@ export const DEFAULTS = Object.freeze({
   // which let a slow client hold a socket for five minutes).
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 65_000,
 });
 
 /** A yes/no variable; unset or empty gives `fallback` (undefined: decided from other settings). */
@@ -111,6 +112,7 @@ const EnvSchema = z.object({
   CAIRN_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(DEFAULTS.bodyLimitBytes),
   CAIRN_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(DEFAULTS.headersTimeoutMs),
   CAIRN_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(DEFAULTS.requestTimeoutMs),
+  CAIRN_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(DEFAULTS.keepAliveTimeoutMs),
   // Unset: /metrics is open (scrapers on a private network); set: it needs `Authorization: Bearer <token>`.
   CAIRN_METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
@@ -213,7 +215,7 @@ export interface Config {
   /** Largest request body outside the tracking API. */
   bodyLimitBytes: number;
   /** How long a client may take to send a request's headers, and the whole request (then 408 and closed). */
-  timeouts: { headersMs: number; requestMs: number };
+  timeouts: { headersMs: number; requestMs: number; keepAliveMs: number };
   /** Bearer token /metrics requires; undefined = open. */
   metricsToken: string | undefined;
   role: 'all' | 'ingest' | 'worker';
@@ -305,6 +307,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
       // Node needs headersTimeout <= requestTimeout.
       headersMs: Math.min(e.CAIRN_HEADERS_TIMEOUT_MS, e.CAIRN_REQUEST_TIMEOUT_MS),
       requestMs: e.CAIRN_REQUEST_TIMEOUT_MS,
+      keepAliveMs: e.CAIRN_KEEPALIVE_TIMEOUT_MS,
     }),
     metricsToken: e.CAIRN_METRICS_TOKEN,
     role: e.CAIRN_ROLE,

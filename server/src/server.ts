@@ -221,6 +221,11 @@ function listen(
         headersTimeout: config.timeouts.headersMs,
         requestTimeout: config.timeouts.requestMs,
         connectionsCheckingInterval: Math.min(1000, config.timeouts.headersMs),
+        // An idle keep-alive connection is closed after this. Node's 5 s default races clients that reuse a
+        // connection just as the server closes it (ECONNRESET on the request they sent): seen with fetch under
+        // load, where the client's own idle timer runs late. 65 s outlasts the idle timeouts of proxies and
+        // HTTP clients (nginx 60 s, undici the server's hint minus a margin), so they close first.
+        keepAliveTimeout: config.timeouts.keepAliveMs,
       },
     });
     server.once('error', reject);
