@@ -161,6 +161,7 @@ describe('npm run cairn -- sources and status', () => {
         'fanout',
         'messages',
         'forget',
+        'measure',
       ]);
       const identify = queues.find((q) => q.queue === 'identify');
       expect(identify).toMatchObject({ stage: '2 identify', active: 0 });
