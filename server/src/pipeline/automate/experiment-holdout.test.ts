@@ -84,20 +84,30 @@ describeOnDatabases('experiment control group after the decision on %s', (mode) 
     const offered = arms.filter((a) => a.arm === '0').map((a) => a.userId);
     expect(control.length).toBeGreaterThan(0);
     expect(offered.length).toBeGreaterThan(0);
-    await until('the offers of the test', async () => (offered.every((u) => offers(u) === 1) ? true : undefined));
+    await until('the offers of the test', async () => (offered.every((u) => offers(u) === 1) ? true : undefined), {
+      tries: 600,
+    });
 
     // The deadline passes with no significant winner: the default (the offer), inconclusive.
     clock.advance(DAY + MINUTE);
-    await until('the decision', async () => {
-      const e = (await h.api(`/flows/${flowId}/experiments`)).body.data?.[0];
-      return e?.status.decided ? true : undefined;
-    });
+    await until(
+      'the decision',
+      async () => {
+        const e = (await h.api(`/flows/${flowId}/experiments`)).body.data?.[0];
+        return e?.status.decided ? true : undefined;
+      },
+      { tries: 600 },
+    );
 
     // Everyone comes again: the offer people get it again, the control people take the control.
     clock.advance(HOUR);
     await wave(2 * PEOPLE);
-    await until('the offers after the decision', async () =>
-      offered.every((u) => offers(u) === 2) ? true : undefined,
+    await until(
+      'the offers after the decision',
+      async () => (offered.every((u) => offers(u) === 2) ? true : undefined),
+      {
+        tries: 600,
+      },
     );
     const after = await sql()<{ userId: string; outcome: string; phase: string }[]>`
       SELECT i.value AS "userId", s.outcome, s.detail->>'phase' AS phase

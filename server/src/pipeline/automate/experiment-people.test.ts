@@ -67,10 +67,14 @@ describeOnDatabases('experiment assignments of merged and erased profiles on %s'
     await h.send({ type: 'identify', userId, traits: { plan: 'pro' } });
     await h.send({ type: 'track', userId, event: trigger, timestamp: new Date(clock.now).toISOString() });
     const known = await h.profileOf(userId);
-    const before = await until('both profiles assigned', async () => {
-      const a = await assignments();
-      return a.length === 2 ? a : undefined;
-    });
+    const before = await until(
+      'both profiles assigned',
+      async () => {
+        const a = await assignments();
+        return a.length === 2 ? a : undefined;
+      },
+      { tries: 600 },
+    );
     expect(before.map((a) => a.profileId)).toEqual([anon, known]);
 
     // The visitor signs in: one person.
@@ -85,11 +89,21 @@ describeOnDatabases('experiment assignments of merged and erased profiles on %s'
 
     // They buy (an event of the survivor's); every window closes; the look counts one person, converted.
     await h.send({ type: 'track', userId, event: `Bought ${tag}`, timestamp: new Date(clock.now).toISOString() });
-    clock.advance(2 * HOUR);
-    const looked = await until('a look with the window closed', async () => {
-      const e = (await h.api(`/flows/${flowId}/experiments`)).body.data?.[0] as Any;
-      return e?.pending === 0 && e.lastLookAt && Date.parse(e.lastLookAt) >= clock.now ? e : undefined;
+    // Stored as the survivor's before the windows close (the look reads the person's events then).
+    await until('the purchase stored as theirs', async () => {
+      const [r] = await h.cairn.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM events WHERE event = ${`Bought ${tag}`} AND profile_id = ${survivor}`;
+      return r!.n === 1 ? true : undefined;
     });
+    clock.advance(2 * HOUR);
+    const looked = await until(
+      'a look with the window closed',
+      async () => {
+        const e = (await h.api(`/flows/${flowId}/experiments`)).body.data?.[0] as Any;
+        return e?.pending === 0 && e.lastLookAt && Date.parse(e.lastLookAt) >= clock.now ? e : undefined;
+      },
+      { tries: 600 },
+    );
     expect(looked.arms.map((a: Any) => a.n).reduce((x: number, y: number) => x + y, 0)).toBe(1);
     expect(looked.arms.map((a: Any) => a.conversions).reduce((x: number, y: number) => x + y, 0)).toBe(1);
     expect(looked.arms[Number(before[0]!.arm)]).toMatchObject({ n: 1, conversions: 1 });
