@@ -296,11 +296,13 @@ export const TREND_CHECKS: OracleQuery[] = [
     limit: 2,
   },
   {
-    // Months in UTC over the whole span, people and sum, compared with the months before.
+    // Months in UTC over the whole span, people, sum and a count (from the rollup, the previous months too),
+    // compared with the months before.
     range: { from: '2026-05-01T00:00:00Z', to: '2026-11-01T00:00:00Z', timezone: 'UTC' },
     interval: 'month',
     series: [
       { events: {}, match: () => true, measure: 'people' },
+      { events: { event: 'Search' }, match: named('Search'), measure: 'count' },
       { events: { event: 'Order Completed' }, match: named('Order Completed'), measure: 'sum', property: 'total' },
     ],
     compare: 'previous',
