@@ -106,6 +106,77 @@ describe('foldFunnel', () => {
   });
 });
 
+// The definitions walked naively (every start, every event of its window), for random people.
+function naive(p: FunnelPass, evs: FunnelEvent[]): { start: number; reached: number } | null {
+  let best: { start: number; reached: number } | null = null;
+  evs.forEach((e, s) => {
+    const entry = p.order === 'any' ? e.steps !== 0 : (e.steps & 1) !== 0;
+    if (!entry || e.t < p.from || e.t >= p.to || e.t > p.until) return;
+    const end = Math.min(e.t + p.windowMs, p.until);
+    const at: number[] = [];
+    if (p.order === 'any') {
+      let sets = [0];
+      for (let i = s; i < evs.length && evs[i]!.t <= end; i++) {
+        const grown = sets.flatMap((set) =>
+          [...Array(p.steps).keys()]
+            .filter((b) => !(set & (1 << b)) && evs[i]!.steps & (1 << b))
+            .map((b) => set | (1 << b)),
+        );
+        sets = [...new Set([...sets, ...grown])];
+        const size = Math.max(...sets.map((x) => x.toString(2).split('1').length - 1));
+        if (size > at.length) at.push(i);
+      }
+    } else {
+      at.push(s);
+      for (let i = s + 1; i < evs.length && evs[i]!.t <= end && at.length < p.steps; i++) {
+        if (evs[i]!.steps & (1 << at.length)) at.push(i);
+        else if (p.order === 'strict' && !evs[i]!.identify) break;
+      }
+    }
+    for (const [b, x] of p.exclusions.entries()) {
+      const [i, j] = x.between;
+      if (at.length < i) continue;
+      const stop = at.length >= j ? at[j - 1]! : evs.length;
+      for (let q = at[i - 1]! + 1; q < stop && evs[q]!.t <= end; q++) if (evs[q]!.exclusions & (1 << b)) return;
+    }
+    if (!best || at.length > best.reached) best = { start: e.t, reached: at.length };
+  });
+  return best;
+}
+
+describe('foldFunnel against the naive walk', () => {
+  it('agrees on random people (busy ones, repeated steps, every order, exclusions)', () => {
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let n = 0; n < 600; n++) {
+      const steps = 2 + Math.floor(rnd() * 3);
+      const order = (['sequential', 'strict', 'any'] as const)[n % 3]!;
+      const evs: FunnelEvent[] = [];
+      let t = 0;
+      for (let i = 0, len = Math.floor(rnd() * 60); i < len; i++) {
+        t += Math.floor(rnd() * 40) * 60_000;
+        const bits =
+          rnd() < 0.2 ? 0 : (1 << Math.floor(rnd() * steps)) | (rnd() < 0.15 ? 1 << Math.floor(rnd() * steps) : 0);
+        evs.push({ t, steps: bits, exclusions: rnd() < 0.1 ? 1 : 0, identify: rnd() < 0.1, group: null });
+      }
+      const p = pass({
+        steps,
+        order,
+        windowMs: (1 + Math.floor(rnd() * 4)) * H,
+        from: 60 * 60_000,
+        to: 20 * H,
+        until: 30 * H,
+        exclusions: rnd() < 0.4 ? [{ between: [1, steps] }] : [],
+      });
+      const got = foldFunnel(p, evs);
+      expect(got && { start: got.start, reached: got.reached }, JSON.stringify({ p, evs })).toEqual(naive(p, evs));
+    }
+  });
+});
+
 describe('funnelStepStats', () => {
   it('counts people per step, conversion, drop-off and times', () => {
     const c = funnelCounts(3);

@@ -80,19 +80,83 @@ export interface FunnelAttempt {
 export function foldFunnel(pass: FunnelPass, events: readonly FunnelEvent[]): FunnelAttempt | null {
   let best: FunnelAttempt | null = null;
   const entryMask = pass.order === 'any' ? (1 << pass.steps) - 1 : 1;
+  // A person with many entries (a busy one) would make each walk scan the window again: sequential
+  // walks jump through next-occurrence tables instead, and any-order walks are skipped when the steps
+  // present in the window (counted with a sliding window) cannot beat the best attempt.
+  const next = pass.order === 'sequential' ? nextTables(pass.steps, events) : null;
+  const window = pass.order === 'any' ? slidingSteps(pass.steps, events) : null;
   for (let s = 0; s < events.length; s++) {
     const e = events[s]!;
     if (e.t < pass.from) continue;
     if (e.t >= pass.to || e.t > pass.until) break;
     if (!(e.steps & entryMask)) continue;
     const end = Math.min(e.t + pass.windowMs, pass.until);
-    const levels = pass.order === 'any' ? walkAny(pass.steps, events, s, end) : walkOrdered(pass, events, s, end);
+    if (window && window.present(s, end) <= (best?.reached ?? 0)) continue;
+    const levels = next
+      ? walkNext(pass.steps, events, next, s, end)
+      : pass.order === 'any'
+        ? walkAny(pass.steps, events, s, end)
+        : walkOrdered(pass, events, s, end);
     if (best && levels.length <= best.reached) continue;
     if (spoiled(pass, events, levels, end)) continue;
     best = { start: e.t, reached: levels.length, times: levels.map((i) => events[i]!.t), group: e.group };
     if (best.reached === pass.steps) break;
   }
   return best;
+}
+
+// next[k][i]: the first position at or after i whose event matches step k + 1 (-1: none).
+function nextTables(steps: number, events: readonly FunnelEvent[]): Int32Array[] {
+  const n = events.length;
+  return Array.from({ length: steps }, (_, k) => {
+    const next = new Int32Array(n + 1);
+    next[n] = -1;
+    for (let i = n - 1; i >= 0; i--) next[i] = events[i]!.steps & (1 << k) ? i : next[i + 1]!;
+    return next;
+  });
+}
+
+// Sequential: each next step is the earliest match after the step before, within the window.
+function walkNext(
+  steps: number,
+  events: readonly FunnelEvent[],
+  next: readonly Int32Array[],
+  s: number,
+  end: number,
+): number[] {
+  const levels = [s];
+  for (let k = 1; k < steps; k++) {
+    const j = next[k]![levels[k - 1]! + 1]!;
+    if (j < 0 || events[j]!.t > end) break;
+    levels.push(j);
+  }
+  return levels;
+}
+
+// How many distinct steps the events in [s, end] match at all (an upper bound of any-order reach).
+// Starts are asked in increasing order, and so are their ends: both edges only move forward.
+function slidingSteps(steps: number, events: readonly FunnelEvent[]) {
+  const count = new Int32Array(steps);
+  let lo = 0;
+  let hi = 0;
+  let present = 0;
+  const add = (m: number, d: number) => {
+    for (let b = 0; b < steps; b++) {
+      if (!(m & (1 << b))) continue;
+      const before = count[b]!;
+      count[b] = before + d;
+      if (before === 0 && d > 0) present++;
+      if (before === 1 && d < 0) present--;
+    }
+  };
+  return {
+    present(s: number, end: number): number {
+      for (; lo < s; lo++) if (lo < hi) add(events[lo]!.steps, -1);
+      if (hi < s) hi = s;
+      for (; hi < events.length && events[hi]!.t <= end; hi++) add(events[hi]!.steps, 1);
+      return present;
+    },
+  };
 }
 
 // The positions of the steps reached, in order (sequential or strict).
@@ -268,8 +332,8 @@ function parts(q: FunnelQuery) {
   const group = !q.breakdown
     ? sql`NULL::text`
     : 'property' in q.breakdown
-      ? sql`CASE WHEN (${entry}) THEN (e.payload #> ${['properties', ...q.breakdown.property.split('.')]}::text[])::text END`
-      : sql`(SELECT pt.value::text FROM profile_traits pt WHERE pt.profile_id = e.profile_id AND pt.key = ${q.breakdown.trait}::text)`;
+      ? sql`CASE WHEN (${entry}) THEN nullif(e.payload #> ${['properties', ...q.breakdown.property.split('.')]}::text[], 'null')::text END`
+      : sql`(SELECT nullif(pt.value, 'null')::text FROM profile_traits pt WHERE pt.profile_id = e.profile_id AND pt.key = ${q.breakdown.trait}::text)`;
   // The people with an entry in the range: the rows read are theirs only.
   const entered = sql`
     SELECT e.profile_id
