@@ -78,4 +78,55 @@ describeOnDatabases('the analytics reader', (mode) => {
       await long.close();
     }
   });
+
+  it('streams rows in batches; leaving early closes the cursor and keeps the connection', async () => {
+    const batches: number[][] = [];
+    for await (const rows of reader.stream<{ g: number }>(sql`SELECT g FROM generate_series(1, 5) g`, undefined, 2))
+      batches.push(rows.map((r) => r.g));
+    expect(batches).toEqual([[1, 2], [3, 4], [5]]);
+    for await (const rows of reader.stream<{ g: number }>(
+      sql`SELECT g FROM generate_series(1, 100000) g`,
+      undefined,
+      10,
+    )) {
+      expect(rows).toHaveLength(10);
+      break;
+    }
+    expect(await reader.rows(sql`SELECT 1 AS one`)).toEqual([{ one: 1 }]);
+  });
+
+  it.skipIf(mode === 'embedded')('streams under the same timeout: past it, a 422 mid-read', async () => {
+    const seen: number[] = [];
+    const err = await (async () => {
+      const slow = sql`SELECT g, pg_sleep(CASE WHEN g = 3 THEN 5 ELSE 0 END) FROM generate_series(1, 5) g`;
+      for await (const rows of reader.stream<{ g: number }>(slow, undefined, 2)) seen.push(...rows.map((r) => r.g));
+    })().catch((e) => e);
+    expect(err.status).toBe(422);
+    expect(err.cause.code).toBe('query_too_broad');
+    expect(seen).toEqual([1, 2]);
+    expect(await reader.rows(sql`SELECT 1 AS one`)).toEqual([{ one: 1 }]);
+  });
+
+  it.skipIf(mode === 'embedded')('cancels a stream in Postgres when the client goes away', async () => {
+    const long = createAnalyticsReader({
+      sql: cairn.sql,
+      dbKind: mode,
+      databaseUrl: db.env.DATABASE_URL,
+      replicaUrl: undefined,
+      timeoutMs: 60_000,
+    });
+    try {
+      const abort = new AbortController();
+      const err = await (async () => {
+        const slow = sql`SELECT g, pg_sleep(CASE WHEN g = 2 THEN 30 ELSE 0 END) FROM generate_series(1, 3) g`;
+        for await (const _rows of long.stream(slow, abort.signal, 1)) setTimeout(() => abort.abort(), 200);
+      })().catch((e) => e);
+      expect(err.cause.code).toBe('client_closed');
+      const running = await cairn.sql`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT g, pg_sleep(CASE WHEN g = 2 THEN 30%' AND state = 'active'`;
+      expect(running[0]!.n).toBe(0);
+    } finally {
+      await long.close();
+    }
+  });
 });
