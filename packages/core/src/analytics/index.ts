@@ -31,3 +31,4 @@ export * from './paths.ts';
 export * from './active.ts';
 export * from './retention.ts';
 export * from './funnel.ts';
+export * from './kpi.ts';
