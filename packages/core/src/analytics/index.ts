@@ -30,5 +30,6 @@ export {
 export * from './paths.ts';
 export * from './active.ts';
 export * from './retention.ts';
+export * from './schedule.ts';
 export * from './funnel.ts';
 export * from './kpi.ts';
