@@ -29,6 +29,7 @@ export {
 } from './trends.ts';
 export * from './paths.ts';
 export * from './active.ts';
+export * from './attribution.ts';
 export * from './retention.ts';
 export * from './schedule.ts';
 export * from './funnel.ts';
