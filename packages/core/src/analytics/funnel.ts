@@ -358,6 +358,9 @@ function parts(q: FunnelQuery) {
   return { rows };
 }
 
+// A row's timestamp in whole ms, as float8 arithmetic (extract() is numeric, slower per row).
+const ms = sql`round(date_part('epoch', r.timestamp) * 1000)`;
+
 /**
  * The statement of the streamed pass: the events that match a step or an exclusion (in strict order
  * every event but identify calls) of the people with an entry in the range, from the range's start to
@@ -371,7 +374,7 @@ function parts(q: FunnelQuery) {
  */
 export function funnelEventsQuery(q: FunnelQuery): Fragment {
   return sql`
-    SELECT r.profile_id::text AS p, (extract(epoch FROM r.timestamp) * 1000)::float8 AS t, r.s, r.x, r.i, r.g
+    SELECT r.profile_id::text AS p, ${ms} AS t, r.s, r.x, r.i, r.g
     FROM (${parts(q).rows}) r
     ORDER BY r.profile_id, r.timestamp, r.id`;
 }
@@ -387,7 +390,7 @@ export function funnelEventsQuery(q: FunnelQuery): Fragment {
 export function funnelArraysQuery(q: FunnelQuery): Fragment {
   return sql`
     SELECT r.profile_id::text AS p,
-      array_agg((extract(epoch FROM r.timestamp) * 1000)::float8 ORDER BY r.timestamp, r.id) AS t,
+      array_agg(${ms} ORDER BY r.timestamp, r.id) AS t,
       array_agg(r.s ORDER BY r.timestamp, r.id) AS s,
       array_agg(r.x ORDER BY r.timestamp, r.id) AS x,
       array_agg(r.i ORDER BY r.timestamp, r.id) AS i,
