@@ -333,7 +333,8 @@ function parts(q: FunnelQuery) {
     ? sql`NULL::text`
     : 'property' in q.breakdown
       ? sql`CASE WHEN (${entry}) THEN nullif(e.payload #> ${['properties', ...q.breakdown.property.split('.')]}::text[], 'null')::text END`
-      : sql`(SELECT nullif(pt.value, 'null')::text FROM profile_traits pt WHERE pt.profile_id = e.profile_id AND pt.key = ${q.breakdown.trait}::text)`;
+      : // Only entries need it (the pass reads an attempt's group from its entry event).
+        sql`CASE WHEN (${entry}) THEN (SELECT nullif(pt.value, 'null')::text FROM profile_traits pt WHERE pt.profile_id = e.profile_id AND pt.key = ${q.breakdown.trait}::text) END`;
   // The people with an entry in the range: the rows read are theirs only.
   const entered = sql`
     SELECT e.profile_id

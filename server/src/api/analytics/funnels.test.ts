@@ -210,5 +210,8 @@ describeOnDatabases('POST /api/analytics/funnels on %s', (mode) => {
     const people = await post('/analytics/funnels/people', { ...base, step: 3, status: 'converted' });
     expect(people.status).toBe(400);
     expect(people.body.error.message).toMatch(/step: the funnel has 2 steps/);
+    const first = await post('/analytics/funnels/people', { ...base, step: 1, status: 'dropped' });
+    expect(first.status).toBe(400);
+    expect(first.body.error.message).toMatch(/step: nobody drops at step 1/);
   });
 });

@@ -124,9 +124,15 @@ const PeopleFields = {
     description: 'converted: reached the step; dropped: reached the step before it but not this one',
   }),
 };
-const checkStep = (body: { steps: unknown[]; step: number }, ctx: z.RefinementCtx) => {
+const checkStep = (body: { steps: unknown[]; step: number; status: string }, ctx: z.RefinementCtx) => {
   if (body.step > body.steps.length)
     ctx.addIssue({ code: 'custom', path: ['step'], message: `the funnel has ${body.steps.length} steps` });
+  else if (body.step === 1 && body.status === 'dropped')
+    ctx.addIssue({
+      code: 'custom',
+      path: ['step'],
+      message: 'nobody drops at step 1 (dropped: reached the step before)',
+    });
 };
 const PeopleBodySchema = z
   .object({
