@@ -170,7 +170,13 @@ export interface AttributionQuery {
   channelOf: ChannelGrouping;
   models: readonly AttributionModel[];
   halfLifeDays: number;
+  /** The kinds of touch counted (absent: all three). */
+  touchpoints?: readonly TouchKind[];
 }
+
+/** The kinds of touch: a UTM campaign on an event, a click on a Cairn message, a direct session start. */
+export const TOUCH_KINDS = ['utm', 'click', 'direct'] as const;
+export type TouchKind = (typeof TOUCH_KINDS)[number];
 
 /** A row of {@link attributionSql}: a conversion, a touch, or both (a conversion carrying a campaign). */
 export interface AttributionRow {
@@ -179,7 +185,7 @@ export interface AttributionRow {
   id: string;
   conv: boolean;
   revenue: number | null;
-  touch: 'utm' | 'click' | 'direct' | null;
+  touch: TouchKind | null;
   utm_name: string | null;
   utm_source: string | null;
   utm_medium: string | null;
@@ -198,7 +204,7 @@ const text = (v: Fragment) => sql`nullif(btrim(${v}), '')`;
  *   not flagged `machine: true` (a link scanner);
  * - `utm`: an event whose `context.campaign` has a name, source or medium — unless the person's previous
  *   visit, within the session gap, carried the same campaign (a page load's events are one touch);
- * - `direct`: a visit (a page, screen or track event; Cairn's own events but clicks are not visits) with
+ * - `direct`: a visit (a page, screen or track event; Cairn's own events and machine clicks are not) with
  *   no campaign that starts a session (no visit of the person in the 30 minutes before it).
  * The rows come back in the order the pass ({@link foldAttribution}) reads them.
  *
@@ -216,6 +222,7 @@ export function attributionSql(q: AttributionQuery, options: { now: Date }): Fra
     sql`CASE WHEN jsonb_typeof(${props}->${p}::text) = 'number' THEN (${props}->>${p}::text)::float8 END`;
   const revenue = q.revenueProperty ? num(q.revenueProperty) : sql`coalesce(${num('revenue')}, ${num('total')})`;
   const camp = sql`e.payload->'context'->'campaign'`;
+  const kinds = [...(q.touchpoints ?? TOUCH_KINDS)];
   return sql`
 WITH converters AS (
   SELECT DISTINCT c.profile_id FROM events c
@@ -230,7 +237,7 @@ ev AS (
     ${text(sql`${camp}->>'name'`)} AS utm_name,
     ${text(sql`${camp}->>'source'`)} AS utm_source,
     ${text(sql`${camp}->>'medium'`)} AS utm_medium,
-    e.type, e.source_id
+    e.type, e.source_id, e.event
   FROM events e
   WHERE e.profile_id IN (SELECT profile_id FROM converters)
     AND e.timestamp >= ${from}::timestamptz - ${lookback}::interval - ${gap}::interval
@@ -241,7 +248,7 @@ visits AS (
     lag(timestamp) OVER w AS prev_at,
     lag(utm_name) OVER w AS prev_name, lag(utm_source) OVER w AS prev_source, lag(utm_medium) OVER w AS prev_medium
   FROM ev
-  WHERE conv OR click OR (type IN ('page', 'screen', 'track') AND source_id <> 'cairn')
+  WHERE conv OR click OR (type IN ('page', 'screen', 'track') AND source_id <> 'cairn' AND event IS DISTINCT FROM 'Link Clicked')
   WINDOW w AS (PARTITION BY profile_id ORDER BY timestamp, id)
 ),
 marked AS (
@@ -258,11 +265,11 @@ marked AS (
 )
 SELECT profile_id::text AS profile_id, (extract(epoch FROM timestamp) * 1000)::float8 AS at, id::text AS id, conv,
   CASE WHEN conv THEN ${revenue} END AS revenue,
-  touch, utm_name, utm_source, utm_medium,
+  CASE WHEN touch = ANY(${kinds}::text[]) THEN touch END AS touch, utm_name, utm_source, utm_medium,
   CASE WHEN click THEN payload->'properties'->'campaign' END AS click_campaign,
   CASE WHEN click THEN payload->'properties'->>'flowId' END AS flow_id
 FROM marked e
-WHERE conv OR (touch IS NOT NULL AND timestamp >= ${from}::timestamptz - ${lookback}::interval)
+WHERE conv OR (touch = ANY(${kinds}::text[]) AND timestamp >= ${from}::timestamptz - ${lookback}::interval)
 ORDER BY profile_id, timestamp, id`;
 }
 
@@ -311,16 +318,22 @@ export interface AttributionTable {
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /**
- * The pass over {@link attributionSql}'s rows (ordered by person, timestamp, id): per person, the touches
- * seen so far (a sliding window of the lookback); each conversion is credited to the touches strictly
- * before it and no older than the lookback — touches are reused by every later conversion of the
- * person that still sees them (as GA4 does) — and a conversion with none is unattributed. Channels are
- * sorted by last-touch conversions, then name; numbers rounded to 6 decimals.
+ * The pass over {@link attributionSql}'s rows (ordered by person, timestamp, id), fed in batches: per
+ * person, the touches seen so far (a sliding window of the lookback); each conversion is credited to the
+ * touches strictly before it and no older than the lookback — touches are reused by every later
+ * conversion of the person that still sees them (as GA4 does) — and a conversion with none is
+ * unattributed. `result()` sorts channels by last-touch conversions (else the first model's), then name,
+ * numbers rounded to 6 decimals.
  *
  * @example
- * const table = foldAttribution(rows, query);
+ * const fold = attributionFold(query);
+ * for await (const batch of reader.stream<AttributionRow>(attributionSql(query, { now }))) fold.add(batch);
+ * const table = fold.result();
  */
-export function foldAttribution(rows: readonly AttributionRow[], q: AttributionQuery): AttributionTable {
+export function attributionFold(q: AttributionQuery): {
+  add(rows: readonly AttributionRow[]): void;
+  result(): AttributionTable;
+} {
   const lookbackMs = q.lookbackDays * DAY_MS;
   const opts = { halfLifeDays: q.halfLifeDays };
   const table = new Map<string, ModelCredit>();
@@ -341,45 +354,68 @@ export function foldAttribution(rows: readonly AttributionRow[], q: AttributionQ
   };
   let person: string | null = null;
   let seen: Touch[] = [];
-  for (const row of rows) {
-    if (row.profile_id !== person) {
-      person = row.profile_id;
-      seen = [];
-    }
-    if (row.conv) {
-      const conv: Conversion = { at: row.at, id: row.id, revenue: row.revenue ?? 0 };
-      let drop = 0;
-      while (drop < seen.length && seen[drop]!.at < conv.at - lookbackMs) drop++;
-      if (drop) seen = seen.slice(drop);
-      totals.conversions++;
-      totals.revenue += conv.revenue;
-      const side = seen.length ? totals.attributed : totals.unattributed;
-      side.conversions++;
-      side.revenue += conv.revenue;
-      if (seen.length) {
-        const byModel = creditByChannel(conv, seen, q.models, opts);
-        for (const m of q.models)
-          for (const [channel, share] of byModel[m]) {
-            const c = credit(channel)[m];
-            c.conversions += share;
-            c.revenue += share * conv.revenue;
-          }
+  const add = (rows: readonly AttributionRow[]) => {
+    for (const row of rows) {
+      if (row.profile_id !== person) {
+        person = row.profile_id;
+        seen = [];
       }
+      if (row.conv) {
+        const conv: Conversion = { at: row.at, id: row.id, revenue: row.revenue ?? 0 };
+        let drop = 0;
+        while (drop < seen.length && seen[drop]!.at < conv.at - lookbackMs) drop++;
+        if (drop) seen = seen.slice(drop);
+        totals.conversions++;
+        totals.revenue += conv.revenue;
+        const side = seen.length ? totals.attributed : totals.unattributed;
+        side.conversions++;
+        side.revenue += conv.revenue;
+        if (seen.length) {
+          const byModel = creditByChannel(conv, seen, q.models, opts);
+          for (const m of q.models)
+            for (const [channel, share] of byModel[m]) {
+              const c = credit(channel)[m];
+              c.conversions += share;
+              c.revenue += share * conv.revenue;
+            }
+        }
+      }
+      // After the conversion: a conversion carrying a campaign is a touch for the person's later ones.
+      if (row.touch)
+        seen.push({ at: row.at, id: row.id, channel: channelOf(row, q.channelOf), direct: row.touch === 'direct' });
     }
-    // After the conversion: a conversion carrying a campaign is a touch for the person's later ones.
-    if (row.touch)
-      seen.push({ at: row.at, id: row.id, channel: channelOf(row, q.channelOf), direct: row.touch === 'direct' });
-  }
-  const key = q.models.includes('last_touch') ? 'last_touch' : q.models[0]!;
-  const channels = [...table]
-    .map(([channel, models]) => {
-      for (const m of q.models)
-        models[m] = { conversions: round(models[m].conversions), revenue: round(models[m].revenue) };
-      return { channel, models };
-    })
-    .sort((a, b) => b.models[key].conversions - a.models[key].conversions || (a.channel < b.channel ? -1 : 1));
-  totals.revenue = round(totals.revenue);
-  totals.attributed.revenue = round(totals.attributed.revenue);
-  totals.unattributed.revenue = round(totals.unattributed.revenue);
-  return { channels, totals };
+  };
+  const result = (): AttributionTable => {
+    const key = q.models.includes('last_touch') ? 'last_touch' : q.models[0]!;
+    const channels = [...table]
+      .map(([channel, models]) => {
+        const out = {} as ModelCredit;
+        for (const m of q.models)
+          out[m] = { conversions: round(models[m].conversions), revenue: round(models[m].revenue) };
+        return { channel, models: out };
+      })
+      .sort((a, b) => b.models[key].conversions - a.models[key].conversions || (a.channel < b.channel ? -1 : 1));
+    return {
+      channels,
+      totals: {
+        conversions: totals.conversions,
+        revenue: round(totals.revenue),
+        attributed: { conversions: totals.attributed.conversions, revenue: round(totals.attributed.revenue) },
+        unattributed: { conversions: totals.unattributed.conversions, revenue: round(totals.unattributed.revenue) },
+      },
+    };
+  };
+  return { add, result };
+}
+
+/**
+ * {@link attributionFold} over rows held in memory.
+ *
+ * @example
+ * const table = foldAttribution(rows, query);
+ */
+export function foldAttribution(rows: readonly AttributionRow[], q: AttributionQuery): AttributionTable {
+  const fold = attributionFold(q);
+  fold.add(rows);
+  return fold.result();
 }

@@ -4,6 +4,7 @@ import type { Sql } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 import type { MeasureStage } from '../../pipeline/measure/index.ts';
 import { activeApi } from './active.ts';
+import { attributionApi } from './attribution.ts';
 import { funnelsApi } from './funnels.ts';
 import { pathsApi } from './paths.ts';
 import { retentionApi } from './retention.ts';
@@ -31,6 +32,7 @@ export function analyticsApi(_deps: AnalyticsDeps) {
   app.route('/', trendsApi(_deps));
   app.route('/', retentionApi(_deps));
   app.route('/', activeApi(_deps));
+  app.route('/', attributionApi(_deps));
   app.route('/', funnelsApi(_deps));
   app.route('/', pathsApi(_deps));
   return app;
