@@ -1,8 +1,8 @@
 // Measures the two ways of reading a funnel's per-person pass (funnel-read.ts) on a bench:analytics
 // database: `stream` (events ordered by person through a cursor, folded in JS) against `arrays`
 // (array_agg per person in SQL), each after a warm-up, several runs one at a time, plus the plans.
-// Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/cairn_bench_analytics_small \
-//   npx tsx server/src/api/analytics/funnel-read.measure.ts [runs]
+// Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/cairn_bench_analytics_small [SHAPES=30:sequential] \
+//   [PLANS=1] npx tsx server/src/api/analytics/funnel-read.measure.ts [runs]
 import { addAttempt, type FunnelOrder, funnelArraysQuery, funnelCounts, funnelEventsQuery } from '@cairn/core';
 import postgres from 'postgres';
 import type { Sql } from '../../db/index.ts';
@@ -34,6 +34,8 @@ for (const [days, order] of [
   [120, 'sequential'],
   [120, 'strict'],
 ] as [number, FunnelOrder][]) {
+  // SHAPES=30:sequential,120:strict runs only those.
+  if (process.env.SHAPES && !process.env.SHAPES.split(',').includes(`${days}:${order}`)) continue;
   const from = new Date(end.getTime() - days * 86_400_000).toISOString();
   console.log(`${days} days, ${order}:`);
   const body = {
