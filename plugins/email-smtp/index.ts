@@ -134,6 +134,19 @@ export function compose(item: DeliveryItem, ctx: PluginContext<Settings>): SendM
         ...(message.html
           ? { html: footer ? `${message.html}\n<p>${footerHtml(footer, unsubscribeUrl)}</p>` : message.html }
           : {}),
+        // Inline images (a report's charts), shown by the HTML as cid: links: related parts of the message.
+        ...(message.attachments?.length
+          ? {
+              attachments: message.attachments.map((a) => ({
+                cid: a.cid,
+                filename: a.filename,
+                contentType: a.contentType,
+                content: a.content,
+                encoding: 'base64',
+                contentDisposition: 'inline' as const,
+              })),
+            }
+          : {}),
       }
     : {
         ...(s.text ? { text: render(s.text, scope) } : {}),

@@ -132,6 +132,8 @@ const EnvSchema = z.object({
     .or(z.literal('').transform(() => undefined)),
   // An analytics query running longer than this is cancelled and answered 422 (too broad).
   CAIRN_ANALYTICS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(DEFAULTS.analyticsTimeoutMs),
+  // How often scheduled reports are checked for a due period (the runtime clock decides what is due).
+  CAIRN_REPORTS_TICK_MS: z.coerce.number().int().min(50).max(3_600_000).default(30_000),
   CAIRN_COMMIT_MAX_ROWS: z.coerce.number().int().min(1).max(10_000).default(DEFAULTS.commitMaxRows),
   CAIRN_COMMIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(DEFAULTS.commitConcurrency),
   CAIRN_MAX_FUTURE_SKEW_MS: z.coerce.number().int().min(0).default(DEFAULTS.maxFutureSkewMs),
@@ -236,6 +238,8 @@ export interface Config {
     databaseUrl: string | undefined;
     /** The statement timeout of every analytics query. */
     timeoutMs: number;
+    /** How often scheduled reports are checked for a due period. */
+    reportsTickMs: number;
   };
   commitMaxRows: number;
   commitConcurrency: number;
@@ -316,7 +320,11 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     openFirstSignUp: e.CAIRN_OPEN_FIRST_SIGNUP,
     flowApproverRole: e.CAIRN_FLOW_APPROVER_ROLE,
     poolMax: e.CAIRN_DB_POOL_MAX,
-    analytics: { databaseUrl: e.CAIRN_ANALYTICS_DATABASE_URL, timeoutMs: e.CAIRN_ANALYTICS_TIMEOUT_MS },
+    analytics: {
+      databaseUrl: e.CAIRN_ANALYTICS_DATABASE_URL,
+      timeoutMs: e.CAIRN_ANALYTICS_TIMEOUT_MS,
+      reportsTickMs: e.CAIRN_REPORTS_TICK_MS,
+    },
     commitMaxRows: e.CAIRN_COMMIT_MAX_ROWS,
     commitConcurrency: e.CAIRN_COMMIT_CONCURRENCY,
     maxFutureSkewMs: e.CAIRN_MAX_FUTURE_SKEW_MS,

@@ -32,6 +32,7 @@ export type {
   DeliveryProfile,
   ForgetRequest,
   ItemOutcome,
+  MessageAttachment,
   PluginAction,
   PluginContext,
   PluginDefinition,

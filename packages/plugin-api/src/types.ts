@@ -77,6 +77,20 @@ export interface DeliveryMessage {
    * data is only what the message shows (masked unless the employee's role allows it).
    */
   to?: { id: string; name: string; email?: string; chatHandle?: string };
+  /**
+   * For email: images the HTML shows inline (`<img src="cid:…">`), such as a scheduled report's charts.
+   * Send them as related parts with these Content-IDs.
+   */
+  attachments?: MessageAttachment[];
+}
+
+/** An inline image of a {@link DeliveryMessage}: its bytes as base64, named by its Content-ID. */
+export interface MessageAttachment {
+  cid: string;
+  filename: string;
+  contentType: string;
+  /** The bytes, base64-encoded (JSON-safe, so a message can be sealed and queued like any other). */
+  content: string;
 }
 
 /** One thing to deliver. */

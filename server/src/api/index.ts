@@ -46,6 +46,7 @@ import { keysApi } from './keys.ts';
 import { profilePointsApi } from './points.ts';
 import { profileEmployeesApi } from './profile-employees.ts';
 import { profilesApi } from './profiles.ts';
+import { reportsApi } from './reports.ts';
 import { sourcesApi } from './sources.ts';
 import { subscriptionsApi } from './subscriptions.ts';
 import { profileTagsApi, tagsApi } from './tags.ts';
@@ -189,6 +190,7 @@ export function adminApi(deps: {
   );
   api.route('/audit', auditApi(deps.sql));
   api.route('/analytics', analyticsApi(deps));
+  api.route('/reports', reportsApi(deps));
   describePermissions(api);
   return api;
 }

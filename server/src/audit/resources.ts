@@ -8,6 +8,7 @@ import { getCalendar, getCouponPool, getFlow } from '../pipeline/automate/index.
 import { computedTraitDefinition, getAudience, tagDefinition } from '../pipeline/compute/index.ts';
 import { getDestination } from '../pipeline/deliver/index.ts';
 import { profileView } from '../pipeline/identify/index.ts';
+import { getReport } from '../pipeline/measure/index.ts';
 import { getSource } from '../sources/queries.ts';
 
 /** Reads a resource's current state, as JSON, by id; undefined when there is none. */
@@ -84,6 +85,7 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
     calendar: async (sql, key) => plain(await getCalendar(sql, key)),
     couponPool: async (sql, key) => plain(await getCouponPool(sql, key)),
     employee: async (sql, id) => plain(await getEmployee(sql, id)),
+    report: async (sql, id) => plain(await getReport(sql, id)),
     user: personRecord,
     // Never the key column (a hash, but still the credential's verifier); metadata is stored as text.
     apiKey: async (sql, id) => {
@@ -228,6 +230,15 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     },
 
     ...crud('/employees', 'employee', l.employee),
+    // Scheduled reports; a preview sent now is recorded with whether it went.
+    ...crud('/reports', 'report', l.report),
+    {
+      method: 'POST',
+      path: '/reports/:id/send-now',
+      action: 'report.send_now',
+      resourceType: 'report',
+      summary: (r) => ({ sent: r.sent, period: (r.period as { range?: unknown } | undefined)?.range }),
+    },
     // Coupon pools; an import is recorded with its counts (never the codes), an adjustment with its entry.
     ...crud('/coupon-pools', 'coupon_pool', l.couponPool, 'key'),
     {

@@ -29,6 +29,8 @@ export type Permission =
   | 'employees:write'
   /** Analytics queries (stage 6): trends, funnels, paths, retention, attribution; answers are counts, never PII. */
   | 'analytics:read'
+  /** Scheduled reports (stage 6): creating, changing, deleting them, and sending one now. */
+  | 'reports:write'
   | 'users:read'
   | 'users:write'
   | 'keys:read'
@@ -73,6 +75,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'keys:write',
     'audit:read',
     'pii:read',
+    'reports:write',
   ]),
   operator: new Set<Permission>([
     ...READS,
@@ -86,6 +89,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'flows:write',
     'flows:submit',
     'employees:write',
+    'reports:write',
   ]),
   analyst: new Set<Permission>(READS),
 };

@@ -1,6 +1,6 @@
 import { type EventFilter, eventFilterSchema, INTERVALS, RANGE_LIMITS, timeRangeSchema } from '@cairn/core';
 import { z } from '@hono/zod-openapi';
-import type { ReadMeta } from '../../pipeline/measure/index.ts';
+import type { ReadMeta } from '../../pipeline/measure/reader.ts';
 
 // Copies made here, after @hono/zod-openapi has extended zod: a schema zod made before that (core's, when
 // @cairn/core is loaded first, as when the server starts under tsx) has no .openapi and the import throws.

@@ -20,7 +20,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../../auth/middleware.ts';
 import { apiError } from '../../http/errors.ts';
 import type { Pii } from '../../pii/index.ts';
-import type { MeasureStage } from '../../pipeline/measure/index.ts';
+import type { AnalyticsReader } from '../../pipeline/measure/reader.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, IntervalSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 
@@ -30,7 +30,8 @@ const dotPath = z
   .max(200)
   .regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'a dot-separated path (e.g. total or order.total)');
 
-const SeriesSchema = z
+/** One series of a trend (a KPI holds one too). */
+export const SeriesSchema = z
   .object({
     events: EventMatchSchema,
     measure: z.enum(TREND_MEASURES as [string, ...string[]]).openapi({
@@ -57,7 +58,7 @@ const BreakdownSchema = z
   ])
   .openapi('TrendBreakdown');
 
-const TrendsBodySchema = z
+export const TrendsBodySchema = z
   .object({
     range: RangeSchema,
     interval: IntervalSchema,
@@ -102,7 +103,17 @@ const TrendsAnswerSchema = z
   })
   .openapi('TrendsAnswer');
 
-type Body = z.infer<typeof TrendsBodySchema>;
+/** The body of `POST /api/analytics/trends` (scheduled reports hold these too). */
+export type TrendsBody = z.infer<typeof TrendsBodySchema>;
+type Body = TrendsBody;
+/** What running trends needs: the analytics reader (stage 6's), PII rules and the clock. */
+export interface TrendsDeps {
+  measure: { reader: AnalyticsReader };
+  pii: Pii;
+  now: () => Date;
+}
+/** The answer of `POST /api/analytics/trends`. */
+export type TrendsAnswer = z.infer<typeof TrendsAnswerSchema>;
 
 /**
  * `POST /api/analytics/trends`: up to 10 series (events, people, sum or mean of a property) per bucket
@@ -112,7 +123,7 @@ type Body = z.infer<typeof TrendsBodySchema>;
  * @example
  * analytics.route('/', trendsApi(deps));
  */
-export function trendsApi(deps: { measure: MeasureStage; pii: Pii; now: () => Date }) {
+export function trendsApi(deps: TrendsDeps) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -129,104 +140,108 @@ export function trendsApi(deps: { measure: MeasureStage; pii: Pii; now: () => Da
         ...AUTH_ERRORS,
       },
     }),
-    async (c) => {
-      const started = performance.now();
-      const body = c.req.valid('json') as Body;
-      const range = body.range as TimeRange;
-      const interval = body.interval as TimeInterval;
-      const series = body.series as (TrendSeries & { name?: string })[];
-      const breakdown = body.breakdown as TrendBreakdown | undefined;
-      if (breakdown) {
-        const key = 'trait' in breakdown ? breakdown.trait : breakdown.property.split('.')[0]!;
-        if (deps.pii.isSensitive(key))
-          throw apiError(
-            400,
-            'invalid_request',
-            `breakdown: ${key} is a sensitive ${'trait' in breakdown ? 'trait' : 'property'} (stored sealed): it cannot be a breakdown`,
-          );
-      }
-      for (const [i, s] of series.entries())
-        if (s.property && deps.pii.isSensitive(s.property.split('.')[0]!))
-          throw apiError(400, 'invalid_request', `series[${i}].property: ${s.property} is sensitive (stored sealed)`);
-      const starts = bucketsOf(range, interval, 'range');
-      const now = deps.now();
-      const signal = c.req.raw.signal;
-      const reader = deps.measure.reader;
-      const opts = { series, buckets: starts.length, breakdown: !!breakdown };
-      // Counts by name and type in whole-hour zones come from the hourly rollup (the edges' partial hours from events).
-      const rolls = series.some((s) => rollsUp(s, breakdown));
-      const rollup = (r: TimeRange, s: string[]) => (rolls ? (rollupWindow(r, s) ?? undefined) : undefined);
-      const window = rollup(range, starts);
-      const current = foldTrends(
-        await reader.rows<TrendRow>(
-          trendsQuery({ range, starts, series, breakdown, limit: body.limit, now, rollup: window }),
-          signal,
-        ),
-        opts,
-      );
-      let previous: { range: TimeRange; buckets: string[] } | undefined;
-      if (body.compare === 'previous') {
-        const prevRange = previousRange(range, interval);
-        const prevStarts = bucketsOf(prevRange, interval, 'previous range');
-        // The previous period keeps the current groups (the rest is $other there too).
-        const keep = breakdown ? current.map((s) => (s.groups ?? []).map((g) => g.group)) : undefined;
-        const before = foldTrends(
-          await reader.rows<TrendRow>(
-            trendsQuery({
-              range: prevRange,
-              starts: prevStarts,
-              series,
-              breakdown,
-              keep,
-              now,
-              rollup: rollup(prevRange, prevStarts),
-            }),
-            signal,
-          ),
-          { ...opts, buckets: prevStarts.length },
-        );
-        for (const [i, s] of current.entries())
-          attachPrevious(s, before[i]!, series[i]!.measure, [starts.length, prevStarts.length]);
-        previous = { range: prevRange, buckets: prevStarts };
-      }
-      const meta = await reader.meta();
-      return c.json(
-        {
-          interval,
-          buckets: starts,
-          ...(previous ? { previous } : {}),
-          series: current.map((s, i) => ({
-            name: series[i]!.name ?? defaultName(series[i]!),
-            measure: series[i]!.measure,
-            ...s,
-          })),
-          meta: {
-            ...meta,
-            tookMs: Math.round(performance.now() - started),
-            rollup: !!window,
-            notes: [
-              ...(window
-                ? [
-                    'count: whole hours read from the hourly rollup (kept by the pipeline, a few seconds behind attached events)',
-                  ]
-                : []),
-              'people: distinct persons after identity merges (events not yet attached to a profile are left out)',
-              ...(series.some((s) => s.measure === 'sum' || s.measure === 'avg')
-                ? ['sum/avg: only JSON numbers are read; strings, booleans and missing values are ignored']
-                : []),
-              ...(breakdown
-                ? [
-                    `breakdown: top ${body.limit ?? TREND_LIMITS.groups} groups per series by total (avg: by values averaged), the rest as ${OTHER_GROUP}; null is no value${'trait' in breakdown ? '; a person counts under their current trait value' : ''}`,
-                  ]
-                : []),
-            ],
-          },
-        },
-        200,
-      );
-    },
+    async (c) => c.json((await runTrends(deps, c.req.valid('json') as Body, c.req.raw.signal)) as never, 200),
   );
   return app;
+}
+
+/**
+ * Runs a trends query (validated with {@link TrendsBodySchema}) as `POST /api/analytics/trends` answers it;
+ * scheduled reports run their queries through here. Bad input throws a 400 `apiError`.
+ *
+ * @example
+ * const answer = await runTrends(deps, { range, interval: 'day', series, compare: 'previous' }, signal);
+ */
+export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSignal): Promise<TrendsAnswer> {
+  const started = performance.now();
+  const range = body.range as TimeRange;
+  const interval = body.interval as TimeInterval;
+  const series = body.series as (TrendSeries & { name?: string })[];
+  const breakdown = body.breakdown as TrendBreakdown | undefined;
+  if (breakdown) {
+    const key = 'trait' in breakdown ? breakdown.trait : breakdown.property.split('.')[0]!;
+    if (deps.pii.isSensitive(key))
+      throw apiError(
+        400,
+        'invalid_request',
+        `breakdown: ${key} is a sensitive ${'trait' in breakdown ? 'trait' : 'property'} (stored sealed): it cannot be a breakdown`,
+      );
+  }
+  for (const [i, s] of series.entries())
+    if (s.property && deps.pii.isSensitive(s.property.split('.')[0]!))
+      throw apiError(400, 'invalid_request', `series[${i}].property: ${s.property} is sensitive (stored sealed)`);
+  const starts = bucketsOf(range, interval, 'range');
+  const now = deps.now();
+  const reader = deps.measure.reader;
+  const opts = { series, buckets: starts.length, breakdown: !!breakdown };
+  // Counts by name and type in whole-hour zones come from the hourly rollup (the edges' partial hours from events).
+  const rolls = series.some((s) => rollsUp(s, breakdown));
+  const rollup = (r: TimeRange, s: string[]) => (rolls ? (rollupWindow(r, s) ?? undefined) : undefined);
+  const window = rollup(range, starts);
+  const current = foldTrends(
+    await reader.rows<TrendRow>(
+      trendsQuery({ range, starts, series, breakdown, limit: body.limit, now, rollup: window }),
+      signal,
+    ),
+    opts,
+  );
+  let previous: { range: TimeRange; buckets: string[] } | undefined;
+  if (body.compare === 'previous') {
+    const prevRange = previousRange(range, interval);
+    const prevStarts = bucketsOf(prevRange, interval, 'previous range');
+    // The previous period keeps the current groups (the rest is $other there too).
+    const keep = breakdown ? current.map((s) => (s.groups ?? []).map((g) => g.group)) : undefined;
+    const before = foldTrends(
+      await reader.rows<TrendRow>(
+        trendsQuery({
+          range: prevRange,
+          starts: prevStarts,
+          series,
+          breakdown,
+          keep,
+          now,
+          rollup: rollup(prevRange, prevStarts),
+        }),
+        signal,
+      ),
+      { ...opts, buckets: prevStarts.length },
+    );
+    for (const [i, s] of current.entries())
+      attachPrevious(s, before[i]!, series[i]!.measure, [starts.length, prevStarts.length]);
+    previous = { range: prevRange, buckets: prevStarts };
+  }
+  const meta = await reader.meta();
+  return {
+    interval,
+    buckets: starts,
+    ...(previous ? { previous } : {}),
+    series: current.map((s, i) => ({
+      name: series[i]!.name ?? defaultName(series[i]!),
+      measure: series[i]!.measure,
+      ...s,
+    })),
+    meta: {
+      ...meta,
+      tookMs: Math.round(performance.now() - started),
+      rollup: !!window,
+      notes: [
+        ...(window
+          ? [
+              'count: whole hours read from the hourly rollup (kept by the pipeline, a few seconds behind attached events)',
+            ]
+          : []),
+        'people: distinct persons after identity merges (events not yet attached to a profile are left out)',
+        ...(series.some((s) => s.measure === 'sum' || s.measure === 'avg')
+          ? ['sum/avg: only JSON numbers are read; strings, booleans and missing values are ignored']
+          : []),
+        ...(breakdown
+          ? [
+              `breakdown: top ${body.limit ?? TREND_LIMITS.groups} groups per series by total (avg: by values averaged), the rest as ${OTHER_GROUP}; null is no value${'trait' in breakdown ? '; a person counts under their current trait value' : ''}`,
+            ]
+          : []),
+      ],
+    },
+  };
 }
 
 function bucketsOf(range: TimeRange, interval: TimeInterval, what: string): string[] {

@@ -1,10 +1,13 @@
 import type { Runtime, Stage } from '../../runtime.ts';
 import { type AnalyticsReader, createAnalyticsReader } from './reader.ts';
+import { createReports, type Reports } from './reports.ts';
 import { startRollupWorker } from './rollup.ts';
 
 /** Stage 6, measure: the analytics reader the query routes use, and on workers the rollup's `measure` jobs. */
 export interface MeasureStage extends Stage {
   readonly reader: AnalyticsReader;
+  /** Scheduled reports: the due check runs on workers; `sendNow` previews one. */
+  readonly reports: Reports;
 }
 
 /**
@@ -23,13 +26,18 @@ export function createMeasureStage(rt: Runtime): MeasureStage {
     replicaUrl: rt.config.analytics.databaseUrl,
     timeoutMs: rt.config.analytics.timeoutMs,
   });
+  const reports = createReports(rt, reader);
   return {
     reader,
+    reports,
     async start() {
       // Workers keep the hourly rollup; an ingest-only server only answers queries.
       if (rt.config.role !== 'ingest') await startRollupWorker({ sql: rt.sql, boss: rt.boss });
+      // Scheduled reports: each period is claimed by a row before it is sent, so every worker may check.
+      if (rt.config.role !== 'ingest') await reports.start();
     },
     async stop() {
+      await reports.stop();
       await reader.close();
     },
   };
