@@ -230,14 +230,17 @@ WITH converters AS (
     AND c.timestamp >= ${from}::timestamptz AND c.timestamp < ${to}::timestamptz AND ${convIn}
 ),
 ev AS (
-  SELECT e.profile_id, e.timestamp, e.id, e.payload,
+  SELECT e.profile_id, e.timestamp, e.id,
     coalesce(e.timestamp >= ${from}::timestamptz AND ${convE}, false) AS conv,
     (e.event = 'Link Clicked' AND jsonb_typeof(${props}->'flowId') = 'string'
       AND (${props}->'machine') IS DISTINCT FROM 'true'::jsonb) AS click,
     ${text(sql`${camp}->>'name'`)} AS utm_name,
     ${text(sql`${camp}->>'source'`)} AS utm_source,
     ${text(sql`${camp}->>'medium'`)} AS utm_medium,
-    e.type, e.source_id, e.event
+    e.type, e.source_id, e.event,
+    CASE WHEN e.timestamp >= ${from}::timestamptz AND ${convE} THEN ${revenue} END AS revenue,
+    CASE WHEN e.event = 'Link Clicked' THEN ${props}->'campaign' END AS click_campaign,
+    CASE WHEN e.event = 'Link Clicked' THEN ${props}->>'flowId' END AS flow_id
   FROM events e
   WHERE e.profile_id IN (SELECT profile_id FROM converters)
     AND e.timestamp >= ${from}::timestamptz - ${lookback}::interval - ${gap}::interval
@@ -263,14 +266,12 @@ marked AS (
     END AS touch
   FROM visits
 )
-SELECT profile_id::text AS profile_id, (extract(epoch FROM timestamp) * 1000)::float8 AS at, id::text AS id, conv,
-  CASE WHEN conv THEN ${revenue} END AS revenue,
-  CASE WHEN touch = ANY(${kinds}::text[]) THEN touch END AS touch, utm_name, utm_source, utm_medium,
-  CASE WHEN click THEN payload->'properties'->'campaign' END AS click_campaign,
-  CASE WHEN click THEN payload->'properties'->>'flowId' END AS flow_id
+SELECT e.profile_id::text AS profile_id, date_part('epoch', e.timestamp) * 1000 AS at, e.id::text AS id, e.conv,
+  e.revenue, CASE WHEN e.touch = ANY(${kinds}::text[]) THEN e.touch END AS touch, e.utm_name, e.utm_source, e.utm_medium,
+  CASE WHEN e.click THEN e.click_campaign END AS click_campaign, CASE WHEN e.click THEN e.flow_id END AS flow_id
 FROM marked e
-WHERE conv OR (touch = ANY(${kinds}::text[]) AND timestamp >= ${from}::timestamptz - ${lookback}::interval)
-ORDER BY profile_id, timestamp, id`;
+WHERE e.conv OR (e.touch = ANY(${kinds}::text[]) AND e.timestamp >= ${from}::timestamptz - ${lookback}::interval)
+ORDER BY e.profile_id, e.timestamp, e.id`;
 }
 
 /**
