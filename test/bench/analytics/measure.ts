@@ -7,8 +7,8 @@ import type { BenchQuery } from './queries.ts';
 // measured beside them in the same run: a bare SQL count on the same table and a bare HTTP round trip.
 
 /** A warm-up longer than this (ms) cuts the timed runs to SLOW_RUNS. */
-export const SLOW_WARMUP_MS = 10_000;
-const SLOW_RUNS = 2;
+export const SLOW_WARMUP_MS = 3_000;
+const SLOW_RUNS = 3;
 
 /** Percentiles of a list of durations (ms), nearest rank. */
 export interface Stats {
