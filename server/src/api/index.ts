@@ -28,6 +28,7 @@ import { analyticsApi } from './analytics/index.ts';
 import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
 import { calendarsApi } from './calendars.ts';
+import { campaignsApi } from './campaigns.ts';
 import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
 import { couponPoolsApi } from './coupons.ts';
 import { apiDescription } from './description.ts';
@@ -171,6 +172,7 @@ export function adminApi(deps: {
   api.route('/profiles', profileEmployeesApi(deps));
   api.route('/coupon-pools', couponPoolsApi(deps));
   api.route('/profiles', profilePointsApi(deps));
+  api.route('/campaigns', campaignsApi(deps));
   api.route(
     '/users',
     usersApi(deps.sql, deps.people, () => deps.apiKeys.clear()),

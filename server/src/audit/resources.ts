@@ -7,6 +7,7 @@ import { STORED_VIEW } from '../pii/view.ts';
 import { getCalendar, getCouponPool, getFlow } from '../pipeline/automate/index.ts';
 import { computedTraitDefinition, getAudience, tagDefinition } from '../pipeline/compute/index.ts';
 import { getDestination } from '../pipeline/deliver/index.ts';
+import { getCampaign } from '../pipeline/measure/index.ts';
 import { profileView } from '../pipeline/identify/index.ts';
 import { getReport } from '../pipeline/measure/index.ts';
 import { getSource } from '../sources/queries.ts';
@@ -85,6 +86,7 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
     calendar: async (sql, key) => plain(await getCalendar(sql, key)),
     couponPool: async (sql, key) => plain(await getCouponPool(sql, key)),
     employee: async (sql, id) => plain(await getEmployee(sql, id)),
+    campaign: async (sql, id) => plain(await getCampaign(sql, id)),
     report: async (sql, id) => plain(await getReport(sql, id)),
     user: personRecord,
     // Never the key column (a hash, but still the credential's verifier); metadata is stored as text.
@@ -230,6 +232,22 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     },
 
     ...crud('/employees', 'employee', l.employee),
+    // Campaigns; a cost entry is recorded with its amount, date and note.
+    ...crud('/campaigns', 'campaign', l.campaign),
+    {
+      method: 'POST',
+      path: '/campaigns/:id/costs',
+      action: 'campaign.cost_add',
+      resourceType: 'campaign',
+      summary: (r) => ({ costId: r.id, amount: r.amount, at: r.at, note: r.note }),
+    },
+    {
+      method: 'DELETE',
+      path: '/campaigns/:id/costs/:costId',
+      action: 'campaign.cost_delete',
+      resourceType: 'campaign',
+      load: l.campaign,
+    },
     // Scheduled reports; a preview sent now is recorded with whether it went.
     ...crud('/reports', 'report', l.report),
     {

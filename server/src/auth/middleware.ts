@@ -29,6 +29,8 @@ export type Permission =
   | 'employees:write'
   /** Analytics queries (stage 6): trends, funnels, paths, retention, attribution; answers are counts, never PII. */
   | 'analytics:read'
+  /** Campaigns (stage 6): their budget, dates, flows, UTM values and cost entries. */
+  | 'campaigns:write'
   /** Scheduled reports (stage 6): creating, changing, deleting them, and sending one now. */
   | 'reports:write'
   | 'users:read'
@@ -69,6 +71,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'flows:submit',
     'flows:approve',
     'employees:write',
+    'campaigns:write',
     'users:read',
     'users:write',
     'keys:read',
@@ -89,6 +92,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'flows:write',
     'flows:submit',
     'employees:write',
+    'campaigns:write',
     'reports:write',
   ]),
   analyst: new Set<Permission>(READS),

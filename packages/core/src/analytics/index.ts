@@ -31,6 +31,7 @@ export * from './paths.ts';
 export * from './active.ts';
 export * from './attribution.ts';
 export * from './retention.ts';
+export * from './roi.ts';
 export * from './schedule.ts';
 export * from './funnel.ts';
 export * from './kpi.ts';

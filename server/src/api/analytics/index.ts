@@ -5,6 +5,7 @@ import type { Pii } from '../../pii/index.ts';
 import type { MeasureStage } from '../../pipeline/measure/index.ts';
 import { activeApi } from './active.ts';
 import { attributionApi } from './attribution.ts';
+import { campaignResultsApi } from './campaigns.ts';
 import { funnelsApi } from './funnels.ts';
 import { pathsApi } from './paths.ts';
 import { retentionApi } from './retention.ts';
@@ -35,5 +36,6 @@ export function analyticsApi(_deps: AnalyticsDeps) {
   app.route('/', attributionApi(_deps));
   app.route('/', funnelsApi(_deps));
   app.route('/', pathsApi(_deps));
+  app.route('/', campaignResultsApi(_deps));
   return app;
 }

@@ -11,7 +11,7 @@ import { type EmployeeWork, employeeEffects } from './employees.ts';
 import { recordAssignments } from './experiments.ts';
 import { type PointsWrite, writePoints } from './points.ts';
 import { type ProfileUpdate, writeProfileUpdates } from './profile-writes.ts';
-import { insertRuns, insertSteps, notifyDue, updateRuns } from './queries.ts';
+import { flowCampaigns, insertRuns, insertSteps, notifyDue, updateRuns } from './queries.ts';
 import { isActive, journalRows, type RunRow, rowOf, type StepRow } from './runs.ts';
 
 /** The channel servers' timers listen on: a run came due sooner than their next sweep. */
@@ -166,12 +166,14 @@ export function createChanges(): Changes {
         tx,
         kept.map((p) => ({ version: p.version, profileId: p.state.profileId, steps: p.steps })),
       );
-      const messages: RequestedMessage[] = kept.flatMap((p) =>
-        p.messages.map(({ message, ...rest }) => ({
-          ...rest,
-          sealed: deps.pii.sealBytes(Buffer.from(JSON.stringify(message))),
-        })),
-      );
+      // A message carries the campaign its flow belongs to now (tracked links and opens report it).
+      const outgoing = kept.flatMap((p) => p.messages);
+      const campaigns = outgoing.length ? await flowCampaigns(tx, outgoing.map((m) => m.flow.id)) : new Map();
+      const messages: RequestedMessage[] = outgoing.map(({ message, ...rest }) => {
+        const campaign = campaigns.get(rest.flow.id);
+        const sealed = campaign ? { ...message, campaign } : message;
+        return { ...rest, sealed: deps.pii.sealBytes(Buffer.from(JSON.stringify(sealed))) };
+      });
       messages.push(
         ...(await employeeEffects(
           tx,

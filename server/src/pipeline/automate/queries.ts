@@ -207,6 +207,19 @@ export async function insertSteps(tx: Tx, rows: readonly StepRow[]): Promise<voi
     ORDER BY q`;
 }
 
+/**
+ * The campaign each of these flows belongs to (campaign_flows, migration 0026): a flow's messages carry it,
+ * and the tracking events of their links and opens with them.
+ *
+ * @example
+ * const campaigns = await flowCampaigns(tx, ['flw_1']); // Map { 'flw_1' => 'cmp_x' }
+ */
+export async function flowCampaigns(tx: Tx, flowIds: readonly string[]): Promise<Map<string, string>> {
+  const rows = await tx<{ flow_id: string; campaign_id: string }[]>`
+    SELECT flow_id, campaign_id FROM campaign_flows WHERE flow_id = ANY(${[...new Set(flowIds)]}::text[])`;
+  return new Map(rows.map((r) => [r.flow_id, r.campaign_id]));
+}
+
 /** Wakes the timers of every server (Postgres; delivered when the transaction commits). */
 export async function notifyDue(tx: Tx, channel: string): Promise<void> {
   await tx`SELECT pg_notify(${channel}, '')`;

@@ -1,3 +1,5 @@
+export * from './campaign-results.ts';
+export * from './campaigns.ts';
 export { type AnalyticsReader, createAnalyticsReader, type ReadMeta } from './reader.ts';
 export { type RollupKey, recountRollup, rollupKeysOf, startRollupWorker } from './rollup.ts';
 export { createMeasureStage, type MeasureStage } from './stage.ts';
