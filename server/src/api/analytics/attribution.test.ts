@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { generateAnalyticsEvents, sendGenerated } from '../../testing/analytics-data.ts';
 import { settle } from '../../testing/events.ts';
 import { describeOnDatabases, type FlowHarness, flowHarness } from '../../testing/flows.ts';
+import { checkAttribution } from './attribution.oracle.ts';
 
 // Hand-made people in 2025 (May is the range attributed):
 // - P, two devices: on the phone (anonymous ph-1) a page from the `spring` newsletter on 05-02 10:00 (and
@@ -111,8 +113,11 @@ const column = (a: Answer, model: string) =>
 
 describeOnDatabases('attribution on %s', (mode) => {
   let h: FlowHarness;
+  // The generated history is in 2026, apart from the hand-made people (2025).
+  const events = generateAnalyticsEvents({ seed: 41, people: 300, eventsPerPerson: 20 });
   beforeAll(async () => {
     h = await flowHarness('attribution.test.ts', mode);
+    await sendGenerated(h.cairn, events);
     // One at a time: ids follow arrival, so R's page comes before its click of the same instant.
     for (const e of HAND_MADE) await h.send(e);
     await settle(h.cairn.sql);
@@ -122,6 +127,10 @@ describeOnDatabases('attribution on %s', (mode) => {
     expect(row!.n).toBe(1);
   }, 300_000);
   afterAll(() => h?.close());
+
+  it('matches an independent evaluator over the generated history (zones, DST, filters, lookbacks, models)', async () => {
+    await checkAttribution({ post: (path, body) => h.post(path, body), events });
+  }, 120_000);
 
   it('credits every model by hand-computed numbers, across two merged devices', async () => {
     const res = await h.post('/analytics/attribution', { range: MAY, conversion: ORDER });
