@@ -73,6 +73,22 @@ const CASES: Case[] = [
     kinds: ['utm'],
     channel: (c) => c.name ?? '(not set)',
   },
+  {
+    name: 'Berlin range across the autumn DST change, products added (no revenue), by flow (UTM touches are one channel)',
+    body: {
+      range: { from: '2026-10-19T00:00:00+02:00', to: '2026-11-02T00:00:00+01:00', timezone: 'Europe/Berlin' },
+      conversion: { event: 'Product Added' },
+      channelOf: 'flow',
+      models: ['last_touch', 'linear', 'time_decay'],
+    },
+    converts: (e) => e.type === 'track' && e.event === 'Product Added',
+    revenue: () => 0,
+    lookbackDays: 30,
+    halfLifeDays: 7,
+    models: ['last_touch', 'linear', 'time_decay'],
+    kinds: ['utm', 'direct'],
+    channel: () => '(utm)',
+  },
 ];
 
 type Credit = Record<string, { conversions: number; revenue: number }>;
