@@ -59,7 +59,12 @@ function compareIds(a: string, b: string): number {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
-/** Whether `a` comes strictly before `b` in a person's order `(timestamp, id)`. */
+/**
+ * Whether `a` comes strictly before `b` in a person's order `(timestamp, id)` (ids as numbers).
+ *
+ * @example
+ * before({ at: 5, id: '9' }, { at: 5, id: '10' }); // true
+ */
 export function before(a: { at: number; id: string }, b: { at: number; id: string }): boolean {
   return a.at < b.at || (a.at === b.at && compareIds(a.id, b.id) < 0);
 }
