@@ -1,4 +1,4 @@
-import { campaignMoney, type EventFilter, rate, WINDOW_UNITS } from '@cairn/core';
+import { campaignMoney, type EventFilter, WINDOW_UNITS } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { DateTime } from 'luxon';
 import { type AuthVariables, requirePermission } from '../../auth/middleware.ts';
@@ -21,6 +21,7 @@ import {
   UNSUBSCRIBE_WINDOW_DAYS,
 } from '../../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
+import { foldResults, keyOf } from './campaign-fold.ts';
 import { EventMatchSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 
 const MAX_WINDOW_DAYS = 90;
@@ -83,7 +84,6 @@ const Metrics = z.object({
   conversions: n.nullable().openapi({ description: 'Goal events counted (each once)' }),
   revenue: z.number().nullable(),
 });
-type MetricsOut = z.infer<typeof Metrics>;
 const AnswerSchema = z
   .object({
     campaign: z.object({ id: z.string(), name: z.string(), currency: z.string(), budget: z.number().nullable() }),
@@ -123,27 +123,6 @@ const AnswerSchema = z
     meta: ReadMetaSchema.extend({ notes: z.array(z.string()) }),
   })
   .openapi('CampaignResults');
-
-type Key = string;
-const keyOf = (flow: string | null, node?: string | null, version?: number | null) =>
-  JSON.stringify([flow, node ?? null, version ?? null]);
-
-function emptyMetrics(goal: boolean): MetricsOut {
-  return {
-    sent: 0,
-    delivered: 0,
-    failed: 0,
-    pending: 0,
-    skipped: { count: 0, reasons: [] },
-    reached: 0,
-    opened: { people: 0, messages: 0, rate: null },
-    clicked: { people: 0, clicks: 0, rate: null },
-    unsubscribed: 0,
-    converted: goal ? 0 : null,
-    conversions: goal ? 0 : null,
-    revenue: goal ? 0 : null,
-  };
-}
 
 // The campaign's dates as instants: its first day's start to the day after its last (or now).
 function defaultRange(c: { startDate: string; endDate: string | null; timezone: string }, now: Date) {
@@ -230,102 +209,21 @@ export function campaignResultsApi(deps: { sql: Sql; measure: MeasureStage; now:
         body.range ? { from: new Date(range.from), to: new Date(range.to) } : undefined,
       );
 
-      const table = new Map<Key, MetricsOut>();
-      const at = (k: Key) => {
-        let m = table.get(k);
-        if (!m) {
-          m = emptyMetrics(!!goal);
-          table.set(k, m);
-        }
-        return m;
-      };
-      const levels = (r: { flow: string; node: string; version: number }) => [
-        keyOf(null),
-        keyOf(r.flow),
-        keyOf(r.flow, r.node),
-        keyOf(r.flow, r.node, r.version),
-      ];
-      for (const r of metrics) {
-        const m = at(
-          r.g === 7
-            ? keyOf(null)
-            : r.g === 3
-              ? keyOf(r.flow)
-              : r.g === 1
-                ? keyOf(r.flow, r.node)
-                : keyOf(r.flow, r.node, r.version),
-        );
-        Object.assign(m, {
-          sent: r.sent,
-          delivered: r.delivered,
-          failed: r.failed,
-          pending: r.pending,
-          reached: r.reached,
-          opened: { people: r.opened_people, messages: r.opened_messages, rate: rate(r.opened_people, r.reached) },
-          clicked: { people: r.clicked_people, clicks: r.clicks, rate: rate(r.clicked_people, r.reached) },
-          unsubscribed: r.unsubscribed,
-        });
-      }
-      // Skips are message counts: they add up through the levels.
-      for (const s of skips)
-        for (const k of levels(s)) {
-          const m = at(k);
-          m.skipped.count += s.count;
-          const reason = m.skipped.reasons.find((x) => x.reason === s.reason);
-          if (reason) reason.count += s.count;
-          else m.skipped.reasons.push({ reason: s.reason, count: s.count });
-        }
-      const utmConv = new Map<string, ConversionRow>();
-      for (const r of conversions) {
-        if (r.level === 'utm') {
-          utmConv.set(r.utm!, r);
-          continue;
-        }
-        const k =
-          r.level === 'campaign'
-            ? keyOf(null)
-            : r.level === 'flow'
-              ? keyOf(r.flow)
-              : r.level === 'step'
-                ? keyOf(r.flow, r.node)
-                : keyOf(r.flow, r.node, r.version);
-        Object.assign(at(k), { converted: r.converted, conversions: r.conversions, revenue: Number(r.revenue) });
-      }
-
+      const { at, flows, utmConv } = foldResults({
+        metrics,
+        skips,
+        conversions,
+        goal: !!goal,
+        names,
+        flowIds: campaign.flows,
+      });
       const totals = at(keyOf(null));
-      for (const m of table.values())
-        m.skipped.reasons.sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
       const money = campaignMoney({
         revenue: totals.revenue ?? 0,
         cost: cost.total,
         converted: totals.converted ?? 0,
         budget: campaign.budget,
       });
-      const parsed = [...table.keys()].map((k) => JSON.parse(k) as [string | null, string | null, number | null]);
-      const nameOf = (flowId: string) => names.find((f) => f.id === flowId)?.name ?? null;
-      // By name, then id (by code unit: the same order on every database).
-      const byName = [...campaign.flows].sort((a, b) => {
-        const [x, y] = [`${nameOf(a) ?? ''}\u0000${a}`, `${nameOf(b) ?? ''}\u0000${b}`];
-        return x < y ? -1 : x > y ? 1 : 0;
-      });
-      const flows = byName.map((flowId) => ({
-        flowId,
-        name: nameOf(flowId),
-        ...at(keyOf(flowId)),
-        steps: parsed
-          .filter(([f, node, v]) => f === flowId && node !== null && v === null)
-          .map(([, node]) => node!)
-          .sort()
-          .map((node) => ({
-            node,
-            ...at(keyOf(flowId, node)),
-            messages: parsed
-              .filter(([f, nd, v]) => f === flowId && nd === node && v !== null)
-              .map(([, , v]) => v!)
-              .sort((a, b) => a - b)
-              .map((version) => ({ version, ...at(keyOf(flowId, node, version)) })),
-          })),
-      }));
       const meta = await reader.meta();
       return c.json(
         {
