@@ -23,6 +23,7 @@ import type { EventWriter } from '../pipeline/ingest/index.ts';
 import type { MeasureStage } from '../pipeline/measure/index.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { getSource } from '../sources/queries.ts';
+import { alertsApi } from './alerts.ts';
 import { funnelTagApi } from './analytics/funnel-tag.ts';
 import { analyticsApi } from './analytics/index.ts';
 import { audiencesApi } from './audiences.ts';
@@ -44,6 +45,7 @@ import { flowStatsApi } from './flow-stats.ts';
 import { flowVersionsApi } from './flow-versions.ts';
 import { flowsApi } from './flows.ts';
 import { keysApi } from './keys.ts';
+import { kpisApi } from './kpis.ts';
 import { profilePointsApi } from './points.ts';
 import { profileEmployeesApi } from './profile-employees.ts';
 import { profilesApi } from './profiles.ts';
@@ -193,6 +195,8 @@ export function adminApi(deps: {
   api.route('/audit', auditApi(deps.sql));
   api.route('/analytics', analyticsApi(deps));
   api.route('/reports', reportsApi(deps));
+  api.route('/kpis', kpisApi(deps));
+  api.route('/alerts', alertsApi(deps));
   describePermissions(api);
   return api;
 }

@@ -7,9 +7,8 @@ import { STORED_VIEW } from '../pii/view.ts';
 import { getCalendar, getCouponPool, getFlow } from '../pipeline/automate/index.ts';
 import { computedTraitDefinition, getAudience, tagDefinition } from '../pipeline/compute/index.ts';
 import { getDestination } from '../pipeline/deliver/index.ts';
-import { getCampaign } from '../pipeline/measure/index.ts';
 import { profileView } from '../pipeline/identify/index.ts';
-import { getReport } from '../pipeline/measure/index.ts';
+import { getAlertRule, getCampaign, getKpi, getReport } from '../pipeline/measure/index.ts';
 import { getSource } from '../sources/queries.ts';
 
 /** Reads a resource's current state, as JSON, by id; undefined when there is none. */
@@ -86,8 +85,16 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
     calendar: async (sql, key) => plain(await getCalendar(sql, key)),
     couponPool: async (sql, key) => plain(await getCouponPool(sql, key)),
     employee: async (sql, id) => plain(await getEmployee(sql, id)),
-    campaign: async (sql, id) => plain(await getCampaign(sql, id)),
     report: async (sql, id) => plain(await getReport(sql, id)),
+    campaign: async (sql, id) => plain(await getCampaign(sql, id)),
+    kpi: async (sql, id) => plain(await getKpi(sql, id)),
+    // The rule, not its incident state (a check changes it, no admin did).
+    alertRule: async (sql, id) => {
+      const r = await getAlertRule(sql, id);
+      if (!r) return undefined;
+      const { firing: _f, incident: _i, lastValue: _v, checkedAt: _c, ...rest } = r;
+      return plain(rest);
+    },
     user: personRecord,
     // Never the key column (a hash, but still the credential's verifier); metadata is stored as text.
     apiKey: async (sql, id) => {
@@ -232,6 +239,15 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
     },
 
     ...crud('/employees', 'employee', l.employee),
+    // Scheduled reports; a preview sent now is recorded with whether it went.
+    ...crud('/reports', 'report', l.report),
+    {
+      method: 'POST',
+      path: '/reports/:id/send-now',
+      action: 'report.send_now',
+      resourceType: 'report',
+      summary: (r) => ({ sent: r.sent, period: (r.period as { range?: unknown } | undefined)?.range }),
+    },
     // Campaigns; a cost entry is recorded with its amount, date and note.
     ...crud('/campaigns', 'campaign', l.campaign),
     {
@@ -248,14 +264,15 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       resourceType: 'campaign',
       load: l.campaign,
     },
-    // Scheduled reports; a preview sent now is recorded with whether it went.
-    ...crud('/reports', 'report', l.report),
+    ...crud('/kpis', 'kpi', l.kpi),
+    ...crud('/alerts', 'alert_rule', l.alertRule),
+    // A check run by hand: what it did (counts), never values.
     {
       method: 'POST',
-      path: '/reports/:id/send-now',
-      action: 'report.send_now',
-      resourceType: 'report',
-      summary: (r) => ({ sent: r.sent, period: (r.period as { range?: unknown } | undefined)?.range }),
+      path: '/alerts/check',
+      action: 'alert_rule.check',
+      resourceType: 'alert_rule',
+      summary: (r) => r,
     },
     // Coupon pools; an import is recorded with its counts (never the codes), an adjustment with its entry.
     ...crud('/coupon-pools', 'coupon_pool', l.couponPool, 'key'),

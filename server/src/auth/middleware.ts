@@ -31,6 +31,8 @@ export type Permission =
   | 'analytics:read'
   /** Campaigns (stage 6): their budget, dates, flows, UTM values and cost entries. */
   | 'campaigns:write'
+  /** KPIs and alert rules (stage 6): creating, changing, deleting them, and running a check now. */
+  | 'kpis:write'
   /** Scheduled reports (stage 6): creating, changing, deleting them, and sending one now. */
   | 'reports:write'
   | 'users:read'
@@ -78,6 +80,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'keys:write',
     'audit:read',
     'pii:read',
+    'kpis:write',
     'reports:write',
   ]),
   operator: new Set<Permission>([
@@ -93,6 +96,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'flows:submit',
     'employees:write',
     'campaigns:write',
+    'kpis:write',
     'reports:write',
   ]),
   analyst: new Set<Permission>(READS),

@@ -46,7 +46,7 @@ export function createPipeline(rt: Runtime, deps: { sources: SourceDirectory }):
   const compute = createComputeStage(rt); // 3: beside fan-out, not before it: an event's own delivery does not wait for audiences
   const automate = createAutomateStage(rt, { work }); // 4: beside fan-out too; its messages come back to stage 5
   const deliver = createDeliverStage(rt, { work }); // 5
-  const measure = createMeasureStage(rt); // 6: the analytics queries' reader
+  const measure = createMeasureStage(rt, { deliver }); // 6: the analytics queries' reader
   const order: Stage[] = [ingest, ...(work ? [identify, compute, automate] : []), deliver, measure];
   return {
     ingest,

@@ -3,7 +3,7 @@ import { destinationQueue, ensureQueue } from '../../jobs/queues.ts';
 import { enqueueDeliveries } from './enqueue.ts';
 import { resetForReplay } from './ledger.ts';
 import { isOrdered, promoteProfiles } from './order.ts';
-import type { Destination } from './queries/destinations.ts';
+import { type Destination, getDestination } from './queries/destinations.ts';
 import { pluginContext, type SenderDeps } from './sender.ts';
 
 /** What staff can ask of stage 5 (the admin API calls these; it never reaches into the ledger itself). */
@@ -16,6 +16,16 @@ export interface DeliverCommands {
     plugin: Readonly<PluginDefinition>,
     event?: Record<string, unknown>,
   ): Promise<{ outcome: ItemOutcome; idempotencyKey: string }>;
+  /**
+   * Sends a notice that is no person's (an alert, a report) now through a destination's plugin, outside
+   * the queue and the ledger, as a `track` event of `notice.event` with `notice.properties`; the profile
+   * the plugin sees is the system's, with `recipient` as its address (email and SMS plugins send there).
+   * Says what the plugin answered; 'failed' when the destination is gone or its plugin is not installed.
+   */
+  sendNotice(
+    destinationId: string,
+    notice: { event: string; messageId: string; properties: Record<string, unknown>; recipient?: string | null },
+  ): Promise<ItemOutcome>;
   /** Queues again the dead letters (no range) or every delivery of events received in `range`; returns how many. */
   replay(
     destination: Destination,
@@ -69,6 +79,35 @@ export function deliverCommands(deps: SenderDeps): DeliverCommands {
         pluginContext(deps, destination, settings),
       );
       return { outcome: outcome!, idempotencyKey };
+    },
+    async sendNotice(destinationId, notice) {
+      const destination = await getDestination(sql, destinationId);
+      const plugin = destination ? deps.plugins.get(destination.plugin) : undefined;
+      if (!destination || !plugin)
+        return { status: 'failed', error: `destination ${destinationId} is missing or its plugin is not installed` };
+      const event = {
+        type: 'track',
+        event: notice.event,
+        messageId: notice.messageId,
+        timestamp: new Date().toISOString(),
+        userId: 'cairn',
+        properties: notice.properties,
+      } as DeliveredEvent;
+      const recipient = notice.recipient ?? null;
+      const profile = {
+        id: '00000000-0000-4000-8000-000000000000',
+        userId: 'cairn',
+        email: recipient?.includes('@') ? recipient : null,
+        phone: recipient && !recipient.includes('@') ? recipient : null,
+        anonymousIds: [],
+        traits: {},
+      };
+      const [outcome] = await sendBatch(
+        plugin,
+        [{ idempotencyKey: `${notice.messageId}:${destination.id}`, event, profile, attempt: 1 }],
+        pluginContext(deps, destination, plugin.settings.parse(destination.settings)),
+      );
+      return outcome!;
     },
     async replay(destination, plugin, range) {
       await prepareQueue(destination.id);

@@ -1,8 +1,8 @@
+export * from './alert-queries.ts';
+export { ALERT_DEFAULTS, type CheckResult, checkAlerts, type KpiStatus, kpiStatus } from './alerts.ts';
 export * from './campaign-results.ts';
 export * from './campaigns.ts';
 export { type AnalyticsReader, createAnalyticsReader, type ReadMeta } from './reader.ts';
-export { type RollupKey, recountRollup, rollupKeysOf, startRollupWorker } from './rollup.ts';
-export { createMeasureStage, type MeasureStage } from './stage.ts';
 export {
   deleteReport,
   getReport,
@@ -14,3 +14,5 @@ export {
   updateReport,
 } from './report-queries.ts';
 export { destinationProblem, type Reports } from './reports.ts';
+export { type RollupKey, recountRollup, rollupKeysOf, startRollupWorker } from './rollup.ts';
+export { createMeasureStage, type MeasureStage } from './stage.ts';
