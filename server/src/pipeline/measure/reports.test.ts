@@ -253,6 +253,32 @@ describeOnDatabases('scheduled reports on %s', (mode) => {
     expect(await runsOf(hookReport)).toHaveLength(3);
   }, 60_000);
 
+  it('sends a chat report as a text summary through the Slack plugin', async () => {
+    const chat = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'team chat', plugin: 'slack', settings: { webhookUrl: hook.url, text: 'unused' } }),
+    });
+    expect(chat.status, chat.text).toBe(201);
+    const created = await api('/reports', {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'Weekly chat',
+        schedule: { every: 'week', weekday: 1, at: '09:00', timezone: 'Europe/Berlin' },
+        queries: [{ title: 'Orders', interval: 'day', series: [{ events: ORDERS, measure: 'count', name: 'orders' }] }],
+        destination: { type: 'chat', destinationId: chat.body.id },
+      }),
+    });
+    expect(created.status, created.text).toBe(201);
+    hook.reset();
+    const res = await api(`/reports/${created.body.id}/send-now`, { method: 'POST' });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.sent).toBe(true);
+    const [req] = await hook.waitFor(1);
+    expect((req!.body as Any).text).toBe(
+      '*Weekly chat: 23 Nov – 29 Nov 2026 (Europe/Berlin)*\n*Orders*\n• orders: 0 (previous 0, n/a)',
+    );
+  }, 60_000);
+
   it('changes only the fields a PATCH names, and refuses bad reports with a reason', async () => {
     const before = (await api(`/reports/${hookReport}`)).body;
     const patched = await api(`/reports/${hookReport}`, { method: 'PATCH', body: JSON.stringify({ enabled: false }) });
