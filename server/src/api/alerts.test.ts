@@ -234,6 +234,32 @@ describeOnDatabases('KPIs and alerts on %s', (mode) => {
     expect(e.detail).toMatchObject({ median: 10.5, mad: 1, history: [10, 9, 60, 11] });
     // Not sent anywhere (no destination), but recorded.
     expect(e.deliveredAt).toBeNull();
+    await h.post(`/alerts/${created.body.id}`, { enabled: false }, 'PATCH');
+  });
+
+  it('compares the period so far with as much of the previous period (change)', async () => {
+    // 20:00: today 53 orders, yesterday until 20:00 five (at 10:xx).
+    const metric = { series: { events: { event: 'Order Completed' }, measure: 'count' }, period: 'day' };
+    const rise = await h.post('/alerts', {
+      name: 'Orders doubled',
+      kind: 'change',
+      metric,
+      params: { changePct: 100 },
+    });
+    const drop = await h.post('/alerts', { name: 'Orders halved', kind: 'change', metric, params: { changePct: -50 } });
+    expect([rise.status, drop.status]).toEqual([201, 201]);
+    await check();
+    const [up] = (await h.api(`/alerts/${rise.body.id}/events`)).body.data;
+    expect(up).toMatchObject({ status: 'fired', value: 53, threshold: 10 });
+    expect(up.detail).toMatchObject({
+      previous: 5,
+      change: 960,
+      previousRange: { from: '2026-11-24T00:00:00.000Z', to: '2026-11-24T20:00:00.000Z' },
+    });
+    expect((await h.api(`/alerts/${drop.body.id}/events`)).body.data).toEqual([]);
+    expect((await h.api(`/alerts/${drop.body.id}`)).body).toMatchObject({ firing: false, lastValue: 53 });
+    // Neither is checked from here on (the flow health test moves the clock to today).
+    for (const id of [rise.body.id, drop.body.id]) await h.post(`/alerts/${id}`, { enabled: false }, 'PATCH');
   });
 
   it('raises flow health from real failed sends to a receiver answering 500, and resolves after the hour', async () => {
