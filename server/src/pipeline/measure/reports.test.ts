@@ -316,4 +316,44 @@ describeOnDatabases('scheduled reports on %s', (mode) => {
     );
     expect((await api('/reports/not-a-report')).status).toBe(404);
   }, 60_000);
+
+  it('retries a failed send at a later check with the same idempotency key, and records it once', async () => {
+    const web = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'hook 2', plugin: 'webhook', settings: { url: hook.url } }),
+    });
+    expect(web.status, web.text).toBe(201);
+    const created = await api('/reports', {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'Daily JSON',
+        schedule: { every: 'day', at: '09:30', timezone: 'Europe/Berlin' },
+        queries: [{ interval: 'hour', series: [{ events: ORDERS, measure: 'count' }] }],
+        destination: { type: 'webhook', destinationId: web.body.id },
+      }),
+    });
+    expect(created.status, created.text).toBe(201);
+    const id = created.body.id;
+    hook.reset();
+    hook.queue({ status: 503 });
+    clock.advance(30 * 60_000); // 09:30:01 on Monday 30 November in Berlin
+    const [first] = await hook.waitFor(1, { among: 'all' });
+    const run = await until('the failed try recorded', async () => {
+      const [r] = (await api(`/reports/${id}/runs`)).body.data;
+      return r?.lastError ? r : undefined;
+    });
+    expect(run).toMatchObject({ periodStart: '2026-11-28T23:00:00.000Z', status: 'sending', attempts: 1 });
+    expect(run.lastError).toMatch(/503/);
+    clock.advance(61_000); // past the retry's lease
+    const [second] = await hook.waitFor(1);
+    expect(second!.headers['idempotency-key']).toBe(first!.headers['idempotency-key']);
+    expect(first!.headers['idempotency-key']).toBe(`report:${id}:2026-11-28T23:00:00.000Z`);
+    const done = await until('the retry recorded', async () => {
+      const [r] = (await api(`/reports/${id}/runs`)).body.data;
+      return r?.status === 'sent' ? r : undefined;
+    });
+    expect(done).toMatchObject({ attempts: 2, lastError: null });
+    await ticks();
+    expect(hook.requests).toHaveLength(2);
+  }, 60_000);
 });
