@@ -153,6 +153,16 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
     expect(cost.body).toMatchObject({ amount: 50, note: 'ads' });
 
     const marketing = { consent: { categoryPreferences: { marketing: true, analytics: true } } };
+    // ivy has an account; she signs up on her laptop without signing in: her emails go to the laptop's profile,
+    // which merges into her account's later.
+    await h.send({ type: 'identify', userId: who('ivy') });
+    const account = await h.profileOf(who('ivy'));
+    await h.send({
+      type: 'identify',
+      anonymousId: who('ivy-laptop'),
+      traits: { email: mailOf('ivy') },
+      context: marketing,
+    });
     for (const name of ['ada', 'bob', 'cy'])
       await h.send({ type: 'identify', userId: who(name), traits: { email: mailOf(name) }, context: marketing });
     // dee never consented to marketing: both emails skipped.
@@ -168,15 +178,16 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
     });
     for (const name of ['ada', 'bob', 'cy'])
       await h.send({ type: 'track', userId: who(name), event: 'Signed Up', context: marketing });
+    await h.send({ type: 'track', anonymousId: who('ivy-laptop'), event: 'Signed Up', context: marketing });
     await h.send({ type: 'track', userId: who('dee'), event: 'Signed Up' });
     await h.send({ type: 'track', userId: who('eve'), event: 'Browsed', context: marketing });
 
     const received = await until(
-      'six emails',
+      'eight emails',
       async () => {
         const got = (name: string, subject: string) =>
           mails.find((m) => JSON.stringify(m.to).includes(mailOf(name)) && m.subject === subject);
-        const all = ['ada', 'bob', 'cy'].flatMap((n) => [got(n, 'Welcome'), got(n, 'Follow-up')]);
+        const all = ['ada', 'bob', 'cy', 'ivy'].flatMap((n) => [got(n, 'Welcome'), got(n, 'Follow-up')]);
         return all.every(Boolean) ? (all as ParsedMail[]) : undefined;
       },
       { tries: 300, intervalMs: 100 },
@@ -249,6 +260,16 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
       },
       order({ userId: who('gina') }, { revenue: 25 }, 5 * 60_000),
     );
+    // ivy signs in on the laptop: its profile (the one her emails went to) merges into her account's.
+    const laptop = await h.profileOf(who('ivy-laptop'), 'anonymousId');
+    await h.send({ type: 'identify', userId: who('ivy'), anonymousId: who('ivy-laptop') });
+    const into = await until('the merge of ivy’s profiles', async () => {
+      const [row] = await h.cairn.sql<{ into: string | null }[]>`
+        SELECT merged_into::text AS into FROM profiles WHERE id = ${laptop}`;
+      return row?.into ?? undefined;
+    });
+    expect(into).toBe(account);
+    await h.send(order({ userId: who('ivy') }, { revenue: 5 }, 2 * 60_000));
     const phone = await h.profileOf(who('gina-phone'), 'anonymousId');
     const signedIn = await h.profileOf(who('gina'));
     expect(phone).not.toBe(signedIn);
@@ -295,25 +316,25 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
       ...m,
     });
     const welcome = metrics({
-      sent: 3,
-      delivered: 3,
+      sent: 4,
+      delivered: 4,
       skipped: { count: 1, reasons: [{ reason: consent, count: 1 }] },
-      reached: 3,
-      opened: { people: 1, messages: 1, rate: 0.3333 },
-      clicked: { people: 1, clicks: 2, rate: 0.3333 },
-      converted: 1,
-      conversions: 2,
-      revenue: 140,
+      reached: 4,
+      opened: { people: 1, messages: 1, rate: 0.25 },
+      clicked: { people: 1, clicks: 2, rate: 0.25 },
+      converted: 2,
+      conversions: 3,
+      revenue: 145,
     });
     const followup = metrics({
-      sent: 3,
-      delivered: 3,
+      sent: 4,
+      delivered: 4,
       skipped: { count: 1, reasons: [{ reason: consent, count: 1 }] },
-      reached: 3,
+      reached: 4,
       unsubscribed: 1,
-      converted: 1,
-      conversions: 2,
-      revenue: 140,
+      converted: 2,
+      conversions: 3,
+      revenue: 145,
     });
     // By flow name: Nudge, then Welcome.
     expect(r.flows).toEqual([
@@ -364,16 +385,16 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
         flowId: mailFlow,
         name: `Welcome ${tag}`,
         ...metrics({
-          sent: 6,
-          delivered: 6,
+          sent: 8,
+          delivered: 8,
           skipped: { count: 2, reasons: [{ reason: consent, count: 2 }] },
-          reached: 3,
-          opened: { people: 1, messages: 1, rate: 0.3333 },
-          clicked: { people: 1, clicks: 2, rate: 0.3333 },
+          reached: 4,
+          opened: { people: 1, messages: 1, rate: 0.25 },
+          clicked: { people: 1, clicks: 2, rate: 0.25 },
           unsubscribed: 1,
-          converted: 1,
-          conversions: 2,
-          revenue: 140,
+          converted: 2,
+          conversions: 3,
+          revenue: 145,
         }),
         steps: [
           { node: 'followup', ...followup, messages: [{ version: 1, ...followup }] },
@@ -385,11 +406,11 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
       { value: `spring-${tag}`, people: 2, converted: 2, conversions: 2, revenue: 55 },
       { value: `summer-${tag}`, people: 0, converted: 0, conversions: 0, revenue: 0 },
     ]);
-    // ada 140, eve 10, frank 30, gina 25 (after the merge); bob's orders before and 3 h after: none.
+    // ada 140, ivy 5 and gina 25 (each after a merge), eve 10, frank 30; bob's orders before and 3 h after: none.
     expect(r.totals).toEqual({
       ...metrics({
-        sent: 7,
-        delivered: 7,
+        sent: 9,
+        delivered: 9,
         skipped: {
           count: 3,
           reasons: [
@@ -397,37 +418,37 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
             { reason: 'capped', count: 1 },
           ],
         },
-        reached: 4,
-        opened: { people: 1, messages: 1, rate: 0.25 },
-        clicked: { people: 1, clicks: 2, rate: 0.25 },
+        reached: 5,
+        opened: { people: 1, messages: 1, rate: 0.2 },
+        clicked: { people: 1, clicks: 2, rate: 0.2 },
         unsubscribed: 1,
-        converted: 4,
-        conversions: 5,
-        revenue: 205,
+        converted: 5,
+        conversions: 6,
+        revenue: 210,
       }),
-      touched: 6,
+      touched: 7,
       cost: 50,
       costEntries: 1,
-      roi: 3.1,
-      costPerAcquisition: 12.5,
-      revenuePerConversion: 51.25,
+      roi: 3.2,
+      costPerAcquisition: 10,
+      revenuePerConversion: 42,
       budget: { amount: 1000, spent: 50, remaining: 950, used: 0.05 },
     });
 
     // Machine opens and clicks when asked: bob's proxy open and scanner click, ada's proxy open of the follow-up.
     const all = (await h.post(`/analytics/campaigns/${campaignId}/results`, { goal, includeMachine: true })).body;
-    expect(all.totals.opened).toEqual({ people: 2, messages: 3, rate: 0.5 });
-    expect(all.totals.clicked).toEqual({ people: 2, clicks: 3, rate: 0.5 });
+    expect(all.totals.opened).toEqual({ people: 2, messages: 3, rate: 0.4 });
+    expect(all.totals.clicked).toEqual({ people: 2, clicks: 3, rate: 0.4 });
 
     // A window of 4 hours takes bob's later order; a revenue property of `total` takes ada's second only.
     const wide = await h.post(`/analytics/campaigns/${campaignId}/results`, {
       goal: { ...goal, window: { value: 4, unit: 'hours' } },
     });
-    expect(wide.body.totals).toMatchObject({ converted: 5, conversions: 6, revenue: 275 });
+    expect(wide.body.totals).toMatchObject({ converted: 6, conversions: 7, revenue: 280 });
     const byTotal = await h.post(`/analytics/campaigns/${campaignId}/results`, {
       goal: { ...goal, revenueProperty: 'total' },
     });
-    expect(byTotal.body.totals).toMatchObject({ converted: 4, conversions: 5, revenue: 40, roi: -0.2 });
+    expect(byTotal.body.totals).toMatchObject({ converted: 5, conversions: 6, revenue: 40, roi: -0.2 });
 
     // A range before anything happened: nothing, and no cost dated in it.
     const past = await h.post(`/analytics/campaigns/${campaignId}/results`, {
@@ -437,7 +458,7 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
     expect(past.body.totals).toMatchObject({ sent: 0, converted: 0, revenue: 0, cost: 0, roi: null, touched: 0 });
     // Without a goal: no conversions, no ROI.
     const plain = (await h.post(`/analytics/campaigns/${campaignId}/results`, {})).body;
-    expect(plain.totals).toMatchObject({ sent: 7, converted: null, revenue: null, roi: null, cost: 50 });
+    expect(plain.totals).toMatchObject({ sent: 9, converted: null, revenue: null, roi: null, cost: 50 });
     const bad = await h.post(`/analytics/campaigns/${campaignId}/results`, {
       goal: { ...goal, window: { value: 100, unit: 'days' } },
     });
