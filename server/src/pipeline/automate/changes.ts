@@ -168,7 +168,8 @@ export function createChanges(): Changes {
       );
       // A message carries the campaign its flow belongs to now (tracked links and opens report it).
       const outgoing = kept.flatMap((p) => p.messages);
-      const campaigns = outgoing.length ? await flowCampaigns(tx, outgoing.map((m) => m.flow.id)) : new Map();
+      const flowIds = outgoing.map((m) => m.flow.id);
+      const campaigns = flowIds.length ? await flowCampaigns(tx, flowIds) : new Map<string, string>();
       const messages: RequestedMessage[] = outgoing.map(({ message, ...rest }) => {
         const campaign = campaigns.get(rest.flow.id);
         const sealed = campaign ? { ...message, campaign } : message;
