@@ -1,3 +1,4 @@
+export * from './analytics/index.ts';
 export { type Campaign, campaignFromUrl } from './campaign.ts';
 export { type CorrectedTime, correctTime } from './clock.ts';
 export {
@@ -16,4 +17,3 @@ export * from './profile/index.ts';
 export * from './rules/index.ts';
 export { type ScanProblem, scanJson, storableText } from './scan.ts';
 export * from './stats/index.ts';
-export * from './analytics/index.ts';

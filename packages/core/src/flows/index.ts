@@ -1,15 +1,6 @@
 export type * from './ast.ts';
 export { type Finished, FlowBuilder, FlowError, flow, type NodeOptions, PathBuilder } from './builder.ts';
 export {
-  balanceOf,
-  COUPON_NODE_SCHEMAS,
-  couponField,
-  DEFAULT_COUPON_FIELD,
-  type IssueCouponEffect,
-  MAX_POINTS,
-  type PointsEffect,
-} from './coupons.ts';
-export {
   type ApartReason,
   type ConflictOptions,
   type ConflictReason,
@@ -20,6 +11,15 @@ export {
   type SendTiming,
   spanWords,
 } from './conflicts.ts';
+export {
+  balanceOf,
+  COUPON_NODE_SCHEMAS,
+  couponField,
+  DEFAULT_COUPON_FIELD,
+  type IssueCouponEffect,
+  MAX_POINTS,
+  type PointsEffect,
+} from './coupons.ts';
 export { diffFlows, type FieldChange, type FlowDiff } from './diff.ts';
 export {
   type AssignOwnerEffect,
