@@ -1,5 +1,11 @@
 // Stage 6, measure: the query builders and the maths of analytics, free of I/O (the server runs the
 // statements these build on its read-only analytics connection).
+
+export * from './active.ts';
+export * from './attribution.ts';
+export * from './funnel.ts';
+export * from './kpi.ts';
+export * from './paths.ts';
 export {
   bucketOf,
   bucketStarts,
@@ -10,6 +16,9 @@ export {
   type TimeRange,
   timeRangeSchema,
 } from './range.ts';
+export * from './retention.ts';
+export * from './roi.ts';
+export * from './schedule.ts';
 export {
   foldTrends,
   OTHER_GROUP,
@@ -27,11 +36,3 @@ export {
   type TrendSeriesResult,
   trendsQuery,
 } from './trends.ts';
-export * from './paths.ts';
-export * from './active.ts';
-export * from './attribution.ts';
-export * from './retention.ts';
-export * from './roi.ts';
-export * from './schedule.ts';
-export * from './funnel.ts';
-export * from './kpi.ts';
