@@ -1,52 +1,11 @@
 // The SMTP receiver of the delivery tests: a real SMTP server (smtp-server, parsed with mailparser)
 // recording exactly what arrived, plus helpers to read the messages. HTTP receivers are the testing
 // kit's `startReceiver` (@cairn/server/testing).
-import type { AddressInfo } from 'node:net';
-import { type ParsedMail, simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { ParsedMail } from 'mailparser';
 
-/** One message an SMTP receiver accepted. */
-export interface ReceivedMail {
-  /** Envelope recipients. */
-  to: string[];
-  mail: ParsedMail;
-}
-
-/**
- * A real SMTP server on loopback (plain SMTP, no STARTTLS, no auth) that accepts every message and
- * keeps it parsed.
- *
- * @example
- * const smtp = await smtpReceiver();
- * // destination settings: { host: '127.0.0.1', port: smtp.port, ... }
- */
-export async function smtpReceiver() {
-  const mails: ReceivedMail[] = [];
-  const server = new SMTPServer({
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    authOptional: true,
-    logger: false,
-    onData(stream, session, cb) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        simpleParser(Buffer.concat(chunks)).then(
-          (mail) => {
-            mails.push({ to: session.envelope.rcptTo.map((r) => r.address), mail });
-            cb(null, 'queued');
-          },
-          (err: Error) => cb(err),
-        );
-      });
-    },
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    mails,
-    port: (server.server.address() as AddressInfo).port,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
+// The receiver lives in the server's testing kit (server tests use it too); not in its index, as
+// smtp-server and mailparser are dev dependencies.
+export { type ReceivedMail, type SmtpReceiver, smtpReceiver } from '../../server/src/testing/smtp.ts';
 
 /** A raw header of a parsed message, unfolded ('' when absent). */
 export function headerOf(mail: ParsedMail, name: string): string {

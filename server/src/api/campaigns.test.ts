@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { type ParsedMail, simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeOnDatabases, type FlowHarness, flowHarness, until } from '../testing/index.ts';
+import { type SmtpReceiver, smtpReceiver } from '../testing/smtp.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are checked by the assertions
 type Any = any;
@@ -18,7 +17,7 @@ const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 // received mails; goal events in and out of the window, one after a merge of two profiles; a cost entry.
 describeOnDatabases('campaigns and their results on %s', (mode) => {
   let h: FlowHarness;
-  let smtp: SMTPServer;
+  let smtp: SmtpReceiver | undefined;
   const mails: ParsedMail[] = [];
   const tag = randomUUID().slice(0, 8);
   const who = (name: string) => `${name}-${tag}`;
@@ -29,20 +28,8 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
   let t0 = 0;
 
   beforeAll(async () => {
-    smtp = new SMTPServer({
-      disabledCommands: ['STARTTLS', 'AUTH'],
-      logger: false,
-      onData(stream, _session, cb) {
-        simpleParser(stream)
-          .then((mail) => {
-            mails.push(mail);
-            cb();
-          })
-          .catch(cb);
-      },
-    });
-    await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
-    const port = (smtp.server.address() as AddressInfo).port;
+    smtp = await smtpReceiver({ onMail: (mail) => mails.push(mail) });
+    const port = smtp.port;
     h = await flowHarness('campaigns.test.ts', mode);
     const mail = await h.post('/destinations', {
       name: 'mail',
@@ -95,7 +82,7 @@ describeOnDatabases('campaigns and their results on %s', (mode) => {
   });
   afterAll(async () => {
     await h?.close();
-    await new Promise<void>((r) => (smtp ? smtp.close(() => r()) : r()));
+    await smtp?.close();
   });
 
   it('refuses bad campaigns and cost entries with reasons', async () => {

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { type ParsedMail, simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeOnDatabases, type FlowHarness, flowHarness, until } from '../../testing/index.ts';
+import { type SmtpReceiver, smtpReceiver } from '../../testing/smtp.ts';
 import {
   classifyClick,
   classifyOpen,
@@ -140,27 +139,15 @@ describe('classifyOpen', () => {
 // and loads the pixel, and reads the events back as stage 2 attached them to the person.
 describeOnDatabases('tracked links and opens of a flow’s email on %s', (mode) => {
   let h: FlowHarness;
-  let smtp: SMTPServer;
+  let smtp: SmtpReceiver | undefined;
   const mails: ParsedMail[] = [];
   const tag = randomUUID().slice(0, 8);
   const userId = `ada-${tag}`;
   const email = `ada-${tag}@example.test`;
 
   beforeAll(async () => {
-    smtp = new SMTPServer({
-      disabledCommands: ['STARTTLS', 'AUTH'],
-      logger: false,
-      onData(stream, _session, cb) {
-        simpleParser(stream)
-          .then((mail) => {
-            mails.push(mail);
-            cb();
-          })
-          .catch(cb);
-      },
-    });
-    await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
-    const port = (smtp.server.address() as AddressInfo).port;
+    smtp = await smtpReceiver({ onMail: (mail) => mails.push(mail) });
+    const port = smtp.port;
     h = await flowHarness('tracking.test.ts', mode);
     const dest = await h.post('/destinations', {
       name: 'mail',
@@ -197,7 +184,7 @@ describeOnDatabases('tracked links and opens of a flow’s email on %s', (mode) 
   });
   afterAll(async () => {
     await h?.close();
-    await new Promise<void>((r) => (smtp ? smtp.close(() => r()) : r()));
+    await smtp?.close();
   });
 
   it('counts each link once per person, redirects every time, and tells human from machine opens', async () => {
@@ -233,7 +220,7 @@ describeOnDatabases('tracked links and opens of a flow’s email on %s', (mode) 
     expect(welcome!.text).toContain(`Unsubscribe: ${unsubscribe}`);
     // `track: false`: the text as written, no HTML part, no pixel.
     expect(receipt!.text).toContain('Your receipt: https://shop.example.test/r/1');
-    expect(receipt!.html).toBe(false);
+    expect(receipt!.html, 'no HTML part').toBeFalsy();
 
     // Clicks and opens as a reader's come later than the 2 s machine window after the send.
     const pixel = /<img src="([^"]+\/t\/o\/[\w-]+\.gif)"/.exec(html)![1]!;

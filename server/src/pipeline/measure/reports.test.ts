@@ -1,7 +1,5 @@
-import type { AddressInfo } from 'node:net';
 import { messageIdFor } from '@cairn/plugin-email-smtp';
-import { type ParsedMail, simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Cairn } from '../../server.ts';
 import { type GeneratedEvent, generateAnalyticsEvents, sendGenerated } from '../../testing/analytics-data.ts';
@@ -11,6 +9,7 @@ import { describeOnDatabases, movableClock } from '../../testing/flows.ts';
 import { adminApi, until } from '../../testing/http.ts';
 import { type Receiver, startReceiver } from '../../testing/index.ts';
 import { startTestCairn } from '../../testing/server.ts';
+import { type SmtpReceiver, smtpReceiver } from '../../testing/smtp.ts';
 
 // A weekly report (Mondays 09:00 Berlin) on a moved clock: it arrives once per week at a real SMTP
 // receiver with its chart inline and the numbers of the generated events, and once per week as JSON at a
@@ -43,7 +42,7 @@ describeOnDatabases('scheduled reports on %s', (mode) => {
   const env = { CAIRN_REPORTS_TICK_MS: '100' };
   let db: TestDatabase;
   const servers: Cairn[] = [];
-  let smtp: SMTPServer;
+  let smtp: SmtpReceiver | undefined;
   let hook: Receiver;
   const mails: ParsedMail[] = [];
   const events = generateAnalyticsEvents({
@@ -63,26 +62,14 @@ describeOnDatabases('scheduled reports on %s', (mode) => {
   };
 
   beforeAll(async () => {
-    smtp = new SMTPServer({
-      disabledCommands: ['STARTTLS', 'AUTH'],
-      logger: false,
-      onData(stream, _session, cb) {
-        simpleParser(stream, { keepCidLinks: true })
-          .then((mail) => {
-            mails.push(mail);
-            cb();
-          })
-          .catch(cb);
-      },
-    });
-    await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
+    smtp = await smtpReceiver({ onMail: (mail) => mails.push(mail) });
     hook = await startReceiver();
     db = await createTestDatabase(`reports.test.ts:${mode}`, mode);
     const cairn = await start();
     api = adminApi(cairn.url);
     await sendGenerated(cairn, events);
     await settle(cairn.sql, { queues: ['measure'], timeoutMs: 120_000 });
-    const port = (smtp.server.address() as AddressInfo).port;
+    const port = smtp.port;
     const mail = await api('/destinations', {
       method: 'POST',
       body: JSON.stringify({
@@ -136,7 +123,7 @@ describeOnDatabases('scheduled reports on %s', (mode) => {
   afterAll(async () => {
     for (const s of servers.reverse()) await s.close().catch(() => {});
     await hook?.close();
-    await new Promise<void>((r) => (smtp ? smtp.close(() => r()) : r()));
+    await smtp?.close();
     await db?.drop();
   });
 
