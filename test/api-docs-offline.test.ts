@@ -27,12 +27,7 @@ describe(`the API reference at /api/docs with no way out (${mode})`, { timeout: 
     await db?.drop();
   });
 
-  // KNOWN REGRESSION (session 10, found at 01:25 UTC, not fixed): with the analytics routes in the description,
-  // Swagger UI renders the Sources and Events operations and then stops at the Profiles tag — no page error, no
-  // console error, no unresolved $ref; each analytics operation alone renders, all 28 together do not. The
-  // description itself (/api/openapi.json) is complete and checked by openapi.test.ts. Skipped so the rest lands;
-  // the first thing to fix next session (issue 19 note).
-  it.skip('renders the operations from the server alone and asks no other host for anything', async () => {
+  it('renders the operations from the server alone and asks no other host for anything', async () => {
     const context = await browser.newContext();
     const outside: string[] = [];
     const inside: string[] = [];
@@ -55,8 +50,17 @@ describe(`the API reference at /api/docs with no way out (${mode})`, { timeout: 
     expect(res?.status()).toBe(200);
     // Operation titles, from the description the page fetched: an admin path and a tracking path.
     await page.getByText('/api/sources/{id}/rotate-key', { exact: true }).waitFor({ timeout: 60_000 });
-    await expect(page.getByText('/v1/batch', { exact: true }).isVisible()).resolves.toBe(true);
-    await expect(page.locator('.opblock').count()).resolves.toBeGreaterThan(50);
+    // Past ~150 operations Swagger UI renders them virtually (only those near the viewport are in the page):
+    // scroll through the whole list, collecting every operation path that was drawn.
+    const drawn = new Set<string>();
+    for (let i = 0; i < 400 && !drawn.has('/v1/batch'); i++) {
+      for (const p of await page.locator('.opblock-summary-path').allInnerTexts())
+        drawn.add(p.replace(/\u200b/g, '').trim());
+      await page.mouse.wheel(0, 600);
+      await page.waitForTimeout(20);
+    }
+    expect(drawn.has('/v1/batch')).toBe(true);
+    expect(drawn.size).toBeGreaterThan(50);
     // The reference's own rendering of the rule language (a schema of the description).
     await page.locator('.models').getByRole('button', { name: 'Schemas' }).click();
     await page.locator('.models').getByText('Rule', { exact: true }).waitFor();
