@@ -357,7 +357,9 @@ describe.each(['postgres', 'embedded'] as const)('stage 3: tags and audiences on
     const computed = async (p: string) => (await api(`/profiles/${p}/computed-traits`)).body;
     const b = await until('best computed', async () => {
       const v = await computed(pBest);
-      return v.categories_seen?.value === 2 && v;
+      // Every trait the checks below read: each is computed by its own job, in no set order.
+      const all = ['rfm', 'average_order_value', 'last_order_date', 'preferred_category', 'most_active_hour'];
+      return v.categories_seen?.value === 2 && all.every((k) => v[k]) && v.lifecycle_stage?.value === 'active' && v;
     });
     expect(b.rfm.value).toMatchObject({ r: 1, f: 1, m: 1, score: 3, segment: 'high value', orders: 5, revenue: 1250 });
     expect(b.average_order_value.value).toBe(250);
