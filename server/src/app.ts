@@ -7,6 +7,7 @@ import type { Authenticator } from './auth/keys.ts';
 import type { PeopleAuth } from './auth/people.ts';
 import { apiError, onError } from './http/errors.ts';
 import { limitBodies, securityHeaders } from './http/hardening.ts';
+import { consoleRoutes, loadConsole } from './http/console.ts';
 import { loadSnippet, sdkRoutes } from './http/sdk.ts';
 import type { Pipeline } from './pipeline/index.ts';
 import type { Runtime } from './runtime.ts';
@@ -121,6 +122,9 @@ export function createApp(deps: AppDeps): Hono {
       }),
     );
     app.route('/sdk', sdkRoutes(loadSnippet(), config.publicUrl));
+    const consoleFiles = loadConsole();
+    app.get('/console', (c) => c.redirect('/console/', 301));
+    app.route('/console', consoleRoutes(consoleFiles));
     pipeline.deliver.routes(app, pipeline.ingest.writer);
   }
   deps.extra?.(app);

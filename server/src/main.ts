@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { signUpOpen } from './auth/people.ts';
 import { ConfigError, DEFAULTS, loadConfig } from './config.ts';
 import { DataDirInUseError } from './db/index.ts';
+import { loadConsole } from './http/console.ts';
 import { loadSnippet, snippetTag } from './http/sdk.ts';
 import { createLogger } from './log.ts';
 import { PluginLoadError } from './pipeline/deliver/index.ts';
@@ -41,6 +42,11 @@ log.info(
 );
 if (config.role !== 'worker') {
   log.info(`tracking endpoint: ${cairn.url}/v1/batch   admin API: ${cairn.url}/api (reference: ${cairn.url}/api/docs)`);
+  log.info(
+    loadConsole()
+      ? `console: ${cairn.url}/console/ (sign in with a person account)`
+      : 'the console is not built (npm run build -w @cairn/console): /console/ answers 503',
+  );
   const snippet = loadSnippet();
   log.info(
     snippet
@@ -51,7 +57,9 @@ if (config.role !== 'worker') {
     log.info(`generated admin API key (shown once, store it now): ${cairn.generatedAdminKey}`);
   }
   if (config.openFirstSignUp && (await signUpOpen(cairn.sql))) {
-    log.info(`no people yet: the first sign-up (POST ${cairn.url}/api/auth/sign-up/email) becomes admin`);
+    log.info(
+      `no people yet: the first sign-up (at ${cairn.url}/console/, or POST ${cairn.url}/api/auth/sign-up/email) becomes admin`,
+    );
   }
   if (cairn.demoSource) {
     log.info(`demo source write key: ${cairn.demoSource.writeKey}   demo shop: ${cairn.url}/demo/`);

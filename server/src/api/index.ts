@@ -35,6 +35,8 @@ import { couponPoolsApi } from './coupons.ts';
 import { apiDescription } from './description.ts';
 import { destinationsApi, destinationView } from './destinations.ts';
 import { apiReference } from './docs.ts';
+import { eventsLiveApi } from './events-live.ts';
+import { meApi } from './me.ts';
 import { employeesApi } from './employees.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
@@ -85,6 +87,8 @@ export function adminApi(deps: {
   /** Stage 4's commands (entering a person into a flow through the API). */
   automate: AutomateStage;
   pii: Pii;
+  /** Aborted when the server stops (ends live event streams). */
+  stopping: AbortSignal;
   destinations: DestinationDirectory;
   plugins: PluginRegistry;
   /** Stage 5's commands (test send, replay). */
@@ -152,6 +156,8 @@ export function adminApi(deps: {
   );
   api.on(['GET', 'POST'], '/auth/*', async (c) => withRetryAfter(await deps.people.handler(withPeer(c))));
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
+  api.route('/me', meApi(deps));
+  api.route('/events', eventsLiveApi(deps));
   api.route('/events', eventsApi(deps.sql, deps.pii));
   api.route('/profiles', profilesApi(deps));
   api.route('/profiles', subscriptionsApi(deps.sql, deps.pii));

@@ -29,6 +29,8 @@ export type Permission =
   | 'employees:write'
   /** Analytics queries (stage 6): trends, funnels, paths, retention, attribution; answers are counts, never PII. */
   | 'analytics:read'
+  /** Who the caller is (GET /api/me): every role. */
+  | 'self:read'
   /** Campaigns (stage 6): their budget, dates, flows, UTM values and cost entries. */
   | 'campaigns:write'
   /** KPIs and alert rules (stage 6): creating, changing, deleting them, and running a check now. */
@@ -52,6 +54,7 @@ const READS: Permission[] = [
   'flows:read',
   'employees:read',
   'analytics:read',
+  'self:read',
 ];
 
 /**

@@ -4,7 +4,7 @@
 export type { DeliverCommands } from './commands.ts';
 export type { DestinationDirectory } from './directory.ts';
 export { FilterSchema } from './filter.ts';
-export { DELIVERY_STATUSES, deliveryCounts, listDeliveries } from './ledger.ts';
+export { DELIVERY_STATUSES, deliveriesOfEvent, deliveryCounts, listDeliveries } from './ledger.ts';
 export { BUILTIN_REGISTRY, loadPlugins, PluginLoadError, type PluginRegistry } from './plugins.ts';
 export {
   type Destination,

@@ -88,3 +88,25 @@ export async function resetForReplay(
       AND e.timestamp >= ${q.from} AND e.timestamp < ${q.to} AND d.status IN ('delivered', 'dead', 'skipped')
     RETURNING d.id::text, d.profile_id AS "profileId", d.status`;
 }
+
+/**
+ * Every delivery of one event, to any destination (the live view's "where did it go").
+ *
+ * @example
+ * const rows = await deliveriesOfEvent(sql, '1041');
+ */
+export async function deliveriesOfEvent(
+  sql: Tx,
+  eventId: string,
+): Promise<(LedgerEntry & { destinationId: string })[]> {
+  return sql<(LedgerEntry & { destinationId: string })[]>`
+    SELECT d.id::text, d.destination_id AS "destinationId", d.event_id::text AS "eventId", NULL AS "messageId",
+      d.profile_id AS "profileId", d.idempotency_key AS "idempotencyKey", d.status,
+      CASE WHEN d.status = 'waiting' THEN ${WAITING_REASON} ELSE d.reason END AS reason,
+      d.attempts, d.last_status AS "lastStatus", d.last_error AS "lastError",
+      d.first_attempt_at AS "firstAttemptAt", d.last_attempt_at AS "lastAttemptAt", d.delivered_at AS "deliveredAt",
+      d.created_at AS "createdAt"
+    FROM deliveries d
+    WHERE d.event_id = ${eventId}
+    ORDER BY d.id`;
+}

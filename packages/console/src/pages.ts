@@ -1,0 +1,17 @@
+// The console's pages: the navigation lists those with a title the caller may open; each is a chunk
+// loaded the first time it is opened. Add a page here (and its file under pages/).
+import type { PageModule } from './router.tsx';
+
+export interface PageDef {
+  path: string;
+  /** Shown in the navigation; pages without a title (detail pages) are reached by links. */
+  title?: string;
+  /** The API permission the page needs to be useful. */
+  permission: string;
+  load: () => Promise<PageModule>;
+}
+
+export const PAGES: PageDef[] = [
+  { path: '/events', title: 'Live events', permission: 'events:read', load: () => import('./pages/events.tsx') },
+  { path: '/events/:id', permission: 'events:read', load: () => import('./pages/event.tsx') },
+];
