@@ -26,6 +26,7 @@ import { getSource } from '../sources/queries.ts';
 import { alertsApi } from './alerts.ts';
 import { funnelTagApi } from './analytics/funnel-tag.ts';
 import { analyticsApi } from './analytics/index.ts';
+import { dailyCountsApi } from './audience-counts.ts';
 import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
 import { calendarsApi } from './calendars.ts';
@@ -167,6 +168,8 @@ export function adminApi(deps: {
   api.route('/profiles', profileComputedApi(deps.sql));
   api.route('/computed-traits', computedTraitsApi(deps));
   api.route('/audiences', audiencesApi(deps));
+  api.route('/audiences', dailyCountsApi(deps, 'audience'));
+  api.route('/tags', dailyCountsApi(deps, 'tag'));
   api.route('/destinations', destinationsApi(deps));
   // Review first: its GET /flows/stale before flowsApi's GET /flows/{id}.
   api.route('/flows', flowReviewApi(deps));

@@ -32,6 +32,7 @@ export {
   type AudienceRow,
   allRules,
   audienceCounts,
+  dailyMemberCounts,
   getAudience,
   listAudiences,
   membershipHistory,

@@ -98,3 +98,42 @@ export async function membershipHistory(
 export async function audienceCounts(sql: Tx, audience: string): Promise<{ at: Date; members: number }[]> {
   return sql`SELECT at, members FROM audience_counts WHERE audience = ${audience} ORDER BY at DESC LIMIT 1000`;
 }
+
+/**
+ * Members at the end of each UTC day of the last `days` (the last point is `now`), read from the
+ * membership log (audience_memberships or tag_assignments): a period counts at an instant when it
+ * had begun and had not yet ended.
+ *
+ * @example
+ * const series = await dailyMemberCounts(sql, 'audience', 'vip', 30, new Date());
+ * // [{ day: '2026-11-08', members: 0 }, …, { day: '2026-12-07', members: 42 }]
+ */
+export async function dailyMemberCounts(
+  sql: Tx,
+  kind: 'audience' | 'tag',
+  key: string,
+  days: number,
+  now: Date,
+): Promise<{ day: string; members: number }[]> {
+  const periods =
+    kind === 'audience'
+      ? sql`SELECT entered_at AS since, exited_at AS until FROM audience_memberships
+          WHERE audience = ${key} AND entered_at <= ${now}`
+      : sql`SELECT added_at AS since, removed_at AS until FROM tag_assignments
+          WHERE tag = ${key} AND added_at <= ${now}`;
+  // Read once (MATERIALIZED), then counted at each day's end.
+  return sql<{ day: string; members: number }[]>`
+    WITH periods AS MATERIALIZED (${periods}),
+    days AS (
+      SELECT to_char(d, 'YYYY-MM-DD') AS day, LEAST((d + interval '1 day') AT TIME ZONE 'UTC', ${now}::timestamptz) AS at
+      FROM generate_series(
+        date_trunc('day', ${now}::timestamptz AT TIME ZONE 'UTC') - ${days - 1} * interval '1 day',
+        date_trunc('day', ${now}::timestamptz AT TIME ZONE 'UTC'),
+        interval '1 day'
+      ) d
+    )
+    SELECT days.day,
+      (SELECT count(*)::int FROM periods p WHERE p.since <= days.at AND (p.until IS NULL OR p.until > days.at)) AS members
+    FROM days
+    ORDER BY days.day`;
+}
