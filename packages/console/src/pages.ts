@@ -14,4 +14,6 @@ export interface PageDef {
 export const PAGES: PageDef[] = [
   { path: '/events', title: 'Live events', permission: 'events:read', load: () => import('./pages/events.tsx') },
   { path: '/events/:id', permission: 'events:read', load: () => import('./pages/event.tsx') },
+  { path: '/analytics', title: 'Analytics', permission: 'analytics:read', load: () => import('./pages/analytics.tsx') },
+  { path: '/analytics/:tab', permission: 'analytics:read', load: () => import('./pages/analytics.tsx') },
 ];
