@@ -51,6 +51,8 @@ import { keysApi } from './keys.ts';
 import { kpisApi } from './kpis.ts';
 import { profilePointsApi } from './points.ts';
 import { profileEmployeesApi } from './profile-employees.ts';
+import { profileListApi } from './profile-list.ts';
+import { profileTimelineApi } from './profile-timeline.ts';
 import { profilesApi } from './profiles.ts';
 import { reportsApi } from './reports.ts';
 import { sourcesApi } from './sources.ts';
@@ -160,7 +162,10 @@ export function adminApi(deps: {
   api.route('/me', meApi(deps));
   api.route('/events', eventsLiveApi(deps));
   api.route('/events', eventsApi(deps.sql, deps.pii));
+  // Before profilesApi: its GET /profiles/{id} would take /profiles/recent for an id.
+  api.route('/profiles', profileListApi(deps));
   api.route('/profiles', profilesApi(deps));
+  api.route('/profiles', profileTimelineApi(deps));
   api.route('/profiles', subscriptionsApi(deps.sql, deps.pii));
   api.route('/profiles', profileTagsApi(deps));
   api.route('/tags', tagsApi(deps));

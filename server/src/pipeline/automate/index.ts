@@ -69,6 +69,7 @@ export type { MigrationReport, MigrationRequest } from './migrate-runs.ts';
 export { type FactsNeeds, loadFacts } from './people.ts';
 export { planFlow, replanCalendar } from './planner.ts';
 export { adjustPoints, entriesOf, type LedgerRow, ledgers, type PointsAdjustment } from './points.ts';
+export { type PersonRun, runsOfProfiles } from './profile-runs.ts';
 export {
   type FlowReachOut,
   flowReachOut,

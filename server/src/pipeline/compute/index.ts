@@ -28,6 +28,7 @@ export {
 } from './definition-queries.ts';
 export { dependencyOrder, nodeName, readsOf } from './definitions.ts';
 export { type ExplainedNode, evaluateRule, explainRule } from './evaluate.ts';
+export { audiencesOfProfile, type PersonAudience } from './profile-audiences.ts';
 export {
   type AudienceRow,
   allRules,

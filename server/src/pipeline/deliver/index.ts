@@ -15,5 +15,6 @@ export {
   listDestinations,
   updateDestination,
 } from './queries/destinations.ts';
+export { deliveriesOfEvents, messagesOfProfiles, type PersonDelivery } from './queries/profile-deliveries.ts';
 export { createDeliverStage, type DeliverStage } from './stage.ts';
 export { setSubscription } from './unsubscribe.ts';

@@ -12,3 +12,11 @@ export {
   subscriptionStates,
 } from './profiles.ts';
 export { createIdentifyStage, type IdentifyStage } from './stage.ts';
+export {
+  profileChain,
+  type RecentProfile,
+  recentProfiles,
+  type TimelineBound,
+  type TimelineEvent,
+  timelineEvents,
+} from './timeline.ts';
