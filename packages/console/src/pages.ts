@@ -16,4 +16,6 @@ export const PAGES: PageDef[] = [
   { path: '/events/:id', permission: 'events:read', load: () => import('./pages/event.tsx') },
   { path: '/analytics', title: 'Analytics', permission: 'analytics:read', load: () => import('./pages/analytics.tsx') },
   { path: '/analytics/:tab', permission: 'analytics:read', load: () => import('./pages/analytics.tsx') },
+  { path: '/flows', title: 'Flows', permission: 'flows:read', load: () => import('./pages/flows.tsx') },
+  { path: '/flows/:id', permission: 'flows:read', load: () => import('./pages/flow.tsx') },
 ];

@@ -41,6 +41,7 @@ import { meApi } from './me.ts';
 import { employeesApi } from './employees.ts';
 import { eventsApi } from './events.ts';
 import { failedEventsApi } from './failed-events.ts';
+import { flowCountsApi } from './flow-counts.ts';
 import { flowExperimentsApi } from './flow-experiments.ts';
 import { flowGovernanceApi } from './flow-governance.ts';
 import { flowReviewApi } from './flow-review.ts';
@@ -178,6 +179,7 @@ export function adminApi(deps: {
   api.route('/destinations', destinationsApi(deps));
   // Review first: its GET /flows/stale before flowsApi's GET /flows/{id}.
   api.route('/flows', flowReviewApi(deps));
+  api.route('/flows', flowCountsApi(deps));
   api.route('/flows', flowsApi(deps));
   api.route('/flows', flowStatsApi(deps));
   api.route('/flows', flowVersionsApi(deps));

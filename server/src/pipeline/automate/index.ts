@@ -81,5 +81,12 @@ export {
 export { runnerIssues } from './runnable.ts';
 export type { ApiEntry } from './runner.ts';
 export { type AutomateStage, createAutomateStage } from './stage.ts';
-export { type FlowStats, flowStats, type NodeStats, type SendStats } from './stats.ts';
+export {
+  type FlowRunCounts,
+  type FlowStats,
+  flowRunCounts,
+  flowStats,
+  type NodeStats,
+  type SendStats,
+} from './stats.ts';
 export { listVersions, type VersionSummary, versionOf } from './version-queries.ts';

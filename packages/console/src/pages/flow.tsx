@@ -1,0 +1,179 @@
+// One flow: its diagram with live counts (refreshed every few seconds), a node's details on click or Enter,
+// editing the working copy (validation errors marked on their nodes), simulating a person (the path drawn),
+// and its review (the diff against the live version; submit, approve, reject, publish).
+import { useEffect, useState } from 'preact/hooks';
+import { Link } from '../router.tsx';
+import { Badge, fmt, Json, Loaded, PageHeader, Time, useApi } from '../ui.tsx';
+import { FlowDiagram } from './flow-diagram.tsx';
+import { FlowEditor, type Invalid } from './flow-editor.tsx';
+import { type Flow, type FlowStats, flowStatus, type SimPath, triggerLabel } from './flow-model.ts';
+import { FlowReview } from './flow-review.tsx';
+import { FlowSimulate } from './flow-simulate.tsx';
+
+/** How often the counts are read again. */
+const REFRESH_MS = 3000;
+
+export default function FlowPage(props: { params: Record<string, string> }) {
+  const id = encodeURIComponent(props.params.id ?? '');
+  const flow = useApi<Flow>(`/flows/${id}`);
+  const stats = useApi<FlowStats>(`/flows/${id}/stats`);
+  useEffect(() => {
+    const t = setInterval(stats.reload, REFRESH_MS);
+    return () => clearInterval(t);
+  }, [stats.reload]);
+  return (
+    <>
+      <PageHeader title={flow.data ? `Flow: ${flow.data.name}` : `Flow ${props.params.id}`}>
+        <Link href="/flows">All flows</Link>
+      </PageHeader>
+      <Loaded state={flow}>{(f) => <FlowBody flow={f} stats={stats.data} onChanged={flow.reload} />}</Loaded>
+    </>
+  );
+}
+
+function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: () => void }) {
+  const { flow, stats } = props;
+  const [selected, setSelected] = useState<string>();
+  const [invalid, setInvalid] = useState<Invalid>();
+  const [path, setPath] = useState<SimPath>();
+  // An edit the API refused is drawn as it was sent, its nodes marked; otherwise the working copy.
+  const def = invalid?.def ?? flow.definition;
+  const node = def.nodes.find((n) => n.id === selected);
+  return (
+    <>
+      <dl class="facts">
+        <dt>Status</dt>
+        <dd>
+          <Badge value={flowStatus(flow)} /> {flow.version !== null && <>live version {flow.version}</>}
+        </dd>
+        <dt>Working copy</dt>
+        <dd>
+          {flow.review.state.replace('_', ' ')}, changed <Time at={flow.updatedAt} />
+          {flow.review.lastEditedBy && <> by {flow.review.lastEditedBy}</>}
+        </dd>
+        <dt>Trigger</dt>
+        <dd>{triggerLabel(flow.definition.trigger)}</dd>
+      </dl>
+      <RunTotals stats={stats} />
+      <div class="flow-layout" style={{ display: 'flex', flexWrap: 'wrap', gap: '16px', alignItems: 'flex-start' }}>
+        <section aria-labelledby="fl-diagram" style={{ flex: '3 1 480px', minWidth: 0 }}>
+          <h2 id="fl-diagram">
+            Diagram{' '}
+            <small class="muted">
+              {invalid ? '(the refused edit)' : '(working copy)'}; counts across versions, every {REFRESH_MS / 1000} s
+            </small>
+          </h2>
+          <FlowDiagram
+            def={def}
+            stats={stats}
+            errors={invalid?.byNode}
+            path={path}
+            selected={selected}
+            onSelect={setSelected}
+          />
+        </section>
+        <section aria-labelledby="fl-node" style={{ flex: '1 1 280px', minWidth: 0 }}>
+          <h2 id="fl-node">Node details</h2>
+          {node ? (
+            <NodeDetails
+              node={node}
+              stats={stats}
+              errors={invalid?.byNode.get(node.id)}
+              sends={stats?.sends.filter((s) => s.node === node.id)}
+            />
+          ) : (
+            <p class="muted">Choose a node in the diagram (click it, or Tab to it and press Enter).</p>
+          )}
+        </section>
+      </div>
+      <FlowSimulate flow={flow} onPath={setPath} />
+      <FlowEditor
+        flow={flow}
+        invalid={invalid}
+        onInvalid={setInvalid}
+        onSaved={() => {
+          setInvalid(undefined);
+          props.onChanged();
+        }}
+      />
+      <FlowReview flow={flow} onChanged={props.onChanged} />
+    </>
+  );
+}
+
+function RunTotals(props: { stats: FlowStats | undefined }) {
+  const r = props.stats?.runs;
+  const items: [string, number | undefined][] = [
+    ['Entered', r?.entered],
+    ['Active', r?.active],
+    ['Completed', r?.completed],
+    ['Exited', r?.exited],
+    ['Failed', r?.failed],
+    ['Converted', r?.converted],
+  ];
+  return (
+    <ul class="cards" aria-label="Runs" style={{ listStyle: 'none', padding: 0, margin: '12px 0' }}>
+      {items.map(([label, n]) => (
+        <li class="card" key={label}>
+          <div class="muted">{label}</div>
+          <div class="big">{n === undefined ? '…' : fmt(n)}</div>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function NodeDetails(props: {
+  node: Flow['definition']['nodes'][number];
+  stats: FlowStats | undefined;
+  errors: string[] | undefined;
+  sends: FlowStats['sends'] | undefined;
+}) {
+  const s = props.stats?.nodes.find((n) => n.node === props.node.id);
+  return (
+    <div aria-live="polite">
+      <h3 style={{ margin: '0 0 8px' }}>
+        {props.node.type} <code>{props.node.id}</code>
+        {props.node.name && <> — {props.node.name}</>}
+      </h3>
+      {props.errors && (
+        <ul class="error" aria-label="Problems of this node">
+          {props.errors.map((m) => (
+            <li key={m}>{m}</li>
+          ))}
+        </ul>
+      )}
+      <dl class="facts">
+        <dt>Arrived</dt>
+        <dd>{fmt(s?.arrived ?? 0)}</dd>
+        <dt>Waiting now</dt>
+        <dd>{fmt(s?.waiting ?? 0)}</dd>
+        <dt>Awaiting a result</dt>
+        <dd>{fmt(s?.awaiting ?? 0)}</dd>
+        <dt>Ended here</dt>
+        <dd>
+          {fmt(s?.ended.completed ?? 0)} completed, {fmt(s?.ended.exited ?? 0)} exited, {fmt(s?.ended.failed ?? 0)}{' '}
+          failed
+        </dd>
+        <dt>Left by</dt>
+        <dd>
+          {s?.advanced.length
+            ? s.advanced.map((a) => `${a.outcome} → ${a.to ?? 'end'}: ${fmt(a.count)}`).join('; ')
+            : 'no run yet'}
+        </dd>
+        {!!props.sends?.length && (
+          <>
+            <dt>Messages</dt>
+            <dd>
+              {props.sends
+                .map((m) => `${m.destinationId} ${m.status}${m.reason ? ` (${m.reason})` : ''}: ${fmt(m.count)}`)
+                .join('; ')}
+            </dd>
+          </>
+        )}
+      </dl>
+      <h4>Definition</h4>
+      <Json value={props.node} label={`Definition of node ${props.node.id}`} />
+    </div>
+  );
+}
