@@ -41,7 +41,7 @@ export default function Funnels() {
   const [win, setWin] = useState({ value: '7', unit: 'days', order: 'sequential' });
   const bodyOf = (): FunnelBody => ({
     range: apiRange(range),
-    steps: steps.map((s) => ({ events: eventMatch(s) })),
+    steps: steps.map((s) => ({ events: eventMatch(s), name: s.trim() })),
     window: { value: Number(win.value), unit: win.unit },
     order: win.order,
   });
@@ -52,9 +52,11 @@ export default function Funnels() {
     <>
       <QueryForm label="Funnel query" onSubmit={() => setBody(bodyOf())} busy={q.loading}>
         <RangeFields value={range} onChange={setRange} />
-        <fieldset style={{ border: '1px solid var(--line)', borderRadius: '6px', padding: '8px 12px' }}>
+        <fieldset
+          style={{ border: '1px solid var(--line)', borderRadius: '6px', padding: '8px 12px', flexBasis: '100%' }}
+        >
           <legend>Steps</legend>
-          <ol style={{ margin: 0, paddingLeft: '20px', display: 'grid', gap: '6px' }}>
+          <ol style={{ margin: 0, padding: 0, display: 'flex', flexWrap: 'wrap', gap: '8px 16px', listStyle: 'none' }}>
             {steps.map((s, i) => (
               <li key={i} style={{ display: 'flex', gap: '6px', alignItems: 'flex-end' }}>
                 <Field label={`Step ${i + 1} event`}>

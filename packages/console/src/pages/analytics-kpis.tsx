@@ -51,7 +51,11 @@ export default function KpiBoard() {
           data.length === 0 ? (
             <p class="muted">No KPIs yet.</p>
           ) : (
-            <ul class="cards" aria-label="KPIs" style={{ listStyle: 'none', padding: 0 }}>
+            <ul
+              class="cards"
+              aria-label="KPIs"
+              style={{ listStyle: 'none', padding: 0, gridTemplateColumns: 'repeat(auto-fill, minmax(320px, 1fr))' }}
+            >
               {data.map((k) => (
                 <KpiCard key={k.id} kpi={k} />
               ))}
@@ -64,6 +68,8 @@ export default function KpiBoard() {
     </>
   );
 }
+
+const day = (iso: string) => new Date(iso).toLocaleDateString(undefined, { dateStyle: 'medium' });
 
 function KpiCard({ kpi }: { kpi: Kpi }) {
   const status = useApi<KpiStatus>(`/kpis/${encodeURIComponent(kpi.id)}/status`);
@@ -90,7 +96,7 @@ function KpiCard({ kpi }: { kpi: Kpi }) {
                 <dt>Target</dt>
                 <dd>{fmt(s.target, 2)}</dd>
                 <dt>Achievement</dt>
-                <dd>{pct(s.achievementPct, 1)}</dd>
+                <dd>{pct(s.achievementPct, 2)}</dd>
                 <dt>Pacing</dt>
                 <dd>
                   <Badge value={pace === null ? 'starting' : `${pct(pace, 0)} of pace`} tone={tone} /> expected{' '}
@@ -100,7 +106,7 @@ function KpiCard({ kpi }: { kpi: Kpi }) {
                 <dd>{fmt(s.projected, 1)}</dd>
                 <dt>Period</dt>
                 <dd>
-                  <Time at={s.period.from} /> – <Time at={s.period.to} /> ({pct(s.elapsed * 100, 0)} gone)
+                  {day(s.period.from)} – {day(s.period.to)} ({pct(s.elapsed * 100, 0)} gone)
                 </dd>
               </dl>
             </>

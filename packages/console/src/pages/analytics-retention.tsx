@@ -102,13 +102,16 @@ export default function Retention() {
 function CohortGrid({ answer }: { answer: RetentionAnswer }) {
   const periods = Math.max(0, ...answer.cohorts.map((c) => c.periods.length));
   const people = answer.cohorts.reduce((n, c) => n + c.size, 0);
+  // Cohorts nobody entered are counted, not drawn: a row of dashes says nothing.
+  const shown = answer.cohorts.filter((c) => c.size > 0);
+  const empty = answer.cohorts.length - shown.length;
   const unit = answer.cohort;
   return (
     <figure style={{ margin: '0 0 16px' }}>
       <figcaption>
-        <strong>Retention by {unit} cohort.</strong> {fmt(people)} people in {answer.cohorts.length} cohorts; each cell:
-        the share of the cohort that came back in that {unit} after, and how many people. Cells in italics are periods
-        not over yet.
+        <strong>Retention by {unit} cohort.</strong> {fmt(people)} people in {answer.cohorts.length} cohorts
+        {empty ? ` (${empty} empty, not shown)` : ''}. Each cell: the share of the cohort that came back in that {unit}{' '}
+        after, and how many people. Cells in italics are periods not over yet.
       </figcaption>
       {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a wide grid scrolls sideways by keyboard too */}
       <section class="table-scroll" tabIndex={0} aria-label="Retention grid">
@@ -128,7 +131,7 @@ function CohortGrid({ answer }: { answer: RetentionAnswer }) {
             </tr>
           </thead>
           <tbody>
-            {answer.cohorts.map((c) => (
+            {shown.map((c) => (
               <tr key={c.cohort}>
                 <th scope="row">{bucketLabel(c.cohort, unit)}</th>
                 <td class="num">{fmt(c.size)}</td>
@@ -136,10 +139,10 @@ function CohortGrid({ answer }: { answer: RetentionAnswer }) {
                   <td
                     key={p.period}
                     class="num"
-                    style={{ ...heat(c.size ? p.percent : null), ...(p.complete ? {} : { fontStyle: 'italic' }) }}
+                    style={{ ...heat(p.percent), ...(p.complete ? {} : { fontStyle: 'italic' }) }}
                     title={`${p.people} of ${c.size}${p.complete ? '' : ' (period not over)'}`}
                   >
-                    {c.size ? pct(p.percent, 1) : '—'}
+                    {pct(p.percent, 1)}
                     <br />
                     <small>{fmt(p.people)}</small>
                   </td>
