@@ -16,6 +16,11 @@ export const PAGES: PageDef[] = [
   { path: '/events/:id', permission: 'events:read', load: () => import('./pages/event.tsx') },
   { path: '/analytics', title: 'Analytics', permission: 'analytics:read', load: () => import('./pages/analytics.tsx') },
   { path: '/analytics/:tab', permission: 'analytics:read', load: () => import('./pages/analytics.tsx') },
+  { path: '/audiences', title: 'Audiences', permission: 'audiences:read', load: () => import('./pages/audiences.tsx') },
+  { path: '/audiences/new', permission: 'audiences:write', load: () => import('./pages/audience.tsx') },
+  { path: '/audiences/:key', permission: 'audiences:read', load: () => import('./pages/audience.tsx') },
+  { path: '/tags/new', permission: 'audiences:write', load: () => import('./pages/audience.tsx') },
+  { path: '/tags/:key', permission: 'audiences:read', load: () => import('./pages/audience.tsx') },
   { path: '/flows', title: 'Flows', permission: 'flows:read', load: () => import('./pages/flows.tsx') },
   { path: '/flows/:id', permission: 'flows:read', load: () => import('./pages/flow.tsx') },
 ];
