@@ -23,4 +23,16 @@ export const PAGES: PageDef[] = [
   { path: '/tags/:key', permission: 'audiences:read', load: () => import('./pages/audience.tsx') },
   { path: '/flows', title: 'Flows', permission: 'flows:read', load: () => import('./pages/flows.tsx') },
   { path: '/flows/:id', permission: 'flows:read', load: () => import('./pages/flow.tsx') },
+  {
+    path: '/destinations',
+    title: 'Destinations',
+    permission: 'destinations:read',
+    load: () => import('./pages/destinations.tsx'),
+  },
+  { path: '/destinations/:id', permission: 'destinations:read', load: () => import('./pages/destination.tsx') },
+  { path: '/setup', title: 'Setup', permission: 'self:read', load: () => import('./pages/setup.tsx') },
+  { path: '/setup/sources', permission: 'sources:read', load: () => import('./pages/setup-sources.tsx') },
+  { path: '/setup/people', permission: 'users:read', load: () => import('./pages/setup-people.tsx') },
+  { path: '/setup/keys', permission: 'keys:read', load: () => import('./pages/setup-keys.tsx') },
+  { path: '/setup/audit', permission: 'audit:read', load: () => import('./pages/setup-audit.tsx') },
 ];

@@ -56,6 +56,7 @@ import { profileListApi } from './profile-list.ts';
 import { profileTimelineApi } from './profile-timeline.ts';
 import { profilesApi } from './profiles.ts';
 import { reportsApi } from './reports.ts';
+import { sourceSnippetApi } from './source-snippet.ts';
 import { sourcesApi } from './sources.ts';
 import { subscriptionsApi } from './subscriptions.ts';
 import { profileTagsApi, tagsApi } from './tags.ts';
@@ -160,6 +161,7 @@ export function adminApi(deps: {
   );
   api.on(['GET', 'POST'], '/auth/*', async (c) => withRetryAfter(await deps.people.handler(withPeer(c))));
   api.route('/sources', sourcesApi(deps.sql, deps.sources));
+  api.route('/sources', sourceSnippetApi(deps.sql, deps.config.publicUrl));
   api.route('/me', meApi(deps));
   api.route('/events', eventsLiveApi(deps));
   api.route('/events', eventsApi(deps.sql, deps.pii));
