@@ -192,10 +192,10 @@ describeOnPostgres('console: flows on %s', () => {
     expect(admin.errors).toEqual([]);
   });
 
-  it('shows an analyst the list, the diagram and counts, and no edit, submit or approve buttons', {
+  it('shows an analyst (at a phone’s width) the list, the diagram and counts, and no edit, submit or approve buttons', {
     timeout: 60_000,
   }, async () => {
-    const { page, errors } = await signedIn(browser, h.cairn, 'analyst');
+    const { page, errors } = await signedIn(browser, h.cairn, 'analyst', { width: 390, height: 800 });
     await page.goto(`${h.cairn.url}/console/flows`);
     await page.getByRole('row').filter({ hasText: 'Console welcome' }).waitFor();
     expect(await a11y(page)).toEqual([]);
@@ -206,6 +206,8 @@ describeOnPostgres('console: flows on %s', () => {
     for (const name of ['Edit definition', 'Submit for review', 'Approve', 'Reject', 'Publish', 'Pause'])
       expect(await page.getByRole('button', { name, exact: true }).count()).toBe(0);
     expect(await a11y(page)).toEqual([]);
+    await page.getByRole('heading', { name: /^Diagram/ }).scrollIntoViewIfNeeded();
+    await screenshot(page, 'flow-analyst-phone');
     expect(errors).toEqual([]);
   });
 });

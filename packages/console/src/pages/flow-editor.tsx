@@ -38,6 +38,7 @@ export function FlowEditor(props: {
   const canWrite = useCan('flows:write');
   const [text, setText] = useState<string>();
   const save = useAction(async () => {
+    props.onInvalid(undefined);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text ?? '');

@@ -127,6 +127,30 @@ export function flowStatus(f: Pick<Flow, 'status' | 'review'>): string {
 }
 
 /**
+ * The badge tone of a status in words (`in review` waits on someone).
+ *
+ * @example
+ * <Badge value={s} tone={statusTone(s)} />
+ */
+export function statusTone(status: string): 'ok' | 'warn' | 'bad' | 'info' {
+  if (status === 'live' || status === 'published') return 'ok';
+  if (status === 'archived') return 'bad';
+  if (status === 'in review' || status === 'paused' || status === 'draft') return 'warn';
+  return 'info';
+}
+
+/**
+ * Who did something, as the flow records it (`user:<id>`, or a key): "you" for the caller.
+ *
+ * @example
+ * actorText('user:u7', 'u7'); // 'you'
+ */
+export function actorText(actor: string | null, myUserId: string | undefined): string {
+  if (!actor) return 'nobody';
+  return myUserId && actor === `user:${myUserId}` ? 'you' : actor;
+}
+
+/**
  * What the trigger is, in a few words.
  *
  * @example

@@ -1,10 +1,10 @@
 // A flow's review (GET /api/flows/{id}/review): the working copy's diff against the live version, whom it
 // would enter, where it sends, the live flows it may conflict with; and the steps a role may take: submit
 // (flows:submit), approve or reject (flows:approve, never one's own last edit), publish, pause, resume.
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import { Badge, ErrorBox, Field, fmt, Loaded, useAction, useApi, useCan, useMe } from '../ui.tsx';
-import type { Flow } from './flow-model.ts';
+import { actorText, type Flow, statusTone } from './flow-model.ts';
 
 interface Change {
   path: string;
@@ -48,14 +48,15 @@ const edgeText = (e: Edge) => `${e.from} —${e.on}→ ${e.to}`;
 export function FlowReview(props: { flow: Flow; onChanged: () => void }) {
   const { flow } = props;
   const review = useApi<Review>(`/flows/${encodeURIComponent(flow.id)}/review`);
-  useEffect(() => review.reload(), [flow.updatedAt, flow.review.state, flow.status]);
+  const me = useMe().user?.id;
+  const state = flow.review.state.replace('_', ' ');
   return (
     <section aria-labelledby="fl-review">
       <h2 id="fl-review">Review</h2>
       <p>
-        Working copy <Badge value={flow.review.state.replace('_', ' ')} />
-        {flow.review.submittedBy && <> · submitted by {flow.review.submittedBy}</>}
-        {flow.review.approvedBy && <> · approved by {flow.review.approvedBy}</>}
+        Working copy <Badge value={state} tone={statusTone(state)} />
+        {flow.review.submittedBy && <> · submitted by {actorText(flow.review.submittedBy, me)}</>}
+        {flow.review.approvedBy && <> · approved by {actorText(flow.review.approvedBy, me)}</>}
         {flow.review.lastTransition?.note && <> · last note: “{flow.review.lastTransition.note}”</>}
       </p>
       <ReviewActions flow={flow} onChanged={props.onChanged} />

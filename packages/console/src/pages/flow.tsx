@@ -3,10 +3,18 @@
 // and its review (the diff against the live version; submit, approve, reject, publish).
 import { useEffect, useState } from 'preact/hooks';
 import { Link } from '../router.tsx';
-import { Badge, fmt, Json, Loaded, PageHeader, Time, useApi } from '../ui.tsx';
+import { Badge, fmt, Json, Loaded, PageHeader, Time, useApi, useMe } from '../ui.tsx';
 import { FlowDiagram } from './flow-diagram.tsx';
 import { FlowEditor, type Invalid } from './flow-editor.tsx';
-import { type Flow, type FlowStats, flowStatus, type SimPath, triggerLabel } from './flow-model.ts';
+import {
+  actorText,
+  type Flow,
+  type FlowStats,
+  flowStatus,
+  type SimPath,
+  statusTone,
+  triggerLabel,
+} from './flow-model.ts';
 import { FlowReview } from './flow-review.tsx';
 import { FlowSimulate } from './flow-simulate.tsx';
 
@@ -18,7 +26,8 @@ export default function FlowPage(props: { params: Record<string, string> }) {
   const flow = useApi<Flow>(`/flows/${id}`);
   const stats = useApi<FlowStats>(`/flows/${id}/stats`);
   useEffect(() => {
-    const t = setInterval(stats.reload, REFRESH_MS);
+    // Not while the tab is hidden: nobody reads the numbers then.
+    const t = setInterval(() => document.hidden || stats.reload(), REFRESH_MS);
     return () => clearInterval(t);
   }, [stats.reload]);
   return (
@@ -36,6 +45,7 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
   const [selected, setSelected] = useState<string>();
   const [invalid, setInvalid] = useState<Invalid>();
   const [path, setPath] = useState<SimPath>();
+  const me = useMe().user?.id;
   // An edit the API refused is drawn as it was sent, its nodes marked; otherwise the working copy.
   const def = invalid?.def ?? flow.definition;
   const node = def.nodes.find((n) => n.id === selected);
@@ -44,12 +54,13 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
       <dl class="facts">
         <dt>Status</dt>
         <dd>
-          <Badge value={flowStatus(flow)} /> {flow.version !== null && <>live version {flow.version}</>}
+          <Badge value={flowStatus(flow)} tone={statusTone(flowStatus(flow))} />{' '}
+          {flow.version !== null && <>live version {flow.version}</>}
         </dd>
         <dt>Working copy</dt>
         <dd>
           {flow.review.state.replace('_', ' ')}, changed <Time at={flow.updatedAt} />
-          {flow.review.lastEditedBy && <> by {flow.review.lastEditedBy}</>}
+          {flow.review.lastEditedBy && <> by {actorText(flow.review.lastEditedBy, me)}</>}
         </dd>
         <dt>Trigger</dt>
         <dd>{triggerLabel(flow.definition.trigger)}</dd>
@@ -96,7 +107,12 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
           props.onChanged();
         }}
       />
-      <FlowReview flow={flow} onChanged={props.onChanged} />
+      {/* Read again (remounted) whenever the flow changed. */}
+      <FlowReview
+        key={`${flow.updatedAt}:${flow.review.state}:${flow.status}`}
+        flow={flow}
+        onChanged={props.onChanged}
+      />
     </>
   );
 }
@@ -112,7 +128,16 @@ function RunTotals(props: { stats: FlowStats | undefined }) {
     ['Converted', r?.converted],
   ];
   return (
-    <ul class="cards" aria-label="Runs" style={{ listStyle: 'none', padding: 0, margin: '12px 0' }}>
+    <ul
+      class="cards"
+      aria-label="Runs"
+      style={{
+        listStyle: 'none',
+        padding: 0,
+        margin: '12px 0',
+        gridTemplateColumns: 'repeat(auto-fill, minmax(110px, 1fr))',
+      }}
+    >
       {items.map(([label, n]) => (
         <li class="card" key={label}>
           <div class="muted">{label}</div>

@@ -2,7 +2,7 @@
 // people entered it and are in it now (GET /api/flows and GET /api/flows/counts).
 import { Link } from '../router.tsx';
 import { Badge, fmt, Loaded, PageHeader, Time, useApi } from '../ui.tsx';
-import { type Flow, flowStatus, triggerLabel } from './flow-model.ts';
+import { type Flow, flowStatus, statusTone, triggerLabel } from './flow-model.ts';
 
 interface Counts {
   flowId: string;
@@ -52,7 +52,7 @@ export default function FlowsPage() {
                           <Link href={`/flows/${encodeURIComponent(f.id)}`}>{f.name}</Link>
                         </td>
                         <td>
-                          <Badge value={status} tone={status === 'in review' ? 'warn' : undefined} />
+                          <Badge value={status} tone={statusTone(status)} />
                           {f.status !== 'draft' && f.review.state !== 'published' && (
                             <>
                               {' '}
