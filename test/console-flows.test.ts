@@ -192,7 +192,7 @@ describeOnPostgres('console: flows on %s', () => {
     expect(admin.errors).toEqual([]);
   });
 
-  it('shows an analyst (at a phone’s width) the list, the diagram and counts, and no edit, submit or approve buttons', {
+  it('shows an analyst (at a phone’s width) the list, the diagram and live counts, and no edit, submit or approve buttons', {
     timeout: 60_000,
   }, async () => {
     const { page, errors } = await signedIn(browser, h.cairn, 'analyst', { width: 390, height: 800 });
@@ -208,6 +208,13 @@ describeOnPostgres('console: flows on %s', () => {
     expect(await a11y(page)).toEqual([]);
     await page.getByRole('heading', { name: /^Diagram/ }).scrollIntoViewIfNeeded();
     await screenshot(page, 'flow-analyst-phone');
+    // The counts are live: one more person enters while the page is open, and it says so without a reload.
+    await h.send({ type: 'track', userId: 'console-flow-late', event: 'Console Signed Up' });
+    await page.getByRole('img', { name: /^Trigger event: Console Signed Up: 6 entered/ }).waitFor({ timeout: 30_000 });
+    await expect
+      .poll(() => node(page, 'wait', 'settle').getAttribute('aria-label'), { timeout: 30_000 })
+      .toContain('4 arrived · 4 waiting');
+    await page.getByRole('img', { name: 'else: from plan to settle, 4 runs' }).waitFor();
     expect(errors).toEqual([]);
   });
 });
