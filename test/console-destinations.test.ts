@@ -157,13 +157,13 @@ describe('console: destinations', { timeout: 180_000 }, () => {
     expect(errors).toEqual([]);
   });
 
-  it('shows an analyst the destinations and a destination without Replay, Test send or Pause', async () => {
+  it('shows an analyst, on a phone, the destinations and a destination without Replay, Test send or Pause', async () => {
     // A fresh dead letter for the analyst to read.
     failing.answer({ status: 500, body: { error: 'down again' } });
     await send({ userId: 'u-dest-2', event: 'Order Completed', properties: { total: 7 } });
     await until('a second dead letter', async () => (await counts(failingId)).dead === 1, { intervalMs: 200 });
 
-    const { page, errors } = await signedIn(browser, cairn, 'analyst');
+    const { page, errors } = await signedIn(browser, cairn, 'analyst', { width: 390, height: 800 });
     await page.goto(`${cairn.url}/console/destinations`);
     await page.getByRole('row').filter({ hasText: 'Failing hook' }).waitFor();
     expect(await a11y(page)).toEqual([]);
@@ -175,6 +175,7 @@ describe('console: destinations', { timeout: 180_000 }, () => {
       expect(await page.getByRole('button', { name }).count(), name).toBe(0);
     expect(await page.content()).not.toContain(SECRET);
     expect(await a11y(page)).toEqual([]);
+    await screenshot(page, 'destination-analyst-phone');
     expect(errors).toEqual([]);
   });
 });

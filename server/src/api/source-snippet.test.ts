@@ -56,4 +56,13 @@ describe('GET /api/sources/{id}/snippet (postgres)', () => {
     expect((await api('/sources/no-such-source/snippet')).status).toBe(404);
     expect((await api('/sources/cairn/snippet')).status).toBe(409);
   });
+
+  it('is described in OpenAPI with sources:read, which analysts lack', async () => {
+    const doc = (await (await fetch(`${cairn.url}/api/openapi.json`)).json()) as Any;
+    expect(doc.paths['/api/sources/{id}/snippet'].get['x-cairn-permission']).toBe('sources:read');
+    const api = adminApi(cairn.url, TEST_ADMIN_KEY);
+    const key = await api('/keys', { method: 'POST', body: JSON.stringify({ name: 'reader', role: 'analyst' }) });
+    expect(key.status).toBe(201);
+    expect((await adminApi(cairn.url, key.body.key)('/sources/src_demo/snippet')).status).toBe(403);
+  });
 });

@@ -16,8 +16,8 @@ import {
 
 // While deliveries are on their way the page refreshes itself, so a replay or a retry is seen to land.
 const REFRESH_MS = 2000;
-// Six statuses in one row on a laptop, two or three on a phone.
-const CARD_COLUMNS = 'repeat(auto-fill, minmax(150px, 1fr))';
+// Six statuses in one row on a laptop, three on a phone.
+const CARD_COLUMNS = 'repeat(auto-fit, minmax(115px, 1fr))';
 
 interface TestResult {
   outcome: { status: string; error?: string; detail?: string; retryAfter?: number };
