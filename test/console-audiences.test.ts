@@ -212,6 +212,10 @@ describe('console: audiences and tags', { timeout: 180_000 }, () => {
     await page.getByRole('heading', { level: 1, name: 'Tag: Free plan' }).waitFor();
     await page.getByRole('heading', { name: 'Members (2)' }).waitFor();
     expect(await page.getByRole('button', { name: /^(Save|Delete)/ }).count()).toBe(0);
+    // Why Alan carries the tag: the rule now, with the value that decided it.
+    await page.getByRole('button', { name: 'Why alan?' }).click();
+    await page.getByText('The rule holds for this person now').waitFor();
+    expect(await page.locator('.why-tree').textContent()).toContain('plan is "free"');
     expect(await a11y(page)).toEqual([]);
     // The editor of a new audience is not among an analyst's pages.
     await page.goto(`${cairn.url}/console/audiences/new`);

@@ -14,6 +14,8 @@ export interface PageDef {
 export const PAGES: PageDef[] = [
   { path: '/events', title: 'Live events', permission: 'events:read', load: () => import('./pages/events.tsx') },
   { path: '/events/:id', permission: 'events:read', load: () => import('./pages/event.tsx') },
+  { path: '/people', title: 'People', permission: 'profiles:read', load: () => import('./pages/people.tsx') },
+  { path: '/people/:id', permission: 'profiles:read', load: () => import('./pages/people-person.tsx') },
   { path: '/analytics', title: 'Analytics', permission: 'analytics:read', load: () => import('./pages/analytics.tsx') },
   { path: '/analytics/:tab', permission: 'analytics:read', load: () => import('./pages/analytics.tsx') },
   { path: '/audiences', title: 'Audiences', permission: 'audiences:read', load: () => import('./pages/audiences.tsx') },

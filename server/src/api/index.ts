@@ -27,6 +27,7 @@ import { alertsApi } from './alerts.ts';
 import { funnelTagApi } from './analytics/funnel-tag.ts';
 import { analyticsApi } from './analytics/index.ts';
 import { dailyCountsApi } from './audience-counts.ts';
+import { tagWhyApi } from './audience-tag-why.ts';
 import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
 import { calendarsApi } from './calendars.ts';
@@ -178,6 +179,7 @@ export function adminApi(deps: {
   api.route('/audiences', audiencesApi(deps));
   api.route('/audiences', dailyCountsApi(deps, 'audience'));
   api.route('/tags', dailyCountsApi(deps, 'tag'));
+  api.route('/tags', tagWhyApi(deps));
   api.route('/destinations', destinationsApi(deps));
   // Review first: its GET /flows/stale before flowsApi's GET /flows/{id}.
   api.route('/flows', flowReviewApi(deps));

@@ -22,18 +22,41 @@ interface Explained {
   children?: Explained[];
 }
 
+// An audience's periods say entered/exited; a tag's added/removed, with a reason.
+type Period =
+  | { enteredAt: string; exitedAt: string | null; enteredBy: string; exitedBy: string | null }
+  | {
+      addedAt: string;
+      removedAt: string | null;
+      addedBy: string;
+      removedBy: string | null;
+      addedReason: string | null;
+      removedReason: string | null;
+    };
+
 interface Explanation {
   member: boolean;
-  matches: boolean;
+  /** null: a static tag (no rule). */
+  matches: boolean | null;
   at: string;
   tree: Explained | null;
-  history: { enteredAt: string; exitedAt: string | null; enteredBy: string; exitedBy: string | null }[];
+  history: Period[];
 }
+
+const period = (p: Period) =>
+  'enteredAt' in p
+    ? { from: p.enteredAt, to: p.exitedAt, by: p.enteredBy, until: p.exitedBy }
+    : {
+        from: p.addedAt,
+        to: p.removedAt,
+        by: p.addedReason ? `${p.addedBy}: ${p.addedReason}` : p.addedBy,
+        until: p.removedReason ? `${p.removedBy}: ${p.removedReason}` : p.removedBy,
+      };
 
 const PAGE = 50;
 
 /**
- * The members table of a definition, with "why" for audiences.
+ * The members table of a definition, with "why" for each member.
  *
  * @example
  * <Members kind="audience" definition={audience} />
@@ -58,7 +81,7 @@ export function Members(props: { kind: Kind; definition: Definition }) {
                     <th scope="col">Person</th>
                     <th scope="col">Email</th>
                     <th scope="col">Member since</th>
-                    {props.kind === 'audience' && <th scope="col">Why</th>}
+                    <th scope="col">Why</th>
                   </tr>
                 </thead>
                 <tbody>
@@ -67,7 +90,6 @@ export function Members(props: { kind: Kind; definition: Definition }) {
                       key={m.profileId}
                       m={m}
                       base={base}
-                      explain={props.kind === 'audience'}
                       open={why === m.profileId}
                       onToggle={() => setWhy(why === m.profileId ? null : m.profileId)}
                     />
@@ -94,7 +116,7 @@ export function Members(props: { kind: Kind; definition: Definition }) {
   );
 }
 
-function MemberRow(props: { m: Member; base: string; explain: boolean; open: boolean; onToggle: () => void }) {
+function MemberRow(props: { m: Member; base: string; open: boolean; onToggle: () => void }) {
   const { m } = props;
   const label = m.userId ?? m.email ?? m.profileId;
   return (
@@ -107,13 +129,11 @@ function MemberRow(props: { m: Member; base: string; explain: boolean; open: boo
         <td>
           <Time at={m.since} />
         </td>
-        {props.explain && (
-          <td>
-            <button type="button" class="link" aria-expanded={props.open} onClick={props.onToggle}>
-              Why {label}?
-            </button>
-          </td>
-        )}
+        <td>
+          <button type="button" class="link" aria-expanded={props.open} onClick={props.onToggle}>
+            Why {label}?
+          </button>
+        </td>
       </tr>
       {props.open && (
         <tr>
@@ -132,23 +152,27 @@ function Why(props: { path: string }) {
     <Loaded state={state}>
       {(x) => (
         <div class="why">
-          <p>
-            {x.matches ? 'The rule holds for this person now' : 'The rule does not hold for this person now'}
-            {x.member !== x.matches && ' (membership catches up shortly)'}:
-          </p>
+          {x.matches === null ? (
+            <p>A static tag: set and removed by hand or by flows.</p>
+          ) : (
+            <p>
+              {x.matches ? 'The rule holds for this person now' : 'The rule does not hold for this person now'}
+              {x.member !== x.matches && ' (membership catches up shortly)'}:
+            </p>
+          )}
           {x.tree && (
             <ul class="why-tree">
               <WhyNode node={x.tree} />
             </ul>
           )}
           <p class="muted">
-            {x.history.map((h) => (
-              <span key={h.enteredAt}>
-                In since <Time at={h.enteredAt} /> ({h.enteredBy})
-                {h.exitedAt && (
+            {x.history.map(period).map((h) => (
+              <span key={h.from}>
+                In since <Time at={h.from} /> ({h.by})
+                {h.to && (
                   <>
                     {' '}
-                    until <Time at={h.exitedAt} /> ({h.exitedBy})
+                    until <Time at={h.to} /> ({h.until})
                   </>
                 )}
                 .{' '}

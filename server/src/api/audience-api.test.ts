@@ -2,20 +2,21 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeOnDatabases, type FlowHarness, flowHarness, movableClock } from '../testing/flows.ts';
 import { until } from '../testing/http.ts';
 
-// Daily member counts of audiences and tags, read from the membership log on a moved clock: people
-// enter on one day, one leaves the next, and each day's end shows who was in then.
+// The routes the console's audience pages added: daily member counts of audiences and tags, read from the
+// membership log on a moved clock (people enter on one day, one leaves the next, and each day's end shows
+// who was in then), and why a profile carries a tag or not.
 
 const DAY = 86_400_000;
 const plan = (userId: string, value: string) => ({ type: 'identify', userId, traits: { plan: value } });
 const pro = { op: 'trait', trait: 'plan', cmp: '=', value: 'pro' };
 
-describeOnDatabases('daily member counts on %s', (mode) => {
+describeOnDatabases('audience and tag routes on %s', (mode) => {
   let h: FlowHarness;
   const clock = movableClock(Date.parse('2026-12-01T12:00:00Z'));
   const members = async (path: string) => (await h.api(path)).body?.members as number | undefined;
 
   beforeAll(async () => {
-    h = await flowHarness('audience-counts.test.ts', mode, { clock });
+    h = await flowHarness('audience-api.test.ts', mode, { clock });
   }, 120_000);
   afterAll(() => h?.close());
 
@@ -55,6 +56,27 @@ describeOnDatabases('daily member counts on %s', (mode) => {
       { day: '2026-12-01', members: 0 },
       { day: '2026-12-02', members: 1 },
     ]);
+  });
+
+  it('explains why a profile carries a tag: the rule now for a dynamic tag, the reason for a static one', async () => {
+    const [u1, u2] = [await h.profileOf('u1'), await h.profileOf('u2')];
+    const yes = await h.api(`/tags/pro/explain/${u1}`);
+    expect(yes.status, yes.text).toBe(200);
+    expect(yes.body).toMatchObject({ tag: 'pro', profileId: u1, member: true, matches: true });
+    expect(yes.body.tree).toMatchObject({ result: true, value: 'pro', description: 'plan is "pro"' });
+    expect(yes.body.history).toEqual([expect.objectContaining({ addedBy: 'recompute', removedAt: null })]);
+    const no = await h.api(`/tags/pro/explain/${u2}`);
+    expect(no.body).toMatchObject({ member: false, matches: false, history: [] });
+    expect(no.body.tree).toMatchObject({ result: false, value: 'free' });
+
+    expect((await h.post('/tags', { key: 'vip', name: 'VIP' })).status).toBe(201);
+    const added = await h.post(`/profiles/${u2}/tags`, { tag: 'vip', reason: 'met at a fair' });
+    expect(added.status, added.text).toBe(200);
+    const manual = await h.api(`/tags/vip/explain/${u2}`);
+    expect(manual.body).toMatchObject({ member: true, matches: null, tree: null });
+    expect(manual.body.history[0]).toMatchObject({ addedReason: 'met at a fair', removedAt: null });
+    expect((await h.api(`/tags/nope/explain/${u2}`)).status).toBe(404);
+    expect((await h.api('/tags/vip/explain/00000000-0000-4000-8000-000000000000')).status).toBe(404);
   });
 
   it('answers 404 for an unknown definition and 400 for a bad number of days', async () => {
