@@ -179,6 +179,14 @@ describeOnPostgres('console: flows on %s', () => {
     const diff = admin.page.getByRole('list', { name: 'Diff' });
     await diff.waitFor();
     expect(await diff.textContent()).toContain('node settle duration.days: 1 → 2');
+    // The diagram draws the working copy, or the live version it would replace.
+    const settleJson = admin.page.getByLabel('Definition of node settle');
+    await node(admin.page, 'wait', 'settle').click();
+    expect(JSON.parse((await settleJson.textContent())!).duration).toEqual({ days: 2 });
+    await admin.page.getByLabel('Draw').selectOption('live');
+    await admin.page.getByRole('heading', { name: /^Diagram \(live version 1\)/ }).waitFor();
+    await expect.poll(async () => JSON.parse((await settleJson.textContent())!).duration).toEqual({ days: 1 });
+    await admin.page.getByLabel('Draw').selectOption('working');
     const approve = admin.page.getByRole('button', { name: 'Approve' });
     await admin.page.getByRole('heading', { name: 'Review' }).scrollIntoViewIfNeeded();
     expect(await a11y(admin.page)).toEqual([]);

@@ -3,12 +3,13 @@
 // and its review (the diff against the live version; submit, approve, reject, publish).
 import { useEffect, useState } from 'preact/hooks';
 import { Link } from '../router.tsx';
-import { Badge, fmt, Json, Loaded, PageHeader, Time, useApi, useMe } from '../ui.tsx';
+import { Badge, Field, fmt, Json, Loaded, PageHeader, Time, useApi, useMe } from '../ui.tsx';
 import { FlowDiagram } from './flow-diagram.tsx';
 import { FlowEditor, type Invalid } from './flow-editor.tsx';
 import {
   actorText,
   type Flow,
+  type FlowDef,
   type FlowStats,
   flowStatus,
   type SimPath,
@@ -47,7 +48,14 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
   const [path, setPath] = useState<SimPath>();
   const me = useMe().user?.id;
   // An edit the API refused is drawn as it was sent, its nodes marked; otherwise the working copy.
-  const def = invalid?.def ?? flow.definition;
+  // While the working copy differs from the live version, either can be drawn (the counts are of every version).
+  const differs = flow.version !== null && flow.review.state !== 'published';
+  const [showLive, setShowLive] = useState(false);
+  const live = useApi<{ definition: FlowDef }>(
+    differs && showLive ? `/flows/${encodeURIComponent(flow.id)}/versions/${flow.version}` : null,
+  );
+  const drawn = invalid ? 'the refused edit' : differs && showLive ? `live version ${flow.version}` : 'working copy';
+  const def = invalid?.def ?? (differs && showLive && live.data ? live.data.definition : flow.definition);
   const node = def.nodes.find((n) => n.id === selected);
   return (
     <>
@@ -71,9 +79,22 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
           <h2 id="fl-diagram">
             Diagram{' '}
             <small class="muted">
-              {invalid ? '(the refused edit)' : '(working copy)'}; counts across versions, every {REFRESH_MS / 1000} s
+              ({drawn}); counts across versions, every {REFRESH_MS / 1000} s
             </small>
           </h2>
+          {differs && !invalid && (
+            <div class="filters">
+              <Field label="Draw">
+                <select
+                  value={showLive ? 'live' : 'working'}
+                  onChange={(e) => setShowLive(e.currentTarget.value === 'live')}
+                >
+                  <option value="working">the working copy ({flow.review.state.replace('_', ' ')})</option>
+                  <option value="live">live version {flow.version}</option>
+                </select>
+              </Field>
+            </div>
+          )}
           <FlowDiagram
             def={def}
             stats={stats}
