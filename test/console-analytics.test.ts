@@ -93,7 +93,8 @@ describe('console: analytics', { timeout: 240_000 }, () => {
   beforeAll(async () => {
     await ensureConsoleBuilt();
     db = await createTestDatabase('test/console-analytics.test.ts', 'postgres');
-    [cairn, browser] = await Promise.all([startTestCairn(db.env), launch()]);
+    // Seven people sign in within a minute here: above the default sign-in limit (5 a minute from one address).
+    [cairn, browser] = await Promise.all([startTestCairn({ ...db.env, CAIRN_SIGNIN_MAX: '50' }), launch()]);
     api = adminApi(cairn.url);
     await sendEvents(cairn, cairn.demoSource!.writeKey, shopEvents(Date.now()));
     // As the analytics tests wait (server/src/testing/analytics-data.ts): every event attached, the measure
@@ -269,6 +270,33 @@ describe('console: analytics', { timeout: 240_000 }, () => {
     expect(await page.getByRole('button', { name: 'Create KPI' }).count()).toBe(0);
     expect(await a11y(page)).toEqual([]);
     await screenshot(page, 'analytics-kpis');
+    expect(errors).toEqual([]);
+  });
+
+  it('reads on a phone width: no sideways scrolling of the page, axe clean', async () => {
+    const { page, errors } = await signedIn(browser, cairn, 'analyst', { width: 390, height: 800 });
+    for (const view of ['trends', 'funnels', 'retention', 'attribution', 'kpis']) {
+      await page.goto(`${cairn.url}/console/analytics/${view}`);
+      await page.getByText('How these numbers are counted').or(page.getByText('Alert history')).first().waitFor();
+      const wide = await page.evaluate(
+        `[...document.querySelectorAll('main *')].filter((e) => e.getBoundingClientRect().right > 392 && !(e.parentElement && e.parentElement.closest('.table-scroll'))).slice(0, 5).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))`,
+      );
+      expect(
+        await page.evaluate('document.documentElement.scrollWidth'),
+        `${view}: ${JSON.stringify(wide)}`,
+      ).toBeLessThanOrEqual(390);
+      expect(await a11y(page), view).toEqual([]);
+    }
+    await screenshot(page, 'analytics-kpis-phone');
+    expect(errors).toEqual([]);
+  });
+
+  it('shows an admin the create form on the KPI board', async () => {
+    const { page, errors } = await signedIn(browser, cairn, 'admin');
+    await page.goto(`${cairn.url}/console/analytics/kpis`);
+    await page.getByRole('listitem', { name: 'Orders this month' }).getByText('Achievement').waitFor();
+    await page.getByRole('button', { name: 'Create KPI' }).waitFor();
+    expect(await a11y(page)).toEqual([]);
     expect(errors).toEqual([]);
   });
 

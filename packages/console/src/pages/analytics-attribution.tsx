@@ -11,6 +11,7 @@ import {
   PALETTE,
   QueryForm,
   RangeFields,
+  ScrollTable,
   usePost,
   useSharedRange,
 } from './analytics-common.tsx';
@@ -104,7 +105,7 @@ function ModelsSideBySide({ answer }: { answer: AttributionAnswer }) {
         {fmt(t.conversions)} conversions ({fmt(t.revenue, 2)} revenue): {fmt(t.attributed.conversions)} with a touch in
         the lookback, {fmt(t.unattributed.conversions)} without.
       </p>
-      <div class="table-scroll">
+      <ScrollTable label="Attribution table">
         <table class="grid">
           <caption style={{ textAlign: 'left', fontWeight: 600, padding: '4px 0' }}>
             Conversions and revenue credited per channel, each model side by side
@@ -147,7 +148,7 @@ function ModelsSideBySide({ answer }: { answer: AttributionAnswer }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </ScrollTable>
       <figure style={{ margin: '16px 0' }}>
         <figcaption>
           <strong>Conversions credited per channel, by model.</strong> The bars draw the conversion columns of the table

@@ -172,6 +172,28 @@ export function pct(n: number | null | undefined, digits = 2): string {
   return n === null || n === undefined ? '—' : `${fmt(n, digits)}%`;
 }
 
+/**
+ * A `.table-scroll` that also contains its screen-reader-only texts: `.sr-only` is absolutely positioned, and
+ * inside a scrolled table without a positioned ancestor it would widen the page on a phone.
+ */
+export const SCROLL: CSSProperties = { position: 'relative' };
+
+/**
+ * A table that scrolls sideways on a narrow screen: a named region that takes keyboard focus so it can be
+ * scrolled without a mouse (axe: scrollable-region-focusable), containing its screen-reader-only texts.
+ *
+ * @example
+ * <ScrollTable label="Funnel steps"><table class="grid">…</table></ScrollTable>
+ */
+export function ScrollTable(props: { label: string; children: ComponentChildren }) {
+  return (
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: see above
+    <section class="table-scroll" style={SCROLL} tabIndex={0} aria-label={props.label}>
+      {props.children}
+    </section>
+  );
+}
+
 /** Series colours: distinct, each ≥ 3:1 against white (WCAG non-text contrast). */
 export const PALETTE = ['#0b5cad', '#c2410c', '#116329', '#8250df', '#a40e26', '#0e7490', '#7d4e00', '#57606a'];
 

@@ -14,6 +14,7 @@ import {
   pct,
   QueryForm,
   RangeFields,
+  ScrollTable,
   usePost,
   useSharedRange,
 } from './analytics-common.tsx';
@@ -53,14 +54,25 @@ export default function Funnels() {
       <QueryForm label="Funnel query" onSubmit={() => setBody(bodyOf())} busy={q.loading}>
         <RangeFields value={range} onChange={setRange} />
         <fieldset
-          style={{ border: '1px solid var(--line)', borderRadius: '6px', padding: '8px 12px', flexBasis: '100%' }}
+          style={{
+            border: '1px solid var(--line)',
+            borderRadius: '6px',
+            padding: '8px 12px',
+            flexBasis: '100%',
+            minWidth: 0,
+          }}
         >
           <legend>Steps</legend>
           <ol style={{ margin: 0, padding: 0, display: 'flex', flexWrap: 'wrap', gap: '8px 16px', listStyle: 'none' }}>
             {steps.map((s, i) => (
-              <li key={i} style={{ display: 'flex', gap: '6px', alignItems: 'flex-end' }}>
+              <li key={i} style={{ display: 'flex', flexWrap: 'wrap', gap: '6px', alignItems: 'flex-end' }}>
                 <Field label={`Step ${i + 1} event`}>
-                  <input required value={s} onInput={(e) => setStep(i, (e.target as HTMLInputElement).value)} />
+                  <input
+                    required
+                    value={s}
+                    style={{ width: '14em', maxWidth: '100%' }}
+                    onInput={(e) => setStep(i, (e.target as HTMLInputElement).value)}
+                  />
                 </Field>
                 {steps.length > 2 && (
                   <button type="button" onClick={() => setSteps(steps.filter((_, k) => k !== i))}>
@@ -129,7 +141,7 @@ function FunnelView({ answer, body }: { answer: FunnelAnswer; body: FunnelBody }
       <figcaption>
         <strong>Funnel.</strong> {summary}
       </figcaption>
-      <div class="table-scroll">
+      <ScrollTable label="Funnel steps">
         <table class="grid">
           <caption class="sr-only">Funnel steps: people, conversion and drop-off</caption>
           <thead>
@@ -189,7 +201,7 @@ function FunnelView({ answer, body }: { answer: FunnelAnswer; body: FunnelBody }
             })}
           </tbody>
         </table>
-      </div>
+      </ScrollTable>
       {dropped !== undefined && <DroppedPeople key={dropped} body={body} step={dropped} />}
       <Notes notes={answer.meta.notes} />
     </figure>

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import { Badge, ErrorBox, Field, fmt, Loaded, Time, useAction, useApi, useCan } from '../ui.tsx';
-import { Bar, Choice, eventMatch, pct, ZONE } from './analytics-common.tsx';
+import { Bar, Choice, eventMatch, pct, ScrollTable, ZONE } from './analytics-common.tsx';
 
 interface Kpi {
   id: string;
@@ -106,7 +106,8 @@ function KpiCard({ kpi }: { kpi: Kpi }) {
                 <dd>{fmt(s.projected, 1)}</dd>
                 <dt>Period</dt>
                 <dd>
-                  {day(s.period.from)} – {day(s.period.to)} ({pct(s.elapsed * 100, 0)} gone)
+                  {day(s.period.from)} – {day(new Date(Date.parse(s.period.to) - 1).toISOString())} (
+                  {pct(s.elapsed * 100, 0)} gone)
                 </dd>
               </dl>
             </>
@@ -203,7 +204,7 @@ function AlertHistory(props: { kpis: Kpi[] }) {
           data.length === 0 ? (
             <p class="muted">No alert rules (POST /api/alerts).</p>
           ) : (
-            <div class="table-scroll">
+            <ScrollTable label="Alert history table">
               <table class="grid">
                 <caption class="sr-only">Alert rules and their firings and resolves, newest first</caption>
                 <thead>
@@ -233,7 +234,7 @@ function AlertHistory(props: { kpis: Kpi[] }) {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </ScrollTable>
           )
         }
       </Loaded>

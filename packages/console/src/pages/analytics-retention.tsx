@@ -13,6 +13,7 @@ import {
   pct,
   QueryForm,
   RangeFields,
+  ScrollTable,
   usePost,
   useSharedRange,
 } from './analytics-common.tsx';
@@ -113,8 +114,7 @@ function CohortGrid({ answer }: { answer: RetentionAnswer }) {
         {empty ? ` (${empty} empty, not shown)` : ''}. Each cell: the share of the cohort that came back in that {unit}{' '}
         after, and how many people. Cells in italics are periods not over yet.
       </figcaption>
-      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a wide grid scrolls sideways by keyboard too */}
-      <section class="table-scroll" tabIndex={0} aria-label="Retention grid">
+      <ScrollTable label="Retention grid">
         <table class="grid">
           <caption class="sr-only">Retention per {unit} cohort: people who came back per period after</caption>
           <thead>
@@ -151,7 +151,7 @@ function CohortGrid({ answer }: { answer: RetentionAnswer }) {
             ))}
           </tbody>
         </table>
-      </section>
+      </ScrollTable>
       <Notes notes={answer.meta.notes} />
     </figure>
   );

@@ -13,6 +13,7 @@ import {
   pct,
   QueryForm,
   RangeFields,
+  ScrollTable,
   usePost,
   useSharedRange,
 } from './analytics-common.tsx';
@@ -147,7 +148,7 @@ function TrendView({ answer }: { answer: TrendsAnswer }) {
       </figcaption>
       <details>
         <summary>Data table</summary>
-        <div class="table-scroll">
+        <ScrollTable label="Trend data table">
           <table class="grid">
             <caption class="sr-only">{title}</caption>
             <thead>
@@ -183,7 +184,7 @@ function TrendView({ answer }: { answer: TrendsAnswer }) {
               </tr>
             </tfoot>
           </table>
-        </div>
+        </ScrollTable>
       </details>
       <Notes notes={answer.meta.notes} />
     </figure>
