@@ -186,8 +186,9 @@ describe('console: audiences and tags', { timeout: 180_000 }, () => {
     expect(errors).toEqual([]);
   });
 
-  it('shows an analyst the list, an audience and a tag with masked emails, and no write buttons', async () => {
-    const { page, errors } = await signedIn(browser, cairn, 'analyst');
+  it('shows an analyst on a phone the list, an audience and a tag with masked emails, and no write buttons', async () => {
+    // At a phone's width: the tables scroll sideways, the editor's two halves stack.
+    const { page, errors } = await signedIn(browser, cairn, 'analyst', { width: 390, height: 800 });
     await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Audiences' }).click();
     await page.getByRole('heading', { level: 1, name: 'Audiences and tags' }).waitFor();
     await page.getByRole('row').filter({ hasText: 'Pro buyers' }).waitFor();
@@ -207,6 +208,7 @@ describe('console: audiences and tags', { timeout: 180_000 }, () => {
     expect(emails.join(' ')).toContain('a***@example.com');
     expect(emails.join(' ')).not.toContain('ada.lovelace@example.com');
     expect(await a11y(page)).toEqual([]);
+    await screenshot(page, 'audience-analyst-phone');
 
     await page.goto(`${cairn.url}/console/tags/free_plan`);
     await page.getByRole('heading', { level: 1, name: 'Tag: Free plan' }).waitFor();
