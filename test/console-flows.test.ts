@@ -179,7 +179,11 @@ describeOnPostgres('console: flows on %s', () => {
     const diff = admin.page.getByRole('list', { name: 'Diff' });
     await diff.waitFor();
     expect(await diff.textContent()).toContain('node settle duration.days: 1 → 2');
-    // The diagram draws the working copy, or the live version it would replace.
+    // The diagram tags what the change touches; it draws the working copy, or the live version it would replace.
+    await expect
+      .poll(() => node(admin.page, 'wait', 'settle').getAttribute('aria-label'))
+      .toContain('changed in this working copy');
+    expect(await node(admin.page, 'send', 'nudge').getAttribute('aria-label')).not.toContain('changed');
     const settleJson = admin.page.getByLabel('Definition of node settle');
     await node(admin.page, 'wait', 'settle').click();
     expect(JSON.parse((await settleJson.textContent())!).duration).toEqual({ days: 2 });
@@ -188,7 +192,8 @@ describeOnPostgres('console: flows on %s', () => {
     await expect.poll(async () => JSON.parse((await settleJson.textContent())!).duration).toEqual({ days: 1 });
     await admin.page.getByLabel('Draw').selectOption('working');
     const approve = admin.page.getByRole('button', { name: 'Approve' });
-    await admin.page.getByRole('heading', { name: 'Review' }).scrollIntoViewIfNeeded();
+    // The picture: the diagram with the changed node tagged, and below it the review with the diff.
+    await admin.page.getByLabel('Draw').evaluate((e) => e.scrollIntoView({ block: 'start' }));
     expect(await a11y(admin.page)).toEqual([]);
     await screenshot(admin.page, 'flow-review');
     await approve.click();

@@ -100,6 +100,8 @@ export interface DiagramProps {
   stats?: FlowStats;
   /** Validation messages by node id: those nodes are drawn red. */
   errors?: Map<string, string[]>;
+  /** Nodes the working copy adds or changes against the live version (a review's diff): tagged. */
+  changes?: Map<string, 'new' | 'changed'>;
   /** A simulated person's path: its nodes and edges are drawn highlighted. */
   path?: SimPath;
   selected?: string;
@@ -154,6 +156,7 @@ export function FlowDiagram(props: DiagramProps) {
               laid={n}
               stats={statsOf(n.id)}
               errors={props.errors?.get(n.id)}
+              change={props.changes?.get(n.id)}
               onPath={onPath(n.id)}
               selected={props.selected === n.id}
               onSelect={props.onSelect}
@@ -231,6 +234,7 @@ function NodeBox(props: {
   laid: LaidNode;
   stats: NodeStats | undefined;
   errors: string[] | undefined;
+  change: 'new' | 'changed' | undefined;
   onPath: boolean;
   selected: boolean;
   onSelect: (id: string) => void;
@@ -250,6 +254,7 @@ function NodeBox(props: {
   ];
   const name = [
     `${lines[0]} ${lines[1]}: ${lines[2]}`,
+    props.change ? `${props.change} in this working copy` : '',
     bad ? `${counts}, every problem: ${props.errors!.join('; ')}` : '',
     props.onPath ? 'on the simulated path' : '',
   ]
@@ -289,6 +294,14 @@ function NodeBox(props: {
       <text x={10} y={55} font-size="11" fill={bad ? '#a40e26' : MUTED}>
         {`${lines[2]} `}
       </text>
+      {props.change && (
+        <>
+          <rect x={NODE_W - 62} y={5} width={56} height={16} rx={8} fill="#fff8c5" stroke="#7d4e00" />
+          <text x={NODE_W - 34} y={17} font-size="10" font-weight="600" fill="#7d4e00" text-anchor="middle">
+            {props.change}
+          </text>
+        </>
+      )}
     </g>
   );
 }

@@ -1,7 +1,7 @@
 // A flow's review (GET /api/flows/{id}/review): the working copy's diff against the live version, whom it
 // would enter, where it sends, the live flows it may conflict with; and the steps a role may take: submit
 // (flows:submit), approve or reject (flows:approve, never one's own last edit), publish, pause, resume.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import { Badge, ErrorBox, Field, fmt, Loaded, useAction, useApi, useCan, useMe } from '../ui.tsx';
 import { actorText, type Flow, statusTone } from './flow-model.ts';
@@ -11,19 +11,21 @@ interface Change {
   before?: unknown;
   after?: unknown;
 }
+/** A review's diff: flow settings, the start node, nodes and edges added, removed, changed. */
+export interface ReviewDiff {
+  settings: Change[];
+  start?: { before?: string; after?: string };
+  nodes: {
+    added: { id: string; type: string }[];
+    removed: { id: string; type: string }[];
+    changed: { id: string; type: string; changes: Change[] }[];
+  };
+  edges: { added: Edge[]; removed: Edge[] };
+}
 interface Review {
   state: Flow['review']['state'];
   against: number | null;
-  diff: {
-    settings: Change[];
-    start?: { before?: string; after?: string };
-    nodes: {
-      added: { id: string; type: string }[];
-      removed: { id: string; type: string }[];
-      changed: { id: string; type: string; changes: Change[] }[];
-    };
-    edges: { added: Edge[]; removed: Edge[] };
-  };
+  diff: ReviewDiff;
   preview: {
     reach: { trigger: string; people: number | null; basis: string };
     sends: { destinations: { id: string; name: string | null; channel: string | null; nodes: string[] }[] };
@@ -45,9 +47,15 @@ const edgeText = (e: Edge) => `${e.from} —${e.on}→ ${e.to}`;
  * @example
  * <FlowReview flow={flow} onChanged={reload} />
  */
-export function FlowReview(props: { flow: Flow; onChanged: () => void }) {
-  const { flow } = props;
+export function FlowReview(props: {
+  flow: Flow;
+  onChanged: () => void;
+  /** Receives the diff once read (the page tags the nodes it adds or changes). */
+  onDiff?: (diff: ReviewDiff | undefined) => void;
+}) {
+  const { flow, onDiff } = props;
   const review = useApi<Review>(`/flows/${encodeURIComponent(flow.id)}/review`);
+  useEffect(() => onDiff?.(review.data?.diff), [review.data, onDiff]);
   const me = useMe().user?.id;
   const state = flow.review.state.replace('_', ' ');
   return (

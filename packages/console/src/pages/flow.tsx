@@ -1,7 +1,7 @@
 // One flow: its diagram with live counts (refreshed every few seconds), a node's details on click or Enter,
 // editing the working copy (validation errors marked on their nodes), simulating a person (the path drawn),
 // and its review (the diff against the live version; submit, approve, reject, publish).
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Link } from '../router.tsx';
 import { Badge, Field, fmt, Json, Loaded, PageHeader, Time, useApi, useMe } from '../ui.tsx';
 import { FlowDiagram } from './flow-diagram.tsx';
@@ -16,7 +16,7 @@ import {
   statusTone,
   triggerLabel,
 } from './flow-model.ts';
-import { FlowReview } from './flow-review.tsx';
+import { FlowReview, type ReviewDiff } from './flow-review.tsx';
 import { FlowSimulate } from './flow-simulate.tsx';
 
 /** How often the counts are read again. */
@@ -56,6 +56,18 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
   );
   const drawn = invalid ? 'the refused edit' : differs && showLive ? `live version ${flow.version}` : 'working copy';
   const def = invalid?.def ?? (differs && showLive && live.data ? live.data.definition : flow.definition);
+  // The review's diff tags the working copy's new and changed nodes (not the live version's, nor a refused edit).
+  const [diff, setDiff] = useState<ReviewDiff>();
+  const changes = useMemo(
+    () =>
+      differs && diff && drawn === 'working copy'
+        ? new Map<string, 'new' | 'changed'>([
+            ...diff.nodes.added.map((n) => [n.id, 'new'] as const),
+            ...diff.nodes.changed.map((n) => [n.id, 'changed'] as const),
+          ])
+        : undefined,
+    [differs, diff, drawn],
+  );
   const node = def.nodes.find((n) => n.id === selected);
   return (
     <>
@@ -99,6 +111,7 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
             def={def}
             stats={stats}
             errors={invalid?.byNode}
+            changes={changes}
             path={path}
             selected={selected}
             onSelect={setSelected}
@@ -118,6 +131,13 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
           )}
         </section>
       </div>
+      {/* Read again (remounted) whenever the flow changed. */}
+      <FlowReview
+        key={`${flow.updatedAt}:${flow.review.state}:${flow.status}`}
+        flow={flow}
+        onChanged={props.onChanged}
+        onDiff={setDiff}
+      />
       <FlowSimulate flow={flow} onPath={setPath} />
       <FlowEditor
         flow={flow}
@@ -127,12 +147,6 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
           setInvalid(undefined);
           props.onChanged();
         }}
-      />
-      {/* Read again (remounted) whenever the flow changed. */}
-      <FlowReview
-        key={`${flow.updatedAt}:${flow.review.state}:${flow.status}`}
-        flow={flow}
-        onChanged={props.onChanged}
       />
     </>
   );
