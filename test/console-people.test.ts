@@ -191,6 +191,26 @@ describe('console: people', { timeout: 180_000 }, () => {
     expect(errors).toEqual([]);
   });
 
+  it('reads on a phone: no sideways scroll of the page, tables scroll in their own box', async () => {
+    const { page, errors } = await signedIn(browser, cairn, 'analyst', { width: 390, height: 800 });
+    await openPerson(page, ada);
+    const width = () =>
+      page.evaluate(
+        () =>
+          (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement
+            .scrollWidth,
+      );
+    expect(await width()).toBeLessThanOrEqual(390);
+    expect(await a11y(page)).toEqual([]);
+    await screenshot(page, 'person-analyst-phone');
+    await page.goto(`${cairn.url}/console/people`);
+    await page.getByRole('heading', { level: 1, name: 'People' }).waitFor();
+    await page.getByRole('table', { name: /most recently seen first/ }).waitFor();
+    expect(await width()).toBeLessThanOrEqual(390);
+    expect(await a11y(page)).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
   it('lets an admin unmerge a merge: the other device is its own person again', async () => {
     const { page, errors } = await signedIn(browser, cairn, 'admin');
     await openPerson(page, ada);
