@@ -185,6 +185,12 @@ describe('console: analytics', { timeout: 240_000 }, () => {
     const href = await people.first().getAttribute('href');
     expect(href).toMatch(/^\/console\/people\/[0-9a-f-]{36}$/);
     expect(await a11y(page)).toEqual([]);
+    // The steps editor: without the cart step, 7 of the 10 viewers never order.
+    await page.getByRole('button', { name: 'Remove step 2' }).click();
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.getByRole('row').filter({ hasText: '2. Order Completed' }).waitFor();
+    expect(await page.locator('td[data-drop-off="2"]').textContent()).toBe('7 (70%)');
+    expect(await page.getByRole('region', { name: /^Dropped before/ }).count()).toBe(0);
 
     await page.getByRole('link', { name: 'Retention' }).click();
     await page.getByRole('heading', { level: 1, name: 'Analytics: Retention' }).waitFor();

@@ -98,116 +98,129 @@ export default function Attribution() {
 
 function ModelsSideBySide({ answer }: { answer: AttributionAnswer }) {
   const t = answer.totals;
-  const max = Math.max(0, ...answer.channels.flatMap((c) => answer.models.map((m) => c.models[m]?.conversions ?? 0)));
   return (
     <>
       <p>
         {fmt(t.conversions)} conversions ({fmt(t.revenue, 2)} revenue): {fmt(t.attributed.conversions)} with a touch in
         the lookback, {fmt(t.unattributed.conversions)} without.
       </p>
-      <ScrollTable label="Attribution table">
-        <table class="grid">
-          <caption style={{ textAlign: 'left', fontWeight: 600, padding: '4px 0' }}>
-            Conversions and revenue credited per channel, each model side by side
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col" rowSpan={2}>
-                Channel
-              </th>
-              {answer.models.map((m) => (
-                <th scope="colgroup" colSpan={2} key={m} style={{ textAlign: 'center' }}>
-                  {modelName(m)}
-                </th>
-              ))}
-            </tr>
-            <tr>
-              {answer.models.map((m) => [
-                <th scope="col" class="num" key={`${m}c`}>
-                  Conv.
-                </th>,
-                <th scope="col" class="num" key={`${m}r`}>
-                  Revenue
-                </th>,
-              ])}
-            </tr>
-          </thead>
-          <tbody>
-            {answer.channels.map((c) => (
-              <tr key={c.channel}>
-                <th scope="row">{c.channel}</th>
-                {answer.models.map((m) => [
-                  <td class="num" key={`${m}c`}>
-                    {fmt(c.models[m]?.conversions, 2)}
-                  </td>,
-                  <td class="num" key={`${m}r`}>
-                    {fmt(c.models[m]?.revenue, 2)}
-                  </td>,
-                ])}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </ScrollTable>
-      <figure style={{ margin: '16px 0' }}>
-        <figcaption>
-          <strong>Conversions credited per channel, by model.</strong> The bars draw the conversion columns of the table
-          above.
-        </figcaption>
-        <ul
-          aria-hidden="true"
-          style={{ display: 'flex', flexWrap: 'wrap', gap: '4px 16px', listStyle: 'none', padding: 0 }}
-        >
-          {answer.models.map((m, i) => (
-            <li key={m}>
-              <span
-                style={{
-                  display: 'inline-block',
-                  width: '12px',
-                  height: '12px',
-                  background: PALETTE[i % PALETTE.length],
-                  marginRight: '6px',
-                  verticalAlign: 'middle',
-                }}
-              />
-              {modelName(m)}
-            </li>
-          ))}
-        </ul>
-        <div
-          aria-hidden="true"
-          style={{ display: 'flex', gap: '24px', alignItems: 'flex-end', overflowX: 'auto', paddingBottom: '4px' }}
-        >
-          {answer.channels.map((c) => (
-            <div key={c.channel} style={{ textAlign: 'center', minWidth: '90px' }}>
-              <div
-                style={{
-                  display: 'flex',
-                  gap: '2px',
-                  alignItems: 'flex-end',
-                  height: '160px',
-                  justifyContent: 'center',
-                }}
-              >
-                {answer.models.map((m, i) => (
-                  <div
-                    key={m}
-                    style={{
-                      width: '12px',
-                      height: `${max > 0 ? ((c.models[m]?.conversions ?? 0) / max) * 100 : 0}%`,
-                      background: PALETTE[i % PALETTE.length],
-                    }}
-                  />
-                ))}
-              </div>
-              <div class="ellipsis" style={{ fontSize: '0.85rem', maxWidth: '120px' }}>
-                {c.channel}
-              </div>
-            </div>
-          ))}
-        </div>
-      </figure>
+      <ModelsTable answer={answer} />
+      <GroupedBars answer={answer} />
       <Notes notes={answer.meta.notes} />
     </>
+  );
+}
+
+function ModelsTable({ answer }: { answer: AttributionAnswer }) {
+  return (
+    <ScrollTable label="Attribution table">
+      <table class="grid">
+        <caption style={{ textAlign: 'left', fontWeight: 600, padding: '4px 0' }}>
+          Conversions and revenue credited per channel, each model side by side
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col" rowSpan={2}>
+              Channel
+            </th>
+            {answer.models.map((m) => (
+              <th scope="colgroup" colSpan={2} key={m} style={{ textAlign: 'center' }}>
+                {modelName(m)}
+              </th>
+            ))}
+          </tr>
+          <tr>
+            {answer.models.map((m) => [
+              <th scope="col" class="num" key={`${m}c`}>
+                Conv.
+              </th>,
+              <th scope="col" class="num" key={`${m}r`}>
+                Revenue
+              </th>,
+            ])}
+          </tr>
+        </thead>
+        <tbody>
+          {answer.channels.map((c) => (
+            <tr key={c.channel}>
+              <th scope="row">{c.channel}</th>
+              {answer.models.map((m) => [
+                <td class="num" key={`${m}c`}>
+                  {fmt(c.models[m]?.conversions, 2)}
+                </td>,
+                <td class="num" key={`${m}r`}>
+                  {fmt(c.models[m]?.revenue, 2)}
+                </td>,
+              ])}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </ScrollTable>
+  );
+}
+
+// One group per channel, one bar per model: the table's conversion columns, drawn (the table is the text).
+function GroupedBars({ answer }: { answer: AttributionAnswer }) {
+  const max = Math.max(0, ...answer.channels.flatMap((c) => answer.models.map((m) => c.models[m]?.conversions ?? 0)));
+  return (
+    <figure style={{ margin: '16px 0' }}>
+      <figcaption>
+        <strong>Conversions credited per channel, by model.</strong> The bars draw the conversion columns of the table
+        above.
+      </figcaption>
+      <ul
+        aria-hidden="true"
+        style={{ display: 'flex', flexWrap: 'wrap', gap: '4px 16px', listStyle: 'none', padding: 0 }}
+      >
+        {answer.models.map((m, i) => (
+          <li key={m}>
+            <span
+              style={{
+                display: 'inline-block',
+                width: '12px',
+                height: '12px',
+                background: PALETTE[i % PALETTE.length],
+                marginRight: '6px',
+                verticalAlign: 'middle',
+              }}
+            />
+            {modelName(m)}
+          </li>
+        ))}
+      </ul>
+      <div
+        aria-hidden="true"
+        style={{ display: 'flex', gap: '24px', alignItems: 'flex-end', overflowX: 'auto', paddingBottom: '4px' }}
+      >
+        {answer.channels.map((c) => (
+          <div key={c.channel} style={{ textAlign: 'center', minWidth: '90px' }}>
+            <div
+              style={{
+                display: 'flex',
+                gap: '2px',
+                alignItems: 'flex-end',
+                height: '160px',
+                justifyContent: 'center',
+              }}
+            >
+              {answer.models.map((m, i) => (
+                <div
+                  key={m}
+                  style={{
+                    width: '12px',
+                    height: `${max > 0 ? ((c.models[m]?.conversions ?? 0) / max) * 100 : 0}%`,
+                    background: PALETTE[i % PALETTE.length],
+                  }}
+                />
+              ))}
+            </div>
+            <div class="ellipsis" style={{ fontSize: '0.85rem', maxWidth: '120px' }}>
+              {c.channel}
+            </div>
+          </div>
+        ))}
+      </div>
+    </figure>
   );
 }

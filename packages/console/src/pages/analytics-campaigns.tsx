@@ -2,7 +2,7 @@
 // sent, opened, clicked, converted, revenue, cost, ROI and cost per acquisition, per flow and per UTM value.
 import { useState } from 'preact/hooks';
 import { ErrorBox, Field, fmt, Loaded, useApi } from '../ui.tsx';
-import { AsApiCall, Bar, eventMatch, Notes, pct, QueryForm, usePost } from './analytics-common.tsx';
+import { AsApiCall, Bar, eventMatch, Notes, pct, QueryForm, ScrollTable, usePost } from './analytics-common.tsx';
 
 interface Campaign {
   id: string;
@@ -174,73 +174,85 @@ function ResultsView({ r }: { r: Results }) {
           ))}
         </tbody>
       </table>
-      {r.utm.length > 0 && (
-        <>
-          <h3>By UTM value</h3>
-          <table class="grid">
-            <thead>
-              <tr>
-                <th scope="col">UTM campaign</th>
-                <th scope="col" class="num">
-                  People
-                </th>
-                <th scope="col" class="num">
-                  Converted
-                </th>
-                <th scope="col" class="num">
-                  Revenue
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.utm.map((u) => (
-                <tr key={u.value}>
-                  <th scope="row">{u.value}</th>
-                  <td class="num">{fmt(u.people)}</td>
-                  <td class="num">{fmt(u.converted)}</td>
-                  <td class="num">{money(u.revenue)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </>
-      )}
-      {r.flows.length > 0 && (
-        <>
-          <h3>By flow</h3>
-          <table class="grid">
-            <thead>
-              <tr>
-                <th scope="col">Flow</th>
-                {['Sent', 'Delivered', 'Opened', 'Clicked', 'Unsubscribed', 'Converted', 'Revenue'].map((h) => (
-                  <th scope="col" class="num" key={h}>
-                    {h}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {r.flows.map((f) => (
-                <tr key={f.flowId}>
-                  <th scope="row">{f.name ?? f.flowId}</th>
-                  <td class="num">{fmt(f.sent)}</td>
-                  <td class="num">{fmt(f.delivered)}</td>
-                  <td class="num">
-                    {fmt(f.opened.people)} ({pct(f.opened.rate === null ? null : f.opened.rate * 100, 1)})
-                  </td>
-                  <td class="num">
-                    {fmt(f.clicked.people)} ({pct(f.clicked.rate === null ? null : f.clicked.rate * 100, 1)})
-                  </td>
-                  <td class="num">{fmt(f.unsubscribed)}</td>
-                  <td class="num">{fmt(f.converted)}</td>
-                  <td class="num">{money(f.revenue)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </>
-      )}
+      {r.utm.length > 0 && <UtmTable r={r} money={money} />}
+      {r.flows.length > 0 && <FlowsTable r={r} money={money} />}
       <Notes notes={r.meta.notes} />
+    </>
+  );
+}
+
+type Money = (n: number | null) => string;
+
+function UtmTable({ r, money }: { r: Results; money: Money }) {
+  return (
+    <>
+      <h3>By UTM value</h3>
+      <table class="grid">
+        <thead>
+          <tr>
+            <th scope="col">UTM campaign</th>
+            <th scope="col" class="num">
+              People
+            </th>
+            <th scope="col" class="num">
+              Converted
+            </th>
+            <th scope="col" class="num">
+              Revenue
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {r.utm.map((u) => (
+            <tr key={u.value}>
+              <th scope="row">{u.value}</th>
+              <td class="num">{fmt(u.people)}</td>
+              <td class="num">{fmt(u.converted)}</td>
+              <td class="num">{money(u.revenue)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+function FlowsTable({ r, money }: { r: Results; money: Money }) {
+  return (
+    <>
+      <h3>By flow</h3>
+      <ScrollTable label="Results by flow">
+        <table class="grid">
+          <thead>
+            <tr>
+              <th scope="col">Flow</th>
+              {['Sent', 'Delivered', 'Opened', 'Clicked', 'Unsubscribed', 'Converted', 'Revenue'].map((h) => (
+                <th scope="col" class="num" key={h}>
+                  {h}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {r.flows.map((f) => (
+              <tr key={f.flowId}>
+                <th scope="row">{f.name ?? f.flowId}</th>
+                <td class="num">{fmt(f.sent)}</td>
+                <td class="num">{fmt(f.delivered)}</td>
+                <td class="num">
+                  {fmt(f.opened.people)} ({pct(f.opened.rate === null ? null : f.opened.rate * 100, 1)})
+                </td>
+                <td class="num">
+                  {fmt(f.clicked.people)} ({pct(f.clicked.rate === null ? null : f.clicked.rate * 100, 1)})
+                </td>
+                <td class="num">{fmt(f.unsubscribed)}</td>
+                <td class="num">{fmt(f.converted)}</td>
+                <td class="num">{money(f.revenue)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </ScrollTable>
     </>
   );
 }

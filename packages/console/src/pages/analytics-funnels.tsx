@@ -48,46 +48,11 @@ export default function Funnels() {
   });
   const [body, setBody] = useState<FunnelBody>(bodyOf);
   const q = usePost<FunnelAnswer>('/analytics/funnels', body);
-  const setStep = (i: number, v: string) => setSteps(steps.map((s, k) => (k === i ? v : s)));
   return (
     <>
       <QueryForm label="Funnel query" onSubmit={() => setBody(bodyOf())} busy={q.loading}>
         <RangeFields value={range} onChange={setRange} />
-        <fieldset
-          style={{
-            border: '1px solid var(--line)',
-            borderRadius: '6px',
-            padding: '8px 12px',
-            flexBasis: '100%',
-            minWidth: 0,
-          }}
-        >
-          <legend>Steps</legend>
-          <ol style={{ margin: 0, padding: 0, display: 'flex', flexWrap: 'wrap', gap: '8px 16px', listStyle: 'none' }}>
-            {steps.map((s, i) => (
-              <li key={i} style={{ display: 'flex', flexWrap: 'wrap', gap: '6px', alignItems: 'flex-end' }}>
-                <Field label={`Step ${i + 1} event`}>
-                  <input
-                    required
-                    value={s}
-                    style={{ width: '14em', maxWidth: '100%' }}
-                    onInput={(e) => setStep(i, (e.target as HTMLInputElement).value)}
-                  />
-                </Field>
-                {steps.length > 2 && (
-                  <button type="button" onClick={() => setSteps(steps.filter((_, k) => k !== i))}>
-                    Remove step {i + 1}
-                  </button>
-                )}
-              </li>
-            ))}
-          </ol>
-          {steps.length < 20 && (
-            <button type="button" style={{ marginTop: '6px' }} onClick={() => setSteps([...steps, ''])}>
-              Add a step
-            </button>
-          )}
-        </fieldset>
+        <StepsEditor steps={steps} onChange={setSteps} />
         <Field label="Conversion window">
           <input
             type="number"
@@ -117,9 +82,51 @@ export default function Funnels() {
       </QueryForm>
       <ErrorBox error={q.error} />
       {q.loading && <p aria-busy="true">Loading…</p>}
-      {q.data && <FunnelView answer={q.data} body={body} />}
+      {q.data && <FunnelView key={JSON.stringify(body)} answer={q.data} body={body} />}
       <AsApiCall path="/analytics/funnels" body={body} />
     </>
+  );
+}
+
+// The steps, in order: an event name each (or several, comma-separated), 2 to 20 of them.
+function StepsEditor(props: { steps: string[]; onChange: (steps: string[]) => void }) {
+  const setStep = (i: number, v: string) => props.onChange(props.steps.map((s, k) => (k === i ? v : s)));
+  return (
+    <fieldset
+      style={{
+        border: '1px solid var(--line)',
+        borderRadius: '6px',
+        padding: '8px 12px',
+        flexBasis: '100%',
+        minWidth: 0,
+      }}
+    >
+      <legend>Steps</legend>
+      <ol style={{ margin: 0, padding: 0, display: 'flex', flexWrap: 'wrap', gap: '8px 16px', listStyle: 'none' }}>
+        {props.steps.map((s, i) => (
+          <li key={i} style={{ display: 'flex', flexWrap: 'wrap', gap: '6px', alignItems: 'flex-end' }}>
+            <Field label={`Step ${i + 1} event`}>
+              <input
+                required
+                value={s}
+                style={{ width: '14em', maxWidth: '100%' }}
+                onInput={(e) => setStep(i, (e.target as HTMLInputElement).value)}
+              />
+            </Field>
+            {props.steps.length > 2 && (
+              <button type="button" onClick={() => props.onChange(props.steps.filter((_, k) => k !== i))}>
+                Remove step {i + 1}
+              </button>
+            )}
+          </li>
+        ))}
+      </ol>
+      {props.steps.length < 20 && (
+        <button type="button" style={{ marginTop: '6px' }} onClick={() => props.onChange([...props.steps, ''])}>
+          Add a step
+        </button>
+      )}
+    </fieldset>
   );
 }
 
