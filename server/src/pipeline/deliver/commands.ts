@@ -4,7 +4,7 @@ import { enqueueDeliveries } from './enqueue.ts';
 import { resetForReplay } from './ledger.ts';
 import { isOrdered, promoteProfiles } from './order.ts';
 import { type Destination, getDestination } from './queries/destinations.ts';
-import { pluginContext, type SenderDeps } from './sender.ts';
+import { pluginContext, type SenderDeps, scrub, secretValues } from './sender.ts';
 
 /** What staff can ask of stage 5 (the admin API calls these; it never reaches into the ledger itself). */
 export interface DeliverCommands {
@@ -78,7 +78,8 @@ export function deliverCommands(deps: SenderDeps): DeliverCommands {
         [{ idempotencyKey, event, profile, attempt: 1 }],
         pluginContext(deps, destination, settings),
       );
-      return { outcome: outcome!, idempotencyKey };
+      // What the receiver answered goes back to the caller's browser: masked as the ledger masks it.
+      return { outcome: scrubbed(outcome!, secretValues(plugin, settings)), idempotencyKey };
     },
     async sendNotice(destinationId, notice) {
       const destination = await getDestination(sql, destinationId);
@@ -107,7 +108,7 @@ export function deliverCommands(deps: SenderDeps): DeliverCommands {
         [{ idempotencyKey: `${notice.messageId}:${destination.id}`, event, profile, attempt: 1 }],
         pluginContext(deps, destination, plugin.settings.parse(destination.settings)),
       );
-      return outcome!;
+      return scrubbed(outcome!, secretValues(plugin, destination.settings));
     },
     async replay(destination, plugin, range) {
       await prepareQueue(destination.id);
@@ -130,4 +131,9 @@ export function deliverCommands(deps: SenderDeps): DeliverCommands {
       return rows.length;
     },
   };
+}
+
+// An outcome whose error text cannot carry a destination's secret (a receiver may echo what it was sent).
+function scrubbed(o: ItemOutcome, secrets: readonly string[]): ItemOutcome {
+  return o.status === 'delivered' ? o : { ...o, error: scrub(o.error, secrets) };
 }

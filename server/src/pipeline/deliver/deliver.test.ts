@@ -191,6 +191,20 @@ describe.each(['postgres', 'embedded'] as const)('delivery on %s', (mode) => {
     await hook.close();
   });
 
+  it("masks a destination's secret in a test send's error, as the ledger does", async () => {
+    const secret = 'whsec-console-must-not-see-this';
+    const hook = await startReceiver({ answer: { status: 401, body: `bad signature for key ${secret}` } });
+    const d = await api('/destinations', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'echo', plugin: 'webhook', settings: { url: hook.url, secret } }),
+    });
+    const tested = await api(`/destinations/${d.body.id}/test`, { method: 'POST', body: '{}' });
+    expect(JSON.stringify(tested.body)).toContain('bad signature for key ********');
+    expect(JSON.stringify(tested.body)).not.toContain(secret);
+    await api(`/destinations/${d.body.id}`, { method: 'DELETE' });
+    await hook.close();
+  });
+
   it('keeps one profile in order through an outage, and a dead destination holds back no other', async () => {
     const hook = await startReceiver();
     const ordered = await api('/destinations', {

@@ -223,8 +223,13 @@ export function secretValues(plugin: Pick<PluginDefinition, 'secrets'>, settings
   return found.sort((a, b) => b.length - a.length);
 }
 
-/** A failure message as the ledger keeps it: secrets masked, at most {@link LAST_ERROR_MAX} characters. */
-function scrub(message: string, secrets: readonly string[]): string {
+/**
+ * A failure message as the ledger keeps it: secrets masked, at most {@link LAST_ERROR_MAX} characters.
+ *
+ * @example
+ * scrub('401: bad token s3cret-abc', ['s3cret-abc']); // '401: bad token ********'
+ */
+export function scrub(message: string, secrets: readonly string[]): string {
   let text = message;
   for (const secret of secrets) text = text.replaceAll(secret, '********');
   return text.slice(0, LAST_ERROR_MAX);
