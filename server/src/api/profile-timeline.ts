@@ -2,9 +2,15 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { limitParam } from '../infra/paging.ts';
-import { runsOfProfiles } from '../pipeline/automate/index.ts';
+import { type PersonRun, runsOfProfiles } from '../pipeline/automate/index.ts';
 import { deliveriesOfEvents, messagesOfProfiles, type PersonDelivery } from '../pipeline/deliver/index.ts';
-import { liveProfileId, profileChain, type TimelineBound, timelineEvents } from '../pipeline/identify/index.ts';
+import {
+  liveProfileId,
+  profileChain,
+  type TimelineBound,
+  type TimelineEvent,
+  timelineEvents,
+} from '../pipeline/identify/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 // One person's history in one list: their events (each with the deliveries it made), the messages
@@ -138,55 +144,7 @@ export function profileTimelineApi(deps: { sql: Sql }) {
         sql,
         events.map((e) => e.id),
       );
-      const sorted: Sorted[] = [
-        ...events.map((e) => ({
-          us: BigInt(e.atUs),
-          rank: RANK.event,
-          id: e.id,
-          item: {
-            kind: 'event' as const,
-            at: e.at.toISOString(),
-            id: e.id,
-            type: e.type,
-            name: e.name,
-            sourceId: e.sourceId,
-            messageId: e.messageId,
-            deliveries: sent.filter((d) => d.eventId === e.id).map(deliveryOf),
-          },
-        })),
-        ...messages.map((d) => {
-          const key = /^flow:([0-9a-f-]{36}):(.+):\d+$/.exec(d.idempotencyKey);
-          return {
-            us: BigInt(d.createdUs),
-            rank: RANK.delivery,
-            id: d.id,
-            item: {
-              kind: 'delivery' as const,
-              at: d.createdAt.toISOString(),
-              ...deliveryOf(d),
-              flowRunId: key?.[1] ?? null,
-              node: key?.[2] ?? null,
-            },
-          };
-        }),
-        ...runs.map((r) => ({
-          us: BigInt(r.enteredUs),
-          rank: RANK.run,
-          id: r.id,
-          item: {
-            kind: 'run' as const,
-            at: r.enteredAt.toISOString(),
-            id: r.id,
-            flowId: r.flowId,
-            flowName: r.flowName,
-            version: r.version,
-            status: r.status,
-            node: r.node,
-            endedAt: iso(r.endedAt),
-            reason: r.reason,
-          },
-        })),
-      ].sort(compare);
+      const sorted = itemsOf(events, sent, messages, runs);
       const page = sorted.slice(0, limit);
       // More may follow when one kind filled its page, or the kinds together gave more than a page.
       const full = events.length === limit || messages.length === limit || runs.length === limit;
@@ -196,4 +154,62 @@ export function profileTimelineApi(deps: { sql: Sql }) {
     },
   );
   return app;
+}
+
+// Every item of the page's three reads, in timeline order.
+function itemsOf(
+  events: TimelineEvent[],
+  sent: PersonDelivery[],
+  messages: PersonDelivery[],
+  runs: PersonRun[],
+): Sorted[] {
+  return [
+    ...events.map((e) => ({
+      us: BigInt(e.atUs),
+      rank: RANK.event,
+      id: e.id,
+      item: {
+        kind: 'event' as const,
+        at: e.at.toISOString(),
+        id: e.id,
+        type: e.type,
+        name: e.name,
+        sourceId: e.sourceId,
+        messageId: e.messageId,
+        deliveries: sent.filter((d) => d.eventId === e.id).map(deliveryOf),
+      },
+    })),
+    ...messages.map((d) => {
+      const key = /^flow:([0-9a-f-]{36}):(.+):\d+$/.exec(d.idempotencyKey);
+      return {
+        us: BigInt(d.createdUs),
+        rank: RANK.delivery,
+        id: d.id,
+        item: {
+          kind: 'delivery' as const,
+          at: d.createdAt.toISOString(),
+          ...deliveryOf(d),
+          flowRunId: key?.[1] ?? null,
+          node: key?.[2] ?? null,
+        },
+      };
+    }),
+    ...runs.map((r) => ({
+      us: BigInt(r.enteredUs),
+      rank: RANK.run,
+      id: r.id,
+      item: {
+        kind: 'run' as const,
+        at: r.enteredAt.toISOString(),
+        id: r.id,
+        flowId: r.flowId,
+        flowName: r.flowName,
+        version: r.version,
+        status: r.status,
+        node: r.node,
+        endedAt: iso(r.endedAt),
+        reason: r.reason,
+      },
+    })),
+  ].sort(compare);
 }
