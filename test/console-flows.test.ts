@@ -41,6 +41,7 @@ describeOnPostgres('console: flows on %s', () => {
   let flowId: string;
   let destination: string;
   let stats: Any;
+  let tagged: string;
 
   beforeAll(async () => {
     await ensureConsoleBuilt();
@@ -49,6 +50,20 @@ describeOnPostgres('console: flows on %s', () => {
     flowId = await h.publish(definition(destination));
     const draft = await h.post('/flows', { definition: { ...definition(destination), name: 'Console draft' } });
     expect(draft.status).toBe(201);
+    // A draft entered by gaining a tag: simulated from the working copy, the person tagged at the start.
+    expect((await h.post('/tags', { key: 'console_fan', name: 'Console fan' })).status).toBe(201);
+    const byTag = await h.post('/flows', {
+      definition: {
+        version: 1,
+        name: 'Console tagged',
+        trigger: { type: 'tag_added', tag: 'console_fan' },
+        entry: { reentry: 'once' },
+        nodes: [{ id: 'hello', type: 'send', destination, message: { body: 'Hello, fan' } }],
+        edges: [],
+      },
+    });
+    expect(byTag.status).toBe(201);
+    tagged = byTag.body.id;
     // Two VIPs take the message; three others wait a day at `settle`.
     for (const [i, vip] of [true, true, false, false, false].entries()) {
       const userId = `console-flow-${i}`;
@@ -228,6 +243,17 @@ describeOnPostgres('console: flows on %s', () => {
       .poll(() => node(page, 'wait', 'settle').getAttribute('aria-label'), { timeout: 30_000 })
       .toContain('4 arrived · 4 waiting');
     await page.getByRole('img', { name: 'else: from plan to settle, 4 runs' }).waitFor();
+
+    // Simulating a flow a tag starts: the person is tagged at the start and takes its path.
+    await page.goto(`${h.cairn.url}/console/flows/${tagged}`);
+    await page.getByText('Without one, the person is tagged console_fan at the start').waitFor();
+    await page.getByRole('button', { name: 'Simulate', exact: true }).click();
+    const path = page.getByRole('list', { name: 'Simulated path' });
+    await path.waitFor();
+    expect(await path.getByRole('listitem').allTextContents()).toEqual(['hello']);
+    expect(await node(page, 'send', 'hello').getAttribute('aria-label')).toContain('on the simulated path');
+    await page.getByText('Hello, fan').waitFor();
+    expect(await a11y(page)).toEqual([]);
     expect(errors).toEqual([]);
   });
 });

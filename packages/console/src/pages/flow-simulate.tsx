@@ -51,6 +51,15 @@ function parseObject(text: string, what: string): Record<string, unknown> {
   throw new Error(`${what} must be a JSON object`);
 }
 
+/** For a trigger on entering an audience or gaining a tag: the script change that fires it, said in words. */
+function entryChange(t: Flow['definition']['trigger']) {
+  if (t?.type === 'audience_entered' && t.audience)
+    return { change: { audiences: [t.audience] }, hint: `Without one, the person enters ${t.audience} at the start` };
+  if (t?.type === 'tag_added' && t.tag)
+    return { change: { tags: [t.tag] }, hint: `Without one, the person is tagged ${t.tag} at the start` };
+  return undefined;
+}
+
 /**
  * The simulate section: who (a profile id and/or traits), what they do (the trigger event), how long.
  *
@@ -69,8 +78,14 @@ export function FlowSimulate(props: { flow: Flow; onPath: (p: SimPath | undefine
   });
   const set = (k: keyof typeof form) => (e: Event) =>
     setForm({ ...form, [k]: (e.target as HTMLInputElement | HTMLSelectElement).value });
+  // What happens at the start: the event sent, else (a trigger on an audience or a tag) the person joins it.
+  const joins = entryChange(t);
   const run = useAction(async () => {
     const start = Date.now();
+    const event = form.event.trim();
+    const script = event
+      ? { event: { type: 'track', event, properties: parseObject(form.properties, 'Properties') } }
+      : joins?.change;
     const body = {
       profile: {
         ...(form.profile.trim() ? { id: form.profile.trim() } : {}),
@@ -79,20 +94,7 @@ export function FlowSimulate(props: { flow: Flow; onPath: (p: SimPath | undefine
       start,
       horizon: { days: Number(form.days) || 30 },
       use: form.use,
-      ...(form.event.trim()
-        ? {
-            script: [
-              {
-                at: start,
-                event: {
-                  type: 'track',
-                  event: form.event.trim(),
-                  properties: parseObject(form.properties, 'Properties'),
-                },
-              },
-            ],
-          }
-        : {}),
+      ...(script ? { script: [{ at: start, ...script }] } : {}),
     };
     const r = await api<{ simulation: Simulation }>(`/flows/${encodeURIComponent(props.flow.id)}/simulate`, {
       method: 'POST',
@@ -119,7 +121,7 @@ export function FlowSimulate(props: { flow: Flow; onPath: (p: SimPath | undefine
         <Field label="Traits (JSON)">
           <input value={form.traits} onInput={set('traits')} />
         </Field>
-        <Field label="Event sent">
+        <Field label="Event sent" hint={joins && !form.event.trim() ? joins.hint : undefined}>
           <input value={form.event} onInput={set('event')} />
         </Field>
         <Field label="Event properties (JSON)">
