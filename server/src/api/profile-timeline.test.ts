@@ -51,6 +51,9 @@ describeOnDatabases('profile timeline, recent people and audiences on %s', (mode
       timestamp: at(2),
     });
     await h.send({ type: 'track', userId: user, event: 'Signed Up', timestamp: at(3) });
+    // Three events at the same instant: pages must split ties by id, not skip or repeat them.
+    const tied = { type: 'track', userId: user, event: 'Tied', timestamp: at(4) };
+    await h.send(tied, tied, tied);
     profileId = await h.profileOf(user);
     // The flow sent its message (a ledger row without an event) and the run ended.
     await until('the run completed and its message delivered', async () => {
@@ -85,6 +88,7 @@ describeOnDatabases('profile timeline, recent people and audiences on %s', (mode
     expect(runItem).toMatchObject({ flowId, flowName: `Hello ${run}`, version: 1, status: 'completed' });
     const message = body.data.find((i: Any) => i.kind === 'delivery');
     expect(message).toMatchObject({ destinationId: hookId, flowRunId: runItem.id, node: 'hello', status: 'delivered' });
+    expect(body.data.filter((i: Any) => i.name === 'Tied')).toHaveLength(3);
     expect(body.next).toBeNull();
   });
 
