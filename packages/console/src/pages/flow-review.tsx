@@ -148,50 +148,7 @@ function ReviewBody(props: { review: Review }) {
         <h3>
           {against === null ? 'Changes (never published: everything is new)' : `Changes against version ${against}`}
         </h3>
-        {same ? (
-          <p class="muted">The working copy is the live version.</p>
-        ) : (
-          <ul aria-label="Diff" class="diff">
-            {diff.start && (
-              <li>
-                start node: {show(diff.start.before)} → {show(diff.start.after)}
-              </li>
-            )}
-            {diff.settings.map((c) => (
-              <li key={`s:${c.path}`}>
-                <code>{c.path}</code>: {show(c.before)} → {show(c.after)}
-              </li>
-            ))}
-            {diff.nodes.added.map((n) => (
-              <li key={`a:${n.id}`}>
-                <Badge value="added" tone="ok" /> node <code>{n.id}</code> ({n.type})
-              </li>
-            ))}
-            {diff.nodes.removed.map((n) => (
-              <li key={`r:${n.id}`}>
-                <Badge value="removed" tone="bad" /> node <code>{n.id}</code> ({n.type})
-              </li>
-            ))}
-            {diff.nodes.changed.flatMap((n) =>
-              n.changes.map((c) => (
-                <li key={`c:${n.id}:${c.path}`}>
-                  <Badge value="changed" tone="warn" /> node <code>{n.id}</code> <code>{c.path}</code>: {show(c.before)}{' '}
-                  → {show(c.after)}
-                </li>
-              )),
-            )}
-            {diff.edges.added.map((e) => (
-              <li key={`ea:${edgeText(e)}`}>
-                <Badge value="added" tone="ok" /> edge {edgeText(e)}
-              </li>
-            ))}
-            {diff.edges.removed.map((e) => (
-              <li key={`er:${edgeText(e)}`}>
-                <Badge value="removed" tone="bad" /> edge {edgeText(e)}
-              </li>
-            ))}
-          </ul>
-        )}
+        {same ? <p class="muted">The working copy is the live version.</p> : <DiffList diff={diff} />}
       </div>
       <div>
         <h3>Who and where</h3>
@@ -221,5 +178,51 @@ function ReviewBody(props: { review: Review }) {
         )}
       </div>
     </div>
+  );
+}
+
+function DiffList(props: { diff: ReviewDiff }) {
+  const { diff } = props;
+  return (
+    <ul aria-label="Diff" class="diff">
+      {diff.start && (
+        <li>
+          start node: {show(diff.start.before)} → {show(diff.start.after)}
+        </li>
+      )}
+      {diff.settings.map((c) => (
+        <li key={`s:${c.path}`}>
+          <code>{c.path}</code>: {show(c.before)} → {show(c.after)}
+        </li>
+      ))}
+      {diff.nodes.added.map((n) => (
+        <li key={`a:${n.id}`}>
+          <Badge value="added" tone="ok" /> node <code>{n.id}</code> ({n.type})
+        </li>
+      ))}
+      {diff.nodes.removed.map((n) => (
+        <li key={`r:${n.id}`}>
+          <Badge value="removed" tone="bad" /> node <code>{n.id}</code> ({n.type})
+        </li>
+      ))}
+      {diff.nodes.changed.flatMap((n) =>
+        n.changes.map((c) => (
+          <li key={`c:${n.id}:${c.path}`}>
+            <Badge value="changed" tone="warn" /> node <code>{n.id}</code> <code>{c.path}</code>: {show(c.before)} →{' '}
+            {show(c.after)}
+          </li>
+        )),
+      )}
+      {diff.edges.added.map((e) => (
+        <li key={`ea:${edgeText(e)}`}>
+          <Badge value="added" tone="ok" /> edge {edgeText(e)}
+        </li>
+      ))}
+      {diff.edges.removed.map((e) => (
+        <li key={`er:${edgeText(e)}`}>
+          <Badge value="removed" tone="bad" /> edge {edgeText(e)}
+        </li>
+      ))}
+    </ul>
   );
 }

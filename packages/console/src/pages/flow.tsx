@@ -46,45 +46,12 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
   const [selected, setSelected] = useState<string>();
   const [invalid, setInvalid] = useState<Invalid>();
   const [path, setPath] = useState<SimPath>();
-  const me = useMe().user?.id;
-  // An edit the API refused is drawn as it was sent, its nodes marked; otherwise the working copy.
-  // While the working copy differs from the live version, either can be drawn (the counts are of every version).
-  const differs = flow.version !== null && flow.review.state !== 'published';
-  const [showLive, setShowLive] = useState(false);
-  const live = useApi<{ definition: FlowDef }>(
-    differs && showLive ? `/flows/${encodeURIComponent(flow.id)}/versions/${flow.version}` : null,
-  );
-  const drawn = invalid ? 'the refused edit' : differs && showLive ? `live version ${flow.version}` : 'working copy';
-  const def = invalid?.def ?? (differs && showLive && live.data ? live.data.definition : flow.definition);
-  // The review's diff tags the working copy's new and changed nodes (not the live version's, nor a refused edit).
   const [diff, setDiff] = useState<ReviewDiff>();
-  const changes = useMemo(
-    () =>
-      differs && diff && drawn === 'working copy'
-        ? new Map<string, 'new' | 'changed'>([
-            ...diff.nodes.added.map((n) => [n.id, 'new'] as const),
-            ...diff.nodes.changed.map((n) => [n.id, 'changed'] as const),
-          ])
-        : undefined,
-    [differs, diff, drawn],
-  );
+  const { def, drawn, differs, showLive, setShowLive, changes } = useDrawn(flow, invalid, diff);
   const node = def.nodes.find((n) => n.id === selected);
   return (
     <>
-      <dl class="facts">
-        <dt>Status</dt>
-        <dd>
-          <Badge value={flowStatus(flow)} tone={statusTone(flowStatus(flow))} />{' '}
-          {flow.version !== null && <>live version {flow.version}</>}
-        </dd>
-        <dt>Working copy</dt>
-        <dd>
-          {flow.review.state.replace('_', ' ')}, changed <Time at={flow.updatedAt} />
-          {flow.review.lastEditedBy && <> by {actorText(flow.review.lastEditedBy, me)}</>}
-        </dd>
-        <dt>Trigger</dt>
-        <dd>{triggerLabel(flow.definition.trigger)}</dd>
-      </dl>
+      <FlowFacts flow={flow} />
       <RunTotals stats={stats} />
       <div class="flow-layout" style={{ display: 'flex', flexWrap: 'wrap', gap: '16px', alignItems: 'flex-start' }}>
         <section aria-labelledby="fl-diagram" style={{ flex: '3 1 480px', minWidth: 0 }}>
@@ -149,6 +116,53 @@ function FlowBody(props: { flow: Flow; stats: FlowStats | undefined; onChanged: 
         }}
       />
     </>
+  );
+}
+
+/**
+ * What the diagram draws: an edit the API refused as it was sent (its nodes marked), else the working copy
+ * or, while it differs from the live version, the live version (the counts are of every version); and the
+ * working copy's new and changed nodes by the review's diff.
+ */
+function useDrawn(flow: Flow, invalid: Invalid | undefined, diff: ReviewDiff | undefined) {
+  const differs = flow.version !== null && flow.review.state !== 'published';
+  const [showLive, setShowLive] = useState(false);
+  const live = useApi<{ definition: FlowDef }>(
+    differs && showLive ? `/flows/${encodeURIComponent(flow.id)}/versions/${flow.version}` : null,
+  );
+  const drawn = invalid ? 'the refused edit' : differs && showLive ? `live version ${flow.version}` : 'working copy';
+  const def = invalid?.def ?? (differs && showLive && live.data ? live.data.definition : flow.definition);
+  const changes = useMemo(
+    () =>
+      differs && diff && drawn === 'working copy'
+        ? new Map<string, 'new' | 'changed'>([
+            ...diff.nodes.added.map((n) => [n.id, 'new'] as const),
+            ...diff.nodes.changed.map((n) => [n.id, 'changed'] as const),
+          ])
+        : undefined,
+    [differs, diff, drawn],
+  );
+  return { def, drawn, differs, showLive, setShowLive, changes };
+}
+
+function FlowFacts(props: { flow: Flow }) {
+  const { flow } = props;
+  const me = useMe().user?.id;
+  return (
+    <dl class="facts">
+      <dt>Status</dt>
+      <dd>
+        <Badge value={flowStatus(flow)} tone={statusTone(flowStatus(flow))} />{' '}
+        {flow.version !== null && <>live version {flow.version}</>}
+      </dd>
+      <dt>Working copy</dt>
+      <dd>
+        {flow.review.state.replace('_', ' ')}, changed <Time at={flow.updatedAt} />
+        {flow.review.lastEditedBy && <> by {actorText(flow.review.lastEditedBy, me)}</>}
+      </dd>
+      <dt>Trigger</dt>
+      <dd>{triggerLabel(flow.definition.trigger)}</dd>
+    </dl>
   );
 }
 
