@@ -165,6 +165,17 @@ describe('console: analytics', { timeout: 240_000 }, () => {
     expect(shown.map(num)).toEqual(series.values);
     expect(num(await page.locator('figure table tfoot td').first().textContent())).toBe(series.total);
     expect(await a11y(page)).toEqual([]);
+
+    // Broken down by a property: a line per group (views without a category are '(none)'), each total as the API's.
+    await page.getByRole('textbox', { name: /^Breakdown by property/ }).fill('category');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.getByTestId('trend-summary').filter({ hasText: 'Product Viewed: hiking' }).waitFor();
+    const split = await sameQuery(page, cairn);
+    const groups = split.series[0].groups as { group: string | null; total: number }[];
+    expect(groups.map((g) => g.group).sort()).toEqual(['camping', 'hiking', null].sort());
+    const summary = await page.getByTestId('trend-summary').textContent();
+    for (const g of groups) expect(summary).toContain(`Product Viewed: ${g.group ?? '(none)'}: ${g.total} in total`);
+    expect(await a11y(page)).toEqual([]);
     expect(errors).toEqual([]);
   });
 
