@@ -169,6 +169,9 @@ export function audiencesApi(deps: AudienceDeps) {
   });
 }
 
+/** How long counting an unsaved rule may take. */
+const PREVIEW_TIMEOUT_MS = 15_000;
+
 // `POST /preview` answers for an unsaved rule: before the `/{key}` routes, like any static path.
 function previewRoute(app: DefinitionApp, deps: AudienceDeps) {
   app.openapi(
@@ -193,6 +196,7 @@ function previewRoute(app: DefinitionApp, deps: AudienceDeps) {
           'Members now',
         ),
         400: json(ErrorSchema, 'Invalid rule'),
+        422: json(ErrorSchema, 'Counting the rule took too long (query_too_broad)'),
         ...AUTH_ERRORS,
       },
     }),
@@ -200,7 +204,18 @@ function previewRoute(app: DefinitionApp, deps: AudienceDeps) {
       const body = c.req.valid('json');
       const rule = await checkRule(deps.sql, body.rule, null, deps.pii);
       const now = deps.now();
-      const members = [...(await evaluateRule(deps.sql, rule, { now }))].sort();
+      // A preview is typed live (the console asks again at each change): a rule too broad for this
+      // database answers 422 in bounded time instead of holding a connection.
+      const found = await deps.sql
+        .begin(async (tx) => {
+          await tx`SELECT set_config('statement_timeout', ${String(PREVIEW_TIMEOUT_MS)}, true)`;
+          return evaluateRule(tx, rule, { now });
+        })
+        .catch((err: { code?: string }) => {
+          if (err.code !== '57014') throw err;
+          throw apiError(422, 'query_too_broad', `the rule took longer than ${PREVIEW_TIMEOUT_MS / 1000} s to count`);
+        });
+      const members = [...found].sort();
       return c.json(
         {
           count: members.length,
