@@ -169,6 +169,14 @@ describeOnPostgres('console: flows on %s', () => {
     ])
       expect(await node(page, type!, id!).getAttribute('aria-label')).not.toContain('invalid');
     expect(await a11y(page)).toEqual([]);
+    // A trigger with no event name: the trigger's box is the one marked.
+    await page
+      .getByLabel('Definition (JSON)')
+      .fill(JSON.stringify({ ...definition(destination), trigger: { type: 'event', event: '' } }));
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByRole('img', { name: /^Trigger event: 5 entered, invalid: trigger\.event: / }).waitFor();
+    expect(await problems.textContent()).toContain('trigger.event');
+    expect(await node(page, 'wait', 'settle').getAttribute('aria-label')).not.toContain('invalid');
     // Nothing was saved.
     expect((await h.api(`/flows/${flowId}`)).body.definition.nodes[2].duration).toEqual({ days: 1 });
     expect(errors).toEqual([]);

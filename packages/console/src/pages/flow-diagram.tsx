@@ -149,7 +149,14 @@ export function FlowDiagram(props: DiagramProps) {
         ))}
         {laid.nodes.map((n) =>
           n.id === TRIGGER ? (
-            <TriggerBox key={n.id} laid={n} def={props.def} entered={props.stats?.runs.entered} path={!!props.path} />
+            <TriggerBox
+              key={n.id}
+              laid={n}
+              def={props.def}
+              entered={props.stats?.runs.entered}
+              path={!!props.path}
+              errors={props.errors?.get(TRIGGER)}
+            />
           ) : (
             <NodeBox
               key={n.id}
@@ -201,30 +208,38 @@ function DiagramEdge(props: { laid: LaidEdge; count: number | undefined; taken: 
   );
 }
 
-function TriggerBox(props: { laid: LaidNode; def: FlowDef; entered: number | undefined; path: boolean }) {
+function TriggerBox(props: {
+  laid: LaidNode;
+  def: FlowDef;
+  entered: number | undefined;
+  path: boolean;
+  errors: string[] | undefined;
+}) {
   const { x, y } = props.laid;
   const label = cut(triggerLabel(props.def.trigger), 30);
+  const bad = !!props.errors?.length;
+  const second = bad ? 'invalid' : props.entered === undefined ? 'trigger' : `${props.entered} entered`;
   return (
     // biome-ignore lint/a11y/noInteractiveElementToNoninteractiveRole: an SVG group drawn as one named picture
     <g
       {...FONT}
       transform={`translate(${x - NODE_W / 2},${y - 22})`}
       role="img"
-      aria-label={`Trigger ${label}${props.entered === undefined ? '' : `: ${props.entered} entered`}`}
+      aria-label={`Trigger ${label}${props.entered === undefined ? '' : `: ${props.entered} entered`}${bad ? `, invalid: ${props.errors!.join('; ')}` : ''}`}
     >
       <rect
         width={NODE_W}
         height={44}
         rx={22}
-        fill="#f6f8fa"
-        stroke={props.path ? PATH : MUTED}
-        stroke-width={props.path ? 3 : 1.5}
+        fill={bad ? BOX.invalid.fill : '#f6f8fa'}
+        stroke={bad ? BOX.invalid.stroke : props.path ? PATH : MUTED}
+        stroke-width={bad || props.path ? 3 : 1.5}
       />
       <text x={NODE_W / 2} y={18} text-anchor="middle" font-size="13" font-weight="600" fill={INK}>
         {label}
       </text>
-      <text x={NODE_W / 2} y={34} text-anchor="middle" font-size="11" fill={MUTED}>
-        {props.entered === undefined ? 'trigger' : `${props.entered} entered`}
+      <text x={NODE_W / 2} y={34} text-anchor="middle" font-size="11" fill={bad ? BOX.invalid.stroke : MUTED}>
+        {second}
       </text>
     </g>
   );

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { ApiError, api } from '../api.ts';
 import { ErrorBox, Field, useAction, useCan } from '../ui.tsx';
-import { drawable, type Flow, type FlowDef, type FlowIssue, issueNode } from './flow-model.ts';
+import { drawable, type Flow, type FlowDef, type FlowIssue, issueNode, TRIGGER } from './flow-model.ts';
 
 /** An edit the API refused: what was sent (when drawable), its issues, and their messages by node. */
 export interface Invalid {
@@ -113,11 +113,11 @@ function IssueList(props: { invalid: Invalid }) {
           const node = issueNode(i, props.invalid.def);
           return (
             <li key={`${i.path}:${i.message}`}>
-              {node ? (
+              {node && node !== TRIGGER && (
                 <>
                   node <code>{node}</code>,{' '}
                 </>
-              ) : null}
+              )}
               <code>{i.path || 'flow'}</code>: {i.message}
             </li>
           );

@@ -88,13 +88,14 @@ export const TRIGGER = 'trigger ';
 
 /**
  * The node a validation issue is about: its `node`, else the node at `nodes.<i>` or the edge's `from` at
- * `edges.<i>` in the definition that was sent.
+ * `edges.<i>` in the definition that was sent, or the trigger's box for `trigger.*`.
  *
  * @example
  * issueNode({ path: 'nodes.1.duration', message: '…' }, def); // def.nodes[1].id
  */
 export function issueNode(issue: FlowIssue, def: FlowDef | undefined): string | undefined {
   if (issue.node) return issue.node;
+  if (issue.path === 'trigger' || issue.path.startsWith('trigger.')) return TRIGGER;
   const m = /^(nodes|edges)\.(\d+)/.exec(issue.path);
   if (!m || !def) return undefined;
   const i = Number(m[2]);
