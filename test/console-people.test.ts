@@ -6,6 +6,7 @@
 import type { Cairn } from '@cairn/server';
 import {
   adminApi,
+  approveAndPublish,
   basicAuth,
   createTestDatabase,
   POSTGRES_SKIP_REASON,
@@ -57,7 +58,23 @@ describe('console: people', { timeout: 180_000 }, () => {
     db = await createTestDatabase('test/console-people.test.ts', 'postgres');
     [cairn, browser, hook] = await Promise.all([startTestCairn(db.env), launch(), startReceiver()]);
     api = adminApi(cairn.url);
-    await post('/destinations', { name: 'Hook', plugin: 'webhook', settings: { url: hook.url } });
+    const { id: hookId } = await post('/destinations', {
+      name: 'Hook',
+      plugin: 'webhook',
+      settings: { url: hook.url },
+    });
+    // A flow that thanks a buyer: the person's timeline shows the run and the message it sent.
+    const flow = await post('/flows', {
+      definition: {
+        version: 1,
+        name: 'Thank you',
+        trigger: { type: 'event', event: 'Order Completed' },
+        entry: { reentry: 'once' },
+        nodes: [{ id: 'thanks', type: 'send', destination: hookId, message: { body: 'Thank you' } }],
+        edges: [],
+      },
+    });
+    expect((await approveAndPublish(cairn.url, flow.id)).status).toBe(200);
     const pro = { op: 'trait', trait: 'plan', cmp: '=', value: 'pro' };
     await post('/audiences', { key: 'pro_plan', name: 'Pro plan', rule: pro });
     await post('/tags', { key: 'paying', name: 'Paying', rule: pro });
@@ -84,9 +101,16 @@ describe('console: people', { timeout: 180_000 }, () => {
     grace = (await api(`/profiles?userId=grace-1`)).body.data[0].id;
     expect((await api(`/profiles/${ada}/merges`)).body.data).toHaveLength(1);
     await post(`/profiles/${ada}/subscriptions`, { channel: 'email', subscribed: false }, 'PUT');
-    await until('Ada in the audience and tagged', async () => {
-      const [aud, tags] = await Promise.all([api(`/profiles/${ada}/audiences`), api(`/profiles/${ada}/tags`)]);
-      return aud.body.data?.[0]?.member && tags.body.current?.includes('paying');
+    await until('Ada in the audience, tagged, and thanked by the flow', async () => {
+      const [aud, tags, timeline] = await Promise.all([
+        api(`/profiles/${ada}/audiences`),
+        api(`/profiles/${ada}/tags`),
+        api(`/profiles/${ada}/timeline`),
+      ]);
+      const kinds = new Set(timeline.body.data?.map((i: { kind: string }) => i.kind));
+      return (
+        aud.body.data?.[0]?.member && tags.body.current?.includes('paying') && kinds.has('run') && kinds.has('delivery')
+      );
     });
   });
   afterAll(async () => {
@@ -141,6 +165,8 @@ describe('console: people', { timeout: 180_000 }, () => {
     for (const what of ['Home', 'Product Viewed', 'Cart Viewed', 'Order Completed']) {
       await timeline.getByRole('link', { name: what }).waitFor();
     }
+    await timeline.getByRole('link', { name: 'Thank you' }).waitFor();
+    await timeline.getByRole('row').filter({ hasText: 'flow step thanks to Hook' }).waitFor();
     // Each event's deliveries are on its line once the webhook took them.
     await expect
       .poll(
