@@ -1,6 +1,7 @@
 export * from './analytics/index.ts';
 export { type Campaign, campaignFromUrl } from './campaign.ts';
 export { type CorrectedTime, correctTime } from './clock.ts';
+export * from './clustering/index.ts';
 export {
   type Issue,
   type JsonObject,
