@@ -32,6 +32,7 @@ import { audiencesApi } from './audiences.ts';
 import { auditApi } from './audit.ts';
 import { calendarsApi } from './calendars.ts';
 import { campaignsApi } from './campaigns.ts';
+import { clusteringApi } from './clustering.ts';
 import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
 import { couponPoolsApi } from './coupons.ts';
 import { apiDescription } from './description.ts';
@@ -176,6 +177,7 @@ export function adminApi(deps: {
   api.route('/tags', funnelTagApi(deps));
   api.route('/profiles', profileComputedApi(deps.sql));
   api.route('/computed-traits', computedTraitsApi(deps));
+  api.route('/clusterings', clusteringApi(deps));
   api.route('/audiences', audiencesApi(deps));
   api.route('/audiences', dailyCountsApi(deps, 'audience'));
   api.route('/tags', dailyCountsApi(deps, 'tag'));

@@ -40,6 +40,8 @@ export async function loadDefinitions(sql: Tx): Promise<Definition[]> {
     SELECT 'tag', key, name, rule FROM tags WHERE rule IS NOT NULL
     UNION ALL
     SELECT 'computed', key, name, definition FROM computed_traits
+    -- A clustering's trait is written by its runs (clustering.ts), not evaluated here.
+    WHERE definition->>'kind' IS DISTINCT FROM 'cluster'
     ORDER BY 1, 2`;
   const defs: Definition[] = rows.map((r) =>
     r.kind === 'computed'

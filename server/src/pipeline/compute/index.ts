@@ -2,6 +2,26 @@
 // folder is the stage's own (biome's noRestrictedImports keeps api/ and audit/ to this file).
 
 export {
+  CLUSTERING_QUEUE,
+  executeClusteringRun,
+  featureName,
+  requestClusteringRun,
+  syncClusteringSchedule,
+} from './clustering.ts';
+export {
+  type Clustering,
+  type ClusteringFeature,
+  type ClusteringFields,
+  type ClusteringRun,
+  deleteClustering,
+  getClustering,
+  getRun,
+  insertClustering,
+  listClusterings,
+  listRuns,
+  updateClustering,
+} from './clustering-queries.ts';
+export {
   type AudienceRecord,
   type ComputedTraitRecord,
   type ComputedTraitRow,

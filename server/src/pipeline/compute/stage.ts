@@ -1,4 +1,5 @@
 import type { Runtime, Stage } from '../../runtime.ts';
+import { startClusteringWorker } from './clustering.ts';
 import { changeStaticTag, changeStaticTagOf } from './static-tags.ts';
 import { startComputeWorker } from './worker.ts';
 
@@ -44,6 +45,12 @@ export function createComputeStage(rt: Runtime): ComputeStage {
         now: rt.clock,
         sweepSeconds: rt.config.computeSweepSeconds,
       });
+      const stopClustering = await startClusteringWorker({ ...rt, now: rt.clock });
+      const stopCompute = stop;
+      stop = async () => {
+        await stopClustering();
+        await stopCompute();
+      };
     },
     stop: () => stop(),
     changeStaticTag: (profileId, tag, action, actor, reason) =>

@@ -1,0 +1,88 @@
+// Clustering at the budget's size: 1M profiles × 8 features, in memory (packages/core): standardise,
+// choose k by sampled silhouette over a range, fit on a sample, assign every profile, match ids to a
+// previous run. Quality of the sampled fit is measured against Lloyd's iterations on every point
+// (ml-kmeans over all 1M rows): the ratio of their inertia over all points, and their agreement (ARI).
+//   npm run bench:clusters                      (BENCH_PROFILES=..., BENCH_FEATURES=..., --no-full skips the reference fit)
+import os from 'node:os';
+import {
+  adjustedRandIndex,
+  clusterPoints,
+  fitKMeans,
+  fitScaler,
+  type Points,
+  seededRandom,
+  standardise,
+} from '@cairn/core';
+
+const N = Number(process.env.BENCH_PROFILES ?? 1_000_000);
+const D = Number(process.env.BENCH_FEATURES ?? 8);
+const K = 5;
+const full = !process.argv.includes('--no-full');
+
+// The same groups (centres from seed 1) every time; `seed` draws the profiles in them.
+function generate(seed: number): { points: Points; truth: Int32Array } {
+  const centresRandom = seededRandom(1);
+  const random = seededRandom(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  // Features on different scales (money, counts, shares), blobs overlapping a little.
+  const scale = Array.from({ length: D }, (_, j) => [1000, 10, 1, 100][j % 4]!);
+  const centres = Array.from({ length: K }, () => Array.from({ length: D }, (_, j) => centresRandom() * 4 * scale[j]!));
+  const data = new Float64Array(N * D);
+  const truth = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    const b = Math.floor(random() * K);
+    truth[i] = b;
+    for (let j = 0; j < D; j++) data[i * D + j] = centres[b]![j]! + gauss() * scale[j]! * 0.6;
+  }
+  return { points: { data, n: N, d: D }, truth };
+}
+
+const time = <T>(f: () => T): [T, number] => {
+  const t0 = performance.now();
+  const r = f();
+  return [r, (performance.now() - t0) / 1000];
+};
+
+const features = Array.from({ length: D }, (_, j) => `f${j}`);
+console.log(`clusters bench: ${N.toLocaleString()} profiles × ${D} features, ${K} true groups`);
+console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, node ${process.version}`);
+const [{ points, truth }, genS] = time(() => generate(1));
+console.log(`generated in ${genS.toFixed(1)} s`);
+
+const [fixed, fixedS] = time(() => clusterPoints(points, features, { k: K, seed: 42 }));
+console.log(
+  `k given (${K}):              ${fixedS.toFixed(2)} s  ARI vs truth ${adjustedRandIndex(truth, fixed.ids).toFixed(4)}`,
+);
+
+const [chosen, chosenS] = time(() => clusterPoints(points, features, { kRange: [2, 8], seed: 42 }));
+console.log(
+  `k chosen in [2, 8] (k=${chosen.k}): ${chosenS.toFixed(2)} s  ARI vs truth ${adjustedRandIndex(truth, chosen.ids).toFixed(4)}`,
+);
+
+// A re-run on the next day's data: the same groups, every profile drawn afresh, a new seed; ids matched to
+// the first run's centroids. "Kept" compares the same row index, which now holds another draw from the same group.
+const next = generate(2);
+const [rerun, rerunS] = time(() => clusterPoints(next.points, features, { k: K, seed: 7, previous: fixed.clusters }));
+// Per true group, the id the first run gave most of it must be the id the re-run gives it.
+const majority = (ids: Int32Array, truth: Int32Array) =>
+  Array.from({ length: K }, (_, g) => {
+    const counts = new Map<number, number>();
+    for (let i = 0; i < N; i++) if (truth[i] === g) counts.set(ids[i]!, (counts.get(ids[i]!) ?? 0) + 1);
+    return [...counts].sort((a, b) => b[1] - a[1])[0]![0];
+  });
+const before = majority(fixed.ids, truth);
+let kept = 0;
+for (let i = 0; i < N; i++) if (rerun.ids[i] === before[next.truth[i]!]) kept++;
+console.log(
+  `re-run with id matching:     ${rerunS.toFixed(2)} s  same id for the same group ${((kept / N) * 100).toFixed(2)}%`,
+);
+
+if (full) {
+  const z = standardise(points, fitScaler(points));
+  const [ref, refS] = time(() => fitKMeans(z, K, { seed: 42, fitSample: N }));
+  const ratio = fixed.inertia / ref.inertia;
+  console.log(
+    `reference: Lloyd on all ${N.toLocaleString()} points: ${refS.toFixed(2)} s (${ref.iterations} iterations); ` +
+      `sampled/full inertia ${ratio.toFixed(5)}; ARI sampled vs full ${adjustedRandIndex(fixed.ids, ref.labels).toFixed(4)}`,
+  );
+}
