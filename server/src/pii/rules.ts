@@ -84,8 +84,12 @@ export function sealedUseInDefinition(
   def: ComputedTraitDefinition,
   sensitive: (key: string) => boolean,
 ): SealedUse | null {
-  if ((def.kind === 'aggregate' || def.kind === 'rfm') && def.property && sensitive(rootOf(def.property))) {
-    return refusal('property', `event property ${def.property}`, def.kind === 'aggregate' ? def.fn : 'rfm');
+  if (
+    (def.kind === 'aggregate' || def.kind === 'rfm' || def.kind === 'preferred') &&
+    def.property &&
+    sensitive(rootOf(def.property))
+  ) {
+    return refusal('property', `event property ${def.property}`, def.kind === 'aggregate' ? def.fn : def.kind);
   }
   return def.kind === 'aggregate' ? filters(def.where, '', sensitive) : null;
 }

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import type { PropertyFilter, Window } from './ast.ts';
+import type { ComputedKind } from './computed-kinds.ts';
 import { describeMatch, describeWindow, filtersSql, propertyPath, windowEdges, windowSql } from './ops/events.ts';
+import { PREFERENCE_KINDS, type PreferenceDefinition } from './preferences.ts';
 import { propertyFilterSchema } from './schema.ts';
+import { SCORE_KINDS, type ScoreDefinition } from './scores.ts';
 import { type Fragment, join, sql } from './sql.ts';
 
 const DAY_MS = 86_400_000;
@@ -39,7 +42,29 @@ export type ComputedTraitDefinition =
       activeDays?: number;
       churnDays?: number;
     }
-  | { kind: 'active_hour'; event?: string; within?: Window };
+  | { kind: 'active_hour'; event?: string; within?: Window }
+  | PreferenceDefinition
+  | ScoreDefinition;
+
+/** The preference and score kinds (preferences.ts, scores.ts), by kind. */
+const KINDS = { ...PREFERENCE_KINDS, ...SCORE_KINDS } as Record<
+  string,
+  ComputedKind<PreferenceDefinition | ScoreDefinition>
+>;
+
+/**
+ * The preference or score kind of a definition (undefined for the aggregate kinds defined here).
+ *
+ * @example
+ * computedKindOf({ kind: 'activity' })?.dependencies({ kind: 'activity' }); // { events: ['*'], timeBound: true }
+ */
+export function computedKindOf(
+  def: ComputedTraitDefinition,
+): ComputedKind<PreferenceDefinition | ScoreDefinition> | undefined {
+  return Object.hasOwn(KINDS, def.kind) ? KINDS[def.kind] : undefined;
+}
+const isKind = (def: ComputedTraitDefinition): def is PreferenceDefinition | ScoreDefinition =>
+  Object.hasOwn(KINDS, def.kind);
 
 /** The brief's defaults. */
 export const RFM_DEFAULTS = {
@@ -80,6 +105,21 @@ export const COMPUTED_PRESETS: Record<string, { name: string; definition: Comput
     name: 'Most active hour of day (UTC)',
     definition: { kind: 'active_hour', within: { last: 90, unit: 'days' } },
   },
+  // Behaviour preferences and scores (preferences.ts, scores.ts; defaults there).
+  active_hour_local: { name: 'Most active hour (local time)', definition: { kind: 'active_time', part: 'hour' } },
+  active_weekday_local: {
+    name: 'Most active weekday (local time)',
+    definition: { kind: 'active_time', part: 'weekday' },
+  },
+  recent_preferred_category: {
+    name: 'Preferred category (recency-weighted)',
+    definition: { kind: 'preferred', event: 'Product Viewed', property: 'category' },
+  },
+  coupons: { name: 'Coupons issued, redeemed and redemption rate (180 days)', definition: { kind: 'coupons' } },
+  price_sensitivity: { name: 'Share of orders with a discount', definition: { kind: 'price_sensitivity' } },
+  repurchase_cycle: { name: 'Median days between orders', definition: { kind: 'repurchase_cycle' } },
+  activity_score: { name: 'Activity score (half-life 14 days)', definition: { kind: 'activity' } },
+  virality: { name: 'Virality (shares, invites, referred sign-ups)', definition: { kind: 'virality' } },
 };
 
 const name = z.string().min(1).max(200);
@@ -132,6 +172,7 @@ export const computedTraitSchema: z.ZodType<ComputedTraitDefinition> = z.union([
     })
     .strict(),
   z.object({ kind: z.literal('active_hour'), event: name.optional(), within: window.optional() }).strict(),
+  ...Object.values(KINDS).map((k) => k.schema),
 ]) as z.ZodType<ComputedTraitDefinition>;
 
 /** A computed trait compiled for one instant. */
@@ -159,6 +200,7 @@ function events(event: string | undefined): Fragment {
  */
 export function compileComputedTrait(def: ComputedTraitDefinition, options: { now: Date }): CompiledComputedTrait {
   const nowMs = options.now.getTime();
+  if (isKind(def)) return { values: (ids) => KINDS[def.kind]!.compile(def, nowMs, ids) };
   const now = sql`${iso(nowMs)}::timestamptz`;
   if (def.kind === 'aggregate') {
     const prop = def.property ? sql`(e.payload #> ${propertyPath(def.property)}::text[])` : null;
@@ -266,6 +308,7 @@ export function compileComputedTrait(def: ComputedTraitDefinition, options: { no
  */
 export function computedTraitEdges(def: ComputedTraitDefinition, since: Date, now: Date): Fragment | null {
   const [a, b] = [since.getTime(), now.getTime()];
+  if (isKind(def)) return KINDS[def.kind]!.edges(def, a, b);
   const spans = (event: string | undefined, list: number[]) =>
     sql`SELECT e.profile_id AS id FROM events e WHERE ${events(event)} AND e.profile_id IS NOT NULL AND (${join(
       list.map(
@@ -293,6 +336,7 @@ export function computedTraitEdges(def: ComputedTraitDefinition, since: Date, no
  * describeComputedTrait({ kind: 'aggregate', fn: 'avg', event: 'Order Completed', property: 'total' });
  */
 export function describeComputedTrait(def: ComputedTraitDefinition): string {
+  if (isKind(def)) return KINDS[def.kind]!.describe(def);
   if (def.kind === 'aggregate')
     return `${def.fn.replace('_', ' ')}${def.property ? ` of ${def.property}` : def.fn === 'first' || def.fn === 'last' ? ' time' : ''} over ${describeMatch(def)}${describeWindow(def.within)}`;
   if (def.kind === 'rfm') {

@@ -15,12 +15,14 @@ export {
   type CompiledComputedTrait,
   type ComputedTraitDefinition,
   compileComputedTrait,
+  computedKindOf,
   computedTraitEdges,
   computedTraitSchema,
   describeComputedTrait,
   LIFECYCLE_DEFAULTS,
   RFM_DEFAULTS,
 } from './computed.ts';
+export type { ComputedKind, KindDependencies } from './computed-kinds.ts';
 export { compareValue, eventName, matchEvent } from './evaluate.ts';
 export {
   compileEventFilter,
@@ -29,6 +31,7 @@ export {
   eventFilterSchema,
 } from './event-filter.ts';
 export { type JsonSchema, ruleJsonSchema } from './json-schema.ts';
+export { PREFERENCE_DEFAULTS, type PreferenceDefinition } from './preferences.ts';
 export {
   AGGREGATE_COMPARISONS,
   COMPARISONS,
@@ -41,4 +44,5 @@ export {
   ruleSchema,
   validateRule,
 } from './schema.ts';
+export { SCORE_DEFAULTS, type ScoreDefinition } from './scores.ts';
 export { Fragment, sql as ruleSql } from './sql.ts';

@@ -1,9 +1,12 @@
 import {
   type ComputedTraitDefinition,
+  computedKindOf,
   emptyDependencies,
+  type PreferenceDefinition,
   type Rule,
   type RuleDependencies,
   ruleDependencies,
+  type ScoreDefinition,
 } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
 
@@ -18,8 +21,19 @@ export function nodeName(kind: Definition['kind'], key: string): string {
 }
 
 /** What a computed trait reads: its events (all events when it names none), and time for windows. */
-export function computedDependencies(c: ComputedTraitDefinition): RuleDependencies {
+export function computedDependencies(def: ComputedTraitDefinition): RuleDependencies {
   const deps = emptyDependencies();
+  const kind = computedKindOf(def);
+  if (kind) {
+    // Preferences and scores (packages/core preferences.ts, scores.ts) say what they read.
+    const d = kind.dependencies(def as PreferenceDefinition | ScoreDefinition);
+    for (const e of d.events) deps.events.add(e);
+    for (const t of d.traits ?? []) deps.traits.add(t);
+    for (const k of d.computed ?? []) deps.computed.add(k);
+    deps.timeBound = d.timeBound;
+    return deps;
+  }
+  const c = def as Exclude<ComputedTraitDefinition, PreferenceDefinition | ScoreDefinition>;
   if (c.kind === 'aggregate' || c.event) deps.events.add(c.kind === 'aggregate' ? c.event : c.event!);
   else if (c.kind === 'rfm') deps.events.add('Order Completed');
   else deps.events.add('*');
