@@ -3,6 +3,7 @@
 // previous run. Quality of the sampled fit is measured against Lloyd's iterations on every point
 // (ml-kmeans over all 1M rows): the ratio of their inertia over all points, and their agreement (ARI).
 //   npm run bench:clusters                      (BENCH_PROFILES=..., BENCH_FEATURES=..., --no-full skips the reference fit)
+//   npm run bench:clusters -- --e2e             (also end to end: Postgres at DATABASE_URL, through the API; clusters/e2e.ts)
 import os from 'node:os';
 import {
   adjustedRandIndex,
@@ -13,6 +14,7 @@ import {
   seededRandom,
   standardise,
 } from '@cairn/core';
+import { endToEnd } from './clusters/e2e.ts';
 
 const N = Number(process.env.BENCH_PROFILES ?? 1_000_000);
 const D = Number(process.env.BENCH_FEATURES ?? 8);
@@ -71,10 +73,12 @@ const majority = (ids: Int32Array, truth: Int32Array) =>
     return [...counts].sort((a, b) => b[1] - a[1])[0]![0];
   });
 const before = majority(fixed.ids, truth);
+const after = majority(rerun.ids, next.truth);
 let kept = 0;
 for (let i = 0; i < N; i++) if (rerun.ids[i] === before[next.truth[i]!]) kept++;
+const groupsKept = before.filter((id, g) => after[g] === id).length;
 console.log(
-  `re-run with id matching:     ${rerunS.toFixed(2)} s  same id for the same group ${((kept / N) * 100).toFixed(2)}%`,
+  `re-run with id matching:     ${rerunS.toFixed(2)} s  groups keeping their id ${groupsKept}/${K}; profiles given their group's id ${((kept / N) * 100).toFixed(2)}%`,
 );
 
 if (full) {
@@ -84,5 +88,16 @@ if (full) {
   console.log(
     `reference: Lloyd on all ${N.toLocaleString()} points: ${refS.toFixed(2)} s (${ref.iterations} iterations); ` +
       `sampled/full inertia ${ratio.toFixed(5)}; ARI sampled vs full ${adjustedRandIndex(fixed.ids, ref.labels).toFixed(4)}`,
+  );
+}
+
+if (process.argv.includes('--e2e')) {
+  const e = await endToEnd({ n: N, d: D, k: K });
+  const run = e.run as { status: string; profiles: number; k: number; error: string | null };
+  console.log(`end to end: seeded ${N.toLocaleString()} profiles × ${D} traits in ${e.seedS.toFixed(1)} s`);
+  console.log(
+    `end to end: run ${run.status} (k=${run.k}, ${run.profiles?.toLocaleString()} profiles${run.error ? `, ${run.error}` : ''}) ` +
+      `in ${e.runS.toFixed(2)} s; first seen at (s):`,
+    Object.fromEntries(Object.entries(e.steps).map(([k, v]) => [k, Number(v.toFixed(2))])),
   );
 }
