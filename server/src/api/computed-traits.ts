@@ -67,7 +67,8 @@ function parseDefinition(input: unknown, sensitive: (key: string) => boolean): C
 
 /**
  * `/api/computed-traits`: per-profile values computed from events (count, sum, avg, min, max,
- * first, last, most frequent, unique count in a window; RFM; lifecycle stage; most active hour),
+ * first, last, most frequent, unique count in a window; RFM; lifecycle stage; most active hour; behaviour
+ * preferences and scores, docs/design/compute.md),
  * kept current by stage 3 and readable by rules (`{ op: 'computed' }`); the brief's built-ins as presets.
  *
  * @example
