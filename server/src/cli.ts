@@ -14,6 +14,9 @@ const USAGE = `usage: cairn <command>      (in a checkout: npm run cairn -- <com
   sources [--json]                  list the sources: id, name, write key prefix, created
   status [--json]                   each queue's jobs (ready, later, active) and the age of its oldest waiting
                                     job, and each destination's unfinished deliveries
+  import <file> --map <col=target,...> [--dry-run]
+                                    bulk import of profiles from CSV or NDJSON through a running server's API,
+                                    with a progress line (cairn import --help; docs/import.md)
 Commands read the server's configuration from the environment: DATABASE_URL, or CAIRN_DATA_DIR for the
 embedded database (one process at a time: stop an embedded server first).
 `;
@@ -27,6 +30,12 @@ const usage = (message?: string): never => {
   (message ? process.stderr : process.stdout).write(USAGE);
   process.exit(message ? 2 : 0);
 };
+
+// `cairn import` talks to a running server's API and parses its own options (cli/import.ts).
+if (process.argv[2] === 'import') {
+  const { importCommand } = await import('./cli/import.ts');
+  process.exit(await importCommand(process.argv.slice(3)));
+}
 
 const args = (() => {
   try {

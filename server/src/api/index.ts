@@ -49,6 +49,7 @@ import { flowReviewApi } from './flow-review.ts';
 import { flowStatsApi } from './flow-stats.ts';
 import { flowVersionsApi } from './flow-versions.ts';
 import { flowsApi } from './flows.ts';
+import { importsApi } from './imports.ts';
 import { keysApi } from './keys.ts';
 import { kpisApi } from './kpis.ts';
 import { meApi } from './me.ts';
@@ -174,6 +175,7 @@ export function adminApi(deps: {
   api.route('/profiles', subscriptionsApi(deps.sql, deps.pii));
   api.route('/profiles', profileTagsApi(deps));
   api.route('/tags', tagsApi(deps));
+  api.route('/imports', importsApi(deps));
   api.route('/tags', funnelTagApi(deps));
   api.route('/profiles', profileComputedApi(deps.sql));
   api.route('/computed-traits', computedTraitsApi(deps));

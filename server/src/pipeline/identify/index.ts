@@ -20,3 +20,13 @@ export {
   type TimelineEvent,
   timelineEvents,
 } from './timeline.ts';
+export { type ImportContext, runImport } from './import.ts';
+export {
+  checkImportTags,
+  getImport,
+  type ImportView,
+  importErrors,
+  insertImport,
+  restartImport,
+} from './import-queries.ts';
+export { type ImportMapping, parseMapping } from './import-rows.ts';

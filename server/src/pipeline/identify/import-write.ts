@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { foldEvents, type IdentityOptions, type TraitOptions } from '@cairn/core';
+import type { Transaction } from '../../db/index.ts';
+import type { Pii } from '../../pii/index.ts';
+import { saveConsent } from './consent.ts';
+import { type ImportedRow, rowHash } from './import-rows.ts';
+import { lockIdentities, lockProfiles } from './locks.ts';
+import { loadStates, refoldStates, saveStates } from './state.ts';
+import type { IdentifyContext, LoadedEvent } from './types.ts';
+
+// One chunk of an import in one transaction: identity resolution (attach to the profile holding the
+// row's identities, or a new profile), one already-processed identify event per changed row (so a
+// later refold of the profile keeps what the import set), traits folded as stage 2 folds them,
+// consent as a change only when it differs, static tags. Nothing is handed to stages 3-5: no flow
+// and no delivery reacts to an import.
+
+/** What an import needs of stage 2's settings. */
+export interface ImportContext {
+  identity: IdentityOptions;
+  traits: TraitOptions;
+  purposes: readonly string[] | null;
+  pii: Pii;
+}
+
+/** What one chunk did. */
+export interface ChunkResult {
+  created: number;
+  updated: number;
+  unchanged: number;
+  /** Rows refused while writing (identities of two profiles), by line. */
+  refused: { line: number; reason: string }[];
+}
+
+/** The source imported events are stored under (migration 0029). */
+export const IMPORT_SOURCE = 'import';
+
+/**
+ * Writes one chunk of valid rows. `importId` names the import in tag assignments and hashes.
+ *
+ * @example
+ * const r = await writeChunk(tx, rows, { importId: '7', ctx, now: new Date() });
+ */
+export async function writeChunk(
+  tx: Transaction,
+  rows: readonly ImportedRow[],
+  opts: { importId: string; ctx: ImportContext; now: Date },
+): Promise<ChunkResult> {
+  const { ctx, now } = opts;
+  const result: ChunkResult = { created: 0, updated: 0, unchanged: 0, refused: [] };
+  if (!rows.length) return result;
+  const keyed = rows.map((row) => {
+    const keys = row.identities.map(ctx.pii.identityKey);
+    return { row, keys, hash: rowHash(ctx.pii, row) };
+  });
+  await lockIdentities(
+    tx,
+    keyed.flatMap((k) => k.keys),
+  );
+  const stored = await tx<{ key: string; hash: string }[]>`
+    SELECT key, hash FROM import_hashes WHERE key = ANY(${keyed.map((k) => k.keys[0]!)}::text[])`;
+  const storedHash = new Map(stored.map((s) => [s.key, s.hash]));
+  const changed = keyed.filter((k) => storedHash.get(k.keys[0]!) !== k.hash);
+  result.unchanged = keyed.length - changed.length;
+  if (!changed.length) return result;
+
+  const found = await tx<{ key: string; profile_id: string }[]>`
+    SELECT key, profile_id FROM identities WHERE key = ANY(${changed.flatMap((k) => k.keys)}::text[])`;
+  const owner = new Map(found.map((f) => [f.key, f.profile_id]));
+  const existing = new Set(found.map((f) => f.profile_id));
+  const fresh = new Set<string>();
+  const accepted: ((typeof changed)[number] & { profile: string })[] = [];
+  for (const k of changed) {
+    const profiles = new Set(k.keys.map((key) => owner.get(key)).filter((p): p is string => !!p));
+    if (profiles.size > 1) {
+      // Merging is stage 2's decision, with its guards and merge log; an import does not merge.
+      result.refused.push({ line: k.row.line, reason: 'identities belong to different profiles (not merged)' });
+      continue;
+    }
+    const profile = [...profiles][0] ?? randomUUID();
+    if (!profiles.size) fresh.add(profile);
+    // Later rows of this chunk with one of these identities find this profile.
+    for (const key of k.keys) owner.set(key, profile);
+    accepted.push({ ...k, profile });
+  }
+  if (!accepted.length) return result;
+  await lockProfiles(tx, existing);
+  const profileIds = [...new Set(accepted.map((a) => a.profile))];
+  for (const p of profileIds) if (fresh.has(p)) result.created++;
+  result.updated = profileIds.length - result.created;
+
+  if (fresh.size) {
+    await tx`
+      INSERT INTO profiles (id, created_at, updated_at)
+      SELECT unnest(${[...fresh]}::uuid[]), ${now}, ${now}`;
+  }
+  const identities = accepted.flatMap((a) =>
+    a.row.identities.map((id, i) => ({ k: a.keys[i]!, t: id.type, v: ctx.pii.identityValue(id), p: a.profile })),
+  );
+  await tx`
+    INSERT INTO identities (key, type, value, profile_id, created_at)
+    SELECT k, t, v, p, ${now} FROM json_to_recordset(${JSON.stringify(identities)}::text::json)
+      AS x (k text, t text, v text, p uuid)
+    ON CONFLICT (key) DO NOTHING`;
+  const events = accepted.map((a) => ({
+    m: `import:${a.keys[0]}:${a.hash}`,
+    u: typeof a.row.payload.userId === 'string' ? a.row.payload.userId : null,
+    a: typeof a.row.payload.anonymousId === 'string' ? a.row.payload.anonymousId : null,
+    j: JSON.stringify(
+      ctx.pii.sealPayload({ ...a.row.payload, messageId: `import:${a.hash}`, timestamp: now.toISOString() }),
+    ),
+    p: a.profile,
+    k: a.keys[0],
+  }));
+  // A row changed back to an earlier content has that content's event already: reuse its id.
+  const ids = await tx<{ id: string; message_id: string }[]>`
+    WITH x AS (
+      SELECT * FROM json_to_recordset(${JSON.stringify(events)}::text::json)
+        AS x (m text, u text, a text, j text, p uuid, k text)
+    ), ins AS (
+      INSERT INTO events (source_id, message_id, type, user_id, anonymous_id, timestamp, received_at, payload,
+        processed_at, profile_id, identity_key)
+      SELECT ${IMPORT_SOURCE}, m, 'identify', u, a, ${now}, ${now}, j::jsonb, ${now}, p, k FROM x
+      ON CONFLICT (source_id, message_id) DO NOTHING
+      RETURNING id, message_id
+    )
+    SELECT id, message_id FROM ins
+    UNION ALL
+    SELECT e.id, e.message_id FROM events e JOIN x ON e.source_id = ${IMPORT_SOURCE} AND e.message_id = x.m`;
+  const eventId = new Map(ids.map((r) => [r.message_id, String(r.id)]));
+
+  const before = await loadStates(tx, profileIds, ctx.pii);
+  const after = structuredClone(before);
+  const loaded: LoadedEvent[] = [];
+  const refold: string[] = [];
+  for (const [i, a] of accepted.entries()) {
+    const id = eventId.get(events[i]!.m)!;
+    const ev = { id, ts: now.getTime(), type: 'identify', payload: a.row.payload };
+    if (!foldEvents(after.get(a.profile)!, [ev], ctx.traits)) refold.push(a.profile);
+    loaded.push({ ...ev, keys: a.keys, setHash: null, sealed: [] });
+  }
+  if (refold.length) for (const [p, s] of await refoldStates(tx, refold, ctx.traits, ctx.pii)) after.set(p, s);
+  await saveStates(tx, before, after, ctx.pii);
+  const lookup = new Map(accepted.map((a) => [a.keys[0]!, a.profile]));
+  await saveConsent(tx, loaded, lookup, { purposes: ctx.purposes } as IdentifyContext);
+  await saveTags(tx, accepted, opts.importId, now);
+  const hashes = accepted.map((a) => ({ k: a.keys[0], h: a.hash }));
+  await tx`
+    INSERT INTO import_hashes (key, hash, import_id, updated_at)
+    SELECT k, h, ${opts.importId}, ${now} FROM json_to_recordset(${JSON.stringify(hashes)}::text::json) AS x (k text, h text)
+    ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, import_id = excluded.import_id, updated_at = excluded.updated_at`;
+  return result;
+}
+
+async function saveTags(
+  tx: Transaction,
+  accepted: readonly { row: ImportedRow; profile: string }[],
+  importId: string,
+  now: Date,
+): Promise<void> {
+  const rows = accepted.flatMap((a) => a.row.tags.map((t) => ({ t, p: a.profile })));
+  if (!rows.length) return;
+  // The partial unique index on current assignments makes a tag carried already a no-op.
+  await tx`
+    INSERT INTO tag_assignments (tag, profile_id, added_at, added_by, added_reason)
+    SELECT DISTINCT t, p, ${now}::timestamptz, ${`import:${importId}`}, 'bulk import'
+    FROM json_to_recordset(${JSON.stringify(rows)}::text::json) AS x (t text, p uuid)
+    ON CONFLICT (tag, profile_id) WHERE removed_at IS NULL DO NOTHING`;
+}
