@@ -119,7 +119,10 @@ export async function importCommand(argv: string[]): Promise<number> {
   const show = (s: ImportState) => process.stderr.write(tty ? `\r${progressLine(s)}\x1b[K` : `${progressLine(s)}\n`);
   const poll = setInterval(
     () => {
-      api(`/imports/${id}`).then((s) => show(s as ImportState), () => {});
+      api(`/imports/${id}`).then(
+        (s) => show(s as ImportState),
+        () => {},
+      );
     },
     tty ? 500 : 5000,
   );

@@ -2,6 +2,16 @@
 // folder is the stage's own (biome's noRestrictedImports keeps api/ and audit/ to this file).
 
 export { liveProfileId } from './admin.ts';
+export { type ImportContext, runImport } from './import.ts';
+export {
+  checkImportTags,
+  getImport,
+  type ImportView,
+  importErrors,
+  insertImport,
+  restartImport,
+} from './import-queries.ts';
+export { type ImportMapping, parseMapping } from './import-rows.ts';
 export {
   consentHistory,
   identitiesOf,
@@ -20,13 +30,3 @@ export {
   type TimelineEvent,
   timelineEvents,
 } from './timeline.ts';
-export { type ImportContext, runImport } from './import.ts';
-export {
-  checkImportTags,
-  getImport,
-  type ImportView,
-  importErrors,
-  insertImport,
-  restartImport,
-} from './import-queries.ts';
-export { type ImportMapping, parseMapping } from './import-rows.ts';
