@@ -93,11 +93,13 @@ if (full) {
 
 if (process.argv.includes('--e2e')) {
   const e = await endToEnd({ n: N, d: D, k: K });
-  const run = e.run as { status: string; profiles: number; k: number; error: string | null };
   console.log(`end to end: seeded ${N.toLocaleString()} profiles × ${D} traits in ${e.seedS.toFixed(1)} s`);
-  console.log(
-    `end to end: run ${run.status} (k=${run.k}, ${run.profiles?.toLocaleString()} profiles${run.error ? `, ${run.error}` : ''}) ` +
-      `in ${e.runS.toFixed(2)} s; first seen at (s):`,
-    Object.fromEntries(Object.entries(e.steps).map(([k, v]) => [k, Number(v.toFixed(2))])),
-  );
+  e.runs.forEach((r, i) => {
+    const run = r.run as { status: string; profiles: number; k: number; error: string | null };
+    console.log(
+      `end to end, run ${i + 1}: ${run.status} (k=${run.k}, ${run.profiles?.toLocaleString()} profiles${run.error ? `, ${run.error}` : ''}) ` +
+        `in ${r.runS.toFixed(2)} s; steps first seen at (s):`,
+      Object.fromEntries(Object.entries(r.steps).map(([k, v]) => [k, Number(v.toFixed(2))])),
+    );
+  });
 }

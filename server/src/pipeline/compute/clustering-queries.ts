@@ -247,8 +247,11 @@ export async function readFeatures(
 }
 
 /**
- * Replaces the trait's values with the run's cluster ids (in chunks), in one transaction: a profile the
- * run did not cluster (merged away, a feature missing) loses its value; readers never see half a run.
+ * Makes the trait's values the run's cluster ids, in one transaction (readers never see half a run):
+ * the ids go to a temporary table in chunks, then one statement removes the values of profiles the run
+ * did not cluster (merged away, a feature missing) and one writes only the values that changed — with
+ * stable ids, a re-run rewrites few rows. `computed_at` is when a profile's value last changed, as for
+ * stage 3's traits.
  *
  * @example
  * await writeClusterTrait(sql, 'cluster', ids, clusterIds, now);
@@ -259,16 +262,25 @@ export async function writeClusterTrait(
   ids: readonly string[],
   values: Int32Array,
   at: Date,
-): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`DELETE FROM computed_trait_values WHERE key = ${key}`;
-    const CHUNK = 20_000;
+): Promise<{ written: number; removed: number }> {
+  return sql.begin(async (tx) => {
+    await tx`CREATE TEMPORARY TABLE clustering_result (profile_id uuid NOT NULL, value int NOT NULL) ON COMMIT DROP`;
+    const CHUNK = 50_000;
     for (let i = 0; i < ids.length; i += CHUNK) {
       const part = ids.slice(i, i + CHUNK) as string[];
       const v = Array.from(values.subarray(i, i + CHUNK));
-      await tx`
-        INSERT INTO computed_trait_values (profile_id, key, value, computed_at)
-        SELECT p, ${key}, to_jsonb(v), ${at} FROM unnest(${part}::uuid[], ${v}::int[]) AS x (p, v)`;
+      await tx`INSERT INTO clustering_result SELECT * FROM unnest(${part}::uuid[], ${v}::int[])`;
     }
+    await tx`ANALYZE clustering_result`;
+    const removed = await tx`
+      DELETE FROM computed_trait_values c
+      WHERE c.key = ${key}
+        AND NOT EXISTS (SELECT 1 FROM clustering_result r WHERE r.profile_id = c.profile_id)`;
+    const written = await tx`
+      INSERT INTO computed_trait_values AS c (profile_id, key, value, computed_at)
+      SELECT r.profile_id, ${key}, to_jsonb(r.value), ${at} FROM clustering_result r
+      ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, computed_at = excluded.computed_at
+      WHERE c.value IS DISTINCT FROM excluded.value`;
+    return { written: written.count, removed: removed.count };
   });
 }

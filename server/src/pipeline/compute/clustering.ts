@@ -116,7 +116,7 @@ export async function executeClusteringRun(deps: ClusteringDeps, runId: string):
       { k: c.k ?? undefined, kRange: c.kRange ?? undefined, seed: c.seed, previous: previous ?? undefined },
     );
     await step('writing', 0.8);
-    await writeClusterTrait(sql, c.traitKey, ids, result.ids, deps.now());
+    const written = await writeClusterTrait(sql, c.traitKey, ids, result.ids, deps.now());
     // Audiences and tags reading the trait: recomputed over every profile (the values changed outside stage 3's pass).
     const readers = (await rulesReading(sql, 'computed', c.traitKey)).filter((r) => r.kind !== 'computed');
     if (readers.length)
@@ -134,7 +134,10 @@ export async function executeClusteringRun(deps: ClusteringDeps, runId: string):
       clusters: result.clusters,
       finishedAt: deps.now(),
     });
-    deps.log.info(`clustering ${c.name}: k=${result.k} over ${ids.length} profiles (${skipped} without every feature)`);
+    deps.log.info(
+      `clustering ${c.name}: k=${result.k} over ${ids.length} profiles (${skipped} without every feature); ` +
+        `${written.written} values written, ${written.removed} removed`,
+    );
   } catch (err) {
     await setRun(sql, runId, {
       status: 'failed',
