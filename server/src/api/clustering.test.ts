@@ -145,10 +145,18 @@ describeOnDatabases('clustering on %s', (mode) => {
       traitKey: 'other',
       features: [{ source: 'trait', key: 'spend' }],
       k: 2,
+      schedule: '0 3 * * *',
     });
     expect(other.status, other.text).toBe(201);
+    // The schedule is pg-boss's, keyed by the clustering; deleting the clustering removes it.
+    const scheduled = () =>
+      h.cairn.sql<
+        { cron: string }[]
+      >`SELECT cron FROM pgboss.schedule WHERE name = 'clustering' AND key = ${other.body.id}`;
+    expect((await scheduled()).map((r) => r.cron)).toEqual(['0 3 * * *']);
     expect((await h.api(`/clusterings/${other.body.id}`, { method: 'DELETE' })).status).toBe(204);
     expect((await h.api(`/clusterings/${other.body.id}`)).status).toBe(404);
     expect((await h.api('/computed-traits/other')).status).toBe(404);
+    expect(await scheduled()).toEqual([]);
   });
 });
