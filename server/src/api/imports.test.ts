@@ -192,6 +192,41 @@ describeOnPostgres('bulk import on %s', (mode) => {
     expect(await counts()).toEqual(before);
   }, 120_000);
 
+  it('CRM upsert by identity: creates, updates, the same body twice changes nothing', async () => {
+    const put = async (path: string, body: unknown) => {
+      const res = await call(path, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const body = {
+      traits: { name: 'Crm Ann', plan: 'pro' },
+      identities: { email: 'crm-ann@example.com' },
+      tags: ['vip'],
+    };
+    const first = await put('/profiles/by/userId/crm-ann', body);
+    expect(first).toMatchObject({ status: 200, body: { created: true, changed: true } });
+    const again = await put('/profiles/by/userId/crm-ann', body);
+    expect(again).toMatchObject({
+      status: 200,
+      body: { profileId: first.body.profileId, created: false, changed: false },
+    });
+    // Found by the email alone, the trait updated on the same profile.
+    const update = await put('/profiles/by/email/CRM-Ann@example.com', { traits: { plan: 'team' } });
+    expect(update).toMatchObject({ status: 200, body: { profileId: first.body.profileId, changed: true } });
+    const view = (await (await call(`/profiles/${first.body.profileId}`)).json()) as {
+      traits: Record<string, { value: unknown }>;
+    };
+    expect(view.traits.plan?.value).toBe('team');
+    expect(view.traits.name?.value).toBe('Crm Ann');
+    // An email of another person with this userId: two profiles, refused.
+    const clash = await put('/profiles/by/userId/crm-ann', { identities: { email: 'u8@example.com' } });
+    expect(clash.status).toBe(409);
+    expect((await put('/profiles/by/email/not-an-email', {})).status).toBe(400);
+  });
+
   it('resumes a cut upload from its last committed line, without duplicates', async () => {
     const second = generate(20_000, 'r');
     const created = await call('/imports', {

@@ -50,6 +50,7 @@ import { flowStatsApi } from './flow-stats.ts';
 import { flowVersionsApi } from './flow-versions.ts';
 import { flowsApi } from './flows.ts';
 import { importsApi } from './imports.ts';
+import { profileUpsertApi } from './imports-upsert.ts';
 import { keysApi } from './keys.ts';
 import { kpisApi } from './kpis.ts';
 import { meApi } from './me.ts';
@@ -176,6 +177,7 @@ export function adminApi(deps: {
   api.route('/profiles', profileTagsApi(deps));
   api.route('/tags', tagsApi(deps));
   api.route('/imports', importsApi(deps));
+  api.route('/profiles', profileUpsertApi(deps));
   api.route('/tags', funnelTagApi(deps));
   api.route('/profiles', profileComputedApi(deps.sql));
   api.route('/computed-traits', computedTraitsApi(deps));

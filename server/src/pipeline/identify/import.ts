@@ -174,3 +174,26 @@ async function writeCommitted(
     });
   }
 }
+
+/**
+ * One person written the way an import row is (the CRM upsert API): in one transaction, with the row
+ * hash making the same content a no-op. `profileId` is null when the identities belong to different
+ * profiles (`reason` says so).
+ *
+ * @example
+ * await upsertProfile(sql, { line: 0, payload, consent: {}, tags: [], identities }, ctx, new Date());
+ */
+export async function upsertProfile(
+  sql: Sql,
+  row: ImportedRow,
+  ctx: ImportContext,
+  now: Date,
+): Promise<{ profileId: string | null; created: boolean; changed: boolean; reason?: string }> {
+  return retryTransaction(sql, async (tx) => {
+    const r = await writeChunk(tx, [row], { importId: '0', ctx, now });
+    if (r.refused.length) return { profileId: null, created: false, changed: false, reason: r.refused[0]!.reason };
+    const [found] = await tx<{ profile_id: string }[]>`
+      SELECT profile_id FROM identities WHERE key = ${ctx.pii.identityKey(row.identities[0]!)}`;
+    return { profileId: found?.profile_id ?? null, created: r.created > 0, changed: r.unchanged === 0 };
+  });
+}

@@ -2,7 +2,7 @@
 // folder is the stage's own (biome's noRestrictedImports keeps api/ and audit/ to this file).
 
 export { liveProfileId } from './admin.ts';
-export { type ImportContext, runImport } from './import.ts';
+export { type ImportContext, runImport, upsertProfile } from './import.ts';
 export {
   checkImportTags,
   getImport,
