@@ -118,6 +118,7 @@ export const COMPUTED_PRESETS: Record<string, { name: string; definition: Comput
   coupons: { name: 'Coupons issued, redeemed and redemption rate (180 days)', definition: { kind: 'coupons' } },
   price_sensitivity: { name: 'Share of orders with a discount', definition: { kind: 'price_sensitivity' } },
   repurchase_cycle: { name: 'Median days between orders', definition: { kind: 'repurchase_cycle' } },
+  preferred_channel: { name: 'Preferred channel (opens and clicks)', definition: { kind: 'preferred_channel' } },
   activity_score: { name: 'Activity score (half-life 14 days)', definition: { kind: 'activity' } },
   virality: { name: 'Virality (shares, invites, referred sign-ups)', definition: { kind: 'virality' } },
 };

@@ -39,11 +39,18 @@ export type PreferenceDefinition =
       /** Median days between consecutive orders (two orders at least). */
       kind: 'repurchase_cycle';
       event?: string;
+    }
+  | {
+      /** The channel with the largest recency-weighted count of human opens and clicks (stage 6's events). */
+      kind: 'preferred_channel';
+      halfLifeDays?: number;
     };
 
 export const PREFERENCE_DEFAULTS = {
   activeWithinDays: 90,
   halfLifeDays: 30,
+  /** The built-in message plugins' channels (a destination's own `channel` wins). */
+  pluginChannels: { 'email-smtp': 'email', 'sms-http': 'sms', slack: 'chat' } as Record<string, string>,
   coupons: { issued: 'Coupon Issued', redeemed: 'Coupon Redeemed', windowDays: 180 },
   orders: { event: 'Order Completed', discountProperty: 'discount', couponProperty: 'coupon' },
 };
@@ -70,6 +77,11 @@ const ZONE_JOINS = sql`
   LEFT JOIN profile_traits t ON t.profile_id = e.profile_id AND t.key = 'timezone'
   LEFT JOIN pg_timezone_names tz ON tz.name = t.value #>> '{}'
   LEFT JOIN pg_timezone_names ez ON ez.name = e.payload #>> '{context,timezone}'`;
+
+/** Σ 2^(-age / half-life) relative to now, clamped where 2^x would underflow, rounded so that sums compare exactly. */
+const decayed = (halfLifeDays: number, nowMs: number) =>
+  sql`round(sum(power(2::float8, greatest(-1000::float8,
+    extract(epoch FROM e.timestamp - ${iso(nowMs)}::timestamptz)::float8 / ${halfLifeDays * 86_400}::float8)))::numeric, 9)`;
 
 /** The top key per profile from rows (id, k, n): largest n, ties to the smallest key. */
 function top(counted: Fragment, ids?: readonly string[]): Fragment {
@@ -120,11 +132,9 @@ const preferred: ComputedKind<Of<'preferred'>> = {
   compile(def, nowMs, ids) {
     const h = def.halfLifeDays ?? PREFERENCE_DEFAULTS.halfLifeDays;
     // Weights relative to now: every weight scales alike as time passes, so the winner changes only with
-    // events (no sweep). Clamped where 2^x would underflow; rounded so that sums compare exactly.
+    // events (no sweep).
     return top(
-      sql`SELECT e.profile_id AS id, cairn_text(${prop(def.property)}) AS k,
-          round(sum(power(2::float8, greatest(-1000::float8,
-            extract(epoch FROM e.timestamp - ${iso(nowMs)}::timestamptz)::float8 / ${h * 86_400}::float8)))::numeric, 9) AS n
+      sql`SELECT e.profile_id AS id, cairn_text(${prop(def.property)}) AS k, ${decayed(h, nowMs)} AS n
         FROM events e JOIN scope s ON s.id = e.profile_id
         WHERE e.event = ${def.event}::text AND cairn_text(${prop(def.property)}) IS NOT NULL
         GROUP BY 1, 2`,
@@ -229,6 +239,34 @@ const repurchaseCycle: ComputedKind<Of<'repurchase_cycle'>> = {
   dependencies: (def) => ({ events: [def.event ?? PREFERENCE_DEFAULTS.orders.event], timeBound: false }),
 };
 
+const preferredChannel: ComputedKind<Of<'preferred_channel'>> = {
+  schema: z
+    .object({ kind: z.literal('preferred_channel'), halfLifeDays: z.number().min(0.01).max(36_600).optional() })
+    .strict(),
+  compile(def, nowMs, ids) {
+    const h = def.halfLifeDays ?? PREFERENCE_DEFAULTS.halfLifeDays;
+    // The channel of the message's destination (its own, else its plugin's); an open without one is an email's.
+    // Opens and clicks classified as machines' (privacy proxies, scanners) do not count.
+    return top(
+      sql`SELECT id, k, ${decayed(h, nowMs)} AS n FROM (
+          SELECT e.profile_id AS id, e.timestamp,
+            coalesce(d.channel, ${JSON.stringify(PREFERENCE_DEFAULTS.pluginChannels)}::text::jsonb ->> d.plugin,
+              CASE WHEN e.event = 'Email Opened' THEN 'email' END) AS k
+          FROM events e JOIN scope s ON s.id = e.profile_id
+          LEFT JOIN destinations d ON d.id = e.payload #>> '{properties,destinationId}'
+          WHERE e.event IN ('Email Opened', 'Link Clicked')
+            AND coalesce(e.payload #> '{properties,machine}', 'false') <> 'true'::jsonb) e
+        WHERE k IS NOT NULL
+        GROUP BY 1, 2`,
+      ids,
+    );
+  },
+  edges: () => null,
+  describe: (def) =>
+    `channel with the most human opens and clicks, weighted by recency (half-life ${def.halfLifeDays ?? PREFERENCE_DEFAULTS.halfLifeDays} days)`,
+  dependencies: () => ({ events: ['Email Opened', 'Link Clicked'], timeBound: false }),
+};
+
 /**
  * The preference kinds, by `kind`.
  *
@@ -241,4 +279,5 @@ export const PREFERENCE_KINDS = {
   coupons,
   price_sensitivity: priceSensitivity,
   repurchase_cycle: repurchaseCycle,
+  preferred_channel: preferredChannel,
 };

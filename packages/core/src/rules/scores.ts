@@ -70,7 +70,7 @@ const activity: ComputedKind<Of<'activity'>> = {
     const ref = startOfDay(nowMs);
     return inScope(
       sql`SELECT e.profile_id::text AS id, to_jsonb(round(sum(
-          coalesce((${JSON.stringify(d.weights ?? {})}::jsonb ->> e.event)::float8, 1)
+          coalesce((${JSON.stringify(d.weights ?? {})}::text::jsonb ->> e.event)::float8, 1)
           * power(2::float8, greatest(-1000::float8, least(0::float8,
               extract(epoch FROM e.timestamp - ${iso(ref)}::timestamptz)::float8 / ${d.halfLifeDays * 86_400}::float8))))::numeric, 4)) AS v
         FROM events e JOIN scope s ON s.id = e.profile_id

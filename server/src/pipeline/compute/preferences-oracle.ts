@@ -101,6 +101,17 @@ export function generate(run: string, people: number, nowMs: number, days: numbe
         });
       else out.push({ type: 'track', userId, event: 'Page Viewed', timestamp, context: context() });
     }
+    // Opens and clicks of messages (stage 6's events), some by machines, some without a destination.
+    for (let k = g.int(0, 6); k > 0; k--) {
+      const destinationId = g.pick([`${run}-mail`, `${run}-sms`, `${run}-hook`, null]);
+      out.push({
+        type: 'track',
+        userId,
+        event: g.pick(['Email Opened', 'Link Clicked']),
+        timestamp: at(),
+        properties: { machine: g.next() < 0.15, ...(destinationId ? { destinationId } : {}) },
+      });
+    }
     // Coupon-heavy people: 5 to 7 coupons, most redeemed.
     if (i % 5 === 1) {
       const issued = g.int(5, 7);
@@ -174,6 +185,22 @@ export function expected(events: readonly Sent[], nowMs: number, windowDays: num
         (cats.get(String(e.properties!.category)) ?? 0) + 2 ** ((ms(e) - nowMs) / (30 * DAY)),
       );
     if (cats.size) v.preferred = top(cats);
+    // The channel: the destination's own, else its plugin's; an open without a destination is an email's.
+    const channelOf = (e: Sent) => {
+      const d = String(e.properties?.destinationId ?? '');
+      if (d.endsWith('-mail')) return 'email';
+      if (d.endsWith('-sms')) return 'sms';
+      if (d.endsWith('-hook')) return 'push';
+      return e.event === 'Email Opened' ? 'email' : undefined;
+    };
+    const channels = new Map<string, number>();
+    for (const e of evs.filter(
+      (x) => (x.event === 'Email Opened' || x.event === 'Link Clicked') && !x.properties?.machine,
+    )) {
+      const c = channelOf(e);
+      if (c) channels.set(c, (channels.get(c) ?? 0) + 2 ** ((ms(e) - nowMs) / (30 * DAY)));
+    }
+    if (channels.size) v.preferred_channel = top(channels);
     const issued = evs.filter((e) => e.event === 'Coupon Issued' && inWindow(e)).length;
     const redeemed = evs.filter((e) => e.event === 'Coupon Redeemed' && inWindow(e)).length;
     if (issued + redeemed)
@@ -199,7 +226,7 @@ export function expected(events: readonly Sent[], nowMs: number, windowDays: num
     for (const e of evs)
       if (ms(e) > ref - 180 * DAY && ms(e) <= nowMs) {
         active = true;
-        activity += 2 ** (Math.min(0, ms(e) - ref) / (14 * DAY));
+        activity += (e.event === 'Order Completed' ? 3 : 1) * 2 ** (Math.min(0, ms(e) - ref) / (14 * DAY));
       }
     if (active) v.activity = round(activity, 4);
     out.set(userId, v);

@@ -38,7 +38,8 @@ describe.each(['postgres', 'embedded'] as const)('behaviour preferences and scor
     coupons: { kind: 'coupons', windowDays: W },
     price_sensitivity: { kind: 'price_sensitivity' },
     repurchase_cycle: { kind: 'repurchase_cycle' },
-    activity: { kind: 'activity', halfLifeDays: 14, windowDays: 180 },
+    preferred_channel: { kind: 'preferred_channel', halfLifeDays: 30 },
+    activity: { kind: 'activity', halfLifeDays: 14, windowDays: 180, weights: { 'Order Completed': 3 } },
     virality: { kind: 'virality', shares: ['Product Shared'], invites: ['Invite Sent'] },
     weighted: {
       kind: 'weighted',
@@ -124,6 +125,12 @@ describe.each(['postgres', 'embedded'] as const)('behaviour preferences and scor
     const people = mode === 'postgres' ? 60 : 30;
     const sent = generate(run, people, Date.now(), W);
     const key = cairn.demoSource!.writeKey;
+    // The messages' destinations (disabled: nothing is sent to them): a plugin's channel, an own channel.
+    await cairn.sql`
+      INSERT INTO destinations (id, name, plugin, settings, channel, enabled) VALUES
+        (${`${run}-mail`}, 'mail', 'email-smtp', '{}', NULL, false),
+        (${`${run}-sms`}, 'sms', 'sms-http', '{}', NULL, false),
+        (${`${run}-hook`}, 'hook', 'webhook', '{}', 'push', false)`;
     for (let i = 0; i < sent.length; i += 400) await sendEvents(cairn, key, sent.slice(i, i + 400));
     await settle(cairn.sql, { timeoutMs: 60_000 });
     // Full computation: each definition is computed for every profile when created.
