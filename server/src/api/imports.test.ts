@@ -5,6 +5,7 @@ import type { Cairn } from '../server.ts';
 import { createTestDatabase, type TestDatabase } from '../testing/db.ts';
 import { describeOnPostgres } from '../testing/flows.ts';
 import { startTestCairn, TEST_ADMIN_KEY } from '../testing/server.ts';
+import { chunks, generate } from './imports-fixture.ts';
 
 // Bulk import of profiles on a real Postgres through the real server: a generated 100k-row CSV with 1%
 // bad rows (wrong dates, bad emails, duplicate ids) imports once and reports exactly those rows by line;
@@ -25,35 +26,6 @@ interface ImportJson {
 const MAP =
   'id=identity:userId,email=identity:email,name=trait:name,birthday=trait:birthday:date,' +
   'spend=trait:spend:number,newsletter=consent:marketing,vip=tag:vip,note=skip';
-
-/** The file and the lines (header = line 1) that must be refused, with a word of the reason. */
-function generate(rows: number, prefix: string) {
-  const bad = new Map<number, string>();
-  const lines = ['id,email,name,birthday,spend,newsletter,vip,note'];
-  for (let i = 0; i < rows; i++) {
-    const line = i + 2;
-    let id = `${prefix}${i}`;
-    let email = `${prefix}${i}@example.com`;
-    let birthday = `19${50 + (i % 50)}-0${1 + (i % 9)}-1${i % 10}`;
-    // 1% bad, spread over the file, three kinds.
-    if (i % 100 === 37) {
-      const kind = ((i / 100) % 3) | 0;
-      if (kind === 0) {
-        birthday = `2001-13-${i % 28}`;
-        bad.set(line, 'birthday');
-      } else if (kind === 1) {
-        email = `${prefix}${i}.example.com`;
-        bad.set(line, 'email');
-      } else {
-        id = `${prefix}${i - 30}`;
-        bad.set(line, 'duplicate');
-      }
-    }
-    const name = i % 7 === 0 ? `"Doe, ${i}"` : `Person ${i}`;
-    lines.push(`${id},${email},${name},${birthday},${(i % 500) + 0.5},${i % 2 ? 'yes' : 'no'},${i % 10 === 0},x`);
-  }
-  return { text: `${lines.join('\n')}\n`, bad };
-}
 
 describeOnPostgres('bulk import on %s', (mode) => {
   let db: TestDatabase;
@@ -269,10 +241,6 @@ describeOnPostgres('bulk import on %s', (mode) => {
     expect((await errorsOf(id)).map((e) => e.line)).toEqual([...second.bad.keys()].sort((a, b) => a - b));
   }, 300_000);
 });
-
-function* chunks(text: string, size: number) {
-  for (let i = 0; i < text.length; i += size) yield text.slice(i, i + size);
-}
 
 async function until<T>(f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const end = Date.now() + timeoutMs;
