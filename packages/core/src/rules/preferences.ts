@@ -71,12 +71,13 @@ const windowed = (d: number | undefined, nowMs: number) =>
     : sql``;
 
 // The person's zone: a valid `timezone` trait, else the event's own context.timezone, else UTC. Unknown
-// names fall through (AT TIME ZONE would fail the statement); pg_timezone_names is read once per statement.
+// names fall through (AT TIME ZONE would fail the statement); pg_timezone_names is read once per statement
+// (a materialised CTE with distinct names: joined directly, its 1,000-row estimate misled the planner).
 const LOCAL_TS = sql`(e.timestamp AT TIME ZONE coalesce(tz.name, ez.name, 'UTC'))`;
 const ZONE_JOINS = sql`
   LEFT JOIN profile_traits t ON t.profile_id = e.profile_id AND t.key = 'timezone'
-  LEFT JOIN pg_timezone_names tz ON tz.name = t.value #>> '{}'
-  LEFT JOIN pg_timezone_names ez ON ez.name = e.payload #>> '{context,timezone}'`;
+  LEFT JOIN zones tz ON tz.name = t.value #>> '{}'
+  LEFT JOIN zones ez ON ez.name = e.payload #>> '{context,timezone}'`;
 
 /** Σ 2^(-age / half-life) relative to now, clamped where 2^x would underflow, rounded so that sums compare exactly. */
 const decayed = (halfLifeDays: number, nowMs: number) =>
@@ -106,7 +107,8 @@ const activeTime: ComputedKind<Of<'active_time'>> = {
     const within = def.withinDays ?? PREFERENCE_DEFAULTS.activeWithinDays;
     const field = def.part === 'hour' ? sql`hour` : sql`isodow`;
     return top(
-      sql`SELECT e.profile_id AS id, extract(${field} FROM ${LOCAL_TS})::int AS k, count(*) AS n
+      sql`WITH zones AS MATERIALIZED (SELECT DISTINCT name FROM pg_timezone_names)
+        SELECT e.profile_id AS id, extract(${field} FROM ${LOCAL_TS})::int AS k, count(*) AS n
         FROM events e JOIN scope s ON s.id = e.profile_id ${ZONE_JOINS}
         WHERE ${eventsNamed(def.events)}${windowed(within, nowMs)}
         GROUP BY 1, 2`,
