@@ -112,6 +112,10 @@ describeOnDatabases('clustering on %s', (mode) => {
     expect(again.status, again.error).toBe('succeeded');
     expect(await clusterOf()).toEqual(first);
     expect((await h.api(`/clusterings/${clusteringId}/runs`)).body.data).toHaveLength(2);
+    // The trait is listed with the other computed traits (written by runs, not evaluated by stage 3).
+    const traits = await h.api('/computed-traits');
+    expect(traits.status, traits.text).toBe(200);
+    expect(JSON.stringify(traits.body)).toContain('"segment"');
   }, 120_000);
 
   it('lets audiences read the cluster trait', async () => {
