@@ -197,6 +197,18 @@ describeOnPostgres('bulk import on %s', (mode) => {
     const clash = await put('/profiles/by/userId/crm-ann', { identities: { email: 'u8@example.com' } });
     expect(clash.status).toBe(409);
     expect((await put('/profiles/by/email/not-an-email', {})).status).toBe(400);
+    // The audit log names the profile and the identity's type, never the address in the path.
+    const audit = await cairn.sql<{ path: string; resourceId: string | null; row: string }[]>`
+      SELECT path, resource_id AS "resourceId", to_jsonb(a)::text AS row
+      FROM audit_log a WHERE action = 'profile.upsert' ORDER BY id`;
+    expect(audit.map((a) => a.path)).toContain('/api/profiles/by/email/[identity]');
+    expect(audit.find((a) => a.path.includes('/email/'))?.resourceId).toBe(first.body.profileId);
+    expect(
+      audit
+        .map((a) => a.row)
+        .join('\n')
+        .toLowerCase(),
+    ).not.toContain('crm-ann@example.com');
   });
 
   it('resumes a cut upload from its last committed line, without duplicates', async () => {

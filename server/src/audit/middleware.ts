@@ -53,7 +53,11 @@ export function auditWrites(deps: {
     const self = ok ? route.self?.(response) : undefined;
     const principal = c.get('principal') ?? self?.principal;
     if (!principal) return;
-    const id = paramId ?? self?.id ?? (ok ? (stringOr(response.id) ?? stringOr(response.key)) : undefined) ?? null;
+    const id =
+      paramId ??
+      self?.id ??
+      (ok ? (stringOr(response.id) ?? stringOr(response.key) ?? stringOr(response.profileId)) : undefined) ??
+      null;
     let after: unknown = null;
     if (ok && route.load && id) after = await load(deps, route, id);
     else if (ok && route.summary) after = route.summary(response, await requestBody(c));
@@ -66,7 +70,7 @@ export function auditWrites(deps: {
       resourceType: route.resourceType,
       resourceId: id,
       method: c.req.method,
-      path: c.req.path,
+      path: route.maskPath ? route.maskPath(c.req.path) : c.req.path,
       status,
       // A refusal changed nothing: the state it would have changed is not worth a copy.
       before: ok ? redact(before ?? null) : null,

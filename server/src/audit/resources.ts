@@ -5,7 +5,7 @@ import type { Sql } from '../db/index.ts';
 import { getEmployee } from '../employees/queries.ts';
 import { STORED_VIEW } from '../pii/view.ts';
 import { getCalendar, getCouponPool, getFlow } from '../pipeline/automate/index.ts';
-import { computedTraitDefinition, getAudience, tagDefinition } from '../pipeline/compute/index.ts';
+import { computedTraitDefinition, getAudience, getClustering, tagDefinition } from '../pipeline/compute/index.ts';
 import { getDestination } from '../pipeline/deliver/index.ts';
 import { profileView } from '../pipeline/identify/index.ts';
 import { getAlertRule, getCampaign, getKpi, getReport } from '../pipeline/measure/index.ts';
@@ -28,6 +28,8 @@ export interface AuditedRoute {
   load?: Loader;
   /** What to keep of the response (and request body) when no loader applies: never identities. */
   summary?: (response: Record<string, unknown>, request: Record<string, unknown>) => unknown;
+  /** The request path as the log keeps it, for a path that names an identity (an email is PII). */
+  maskPath?: (path: string) => string;
   /** For a route taken without credentials (sign-up): the actor, and the resource id, named by the answer. */
   self?: (response: Record<string, unknown>) => { principal: Principal; id: string } | undefined;
 }
@@ -88,6 +90,7 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
     report: async (sql, id) => plain(await getReport(sql, id)),
     campaign: async (sql, id) => plain(await getCampaign(sql, id)),
     kpi: async (sql, id) => plain(await getKpi(sql, id)),
+    clustering: async (sql, id) => plain(await getClustering(sql, id)),
     // The rule, not its incident state (a check changes it, no admin did).
     alertRule: async (sql, id) => {
       const r = await getAlertRule(sql, id);
@@ -265,6 +268,33 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       load: l.campaign,
     },
     ...crud('/kpis', 'kpi', l.kpi),
+    // Imports: counts only (the rows are profiles' PII); the upload of the file, with where it stopped.
+    { method: 'POST', path: '/imports', action: 'import.create', resourceType: 'import', summary: importSummary },
+    {
+      method: 'PUT',
+      path: '/imports/:id/data',
+      action: 'import.upload',
+      resourceType: 'import',
+      summary: importSummary,
+    },
+    // A CRM upsert names the person by an identity in its path: the log keeps the type, never the value.
+    {
+      method: 'PUT',
+      path: '/profiles/by/:identityType/:value',
+      action: 'profile.upsert',
+      resourceType: 'profile',
+      idFrom: 'response',
+      maskPath: (path) => path.replace(/^(\/api\/profiles\/by\/[^/]+\/).*$/, '$1[identity]'),
+      summary: (r) => ({ created: r.created, changed: r.changed }),
+    },
+    ...crud('/clusterings', 'clustering', l.clustering),
+    {
+      method: 'POST',
+      path: '/clusterings/:id/run',
+      action: 'clustering.run',
+      resourceType: 'clustering',
+      summary: (r) => ({ runId: r.id, status: r.status }),
+    },
     ...crud('/alerts', 'alert_rule', l.alertRule),
     // A check run by hand: what it did (counts), never values.
     {
@@ -400,4 +430,10 @@ function signedUp(response: Record<string, unknown>) {
   if (typeof user?.id !== 'string') return undefined;
   const role: Role = ROLES.includes(user.role as Role) ? (user.role as Role) : 'analyst';
   return { principal: { kind: 'session' as const, id: user.id, userId: user.id, role }, id: user.id };
+}
+
+// An import as the log keeps it: how it is set up and how far it got, never a row.
+function importSummary(r: Record<string, unknown>) {
+  const { format, dryRun, status, lastLine, rowsDone, rowsBad, rowsUnchanged, profilesCreated, profilesUpdated } = r;
+  return { format, dryRun, status, lastLine, rowsDone, rowsBad, rowsUnchanged, profilesCreated, profilesUpdated };
 }
