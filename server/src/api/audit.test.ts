@@ -278,7 +278,7 @@ describe.each(['postgres', 'embedded'] as const)('audit log on %s', (mode) => {
       before: null,
       after: null,
     });
-    const source = (await api('/sources')).body.data.find((x: Any) => x.id !== 'cairn');
+    const source = (await api('/sources')).body.data.find((x: Any) => x.id !== 'cairn' && x.id !== 'import');
     const { row: patch } = await audited(403, () =>
       api(`/sources/${source.id}`, { method: 'PATCH', key: keys.analyst, body: { name: 'renamed' } }),
     );
