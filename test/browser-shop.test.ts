@@ -109,6 +109,12 @@ describe('demo shop in Chromium against the real server', { timeout: 90_000 }, (
     await page.click('text=Place order');
     await page.waitForSelector('#thanks:not([hidden])');
     await until(() => has(aid, 'Order Completed'), 'Order Completed stored');
+    // A page left quickly hands its queued events to the next page (the snippet's storage), which sends
+    // them with its own: they can land after the order. Wait for all four views; a lost one still fails.
+    await until(
+      async () => (await stored(aid)).filter((e) => e.type === 'page').length >= 4,
+      'the four page views stored',
+    );
 
     const byName = (events: Stored[], name: string) => events.filter((e) => e.event === name);
     let events = await stored(aid);
