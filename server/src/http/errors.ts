@@ -58,7 +58,8 @@ export function onError(log: Logger) {
     }
     // The stack and the message stay in the log, under the request id the client is given to quote.
     const requestId = (c.get('requestId') as string | undefined) ?? randomUUID();
-    log.error(`${c.req.method} ${c.req.path} failed (request ${requestId})`, err);
+    // The route's pattern, never the path: a path can carry an identity (PUT /api/profiles/by/email/…).
+    log.error(`${c.req.method} ${c.req.routePath || 'unmatched route'} failed (request ${requestId})`, err);
     const body: ErrorBody = { error: { code: 'internal', message: 'internal server error', requestId } };
     return c.json(body, 500);
   };
