@@ -57,6 +57,21 @@ describe('GET /api/sources/{id}/snippet (postgres)', () => {
     expect((await api('/sources/cairn/snippet')).status).toBe(409);
   });
 
+  it('refuses to enable, rename or rotate the internal sources (unsubscribes, bulk imports)', async () => {
+    const api = adminApi(cairn.url, TEST_ADMIN_KEY);
+    for (const id of ['cairn', 'import']) {
+      const listed = async () => (await api('/sources')).body.data.find((s: Any) => s.id === id);
+      const before = await listed();
+      expect(before.enabled).toBe(false);
+      const enable = await api(`/sources/${id}`, { method: 'PATCH', body: JSON.stringify({ enabled: true }) });
+      expect(enable.status).toBe(409);
+      expect(enable.body.error.code).toBe('internal_source');
+      const rotate = await api(`/sources/${id}/rotate-key`, { method: 'POST', body: '{}' });
+      expect(rotate.status).toBe(409);
+      expect(await listed()).toEqual(before);
+    }
+  });
+
   it('is described in OpenAPI with sources:read, which analysts lack', async () => {
     const doc = (await (await fetch(`${cairn.url}/api/openapi.json`)).json()) as Any;
     expect(doc.paths['/api/sources/{id}/snippet'].get['x-cairn-permission']).toBe('sources:read');

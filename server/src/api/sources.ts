@@ -59,8 +59,14 @@ function found(s: Source | undefined, id: string): Source {
 const read = requirePermission('sources:read');
 const write = requirePermission('sources:write');
 
+// Cairn's own sources: `cairn` (unsubscribe events) and `import` (rows of bulk imports, migration 0029).
+// Enabling one or rotating its key would let tracking calls in under its name.
+const INTERNAL_SOURCES = new Set(['cairn', 'import']);
+
 async function refuseInternal(c: { req: { param: (name: 'id') => string | undefined } }, next: () => Promise<void>) {
-  if (c.req.param('id') === 'cairn') throw apiError(409, 'internal_source', 'the internal source cannot be changed');
+  const id = c.req.param('id');
+  if (id && INTERNAL_SOURCES.has(id))
+    throw apiError(409, 'internal_source', `the internal source ${id} cannot be changed`);
   await next();
 }
 
@@ -72,7 +78,7 @@ async function refuseInternal(c: { req: { param: (name: 'id') => string | undefi
  */
 export function sourcesApi(sql: Sql, directory: SourceDirectory) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
-  // The internal source (unsubscribe events) never takes tracking calls: its key is never enabled.
+  // The internal sources never take tracking calls: their keys are never enabled.
   app.use('/:id/*', refuseInternal);
   app.patch('/:id', refuseInternal);
   const changed = async (s: Source | undefined, id: string) => {
