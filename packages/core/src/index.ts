@@ -15,6 +15,7 @@ export * from './identity/index.ts';
 export { describeIssues, type IssueText, issueMessage } from './issues.ts';
 export { EVENT_TYPES, type EventType, isEventType, LIMITS } from './limits.ts';
 export * from './profile/index.ts';
+export * from './quality/index.ts';
 export * from './rules/index.ts';
 export { type ScanProblem, scanJson, storableText } from './scan.ts';
 export * from './stats/index.ts';

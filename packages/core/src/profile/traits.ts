@@ -1,6 +1,8 @@
 import type { JsonObject } from '../event.ts';
 import { normalizePhone } from '../identity/extract.ts';
 import { compareStrings } from '../identity/types.ts';
+import { applyFills } from '../quality/fill.ts';
+import type { TraitQualityRules } from '../quality/rules.ts';
 
 /**
  * What the trait fold needs of one stored event. `ts` is the corrected timestamp (epoch ms);
@@ -19,11 +21,14 @@ export interface TraitValue {
   /** Event timestamp (epoch ms) of the operation that last changed it. */
   readonly ts: number;
   readonly eventId: string;
-  /** `identify` (the call's traits), `context.traits` (any event), or `computed` (first/last touch). */
+  /**
+   * `identify` (the call's traits), `context.traits` (any event), `computed` (first/last touch), or
+   * `derived` (filled by a data-quality fill rule: no event set it).
+   */
   readonly source: TraitSource;
 }
 
-export type TraitSource = 'identify' | 'context.traits' | 'computed';
+export type TraitSource = 'identify' | 'context.traits' | 'computed' | 'derived';
 
 /** A profile's membership of one account (B2B `group` calls). */
 export interface GroupMembership {
@@ -44,6 +49,12 @@ export interface ProfileState {
 export interface TraitOptions {
   /** Calling code for phone traits written without `+` (see `normalizePhone`). */
   readonly defaultCallingCode?: string;
+  /**
+   * Data-quality rules per trait (packages/core/src/quality): normalisation applied to each value set
+   * (a value a rule fails on is kept as the built-in normalisation left it), fills applied after
+   * each event.
+   */
+  readonly rules?: TraitQualityRules;
 }
 
 /** The four operations, in the order they apply within one traits object. */
@@ -111,6 +122,14 @@ export function normalizeTrait(key: string, value: unknown, options: TraitOption
   return value;
 }
 
+// The built-in normalisation, then the trait's rule; a value the rule fails on is kept (never lost)
+// and counted by the quality report, which applies the rule again to what is stored.
+function normalizeWithRules(key: string, value: unknown, options: TraitOptions): unknown {
+  const base = normalizeTrait(key, value, options);
+  const r = options.rules?.normalize(key, base, options.defaultCallingCode);
+  return r?.ok ? r.value : base;
+}
+
 function usableKey(key: string): boolean {
   return key.length > 0 && key.length <= TRAIT_KEY_MAX && !key.startsWith('$');
 }
@@ -152,10 +171,12 @@ function apply(
   switch (op.op) {
     case 'set':
       if (op.value === null || op.value === undefined) state.traits.delete(op.key);
-      else write(normalizeTrait(op.key, op.value, options));
+      else write(normalizeWithRules(op.key, op.value, options));
       return;
     case 'set_once':
-      if (!current && op.value !== null && op.value !== undefined) write(normalizeTrait(op.key, op.value, options));
+      // A derived value only stands in for a missing one: the first real value replaces it.
+      if ((!current || current.source === 'derived') && op.value !== null && op.value !== undefined)
+        write(normalizeWithRules(op.key, op.value, options));
       return;
     case 'unset':
       state.traits.delete(op.key);
@@ -263,6 +284,7 @@ export function foldEvent(state: ProfileState, event: TraitEvent, options: Trait
       eventId: event.id,
     });
   }
+  if (options.rules?.fills.length) applyFills(state, options.rules, { ts: event.ts, eventId: event.id });
   state.through = { ts: event.ts, id: event.id };
 }
 
