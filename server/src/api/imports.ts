@@ -4,6 +4,7 @@ import { type AuthVariables, actorOf, requirePermission } from '../auth/middlewa
 import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
+import type { HandOff } from '../jobs/handoff.ts';
 import type { Pii } from '../pii/index.ts';
 import type { IdentifyStage } from '../pipeline/identify/index.ts';
 import {
@@ -17,13 +18,22 @@ import {
   restartImport,
   runImport,
 } from '../pipeline/identify/index.ts';
+import {
+  type EventMapping,
+  ImportRefused,
+  importKindOf,
+  insertEventImport,
+  parseEventMapping,
+  runEventImport,
+} from '../pipeline/ingest/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const ImportSchema = z
   .object({
     id: z.string(),
+    kind: z.enum(['profiles', 'events']),
     format: z.enum(['csv', 'ndjson']),
-    mapping: z.record(z.string(), z.record(z.string(), z.unknown())),
+    mapping: z.record(z.string(), z.record(z.string(), z.unknown()).nullable()),
     dryRun: z.boolean(),
     status: z.enum(['running', 'interrupted', 'done', 'failed']),
     lastLine: z.number().int().openapi({ description: 'Last line (header = line 1) whose rows are committed' }),
@@ -32,6 +42,11 @@ const ImportSchema = z
     rowsUnchanged: z.number().int(),
     profilesCreated: z.number().int(),
     profilesUpdated: z.number().int(),
+    eventsStored: z.number().int().openapi({
+      description: 'Events import: events stored (rowsUnchanged counts those stored before, by messageId)',
+    }),
+    triggerFlows: z.boolean().openapi({ description: 'Events import: its events may start and move flows' }),
+    deliver: z.boolean().openapi({ description: 'Events import: its events are fanned out to destinations' }),
     rowsExpected: z.number().int().nullable(),
     rowsPerSecond: z.number(),
     etaSeconds: z.number().nullable(),
@@ -42,18 +57,29 @@ const ImportSchema = z
   })
   .openapi('Import');
 
+const Flag = z.enum(['true', 'false']).or(z.boolean()).optional();
 const CreateSchema = z.object({
+  kind: z
+    .enum(['profiles', 'events'])
+    .default('profiles')
+    .openapi({ description: 'profiles (traits, identities, consent, tags) or events (historical Segment events)' }),
   format: z.enum(['csv', 'ndjson']).default('csv'),
   map: z
     .string()
     .min(3)
+    .optional()
     .openapi({
       description:
-        'column=target, comma-separated; target is trait:<name>[:string|number|boolean|date], ' +
-        'identity:userId|anonymousId|email|phone, consent:<purpose>, tag:<static tag> or skip',
+        'Profiles (required): column=target, comma-separated; target is trait:<name>[:string|number|boolean|date], ' +
+        'identity:userId|anonymousId|email|phone, consent:<purpose>, tag:<static tag> or skip. ' +
+        'Events, CSV only (optional: else the header names the places): column=path[:string|number|boolean|json], ' +
+        'path a top-level field (type, event, name, userId, anonymousId, messageId, timestamp, ...) or ' +
+        'properties.<name>, traits.<name>, context.<name>; or skip',
       example: 'id=identity:userId,mail=identity:email,born=trait:birthday:date,news=consent:marketing,vip=tag:vip',
     }),
-  dryRun: z.enum(['true', 'false']).or(z.boolean()).optional(),
+  dryRun: Flag,
+  triggerFlows: Flag.openapi({ description: 'Events: let the imported events start and move flows (default false)' }),
+  deliver: Flag.openapi({ description: 'Events: fan the imported events out to destinations (default false)' }),
   rows: z.coerce.number().int().min(0).optional().openapi({ description: 'Rows in the file, for the ETA' }),
 });
 
@@ -84,17 +110,45 @@ export function importsApi(deps: {
   identify: IdentifyStage;
   config: Readonly<Config>;
   now: () => Date;
+  handOff: HandOff;
 }) {
   const { sql } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const ctx = {
     identity: deps.identify.identity,
-    traits: { defaultCallingCode: deps.config.identity.defaultCallingCode },
+    traits: deps.identify.traits,
     purposes: deps.identify.purposes,
     pii: deps.pii,
   };
 
+  const flag = (v: 'true' | 'false' | boolean | undefined) => v === true || v === 'true';
+  // Either kind, as the API shows it: stage 2's view of the row, and the kind with its events options.
+  const viewOf = async (id: string) => {
+    const [imp, kind] = await Promise.all([getImport(sql, id), importKindOf(sql, id)]);
+    return imp && kind ? { ...imp, ...kind } : undefined;
+  };
+  const createEvents = async (c: Context<{ Variables: AuthVariables }>, body: z.infer<typeof CreateSchema>) => {
+    let mapping: EventMapping | null = null;
+    try {
+      if (body.map && body.format === 'ndjson') throw new Error('an NDJSON events file needs no map');
+      if (body.map) mapping = parseEventMapping(body.map);
+    } catch (err) {
+      throw apiError(400, 'invalid_request', `map: ${(err as Error).message}`);
+    }
+    const id = await insertEventImport(sql, {
+      format: body.format,
+      mapping,
+      dryRun: flag(body.dryRun),
+      rowsExpected: body.rows ?? null,
+      actor: actorOf(c.get('principal')),
+      triggerFlows: flag(body.triggerFlows),
+      deliver: flag(body.deliver),
+    });
+    return (await viewOf(id))!;
+  };
   const create = async (c: Context<{ Variables: AuthVariables }>, body: z.infer<typeof CreateSchema>) => {
+    if (body.kind === 'events') return createEvents(c, body);
+    if (!body.map) throw apiError(400, 'invalid_request', 'map: required for a profile import');
     let mapping: ImportMapping;
     try {
       mapping = parseMapping(body.map);
@@ -103,18 +157,40 @@ export function importsApi(deps: {
     }
     const badTag = await checkImportTags(sql, mapping);
     if (badTag) throw apiError(400, 'invalid_request', `map: ${badTag}`);
-    return insertImport(sql, {
+    const imp = await insertImport(sql, {
       format: body.format,
       mapping,
       dryRun: body.dryRun === true || body.dryRun === 'true',
       rowsExpected: body.rows ?? null,
       actor: actorOf(c.get('principal')),
     });
+    return (await viewOf(imp.id))!;
   };
-  const run = async (c: Context, imp: ImportView) => {
+  const runEvents = async (stream: ReadableStream<Uint8Array>, imp: ImportView) => {
+    try {
+      await runEventImport(sql, stream, {
+        importId: imp.id,
+        format: imp.format,
+        mapping: Object.keys(imp.mapping).length ? (imp.mapping as unknown as EventMapping) : null,
+        dryRun: imp.dryRun,
+        skipThrough: imp.dryRun ? 0 : imp.lastLine,
+        handOff: deps.handOff,
+        facts: { maxFutureSkewMs: deps.config.maxFutureSkewMs, pii: deps.pii },
+        clock: deps.now,
+      });
+    } catch (err) {
+      if (err instanceof ImportRefused) throw apiError(400, 'invalid_request', err.message);
+      throw err;
+    }
+  };
+  const run = async (c: Context, imp: ImportView & { kind: 'profiles' | 'events' }) => {
     const stream = c.req.raw.body;
     if (!stream) throw apiError(400, 'invalid_request', 'body: the file is missing');
-    return runImport(sql, stream, {
+    if (imp.kind === 'events') {
+      await runEvents(stream, imp);
+      return (await viewOf(imp.id))!;
+    }
+    await runImport(sql, stream, {
       importId: imp.id,
       format: imp.format,
       mapping: imp.mapping,
@@ -123,6 +199,7 @@ export function importsApi(deps: {
       ctx,
       clock: deps.now,
     });
+    return (await viewOf(imp.id))!;
   };
 
   app.openapi(
@@ -131,13 +208,17 @@ export function importsApi(deps: {
       path: '/',
       tags: ['Imports'],
       summary:
-        'Import profiles from a CSV or NDJSON file (streamed); or, with a JSON body, create an import to upload later',
+        'Import profiles or historical events from a CSV or NDJSON file (streamed); or, with a JSON body, create an import to upload later',
       description:
         'With a text/csv or application/x-ndjson body, the parameters (format, map, dryRun, rows) come in the query and the answer comes when the ' +
         'file is done (progress meanwhile at GET /api/imports/{id}). With an application/json body (the same ' +
         'parameters) the import is only created: upload with PUT /api/imports/{id}/data. Rows are committed in chunks; ' +
         'every bad row is kept with its line and reason (GET /api/imports/{id}/errors). A row whose content was ' +
-        'imported before changes nothing. No flow and no delivery reacts to an import.',
+        'imported before changes nothing. No flow and no delivery reacts to an import. With kind=events, each row is a ' +
+        "Segment event with its original timestamp, stored by the tracking API's insert (an event whose messageId is " +
+        'stored already is skipped; a row without one gets a keyed hash of its content) and processed by the ' +
+        'pipeline (identities, traits by event time, computed traits, audiences); flows and destinations ignore ' +
+        'the imported events unless triggerFlows / deliver say otherwise.',
       middleware: [requirePermission('profiles:write')] as const,
       request: {
         query: CreateSchema.partial(),
@@ -186,7 +267,7 @@ export function importsApi(deps: {
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const imp = await getImport(sql, id);
+      const imp = await viewOf(id);
       if (!imp) throw apiError(404, 'not_found', `no import ${id}`);
       if (imp.status === 'done') throw apiError(409, 'conflict', `import ${id} is done`);
       await restartImport(sql, id);
@@ -205,7 +286,7 @@ export function importsApi(deps: {
       responses: { 200: json(ImportSchema, 'The import'), 404: notFound, ...AUTH_ERRORS },
     }),
     async (c) => {
-      const imp = await getImport(sql, c.req.valid('param').id);
+      const imp = await viewOf(c.req.valid('param').id);
       if (!imp) throw apiError(404, 'not_found', `no import ${c.req.valid('param').id}`);
       return c.json(imp, 200);
     },

@@ -238,7 +238,13 @@ export interface EventRow {
 }
 
 /** Events attached to a profile, by id, in time order (without `payload`, only what routing reads). */
-export async function eventsByIds(sql: Tx, ids: readonly string[], withPayload: boolean): Promise<EventRow[]> {
+export async function eventsByIds(
+  sql: Tx,
+  ids: readonly string[],
+  withPayload: boolean,
+  /** Leave out imported events whose import did not ask to trigger flows (migration 0033). */
+  forFlows = false,
+): Promise<EventRow[]> {
   if (!ids.length) return [];
   return sql<EventRow[]>`
     SELECT id::text, profile_id::text AS "profileId", source_id AS "sourceId", type,
@@ -246,5 +252,10 @@ export async function eventsByIds(sql: Tx, ids: readonly string[], withPayload: 
       timestamp ${withPayload ? sql`, payload` : sql``}
     FROM events
     WHERE id = ANY(${ids as string[]}::bigint[]) AND profile_id IS NOT NULL
+      ${
+        forFlows
+          ? sql`AND (import_id IS NULL OR EXISTS (SELECT 1 FROM imports i WHERE i.id = events.import_id AND i.trigger_flows))`
+          : sql``
+      }
     ORDER BY timestamp, id`;
 }

@@ -131,7 +131,8 @@ const listensFor = (s: RunState, name: string | null) =>
  * await handleEvents(deps, eventIds);
  */
 export async function handleEvents(r: RunnerDeps, ids: readonly string[]): Promise<void> {
-  const light = await eventsByIds(r.sql, ids, false);
+  // Imported history neither starts flows nor moves waiting runs, unless its import asked (triggerFlows).
+  const light = await eventsByIds(r.sql, ids, false, true);
   if (!light.length) return;
   const live = await r.catalog.live(r.sql);
   const starting = new Map<string, FlowVersion[]>();

@@ -15,7 +15,8 @@ export interface EventForDelivery {
 }
 
 /**
- * Processed events by id (events erased or suppressed meanwhile are simply absent). Without `full`
+ * Processed events by id (events erased or suppressed meanwhile are simply absent, and so are imported
+ * events whose import did not ask for delivery). Without `full`
  * the payload holds only what type and name filters read (type, event, name): the whole payload is
  * read only when a destination filters on its contents.
  */
@@ -29,6 +30,8 @@ export async function eventsForFanout(sql: Tx, ids: readonly string[], full = tr
       }
     FROM events
     WHERE id = ANY(${ids}::bigint[]) AND processed_at IS NOT NULL
+      -- An imported event (migration 0033) is delivered only when its import asked for it.
+      AND (import_id IS NULL OR EXISTS (SELECT 1 FROM imports i WHERE i.id = events.import_id AND i.deliver))
     ORDER BY timestamp, id`;
 }
 
