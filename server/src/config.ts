@@ -60,7 +60,17 @@ export const DEFAULTS = Object.freeze({
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 65_000,
+  /** Retention (docs/retention.md): the shortest a ledger row or flow run can be kept, so retries never outlive it. */
+  minDeliveryRetentionDays: 7,
+  minFlowRunRetentionDays: 30,
 });
+
+/** Days to keep; unset or empty = forever (null). */
+const retentionDays = (min: number) =>
+  z
+    .union([z.literal('').transform(() => undefined), z.coerce.number().int().min(min).max(36_500)])
+    .optional()
+    .transform((v) => v ?? null);
 
 /** A yes/no variable; unset or empty gives `fallback` (undefined: decided from other settings). */
 const flag = <F extends boolean | undefined>(fallback: F) =>
@@ -179,6 +189,10 @@ const EnvSchema = z.object({
   // Where CAIRN_PLUGINS package names are looked up (its node_modules, then its parents'); default the working directory.
   CAIRN_PLUGINS_DIR: z.string().min(1).optional(),
   // Consent purposes recorded from events (comma-separated, lower case); empty = any purpose name.
+  // Retention (docs/retention.md): events by whole monthly partitions; finished ledger rows and runs in batches.
+  CAIRN_EVENT_RETENTION_DAYS: retentionDays(1),
+  CAIRN_DELIVERY_RETENTION_DAYS: retentionDays(DEFAULTS.minDeliveryRetentionDays),
+  CAIRN_FLOW_RUN_RETENTION_DAYS: retentionDays(DEFAULTS.minFlowRunRetentionDays),
   CAIRN_CONSENT_PURPOSES: z
     .string()
     .optional()
@@ -272,6 +286,8 @@ export interface Config {
   consentPurposes: readonly string[] | null;
   /** Destination plugins loaded at start besides the built-ins: CAIRN_PLUGINS, looked up from CAIRN_PLUGINS_DIR. */
   plugins: { packages: readonly string[]; dir: string | undefined };
+  /** Days kept (null = forever): events (whole partitions), finished delivery ledger rows, finished flow runs. */
+  retention: { eventDays: number | null; deliveryDays: number | null; flowRunDays: number | null };
 }
 
 /** A configuration error that names every bad variable. */
@@ -346,5 +362,10 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     identity: e.CAIRN_IDENTITY as IdentityOptions,
     consentPurposes: e.CAIRN_CONSENT_PURPOSES,
     plugins: Object.freeze({ packages: Object.freeze(e.CAIRN_PLUGINS ?? []), dir: e.CAIRN_PLUGINS_DIR }),
+    retention: Object.freeze({
+      eventDays: e.CAIRN_EVENT_RETENTION_DAYS,
+      deliveryDays: e.CAIRN_DELIVERY_RETENTION_DAYS,
+      flowRunDays: e.CAIRN_FLOW_RUN_RETENTION_DAYS,
+    }),
   });
 }

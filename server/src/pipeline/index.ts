@@ -9,6 +9,7 @@
 //                                                                  └──messages.requested──▶ 5 messages ─▶ senders
 //   admin API ──definition.changed──▶ 3 recompute       ──profiles.changed──▶ 3 compute
 //   admin API ──profile.erased──▶ 5 forget
+import { createRetentionStage } from '../jobs/retention.ts';
 import type { Runtime, Stage } from '../runtime.ts';
 import type { SourceDirectory } from '../sources/directory.ts';
 import { type AutomateStage, createAutomateStage } from './automate/stage.ts';
@@ -47,7 +48,10 @@ export function createPipeline(rt: Runtime, deps: { sources: SourceDirectory }):
   const automate = createAutomateStage(rt, { work }); // 4: beside fan-out too; its messages come back to stage 5
   const deliver = createDeliverStage(rt, { work }); // 5
   const measure = createMeasureStage(rt, { deliver }); // 6: the analytics queries' reader
+  // Partitions ahead and retention (docs/retention.md): maintenance, on worker nodes only.
+  const retention = createRetentionStage(rt);
   const order: Stage[] = [ingest, ...(work ? [identify, compute, automate] : []), deliver, measure];
+  if (work) order.push(retention);
   return {
     ingest,
     identify,

@@ -46,8 +46,10 @@ export async function sampleRows(sql: postgres.Sql, limit: number): Promise<RowT
 }
 
 /**
- * Creates an empty copy of the events table (columns, identity, defaults, the unique
- * (source_id, message_id) key and the foreign key to sources) so the reference pays what Cairn pays.
+ * Creates an empty copy of the events table (columns, identity, defaults, indexes and the foreign key to
+ * sources) with the unique (source_id, message_id) key it had before migration 0034, so the reference
+ * pays what Cairn pays and stays the same physical reference across that change: one plain table whose
+ * unique index does the dedup (Cairn's events are partitioned, with the dedup key in event_keys).
  *
  * @example
  * await createRawTable(sql, 'bench_raw_insert');
@@ -57,7 +59,8 @@ export async function createRawTable(sql: postgres.Sql, table: string): Promise<
   await sql`CREATE TABLE ${sql(table)} (LIKE events INCLUDING ALL)`;
   await sql`
     ALTER TABLE ${sql(table)}
-    ADD FOREIGN KEY (source_id) REFERENCES sources (id)`;
+    ADD FOREIGN KEY (source_id) REFERENCES sources (id),
+    ADD UNIQUE (source_id, message_id)`;
 }
 
 function freshRows(sample: RowTemplate[], next: { i: number }, n: number): RowTemplate[] {

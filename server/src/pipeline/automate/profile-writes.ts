@@ -126,7 +126,7 @@ async function writeTraits(tx: Transaction, deps: ProfileWriteDeps, updates: rea
     INSERT INTO events (source_id, message_id, type, user_id, anonymous_id, timestamp, received_at, payload)
     SELECT 'cairn', m, 'identify', u, a, ${at}::timestamptz, ${at}::timestamptz, p
     FROM json_to_recordset(${JSON.stringify(rows)}::text::json) AS x (m text, u text, a text, p jsonb)
-    ON CONFLICT (source_id, message_id) DO NOTHING
+    -- A (source_id, message_id) already stored is refused by the events_dedup trigger (migration 0034).
     RETURNING id::text`;
   if (inserted.length) await deps.handOff(tx, 'events.stored', { ids: inserted.map((r) => r.id) });
 }

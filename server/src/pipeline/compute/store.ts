@@ -213,7 +213,7 @@ export async function insertCairnEvents(
         'context', jsonb_build_object('library', jsonb_build_object('name', 'cairn')))),
       w.profile_id, now()
     FROM who w
-    ON CONFLICT (source_id, message_id) DO NOTHING
+    -- A (source_id, message_id) already stored is refused by the events_dedup trigger (migration 0034).
     RETURNING id::text`;
   return rows.map((r) => r.id);
 }

@@ -120,7 +120,7 @@ export async function writeChunk(
       INSERT INTO events (source_id, message_id, type, user_id, anonymous_id, timestamp, received_at, payload,
         processed_at, profile_id, identity_key)
       SELECT ${IMPORT_SOURCE}, m, 'identify', u, a, ${now}, ${now}, j::jsonb, ${now}, p, k FROM x
-      ON CONFLICT (source_id, message_id) DO NOTHING
+      -- A (source_id, message_id) already stored is refused by the events_dedup trigger (migration 0034).
       RETURNING id, message_id
     )
     SELECT id, message_id FROM ins

@@ -128,7 +128,7 @@ export async function recordPlainTraitChanges(
       w.p, now()
     FROM who w
     ORDER BY w.p, w.k
-    ON CONFLICT (source_id, message_id) DO NOTHING
+    -- A (source_id, message_id) already stored is refused by the events_dedup trigger (migration 0034).
     RETURNING id::text`;
   return rows.map((r) => r.id);
 }

@@ -26,7 +26,7 @@ export async function insertEvents(
     SELECT s, m, t, e, u, a, ts, r, p
     FROM json_to_recordset(${doc}::text::json)
       AS x (s text, m text, t text, e text, u text, a text, ts timestamptz, r timestamptz, p jsonb)
-    ON CONFLICT (source_id, message_id) DO NOTHING
+    -- A (source_id, message_id) already stored is refused by the events_dedup trigger (migration 0034).
     RETURNING id, source_id AS "sourceId", message_id AS "messageId"`;
 }
 
