@@ -16,7 +16,8 @@ const USAGE = `usage: cairn <command>      (in a checkout: npm run cairn -- <com
                                     job, and each destination's unfinished deliveries
   import <file> --map <col=target,...> [--dry-run]
                                     bulk import of profiles from CSV or NDJSON through a running server's API,
-                                    with a progress line (cairn import --help; docs/import.md)
+                                    with a progress line (cairn import --help; docs/import.md);
+                                    --kind events: historical Segment events (no flows, no deliveries)
 Commands read the server's configuration from the environment: DATABASE_URL, or CAIRN_DATA_DIR for the
 embedded database (one process at a time: stop an embedded server first).
 `;

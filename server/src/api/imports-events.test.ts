@@ -1,5 +1,9 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { importCommand } from '../cli/import.ts';
 import type { Cairn } from '../server.ts';
 import {
   type ApiAnswer,
@@ -240,6 +244,34 @@ describeOnPostgres('historical events import on %s', (mode) => {
     await until('two deliveries', async () => (await deliveriesOf(['d1', 'd2'])) === 2);
     expect(await deliveriesOf(['t1', 't2', 't3'])).toBe(0);
     expect(await runsOf(['d1', 'd2'])).toBe(0);
+  }, 60_000);
+
+  it('cairn import --kind events: a CSV named by its header, once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cairn-import-events-'));
+    const file = join(dir, 'orders.csv');
+    const rows = Array.from(
+      { length: 300 },
+      (_, i) => `track,Order Completed,k${i % 7},${new Date(HISTORY_END - i * 60_000).toISOString()},${i}`,
+    );
+    await writeFile(file, `type,event,userId,timestamp,properties.sku\n${rows.join('\n')}\nbogus,,,,\n`);
+    const key = process.env.CAIRN_API_KEY;
+    process.env.CAIRN_API_KEY = TEST_ADMIN_KEY;
+    try {
+      const args = [file, '--kind', 'events', '--url', cairn.url];
+      expect(await importCommand(args)).toBe(0);
+      const [first] = await cairn.sql<ImportJson[]>`
+        SELECT rows_done AS "rowsDone", rows_bad AS "rowsBad", events_stored AS "eventsStored"
+        FROM imports ORDER BY id DESC LIMIT 1`;
+      expect(first).toEqual({ rowsDone: 301, rowsBad: 1, eventsStored: 300 });
+      expect(await importCommand(args)).toBe(0);
+      const [second] = await cairn.sql<ImportJson[]>`
+        SELECT rows_unchanged AS "rowsUnchanged", events_stored AS "eventsStored" FROM imports ORDER BY id DESC LIMIT 1`;
+      expect(second).toEqual({ rowsUnchanged: 300, eventsStored: 0 });
+    } finally {
+      if (key === undefined) delete process.env.CAIRN_API_KEY;
+      else process.env.CAIRN_API_KEY = key;
+      await rm(dir, { recursive: true });
+    }
   }, 60_000);
 
   it('resumes a cut upload after its last committed line, and refuses bad parameters with a reason', async () => {

@@ -33,7 +33,8 @@ const ImportSchema = z
     id: z.string(),
     kind: z.enum(['profiles', 'events']),
     format: z.enum(['csv', 'ndjson']),
-    mapping: z.record(z.string(), z.record(z.string(), z.unknown()).nullable()),
+    // Events: null for a column mapped to skip.
+    mapping: z.record(z.string(), z.union([z.record(z.string(), z.unknown()), z.null()])),
     dryRun: z.boolean(),
     status: z.enum(['running', 'interrupted', 'done', 'failed']),
     lastLine: z.number().int().openapi({ description: 'Last line (header = line 1) whose rows are committed' }),

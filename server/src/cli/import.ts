@@ -9,8 +9,12 @@ import { parseArgs } from 'node:util';
 
 const USAGE = `usage: cairn import <file> --map <column=target,...> [--dry-run] [--format csv|ndjson]
                     [--url http://127.0.0.1:8787] [--resume <import id>]
+       cairn import <file> --kind events [--map <column=path,...>] [--trigger-flows] [--deliver] [--dry-run] ...
   target: trait:<name>[:string|number|boolean|date], identity:userId|anonymousId|email|phone,
           consent:<purpose>, tag:<static tag>, skip
+  events: one Segment event per NDJSON line, or a CSV whose header (or --map column=path[:type])
+          names type, event, userId, anonymousId, timestamp, properties.<name>, ...; no flow and no
+          destination reacts to them unless --trigger-flows / --deliver
   The API key comes from CAIRN_API_KEY (or CAIRN_ADMIN_API_KEY); it needs profiles:write.
 `;
 const ATTEMPTS = 5;
@@ -23,6 +27,7 @@ interface ImportState {
   rowsUnchanged: number;
   profilesCreated: number;
   profilesUpdated: number;
+  eventsStored?: number;
   rowsExpected: number | null;
   rowsPerSecond: number;
   etaSeconds: number | null;
@@ -61,6 +66,9 @@ export async function importCommand(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         map: { type: 'string' },
+        kind: { type: 'string' },
+        'trigger-flows': { type: 'boolean' },
+        deliver: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         format: { type: 'string' },
         url: { type: 'string' },
@@ -80,7 +88,12 @@ export async function importCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const [file, ...extra] = positionals;
-  if (!file || extra.length || (!values.map && !values.resume)) {
+  const events = values.kind === 'events';
+  if (values.kind !== undefined && values.kind !== 'profiles' && !events) {
+    process.stderr.write(`cairn import: --kind is profiles or events\n${USAGE}`);
+    return 2;
+  }
+  if (!file || extra.length || (!values.map && !values.resume && !events)) {
     process.stderr.write(`cairn import: ${file ? 'needs --map' : 'needs a file'}\n${USAGE}`);
     return 2;
   }
@@ -111,7 +124,15 @@ export async function importCommand(argv: string[]): Promise<number> {
     const created = (await api('/imports', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ format, map: values.map, dryRun: values['dry-run'] === true, rows }),
+      body: JSON.stringify({
+        format,
+        map: values.map,
+        dryRun: values['dry-run'] === true,
+        rows,
+        ...(events
+          ? { kind: 'events', triggerFlows: values['trigger-flows'] === true, deliver: values.deliver === true }
+          : {}),
+      }),
     })) as ImportState;
     id = created.id;
   }
@@ -155,10 +176,13 @@ export async function importCommand(argv: string[]): Promise<number> {
   show(final!);
   process.stderr.write('\n');
   const f = final!;
+  const what =
+    f.eventsStored !== undefined && events
+      ? `${fmt(f.eventsStored)} events stored, ${fmt(f.rowsUnchanged)} stored before`
+      : `${fmt(f.profilesCreated)} profiles created, ${fmt(f.profilesUpdated)} updated, ${fmt(f.rowsUnchanged)} unchanged`;
   process.stdout.write(
     `import ${f.id}${values['dry-run'] ? ' (dry run: nothing was written)' : ''}: ${fmt(f.rowsDone)} rows, ` +
-      `${fmt(f.profilesCreated)} profiles created, ${fmt(f.profilesUpdated)} updated, ` +
-      `${fmt(f.rowsUnchanged)} unchanged, ${fmt(f.rowsBad)} bad\n`,
+      `${what}, ${fmt(f.rowsBad)} bad\n`,
   );
   if (f.rowsBad) {
     const errors = (await api(`/imports/${id}/errors?limit=20`)) as { data: { line: number; reason: string }[] };
