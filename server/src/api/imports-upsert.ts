@@ -37,7 +37,7 @@ export function profileUpsertApi(deps: {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const ctx = {
     identity: deps.identify.identity,
-    traits: { defaultCallingCode: deps.config.identity.defaultCallingCode },
+    traits: deps.identify.traits,
     purposes: deps.identify.purposes,
     pii: deps.pii,
   };

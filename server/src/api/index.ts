@@ -35,6 +35,7 @@ import { campaignsApi } from './campaigns.ts';
 import { clusteringApi } from './clustering.ts';
 import { computedTraitsApi, profileComputedApi } from './computed-traits.ts';
 import { couponPoolsApi } from './coupons.ts';
+import { dataQualityApi } from './data-quality.ts';
 import { apiDescription } from './description.ts';
 import { destinationsApi, destinationView } from './destinations.ts';
 import { apiReference } from './docs.ts';
@@ -182,6 +183,7 @@ export function adminApi(deps: {
   api.route('/profiles', profileComputedApi(deps.sql));
   api.route('/computed-traits', computedTraitsApi(deps));
   api.route('/clusterings', clusteringApi(deps));
+  api.route('/data-quality', dataQualityApi(deps));
   api.route('/audiences', audiencesApi(deps));
   api.route('/audiences', dailyCountsApi(deps, 'audience'));
   api.route('/tags', dailyCountsApi(deps, 'tag'));

@@ -28,7 +28,9 @@ const ProfileSchema = z
       z.object({
         value: z.unknown(),
         updatedAt: z.string().openapi({ description: 'Timestamp of the event that last changed it' }),
-        source: z.string().openapi({ description: 'identify, context.traits or computed' }),
+        source: z
+          .string()
+          .openapi({ description: 'identify, context.traits, computed, or derived (filled by a data-quality rule)' }),
         eventId: z.string(),
       }),
     ),

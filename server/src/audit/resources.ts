@@ -7,7 +7,7 @@ import { STORED_VIEW } from '../pii/view.ts';
 import { getCalendar, getCouponPool, getFlow } from '../pipeline/automate/index.ts';
 import { computedTraitDefinition, getAudience, getClustering, tagDefinition } from '../pipeline/compute/index.ts';
 import { getDestination } from '../pipeline/deliver/index.ts';
-import { profileView } from '../pipeline/identify/index.ts';
+import { getTraitRule, profileView } from '../pipeline/identify/index.ts';
 import { getAlertRule, getCampaign, getKpi, getReport } from '../pipeline/measure/index.ts';
 import { getSource } from '../sources/queries.ts';
 
@@ -91,6 +91,7 @@ export function loaders(maskDestination: (d: NonNullable<Awaited<ReturnType<type
     campaign: async (sql, id) => plain(await getCampaign(sql, id)),
     kpi: async (sql, id) => plain(await getKpi(sql, id)),
     clustering: async (sql, id) => plain(await getClustering(sql, id)),
+    traitRule: async (sql, key) => plain(await getTraitRule(sql, key)),
     // The rule, not its incident state (a check changes it, no admin did).
     alertRule: async (sql, id) => {
       const r = await getAlertRule(sql, id);
@@ -288,6 +289,23 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       summary: (r) => ({ created: r.created, changed: r.changed }),
     },
     ...crud('/clusterings', 'clustering', l.clustering),
+    // Data-quality rules per trait: created or replaced by PUT, keyed by the trait.
+    {
+      method: 'PUT',
+      path: '/data-quality/rules/:key',
+      action: 'trait_rule.put',
+      resourceType: 'trait_rule',
+      idFrom: 'key',
+      load: l.traitRule,
+    },
+    {
+      method: 'DELETE',
+      path: '/data-quality/rules/:key',
+      action: 'trait_rule.delete',
+      resourceType: 'trait_rule',
+      idFrom: 'key',
+      load: l.traitRule,
+    },
     {
       method: 'POST',
       path: '/clusterings/:id/run',

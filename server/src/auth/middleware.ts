@@ -37,6 +37,8 @@ export type Permission =
   | 'kpis:write'
   /** Scheduled reports (stage 6): creating, changing, deleting them, and sending one now. */
   | 'reports:write'
+  /** Data-quality rules per trait (normalisation, fills): they change how every trait is stored. Admin only. */
+  | 'quality:write'
   | 'users:read'
   | 'users:write'
   | 'keys:read'
@@ -85,6 +87,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'pii:read',
     'kpis:write',
     'reports:write',
+    'quality:write',
   ]),
   operator: new Set<Permission>([
     ...READS,

@@ -51,8 +51,8 @@ export interface TraitOptions {
   readonly defaultCallingCode?: string;
   /**
    * Data-quality rules per trait (packages/core/src/quality): normalisation applied to each value set
-   * (a value a rule fails on is kept as the built-in normalisation left it), fills applied after
-   * each event.
+   * before the built-in one (a value a rule fails on is kept as received), fills applied after each
+   * event.
    */
   readonly rules?: TraitQualityRules;
 }
@@ -122,12 +122,14 @@ export function normalizeTrait(key: string, value: unknown, options: TraitOption
   return value;
 }
 
-// The built-in normalisation, then the trait's rule; a value the rule fails on is kept (never lost)
-// and counted by the quality report, which applies the rule again to what is stored.
+// A trait's rule reads the value as sent (the built-in normalisation would turn a date it cannot read
+// into another shape first), then the built-in one runs on its output. A value the rule fails on is
+// kept exactly as received (never lost): the quality report applies the rule again to what is stored
+// and finds it failing, so its count is exact.
 function normalizeWithRules(key: string, value: unknown, options: TraitOptions): unknown {
-  const base = normalizeTrait(key, value, options);
-  const r = options.rules?.normalize(key, base, options.defaultCallingCode);
-  return r?.ok ? r.value : base;
+  const r = options.rules?.normalize(key, value, options.defaultCallingCode);
+  if (!r) return normalizeTrait(key, value, options);
+  return r.ok ? normalizeTrait(key, r.value, options) : value;
 }
 
 function usableKey(key: string): boolean {

@@ -21,7 +21,15 @@ export {
   profileView,
   subscriptionStates,
 } from './profiles.ts';
+export { type QualityReport, qualityReport, type TraitQuality } from './quality-report.ts';
 export { createIdentifyStage, type IdentifyStage } from './stage.ts';
+export {
+  deleteTraitRule,
+  getTraitRule,
+  listTraitRules,
+  putTraitRule,
+  type StoredTraitRule,
+} from './trait-rules.ts';
 export {
   profileChain,
   type RecentProfile,

@@ -1,6 +1,8 @@
+import type { TraitOptions } from '@cairn/core';
 import type { Runtime, Stage } from '../../runtime.ts';
 import { eraseProfile, setConsent, unmergeProfile } from './admin.ts';
 import type { IdentifyContext } from './types.ts';
+import { traitRulesCache } from './trait-rules.ts';
 import { startIdentifyWorker } from './worker.ts';
 
 /** Stage 2: identity resolution, profiles and traits; and what staff may do to profiles. */
@@ -9,6 +11,10 @@ export interface IdentifyStage extends Stage {
   readonly identity: IdentifyContext['identity'];
   /** Consent purposes events and staff may record; null = any purpose name. */
   readonly purposes: readonly string[] | null;
+  /** Fold options with the data-quality rules kept current (trait-rules.ts): bulk import folds with them. */
+  readonly traits: TraitOptions;
+  /** Reloads the data-quality rules in this process (the admin API, after it changed them). */
+  reloadTraitRules(): Promise<void>;
   /** Undoes a merge into `profileId`; both profiles are evaluated again by compute. */
   unmerge(profileId: string, mergeId: string, actor: string): ReturnType<typeof unmergeProfile>;
   /** Erases a person (right to be forgotten); destinations that received them are told. */
@@ -26,9 +32,11 @@ export interface IdentifyStage extends Stage {
  * await identify.setConsent(profileId, { marketing: false }, 'admin-key');
  */
 export function createIdentifyStage(rt: Runtime): IdentifyStage {
+  const rules = traitRulesCache(rt.sql, { defaultCallingCode: rt.config.identity.defaultCallingCode }, rt.log);
   const ctx: IdentifyContext = {
     identity: rt.config.identity,
-    traits: { defaultCallingCode: rt.config.identity.defaultCallingCode },
+    traits: rules.options,
+    refreshTraitRules: rules.refresh,
     purposes: rt.config.consentPurposes,
     secret: rt.secret,
     pii: rt.pii,
@@ -39,6 +47,8 @@ export function createIdentifyStage(rt: Runtime): IdentifyStage {
   return {
     identity: ctx.identity,
     purposes: ctx.purposes,
+    traits: ctx.traits,
+    reloadTraitRules: rules.refresh,
     start: () => startIdentifyWorker(rt.boss, rt.sql, rt.handOff, ctx, rt.metrics),
     // pg-boss's graceful stop (server.ts) lets the jobs in flight finish.
     stop: async () => {},

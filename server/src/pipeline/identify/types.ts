@@ -7,6 +7,8 @@ import type { Pii } from '../../pii/index.ts';
 export interface IdentifyContext {
   identity: IdentityOptions;
   traits: TraitOptions;
+  /** Reloads the data-quality rules `traits` carries (the worker, before each batch). */
+  refreshTraitRules?: () => Promise<void>;
   /** Consent purposes recorded from events; null = any purpose name. */
   purposes: readonly string[] | null;
   /** Key of the suppression list's keyed hashes. */

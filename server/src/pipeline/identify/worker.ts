@@ -35,6 +35,8 @@ export async function startIdentifyWorker(
     },
     async function processCommitted(jobs) {
       const done = metrics.identifyDuration.startTimer();
+      // One small query per batch: traits are folded with the data-quality rules as they are now.
+      await ctx.refreshTraitRules?.();
       // Each chunk hands its events over (`events.attached`: fan-out and stage 3) in its own transaction:
       // processed means handed over (a retry skips processed events), and the first chunks go on while
       // later ones run.
