@@ -39,6 +39,7 @@ import { dataQualityApi } from './data-quality.ts';
 import { apiDescription } from './description.ts';
 import { destinationsApi, destinationView } from './destinations.ts';
 import { apiReference } from './docs.ts';
+import { duplicatesApi } from './duplicates.ts';
 import { employeesApi } from './employees.ts';
 import { eventsApi } from './events.ts';
 import { eventsLiveApi } from './events-live.ts';
@@ -179,6 +180,7 @@ export function adminApi(deps: {
   api.route('/tags', tagsApi(deps));
   api.route('/imports', importsApi(deps));
   api.route('/profiles', profileUpsertApi(deps));
+  api.route('/duplicates', duplicatesApi(deps));
   api.route('/tags', funnelTagApi(deps));
   api.route('/profiles', profileComputedApi(deps.sql));
   api.route('/computed-traits', computedTraitsApi(deps));

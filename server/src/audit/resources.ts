@@ -407,6 +407,28 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       resourceType: 'profile',
       summary: (r) => r,
     },
+    // Duplicates: the merge answer holds ids only; a dismissal keeps its status, never the pair's PII.
+    {
+      method: 'POST',
+      path: '/duplicates/scan',
+      action: 'duplicate.scan',
+      resourceType: 'duplicate',
+      summary: asAnswered,
+    },
+    {
+      method: 'POST',
+      path: '/duplicates/:id/merge',
+      action: 'duplicate.merge',
+      resourceType: 'duplicate',
+      summary: asAnswered,
+    },
+    {
+      method: 'POST',
+      path: '/duplicates/:id/dismiss',
+      action: 'duplicate.dismiss',
+      resourceType: 'duplicate',
+      summary: (r) => ({ id: r.id, status: r.status, score: r.score }),
+    },
     // The erasure answer holds ids and counts only, never the identities it erased.
     { method: 'DELETE', path: '/profiles/:id', action: 'profile.erase', resourceType: 'profile', summary: asAnswered },
 

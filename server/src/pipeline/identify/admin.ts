@@ -32,7 +32,7 @@ const MAX_ATTEMPTS = 20;
  * profiles), restarting with more locks when the component grows meanwhile — the same protocol as
  * the identify worker, so admin operations and workers never interleave on one person.
  */
-async function withProfileLocked<T>(
+export async function withProfileLocked<T>(
   sql: Sql,
   profileId: string,
   extraKeys: readonly string[],
@@ -203,6 +203,9 @@ export async function eraseProfile(
     await tx`DELETE FROM computed_trait_values WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM profile_traits WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM profile_accounts WHERE profile_id = ANY(${ids}::uuid[])`;
+    // Duplicate detection's keyed hashes of their name, email and phone, and the pairs naming them.
+    await tx`DELETE FROM duplicate_keys WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM duplicate_candidates WHERE profile_a = ANY(${ids}::uuid[]) OR profile_b = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM merges WHERE survivor_id = ANY(${ids}::uuid[]) OR merged_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM identities WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`

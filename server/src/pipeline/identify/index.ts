@@ -2,6 +2,16 @@
 // folder is the stage's own (biome's noRestrictedImports keeps api/ and audit/ to this file).
 
 export { liveProfileId } from './admin.ts';
+export type { CandidateMerge } from './duplicates/merge.ts';
+export {
+  type DuplicateQuery,
+  type DuplicateView,
+  dismissDuplicate,
+  getDuplicate,
+  latestScan,
+  listDuplicates,
+} from './duplicates/queries.ts';
+export { type ScanResult, scanDuplicates } from './duplicates/scan.ts';
 export { type ImportContext, runImport, upsertProfile } from './import.ts';
 export {
   checkImportTags,
@@ -24,13 +34,6 @@ export {
 export { type QualityReport, qualityReport, type TraitQuality } from './quality-report.ts';
 export { createIdentifyStage, type IdentifyStage } from './stage.ts';
 export {
-  deleteTraitRule,
-  getTraitRule,
-  listTraitRules,
-  putTraitRule,
-  type StoredTraitRule,
-} from './trait-rules.ts';
-export {
   profileChain,
   type RecentProfile,
   recentProfiles,
@@ -38,3 +41,10 @@ export {
   type TimelineEvent,
   timelineEvents,
 } from './timeline.ts';
+export {
+  deleteTraitRule,
+  getTraitRule,
+  listTraitRules,
+  putTraitRule,
+  type StoredTraitRule,
+} from './trait-rules.ts';

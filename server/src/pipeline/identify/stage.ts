@@ -1,8 +1,9 @@
 import type { TraitOptions } from '@cairn/core';
 import type { Runtime, Stage } from '../../runtime.ts';
 import { eraseProfile, setConsent, unmergeProfile } from './admin.ts';
-import type { IdentifyContext } from './types.ts';
+import { mergeCandidate } from './duplicates/merge.ts';
 import { traitRulesCache } from './trait-rules.ts';
+import type { IdentifyContext } from './types.ts';
 import { startIdentifyWorker } from './worker.ts';
 
 /** Stage 2: identity resolution, profiles and traits; and what staff may do to profiles. */
@@ -17,6 +18,8 @@ export interface IdentifyStage extends Stage {
   reloadTraitRules(): Promise<void>;
   /** Undoes a merge into `profileId`; both profiles are evaluated again by compute. */
   unmerge(profileId: string, mergeId: string, actor: string): ReturnType<typeof unmergeProfile>;
+  /** Merges the two profiles of a duplicate candidate as one more identity link (logged; unmerge undoes it). */
+  mergeDuplicate(candidateId: string, actor: string): ReturnType<typeof mergeCandidate>;
   /** Erases a person (right to be forgotten); destinations that received them are told. */
   erase(profileId: string, actor: string): ReturnType<typeof eraseProfile>;
   /** Records consent choices made through the API; audiences reading consent follow. */
@@ -53,6 +56,7 @@ export function createIdentifyStage(rt: Runtime): IdentifyStage {
     // pg-boss's graceful stop (server.ts) lets the jobs in flight finish.
     stop: async () => {},
     unmerge: (profileId, mergeId, actor) => unmergeProfile(rt.sql, rt.handOff, profileId, mergeId, actor, ctx),
+    mergeDuplicate: (candidateId, actor) => mergeCandidate(rt.sql, rt.handOff, candidateId, actor, ctx, rt.clock()),
     erase: (profileId, actor) => eraseProfile(rt.sql, rt.handOff, profileId, actor, ctx),
     setConsent: (profileId, purposes, actor) => setConsent(rt.sql, rt.handOff, profileId, purposes, actor, ctx),
   };
