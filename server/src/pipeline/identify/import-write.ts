@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { foldEvents, type IdentityOptions, type TraitOptions } from '@cairn/core';
+import { emptyProfileState, foldEvents, type IdentityOptions, type TraitOptions } from '@cairn/core';
 import type { Transaction } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
 import { saveConsent } from './consent.ts';
@@ -34,6 +34,14 @@ export interface ChunkResult {
 /** The source imported events are stored under (migration 0029). */
 export const IMPORT_SOURCE = 'import';
 
+/** A chunk whose identities (and the profiles holding them) are locked: what {@link writeLocked} writes. */
+export interface LockedChunk {
+  result: ChunkResult;
+  accepted: { row: ImportedRow; keys: string[]; hash: string; profile: string }[];
+  /** Profiles this chunk creates. */
+  fresh: Set<string>;
+}
+
 /**
  * Writes one chunk of valid rows. `importId` names the import in tag assignments and hashes.
  *
@@ -45,9 +53,26 @@ export async function writeChunk(
   rows: readonly ImportedRow[],
   opts: { importId: string; ctx: ImportContext; now: Date },
 ): Promise<ChunkResult> {
-  const { ctx, now } = opts;
+  return writeLocked(tx, await lockChunk(tx, rows, opts.ctx), opts);
+}
+
+/**
+ * The first half of {@link writeChunk}: locks the rows' identities (sorted, blocking), skips rows
+ * imported before with the same content, resolves each row's profile (the one holding its
+ * identities, or a new one) and locks the existing ones. After it the chunk waits on no lock.
+ *
+ * @example
+ * const locked = await lockChunk(tx, rows, ctx);
+ */
+export async function lockChunk(
+  tx: Transaction,
+  rows: readonly ImportedRow[],
+  ctx: ImportContext,
+): Promise<LockedChunk> {
   const result: ChunkResult = { created: 0, updated: 0, unchanged: 0, refused: [] };
-  if (!rows.length) return result;
+  const fresh = new Set<string>();
+  const accepted: LockedChunk['accepted'] = [];
+  if (!rows.length) return { result, accepted, fresh };
   const keyed = rows.map((row) => {
     const keys = row.identities.map(ctx.pii.identityKey);
     return { row, keys, hash: rowHash(ctx.pii, row) };
@@ -61,14 +86,12 @@ export async function writeChunk(
   const storedHash = new Map(stored.map((s) => [s.key, s.hash]));
   const changed = keyed.filter((k) => storedHash.get(k.keys[0]!) !== k.hash);
   result.unchanged = keyed.length - changed.length;
-  if (!changed.length) return result;
+  if (!changed.length) return { result, accepted, fresh };
 
   const found = await tx<{ key: string; profile_id: string }[]>`
     SELECT key, profile_id FROM identities WHERE key = ANY(${changed.flatMap((k) => k.keys)}::text[])`;
   const owner = new Map(found.map((f) => [f.key, f.profile_id]));
   const existing = new Set(found.map((f) => f.profile_id));
-  const fresh = new Set<string>();
-  const accepted: ((typeof changed)[number] & { profile: string })[] = [];
   for (const k of changed) {
     const profiles = new Set(k.keys.map((key) => owner.get(key)).filter((p): p is string => !!p));
     if (profiles.size > 1) {
@@ -82,25 +105,31 @@ export async function writeChunk(
     for (const key of k.keys) owner.set(key, profile);
     accepted.push({ ...k, profile });
   }
+  if (accepted.length) await lockProfiles(tx, existing);
+  return { result, accepted, fresh };
+}
+
+/**
+ * The second half of {@link writeChunk}: one processed identify event per row, profiles created,
+ * identities attached, traits folded, consent, tags and row hashes. New profiles skip what only an
+ * existing one needs (loading its stored state, updating its fold position); the writes after the
+ * event insert go out together, in one round trip.
+ *
+ * @example
+ * const r = await writeLocked(tx, locked, { importId: '7', ctx, now: new Date() });
+ */
+export async function writeLocked(
+  tx: Transaction,
+  locked: LockedChunk,
+  opts: { importId: string; ctx: ImportContext; now: Date },
+): Promise<ChunkResult> {
+  const { ctx, now } = opts;
+  const { result, accepted, fresh } = locked;
   if (!accepted.length) return result;
-  await lockProfiles(tx, existing);
   const profileIds = [...new Set(accepted.map((a) => a.profile))];
   for (const p of profileIds) if (fresh.has(p)) result.created++;
   result.updated = profileIds.length - result.created;
 
-  if (fresh.size) {
-    await tx`
-      INSERT INTO profiles (id, created_at, updated_at)
-      SELECT unnest(${[...fresh]}::uuid[]), ${now}, ${now}`;
-  }
-  const identities = accepted.flatMap((a) =>
-    a.row.identities.map((id, i) => ({ k: a.keys[i]!, t: id.type, v: ctx.pii.identityValue(id), p: a.profile })),
-  );
-  await tx`
-    INSERT INTO identities (key, type, value, profile_id, created_at)
-    SELECT k, t, v, p, ${now} FROM json_to_recordset(${JSON.stringify(identities)}::text::json)
-      AS x (k text, t text, v text, p uuid)
-    ON CONFLICT (key) DO NOTHING`;
   const events = accepted.map((a) => ({
     m: `import:${a.keys[0]}:${a.hash}`,
     u: typeof a.row.payload.userId === 'string' ? a.row.payload.userId : null,
@@ -111,43 +140,86 @@ export async function writeChunk(
     p: a.profile,
     k: a.keys[0],
   }));
-  // A row changed back to an earlier content has that content's event already: reuse its id.
-  const ids = await tx<{ id: string; message_id: string }[]>`
-    WITH x AS (
-      SELECT * FROM json_to_recordset(${JSON.stringify(events)}::text::json)
-        AS x (m text, u text, a text, j text, p uuid, k text)
-    ), ins AS (
-      INSERT INTO events (source_id, message_id, type, user_id, anonymous_id, timestamp, received_at, payload,
-        processed_at, profile_id, identity_key)
-      SELECT ${IMPORT_SOURCE}, m, 'identify', u, a, ${now}, ${now}, j::jsonb, ${now}, p, k FROM x
-      -- A (source_id, message_id) already stored is refused by the events_dedup trigger (migration 0034).
-      RETURNING id, message_id
-    )
-    SELECT id, message_id FROM ins
-    UNION ALL
-    SELECT e.id, e.message_id FROM events e JOIN x ON e.source_id = ${IMPORT_SOURCE} AND e.message_id = x.m`;
+  // A row changed back to an earlier content has that content's event already (an import event is
+  // attached to the profile holding its key identity): its id is reused. A new profile has neither
+  // such events nor a stored state to load.
+  const oldProfiles = profileIds.filter((p) => !fresh.has(p));
+  const [prior, loadedStates] = await Promise.all([
+    oldProfiles.length
+      ? tx<{ id: string; message_id: string }[]>`
+          SELECT id, message_id FROM events
+          WHERE profile_id = ANY(${oldProfiles}::uuid[])
+            AND source_id = ${IMPORT_SOURCE}
+            AND message_id = ANY(${events.map((e) => e.m)}::text[])`
+      : [],
+    loadStates(tx, oldProfiles, ctx.pii),
+  ]);
+  const known = new Set(prior.map((r) => r.message_id));
+  const unseen = events.filter((e) => !known.has(e.m));
+  // Events have no foreign key to profiles: they go first, and their ids are in the fold and in the
+  // new profiles' rows. No other writer can store these message ids (each holds its key identity's lock).
+  const inserted = unseen.length
+    ? await tx<{ id: string; message_id: string }[]>`
+        INSERT INTO events (source_id, message_id, type, user_id, anonymous_id, timestamp, received_at, payload,
+          processed_at, profile_id, identity_key)
+        SELECT ${IMPORT_SOURCE}, m, 'identify', u, a, ${now}, ${now}, j::jsonb, ${now}, p, k
+        FROM json_to_recordset(${JSON.stringify(unseen)}::text::json) AS x (m text, u text, a text, j text, p uuid, k text)
+        RETURNING id, message_id`
+    : [];
+  const ids = [...prior, ...inserted];
   const eventId = new Map(ids.map((r) => [r.message_id, String(r.id)]));
 
-  const before = await loadStates(tx, profileIds, ctx.pii);
+  const before = loadedStates;
+  for (const p of fresh) before.set(p, emptyProfileState());
   const after = structuredClone(before);
   const loaded: LoadedEvent[] = [];
   const refold: string[] = [];
   for (const [i, a] of accepted.entries()) {
-    const id = eventId.get(events[i]!.m)!;
+    const id = eventId.get(events[i]!.m);
+    if (!id) throw new Error(`line ${a.row.line}: its import event was neither found nor stored`);
     const ev = { id, ts: now.getTime(), type: 'identify', payload: a.row.payload };
     if (!foldEvents(after.get(a.profile)!, [ev], ctx.traits)) refold.push(a.profile);
     loaded.push({ ...ev, keys: a.keys, setHash: null, sealed: [] });
   }
   if (refold.length) for (const [p, s] of await refoldStates(tx, refold, ctx.traits, ctx.pii)) after.set(p, s);
-  await saveStates(tx, before, after, ctx.pii);
-  const lookup = new Map(accepted.map((a) => [a.keys[0]!, a.profile]));
-  await saveConsent(tx, loaded, lookup, { purposes: ctx.purposes } as IdentifyContext);
-  await saveTags(tx, accepted, opts.importId, now);
+  // New profiles are inserted with their fold position, so saveStates has none of theirs to update.
+  const created = [...fresh].map((p) => {
+    const through = after.get(p)!.through;
+    before.get(p)!.through = through;
+    return { p, t: through ? new Date(through.ts).toISOString() : null, e: through?.id ?? null };
+  });
+  const identities = accepted.flatMap((a) =>
+    a.row.identities.map((id, i) => ({ k: a.keys[i]!, t: id.type, v: ctx.pii.identityValue(id), p: a.profile })),
+  );
   const hashes = accepted.map((a) => ({ k: a.keys[0], h: a.hash }));
-  await tx`
-    INSERT INTO import_hashes (key, hash, import_id, updated_at)
-    SELECT k, h, ${opts.importId}, ${now} FROM json_to_recordset(${JSON.stringify(hashes)}::text::json) AS x (k text, h text)
-    ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, import_id = excluded.import_id, updated_at = excluded.updated_at`;
+  // Sent together and run in this order (profiles before the rows that reference them).
+  const writes: Promise<unknown>[] = [];
+  if (created.length) {
+    writes.push(
+      tx`
+        INSERT INTO profiles (id, created_at, updated_at, traits_through_ts, traits_through_id)
+        SELECT p, ${now}, ${now}, t, e FROM json_to_recordset(${JSON.stringify(created)}::text::json)
+          AS x (p uuid, t timestamptz, e bigint)`.execute(),
+    );
+  }
+  writes.push(
+    tx`
+      INSERT INTO identities (key, type, value, profile_id, created_at)
+      SELECT k, t, v, p, ${now} FROM json_to_recordset(${JSON.stringify(identities)}::text::json)
+        AS x (k text, t text, v text, p uuid)
+      ON CONFLICT (key) DO NOTHING`.execute(),
+  );
+  writes.push(saveStates(tx, before, after, ctx.pii));
+  const lookup = new Map(accepted.map((a) => [a.keys[0]!, a.profile]));
+  writes.push(saveConsent(tx, loaded, lookup, { purposes: ctx.purposes } as IdentifyContext));
+  writes.push(saveTags(tx, accepted, opts.importId, now));
+  writes.push(
+    tx`
+      INSERT INTO import_hashes (key, hash, import_id, updated_at)
+      SELECT k, h, ${opts.importId}, ${now} FROM json_to_recordset(${JSON.stringify(hashes)}::text::json) AS x (k text, h text)
+      ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, import_id = excluded.import_id, updated_at = excluded.updated_at`.execute(),
+  );
+  await Promise.all(writes);
   return result;
 }
 

@@ -3,14 +3,23 @@ import { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import type { Sql } from '../../db/index.ts';
 import { retryTransaction } from '../../infra/transaction.ts';
+import { createTurn, inTurn, type Turn } from './import-order.ts';
 import { finishImport, getImport, type ImportView, insertImportErrors, recordProgress } from './import-queries.ts';
 import { type ImportedRow, type ImportMapping, rowToEvent } from './import-rows.ts';
-import { type ChunkResult, type ImportContext, writeChunk } from './import-write.ts';
+import { type ChunkResult, type ImportContext, lockChunk, writeChunk, writeLocked } from './import-write.ts';
 
 export type { ImportContext } from './import-write.ts';
 
 /** Rows per transaction: a crash repeats at most this many; large enough for set-based writes to pay. */
 export const IMPORT_CHUNK = 2000;
+/**
+ * Identities per transaction (each is an advisory lock held to the commit): Postgres's lock table is
+ * shared by every session and sized ~64 per connection (max_locks_per_transaction), ~8,000 on a
+ * default server; two chunks in flight hold at most twice this many, plus their existing profiles'.
+ */
+export const IMPORT_CHUNK_IDENTITIES = 2000;
+/** Chunks in flight: one writing while the next one locks and writes, on a second connection. */
+export const IMPORT_DEPTH = 2;
 
 /** What {@link runImport} needs besides the data. */
 export interface RunImportOptions {
@@ -100,8 +109,13 @@ export async function runImport(
   // The key identity of each row seen in this file -> its line: a later row with the same one is refused.
   const seen = new Map<string, number>();
   let rows: ImportedRow[] = [];
+  let keys = 0;
   let errors: { line: number; reason: string }[] = [];
   let lastLine = opts.skipThrough;
+  // Chunks written, oldest first; a dry run writes (and rolls back) one at a time.
+  const inFlight: Promise<void>[] = [];
+  const depth = opts.dryRun ? 1 : IMPORT_DEPTH;
+  let prev: Turn | null = null;
   const flush = async () => {
     if (!rows.length && !errors.length) return;
     const chunk = rows;
@@ -109,7 +123,14 @@ export async function runImport(
     const through = lastLine;
     rows = [];
     errors = [];
-    await writeCommitted(sql, chunk, bad, through, opts);
+    keys = 0;
+    const turn = createTurn();
+    const written = writeCommitted(sql, chunk, bad, through, opts, opts.dryRun ? null : prev, turn);
+    // Awaited in order below; a failure meanwhile must not go unhandled.
+    written.catch(() => {});
+    prev = turn;
+    inFlight.push(written);
+    while (inFlight.length >= depth) await inFlight.shift();
   };
   try {
     for await (const r of records) {
@@ -127,15 +148,21 @@ export async function runImport(
             if (!done) errors.push({ line: r.line, reason: `duplicate ${first.type}: same as line ${earlier}` });
           } else {
             seen.set(key, r.line);
-            if (!done) rows.push(out.row);
+            if (!done) {
+              rows.push(out.row);
+              keys += out.row.identities.length;
+            }
           }
         } else if (!done) errors.push({ line: r.line, reason: out.reason });
       }
-      if (rows.length + errors.length >= size) await flush();
+      if (rows.length + errors.length >= size || keys >= IMPORT_CHUNK_IDENTITIES) await flush();
     }
     await flush();
+    while (inFlight.length) await inFlight.shift();
     await finishImport(sql, opts.importId, 'done', null);
   } catch (err) {
+    // The chunks still in flight end first (after a failed one, they roll back): the import's end is last.
+    await Promise.allSettled(inFlight);
     await finishImport(sql, opts.importId, 'interrupted', err instanceof Error ? err.message : String(err));
     throw err;
   }
@@ -148,6 +175,8 @@ async function writeCommitted(
   bad: readonly { line: number; reason: string }[],
   lastLine: number,
   opts: RunImportOptions,
+  prev: Turn | null,
+  turn: Turn,
 ): Promise<void> {
   const now = opts.clock();
   const progress = (r: ChunkResult, recorded: number) => ({
@@ -159,9 +188,13 @@ async function writeCommitted(
     updated: r.updated,
   });
   try {
-    await retryTransaction(sql, async (tx) => {
-      const r = await writeChunk(tx, rows, { importId: opts.importId, ctx: opts.ctx, now });
+    await inTurn(sql, prev, turn, async (tx, hooks) => {
+      const locked = await lockChunk(tx, rows, opts.ctx);
+      hooks.locked();
+      const r = await writeLocked(tx, locked, { importId: opts.importId, ctx: opts.ctx, now });
       if (opts.dryRun) throw new DryRun(r);
+      // The committed line moves in file order (a resumed import skips up to it).
+      await hooks.predecessorCommitted();
       const recorded = await insertImportErrors(tx, opts.importId, [...bad, ...r.refused]);
       await recordProgress(tx, opts.importId, progress(r, recorded));
     });
