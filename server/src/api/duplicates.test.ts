@@ -2,11 +2,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Cairn } from '../server.ts';
 import { createTestDatabase, type TestDatabase } from '../testing/db.ts';
 import { settle } from '../testing/events.ts';
-import { describeOnPostgres } from '../testing/flows.ts';
+import { describeOnDatabases } from '../testing/flows.ts';
 import { sendEvents } from '../testing/index.ts';
 import { startTestCairn, TEST_ADMIN_KEY } from '../testing/server.ts';
 
-// Likely duplicates on a real Postgres through the real server: people sent as identify events whose
+// Likely duplicates on Postgres and on embedded PGlite, through the real server: people sent as identify events whose
 // emails or phones differ as typed (so identity resolution kept them apart), a scan by API, review
 // with PII masked per role, a merge through identity resolution (logged, audited, undone by the
 // existing unmerge route), a dismissal that sticks across scans, and the permission checks.
@@ -39,7 +39,7 @@ const PEOPLE: Record<string, Record<string, string>> = {
   a7: { email: 'johnsmith@example.com', name: 'John Smith' },
 };
 
-describeOnPostgres('likely duplicate profiles on %s', (mode) => {
+describeOnDatabases('likely duplicate profiles on %s', (mode) => {
   let db: TestDatabase;
   let cairn: Cairn;
   let analystKey: string;
