@@ -317,5 +317,17 @@ describeOnPostgres('historical events import on %s', (mode) => {
     });
     expect(header.status).toBe(400);
     expect(((await header.json()) as { error: { message: string } }).error.message).toContain('column when');
+    const absent = await fetch(
+      `${cairn.url}/api/imports?kind=events&format=csv&map=${encodeURIComponent('nope=userId')}`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, 'content-type': 'text/csv' },
+        body: 'type,userId\ntrack,u1\n',
+      },
+    );
+    expect(absent.status).toBe(400);
+    expect(((await absent.json()) as { error: { message: string } }).error.message).toBe(
+      'map: column nope is not in the header',
+    );
   }, 60_000);
 });

@@ -57,7 +57,8 @@ async function* csvEvents(input: Readable, mapping: EventMapping | null): AsyncG
   const parser = input.pipe(
     parse({
       columns: (header: string[]) => {
-        columns ??= headerMapping(header);
+        const missing = Object.keys(mapping ?? {}).find((c) => !header.includes(c));
+        columns = missing ? `map: column ${missing} is not in the header` : (mapping ?? headerMapping(header));
         return header;
       },
       bom: true,
@@ -134,12 +135,18 @@ export async function runEventImport(
   let rows: (EventRow & { line: number })[] = [];
   let errors: { line: number; reason: string }[] = [];
   let lastLine = opts.skipThrough;
+  // One chunk is written while the next is read and validated; chunks still commit one after the
+  // other, in file order (a resumed import relies on last_line only moving forward).
+  let writing: Promise<void> = Promise.resolve();
   const flush = async () => {
     if (!rows.length && !errors.length) return;
     const chunk = { rows, errors, lastLine };
     rows = [];
     errors = [];
-    await writeChunk(sql, chunk, opts);
+    await writing;
+    writing = writeChunk(sql, chunk, opts);
+    // Awaited at the next flush or at the end; until then a failure must not count as unhandled.
+    writing.catch(() => {});
   };
   try {
     for await (const r of records) {
@@ -155,8 +162,11 @@ export async function runEventImport(
       if (rows.length + errors.length >= size) await flush();
     }
     await flush();
+    await writing;
     await endEventImport(sql, opts.importId, 'done', null);
   } catch (err) {
+    // A chunk in flight finishes (or fails) before the import is marked: its commit stays counted.
+    await writing.catch(() => {});
     await endEventImport(sql, opts.importId, 'interrupted', err instanceof Error ? err.message : String(err));
     throw err;
   }
