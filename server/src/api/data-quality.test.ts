@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Cairn } from '../server.ts';
 import { createTestDatabase, type TestDatabase } from '../testing/db.ts';
 import { sendEvents, settle } from '../testing/events.ts';
-import { describeOnPostgres } from '../testing/flows.ts';
+import { describeOnDatabases } from '../testing/flows.ts';
 import { adminApi } from '../testing/http.ts';
 import { startTestCairn, TEST_ADMIN_KEY } from '../testing/server.ts';
 
@@ -13,7 +13,7 @@ import { startTestCairn, TEST_ADMIN_KEY } from '../testing/server.ts';
 
 const DAY = 86_400_000;
 
-describeOnPostgres('data quality on %s', (mode) => {
+describeOnDatabases('data quality on %s', (mode) => {
   let db: TestDatabase;
   let cairn: Cairn;
   let admin: ReturnType<typeof adminApi>;

@@ -8,8 +8,9 @@ import type { Pii } from '../../pii/index.ts';
 // profiles have none). Cost, for P live profiles with T traits each (P·T rows):
 // - counts (fill, types, sources, stale): one sequential pass over profile_traits grouped by
 //   (key, type, derived) — no index is added to that hot table, so a single trait costs the same pass;
-// - rule checks: a second pass, streamed with a cursor, over the values of traits that have a
-//   normalisation rule (sensitive ones opened first), each value run through its rule again in JS.
+// - rule checks: a second pass over the values of traits that have a normalisation rule, grouped by
+//   distinct value in SQL and streamed with a cursor; each distinct value (sealed ones opened) is run
+//   through its rule again in JS.
 //   A rule's steps are idempotent on their own output, so a stored value fails exactly when the rule
 //   fails on it now: the count is exact, not estimated.
 // With `samplePercent` both passes read a block sample (TABLESAMPLE SYSTEM, repeatable): counts are
@@ -27,7 +28,7 @@ export interface QualityOptions {
   defaultCallingCode?: string;
 }
 
-/** A failing value, as stored (the caller masks it for the reader). */
+/** A failing value, as stored (the caller masks it for the reader), and one profile holding it. */
 export interface FailedExample {
   profileId: string;
   key: string;
@@ -206,26 +207,31 @@ async function checkRules(
     q.unnormalized = 0;
   }
   for (const k of opened) byKey.get(k)!.types = {};
-  await sql<{ profile_id: string; key: string; value: unknown }[]>`
-    SELECT profile_id, key, value
+  // Each distinct value once, with how many profiles hold it and one of them: a trait's values repeat
+  // (countries, plans, dates), so the rule runs far fewer times than there are rows. Sealed values
+  // never repeat (a fresh IV each): those are opened and checked one by one.
+  await sql<{ key: string; value: unknown; n: string; example: string }[]>`
+    SELECT key, value, count(*) AS n, min(profile_id::text) AS example
     FROM ${from}
-    WHERE key = ANY(${scan}::text[])`.cursor(10_000, (rows) => {
+    WHERE key = ANY(${scan}::text[])
+    GROUP BY key, value`.cursor(10_000, (rows) => {
     for (const r of rows) {
       const q = byKey.get(r.key)!;
+      const n = Number(r.n);
       const value = pii.openValue(r.value);
       if (options.openTypes && pii.isSensitive(r.key)) {
         const t = describeType(value);
-        q.types[t] = (q.types[t] ?? 0) + 1;
+        q.types[t] = (q.types[t] ?? 0) + n;
       }
       if (!q.failed) continue;
       const out = compiled.normalize(r.key, value, options.defaultCallingCode);
       if (!out) continue;
       if (!out.ok) {
-        q.failed.count++;
+        q.failed.count += n;
         if (q.failed.examples.length < options.examples) {
-          q.failed.examples.push({ profileId: r.profile_id, key: r.key, value, reason: out.reason });
+          q.failed.examples.push({ profileId: r.example, key: r.key, value, reason: out.reason });
         }
-      } else if (!same(out.value, value)) q.unnormalized!++;
+      } else if (!same(out.value, value)) q.unnormalized! += n;
     }
   });
 }
