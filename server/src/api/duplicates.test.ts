@@ -89,7 +89,7 @@ describeOnDatabases('likely duplicate profiles on %s', (mode) => {
   it('finds email variants and the same name and phone, and proposes no distinct people', async () => {
     const done = await scan();
     expect(done.status, JSON.stringify(done.body)).toBe(200);
-    expect(done.body).toMatchObject({ profiles: 9, candidates: 3, oversizedKeys: 0 });
+    expect(done.body).toMatchObject({ profiles: 9, changed: 9, candidates: 3, oversizedKeys: 0 });
     const page = await open();
     expect(page.scan?.id).toBe(done.body.id);
     const found = page.data.map((c) => ({ pair: pairOf(c), reasons: c.reasons.map((r) => r.kind), score: c.score }));
@@ -209,6 +209,13 @@ describeOnDatabases('likely duplicate profiles on %s', (mode) => {
     expect(dismissed.body.status).toBe('dismissed');
     expect((await scan()).status).toBe(200);
     expect((await open()).data.map(pairOf)).not.toContainEqual(pair('a3', 'a4'));
+    // The pair merged and unmerged before is decided too: not proposed again.
+    expect((await open()).data.map(pairOf)).toEqual([pair('u8', 'u9')]);
+    // Nothing changed since: no profile is opened again, the same pairs stand; a full scan re-keys all.
+    expect((await scan()).body).toMatchObject({ profiles: 9, changed: 0, candidates: 1 });
+    const full = await call('/duplicates/scan?full=true', { method: 'POST' });
+    expect(full.body).toMatchObject({ profiles: 9, changed: 9, candidates: 1 });
+    expect((await call('/duplicates/scan?full=yes', { method: 'POST' })).status).toBe(400);
     expect((await open('?status=dismissed')).data.map((c) => c.id)).toEqual([candidate.id]);
     expect((await call(`/duplicates/${candidate.id}/dismiss`, { method: 'POST' })).status).toBe(409);
     expect((await call('/duplicates/999999/dismiss', { method: 'POST' })).status).toBe(404);

@@ -47,7 +47,11 @@ const ScanSchema = z
   .object({
     id: z.string(),
     profiles: z.number().int().openapi({ description: 'Live profiles read' }),
-    keys: z.number().int().openapi({ description: 'Match keys written (keyed hashes, never clear values)' }),
+    changed: z
+      .number()
+      .int()
+      .openapi({ description: 'Profiles whose values changed since the last scan (all in a full scan): re-keyed' }),
+    keys: z.number().int().openapi({ description: 'Match keys stored (keyed hashes, never clear values)' }),
     oversizedKeys: z
       .number()
       .int()
@@ -128,17 +132,27 @@ export function duplicatesApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStag
       tags: ['Duplicates'],
       summary: 'Scan every live profile for duplicates now',
       description:
-        'Rewrites the match keys (keyed hashes of canonical emails, of names with phone digits) and the open ' +
-        'pairs in one transaction, by blocking on equal keys (never all pairs). Merged and dismissed pairs keep ' +
-        'their status. About 10 s per 100,000 profiles (docs/benchmarks.md).',
+        'Brings the match keys (keyed hashes of canonical emails, of names with phone digits) up to date, ' +
+        're-keying only profiles whose values changed since the last scan, and rewrites the open pairs in one ' +
+        'transaction, by blocking on equal keys (never all pairs). Merged and dismissed pairs keep their status. ' +
+        'Cost: docs/benchmarks.md, "Duplicate detection".',
       middleware: [requirePermission('profiles:write')] as const,
+      request: {
+        query: z.object({
+          full: z
+            .enum(['true', 'false'])
+            .default('false')
+            .openapi({ description: 'Re-key every profile, not only those whose values changed since the last scan' }),
+        }),
+      },
       responses: {
         200: json(ScanSchema, 'What the scan read and found'),
         409: problem('A scan is already running'),
         ...AUTH_ERRORS,
       },
     }),
-    async (c) => c.json(await scanDuplicates(sql, pii, c.get('principal').id), 200),
+    async (c) =>
+      c.json(await scanDuplicates(sql, pii, c.get('principal').id, c.req.valid('query').full === 'true'), 200),
   );
 
   app.openapi(

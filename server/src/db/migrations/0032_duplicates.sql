@@ -8,6 +8,14 @@ CREATE TABLE duplicate_keys (
   profile_id uuid NOT NULL,
   PRIMARY KEY (kind, key, profile_id)
 );
+CREATE INDEX duplicate_keys_profile_idx ON duplicate_keys (profile_id);
+
+-- What each profile's keys were made from (a hash of its sealed values): a scan re-keys only the
+-- profiles whose values changed since.
+CREATE TABLE duplicate_sources (
+  profile_id uuid PRIMARY KEY,
+  fingerprint text NOT NULL
+);
 
 -- Each scan: when, by whom, what it read and found.
 CREATE TABLE duplicate_scans (

@@ -205,6 +205,7 @@ export async function eraseProfile(
     await tx`DELETE FROM profile_accounts WHERE profile_id = ANY(${ids}::uuid[])`;
     // Duplicate detection's keyed hashes of their name, email and phone, and the pairs naming them.
     await tx`DELETE FROM duplicate_keys WHERE profile_id = ANY(${ids}::uuid[])`;
+    await tx`DELETE FROM duplicate_sources WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM duplicate_candidates WHERE profile_a = ANY(${ids}::uuid[]) OR profile_b = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM merges WHERE survivor_id = ANY(${ids}::uuid[]) OR merged_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM identities WHERE profile_id = ANY(${ids}::uuid[])`;

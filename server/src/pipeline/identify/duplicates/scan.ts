@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Sql, Tx } from '../../../db/index.ts';
 import { DomainError } from '../../../infra/errors.ts';
 import { blindIndex } from '../../../pii/crypto.ts';
@@ -21,6 +22,8 @@ const TRAIT_KEYS = ['email', 'phone', ...NAME_TRAITS];
 export interface ScanResult {
   id: string;
   profiles: number;
+  /** Profiles whose values changed since the last scan (or all, in a full scan): opened and re-keyed. */
+  changed: number;
   keys: number;
   oversizedKeys: number;
   candidates: number;
@@ -29,6 +32,15 @@ export interface ScanResult {
 }
 
 type Stored = { profile_id: string; kind: 'identity' | 'trait'; key: string; value: unknown };
+
+/** Part of every fingerprint: changing how keys are made (a matcher, a normaliser) re-keys everyone. */
+export const MATCH_VERSION = '1';
+
+// What a profile's keys were made from: its stored (sealed) values, in a stable order.
+function fingerprintOf(rows: readonly Stored[]): string {
+  const parts = rows.map((r) => `${r.kind}:${r.key}=${JSON.stringify(r.value)}`).sort();
+  return createHash('sha1').update(MATCH_VERSION).update('\n').update(parts.join('\n')).digest('base64url');
+}
 
 const text = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : null);
 
@@ -52,20 +64,23 @@ function inputOf(rows: { kind: 'identity' | 'trait'; key: string; value: unknown
 }
 
 /**
- * Rewrites the match keys of every live profile, one batch of {@link SCAN_BATCH} profiles per round
- * trip: opens their emails, phones and names, and stores the keyed hash of each matcher's values.
+ * Brings the match keys of every live profile up to date, one batch of {@link SCAN_BATCH} profiles per
+ * round trip. A profile whose stored values are the ones the last scan saw (same fingerprint: a hash of
+ * the sealed values and of {@link MATCH_VERSION}) keeps its keys; the others are opened and re-keyed.
+ * `full` re-keys every profile.
  */
-async function writeKeys(tx: Tx, pii: Pii): Promise<{ profiles: number; keys: number }> {
-  await tx`TRUNCATE duplicate_keys`;
+async function writeKeys(tx: Tx, pii: Pii, full: boolean): Promise<{ profiles: number; changed: number }> {
+  if (full) await tx`TRUNCATE duplicate_keys, duplicate_sources`;
   let after = '00000000-0000-0000-0000-000000000000';
   let profiles = 0;
-  let keys = 0;
+  let changed = 0;
   for (;;) {
-    const ids = await tx<{ id: string }[]>`
-      SELECT id
-      FROM profiles
-      WHERE id > ${after} AND merged_into IS NULL AND erased_at IS NULL
-      ORDER BY id
+    const ids = await tx<{ id: string; fingerprint: string | null }[]>`
+      SELECT p.id, s.fingerprint
+      FROM profiles p
+      LEFT JOIN duplicate_sources s ON s.profile_id = p.id
+      WHERE p.id > ${after} AND p.merged_into IS NULL AND p.erased_at IS NULL
+      ORDER BY p.id
       LIMIT ${SCAN_BATCH}`;
     if (!ids.length) break;
     after = ids.at(-1)!.id;
@@ -80,28 +95,45 @@ async function writeKeys(tx: Tx, pii: Pii): Promise<{ profiles: number; keys: nu
       SELECT profile_id, 'trait', key, value
       FROM profile_traits
       WHERE profile_id = ANY(${list}::uuid[]) AND key = ANY(${TRAIT_KEYS}::text[])`;
-    const byProfile = new Map<string, Stored[]>();
-    for (const r of rows) byProfile.set(r.profile_id, [...(byProfile.get(r.profile_id) ?? []), r]);
+    const byProfile = new Map<string, Stored[]>(list.map((id) => [id, []]));
+    for (const r of rows) byProfile.get(r.profile_id)!.push(r);
+    const stale = ids.filter((r) => r.fingerprint !== fingerprintOf(byProfile.get(r.id)!));
+    if (!stale.length) continue;
+    changed += stale.length;
     const out = { kind: [] as string[], key: [] as string[], profile: [] as string[] };
-    for (const [profile, own] of byProfile) {
-      const input = inputOf(own, pii);
+    for (const { id } of stale) {
+      const input = inputOf(byProfile.get(id)!, pii);
       for (const [kind, matcher] of Object.entries(MATCHERS)) {
         for (const value of matcher.values(input)) {
           out.kind.push(kind);
           out.key.push(blindIndex(pii.ring, `duplicate:${kind}`, value));
-          out.profile.push(profile);
+          out.profile.push(id);
         }
       }
     }
+    const staleIds = stale.map((r) => r.id);
+    await tx`DELETE FROM duplicate_keys WHERE profile_id = ANY(${staleIds}::uuid[])`;
     if (out.kind.length) {
       await tx`
         INSERT INTO duplicate_keys (kind, key, profile_id)
         SELECT * FROM unnest(${out.kind}::text[], ${out.key}::text[], ${out.profile}::uuid[])
         ON CONFLICT DO NOTHING`;
-      keys += out.kind.length;
     }
+    await tx`
+      INSERT INTO duplicate_sources (profile_id, fingerprint)
+      SELECT * FROM unnest(${staleIds}::uuid[], ${stale.map((r) => fingerprintOf(byProfile.get(r.id)!))}::text[])
+      ON CONFLICT (profile_id) DO UPDATE SET fingerprint = excluded.fingerprint`;
   }
-  return { profiles, keys };
+  // Profiles merged away or erased since: their keys no longer stand for anyone.
+  await tx`
+    DELETE FROM duplicate_keys k
+    USING profiles p
+    WHERE p.id = k.profile_id AND (p.merged_into IS NOT NULL OR p.erased_at IS NOT NULL)`;
+  await tx`
+    DELETE FROM duplicate_sources s
+    USING profiles p
+    WHERE p.id = s.profile_id AND (p.merged_into IS NOT NULL OR p.erased_at IS NOT NULL)`;
+  return { profiles, changed };
 }
 
 /**
@@ -152,31 +184,34 @@ async function writeCandidates(tx: Tx, scanId: string): Promise<{ candidates: nu
 }
 
 /**
- * Finds likely duplicate profiles: rewrites every live profile's match keys and the open candidate
- * pairs, in one transaction (readers see the previous list until it commits). One scan at a time:
- * 409 while another runs.
+ * Finds likely duplicate profiles: brings every live profile's match keys up to date (re-keying only
+ * those whose values changed, or all when `full`) and rewrites the open candidate pairs, in one
+ * transaction (readers see the previous list until it commits). One scan at a time: 409 while
+ * another runs.
  *
  * @example
  * const scan = await scanDuplicates(sql, pii, 'admin-key');
  */
-export async function scanDuplicates(sql: Sql, pii: Pii, actor: string): Promise<ScanResult> {
+export async function scanDuplicates(sql: Sql, pii: Pii, actor: string, full = false): Promise<ScanResult> {
   return sql.begin(async (tx) => {
     const [lock] = await tx<{ ok: boolean }[]>`
       SELECT pg_try_advisory_xact_lock(hashtextextended('cairn.duplicates.scan', 0)) AS ok`;
     if (!lock?.ok) throw new DomainError(409, 'scan_running', 'a duplicate scan is already running');
     const [scan] = await tx<{ id: string; started_at: Date }[]>`
       INSERT INTO duplicate_scans (actor) VALUES (${actor}) RETURNING id, started_at`;
-    const read = await writeKeys(tx, pii);
+    const read = await writeKeys(tx, pii, full);
+    const [stored] = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM duplicate_keys`;
     const found = await writeCandidates(tx, scan!.id);
     const [done] = await tx<{ finished_at: Date }[]>`
       UPDATE duplicate_scans
-      SET finished_at = clock_timestamp(), profiles = ${read.profiles}, keys = ${read.keys},
+      SET finished_at = clock_timestamp(), profiles = ${read.profiles}, keys = ${stored!.n},
         oversized_keys = ${found.oversizedKeys}, candidates = ${found.candidates}
       WHERE id = ${scan!.id}
       RETURNING finished_at`;
     return {
       id: String(scan!.id),
       ...read,
+      keys: stored!.n,
       ...found,
       startedAt: scan!.started_at.toISOString(),
       finishedAt: done!.finished_at.toISOString(),
