@@ -87,7 +87,9 @@ export function backgroundCpu(): () => number {
   const t0 = performance.now();
   const pids = backgroundPids();
   const s0 = pids.map(processSeconds);
-  return () => pids.reduce((s, p, i) => s + processSeconds(p) - s0[i]!, 0) / ((performance.now() - t0) / 1000);
+  // A process that exited meanwhile reads 0: it counts nothing rather than minus what it had used.
+  return () =>
+    pids.reduce((s, p, i) => s + Math.max(0, processSeconds(p) - s0[i]!), 0) / ((performance.now() - t0) / 1000);
 }
 
 /** Where the benchmark's active backends were, sampled. */
