@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Sql } from '../db/index.ts';
 import type { EventRow } from '../pipeline/ingest/enrich.ts';
 import { insertEvents } from '../pipeline/ingest/queries.ts';
+import { recountRollup } from '../pipeline/measure/rollup.ts';
 import {
   basicAuth,
   describeOnDatabases,
@@ -101,6 +102,13 @@ describeOnDatabases('event retention on %s', (mode) => {
     const part = events[0]!.part;
     expect(new Set(events.map((e) => e.part))).toEqual(new Set([part]));
     const profileBefore = (await h.api(`/profiles/${profileId}`)).body;
+    const rollupOf = () =>
+      sql<{ hour: Date; n: string }[]>`
+        SELECT hour, n::text FROM analytics_hourly_counts WHERE type = 'track' AND event = 'Signed Up'`;
+    const rollup = await until('the rollup counted', async () => {
+      const rows = await rollupOf();
+      return rows.length ? rows : undefined;
+    });
 
     // Keep forever (the default): nothing goes, whatever the date.
     const farAhead = new Date(Date.now() + 400 * DAY);
@@ -140,6 +148,10 @@ describeOnDatabases('event retention on %s', (mode) => {
       [ranRun.id, 'completed'],
     ]);
     expect(await deliveriesOf()).toEqual(ledger);
+    // The hourly rollups keep counting the dropped events: a recount of an hour before the horizon is refused.
+    const key = { hour: rollup[0]!.hour.toISOString(), type: 'track', event: 'Signed Up' };
+    await sql.begin((tx) => recountRollup(tx, [key]));
+    expect(await rollupOf()).toEqual(rollup);
 
     // The month the server writes in now has no partition (the clock moved far ahead and back): an event is
     // kept in events_default, never refused, processed as any other; the next run moves it to its month.

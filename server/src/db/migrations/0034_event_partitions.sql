@@ -14,6 +14,9 @@
 -- made LIKE it and its indexes are re-declared on the parent from their own definitions, so that ATTACH
 -- finds them on events_legacy and does not build them again.
 SET LOCAL maintenance_work_mem = '256MB';
+-- Writers wait from here to the commit (readers until the rename below): an event stored while the keys
+-- are copied would otherwise have none, and its duplicate would be accepted later.
+LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE;
 
 -- 1. The dedup keys of every stored event, and the event each key admitted.
 CREATE TABLE event_keys AS

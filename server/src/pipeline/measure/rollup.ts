@@ -44,7 +44,16 @@ export async function rollupKeysOf(tx: Tx, of: { ids: readonly string[] } | { pr
  * @example
  * await sql.begin((tx) => recountRollup(tx, keys));
  */
-export async function recountRollup(tx: Transaction, keys: readonly RollupKey[]): Promise<void> {
+export async function recountRollup(tx: Transaction, all: readonly RollupKey[]): Promise<void> {
+  if (!all.length) return;
+  // Hours before the retention horizon are frozen (docs/retention.md): some of their events are in dropped
+  // partitions, so a recount would lose them. Every event of an hour at least a day (the largest clock skew
+  // accepted) after the oldest kept partition's start is still stored. NULL: nothing was ever dropped.
+  const [{ horizon }] = (await tx<{ horizon: Date | null }[]>`
+    SELECT CASE WHEN count(*) = 0 OR bool_or(lower_bound IS NULL) THEN NULL
+      ELSE min(lower_bound) + interval '1 day' END AS horizon
+    FROM event_partitions`) as unknown as [{ horizon: Date | null }];
+  const keys = horizon ? all.filter((k) => Date.parse(k.hour) >= horizon.getTime()) : all;
   if (!keys.length) return;
   const sorted = [...keys].sort((a, b) =>
     a.hour === b.hour ? (a.type === b.type ? cmp(a.event, b.event) : cmp(a.type, b.type)) : cmp(a.hour, b.hour),
