@@ -8,6 +8,8 @@ export const DEFAULTS = Object.freeze({
   dataDir: '.cairn',
   poolMax: 10,
   analyticsTimeoutMs: 20_000,
+  /** A replica further behind than this is not read: analytics and console reads go to the primary. */
+  analyticsMaxLagSeconds: 30,
   /** Most rows one group commit writes; larger groups are split. */
   commitMaxRows: 2000,
   /** Group commits writing at the same time (each holds one pooled connection). */
@@ -140,6 +142,8 @@ const EnvSchema = z.object({
     .url()
     .optional()
     .or(z.literal('').transform(() => undefined)),
+  // Replica lag above which analytics and lag-tolerant console reads go to the primary (docs/deploy.md).
+  CAIRN_ANALYTICS_MAX_LAG_S: z.coerce.number().min(0).max(86_400).default(DEFAULTS.analyticsMaxLagSeconds),
   // An analytics query running longer than this is cancelled and answered 422 (too broad).
   CAIRN_ANALYTICS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(DEFAULTS.analyticsTimeoutMs),
   // How often scheduled reports are checked for a due period (the runtime clock decides what is due).
@@ -250,6 +254,8 @@ export interface Config {
   analytics: {
     /** Where analytics queries run (a replica); undefined: the main database. */
     databaseUrl: string | undefined;
+    /** A replica further behind than this many seconds is not read (the primary answers). */
+    maxLagSeconds: number;
     /** The statement timeout of every analytics query. */
     timeoutMs: number;
     /** How often scheduled reports are checked for a due period. */
@@ -306,6 +312,10 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  if (e.CAIRN_ANALYTICS_DATABASE_URL && !e.DATABASE_URL)
+    throw new ConfigError(
+      'invalid configuration:\n  CAIRN_ANALYTICS_DATABASE_URL: needs DATABASE_URL (the embedded database, PGlite, has no replica)',
+    );
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -338,6 +348,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     poolMax: e.CAIRN_DB_POOL_MAX,
     analytics: {
       databaseUrl: e.CAIRN_ANALYTICS_DATABASE_URL,
+      maxLagSeconds: e.CAIRN_ANALYTICS_MAX_LAG_S,
       timeoutMs: e.CAIRN_ANALYTICS_TIMEOUT_MS,
       reportsTickMs: e.CAIRN_REPORTS_TICK_MS,
     },

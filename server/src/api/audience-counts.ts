@@ -3,6 +3,7 @@ import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
 import type { Sql } from '../db/index.ts';
 import { apiError } from '../http/errors.ts';
 import { dailyMemberCounts, getAudience, getTag } from '../pipeline/compute/index.ts';
+import { type MeasureStage, readHeaders } from '../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const DailyCounts = z
@@ -26,7 +27,10 @@ const DailyCounts = z
  * api.route('/audiences', dailyCountsApi(deps, 'audience'));
  * api.route('/tags', dailyCountsApi(deps, 'tag'));
  */
-export function dailyCountsApi(deps: { sql: Sql; now: () => Date }, kind: 'audience' | 'tag') {
+export function dailyCountsApi(
+  deps: { sql: Sql; now: () => Date; measure: Pick<MeasureStage, 'reader'> },
+  kind: 'audience' | 'tag',
+) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -34,6 +38,8 @@ export function dailyCountsApi(deps: { sql: Sql; now: () => Date }, kind: 'audie
       path: '/{key}/daily-counts',
       tags: [kind === 'audience' ? 'Audiences' : 'Tags'],
       summary: `Members of ${kind === 'audience' ? 'an audience' : 'a tag'} at the end of each UTC day (from the membership log)`,
+      description:
+        'Counted on the analytics replica when one is configured (headers `Cairn-Read-Source`, `Cairn-Replica-Lag`, `Cairn-Data-As-Of`).',
       middleware: [requirePermission('audiences:read')] as const,
       request: {
         params: z.object({ key: z.string() }),
@@ -58,7 +64,11 @@ export function dailyCountsApi(deps: { sql: Sql; now: () => Date }, kind: 'audie
       const { days } = c.req.valid('query');
       const found = kind === 'audience' ? await getAudience(deps.sql, key) : await getTag(deps.sql, key);
       if (!found) throw apiError(404, 'not_found', `no ${kind} ${key}`);
-      const data = await dailyMemberCounts(deps.sql, kind, key, days, deps.now());
+      // Lag-tolerant: on the analytics replica when there is one (headers say where and how far behind).
+      const { value: data, meta } = await deps.measure.reader.read((s) =>
+        dailyMemberCounts(s, kind, key, days, deps.now()),
+      );
+      for (const [k, v] of Object.entries(readHeaders(meta))) c.header(k, v);
       return c.json({ days, data }, 200);
     },
   );

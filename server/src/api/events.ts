@@ -1,11 +1,11 @@
 import type { JsonObject } from '@cairn/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../auth/middleware.ts';
-import type { Sql } from '../db/index.ts';
 import { idCursor, limitParam, page, pageSchema } from '../infra/paging.ts';
 import type { Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
 import { listEvents } from '../pipeline/ingest/index.ts';
+import { type AnalyticsReader, readHeaders } from '../pipeline/measure/index.ts';
 import { AUTH_ERRORS, json } from './schemas.ts';
 
 const StoredEventSchema = z
@@ -24,12 +24,13 @@ const StoredEventSchema = z
   .openapi('StoredEvent');
 
 /**
- * `/api/events`: the most recent stored events (a live event view for debugging sources).
+ * `/api/events`: the most recent stored events (a live event view for debugging sources). Lag-tolerant: read
+ * on the analytics replica when there is one (`Cairn-Read-Source`, `Cairn-Replica-Lag` headers).
  *
  * @example
- * api.route('/events', eventsApi(sql, pii));
+ * api.route('/events', eventsApi(measure.reader, pii));
  */
-export function eventsApi(sql: Sql, pii: Pii) {
+export function eventsApi(reads: Pick<AnalyticsReader, 'read'>, pii: Pii) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -37,6 +38,9 @@ export function eventsApi(sql: Sql, pii: Pii) {
       path: '/',
       tags: ['Events'],
       summary: 'List recent events, newest first',
+      description:
+        'Read on the analytics replica when one is configured and not too far behind: a just-sent event may show a ' +
+        'moment later. Headers `Cairn-Read-Source` (primary|replica), `Cairn-Replica-Lag` (seconds), `Cairn-Data-As-Of`.',
       middleware: [requirePermission('events:read')] as const,
       request: {
         query: z.object({
@@ -54,7 +58,8 @@ export function eventsApi(sql: Sql, pii: Pii) {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const rows = await listEvents(sql, q);
+      const { value: rows, meta } = await reads.read((s) => listEvents(s, q));
+      for (const [k, v] of Object.entries(readHeaders(meta))) c.header(k, v);
       const view = piiView(pii, c.get('principal'));
       const data = rows.map((r) => ({
         ...r,

@@ -170,7 +170,7 @@ export function adminApi(deps: {
   api.route('/sources', sourceSnippetApi(deps.sql, deps.config.publicUrl));
   api.route('/me', meApi(deps));
   api.route('/events', eventsLiveApi(deps));
-  api.route('/events', eventsApi(deps.sql, deps.pii));
+  api.route('/events', eventsApi(deps.measure.reader, deps.pii));
   // Before profilesApi: its GET /profiles/{id} would take /profiles/recent for an id.
   api.route('/profiles', profileListApi(deps));
   api.route('/profiles', profilesApi(deps));

@@ -7,6 +7,7 @@ import type { Pii } from '../pii/index.ts';
 import { piiView } from '../pii/view.ts';
 import { audiencesOfProfile } from '../pipeline/compute/index.ts';
 import { liveProfileId, recentProfiles } from '../pipeline/identify/index.ts';
+import { type MeasureStage, readHeaders } from '../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 // What the console's people pages need besides GET /api/profiles…: the people seen most recently (the
@@ -45,7 +46,7 @@ const RECENT_CURSOR = /^(\d{1,19})_([0-9a-f-]{36})$/;
  * @example
  * api.route('/profiles', profileListApi({ sql, pii }));
  */
-export function profileListApi(deps: { sql: Sql; pii: Pii }) {
+export function profileListApi(deps: { sql: Sql; pii: Pii; measure: Pick<MeasureStage, 'reader'> }) {
   const { sql, pii } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   const shown = (c: Context<{ Variables: AuthVariables }>) => piiView(pii, c.get('principal'));
@@ -58,7 +59,8 @@ export function profileListApi(deps: { sql: Sql; pii: Pii }) {
       summary: 'The people seen most recently (live profiles by last change), newest first',
       description:
         'For browsing; to find one person use GET /api/profiles?email=… (any identity). Each page scans ' +
-        'the profiles table (no index on the last change).',
+        'the profiles table (no index on the last change). Read on the analytics replica when one is configured ' +
+        '(headers `Cairn-Read-Source`, `Cairn-Replica-Lag`, `Cairn-Data-As-Of`).',
       middleware: [requirePermission('profiles:read')] as const,
       request: {
         query: z.object({
@@ -79,7 +81,11 @@ export function profileListApi(deps: { sql: Sql; pii: Pii }) {
       const q = c.req.valid('query');
       const m = q.before ? RECENT_CURSOR.exec(q.before) : null;
       const before = m ? { us: m[1]!, id: m[2]! } : undefined;
-      const rows = await recentProfiles(sql, { before, limit: q.limit });
+      // Lag-tolerant: on the analytics replica when there is one (headers say where and how far behind).
+      const { value: rows, meta } = await deps.measure.reader.read((s) =>
+        recentProfiles(s, { before, limit: q.limit }),
+      );
+      for (const [k, v] of Object.entries(readHeaders(meta))) c.header(k, v);
       const view = shown(c);
       const last = rows.at(-1);
       return c.json(

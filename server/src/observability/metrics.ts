@@ -26,6 +26,14 @@ export interface Metrics {
   flowRunsEnded: Counter<'status'>;
   flowMessages: Counter;
   flowDueLag: Histogram;
+  /** The analytics replica (CAIRN_ANALYTICS_DATABASE_URL): up, lag in seconds and in WAL bytes; probed on scrape. */
+  replicaUp: Gauge<'replica'>;
+  replicaLag: Gauge<'replica'>;
+  replicaLagBytes: Gauge<'replica'>;
+  /** Analytics statements by where they ran: replica, or primary (none configured, down, or too far behind). */
+  analyticsReads: Counter<'source'>;
+  /** Runs `probe` on each scrape before the replica gauges are read; returns a function that removes it. */
+  collectReplica(probe: () => Promise<void>): () => void;
   /**
    * Adds another process's metrics to what /metrics answers (summed, or per each metric's
    * aggregator); returns a function that removes it again.
@@ -48,6 +56,14 @@ export function createMetrics(
   collectDefaultMetrics({ register: registry, prefix: 'cairn_' });
   const registers = [registry];
   const sources = new Set<MetricsSource>();
+  const replicaProbes = new Set<() => Promise<void>>();
+  // Each replica gauge waits for the same probes (the router shares one probe a second among its callers).
+  const probeReplicas = async () => {
+    await Promise.all([...replicaProbes].map((p) => p().catch(() => {})));
+  };
+  // Merged with the pipeline process's: both probe the same replica, so the larger value, not the sum.
+  const replicaGauge = (name: string, help: string) =>
+    new Gauge({ name, help, labelNames: ['replica'], aggregator: 'max', registers, collect: probeReplicas });
   return {
     registry,
     attach(source) {
@@ -168,6 +184,28 @@ export function createMetrics(
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers,
     }),
+    replicaUp: replicaGauge(
+      'cairn_replica_up',
+      'Whether the analytics replica answered its last probe (1) or not (0).',
+    ),
+    replicaLag: replicaGauge(
+      'cairn_replica_lag_seconds',
+      'How far the analytics replica is behind the primary: 0 once it replayed all the primary wrote, else now() - pg_last_xact_replay_timestamp().',
+    ),
+    replicaLagBytes: replicaGauge(
+      'cairn_replica_lag_bytes',
+      'WAL the analytics replica has still to replay: the primary’s pg_current_wal_lsn() minus its pg_last_wal_replay_lsn().',
+    ),
+    analyticsReads: new Counter({
+      name: 'cairn_analytics_reads_total',
+      help: 'Analytics statements by where they ran (replica, or primary).',
+      labelNames: ['source'],
+      registers,
+    }),
+    collectReplica(probe) {
+      replicaProbes.add(probe);
+      return () => replicaProbes.delete(probe);
+    },
     queueDepth: new Gauge({
       name: 'cairn_queue_depth',
       help: 'Jobs waiting in each pg-boss queue (collected on scrape).',

@@ -45,11 +45,25 @@ export const EventMatchSchema = (eventFilterCopy as unknown as z.ZodType<EventFi
   example: { event: 'Order Completed', where: [{ property: 'total', cmp: '>=', value: 100 }] },
 });
 
-/** Where an answer was read and how stale it may be; every analytics answer carries it. */
+/** Where an answer was read and how stale it may be (the replica's lag); every analytics answer carries it. */
 export const ReadMetaSchema = z
   .object({
     source: z.enum(['primary', 'replica']),
-    lagSeconds: z.number().nullable().openapi({ description: 'Replica lag when read (0 on the primary)' }),
+    lagSeconds: z.number().nullable().openapi({
+      description: 'Seconds the replica was behind the primary when read (0 on the primary; null: unknown)',
+    }),
+    dataAsOf: z
+      .string()
+      .datetime({ offset: true })
+      .openapi({
+        description:
+          'The data read is complete up to this instant: now on the primary, the last replayed commit on a lagging replica. ' +
+          'A write acknowledged before it is in the answer; one after it may not be yet (docs/deploy.md, read replicas)',
+      }),
+    fallback: z.enum(['replica_down', 'replica_lagging']).nullable().openapi({
+      description:
+        'Why a configured replica was not read: it is down, or further behind than CAIRN_ANALYTICS_MAX_LAG_S (the primary answered)',
+    }),
     tookMs: z.number().int().openapi({ description: 'Time the query took on the server' }),
   })
   .openapi('AnalyticsMeta');

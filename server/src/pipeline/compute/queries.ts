@@ -1,5 +1,6 @@
 import { type Rule, ruleDependencies } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
+import type { ReadSql } from '../../db/replica.ts';
 
 /** An audience as the API shows it. */
 export interface AudienceRow {
@@ -109,7 +110,7 @@ export async function audienceCounts(sql: Tx, audience: string): Promise<{ at: D
  * // [{ day: '2026-11-08', members: 0 }, …, { day: '2026-12-07', members: 42 }]
  */
 export async function dailyMemberCounts(
-  sql: Tx,
+  sql: ReadSql,
   kind: 'audience' | 'tag',
   key: string,
   days: number,

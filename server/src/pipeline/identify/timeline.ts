@@ -1,4 +1,5 @@
 import type { Tx } from '../../db/index.ts';
+import type { ReadSql } from '../../db/replica.ts';
 
 // What the console's people pages read of stage 2 beyond profileView: the ids a person's history is
 // kept under (merged-away profiles keep theirs until it moves), a page of their events for the mixed
@@ -99,7 +100,7 @@ export interface RecentProfile {
  * const page = await recentProfiles(sql, { limit: 25 });
  */
 export async function recentProfiles(
-  tx: Tx,
+  tx: ReadSql,
   q: { before?: { us: string; id: string }; limit: number },
 ): Promise<RecentProfile[]> {
   const b = q.before;

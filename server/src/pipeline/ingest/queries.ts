@@ -1,4 +1,5 @@
 import type { Tx } from '../../db/index.ts';
+import type { ReadSql } from '../../db/replica.ts';
 import type { EventRow } from './enrich.ts';
 
 /**
@@ -135,7 +136,7 @@ export interface StoredEventView {
  * const page = await listEvents(sql, { sourceId: 'src_demo', limit: 50 });
  */
 export async function listEvents(
-  sql: Tx,
+  sql: ReadSql,
   filter: { sourceId?: string; type?: string; messageId?: string; before?: string; limit: number },
 ): Promise<StoredEventView[]> {
   return sql<StoredEventView[]>`

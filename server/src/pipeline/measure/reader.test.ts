@@ -30,7 +30,9 @@ describeOnDatabases('the analytics reader', (mode) => {
   it('answers a statement with parameters', async () => {
     const rows = await reader.rows<{ n: number; s: string }>(sql`SELECT ${41}::int + 1 AS n, ${'x'}::text AS s`);
     expect(rows).toEqual([{ n: 42, s: 'x' }]);
-    expect(await reader.meta()).toEqual({ source: 'primary', lagSeconds: 0 });
+    const meta = await reader.meta();
+    expect(meta).toEqual({ source: 'primary', lagSeconds: 0, dataAsOf: expect.any(String), fallback: null });
+    expect(Date.parse(meta.dataAsOf)).not.toBeNaN();
   });
 
   it('refuses to write', async () => {

@@ -1,15 +1,31 @@
 import type { Fragment } from '@cairn/core';
-import postgres from 'postgres';
-import { CONNECT_TIMEOUT_SECONDS, reconnectDelay, type Sql } from '../../db/index.ts';
+import type { Sql } from '../../db/index.ts';
+import {
+  createReadRouter,
+  isReplicaFailure,
+  openReadPool,
+  type ReadRoute,
+  type ReadSql,
+  type ReplicaStatus,
+} from '../../db/replica.ts';
 import { apiError } from '../../http/errors.ts';
+import type { Logger } from '../../log.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 
 /** Where an answer was read, and how far behind the primary that was. */
 export interface ReadMeta {
   /** `primary`: the main database; `replica`: CAIRN_ANALYTICS_DATABASE_URL. */
   source: 'primary' | 'replica';
-  /** Seconds since the last transaction the replica replayed (0 on the primary; null when unknown). */
+  /** Seconds the replica's data was behind the primary (0 on the primary; null when unknown). */
   lagSeconds: number | null;
+  /** The newest instant the data read is complete to (ISO-8601): now on the primary. */
+  dataAsOf: string;
+  /** Why a configured replica was not read: down, or further behind than CAIRN_ANALYTICS_MAX_LAG_S. */
+  fallback: 'replica_down' | 'replica_lagging' | null;
 }
+
+/** The default of CAIRN_ANALYTICS_MAX_LAG_S: a replica further behind is not read. */
+export const DEFAULT_MAX_LAG_SECONDS = 30;
 
 /** Runs analytics statements read-only, under a statement timeout, cancellable; see {@link createAnalyticsReader}. */
 export interface AnalyticsReader {
@@ -26,15 +42,24 @@ export interface AnalyticsReader {
    * the cursor. Embedded PGlite has one session: there the rows are read whole, then yielded in batches.
    */
   stream<T extends object>(query: Fragment, signal?: AbortSignal, batchRows?: number): AsyncIterable<T[]>;
-  /** Where the next answer comes from and the replica's lag (read once per call; cheap). */
+  /** Where the next answer comes from and the replica's lag (a probe at most every second; cheap). */
   meta(): Promise<ReadMeta>;
+  /**
+   * Runs a console read (a lag-tolerant page: recent profiles, the event list, member counts) on the
+   * replica when analytics would read there, else on the main pool; a replica that fails is replaced by
+   * the main pool for this read and the next few seconds. `fn` gets a {@link ReadSql}: write helpers refuse it.
+   */
+  read<T>(fn: (sql: ReadSql) => Promise<T>): Promise<{ value: T; meta: ReadMeta }>;
+  /** The replica's last probe (null: none configured, or not probed yet). */
+  replicaStatus(): ReplicaStatus | null;
   close(): Promise<void>;
 }
 
 /**
  * The analytics connection. On Postgres: a small pool of its own (never the pipeline's connections),
- * every session read-only (`default_transaction_read_only`) with `statement_timeout` set, on
- * `CAIRN_ANALYTICS_DATABASE_URL` when set (a streaming replica), else on `DATABASE_URL`. Embedded
+ * every session read-only (`default_transaction_read_only`) with `statement_timeout` set. With
+ * `CAIRN_ANALYTICS_DATABASE_URL` (a streaming replica) a second such pool reads there while the replica is
+ * up and at most `maxLagSeconds` behind, else the primary's answers (db/replica.ts; answers say which). Embedded
  * PGlite has one session: each statement runs in a `READ ONLY` transaction on the shared connection.
  * PGlite runs in this thread and honours neither `statement_timeout` nor cancel requests (measured:
  * `pg_sleep(5)` under a 300 ms timeout ran 5 s), so on the embedded database nothing bounds a query:
@@ -52,29 +77,52 @@ export function createAnalyticsReader(options: {
   /** A replica's URL (CAIRN_ANALYTICS_DATABASE_URL). */
   replicaUrl: string | undefined;
   timeoutMs: number;
-  /** Connections of the analytics pool (default 3). */
+  /** Connections of the analytics pool, and of the replica's (default 3 each). */
   max?: number;
+  /** A replica further behind than this is not read (default {@link DEFAULT_MAX_LAG_SECONDS}). */
+  maxLagSeconds?: number;
+  /** The replica gauges and read counter of /metrics. */
+  metrics?: Pick<Metrics, 'replicaUp' | 'replicaLag' | 'replicaLagBytes' | 'analyticsReads' | 'collectReplica'>;
+  /** Where a replica's changes of state are logged (down, behind, back). */
+  log?: Logger;
 }): AnalyticsReader {
   const { timeoutMs } = options;
-  const url = options.replicaUrl ?? options.databaseUrl;
-  const source: ReadMeta['source'] = options.replicaUrl ? 'replica' : 'primary';
+  if (options.replicaUrl && options.dbKind === 'embedded')
+    throw new Error('CAIRN_ANALYTICS_DATABASE_URL needs DATABASE_URL: the embedded database (PGlite) has no replica');
+  const max = options.max ?? 3;
+  // The primary's read-only pool answers analytics without a replica, and when the replica is down or behind.
   const pool =
-    options.dbKind === 'postgres' && url
-      ? (postgres(url, {
-          onnotice: () => {},
-          max: options.max ?? 3,
-          idle_timeout: 60,
-          connect_timeout: CONNECT_TIMEOUT_SECONDS,
-          backoff: reconnectDelay,
-          connection: {
-            application_name: 'cairn-analytics',
-            default_transaction_read_only: true,
-            statement_timeout: timeoutMs,
-            // JIT compiles each big statement anew: measured 5.3 s of a 15 s retention query on 10M events.
-            jit: false,
-          },
-        }) as unknown as Sql)
+    options.dbKind === 'postgres' && options.databaseUrl
+      ? openReadPool(options.databaseUrl, { name: 'cairn-analytics', max, timeoutMs })
       : undefined;
+  const replica =
+    pool && options.replicaUrl
+      ? openReadPool(options.replicaUrl, { name: 'cairn-analytics-replica', max, timeoutMs })
+      : undefined;
+  const m = options.metrics;
+  const replicaLabel = { replica: options.replicaUrl ? replicaName(options.replicaUrl) : '' };
+  const router = createReadRouter({
+    replica,
+    primary: pool,
+    maxLagSeconds: options.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS,
+    log: options.log,
+    onStatus(s) {
+      if (!m) return;
+      m.replicaUp.set(replicaLabel, s.up ? 1 : 0);
+      if (s.lagSeconds === null) m.replicaLag.remove(replicaLabel);
+      else m.replicaLag.set(replicaLabel, s.lagSeconds);
+      if (s.lagBytes === null) m.replicaLagBytes.remove(replicaLabel);
+      else m.replicaLagBytes.set(replicaLabel, s.lagBytes);
+    },
+  });
+  // Each scrape of /metrics probes the replica (at most once a second), so its lag shows without queries.
+  const detach = replica && m ? m.collectReplica(() => router.route().then(() => {})) : undefined;
+  const metaOf = (r: ReadRoute): ReadMeta => ({
+    source: r.source,
+    lagSeconds: r.lagSeconds,
+    dataAsOf: r.dataAsOf.toISOString(),
+    fallback: r.fallback,
+  });
 
   const tooBroad = () =>
     apiError(
@@ -83,21 +131,33 @@ export function createAnalyticsReader(options: {
       `the query ran longer than ${timeoutMs} ms (CAIRN_ANALYTICS_TIMEOUT_MS) and was cancelled: narrow the date range, the events or the breakdown`,
     );
 
+  function exec<T>(target: Sql, text: string, values: unknown[], signal?: AbortSignal): Promise<T[]> {
+    const pending = target.unsafe(text, values as never[]);
+    const cancel = () => void pending.cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
+    return (pending as unknown as Promise<T[]>).finally(() => signal?.removeEventListener('abort', cancel));
+  }
+
   async function run<T extends object>(query: Fragment, signal?: AbortSignal): Promise<T[]> {
     const { text, values } = query.render();
     signal?.throwIfAborted();
     try {
-      if (pool) {
-        const pending = pool.unsafe(text, values as never[]);
-        const cancel = () => void pending.cancel();
-        signal?.addEventListener('abort', cancel, { once: true });
+      if (!pool) {
+        return (await options.sql.begin('READ ONLY', (tx) => tx.unsafe(text, values as never[]))) as unknown as T[];
+      }
+      const r = await router.route();
+      m?.analyticsReads.inc({ source: r.source });
+      if (r.source === 'replica' && replica) {
         try {
-          return (await pending) as unknown as T[];
-        } finally {
-          signal?.removeEventListener('abort', cancel);
+          return await exec<T>(replica, text, values, signal);
+        } catch (err) {
+          if (signal?.aborted || !isReplicaFailure(err)) throw err;
+          // The replica went away mid-answer: the primary answers this one (and the next few seconds').
+          router.markDown(err);
+          m?.analyticsReads.inc({ source: 'primary' });
         }
       }
-      return (await options.sql.begin('READ ONLY', (tx) => tx.unsafe(text, values as never[]))) as unknown as T[];
+      return await exec<T>(pool, text, values, signal);
     } catch (err) {
       throw failure(err, signal);
     }
@@ -118,30 +178,80 @@ export function createAnalyticsReader(options: {
     }
     const { text, values } = query.render();
     signal?.throwIfAborted();
-    const pending = pool.unsafe(text, values as never[]);
-    const cancel = () => void pending.cancel();
-    signal?.addEventListener('abort', cancel, { once: true });
-    try {
-      for await (const rows of pending.cursor(batchRows)) yield rows as unknown as T[];
-    } catch (err) {
-      throw failure(err, signal);
-    } finally {
-      signal?.removeEventListener('abort', cancel);
+    const r = await router.route();
+    let target = r.source === 'replica' && replica ? replica : pool;
+    m?.analyticsReads.inc({ source: r.source });
+    for (;;) {
+      const pending = target.unsafe(text, values as never[]);
+      const cancel = () => void pending.cancel();
+      signal?.addEventListener('abort', cancel, { once: true });
+      let yielded = false;
+      try {
+        for await (const rows of pending.cursor(batchRows)) {
+          yielded = true;
+          yield rows as unknown as T[];
+        }
+        return;
+      } catch (err) {
+        // Before its first batch a failed replica read starts again on the primary; after, rows were given out.
+        if (target === replica && !yielded && !signal?.aborted && isReplicaFailure(err)) {
+          router.markDown(err);
+          m?.analyticsReads.inc({ source: 'primary' });
+          target = pool;
+          continue;
+        }
+        throw failure(err, signal);
+      } finally {
+        signal?.removeEventListener('abort', cancel);
+      }
     }
   }
 
   return {
     rows: run,
     stream,
-    async meta() {
-      if (source === 'primary') return { source, lagSeconds: 0 };
-      const [row] = await pool!<{ lag: number | null }[]>`
-        SELECT CASE WHEN pg_is_in_recovery()
-          THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 ELSE 0 END AS lag`;
-      return { source, lagSeconds: row?.lag ?? null };
+    meta: async () => metaOf(await router.route()),
+    async read(fn) {
+      if (replica) {
+        const r = await router.route();
+        if (r.source === 'replica') {
+          try {
+            return { value: await fn(replica), meta: metaOf(r) };
+          } catch (err) {
+            if (!isReplicaFailure(err)) throw err;
+            router.markDown(err);
+          }
+        }
+      }
+      return { value: await fn(options.sql), meta: metaOf(await router.route()) };
     },
+    replicaStatus: () => router.status(),
     async close() {
-      await pool?.end({ timeout: 5 });
+      detach?.();
+      await Promise.all([pool?.end({ timeout: 5 }), replica?.end({ timeout: 5 })]);
     },
+  };
+}
+
+// The replica as /metrics names it: host and port, never the URL's credentials.
+function replicaName(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+}
+
+/**
+ * The response headers of a lag-tolerant console read (the body keeps its shape): where it was read, the
+ * replica's lag, and what the data is complete to.
+ *
+ * @example
+ * const { value, meta } = await reader.read((s) => listEvents(s, q));
+ * for (const [k, v] of Object.entries(readHeaders(meta))) c.header(k, v);
+ */
+export function readHeaders(meta: ReadMeta): Record<string, string> {
+  return {
+    'Cairn-Read-Source': meta.source,
+    'Cairn-Replica-Lag': meta.lagSeconds === null ? 'unknown' : meta.lagSeconds.toFixed(3),
+    'Cairn-Data-As-Of': meta.dataAsOf,
+    ...(meta.fallback ? { 'Cairn-Read-Fallback': meta.fallback } : {}),
   };
 }

@@ -36,6 +36,9 @@ export function createMeasureStage(
     databaseUrl: rt.config.databaseUrl,
     replicaUrl: rt.config.analytics.databaseUrl,
     timeoutMs: rt.config.analytics.timeoutMs,
+    maxLagSeconds: rt.config.analytics.maxLagSeconds,
+    metrics: rt.metrics,
+    log: rt.log,
   });
   const alertDeps = {
     sql: rt.sql,
