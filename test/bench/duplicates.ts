@@ -1,6 +1,7 @@
 // Duplicate detection at scale: N profiles (BENCH_PROFILES, default 200,000) each with a sealed email
 // identity, a name and a sealed phone trait, 1% of them given a twin by an email variant and 1% by the
-// same name and phone typed differently; then one scan through the API (POST /api/duplicates/scan).
+// same name and phone typed differently; then a scan through the API (POST /api/duplicates/scan), and a
+// second one with nothing changed (incremental: no profile opened again).
 // The reference, in the same run: the multi-row INSERT of the same identity and trait rows, and a
 // `SELECT count(*)` over them.
 //   npm run bench:duplicates                 (Postgres at DATABASE_URL; BENCH_PROFILES=1000000 for the 1M figure)
@@ -101,6 +102,17 @@ try {
     `reference INSERT:      ${insertS.toFixed(2)} s  (the ${(3 * N).toLocaleString()} identity and trait rows, multi-row) → scan/INSERT ${(scanS / insertS).toFixed(2)}×`,
   );
   console.log(`reference count(*):    ${countS.toFixed(2)} s  (the same rows)`);
+
+  // Again with nothing changed: every profile's fingerprint matches, nothing is opened or re-keyed.
+  const tAgain = performance.now();
+  const again = await fetch(`${cairn.url}/api/duplicates/scan`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
+  });
+  const rescan = (await again.json()) as { changed: number; candidates: number };
+  console.log(
+    `rescan, unchanged:     ${seconds(tAgain).toFixed(2)} s  (${rescan.changed} profiles re-keyed, ${rescan.candidates} candidates)`,
+  );
 } finally {
   await cairn.close();
   await db.drop();
