@@ -20,7 +20,12 @@ import {
   until,
 } from '../testing/index.ts';
 import { runRetention } from './retention.ts';
-import { deleteFinishedDeliveries, ensureEventPartitions, eventPartitions } from './retention-queries.ts';
+import {
+  deleteFinishedDeliveries,
+  deleteFinishedRuns,
+  ensureEventPartitions,
+  eventPartitions,
+} from './retention-queries.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 const KEEP_FOREVER = { eventDays: null, deliveryDays: null, flowRunDays: null };
@@ -274,5 +279,36 @@ describeOnDatabases('event retention on %s', (mode) => {
       await sql`SELECT 1 FROM deliveries WHERE status IN ('delivered', 'skipped', 'dead') AND updated_at < ${cutoff}`,
     ).toHaveLength(0);
     expect(await sql`SELECT 1 FROM deliveries WHERE idempotency_key = ${`retry-${run}`}`).toHaveLength(1);
+  });
+
+  it("flow runs: finished runs past the cutoff go with their journal, but never a person's latest run of a flow", async () => {
+    const profileId = await h.profileOf(`ada-${run}`);
+    const [latest] = await h.runsOf(flowId, profileId);
+    expect(latest.status).toBe('completed');
+    const future = new Date(Date.now() + DAY);
+    expect(await deleteFinishedRuns(sql, future), 'the only run is the latest: kept').toBe(0);
+    // An earlier finished run of the same person and flow (as a flow allowing re-entry would leave).
+    const [older] = await sql<{ id: string }[]>`
+      INSERT INTO flow_runs (id, flow_id, version, profile_id, status, node, iteration, due, listen, exclusive,
+        entered_at, source_id, state)
+      SELECT gen_random_uuid(), flow_id, version, profile_id, status, node, iteration, due, listen, exclusive,
+        entered_at - interval '2 days', source_id, state - 'endedAt'
+      FROM flow_runs WHERE id = ${latest.id}
+      RETURNING id::text`;
+    await sql`
+      INSERT INTO flow_steps (run_id, node, iteration, at, type, outcome, reason, decided)
+      VALUES (${older!.id}, 'hello', 0, now() - interval '2 days', 'send', 'next', 'sent', true)`;
+    expect(await deleteFinishedRuns(sql, new Date(Date.now() - 3 * DAY)), 'not before the cutoff').toBe(0);
+    expect(await deleteFinishedRuns(sql, future)).toBe(1);
+    expect(await sql`SELECT 1 FROM flow_runs WHERE id = ${older!.id}`).toHaveLength(0);
+    expect(await sql`SELECT 1 FROM flow_steps WHERE run_id = ${older!.id}`).toHaveLength(0);
+    expect((await h.runsOf(flowId, profileId)).map((r: { id: string }) => r.id)).toEqual([latest.id]);
+  });
+
+  it('the maintenance job ran at start, from its queue', async () => {
+    await until('a completed retention job', async () => {
+      const rows = await sql`SELECT 1 FROM pgboss.job WHERE name = 'retention' AND state = 'completed'`;
+      return rows.length > 0;
+    });
   });
 });
