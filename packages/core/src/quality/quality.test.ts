@@ -70,6 +70,7 @@ describe('rule JSON', () => {
       { fill: { template: 'Hi {{ traits.name' } },
       { fill: { template: 'no variables' } },
       { fill: { default: 1, template: '{{ traits.a }}' } },
+      { fill: { default: null } },
       { normalize: [{ op: 'trim', extra: true }] },
     ];
     for (const rule of bad) {

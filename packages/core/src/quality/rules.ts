@@ -40,7 +40,9 @@ const Step = z.discriminatedUnion('op', [
 ]);
 
 const Fill = z.union([
-  z.object({ default: z.json() }).strict(),
+  z
+    .object({ default: z.json().refine((v) => v !== null && v !== '', 'a default must be a value (not null or "")') })
+    .strict(),
   z
     .object({
       template: z
