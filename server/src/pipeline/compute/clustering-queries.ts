@@ -1,5 +1,7 @@
 import type { ClusterDescription } from '@cairn/core';
-import type { Sql, Tx } from '../../db/index.ts';
+import type { Sql, Transaction, Tx } from '../../db/index.ts';
+import { copyIn, copyOut } from './clustering-copy.ts';
+import type { TraitChange } from './trait-changes.ts';
 
 // The clustering definitions and runs (migration 0030), the features a run reads, and the `cluster`
 // computed trait it writes. The run itself is in clustering.ts.
@@ -223,64 +225,203 @@ function featureJoin(sql: Tx, f: ClusteringFeature, i: number) {
       ON ${alias}.profile_id = p.id`;
 }
 
+/** Every live profile with a numeric value for every feature: ids, and their features row by row (n × d). */
+export interface FeatureMatrix {
+  ids: string[];
+  /** Row i is profile ids[i]'s features, in the clustering's order. */
+  data: Float64Array;
+  /** Live profiles left out: a feature without a numeric value. */
+  skipped: number;
+}
+
+// Rows appended to one Float64Array, doubled as it fills (8 bytes a value: 64 MB for 1M × 8).
+class Matrix {
+  ids: string[] = [];
+  data: Float64Array;
+  skipped = 0;
+  constructor(readonly d: number) {
+    this.data = new Float64Array(1024 * d);
+  }
+  add(id: string, x: ArrayLike<number | null>): void {
+    const { d } = this;
+    const at = this.ids.length * d;
+    if (at + d > this.data.length) {
+      const grown = new Float64Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    for (let j = 0; j < d; j++) {
+      const v = x[j];
+      if (v === null || v === undefined || !Number.isFinite(v)) {
+        this.skipped++;
+        return;
+      }
+      this.data[at + j] = v;
+    }
+    this.ids.push(id);
+  }
+  done(): FeatureMatrix {
+    return { ids: this.ids, data: this.data.subarray(0, this.ids.length * this.d), skipped: this.skipped };
+  }
+}
+
+// A string as an SQL literal (standard_conforming_strings, on since Postgres 9.1: only ' is special).
+const literal = (s: string) => {
+  if (s.includes('\0')) throw new RangeError('a feature key or path holds a NUL character');
+  return `'${s.replaceAll("'", "''")}'`;
+};
+
+// The features query as text, for COPY: the same joins as featureJoin's, with literals for keys and paths.
+function featuresText(features: readonly ClusteringFeature[]): string {
+  const joins = features.map((f, i) => {
+    const path = f.path ? f.path.split('.') : [];
+    const value = path.length ? `v.value #> ARRAY[${path.map(literal).join(', ')}]::text[]` : 'v.value';
+    const table = f.source === 'computed' ? 'computed_trait_values' : 'profile_traits';
+    return `LEFT JOIN (SELECT v.profile_id, cairn_num(${value})::float8 AS x FROM ${table} v WHERE v.key = ${literal(f.key)}) f${i} ON f${i}.profile_id = p.id`;
+  });
+  const list = features.map((_, i) => `f${i}.x`).join(', ');
+  return `SELECT p.id, ${list} FROM profiles p ${joins.join(' ')} WHERE p.merged_into IS NULL`;
+}
+
 /**
- * Reads every live profile's features, a page at a time (a cursor: a million rows are never one result),
- * handing each page to `onRows`. A feature without a numeric value is null.
+ * Reads every live profile's features. On Postgres (`copy`) one `COPY (SELECT …) TO STDOUT` streams them
+ * as text, parsed as it arrives; on the embedded database a cursor pages them (a million rows are never
+ * one result). A feature without a numeric value is null, and its profile is skipped. `onRows` is told
+ * how many rows have been read (progress).
  *
  * @example
- * await readFeatures(sql, features, (rows) => { for (const r of rows) ... });
+ * const { ids, data, skipped } = await readFeatures(sql, features, { copy: true });
  */
 export async function readFeatures(
   sql: Sql,
   features: readonly ClusteringFeature[],
-  onRows: (rows: { id: string; x: (number | null)[] }[]) => void,
-): Promise<void> {
-  const joins = features.map((f, i) => featureJoin(sql, f, i));
+  options: { copy: boolean; onRows?: (read: number) => void },
+): Promise<FeatureMatrix> {
+  const d = features.length;
+  const joins = features.map((f, i) => featureJoin(sql, f, i)).reduce((acc, j) => sql`${acc} ${j}`);
+  const m = new Matrix(d);
+  let read = 0;
+  if (options.copy) {
+    // COPY takes no parameters: the statement's text carries the keys and paths as quoted literals.
+    const x = new Array<number | null>(d);
+    // In a transaction of its own: a COPY holds its connection, and the pool must not queue others' queries on it.
+    await sql.begin('READ ONLY', (tx) =>
+      copyOut(tx.unsafe(`COPY (${featuresText(features)}) TO STDOUT`), (fields) => {
+        for (let j = 0; j < d; j++) {
+          const f = fields[j + 1]!;
+          x[j] = f === '\\N' ? null : Number(f);
+        }
+        m.add(fields[0]!, x);
+        if (++read % 100_000 === 0) options.onRows?.(read);
+      }),
+    );
+    return m.done();
+  }
   const list = features.map((_, i) => sql`${sql(`f${i}`)}.x`).reduce((acc, c) => sql`${acc}, ${c}`);
   await sql<{ id: string; x: (number | null)[] }[]>`
     SELECT p.id::text, ARRAY[${list}]::float8[] AS x
-    FROM profiles p
-    ${joins.reduce((acc, j) => sql`${acc} ${j}`)}
+    FROM profiles p ${joins}
     WHERE p.merged_into IS NULL`.cursor(20_000, (rows) => {
-    onRows(rows);
+    for (const r of rows) m.add(r.id, r.x);
+    read += rows.length;
+    options.onRows?.(read);
   });
+  return m.done();
+}
+
+/** What writing a run's values changed. */
+export interface ClusterTraitWrite {
+  /** Values inserted or changed. */
+  written: number;
+  /** Values removed (profiles the run did not cluster). */
+  removed: number;
+  /** The profiles whose value changed (inserted, changed or removed), when there are at most `listUpTo`. */
+  profileIds: string[] | null;
+  /** Every change with the value before and after, when asked for (a live flow waits for the trait's changes). */
+  changes: TraitChange[] | null;
 }
 
 /**
- * Makes the trait's values the run's cluster ids, in one transaction (readers never see half a run):
- * the ids go to a temporary table in chunks, then one statement removes the values of profiles the run
- * did not cluster (merged away, a feature missing) and one writes only the values that changed — with
- * stable ids, a re-run rewrites few rows. `computed_at` is when a profile's value last changed, as for
- * stage 3's traits.
+ * Makes the trait's values the run's cluster ids, inside the caller's transaction (readers never see
+ * half a run): the ids go to a temporary table (COPY on Postgres, arrays in chunks on the embedded
+ * database), then one statement removes the values of profiles the run did not cluster (merged away, a
+ * feature missing), one updates the values that changed and one inserts the new ones — with stable
+ * ids, a re-run rewrites few rows, and only changed values count as changes downstream. `computed_at` is when a profile's
+ * value last changed, as for stage 3's traits. Rows are written in profile order: a first run inserts a
+ * million, and in that order the primary key's pages and the foreign key's lookups of `profiles` are
+ * visited once each rather than at random.
  *
  * @example
- * await writeClusterTrait(sql, 'cluster', ids, clusterIds, now);
+ * const w = await writeClusterTrait(tx, 'cluster', ids, clusterIds, now, { copy: true, changes: false });
  */
 export async function writeClusterTrait(
-  sql: Sql,
+  tx: Transaction,
   key: string,
   ids: readonly string[],
   values: Int32Array,
   at: Date,
-): Promise<{ written: number; removed: number }> {
-  return sql.begin(async (tx) => {
-    await tx`CREATE TEMPORARY TABLE clustering_result (profile_id uuid NOT NULL, value int NOT NULL) ON COMMIT DROP`;
-    const CHUNK = 50_000;
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const part = ids.slice(i, i + CHUNK) as string[];
-      const v = Array.from(values.subarray(i, i + CHUNK));
+  options: { copy: boolean; changes: boolean; listUpTo?: number },
+): Promise<ClusterTraitWrite> {
+  await tx`CREATE TEMPORARY TABLE clustering_result (profile_id uuid NOT NULL, value int NOT NULL) ON COMMIT DROP`;
+  if (options.copy) await copyIn(tx, 'clustering_result', ids, values);
+  else
+    for (let i = 0; i < ids.length; i += 50_000) {
+      const part = ids.slice(i, i + 50_000) as string[];
+      const v = Array.from(values.subarray(i, i + 50_000));
       await tx`INSERT INTO clustering_result SELECT * FROM unnest(${part}::uuid[], ${v}::int[])`;
     }
-    await tx`ANALYZE clustering_result`;
-    const removed = await tx`
+  await tx`ANALYZE clustering_result`;
+  // Changes with their values before and after: read before the writes (one snapshot of both).
+  const changes = options.changes
+    ? await tx<TraitChange[]>`
+        SELECT r.profile_id::text AS id, c.value AS "from", to_jsonb(r.value) AS "to"
+        FROM clustering_result r
+        LEFT JOIN computed_trait_values c ON c.profile_id = r.profile_id AND c.key = ${key}
+        WHERE c.value IS DISTINCT FROM to_jsonb(r.value)
+        UNION ALL
+        SELECT c.profile_id::text, c.value, NULL FROM computed_trait_values c
+        WHERE c.key = ${key} AND NOT EXISTS (SELECT 1 FROM clustering_result r WHERE r.profile_id = c.profile_id)`
+    : null;
+  const listUpTo = options.listUpTo ?? 10_000;
+  // Counted (and listed when few) in SQL: a first run changes every value, and a million ids need not come back.
+  const [removed] = await tx<{ n: number; ids: string[] | null }[]>`
+    WITH gone AS (
       DELETE FROM computed_trait_values c
       WHERE c.key = ${key}
-        AND NOT EXISTS (SELECT 1 FROM clustering_result r WHERE r.profile_id = c.profile_id)`;
-    const written = await tx`
-      INSERT INTO computed_trait_values AS c (profile_id, key, value, computed_at)
+        AND NOT EXISTS (SELECT 1 FROM clustering_result r WHERE r.profile_id = c.profile_id)
+      RETURNING c.profile_id)
+    SELECT count(*)::int AS n, CASE WHEN count(*) <= ${listUpTo} THEN coalesce(array_agg(profile_id::text), '{}') END AS ids FROM gone`;
+  // Changed values are updated and new ones inserted by two joins with the temporary table, not by
+  // INSERT … ON CONFLICT: that probes the primary key once per row and, on a re-run that keeps every id,
+  // visits a million rows to change none. Runs of one trait take turns (the lock), so no row appears
+  // between the two statements.
+  await tx`SELECT pg_advisory_xact_lock(hashtext(${`clustering:${key}`}))`;
+  const [changed] = await tx<{ n: number; ids: string[] | null }[]>`
+    WITH updated AS (
+      UPDATE computed_trait_values c SET value = to_jsonb(r.value), computed_at = ${at}
+      FROM clustering_result r
+      WHERE c.key = ${key} AND c.profile_id = r.profile_id AND c.value IS DISTINCT FROM to_jsonb(r.value)
+      RETURNING c.profile_id)
+    SELECT count(*)::int AS n, CASE WHEN count(*) <= ${listUpTo} THEN coalesce(array_agg(profile_id::text), '{}') END AS ids
+    FROM updated`;
+  const [inserted] = await tx<{ n: number; ids: string[] | null }[]>`
+    WITH inserted AS (
+      INSERT INTO computed_trait_values (profile_id, key, value, computed_at)
       SELECT r.profile_id, ${key}, to_jsonb(r.value), ${at} FROM clustering_result r
-      ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value, computed_at = excluded.computed_at
-      WHERE c.value IS DISTINCT FROM excluded.value`;
-    return { written: written.count, removed: removed.count };
-  });
+      WHERE NOT EXISTS (SELECT 1 FROM computed_trait_values c WHERE c.key = ${key} AND c.profile_id = r.profile_id)
+      ORDER BY r.profile_id
+      RETURNING profile_id)
+    SELECT count(*)::int AS n, CASE WHEN count(*) <= ${listUpTo} THEN coalesce(array_agg(profile_id::text), '{}') END AS ids
+    FROM inserted`;
+  const written = {
+    n: changed!.n + inserted!.n,
+    ids: changed!.ids && inserted!.ids ? [...changed!.ids, ...inserted!.ids] : null,
+  };
+  const few = removed!.n + written.n <= listUpTo;
+  return {
+    written: written.n,
+    removed: removed!.n,
+    profileIds: few ? [...(removed!.ids ?? []), ...(written.ids ?? [])] : null,
+    changes,
+  };
 }

@@ -1,7 +1,7 @@
 import { clusterPoints } from '@cairn/core';
 import type { PgBoss } from 'pg-boss';
 import type { Sql } from '../../db/index.ts';
-import type { HandOff } from '../../jobs/handoff.ts';
+import { type HandOff, handOffIds } from '../../jobs/handoff.ts';
 import { ensureQueue } from '../../jobs/queues.ts';
 import type { Logger } from '../../log.ts';
 import {
@@ -16,6 +16,7 @@ import {
   writeClusterTrait,
 } from './clustering-queries.ts';
 import { rulesReading } from './queries.ts';
+import { recordTraitChanges, watchedComputedTraits } from './trait-changes.ts';
 
 // Clustering runs as a background job on its own queue (one run at a time per worker: a run holds the
 // features of every profile in memory, 8 bytes a value). The queue is created here rather than in
@@ -37,6 +38,8 @@ export interface ClusteringDeps {
   handOff: HandOff;
   log: Logger;
   now: () => Date;
+  /** The embedded database (PGlite) has no COPY over the wire: a run then pages and inserts arrays. */
+  dbKind?: 'postgres' | 'embedded';
 }
 
 /**
@@ -87,42 +90,55 @@ export async function executeClusteringRun(deps: ClusteringDeps, runId: string):
   if (!c) return;
   const step = (s: string, progress: number) => setRun(sql, runId, { step: s, progress });
   await setRun(sql, runId, { status: 'running', step: 'reading features', progress: 0, startedAt: deps.now() });
+  const copy = deps.dbKind !== 'embedded';
+  const timings: Record<string, number> = {};
+  let t = performance.now();
+  const lap = (name: string) => {
+    const now = performance.now();
+    timings[name] = Math.round(now - t) / 1000;
+    t = now;
+  };
   try {
     const d = c.features.length;
-    const ids: string[] = [];
-    let data = new Float64Array(1024 * d);
-    let skipped = 0;
-    await readFeatures(sql, c.features, (rows) => {
-      for (const r of rows) {
-        if (r.x.some((v) => v === null || !Number.isFinite(v))) {
-          skipped++;
-          continue;
-        }
-        if ((ids.length + 1) * d > data.length) {
-          const grown = new Float64Array(data.length * 2);
-          grown.set(data);
-          data = grown;
-        }
-        data.set(r.x as number[], ids.length * d);
-        ids.push(r.id);
-      }
-    });
+    const { ids, data, skipped } = await readFeatures(sql, c.features, { copy });
+    lap('read');
     if (ids.length < 2) throw new Error(`${ids.length} profiles have every feature: at least 2 are needed`);
     await step('clustering', 0.3);
     const previous = await lastClusters(sql, c.id);
-    const result = clusterPoints(
-      { data: data.subarray(0, ids.length * d), n: ids.length, d },
-      c.features.map(featureName),
-      { k: c.k ?? undefined, kRange: c.kRange ?? undefined, seed: c.seed, previous: previous ?? undefined },
-    );
+    const result = clusterPoints({ data, n: ids.length, d }, c.features.map(featureName), {
+      k: c.k ?? undefined,
+      kRange: c.kRange ?? undefined,
+      seed: c.seed,
+      previous: previous ?? undefined,
+    });
+    lap('cluster');
     await step('writing', 0.8);
-    const written = await writeClusterTrait(sql, c.traitKey, ids, result.ids, deps.now());
-    // Audiences and tags reading the trait: recomputed over every profile (the values changed outside stage 3's pass).
-    const readers = (await rulesReading(sql, 'computed', c.traitKey)).filter((r) => r.kind !== 'computed');
-    if (readers.length)
-      await sql.begin(async (tx) => {
-        for (const r of readers) await deps.handOff(tx, 'definition.changed', r);
-      });
+    const at = deps.now();
+    const written = await sql.begin(async (tx) => {
+      // Only what changed goes downstream, in the transaction that changed it, as stage 3 does
+      // (apply.ts): a live flow waiting for the trait's changes gets a `trait.changed` event per changed
+      // value; rules reading the trait re-evaluate the changed profiles (or, after a run that changed
+      // many, every profile once). A re-run that keeps every id hands nothing over.
+      const watched = (await watchedComputedTraits(tx)).has(c.traitKey);
+      const w = await writeClusterTrait(tx, c.traitKey, ids, result.ids, at, { copy, changes: watched });
+      if (w.changes?.length) {
+        const eventIds: string[] = [];
+        for (let i = 0; i < w.changes.length; i += 10_000)
+          for (const id of await recordTraitChanges(tx, c.traitKey, w.changes.slice(i, i + 10_000), at, 'clustering'))
+            eventIds.push(id);
+        await handOffIds(deps.handOff, tx, 'memberships.changed', eventIds);
+      }
+      if (w.written + w.removed > 0) {
+        if (w.profileIds)
+          for (let i = 0; i < w.profileIds.length; i += 1000)
+            await deps.handOff(tx, 'profiles.changed', { profileIds: w.profileIds.slice(i, i + 1000) });
+        else
+          for (const r of await rulesReading(tx, 'computed', c.traitKey))
+            if (r.kind !== 'computed') await deps.handOff(tx, 'definition.changed', r);
+      }
+      return w;
+    });
+    lap('write');
     await setRun(sql, runId, {
       status: 'succeeded',
       step: 'done',
@@ -136,7 +152,7 @@ export async function executeClusteringRun(deps: ClusteringDeps, runId: string):
     });
     deps.log.info(
       `clustering ${c.name}: k=${result.k} over ${ids.length} profiles (${skipped} without every feature); ` +
-        `${written.written} values written, ${written.removed} removed`,
+        `${written.written} values written, ${written.removed} removed; seconds ${JSON.stringify(timings)}`,
     );
   } catch (err) {
     await setRun(sql, runId, {
