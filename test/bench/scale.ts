@@ -44,6 +44,8 @@ const SECRET = 'bench-scale-secret-0123456789abcdef';
 // Pools small enough that 4 ingest and 4 worker nodes fit in max_connections=100 beside other users.
 const INGEST_POOL = 6;
 const WORKER_POOL = 8;
+/** Cores a started worker is held to until the others have started too. */
+const HOLD_CORES = 0.02;
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -230,6 +232,7 @@ async function workerConfig(
   quota: number,
   receivers: Receivers,
   from: string,
+  topUpBacklog: () => Promise<number>,
 ): Promise<WorkerResult> {
   // As autovacuum would in time: the planner sees the backlog's rows (bench:identify does the same).
   await sql`ANALYZE`;
@@ -240,9 +243,13 @@ async function workerConfig(
       workers.push(
         await startNode(db.env, { CAIRN_ROLE: 'worker', CAIRN_SECRET: SECRET, CAIRN_DB_POOL_MAX: String(WORKER_POOL) }),
       );
-      groups[i]!.limit(quota);
+      // Held almost still until all have started: on a busy machine the starts take long enough for the
+      // first workers to drain the backlog before the window opens.
+      groups[i]!.limit(HOLD_CORES);
       groups[i]!.add(workers[i]!.server.proc.pid!);
     }
+    await topUpBacklog();
+    for (const g of groups.slice(0, m)) g.limit(quota);
     stopNudging = nudgeWorkers(sql, 100);
     await new Promise((res) => setTimeout(res, opt.warmupMs));
     const before = await unprocessed(sql, from);
@@ -272,6 +279,7 @@ async function workerConfig(
       WHERE id >= ${from}::bigint AND processed_at >= ${t0} AND processed_at < ${t1}`;
     stages.identify = attached / seconds;
     const delivered = arrivals.reduce((s, a) => s + a.keys.length, 0) / seconds;
+    if (after === 0) console.log('    the backlog ran out inside the window: these rates are lower bounds');
     const res: WorkerResult = {
       ...costs,
       processes: m,
@@ -288,6 +296,8 @@ async function workerConfig(
     return res;
   } finally {
     await stopNudging();
+    // Stopping is not measured: lift the limits so that the workers finish their batches quickly.
+    for (const g of groups.slice(0, m)) g.limit(Number.POSITIVE_INFINITY);
     const errors = (await Promise.all(workers.map(stopNode))).flat();
     for (const line of errors.slice(0, 5)) console.log(`  worker: ${line}`);
   }
@@ -307,6 +317,11 @@ async function main(): Promise<number> {
   const started = performance.now();
   process.env.DATABASE_URL ||= DEFAULT_DATABASE_URL;
   const cgroups = openCpuGroups('cairn-bench-scale');
+  // Ctrl-C skips the finally below: take the groups down anyway (the servers get the same SIGINT).
+  process.once('SIGINT', () => {
+    cgroups.remove();
+    process.exit(130);
+  });
   const created = await createTestDatabase('bench-scale', 'postgres');
   const db = { url: created.url!, database: new URL(created.url!).pathname.slice(1), env: created.env };
   const sql = postgres(db.url, { max: 2, onnotice: () => {} });
@@ -370,8 +385,8 @@ async function main(): Promise<number> {
     const workerResults: WorkerResult[] = [];
     for (const quota of opt.quotas)
       for (const m of COUNTS) {
-        await topUp(sql, ingest[0]!, activity, from, opt.backlog);
-        workerResults.push(await workerConfig(opt, sql, db, workerGroups, m, quota, receivers, from));
+        const backlog = () => topUp(sql, ingest[0]!, activity, from, opt.backlog);
+        workerResults.push(await workerConfig(opt, sql, db, workerGroups, m, quota, receivers, from, backlog));
       }
     const speedAfter = speedIndex();
     const report: Report = {
