@@ -370,6 +370,10 @@ export async function writeClusterTrait(
       const v = Array.from(values.subarray(i, i + 50_000));
       await tx`INSERT INTO clustering_result SELECT * FROM unnest(${part}::uuid[], ${v}::int[])`;
     }
+  // Indexed and analysed: every join below finds a profile's new value by the index, whatever plan the
+  // statistics of computed_trait_values suggest (stale right after a first run: a nested loop over a
+  // million unindexed rows per row never finishes).
+  await tx`CREATE INDEX ON clustering_result (profile_id)`;
   await tx`ANALYZE clustering_result`;
   // Changes with their values before and after: read before the writes (one snapshot of both).
   const changes = options.changes
