@@ -50,6 +50,11 @@ export interface ReplicaStatus {
   lagBytes: number | null;
   /** The newest instant the replica's data is complete to. */
   dataAsOf: Date | null;
+  /**
+   * The replica has not replayed every migration the primary has (after an upgrade, or a new database):
+   * queries of this version would find tables or columns missing there.
+   */
+  schemaBehind: boolean;
   /** Why it is down. */
   error?: string;
 }
@@ -68,6 +73,10 @@ export async function probeReplica(replica: Sql, primary: Sql | undefined): Prom
   const primaryLsn = primary
     ? ((await primary<{ lsn: string }[]>`SELECT pg_current_wal_lsn()::text AS lsn`.catch(() => []))[0]?.lsn ?? null)
     : null;
+  const [primaryVersion, replicaVersion] = await Promise.all([
+    primary ? schemaVersion(primary) : null,
+    schemaVersion(replica),
+  ]);
   // On a server that is not in recovery (a copy kept some other way) the pg_last_* functions are null: 0 lag.
   const [row] = await replica<{ lagSeconds: number | null; lagBytes: number | null; dataAsOf: Date | null }[]>`
     WITH r AS (
@@ -94,7 +103,14 @@ export async function probeReplica(replica: Sql, primary: Sql | undefined): Prom
     lagSeconds: row?.lagSeconds ?? null,
     lagBytes: row?.lagBytes ?? null,
     dataAsOf: row?.dataAsOf ?? null,
+    schemaBehind: primaryVersion !== null && (replicaVersion ?? -1) < primaryVersion,
   };
+}
+
+// The newest migration applied (db/migrate.ts records them), or null when there is no record (yet).
+async function schemaVersion(sql: Sql): Promise<number | null> {
+  const rows = await sql<{ v: number | null }[]>`SELECT max(version)::int AS v FROM cairn_migrations`.catch(() => []);
+  return rows[0]?.v ?? null;
 }
 
 /** Where reads go now, and why. */
@@ -154,11 +170,14 @@ export function createReadRouter(options: {
     last = status;
     checkedAt = now();
     options.onStatus?.(status);
-    const usable = status.up && status.lagSeconds !== null && status.lagSeconds <= maxLagSeconds;
+    const usable =
+      status.up && !status.schemaBehind && status.lagSeconds !== null && status.lagSeconds <= maxLagSeconds;
     // One line per change, not per read.
     if (usable !== wasUsable) {
       if (usable) log?.info(`analytics replica: reading there (lag ${status.lagSeconds?.toFixed(1)} s)`);
       else if (!status.up) log?.info(`analytics replica: down (${status.error}); reading the primary`);
+      else if (status.schemaBehind)
+        log?.info('analytics replica: has not replayed the latest migrations yet; reading the primary');
       else
         log?.info(
           `analytics replica: ${status.lagSeconds ?? 'unknown'} s behind (bound ${maxLagSeconds} s, CAIRN_ANALYTICS_MAX_LAG_S); reading the primary`,
@@ -173,6 +192,7 @@ export function createReadRouter(options: {
     lagSeconds: null,
     lagBytes: null,
     dataAsOf: null,
+    schemaBehind: false,
     error: err instanceof Error ? err.message : String(err),
   });
 
@@ -203,7 +223,8 @@ export function createReadRouter(options: {
       if (!replica) return primaryRoute(null);
       const s = await probe();
       if (!s.up) return primaryRoute('replica_down');
-      if (s.lagSeconds === null || s.lagSeconds > maxLagSeconds) return primaryRoute('replica_lagging');
+      if (s.schemaBehind || s.lagSeconds === null || s.lagSeconds > maxLagSeconds)
+        return primaryRoute('replica_lagging');
       return { source: 'replica', lagSeconds: s.lagSeconds, dataAsOf: s.dataAsOf ?? new Date(), fallback: null };
     },
     markDown(err) {
@@ -216,9 +237,12 @@ export function createReadRouter(options: {
 
 /**
  * Whether a failed read on the replica should be answered by the primary instead: the replica is
- * unreachable or going away (connection errors, SQLSTATE classes 08 and 57P), or Postgres cancelled the
- * statement for a conflict with recovery (40001 on a standby: a vacuum it replayed removed rows the
- * query needed). A statement timeout (57014) is not one: the primary would take as long.
+ * unreachable or going away (connection errors, SQLSTATE classes 08 and 57P), Postgres cancelled the
+ * statement for a conflict with recovery (40001 or 40P01 on a standby: a vacuum it replayed removed rows
+ * the query needed), or the replica lacks what the primary has (3D000 database, 42P01 table, 42703
+ * column, 42883 function: it has not replayed a new database or migration yet; measured: a replica 6 s
+ * behind answered `relation "analytics_hourly_counts" does not exist` right after a start). A genuine
+ * error fails on the primary too. A statement timeout (57014) is not one: the primary would take as long.
  *
  * @example
  * if (source === 'replica' && isReplicaFailure(err)) return runOnPrimary();
@@ -227,7 +251,7 @@ export function isReplicaFailure(err: unknown): boolean {
   const code = String((err as { code?: unknown })?.code ?? '');
   return (
     /^(08|57P)/.test(code) ||
-    code === '40001' ||
+    ['40001', '40P01', '3D000', '42P01', '42703', '42883'].includes(code) ||
     [
       'ECONNREFUSED',
       'ECONNRESET',

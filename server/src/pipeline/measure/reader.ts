@@ -85,6 +85,8 @@ export function createAnalyticsReader(options: {
   metrics?: Pick<Metrics, 'replicaUp' | 'replicaLag' | 'replicaLagBytes' | 'analyticsReads' | 'collectReplica'>;
   /** Where a replica's changes of state are logged (down, behind, back). */
   log?: Logger;
+  /** Decides when a replica probe is stale (ms; default the system clock): tests hold it still. */
+  clock?: () => number;
 }): AnalyticsReader {
   const { timeoutMs } = options;
   if (options.replicaUrl && options.dbKind === 'embedded')
@@ -106,6 +108,7 @@ export function createAnalyticsReader(options: {
     primary: pool,
     maxLagSeconds: options.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS,
     log: options.log,
+    now: options.clock,
     onStatus(s) {
       if (!m) return;
       m.replicaUp.set(replicaLabel, s.up ? 1 : 0);
