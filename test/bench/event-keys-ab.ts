@@ -103,14 +103,14 @@ async function round(name: string, batches: number, concurrency: number): Promis
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (i++ < batches) {
-        await sql.begin((tx) =>
-          cte && name === 'ab_new'
+        await sql.begin(async (tx) => {
+          await (cte && name === 'ab_new'
             ? insertWithClaim(
                 tx,
                 rows(100).map((r) => ({ ...r, s: r.sourceId, m: r.messageId }) as never),
               )
-            : insertEvents(tx, rows(100)),
-        );
+            : insertEvents(tx, rows(100)));
+        });
       }
     }),
   );

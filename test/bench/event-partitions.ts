@@ -63,7 +63,7 @@ try {
   await sql`DROP TABLE events_copy_reference`;
   await sql`CHECKPOINT`;
 
-  const [{ pid }] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+  const { pid } = (await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`)[0]!;
   const locks = new Map<string, { first: number; last: number }>();
   let sampling = true;
   const sampler = (async () => {
