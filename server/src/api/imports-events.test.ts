@@ -139,6 +139,19 @@ describeOnPostgres('historical events import on %s', (mode) => {
       });
       expect(a.status, a.text).toBe(201);
     }
+    // A consequence of imported history (entering an audience) starts no flow either.
+    const welcome = await post('/flows', {
+      definition: {
+        version: 1,
+        name: 'Welcome, first-time buyer',
+        trigger: { type: 'audience_entered', audience: 'ever_ordered' },
+        entry: { reentry: 'every_time' },
+        nodes: [{ id: 'x', type: 'exit' }],
+        edges: [],
+      },
+    });
+    expect(welcome.status, welcome.text).toBe(201);
+    expect((await approveAndPublish(cairn.url, welcome.body.id)).status).toBe(200);
   }, 120_000);
   afterAll(async () => {
     await cairn?.close();
@@ -207,6 +220,11 @@ describeOnPostgres('historical events import on %s', (mode) => {
         -- Audience entries reach the destination's ledger too, skipped by its filter.
         (SELECT count(*)::int FROM deliveries WHERE status <> 'skipped') AS deliveries`;
     expect(all).toEqual({ runs: 0, deliveries: 0 });
+    // The audience entries are recorded, under the import's reason and id.
+    const [entries] = await cairn.sql<{ n: number; imported: number }[]>`
+      SELECT count(*)::int AS n, count(import_id)::int AS imported
+      FROM events WHERE source_id = 'cairn' AND event = 'audience.entered'`;
+    expect(entries).toEqual({ n: 1040, imported: 1040 });
 
     await sendEvents(cairn, cairn.demoSource!.writeKey, [{ type: 'track', event: 'Order Completed', userId: 'h2' }]);
     await until('the live order’s flow run', async () => (await runsOf(['h2'])) === 1);

@@ -139,6 +139,19 @@ export const tagStore = membershipStore('tag', {
 
 export const STORES = { audience: audienceStore, tag: tagStore } as const;
 
+/**
+ * The reason (`by`) of changes caused only by one import's events: `import:<id>`. Their change events carry
+ * the import's id, so stages 4 and 5 treat them as they treat the imported events themselves (skipped unless
+ * the import asked for flows or delivery, migration 0033): importing last year's orders does not send
+ * everyone the welcome of an "ever ordered" audience.
+ */
+export const importReason = (importId: string) => `import:${importId}`;
+
+/** The import named by a reason from {@link importReason}, else null. */
+export function importOf(by: string): string | null {
+  return /^import:\d+$/.test(by) ? by.slice('import:'.length) : null;
+}
+
 /** The event names recorded when a profile enters or leaves. */
 export const CHANGE_EVENTS = {
   audience: { enter: 'audience.entered', exit: 'audience.exited' },
@@ -169,6 +182,7 @@ export async function recordChangeEvents(
     event,
     prefix: `${event}:${def.key}:`,
     at,
+    importId: importOf(by),
     properties: sql`jsonb_build_object(${property}::text, jsonb_build_object('key', ${def.key}::text, 'name', ${def.name}::text), 'reason', ${by}::text)`,
   });
 }
@@ -189,7 +203,15 @@ export async function recordChangeEvents(
  */
 export async function insertCairnEvents(
   sql: Tx,
-  q: { people: PendingQuery<Row[]>; event: string; prefix: string; at: Date; properties: PendingQuery<Row[]> },
+  q: {
+    people: PendingQuery<Row[]>;
+    event: string;
+    prefix: string;
+    at: Date;
+    properties: PendingQuery<Row[]>;
+    /** The import whose events caused the change: the change event is held back from flows and fan-out as they are. */
+    importId?: string | null;
+  },
 ): Promise<string[]> {
   const { event, prefix, at } = q;
   const ts = at.toISOString();
@@ -201,7 +223,7 @@ export async function insertCairnEvents(
         (SELECT i.value FROM identities i WHERE i.profile_id = p.profile_id AND i.type = 'anonymousId' ORDER BY i.created_at, i.key LIMIT 1) AS anonymous_id
       FROM people p
     )
-    INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at, payload, profile_id, processed_at)
+    INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at, payload, profile_id, processed_at, import_id)
     SELECT 'cairn', ${prefix} || w.profile_id::text || ':' || ${ts}, 'track', ${event}, w.user_id, w.anonymous_id,
       ${at}, now(),
       jsonb_strip_nulls(jsonb_build_object(
@@ -211,7 +233,7 @@ export async function insertCairnEvents(
         'timestamp', ${ts}::text, 'receivedAt', ${ts}::text,
         'properties', ${q.properties},
         'context', jsonb_build_object('library', jsonb_build_object('name', 'cairn')))),
-      w.profile_id, now()
+      w.profile_id, now(), ${q.importId ?? null}::bigint
     FROM who w
     -- A (source_id, message_id) already stored is refused by the events_dedup trigger (migration 0034).
     RETURNING id::text`;

@@ -1,6 +1,6 @@
 import type { JsonValue } from '@cairn/core';
 import type { Tx } from '../../db/index.ts';
-import { insertCairnEvents } from './store.ts';
+import { importOf, insertCairnEvents } from './store.ts';
 
 /** A computed trait's value that changed for a profile (`null`: it has none now, or had none). */
 export interface TraitChange {
@@ -49,6 +49,7 @@ export async function recordTraitChanges(
     event: 'trait.changed',
     prefix: `trait.changed:${key}:`,
     at,
+    importId: importOf(by),
     properties: sql`jsonb_build_object('trait', jsonb_build_object('key', ${key}::text, 'computed', true),
       'from', coalesce(w.f, 'null'::jsonb), 'to', coalesce(w.t, 'null'::jsonb), 'reason', ${by}::text)`,
   });

@@ -10,6 +10,7 @@ import { affectedBy, type Definition, loadDefinitions, nodeName, readsOf } from 
 import { lockDefinitions, lockProfiles } from './locks.ts';
 import { drainChanges } from './outbox.ts';
 import { retryPostponed } from './postponed.ts';
+import { importReason } from './store.ts';
 import { sweepOnce } from './sweep.ts';
 
 /** What stage 3 needs. */
@@ -28,11 +29,27 @@ export interface ComputeDeps {
 // Up to this many profiles per transaction: locks stay short, scopes stay index-friendly.
 const CHUNK = 250;
 
-/** The events of a batch: their profiles (and profiles merged into them) and event names. */
-async function touchedBy(sql: Tx, ids: readonly string[]): Promise<{ profiles: string[]; names: Set<string> }> {
-  const rows = await sql<{ profileId: string | null; event: string | null }[]>`
-    SELECT DISTINCT profile_id::text AS "profileId", event FROM events WHERE id = ANY(${ids as string[]}::bigint[])`;
+/**
+ * The events of a batch: their profiles (and profiles merged into them), event names, and the profiles whose
+ * events in the batch all came from one import (the reason their changes are recorded under).
+ */
+async function touchedBy(
+  sql: Tx,
+  ids: readonly string[],
+): Promise<{ profiles: string[]; names: Set<string>; imported: Map<string, string> }> {
+  const rows = await sql<{ profileId: string | null; event: string | null; importId: string | null }[]>`
+    SELECT DISTINCT profile_id::text AS "profileId", event, import_id::text AS "importId"
+    FROM events WHERE id = ANY(${ids as string[]}::bigint[])`;
   const live = [...new Set(rows.map((r) => r.profileId).filter((p): p is string => !!p))];
+  // A profile with one live event, or events of two imports, changes for a live reason.
+  const causes = new Map<string, Set<string | null>>();
+  for (const r of rows)
+    if (r.profileId) (causes.get(r.profileId) ?? causes.set(r.profileId, new Set()).get(r.profileId)!).add(r.importId);
+  const imported = new Map<string, string>();
+  for (const [profile, set] of causes) {
+    const [only] = set;
+    if (set.size === 1 && only) imported.set(profile, importReason(only));
+  }
   // A merge re-points the loser's events: the loser's memberships must end, so it joins the scope.
   const merged = live.length
     ? await sql<{ id: string }[]>`
@@ -41,6 +58,7 @@ async function touchedBy(sql: Tx, ids: readonly string[]): Promise<{ profiles: s
   return {
     profiles: [...new Set([...live, ...merged.map((m) => m.id)])],
     names: new Set(rows.map((r) => r.event).filter((e): e is string => !!e)),
+    imported,
   };
 }
 
@@ -61,30 +79,44 @@ export async function computeForEvents(
   const definitions = defs ?? (await loadDefinitions(deps.sql));
   const total = emptyResult();
   if (!definitions.length || (!eventIds.length && !changedProfiles.length)) return total;
-  const { profiles, names } = eventIds.length
+  const { profiles, names, imported } = eventIds.length
     ? await touchedBy(deps.sql, eventIds)
-    : { profiles: [], names: new Set<string>() };
+    : { profiles: [], names: new Set<string>(), imported: new Map<string, string>() };
   const selected = new Set(definitions.filter((d) => affectedBy(d, names)).map((d) => nodeName(d.kind, d.key)));
   // Profiles changed without an event: every definition may have moved.
   const everything = new Set(changedProfiles);
   const all = [...new Set([...profiles, ...changedProfiles])];
   for (let i = 0; i < all.length; i += CHUNK) {
     const chunk = all.slice(i, i + CHUNK);
-    const r = (await deps.sql.begin(async (tx) => {
+    // Profiles changed only by an import's events (a merge they caused included) are applied apart, under that
+    // import's reason.
+    const groups = new Map<string, string[]>();
+    for (const id of chunk) {
+      const by = imported.get(id) ?? 'event';
+      (groups.get(by) ?? groups.set(by, []).get(by)!).push(id);
+    }
+    const results = (await deps.sql.begin(async (tx) => {
       await lockProfiles(tx, chunk);
-      return applyDefinitions(tx, definitions, {
-        now: deps.now(),
-        by: 'event',
-        share: true,
-        handOff: deps.handOff,
-        initial: (d) => {
-          if (selected.has(nodeName(d.kind, d.key))) return chunk;
-          const changed = chunk.filter((id) => everything.has(id));
-          return changed.length ? changed : null;
-        },
-      });
-    })) as ApplyResult;
-    mergeResults(total, r);
+      const now = deps.now();
+      const done: ApplyResult[] = [];
+      for (const [by, group] of groups) {
+        done.push(
+          await applyDefinitions(tx, definitions, {
+            now,
+            by,
+            share: true,
+            handOff: deps.handOff,
+            initial: (d) => {
+              if (selected.has(nodeName(d.kind, d.key))) return group;
+              const changed = group.filter((id) => everything.has(id));
+              return changed.length ? changed : null;
+            },
+          }),
+        );
+      }
+      return done;
+    })) as ApplyResult[];
+    for (const r of results) mergeResults(total, r);
   }
   return total;
 }
