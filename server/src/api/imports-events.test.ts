@@ -139,7 +139,19 @@ describeOnPostgres('historical events import on %s', (mode) => {
       });
       expect(a.status, a.text).toBe(201);
     }
-    // A consequence of imported history (entering an audience) starts no flow either.
+    // Consequences of imported history (entering an audience, a watched trait changing) start no flow either.
+    const planFlow = await post('/flows', {
+      definition: {
+        version: 1,
+        name: 'Plan changed',
+        trigger: { type: 'trait_changed', trait: 'plan' },
+        entry: { reentry: 'every_time' },
+        nodes: [{ id: 'x', type: 'exit' }],
+        edges: [],
+      },
+    });
+    expect(planFlow.status, planFlow.text).toBe(201);
+    expect((await approveAndPublish(cairn.url, planFlow.body.id)).status).toBe(200);
     const welcome = await post('/flows', {
       definition: {
         version: 1,
@@ -225,6 +237,11 @@ describeOnPostgres('historical events import on %s', (mode) => {
       SELECT count(*)::int AS n, count(import_id)::int AS imported
       FROM events WHERE source_id = 'cairn' AND event = 'audience.entered'`;
     expect(entries).toEqual({ n: 1040, imported: 1040 });
+    const [plans] = await cairn.sql<{ n: number; imported: number }[]>`
+      SELECT count(*)::int AS n, count(import_id)::int AS imported
+      FROM events WHERE source_id = 'cairn' AND event = 'trait.changed'`;
+    expect(plans!.n).toBeGreaterThan(0);
+    expect(plans!.imported).toBe(plans!.n);
 
     await sendEvents(cairn, cairn.demoSource!.writeKey, [{ type: 'track', event: 'Order Completed', userId: 'h2' }]);
     await until('the live order’s flow run', async () => (await runsOf(['h2'])) === 1);

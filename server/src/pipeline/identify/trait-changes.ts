@@ -99,6 +99,7 @@ export async function recordPlainTraitChanges(
         p: c.profileId,
         k: c.key,
         m: `trait.changed:${c.key}:${c.profileId}:e${c.eventId}`,
+        e: c.eventId,
         ts: new Date(c.ts).toISOString(),
         f: sensitive ? hidden(c.key, c.from) : c.from,
         t: sensitive ? hidden(c.key, c.to) : c.to,
@@ -108,15 +109,17 @@ export async function recordPlainTraitChanges(
   // The person's first userId / anonymousId, as on stage 3's change events.
   const rows = await tx<{ id: string }[]>`
     WITH c AS (
-      SELECT * FROM json_to_recordset(${doc}::text::json) AS x (p uuid, k text, m text, ts text, f jsonb, t jsonb)
+      SELECT * FROM json_to_recordset(${doc}::text::json) AS x (p uuid, k text, m text, e bigint, ts text, f jsonb, t jsonb)
     ),
     who AS (
       SELECT c.*,
         (SELECT i.value FROM identities i WHERE i.profile_id = c.p AND i.type = 'userId' ORDER BY i.created_at, i.key LIMIT 1) AS user_id,
-        (SELECT i.value FROM identities i WHERE i.profile_id = c.p AND i.type = 'anonymousId' ORDER BY i.created_at, i.key LIMIT 1) AS anonymous_id
+        (SELECT i.value FROM identities i WHERE i.profile_id = c.p AND i.type = 'anonymousId' ORDER BY i.created_at, i.key LIMIT 1) AS anonymous_id,
+        -- A change an imported event made is held back from flows and fan-out as that event is (migration 0033).
+        (SELECT e.import_id FROM events e WHERE e.id = c.e) AS import_id
       FROM c
     )
-    INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at, payload, profile_id, processed_at)
+    INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at, payload, profile_id, processed_at, import_id)
     SELECT 'cairn', w.m, 'track', 'trait.changed', w.user_id, w.anonymous_id, w.ts::timestamptz, now(),
       jsonb_strip_nulls(jsonb_build_object(
         'type', 'track', 'event', 'trait.changed', 'messageId', w.m,
@@ -125,7 +128,7 @@ export async function recordPlainTraitChanges(
         'properties', jsonb_build_object('trait', jsonb_build_object('key', w.k, 'computed', false),
           'from', coalesce(w.f, 'null'::jsonb), 'to', coalesce(w.t, 'null'::jsonb), 'reason', 'identify'),
         'context', jsonb_build_object('library', jsonb_build_object('name', 'cairn')))),
-      w.p, now()
+      w.p, now(), w.import_id
     FROM who w
     ORDER BY w.p, w.k
     -- A (source_id, message_id) already stored is refused by the events_dedup trigger (migration 0034).
