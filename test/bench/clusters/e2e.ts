@@ -28,7 +28,7 @@ export async function endToEnd(opt: { n: number; d: number; k: number }): Promis
   const sql = postgres(db.url!, { max: 2, onnotice: () => {} });
   try {
     const t0 = performance.now();
-    const [{ n }] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM profiles`;
+    const { n } = (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM profiles`)[0]!;
     if (n !== opt.n) {
       await sql`
         INSERT INTO profiles (id, created_at, updated_at)
@@ -86,7 +86,7 @@ export async function endToEnd(opt: { n: number; d: number; k: number }): Promis
   } finally {
     await sql.end();
     await cairn.close();
-    if (!keep) await db.drop();
+    if (!keep && 'drop' in db) await db.drop();
   }
 }
 
