@@ -24,12 +24,21 @@ $$;
 -- three times and deleted. Autovacuum's default waits for 20% of a table to be dead rows: 20 million
 -- on a table of 100 million events. These vacuum at 2% (the queue table, small and hot, at 5% with no
 -- cost delay), and analyze at 2% so the planner sees the newest rows.
-ALTER TABLE events SET (
-  autovacuum_vacuum_scale_factor = 0.02,
-  autovacuum_analyze_scale_factor = 0.02,
-  -- events are mostly inserted: vacuuming after 5% new rows keeps the visibility map fresh.
-  autovacuum_vacuum_insert_scale_factor = 0.05
-);
+-- events is partitioned by month (migration 0034): the settings go on each partition, and each new month's
+-- partition copies them from the newest one before it (migration 0035).
+DO $$
+DECLARE
+  part regclass;
+BEGIN
+  FOR part IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'events'::regclass LOOP
+    -- events are mostly inserted: vacuuming after 5% new rows keeps the visibility map fresh.
+    EXECUTE format(
+      'ALTER TABLE %s SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02, '
+      'autovacuum_vacuum_insert_scale_factor = 0.05)',
+      part);
+  END LOOP;
+END
+$$;
 ALTER TABLE profiles SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 ALTER TABLE profile_traits SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 ALTER TABLE deliveries SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);

@@ -3,6 +3,7 @@
 // pipeline derived from the dropped events (profiles, traits, audiences, flow runs, the delivery ledger)
 // stays as it was. On both databases.
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Sql } from '../db/index.ts';
@@ -303,6 +304,39 @@ describeOnDatabases('event retention on %s', (mode) => {
     expect(await sql`SELECT 1 FROM flow_runs WHERE id = ${older!.id}`).toHaveLength(0);
     expect(await sql`SELECT 1 FROM flow_steps WHERE run_id = ${older!.id}`).toHaveLength(0);
     expect((await h.runsOf(flowId, profileId)).map((r: { id: string }) => r.id)).toEqual([latest.id]);
+  });
+
+  it("docs/deploy/postgres.sql sets each partition's autovacuum thresholds, and a new month's partition copies them", async () => {
+    const file = await readFile(new URL('../../../docs/deploy/postgres.sql', import.meta.url), 'utf8');
+    if (mode === 'postgres') await sql.unsafe(file);
+    // PGlite accepts no ALTER DATABASE of its settings: the partition statement alone, as postgres.sql runs it.
+    else
+      await sql.unsafe(file.slice(file.indexOf('-- events is partitioned by month')).split('ALTER TABLE profiles')[0]!);
+    const options = async () =>
+      new Map(
+        (
+          await sql<{ name: string; opts: string[] | null }[]>`
+            SELECT c.relname AS name, c.reloptions AS opts
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'events'::regclass`
+        ).map((r) => [r.name, r.opts]),
+      );
+    const before = await options();
+    expect(before.size).toBeGreaterThan(1);
+    for (const [name, opts] of before) expect(opts, name).toContain('autovacuum_vacuum_scale_factor=0.02');
+    const later = new Date(Date.now() + 30 * 12 * DAY);
+    const [created] = await sql<{ made: boolean }[]>`SELECT cairn_ensure_event_partition(${later}) AS made`;
+    expect(created!.made).toBe(true);
+    const after = await options();
+    const added = [...after.keys()].filter((k) => !before.has(k));
+    expect(added).toHaveLength(1);
+    expect(after.get(added[0]!)).toEqual(
+      expect.arrayContaining([
+        'autovacuum_vacuum_scale_factor=0.02',
+        'autovacuum_analyze_scale_factor=0.02',
+        'autovacuum_vacuum_insert_scale_factor=0.05',
+      ]),
+    );
   });
 
   it('the maintenance job ran at start, from its queue', async () => {
