@@ -73,8 +73,10 @@ export async function probeReplica(replica: Sql, primary: Sql | undefined): Prom
   const primaryLsn = primary
     ? ((await primary<{ lsn: string }[]>`SELECT pg_current_wal_lsn()::text AS lsn`.catch(() => []))[0]?.lsn ?? null)
     : null;
+  // The primary's version may be unknown (unreachable); the replica's read must succeed, or the replica is
+  // down (a session cut by its shutdown read as "no migrations" made it look behind, not down).
   const [primaryVersion, replicaVersion] = await Promise.all([
-    primary ? schemaVersion(primary) : null,
+    primary ? schemaVersion(primary).catch(() => null) : null,
     schemaVersion(replica),
   ]);
   // On a server that is not in recovery (a copy kept some other way) the pg_last_* functions are null: 0 lag.
@@ -109,7 +111,11 @@ export async function probeReplica(replica: Sql, primary: Sql | undefined): Prom
 
 // The newest migration applied (db/migrate.ts records them), or null when there is no record (yet).
 async function schemaVersion(sql: Sql): Promise<number | null> {
-  const rows = await sql<{ v: number | null }[]>`SELECT max(version)::int AS v FROM cairn_migrations`.catch(() => []);
+  const rows = await sql<{ v: number | null }[]>`SELECT max(version)::int AS v FROM cairn_migrations`.catch((err) => {
+    // No table yet (a database the migrations have not reached): no record. Anything else is a failure.
+    if ((err as { code?: string }).code === '42P01') return [];
+    throw err;
+  });
   return rows[0]?.v ?? null;
 }
 
@@ -165,6 +171,8 @@ export function createReadRouter(options: {
   let downUntil = Number.NEGATIVE_INFINITY;
   let probing: Promise<ReplicaStatus> | undefined;
   let wasUsable: boolean | undefined;
+  /** How many reads failed on the replica (markDown); a probe begun before the last one is stale. */
+  let marks = 0;
 
   const record = (status: ReplicaStatus) => {
     last = status;
@@ -198,17 +206,21 @@ export function createReadRouter(options: {
 
   async function probe(): Promise<ReplicaStatus> {
     if (!replica) throw new Error('no replica');
-    if (now() < downUntil) return last ?? down('marked down');
+    if (now() < downUntil) return last?.up === false ? last : down('marked down');
     if (last && now() - checkedAt < PROBE_MS) return last;
-    probing ??= probeReplica(replica, primary)
-      .catch((err) => {
-        downUntil = now() + DOWN_MS;
-        return down(err);
-      })
-      .then(record)
-      .finally(() => {
-        probing = undefined;
-      });
+    if (!probing) {
+      const started = marks;
+      probing = probeReplica(replica, primary)
+        .catch((err) => {
+          downUntil = now() + DOWN_MS;
+          return down(err);
+        })
+        // A read failed on the replica while this probe ran: that failure is the newer finding.
+        .then((status) => (marks !== started && last ? last : record(status)))
+        .finally(() => {
+          probing = undefined;
+        });
+    }
     return probing;
   }
 
@@ -228,6 +240,7 @@ export function createReadRouter(options: {
       return { source: 'replica', lagSeconds: s.lagSeconds, dataAsOf: s.dataAsOf ?? new Date(), fallback: null };
     },
     markDown(err) {
+      marks += 1;
       downUntil = now() + DOWN_MS;
       record(down(err));
     },

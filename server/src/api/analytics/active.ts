@@ -91,7 +91,7 @@ export function activeApi(deps: { measure: MeasureStage; now: () => Date }) {
         ...(body.events ? { events: body.events as EventFilter } : {}),
       };
       const now = deps.now();
-      const reader = deps.measure.reader;
+      const reader = deps.measure.reader.pin();
       const signal = c.req.raw.signal;
       const marks = await reader.rows<ActiveRunRow>(activeSeriesSql(query, { now }), signal);
       const cycle = await reader.rows<LifecycleRow>(lifecycleSql(query, { now }), signal);

@@ -126,7 +126,7 @@ export function attributionApi(deps: { measure: MeasureStage; now: () => Date })
         halfLifeDays: body.halfLifeDays,
         ...(body.touchpoints ? { touchpoints: body.touchpoints as TouchKind[] } : {}),
       };
-      const reader = deps.measure.reader;
+      const reader = deps.measure.reader.pin();
       const fold = attributionFold(query);
       let read = 0;
       for await (const batch of reader.stream<AttributionRow>(

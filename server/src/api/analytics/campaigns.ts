@@ -194,7 +194,7 @@ export function campaignResultsApi(deps: { sql: Sql; measure: MeasureStage; now:
         goal,
         now,
       };
-      const reader = deps.measure.reader;
+      const reader = deps.measure.reader.pin();
       const signal = c.req.raw.signal;
       const metrics = await reader.rows<DeliveryMetricsRow>(deliveryMetricsSql(q), signal);
       const skips = await reader.rows<SkipRow>(skipsSql(q), signal);

@@ -7,7 +7,7 @@ import {
   funnelArraysQuery,
   funnelEventsQuery,
 } from '@cairn/core';
-import type { AnalyticsReader } from '../../pipeline/measure/index.ts';
+import type { PinnedReader } from '../../pipeline/measure/index.ts';
 
 /**
  * How the per-person pass reads its rows: `stream` (the events ordered by person, through a cursor,
@@ -30,7 +30,7 @@ type PersonRow = { p: string; t: number[]; s: number[]; x: number[]; i: boolean[
  * await readFunnel(reader, query, pass, (profile, attempt) => { if (attempt) addAttempt(all, attempt); }, signal);
  */
 export async function readFunnel(
-  reader: AnalyticsReader,
+  reader: PinnedReader,
   query: FunnelQuery,
   pass: FunnelPass,
   visit: (profileId: string, attempt: FunnelAttempt | null) => boolean | undefined,

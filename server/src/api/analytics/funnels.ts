@@ -19,7 +19,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { type AuthVariables, requirePermission } from '../../auth/middleware.ts';
 import { apiError } from '../../http/errors.ts';
 import type { Pii } from '../../pii/index.ts';
-import type { MeasureStage } from '../../pipeline/measure/index.ts';
+import type { MeasureStage, PinnedReader } from '../../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, IntervalSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 import { readFunnel } from './funnel-read.ts';
@@ -255,8 +255,9 @@ export function funnelsApi(deps: FunnelDeps) {
       const all = funnelCounts(pass.steps);
       const groups = new Map<string | null, FunnelCounts>();
       const overTime = buckets.map(() => [0, 0]);
+      const reader = deps.measure.reader.pin();
       await readFunnel(
-        deps.measure.reader,
+        reader,
         query,
         pass,
         (_profile, attempt) => {
@@ -277,7 +278,7 @@ export function funnelsApi(deps: FunnelDeps) {
       );
       const named = (counts: FunnelCounts) =>
         funnelStepStats(counts).map((s, k) => ({ ...s, name: nameOf(body.steps[k]!) }));
-      const meta = await deps.measure.reader.meta();
+      const meta = await reader.meta();
       return c.json(
         {
           steps: named(all),
@@ -334,10 +335,11 @@ export function funnelsApi(deps: FunnelDeps) {
     async (c) => {
       const started = performance.now();
       const body = c.req.valid('json') as FunnelBody & PeopleSelection & { cursor?: string; limit: number };
-      const ids = await funnelPeople(deps, body, c.req.raw.signal, body.limit + 1, body.cursor);
+      const reader = deps.measure.reader.pin();
+      const ids = await funnelPeople(deps, body, c.req.raw.signal, body.limit + 1, body.cursor, reader);
       const more = ids.length > body.limit;
       const data = more ? ids.slice(0, body.limit) : ids;
-      const meta = await deps.measure.reader.meta();
+      const meta = await reader.meta();
       return c.json(
         {
           data,
@@ -370,13 +372,14 @@ export async function funnelPeople(
   signal?: AbortSignal,
   limit = Number.POSITIVE_INFINITY,
   cursor?: string,
+  reader: PinnedReader = deps.measure.reader,
 ): Promise<string[]> {
   const { query, pass } = funnelOf(body, deps.pii, deps.now());
   const ids: string[] = [];
   const wanted =
     body.status === 'converted' ? (r: number) => r >= body.step : (r: number) => r === body.step - 1 && body.step > 1;
   await readFunnel(
-    deps.measure.reader,
+    reader,
     { ...query, after: cursor },
     pass,
     (profile, attempt) => {

@@ -127,7 +127,7 @@ export function pathsApi(deps: { measure: MeasureStage; now: () => Date }) {
     async (c) => {
       const started = performance.now();
       const body = c.req.valid('json') as Body;
-      const reader = deps.measure.reader;
+      const reader = deps.measure.reader.pin();
       const rows = await reader.rows<PathRow>(
         pathsQuery({
           range: body.range as TimeRange,

@@ -114,7 +114,7 @@ export function retentionApi(deps: { measure: MeasureStage; now: () => Date }) {
           `cohort: the range has ${cohorts} ${query.cohort} cohorts, at most ${RETENTION_LIMITS.maxCohorts}: choose a longer cohort unit or a shorter range`,
         );
       const now = deps.now();
-      const reader = deps.measure.reader;
+      const reader = deps.measure.reader.pin();
       const rows = await reader.rows<RetentionRow>(retentionSql(query, { now }), c.req.raw.signal);
       const meta = await reader.meta();
       return c.json(

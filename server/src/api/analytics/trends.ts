@@ -172,7 +172,7 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
       throw apiError(400, 'invalid_request', `series[${i}].property: ${s.property} is sensitive (stored sealed)`);
   const starts = bucketsOf(range, interval, 'range');
   const now = deps.now();
-  const reader = deps.measure.reader;
+  const reader = deps.measure.reader.pin();
   const opts = { series, buckets: starts.length, breakdown: !!breakdown };
   // Counts by name and type in whole-hour zones come from the hourly rollup (the edges' partial hours from events).
   const rolls = series.some((s) => rollsUp(s, breakdown));

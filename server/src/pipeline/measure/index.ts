@@ -2,7 +2,13 @@ export * from './alert-queries.ts';
 export { ALERT_DEFAULTS, type CheckResult, checkAlerts, type KpiStatus, kpiStatus } from './alerts.ts';
 export * from './campaign-results.ts';
 export * from './campaigns.ts';
-export { type AnalyticsReader, createAnalyticsReader, type ReadMeta, readHeaders } from './reader.ts';
+export {
+  type AnalyticsReader,
+  createAnalyticsReader,
+  type PinnedReader,
+  type ReadMeta,
+  readHeaders,
+} from './reader.ts';
 export {
   deleteReport,
   getReport,

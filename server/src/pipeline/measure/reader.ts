@@ -24,6 +24,9 @@ export interface ReadMeta {
   fallback: 'replica_down' | 'replica_lagging' | null;
 }
 
+/** The reads of one answer; see {@link AnalyticsReader.pin}. */
+export type PinnedReader = Pick<AnalyticsReader, 'rows' | 'stream' | 'meta'>;
+
 /** The default of CAIRN_ANALYTICS_MAX_LAG_S: a replica further behind is not read. */
 export const DEFAULT_MAX_LAG_SECONDS = 30;
 
@@ -44,6 +47,14 @@ export interface AnalyticsReader {
   stream<T extends object>(query: Fragment, signal?: AbortSignal, batchRows?: number): AsyncIterable<T[]>;
   /** Where the next answer comes from and the replica's lag (a probe at most every second; cheap). */
   meta(): Promise<ReadMeta>;
+  /**
+   * One answer's reads: every statement run through it goes where the first one went (the replica, or the
+   * primary and why), so an answer of several statements never mixes the two, and its `meta()` says where
+   * its rows were read — not where the next answer would go (a probe between the two could disagree: the
+   * replica read, then found behind, was reported as a primary answer). A replica that fails mid-answer
+   * sends the rest of it to the primary, and the meta says `replica_down`.
+   */
+  pin(): PinnedReader;
   /**
    * Runs a console read (a lag-tolerant page: recent profiles, the event list, member counts) on the
    * replica when analytics would read there, else on the main pool; a replica that fails is replaced by
@@ -141,14 +152,28 @@ export function createAnalyticsReader(options: {
     return (pending as unknown as Promise<T[]>).finally(() => signal?.removeEventListener('abort', cancel));
   }
 
-  async function run<T extends object>(query: Fragment, signal?: AbortSignal): Promise<T[]> {
+  /** Where one answer's statements go: decided by its first, changed only when the replica fails under it. */
+  interface Pin {
+    route?: Promise<ReadRoute>;
+  }
+  const routeOf = (pin: Pin): Promise<ReadRoute> => {
+    pin.route ??= router.route();
+    return pin.route;
+  };
+  // The replica failed under this answer: the router reads the primary for a few seconds, this answer for its rest.
+  const fellBack = (pin: Pin, err: unknown) => {
+    router.markDown(err);
+    pin.route = Promise.resolve({ source: 'primary', lagSeconds: 0, dataAsOf: new Date(), fallback: 'replica_down' });
+  };
+
+  async function run<T extends object>(pin: Pin, query: Fragment, signal?: AbortSignal): Promise<T[]> {
     const { text, values } = query.render();
     signal?.throwIfAborted();
     try {
       if (!pool) {
         return (await options.sql.begin('READ ONLY', (tx) => tx.unsafe(text, values as never[]))) as unknown as T[];
       }
-      const r = await router.route();
+      const r = await routeOf(pin);
       m?.analyticsReads.inc({ source: r.source });
       if (r.source === 'replica' && replica) {
         try {
@@ -156,7 +181,7 @@ export function createAnalyticsReader(options: {
         } catch (err) {
           if (signal?.aborted || !isReplicaFailure(err)) throw err;
           // The replica went away mid-answer: the primary answers this one (and the next few seconds').
-          router.markDown(err);
+          fellBack(pin, err);
           m?.analyticsReads.inc({ source: 'primary' });
         }
       }
@@ -173,15 +198,15 @@ export function createAnalyticsReader(options: {
     return tooBroad();
   }
 
-  async function* stream<T extends object>(query: Fragment, signal?: AbortSignal, batchRows = 2_000) {
+  async function* stream<T extends object>(pin: Pin, query: Fragment, signal?: AbortSignal, batchRows = 2_000) {
     if (!pool) {
-      const rows = await run<T>(query, signal);
+      const rows = await run<T>(pin, query, signal);
       for (let i = 0; i < rows.length; i += batchRows) yield rows.slice(i, i + batchRows);
       return;
     }
     const { text, values } = query.render();
     signal?.throwIfAborted();
-    const r = await router.route();
+    const r = await routeOf(pin);
     let target = r.source === 'replica' && replica ? replica : pool;
     m?.analyticsReads.inc({ source: r.source });
     for (;;) {
@@ -198,7 +223,7 @@ export function createAnalyticsReader(options: {
       } catch (err) {
         // Before its first batch a failed replica read starts again on the primary; after, rows were given out.
         if (target === replica && !yielded && !signal?.aborted && isReplicaFailure(err)) {
-          router.markDown(err);
+          fellBack(pin, err);
           m?.analyticsReads.inc({ source: 'primary' });
           target = pool;
           continue;
@@ -211,22 +236,30 @@ export function createAnalyticsReader(options: {
   }
 
   return {
-    rows: run,
-    stream,
+    rows: (query, signal) => run({}, query, signal),
+    stream: (query, signal, batchRows) => stream({}, query, signal, batchRows),
     meta: async () => metaOf(await router.route()),
+    pin() {
+      const pin: Pin = {};
+      return {
+        rows: (query, signal) => run(pin, query, signal),
+        stream: (query, signal, batchRows) => stream(pin, query, signal, batchRows),
+        meta: async () => metaOf(await routeOf(pin)),
+      };
+    },
     async read(fn) {
-      if (replica) {
-        const r = await router.route();
-        if (r.source === 'replica') {
-          try {
-            return { value: await fn(replica), meta: metaOf(r) };
-          } catch (err) {
-            if (!isReplicaFailure(err)) throw err;
-            router.markDown(err);
-          }
+      // The meta is the route this read took (a second probe after it could say otherwise).
+      const pin: Pin = {};
+      const r = await routeOf(pin);
+      if (replica && r.source === 'replica') {
+        try {
+          return { value: await fn(replica), meta: metaOf(r) };
+        } catch (err) {
+          if (!isReplicaFailure(err)) throw err;
+          fellBack(pin, err);
         }
       }
-      return { value: await fn(options.sql), meta: metaOf(await router.route()) };
+      return { value: await fn(options.sql), meta: metaOf(await routeOf(pin)) };
     },
     replicaStatus: () => router.status(),
     async close() {
