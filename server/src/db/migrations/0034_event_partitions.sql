@@ -18,12 +18,29 @@ SET LOCAL maintenance_work_mem = '256MB';
 -- are copied would otherwise have none, and its duplicate would be accepted later.
 LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE;
 
--- 1. The dedup keys of every stored event, and the event each key admitted.
-CREATE TABLE event_keys AS
-SELECT source_id, message_id, id AS event_id
-FROM events;
-ALTER TABLE event_keys ADD CONSTRAINT event_keys_pkey PRIMARY KEY (source_id, message_id);
-ALTER TABLE event_keys ALTER COLUMN event_id SET NOT NULL;
+-- 1. The dedup keys of every stored event, and the event each key admitted. On a large database the
+-- operator may have built them beforehand, while the old servers ran (docs/deploy/prepare-event-partitions.sql):
+-- finished (its primary key is made last), the table is complete and its trigger is no longer needed;
+-- unfinished, it is dropped and built here.
+DO $$
+BEGIN
+  IF to_regclass('event_keys') IS NOT NULL
+    AND EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'event_keys_pkey' AND conrelid = to_regclass('event_keys'))
+  THEN
+    DROP TRIGGER events_prepare_keys ON events;
+    DROP FUNCTION cairn_prepare_event_key();
+  ELSE
+    DROP TRIGGER IF EXISTS events_prepare_keys ON events;
+    DROP FUNCTION IF EXISTS cairn_prepare_event_key();
+    DROP TABLE IF EXISTS event_keys;
+    CREATE TABLE event_keys AS
+    SELECT source_id, message_id, id AS event_id
+    FROM events;
+    ALTER TABLE event_keys ADD CONSTRAINT event_keys_pkey PRIMARY KEY (source_id, message_id);
+    ALTER TABLE event_keys ALTER COLUMN event_id SET NOT NULL;
+  END IF;
+END
+$$;
 
 -- 2. The partitions, and the bounds retention reads (pg_get_expr's text depends on the session's time zone).
 CREATE TABLE event_partitions (
@@ -54,8 +71,12 @@ BEGIN
   EXECUTE format('ALTER TABLE events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (START WITH %s)', next_id);
   ALTER TABLE events ADD CONSTRAINT events_source_id_fkey FOREIGN KEY (source_id) REFERENCES sources (id);
 
-  -- The id key: (id, received_at) on the parent, built once on events_legacy before its old key goes.
-  CREATE UNIQUE INDEX events_legacy_pkey ON events_legacy (id, received_at);
+  -- The id key: (id, received_at) on the parent, built once on events_legacy before its old key goes
+  -- (unless the preparation built it already, and completely).
+  IF NOT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('events_legacy_pkey') AND indisvalid) THEN
+    DROP INDEX IF EXISTS events_legacy_pkey;
+    CREATE UNIQUE INDEX events_legacy_pkey ON events_legacy (id, received_at);
+  END IF;
   ALTER TABLE events_legacy DROP CONSTRAINT events_pkey;
   -- ATTACH takes a key of the partition for the parent's key only if it is a constraint too.
   ALTER TABLE events_legacy ADD CONSTRAINT events_legacy_pkey PRIMARY KEY USING INDEX events_legacy_pkey;
