@@ -1,5 +1,6 @@
 import { createAdaptorServer, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
+import { warnDefinitionsBeyondRetention } from './api/rule-windows.ts';
 import { createApp } from './app.ts';
 import { createApiKeyVerifier } from './auth/api-keys.ts';
 import { setupAdminKeys } from './auth/keys.ts';
@@ -83,6 +84,8 @@ export async function startCairn(
     const { sql } = db;
     const applied = await migrate(sql);
     if (applied.length) log.info(`applied migrations ${applied.join(', ')}`);
+    // Definitions saved before CAIRN_EVENT_RETENTION_DAYS was set (or shortened) keep working on the kept events: named here.
+    await warnDefinitionsBeyondRetention(sql, config.retention.eventDays, log, (options.clock ?? (() => new Date()))());
     const secret = await resolveSecret(sql, config);
     const pii = createPii({
       secret,

@@ -24,6 +24,13 @@ import { liveProfileId } from '../pipeline/identify/index.ts';
 import { type DefinitionApp, definitionKey, definitionRoutes } from './definitions.ts';
 import { membersRoute } from './members.ts';
 import { applyPatch } from './patch.ts';
+import {
+  guardRule,
+  type RetentionDeps,
+  RetentionWarningsSchema,
+  WINDOW_BEYOND_RETENTION,
+  withWarnings,
+} from './rule-windows.ts';
 import { checkRule } from './rules.ts';
 import { AUTH_ERRORS, ErrorSchema, json, RuleSchema } from './schemas.ts';
 
@@ -37,6 +44,7 @@ const AudienceSchema = z
     rule: RuleSchema,
     words: z.string().openapi({ description: 'The rule in words' }),
     enabled: z.boolean(),
+    warnings: RetentionWarningsSchema,
     members: z.number().int(),
     computedAt: z.string().nullable().openapi({ description: 'Last full recompute; null while the first one runs' }),
     createdAt: z.string(),
@@ -71,7 +79,7 @@ function showValues(node: ExplainedNode, view: PiiView): ExplainedNode {
   return out;
 }
 
-interface AudienceDeps {
+interface AudienceDeps extends RetentionDeps {
   sql: Sql;
   handOff: HandOff;
   pii: Pii;
@@ -92,7 +100,7 @@ export function audiencesApi(deps: AudienceDeps) {
     noun: 'audience',
     tag: 'Audiences',
     schema: AudienceSchema,
-    view,
+    view: (a) => withWarnings(deps, view(a), { rule: a.rule }),
     record: (a): AudienceRecord => ({ name: a.name, description: a.description, rule: a.rule, enabled: a.enabled }),
     store: {
       list: listAudiences,
@@ -113,10 +121,12 @@ export function audiencesApi(deps: AudienceDeps) {
         summary: 'Create an audience (computed over every profile at once, then kept current)',
         created: 'Created; members are computed in the background',
         invalid: 'Invalid rule (the message names the field)',
+        refused: WINDOW_BEYOND_RETENTION,
       },
       update: {
         summary: 'Change an audience (a new rule is recomputed over every profile)',
         invalid: 'Invalid rule',
+        refused: WINDOW_BEYOND_RETENTION,
       },
       remove: {
         summary: 'Delete an audience and its membership history (refused while another rule uses it)',
@@ -137,7 +147,7 @@ export function audiencesApi(deps: AudienceDeps) {
         record: {
           name: body.name,
           description: body.description ?? null,
-          rule: await checkRule(sql, body.rule, { kind: 'audience', key: body.key }, deps.pii),
+          rule: guardRule(deps, await checkRule(sql, body.rule, { kind: 'audience', key: body.key }, deps.pii)),
           enabled: body.enabled,
         },
       }),
@@ -155,7 +165,7 @@ export function audiencesApi(deps: AudienceDeps) {
           rule:
             patch.rule === undefined
               ? undefined
-              : await checkRule(sql, patch.rule, { kind: 'audience', key }, deps.pii),
+              : guardRule(deps, await checkRule(sql, patch.rule, { kind: 'audience', key }, deps.pii)),
         }),
     },
     routes: {

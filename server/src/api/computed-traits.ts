@@ -25,6 +25,13 @@ import {
 import { liveProfileId } from '../pipeline/identify/index.ts';
 import { type DefinitionApp, type DefinitionHelpers, definitionKey, definitionRoutes } from './definitions.ts';
 import { applyPatch } from './patch.ts';
+import {
+  guardDefinition,
+  type RetentionDeps,
+  RetentionWarningsSchema,
+  WINDOW_BEYOND_RETENTION,
+  withWarnings,
+} from './rule-windows.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const KEY = definitionKey();
@@ -34,6 +41,7 @@ const Schema = z
     name: z.string(),
     definition: z.unknown(),
     words: z.string(),
+    warnings: RetentionWarningsSchema,
     profiles: z.number().int().openapi({ description: 'Profiles with a value' }),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -74,14 +82,14 @@ function parseDefinition(input: unknown, sensitive: (key: string) => boolean): C
  * @example
  * api.route('/computed-traits', computedTraitsApi({ sql, handOff, pii }));
  */
-export function computedTraitsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }) {
+export function computedTraitsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii } & RetentionDeps) {
   const sensitive = deps.pii.isSensitive;
   return definitionRoutes(deps, {
     kind: 'computed',
     noun: 'computed trait',
     tag: 'Computed traits',
     schema: Schema,
-    view,
+    view: (r) => withWarnings(deps, view(r), { definition: r.definition }),
     record: (r): ComputedTraitRecord => ({ name: r.name, definition: r.definition }),
     store: {
       list: listComputedTraits,
@@ -100,8 +108,13 @@ export function computedTraitsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }
         summary: 'Create a computed trait (computed for every profile at once, then kept current)',
         created: 'Created',
         invalid: 'Invalid definition',
+        refused: WINDOW_BEYOND_RETENTION,
       },
-      update: { summary: 'Rename or redefine (a new definition is recomputed for every profile)', invalid: 'Invalid' },
+      update: {
+        summary: 'Rename or redefine (a new definition is recomputed for every profile)',
+        invalid: 'Invalid',
+        refused: WINDOW_BEYOND_RETENTION,
+      },
       remove: {
         summary: 'Delete a computed trait and its values (refused while a rule reads it)',
         inUse: 'In use',
@@ -112,7 +125,7 @@ export function computedTraitsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }
       schema: z.object({ key: KEY, name: z.string().min(1).max(200), definition: z.unknown() }),
       prepare: async (body) => ({
         key: body.key,
-        record: { name: body.name, definition: parseDefinition(body.definition, sensitive) },
+        record: { name: body.name, definition: guardDefinition(deps, parseDefinition(body.definition, sensitive)) },
       }),
     },
     update: {
@@ -120,7 +133,10 @@ export function computedTraitsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }
       prepare: async (before, patch) =>
         applyPatch(before, {
           name: patch.name,
-          definition: patch.definition === undefined ? undefined : parseDefinition(patch.definition, sensitive),
+          definition:
+            patch.definition === undefined
+              ? undefined
+              : guardDefinition(deps, parseDefinition(patch.definition, sensitive)),
         }),
     },
     routes: { first: presetRoutes },

@@ -73,8 +73,8 @@ export interface DefinitionResource<
     notFound: string;
     list: { summary: string; description: string };
     get: { summary: string; description: string };
-    create: { summary: string; created: string; invalid: string };
-    update: { summary: string; invalid: string; conflict?: string };
+    create: { summary: string; created: string; invalid: string; refused?: string };
+    update: { summary: string; invalid: string; conflict?: string; refused?: string };
     remove: { summary: string; inUse: string; verb?: string };
     /** Adds `POST /{key}/recompute` with this summary. */
     recompute?: string;
@@ -178,6 +178,7 @@ export function definitionRoutes<
         201: json(r.schema, d.create.created),
         400: json(ErrorSchema, d.create.invalid),
         409: json(ErrorSchema, 'Key taken'),
+        ...(d.create.refused ? { 422: json(ErrorSchema, d.create.refused) } : {}),
         ...AUTH_ERRORS,
       },
     }),
@@ -213,6 +214,7 @@ export function definitionRoutes<
         400: json(ErrorSchema, d.update.invalid),
         404: notFound,
         ...(d.update.conflict ? { 409: json(ErrorSchema, d.update.conflict) } : {}),
+        ...(d.update.refused ? { 422: json(ErrorSchema, d.update.refused) } : {}),
         ...AUTH_ERRORS,
       },
     }),

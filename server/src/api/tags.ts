@@ -20,6 +20,13 @@ import { liveProfileId } from '../pipeline/identify/index.ts';
 import { definitionKey, definitionRoutes } from './definitions.ts';
 import { membersRoute } from './members.ts';
 import { applyPatch } from './patch.ts';
+import {
+  guardRule,
+  type RetentionDeps,
+  RetentionWarningsSchema,
+  WINDOW_BEYOND_RETENTION,
+  withWarnings,
+} from './rule-windows.ts';
 import { checkRule } from './rules.ts';
 import { AUTH_ERRORS, ErrorSchema, json, RuleSchema } from './schemas.ts';
 
@@ -30,6 +37,7 @@ const TagSchema = z
     kind: z.enum(['static', 'dynamic']),
     rule: z.union([RuleSchema, z.null()]),
     words: z.string().nullable(),
+    warnings: RetentionWarningsSchema,
     members: z.number().int(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -55,14 +63,14 @@ const view = (t: TagRow) => ({
  * @example
  * api.route('/tags', tagsApi({ sql, handOff, pii }));
  */
-export function tagsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }) {
+export function tagsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii } & RetentionDeps) {
   const { sql } = deps;
   return definitionRoutes(deps, {
     kind: 'tag',
     noun: 'tag',
     tag: 'Tags',
     schema: TagSchema,
-    view,
+    view: (t) => withWarnings(deps, view(t), { rule: t.rule }),
     record: (t): TagRecord => ({ name: t.name, rule: t.rule }),
     store: { list: listTags, get: getTag, insert: insertTag, update: updateTag, remove: deleteTag },
     // A static tag is set by hand; only a rule is computed.
@@ -76,11 +84,13 @@ export function tagsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }) {
         summary: 'Create a tag: static without a rule, dynamic with one',
         created: 'Created',
         invalid: 'Invalid rule',
+        refused: WINDOW_BEYOND_RETENTION,
       },
       update: {
         summary: 'Rename a tag or change its rule (a dynamic tag stays dynamic)',
         invalid: 'Invalid rule',
         conflict: 'A static tag cannot get a rule, nor a dynamic one lose it',
+        refused: WINDOW_BEYOND_RETENTION,
       },
       remove: { summary: 'Delete a tag and its history (refused while a rule uses it)', inUse: 'In use' },
     },
@@ -97,7 +107,7 @@ export function tagsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }) {
           rule:
             body.rule === undefined || body.rule === null
               ? null
-              : await checkRule(sql, body.rule, { kind: 'tag', key: body.key }, deps.pii),
+              : guardRule(deps, await checkRule(sql, body.rule, { kind: 'tag', key: body.key }, deps.pii)),
         },
       }),
     },
@@ -111,7 +121,7 @@ export function tagsApi(deps: { sql: Sql; handOff: HandOff; pii: Pii }) {
             'conflict',
             'a static tag cannot get a rule, nor a dynamic one lose it: create another tag',
           );
-        const rule = await checkRule(sql, patch.rule, { kind: 'tag', key }, deps.pii);
+        const rule = guardRule(deps, await checkRule(sql, patch.rule, { kind: 'tag', key }, deps.pii));
         return applyPatch(before, { name: patch.name, rule });
       },
     },

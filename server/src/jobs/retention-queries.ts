@@ -1,4 +1,4 @@
-import type { Sql } from '../db/index.ts';
+import type { Sql, Tx } from '../db/index.ts';
 
 // Retention's SQL (docs/retention.md). Events go by whole monthly partitions (migration 0034): never a
 // row DELETE on the hot table. The delivery ledger and flow runs are colder tables whose unique keys
@@ -52,6 +52,24 @@ export async function eventPartitions(sql: Sql): Promise<EventPartition[]> {
     SELECT name, lower_bound AS "lowerBound", upper_bound AS "upperBound"
     FROM event_partitions
     ORDER BY upper_bound`;
+}
+
+/**
+ * The retention horizon: the start of the oldest kept partition of events plus one day (the largest
+ * clock skew accepted), or null while nothing was ever dropped (events_legacy, unbounded below, is still
+ * there). Every event whose timestamp is at or after it is still stored; before it some events are gone,
+ * so the hourly rollup freezes those hours and analytics queries reading them are refused
+ * (docs/retention.md).
+ *
+ * @example
+ * const horizon = await retentionHorizon(sql); // 2027-02-02T00:00:00.000Z, or null
+ */
+export async function retentionHorizon(sql: Tx): Promise<Date | null> {
+  const [row] = await sql<{ horizon: Date | null }[]>`
+    SELECT CASE WHEN count(*) = 0 OR bool_or(lower_bound IS NULL) THEN NULL
+      ELSE min(lower_bound) + interval '1 day' END AS horizon
+    FROM event_partitions`;
+  return row?.horizon ?? null;
 }
 
 /**

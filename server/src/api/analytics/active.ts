@@ -14,6 +14,7 @@ import { type AuthVariables, requirePermission } from '../../auth/middleware.ts'
 import type { MeasureStage } from '../../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, RangeSchema, ReadMetaSchema } from './common.ts';
+import { activeReads, BEFORE_RETENTION, type HorizonGuard } from './horizon.ts';
 import { CohortUnitSchema } from './retention.ts';
 
 const ActiveBodySchema = z
@@ -65,7 +66,7 @@ type Body = z.infer<typeof ActiveBodySchema>;
  * @example
  * analytics.route('/', activeApi(deps));
  */
-export function activeApi(deps: { measure: MeasureStage; now: () => Date }) {
+export function activeApi(deps: { measure: MeasureStage; now: () => Date; horizon: HorizonGuard }) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -78,13 +79,14 @@ export function activeApi(deps: { measure: MeasureStage; now: () => Date }) {
       responses: {
         200: json(ActiveAnswerSchema, 'Every day of the range, and every lifecycle bucket'),
         400: json(ErrorSchema, 'Invalid query'),
-        422: json(ErrorSchema, 'The query ran past the analytics timeout'),
+        422: json(ErrorSchema, `The query ran past the analytics timeout; ${BEFORE_RETENTION}`),
         ...AUTH_ERRORS,
       },
     }),
     async (c) => {
       const started = performance.now();
       const body = c.req.valid('json') as Body;
+      await deps.horizon.refuse(activeReads(body));
       const query: ActiveQuery = {
         range: body.range as TimeRange,
         interval: body.interval as ActiveQuery['interval'],

@@ -19,6 +19,7 @@ import { apiError } from '../../http/errors.ts';
 import type { MeasureStage } from '../../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, RangeSchema, ReadMetaSchema } from './common.ts';
+import { attributionReads, BEFORE_RETENTION, type HorizonGuard } from './horizon.ts';
 
 const L = ATTRIBUTION_LIMITS;
 
@@ -96,7 +97,7 @@ type Body = z.infer<typeof AttributionBodySchema>;
  * @example
  * analytics.route('/', attributionApi(deps));
  */
-export function attributionApi(deps: { measure: MeasureStage; now: () => Date }) {
+export function attributionApi(deps: { measure: MeasureStage; now: () => Date; horizon: HorizonGuard }) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -109,13 +110,14 @@ export function attributionApi(deps: { measure: MeasureStage; now: () => Date })
       responses: {
         200: json(AttributionAnswerSchema, 'Credit per channel and model, and the totals'),
         400: json(ErrorSchema, 'Invalid query'),
-        422: json(ErrorSchema, 'The query ran past the analytics timeout or read too many rows'),
+        422: json(ErrorSchema, `The query ran past the analytics timeout or read too many rows; ${BEFORE_RETENTION}`),
         ...AUTH_ERRORS,
       },
     }),
     async (c) => {
       const started = performance.now();
       const body = c.req.valid('json') as Body;
+      await deps.horizon.refuse(attributionReads(body.range.from, body.lookback.value));
       const query: AttributionQuery = {
         range: body.range as TimeRange,
         conversion: body.conversion as EventFilter,

@@ -23,6 +23,7 @@ import {
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { foldResults, keyOf } from './campaign-fold.ts';
 import { EventMatchSchema, RangeSchema, ReadMetaSchema } from './common.ts';
+import { BEFORE_RETENTION, type HorizonGuard } from './horizon.ts';
 
 const MAX_WINDOW_DAYS = 90;
 const BodySchema = z
@@ -148,7 +149,7 @@ async function channelsOf(sql: Sql) {
  * @example
  * analytics.route('/', campaignResultsApi(deps));
  */
-export function campaignResultsApi(deps: { sql: Sql; measure: MeasureStage; now: () => Date }) {
+export function campaignResultsApi(deps: { sql: Sql; measure: MeasureStage; now: () => Date; horizon: HorizonGuard }) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -165,7 +166,7 @@ export function campaignResultsApi(deps: { sql: Sql; measure: MeasureStage; now:
         200: json(AnswerSchema, 'The results'),
         400: json(ErrorSchema, 'Invalid query'),
         404: json(ErrorSchema, 'No such campaign'),
-        422: json(ErrorSchema, 'The query ran past the analytics timeout'),
+        422: json(ErrorSchema, `The query ran past the analytics timeout; ${BEFORE_RETENTION}`),
         ...AUTH_ERRORS,
       },
     }),
@@ -177,6 +178,11 @@ export function campaignResultsApi(deps: { sql: Sql; measure: MeasureStage; now:
       if (!campaign) throw apiError(404, 'not_found', `no campaign ${id}`);
       const now = deps.now();
       const range = body.range ?? defaultRange(campaign, now);
+      // Opens, clicks, UTM touches and goals are events (from the range on); the ledger is not.
+      await deps.horizon.refuse({
+        at: range.from,
+        what: body.range ? 'range.from' : `the campaign's start (${range.from})`,
+      });
       const goal = body.goal
         ? {
             events: body.goal.events as EventFilter,

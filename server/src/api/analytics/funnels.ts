@@ -23,6 +23,7 @@ import type { MeasureStage, PinnedReader } from '../../pipeline/measure/index.ts
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, IntervalSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 import { readFunnel } from './funnel-read.ts';
+import { BEFORE_RETENTION, type HorizonGuard } from './horizon.ts';
 
 /** What the funnel routes read with (a part of the analytics routes' deps). */
 export interface FunnelDeps {
@@ -229,7 +230,7 @@ export function funnelOf(body: FunnelBody, pii: Pii, now: Date): { query: Funnel
  * @example
  * analytics.route('/', funnelsApi(deps));
  */
-export function funnelsApi(deps: FunnelDeps) {
+export function funnelsApi(deps: FunnelDeps & { horizon: HorizonGuard }) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -242,13 +243,15 @@ export function funnelsApi(deps: FunnelDeps) {
       responses: {
         200: json(FunnelAnswerSchema, 'Per step, per breakdown group, per bucket of the entry'),
         400: json(ErrorSchema, 'Invalid query (steps, window, exclusions, a sensitive breakdown, ...)'),
-        422: json(ErrorSchema, 'The query ran past the analytics timeout'),
+        422: json(ErrorSchema, `The query ran past the analytics timeout; ${BEFORE_RETENTION}`),
         ...AUTH_ERRORS,
       },
     }),
     async (c) => {
       const started = performance.now();
       const body = c.req.valid('json') as FunnelBody;
+      // Attempts start in the range; later steps and exclusions are read after it, never before.
+      await deps.horizon.refuse({ at: body.range.from, what: 'range.from' });
       const { query, pass } = funnelOf(body, deps.pii, deps.now());
       const buckets = body.interval ? bucketsOf(body.range, body.interval) : [];
       const bucketMs = buckets.map((b) => Date.parse(b));
@@ -328,13 +331,14 @@ export function funnelsApi(deps: FunnelDeps) {
           'A page of profile ids',
         ),
         400: json(ErrorSchema, 'Invalid query'),
-        422: json(ErrorSchema, 'The query ran past the analytics timeout'),
+        422: json(ErrorSchema, `The query ran past the analytics timeout; ${BEFORE_RETENTION}`),
         ...AUTH_ERRORS,
       },
     }),
     async (c) => {
       const started = performance.now();
       const body = c.req.valid('json') as FunnelBody & PeopleSelection & { cursor?: string; limit: number };
+      await deps.horizon.refuse({ at: body.range.from, what: 'range.from' });
       const reader = deps.measure.reader.pin();
       const ids = await funnelPeople(deps, body, c.req.raw.signal, body.limit + 1, body.cursor, reader);
       const more = ids.length > body.limit;

@@ -13,6 +13,7 @@ import { type AuthVariables, requirePermission } from '../../auth/middleware.ts'
 import type { MeasureStage } from '../../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, RangeSchema, ReadMetaSchema } from './common.ts';
+import { BEFORE_RETENTION, type HorizonGuard, pathReads } from './horizon.ts';
 
 const PathsBodySchema = z
   .strictObject({
@@ -107,7 +108,7 @@ type Body = z.infer<typeof PathsBodySchema>;
  * @example
  * analytics.route('/', pathsApi(deps));
  */
-export function pathsApi(deps: { measure: MeasureStage; now: () => Date }) {
+export function pathsApi(deps: { measure: MeasureStage; now: () => Date; horizon: HorizonGuard }) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -120,13 +121,14 @@ export function pathsApi(deps: { measure: MeasureStage; now: () => Date }) {
       responses: {
         200: json(PathsAnswerSchema, 'Per step: nodes, edges from the step before, drop-off'),
         400: json(ErrorSchema, 'Invalid query (steps, top, label, a filter, the range)'),
-        422: json(ErrorSchema, 'The query ran past the analytics timeout'),
+        422: json(ErrorSchema, `The query ran past the analytics timeout; ${BEFORE_RETENTION}`),
         ...AUTH_ERRORS,
       },
     }),
     async (c) => {
       const started = performance.now();
       const body = c.req.valid('json') as Body;
+      await deps.horizon.refuse(pathReads(body));
       const reader = deps.measure.reader.pin();
       const rows = await reader.rows<PathRow>(
         pathsQuery({

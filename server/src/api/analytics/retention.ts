@@ -15,6 +15,7 @@ import { apiError } from '../../http/errors.ts';
 import type { MeasureStage } from '../../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, RangeSchema, ReadMetaSchema } from './common.ts';
+import { BEFORE_RETENTION, type HorizonGuard } from './horizon.ts';
 
 /** The cohort units, as OpenAPI shows them. */
 export const CohortUnitSchema = z
@@ -77,7 +78,7 @@ type Body = z.infer<typeof RetentionBodySchema>;
  * @example
  * analytics.route('/', retentionApi(deps));
  */
-export function retentionApi(deps: { measure: MeasureStage; now: () => Date }) {
+export function retentionApi(deps: { measure: MeasureStage; now: () => Date; horizon: HorizonGuard }) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -90,13 +91,16 @@ export function retentionApi(deps: { measure: MeasureStage; now: () => Date }) {
       responses: {
         200: json(RetentionAnswerSchema, 'One row per cohort bucket of the range: its size and periods 0..periods'),
         400: json(ErrorSchema, 'Invalid query (too many cohorts, a bad event match, ...)'),
-        422: json(ErrorSchema, 'The query ran past the analytics timeout'),
+        422: json(ErrorSchema, `The query ran past the analytics timeout; ${BEFORE_RETENTION}`),
         ...AUTH_ERRORS,
       },
     }),
     async (c) => {
       const started = performance.now();
       const body = c.req.valid('json') as Body;
+      // Cohorts enter in the range and return after it. (first_time's "no start event before" reads all
+      // history: after a drop it means none since the horizon; docs/retention.md.)
+      await deps.horizon.refuse({ at: body.range.from, what: 'range.from' });
       const query: RetentionQuery = {
         range: body.range as TimeRange,
         cohort: body.cohort as RetentionQuery['cohort'],

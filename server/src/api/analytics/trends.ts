@@ -23,6 +23,7 @@ import type { Pii } from '../../pii/index.ts';
 import type { AnalyticsReader } from '../../pipeline/measure/reader.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, IntervalSchema, RangeSchema, ReadMetaSchema } from './common.ts';
+import { BEFORE_RETENTION, type HorizonGuard, trendReads } from './horizon.ts';
 
 const dotPath = z
   .string()
@@ -123,7 +124,7 @@ export type TrendsAnswer = z.infer<typeof TrendsAnswerSchema>;
  * @example
  * analytics.route('/', trendsApi(deps));
  */
-export function trendsApi(deps: TrendsDeps) {
+export function trendsApi(deps: TrendsDeps & { horizon: HorizonGuard }) {
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
   app.openapi(
     createRoute({
@@ -136,11 +137,16 @@ export function trendsApi(deps: TrendsDeps) {
       responses: {
         200: json(TrendsAnswerSchema, 'Per series (and group): a value per bucket and the total'),
         400: json(ErrorSchema, 'Invalid query (too many buckets, a sensitive breakdown, ...)'),
-        422: json(ErrorSchema, 'The query ran past the analytics timeout'),
+        422: json(ErrorSchema, `The query ran past the analytics timeout; ${BEFORE_RETENTION}`),
         ...AUTH_ERRORS,
       },
     }),
-    async (c) => c.json((await runTrends(deps, c.req.valid('json') as Body, c.req.raw.signal)) as never, 200),
+    async (c) => {
+      const body = c.req.valid('json') as Body;
+      // Tiles the hourly rollup answers wholly are not refused: it keeps the counts of dropped events.
+      await deps.horizon.refuse(trendReads(body as Parameters<typeof trendReads>[0]));
+      return c.json((await runTrends(deps, body, c.req.raw.signal)) as never, 200);
+    },
   );
   return app;
 }
