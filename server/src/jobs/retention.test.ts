@@ -50,6 +50,8 @@ describeOnDatabases('event retention on %s', (mode) => {
       receivedAt,
       payload: JSON.stringify({ type: 'track', event: 'Retention Probe', messageId }),
     }) as EventRow;
+  // The fold's options and PII protection the baselines of dropped events are recorded with.
+  const fold = () => ({ traits: {}, pii: h.cairn.pii });
   const partitionOf = async (messageId: string) => {
     const rows = await sql<{ part: string }[]>`
       SELECT tableoid::regclass::text AS part FROM events WHERE message_id = ${messageId}`;
@@ -118,15 +120,15 @@ describeOnDatabases('event retention on %s', (mode) => {
 
     // Keep forever (the default): nothing goes, whatever the date.
     const farAhead = new Date(Date.now() + 400 * DAY);
-    expect((await runRetention(sql, KEEP_FOREVER, farAhead)).dropped).toEqual([]);
+    expect((await runRetention(sql, KEEP_FOREVER, farAhead, fold())).dropped).toEqual([]);
 
     // 30 days: the month partition holding the events goes once its end is 30 days old, and not a day before.
     const [bounds] = (await eventPartitions(sql)).filter((p) => p.name === part);
     const expiresAt = bounds!.upperBound.getTime() + 30 * DAY;
     const settings = { ...KEEP_FOREVER, eventDays: 30 };
-    expect((await runRetention(sql, settings, new Date(expiresAt - 60_000))).dropped).not.toContain(part);
+    expect((await runRetention(sql, settings, new Date(expiresAt - 60_000), fold())).dropped).not.toContain(part);
     expect(await partitionOf(events[0]!.messageId)).toEqual([part]);
-    const report = await runRetention(sql, settings, new Date(expiresAt));
+    const report = await runRetention(sql, settings, new Date(expiresAt), fold());
     expect(report.dropped).toContain(part);
     expect(report.keysReleased).toBeGreaterThanOrEqual(2);
     // Partitions for the (virtual) month and the two after it were created ahead.
@@ -170,7 +172,7 @@ describeOnDatabases('event retention on %s', (mode) => {
     });
     expect(back.part).toBe('events_default');
     expect((await h.api(`/profiles?userId=${user}`)).body.data[0].id).toBe(profileId);
-    await runRetention(sql, KEEP_FOREVER, new Date());
+    await runRetention(sql, KEEP_FOREVER, new Date(), fold());
     expect(
       await partitionOf(
         (
@@ -209,7 +211,7 @@ describeOnDatabases('event retention on %s', (mode) => {
     expect(await partitionOf(same)).toHaveLength(1);
 
     // Beyond the window: once its partition is dropped, the key is released and the messageId is new again.
-    const report = await runRetention(sql, { ...KEEP_FOREVER, eventDays: 1 }, new Date('2031-02-02T00:00:01Z'));
+    const report = await runRetention(sql, { ...KEEP_FOREVER, eventDays: 1 }, new Date('2031-02-02T00:00:01Z'), fold());
     expect(report.dropped).toContain('events_p203101');
     expect(await insertEvents(sql, [row(id, '2031-02-05T00:00:00Z')])).toHaveLength(1);
     expect(await partitionOf(id)).toEqual(['events_p203102']);

@@ -1,9 +1,11 @@
-import type { PgBoss, Queue } from 'pg-boss';
+import type { TraitOptions } from '@cairn/core';
+import type { Queue } from 'pg-boss';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import type { Logger } from '../log.ts';
-import type { Stage } from '../runtime.ts';
+import type { Runtime, Stage } from '../runtime.ts';
 import { ensureQueue } from './queues.ts';
+import { type BaselineContext, recordBaselines } from './retention-baseline.ts';
 import {
   cutoffOf,
   deleteFinishedDeliveries,
@@ -38,30 +40,42 @@ export interface RetentionReport {
   created: string[];
   dropped: string[];
   keysReleased: number;
+  /** Identities whose fold baseline was carried forward over the dropped partitions. */
+  baselines: number;
   deliveriesDeleted: number;
   runsDeleted: number;
 }
 
 /**
  * One maintenance run at `now`: creates the partitions of this month and the next two, drops every event
- * partition wholly older than the event retention (its newest possible row received before the cutoff),
- * and deletes finished ledger rows and flow runs past theirs. Settings null = keep forever.
+ * partition wholly older than the event retention (its newest possible row received before the cutoff)
+ * after recording the fold baselines of the identities with events in it (retention-baseline.ts), and
+ * deletes finished ledger rows and flow runs past theirs. Settings null = keep forever.
  *
  * @example
- * await runRetention(sql, config.retention, new Date());
+ * await runRetention(sql, config.retention, new Date(), { traits: {}, pii });
  */
 export async function runRetention(
   sql: Sql,
   settings: Config['retention'],
   now: Date,
+  fold: BaselineContext,
   log?: Logger,
 ): Promise<RetentionReport> {
-  const report: RetentionReport = { created: [], dropped: [], keysReleased: 0, deliveriesDeleted: 0, runsDeleted: 0 };
+  const report: RetentionReport = {
+    created: [],
+    dropped: [],
+    keysReleased: 0,
+    baselines: 0,
+    deliveriesDeleted: 0,
+    runsDeleted: 0,
+  };
   report.created = await ensureEventPartitions(sql, now, MONTHS_AHEAD);
   if (settings.eventDays !== null) {
     const cutoff = cutoffOf(now, settings.eventDays);
     for (const p of await eventPartitions(sql)) {
       if (p.upperBound.getTime() > cutoff.getTime()) break;
+      report.baselines += (await recordBaselines(sql, p, fold)).identities;
       report.keysReleased += await dropEventPartition(sql, p.name);
       report.dropped.push(p.name);
     }
@@ -80,18 +94,16 @@ export async function runRetention(
 
 /**
  * The maintenance worker as a stage: schedules the hourly run, runs once at start, and works the queue.
+ * `traits`: the fold's options (stage 2's, with the data-quality rules), so baselines fold as it does.
  *
  * @example
- * const stage = createRetentionStage({ sql, boss, config, log, clock });
+ * const stage = createRetentionStage(runtime, identify.traits);
  * await stage.start();
  */
-export function createRetentionStage(deps: {
-  sql: Sql;
-  boss: PgBoss;
-  config: Readonly<Config>;
-  log: Logger;
-  clock: () => Date;
-}): Stage {
+export function createRetentionStage(
+  deps: Pick<Runtime, 'sql' | 'boss' | 'config' | 'log' | 'clock' | 'pii'>,
+  traits: TraitOptions = { defaultCallingCode: deps.config.identity.defaultCallingCode },
+): Stage {
   let workerId: string | undefined;
   return {
     async start() {
@@ -101,7 +113,7 @@ export function createRetentionStage(deps: {
         RETENTION_QUEUE.name,
         { batchSize: 1, pollingIntervalSeconds: 10 },
         async function retentionRun() {
-          await runRetention(deps.sql, deps.config.retention, deps.clock(), deps.log);
+          await runRetention(deps.sql, deps.config.retention, deps.clock(), { traits, pii: deps.pii }, deps.log);
         },
       );
       await deps.boss.send(RETENTION_QUEUE.name, {}, { singletonKey: 'start' });

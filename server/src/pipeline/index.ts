@@ -49,7 +49,7 @@ export function createPipeline(rt: Runtime, deps: { sources: SourceDirectory }):
   const deliver = createDeliverStage(rt, { work }); // 5
   const measure = createMeasureStage(rt, { deliver }); // 6: the analytics queries' reader
   // Partitions ahead and retention (docs/retention.md): maintenance, on worker nodes only.
-  const retention = createRetentionStage(rt);
+  const retention = createRetentionStage(rt, identify.traits);
   const order: Stage[] = [ingest, ...(work ? [identify, compute, automate] : []), deliver, measure];
   if (work) order.push(retention);
   return {

@@ -209,6 +209,11 @@ export async function eraseProfile(
     await tx`DELETE FROM duplicate_candidates WHERE profile_a = ANY(${ids}::uuid[]) OR profile_b = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM merges WHERE survivor_id = ANY(${ids}::uuid[]) OR merged_id = ANY(${ids}::uuid[])`;
     await tx`DELETE FROM identities WHERE profile_id = ANY(${ids}::uuid[])`;
+    // The fold baselines of their dropped events (traits). After the identities: a retention run recording
+    // one for these keys holds their rows, so it has committed by now (or will find them gone).
+    await tx`
+      DELETE FROM fold_baselines
+      WHERE identity_key = ANY(${keys}::text[]) OR identity_key = ANY(${ids.map((p) => `profile:${p}`)}::text[])`;
     await tx`
       UPDATE profiles SET erased_at = now(), merged_into = NULL, traits_through_ts = NULL, traits_through_id = NULL,
         updated_at = now()

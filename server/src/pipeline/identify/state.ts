@@ -11,6 +11,7 @@ import {
 import type { PendingQuery, Row } from 'postgres';
 import type { Tx } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
+import { loadBaselines, mergeBaselines, profileBaselineKey } from './baseline.ts';
 
 /** What the fold's storage needs of PII protection: sensitive trait values are stored sealed. */
 export type TraitSealer = Pick<Pii, 'sealValue' | 'openValue' | 'openPayload' | 'traitIndex'>;
@@ -56,8 +57,10 @@ export async function loadStates(tx: Tx, ids: readonly string[], pii: TraitSeale
 }
 
 /**
- * Folds every event of each profile from scratch (after a merge or split, or when an event arrives
- * earlier than the last one folded in). Same fold as the incremental path, so both agree.
+ * Folds every event of each profile again (after a merge or split, or when an event arrives earlier
+ * than the last one folded in), starting from the fold baselines of its identities (the fold of events
+ * retention dropped, baseline.ts) and folding the events none of them holds. Same fold as the
+ * incremental path, so both agree.
  *
  * @example
  * const states = await refoldStates(tx, ids, {}, pii);
@@ -71,10 +74,27 @@ export async function refoldStates(
   const states = new Map<string, ProfileState>();
   for (const id of ids) states.set(id, emptyProfileState());
   if (!ids.length) return states;
-  const rows = await tx<{ id: string; profile_id: string; type: string; timestamp: Date; payload: JsonObject }[]>`
-    SELECT id, profile_id, type, timestamp, payload FROM events
-    WHERE profile_id = ANY(${ids}::uuid[])
-    ORDER BY timestamp, id`;
+  type Row = {
+    id: string;
+    profile_id: string;
+    identity_key: string | null;
+    part: string;
+    type: string;
+    timestamp: Date;
+    payload: JsonObject;
+  };
+  const [all, baselines] = await Promise.all([
+    tx<Row[]>`
+      SELECT id, profile_id, identity_key, tableoid::bigint::text AS part, type, timestamp, payload FROM events
+      WHERE profile_id = ANY(${ids}::uuid[])
+      ORDER BY timestamp, id`,
+    loadBaselines(tx, ids, pii),
+  ]);
+  for (const [p, state] of baselines.states) states.set(p, state);
+  // Events of a partition being dropped are still there while its baselines are already recorded.
+  const rows = all.filter(
+    (r) => !baselines.foldedParts.get(r.identity_key ?? profileBaselineKey(r.profile_id))?.has(r.part),
+  );
   const events: (TraitEvent & { profile: string })[] = rows.map((r) => ({
     id: String(r.id),
     ts: r.timestamp.getTime(),
@@ -84,7 +104,28 @@ export async function refoldStates(
     profile: r.profile_id,
   }));
   events.sort(compareTraitEvents);
-  for (const e of events) foldEvent(states.get(e.profile)!, e, options);
+  // A kept event earlier than a baseline's position (received later than the dropped ones, or another
+  // identity's): folded apart, then merged with the baseline by the same rules as two baselines, so an
+  // earlier first touch still wins; the events after the position fold on top as usual.
+  const early = new Map<string, ProfileState>();
+  const settled = (p: string) => {
+    const e = early.get(p);
+    if (!e) return;
+    states.set(p, mergeBaselines([states.get(p)!, e]));
+    early.delete(p);
+  };
+  const position = new Map([...baselines.states].map(([p, b]) => [p, b.through]));
+  for (const e of events) {
+    const through = position.get(e.profile);
+    if (through && compareTraitEvents(e, through) < 0) {
+      if (!early.has(e.profile)) early.set(e.profile, emptyProfileState());
+      foldEvent(early.get(e.profile)!, e, options);
+      continue;
+    }
+    settled(e.profile);
+    foldEvent(states.get(e.profile)!, e, options);
+  }
+  for (const p of [...early.keys()]) settled(p);
   return states;
 }
 
