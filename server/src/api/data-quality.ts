@@ -17,6 +17,7 @@ import {
   type StoredTraitRule,
   type TraitQuality,
 } from '../pipeline/identify/index.ts';
+import { BackfillSchema, backfillApi, backfillView } from './data-quality-backfill.ts';
 import { ReportSchema, RuleBodySchema, StoredRuleSchema, TraitReportSchema } from './data-quality-schemas.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
@@ -120,6 +121,7 @@ export function dataQualityApi(deps: {
   const read = requirePermission('profiles:read');
   const write = requirePermission('quality:write');
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+  app.route('/', backfillApi(deps));
   const rulesByKey = async () => new Map((await listTraitRules(sql)).map((r) => [r.key, r.rule]));
   const report = async (
     c: Context<{ Variables: AuthVariables }>,
@@ -232,15 +234,22 @@ export function dataQualityApi(deps: {
       summary: 'Create or replace a trait’s rule',
       description:
         'Applies to values folded from now on, by stage 2 and by bulk import (a refold of a profile applies it to ' +
-        'its past events too). A value the rule fails on is kept as received and counted in the report.',
+        'its past events too). A value the rule fails on is kept as received and counted in the report. ' +
+        '`?backfill=apply` (or `dry-run`) also queues a backfill of this trait over the stored profiles ' +
+        '(POST /data-quality/backfills), returned as `backfill`.',
       middleware: [write] as const,
       request: {
         params: KeyParam,
+        query: z.object({
+          backfill: z.enum(['none', 'apply', 'dry-run']).default('none').openapi({
+            description: 'Also apply the rule to the profiles already stored (`apply`), or report what it would change',
+          }),
+        }),
         body: { content: { 'application/json': { schema: RuleBodySchema } }, required: true },
       },
       responses: {
-        200: json(StoredRuleSchema, 'Replaced'),
-        201: json(StoredRuleSchema, 'Created'),
+        200: json(StoredRuleSchema.extend({ backfill: BackfillSchema.optional() }), 'Replaced'),
+        201: json(StoredRuleSchema.extend({ backfill: BackfillSchema.optional() }), 'Created'),
         400: json(ErrorSchema, 'Invalid rule (the reason names the field)'),
         ...AUTH_ERRORS,
       },
@@ -260,7 +269,19 @@ export function dataQualityApi(deps: {
       const created = await putTraitRule(sql, key, rule, c.get('principal').id);
       await deps.identify.reloadTraitRules();
       const stored = (await getTraitRule(sql, key))!;
-      return c.json(ruleView(stored) as never, created ? 201 : 200);
+      const { backfill } = c.req.valid('query');
+      const queued =
+        backfill === 'none'
+          ? undefined
+          : await deps.identify.requestBackfill(
+              { keys: [key], dryRun: backfill === 'dry-run', triggerFlows: false },
+              c.get('principal').id,
+            );
+      const answer = {
+        ...ruleView(stored),
+        ...(queued ? { backfill: backfillView(queued, deps.pii, c.get('principal'), deps.now()) } : {}),
+      };
+      return c.json(answer as never, created ? 201 : 200);
     },
   );
 

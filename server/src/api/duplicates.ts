@@ -12,6 +12,7 @@ import {
   listDuplicates,
   scanDuplicates,
 } from '../pipeline/identify/index.ts';
+import { duplicateScheduleApi } from './duplicates-schedule.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from './schemas.ts';
 
 const DuplicateProfileSchema = z.object({
@@ -57,6 +58,12 @@ const ScanSchema = z
       .int()
       .openapi({ description: 'Keys shared by more than 20 profiles (a shop phone, a placeholder): skipped' }),
     candidates: z.number().int().openapi({ description: 'Open candidates found or refreshed' }),
+    newCandidates: z
+      .number()
+      .int()
+      .openapi({ description: 'Open pairs this scan proposed first: `GET /api/duplicates?scan=<id>` lists them' }),
+    trigger: z.enum(['api', 'schedule']),
+    period: z.string().nullable().openapi({ description: 'The schedule period it scanned for (null: on demand)' }),
     startedAt: z.string(),
     finishedAt: z.string(),
   })
@@ -74,9 +81,11 @@ const CURSOR = /^(\d{1,3})\.(\d+)$/;
  * @example
  * api.route('/duplicates', duplicatesApi({ sql, pii, identify }));
  */
-export function duplicatesApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStage }) {
+export function duplicatesApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStage; now: () => Date }) {
   const { sql, pii, identify } = deps;
   const app = new OpenAPIHono<{ Variables: AuthVariables }>();
+  // Before `/{id}`: `schedule` and `groups` are no candidate ids.
+  app.route('/', duplicateScheduleApi(deps));
 
   app.openapi(
     createRoute({
@@ -98,13 +107,28 @@ export function duplicatesApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStag
             .optional()
             .openapi({ description: 'The `next` of the previous page' }),
           limit: limitParam(500, 50),
+          scan: z
+            .string()
+            .regex(/^(\d+|latest)$/, 'a scan id or `latest`')
+            .optional()
+            .openapi({
+              description:
+                'Only pairs this scan proposed first (`latest`: the last finished scan): what is new since the scan before it',
+            }),
         }),
       },
       responses: {
         200: json(
           pageSchema(DuplicateSchema).extend({
             scan: z
-              .object({ id: z.string(), finishedAt: z.string(), profiles: z.number().int() })
+              .object({
+                id: z.string(),
+                finishedAt: z.string(),
+                profiles: z.number().int(),
+                trigger: z.enum(['api', 'schedule']),
+                period: z.string().nullable(),
+                newCandidates: z.number().int().openapi({ description: 'Open pairs it proposed first' }),
+              })
               .nullable()
               .openapi({ description: 'The scan the list comes from; null before the first' }),
           }),
@@ -118,10 +142,13 @@ export function duplicatesApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStag
       const m = q.cursor ? CURSOR.exec(q.cursor) : null;
       const cursor = m ? { score: Number(m[1]), id: m[2]! } : undefined;
       const view = piiView(pii, c.get('principal'));
-      const data = await listDuplicates(sql, { ...q, cursor }, view);
+      const scan = await latestScan(sql);
+      // `latest` before any scan: nothing is new.
+      const scanId = q.scan === 'latest' ? (scan?.id ?? '0') : q.scan;
+      const data = await listDuplicates(sql, { ...q, cursor, scanId }, view);
       const last = data.at(-1);
       const next = data.length === q.limit && last ? `${last.score}.${last.id}` : null;
-      return c.json({ data, next, scan: await latestScan(sql) }, 200);
+      return c.json({ data, next, scan }, 200);
     },
   );
 
@@ -151,8 +178,11 @@ export function duplicatesApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStag
         ...AUTH_ERRORS,
       },
     }),
-    async (c) =>
-      c.json(await scanDuplicates(sql, pii, c.get('principal').id, c.req.valid('query').full === 'true'), 200),
+    async (c) => {
+      const r = await scanDuplicates(sql, pii, c.get('principal').id, c.req.valid('query').full === 'true');
+      // Only a scheduled period's retried scan is skipped (null); an on-demand scan always runs.
+      return c.json(r!, 200);
+    },
   );
 
   app.openapi(

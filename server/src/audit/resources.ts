@@ -298,6 +298,15 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       idFrom: 'key',
       load: l.traitRule,
     },
+    // A backfill's answer: its settings and counts (the sample's values stay out of the log).
+    {
+      method: 'POST',
+      path: '/data-quality/backfills',
+      action: 'trait_backfill.start',
+      resourceType: 'trait_backfill',
+      idFrom: 'response',
+      summary: (r) => ({ keys: r.keys, dryRun: r.dryRun, triggerFlows: r.triggerFlows }),
+    },
     {
       method: 'DELETE',
       path: '/data-quality/rules/:key',
@@ -408,6 +417,13 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       summary: (r) => r,
     },
     // Duplicates: the merge answer holds ids only; a dismissal keeps its status, never the pair's PII.
+    {
+      method: 'PUT',
+      path: '/duplicates/schedule',
+      action: 'duplicate.schedule',
+      resourceType: 'duplicate_schedule',
+      summary: (r) => ({ enabled: r.enabled, everyHours: r.everyHours, dailyAt: r.dailyAt, timeZone: r.timeZone }),
+    },
     {
       method: 'POST',
       path: '/duplicates/scan',

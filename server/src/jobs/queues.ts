@@ -83,6 +83,35 @@ export const QUEUES = {
   measure: { name: 'measure', ...STAGE_RETRIES, expireInSeconds: 120, heartbeatSeconds: 10, notify: true },
 } as const satisfies { [Q in ConsumerQueue]: Queue & { name: Q } };
 
+/**
+ * Stage 2's data-quality backfills (pipeline/identify/backfill.ts): a job is `{ backfillId }`. The job's
+ * progress and cursor live on the backfill's row, so a retry after a crash resumes after the last
+ * committed chunk; one job per backfill at a time (the row is locked per chunk).
+ */
+export const BACKFILL_QUEUE = {
+  name: 'quality_backfill',
+  retryLimit: 10,
+  retryDelay: 5,
+  retryBackoff: true,
+  retryDelayMax: 300,
+  expireInSeconds: 3600,
+  heartbeatSeconds: 10,
+} as const satisfies Queue;
+
+/**
+ * Stage 2's scheduled duplicate scans (pipeline/identify/duplicates/schedule.ts): a job is `{ period }`,
+ * sent once per period with the period's claim. A scan refused because another runs is retried.
+ */
+export const DUPLICATE_SCAN_QUEUE = {
+  name: 'duplicate_scan',
+  retryLimit: 10,
+  retryDelay: 30,
+  retryBackoff: true,
+  retryDelayMax: 900,
+  expireInSeconds: 3600,
+  heartbeatSeconds: 10,
+} as const satisfies Queue;
+
 /** How often lapsed heartbeats and expired jobs are looked for (by one worker of many per queue). */
 export const MONITOR_SECONDS = 2;
 

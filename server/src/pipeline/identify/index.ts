@@ -2,6 +2,9 @@
 // folder is the stage's own (biome's noRestrictedImports keeps api/ and audit/ to this file).
 
 export { liveProfileId } from './admin.ts';
+export type { BackfillRequest } from './backfill-jobs.ts';
+export { type BackfillRow, getBackfill, type KeyCounts, listBackfills, type SampleChange } from './backfill-queries.ts';
+export { type DuplicateGroup, duplicateGroups } from './duplicates/groups.ts';
 export type { CandidateMerge } from './duplicates/merge.ts';
 export {
   type DuplicateQuery,
@@ -10,8 +13,15 @@ export {
   getDuplicate,
   latestScan,
   listDuplicates,
+  type ScanSummary,
 } from './duplicates/queries.ts';
 export { type ScanResult, scanDuplicates } from './duplicates/scan.ts';
+export {
+  type DuplicateSchedule,
+  getDuplicateSchedule,
+  periodStart,
+  putDuplicateSchedule,
+} from './duplicates/schedule.ts';
 export { type ImportContext, runImport, upsertProfile } from './import.ts';
 export {
   checkImportTags,

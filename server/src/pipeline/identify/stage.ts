@@ -1,7 +1,10 @@
 import type { TraitOptions } from '@cairn/core';
 import type { Runtime, Stage } from '../../runtime.ts';
 import { eraseProfile, setConsent, unmergeProfile } from './admin.ts';
+import { type BackfillRequest, requestBackfill, startBackfillWorker } from './backfill-jobs.ts';
+import type { BackfillRow } from './backfill-queries.ts';
 import { mergeCandidate } from './duplicates/merge.ts';
+import { startDuplicateSchedule } from './duplicates/schedule.ts';
 import { traitRulesCache } from './trait-rules.ts';
 import type { IdentifyContext } from './types.ts';
 import { startIdentifyWorker } from './worker.ts';
@@ -16,6 +19,8 @@ export interface IdentifyStage extends Stage {
   readonly traits: TraitOptions;
   /** Reloads the data-quality rules in this process (the admin API, after it changed them). */
   reloadTraitRules(): Promise<void>;
+  /** Queues a data-quality backfill (backfill.ts): the rules of `keys` applied to stored profiles. */
+  requestBackfill(req: BackfillRequest, actor: string): Promise<BackfillRow>;
   /** Undoes a merge into `profileId`; both profiles are evaluated again by compute. */
   unmerge(profileId: string, mergeId: string, actor: string): ReturnType<typeof unmergeProfile>;
   /** Merges the two profiles of a duplicate candidate as one more identity link (logged; unmerge undoes it). */
@@ -47,14 +52,24 @@ export function createIdentifyStage(rt: Runtime): IdentifyStage {
     // PGlite is one session: one transaction at a time.
     concurrency: rt.dbKind === 'embedded' ? 1 : rt.config.identifyConcurrency,
   };
+  const stops: (() => Promise<void>)[] = [];
   return {
     identity: ctx.identity,
     purposes: ctx.purposes,
     traits: ctx.traits,
     reloadTraitRules: rules.refresh,
-    start: () => startIdentifyWorker(rt.boss, rt.sql, rt.handOff, ctx, rt.metrics),
+    async start() {
+      await startIdentifyWorker(rt.boss, rt.sql, rt.handOff, ctx, rt.metrics);
+      stops.push(
+        await startBackfillWorker(rt.boss, { ...rt, traits: rules.options }),
+        await startDuplicateSchedule(rt),
+      );
+    },
     // pg-boss's graceful stop (server.ts) lets the jobs in flight finish.
-    stop: async () => {},
+    async stop() {
+      for (const stop of stops.splice(0)) await stop();
+    },
+    requestBackfill: (req, actor) => requestBackfill(rt.sql, rt.boss, req, actor),
     unmerge: (profileId, mergeId, actor) => unmergeProfile(rt.sql, rt.handOff, profileId, mergeId, actor, ctx),
     mergeDuplicate: (candidateId, actor) => mergeCandidate(rt.sql, rt.handOff, candidateId, actor, ctx, rt.clock()),
     erase: (profileId, actor) => eraseProfile(rt.sql, rt.handOff, profileId, actor, ctx),

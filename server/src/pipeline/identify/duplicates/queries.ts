@@ -43,9 +43,17 @@ export interface DuplicateQuery {
   minScore: number;
   cursor?: { score: number; id: string };
   limit: number;
+  /** Only pairs this scan proposed first (new since the scan before it). */
+  scanId?: string;
 }
 
-async function profilesOf(sql: Sql, ids: string[], view: PiiView): Promise<Map<string, DuplicateProfile>> {
+/**
+ * The reviewer's view of profiles (name, emails, phones; PII per the caller's view).
+ *
+ * @example
+ * const byId = await profilesOf(sql, ['6f1c…'], view);
+ */
+export async function profilesOf(sql: Sql, ids: string[], view: PiiView): Promise<Map<string, DuplicateProfile>> {
   const out = new Map<string, DuplicateProfile>(ids.map((id) => [id, { id, name: null, emails: [], phones: [] }]));
   if (!ids.length) return out;
   const rows = await sql<{ profile_id: string; kind: string; key: string; value: unknown }[]>`
@@ -109,6 +117,7 @@ export async function listDuplicates(sql: Sql, q: DuplicateQuery, view: PiiView)
     WHERE status = ${q.status}
       AND score >= ${q.minScore}
       ${q.cursor ? sql`AND (score, id) < (${q.cursor.score}, ${q.cursor.id})` : sql``}
+      ${q.scanId ? sql`AND first_scan_id = ${q.scanId}` : sql``}
       ${live}
     ORDER BY score DESC, id DESC
     LIMIT ${q.limit}`;
@@ -147,13 +156,52 @@ export async function dismissDuplicate(sql: Sql, id: string, actor: string): Pro
   throw new DomainError(409, 'already_decided', `duplicate candidate ${id} is ${row.status}`);
 }
 
-/** The last finished scan, or null before the first. */
-export async function latestScan(sql: Sql): Promise<{ id: string; finishedAt: string; profiles: number } | null> {
-  const [row] = await sql<{ id: string; finished_at: Date; profiles: number }[]>`
-    SELECT id::text AS id, finished_at, profiles
-    FROM duplicate_scans
-    WHERE finished_at IS NOT NULL
-    ORDER BY id DESC
-    LIMIT 1`;
-  return row ? { id: row.id, finishedAt: row.finished_at.toISOString(), profiles: row.profiles } : null;
+/** A finished scan as lists name it. */
+export interface ScanSummary {
+  id: string;
+  finishedAt: string;
+  profiles: number;
+  trigger: 'api' | 'schedule';
+  period: string | null;
+  /** Open pairs it proposed first (still open now). */
+  newCandidates: number;
+}
+
+/**
+ * The last finished scan, or null before the first.
+ *
+ * @example
+ * const scan = await latestScan(sql); // { id: '7', trigger: 'schedule', newCandidates: 3, ... }
+ */
+export async function latestScan(sql: Sql): Promise<ScanSummary | null> {
+  const [row] = await sql<
+    {
+      id: string;
+      finished_at: Date;
+      profiles: number;
+      trigger: 'api' | 'schedule';
+      period: Date | null;
+      fresh: number;
+    }[]
+  >`
+    WITH last AS (
+      SELECT id, finished_at, profiles, trigger, period
+      FROM duplicate_scans
+      WHERE finished_at IS NOT NULL
+      ORDER BY id DESC
+      LIMIT 1
+    )
+    SELECT l.id::text AS id, l.finished_at, l.profiles, l.trigger, l.period,
+      (SELECT count(*)::int FROM duplicate_candidates c WHERE c.first_scan_id = l.id AND c.status = 'open') AS fresh
+    FROM last l`;
+  return row
+    ? {
+        id: row.id,
+        finishedAt: row.finished_at.toISOString(),
+        profiles: row.profiles,
+        trigger: row.trigger,
+        period: row.period?.toISOString() ?? null,
+        newCandidates: row.fresh,
+      }
+    : null;
 }

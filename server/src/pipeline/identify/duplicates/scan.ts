@@ -27,6 +27,12 @@ export interface ScanResult {
   keys: number;
   oversizedKeys: number;
   candidates: number;
+  /** Open pairs this scan proposed for the first time (`GET /api/duplicates?scan=<id>` lists them). */
+  newCandidates: number;
+  /** `api` (POST /api/duplicates/scan) or `schedule`. */
+  trigger: 'api' | 'schedule';
+  /** The schedule's period it scanned for, or null. */
+  period: string | null;
   startedAt: string;
   finishedAt: string;
 }
@@ -173,8 +179,8 @@ async function writeCandidates(tx: Tx, scanId: string): Promise<{ candidates: nu
       JOIN weights w ON w.kind = p.kind
       GROUP BY p.a, p.b
     )
-    INSERT INTO duplicate_candidates (profile_a, profile_b, reasons, score, scan_id)
-    SELECT a, b, reasons, score, ${scanId}
+    INSERT INTO duplicate_candidates (profile_a, profile_b, reasons, score, scan_id, first_scan_id)
+    SELECT a, b, reasons, score, ${scanId}, ${scanId}
     FROM scored
     ON CONFLICT (profile_a, profile_b) DO UPDATE
     SET reasons = excluded.reasons, score = excluded.score, scan_id = excluded.scan_id
@@ -192,16 +198,35 @@ async function writeCandidates(tx: Tx, scanId: string): Promise<{ candidates: nu
  * @example
  * const scan = await scanDuplicates(sql, pii, 'admin-key');
  */
-export async function scanDuplicates(sql: Sql, pii: Pii, actor: string, full = false): Promise<ScanResult> {
+export async function scanDuplicates(
+  sql: Sql,
+  pii: Pii,
+  actor: string,
+  full = false,
+  /** The schedule's period (schedule.ts): the scan is recorded as its, and skipped when it has one already. */
+  period?: string,
+): Promise<ScanResult | null> {
   return sql.begin(async (tx) => {
     const [lock] = await tx<{ ok: boolean }[]>`
       SELECT pg_try_advisory_xact_lock(hashtextextended('cairn.duplicates.scan', 0)) AS ok`;
     if (!lock?.ok) throw new DomainError(409, 'scan_running', 'a duplicate scan is already running');
+    if (period) {
+      // A retried job of a period whose scan committed (the process died before the job completed).
+      const [claim] = await tx<{ scan_id: string | null }[]>`
+        SELECT scan_id FROM duplicate_schedule_runs WHERE period = ${period} FOR UPDATE`;
+      if (!claim || claim.scan_id !== null) return null;
+    }
+    const trigger = period ? 'schedule' : 'api';
     const [scan] = await tx<{ id: string; started_at: Date }[]>`
-      INSERT INTO duplicate_scans (actor) VALUES (${actor}) RETURNING id, started_at`;
+      INSERT INTO duplicate_scans (actor, trigger, period)
+      VALUES (${actor}, ${trigger}, ${period ?? null})
+      RETURNING id, started_at`;
+    if (period) await tx`UPDATE duplicate_schedule_runs SET scan_id = ${scan!.id} WHERE period = ${period}`;
     const read = await writeKeys(tx, pii, full);
     const [stored] = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM duplicate_keys`;
     const found = await writeCandidates(tx, scan!.id);
+    const [fresh] = await tx<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM duplicate_candidates WHERE first_scan_id = ${scan!.id} AND status = 'open'`;
     const [done] = await tx<{ finished_at: Date }[]>`
       UPDATE duplicate_scans
       SET finished_at = clock_timestamp(), profiles = ${read.profiles}, keys = ${stored!.n},
@@ -213,8 +238,11 @@ export async function scanDuplicates(sql: Sql, pii: Pii, actor: string, full = f
       ...read,
       keys: stored!.n,
       ...found,
+      newCandidates: fresh!.n,
+      trigger,
+      period: period ?? null,
       startedAt: scan!.started_at.toISOString(),
       finishedAt: done!.finished_at.toISOString(),
     };
-  }) as Promise<ScanResult>;
+  }) as Promise<ScanResult | null>;
 }
