@@ -18,8 +18,13 @@ import { cpuMeter } from './ingest/machine.ts';
 
 const DB = 'cairn_bench_baselines';
 const { values } = parseArgs({
-  options: { profiles: { type: 'string', default: '100000' }, events: { type: 'string', default: '3' } },
-  allowPositionals: true,
+  // `npm run`-style `--` before the options is allowed.
+  args: process.argv.slice(2).filter((a) => a !== '--'),
+  options: {
+    profiles: { type: 'string', default: '100000' },
+    events: { type: 'string', default: '3' },
+    explain: { type: 'boolean', default: false },
+  },
 });
 const profiles = Number(values.profiles);
 const perProfile = Number(values.events);
@@ -42,7 +47,7 @@ async function phase<T>(name: string, fn: () => Promise<T>): Promise<{ ms: numbe
   const ms = performance.now() - t0;
   const cpu = stop();
   console.log(
-    `${name.padEnd(46)} ${s(ms).padStart(9)}   this process ${cpu.loadgen.toFixed(2)} cores, Postgres ${cpu.postgres.toFixed(2)}, other processes ${cpu.other.toFixed(2)}`,
+    `${name.padEnd(46)} ${s(ms).padStart(9)}   CPU: this process ${s(cpu.loadgen * ms)}, Postgres ${s(cpu.postgres * ms)}; other processes ${cpu.other.toFixed(2)} cores`,
   );
   return { ms, result };
 }
@@ -86,6 +91,11 @@ try {
     'reference: one read of the partition',
     () => sql`SELECT count(*), sum(length(payload::text)) FROM events_legacy`,
   );
+  if (values.explain) {
+    const plan = await sql.unsafe(`EXPLAIN (ANALYZE, BUFFERS) SELECT DISTINCT profile_id FROM events_legacy
+      WHERE profile_id > '00000000-0000-0000-0000-000000000000'::uuid ORDER BY profile_id LIMIT 1000`);
+    console.log(plan.map((r) => r['QUERY PLAN']).join('\n'));
+  }
   const rec = await phase('record baselines', () => recordBaselines(sql, part, ctx));
   console.log(`  ${JSON.stringify(rec.result)}`);
   await phase('record again (a crashed run: all skipped)', () => recordBaselines(sql, part, ctx));

@@ -14,7 +14,8 @@ import type { EventPartition } from './retention-queries.ts';
 
 // Before a partition of events is dropped, the fold of every identity with events in it is carried
 // forward into fold_baselines (migration 0039), so a refold after the drop (a merge, an unmerge) starts
-// from what the dropped events made instead of from nothing (docs/retention.md).
+// from what the dropped events made instead of from nothing; and the consent choices those events recorded
+// are labelled with their identity, which they then follow (docs/retention.md).
 
 /** What recording baselines needs: the fold's options and PII protection (payloads are stored sealed). */
 export interface BaselineContext {
@@ -95,8 +96,7 @@ export async function recordBaselines(
       const stored = await tx<BaselineRow[]>`
         SELECT identity_key, traits, groups, through_ts, through_id::text AS through_id, folded_parts::text[] AS folded_parts
         FROM fold_baselines
-        WHERE identity_key = ANY(${[...byKey.keys()]}::text[])
-        FOR UPDATE`;
+        WHERE identity_key = ANY(${[...byKey.keys()]}::text[])`;
       const storedOf = new Map(stored.map((s) => [s.identity_key, s]));
       const writes: Record<string, unknown>[] = [];
       for (const [key, group] of byKey) {
@@ -127,7 +127,7 @@ export async function recordBaselines(
         const written = await tx<{ n: number }[]>`
           WITH x AS (
             SELECT * FROM json_to_recordset(${JSON.stringify(writes)}::text::json)
-              AS x (k text, p uuid, tr jsonb, g jsonb, tt timestamptz, ti bigint, f bigint[])
+              AS x (k text, p uuid, tr json, g json, tt timestamptz, ti bigint, f bigint[])
           ), live AS (
             SELECT key FROM identities WHERE key IN (SELECT k FROM x) FOR KEY SHARE
           ), saved AS (
@@ -147,6 +147,13 @@ export async function recordBaselines(
           SELECT count(*)::int AS n FROM saved`;
         report.identities += written[0]!.n;
       }
+      // Their consent choices from these events keep the identity they were attached by (process.ts,
+      // repointEvents, moves them with it).
+      await tx`
+        UPDATE consent_changes c SET identity_key = e.identity_key
+        FROM ${tx(partition.name)} e
+        WHERE c.profile_id = ANY(${ids}::uuid[]) AND c.source = 'event' AND c.identity_key IS NULL
+          AND e.id = c.event_id AND e.identity_key IS NOT NULL`;
       report.profiles += ids.length;
       last = ids[ids.length - 1]!;
       return ids.length < BASELINE_BATCH;

@@ -1,7 +1,7 @@
 // Issue 22: a trait refold after retention dropped the events it would read. Two people's traits are set
 // only by events in a partition retention drops; then a new event merges them (their traits are folded
 // again) and the merge is undone (each side folded again). The fold baselines recorded before the drop
-// (migration 0039) must give the same traits, first/last seen and accounts as the same story with every
+// (migration 0039) must give the same traits, first/last seen, accounts and consent as the same story with every
 // event kept (the control, run first on the same server). On both databases.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,7 @@ describe.each(['postgres', 'embedded'] as const)('a trait refold after retention
       Object.entries(p.traits as Record<string, Any>).map(([k, t]) => [k, [t.value, t.updatedAt ?? t.ts, t.source]]),
     ),
     accounts: (p.accounts as Any[]).map((a) => [a.firstSeenAt, a.lastSeenAt, a.traits]),
+    consent: p.consent,
   });
   const snapshot = async (u: string, d: string): Promise<Snapshot> => {
     const [user, device] = [await lookup(`userId=${u}`), await lookup(`anonymousId=${d}`)];
@@ -81,7 +82,13 @@ describe.each(['postgres', 'embedded'] as const)('a trait refold after retention
         timestamp: at(0),
       },
       { type: 'group', userId: u, groupId: `acct-${u}`, traits: { name: 'Acme' }, timestamp: at(1) },
-      { type: 'page', anonymousId: d, name: 'Home', context: { traits: { color: 'red' } }, timestamp: at(-10) },
+      {
+        type: 'page',
+        anonymousId: d,
+        name: 'Home',
+        context: { traits: { color: 'red' }, consent: { categoryPreferences: { marketing: true } } },
+        timestamp: at(-10),
+      },
       { type: 'identify', anonymousId: d, traits: { color: 'blue', size: 'L' }, timestamp: at(2) },
     );
 
@@ -117,7 +124,12 @@ describe.each(['postgres', 'embedded'] as const)('a trait refold after retention
     await history(cu, cd);
     const controlBefore = await snapshot(cu, cd);
     const [controlMerged, controlUndone] = await mergeAndUndo(cu, cd);
-    expect(controlMerged.user).toMatchObject({ plan: ['pro', at(0), 'identify'], color: ['blue', at(2), 'identify'] });
+    expect(controlMerged.user).toMatchObject({
+      plan: ['pro', at(0), 'identify'],
+      color: ['blue', at(2), 'identify'],
+      consent: { marketing: expect.objectContaining({ granted: true, at: at(-10) }) },
+    });
+    expect(controlUndone.user.consent).toEqual({});
 
     // The story under test: the history only in a partition that retention then drops.
     const [u, d] = [`user-${run}`, `dev-${run}`];

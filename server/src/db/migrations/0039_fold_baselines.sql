@@ -11,10 +11,11 @@ CREATE TABLE fold_baselines (
   identity_key text PRIMARY KEY,
   -- The profile that held the identity when the baseline was last recorded (informational).
   profile_id uuid NOT NULL,
-  -- { trait: { v: value (sealed when sensitive), t: epoch ms, e: event id, s: source } }
-  traits jsonb NOT NULL,
+  -- { trait: { v: value (sealed when sensitive), t: epoch ms, e: event id, s: source } }; json, not jsonb:
+  -- only ever written and read whole (never queried inside), and json is cheaper to store (measured).
+  traits json NOT NULL,
   -- { account: { f: first epoch ms, l: last epoch ms, e: event id } }
-  groups jsonb NOT NULL,
+  groups json NOT NULL,
   -- The last event folded in (the fold position), null when none was.
   through_ts timestamptz,
   through_id bigint,
@@ -26,3 +27,8 @@ CREATE TABLE fold_baselines (
   folded_to timestamptz NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Consent choices recorded from events retention drops: the deciding identity of their event, set just
+-- before the drop, so that when profiles merge, split or unmerge they follow that identity as their event
+-- would have (a refold of consent keeps them, having no event to rebuild them from).
+ALTER TABLE consent_changes ADD COLUMN identity_key text;

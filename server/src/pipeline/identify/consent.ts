@@ -7,7 +7,8 @@ import type { IdentifyContext, LoadedEvent } from './types.ts';
 
 /**
  * Rebuilds the consent history events recorded for these profiles from all their events (the API's
- * entries stay, and count as the choice in force from their time): an event's choice is kept when it
+ * entries, and those of events retention dropped, stay, and count as the choice in force from their
+ * time): an event's choice is kept when it
  * differs from the one in force just before it, as `saveConsent` does for events arriving in order.
  * Needed when a profile's events change other than by appending later ones (an earlier event arrives
  * late; a merge, split or unmerge moves events): the history kept so far left out choices that
@@ -20,7 +21,12 @@ export async function rebuildConsent(
   ctx: Pick<IdentifyContext, 'purposes'>,
 ): Promise<void> {
   if (!profiles.length) return;
-  await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${profiles}::uuid[]) AND source = 'event'`;
+  // Choices of events retention dropped stay as they are (nothing to rebuild them from): like the API's,
+  // they count as the choice in force from their time.
+  await tx`
+    DELETE FROM consent_changes c
+    WHERE c.profile_id = ANY(${profiles}::uuid[]) AND c.source = 'event'
+      AND EXISTS (SELECT 1 FROM events e WHERE e.id = c.event_id)`;
   const [events, api] = await Promise.all([
     tx<{ id: string; profile_id: string; timestamp: Date; payload: JsonObject }[]>`
       SELECT id, profile_id, timestamp, payload FROM events

@@ -368,6 +368,11 @@ export async function repointEvents(tx: Tx, profiles: readonly string[]): Promis
     UPDATE consent_changes c SET profile_id = e.profile_id
     FROM events e
     WHERE c.profile_id = ANY(${profiles}::uuid[]) AND c.event_id = e.id AND c.profile_id <> e.profile_id`;
+  // Choices of events retention dropped follow the identity their event was attached by, as it would have.
+  await tx`
+    UPDATE consent_changes c SET profile_id = i.profile_id
+    FROM identities i
+    WHERE c.profile_id = ANY(${profiles}::uuid[]) AND i.key = c.identity_key AND c.profile_id <> i.profile_id`;
   // Consent given through the API follows a merged-away profile to its survivor.
   await tx`
     UPDATE consent_changes c SET profile_id = p.merged_into
