@@ -37,12 +37,25 @@ export interface TrendQuery {
   /** The instant relative dates in event filters are read against. */
   now: Date;
   /**
-   * Whole UTC hours inside the range ({@link rollupWindow}) that series {@link rollsUp} accepts read from
-   * the hourly rollup (analytics_hourly_counts) instead of events; the partial hours at the edges still
-   * scan events.
+   * Whole UTC hours inside the range ({@link rollupWindow}) that series with a {@link rollupSource} read
+   * from the hourly rollups instead of events; the partial hours at the edges still scan events.
    */
   rollup?: { from: string; to: string };
+  /** The properties rolled up per hour (analytics_rollup_properties); others are scanned. */
+  rolled?: readonly RolledProperty[];
 }
+
+/** A property the pipeline rolls up per hour: sums and numbers of its JSON numbers, and per value when `byValue`. */
+export interface RolledProperty {
+  property: string;
+  byValue: boolean;
+}
+
+/**
+ * Where a series' whole hours are read from: `counts` (analytics_hourly_counts), `values` (sums and
+ * per-value counts of a rolled-up property) or `people` (people per hour, any event).
+ */
+export type RollupSource = 'counts' | 'values' | 'people';
 
 /** A row of a trend statement: one (series, group?, bucket?) cell; `group`/`bucket` null on roll-up rows. */
 export interface TrendRow {
@@ -72,21 +85,83 @@ function numericValue(s: TrendSeries): Fragment {
 function rankKey(s: TrendSeries): Fragment {
   if (s.measure === 'people') return sql`count(DISTINCT profile_id)::float8`;
   if (s.measure === 'sum') return sql`coalesce(sum(value), 0)::float8`;
-  if (s.measure === 'avg') return sql`count(value)::float8`;
+  if (s.measure === 'avg') return sql`sum(nums)::float8`;
   return sql`sum(weight)::float8`;
 }
 
 const HOUR_MS = 3_600_000;
 
 /**
- * Whether a series can be answered from the hourly rollup: a count of events chosen by name and type
- * only (the rollup keeps neither properties nor people), without a breakdown.
+ * Whether a series can be answered from the hourly counts alone: a count of events chosen by name and
+ * type only, without a breakdown (what the counts keep across a retention horizon; the other rollups
+ * are chosen by {@link rollupSource}).
  *
  * @example
  * rollsUp({ events: { event: 'Order Completed' }, measure: 'count' }, undefined); // true
  */
 export function rollsUp(s: TrendSeries, breakdown: TrendBreakdown | undefined): boolean {
   return s.measure === 'count' && !breakdown && !s.events.where?.length;
+}
+
+/**
+ * The rollup a series' whole hours can be read from, or null when it must scan events: events chosen
+ * by name and type only; counts without a breakdown, and distinct people of any event; sums and means of a rolled-up
+ * property; counts (or that property's sum) broken down by a property rolled up by value. Conditions
+ * on properties, trait breakdowns and properties not rolled up scan.
+ *
+ * @example
+ * rollupSource({ events: {}, measure: 'people' }, undefined, []); // 'people'
+ * rollupSource({ events: { event: 'Order Completed' }, measure: 'sum', property: 'total' }, undefined, []); // null
+ */
+export function rollupSource(
+  s: TrendSeries,
+  breakdown: TrendBreakdown | undefined,
+  rolled: readonly RolledProperty[] = [],
+): RollupSource | null {
+  if (s.events.where?.length) return null;
+  const find = (p: string | undefined) => rolled.find((r) => r.property === p);
+  if (breakdown) {
+    if ('trait' in breakdown || !find(breakdown.property)?.byValue) return null;
+    if (s.measure === 'count') return 'values';
+    return s.measure !== 'people' && s.property === breakdown.property ? 'values' : null;
+  }
+  if (s.measure === 'count') return 'counts';
+  // People of a named event or type scan events: per event, person-hours are nearly one per event.
+  if (s.measure === 'people') return s.events.event === undefined && s.events.type === undefined ? 'people' : null;
+  return find(s.property) ? 'values' : null;
+}
+
+// The whole hours of one series from its rollup, as rows of `hits` (filter over the rollup's type and event).
+function rollupHits(
+  i: number,
+  source: RollupSource,
+  s: TrendSeries,
+  bd: TrendBreakdown | undefined,
+  q: TrendQuery,
+  filter: Fragment,
+): Fragment {
+  const r = q.rollup!;
+  const during = sql`e.hour >= ${r.from}::timestamptz AND e.hour < ${r.to}::timestamptz`;
+  const head = sql`SELECT ${i}::int AS series, width_bucket(e.hour, ${q.starts}::timestamptz[]) - 1 AS bucket`;
+  if (source === 'people')
+    return sql`
+    ${head}, NULL::text AS grp, e.profile_id, NULL::float8 AS value, 0 AS nums, 1::bigint AS weight
+    FROM analytics_hourly_people e
+    WHERE ${during}`;
+  if (source === 'values') {
+    const property = bd && 'property' in bd ? bd.property : s.property!;
+    return sql`
+    ${head}, ${bd ? sql`e.value` : sql`NULL::text`} AS grp, NULL::uuid AS profile_id, e.sum AS value, e.nums, e.n AS weight
+    FROM analytics_hourly_values e
+    WHERE e.property = ${property}
+      AND ${during}
+      AND ${filter}`;
+  }
+  return sql`
+    ${head}, NULL::text AS grp, NULL::uuid AS profile_id, NULL::float8 AS value, 0 AS nums, e.n AS weight
+    FROM analytics_hourly_counts e
+    WHERE ${during}
+      AND ${filter}`;
 }
 
 /**
@@ -137,7 +212,8 @@ export function trendsQuery(q: TrendQuery): Fragment {
       ${grp} AS grp,
       e.profile_id,
       ${numericValue(s)} AS value,
-      1 AS weight
+      (${numericValue(s)} IS NOT NULL)::int AS nums,
+      1::bigint AS weight
     FROM events e
     ${traitJoin}
     WHERE e.profile_id IS NOT NULL
@@ -146,27 +222,18 @@ export function trendsQuery(q: TrendQuery): Fragment {
     const between = (from: string, to: string) =>
       sql`e.timestamp >= ${from}::timestamptz AND e.timestamp < ${to}::timestamptz`;
     const r = q.rollup;
-    if (!r || !rollsUp(s, bd)) return scan(between(q.range.from, q.range.to));
-    // The whole hours from the rollup (its rows have the type and event columns the filter reads), the
+    const source = r ? rollupSource(s, bd, q.rolled) : null;
+    if (!r || !source) return scan(between(q.range.from, q.range.to));
+    // The whole hours from a rollup (its rows have the type and event columns the filter reads), the
     // partial hours at the edges from events.
-    return sql`
-    SELECT ${i}::int AS series,
-      width_bucket(e.hour, ${q.starts}::timestamptz[]) - 1 AS bucket,
-      NULL::text AS grp,
-      NULL::uuid AS profile_id,
-      NULL::float8 AS value,
-      e.n AS weight
-    FROM analytics_hourly_counts e
-    WHERE e.hour >= ${r.from}::timestamptz
-      AND e.hour < ${r.to}::timestamptz
-      AND ${filter}
+    return sql`${rollupHits(i, source, s, bd, q, filter)}
     UNION ALL${scan(sql`(${between(q.range.from, r.from)} OR ${between(r.to, q.range.to)})`)}`;
   });
   const people = q.series.some((s) => s.measure === 'people') ? sql`count(DISTINCT profile_id)::int` : sql`0`;
   const measures = sql`sum(weight)::int AS n,
     ${people} AS people,
     sum(value)::float8 AS sum,
-    count(value)::int AS nums`;
+    coalesce(sum(nums), 0)::int AS nums`;
   if (!bd)
     return sql`
 WITH hits AS (${join(
@@ -211,7 +278,7 @@ chosen AS (
 ),
 labelled AS (
   -- A null group (no such property or trait) is a group of its own; coalesce keeps the join hashable.
-  SELECT h.series, h.bucket, h.profile_id, h.value, h.weight,
+  SELECT h.series, h.bucket, h.profile_id, h.value, h.nums, h.weight,
     CASE WHEN c.series IS NULL THEN ${OTHER_GROUP}::text ELSE h.grp END AS grp
   FROM hits h
   LEFT JOIN chosen c

@@ -4,8 +4,10 @@ import {
   OTHER_GROUP,
   percentChange,
   previousRange,
-  rollsUp,
+  type RolledProperty,
+  rollupSource,
   rollupWindow,
+  ruleSql,
   type TimeInterval,
   type TimeRange,
   TREND_LIMITS,
@@ -98,7 +100,11 @@ const TrendsAnswerSchema = z
       }),
     ),
     meta: ReadMetaSchema.extend({
-      rollup: z.boolean().openapi({ description: 'Whether count series read whole hours from the hourly rollup' }),
+      rollup: z.boolean().openapi({ description: 'Whether some series read whole hours from the hourly rollups' }),
+      sources: z.array(z.string()).openapi({
+        description:
+          'Per series, where its whole hours were read: counts, people, values (a rolled-up property) or events (a scan)',
+      }),
       notes: z.array(z.string()).openapi({ description: 'How the numbers were counted' }),
     }),
   })
@@ -180,13 +186,16 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
   const now = deps.now();
   const reader = deps.measure.reader.pin();
   const opts = { series, buckets: starts.length, breakdown: !!breakdown };
-  // Counts by name and type in whole-hour zones come from the hourly rollup (the edges' partial hours from events).
-  const rolls = series.some((s) => rollsUp(s, breakdown));
+  // Series chosen by name and type in whole-hour zones read whole hours from the hourly rollups (counts,
+  // people, rolled-up properties); the edges' partial hours, and every other series, scan events.
+  const rolled = await reader.rows<RolledProperty>(ROLLED_PROPERTIES);
+  const sources = series.map((s) => rollupSource(s, breakdown, rolled));
+  const rolls = sources.some((x) => x !== null);
   const rollup = (r: TimeRange, s: string[]) => (rolls ? (rollupWindow(r, s) ?? undefined) : undefined);
   const window = rollup(range, starts);
   const current = foldTrends(
     await reader.rows<TrendRow>(
-      trendsQuery({ range, starts, series, breakdown, limit: body.limit, now, rollup: window }),
+      trendsQuery({ range, starts, series, breakdown, limit: body.limit, now, rollup: window, rolled }),
       signal,
     ),
     opts,
@@ -207,6 +216,7 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
           keep,
           now,
           rollup: rollup(prevRange, prevStarts),
+          rolled,
         }),
         signal,
       ),
@@ -230,12 +240,14 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
       ...meta,
       tookMs: Math.round(performance.now() - started),
       rollup: !!window,
+      sources: sources.map((x) => (window && x ? x : 'events')),
       notes: [
         ...(window
           ? [
-              'count: whole hours read from the hourly rollup (kept by the pipeline, a few seconds behind attached events)',
+              'whole hours read from the hourly rollups (kept by the pipeline, a few seconds behind attached events); the partial hours at the edges from events',
             ]
           : []),
+        ...rollupNotes(series, sources, breakdown, window !== undefined),
         'people: distinct persons after identity merges (events not yet attached to a profile are left out)',
         ...(series.some((s) => s.measure === 'sum' || s.measure === 'avg')
           ? ['sum/avg: only JSON numbers are read; strings, booleans and missing values are ignored']
@@ -248,6 +260,37 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
       ],
     },
   };
+}
+
+// The rolled-up properties (a handful of rows): which sums and breakdowns a tile can read from a rollup.
+const ROLLED_PROPERTIES = ruleSql`SELECT property, by_value AS "byValue" FROM analytics_rollup_properties`;
+
+// Why series scan events: the answer says so, naming what a team can roll up.
+function rollupNotes(
+  series: readonly TrendSeries[],
+  sources: readonly (string | null)[],
+  breakdown: TrendBreakdown | undefined,
+  whole: boolean,
+): string[] {
+  const notes: string[] = [];
+  if (!whole && sources.some((x) => x))
+    notes.push(
+      'no whole-hour rollup window (a zone with a half-hour offset, or under an hour): every series scanned events',
+    );
+  for (const [i, s] of series.entries()) {
+    if (sources[i]) continue;
+    const why = s.events.where?.length
+      ? 'conditions on properties'
+      : breakdown && 'trait' in breakdown
+        ? 'a breakdown by a trait'
+        : breakdown
+          ? `a breakdown by ${breakdown.property}, not rolled up by value`
+          : s.measure === 'people'
+            ? 'people of a named event or type'
+            : `${s.property}, not a rolled-up property`;
+    notes.push(`series[${i}] scanned events (${why})`);
+  }
+  return notes;
 }
 
 function bucketsOf(range: TimeRange, interval: TimeInterval, what: string): string[] {

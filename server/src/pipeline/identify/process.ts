@@ -15,6 +15,7 @@ import type { Sql, Transaction, Tx } from '../../db/index.ts';
 import { retryTransaction } from '../../infra/transaction.ts';
 import type { Logger } from '../../log.ts';
 import type { Pii } from '../../pii/index.ts';
+import { followRepoint, movesOf } from '../measure/rollup-people.ts';
 import {
   type Applied,
   applyPartition,
@@ -360,10 +361,13 @@ async function profilesOf(tx: Tx, events: readonly LoadedEvent[], exclude: reado
  * await repointEvents(tx, ['6f1c...']);
  */
 export async function repointEvents(tx: Tx, profiles: readonly string[]): Promise<void> {
+  // Stage 6's people-per-hour rollup follows the events in this transaction (measure/rollup-people.ts).
+  const moves = await movesOf(tx, profiles);
   await tx`
     UPDATE events e SET profile_id = i.profile_id
     FROM identities i
     WHERE e.profile_id = ANY(${profiles}::uuid[]) AND i.key = e.identity_key AND e.profile_id <> i.profile_id`;
+  await followRepoint(tx, moves);
   await tx`
     UPDATE consent_changes c SET profile_id = e.profile_id
     FROM events e

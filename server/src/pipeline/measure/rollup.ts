@@ -2,6 +2,8 @@ import type { PgBoss } from 'pg-boss';
 import type { Sql, Transaction } from '../../db/index.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import type { Inbox } from '../topics.ts';
+import { addPeopleOf } from './rollup-people.ts';
+import { recountValues } from './rollup-values.ts';
 
 // Advisory lock class of a rollup key (identify 1-2, delivery order 3, compute 4-6, automate 7-9): two
 // recounts of one (hour, type, event) never interleave, so the last one to commit read every event before it.
@@ -84,14 +86,18 @@ export async function recountRollup(tx: Transaction, all: readonly RollupKey[]):
         AND ((k.event <> '' AND e.event = k.event) OR (k.event = '' AND e.event IS NULL))
     ) c
     WHERE c.n > 0`;
+  // The rolled-up properties' sums and values of the same keys (migration 0037), under the same locks.
+  await recountValues(tx, hours, types, events);
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * The `measure` queue's consumer: events attached (stage 2) and change events recorded (stage 3) recount
- * the hourly rollup keys they fall in. Counts never change on a merge (the events only change person),
- * so merges need nothing here; an erasure recounts its keys in its own transaction.
+ * the hourly rollup keys they fall in (counts, and sums and values of rolled-up properties), and add the
+ * people-per-hour rows of the events. Counts never change on a merge (the events only change person);
+ * people rows follow merges in the merge's transaction (identify's repointEvents, rollup-people.ts); an
+ * erasure recounts its keys and forgets its people rows in its own transaction.
  *
  * @example
  * await startRollupWorker({ sql, boss });
@@ -107,7 +113,11 @@ export async function startRollupWorker(deps: { sql: Sql; boss: PgBoss }): Promi
     },
     async function rollUp(jobs) {
       const ids = jobs.flatMap((j) => j.data.ids);
-      await deps.sql.begin(async (tx) => recountRollup(tx, await rollupKeysOf(tx, { ids })));
+      await deps.sql.begin(async (tx) => {
+        await recountRollup(tx, await rollupKeysOf(tx, { ids }));
+        // People per hour: rows added (never recounted), as merges move them in their own transaction.
+        await addPeopleOf(tx, ids);
+      });
     },
   );
 }

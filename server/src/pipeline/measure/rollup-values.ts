@@ -1,0 +1,105 @@
+import type { Sql, Transaction, Tx } from '../../db/index.ts';
+
+/** A property rolled up per hour (analytics_rollup_properties). */
+export interface RolledProperty {
+  /** A dot path under the event's properties, as a trend's `property` or breakdown is written. */
+  property: string;
+  /** Also counted per value, so that a breakdown by the property reads the rollup. */
+  byValue: boolean;
+}
+
+/**
+ * The properties rolled up per hour (a handful; every tile reads them to choose its source).
+ *
+ * @example
+ * const rolled = await rolledProperties(sql); // [{ property: 'total', byValue: false }]
+ */
+export async function rolledProperties(tx: Tx): Promise<RolledProperty[]> {
+  return tx<RolledProperty[]>`
+    SELECT property, by_value AS "byValue" FROM analytics_rollup_properties ORDER BY property`;
+}
+
+/**
+ * Recounts analytics_hourly_values for rollup keys (hour ISO, type, event ''-for-none), in the
+ * transaction of recountRollup, which already holds the keys' advisory locks: each key's rows of every
+ * rolled-up property are deleted and counted again from its attached events (idempotent).
+ *
+ * @example
+ * await recountValues(tx, hours, types, events);
+ */
+export async function recountValues(tx: Transaction, hours: string[], types: string[], events: string[]) {
+  await tx`
+    DELETE FROM analytics_hourly_values r
+    USING unnest(${hours}::timestamptz[], ${types}::text[], ${events}::text[]) AS k(hour, type, event)
+    WHERE r.hour = k.hour AND r.type = k.type AND r.event = k.event`;
+  await tx`
+    INSERT INTO analytics_hourly_values (property, event, hour, type, value, n, sum, nums)
+    SELECT p.property, k.event, k.hour, k.type, c.value, c.n, c.sum, c.nums
+    FROM unnest(${hours}::timestamptz[], ${types}::text[], ${events}::text[]) AS k(hour, type, event)
+    CROSS JOIN analytics_rollup_properties p
+    CROSS JOIN LATERAL (${valuesOf(tx)}
+      WHERE e.profile_id IS NOT NULL
+        AND e.type = k.type
+        AND e.timestamp >= k.hour
+        AND e.timestamp < k.hour + interval '1 hour'
+        AND ((k.event <> '' AND e.event = k.event) OR (k.event = '' AND e.event IS NULL))
+      GROUP BY 1
+    ) c`;
+}
+
+// Per value (or one row when not by value) of property p: events, and the sum and number of JSON numbers.
+// The same expressions the trends scan uses (packages/core/src/analytics/trends.ts), so both agree exactly.
+function valuesOf(tx: Tx) {
+  const v = tx`(e.payload #> ('{properties}'::text[] || string_to_array(p.property, '.')))`;
+  return tx`
+      SELECT CASE WHEN p.by_value THEN e.payload #>> ('{properties}'::text[] || string_to_array(p.property, '.')) END AS value,
+        count(*) AS n,
+        sum(CASE WHEN jsonb_typeof(${v}) = 'number' THEN ${v}::float8 END) AS sum,
+        count(CASE WHEN jsonb_typeof(${v}) = 'number' THEN 1 END) AS nums
+      FROM events e`;
+}
+
+/**
+ * Rolls a property up (or changes whether it is counted per value): records it and counts its rows
+ * from every attached event. The table lock waits for recounts in flight and holds new ones back,
+ * so no key is counted without the property after this commits.
+ *
+ * @example
+ * await rollUpProperty(sql, { property: 'total', byValue: false });
+ */
+export async function rollUpProperty(sql: Sql, p: RolledProperty): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`LOCK TABLE analytics_hourly_values IN EXCLUSIVE MODE`;
+    await tx`DELETE FROM analytics_hourly_values WHERE property = ${p.property}`;
+    await tx`
+      INSERT INTO analytics_rollup_properties (property, by_value) VALUES (${p.property}, ${p.byValue})
+      ON CONFLICT (property) DO UPDATE SET by_value = excluded.by_value`;
+    await tx`
+      INSERT INTO analytics_hourly_values (property, event, hour, type, value, n, sum, nums)
+      SELECT p.property, coalesce(e.event, ''), date_trunc('hour', e.timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+        e.type, c.value, count(*), sum(c.num), count(c.num)
+      FROM analytics_rollup_properties p
+      JOIN events e ON e.profile_id IS NOT NULL
+      CROSS JOIN LATERAL (
+        SELECT CASE WHEN p.by_value THEN e.payload #>> c.path END AS value,
+          CASE WHEN jsonb_typeof(e.payload #> c.path) = 'number' THEN (e.payload #> c.path)::float8 END AS num
+        FROM (SELECT '{properties}'::text[] || string_to_array(p.property, '.') AS path) c
+      ) c
+      WHERE p.property = ${p.property}
+      GROUP BY 1, 2, 3, 4, 5`;
+  });
+}
+
+/**
+ * Stops rolling a property up: tiles on it scan events again.
+ *
+ * @example
+ * await dropRolledProperty(sql, 'total');
+ */
+export async function dropRolledProperty(sql: Sql, property: string): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`LOCK TABLE analytics_hourly_values IN EXCLUSIVE MODE`;
+    await tx`DELETE FROM analytics_rollup_properties WHERE property = ${property}`;
+    await tx`DELETE FROM analytics_hourly_values WHERE property = ${property}`;
+  });
+}
