@@ -116,7 +116,9 @@ async function dropIndexes(db: postgres.ReservedSql): Promise<string[]> {
     WHERE c.conrelid = ANY(${LOADED}::regclass[]) AND c.contype IN ('p', 'u')
       AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.conrelid)
     UNION ALL
-    SELECT format('DROP INDEX %s', i.indexrelid::regclass::text), pg_get_indexdef(i.indexrelid)
+    -- ON ONLY (a partitioned table's index as the catalog prints it) would leave the partitions without
+    -- it and the parent's index invalid: the index is made again on the parent and every partition.
+    SELECT format('DROP INDEX %s', i.indexrelid::regclass::text), replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ')
     FROM pg_index i
     WHERE i.indrelid = ANY(${LOADED}::regclass[])
       AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)`;

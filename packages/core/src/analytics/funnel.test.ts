@@ -6,7 +6,9 @@ import {
   foldFunnel,
   funnelCounts,
   funnelEventsQuery,
+  funnelPackedQuery,
   funnelStepStats,
+  unpackFunnelEvents,
 } from './funnel.ts';
 
 const H = 3_600_000;
@@ -208,5 +210,55 @@ describe('funnelEventsQuery', () => {
     expect(values).toContainEqual(["B'; DROP TABLE events; --"]);
     expect(values).toContain('2026-02-02T00:00:00.000Z');
     expect(text).toMatch(/ORDER BY r\.profile_id, r\.timestamp, r\.id\s*$/);
+  });
+});
+
+describe('funnelPackedQuery', () => {
+  const query = {
+    steps: [{ event: 'A' }, { event: ['B', 'C'] }],
+    exclusions: [{ event: 'X' }],
+    order: 'sequential' as const,
+    from: '2026-01-01T00:00:00Z',
+    to: '2026-02-01T00:00:00Z',
+    windowMs: 86_400_000,
+    now: new Date('2026-03-01T00:00:00Z'),
+  };
+  it('limits the scan to the named events (the index), groups by the first byte of the id, binds values', () => {
+    const { text, values } = funnelPackedQuery(query).render();
+    expect(values).toContainEqual(['A', 'B', 'C', 'X']);
+    expect(text).toMatch(/e\.event = ANY\(\$\d+::text\[\]\)/);
+    expect(text).toContain('get_byte(uuid_send(e.profile_id), 0)');
+    expect(text).toMatch(/ORDER BY k\.b\s*$/);
+  });
+  it('reads every event but identify calls in strict order, and any name when a step names none', () => {
+    for (const q of [
+      { ...query, order: 'strict' as const },
+      { ...query, steps: [{ event: 'A' }, { type: 'page' as const }] },
+    ])
+      expect(funnelPackedQuery(q).render().values).not.toContainEqual(['A', 'B', 'C', 'X']);
+  });
+});
+
+describe('unpackFunnelEvents', () => {
+  it('groups by person in id order, orders each person by (timestamp, id) and decodes the bits', () => {
+    const b = 'bbbbbbbb-0000-4000-8000-000000000000';
+    const a = 'aaaaaaaa-0000-4000-8000-000000000000';
+    const packed = [
+      `${b} 2000 10 2`,
+      `${a} 1000 9 ${1 | (1 << 20)}`,
+      `${b} 1000 100 1`,
+      `${b} 1000 99 ${1 << 30}`,
+    ].join(',');
+    expect(unpackFunnelEvents(packed)).toEqual([
+      { profile: a, events: [{ t: 1000, steps: 1, exclusions: 1, identify: false, group: null }] },
+      {
+        profile: b,
+        events: [
+          { t: 1000, steps: 0, exclusions: 0, identify: true, group: null },
+          { t: 1000, steps: 1, exclusions: 0, identify: false, group: null },
+          { t: 2000, steps: 2, exclusions: 0, identify: false, group: null },
+        ],
+      },
+    ]);
   });
 });

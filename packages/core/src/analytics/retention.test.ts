@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { type RetentionQuery, retentionHorizon, retentionSql, retentionTable } from './retention.ts';
+import {
+  type RetentionQuery,
+  retentionBounds,
+  retentionHorizon,
+  retentionPassSql,
+  retentionRowsOfPass,
+  retentionSql,
+  retentionTable,
+} from './retention.ts';
 
 const query: RetentionQuery = {
   range: { from: '2026-03-02T00:00:00Z', to: '2026-03-16T00:00:00Z', timezone: 'UTC' },
@@ -81,5 +89,68 @@ describe('retention', () => {
         expect(text.includes('NOT EXISTS')).toBe(mode === 'first_time');
         expect(text.includes('max(k)')).toBe(!bounded);
       }
+  });
+});
+
+describe('retention as one pass per person', () => {
+  // Three weekly cohorts from Monday 2026-03-02 in Berlin (the clocks change on 2026-03-29), two periods.
+  const q: RetentionQuery = {
+    range: { from: '2026-03-01T23:00:00Z', to: '2026-03-22T23:00:00Z', timezone: 'Europe/Berlin' },
+    cohort: 'week',
+    start: { event: 'Signed Up' },
+    return: {},
+    mode: 'recurring',
+    periods: 2,
+    bounded: true,
+  };
+  it('bounds the buckets from the first cohort to the horizon, on the wall clock', () => {
+    expect(retentionBounds(q)).toEqual([
+      '2026-03-01T23:00:00.000Z',
+      '2026-03-08T23:00:00.000Z',
+      '2026-03-15T23:00:00.000Z',
+      '2026-03-22T23:00:00.000Z',
+      '2026-03-29T22:00:00.000Z',
+      '2026-04-05T22:00:00.000Z',
+    ]);
+    expect(retentionBounds(q).at(-1)).toBe(retentionHorizon(q));
+  });
+  it('binds every value and refuses more buckets than a bigint has bits', () => {
+    const { text, values } = retentionPassSql(q, { now: new Date('2026-05-01T00:00:00Z') }).render();
+    expect(values).toContainEqual(['Signed Up']);
+    expect(text).toContain('ORDER BY timestamp DESC, id DESC');
+    expect(() => retentionPassSql({ ...q, cohort: 'day', periods: 60 }, { now: new Date() })).toThrow(RangeError);
+  });
+  it('counts cohorts and periods from the bucket masks (bounded and unbounded)', () => {
+    // 2 people entered weeks 0 and 1 (came back in week 0 after starting, and in week 2); 1 entered week 1, came back in week 3.
+    const rows = [
+      { first: null, entered: String(0b11), back: String(0b101), after: String(0b1), n: 2 },
+      { first: null, entered: String(0b10), back: String(0b1000), after: null, n: 1 },
+    ];
+    const counts = (bounded: boolean) =>
+      Object.fromEntries(
+        retentionRowsOfPass({ ...q, bounded }, rows).map((r) => [`${r.cohort_ms}/${r.period}`, r.people]),
+      );
+    const [w0, w1] = retentionBounds(q).map((b) => Date.parse(b));
+    expect(counts(true)).toEqual({
+      [`${w0}/-1`]: 2,
+      [`${w0}/0`]: 2,
+      [`${w0}/2`]: 2,
+      [`${w1}/-1`]: 3,
+      [`${w1}/1`]: 2,
+      [`${w1}/2`]: 1,
+    });
+    expect(counts(false)).toEqual({ [`${w0}/-1`]: 2, [`${w0}/2`]: 2, [`${w1}/-1`]: 3, [`${w1}/1`]: 2, [`${w1}/2`]: 1 });
+    // First time: the cohort is the first bucket only.
+    const first = retentionRowsOfPass({ ...q, mode: 'first_time' }, [
+      { first: 1, entered: null, back: '8', after: '2', n: 4 },
+    ]);
+    expect(first).toEqual(
+      expect.arrayContaining([
+        { cohort_ms: w1, period: -1, people: 4 },
+        { cohort_ms: w1, period: 0, people: 4 },
+        { cohort_ms: w1, period: 2, people: 4 },
+      ]),
+    );
+    expect(first).toHaveLength(3);
   });
 });

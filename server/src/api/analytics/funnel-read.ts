@@ -6,17 +6,21 @@ import {
   foldFunnel,
   funnelArraysQuery,
   funnelEventsQuery,
+  funnelPackedQuery,
+  unpackFunnelEvents,
 } from '@cairn/core';
 import type { PinnedReader } from '../../pipeline/measure/index.ts';
 
 /**
  * How the per-person pass reads its rows: `stream` (the events ordered by person, through a cursor,
- * folded person by person in JS) or `arrays` (array_agg per person in SQL, one row per person). Both
- * were measured (docs/analytics.md, "Funnels"); the faster one is {@link FUNNEL_READ}.
+ * folded person by person in JS), `arrays` (array_agg per person in SQL, one row per person) or
+ * `packed` (the events of people grouped by their id's first byte, one text per group, 256 rows at
+ * most; see funnelPackedQuery). Measured (docs/analytics.md, "Funnels"; docs/benchmarks.md): the
+ * fastest is {@link FUNNEL_READ}; a breakdown (a value per entry event) reads `stream`.
  */
-export type FunnelRead = 'stream' | 'arrays';
-/** The measured faster way (docs/analytics.md). */
-export const FUNNEL_READ: FunnelRead = 'stream';
+export type FunnelRead = 'stream' | 'arrays' | 'packed';
+/** The measured fastest way (docs/benchmarks.md, "Analytics: funnels and retention at 10M events"). */
+export const FUNNEL_READ: FunnelRead = 'packed';
 
 type Row = { p: string; t: number; s: number; x: number; i: boolean; g: string | null };
 type PersonRow = { p: string; t: number[]; s: number[]; x: number[]; i: boolean[]; g: (string | null)[] };
@@ -24,7 +28,7 @@ type PersonRow = { p: string; t: number[]; s: number[]; x: number[]; i: boolean[
 /**
  * Runs a funnel's one ordered pass: every person with an entry in the range, in profile-id order,
  * folded into their best attempt and handed to `visit` (profile id, attempt or null when every attempt
- * was spoiled by an exclusion). `visit` returning false stops the read (the cursor is closed).
+ * was spoiled by an exclusion, or when the person has matching events but no entry in the range). `visit` returning false stops the read (the cursor is closed).
  *
  * @example
  * await readFunnel(reader, query, pass, (profile, attempt) => { if (attempt) addAttempt(all, attempt); }, signal);
@@ -35,8 +39,16 @@ export async function readFunnel(
   pass: FunnelPass,
   visit: (profileId: string, attempt: FunnelAttempt | null) => boolean | undefined,
   signal?: AbortSignal,
-  how: FunnelRead = FUNNEL_READ,
+  how: FunnelRead = query.breakdown ? 'stream' : FUNNEL_READ,
 ): Promise<void> {
+  if (how === 'packed' && !query.breakdown) {
+    for await (const batch of reader.stream<{ b: number; ev: string }>(funnelPackedQuery(query), signal, 4)) {
+      for (const r of batch)
+        for (const person of unpackFunnelEvents(r.ev))
+          if (visit(person.profile, foldFunnel(pass, person.events)) === false) return;
+    }
+    return;
+  }
   if (how === 'arrays') {
     for await (const batch of reader.stream<PersonRow>(funnelArraysQuery(query), signal, 500)) {
       for (const r of batch) {

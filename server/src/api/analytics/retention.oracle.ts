@@ -27,7 +27,8 @@ const named =
   (e: Body) =>
     e.type === 'track' && names.includes(e.event!);
 
-const CASES: Case[] = [
+/** The retention queries the oracle checks (also read both ways in retention.test.ts). */
+export const CASES: Case[] = [
   {
     name: 'weekly first-time cohorts in Berlin across the spring DST week',
     body: {

@@ -1,8 +1,11 @@
+import type { Fragment, RetentionQuery } from '@cairn/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { PinnedReader } from '../../pipeline/measure/index.ts';
 import { generateAnalyticsEvents, sendGenerated } from '../../testing/analytics-data.ts';
 import { settle } from '../../testing/events.ts';
 import { describeOnDatabases, type FlowHarness, flowHarness } from '../../testing/flows.ts';
-import { checkRetention } from './retention.oracle.ts';
+import { CASES, checkRetention } from './retention.oracle.ts';
+import { readRetention } from './retention-read.ts';
 
 // Hand-made people in 2025, apart from the generated history (2026):
 // - m-user: first views a product on device m-a (anonymous) on 2025-03-03, before the cohort range; views
@@ -44,6 +47,28 @@ describeOnDatabases('retention on %s', (mode) => {
 
   it('matches an independent evaluator over the generated history (zones, DST, modes, bounded and not)', async () => {
     await checkRetention({ post: (path, body) => h.post(path, body), events });
+  }, 120_000);
+
+  it('reads the same rows through the one pass per person and through the per-bucket join', async () => {
+    const reader = {
+      rows: (q: Fragment) => {
+        const { text, values } = q.render();
+        return h.cairn.sql.unsafe(text, values as never[]);
+      },
+    } as unknown as PinnedReader;
+    const now = new Date();
+    const sorted = (rows: { cohort_ms: number; period: number; people: number }[]) =>
+      rows.map((r) => [Number(r.cohort_ms), r.period, r.people]).sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!);
+    let people = 0;
+    for (const c of CASES)
+      for (const mode of ['first_time', 'recurring'] as const)
+        for (const bounded of [true, false]) {
+          const q = { ...c.body, mode, bounded } as RetentionQuery;
+          const pass = sorted(await readRetention(reader, q, now, undefined, 'pass'));
+          expect(pass, c.name).toEqual(sorted(await readRetention(reader, q, now, undefined, 'join')));
+          people += pass.length;
+        }
+    expect(people).toBeGreaterThan(0);
   }, 120_000);
 
   it('puts a person whose devices merged in the cohort of their first start ever, on the anonymous device', async () => {

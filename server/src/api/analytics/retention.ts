@@ -4,8 +4,6 @@ import {
   type EventFilter,
   RETENTION_LIMITS,
   type RetentionQuery,
-  type RetentionRow,
-  retentionSql,
   retentionTable,
   type TimeRange,
 } from '@cairn/core';
@@ -16,6 +14,7 @@ import type { MeasureStage } from '../../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 import { BEFORE_RETENTION, type HorizonGuard } from './horizon.ts';
+import { readRetention } from './retention-read.ts';
 
 /** The cohort units, as OpenAPI shows them. */
 export const CohortUnitSchema = z
@@ -119,7 +118,7 @@ export function retentionApi(deps: { measure: MeasureStage; now: () => Date; hor
         );
       const now = deps.now();
       const reader = deps.measure.reader.pin();
-      const rows = await reader.rows<RetentionRow>(retentionSql(query, { now }), c.req.raw.signal);
+      const rows = await readRetention(reader, query, now, c.req.raw.signal);
       const meta = await reader.meta();
       return c.json(
         {
