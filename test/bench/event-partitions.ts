@@ -221,13 +221,16 @@ try {
         notePostgres();
         const [d] = await watch<{ db: string; tmp: string; wal: string; builds: string[] }[]>`
           WITH ours AS (SELECT 'pgsql_tmp' || pid || '.' AS prefix FROM pg_stat_activity WHERE datname = current_database()),
-          files AS (SELECT name FROM pg_ls_tmpdir() t WHERE EXISTS (SELECT 1 FROM ours WHERE starts_with(t.name, ours.prefix)))
+          -- pg_ls_tmpdir() lists plain files only: a parallel sort's files are in a directory (….fileset).
+          top AS (
+            SELECT name, pg_stat_file('base/pgsql_tmp/' || name, true) AS st
+            FROM pg_ls_dir('base/pgsql_tmp', true, false) AS name
+            WHERE EXISTS (SELECT 1 FROM ours WHERE starts_with(name, ours.prefix)))
           SELECT pg_database_size(current_database())::text AS db,
-            ((SELECT coalesce(sum(size), 0) FROM pg_ls_tmpdir() t
-               WHERE t.name IN (SELECT name FROM files) AND t.name NOT LIKE '%.fileset')
-              + (SELECT coalesce(sum((pg_stat_file('base/pgsql_tmp/' || f.name || '/' || x, true)).size), 0)
-                 FROM files f, pg_ls_dir('base/pgsql_tmp/' || f.name, true, false) x
-                 WHERE f.name LIKE '%.fileset'))::text AS tmp,
+            ((SELECT coalesce(sum((st).size), 0) FROM top WHERE NOT (st).isdir)
+              + (SELECT coalesce(sum((pg_stat_file('base/pgsql_tmp/' || t.name || '/' || x, true)).size), 0)
+                 FROM top t, pg_ls_dir('base/pgsql_tmp/' || t.name, true, false) AS x
+                 WHERE (t.st).isdir))::text AS tmp,
             (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir())::text AS wal,
             ARRAY(SELECT p.relid::regclass::text || ' ' || p.command || '|' || p.phase FROM pg_stat_progress_create_index p
               WHERE p.datname = current_database()) AS builds`;
