@@ -8,8 +8,8 @@ import type { IdentifyContext, LoadedEvent } from './types.ts';
 /**
  * Rebuilds the consent history events recorded for these profiles from all their events (the API's
  * entries, and those of events retention dropped, stay, and count as the choice in force from their
- * time): an event's choice is kept when it
- * differs from the one in force just before it, as `saveConsent` does for events arriving in order.
+ * time): an event's choice is kept when it differs from the one in force just before it, as
+ * `saveConsent` does for events arriving in order.
  * Needed when a profile's events change other than by appending later ones (an earlier event arrives
  * late; a merge, split or unmerge moves events): the history kept so far left out choices that
  * repeated the one in force then, and a change now inserted before them makes them changes again —
