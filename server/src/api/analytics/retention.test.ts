@@ -71,6 +71,76 @@ describeOnDatabases('retention on %s', (mode) => {
     expect(people).toBeGreaterThan(0);
   }, 120_000);
 
+  it('follows a merge of two devices and its undo (funnels and retention read events as they are now)', async () => {
+    // 2024, apart from the rest: device x-a views on Monday 03-04; device x-b views on 03-11, signs in as
+    // x-user and orders on 03-12; x-a signs in as x-user on 03-13 and the two devices merge.
+    const range = { from: '2024-03-04T00:00:00Z', to: '2024-03-18T00:00:00Z', timezone: 'UTC' };
+    const retention = async () => {
+      const r = await h.post('/analytics/retention', {
+        range,
+        cohort: 'week',
+        start: views,
+        return: orders,
+        mode: 'first_time',
+        periods: 1,
+        bounded: true,
+      });
+      expect(r.status, r.text).toBe(200);
+      return table(r.body.cohorts);
+    };
+    const funnel = async () => {
+      const r = await h.post('/analytics/funnels', {
+        range,
+        steps: [{ events: views }, { events: orders }],
+        window: { value: 14, unit: 'days' },
+      });
+      expect(r.status, r.text).toBe(200);
+      return r.body.steps.map((s: { entered: number }) => s.entered);
+    };
+    for (const e of [
+      { anonymousId: 'x-a', type: 'track', event: 'Product Viewed', timestamp: '2024-03-04T10:00:00Z' },
+      { anonymousId: 'x-b', type: 'track', event: 'Product Viewed', timestamp: '2024-03-11T10:00:00Z' },
+      { anonymousId: 'x-b', type: 'identify', userId: 'x-user', timestamp: '2024-03-11T10:05:00Z' },
+      {
+        anonymousId: 'x-b',
+        userId: 'x-user',
+        type: 'track',
+        event: 'Order Completed',
+        timestamp: '2024-03-12T10:00:00Z',
+      },
+    ])
+      await h.send(e);
+    await settle(h.cairn.sql);
+    // Two people: x-a entered in week 1 and never ordered; x-b ordered in its own week.
+    const apart = {
+      retention: [
+        [1, 0, 0],
+        [1, 1, 0],
+      ],
+      funnel: [2, 1],
+    };
+    expect({ retention: await retention(), funnel: await funnel() }).toEqual(apart);
+
+    await h.send({ anonymousId: 'x-a', type: 'identify', userId: 'x-user', timestamp: '2024-03-13T10:00:00Z' });
+    await settle(h.cairn.sql);
+    // One person, first seen on x-a in week 1, who ordered (on x-b) the week after.
+    expect({ retention: await retention(), funnel: await funnel() }).toEqual({
+      retention: [
+        [1, 0, 1],
+        [0, 0, 0],
+      ],
+      funnel: [1, 1],
+    });
+
+    const survivor = await h.profileOf('x-user');
+    const [merge] = await h.cairn.sql<{ id: string }[]>`
+      SELECT id::text FROM merges WHERE survivor_id = ${survivor} AND undone_at IS NULL`;
+    const undone = await h.post(`/profiles/${survivor}/unmerge`, { mergeId: merge!.id });
+    expect(undone.status, undone.text).toBe(200);
+    await settle(h.cairn.sql);
+    expect({ retention: await retention(), funnel: await funnel() }).toEqual(apart);
+  }, 120_000);
+
   it('puts a person whose devices merged in the cohort of their first start ever, on the anonymous device', async () => {
     const base = { cohort: 'week', start: views, return: orders, periods: 2, bounded: true };
     const first = await h.post('/analytics/retention', { ...base, range: weeks('Europe/Berlin'), mode: 'first_time' });
