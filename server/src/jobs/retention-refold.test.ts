@@ -5,6 +5,7 @@
 // event kept (the control, run first on the same server). On both databases.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { refoldStates } from '../pipeline/identify/state.ts';
 import type { Cairn } from '../server.ts';
 import {
   createTestDatabase,
@@ -16,7 +17,8 @@ import {
   type TestDatabase,
 } from '../testing/index.ts';
 import { runRetention } from './retention.ts';
-import { eventPartitions } from './retention-queries.ts';
+import { recordBaselines } from './retention-baseline.ts';
+import { dropEventPartition, eventPartitions } from './retention-queries.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked by the assertions
 type Any = any;
@@ -188,4 +190,32 @@ describe.each(['postgres', 'embedded'] as const)('a trait refold after retention
     expect((await api(`/profiles/${user.id}`, { method: 'DELETE' })).status).toBe(200);
     expect(await sql`SELECT 1 FROM fold_baselines WHERE identity_key = ANY(${keys}::text[])`).toHaveLength(0);
   }, 120_000);
+
+  it('a crash between recording and the drop counts nothing twice and loses nothing', async () => {
+    const u = `crash-${run}`;
+    await send({ type: 'identify', userId: u, traits: { $add: { logins: 2 }, plan: 'pro' }, timestamp: at(10) });
+    const sql = cairn.sql;
+    const profileId = (await lookup(`userId=${u}`)).id;
+    const [row] = await sql<{ part: string }[]>`
+      SELECT DISTINCT tableoid::regclass::text AS part FROM events WHERE user_id = ${u}`;
+    const part = (await eventPartitions(sql)).find((p) => p.name === row!.part)!;
+    const refold = async () => {
+      const state = (await sql.begin((tx) => refoldStates(tx, [profileId], {}, cairn.pii))).get(profileId)!;
+      return Object.fromEntries([...state.traits].map(([k, t]) => [k, t.value]));
+    };
+    const recorded = await recordBaselines(sql, part, fold());
+    expect(recorded.identities).toBeGreaterThanOrEqual(1);
+    const stored = () =>
+      sql<{ traits: Record<string, { v: unknown }> }[]>`
+        SELECT traits FROM fold_baselines WHERE identity_key = ${`userId:${u}`}`;
+    expect((await stored())[0]!.traits.logins!.v).toBe(2);
+    // Recorded, not dropped yet: a refold does not add the events the baseline holds once more.
+    expect(await refold()).toMatchObject({ logins: 2, plan: 'pro' });
+    // The run crashed before the drop; the next one records again: nothing is folded twice.
+    await recordBaselines(sql, part, fold());
+    expect((await stored())[0]!.traits.logins!.v).toBe(2);
+    await dropEventPartition(sql, part.name);
+    expect(await refold()).toMatchObject({ logins: 2, plan: 'pro', first_seen_at: at(10) });
+    await runRetention(sql, KEEP_FOREVER, new Date(), fold());
+  }, 60_000);
 });
