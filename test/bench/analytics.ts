@@ -20,6 +20,7 @@ import { freeBytes, openDatabase } from './analytics/database.ts';
 import { httpEcho, type QueryResult, sqlReferences, timeQuery } from './analytics/measure.ts';
 import { benchQueries } from './analytics/queries.ts';
 import { type Report, reportText, verdictOf, writeResults } from './analytics/report.ts';
+import { ROLLED_UP, refreshTileRollups } from './analytics/rollups.ts';
 import { type Node, stopNode } from './identify/servers.ts';
 import { describeMachine, otherLoad, speedIndex } from './ingest/machine.ts';
 import { QUIET_CORES } from './ingest/verdicts.ts';
@@ -130,6 +131,12 @@ async function main(): Promise<number> {
     else if (rollupS > 0)
       console.log(`rollups: analytics_hourly_counts recounted from the events in ${rollupS.toFixed(1)} s`);
     else console.log('rollups: analytics_hourly_counts holds every event');
+    const tileRollups = await refreshTileRollups(sql);
+    for (const line of tileRollups ?? []) console.log(`rollups: ${line}`);
+    if (tileRollups)
+      console.log(
+        `rollups: people per hour; ${ROLLED_UP.map((r) => `${r.event}.${r.property}${r.byValue ? ' (by value)' : ''}`).join(', ')} rolled up`,
+      );
     const tables = await tableSizes(sql);
     const idx = await eventIndexes(sql);
     for (const t of tables)

@@ -45,8 +45,9 @@ export interface TrendQuery {
   rolled?: readonly RolledProperty[];
 }
 
-/** A property the pipeline rolls up per hour: sums and numbers of its JSON numbers, and per value when `byValue`. */
+/** A property of a named event the pipeline rolls up per hour: sums and numbers of its JSON numbers, and per value when `byValue`. */
 export interface RolledProperty {
+  event: string;
   property: string;
   byValue: boolean;
 }
@@ -105,13 +106,14 @@ export function rollsUp(s: TrendSeries, breakdown: TrendBreakdown | undefined): 
 
 /**
  * The rollup a series' whole hours can be read from, or null when it must scan events: events chosen
- * by name and type only; counts without a breakdown, and distinct people of any event; sums and means of a rolled-up
- * property; counts (or that property's sum) broken down by a property rolled up by value. Conditions
- * on properties, trait breakdowns and properties not rolled up scan.
+ * by name and type only; counts without a breakdown, and distinct people of any event; sums and means of a
+ * property rolled up for every event the series names; counts (or that property's sum) broken down by a
+ * property rolled up by value. Conditions on properties, trait breakdowns and other properties scan.
  *
  * @example
  * rollupSource({ events: {}, measure: 'people' }, undefined, []); // 'people'
- * rollupSource({ events: { event: 'Order Completed' }, measure: 'sum', property: 'total' }, undefined, []); // null
+ * const rolled = [{ event: 'Order Completed', property: 'total', byValue: false }];
+ * rollupSource({ events: { event: 'Order Completed' }, measure: 'sum', property: 'total' }, undefined, rolled); // 'values'
  */
 export function rollupSource(
   s: TrendSeries,
@@ -119,9 +121,13 @@ export function rollupSource(
   rolled: readonly RolledProperty[] = [],
 ): RollupSource | null {
   if (s.events.where?.length) return null;
-  const find = (p: string | undefined) => rolled.find((r) => r.property === p);
+  // A property's rollup serves a series whose every named event has it rolled up (by value for a breakdown).
+  const names = s.events.event === undefined ? [] : [s.events.event].flat();
+  const find = (p: string | undefined, byValue = false) =>
+    names.length > 0 &&
+    names.every((n) => rolled.some((r) => r.event === n && r.property === p && (r.byValue || !byValue)));
   if (breakdown) {
-    if ('trait' in breakdown || !find(breakdown.property)?.byValue) return null;
+    if ('trait' in breakdown || !find(breakdown.property, true)) return null;
     if (s.measure === 'count') return 'values';
     return s.measure !== 'people' && s.property === breakdown.property ? 'values' : null;
   }

@@ -16,11 +16,13 @@ describeOnDatabases('trend rollups (people, rolled-up properties) on %s', (mode)
   const events = generateAnalyticsEvents({ seed: 37, people: 200, eventsPerPerson: 20 });
   beforeAll(async () => {
     h = await flowHarness('trends-rollups.test.ts', mode);
-    // One property before the events arrive (kept by the pipeline), one after (backfilled).
-    await rollUpProperty(h.cairn.sql, { property: 'category', byValue: true });
+    // Properties rolled up before the events arrive (kept by the pipeline), and one after (backfilled).
+    for (const event of ['Product Viewed', 'Order Completed', 'Rollup Viewed'])
+      await rollUpProperty(h.cairn.sql, { event, property: 'category', byValue: true });
+    await rollUpProperty(h.cairn.sql, { event: 'Rollup Viewed', property: 'total', byValue: false });
     await sendGenerated(h.cairn, events);
     await settle(h.cairn.sql, { queues: ['measure'], timeoutMs: 120_000 });
-    await rollUpProperty(h.cairn.sql, { property: 'total', byValue: false });
+    await rollUpProperty(h.cairn.sql, { event: 'Order Completed', property: 'total', byValue: false });
   }, 600_000);
   afterAll(() => h?.close());
 
@@ -48,7 +50,7 @@ describeOnDatabases('trend rollups (people, rolled-up properties) on %s', (mode)
         round(sum(CASE WHEN jsonb_typeof(e.payload #> ('{properties}'::text[] || p.property)) = 'number'
           THEN (e.payload #> ('{properties}'::text[] || p.property))::float8 END)::numeric, 6)::float8 AS sum,
         count(CASE WHEN jsonb_typeof(e.payload #> ('{properties}'::text[] || p.property)) = 'number' THEN 1 END)::int AS nums
-      FROM analytics_rollup_properties p JOIN events e ON e.profile_id IS NOT NULL
+      FROM analytics_rollup_properties p JOIN events e ON e.profile_id IS NOT NULL AND e.event = p.event
       GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`,
   });
   const expectExact = async () => {
@@ -98,7 +100,11 @@ describeOnDatabases('trend rollups (people, rolled-up properties) on %s', (mode)
       expect(raw[1]!.total).toBeGreaterThan(0);
       expect(lines(res.body).map(round)).toEqual(raw.map(round));
     }
-    const byCategory = { range, interval: 'week', series: [{ events: {}, measure: 'count' }] as TrendSeries[] };
+    const byCategory = {
+      range,
+      interval: 'week',
+      series: [{ events: { event: ['Product Viewed', 'Order Completed'] }, measure: 'count' }] as TrendSeries[],
+    };
     const res = await h.post('/analytics/trends', { ...byCategory, breakdown: { property: 'category' } });
     expect(res.body.meta.sources).toEqual(['values']);
     expect(lines(res.body)).toEqual(await scanned({ ...byCategory, breakdown: { property: 'category' } }));
@@ -106,6 +112,14 @@ describeOnDatabases('trend rollups (people, rolled-up properties) on %s', (mode)
     const byPlan = await h.post('/analytics/trends', { ...byCategory, breakdown: { property: 'plan' } });
     expect(byPlan.body.meta.sources).toEqual(['events']);
     expect(byPlan.body.meta.notes.join('\n')).toContain('a breakdown by plan, not rolled up by value');
+    // An event without the property rolled up: the series scans.
+    const search = await h.post('/analytics/trends', {
+      range,
+      interval: 'week',
+      series: [{ events: { event: ['Order Completed', 'Search'] }, measure: 'sum', property: 'total' }],
+    });
+    expect(search.body.meta.sources).toEqual(['events']);
+    expect(search.body.meta.notes.join('\n')).toContain('total, not rolled up for every event of the series');
   });
 
   it('falls back to the scan in a half-hour zone', async () => {

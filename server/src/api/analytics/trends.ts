@@ -263,7 +263,7 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
 }
 
 // The rolled-up properties (a handful of rows): which sums and breakdowns a tile can read from a rollup.
-const ROLLED_PROPERTIES = ruleSql`SELECT property, by_value AS "byValue" FROM analytics_rollup_properties`;
+const ROLLED_PROPERTIES = ruleSql`SELECT event, property, by_value AS "byValue" FROM analytics_rollup_properties`;
 
 // Why series scan events: the answer says so, naming what a team can roll up.
 function rollupNotes(
@@ -284,10 +284,10 @@ function rollupNotes(
       : breakdown && 'trait' in breakdown
         ? 'a breakdown by a trait'
         : breakdown
-          ? `a breakdown by ${breakdown.property}, not rolled up by value`
+          ? `a breakdown by ${breakdown.property}, not rolled up by value for every event of the series`
           : s.measure === 'people'
             ? 'people of a named event or type'
-            : `${s.property}, not a rolled-up property`;
+            : `${s.property}, not rolled up for every event of the series`;
     notes.push(`series[${i}] scanned events (${why})`);
   }
   return notes;

@@ -1,7 +1,9 @@
 import type { Sql, Transaction, Tx } from '../../db/index.ts';
 
-/** A property rolled up per hour (analytics_rollup_properties). */
+/** A property of a named event rolled up per hour (analytics_rollup_properties). */
 export interface RolledProperty {
+  /** The event's name (track events; a page's name for page events). */
+  event: string;
   /** A dot path under the event's properties, as a trend's `property` or breakdown is written. */
   property: string;
   /** Also counted per value, so that a breakdown by the property reads the rollup. */
@@ -12,22 +14,26 @@ export interface RolledProperty {
  * The properties rolled up per hour (a handful; every tile reads them to choose its source).
  *
  * @example
- * const rolled = await rolledProperties(sql); // [{ property: 'total', byValue: false }]
+ * const rolled = await rolledProperties(sql); // [{ event: 'Order Completed', property: 'total', byValue: false }]
  */
 export async function rolledProperties(tx: Tx): Promise<RolledProperty[]> {
   return tx<RolledProperty[]>`
-    SELECT property, by_value AS "byValue" FROM analytics_rollup_properties ORDER BY property`;
+    SELECT event, property, by_value AS "byValue" FROM analytics_rollup_properties ORDER BY event, property`;
 }
 
 /**
  * Recounts analytics_hourly_values for rollup keys (hour ISO, type, event ''-for-none), in the
- * transaction of recountRollup, which already holds the keys' advisory locks: each key's rows of every
- * rolled-up property are deleted and counted again from its attached events (idempotent).
+ * transaction of recountRollup, which already holds the keys' advisory locks: the rows of keys whose
+ * event has rolled-up properties are deleted and counted again from its attached events (idempotent).
+ * Keys of other events cost one probe of the registry.
  *
  * @example
  * await recountValues(tx, hours, types, events);
  */
 export async function recountValues(tx: Transaction, hours: string[], types: string[], events: string[]) {
+  const [some] = await tx<{ any: boolean }[]>`
+    SELECT EXISTS (SELECT 1 FROM analytics_rollup_properties WHERE event = ANY(${events}::text[])) AS any`;
+  if (!some?.any) return;
   await tx`
     DELETE FROM analytics_hourly_values r
     USING unnest(${hours}::timestamptz[], ${types}::text[], ${events}::text[]) AS k(hour, type, event)
@@ -36,7 +42,7 @@ export async function recountValues(tx: Transaction, hours: string[], types: str
     INSERT INTO analytics_hourly_values (property, event, hour, type, value, n, sum, nums)
     SELECT p.property, k.event, k.hour, k.type, c.value, c.n, c.sum, c.nums
     FROM unnest(${hours}::timestamptz[], ${types}::text[], ${events}::text[]) AS k(hour, type, event)
-    CROSS JOIN analytics_rollup_properties p
+    JOIN analytics_rollup_properties p ON p.event = k.event
     CROSS JOIN LATERAL (${valuesOf(tx)}
       WHERE e.profile_id IS NOT NULL
         AND e.type = k.type
@@ -60,46 +66,46 @@ function valuesOf(tx: Tx) {
 }
 
 /**
- * Rolls a property up (or changes whether it is counted per value): records it and counts its rows
- * from every attached event. The table lock waits for recounts in flight and holds new ones back,
- * so no key is counted without the property after this commits.
+ * Rolls a property of an event up (or changes whether it is counted per value): records it and counts
+ * its rows from the event's attached events. The table lock waits for recounts in flight and holds new
+ * ones back, so no key is counted without the property after this commits.
  *
  * @example
- * await rollUpProperty(sql, { property: 'total', byValue: false });
+ * await rollUpProperty(sql, { event: 'Order Completed', property: 'total', byValue: false });
  */
 export async function rollUpProperty(sql: Sql, p: RolledProperty): Promise<void> {
   await sql.begin(async (tx) => {
     await tx`LOCK TABLE analytics_hourly_values IN EXCLUSIVE MODE`;
-    await tx`DELETE FROM analytics_hourly_values WHERE property = ${p.property}`;
+    await tx`DELETE FROM analytics_hourly_values WHERE event = ${p.event} AND property = ${p.property}`;
     await tx`
-      INSERT INTO analytics_rollup_properties (property, by_value) VALUES (${p.property}, ${p.byValue})
-      ON CONFLICT (property) DO UPDATE SET by_value = excluded.by_value`;
+      INSERT INTO analytics_rollup_properties (event, property, by_value) VALUES (${p.event}, ${p.property}, ${p.byValue})
+      ON CONFLICT (event, property) DO UPDATE SET by_value = excluded.by_value`;
     await tx`
       INSERT INTO analytics_hourly_values (property, event, hour, type, value, n, sum, nums)
       SELECT p.property, coalesce(e.event, ''), date_trunc('hour', e.timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
         e.type, c.value, count(*), sum(c.num), count(c.num)
       FROM analytics_rollup_properties p
-      JOIN events e ON e.profile_id IS NOT NULL
+      JOIN events e ON e.profile_id IS NOT NULL AND e.event = p.event
       CROSS JOIN LATERAL (
         SELECT CASE WHEN p.by_value THEN e.payload #>> c.path END AS value,
           CASE WHEN jsonb_typeof(e.payload #> c.path) = 'number' THEN (e.payload #> c.path)::float8 END AS num
         FROM (SELECT '{properties}'::text[] || string_to_array(p.property, '.') AS path) c
       ) c
-      WHERE p.property = ${p.property}
+      WHERE p.event = ${p.event} AND p.property = ${p.property}
       GROUP BY 1, 2, 3, 4, 5`;
   });
 }
 
 /**
- * Stops rolling a property up: tiles on it scan events again.
+ * Stops rolling a property of an event up: tiles on it scan events again.
  *
  * @example
- * await dropRolledProperty(sql, 'total');
+ * await dropRolledProperty(sql, { event: 'Order Completed', property: 'total' });
  */
-export async function dropRolledProperty(sql: Sql, property: string): Promise<void> {
+export async function dropRolledProperty(sql: Sql, p: { event: string; property: string }): Promise<void> {
   await sql.begin(async (tx) => {
     await tx`LOCK TABLE analytics_hourly_values IN EXCLUSIVE MODE`;
-    await tx`DELETE FROM analytics_rollup_properties WHERE property = ${property}`;
-    await tx`DELETE FROM analytics_hourly_values WHERE property = ${property}`;
+    await tx`DELETE FROM analytics_rollup_properties WHERE event = ${p.event} AND property = ${p.property}`;
+    await tx`DELETE FROM analytics_hourly_values WHERE event = ${p.event} AND property = ${p.property}`;
   });
 }
