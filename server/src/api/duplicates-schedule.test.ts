@@ -69,6 +69,19 @@ describeOnDatabases('scheduled duplicate scans on %s', (mode) => {
     expect(await scans()).toEqual([]);
   }, 30_000);
 
+  it('describes the new routes and schemas in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${servers[0]!.url}/api/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(Object.keys(doc.paths['/api/duplicates/schedule'] ?? {}).sort()).toEqual(['get', 'put']);
+    expect(doc.paths['/api/duplicates/groups']?.get).toBeDefined();
+    expect(doc.paths['/api/data-quality/backfills']?.post).toBeDefined();
+    expect(doc.paths['/api/data-quality/backfills/{id}']?.get).toBeDefined();
+    for (const name of ['DuplicateSchedule', 'DuplicateGroup', 'TraitBackfill', 'DuplicateScan'])
+      expect(doc.components.schemas[name], name).toBeDefined();
+  });
+
   it('places periods in the time zone (DST included)', () => {
     const daily = { enabled: true, everyHours: null, dailyAt: '03:00', timeZone: 'Europe/Berlin' };
     expect(periodStart(daily, new Date('2030-01-01T12:00:00Z'))?.toISOString()).toBe('2030-01-01T02:00:00.000Z');

@@ -53,7 +53,12 @@ export interface BackfillDeps {
   onChunk?: (tx: Transaction, chunk: number) => Promise<void>;
 }
 
-/** The rules a backfill of `keys` applies: theirs, and the fills reading them (which the fold re-derives). */
+/**
+ * The rules a backfill of `keys` applies: theirs, and the fills reading them (which the fold re-derives).
+ *
+ * @example
+ * backfillRules(['first_name'], rules); // { first_name: …, full_name: { normalize: [], fill: { template: … } } }
+ */
 export function backfillRules(
   keys: readonly string[],
   all: Readonly<Record<string, TraitQualityRule>>,
