@@ -19,7 +19,7 @@ import type { PinnedReader } from '../../pipeline/measure/index.ts';
  * fastest is {@link FUNNEL_READ}; a breakdown (a value per entry event) reads `stream`.
  */
 export type FunnelRead = 'stream' | 'arrays' | 'packed';
-/** The measured fastest way (docs/benchmarks.md, "Analytics: funnels and retention at 10M events"). */
+/** The measured fastest way (docs/benchmarks.md, "Analytics", "Funnels and retention at 10M events"). */
 export const FUNNEL_READ: FunnelRead = 'packed';
 
 type Row = { p: string; t: number; s: number; x: number; i: boolean; g: string | null };

@@ -14,7 +14,7 @@ import type { PinnedReader } from '../../pipeline/measure/index.ts';
  * How a retention table is read: `pass` (one ordered pass per person over the (profile, timestamp)
  * index, people with the same bucket masks counted together; tables of at most 63 buckets) or `join`
  * (per-bucket folds joined to the cohorts, any size). Measured on bench:analytics (docs/benchmarks.md,
- * "Analytics: funnels and retention at 10M events"): `pass` is the faster; `join` serves longer tables.
+ * "Analytics", "Funnels and retention at 10M events"): `pass` is the faster; `join` serves longer tables.
  */
 export type RetentionRead = 'pass' | 'join';
 
