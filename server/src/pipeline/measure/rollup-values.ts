@@ -38,31 +38,38 @@ export async function recountValues(tx: Transaction, hours: string[], types: str
     DELETE FROM analytics_hourly_values r
     USING unnest(${hours}::timestamptz[], ${types}::text[], ${events}::text[]) AS k(hour, type, event)
     WHERE r.hour = k.hour AND r.type = k.type AND r.event = k.event`;
+  // One read of each key's events for all of its event's properties (the payloads are the cost).
   await tx`
     INSERT INTO analytics_hourly_values (property, event, hour, type, value, n, sum, nums)
-    SELECT p.property, k.event, k.hour, k.type, c.value, c.n, c.sum, c.nums
+    SELECT c.property, k.event, k.hour, k.type, c.value, c.n, c.sum, c.nums
     FROM unnest(${hours}::timestamptz[], ${types}::text[], ${events}::text[]) AS k(hour, type, event)
-    JOIN analytics_rollup_properties p ON p.event = k.event
     CROSS JOIN LATERAL (${valuesOf(tx)}
       WHERE e.profile_id IS NOT NULL
         AND e.type = k.type
         AND e.timestamp >= k.hour
         AND e.timestamp < k.hour + interval '1 hour'
-        AND ((k.event <> '' AND e.event = k.event) OR (k.event = '' AND e.event IS NULL))
-      GROUP BY 1
-    ) c`;
+        AND e.event = k.event
+      GROUP BY 1, 2
+    ) c
+    WHERE k.event IN (SELECT event FROM analytics_rollup_properties)`;
 }
 
-// Per value (or one row when not by value) of property p: events, and the sum and number of JSON numbers.
-// The same expressions the trends scan uses (packages/core/src/analytics/trends.ts), so both agree exactly.
+// Per property of the key's event, and per value when by value (else one row): events, and the sum and
+// number of JSON numbers — the same expressions the trends scan uses (packages/core's trends.ts).
 function valuesOf(tx: Tx) {
-  const v = tx`(e.payload #> ('{properties}'::text[] || string_to_array(p.property, '.')))`;
+  const v = tx`(e.payload #> p.path)`;
   return tx`
-      SELECT CASE WHEN p.by_value THEN e.payload #>> ('{properties}'::text[] || string_to_array(p.property, '.')) END AS value,
+      SELECT p.property,
+        CASE WHEN p.by_value THEN e.payload #>> p.path END AS value,
         count(*) AS n,
         sum(CASE WHEN jsonb_typeof(${v}) = 'number' THEN ${v}::float8 END) AS sum,
         count(CASE WHEN jsonb_typeof(${v}) = 'number' THEN 1 END) AS nums
-      FROM events e`;
+      FROM events e
+      CROSS JOIN (
+        SELECT property, by_value, '{properties}'::text[] || string_to_array(property, '.') AS path
+        FROM analytics_rollup_properties
+        WHERE event = k.event
+      ) p`;
 }
 
 /**

@@ -114,9 +114,10 @@ export async function startRollupWorker(deps: { sql: Sql; boss: PgBoss }): Promi
     async function rollUp(jobs) {
       const ids = jobs.flatMap((j) => j.data.ids);
       await deps.sql.begin(async (tx) => {
-        await recountRollup(tx, await rollupKeysOf(tx, { ids }));
-        // People per hour: rows added (never recounted), as merges move them in their own transaction.
+        // People per hour first: rows added (never recounted; merges move them in their own transaction)
+        // under the profiles' locks, taken before the keys' as an erasure takes them (no lock cycle).
         await addPeopleOf(tx, ids);
+        await recountRollup(tx, await rollupKeysOf(tx, { ids }));
       });
     },
   );
