@@ -247,6 +247,9 @@ export async function bulkLoad(
     const deferred = await sql<{ name: string; def: string }[]>`
       SELECT indexname AS name, indexdef AS def FROM pg_indexes
       WHERE schemaname = current_schema() AND indexname = ANY(${DEFERRED_INDEXES})`;
+    // A partitioned table's index reads `ON ONLY` in pg_indexes: rebuilt as written, it would cover no
+    // partition (the parent's index stays invalid) and stage 2's lookups by profile would scan.
+    for (const d of deferred) d.def = d.def.replace(' ON ONLY ', ' ON ');
     for (const d of deferred) await sql`DROP INDEX ${sql(d.name)}`;
     const next = { id: Number(max ?? 0) + 1 };
     const processedAt = new Date().toISOString();
