@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Sql, Transaction } from '../../db/index.ts';
 import { QUEUES } from '../../jobs/queues.ts';
+import { retentionHorizon } from '../../jobs/retention-queries.ts';
 import type { Inbox } from '../topics.ts';
 import { addPeopleOf } from './rollup-people.ts';
 import { recountValues } from './rollup-values.ts';
@@ -49,12 +50,8 @@ export async function rollupKeysOf(tx: Tx, of: { ids: readonly string[] } | { pr
 export async function recountRollup(tx: Transaction, all: readonly RollupKey[]): Promise<void> {
   if (!all.length) return;
   // Hours before the retention horizon are frozen (docs/retention.md): some of their events are in dropped
-  // partitions, so a recount would lose them. Every event of an hour at least a day (the largest clock skew
-  // accepted) after the oldest kept partition's start is still stored. NULL: nothing was ever dropped.
-  const [{ horizon }] = (await tx<{ horizon: Date | null }[]>`
-    SELECT CASE WHEN count(*) = 0 OR bool_or(lower_bound IS NULL) THEN NULL
-      ELSE min(lower_bound) + interval '1 day' END AS horizon
-    FROM event_partitions`) as unknown as [{ horizon: Date | null }];
+  // partitions, so a recount would lose them. Read in this transaction, as every recount reads it.
+  const horizon = await retentionHorizon(tx);
   const keys = horizon ? all.filter((k) => Date.parse(k.hour) >= horizon.getTime()) : all;
   if (!keys.length) return;
   const sorted = [...keys].sort((a, b) =>
