@@ -29,6 +29,8 @@ export type Permission =
   | 'employees:write'
   /** Analytics queries (stage 6): trends, funnels, paths, retention, attribution; answers are counts, never PII. */
   | 'analytics:read'
+  /** Rolling event properties up per hour (stage 6): each adds to every recount of its event's hours. Admin only. */
+  | 'analytics:write'
   /** Who the caller is (GET /api/me): every role. */
   | 'self:read'
   /** Campaigns (stage 6): their budget, dates, flows, UTM values and cost entries. */
@@ -88,6 +90,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
     'kpis:write',
     'reports:write',
     'quality:write',
+    'analytics:write',
   ]),
   operator: new Set<Permission>([
     ...READS,

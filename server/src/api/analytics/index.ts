@@ -11,6 +11,7 @@ import { funnelsApi } from './funnels.ts';
 import { horizonGuard } from './horizon.ts';
 import { pathsApi } from './paths.ts';
 import { retentionApi } from './retention.ts';
+import { rollupPropertiesApi } from './rollups.ts';
 import { trendsApi } from './trends.ts';
 
 /** What the analytics routes are built from. */
@@ -44,5 +45,6 @@ export function analyticsApi(deps: AnalyticsDeps) {
   app.route('/', funnelsApi(_deps));
   app.route('/', pathsApi(_deps));
   app.route('/', campaignResultsApi(_deps));
+  app.route('/', rollupPropertiesApi(deps));
   return app;
 }

@@ -27,7 +27,8 @@ import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, IntervalSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 import { BEFORE_RETENTION, type HorizonGuard, trendReads } from './horizon.ts';
 
-const dotPath = z
+/** A dot path under an event's properties, as a series' `property` or a breakdown is written. */
+export const dotPath = z
   .string()
   .min(1)
   .max(200)

@@ -22,5 +22,12 @@ export {
 export { destinationProblem, type Reports } from './reports.ts';
 export { type RollupKey, recountRollup, rollupKeysOf, startRollupWorker } from './rollup.ts';
 export { followRepoint, forgetPeople, movesOf, peopleRowsOf } from './rollup-people.ts';
-export { dropRolledProperty, type RolledProperty, rolledProperties, rollUpProperty } from './rollup-values.ts';
+export {
+  dropRolledProperty,
+  type RolledProperty,
+  type RolledPropertyRow,
+  rolledProperties,
+  rolledPropertyRows,
+  rollUpProperty,
+} from './rollup-values.ts';
 export { createMeasureStage, type MeasureStage } from './stage.ts';

@@ -10,15 +10,41 @@ export interface RolledProperty {
   byValue: boolean;
 }
 
+/** A rolled-up property as registered, with since when its rows were counted. */
+export interface RolledPropertyRow extends RolledProperty {
+  /**
+   * When its rows were last counted from the events (created_at; a new fill sets it again). Every hour
+   * from then on is complete: no event that recent can have been dropped by retention yet.
+   */
+  createdAt: Date;
+}
+
 /**
  * The properties rolled up per hour (a handful; every tile reads them to choose its source).
  *
  * @example
- * const rolled = await rolledProperties(sql); // [{ event: 'Order Completed', property: 'total', byValue: false }]
+ * const rolled = await rolledProperties(sql); // [{ event: 'Order Completed', property: 'total', byValue: false, createdAt }]
  */
-export async function rolledProperties(tx: Tx): Promise<RolledProperty[]> {
-  return tx<RolledProperty[]>`
-    SELECT event, property, by_value AS "byValue" FROM analytics_rollup_properties ORDER BY event, property`;
+export async function rolledProperties(tx: Tx): Promise<RolledPropertyRow[]> {
+  return tx<RolledPropertyRow[]>`
+    SELECT event, property, by_value AS "byValue", created_at AS "createdAt"
+    FROM analytics_rollup_properties
+    ORDER BY event, property`;
+}
+
+/**
+ * The rows each rolled-up property holds in analytics_hourly_values (GET /api/analytics/rollups/properties),
+ * keyed `event` + NUL + `property`: one pass over the table's narrow key index.
+ *
+ * @example
+ * const rows = await rolledPropertyRows(sql); // Map { 'Order Completed\0total' => 2160 }
+ */
+export async function rolledPropertyRows(tx: Tx): Promise<Map<string, number>> {
+  const rows = await tx<{ event: string; property: string; n: number }[]>`
+    SELECT event, property, count(*)::int AS n
+    FROM analytics_hourly_values
+    GROUP BY event, property`;
+  return new Map(rows.map((r) => [`${r.event}\0${r.property}`, r.n]));
 }
 
 /**
@@ -74,7 +100,8 @@ function valuesOf(tx: Tx) {
 
 /**
  * Rolls a property of an event up (or changes whether it is counted per value): records it and counts
- * its rows from the event's attached events. The table lock waits for recounts in flight and holds new
+ * its rows from the event's attached events (created_at: now, the fill's time; see
+ * {@link RolledPropertyRow}). The table lock waits for recounts in flight and holds new
  * ones back, so no key is counted without the property after this commits.
  *
  * @example
@@ -86,7 +113,7 @@ export async function rollUpProperty(sql: Sql, p: RolledProperty): Promise<void>
     await tx`DELETE FROM analytics_hourly_values WHERE event = ${p.event} AND property = ${p.property}`;
     await tx`
       INSERT INTO analytics_rollup_properties (event, property, by_value) VALUES (${p.event}, ${p.property}, ${p.byValue})
-      ON CONFLICT (event, property) DO UPDATE SET by_value = excluded.by_value`;
+      ON CONFLICT (event, property) DO UPDATE SET by_value = excluded.by_value, created_at = now()`;
     await tx`
       INSERT INTO analytics_hourly_values (property, event, hour, type, value, n, sum, nums)
       SELECT p.property, coalesce(e.event, ''), date_trunc('hour', e.timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
