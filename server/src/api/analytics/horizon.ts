@@ -2,7 +2,8 @@ import {
   ATTRIBUTION_LIMITS,
   bucketStarts,
   previousRange,
-  rollsUp,
+  type RolledProperty,
+  rollupSource,
   rollupWindow,
   type TimeInterval,
   type TimeRange,
@@ -13,6 +14,8 @@ import { DateTime } from 'luxon';
 import type { Tx } from '../../db/index.ts';
 import { apiError } from '../../http/errors.ts';
 import { retentionHorizon } from '../../jobs/retention-queries.ts';
+// Straight from the file: measure's index imports the reports, which import the trends route, which imports this.
+import { type RolledPropertyRow, rolledProperties } from '../../pipeline/measure/rollup-values.ts';
 
 // Issue 22: once event partitions are dropped (CAIRN_EVENT_RETENTION_DAYS), a query reading events before
 // the retention horizon would silently count only the events that happen to be left there (late ones,
@@ -33,6 +36,11 @@ export interface HorizonGuard {
    * partition was ever dropped.
    */
   refuse(reads: EventRead | readonly EventRead[]): Promise<void>;
+  /**
+   * Throws 422 `before_retention` when a trend reads events before the horizon ({@link trendReads},
+   * with the rolled-up properties as registered now).
+   */
+  refuseTrend(q: TrendReadQuery): Promise<void>;
 }
 
 /**
@@ -44,18 +52,24 @@ export interface HorizonGuard {
  * await horizon.refuse({ at: body.range.from, what: 'range.from' });
  */
 export function horizonGuard(deps: { sql: Tx; eventDays: number | null }): HorizonGuard {
+  const check = (list: readonly EventRead[], horizon: Date) => {
+    const first = list
+      .map((r) => ({ ...r, ms: new Date(r.at).getTime() }))
+      .filter((r) => Number.isFinite(r.ms))
+      .sort((a, b) => a.ms - b.ms)[0];
+    if (!first || first.ms >= horizon.getTime()) return;
+    throw beforeRetention(first, horizon, deps.eventDays);
+  };
   return {
     async refuse(reads) {
       const list = Array.isArray(reads) ? (reads as readonly EventRead[]) : [reads as EventRead];
       if (!list.length) return;
       const horizon = await retentionHorizon(deps.sql);
-      if (!horizon) return;
-      const first = list
-        .map((r) => ({ ...r, ms: new Date(r.at).getTime() }))
-        .filter((r) => Number.isFinite(r.ms))
-        .sort((a, b) => a.ms - b.ms)[0];
-      if (!first || first.ms >= horizon.getTime()) return;
-      throw beforeRetention(first, horizon, deps.eventDays);
+      if (horizon) check(list, horizon);
+    },
+    async refuseTrend(q) {
+      const horizon = await retentionHorizon(deps.sql);
+      if (horizon) check(trendReads(q, await rolledProperties(deps.sql)), horizon);
     },
   };
 }
@@ -89,16 +103,22 @@ export interface TrendReadQuery {
 }
 
 /**
- * Where a trend reads events: a series the hourly rollup answers (a count by name and type, no
- * breakdown, whole UTC-hour buckets) reads events only for the partial hours at the range's edges (the
- * rollup keeps the counts of dropped events); any other series scans events over the whole range. The
- * previous period of `compare` likewise. A range whose buckets cannot be cut reads nothing here: the
- * route answers its 400.
+ * Where a trend reads events: a series an hourly rollup answers (rollupSource: counts by name and type,
+ * sums, means and breakdowns of a rolled-up property; whole UTC-hour buckets) reads events only for the
+ * partial hours at the range's edges, since retention drops event partitions and never these rollups'
+ * rows (the hours before the horizon are frozen as they were); any other series, and people (see
+ * {@link PEOPLE_BEFORE_HORIZON}), reads events over the whole range. A rolled-up property's rows are complete only from its fill
+ * (`createdAt`): hours before it were counted from the events kept then, so they count as a read of
+ * events. The previous period of `compare` likewise. A range whose buckets cannot be cut reads nothing
+ * here: the route answers its 400.
  *
  * @example
- * await horizon.refuse(trendReads(body)); // [] for counts over whole hours: the rollup answers
+ * await horizon.refuse(trendReads(body, rolled)); // [] for counts over whole hours: the rollup answers
  */
-export function trendReads(q: TrendReadQuery): EventRead[] {
+export function trendReads(
+  q: TrendReadQuery,
+  rolled: readonly (RolledProperty & Partial<Pick<RolledPropertyRow, 'createdAt'>>)[] = [],
+): EventRead[] {
   const reads: EventRead[] = [];
   const one = (range: TimeRange, what: string) => {
     let starts: string[];
@@ -110,8 +130,18 @@ export function trendReads(q: TrendReadQuery): EventRead[] {
     const window = rollupWindow(range, starts);
     for (const [i, s] of q.series.entries()) {
       const part = `${what} (series[${i}])`;
-      if (!window || !rollsUp(s, q.breakdown)) {
-        reads.push({ at: range.from, what: `${part}, a ${s.measure} series not answered by the hourly counts` });
+      const source = window ? rollupSource(s, q.breakdown, rolled) : null;
+      if (!window || !source) {
+        reads.push({ at: range.from, what: `${part}, a ${s.measure} series not answered by the hourly rollups` });
+        continue;
+      }
+      if (source === 'people') {
+        reads.push({ at: range.from, what: `${part}, a people series: ${PEOPLE_BEFORE_HORIZON}` });
+        continue;
+      }
+      const filled = source === 'values' ? filledSince(s, q.breakdown, rolled) : null;
+      if (filled && Date.parse(window.from) < filled.ms) {
+        reads.push({ at: range.from, what: `${part}: ${filled.what}` });
         continue;
       }
       // Only the edges' partial hours come from events: before the window, and after it.
@@ -131,6 +161,38 @@ export function trendReads(q: TrendReadQuery): EventRead[] {
     }
   }
   return reads;
+}
+
+/**
+ * Why people tiles stay refused before the horizon although analytics_hourly_people keeps its rows: a
+ * merge re-points person-hours by reading the merged profiles' events (rollup-people.ts movesOf), so
+ * after a drop the hours of dropped events keep the merged-away person, who would count twice; and the
+ * per-day people rollup forgets its days before the horizon when partitions are dropped.
+ */
+export const PEOPLE_BEFORE_HORIZON =
+  'people before the horizon no longer follow identity merges (their events are gone)';
+
+// The latest fill of the rolled-up property a 'values' series reads, over the events it names.
+function filledSince(
+  s: TrendSeries,
+  bd: TrendBreakdown | undefined,
+  rolled: readonly (RolledProperty & { createdAt?: Date })[],
+): { ms: number; what: string } | null {
+  const property = bd && 'property' in bd ? bd.property : s.property;
+  const names = [s.events.event ?? []].flat();
+  let last: { ms: number; what: string } | null = null;
+  for (const r of rolled) {
+    if (r.property !== property || !names.includes(r.event) || !r.createdAt) continue;
+    const ms = new Date(r.createdAt).getTime();
+    if (!last || ms > last.ms)
+      last = {
+        ms,
+        what:
+          `the rollup of ${r.event}: ${r.property} was filled at ${new Date(ms).toISOString()} from the events ` +
+          'kept then, so its earlier hours may miss dropped events',
+      };
+  }
+  return last;
 }
 
 /**

@@ -25,7 +25,7 @@ import type { Pii } from '../../pii/index.ts';
 import type { AnalyticsReader } from '../../pipeline/measure/reader.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, IntervalSchema, RangeSchema, ReadMetaSchema } from './common.ts';
-import { BEFORE_RETENTION, type HorizonGuard, trendReads } from './horizon.ts';
+import { BEFORE_RETENTION, type HorizonGuard, type trendReads } from './horizon.ts';
 
 /** A dot path under an event's properties, as a series' `property` or a breakdown is written. */
 export const dotPath = z
@@ -150,8 +150,8 @@ export function trendsApi(deps: TrendsDeps & { horizon: HorizonGuard }) {
     }),
     async (c) => {
       const body = c.req.valid('json') as Body;
-      // Tiles the hourly rollup answers wholly are not refused: it keeps the counts of dropped events.
-      await deps.horizon.refuse(trendReads(body as Parameters<typeof trendReads>[0]));
+      // Tiles the hourly rollups answer wholly are not refused: they keep what dropped events counted.
+      await deps.horizon.refuseTrend(body as Parameters<typeof trendReads>[0]);
       return c.json((await runTrends(deps, body, c.req.raw.signal)) as never, 200);
     },
   );
