@@ -1,8 +1,11 @@
 import type postgres from 'postgres';
+import type { Sql } from '../../../server/src/db/index.ts';
+// The server's own fill (internal to the server, hence the relative import, as rollup-cost.ts does).
+import { rollUpProperty } from '../../../server/src/pipeline/measure/rollup-values.ts';
 
 // The tiles' rollups of migration 0037 on the generated dataset (written in SQL, not through the
 // pipeline, so nothing kept them): people per hour, and the properties the dashboard's tiles sum and break
-// down by, rolled up as a team would mark them (analytics_rollup_properties).
+// down by, rolled up as a team marks them (rollUpProperty, what PUT /api/analytics/rollups/properties runs).
 
 /** The properties bench:analytics rolls up: the revenue tiles' sum, the category breakdown's values. */
 export const ROLLED_UP = [
@@ -11,9 +14,9 @@ export const ROLLED_UP = [
 ] as const;
 
 /**
- * Fills analytics_hourly_people when it is empty and rolls up {@link ROLLED_UP} when not yet rolled up,
- * as migration 0037 and `rollUpProperty` (server/src/pipeline/measure/rollup-values.ts) do. Returns what
- * it did with the seconds each took, or null when the schema has no such rollups.
+ * Fills analytics_hourly_people when it is empty (as migration 0037 does) and rolls up {@link ROLLED_UP}
+ * when not yet rolled up, with `rollUpProperty` (server/src/pipeline/measure/rollup-values.ts). Returns
+ * what it did with the seconds each took, or null when the schema has no such rollups.
  *
  * @example
  * for (const line of (await refreshTileRollups(sql)) ?? []) console.log(line);
@@ -43,24 +46,8 @@ export async function refreshTileRollups(sql: postgres.Sql): Promise<string[] | 
       WHERE event = ${r.event} AND property = ${r.property} AND by_value = ${r.byValue}`;
     if (has?.n) continue;
     await timed(`${r.event}.${r.property} rolled up${r.byValue ? ' by value' : ''}`, async () => {
-      await sql.begin(async (tx) => {
-        await tx`LOCK TABLE analytics_hourly_values IN EXCLUSIVE MODE`;
-        await tx`DELETE FROM analytics_hourly_values WHERE event = ${r.event} AND property = ${r.property}`;
-        await tx`
-          INSERT INTO analytics_rollup_properties (event, property, by_value) VALUES (${r.event}, ${r.property}, ${r.byValue})
-          ON CONFLICT (event, property) DO UPDATE SET by_value = excluded.by_value`;
-        await tx`
-          INSERT INTO analytics_hourly_values (property, event, hour, type, value, n, sum, nums)
-          SELECT ${r.property}, coalesce(e.event, ''), date_trunc('hour', e.timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
-            e.type, CASE WHEN ${r.byValue} THEN e.payload #>> ${['properties', r.property]}::text[] END,
-            count(*),
-            sum(CASE WHEN jsonb_typeof(e.payload #> ${['properties', r.property]}::text[]) = 'number'
-              THEN (e.payload #> ${['properties', r.property]}::text[])::float8 END),
-            count(CASE WHEN jsonb_typeof(e.payload #> ${['properties', r.property]}::text[]) = 'number' THEN 1 END)
-          FROM events e
-          WHERE e.profile_id IS NOT NULL AND e.event = ${r.event}
-          GROUP BY 1, 2, 3, 4, 5`;
-      });
+      // The server's Sql is the same client typed without custom types.
+      await rollUpProperty(sql as unknown as Sql, r);
       await sql`VACUUM ANALYZE analytics_hourly_values`;
     });
   }
