@@ -31,6 +31,17 @@ export interface RetentionQuery {
   bounded: boolean;
 }
 
+/**
+ * Options of the retention builders. `firstTimes` (first-time mode only): a statement selecting the
+ * `profile_id` of exactly the people whose first start event ever falls in the range, read from a smaller
+ * input than events (the server's analytics_first_times); the statement then reads events from the range's
+ * start only, of those people, instead of probing or scanning everyone's history before it.
+ */
+export interface RetentionSqlOptions {
+  now: Date;
+  firstTimes?: Fragment;
+}
+
 /** One row of the statement {@link retentionSql} builds. */
 export interface RetentionRow {
   /** The cohort bucket's start (epoch ms). */
@@ -81,7 +92,7 @@ export function retentionHorizon(q: Pick<RetentionQuery, 'range' | 'cohort' | 'p
  * @example
  * const rows = await reader.rows<RetentionRow>(retentionSql(query, { now: new Date() }));
  */
-export function retentionSql(q: RetentionQuery, options: { now: Date }): Fragment {
+export function retentionSql(q: RetentionQuery, options: RetentionSqlOptions): Fragment {
   const { from, to, timezone: tz } = q.range;
   const unit = q.cohort;
   const start = compileEventFilter(q.start, { now: options.now, alias: 'e' });
@@ -98,7 +109,10 @@ export function retentionSql(q: RetentionQuery, options: { now: Date }): Fragmen
   const firstEver =
     q.mode === 'recurring'
       ? sql``
-      : sql`
+      : options.firstTimes
+        ? sql`
+    AND x.profile_id IN (${options.firstTimes})`
+        : sql`
     AND NOT EXISTS (
       SELECT 1 FROM events p
       WHERE p.profile_id = x.profile_id AND p.timestamp < ${from}::timestamptz AND ${startBefore}
@@ -269,7 +283,7 @@ export interface RetentionPassRow {
  * const rows = await reader.rows<RetentionPassRow>(retentionPassSql(query, { now }));
  * const table = retentionTable(query, retentionRowsOfPass(query, rows), now);
  */
-export function retentionPassSql(q: RetentionQuery, options: { now: Date }): Fragment {
+export function retentionPassSql(q: RetentionQuery, options: RetentionSqlOptions): Fragment {
   const bounds = retentionBounds(q);
   if (bounds.length - 1 > RETENTION_PASS_MAX_BUCKETS)
     throw new RangeError(`more than ${RETENTION_PASS_MAX_BUCKETS} buckets: use retentionSql`);
@@ -278,8 +292,14 @@ export function retentionPassSql(q: RetentionQuery, options: { now: Date }): Fra
   const start = compileEventFilter(q.start, { now: options.now, alias: 'e' });
   const back = compileEventFilter(q.return, { now: options.now, alias: 'e' });
   const firstTime = q.mode === 'first_time';
-  // First time reads the start events before the range too (to leave out who started before it).
-  const lower = firstTime ? sql`` : sql`AND e.timestamp >= ${from}::timestamptz`;
+  // First time reads the start events before the range too (to leave out who started before it), unless
+  // the cohort's people are given: then only theirs, from the range's start.
+  const lower =
+    firstTime && !options.firstTimes
+      ? sql``
+      : firstTime
+        ? sql`AND e.timestamp >= ${from}::timestamptz AND e.profile_id IN (${options.firstTimes})`
+        : sql`AND e.timestamp >= ${from}::timestamptz`;
   const bit = sql`(1::int8 << b)`;
   return sql`
 WITH ev AS (

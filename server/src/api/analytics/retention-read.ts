@@ -1,4 +1,7 @@
 import {
+  compileEventFilter,
+  type EventFilter,
+  type Fragment,
   RETENTION_PASS_MAX_BUCKETS,
   type RetentionPassRow,
   type RetentionQuery,
@@ -7,6 +10,7 @@ import {
   retentionPassSql,
   retentionRowsOfPass,
   retentionSql,
+  ruleSql as sql,
 } from '@cairn/core';
 import type { PinnedReader } from '../../pipeline/measure/index.ts';
 
@@ -17,6 +21,49 @@ import type { PinnedReader } from '../../pipeline/measure/index.ts';
  * "Analytics", "Funnels and retention at 10M events"): `pass` is the faster; `join` serves longer tables.
  */
 export type RetentionRead = 'pass' | 'join';
+
+/** Where a retention table's cohorts were read: the first times (migration 0041) or a scan of events. */
+export type CohortSource = 'first_times' | 'events';
+
+// A start filter as a condition on analytics_first_times rows: no type and no name is the person's row of
+// any event (type and name ''); a type or a name never matches that row ('' is neither).
+function firstTimeKeys(start: EventFilter, alias: 'f' | 'g'): Fragment {
+  if (start.type === undefined && start.event === undefined)
+    return alias === 'f' ? sql`(f.type = '' AND f.event = '')` : sql`(g.type = '' AND g.event = '')`;
+  return compileEventFilter({ type: start.type, event: start.event }, { now: new Date(0), alias });
+}
+
+/**
+ * The people whose first start event ever falls in the range, from analytics_first_times (kept by the
+ * pipeline as events attach, and across merges, undo and erasure: pipeline/measure/rollup-first-times.ts), or undefined
+ * when the table cannot answer: recurring mode, or a start filter with `where` conditions on properties
+ * (the table has no payloads). A candidate's first time in the range is a range of the (event, first_at)
+ * index; a probe of its primary key leaves out people with a matching first time before the range.
+ *
+ * @example
+ * const cohort = firstTimesCohort(query); // sql`SELECT f.profile_id FROM analytics_first_times f ...`
+ */
+export function firstTimesCohort(q: RetentionQuery): Fragment | undefined {
+  if (q.mode !== 'first_time' || q.start.where?.length) return undefined;
+  const { from, to } = q.range;
+  return sql`
+    SELECT f.profile_id FROM analytics_first_times f
+    WHERE ${firstTimeKeys(q.start, 'f')} AND f.first_at >= ${from}::timestamptz AND f.first_at < ${to}::timestamptz
+      AND NOT EXISTS (
+        SELECT 1 FROM analytics_first_times g
+        WHERE g.profile_id = f.profile_id AND ${firstTimeKeys(q.start, 'g')} AND g.first_at < ${from}::timestamptz
+      )`;
+}
+
+/**
+ * Where {@link readRetention} reads a query's cohorts.
+ *
+ * @example
+ * retentionCohortSource({ ...query, mode: 'recurring' }); // 'events'
+ */
+export function retentionCohortSource(q: RetentionQuery): CohortSource {
+  return firstTimesCohort(q) ? 'first_times' : 'events';
+}
 
 /**
  * The rows of a retention table ({@link retentionSql}'s shape), read the fastest way the table allows.
@@ -32,7 +79,8 @@ export async function readRetention(
   signal?: AbortSignal,
   how: RetentionRead = retentionBounds(query).length - 1 <= RETENTION_PASS_MAX_BUCKETS ? 'pass' : 'join',
 ): Promise<RetentionRow[]> {
-  if (how === 'join') return reader.rows<RetentionRow>(retentionSql(query, { now }), signal);
-  const rows = await reader.rows<RetentionPassRow>(retentionPassSql(query, { now }), signal);
+  const options = { now, firstTimes: firstTimesCohort(query) };
+  if (how === 'join') return reader.rows<RetentionRow>(retentionSql(query, options), signal);
+  const rows = await reader.rows<RetentionPassRow>(retentionPassSql(query, options), signal);
   return retentionRowsOfPass(query, rows);
 }

@@ -14,7 +14,7 @@ import type { MeasureStage } from '../../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 import { BEFORE_RETENTION, type HorizonGuard } from './horizon.ts';
-import { readRetention } from './retention-read.ts';
+import { readRetention, retentionCohortSource } from './retention-read.ts';
 
 /** The cohort units, as OpenAPI shows them. */
 export const CohortUnitSchema = z
@@ -63,7 +63,13 @@ const RetentionAnswerSchema = z
         ),
       }),
     ),
-    meta: ReadMetaSchema.extend({ notes: z.array(z.string()) }),
+    meta: ReadMetaSchema.extend({
+      sources: z.array(z.string()).openapi({
+        description:
+          'Where [the cohorts, the returns] were read: first_times (each person’s first time per event, kept by the pipeline) or events (a scan)',
+      }),
+      notes: z.array(z.string()),
+    }),
   })
   .openapi('RetentionAnswer');
 
@@ -98,7 +104,8 @@ export function retentionApi(deps: { measure: MeasureStage; now: () => Date; hor
       const started = performance.now();
       const body = c.req.valid('json') as Body;
       // Cohorts enter in the range and return after it. (first_time's "no start event before" reads all
-      // history: after a drop it means none since the horizon; docs/retention.md.)
+      // history: analytics_first_times keeps first times of dropped events, a scan of events only sees
+      // since the horizon; docs/retention.md.)
       await deps.horizon.refuse({ at: body.range.from, what: 'range.from' });
       const query: RetentionQuery = {
         range: body.range as TimeRange,
@@ -127,6 +134,7 @@ export function retentionApi(deps: { measure: MeasureStage; now: () => Date; hor
           meta: {
             ...meta,
             tookMs: Math.round(performance.now() - started),
+            sources: [retentionCohortSource(query), 'events'],
             notes: [
               'people: distinct persons after identity merges (events not yet attached to a profile are left out)',
               query.mode === 'first_time'

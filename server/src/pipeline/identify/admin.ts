@@ -2,7 +2,7 @@ import type { Sql, Transaction, Tx } from '../../db/index.ts';
 import { DomainError } from '../../infra/errors.ts';
 import { retryTransaction } from '../../infra/transaction.ts';
 import type { HandOff } from '../../jobs/handoff.ts';
-import { forgetPeople, peopleRowsOf, recountRollup, rollupKeysOf } from '../measure/index.ts';
+import { forgetFirstTimes, forgetPeople, peopleRowsOf, recountRollup, rollupKeysOf } from '../measure/index.ts';
 import { applyPartition, assignmentOf, loadComponent, type StoredLink } from './component.ts';
 import { rebuildConsent } from './consent.ts';
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
@@ -198,6 +198,7 @@ export async function eraseProfile(
     const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
     await recountRollup(tx, rolledUp);
     await forgetPeople(tx, personHours);
+    await forgetFirstTimes(tx, ids);
     await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${ids}::uuid[])`;
     // Stage 3's state about the person goes too (memberships and tags are personal data).
     await tx`DELETE FROM audience_memberships WHERE profile_id = ANY(${ids}::uuid[])`;

@@ -15,6 +15,7 @@ import type { Sql, Transaction, Tx } from '../../db/index.ts';
 import { retryTransaction } from '../../infra/transaction.ts';
 import type { Logger } from '../../log.ts';
 import type { Pii } from '../../pii/index.ts';
+import { addFirstTimesOf, firstTimeMovesOf, followFirstTimes } from '../measure/rollup-first-times.ts';
 import { followRepoint, movesOf } from '../measure/rollup-people.ts';
 import {
   type Applied,
@@ -275,7 +276,14 @@ async function processChunk(
       ? tx`
       UPDATE events e SET profile_id = x.p, identity_key = x.k, processed_at = now()
       FROM json_to_recordset(${JSON.stringify(attach)}::text::json) AS x (i bigint, p uuid, k text)
-      WHERE e.id = x.i`
+      WHERE e.id = x.i`.then(() =>
+          // Stage 6's first times (least) of the events just attached: after the UPDATE, whatever the
+          // re-point's order (it recomputes its profiles from their events).
+          addFirstTimesOf(
+            tx,
+            attach.map((a) => String(a.i)),
+          ),
+        )
       : undefined,
     changed.length ? repointEvents(tx, changed) : undefined,
     loadStates(tx, [...new Set([...incremental, ...refold, ...mergedAway])], ctx.pii),
@@ -361,13 +369,16 @@ async function profilesOf(tx: Tx, events: readonly LoadedEvent[], exclude: reado
  * await repointEvents(tx, ['6f1c...']);
  */
 export async function repointEvents(tx: Tx, profiles: readonly string[]): Promise<void> {
-  // Stage 6's people-per-hour rollup follows the events in this transaction (measure/rollup-people.ts).
+  // Stage 6's people-per-hour rollup and first times follow the events in this transaction
+  // (measure/rollup-people.ts, rollup-first-times.ts).
   const moves = await movesOf(tx, profiles);
+  const firstTimeMoves = await firstTimeMovesOf(tx, profiles);
   await tx`
     UPDATE events e SET profile_id = i.profile_id
     FROM identities i
     WHERE e.profile_id = ANY(${profiles}::uuid[]) AND i.key = e.identity_key AND e.profile_id <> i.profile_id`;
   await followRepoint(tx, moves);
+  await followFirstTimes(tx, firstTimeMoves);
   await tx`
     UPDATE consent_changes c SET profile_id = e.profile_id
     FROM events e

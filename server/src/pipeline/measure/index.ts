@@ -21,6 +21,13 @@ export {
 } from './report-queries.ts';
 export { destinationProblem, type Reports } from './reports.ts';
 export { type RollupKey, recountRollup, rollupKeysOf, startRollupWorker } from './rollup.ts';
+export {
+  addFirstTimesOf,
+  type FirstTimeMoves,
+  firstTimeMovesOf,
+  followFirstTimes,
+  forgetFirstTimes,
+} from './rollup-first-times.ts';
 export { followRepoint, forgetPeople, movesOf, peopleRowsOf } from './rollup-people.ts';
 export {
   dropRolledProperty,
