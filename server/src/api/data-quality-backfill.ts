@@ -35,7 +35,11 @@ export const BackfillSchema = z
           'The id its consequences carry as an import’s (events.import_id, reason `import:<id>`): flows and ' +
           'destinations hold them back unless triggerFlows. Reserved from the imports sequence; no import has it.',
       }),
-    status: z.enum(['queued', 'running', 'done', 'failed']),
+    status: z.enum(['queued', 'running', 'done', 'failed', 'cancelled']).openapi({
+      description:
+        '`failed`: an attempt failed (pg-boss retries it, up to 10 times); `cancelled`: stopped by ' +
+        'POST …/cancel at a chunk boundary. Both can be resumed (POST …/resume); `done` is final',
+    }),
     total: z.number().int().openapi({ description: 'Live profiles to visit (counted when it began)' }),
     rowsDone: z.number().int().openapi({ description: 'Profiles visited (committed chunks)' }),
     profilesChanged: z.number().int(),
@@ -55,7 +59,10 @@ export const BackfillSchema = z
     etaSeconds: z.number().int().nullable(),
     chunks: z.number().int(),
     attempts: z.number().int().openapi({ description: 'Attempts begun (a retry after a crash resumes the cursor)' }),
+    resumes: z.number().int().openapi({ description: 'Resumes asked for by POST …/resume' }),
     error: z.string().nullable(),
+    cancelledAt: z.string().nullable(),
+    cancelledBy: z.string().nullable().openapi({ description: 'The key that cancelled it' }),
     createdAt: z.string(),
     updatedAt: z.string(),
     finishedAt: z.string().nullable(),
@@ -96,15 +103,25 @@ export function backfillView(b: BackfillRow, pii: Pii, principal: Pick<Principal
       to: view.value(s.key, s.to),
     })),
     rowsPerSecond: Math.round(rate),
-    etaSeconds: b.status === 'done' ? 0 : rate === 0 ? null : Math.ceil(left / rate),
+    etaSeconds: b.status === 'done' ? 0 : rate === 0 || b.status === 'cancelled' ? null : Math.ceil(left / rate),
     chunks: b.chunks,
     attempts: b.attempts,
+    resumes: b.resumes,
     error: b.error,
+    cancelledAt: b.cancelled_at?.toISOString() ?? null,
+    cancelledBy: b.cancelled_by,
     createdAt: b.created_at.toISOString(),
     updatedAt: b.updated_at.toISOString(),
     finishedAt: b.finished_at?.toISOString() ?? null,
   };
 }
+
+const IdParam = z.object({
+  id: z
+    .string()
+    .regex(/^\d{1,18}$/)
+    .openapi({ example: '3' }),
+});
 
 const BackfillBody = z
   .object({
@@ -183,7 +200,7 @@ export function backfillApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStage;
       tags: [TAG],
       summary: 'A backfill: progress (profiles done / total, rate, ETA), counts, sample',
       middleware: [requirePermission('profiles:read')] as const,
-      request: { params: z.object({ id: z.string().regex(/^\d+$/).openapi({ example: '3' }) }) },
+      request: { params: IdParam },
       responses: {
         200: json(BackfillSchema, 'The backfill'),
         404: json(ErrorSchema, 'No such backfill'),
@@ -195,6 +212,60 @@ export function backfillApi(deps: { sql: Sql; pii: Pii; identify: IdentifyStage;
       const b = await getBackfill(sql, id);
       if (!b) throw apiError(404, 'not_found', `no backfill ${id}`);
       return c.json(backfillView(b, pii, c.get('principal'), deps.now()) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/backfills/{id}/cancel',
+      tags: [TAG],
+      summary: 'Cancel a backfill: it stops at the next chunk boundary',
+      description:
+        'A queued, running or failed backfill becomes `cancelled`. The answer comes once the chunk in flight ' +
+        'has committed (the cancel waits for its row lock), so `rowsDone` and the counts are final: those of ' +
+        'the chunks committed, whose writes stay. Cancelling a cancelled backfill again returns it unchanged. ' +
+        'POST …/resume continues it from its cursor.',
+      middleware: [requirePermission('quality:write')] as const,
+      request: { params: IdParam },
+      responses: {
+        200: json(BackfillSchema, 'Cancelled (or cancelled already)'),
+        404: json(ErrorSchema, 'No such backfill'),
+        409: json(ErrorSchema, 'It is done: nothing to cancel (`backfill_finished`)'),
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const row = await deps.identify.cancelBackfill(c.req.valid('param').id, c.get('principal').id);
+      return c.json(backfillView(row, pii, c.get('principal'), deps.now()) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/backfills/{id}/resume',
+      tags: [TAG],
+      summary: 'Resume a failed or cancelled backfill from its cursor (background job)',
+      description:
+        'Queues a new job for the backfill, which continues after the last committed chunk with the rules it ' +
+        'was queued with; its counts and sample so far are kept, and `resumes` counts the call. A backfill ' +
+        'that is queued or running is under way, and a done one has nothing left: both are refused with 409.',
+      middleware: [requirePermission('quality:write')] as const,
+      request: { params: IdParam },
+      responses: {
+        202: json(BackfillSchema, 'Queued again; poll GET /data-quality/backfills/{id}'),
+        404: json(ErrorSchema, 'No such backfill'),
+        409: json(
+          ErrorSchema,
+          'Not resumable: queued or running (`backfill_in_progress`), or done (`backfill_finished`)',
+        ),
+        ...AUTH_ERRORS,
+      },
+    }),
+    async (c) => {
+      const row = await deps.identify.resumeBackfill(c.req.valid('param').id);
+      return c.json(backfillView(row, pii, c.get('principal'), deps.now()) as never, 202);
     },
   );
 

@@ -307,6 +307,15 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       idFrom: 'response',
       summary: (r) => ({ keys: r.keys, dryRun: r.dryRun, triggerFlows: r.triggerFlows }),
     },
+    // Cancel and resume: where the backfill stood (counts, never values).
+    ...(['cancel', 'resume'] as const).map((verb) => ({
+      method: 'POST' as const,
+      path: `/data-quality/backfills/:id/${verb}`,
+      action: `trait_backfill.${verb}`,
+      resourceType: 'trait_backfill',
+      idFrom: 'id' as const,
+      summary: (r: Record<string, unknown>) => ({ status: r.status, rowsDone: r.rowsDone, total: r.total }),
+    })),
     {
       method: 'DELETE',
       path: '/data-quality/rules/:key',

@@ -4,7 +4,7 @@ import { bossExecutor, type Sql } from '../../db/index.ts';
 import { DomainError } from '../../infra/errors.ts';
 import { BACKFILL_QUEUE, ensureQueue } from '../../jobs/queues.ts';
 import { type BackfillDeps, backfillRules, runBackfill } from './backfill.ts';
-import { type BackfillRow, insertBackfill } from './backfill-queries.ts';
+import { type BackfillRow, cancelBackfill, insertBackfill, markResumed } from './backfill-queries.ts';
 import { listTraitRules } from './trait-rules.ts';
 
 /** What a backfill is asked to do. */
@@ -45,6 +45,57 @@ export async function requestBackfill(
     await boss.send(BACKFILL_QUEUE.name, { backfillId: row.id }, { db: bossExecutor(tx) });
     return row;
   })) as BackfillRow;
+}
+
+/**
+ * Cancels a backfill (queued, running, or failed with retries pending): it stops at the next chunk
+ * boundary, its counts those of the chunks committed. Cancelling a cancelled one again returns it as it
+ * is; a finished one (done) is refused with 409.
+ *
+ * @example
+ * const b = await requestCancel(sql, '3', 'api:key:k1'); // b.status === 'cancelled'
+ */
+export async function requestCancel(sql: Sql, id: string, actor: string): Promise<BackfillRow> {
+  const b = await cancelBackfill(sql, id, actor);
+  if (!b) throw new DomainError(404, 'not_found', `no backfill ${id}`);
+  if (b.status === 'done') {
+    throw new DomainError(
+      409,
+      'backfill_finished',
+      `backfill ${id} is done (finished ${b.finished_at?.toISOString()}): nothing to cancel`,
+    );
+  }
+  return b;
+}
+
+/**
+ * Resumes a failed or cancelled backfill: queued again with a new job, which continues after its cursor
+ * (the counts and sample so far kept). Refused with 409 when it is queued or running (it is under way) or
+ * done (nothing is left; queue a new backfill to apply rules changed since).
+ *
+ * @example
+ * const b = await requestResume(sql, boss, '3'); // b.status === 'queued'
+ */
+export async function requestResume(sql: Sql, boss: PgBoss, id: string): Promise<BackfillRow> {
+  await ensureQueue(boss, BACKFILL_QUEUE);
+  const { row, resumed } = (await sql.begin(async (tx) => {
+    const r = await markResumed(tx, id);
+    if (r.resumed) await boss.send(BACKFILL_QUEUE.name, { backfillId: id }, { db: bossExecutor(tx) });
+    return r;
+  })) as Awaited<ReturnType<typeof markResumed>>;
+  if (!row) throw new DomainError(404, 'not_found', `no backfill ${id}`);
+  if (!resumed) {
+    const why =
+      row.status === 'done'
+        ? 'is done: nothing is left to resume (queue a new backfill to apply rules changed since)'
+        : `is ${row.status}: it is under way already`;
+    throw new DomainError(
+      409,
+      row.status === 'done' ? 'backfill_finished' : 'backfill_in_progress',
+      `backfill ${id} ${why}`,
+    );
+  }
+  return row;
 }
 
 /**

@@ -24,6 +24,9 @@ export interface SampleChange {
   kind: 'normalized' | 'filled' | 'cleared';
 }
 
+/** Where a backfill is: `cancelled` and `failed` ones may be resumed, `done` is final (migration 0043). */
+export type BackfillStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
 /** A backfill as stored. */
 export interface BackfillRow {
   id: string;
@@ -32,7 +35,7 @@ export interface BackfillRow {
   dry_run: boolean;
   trigger_flows: boolean;
   import_id: string | null;
-  status: 'queued' | 'running' | 'done' | 'failed';
+  status: BackfillStatus;
   cursor: string | null;
   total: number;
   rows_done: number;
@@ -48,10 +51,13 @@ export interface BackfillRow {
   created_at: Date;
   updated_at: Date;
   finished_at: Date | null;
+  cancelled_at: Date | null;
+  cancelled_by: string | null;
+  resumes: number;
 }
 
 const COLUMNS =
-  'id::text, keys, rules, dry_run, trigger_flows, import_id::text, status, cursor, total, rows_done, profiles_changed, changes, sample, chunks, attempts, error, actor, elapsed_ms::text, attempt_started_at, created_at, updated_at, finished_at';
+  'id::text, keys, rules, dry_run, trigger_flows, import_id::text, status, cursor, total, rows_done, profiles_changed, changes, sample, chunks, attempts, error, actor, elapsed_ms::text, attempt_started_at, created_at, updated_at, finished_at, cancelled_at, cancelled_by, resumes';
 
 /**
  * Records a new backfill (queued). A real run reserves an id from the imports sequence for its
@@ -146,7 +152,8 @@ export async function saveProgress(
 }
 
 /**
- * Ends a backfill: done (rows_done is then the total), or failed with the reason.
+ * Ends a running backfill: done (rows_done is then the total), or failed with the reason. A backfill
+ * cancelled meanwhile stays cancelled.
  *
  * @example
  * await finishBackfill(sql, '3', null);
@@ -159,7 +166,53 @@ export async function finishBackfill(sql: Tx, id: string, error: string | null):
       elapsed_ms = elapsed_ms + (extract(epoch FROM now() - coalesce(attempt_started_at, now())) * 1000)::bigint,
       attempt_started_at = NULL, updated_at = now(),
       finished_at = CASE WHEN ${error === null} THEN now() END
-    WHERE id = ${id}`;
+    WHERE id = ${id} AND status = 'running'`;
+}
+
+/**
+ * Cancels a backfill that is queued, running or failed (its pending retries then do nothing). The update
+ * waits for the row lock a running chunk holds, so it lands between two chunks: the counts are those of
+ * the chunks committed before it, and the next chunk sees `cancelled` and stops. Returns the row after
+ * (unchanged when it was cancelled already or done), or undefined when there is none.
+ *
+ * @example
+ * const b = await cancelBackfill(sql, '3', 'api:key:k1');
+ */
+export async function cancelBackfill(sql: Sql, id: string, actor: string): Promise<BackfillRow | undefined> {
+  return (await sql.begin(async (tx) => {
+    const b = await getBackfill(tx, id, true);
+    if (!b || b.status === 'done' || b.status === 'cancelled') return b;
+    const [row] = await tx<BackfillRow[]>`
+      UPDATE trait_backfills
+      SET status = 'cancelled', cancelled_at = now(), cancelled_by = ${actor}, updated_at = now(),
+        elapsed_ms = elapsed_ms + (extract(epoch FROM now() - coalesce(attempt_started_at, now())) * 1000)::bigint,
+        attempt_started_at = NULL
+      WHERE id = ${id}
+      RETURNING ${tx.unsafe(COLUMNS)}`;
+    return row;
+  })) as BackfillRow | undefined;
+}
+
+/**
+ * Marks a failed or cancelled backfill queued again (cursor, counts and sample kept), in the caller's
+ * transaction with the job that continues it. The status is read without the row lock first: a running
+ * backfill's chunk holds that lock, and the answer for it (not resumable) should not wait for the chunk.
+ * Returns the row after, or, when it could not be resumed (queued, running or done), the row as it is.
+ *
+ * @example
+ * const { row, resumed } = await markResumed(tx, '3');
+ */
+export async function markResumed(tx: Tx, id: string): Promise<{ row: BackfillRow | undefined; resumed: boolean }> {
+  const b = await getBackfill(tx, id);
+  if (!b || (b.status !== 'failed' && b.status !== 'cancelled')) return { row: b, resumed: false };
+  const [row] = await tx<BackfillRow[]>`
+    UPDATE trait_backfills
+    SET status = 'queued', error = NULL, cancelled_at = NULL, cancelled_by = NULL, resumes = resumes + 1,
+      updated_at = now()
+    WHERE id = ${id} AND status IN ('failed', 'cancelled')
+    RETURNING ${tx.unsafe(COLUMNS)}`;
+  // A pg-boss retry began it again meanwhile.
+  return row ? { row, resumed: true } : { row: await getBackfill(tx, id), resumed: false };
 }
 
 /**

@@ -221,7 +221,10 @@ async function writeChanges(
     const m = markers.get(c.profileId);
     return m ? [{ ...c, eventId: m.id, ts: m.ts.getTime() }] : [];
   });
-  const traitChanges = await recordPlainTraitChanges(tx, changes, deps.pii);
+  const traitChanges = await recordPlainTraitChanges(tx, changes, deps.pii, {
+    reason: 'quality_backfill',
+    backfill: b.id,
+  });
   // Stage 3 re-evaluates every definition for the changed profiles (`restructured`); the backfill events
   // carry the reserved import id, so those changes are recorded under `import:<id>` and held back.
   const markerIds = [...markers.values()].map((m) => m.id);
@@ -234,22 +237,23 @@ async function writeChanges(
 }
 
 /**
- * Runs a backfill to its end from its cursor (a retry after a crash resumes after the last committed
- * chunk). A backfill already done is left as it is.
+ * Runs a backfill to its end from its cursor (a retry after a crash, or a resume, continues after the last
+ * committed chunk). A backfill done or cancelled is left as it is; one cancelled while it runs stops at the
+ * next chunk (runChunk reads its status under the row lock).
  *
  * @example
  * await runBackfill(deps, '3');
  */
 export async function runBackfill(deps: BackfillDeps, id: string): Promise<void> {
   const b = await getBackfill(deps.sql, id);
-  if (!b || b.status === 'done') return;
+  if (!b || b.status === 'done' || b.status === 'cancelled') return;
   await beginAttempt(deps.sql, id, b.status === 'queued' ? await liveProfiles(deps.sql) : null);
   try {
     for (let chunk = 0; await runChunk(deps, id, chunk); chunk++) {}
     await finishBackfill(deps.sql, id, null);
-    const done = await getBackfill(deps.sql, id);
+    const end = await getBackfill(deps.sql, id);
     deps.log.info(
-      `data quality: backfill ${id}${b.dry_run ? ' (dry run)' : ''} of ${b.keys.join(', ')}: ${done?.rows_done} profiles, ${done?.profiles_changed} changed`,
+      `data quality: backfill ${id}${b.dry_run ? ' (dry run)' : ''} of ${b.keys.join(', ')} ${end?.status}: ${end?.rows_done} profiles, ${end?.profiles_changed} changed`,
     );
   } catch (err) {
     // pg-boss retries the job; the row says failed until the retry begins again.

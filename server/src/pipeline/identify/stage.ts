@@ -1,7 +1,13 @@
 import type { TraitOptions } from '@cairn/core';
 import type { Runtime, Stage } from '../../runtime.ts';
 import { eraseProfile, setConsent, unmergeProfile } from './admin.ts';
-import { type BackfillRequest, requestBackfill, startBackfillWorker } from './backfill-jobs.ts';
+import {
+  type BackfillRequest,
+  requestBackfill,
+  requestCancel,
+  requestResume,
+  startBackfillWorker,
+} from './backfill-jobs.ts';
 import type { BackfillRow } from './backfill-queries.ts';
 import { mergeCandidate } from './duplicates/merge.ts';
 import { startDuplicateSchedule } from './duplicates/schedule.ts';
@@ -21,6 +27,10 @@ export interface IdentifyStage extends Stage {
   reloadTraitRules(): Promise<void>;
   /** Queues a data-quality backfill (backfill.ts): the rules of `keys` applied to stored profiles. */
   requestBackfill(req: BackfillRequest, actor: string): Promise<BackfillRow>;
+  /** Cancels a backfill at its next chunk boundary (404 none, 409 done; a cancelled one is returned as it is). */
+  cancelBackfill(id: string, actor: string): Promise<BackfillRow>;
+  /** Resumes a failed or cancelled backfill from its cursor (404 none, 409 queued, running or done). */
+  resumeBackfill(id: string): Promise<BackfillRow>;
   /** Undoes a merge into `profileId`; both profiles are evaluated again by compute. */
   unmerge(profileId: string, mergeId: string, actor: string): ReturnType<typeof unmergeProfile>;
   /** Merges the two profiles of a duplicate candidate as one more identity link (logged; unmerge undoes it). */
@@ -70,6 +80,8 @@ export function createIdentifyStage(rt: Runtime): IdentifyStage {
       for (const stop of stops.splice(0)) await stop();
     },
     requestBackfill: (req, actor) => requestBackfill(rt.sql, rt.boss, req, actor),
+    cancelBackfill: (id, actor) => requestCancel(rt.sql, id, actor),
+    resumeBackfill: (id) => requestResume(rt.sql, rt.boss, id),
     unmerge: (profileId, mergeId, actor) => unmergeProfile(rt.sql, rt.handOff, profileId, mergeId, actor, ctx),
     mergeDuplicate: (candidateId, actor) => mergeCandidate(rt.sql, rt.handOff, candidateId, actor, ctx, rt.clock()),
     erase: (profileId, actor) => eraseProfile(rt.sql, rt.handOff, profileId, actor, ctx),

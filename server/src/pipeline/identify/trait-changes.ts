@@ -73,19 +73,27 @@ export async function plainTraitChanges(
 }
 
 /**
- * Records the changes as track events `trait.changed` `{ trait: { key, computed: false }, from, to }` of
- * source `cairn`, attached and processed. The messageId names the identify event and the trait: a chunk
+ * Why stage 2 recorded a plain trait's change: `identify` (an event folded in), or `quality_backfill` (a
+ * data-quality backfill rewrote the stored value; `backfill` names it). The `reason` property of the event.
+ */
+export type PlainTraitChangeReason = { reason: 'identify' } | { reason: 'quality_backfill'; backfill: string };
+
+/**
+ * Records the changes as track events `trait.changed` `{ trait: { key, computed: false }, from, to,
+ * reason[, backfill] }` of source `cairn`, attached and processed. The messageId names the identify event and the trait: a chunk
  * folded again records nothing twice. A sensitive trait's values never enter the event: `from` and `to`
  * are their blind indexes (different values stay different, so a change is still seen; a trigger may
  * compare them with `exists` / `is_empty` only). Returns the ids recorded.
  *
  * @example
  * const ids = await recordPlainTraitChanges(tx, changes, pii);
+ * await recordPlainTraitChanges(tx, changes, pii, { reason: 'quality_backfill', backfill: '3' });
  */
 export async function recordPlainTraitChanges(
   tx: Tx,
   changes: readonly PlainTraitChange[],
   pii: Pick<Pii, 'isSensitive' | 'traitIndex'>,
+  why: PlainTraitChangeReason = { reason: 'identify' },
 ): Promise<string[]> {
   if (!changes.length) return [];
   const hidden = (key: string, v: unknown) =>
@@ -126,7 +134,8 @@ export async function recordPlainTraitChanges(
         'userId', w.user_id, 'anonymousId', w.anonymous_id,
         'timestamp', w.ts, 'receivedAt', w.ts,
         'properties', jsonb_build_object('trait', jsonb_build_object('key', w.k, 'computed', false),
-          'from', coalesce(w.f, 'null'::jsonb), 'to', coalesce(w.t, 'null'::jsonb), 'reason', 'identify'),
+          'from', coalesce(w.f, 'null'::jsonb), 'to', coalesce(w.t, 'null'::jsonb), 'reason', ${why.reason}::text,
+          'backfill', ${'backfill' in why ? why.backfill : null}::text),
         'context', jsonb_build_object('library', jsonb_build_object('name', 'cairn')))),
       w.p, now(), w.import_id
     FROM who w
