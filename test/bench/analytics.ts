@@ -17,7 +17,9 @@ import { spawnServer } from '@cairn/server/testing';
 import postgres from 'postgres';
 import { eventIndexes, loadDataset, refreshRollups, storedDataset, tableSizes } from './analytics/data.ts';
 import { freeBytes, openDatabase } from './analytics/database.ts';
+import { refreshFirstTimes } from './analytics/first-times.ts';
 import { httpEcho, type QueryResult, sqlReferences, timeQuery } from './analytics/measure.ts';
+import { refreshPeriodPeople } from './analytics/period-people.ts';
 import { benchQueries } from './analytics/queries.ts';
 import { type Report, reportText, verdictOf, writeResults } from './analytics/report.ts';
 import { ROLLED_UP, refreshTileRollups } from './analytics/rollups.ts';
@@ -133,6 +135,8 @@ async function main(): Promise<number> {
     else console.log('rollups: analytics_hourly_counts holds every event');
     const tileRollups = await refreshTileRollups(sql);
     for (const line of tileRollups ?? []) console.log(`rollups: ${line}`);
+    for (const line of (await refreshFirstTimes(sql)) ?? []) console.log(`rollups: ${line}`);
+    for (const line of (await refreshPeriodPeople(sql)) ?? []) console.log(`rollups: ${line}`);
     if (tileRollups)
       console.log(
         `rollups: people per hour; ${ROLLED_UP.map((r) => `${r.event}.${r.property}${r.byValue ? ' (by value)' : ''}`).join(', ')} rolled up`,

@@ -3,6 +3,7 @@ import type { Queue } from 'pg-boss';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import type { Logger } from '../log.ts';
+import { forgetPeriodPeopleBeforeHorizon } from '../pipeline/measure/rollup-period-people.ts';
 import type { Runtime, Stage } from '../runtime.ts';
 import { ensureQueue } from './queues.ts';
 import { type BaselineContext, recordBaselines } from './retention-baseline.ts';
@@ -79,6 +80,8 @@ export async function runRetention(
       report.keysReleased += await dropEventPartition(sql, p.name);
       report.dropped.push(p.name);
     }
+    // People per local day before the new horizon go with their events (migration 0042).
+    if (report.dropped.length) await forgetPeriodPeopleBeforeHorizon(sql);
   }
   if (settings.deliveryDays !== null) {
     report.deliveriesDeleted = await deleteFinishedDeliveries(sql, cutoffOf(now, settings.deliveryDays));

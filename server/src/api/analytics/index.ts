@@ -12,6 +12,7 @@ import { horizonGuard } from './horizon.ts';
 import { pathsApi } from './paths.ts';
 import { retentionApi } from './retention.ts';
 import { rollupPropertiesApi } from './rollups.ts';
+import { rollupPeopleApi } from './rollups-people.ts';
 import { trendsApi } from './trends.ts';
 
 /** What the analytics routes are built from. */
@@ -45,6 +46,7 @@ export function analyticsApi(deps: AnalyticsDeps) {
   app.route('/', funnelsApi(_deps));
   app.route('/', pathsApi(_deps));
   app.route('/', campaignResultsApi(_deps));
+  app.route('/', rollupPeopleApi(deps));
   app.route('/', rollupPropertiesApi(deps));
   return app;
 }

@@ -13,7 +13,6 @@ import {
   TREND_LIMITS,
   TREND_MEASURES,
   type TrendBreakdown,
-  type TrendRow,
   type TrendSeries,
   type TrendSeriesResult,
   trendsQuery,
@@ -26,6 +25,7 @@ import type { AnalyticsReader } from '../../pipeline/measure/reader.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, IntervalSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 import { BEFORE_RETENTION, type HorizonGuard, type trendReads } from './horizon.ts';
+import { PERIOD_REGISTRY, periodKeyOf, trendRowsWithPeriods } from './trends-period.ts';
 
 /** A dot path under an event's properties, as a series' `property` or a breakdown is written. */
 export const dotPath = z
@@ -104,7 +104,7 @@ const TrendsAnswerSchema = z
       rollup: z.boolean().openapi({ description: 'Whether some series read whole hours from the hourly rollups' }),
       sources: z.array(z.string()).openapi({
         description:
-          'Per series, where its whole hours were read: counts, people, values (a rolled-up property) or events (a scan)',
+          'Per series, where its whole hours were read: counts, people, values (a rolled-up property), period_people (people per day of a kept zone and event: the whole answer) or events (a scan)',
       }),
       notes: z.array(z.string()).openapi({ description: 'How the numbers were counted' }),
     }),
@@ -190,13 +190,19 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
   // Series chosen by name and type in whole-hour zones read whole hours from the hourly rollups (counts,
   // people, rolled-up properties); the edges' partial hours, and every other series, scan events.
   const rolled = await reader.rows<RolledProperty>(ROLLED_PROPERTIES);
-  const sources = series.map((s) => rollupSource(s, breakdown, rolled));
-  const rolls = sources.some((x) => x !== null);
+  // People per day, week or month in a kept zone read the per-day people rollup (trends-period.ts).
+  const registry = await reader.rows<{ kind: string; value: string }>(PERIOD_REGISTRY);
+  const keysOf = (r: TimeRange) => series.map((s) => periodKeyOf(s, { interval, range: r, breakdown, registry }));
+  const keys = keysOf(range);
+  const sources = series.map((s, i) => (keys[i] ? 'period_people' : rollupSource(s, breakdown, rolled)));
+  const rolls = sources.some((x) => x !== null && x !== 'period_people');
   const rollup = (r: TimeRange, s: string[]) => (rolls ? (rollupWindow(r, s) ?? undefined) : undefined);
   const window = rollup(range, starts);
   const current = foldTrends(
-    await reader.rows<TrendRow>(
-      trendsQuery({ range, starts, series, breakdown, limit: body.limit, now, rollup: window, rolled }),
+    await trendRowsWithPeriods(
+      reader,
+      { keys, series, range, starts, now },
+      (rest) => trendsQuery({ range, starts, series: rest, breakdown, limit: body.limit, now, rollup: window, rolled }),
       signal,
     ),
     opts,
@@ -208,17 +214,20 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
     // The previous period keeps the current groups (the rest is $other there too).
     const keep = breakdown ? current.map((s) => (s.groups ?? []).map((g) => g.group)) : undefined;
     const before = foldTrends(
-      await reader.rows<TrendRow>(
-        trendsQuery({
-          range: prevRange,
-          starts: prevStarts,
-          series,
-          breakdown,
-          keep,
-          now,
-          rollup: rollup(prevRange, prevStarts),
-          rolled,
-        }),
+      await trendRowsWithPeriods(
+        reader,
+        { keys: keysOf(prevRange), series, range: prevRange, starts: prevStarts, now },
+        (rest) =>
+          trendsQuery({
+            range: prevRange,
+            starts: prevStarts,
+            series: rest,
+            breakdown,
+            keep,
+            now,
+            rollup: rollup(prevRange, prevStarts),
+            rolled,
+          }),
         signal,
       ),
       { ...opts, buckets: prevStarts.length },
@@ -241,7 +250,7 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
       ...meta,
       tookMs: Math.round(performance.now() - started),
       rollup: !!window,
-      sources: sources.map((x) => (window && x ? x : 'events')),
+      sources: sources.map((x) => (x === 'period_people' || (window && x) ? x : 'events')),
       notes: [
         ...(window
           ? [
@@ -274,11 +283,13 @@ function rollupNotes(
   whole: boolean,
 ): string[] {
   const notes: string[] = [];
-  if (!whole && sources.some((x) => x))
+  if (!whole && sources.some((x) => x && x !== 'period_people'))
     notes.push(
       'no whole-hour rollup window (a zone with a half-hour offset, or under an hour): every series scanned events',
     );
   for (const [i, s] of series.entries()) {
+    if (sources[i] === 'period_people')
+      notes.push(`series[${i}]: distinct people per day, week or month read from the per-day people rollup`);
     if (sources[i]) continue;
     const why = s.events.where?.length
       ? 'conditions on properties'

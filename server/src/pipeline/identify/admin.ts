@@ -3,6 +3,7 @@ import { DomainError } from '../../infra/errors.ts';
 import { retryTransaction } from '../../infra/transaction.ts';
 import type { HandOff } from '../../jobs/handoff.ts';
 import { forgetFirstTimes, forgetPeople, peopleRowsOf, recountRollup, rollupKeysOf } from '../measure/index.ts';
+import { resyncPeriodPeople } from '../measure/rollup-period-people.ts';
 import { applyPartition, assignmentOf, loadComponent, type StoredLink } from './component.ts';
 import { rebuildConsent } from './consent.ts';
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
@@ -198,6 +199,7 @@ export async function eraseProfile(
     const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
     await recountRollup(tx, rolledUp);
     await forgetPeople(tx, personHours);
+    await resyncPeriodPeople(tx, ids);
     await forgetFirstTimes(tx, ids);
     await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${ids}::uuid[])`;
     // Stage 3's state about the person goes too (memberships and tags are personal data).

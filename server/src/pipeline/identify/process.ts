@@ -17,6 +17,7 @@ import type { Logger } from '../../log.ts';
 import type { Pii } from '../../pii/index.ts';
 import { addFirstTimesOf, firstTimeMovesOf, followFirstTimes } from '../measure/rollup-first-times.ts';
 import { followRepoint, movesOf } from '../measure/rollup-people.ts';
+import { resyncPeriodPeople } from '../measure/rollup-period-people.ts';
 import {
   type Applied,
   applyPartition,
@@ -378,6 +379,8 @@ export async function repointEvents(tx: Tx, profiles: readonly string[]): Promis
     FROM identities i
     WHERE e.profile_id = ANY(${profiles}::uuid[]) AND i.key = e.identity_key AND e.profile_id <> i.profile_id`;
   await followRepoint(tx, moves);
+  // People per local day (migration 0042): both sides recomputed from their events.
+  if (moves.hours.length) await resyncPeriodPeople(tx, [...profiles, ...moves.to]);
   await followFirstTimes(tx, firstTimeMoves);
   await tx`
     UPDATE consent_changes c SET profile_id = e.profile_id

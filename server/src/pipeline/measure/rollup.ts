@@ -4,6 +4,7 @@ import { QUEUES } from '../../jobs/queues.ts';
 import { retentionHorizon } from '../../jobs/retention-queries.ts';
 import type { Inbox } from '../topics.ts';
 import { addPeopleOf } from './rollup-people.ts';
+import { addPeriodPeopleOf } from './rollup-period-people.ts';
 import { recountValues } from './rollup-values.ts';
 
 // Advisory lock class of a rollup key (identify 1-2, delivery order 3, compute 4-6, automate 7-9): two
@@ -114,6 +115,8 @@ export async function startRollupWorker(deps: { sql: Sql; boss: PgBoss }): Promi
         // People per hour first: rows added (never recounted; merges move them in their own transaction)
         // under the profiles' locks, taken before the keys' as an erasure takes them (no lock cycle).
         await addPeopleOf(tx, ids);
+        // People per local day of kept zones and events (migration 0042) under the same locks.
+        await addPeriodPeopleOf(tx, ids);
         await recountRollup(tx, await rollupKeysOf(tx, { ids }));
       });
     },
