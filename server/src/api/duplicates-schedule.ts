@@ -7,6 +7,7 @@ import { piiView } from '../pii/view.ts';
 import {
   duplicateGroups,
   getDuplicateSchedule,
+  lastScheduleRun,
   periodStart,
   putDuplicateSchedule,
 } from '../pipeline/identify/index.ts';
@@ -24,6 +25,23 @@ const ScheduleSchema = z
     updatedAt: z.string(),
     updatedBy: z.string().nullable(),
     nextPeriod: z.string().nullable().openapi({ description: 'When the next scheduled scan is due (null: off)' }),
+    lastRun: z
+      .object({
+        period: z.string(),
+        claimedAt: z.string(),
+        catchUp: z.boolean().openapi({
+          description:
+            'Claimed more than a minute after its period began: no server was up then, and the first back ran ' +
+            'this one scan',
+        }),
+        missedPeriods: z.number().int().openapi({
+          description:
+            'Periods before it with no scan of their own (not replayed: one scan re-keys every change since the last)',
+        }),
+        scanId: z.string().nullable().openapi({ description: 'Its scan, once committed' }),
+      })
+      .nullable()
+      .openapi({ description: 'The last period claimed (null: none yet)' }),
   })
   .openapi('DuplicateSchedule');
 
@@ -104,7 +122,7 @@ export function duplicateScheduleApi(deps: { sql: Sql; pii: Pii; now: () => Date
         if (p && p.getTime() !== current.getTime()) next = p;
       }
     }
-    return { ...s, nextPeriod: next?.toISOString() ?? null };
+    return { ...s, nextPeriod: next?.toISOString() ?? null, lastRun: await lastScheduleRun(sql) };
   };
 
   app.openapi(
@@ -127,7 +145,9 @@ export function duplicateScheduleApi(deps: { sql: Sql; pii: Pii; now: () => Date
       summary: 'Set the duplicate scan schedule',
       description:
         'Scans run as a background job, once per period whichever server sees the period first (a claim per ' +
-        'period in the database), also across restarts: a server down at a period’s start runs it when back. ' +
+        'period in the database), also across restarts. When every server was down at a period’s start, the ' +
+        'first back runs one catch-up scan for the current period (`lastRun.catchUp`, with `missedPeriods`); ' +
+        'the periods missed before it are not replayed, since one scan re-keys every change since the last. ' +
         'The first period is the one after this change. Each scan’s new pairs: `GET /api/duplicates?scan=latest`.',
       middleware: [requirePermission('profiles:write')] as const,
       request: { body: { content: { 'application/json': { schema: ScheduleBody } }, required: true } },

@@ -17,8 +17,11 @@ export {
 } from './duplicates/queries.ts';
 export { type ScanResult, scanDuplicates } from './duplicates/scan.ts';
 export {
+  CATCH_UP_AFTER_MS,
   type DuplicateSchedule,
   getDuplicateSchedule,
+  lastScheduleRun,
+  missedPeriods,
   periodStart,
   putDuplicateSchedule,
 } from './duplicates/schedule.ts';

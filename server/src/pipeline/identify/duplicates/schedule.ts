@@ -13,11 +13,31 @@ import { scanDuplicates } from './scan.ts';
 // reviews them chooses when that load is welcome. Every server checks the schedule every
 // SCHEDULE_CHECK_MS against the runtime's clock; the first to see a period without a claim inserts the
 // claim (the period is the primary key) and the scan's job in one transaction, so each period is scanned
-// once however many servers run and whenever they restart. A server down through a period's start claims
-// it when it comes back (the latest period only: missed older ones are not replayed).
+// once however many servers run and whenever they restart. When every server was down at a period's
+// start, the first back claims the current period as a catch-up (migration 0043): one scan, recorded with
+// the number of periods before it that were missed. Those are not replayed one by one: a scan re-keys
+// every profile changed since the last scan, so one scan finds what theirs would have.
 
 /** How often each server looks at the schedule (one read of a one-row table). */
 export const SCHEDULE_CHECK_MS = 2_000;
+
+/**
+ * A claim made this long after its period began is a catch-up: servers look every SCHEDULE_CHECK_MS, so
+ * only a period whose start no server saw is claimed this late.
+ */
+export const CATCH_UP_AFTER_MS = 60_000;
+
+/** The last period claimed, as the API shows it. */
+export interface ScheduleRun {
+  period: string;
+  claimedAt: string;
+  /** Claimed late: no server was up when the period began. */
+  catchUp: boolean;
+  /** Periods before it (since the previous claim, or since the schedule was set) that got no scan. */
+  missedPeriods: number;
+  /** The scan, once it committed. */
+  scanId: string | null;
+}
 
 /** The schedule as the API shows it. */
 export interface DuplicateSchedule {
@@ -132,9 +152,31 @@ export function periodStart(
 }
 
 /**
+ * The periods that began after `after` (exclusive) and before `current` (exclusive), no earlier than
+ * `since` (capped: a schedule of one hour, off for years, counts at most 100,000).
+ *
+ * @example
+ * missedPeriods(s, new Date('2030-01-01T14:00Z'), new Date('2030-01-01T11:00Z'), new Date(0)); // 2 (12:00, 13:00)
+ */
+export function missedPeriods(
+  s: Pick<DuplicateSchedule, 'enabled' | 'everyHours' | 'dailyAt' | 'timeZone'>,
+  current: Date,
+  after: Date | null,
+  since: Date,
+): number {
+  let n = 0;
+  for (let p = periodStart(s, new Date(current.getTime() - 1)); p && n < 100_000; n++) {
+    if ((after && p.getTime() <= after.getTime()) || p.getTime() < since.getTime()) break;
+    p = periodStart(s, new Date(p.getTime() - 1));
+  }
+  return n;
+}
+
+/**
  * Claims the period `now` is in, when the schedule is on, the period began after the schedule was last
- * set, and no server claimed it yet: the claim and the scan's job commit together. Returns the period
- * claimed, or null.
+ * set, and no server claimed it yet: the claim and the scan's job commit together. A claim more than
+ * {@link CATCH_UP_AFTER_MS} after the period began is recorded as a catch-up, with the periods missed
+ * before it. Returns the period claimed, or null.
  *
  * @example
  * await claimScheduledScan(sql, boss, clock());
@@ -143,17 +185,50 @@ export async function claimScheduledScan(sql: Sql, boss: PgBoss, now: Date): Pro
   const s = view(await readRow(sql));
   const start = periodStart(s, now);
   if (!start || start.getTime() < Date.parse(s.updatedAt)) return null;
+  const catchUp = now.getTime() - start.getTime() > CATCH_UP_AFTER_MS;
   return (await sql.begin(async (tx) => {
+    // Only a catch-up counts what it missed (a claim on time missed nothing).
+    const [last] = catchUp
+      ? await tx<
+          { period: Date | null }[]
+        >`SELECT max(period) AS period FROM duplicate_schedule_runs WHERE period < ${start}`
+      : [];
+    const missed = catchUp ? missedPeriods(s, start, last?.period ?? null, new Date(s.updatedAt)) : 0;
     const [claimed] = await tx<{ period: Date }[]>`
-      INSERT INTO duplicate_schedule_runs (period)
-      VALUES (${start})
+      INSERT INTO duplicate_schedule_runs (period, catch_up, missed)
+      VALUES (${start}, ${catchUp}, ${missed})
       ON CONFLICT (period) DO NOTHING
       RETURNING period`;
     if (!claimed) return null;
     const period = claimed.period.toISOString();
-    await boss.send(DUPLICATE_SCAN_QUEUE.name, { period, full: s.full }, { db: bossExecutor(tx) });
+    await boss.send(DUPLICATE_SCAN_QUEUE.name, { period, full: s.full, catchUp }, { db: bossExecutor(tx) });
     return period;
   })) as string | null;
+}
+
+/**
+ * The last period claimed, or null.
+ *
+ * @example
+ * const run = await lastScheduleRun(sql); // { period, catchUp: true, missedPeriods: 2, ... }
+ */
+export async function lastScheduleRun(sql: Tx): Promise<ScheduleRun | null> {
+  const [r] = await sql<
+    { period: Date; claimed_at: Date; catch_up: boolean; missed: number; scan_id: string | null }[]
+  >`
+    SELECT period, claimed_at, catch_up, missed, scan_id::text
+    FROM duplicate_schedule_runs
+    ORDER BY period DESC
+    LIMIT 1`;
+  return r
+    ? {
+        period: r.period.toISOString(),
+        claimedAt: r.claimed_at.toISOString(),
+        catchUp: r.catch_up,
+        missedPeriods: r.missed,
+        scanId: r.scan_id,
+      }
+    : null;
 }
 
 /**
@@ -171,13 +246,14 @@ export async function startDuplicateSchedule(deps: {
   clock: () => Date;
 }): Promise<() => Promise<void>> {
   await ensureQueue(deps.boss, DUPLICATE_SCAN_QUEUE);
-  const id = await deps.boss.work<{ period: string; full?: boolean }>(
+  const id = await deps.boss.work<{ period: string; full?: boolean; catchUp?: boolean }>(
     DUPLICATE_SCAN_QUEUE.name,
     { batchSize: 1, pollingIntervalSeconds: 1 },
     async function scheduledScan([job]) {
       if (!job) return;
       const r = await scanDuplicates(deps.sql, deps.pii, 'schedule', job.data.full === true, job.data.period);
-      if (r) deps.log.info(`duplicates: scheduled scan ${r.id} for ${job.data.period}: ${r.newCandidates} new pairs`);
+      const what = job.data.catchUp ? 'catch-up scan' : 'scheduled scan';
+      if (r) deps.log.info(`duplicates: ${what} ${r.id} for ${job.data.period}: ${r.newCandidates} new pairs`);
     },
   );
   const check = startPeriodic({
