@@ -181,6 +181,26 @@ describe.each(['postgres', 'embedded'] as const)('tracking API on %s', (mode) =>
     expect((await json(res)).error.message).toMatch(/^timestamp: \d+ h in the future after clock-skew correction$/);
   });
 
+  it('answers 413 to an oversized body sent without Content-Length, and the connection still gets its answer', async () => {
+    const chunk = new TextEncoder().encode(`{"pad":"${'y'.repeat(64 * 1024)}`);
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 10; i++) controller.enqueue(chunk); // 640 KB, over the 500 KB limit
+        controller.close();
+      },
+    });
+    const res = await fetch(`${cairn.url}/v1/track`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: basicAuth(key) },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect((await json(res)).error.code).toBe('payload_too_large');
+    // The server reads on: the next request is served.
+    expect((await post('/v1/track', { userId: 'u', event: 'After', messageId: 'after-chunked' })).status).toBe(200);
+  });
+
   it('enforces the size limits with 413 and records them', async () => {
     const big = { type: 'track', event: 'Big', userId: 'u', properties: { blob: 'x'.repeat(33 * 1024) } };
     const one = await post('/v1/batch', { batch: [big] });

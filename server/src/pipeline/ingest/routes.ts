@@ -144,11 +144,22 @@ function clientIp(c: Context, trustProxy: boolean): string | undefined {
   }
 }
 
+// A site sends the same few Authorization headers over and over: decoding each costs more than a lookup.
+const BASIC_CACHE_MAX = 1000;
+const basicUsers = new Map<string, string | undefined>();
+
 function basicUser(header: string | undefined): string | undefined {
-  if (!header?.toLowerCase().startsWith('basic ')) return undefined;
-  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  return (colon >= 0 ? decoded.slice(0, colon) : decoded) || undefined;
+  if (!header) return undefined;
+  if (basicUsers.has(header)) return basicUsers.get(header);
+  let user: string | undefined;
+  if (header.toLowerCase().startsWith('basic ')) {
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    user = (colon >= 0 ? decoded.slice(0, colon) : decoded) || undefined;
+  }
+  if (basicUsers.size >= BASIC_CACHE_MAX) basicUsers.clear();
+  basicUsers.set(header, user);
+  return user;
 }
 
 async function ingest(
@@ -229,7 +240,8 @@ async function ingest(
   }
   await limitRate(deps, source, events.length);
   metrics.requestBatchSize.observe(events.length);
-  return store(c, deps, source, info, events, prefix, kind === 'batch' ? undefined : kind, receivedAt, json.sentAt);
+  const impliedType = kind === 'batch' ? undefined : kind;
+  return store(c, deps, source, info, events, prefix, impliedType, receivedAt, json.sentAt, body.raw.size);
 }
 
 // Refused whole, before anything is stored, and not recorded in failed_events: a flood would write
@@ -275,6 +287,7 @@ async function store(
   impliedType: EventType | undefined,
   receivedAt: number,
   batchSentAt: unknown,
+  bodyBytes: number,
 ): Promise<Response> {
   const facts = {
     sourceId: source.id,
@@ -289,7 +302,7 @@ async function store(
   const failed: FailedEventRow[] = [];
   events.forEach((raw, index) => {
     const path = prefix(index);
-    const rejection = prepare(raw, path, impliedType, facts, rows);
+    const rejection = prepare(raw, path, impliedType, facts, rows, bodyBytes);
     if (rejection) {
       rejected.push({ index, ...rejection });
       const code = rejection.status === 413 ? 'event_too_large' : 'invalid_event';
@@ -316,18 +329,24 @@ async function store(
   });
 }
 
+// How much longer than its source text an event can get through JSON.parse and JSON.stringify: only a
+// number grows ("1e20", 4 bytes, prints as 21 digits); strings, literals and structure never do.
+const MAX_JSON_GROWTH = 6;
+
 // Validation comes first: its walk is iterative and bounds nesting, so the JSON.stringify of the size
-// check (which recurses) never sees an event nested thousands deep.
+// check (which recurses) never sees an event nested thousands deep. A body too small to hold an
+// oversized event skips that JSON.stringify.
 function prepare(
   raw: unknown,
   path: string,
   impliedType: EventType | undefined,
   facts: RequestFacts,
   rows: EventRow[],
+  bodyBytes: number,
 ): Omit<Rejection, 'index'> | null {
   const v = validateEvent(raw, path, impliedType);
   if (!v.ok) return { ...v.issue, status: 400 };
-  const size = Buffer.byteLength(JSON.stringify(raw));
+  const size = bodyBytes * MAX_JSON_GROWTH > LIMITS.maxEventBytes ? Buffer.byteLength(JSON.stringify(raw)) : 0;
   if (size > LIMITS.maxEventBytes) {
     return {
       path: path || 'body',
