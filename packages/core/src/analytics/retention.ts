@@ -32,10 +32,10 @@ export interface RetentionQuery {
 }
 
 /**
- * Options of the retention builders. `firstTimes` (first-time mode only): a statement selecting the
- * `profile_id` of exactly the people whose first start event ever falls in the range, read from a smaller
- * input than events (the server's analytics_first_times); the statement then reads events from the range's
- * start only, of those people, instead of probing or scanning everyone's history before it.
+ * Options of the retention builders. `firstTimes` (first-time mode only): a statement selecting
+ * `(profile_id, first_at)` of exactly the people whose first start event ever falls in the range, one row
+ * each, read from a smaller input than events (the server's analytics_first_times); the statement then reads
+ * only those people's events from their first time on, instead of probing or scanning everyone's history.
  */
 export interface RetentionSqlOptions {
   now: Date;
@@ -111,7 +111,7 @@ export function retentionSql(q: RetentionQuery, options: RetentionSqlOptions): F
       ? sql``
       : options.firstTimes
         ? sql`
-    AND x.profile_id IN (${options.firstTimes})`
+    AND x.profile_id IN (SELECT ft.profile_id FROM (${options.firstTimes}) ft)`
         : sql`
     AND NOT EXISTS (
       SELECT 1 FROM events p
@@ -292,14 +292,9 @@ export function retentionPassSql(q: RetentionQuery, options: RetentionSqlOptions
   const start = compileEventFilter(q.start, { now: options.now, alias: 'e' });
   const back = compileEventFilter(q.return, { now: options.now, alias: 'e' });
   const firstTime = q.mode === 'first_time';
-  // First time reads the start events before the range too (to leave out who started before it), unless
-  // the cohort's people are given: then only theirs, from the range's start.
-  const lower =
-    firstTime && !options.firstTimes
-      ? sql``
-      : firstTime
-        ? sql`AND e.timestamp >= ${from}::timestamptz AND e.profile_id IN (${options.firstTimes})`
-        : sql`AND e.timestamp >= ${from}::timestamptz`;
+  if (firstTime && options.firstTimes) return firstTimesPassSql(q, options.firstTimes, options.now);
+  // First time reads the start events before the range too (to leave out who started before it).
+  const lower = firstTime ? sql`` : sql`AND e.timestamp >= ${from}::timestamptz`;
   const bit = sql`(1::int8 << b)`;
   return sql`
 WITH ev AS (
@@ -338,6 +333,42 @@ SELECT ${firstTime ? sql`first` : sql`NULL::int AS first`},
   back::text AS back,
   after::text AS after,
   count(*)::int AS n
+FROM people
+GROUP BY 1, 2, 3, 4`;
+}
+
+// First time with the cohort given as (profile_id, first_at): no running window. Each person's events from
+// their first time to the horizon (an index range per person) fold to the buckets they came back in, and
+// period 0 is a return after the entering event — the least (timestamp, id) start event, at first_at: one
+// later in time, or at the same instant with a greater id than the least start event's there.
+function firstTimesPassSql(q: RetentionQuery, firstTimes: Fragment, now: Date): Fragment {
+  const bounds = retentionBounds(q);
+  const horizon = bounds[bounds.length - 1]!;
+  const start = compileEventFilter(q.start, { now, alias: 'e' });
+  const back = compileEventFilter(q.return, { now, alias: 'e' });
+  return sql`
+WITH cohort AS (${firstTimes}),
+ev AS (
+  SELECT e.profile_id, e.timestamp, e.id, c.first_at,
+    width_bucket(c.first_at, ${bounds}::timestamptz[]) - 1 AS fb,
+    width_bucket(e.timestamp, ${bounds}::timestamptz[]) - 1 AS b,
+    coalesce(${start}, false) AS s,
+    coalesce(${back}, false) AS r
+  FROM cohort c
+  JOIN events e ON e.profile_id = c.profile_id
+  WHERE e.timestamp >= c.first_at AND e.timestamp < ${horizon}::timestamptz
+    AND (${start} OR ${back})
+),
+people AS (
+  SELECT fb AS first,
+    bit_or(1::int8 << b) FILTER (WHERE r) AS back,
+    CASE WHEN bool_or(r AND timestamp > first_at AND b = fb)
+      OR max(id) FILTER (WHERE r AND timestamp = first_at) > min(id) FILTER (WHERE s AND timestamp = first_at)
+    THEN 1::int8 << fb END AS after
+  FROM ev
+  GROUP BY profile_id, first_at, fb
+)
+SELECT first, NULL::text AS entered, back::text AS back, after::text AS after, count(*)::int AS n
 FROM people
 GROUP BY 1, 2, 3, 4`;
 }

@@ -41,18 +41,19 @@ function firstTimeKeys(start: EventFilter, alias: 'f' | 'g'): Fragment {
  * index; a probe of its primary key leaves out people with a matching first time before the range.
  *
  * @example
- * const cohort = firstTimesCohort(query); // sql`SELECT f.profile_id FROM analytics_first_times f ...`
+ * const cohort = firstTimesCohort(query); // sql`SELECT f.profile_id, min(f.first_at) AS first_at ...`
  */
 export function firstTimesCohort(q: RetentionQuery): Fragment | undefined {
   if (q.mode !== 'first_time' || q.start.where?.length) return undefined;
   const { from, to } = q.range;
   return sql`
-    SELECT f.profile_id FROM analytics_first_times f
+    SELECT f.profile_id, min(f.first_at) AS first_at FROM analytics_first_times f
     WHERE ${firstTimeKeys(q.start, 'f')} AND f.first_at >= ${from}::timestamptz AND f.first_at < ${to}::timestamptz
       AND NOT EXISTS (
         SELECT 1 FROM analytics_first_times g
         WHERE g.profile_id = f.profile_id AND ${firstTimeKeys(q.start, 'g')} AND g.first_at < ${from}::timestamptz
-      )`;
+      )
+    GROUP BY f.profile_id`;
 }
 
 /**
