@@ -1,5 +1,6 @@
 import { bucketStarts, foldTrends, type TimeInterval, type TrendRow, type TrendSeries, trendsQuery } from '@cairn/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { foldDays } from '../../pipeline/measure/rollup-period-people.ts';
 import { type GeneratedEvent, generateAnalyticsEvents, sendGenerated } from '../../testing/analytics-data.ts';
 import { settle } from '../../testing/events.ts';
 import { describeOnDatabases, type FlowHarness, flowHarness } from '../../testing/flows.ts';
@@ -28,7 +29,7 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
     }
     await sendGenerated(h.cairn, events);
   }, 600_000);
-  afterAll(() => h?.close());
+  afterAll(() => h?.close(), 60_000);
 
   const settled = () => settle(h.cairn.sql, { queues: ['measure'], timeoutMs: 60_000 });
   type Range = { from: string; to: string; timezone: string };
@@ -243,4 +244,19 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
     await expectExact();
     await expectOracle();
   }, 240_000);
+
+  it('folds the delta rows of a day into one row per previous day, answers unchanged', async () => {
+    const rows = async () =>
+      (
+        await h.cairn.sql<{ n: number; keys: number }[]>`
+          SELECT count(*)::int AS n, count(DISTINCT (zone, event, day, prev))::int AS keys FROM analytics_period_counts`
+      )[0]!;
+    const before = await rows();
+    expect(before.n).toBeGreaterThan(before.keys);
+    expect(await foldDays(h.cairn.sql)).toBeGreaterThan(0);
+    const after = await rows();
+    expect(after.n).toBe(after.keys);
+    await expectExact();
+    await expectOracle();
+  }, 120_000);
 });

@@ -96,22 +96,27 @@ export function periodPeopleQuery(
   ) l
   GROUP BY l.prev`
       : sql``;
+  // Each day is placed once (width_bucket over the days, not over every cell), then joined by equality.
   return sql`
 WITH cells AS (
-  SELECT day, prev, sum(n) AS n
+  SELECT day, prev, sum(n)::int AS n
   FROM analytics_period_counts
   WHERE zone = ${key.zone} AND event = ${key.event} AND day >= ${fromDay}::date AND day < ${endDay}::date
   GROUP BY day, prev${tail}
 ),
+buckets AS (
+  SELECT i::int AS b, first FROM unnest(${days}::date[]) WITH ORDINALITY AS u(first, i)
+),
 placed AS (
-  SELECT width_bucket(day, ${days}::date[]) AS b, prev, n FROM cells
+  SELECT d.day, width_bucket(d.day, ${days}::date[]) AS b FROM (SELECT DISTINCT day FROM cells) d
 )
-SELECT ${i}::int AS series, NULL::text AS grp, 1 AS all_groups, 0 AS all_buckets, b - 1 AS bucket, 0 AS n,
-  coalesce(sum(n) FILTER (WHERE prev IS NULL OR prev < (${days}::date[])[b]), 0)::int AS people,
+SELECT ${i}::int AS series, NULL::text AS grp, 1 AS all_groups, 0 AS all_buckets, k.b - 1 AS bucket, 0 AS n,
+  coalesce(sum(c.n) FILTER (WHERE c.prev IS NULL OR c.prev < k.first), 0)::int AS people,
   NULL::float8 AS sum, 0 AS nums
-FROM placed
-WHERE b > 0
-GROUP BY b
+FROM cells c
+JOIN placed p ON p.day = c.day
+JOIN buckets k ON k.b = p.b
+GROUP BY k.b
 UNION ALL
 SELECT ${i}::int, NULL::text, 1, 1, NULL::int, 0,
   coalesce(sum(n) FILTER (WHERE prev IS NULL OR prev < ${fromDay}::date), 0)::int, NULL::float8, 0

@@ -12,8 +12,13 @@ import { lockKey } from '../identify/locks.ts';
 // each rewrites the person's previous-day links), and a day's delta rows while they are compacted.
 const PERIOD_PERSON = 42;
 const PERIOD_DAY = 43;
-/** A day's delta rows beyond one per previous day before the measure job folds them into one per previous day. */
+/** A day's delta rows beyond one per previous day past which the measure job folds them into one per previous day. */
 const COMPACT_AFTER = 64;
+/**
+ * One write in this many looks for days to fold: the look reads the days' rows (measured ~12 ms a job of
+ * 1,000 events on bench:analytics), and a day gains a few rows a write, so folding stays well ahead.
+ */
+const COMPACT_EVERY = 8;
 
 /** A kept key: a zone and an event name ('' = any event). */
 export interface PeriodKey {
@@ -71,15 +76,10 @@ export async function addPeriodPeopleOf(tx: Transaction, ids: readonly string[])
   if (!ids.length) return;
   const keys = await lockedKeys(tx);
   if (!keys.length) return;
-  const people = (
-    await tx<{ p: string }[]>`
-      SELECT DISTINCT profile_id::text AS p FROM events
-      WHERE id = ANY(${ids as string[]}::bigint[]) AND profile_id IS NOT NULL`
-  ).map((r) => r.p);
-  if (!people.length) return;
-  await lockPeople(tx, people);
   // The (person, key, day) rows these events would add that do not exist yet: most events fall on a day
-  // their person already has, and cost this one probe per key.
+  // their person already has, and cost this one probe per key. Read before the people's locks: a row seen
+  // cannot go meanwhile (merges and erasures hold the profiles' identify locks, shared here); a row another
+  // job adds meanwhile is found by the links read under the locks, and the insert skips it.
   const missing = await tx<{ p: string; zone: string; event: string; day: string }[]>`
     SELECT DISTINCT e.profile_id::text AS p, k.zone, k.event, ((e.timestamp AT TIME ZONE k.zone)::date)::text AS day
     FROM events e
@@ -93,8 +93,13 @@ export async function addPeriodPeopleOf(tx: Transaction, ids: readonly string[])
           AND p.day = (e.timestamp AT TIME ZONE k.zone)::date
       )`;
   if (!missing.length) return;
-  const touched = [...new Set(missing.map((m) => m.p))];
-  await rewriteLinks(tx, touched, async () => {
+  await lockPeople(
+    tx,
+    missing.map((m) => m.p),
+  );
+  // Only the (person, key) pairs that get a day: their links are all that can change.
+  const pairs = [...new Map(missing.map((m) => [`${m.p}\n${m.zone}\n${m.event}`, m])).values()];
+  await rewriteLinks(tx, pairs, async () => {
     await tx`
       INSERT INTO analytics_period_people (profile_id, zone, event, day)
       SELECT * FROM unnest(${missing.map((m) => m.p)}::uuid[], ${missing.map((m) => m.zone)}::text[],
@@ -117,8 +122,11 @@ export async function resyncPeriodPeople(tx: Tx, profiles: readonly string[]): P
   if (!keys.length) return;
   const people = [...new Set(profiles)];
   await lockPeople(tx, people);
-  await rewriteLinks(tx, people, async () => {
-    await tx`
+  await rewriteLinks(
+    tx,
+    people.map((p) => ({ p })),
+    async () => {
+      await tx`
       DELETE FROM analytics_period_people p
       WHERE p.profile_id = ANY(${people}::uuid[])
         AND NOT EXISTS (
@@ -128,7 +136,7 @@ export async function resyncPeriodPeople(tx: Tx, profiles: readonly string[]): P
             AND e.timestamp >= (p.day::timestamp AT TIME ZONE p.zone)
             AND e.timestamp < ((p.day + 1)::timestamp AT TIME ZONE p.zone)
         )`;
-    await tx`
+      await tx`
       INSERT INTO analytics_period_people (profile_id, zone, event, day)
       SELECT DISTINCT e.profile_id, k.zone, k.event, (e.timestamp AT TIME ZONE k.zone)::date
       FROM events e
@@ -136,7 +144,8 @@ export async function resyncPeriodPeople(tx: Tx, profiles: readonly string[]): P
         ON k.event = '' OR e.event = k.event
       WHERE e.profile_id = ANY(${people}::uuid[])
       ON CONFLICT DO NOTHING`;
-  });
+    },
+  );
 }
 
 // Sorted and blocking; taken after the profiles' identify locks by every writer.
@@ -147,21 +156,30 @@ async function lockPeople(tx: Tx, people: readonly string[]): Promise<void> {
 
 type Link = { zone: string; event: string; day: string; prev: string | null; n: number };
 
-// The people's (day, previous day) links per key, counted.
-async function linksOf(tx: Tx, people: readonly string[]): Promise<Link[]> {
+/** Whose links to rewrite: people in every key, or (person, zone, event) pairs. */
+type Scope = readonly ({ p: string } | { p: string; zone: string; event: string })[];
+
+// The (day, previous day) links of a scope, per key, counted.
+async function linksOf(tx: Tx, scope: Scope): Promise<Link[]> {
+  const pairs = scope.filter((x): x is { p: string; zone: string; event: string } => 'zone' in x);
+  const where = pairs.length
+    ? tx`(profile_id, zone, event) IN (
+        SELECT * FROM unnest(${pairs.map((x) => x.p)}::uuid[], ${pairs.map((x) => x.zone)}::text[], ${pairs.map((x) => x.event)}::text[])
+      )`
+    : tx`profile_id = ANY(${scope.map((x) => x.p)}::uuid[])`;
   return tx<Link[]>`
     SELECT zone, event, day::text AS day, prev::text AS prev, count(*)::int AS n
     FROM (
       SELECT zone, event, day, lag(day) OVER (PARTITION BY profile_id, zone, event ORDER BY day) AS prev
       FROM analytics_period_people
-      WHERE profile_id = ANY(${people as string[]}::uuid[])
+      WHERE ${where}
     ) l
     GROUP BY 1, 2, 3, 4`;
 }
 
 // Runs `change` (which rewrites only these people's presence rows) and appends the difference of their
 // links, before and after, to the day histograms; then folds the deltas of busy days.
-async function rewriteLinks(tx: Tx, people: readonly string[], change: () => Promise<void>): Promise<void> {
+async function rewriteLinks(tx: Tx, scope: Scope, change: () => Promise<void>): Promise<void> {
   const delta = new Map<string, Link>();
   const add = (links: Link[], sign: number) => {
     for (const l of links) {
@@ -171,9 +189,9 @@ async function rewriteLinks(tx: Tx, people: readonly string[], change: () => Pro
       delta.set(id, d);
     }
   };
-  add(await linksOf(tx, people), -1);
+  add(await linksOf(tx, scope), -1);
   await change();
-  add(await linksOf(tx, people), 1);
+  add(await linksOf(tx, scope), 1);
   const rows = [...delta.values()].filter((d) => d.n !== 0);
   if (!rows.length) return;
   await tx`
@@ -183,18 +201,34 @@ async function rewriteLinks(tx: Tx, people: readonly string[], change: () => Pro
   await compactDays(tx, rows);
 }
 
-// Days (of those just written) with many deltas are folded into one row per previous day. Skipped when
-// another transaction is folding the day; a fold reads only committed deltas, so deltas appended
-// meanwhile stay beside its rows and every sum is unchanged.
+// Days (of those just written) with many deltas are folded, one write in COMPACT_EVERY.
 async function compactDays(tx: Tx, written: readonly Link[]): Promise<void> {
+  if (Math.random() * COMPACT_EVERY >= 1) return;
   const days = [...new Map(written.map((r) => [`${r.zone}\n${r.event}\n${r.day}`, r])).values()];
+  await foldDays(tx, days, COMPACT_AFTER);
+}
+
+/**
+ * Folds the delta rows of days (all days when none are given) into one row per previous day, when a day
+ * has more than `beyond` rows besides one per previous day. A day another transaction is folding is
+ * skipped; a fold reads only committed deltas, so deltas appended meanwhile stay beside its rows and every
+ * sum is unchanged. Returns the days folded.
+ *
+ * @example
+ * await foldDays(sql); // 1234
+ */
+export async function foldDays(tx: Tx, days?: readonly (PeriodKey & { day: string })[], beyond = 0): Promise<number> {
+  const only = days
+    ? tx`JOIN unnest(${days.map((d) => d.zone)}::text[], ${days.map((d) => d.event)}::text[], ${days.map((d) => d.day)}::date[])
+      AS k(zone, event, day) ON c.zone = k.zone AND c.event = k.event AND c.day = k.day`
+    : tx``;
   const busy = await tx<{ zone: string; event: string; day: string }[]>`
     SELECT c.zone, c.event, c.day::text AS day
     FROM analytics_period_counts c
-    JOIN unnest(${days.map((d) => d.zone)}::text[], ${days.map((d) => d.event)}::text[], ${days.map((d) => d.day)}::date[])
-      AS k(zone, event, day) ON c.zone = k.zone AND c.event = k.event AND c.day = k.day
+    ${only}
     GROUP BY 1, 2, 3
-    HAVING count(*) - count(DISTINCT c.prev) > ${COMPACT_AFTER}::int`;
+    HAVING count(*) - count(DISTINCT c.prev) > ${beyond}::int`;
+  let folded = 0;
   for (const d of busy) {
     const [got] = await tx<{ ok: boolean }[]>`
       SELECT pg_try_advisory_xact_lock(${PERIOD_DAY}::int, hashtext(${d.zone} || '|' || ${d.event} || '|' || ${d.day})) AS ok`;
@@ -210,7 +244,9 @@ async function compactDays(tx: Tx, written: readonly Link[]): Promise<void> {
       FROM gone
       GROUP BY prev
       HAVING sum(n) <> 0`;
+    folded++;
   }
+  return folded;
 }
 
 /**
