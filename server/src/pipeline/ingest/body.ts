@@ -84,7 +84,17 @@ async function readLimited(req: Request, maxBytes: number, incoming?: Readable):
   const encoding = (req.headers.get('content-encoding') ?? '').trim().toLowerCase();
   // Node's own request stream when the server gives it: converting it to a Web stream first costs a
   // measurable share of a single-event request (bench:ingest profile), and so does an async iterator.
-  if (incoming && (encoding === '' || encoding === 'identity')) return readNode(incoming, maxBytes, tooLarge);
+  if (incoming && (encoding === '' || encoding === 'identity')) {
+    // A small body usually arrives with its headers: once Node has parsed the whole request and nothing
+    // has been read yet, it is all in the stream's buffer, and one read() takes it without listeners.
+    const complete = (incoming as { complete?: boolean }).complete === true; // node:http's IncomingMessage
+    if (complete && !incoming.readableDidRead && incoming.readableFlowing !== true) {
+      const all = (incoming.read() as Buffer | null) ?? new Uint8Array();
+      if (all.byteLength > maxBytes) throw tooLarge(all.byteLength, all.subarray(0, KEEP_OF_OVERSIZED));
+      return { bytes: all, size: all.byteLength };
+    }
+    return readNode(incoming, maxBytes, tooLarge);
+  }
   const source = incoming ? decodeNode(incoming, encoding) : req.body ? decode(req.body, encoding) : null;
   if (!source) return { bytes: new Uint8Array(), size: 0 };
   const chunks: Uint8Array[] = [];
