@@ -18,7 +18,6 @@ import postgres from 'postgres';
 import { eventIndexes, loadDataset, refreshRollups, storedDataset, tableSizes } from './analytics/data.ts';
 import { freeBytes, openDatabase } from './analytics/database.ts';
 import { refreshFirstTimes } from './analytics/first-times.ts';
-import { refreshFirstTimes } from './analytics/first-times.ts';
 import { httpEcho, type QueryResult, sqlReferences, timeQuery } from './analytics/measure.ts';
 import { refreshPeriodPeople } from './analytics/period-people.ts';
 import { benchQueries } from './analytics/queries.ts';
@@ -136,7 +135,6 @@ async function main(): Promise<number> {
     else console.log('rollups: analytics_hourly_counts holds every event');
     const tileRollups = await refreshTileRollups(sql);
     for (const line of tileRollups ?? []) console.log(`rollups: ${line}`);
-    for (const line of (await refreshFirstTimes(sql)) ?? []) console.log(`rollups: ${line}`);
     for (const line of (await refreshFirstTimes(sql)) ?? []) console.log(`rollups: ${line}`);
     for (const line of (await refreshPeriodPeople(sql)) ?? []) console.log(`rollups: ${line}`);
     if (tileRollups)
