@@ -100,8 +100,9 @@ async function main(): Promise<number> {
     );
     console.log(`         load average ${loadBefore.map((x) => x.toFixed(2)).join(', ')}; database ${db.name}`);
 
-    // A first start migrates the database (and creates the demo source the events belong to).
-    if (db.created) await stopNode(await startServer(db.env));
+    // A first start migrates the database (and creates the demo source the events belong to); a reused
+    // database is migrated too, so that the rollups filled below exist before they are filled.
+    await stopNode(await startServer(db.env));
     let dataset = await storedDataset(sql, { profiles: opt.profiles, events: opt.events });
     let generated = false;
     if (dataset) {

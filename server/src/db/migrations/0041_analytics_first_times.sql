@@ -37,3 +37,7 @@ INSERT INTO analytics_first_times (profile_id, type, event, first_at)
 SELECT profile_id, coalesce(type, ''), coalesce(ev, ''), min(timestamp)
 FROM (SELECT profile_id, type, coalesce(event, '') AS ev, timestamp FROM events WHERE profile_id IS NOT NULL) e
 GROUP BY GROUPING SETS ((profile_id, type, ev), (profile_id));
+
+-- Statistics now: the planner reads the cohort index by them, and autovacuum may not analyze a table this
+-- size before the first retention query.
+ANALYZE analytics_first_times;

@@ -51,3 +51,7 @@ FROM (
   FROM analytics_period_people
 ) p
 GROUP BY zone, event, day, prev;
+
+-- Statistics now, before the first tile reads them.
+ANALYZE analytics_period_people;
+ANALYZE analytics_period_counts;
