@@ -35,7 +35,9 @@ import type { StepRow } from './runs.ts';
 // decision is, and the sweep that follows the decision (experiment-look.ts) finds them.
 
 // Advisory lock class (stage 4's people: 7): an experiment's status, shared by steps, exclusive to decide.
-const EXPERIMENT = 8;
+// Not 8: governance.ts's sends lock is class 8, and a person's key equal to an experiment's would make the
+// two wait on each other (classes in use: 1-7, 8 sends, 9 sweep, 10 rollup, 11 points, 12, 42-43 per-day people).
+const EXPERIMENT = 12;
 const DAY_MS = 86_400_000;
 /** People counted per query. */
 export const COUNT_BATCH = 1000;
