@@ -176,6 +176,35 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
 
     ...crud('/audiences', 'audience', l.audience, 'key'),
     { method: 'POST', path: '/audiences/preview', action: null, resourceType: 'audience' },
+    // Which rollups are kept changes every later tile's source and the pipeline's work: recorded (before the
+    // catch-all below, which the first matching row wins over).
+    {
+      method: 'POST',
+      path: '/analytics/rollups/people',
+      action: 'analytics_rollup.keep_people',
+      resourceType: 'analytics_rollup',
+      summary: (r, req) => ({ request: req, registry: r }),
+    },
+    {
+      method: 'DELETE',
+      path: '/analytics/rollups/people',
+      action: 'analytics_rollup.drop_people',
+      resourceType: 'analytics_rollup',
+      summary: (r) => ({ registry: r }),
+    },
+    {
+      method: 'PUT',
+      path: '/analytics/rollups/properties',
+      action: 'analytics_rollup.put_property',
+      resourceType: 'analytics_rollup',
+      summary: (r, req) => ({ request: req, rolledUp: r }),
+    },
+    {
+      method: 'DELETE',
+      path: '/analytics/rollups/properties',
+      action: 'analytics_rollup.delete_property',
+      resourceType: 'analytics_rollup',
+    },
     // Analytics queries are reads sent as POST (their bodies hold steps, filters, breakdowns).
     { method: 'POST', path: '/analytics/*', action: null, resourceType: 'analytics' },
     {

@@ -165,4 +165,26 @@ describeOnDatabases('rolled-up properties route on %s', (mode) => {
     const [still] = await h.cairn.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM analytics_rollup_properties`;
     expect(still!.n).toBe(1);
   });
+
+  it('records every change of the kept rollups in the audit log, and no tile query', async () => {
+    const audit = () =>
+      h.cairn.sql<{ action: string; resource_type: string; method: string; status: number; after: unknown }[]>`
+        SELECT action, resource_type, method, status, after FROM audit_log
+        WHERE resource_type IN ('analytics_rollup', 'analytics') ORDER BY id`;
+    const zone = await h.post('/analytics/rollups/people', { zone: 'Asia/Tokyo' });
+    expect(zone.status, zone.text).toBe(200);
+    const dropped = await h.api('/analytics/rollups/people?zone=Asia%2FTokyo', { method: 'DELETE' });
+    expect(dropped.status, dropped.text).toBe(200);
+    const rows = await audit();
+    // The earlier tests' writes: two PUTs (total, category), one DELETE (total), the 404 DELETE; then the zone.
+    expect(rows.filter((r) => r.status < 300).map((r) => [r.method, r.action])).toEqual([
+      ['PUT', 'analytics_rollup.put_property'],
+      ['PUT', 'analytics_rollup.put_property'],
+      ['DELETE', 'analytics_rollup.delete_property'],
+      ['POST', 'analytics_rollup.keep_people'],
+      ['DELETE', 'analytics_rollup.drop_people'],
+    ]);
+    expect(rows.every((r) => r.resource_type === 'analytics_rollup')).toBe(true);
+    expect(JSON.stringify(rows.at(-2)!.after)).toContain('Asia/Tokyo');
+  });
 });
