@@ -146,9 +146,13 @@ describe.each(['postgres', 'embedded'] as const)('PII at rest on %s', (mode: DbM
       properties: { email, plan: 'pro' },
       context: { traits: { email, phone } },
     });
-    await waitFor('device 2 has its own profile', async () => {
+    // And device 1's person holds the email: were device 2's identify processed first (nothing orders two
+    // people's events), the email would be device 2's, device 1 would join it without a merge (seen in CI).
+    await waitFor('device 2 has its own profile, device 1 the email', async () => {
       const r = await admin(cairn.url, `/profiles?anonymousId=${dev2}`);
-      return r.data.length === 1;
+      const byEmail = await admin(cairn.url, `/profiles?email=${encodeURIComponent(emailAsSent)}`);
+      const one = await admin(cairn.url, `/profiles?anonymousId=${dev1}`);
+      return r.data.length === 1 && byEmail.data.length === 1 && byEmail.data[0].id === one.data[0]?.id;
     });
     await ok('identify', { anonymousId: dev2, traits: { email } });
     await ok('alias', { userId, previousId: dev1, context: { traits: { phone: phoneAsSent } } });
