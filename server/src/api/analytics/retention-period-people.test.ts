@@ -174,10 +174,7 @@ const CASES = [
 describeOnDatabases('first-time retention returns from the per-day people rollup on %s', (mode) => {
   let h: FlowHarness;
   let events: GeneratedEvent[] = generateAnalyticsEvents({ seed: 43, people: 150, eventsPerPerson: 20 });
-  const switched = process.env.CAIRN_RETENTION_RETURNS;
   beforeAll(async () => {
-    // The route reads the rollup only when switched on (read per request; the test's server is in-process).
-    process.env.CAIRN_RETENTION_RETURNS = 'period_people';
     h = await flowHarness('retention-period-people.test.ts', mode);
     for (const entry of [{ zone: NY }, { event: 'Order Completed' }]) {
       const res = await h.post('/analytics/rollups/people', entry);
@@ -186,11 +183,7 @@ describeOnDatabases('first-time retention returns from the per-day people rollup
     await sendGenerated(h.cairn, events);
     await settled();
   }, 600_000);
-  afterAll(async () => {
-    if (switched === undefined) delete process.env.CAIRN_RETENTION_RETURNS;
-    else process.env.CAIRN_RETENTION_RETURNS = switched;
-    await h?.close();
-  }, 60_000);
+  afterAll(() => h?.close(), 60_000);
 
   const settled = () => settle(h.cairn.sql, { queues: ['measure'], timeoutMs: 60_000 });
   const reader = () =>
@@ -216,7 +209,7 @@ describeOnDatabases('first-time retention returns from the per-day people rollup
       expect(res.body.cohorts, c.name).toEqual(expected);
       const query = c.body as RetentionQuery;
       const now = new Date();
-      const auto = await answerRetention(reader(), query, now, undefined, 'auto');
+      const auto = await answerRetention(reader(), query, now);
       expect(auto.sources, c.name).toEqual(c.sources);
       const scanned = await answerRetention(reader(), query, now, undefined, 'events');
       expect(scanned.sources[1]).toBe('events');
@@ -234,19 +227,6 @@ describeOnDatabases('first-time retention returns from the per-day people rollup
   it('equals the oracle and the events path on a history with merges mid-history', async () => {
     await expectExact();
   }, 180_000);
-
-  it('reads events when the switch is off', async () => {
-    process.env.CAIRN_RETENTION_RETURNS = '';
-    try {
-      const c = CASES[0]!;
-      const res = await h.post('/analytics/retention', c.body);
-      expect(res.status, res.text).toBe(200);
-      expect(res.body.meta.sources).toEqual(['first_times', 'events']);
-      expect(res.body.cohorts).toEqual(expectedRetention(c, events));
-    } finally {
-      process.env.CAIRN_RETENTION_RETURNS = 'period_people';
-    }
-  }, 60_000);
 
   it('stays exact through late events, a merge and its undo, and an erasure', async () => {
     const track = (anonymousId: string, timestamp: string, event = 'Order Completed', extra: object = {}) => ({

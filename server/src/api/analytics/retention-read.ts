@@ -127,8 +127,7 @@ entered AS (
     (c.first_at AT TIME ZONE ${zone}::text)::date AS fday
   FROM cohort c
 ),
--- Materialized: the mask is read twice below, and an inlined CTE would read the rollup twice per person.
-people AS MATERIALIZED (
+people AS (
   SELECT n.profile_id, n.first_at, n.fb, n.fday,
     (SELECT bit_or(1::int8 << (width_bucket(p.day, ${days}::date[]) - 1))
      FROM analytics_period_people p
@@ -187,25 +186,13 @@ export interface RetentionAnswer {
 }
 
 /**
- * Whether the route reads returns from the per-day people rollup where it can: only with
- * `CAIRN_RETENTION_RETURNS=period_people` (read per request). Off by default: on bench:analytics (1M
- * events, about ten per person, most of them on the first day) the rollup read was slower than the events
- * pass (12 weekly cohorts, first event → any event: 527 vs 453 ms median, same run), because period 0
- * still probes the first day's events and each person costs two index probes instead of one
- * index-only range; docs/analytics.md, "Retention".
+ * The rows of a retention table and where they were read: returns from the per-day people rollup when
+ * {@link periodReturnKey} finds a key (the registry is read through `reader`), else {@link readRetention}.
+ * `returns: 'events'` reads events even where the rollup could answer (the benchmark's before, and tests
+ * comparing the two).
  *
  * @example
- * await answerRetention(reader, query, now, signal, periodReturnsWanted() ? 'auto' : 'events');
- */
-export const periodReturnsWanted = (): boolean => process.env.CAIRN_RETENTION_RETURNS === 'period_people';
-
-/**
- * The rows of a retention table and where they were read: with `returns: 'auto'`, returns from the per-day
- * people rollup when {@link periodReturnKey} finds a key (the registry is read through `reader`), else (and
- * with `'events'`) {@link readRetention}.
- *
- * @example
- * const { rows, sources } = await answerRetention(reader, query, now, signal, 'auto');
+ * const { rows, sources } = await answerRetention(reader, query, now, signal);
  * const table = retentionTable(query, rows, now);
  */
 export async function answerRetention(
@@ -213,7 +200,7 @@ export async function answerRetention(
   query: RetentionQuery,
   now: Date,
   signal?: AbortSignal,
-  returns: 'auto' | 'events' = periodReturnsWanted() ? 'auto' : 'events',
+  returns: 'auto' | 'events' = 'auto',
 ): Promise<RetentionAnswer> {
   const firstTimes = firstTimesCohort(query);
   const cohorts: CohortSource = firstTimes ? 'first_times' : 'events';
