@@ -7,7 +7,7 @@ type Body = GeneratedEvent['body'];
 type Unit = 'day' | 'week' | 'month';
 
 /** A retention query and the same event matches as plain predicates (the oracle's own reading of them). */
-export interface Case {
+interface Case {
   name: string;
   body: {
     range: { from: string; to: string; timezone: string };
@@ -124,17 +124,6 @@ export async function checkRetention(ctx: {
   }
   // The cases are worth something only if people come back in them.
   expect(retained).toBeGreaterThan(0);
-}
-
-/**
- * The table the oracle expects for one query (a case of its own: the body and its matches as predicates)
- * over the generated events, at `now`.
- *
- * @example
- * expect(res.body.cohorts).toEqual(expectedRetention(myCase, events));
- */
-export function expectedRetention(c: Case, events: readonly GeneratedEvent[], now = Date.now()) {
-  return evaluate(c, byPerson(events), now);
 }
 
 function byPerson(events: readonly GeneratedEvent[]): Map<string, { at: number; body: Body }[]> {

@@ -14,7 +14,7 @@ import type { MeasureStage } from '../../pipeline/measure/index.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 import { BEFORE_RETENTION, type HorizonGuard } from './horizon.ts';
-import { answerRetention } from './retention-read.ts';
+import { readRetention, retentionCohortSource } from './retention-read.ts';
 
 /** The cohort units, as OpenAPI shows them. */
 export const CohortUnitSchema = z
@@ -125,7 +125,7 @@ export function retentionApi(deps: { measure: MeasureStage; now: () => Date; hor
         );
       const now = deps.now();
       const reader = deps.measure.reader.pin();
-      const { rows, sources } = await answerRetention(reader, query, now, c.req.raw.signal);
+      const rows = await readRetention(reader, query, now, c.req.raw.signal);
       const meta = await reader.meta();
       return c.json(
         {
@@ -134,7 +134,7 @@ export function retentionApi(deps: { measure: MeasureStage; now: () => Date; hor
           meta: {
             ...meta,
             tookMs: Math.round(performance.now() - started),
-            sources,
+            sources: [retentionCohortSource(query), 'events'],
             notes: [
               'people: distinct persons after identity merges (events not yet attached to a profile are left out)',
               query.mode === 'first_time'
