@@ -12,13 +12,12 @@
 // per row in this process (HTTP server, parser, client and generator: one process) and in the Postgres
 // backends serving it (from /proc, as bench:import does), and the machine load: the CPU the rest of the
 // machine used meanwhile, from /proc/stat (the machine is shared).
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createTestDatabase, settle, startTestCairn, TEST_ADMIN_KEY } from '@cairn/server/testing';
-import type { Sql } from '../../server/src/db/index.ts';
+import { backendCpuMs, machineBusyMs } from './ingest/machine.ts';
 
 const { values } = parseArgs({
   options: {
@@ -62,30 +61,6 @@ function* file(rows: number) {
     }
   }
   if (buf) yield buf;
-}
-
-const TICK_MS = 10; // USER_HZ = 100 on Linux
-
-// CPU ms used so far by the backends connected to this database (Postgres on this machine).
-async function backendCpuMs(sql: Sql): Promise<number> {
-  const pids = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`;
-  let ms = 0;
-  for (const { pid } of pids) {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ms += (Number(f[11]) + Number(f[12])) * TICK_MS;
-    } catch {
-      // A backend that ended meanwhile.
-    }
-  }
-  return ms;
-}
-
-// CPU ms the whole machine has been busy (every core, every process), from /proc/stat.
-function machineBusyMs(): number {
-  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number) as number[];
-  return (user! + nice! + system! + irq! + softirq! + steal!) * TICK_MS;
 }
 
 const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

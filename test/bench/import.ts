@@ -5,14 +5,13 @@
 // reference. `--rows N` (default 1,000,000); `--again` also times importing the same file a second time.
 // Beside the wall-clock rate it prints the CPU time spent per row, in this process and in the Postgres
 // backends serving it (from /proc): the machine is shared, and CPU per row is what 2 idle cores divide.
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createTestDatabase, startTestCairn } from '@cairn/server/testing';
-import type { Sql } from '../../server/src/db/index.ts';
 import { insertImport, parseMapping, runImport } from '../../server/src/pipeline/identify/index.ts';
+import { backendCpuMs } from './ingest/machine.ts';
 
 const { values } = parseArgs({
   options: { rows: { type: 'string', default: '1000000' }, again: { type: 'boolean', default: false } },
@@ -34,23 +33,6 @@ function* csv(rows: number) {
     }
   }
   if (buf) yield buf;
-}
-
-const TICK_MS = 10; // USER_HZ = 100 on Linux
-
-// CPU ms used so far by the backends connected to this database (Postgres on this machine).
-async function backendCpuMs(sql: Sql): Promise<number> {
-  const pids = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`;
-  let ms = 0;
-  for (const { pid } of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ms += (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-    } catch {
-      // A backend that ended meanwhile.
-    }
-  }
-  return ms;
 }
 
 const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import type postgres from 'postgres';
+import type { Sql } from '../../../server/src/db/index.ts';
 
 // Where the numbers came from (CPU, memory, versions, the Postgres settings that decide commit cost)
 // and who used the CPU during each phase (Cairn, Postgres, the load generator), read from /proc.
@@ -71,6 +72,22 @@ export function processSeconds(pid: number): number {
   } catch {
     return 0; // exited
   }
+}
+
+/**
+ * CPU milliseconds used so far by the backends connected to the database `sql` is on (Postgres on this
+ * machine); backends that ended meanwhile are missed (a pool keeps its connections open).
+ */
+export async function backendCpuMs(sql: Sql): Promise<number> {
+  const pids = await sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`;
+  let seconds = 0;
+  for (const { pid } of pids) seconds += processSeconds(pid);
+  return seconds * 1000;
+}
+
+/** CPU milliseconds the whole machine has been busy so far (every core, every process), from /proc/stat. */
+export function machineBusyMs(): number {
+  return (machineTicks().busy * 1000) / TICKS_PER_SECOND;
 }
 
 /** A process and its children (the all-in-one server's pipeline process). */
