@@ -23,6 +23,7 @@ import { refreshPeriodPeople } from './analytics/period-people.ts';
 import { benchQueries } from './analytics/queries.ts';
 import { type Report, reportText, verdictOf, writeResults } from './analytics/report.ts';
 import { ROLLED_UP, refreshTileRollups } from './analytics/rollups.ts';
+import { refreshTraitRollups } from './analytics/trait-rollups.ts';
 import { type Node, stopNode } from './identify/servers.ts';
 import { describeMachine, otherLoad, speedIndex } from './ingest/machine.ts';
 import { QUIET_CORES } from './ingest/verdicts.ts';
@@ -138,6 +139,7 @@ async function main(): Promise<number> {
     for (const line of tileRollups ?? []) console.log(`rollups: ${line}`);
     for (const line of (await refreshFirstTimes(sql)) ?? []) console.log(`rollups: ${line}`);
     for (const line of (await refreshPeriodPeople(sql)) ?? []) console.log(`rollups: ${line}`);
+    for (const line of (await refreshTraitRollups(sql)) ?? []) console.log(`rollups: ${line}`);
     if (tileRollups)
       console.log(
         `rollups: people per hour; ${ROLLED_UP.map((r) => `${r.event}.${r.property}${r.byValue ? ' (by value)' : ''}`).join(', ')} rolled up`,

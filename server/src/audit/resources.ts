@@ -205,6 +205,19 @@ export function auditedRoutes(l: ReturnType<typeof loaders>): AuditedRoute[] {
       action: 'analytics_rollup.delete_property',
       resourceType: 'analytics_rollup',
     },
+    {
+      method: 'PUT',
+      path: '/analytics/rollups/traits',
+      action: 'analytics_rollup.keep_trait',
+      resourceType: 'analytics_rollup',
+      summary: (r, req) => ({ request: req, kept: r }),
+    },
+    {
+      method: 'DELETE',
+      path: '/analytics/rollups/traits',
+      action: 'analytics_rollup.drop_trait',
+      resourceType: 'analytics_rollup',
+    },
     // Analytics queries are reads sent as POST (their bodies hold steps, filters, breakdowns).
     { method: 'POST', path: '/analytics/*', action: null, resourceType: 'analytics' },
     {

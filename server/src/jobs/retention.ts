@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Sql } from '../db/index.ts';
 import type { Logger } from '../log.ts';
 import { forgetPeriodPeopleBeforeHorizon } from '../pipeline/measure/rollup-period-people.ts';
+import { forgetTraitCellsBeforeHorizon } from '../pipeline/measure/rollup-traits.ts';
 import type { Runtime, Stage } from '../runtime.ts';
 import { ensureQueue } from './queues.ts';
 import { type BaselineContext, recordBaselines } from './retention-baseline.ts';
@@ -82,6 +83,8 @@ export async function runRetention(
     }
     // People per local day before the new horizon go with their events (migration 0042).
     if (report.dropped.length) await forgetPeriodPeopleBeforeHorizon(sql);
+    // Trait breakdowns' cells and day sums likewise (migration 0044).
+    if (report.dropped.length) await forgetTraitCellsBeforeHorizon(sql);
   }
   if (settings.deliveryDays !== null) {
     report.deliveriesDeleted = await deleteFinishedDeliveries(sql, cutoffOf(now, settings.deliveryDays));

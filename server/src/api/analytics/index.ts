@@ -13,6 +13,7 @@ import { pathsApi } from './paths.ts';
 import { retentionApi } from './retention.ts';
 import { rollupPropertiesApi } from './rollups.ts';
 import { rollupPeopleApi } from './rollups-people.ts';
+import { rollupTraitsApi } from './rollups-traits.ts';
 import { trendsApi } from './trends.ts';
 
 /** What the analytics routes are built from. */
@@ -48,5 +49,6 @@ export function analyticsApi(deps: AnalyticsDeps) {
   app.route('/', campaignResultsApi(_deps));
   app.route('/', rollupPeopleApi(deps));
   app.route('/', rollupPropertiesApi(deps));
+  app.route('/', rollupTraitsApi(deps));
   return app;
 }

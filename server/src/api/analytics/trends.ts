@@ -26,6 +26,7 @@ import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
 import { EventMatchSchema, IntervalSchema, RangeSchema, ReadMetaSchema } from './common.ts';
 import { BEFORE_RETENTION, type HorizonGuard, type trendReads } from './horizon.ts';
 import { PERIOD_REGISTRY, periodKeyOf, trendRowsWithPeriods } from './trends-period.ts';
+import { TRAIT_REGISTRY, type TraitRollupRow, traitKeyOf, trendRowsWithTraits } from './trends-traits.ts';
 
 /** A dot path under an event's properties, as a series' `property` or a breakdown is written. */
 export const dotPath = z
@@ -104,7 +105,7 @@ const TrendsAnswerSchema = z
       rollup: z.boolean().openapi({ description: 'Whether some series read whole hours from the hourly rollups' }),
       sources: z.array(z.string()).openapi({
         description:
-          'Per series, where its whole hours were read: counts, people, values (a rolled-up property), period_people (people per day of a kept zone and event: the whole answer) or events (a scan)',
+          'Per series, where its whole hours were read: counts, people, values (a rolled-up property), period_people (people per day of a kept zone and event: the whole answer), traits (a breakdown by a kept trait: whole local days) or events (a scan)',
       }),
       notes: z.array(z.string()).openapi({ description: 'How the numbers were counted' }),
     }),
@@ -194,16 +195,47 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
   const registry = await reader.rows<{ kind: string; value: string }>(PERIOD_REGISTRY);
   const keysOf = (r: TimeRange) => series.map((s) => periodKeyOf(s, { interval, range: r, breakdown, registry }));
   const keys = keysOf(range);
-  const sources = series.map((s, i) => (keys[i] ? 'period_people' : rollupSource(s, breakdown, rolled)));
-  const rolls = sources.some((x) => x !== null && x !== 'period_people');
+  // A breakdown by a trait of a kept (trait, event, property, zone) reads the trait rollup (trends-traits.ts).
+  const trait = breakdown && 'trait' in breakdown ? breakdown.trait : undefined;
+  const traitRegistry = trait ? await reader.rows<TraitRollupRow>(TRAIT_REGISTRY) : [];
+  const traitKeysOf = (r: TimeRange) =>
+    series.map((s) => traitKeyOf(s, { interval, range: r, breakdown, registry: traitRegistry }));
+  const traitKeys = traitKeysOf(range);
+  const sources = series.map((s, i) =>
+    keys[i] ? 'period_people' : traitKeys[i] ? 'traits' : rollupSource(s, breakdown, rolled),
+  );
+  const rolls = sources.some((x) => x !== null && x !== 'period_people' && x !== 'traits');
   const rollup = (r: TimeRange, s: string[]) => (rolls ? (rollupWindow(r, s) ?? undefined) : undefined);
   const window = rollup(range, starts);
-  const current = foldTrends(
-    await trendRowsWithPeriods(
+  // Series of a trait breakdown: from the trait rollup where kept, the rest scanned.
+  const rowsOf = (
+    r: TimeRange,
+    s: string[],
+    scan: (rest: TrendSeries[], keep?: (string | null)[][]) => ReturnType<typeof trendsQuery>,
+    periodKeys: ReturnType<typeof keysOf>,
+    keep?: (string | null)[][],
+  ) => {
+    const tk = traitKeysOf(r);
+    if (trait && tk.some(Boolean))
+      return trendRowsWithTraits(
+        reader,
+        { keys: tk, series, trait, range: r, starts: s, limit: body.limit, keep, now },
+        scan,
+        signal,
+      );
+    return trendRowsWithPeriods(
       reader,
-      { keys, series, range, starts, now },
-      (rest) => trendsQuery({ range, starts, series: rest, breakdown, limit: body.limit, now, rollup: window, rolled }),
+      { keys: periodKeys, series, range: r, starts: s, now },
+      (rest) => scan(rest, keep),
       signal,
+    );
+  };
+  const current = foldTrends(
+    await rowsOf(
+      range,
+      starts,
+      (rest) => trendsQuery({ range, starts, series: rest, breakdown, limit: body.limit, now, rollup: window, rolled }),
+      keys,
     ),
     opts,
   );
@@ -214,21 +246,22 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
     // The previous period keeps the current groups (the rest is $other there too).
     const keep = breakdown ? current.map((s) => (s.groups ?? []).map((g) => g.group)) : undefined;
     const before = foldTrends(
-      await trendRowsWithPeriods(
-        reader,
-        { keys: keysOf(prevRange), series, range: prevRange, starts: prevStarts, now },
-        (rest) =>
+      await rowsOf(
+        prevRange,
+        prevStarts,
+        (rest, kept) =>
           trendsQuery({
             range: prevRange,
             starts: prevStarts,
             series: rest,
             breakdown,
-            keep,
+            keep: kept,
             now,
             rollup: rollup(prevRange, prevStarts),
             rolled,
           }),
-        signal,
+        keysOf(prevRange),
+        keep,
       ),
       { ...opts, buckets: prevStarts.length },
     );
@@ -250,7 +283,7 @@ export async function runTrends(deps: TrendsDeps, body: Body, signal: AbortSigna
       ...meta,
       tookMs: Math.round(performance.now() - started),
       rollup: !!window,
-      sources: sources.map((x) => (x === 'period_people' || (window && x) ? x : 'events')),
+      sources: sources.map((x) => (x === 'period_people' || x === 'traits' || (window && x) ? x : 'events')),
       notes: [
         ...(window
           ? [
@@ -283,13 +316,17 @@ function rollupNotes(
   whole: boolean,
 ): string[] {
   const notes: string[] = [];
-  if (!whole && sources.some((x) => x && x !== 'period_people'))
+  if (!whole && sources.some((x) => x && x !== 'period_people' && x !== 'traits'))
     notes.push(
       'no whole-hour rollup window (a zone with a half-hour offset, or under an hour): every series scanned events',
     );
   for (const [i, s] of series.entries()) {
     if (sources[i] === 'period_people')
       notes.push(`series[${i}]: distinct people per day, week or month read from the per-day people rollup`);
+    if (sources[i] === 'traits')
+      notes.push(
+        `series[${i}]: whole local days read from the trait rollup (people counted under their current value); partial days at the edges from events`,
+      );
     if (sources[i]) continue;
     const why = s.events.where?.length
       ? 'conditions on properties'

@@ -4,6 +4,7 @@ import { retryTransaction } from '../../infra/transaction.ts';
 import type { HandOff } from '../../jobs/handoff.ts';
 import { forgetFirstTimes, forgetPeople, peopleRowsOf, recountRollup, rollupKeysOf } from '../measure/index.ts';
 import { resyncPeriodPeople } from '../measure/rollup-period-people.ts';
+import { resyncTraitCells } from '../measure/rollup-traits.ts';
 import { applyPartition, assignmentOf, loadComponent, type StoredLink } from './component.ts';
 import { rebuildConsent } from './consent.ts';
 import { lockIdentities, lockProfiles, NeedsMoreLocks } from './locks.ts';
@@ -200,6 +201,7 @@ export async function eraseProfile(
     await recountRollup(tx, rolledUp);
     await forgetPeople(tx, personHours);
     await resyncPeriodPeople(tx, ids);
+    await resyncTraitCells(tx, ids);
     await forgetFirstTimes(tx, ids);
     await tx`DELETE FROM consent_changes WHERE profile_id = ANY(${ids}::uuid[])`;
     // Stage 3's state about the person goes too (memberships and tags are personal data).

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { emptyProfileState, foldEvents, type IdentityOptions, type TraitOptions } from '@cairn/core';
 import type { Transaction } from '../../db/index.ts';
 import type { Pii } from '../../pii/index.ts';
+import { reattributeTraitCells } from '../measure/rollup-traits.ts';
 import { saveConsent } from './consent.ts';
 import { type ImportedRow, rowHash } from './import-rows.ts';
 import { lockIdentities, lockProfiles } from './locks.ts';
@@ -234,6 +235,8 @@ export async function writeLocked(
       ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, import_id = excluded.import_id, updated_at = excluded.updated_at`.execute(),
   );
   await Promise.all(writes);
+  // No measure job follows an import: trait breakdowns (migration 0044) move with the traits here.
+  await reattributeTraitCells(tx, oldProfiles);
   return result;
 }
 

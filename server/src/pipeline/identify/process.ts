@@ -18,6 +18,7 @@ import type { Pii } from '../../pii/index.ts';
 import { addFirstTimesOf, firstTimeMovesOf, followFirstTimes } from '../measure/rollup-first-times.ts';
 import { followRepoint, movesOf } from '../measure/rollup-people.ts';
 import { resyncPeriodPeople } from '../measure/rollup-period-people.ts';
+import { reattributeTraitCells, resyncTraitCells } from '../measure/rollup-traits.ts';
 import {
   type Applied,
   applyPartition,
@@ -349,6 +350,8 @@ export async function settleProfiles(
   const after = await refoldStates(tx, live, ctx.traits, ctx.pii);
   for (const p of applied.mergedAway) after.set(p, emptyProfileState());
   await saveStates(tx, before, after, ctx.pii);
+  // No measure job follows an unmerge's or a duplicate merge's refold: trait breakdowns move here.
+  await reattributeTraitCells(tx, live);
   await rebuildConsent(tx, live, ctx);
 }
 
@@ -381,6 +384,8 @@ export async function repointEvents(tx: Tx, profiles: readonly string[]): Promis
   await followRepoint(tx, moves);
   // People per local day (migration 0042): both sides recomputed from their events.
   if (moves.hours.length) await resyncPeriodPeople(tx, [...profiles, ...moves.to]);
+  // Trait breakdowns (migration 0044): both sides' cells recounted from their events.
+  if (moves.hours.length) await resyncTraitCells(tx, [...profiles, ...moves.to]);
   await followFirstTimes(tx, firstTimeMoves);
   await tx`
     UPDATE consent_changes c SET profile_id = e.profile_id

@@ -5,6 +5,7 @@ import { retentionHorizon } from '../../jobs/retention-queries.ts';
 import type { Inbox } from '../topics.ts';
 import { addPeopleOf } from './rollup-people.ts';
 import { addPeriodPeopleOf } from './rollup-period-people.ts';
+import { addTraitCellsOf } from './rollup-traits.ts';
 import { recountValues } from './rollup-values.ts';
 
 // Advisory lock class of a rollup key (identify 1-2, delivery order 3, compute 4-6, automate 7-9): two
@@ -117,6 +118,9 @@ export async function startRollupWorker(deps: { sql: Sql; boss: PgBoss }): Promi
         await addPeopleOf(tx, ids);
         // People per local day of kept zones and events (migration 0042) under the same locks.
         await addPeriodPeopleOf(tx, ids);
+        // Trait breakdowns (migration 0044): cells of these events, and people whose kept trait changed.
+        const restructured = jobs.flatMap((j) => ('restructured' in j.data ? (j.data.restructured ?? []) : []));
+        await addTraitCellsOf(tx, ids, restructured);
         await recountRollup(tx, await rollupKeysOf(tx, { ids }));
       });
     },
