@@ -25,23 +25,24 @@ CREATE TABLE analytics_rollup_traits (
 );
 
 -- A person's contribution to a kept breakdown on a local day, and the trait value it is counted under
--- (NULL: the person has no such trait). Keyed by entry and person: writers rewrite a person's cells.
+-- (NULL: the person has no such trait). Keyed by person first: every writer reads and rewrites the cells
+-- of a few people (the measure job checks each person of its events); tiles never read cells.
 CREATE TABLE analytics_trait_cells (
-  rollup_id int NOT NULL REFERENCES analytics_rollup_traits (id) ON DELETE CASCADE,
+  rollup_id int NOT NULL,
   profile_id uuid NOT NULL,
   day date NOT NULL,
   value text,
   n int NOT NULL,
   sum numeric,
   nums int NOT NULL,
-  PRIMARY KEY (rollup_id, profile_id, day)
+  PRIMARY KEY (profile_id, rollup_id, day)
 );
 
 -- Per (entry, day, value): deltas of the cells' sums, summed at read (no hot row that concurrent measure
 -- jobs would queue on); the measure job folds a day's deltas into one row per value once it has many.
 -- Sums are numeric: JSON numbers are decimal, so deltas that move a person out and back cancel exactly.
 CREATE TABLE analytics_trait_counts (
-  rollup_id int NOT NULL REFERENCES analytics_rollup_traits (id) ON DELETE CASCADE,
+  rollup_id int NOT NULL,
   day date NOT NULL,
   value text,
   n bigint NOT NULL,

@@ -146,10 +146,10 @@ async function moveCells(tx: Tx, people: readonly string[]): Promise<void> {
   const rows = await tx<{ r: number; d: string }[]>`
     WITH moved AS (
       SELECT c.rollup_id, c.profile_id, c.day, c.value AS old, t.value #>> '{}' AS new, c.n, c.sum, c.nums
-      FROM analytics_rollup_traits g
-      JOIN analytics_trait_cells c ON c.rollup_id = g.id AND c.profile_id = ANY(${people as string[]}::uuid[])
+      FROM analytics_trait_cells c
+      JOIN analytics_rollup_traits g ON g.id = c.rollup_id
       LEFT JOIN profile_traits t ON t.profile_id = c.profile_id AND t.key = g.trait
-      WHERE c.value IS DISTINCT FROM t.value #>> '{}'
+      WHERE c.profile_id = ANY(${people as string[]}::uuid[]) AND c.value IS DISTINCT FROM t.value #>> '{}'
     ),
     updated AS (
       UPDATE analytics_trait_cells c SET value = m.new
@@ -175,10 +175,16 @@ async function moveCells(tx: Tx, people: readonly string[]): Promise<void> {
 // read to know whom to lock; the move re-reads under the locks).
 async function peopleToMove(tx: Tx, people: readonly string[]): Promise<string[]> {
   if (!people.length) return [];
+  // One trait read per (person, entry, value counted under), not per cell.
   const rows = await tx<{ p: string }[]>`
+    WITH counted AS (
+      SELECT DISTINCT profile_id, rollup_id, value
+      FROM analytics_trait_cells
+      WHERE profile_id = ANY(${people as string[]}::uuid[])
+    )
     SELECT DISTINCT c.profile_id::text AS p
-    FROM analytics_rollup_traits g
-    JOIN analytics_trait_cells c ON c.rollup_id = g.id AND c.profile_id = ANY(${people as string[]}::uuid[])
+    FROM counted c
+    JOIN analytics_rollup_traits g ON g.id = c.rollup_id
     LEFT JOIN profile_traits t ON t.profile_id = c.profile_id AND t.key = g.trait
     WHERE c.value IS DISTINCT FROM t.value #>> '{}'`;
   return rows.map((r) => r.p);
@@ -235,7 +241,7 @@ export async function resyncTraitCells(tx: Tx, profiles: readonly string[]): Pro
   const scope = await tx<{ r: number; p: string; d: string }[]>`
     SELECT rollup_id AS r, profile_id::text AS p, day::text AS d
     FROM analytics_trait_cells
-    WHERE rollup_id IN (SELECT id FROM analytics_rollup_traits) AND profile_id = ANY(${people}::uuid[])
+    WHERE profile_id = ANY(${people}::uuid[])
     UNION
     SELECT g.id, e.profile_id::text, ((e.timestamp AT TIME ZONE g.zone)::date)::text
     FROM events e
