@@ -1,34 +1,65 @@
 import type { Tx } from '../../db/index.ts';
 import type { ReadSql } from '../../db/replica.ts';
+import { handOffInStatement } from '../../jobs/handoff.ts';
 import type { EventRow } from './enrich.ts';
 
-/**
- * Inserts a group of events in one statement, skipping (source, messageId) pairs already stored, and
- * returns the rows actually inserted. The group travels as one JSON document: postgres.js escapes
- * every element of a text[] parameter with a regex (about 9% of server time in bench:ingest), while
- * payloads are already JSON text and are spliced into the document as they are.
- *
- * @example
- * const inserted = await insertEvents(tx, rows);
- */
-export async function insertEvents(
-  sql: Tx,
-  rows: readonly EventRow[],
-): Promise<{ id: string; sourceId: string; messageId: string }[]> {
+/** A stored event's key and id, as the insert returns it. */
+export interface InsertedEvent {
+  id: string;
+  sourceId: string;
+  messageId: string;
+}
+
+// The group travels as one JSON document: postgres.js escapes every element of a text[] parameter with a
+// regex (about 9% of server time in bench:ingest), while payloads are already JSON text and are spliced
+// into the document as they are.
+function eventsDocument(rows: readonly EventRow[]): string {
   const q = JSON.stringify;
   let doc = '[';
   for (const [i, r] of rows.entries()) {
     doc += `${i ? ',' : ''}{"s":${q(r.sourceId)},"m":${q(r.messageId)},"t":${q(r.type)},"e":${q(r.event)},"u":${q(r.userId)},"a":${q(r.anonymousId)},"ts":${q(r.timestamp)},"r":${q(r.receivedAt)},"p":${r.payload}}`;
   }
-  doc += ']';
-  // ::text first: a parameter typed json would be JSON-encoded again by the driver.
-  return sql`
+  return `${doc}]`;
+}
+
+// The INSERT both writers share. ::text first: a parameter typed json would be JSON-encoded again by the driver.
+function insertStatement(sql: Tx, rows: readonly EventRow[]) {
+  return sql<InsertedEvent[]>`
     INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at, payload)
     SELECT s, m, t, e, u, a, ts, r, p
-    FROM json_to_recordset(${doc}::text::json)
+    FROM json_to_recordset(${eventsDocument(rows)}::text::json)
       AS x (s text, m text, t text, e text, u text, a text, ts timestamptz, r timestamptz, p jsonb)
     -- A (source_id, message_id) already stored is refused by the events_dedup trigger (migration 0034).
     RETURNING id, source_id AS "sourceId", message_id AS "messageId"`;
+}
+
+/**
+ * Inserts a group of events in one statement, skipping (source, messageId) pairs already stored, and
+ * returns the rows actually inserted.
+ *
+ * @example
+ * const inserted = await insertEvents(tx, rows);
+ */
+export async function insertEvents(sql: Tx, rows: readonly EventRow[]): Promise<InsertedEvent[]> {
+  return insertStatement(sql, rows);
+}
+
+/**
+ * Inserts a group of events and hands the inserted ones over as `events.stored`, in ONE statement (atomic
+ * without BEGIN and COMMIT, so a group commit is one round trip instead of four); returns the rows
+ * actually inserted. Nothing inserted (all duplicates), no job.
+ *
+ * @example
+ * const inserted = await insertEventsHandingOff(sql, rows);
+ */
+export async function insertEventsHandingOff(sql: Tx, rows: readonly EventRow[]): Promise<InsertedEvent[]> {
+  const handOff = handOffInStatement(sql, 'events.stored', 'stored');
+  return sql<InsertedEvent[]>`
+    WITH stored AS (${insertStatement(sql, rows)}),
+    ${handOff.ctes}
+    SELECT id, "sourceId", "messageId"
+    FROM stored
+    WHERE ${handOff.settled}`;
 }
 
 /** One refused event or payload, as recorded in failed_events. */

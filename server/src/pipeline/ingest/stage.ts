@@ -24,7 +24,6 @@ export interface IngestStage extends Stage {
 export function createIngestStage(rt: Runtime, deps: { sources: SourceDirectory }): IngestStage {
   const writer = createEventWriter({
     sql: rt.sql,
-    handOff: rt.handOff,
     metrics: rt.metrics,
     log: rt.log,
     maxRows: rt.config.commitMaxRows,

@@ -1,12 +1,11 @@
 import { DEFAULTS } from '../../config.ts';
 import { isDataError, type Sql } from '../../db/index.ts';
 import { withRetry } from '../../infra/transaction.ts';
-import type { HandOff } from '../../jobs/handoff.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { createBatcher } from './batcher.ts';
 import type { EventRow } from './enrich.ts';
-import { insertEvents } from './queries.ts';
+import { insertEventsHandingOff } from './queries.ts';
 
 /** How one request's events fared in the group commit that carried them. */
 export interface WriteResult {
@@ -23,36 +22,32 @@ export interface EventWriter {
 }
 
 /**
- * Creates the event writer: requests submit their rows, concurrent requests share one transaction
- * that inserts the rows (duplicates skipped by the (source, messageId) key) and hands the new ones
- * over as one `events.stored` fact. A request's promise resolves only after COMMIT.
+ * Creates the event writer: requests submit their rows, concurrent requests share one statement (its own
+ * transaction) that inserts the rows (duplicates skipped by the (source, messageId) key) and hands the new
+ * ones over as one `events.stored` fact. A request's promise resolves only after that commit.
  *
  * @example
- * const writer = createEventWriter({ sql, handOff, metrics, log, maxRows: 2000, concurrency: 4 });
+ * const writer = createEventWriter({ sql, metrics, log, maxRows: 2000, concurrency: 4 });
  * const { inserted, duplicates } = await writer.write(rows);
  */
 export function createEventWriter(deps: {
   sql: Sql;
-  handOff: HandOff;
   metrics: Metrics;
   log: Logger;
   maxRows: number;
   concurrency: number;
 }): EventWriter {
-  const { sql, handOff, metrics } = deps;
+  const { sql, metrics } = deps;
 
   async function commit(requests: EventRow[][]): Promise<WriteResult[]> {
     // Arrival order, not key order: ids then follow arrival (the live view and consumers read by id).
     // Duplicates racing in opposite orders can deadlock; withRetry re-runs the loser.
     const rows = requests.flat();
     const stop = metrics.commitDuration.startTimer();
-    const inserted = await sql.begin(async (tx) => {
-      const ins = await insertEvents(tx, rows);
-      if (ins.length > 0) {
-        await handOff(tx, 'events.stored', { ids: ins.map((r) => r.id) });
-      }
-      return ins;
-    });
+    // One statement stores the rows and hands the new ones over: atomic without BEGIN and COMMIT, so the
+    // group commit is one round trip, not four (BEGIN, INSERT, the job's INSERT, COMMIT), each a socket write
+    // in which the event loop stalls (issue 16's profile).
+    const inserted = await insertEventsHandingOff(sql, rows);
     stop();
     metrics.commitGroupSize.observe(rows.length);
     const fresh = new Set(inserted.map((r) => `${r.sourceId}\n${r.messageId}`));
