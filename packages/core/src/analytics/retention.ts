@@ -40,6 +40,44 @@ export interface RetentionQuery {
 export interface RetentionSqlOptions {
   now: Date;
   firstTimes?: Fragment;
+  /**
+   * Only the people whose profile id falls in this slice ({@link profileSlices}); the one-pass statement
+   * ({@link retentionPassSql}) only. Each person is in exactly one slice, so the rows of the slices of a
+   * partition, put together, are the rows of the whole table: slices can run at once on several connections.
+   */
+  people?: ProfileSlice;
+}
+
+/** Profile ids in `[from, to)` (uuid text; an end left out is open). */
+export interface ProfileSlice {
+  from?: string;
+  to?: string;
+}
+
+/**
+ * `n` slices partitioning every profile id, cut by the id's first byte (ids are random uuids, so each
+ * slice holds about 1/n of the people). One slice (n <= 1) is everyone: `[{}]`.
+ *
+ * @example
+ * profileSlices(2); // [{ to: '80000000-0000-0000-0000-000000000000' }, { from: '80000000-0000-0000-0000-000000000000' }]
+ */
+export function profileSlices(n: number): ProfileSlice[] {
+  const count = Math.max(1, Math.min(256, Math.floor(n)));
+  const cut = (k: number) =>
+    `${Math.floor((k * 256) / count)
+      .toString(16)
+      .padStart(2, '0')}000000-0000-0000-0000-000000000000`;
+  return Array.from({ length: count }, (_, k) => ({
+    ...(k > 0 ? { from: cut(k) } : {}),
+    ...(k < count - 1 ? { to: cut(k + 1) } : {}),
+  }));
+}
+
+// The condition putting a person's rows in a slice (true without one).
+function inSlice(column: Fragment, slice: ProfileSlice | undefined): Fragment {
+  const from = slice?.from === undefined ? sql`true` : sql`${column} >= ${slice.from}::uuid`;
+  const to = slice?.to === undefined ? sql`true` : sql`${column} < ${slice.to}::uuid`;
+  return sql`(${from} AND ${to})`;
 }
 
 /** One row of the statement {@link retentionSql} builds. */
@@ -292,7 +330,7 @@ export function retentionPassSql(q: RetentionQuery, options: RetentionSqlOptions
   const start = compileEventFilter(q.start, { now: options.now, alias: 'e' });
   const back = compileEventFilter(q.return, { now: options.now, alias: 'e' });
   const firstTime = q.mode === 'first_time';
-  if (firstTime && options.firstTimes) return firstTimesPassSql(q, options.firstTimes, options.now);
+  if (firstTime && options.firstTimes) return firstTimesPassSql(q, options.firstTimes, options.now, options.people);
   // First time reads the start events before the range too (to leave out who started before it).
   const lower = firstTime ? sql`` : sql`AND e.timestamp >= ${from}::timestamptz`;
   const bit = sql`(1::int8 << b)`;
@@ -307,6 +345,7 @@ WITH ev AS (
   WHERE e.profile_id IS NOT NULL
     AND e.timestamp < ${horizon}::timestamptz ${lower}
     AND (${start} OR ${back})
+    AND ${inSlice(sql`e.profile_id`, options.people)}
 ),
 -- Newest first: the frame before a row holds the person's later events; the least return instant among
 -- them is the earliest return event after this one.
@@ -338,38 +377,43 @@ GROUP BY 1, 2, 3, 4`;
 }
 
 // First time with the cohort given as (profile_id, first_at): no running window. Each person's events from
-// their first time to the horizon (an index range per person) fold to the buckets they came back in, and
-// period 0 is a return after the entering event — the least (timestamp, id) start event, at first_at: one
-// later in time, or at the same instant with a greater id than the least start event's there.
-function firstTimesPassSql(q: RetentionQuery, firstTimes: Fragment, now: Date): Fragment {
+// their first time to the horizon (one index range per person, read index-only) fold, inside a LATERAL
+// aggregate, to the buckets they came back in, and period 0 is a return after the entering event — the
+// least (timestamp, id) start event, at first_at: one later in time, or at the same instant with a greater id
+// than the least start event's there. The cohort is walked in profile-id order, so the ranges read follow
+// the (profile_id, timestamp) index from left to right (measured on bench:analytics 10M: the cohort walked in
+// first_at order read 4.5 times as many index pages from outside shared_buffers); folding per person in the
+// lateral leaves only the few mask groups to hash, where grouping the joined events by person sorted 4.3M rows.
+function firstTimesPassSql(q: RetentionQuery, firstTimes: Fragment, now: Date, slice?: ProfileSlice): Fragment {
   const bounds = retentionBounds(q);
   const horizon = bounds[bounds.length - 1]!;
   const start = compileEventFilter(q.start, { now, alias: 'e' });
   const back = compileEventFilter(q.return, { now, alias: 'e' });
   return sql`
-WITH cohort AS (${firstTimes}),
-ev AS (
-  SELECT e.profile_id, e.timestamp, e.id, c.first_at,
-    width_bucket(c.first_at, ${bounds}::timestamptz[]) - 1 AS fb,
-    width_bucket(e.timestamp, ${bounds}::timestamptz[]) - 1 AS b,
-    coalesce(${start}, false) AS s,
-    coalesce(${back}, false) AS r
-  FROM cohort c
-  JOIN events e ON e.profile_id = c.profile_id
-  WHERE e.timestamp >= c.first_at AND e.timestamp < ${horizon}::timestamptz
-    AND (${start} OR ${back})
-),
-people AS (
-  SELECT fb AS first,
-    bit_or(1::int8 << b) FILTER (WHERE r) AS back,
-    CASE WHEN bool_or(r AND timestamp > first_at AND b = fb)
-      OR max(id) FILTER (WHERE r AND timestamp = first_at) > min(id) FILTER (WHERE s AND timestamp = first_at)
-    THEN 1::int8 << fb END AS after
-  FROM ev
-  GROUP BY profile_id, first_at, fb
+WITH cohort AS (
+  SELECT ft.profile_id, ft.first_at, width_bucket(ft.first_at, ${bounds}::timestamptz[]) - 1 AS fb
+  FROM (${firstTimes}) ft
+  WHERE ${inSlice(sql`ft.profile_id`, slice)}
+  ORDER BY ft.profile_id
 )
-SELECT first, NULL::text AS entered, back::text AS back, after::text AS after, count(*)::int AS n
-FROM people
+SELECT c.fb AS first, NULL::text AS entered, p.back::text AS back, p.after::text AS after, count(*)::int AS n
+FROM cohort c
+CROSS JOIN LATERAL (
+  SELECT bit_or(1::int8 << ev.b) FILTER (WHERE ev.r) AS back,
+    CASE WHEN bool_or(ev.r AND ev.timestamp > c.first_at AND ev.b = c.fb)
+      OR max(ev.id) FILTER (WHERE ev.r AND ev.timestamp = c.first_at) > min(ev.id) FILTER (WHERE ev.s AND ev.timestamp = c.first_at)
+    THEN 1::int8 << c.fb END AS after
+  FROM (
+    SELECT e.timestamp, e.id, width_bucket(e.timestamp, ${bounds}::timestamptz[]) - 1 AS b,
+      coalesce(${start}, false) AS s,
+      coalesce(${back}, false) AS r
+    FROM events e
+    WHERE e.profile_id = c.profile_id AND e.timestamp >= c.first_at AND e.timestamp < ${horizon}::timestamptz
+      AND (${start} OR ${back})
+  ) ev
+  -- A person without a start or return event from the first time on has no row (as an inner join).
+  HAVING count(*) > 0
+) p
 GROUP BY 1, 2, 3, 4`;
 }
 

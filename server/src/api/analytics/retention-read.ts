@@ -2,6 +2,7 @@ import {
   compileEventFilter,
   type EventFilter,
   type Fragment,
+  profileSlices,
   RETENTION_PASS_MAX_BUCKETS,
   type RetentionPassRow,
   type RetentionQuery,
@@ -13,6 +14,7 @@ import {
   ruleSql as sql,
 } from '@cairn/core';
 import type { PinnedReader } from '../../pipeline/measure/index.ts';
+import { analyticsSlices, readSliced } from './slices.ts';
 
 /**
  * How a retention table is read: `pass` (one ordered pass per person over the (profile, timestamp)
@@ -37,23 +39,29 @@ function firstTimeKeys(start: EventFilter, alias: 'f' | 'g'): Fragment {
  * The people whose first start event ever falls in the range, from analytics_first_times (kept by the
  * pipeline as events attach, and across merges, undo and erasure: pipeline/measure/rollup-first-times.ts), or undefined
  * when the table cannot answer: recurring mode, or a start filter with `where` conditions on properties
- * (the table has no payloads). A candidate's first time in the range is a range of the (event, first_at)
- * index; a probe of its primary key leaves out people with a matching first time before the range.
+ * (the table has no payloads). A person's least matching row, by (first_at, type, event), is their first
+ * time: the cohort is the matching rows in the range (a range of the (event, first_at) index) with no
+ * lesser matching row of the same person — one row each, no grouping. A start filter of any event reads the
+ * person's one row of any event (type and event ''), which has no other matching row to be less than it.
  *
  * @example
- * const cohort = firstTimesCohort(query); // sql`SELECT f.profile_id, min(f.first_at) AS first_at ...`
+ * const cohort = firstTimesCohort(query); // sql`SELECT f.profile_id, f.first_at FROM analytics_first_times f ...`
  */
 export function firstTimesCohort(q: RetentionQuery): Fragment | undefined {
   if (q.mode !== 'first_time' || q.start.where?.length) return undefined;
   const { from, to } = q.range;
-  return sql`
-    SELECT f.profile_id, min(f.first_at) AS first_at FROM analytics_first_times f
-    WHERE ${firstTimeKeys(q.start, 'f')} AND f.first_at >= ${from}::timestamptz AND f.first_at < ${to}::timestamptz
+  const anyEvent = q.start.type === undefined && q.start.event === undefined;
+  const first = anyEvent
+    ? sql``
+    : sql`
       AND NOT EXISTS (
         SELECT 1 FROM analytics_first_times g
-        WHERE g.profile_id = f.profile_id AND ${firstTimeKeys(q.start, 'g')} AND g.first_at < ${from}::timestamptz
-      )
-    GROUP BY f.profile_id`;
+        WHERE g.profile_id = f.profile_id AND ${firstTimeKeys(q.start, 'g')}
+          AND (g.first_at, g.type, g.event) < (f.first_at, f.type, f.event)
+      )`;
+  return sql`
+    SELECT f.profile_id, f.first_at FROM analytics_first_times f
+    WHERE ${firstTimeKeys(q.start, 'f')} AND f.first_at >= ${from}::timestamptz AND f.first_at < ${to}::timestamptz${first}`;
 }
 
 /**
@@ -67,7 +75,9 @@ export function retentionCohortSource(q: RetentionQuery): CohortSource {
 }
 
 /**
- * The rows of a retention table ({@link retentionSql}'s shape), read the fastest way the table allows.
+ * The rows of a retention table ({@link retentionSql}'s shape), read the fastest way the table allows. The
+ * one pass runs in `slices` slices of the people at once ({@link readSliced}: one connection each, one
+ * cancel for all); each person is in one slice, so the slices' rows together are the table's.
  *
  * @example
  * const rows = await readRetention(reader, query, now, signal);
@@ -79,9 +89,15 @@ export async function readRetention(
   now: Date,
   signal?: AbortSignal,
   how: RetentionRead = retentionBounds(query).length - 1 <= RETENTION_PASS_MAX_BUCKETS ? 'pass' : 'join',
+  slices: number = analyticsSlices(),
 ): Promise<RetentionRow[]> {
   const options = { now, firstTimes: firstTimesCohort(query) };
   if (how === 'join') return reader.rows<RetentionRow>(retentionSql(query, options), signal);
-  const rows = await reader.rows<RetentionPassRow>(retentionPassSql(query, options), signal);
+  const rows = await readSliced(
+    profileSlices(slices),
+    (people, sliceSignal) =>
+      reader.rows<RetentionPassRow>(retentionPassSql(query, { ...options, people }), sliceSignal),
+    signal,
+  );
   return retentionRowsOfPass(query, rows);
 }

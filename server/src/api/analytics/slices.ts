@@ -1,0 +1,50 @@
+import { availableParallelism } from 'node:os';
+import type { ProfileSlice } from '@cairn/core';
+
+/** The most slices one answer runs at once: the analytics pool's connections (reader.ts, 3 by default). */
+export const MAX_SLICES = 3;
+
+/**
+ * How many slices a per-person pass is cut in: one per core of this machine, at most {@link MAX_SLICES}.
+ * A statement runs on one core of Postgres (the per-person index ranges stay above the Gather: the
+ * planner runs only the cohort's scan in parallel workers), so slices on several connections are how a
+ * pass uses the others. With the database on another machine, its cores are not seen here.
+ *
+ * @example
+ * const rows = await readSliced(profileSlices(analyticsSlices()), (slice, signal) => reader.rows(q(slice), signal), signal);
+ */
+export function analyticsSlices(): number {
+  return Math.max(1, Math.min(MAX_SLICES, availableParallelism()));
+}
+
+/**
+ * Runs `read` once per slice, all at once (each on its own connection of the pool), and puts their rows
+ * together. The slices share one cancel: the request's signal going away cancels every slice, and the
+ * first slice to fail (a statement timeout's 422, an error) cancels the others and is the answer's error.
+ *
+ * @example
+ * const rows = await readSliced(profileSlices(2), (people, signal) => reader.rows(retentionPassSql(q, { now, people }), signal), c.req.raw.signal);
+ */
+export async function readSliced<T>(
+  slices: readonly ProfileSlice[],
+  read: (slice: ProfileSlice, signal: AbortSignal) => Promise<T[]>,
+  signal?: AbortSignal,
+): Promise<T[]> {
+  signal?.throwIfAborted();
+  const all = new AbortController();
+  const stop = () => all.abort(signal?.reason);
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    const parts = await Promise.all(
+      slices.map((slice) =>
+        read(slice, all.signal).catch((err: unknown) => {
+          all.abort(err);
+          throw err;
+        }),
+      ),
+    );
+    return parts.flat();
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+}
