@@ -1,4 +1,4 @@
-import { bucketStarts, type TrendSeries } from '@cairn/core';
+import { bucketStarts, foldTrends, type TrendRow, type TrendSeries, trendsQuery } from '@cairn/core';
 import postgres from 'postgres';
 import { TRAIT_REGISTRY, traitKeyOf, traitRollupQuery } from '../../../server/src/api/analytics/trends-traits.ts';
 import { ZONE } from './queries.ts';
@@ -35,6 +35,8 @@ const a = {
   GROUP BY 1, 2`,
   values: [ZONE, starts, key.id, key.days.from, key.days.to],
 };
+// (scan): what the route ran before, the events scan joined to the current traits.
+const scan = trendsQuery({ range, starts, series, breakdown: { trait: 'plan' }, now }).render();
 const time = async (name: string, q: { text: string; values: unknown[] }) => {
   const ms: number[] = [];
   for (let i = 0; i <= runs; i++) {
@@ -56,4 +58,21 @@ for (const [name, q] of [
   console.log(`\n== ${name}\n${plan.map((r) => r['QUERY PLAN']).join('\n')}`);
   await time(name, q);
 }
+// The rollup's answer equals the scan's (floats to 6 decimals: day sums add in another order).
+const answer = async (q: { text: string; values: unknown[] }) => {
+  const rows = (await sql.unsafe(q.text, q.values as never[])) as unknown as TrendRow[];
+  const folded = foldTrends(rows, { series, buckets: starts.length, breakdown: true });
+  return JSON.stringify(folded, (_k, v) => (typeof v === 'number' ? Math.round(v * 1e6) / 1e6 : v));
+};
+const [fromScan, fromRollup] = [await answer(scan), await answer(b)];
+console.log(`\nrollup answer equals the scan's: ${fromScan === fromRollup}`);
+if (fromScan !== fromRollup) console.log(`scan   ${fromScan}\nrollup ${fromRollup}`);
+// Same run, one after the other: the scan, the rollup, the join (3 rounds).
+for (let round = 0; round < 3; round++)
+  for (const [name, q] of [
+    ['scan (before)', scan],
+    ['(b) rollup', b],
+    ['(a) join', a],
+  ] as const)
+    await time(`round ${round + 1} ${name}`, q);
 await sql.end();
