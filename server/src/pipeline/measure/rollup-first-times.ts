@@ -22,6 +22,15 @@ export async function addFirstTimesOf(tx: Tx, ids: readonly string[]): Promise<v
     ) e
     -- Per (type, name), and the person's row of any event (type and name '').
     GROUP BY GROUPING SETS ((profile_id, type, ev), (profile_id))
+    -- Most groups have a first time already, as early or earlier: skipped before the upsert, which would
+    -- lock (write) each such row even when it changes nothing.
+    HAVING NOT EXISTS (
+      SELECT 1 FROM analytics_first_times o
+      WHERE o.profile_id = e.profile_id
+        AND o.type = coalesce(e.type, '')
+        AND o.event = coalesce(e.ev, '')
+        AND o.first_at <= min(e.timestamp)
+    )
     ON CONFLICT (profile_id, type, event) DO UPDATE SET first_at = excluded.first_at
     WHERE excluded.first_at < f.first_at`;
 }

@@ -8,6 +8,13 @@ const PROFILE = 2;
 /** How often a job re-reads its events when a merge moved them to profiles it had not locked. */
 const MAX_ROUNDS = 5;
 
+/** One row of analytics_hourly_counts: a UTC hour, an event type and name ('' when it has none). */
+export interface RollupKey {
+  hour: string;
+  type: string;
+  event: string;
+}
+
 /** Person-hours (analytics_hourly_people rows), as parallel arrays: hour (ISO, UTC) and profile id. */
 export interface PersonHours {
   hours: string[];
@@ -29,7 +36,8 @@ async function insertPersonHours(tx: Tx, m: PersonHours): Promise<void> {
 }
 
 /**
- * Adds the people-per-hour rows of newly attached events. A row exists while an attached event of
+ * Adds the people-per-hour rows of newly attached events, and returns the hourly count keys of the attached
+ * ones (what rollupKeysOf would read again: the measure job recounts them). A row exists while an attached event of
  * that person is in that hour, so adding is idempotent (a retried job inserts nothing twice). Merges
  * move rows in their own transaction ({@link followRepoint}); so as not to re-add a row a merge
  * committed away after this job read its events, the profiles are locked shared (merges lock them
@@ -38,17 +46,26 @@ async function insertPersonHours(tx: Tx, m: PersonHours): Promise<void> {
  * @example
  * await sql.begin((tx) => addPeopleOf(tx, ['41', '42']));
  */
-export async function addPeopleOf(tx: Transaction, ids: readonly string[]): Promise<void> {
-  if (!ids.length) return;
+export async function addPeopleOf(tx: Transaction, ids: readonly string[]): Promise<RollupKey[]> {
+  if (!ids.length) return [];
   const locked = new Set<number>();
+  // The events' hourly count keys, from the first read (an event's hour, type and name never change).
+  let counted: RollupKey[] | undefined;
   for (let round = 0; ; round++) {
     // Each read is a new statement snapshot: it sees every merge that committed before the locks.
-    const rows = await tx<{ hour: string; p: string }[]>`
-      SELECT DISTINCT to_char(date_trunc('hour', timestamp AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:00:00"Z"') AS hour, profile_id::text AS p
+    const rows = await tx<{ hour: string; p: string; type: string; event: string }[]>`
+      SELECT DISTINCT to_char(date_trunc('hour', timestamp AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:00:00"Z"') AS hour,
+        profile_id::text AS p, ${counted ? tx`''` : tx`type`} AS type, ${counted ? tx`''` : tx`coalesce(event, '')`} AS event
       FROM events
       WHERE id = ANY(${ids as string[]}::bigint[]) AND profile_id IS NOT NULL`;
+    counted ??= [...new Map(rows.map((r) => [`${r.hour}\n${r.type}\n${r.event}`, r])).values()].map(
+      ({ hour, type, event }) => ({ hour, type, event }),
+    );
     const keys = [...new Set(rows.map((r) => lockKey(r.p)))].filter((k) => !locked.has(k));
-    if (!keys.length) return insertPersonHours(tx, asPersonHours(rows));
+    if (!keys.length) {
+      await insertPersonHours(tx, asPersonHours(rows));
+      return counted;
+    }
     if (round === 0) {
       // Sorted and blocking, like every taker of this class: no cycle with a merge.
       const sorted = keys.sort((a, b) => a - b);

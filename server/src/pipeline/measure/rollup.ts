@@ -3,7 +3,7 @@ import type { Sql, Transaction } from '../../db/index.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import { retentionHorizon } from '../../jobs/retention-queries.ts';
 import type { Inbox } from '../topics.ts';
-import { addPeopleOf } from './rollup-people.ts';
+import { addPeopleOf, type RollupKey } from './rollup-people.ts';
 import { addPeriodPeopleOf } from './rollup-period-people.ts';
 import { addTraitCellsOf } from './rollup-traits.ts';
 import { recountValues } from './rollup-values.ts';
@@ -12,12 +12,7 @@ import { recountValues } from './rollup-values.ts';
 // recounts of one (hour, type, event) never interleave, so the last one to commit read every event before it.
 const ROLLUP = 10;
 
-/** One row of analytics_hourly_counts: a UTC hour, an event type and name ('' when it has none). */
-export interface RollupKey {
-  hour: string;
-  type: string;
-  event: string;
-}
+export type { RollupKey } from './rollup-people.ts';
 
 type Tx = Transaction | Sql;
 
@@ -112,17 +107,21 @@ export async function startRollupWorker(deps: { sql: Sql; boss: PgBoss }): Promi
     },
     async function rollUp(jobs) {
       const ids = jobs.flatMap((j) => j.data.ids);
+      let keys: RollupKey[] = [];
       await deps.sql.begin(async (tx) => {
         // People per hour first: rows added (never recounted; merges move them in their own transaction)
-        // under the profiles' locks, taken before the keys' as an erasure takes them (no lock cycle).
-        await addPeopleOf(tx, ids);
+        // under the profiles' locks; it returns the events' count keys.
+        keys = await addPeopleOf(tx, ids);
         // People per local day of kept zones and events (migration 0042) under the same locks.
         await addPeriodPeopleOf(tx, ids);
         // Trait breakdowns (migration 0044): cells of these events, and people whose kept trait changed.
         const restructured = jobs.flatMap((j) => ('restructured' in j.data ? (j.data.restructured ?? []) : []));
         await addTraitCellsOf(tx, ids, restructured);
-        await recountRollup(tx, await rollupKeysOf(tx, { ids }));
       });
+      // The counts in a transaction of their own: the profiles' locks above (which identify's chunks wait
+      // for) are not held while whole hours are recounted. Both parts are idempotent, so a job retried
+      // after the first committed changes nothing twice.
+      await deps.sql.begin((tx) => recountRollup(tx, keys));
     },
   );
 }
