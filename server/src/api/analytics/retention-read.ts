@@ -2,7 +2,6 @@ import {
   compileEventFilter,
   type EventFilter,
   type Fragment,
-  profileSlices,
   RETENTION_PASS_MAX_BUCKETS,
   type RetentionPassRow,
   type RetentionQuery,
@@ -14,7 +13,7 @@ import {
   ruleSql as sql,
 } from '@cairn/core';
 import type { PinnedReader } from '../../pipeline/measure/index.ts';
-import { analyticsSlices, readSliced } from './slices.ts';
+import { analyticsSlices, balancedSlices, readSliced } from './slices.ts';
 
 /**
  * How a retention table is read: `pass` (one ordered pass per person over the (profile, timestamp)
@@ -94,7 +93,7 @@ export async function readRetention(
   const options = { now, firstTimes: firstTimesCohort(query) };
   if (how === 'join') return reader.rows<RetentionRow>(retentionSql(query, options), signal);
   const rows = await readSliced(
-    profileSlices(slices),
+    await balancedSlices(reader, slices, signal),
     (people, sliceSignal) =>
       reader.rows<RetentionPassRow>(retentionPassSql(query, { ...options, people }), sliceSignal),
     signal,

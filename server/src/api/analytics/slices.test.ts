@@ -4,7 +4,7 @@ import { type AnalyticsReader, createAnalyticsReader } from '../../pipeline/meas
 import type { Cairn } from '../../server.ts';
 import { createTestDatabase, POSTGRES_SKIP_REASON, type TestDatabase } from '../../testing/db.ts';
 import { startTestCairn } from '../../testing/server.ts';
-import { readSliced } from './slices.ts';
+import { balancedSlices, readSliced } from './slices.ts';
 
 describe('profile slices', () => {
   it('partition every profile id: each id falls in exactly one slice', () => {
@@ -81,6 +81,27 @@ describe.skipIf(POSTGRES_SKIP_REASON !== null)('sliced reads on Postgres', () =>
       '55000000-0000-0000-0000-000000000000',
       'aa000000-0000-0000-0000-000000000000',
     ]);
+  });
+
+  it('cuts even slices of time-ordered (v7) ids, which a first-byte cut puts all in one slice', async () => {
+    // 3,000 profiles as a bulk import creates them: ids whose first 48 bits are the milliseconds of one minute.
+    await cairn.sql`
+      INSERT INTO profiles (id)
+      SELECT (lpad(to_hex(1733500000000 + g * 20), 12, '0') || '7' || substr(md5(g::text), 1, 19))::uuid
+      FROM generate_series(1, 3000) g`;
+    await cairn.sql`ANALYZE profiles`;
+    const ids = (await cairn.sql<{ id: string }[]>`SELECT id::text FROM profiles`).map((r) => r.id);
+    const share = (slices: Awaited<ReturnType<typeof balancedSlices>>) =>
+      slices.map(
+        (s) => ids.filter((id) => (s.from === undefined || id >= s.from) && (s.to === undefined || id < s.to)).length,
+      );
+    expect(Math.max(...share(profileSlices(3)))).toBe(ids.length);
+    const even = await balancedSlices(reader, 3);
+    expect(even).toHaveLength(3);
+    const counts = share(even);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(ids.length);
+    for (const n of counts) expect(n).toBeGreaterThan(ids.length / 5);
+    expect(await balancedSlices(reader, 1)).toEqual([{}]);
   });
 
   it('answers the first failure and cancels the slices still running', async () => {

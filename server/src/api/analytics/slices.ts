@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
-import type { ProfileSlice } from '@cairn/core';
+import { type ProfileSlice, profileSlices, ruleSql as sql } from '@cairn/core';
+import type { PinnedReader } from '../../pipeline/measure/index.ts';
 
 /** The most slices one answer runs at once: the analytics pool's connections (reader.ts, 3 by default). */
 export const MAX_SLICES = 3;
@@ -15,6 +16,34 @@ export const MAX_SLICES = 3;
  */
 export function analyticsSlices(): number {
   return Math.max(1, Math.min(MAX_SLICES, availableParallelism()));
+}
+
+/**
+ * `n` slices of the people holding about as many profiles each, cut at the quantiles of `profiles.id`
+ * that Postgres's statistics keep (`pg_stats.histogram_bounds`, ~100 sample bounds). Cutting by the id's
+ * first byte ({@link profileSlices}) is even only for random ids: bulk-imported profiles have
+ * time-ordered (v7) ids that all share their first bytes, so they would all fall in one slice. Without
+ * statistics yet (a new database), the first-byte cut. Any cut is exact: each person is in one slice.
+ *
+ * @example
+ * await balancedSlices(reader, 2); // [{ to: '01938…' }, { from: '01938…' }]
+ */
+export async function balancedSlices(reader: PinnedReader, n: number, signal?: AbortSignal): Promise<ProfileSlice[]> {
+  if (n <= 1) return [{}];
+  const [stats] = await reader.rows<{ bounds: string | null }>(
+    sql`SELECT histogram_bounds::text AS bounds FROM pg_stats
+        WHERE schemaname = current_schema() AND tablename = 'profiles' AND attname = 'id'`,
+    signal,
+  );
+  const bounds = stats?.bounds?.replace(/^\{|\}$/g, '').split(',') ?? [];
+  if (bounds.length < 2 * n) return profileSlices(n);
+  const cuts = [
+    ...new Set(Array.from({ length: n - 1 }, (_, k) => bounds[Math.round(((k + 1) * (bounds.length - 1)) / n)]!)),
+  ];
+  return Array.from({ length: cuts.length + 1 }, (_, k) => ({
+    ...(k > 0 ? { from: cuts[k - 1] } : {}),
+    ...(k < cuts.length ? { to: cuts[k] } : {}),
+  }));
 }
 
 /**
