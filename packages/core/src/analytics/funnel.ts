@@ -433,7 +433,11 @@ const IDENTIFY_BIT = 1 << 30;
 /**
  * The rows of {@link funnelEventsQuery} without a breakdown, packed: people are grouped by the first
  * byte of their id (at most {@link FUNNEL_PACKS} rows, in that byte's order, so in profile-id order
- * across rows), each row one text `ev` of the group's events as `profile ms id code` joined by commas
+ * across rows) or, given `bounds` (ascending profile ids, e.g. the quantiles Postgres's statistics keep),
+ * by the range between two bounds (`width_bucket`, bounds + 1 rows, also in profile-id order): the first
+ * byte groups evenly only random ids, while bulk-imported profiles have time-ordered (v7) ids sharing
+ * their first bytes, which would all land in one row. Each row is one text `ev` of the group's events as
+ * `profile ms id code` joined by commas
  * (code: step bits, exclusion bits << 20, identify << 30). Rows cost the most when read one by one
  * (1M events: ~5 s through the driver on 2 busy cores); a few large texts are read in a fraction of
  * that, and no sort runs in Postgres (a hash aggregate of 256 groups; the fold sorts each person's few
@@ -443,13 +447,16 @@ const IDENTIFY_BIT = 1 << 30;
  * const q = funnelPackedQuery({ steps: [{ event: 'Product Viewed' }, { event: 'Order Completed' }],
  *   exclusions: [], order: 'sequential', from, to, windowMs: 86_400_000, now: new Date() });
  */
-export function funnelPackedQuery(q: FunnelQuery): Fragment {
+export function funnelPackedQuery(q: FunnelQuery, bounds: readonly string[] = []): Fragment {
   const { packed, bits } = parts(q);
+  const pack = bounds.length
+    ? sql`JOIN generate_series(0, ${bounds.length}::int) k(b) ON k.b = width_bucket(e.profile_id, ${bounds as string[]}::uuid[])`
+    : sql`JOIN generate_series(0, ${FUNNEL_PACKS - 1}::int) k(b) ON k.b = get_byte(uuid_send(e.profile_id), 0)`;
   const code = sql`(${bits(q.steps)} | (${bits(q.exclusions)} << ${EXCLUSION_SHIFT}::int) | CASE WHEN e.type = 'identify' THEN ${IDENTIFY_BIT}::int ELSE 0 END)`;
   return sql`
     SELECT k.b,
       string_agg(concat_ws(' ', e.profile_id, round(date_part('epoch', e.timestamp) * 1000)::int8, e.id, ${code}), ',') AS ev
-    ${packed(sql`JOIN generate_series(0, ${FUNNEL_PACKS - 1}::int) k(b) ON k.b = get_byte(uuid_send(e.profile_id), 0)`)}
+    ${packed(pack)}
     GROUP BY k.b
     ORDER BY k.b`;
 }

@@ -10,6 +10,7 @@ import {
   unpackFunnelEvents,
 } from '@cairn/core';
 import type { PinnedReader } from '../../pipeline/measure/index.ts';
+import { profileBounds } from './slices.ts';
 
 /**
  * How the per-person pass reads its rows: `stream` (the events ordered by person, through a cursor,
@@ -42,7 +43,9 @@ export async function readFunnel(
   how: FunnelRead = query.breakdown ? 'stream' : FUNNEL_READ,
 ): Promise<void> {
   if (how === 'packed' && !query.breakdown) {
-    for await (const batch of reader.stream<{ b: number; ev: string }>(funnelPackedQuery(query), signal, 4)) {
+    // Packs cut at the quantiles of profile ids (even for time-ordered ids); the first byte before any ANALYZE.
+    const bounds = await profileBounds(reader, signal);
+    for await (const batch of reader.stream<{ b: number; ev: string }>(funnelPackedQuery(query, bounds), signal, 4)) {
       for (const r of batch)
         for (const person of unpackFunnelEvents(r.ev))
           if (visit(person.profile, foldFunnel(pass, person.events)) === false) return;

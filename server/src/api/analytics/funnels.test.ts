@@ -1,4 +1,11 @@
-import { addAttempt, type FunnelAttempt, funnelCounts, funnelStepStats } from '@cairn/core';
+import {
+  addAttempt,
+  type FunnelAttempt,
+  funnelCounts,
+  funnelPackedQuery,
+  funnelStepStats,
+  unpackFunnelEvents,
+} from '@cairn/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type AnalyticsReader, createAnalyticsReader } from '../../pipeline/measure/index.ts';
 import type { Cairn } from '../../server.ts';
@@ -11,6 +18,7 @@ import { startTestCairn } from '../../testing/server.ts';
 import { readFunnel } from './funnel-read.ts';
 import { checkFunnels, oracleFunnels } from './funnels.oracle.ts';
 import { funnelOf } from './funnels.ts';
+import { profileBounds } from './slices.ts';
 
 describeOnDatabases('POST /api/analytics/funnels on %s', (mode) => {
   let db: TestDatabase;
@@ -47,7 +55,10 @@ describeOnDatabases('POST /api/analytics/funnels on %s', (mode) => {
     await checkFunnels({ post, events });
   }, 300_000);
 
-  it('reads the same through a cursor (rows per event), through array_agg (a row per person) and packed (a row per 256th of the people)', async () => {
+  it('reads the same through a cursor (rows per event), through array_agg (a row per person) and packed (a row per pack of people, cut at the quantiles of their ids)', async () => {
+    // Statistics of profile ids: packs and slices are cut at their quantiles.
+    await cairn.sql`ANALYZE profiles`;
+    expect((await profileBounds(reader)).length).toBeGreaterThan(10);
     for (const q of oracleFunnels()) {
       const body = {
         ...q,
@@ -79,6 +90,32 @@ describeOnDatabases('POST /api/analytics/funnels on %s', (mode) => {
       expect(answers[2]).toEqual(answers[0]);
     }
   }, 120_000);
+
+  it('packs people by the first byte of their id and by the quantiles of the ids alike, in profile-id order', async () => {
+    await cairn.sql`ANALYZE profiles`;
+    const bounds = await profileBounds(reader);
+    expect(bounds.length).toBeGreaterThan(10);
+    for (const q of oracleFunnels().slice(0, 4)) {
+      const body = {
+        ...q,
+        steps: q.steps.map((s) => ({ events: s.events, name: s.name })),
+        exclusions: q.exclusions.map((x) => ({ events: x.events, between: x.between })),
+      };
+      const { query } = funnelOf(body as never, cairn.pii, new Date());
+      const people = async (b?: string[]) => {
+        const out: string[] = [];
+        for await (const batch of reader.stream<{ ev: string }>(funnelPackedQuery(query, b), undefined, 4))
+          for (const r of batch) for (const p of unpackFunnelEvents(r.ev)) out.push(JSON.stringify(p));
+        return out;
+      };
+      const byByte = await people();
+      const byBounds = await people(bounds);
+      expect(byByte.length).toBeGreaterThan(0);
+      expect(byBounds).toEqual(byByte);
+      const ids = byBounds.map((p) => JSON.parse(p).profile as string);
+      expect(ids).toEqual([...ids].sort());
+    }
+  });
 
   const range = { from: '2026-12-01T00:00:00Z', to: '2026-12-02T00:00:00Z', timezone: 'UTC' };
   const two = (a: string, b: string, window = { value: 1, unit: 'hours' }) => ({

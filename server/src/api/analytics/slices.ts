@@ -19,6 +19,22 @@ export function analyticsSlices(): number {
 }
 
 /**
+ * The quantiles of `profiles.id` that Postgres's statistics keep (`pg_stats.histogram_bounds`: up to
+ * `default_statistics_target` ids, ascending, refreshed by ANALYZE), or none before the first ANALYZE.
+ *
+ * @example
+ * await profileBounds(reader); // ['0003…', '0290…', …, 'ffd1…']
+ */
+export async function profileBounds(reader: PinnedReader, signal?: AbortSignal): Promise<string[]> {
+  const [stats] = await reader.rows<{ bounds: string | null }>(
+    sql`SELECT histogram_bounds::text AS bounds FROM pg_stats
+        WHERE schemaname = current_schema() AND tablename = 'profiles' AND attname = 'id'`,
+    signal,
+  );
+  return stats?.bounds?.replace(/^\{|\}$/g, '').split(',') ?? [];
+}
+
+/**
  * `n` slices of the people holding about as many profiles each, cut at the quantiles of `profiles.id`
  * that Postgres's statistics keep (`pg_stats.histogram_bounds`, ~100 sample bounds). Cutting by the id's
  * first byte ({@link profileSlices}) is even only for random ids: bulk-imported profiles have
@@ -30,12 +46,7 @@ export function analyticsSlices(): number {
  */
 export async function balancedSlices(reader: PinnedReader, n: number, signal?: AbortSignal): Promise<ProfileSlice[]> {
   if (n <= 1) return [{}];
-  const [stats] = await reader.rows<{ bounds: string | null }>(
-    sql`SELECT histogram_bounds::text AS bounds FROM pg_stats
-        WHERE schemaname = current_schema() AND tablename = 'profiles' AND attname = 'id'`,
-    signal,
-  );
-  const bounds = stats?.bounds?.replace(/^\{|\}$/g, '').split(',') ?? [];
+  const bounds = await profileBounds(reader, signal);
   if (bounds.length < 2 * n) return profileSlices(n);
   const cuts = [
     ...new Set(Array.from({ length: n - 1 }, (_, k) => bounds[Math.round(((k + 1) * (bounds.length - 1)) / n)]!)),
