@@ -1,6 +1,5 @@
 import type { Sql, Transaction, Tx } from '../../db/index.ts';
-import { retentionHorizon } from '../../jobs/retention-queries.ts';
-import { lockKey } from '../identify/locks.ts';
+import { firstKeptDay, foldUnlessBusy, keepEntry, lockPeople, sometimesFold } from './rollup-days.ts';
 
 // Migration 0042: per kept (zone, event) key, one presence row per person and local day, and per day a
 // histogram of the present people's previous present day (analytics_period_counts, deltas summed at
@@ -8,8 +7,9 @@ import { lockKey } from '../identify/locks.ts';
 // person's presence rows, so a tile's days, weeks, months and total are exact.
 
 // Advisory lock classes (identify 1-2, delivery 3, compute 4-6, automate 7-9, rollup 10, points 11,
-// conversions 14): a person's presence rows (two measure jobs hold the same profile's lock shared, and
-// each rewrites the person's previous-day links), and a day's delta rows while they are compacted.
+// conversions 14): a person's presence rows (after the profiles' identify locks; two measure jobs hold the
+// same profile's lock shared, and each rewrites the person's previous-day links), and a day's delta rows
+// while they are compacted.
 const PERIOD_PERSON = 42;
 const PERIOD_DAY = 43;
 /** A day's delta rows beyond one per previous day past which the measure job folds them into one per previous day. */
@@ -95,6 +95,7 @@ export async function addPeriodPeopleOf(tx: Transaction, ids: readonly string[])
   if (!missing.length) return;
   await lockPeople(
     tx,
+    PERIOD_PERSON,
     missing.map((m) => m.p),
   );
   // Only the (person, key) pairs that get a day: their links are all that can change.
@@ -121,7 +122,7 @@ export async function resyncPeriodPeople(tx: Tx, profiles: readonly string[]): P
   const keys = await lockedKeys(tx);
   if (!keys.length) return;
   const people = [...new Set(profiles)];
-  await lockPeople(tx, people);
+  await lockPeople(tx, PERIOD_PERSON, people);
   await rewriteLinks(
     tx,
     people.map((p) => ({ p })),
@@ -146,12 +147,6 @@ export async function resyncPeriodPeople(tx: Tx, profiles: readonly string[]): P
       ON CONFLICT DO NOTHING`;
     },
   );
-}
-
-// Sorted and blocking; taken after the profiles' identify locks by every writer.
-async function lockPeople(tx: Tx, people: readonly string[]): Promise<void> {
-  const sorted = [...new Set(people.map(lockKey))].sort((a, b) => a - b);
-  await tx`SELECT pg_advisory_xact_lock(${PERIOD_PERSON}::int, k) FROM unnest(${sorted}::int[]) AS k`;
 }
 
 type Link = { zone: string; event: string; day: string; prev: string | null; n: number };
@@ -202,11 +197,13 @@ async function rewriteLinks(tx: Tx, scope: Scope, change: () => Promise<void>): 
 }
 
 // Days (of those just written) with many deltas are folded, one write in COMPACT_EVERY.
-async function compactDays(tx: Tx, written: readonly Link[]): Promise<void> {
-  if (Math.random() * COMPACT_EVERY >= 1) return;
-  const days = [...new Map(written.map((r) => [`${r.zone}\n${r.event}\n${r.day}`, r])).values()];
-  await foldDays(tx, days, COMPACT_AFTER);
-}
+const compactDays = (tx: Tx, written: readonly Link[]) =>
+  sometimesFold(
+    written,
+    COMPACT_EVERY,
+    (r) => `${r.zone}\n${r.event}\n${r.day}`,
+    (days) => foldDays(tx, days, COMPACT_AFTER),
+  );
 
 /**
  * Folds the delta rows of days (all days when none are given) into one row per previous day, when a day
@@ -228,12 +225,12 @@ export async function foldDays(tx: Tx, days?: readonly (PeriodKey & { day: strin
     ${only}
     GROUP BY 1, 2, 3
     HAVING count(*) - count(DISTINCT c.prev) > ${beyond}::int`;
-  let folded = 0;
-  for (const d of busy) {
-    const [got] = await tx<{ ok: boolean }[]>`
-      SELECT pg_try_advisory_xact_lock(${PERIOD_DAY}::int, hashtext(${d.zone} || '|' || ${d.event} || '|' || ${d.day})) AS ok`;
-    if (!got?.ok) continue;
-    await tx`
+  return foldUnlessBusy(
+    tx,
+    busy,
+    PERIOD_DAY,
+    (d) => `${d.zone}|${d.event}|${d.day}`,
+    (d) => tx`
       WITH gone AS (
         DELETE FROM analytics_period_counts
         WHERE zone = ${d.zone} AND event = ${d.event} AND day = ${d.day}::date
@@ -243,10 +240,8 @@ export async function foldDays(tx: Tx, days?: readonly (PeriodKey & { day: strin
       SELECT ${d.zone}, ${d.event}, ${d.day}::date, prev, sum(n)
       FROM gone
       GROUP BY prev
-      HAVING sum(n) <> 0`;
-    folded++;
-  }
-  return folded;
+      HAVING sum(n) <> 0`,
+  );
 }
 
 /**
@@ -261,17 +256,21 @@ export async function keepPeriodPeople(
   sql: Sql,
   entry: PeriodPeopleEntry,
 ): Promise<{ added: boolean; rows: number; ms: number }> {
-  const started = performance.now();
   const [kind, value] = 'zone' in entry ? ['zone', entry.zone] : ['event', entry.event];
-  return sql.begin(async (tx) => {
-    await tx`LOCK TABLE analytics_rollup_people IN EXCLUSIVE MODE`;
-    const inserted = await tx`
-      INSERT INTO analytics_rollup_people (kind, value) VALUES (${kind}, ${value}) ON CONFLICT DO NOTHING RETURNING 1`;
-    if (!inserted.length) return { added: false, rows: 0, ms: Math.round(performance.now() - started) };
-    const r = await periodPeopleRegistry(tx);
-    const keys = periodKeysOf(r).filter((k) => (kind === 'zone' ? k.zone === value : k.event === value));
-    const rows = await fillKeys(tx, keys);
-    return { added: true, rows, ms: Math.round(performance.now() - started) };
+  return keepEntry(sql, {
+    lock: (tx) => tx`LOCK TABLE analytics_rollup_people IN EXCLUSIVE MODE`,
+    add: async (tx) => {
+      const inserted = await tx`
+        INSERT INTO analytics_rollup_people (kind, value) VALUES (${kind}, ${value}) ON CONFLICT DO NOTHING RETURNING 1`;
+      return inserted.length ? true : null;
+    },
+    fill: async (tx) => {
+      const r = await periodPeopleRegistry(tx);
+      return fillKeys(
+        tx,
+        periodKeysOf(r).filter((k) => (kind === 'zone' ? k.zone === value : k.event === value)),
+      );
+    },
   });
 }
 
@@ -328,9 +327,8 @@ export async function dropPeriodPeople(sql: Sql, entry: PeriodPeopleEntry): Prom
  * await forgetPeriodPeopleBeforeHorizon(sql);
  */
 export async function forgetPeriodPeopleBeforeHorizon(sql: Sql): Promise<void> {
-  const horizon = await retentionHorizon(sql);
-  if (!horizon) return;
-  const before = new Date(horizon.getTime() - 2 * 86_400_000).toISOString().slice(0, 10);
+  const before = await firstKeptDay(sql);
+  if (!before) return;
   await sql`DELETE FROM analytics_period_people WHERE day < ${before}::date`;
   await sql`DELETE FROM analytics_period_counts WHERE day < ${before}::date`;
 }

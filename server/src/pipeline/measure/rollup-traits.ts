@@ -1,6 +1,5 @@
 import type { Sql, Transaction, Tx } from '../../db/index.ts';
-import { retentionHorizon } from '../../jobs/retention-queries.ts';
-import { lockKey } from '../identify/locks.ts';
+import { firstKeptDay, foldUnlessBusy, keepEntry, lockPeople, sometimesFold } from './rollup-days.ts';
 
 // Migration 0044: trend tiles broken down by a person's current trait, from per-(person, local day) cells
 // (events, numeric sum and count of a property, and the trait value they are counted under) and per-day
@@ -9,7 +8,8 @@ import { lockKey } from '../identify/locks.ts';
 // lock (class 44) and appends the difference it made, so the per-day sums stay the cells' sums.
 
 // Advisory lock classes (identify 1-2, delivery 3, compute 4-6, automate 7-9, rollup 10, points 11,
-// experiments 12, period people 42-43): a person's cells, and a day's delta rows while they are folded.
+// experiments 12, period people 42-43): a person's cells (taken after the profiles' identify locks and the
+// period people's), and a day's delta rows while they are folded.
 const TRAIT_PERSON = 44;
 const TRAIT_DAY = 45;
 /** A day's delta rows beyond one per value past which they are folded into one per value. */
@@ -49,13 +49,6 @@ export async function traitRollups(tx: Tx): Promise<TraitRollup[]> {
 async function lockedRollups(tx: Tx): Promise<TraitRollup[]> {
   await tx`LOCK TABLE analytics_rollup_traits IN SHARE MODE`;
   return traitRollups(tx);
-}
-
-// Sorted and blocking; taken after the profiles' identify locks (and the period people's) by every writer.
-async function lockPeople(tx: Tx, people: readonly string[]): Promise<void> {
-  if (!people.length) return;
-  const sorted = [...new Set(people.map(lockKey))].sort((a, b) => a - b);
-  await tx`SELECT pg_advisory_xact_lock(${TRAIT_PERSON}::int, k) FROM unnest(${sorted}::int[]) AS k`;
 }
 
 /** Cells to recount: parallel arrays of entry id, profile id and local day (ISO date). */
@@ -218,7 +211,7 @@ export async function addTraitCellsOf(
       WHERE id = ANY(${ids as string[]}::bigint[]) AND profile_id IS NOT NULL`,
   ]);
   const moving = await peopleToMove(tx, [...new Set([...jobPeople.map((r) => r.p), ...restructured])]);
-  await lockPeople(tx, [...scope.map((s) => s.p), ...moving]);
+  await lockPeople(tx, TRAIT_PERSON, [...scope.map((s) => s.p), ...moving]);
   await recountCells(tx, { r: scope.map((s) => s.r), p: scope.map((s) => s.p), d: scope.map((s) => s.d) });
   await moveCells(tx, moving);
 }
@@ -236,7 +229,7 @@ export async function resyncTraitCells(tx: Tx, profiles: readonly string[]): Pro
   const rollups = await lockedRollups(tx);
   if (!rollups.length) return;
   const people = [...new Set(profiles)];
-  await lockPeople(tx, people);
+  await lockPeople(tx, TRAIT_PERSON, people);
   // Every day they have a cell or an event of a kept event on.
   const scope = await tx<{ r: number; p: string; d: string }[]>`
     SELECT rollup_id AS r, profile_id::text AS p, day::text AS d
@@ -263,16 +256,18 @@ export async function reattributeTraitCells(tx: Tx, profiles: readonly string[])
   const rollups = await lockedRollups(tx);
   if (!rollups.length) return;
   const moving = await peopleToMove(tx, [...new Set(profiles)]);
-  await lockPeople(tx, moving);
+  await lockPeople(tx, TRAIT_PERSON, moving);
   await moveCells(tx, moving);
 }
 
 // Days (of those just written) with many deltas are folded, one write in COMPACT_EVERY.
-async function compactDays(tx: Tx, written: readonly { r: number; d: string }[]): Promise<void> {
-  if (!written.length || Math.random() * COMPACT_EVERY >= 1) return;
-  const days = [...new Map(written.map((w) => [`${w.r}\n${w.d}`, w])).values()];
-  await foldTraitDays(tx, days, COMPACT_AFTER);
-}
+const compactDays = (tx: Tx, written: readonly { r: number; d: string }[]) =>
+  sometimesFold(
+    written,
+    COMPACT_EVERY,
+    (w) => `${w.r}\n${w.d}`,
+    (days) => foldTraitDays(tx, days, COMPACT_AFTER),
+  );
 
 /**
  * Folds the delta rows of days (all days when none are given) into one row per value, dropping values
@@ -293,12 +288,12 @@ export async function foldTraitDays(tx: Tx, days?: readonly { r: number; d: stri
     ${only}
     GROUP BY 1, 2
     HAVING count(*) - count(DISTINCT coalesce(c.value, '') || (c.value IS NULL)::text) > ${beyond}::int`;
-  let folded = 0;
-  for (const d of busy) {
-    const [got] = await tx<{ ok: boolean }[]>`
-      SELECT pg_try_advisory_xact_lock(${TRAIT_DAY}::int, hashtext(${d.r}::text || '|' || ${d.d})) AS ok`;
-    if (!got?.ok) continue;
-    await tx`
+  return foldUnlessBusy(
+    tx,
+    busy,
+    TRAIT_DAY,
+    (d) => `${d.r}|${d.d}`,
+    (d) => tx`
       WITH gone AS (
         DELETE FROM analytics_trait_counts
         WHERE rollup_id = ${d.r} AND day = ${d.d}::date
@@ -308,10 +303,8 @@ export async function foldTraitDays(tx: Tx, days?: readonly { r: number; d: stri
       SELECT ${d.r}, ${d.d}::date, value, sum(n), sum(sum), sum(nums)
       FROM gone
       GROUP BY value
-      HAVING sum(n) <> 0 OR sum(sum) <> 0 OR sum(nums) <> 0`;
-    folded++;
-  }
-  return folded;
+      HAVING sum(n) <> 0 OR sum(sum) <> 0 OR sum(nums) <> 0`,
+  );
 }
 
 /**
@@ -326,33 +319,36 @@ export async function keepTraitRollup(
   sql: Sql,
   entry: TraitRollupEntry,
 ): Promise<{ added: boolean; rows: number; ms: number }> {
-  const started = performance.now();
-  return sql.begin(async (tx) => {
-    await tx`LOCK TABLE analytics_rollup_traits IN EXCLUSIVE MODE`;
-    const [row] = await tx<{ id: number }[]>`
-      INSERT INTO analytics_rollup_traits (trait, event, property, zone)
-      VALUES (${entry.trait}, ${entry.event}, ${entry.property}, ${entry.zone})
-      ON CONFLICT DO NOTHING RETURNING id`;
-    if (!row) return { added: false, rows: 0, ms: Math.round(performance.now() - started) };
-    const filled = await tx`
-      INSERT INTO analytics_trait_cells (rollup_id, profile_id, day, value, n, sum, nums)
-      SELECT ${row.id}::int, e.profile_id, (e.timestamp AT TIME ZONE ${entry.zone})::date, min(t.value #>> '{}'),
-        count(*), sum(x.num), count(x.num)
-      FROM events e
-      CROSS JOIN LATERAL (
-        SELECT CASE WHEN ${entry.property} <> '' AND jsonb_typeof(e.payload #> ${path(entry.property)}::text[]) = 'number'
-          THEN (e.payload #> ${path(entry.property)}::text[])::numeric END AS num
-      ) x
-      LEFT JOIN profile_traits t ON t.profile_id = e.profile_id AND t.key = ${entry.trait}
-      WHERE e.profile_id IS NOT NULL AND e.event = ${entry.event}
-      GROUP BY 2, 3`;
-    await tx`
-      INSERT INTO analytics_trait_counts (rollup_id, day, value, n, sum, nums)
-      SELECT rollup_id, day, value, sum(n), sum(sum), sum(nums)
-      FROM analytics_trait_cells
-      WHERE rollup_id = ${row.id}
-      GROUP BY rollup_id, day, value`;
-    return { added: true, rows: filled.count, ms: Math.round(performance.now() - started) };
+  return keepEntry(sql, {
+    lock: (tx) => tx`LOCK TABLE analytics_rollup_traits IN EXCLUSIVE MODE`,
+    add: async (tx) => {
+      const [row] = await tx<{ id: number }[]>`
+        INSERT INTO analytics_rollup_traits (trait, event, property, zone)
+        VALUES (${entry.trait}, ${entry.event}, ${entry.property}, ${entry.zone})
+        ON CONFLICT DO NOTHING RETURNING id`;
+      return row?.id ?? null;
+    },
+    fill: async (tx, id) => {
+      const filled = await tx`
+        INSERT INTO analytics_trait_cells (rollup_id, profile_id, day, value, n, sum, nums)
+        SELECT ${id}::int, e.profile_id, (e.timestamp AT TIME ZONE ${entry.zone})::date, min(t.value #>> '{}'),
+          count(*), sum(x.num), count(x.num)
+        FROM events e
+        CROSS JOIN LATERAL (
+          SELECT CASE WHEN ${entry.property} <> '' AND jsonb_typeof(e.payload #> ${path(entry.property)}::text[]) = 'number'
+            THEN (e.payload #> ${path(entry.property)}::text[])::numeric END AS num
+        ) x
+        LEFT JOIN profile_traits t ON t.profile_id = e.profile_id AND t.key = ${entry.trait}
+        WHERE e.profile_id IS NOT NULL AND e.event = ${entry.event}
+        GROUP BY 2, 3`;
+      await tx`
+        INSERT INTO analytics_trait_counts (rollup_id, day, value, n, sum, nums)
+        SELECT rollup_id, day, value, sum(n), sum(sum), sum(nums)
+        FROM analytics_trait_cells
+        WHERE rollup_id = ${id}
+        GROUP BY rollup_id, day, value`;
+      return filled.count;
+    },
   });
 }
 
@@ -386,9 +382,8 @@ export async function dropTraitRollup(sql: Sql, entry: TraitRollupEntry): Promis
  * await forgetTraitCellsBeforeHorizon(sql);
  */
 export async function forgetTraitCellsBeforeHorizon(sql: Sql): Promise<void> {
-  const horizon = await retentionHorizon(sql);
-  if (!horizon) return;
-  const before = new Date(horizon.getTime() - 2 * 86_400_000).toISOString().slice(0, 10);
+  const before = await firstKeptDay(sql);
+  if (!before) return;
   await sql`DELETE FROM analytics_trait_cells WHERE day < ${before}::date`;
   await sql`DELETE FROM analytics_trait_counts WHERE day < ${before}::date`;
 }
