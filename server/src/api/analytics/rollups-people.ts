@@ -1,5 +1,4 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { IANAZone } from 'luxon';
 import { type AuthVariables, requirePermission } from '../../auth/middleware.ts';
 import type { Sql } from '../../db/index.ts';
 import { apiError } from '../../http/errors.ts';
@@ -10,13 +9,8 @@ import {
   periodPeopleRegistry,
 } from '../../pipeline/measure/rollup-period-people.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
+import { filledFields, filledOf, RollupZoneSchema as zone } from './rollups-common.ts';
 
-const zone = z
-  .string()
-  .min(1)
-  .max(100)
-  .refine((z) => IANAZone.isValidZone(z), 'an IANA time zone (e.g. Europe/Berlin)')
-  .openapi({ description: 'An IANA time zone: days, ISO weeks (Mondays) and months are cut there' });
 const event = z.string().min(1).max(255).openapi({ description: 'An event name (a page’s name for page events)' });
 
 const EntrySchema = z
@@ -28,11 +22,9 @@ const RegistrySchema = z
     events: z.array(z.string()).openapi({ description: 'Named events kept in every zone (any event always is)' }),
   })
   .openapi('PeriodPeopleRegistry');
-const Added = RegistrySchema.extend({
-  added: z.boolean().openapi({ description: 'false: it was kept already (nothing was filled)' }),
-  rows: z.number().int().openapi({ description: 'Presence rows filled from the attached events' }),
-  tookMs: z.number().int(),
-}).openapi('PeriodPeopleAdded');
+const Added = RegistrySchema.extend(filledFields('Presence rows filled from the attached events')).openapi(
+  'PeriodPeopleAdded',
+);
 const EntryQuery = z.object({
   zone: zone.optional().openapi({ param: { name: 'zone', in: 'query' } }),
   event: event.optional().openapi({ param: { name: 'event', in: 'query' } }),
@@ -78,7 +70,7 @@ export function rollupPeopleApi(deps: { sql: Sql }) {
     async (c) => {
       const entry = c.req.valid('json') as PeriodPeopleEntry;
       const r = await keepPeriodPeople(deps.sql, entry);
-      return c.json({ ...(await periodPeopleRegistry(deps.sql)), added: r.added, rows: r.rows, tookMs: r.ms }, 200);
+      return c.json({ ...(await periodPeopleRegistry(deps.sql)), ...filledOf(r) }, 200);
     },
   );
   app.openapi(

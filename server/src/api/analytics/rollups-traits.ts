@@ -1,5 +1,4 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { IANAZone } from 'luxon';
 import { type AuthVariables, requirePermission } from '../../auth/middleware.ts';
 import type { Sql } from '../../db/index.ts';
 import { apiError } from '../../http/errors.ts';
@@ -11,6 +10,7 @@ import {
   traitRollups,
 } from '../../pipeline/measure/rollup-traits.ts';
 import { AUTH_ERRORS, ErrorSchema, json } from '../schemas.ts';
+import { filledFields, filledOf, RollupZoneSchema as zone } from './rollups-common.ts';
 import { dotPath } from './trends.ts';
 
 // Trait breakdowns kept by the pipeline (migration 0044): a trend of a named event's count, sum or mean
@@ -21,13 +21,6 @@ import { dotPath } from './trends.ts';
 
 /** At most this many kept breakdowns: each costs the measure job a recount per event of its event. */
 export const TRAIT_ROLLUP_LIMIT = 50;
-
-const zone = z
-  .string()
-  .min(1)
-  .max(100)
-  .refine((z) => IANAZone.isValidZone(z), 'an IANA time zone (e.g. Europe/Berlin)')
-  .openapi({ description: 'An IANA time zone: days, ISO weeks (Mondays) and months are cut there' });
 
 const EntrySchema = z
   .strictObject({
@@ -54,11 +47,9 @@ const ViewSchema = z
     createdAt: z.string().openapi({ description: 'When it was filled from the stored events' }),
   })
   .openapi('TraitRollup');
-const Added = ViewSchema.extend({
-  added: z.boolean().openapi({ description: 'false: it was kept already (nothing was filled)' }),
-  rows: z.number().int().openapi({ description: 'Person-day cells filled from the attached events' }),
-  tookMs: z.number().int(),
-}).openapi('TraitRollupAdded');
+const Added = ViewSchema.extend(filledFields('Person-day cells filled from the attached events')).openapi(
+  'TraitRollupAdded',
+);
 const DeleteQuery = z.object({
   trait: z.string().min(1).max(200),
   event: z.string().min(1).max(255),
@@ -151,7 +142,7 @@ export function rollupTraitsApi(deps: { sql: Sql; pii: Pii }) {
         );
       const r = await keepTraitRollup(sql, entry);
       const view = (await list()).find((v) => same(v, entry))!;
-      return c.json({ ...view, added: r.added, rows: r.rows, tookMs: r.ms } as never, 200);
+      return c.json({ ...view, ...filledOf(r) } as never, 200);
     },
   );
 
