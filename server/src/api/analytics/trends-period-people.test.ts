@@ -1,9 +1,19 @@
-import { bucketStarts, foldTrends, type TimeInterval, type TrendRow, type TrendSeries, trendsQuery } from '@cairn/core';
+import type { TimeInterval, TrendSeries } from '@cairn/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { foldDays } from '../../pipeline/measure/rollup-period-people.ts';
-import { type GeneratedEvent, generateAnalyticsEvents, sendGenerated } from '../../testing/analytics-data.ts';
-import { settle } from '../../testing/events.ts';
-import { describeOnDatabases, type FlowHarness, flowHarness } from '../../testing/flows.ts';
+import { type GeneratedEvent, generateAnalyticsEvents } from '../../testing/analytics-data.ts';
+import { describeOnDatabases, type FlowHarness } from '../../testing/flows.ts';
+import {
+  erase,
+  order,
+  type Range,
+  rollupHarness,
+  scanTrend,
+  sendLate,
+  settleMeasure,
+  signIn,
+  undoMerge,
+} from './trends.fixtures.ts';
 import { expectedTrends } from './trends.oracle.ts';
 
 // Migration 0042: exact people per local day of kept zones and events. Through the HTTP API, people per
@@ -21,18 +31,17 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
     measure: 'people' as const,
   };
   beforeAll(async () => {
-    h = await flowHarness('trends-period-people.test.ts', mode);
     // Kept before the events arrive (kept by the pipeline); Europe/Berlin is added afterwards (filled).
-    for (const entry of [{ zone: 'America/New_York' }, { event: 'Order Completed' }]) {
-      const res = await h.post('/analytics/rollups/people', entry);
-      expect(res.status, res.text).toBe(200);
-    }
-    await sendGenerated(h.cairn, events);
+    h = await rollupHarness('trends-period-people.test.ts', mode, events, async (h) => {
+      for (const entry of [{ zone: 'America/New_York' }, { event: 'Order Completed' }]) {
+        const res = await h.post('/analytics/rollups/people', entry);
+        expect(res.status, res.text).toBe(200);
+      }
+    });
   }, 600_000);
   afterAll(() => h?.close(), 60_000);
 
-  const settled = () => settle(h.cairn.sql, { queues: ['measure'], timeoutMs: 60_000 });
-  type Range = { from: string; to: string; timezone: string };
+  const settled = () => settleMeasure(h);
   type Query = { range: Range; interval: TimeInterval; series: (typeof anyEvent | typeof orders)[] };
   const QUERIES: Query[] = [
     // UTC days, weeks (from a Wednesday: the first week is cut) and months, ending mid-day (a partial last day).
@@ -87,17 +96,8 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
     }
   };
   // A trend from events only (the same builder and fold, no rollup).
-  const scanned = async (q: { range: Range; interval: TimeInterval; series: TrendSeries[] }) => {
-    const starts = bucketStarts(q.range, q.interval);
-    const { text, values } = trendsQuery({ ...q, starts, now: new Date() }).render();
-    const rows = (await h.cairn.sql.unsafe(text, values as never[])) as unknown as TrendRow[];
-    return foldTrends(rows, { series: q.series, buckets: starts.length, breakdown: false }).map(
-      ({ values, total }) => ({
-        values,
-        total,
-      }),
-    );
-  };
+  const scanned = async (q: { range: Range; interval: TimeInterval; series: TrendSeries[] }) =>
+    (await scanTrend(h.cairn.sql, q)).map(({ values, total }) => ({ values, total }));
   const expectScan = async () => {
     for (const q of QUERIES) {
       const b = body(q) as { range: Range; interval: TimeInterval; series: TrendSeries[] };
@@ -178,29 +178,14 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
   }, 120_000);
 
   it('stays exact through late events, a merge and its undo, and an erasure', async () => {
-    const at = (anonymousId: string, timestamp: string, extra: object = {}) => ({
-      type: 'track',
-      event: 'Order Completed',
-      anonymousId,
-      timestamp,
-      properties: { total: 5 },
-      ...extra,
-    });
+    const at = (anonymousId: string, timestamp: string) => order(anonymousId, timestamp, 5);
     // Late events: a signed-in person's, weeks back, and a new device's on the DST day and a mid-day tail.
     const person = events.find((e) => e.body.userId)!;
-    const late = [
-      { ...at('late-1', '2026-10-05T12:00:00Z'), userId: person.body.userId },
-      at('late-2', '2026-11-01T05:30:00Z'),
-      at('late-2', '2026-11-14T11:00:00Z'),
-    ];
-    await h.send(...late);
-    await settled();
-    events = [
-      ...events,
-      { person: person.person, body: late[0] as never },
-      { person: 'late-2', body: late[1] as never },
-      { person: 'late-2', body: late[2] as never },
-    ];
+    events = await sendLate(h, events, [
+      { person: person.person, body: { ...at('late-1', '2026-10-05T12:00:00Z'), userId: person.body.userId } },
+      { person: 'late-2', body: at('late-2', '2026-11-01T05:30:00Z') },
+      { person: 'late-2', body: at('late-2', '2026-11-14T11:00:00Z') },
+    ]);
     await expectExact();
     await expectOracle();
 
@@ -214,19 +199,11 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
     await settled();
     await expectExact();
     await expectScan();
-    await h.send(
-      { type: 'identify', anonymousId: 'pp-a', userId: 'pp-user', timestamp: '2026-11-03T08:00:00Z' },
-      { type: 'identify', anonymousId: 'pp-b', userId: 'pp-user', timestamp: '2026-11-03T09:00:00Z' },
-    );
+    await signIn(h, 'pp-user', ['pp-a', 'pp-b'], '2026-11-03');
     await settled();
     await expectExact();
     await expectScan();
-    const survivor = await h.profileOf('pp-user');
-    const merges = await h.api(`/profiles/${survivor}/merges`);
-    const merge = merges.body.data.find((m: { kind: string }) => m.kind === 'merge');
-    expect(merge, merges.text).toBeDefined();
-    const undo = await h.post(`/profiles/${survivor}/unmerge`, { mergeId: merge.id });
-    expect(undo.status, undo.text).toBe(200);
+    const survivor = await undoMerge(h, 'pp-user');
     await settled();
     await expectExact();
     await expectScan();
@@ -235,10 +212,7 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
     const erased = events.find((e) => e.body.userId && e.person !== person.person)!.person;
     const ours = [survivor, await h.profileOf('pp-a', 'anonymousId'), await h.profileOf('pp-b', 'anonymousId')];
     expect(new Set(ours).size).toBe(2);
-    for (const p of [...new Set(ours), await h.profileOf(erased)]) {
-      const res = await h.api(`/profiles/${p}`, { method: 'DELETE' });
-      expect(res.status, res.text).toBe(200);
-    }
+    await erase(h, [...new Set(ours), await h.profileOf(erased)]);
     await settled();
     events = events.filter((e) => e.person !== erased);
     await expectExact();

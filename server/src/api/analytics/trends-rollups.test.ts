@@ -1,11 +1,12 @@
-import { bucketStarts, foldTrends, type TimeInterval, type TrendRow, type TrendSeries, trendsQuery } from '@cairn/core';
+import type { TrendSeries } from '@cairn/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { recountRollup, rollupKeysOf } from '../../pipeline/measure/rollup.ts';
 import { addPeopleOf } from '../../pipeline/measure/rollup-people.ts';
 import { rollUpProperty } from '../../pipeline/measure/rollup-values.ts';
-import { generateAnalyticsEvents, sendGenerated } from '../../testing/analytics-data.ts';
+import { generateAnalyticsEvents } from '../../testing/analytics-data.ts';
 import { settle } from '../../testing/events.ts';
-import { describeOnDatabases, type FlowHarness, flowHarness } from '../../testing/flows.ts';
+import { describeOnDatabases, type FlowHarness } from '../../testing/flows.ts';
+import { erase, rollupHarness, scanTrend, settleMeasure, signIn, undoMerge } from './trends.fixtures.ts';
 import { checkTrends } from './trends.oracle.ts';
 
 // The rollups of migration 0037 (people per hour, sums and values of rolled-up properties): equal to a
@@ -15,18 +16,18 @@ describeOnDatabases('trend rollups (people, rolled-up properties) on %s', (mode)
   let h: FlowHarness;
   const events = generateAnalyticsEvents({ seed: 37, people: 200, eventsPerPerson: 20 });
   beforeAll(async () => {
-    h = await flowHarness('trends-rollups.test.ts', mode);
     // Properties rolled up before the events arrive (kept by the pipeline), and one after (backfilled).
-    for (const event of ['Product Viewed', 'Order Completed', 'Rollup Viewed'])
-      await rollUpProperty(h.cairn.sql, { event, property: 'category', byValue: true });
-    await rollUpProperty(h.cairn.sql, { event: 'Rollup Viewed', property: 'total', byValue: false });
-    await sendGenerated(h.cairn, events);
+    h = await rollupHarness('trends-rollups.test.ts', mode, events, async (h) => {
+      for (const event of ['Product Viewed', 'Order Completed', 'Rollup Viewed'])
+        await rollUpProperty(h.cairn.sql, { event, property: 'category', byValue: true });
+      await rollUpProperty(h.cairn.sql, { event: 'Rollup Viewed', property: 'total', byValue: false });
+    });
     await settle(h.cairn.sql, { queues: ['measure'], timeoutMs: 120_000 });
     await rollUpProperty(h.cairn.sql, { event: 'Order Completed', property: 'total', byValue: false });
   }, 600_000);
   afterAll(() => h?.close());
 
-  const settled = () => settle(h.cairn.sql, { queues: ['measure'], timeoutMs: 60_000 });
+  const settled = () => settleMeasure(h);
   // Each rollup as kept, and as a recount of the attached events now.
   const people = async () => ({
     kept: await h.cairn.sql`
@@ -61,14 +62,7 @@ describeOnDatabases('trend rollups (people, rolled-up properties) on %s', (mode)
     expect(v.kept).toEqual(v.recounted);
   };
   // A trend from events only (the same builder and fold, no rollup).
-  const scanned = async (body: { range: Range; interval: string; series: TrendSeries[]; breakdown?: object }) => {
-    const starts = bucketStarts(body.range, body.interval as TimeInterval);
-    const q = trendsQuery({ ...body, starts, now: new Date() } as Parameters<typeof trendsQuery>[0]);
-    const { text, values } = q.render();
-    const rows = (await h.cairn.sql.unsafe(text, values as never[])) as unknown as TrendRow[];
-    return foldTrends(rows, { series: body.series, buckets: starts.length, breakdown: !!body.breakdown });
-  };
-  type Range = { from: string; to: string; timezone: string };
+  const scanned = (body: Parameters<typeof scanTrend>[1]) => scanTrend(h.cairn.sql, body);
   type Line = { values: (number | null)[]; total: number | null; groups?: unknown };
   const lines = (body: { series: Line[] }) =>
     body.series.map(({ values, total, groups }) => ({
@@ -176,26 +170,18 @@ describeOnDatabases('trend rollups (people, rolled-up properties) on %s', (mode)
     const before = await query();
     await expectExact();
     // Both devices sign in as one person: stage 2 merges them; the hour holds one person less.
-    await h.send(
-      { type: 'identify', anonymousId: 'roll-a', userId: 'roll-user', timestamp: '2026-08-05T08:00:00Z' },
-      { type: 'identify', anonymousId: 'roll-b', userId: 'roll-user', timestamp: '2026-08-05T09:00:00Z' },
-    );
+    await signIn(h, 'roll-user', ['roll-a', 'roll-b'], '2026-08-05');
     await settled();
     await expectExact();
     const merged = await query();
     expect(merged).toEqual([before[0] - 1, before[1]]);
     // The undo restores the merged profile and its events: the hour holds both again.
-    const survivor = await h.profileOf('roll-user');
-    const merges = await h.api(`/profiles/${survivor}/merges`);
-    const merge = merges.body.data.find((m: { kind: string }) => m.kind === 'merge');
-    expect(merge, merges.text).toBeDefined();
-    const undo = await h.post(`/profiles/${survivor}/unmerge`, { mergeId: merge.id });
-    expect(undo.status, undo.text).toBe(200);
+    const survivor = await undoMerge(h, 'roll-user');
     await settled();
     await expectExact();
     expect(await query()).toEqual(before);
     // An erasure deletes the person's events and their rows.
-    expect((await h.api(`/profiles/${survivor}`, { method: 'DELETE' })).status).toBe(200);
+    await erase(h, [survivor]);
     await settled();
     await expectExact();
   });

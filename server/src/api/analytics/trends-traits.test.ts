@@ -1,17 +1,19 @@
-import {
-  bucketStarts,
-  foldTrends,
-  type TimeInterval,
-  type TrendBreakdown,
-  type TrendRow,
-  type TrendSeries,
-  trendsQuery,
-} from '@cairn/core';
+import type { TimeInterval, TrendBreakdown } from '@cairn/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { foldTraitDays } from '../../pipeline/measure/rollup-traits.ts';
-import { type GeneratedEvent, generateAnalyticsEvents, sendGenerated } from '../../testing/analytics-data.ts';
-import { settle } from '../../testing/events.ts';
-import { describeOnDatabases, type FlowHarness, flowHarness } from '../../testing/flows.ts';
+import { type GeneratedEvent, generateAnalyticsEvents } from '../../testing/analytics-data.ts';
+import { describeOnDatabases, type FlowHarness } from '../../testing/flows.ts';
+import {
+  erase,
+  order,
+  type Range,
+  rollupHarness,
+  scanTrend,
+  sendLate,
+  settleMeasure,
+  signIn,
+  undoMerge,
+} from './trends.fixtures.ts';
 import { expectedTrends } from './trends.oracle.ts';
 
 // Migration 0044: trends broken down by a person's current trait from the trait rollup. Through the HTTP
@@ -29,23 +31,22 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
   const count = { events: ORDER, match: isOrder, measure: 'count' as const, property: undefined };
   const plan: TrendBreakdown = { trait: 'plan' };
   beforeAll(async () => {
-    h = await flowHarness('trends-traits.test.ts', mode);
     // Kept before the events arrive (kept by the pipeline); UTC counts are added afterwards (filled).
-    for (const zone of ['Europe/Berlin', 'America/New_York']) {
-      const res = await h.post(
-        '/analytics/rollups/traits',
-        { trait: 'plan', event: 'Order Completed', property: 'total', zone },
-        'PUT',
-      );
-      expect(res.status, res.text).toBe(200);
-      expect(res.body.added).toBe(true);
-    }
-    await sendGenerated(h.cairn, events);
+    h = await rollupHarness('trends-traits.test.ts', mode, events, async (h) => {
+      for (const zone of ['Europe/Berlin', 'America/New_York']) {
+        const res = await h.post(
+          '/analytics/rollups/traits',
+          { trait: 'plan', event: 'Order Completed', property: 'total', zone },
+          'PUT',
+        );
+        expect(res.status, res.text).toBe(200);
+        expect(res.body.added).toBe(true);
+      }
+    });
   }, 600_000);
   afterAll(() => h?.close(), 60_000);
 
-  const settled = () => settle(h.cairn.sql, { queues: ['measure'], timeoutMs: 60_000 });
-  type Range = { from: string; to: string; timezone: string };
+  const settled = () => settleMeasure(h);
   type Query = {
     range: Range;
     interval: TimeInterval;
@@ -122,13 +123,7 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
     }
   };
   // A trend from events only (the same builder and fold, no rollup).
-  const scanned = async (q: Query) => {
-    const b = body(q) as { range: Range; interval: TimeInterval; series: TrendSeries[]; breakdown: TrendBreakdown };
-    const starts = bucketStarts(b.range, b.interval);
-    const { text, values } = trendsQuery({ ...b, starts, limit: q.limit, now: new Date() }).render();
-    const rows = (await h.cairn.sql.unsafe(text, values as never[])) as unknown as TrendRow[];
-    return foldTrends(rows, { series: b.series, buckets: starts.length, breakdown: true });
-  };
+  const scanned = (q: Query) => scanTrend(h.cairn.sql, body(q));
   const expectScan = async (qs = QUERIES) => {
     for (const q of qs) {
       const got = await ask({ ...q, compare: undefined });
@@ -235,29 +230,13 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
   }, 120_000);
 
   it('stays exact through late events, a trait change, a merge and its undo, and erasures', async () => {
-    const order = (anonymousId: string, timestamp: string, total: number, extra: object = {}) => ({
-      type: 'track',
-      event: 'Order Completed',
-      anonymousId,
-      timestamp,
-      properties: { total },
-      ...extra,
-    });
     // Late events: a signed-in person's, weeks back, and a new device's (no plan: the null group).
     const person = events.find((e) => e.body.userId && events.some((o) => o.person === e.person && isOrder(o)))!;
-    const late = [
-      { ...order('late-1', '2026-10-05T12:00:00Z', 31.5), userId: person.body.userId },
-      order('late-2', '2026-10-25T00:30:00Z', 12.25),
-      order('late-2', '2026-11-12T08:00:00Z', 7),
-    ];
-    await h.send(...late);
-    await settled();
-    events = [
-      ...events,
-      { person: person.person, body: late[0] as never },
-      { person: 'late-2', body: late[1] as never },
-      { person: 'late-2', body: late[2] as never },
-    ];
+    events = await sendLate(h, events, [
+      { person: person.person, body: { ...order('late-1', '2026-10-05T12:00:00Z', 31.5), userId: person.body.userId } },
+      { person: 'late-2', body: order('late-2', '2026-10-25T00:30:00Z', 12.25) },
+      { person: 'late-2', body: order('late-2', '2026-11-12T08:00:00Z', 7) },
+    ]);
     await expectExact();
     await expectOracle();
 
@@ -269,9 +248,7 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
       timestamp: '2026-11-20T10:00:00Z',
       traits: { plan: 'enterprise' },
     };
-    await h.send(change);
-    await settled();
-    events = [...events, { person: person.person, body: change as never }];
+    events = await sendLate(h, events, [{ person: person.person, body: change }]);
     await expectExact();
     await expectOracle();
     const moved = await ask(QUERIES[3]!);
@@ -289,19 +266,11 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
     await settled();
     await expectExact();
     await expectScan();
-    await h.send(
-      { type: 'identify', anonymousId: 'tr-a', userId: 'tr-user', timestamp: '2026-11-03T08:00:00Z' },
-      { type: 'identify', anonymousId: 'tr-b', userId: 'tr-user', timestamp: '2026-11-03T09:00:00Z' },
-    );
+    await signIn(h, 'tr-user', ['tr-a', 'tr-b'], '2026-11-03');
     await settled();
     await expectExact();
     await expectScan();
-    const survivor = await h.profileOf('tr-user');
-    const merges = await h.api(`/profiles/${survivor}/merges`);
-    const merge = merges.body.data.find((m: { kind: string }) => m.kind === 'merge');
-    expect(merge, merges.text).toBeDefined();
-    const undo = await h.post(`/profiles/${survivor}/unmerge`, { mergeId: merge.id });
-    expect(undo.status, undo.text).toBe(200);
+    const survivor = await undoMerge(h, 'tr-user');
     await settled();
     await expectExact();
     await expectScan();
@@ -309,10 +278,7 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
     // Erasures: our profiles, and a generated person with orders (their events leave the ground truth).
     const erased = events.find((e) => e.body.userId && e.person !== person.person && isOrder(e))!.person;
     const ours = [survivor, await h.profileOf('tr-a', 'anonymousId'), await h.profileOf('tr-b', 'anonymousId')];
-    for (const p of [...new Set(ours), await h.profileOf(erased)]) {
-      const res = await h.api(`/profiles/${p}`, { method: 'DELETE' });
-      expect(res.status, res.text).toBe(200);
-    }
+    await erase(h, [...new Set(ours), await h.profileOf(erased)]);
     await settled();
     events = events.filter((e) => e.person !== erased);
     await expectExact();
