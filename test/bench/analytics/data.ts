@@ -356,15 +356,19 @@ export async function eventIndexes(sql: postgres.Sql): Promise<{ name: string; b
  * await refreshRollups(sql);
  */
 export async function refreshRollups(sql: postgres.Sql): Promise<number | null> {
-  const [t] = await sql<{ rel: string | null }[]>`SELECT to_regclass('analytics_hourly_counts')::text AS rel`;
+  const [t] = await sql<{ rel: string | null; deltas: string | null }[]>`
+    SELECT to_regclass('analytics_hourly_counts')::text AS rel, to_regclass('analytics_count_deltas')::text AS deltas`;
   if (!t?.rel) return null;
-  const [c] = await sql<{ rolled: number; events: number }[]>`
-    SELECT (SELECT coalesce(sum(n), 0)::float8 FROM analytics_hourly_counts) AS rolled,
+  // Deltas the events' triggers wrote (migration 0045) and no measure job folded: a fresh count replaces both.
+  const pending = t.deltas ? sql`(SELECT coalesce(sum(n), 0)::float8 FROM analytics_count_deltas)` : sql`0::float8`;
+  const [c] = await sql<{ rolled: number; pending: number; events: number }[]>`
+    SELECT (SELECT coalesce(sum(n), 0)::float8 FROM analytics_hourly_counts) AS rolled, ${pending} AS pending,
       (SELECT count(*)::float8 FROM events WHERE profile_id IS NOT NULL) AS events`;
-  if (c!.rolled === c!.events) return 0;
+  if (c!.rolled === c!.events && c!.pending === 0) return 0;
   const t0 = performance.now();
   await sql.begin(async (tx) => {
     await tx`TRUNCATE analytics_hourly_counts`;
+    if (t.deltas) await tx`TRUNCATE analytics_count_deltas`;
     await tx`
       INSERT INTO analytics_hourly_counts (hour, type, event, n)
       SELECT date_trunc('hour', timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', type, coalesce(event, ''), count(*)

@@ -165,7 +165,12 @@ function rollupHits(
   }
   return sql`
     ${head}, NULL::text AS grp, NULL::uuid AS profile_id, NULL::float8 AS value, 0 AS nums, e.n AS weight
-    FROM analytics_hourly_counts e
+    FROM (
+      SELECT hour, type, event, n FROM analytics_hourly_counts
+      UNION ALL
+      -- Deltas not folded yet (the events' triggers write them with each change): exact at once.
+      SELECT hour, type, event, n FROM analytics_count_deltas
+    ) e
     WHERE ${during}
       AND ${filter}`;
 }

@@ -194,7 +194,8 @@ export async function eraseProfile(
     await tx`DELETE FROM points_ledger WHERE profile_id = ANY(${ids}::uuid[])`;
     await tx`UPDATE coupons SET issued_to = NULL WHERE issued_to = ANY(${ids}::uuid[])`;
     await tx`UPDATE coupons SET redeemed_by = NULL, redeemed_event = NULL WHERE redeemed_by = ANY(${ids}::uuid[])`;
-    // The hourly rollup of stage 6 counted these events: their keys are recounted once they are gone.
+    // Stage 6's hourly counts lose these events by the DELETE's own trigger (migration 0045); the rolled-up
+    // properties' values of their keys are recounted once they are gone.
     const rolledUp = await rollupKeysOf(tx, { profileIds: ids });
     const personHours = await peopleRowsOf(tx, ids);
     const events = await tx`DELETE FROM events WHERE profile_id = ANY(${ids}::uuid[])`;
