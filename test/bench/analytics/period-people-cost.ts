@@ -6,45 +6,24 @@
 // event on a day its person already has: one probe). Each batch is rolled back.
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/cairn_bench_periods \
 //     bash scripts/with-node.sh tsx test/bench/analytics/period-people-cost.ts [batches=10] [size=1000]
-import postgres from 'postgres';
-import type { Transaction } from '../../../server/src/db/index.ts';
 import { recountRollup, rollupKeysOf } from '../../../server/src/pipeline/measure/rollup.ts';
 import { addPeopleOf } from '../../../server/src/pipeline/measure/rollup-people.ts';
 import { addPeriodPeopleOf } from '../../../server/src/pipeline/measure/rollup-period-people.ts';
+import { batchBench, batchIds, lastEventAt, perBatch, rolledBack } from './batches.ts';
 
-const url = process.env.DATABASE_URL;
-if (!url) throw new Error('DATABASE_URL: a bench:analytics database');
-const batches = Number(process.argv[2] ?? 10);
-const size = Number(process.argv[3] ?? 1000);
-const sql = postgres(url, { max: 1, onnotice: () => {} });
+const run = batchBench({ batches: 10, size: 1000 });
+const { sql, batches, size } = run;
 const ms = { before: 0, newDays: 0, knownDays: 0 };
-class Rollback extends Error {}
-const rolledBack = async (fn: (tx: Transaction) => Promise<void>) => {
-  try {
-    await sql.begin(async (raw) => {
-      await fn(raw as unknown as Transaction);
-      throw new Rollback();
-    });
-  } catch (err) {
-    if (!(err instanceof Rollback)) throw err;
-  }
-};
-const [{ end }] = (await sql`SELECT max(timestamp) AS end FROM events`) as unknown as [{ end: Date }];
+const end = await lastEventAt(sql);
 for (let b = 0; b < batches; b++) {
-  // A batch as the pipeline sends one: events attached together (consecutive in time, a day apart per batch).
-  const ids = (
-    await sql<{ id: string }[]>`
-      SELECT id::text AS id FROM events
-      WHERE profile_id IS NOT NULL AND timestamp > ${end}::timestamptz - make_interval(days => ${2 + b})
-      ORDER BY timestamp LIMIT ${size}`
-  ).map((r) => r.id);
-  await rolledBack(async (tx) => {
+  const ids = await batchIds(sql, end, b, size);
+  await rolledBack(sql, async (tx) => {
     const t0 = performance.now();
     await addPeopleOf(tx, ids);
     await recountRollup(tx, await rollupKeysOf(tx, { ids }));
     ms.before += performance.now() - t0;
   });
-  await rolledBack(async (tx) => {
+  await rolledBack(sql, async (tx) => {
     await addPeopleOf(tx, ids);
     await tx`
       DELETE FROM analytics_period_people p
@@ -55,15 +34,14 @@ for (let b = 0; b < batches; b++) {
     await addPeriodPeopleOf(tx, ids);
     ms.newDays += performance.now() - t0;
   });
-  await rolledBack(async (tx) => {
+  await rolledBack(sql, async (tx) => {
     await addPeopleOf(tx, ids);
     const t0 = performance.now();
     await addPeriodPeopleOf(tx, ids);
     ms.knownDays += performance.now() - t0;
   });
 }
-const per = (t: number) =>
-  `${(t / batches).toFixed(1)} ms/batch (${((t / batches / size) * 1000).toFixed(0)} µs/event)`;
+const per = (t: number) => perBatch(t, run, 0);
 console.log(
   `${batches} batches of ${size} events: the job before 0042 ${per(ms.before)}; + people per day, new days ${per(ms.newDays)}; known days ${per(ms.knownDays)}`,
 );

@@ -8,53 +8,34 @@
 //   kept, plan changed: every person of the batch has a new plan (all their cells move).
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/cairn_bench_analytics \
 //     bash scripts/with-node.sh tsx test/bench/analytics/trait-cost.ts [batches=10] [size=1000]
-import postgres from 'postgres';
 import type { Transaction } from '../../../server/src/db/index.ts';
 import { recountRollup, rollupKeysOf } from '../../../server/src/pipeline/measure/rollup.ts';
 import { addPeopleOf } from '../../../server/src/pipeline/measure/rollup-people.ts';
 import { addPeriodPeopleOf } from '../../../server/src/pipeline/measure/rollup-period-people.ts';
 import { addTraitCellsOf } from '../../../server/src/pipeline/measure/rollup-traits.ts';
+import { batchBench, batchIds, lastEventAt, perBatch, rolledBack } from './batches.ts';
 
-const url = process.env.DATABASE_URL;
-if (!url) throw new Error('DATABASE_URL: a bench:analytics database');
-const batches = Number(process.argv[2] ?? 10);
-const size = Number(process.argv[3] ?? 1000);
-const sql = postgres(url, { max: 1, onnotice: () => {} });
+const run = batchBench({ batches: 10, size: 1000 });
+const { sql, batches, size } = run;
 const ms = { job: 0, none: 0, current: 0, fresh: 0, changed: 0 };
 let kept = 0;
 let moved = 0;
-class Rollback extends Error {}
-const rolledBack = async (fn: (tx: Transaction) => Promise<void>) => {
-  try {
-    await sql.begin(async (raw) => {
-      await fn(raw as unknown as Transaction);
-      throw new Rollback();
-    });
-  } catch (err) {
-    if (!(err instanceof Rollback)) throw err;
-  }
-};
 const timed = async (key: keyof typeof ms, ids: string[], before?: (tx: Transaction) => Promise<unknown>) =>
-  rolledBack(async (tx) => {
+  rolledBack(sql, async (tx) => {
     await addPeopleOf(tx, ids);
     await before?.(tx);
     const t0 = performance.now();
     await addTraitCellsOf(tx, ids, []);
     ms[key] += performance.now() - t0;
   });
-const [{ end }] = (await sql`SELECT max(timestamp) AS end FROM events`) as unknown as [{ end: Date }];
+const end = await lastEventAt(sql);
 for (let b = 0; b < batches; b++) {
-  const ids = (
-    await sql<{ id: string }[]>`
-      SELECT id::text AS id FROM events
-      WHERE profile_id IS NOT NULL AND timestamp > ${end}::timestamptz - make_interval(days => ${2 + b})
-      ORDER BY timestamp LIMIT ${size}`
-  ).map((r) => r.id);
+  const ids = await batchIds(sql, end, b, size);
   const [k] = await sql<{ n: number; people: number }[]>`
     SELECT count(*) FILTER (WHERE event = 'Order Completed')::int AS n, count(DISTINCT profile_id)::int AS people
     FROM events WHERE id = ANY(${ids}::bigint[])`;
   kept += k!.n;
-  await rolledBack(async (tx) => {
+  await rolledBack(sql, async (tx) => {
     const t0 = performance.now();
     await addPeopleOf(tx, ids);
     await addPeriodPeopleOf(tx, ids);
@@ -82,8 +63,7 @@ for (let b = 0; b < batches; b++) {
     return r;
   });
 }
-const per = (t: number) =>
-  `${(t / batches).toFixed(1)} ms/batch (${((t / batches / size) * 1000).toFixed(1)} µs/event)`;
+const per = (t: number) => perBatch(t, run, 1);
 console.log(
   `${batches} batches of ${size} attached events (${(kept / batches).toFixed(0)} Order Completed per batch; ${(moved / batches).toFixed(0)} cells moved per batch when every plan changed):`,
 );
