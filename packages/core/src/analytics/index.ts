@@ -21,10 +21,12 @@ export * from './roi.ts';
 export * from './schedule.ts';
 export {
   foldTrends,
+  numericValue,
   OTHER_GROUP,
   percentChange,
   type RolledProperty,
   type RollupSource,
+  rankKey,
   rollsUp,
   rollupSource,
   rollupWindow,

@@ -75,15 +75,28 @@ export interface TrendRow {
 
 const valuePath = (path: string) => ['properties', ...path.split('.')];
 
-function numericValue(s: TrendSeries): Fragment {
+/**
+ * The value a sum or mean series adds up per event of `e` (events aliased `e`): its property when that is
+ * a JSON number, else SQL NULL (also for counts and people). Shared with the server's trait-rollup reads.
+ *
+ * @example
+ * sql`SELECT ${numericValue({ events: {}, measure: 'sum', property: 'order.total' })} FROM events e`;
+ */
+export function numericValue(s: TrendSeries): Fragment {
   if ((s.measure !== 'sum' && s.measure !== 'avg') || !s.property) return sql`NULL::float8`;
   const v = sql`(e.payload #> ${valuePath(s.property)}::text[])`;
   // Numbers only: a string "12" or a boolean is not summed (as the answer's meta says).
   return sql`CASE WHEN jsonb_typeof(${v}) = 'number' THEN ${v}::float8 END`;
 }
 
-// The per-series ranking key of a group: what its total is, except avg, ranked by how many values it averages.
-function rankKey(s: TrendSeries): Fragment {
+/**
+ * The per-series ranking key of a group, over rows with `weight`, `value`, `nums` (and `profile_id` for
+ * people): what its total is, except avg, ranked by how many values it averages.
+ *
+ * @example
+ * sql`SELECT grp, ${rankKey({ events: {}, measure: 'avg', property: 'total' })} AS key FROM hits GROUP BY grp`;
+ */
+export function rankKey(s: TrendSeries): Fragment {
   if (s.measure === 'people') return sql`count(DISTINCT profile_id)::float8`;
   if (s.measure === 'sum') return sql`coalesce(sum(value), 0)::float8`;
   if (s.measure === 'avg') return sql`sum(nums)::float8`;

@@ -2,7 +2,9 @@ import {
   bucketOf,
   compileEventFilter,
   type Fragment,
+  numericValue,
   OTHER_GROUP,
+  rankKey,
   ruleSql as sql,
   type TimeInterval,
   type TimeRange,
@@ -75,21 +77,6 @@ export function traitKeyOf(
   if (Date.parse(fromAt) >= Date.parse(toAt)) return null;
   const date = (iso: string) => DateTime.fromISO(iso, { zone }).toISODate()!;
   return { id: entry.id, zone, days: { from: date(fromAt), to: date(toAt), fromAt, toAt } };
-}
-
-const valuePath = (path: string) => ['properties', ...path.split('.')];
-
-// The scan's value expression (numbers only), for the partial days.
-function numericValue(s: TrendSeries): Fragment {
-  if ((s.measure !== 'sum' && s.measure !== 'avg') || !s.property) return sql`NULL::float8`;
-  const v = sql`(e.payload #> ${valuePath(s.property)}::text[])`;
-  return sql`CASE WHEN jsonb_typeof(${v}) = 'number' THEN ${v}::float8 END`;
-}
-
-function rankKey(s: TrendSeries): Fragment {
-  if (s.measure === 'sum') return sql`coalesce(sum(value), 0)::float8`;
-  if (s.measure === 'avg') return sql`sum(nums)::float8`;
-  return sql`sum(weight)::float8`;
 }
 
 const unionAll = (parts: readonly Fragment[]) =>
