@@ -138,4 +138,41 @@ describe('the pipeline process of the all-in-one start (postgres)', { timeout: 3
     expect(await s.exited).toBe(0);
     await hook.close();
   });
+
+  it('holds the pipeline back while the API asks (every commit counted slow), and still processes it all', async () => {
+    const run = `py-${Date.now()}`;
+    // A bound of 0 ms: every group commit asks the pipeline process to hold back; batches wait their
+    // longest (MAX_WAIT_MS) and still go, so nothing stored is left behind.
+    const s = await spawnServer({ ...db.env, CAIRN_ROLE: 'all', CAIRN_PIPELINE_YIELD_AFTER_MS: '0' });
+    server = s;
+    await waitFor('the pipeline process ready', async () => pipelinePids(s)[0]);
+    const { writeKey } = await createSource(s.url, 'pipeline-yield');
+    const sent: string[] = [];
+    const end = Date.now() + 4000;
+    for (let n = 0; Date.now() < end; n++) {
+      const messageId = `${run}-${n}`;
+      const res = await fetch(`${s.url}/v1/track`, {
+        method: 'POST',
+        headers: { authorization: basic(writeKey), 'content-type': 'application/json' },
+        body: JSON.stringify({ event: 'Held', userId: `${run}-u${n % 5}`, messageId }),
+      });
+      await res.arrayBuffer();
+      expect(res.status).toBe(200);
+      sent.push(messageId);
+      await sleep(20);
+    }
+    await waitFor('every event attached', async () => {
+      const [r] = await sql<{ attached: number }[]>`
+        SELECT count(profile_id)::int AS attached FROM events WHERE message_id LIKE ${`${run}-%`}`;
+      return r!.attached === sent.length;
+    });
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const held = Number(/^cairn_pipeline_yield_seconds_total (\S+)$/m.exec(metrics)?.[1] ?? 0);
+    expect(held).toBeGreaterThan(0);
+    console.log(
+      `[pipeline-process] ${sent.length} events while every commit asked: batches held ${held.toFixed(1)} s in all`,
+    );
+    s.proc.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+  });
 });

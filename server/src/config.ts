@@ -130,6 +130,8 @@ const EnvSchema = z.object({
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
   CAIRN_PIPELINE: z.enum(['process', 'inline']).default('process'),
   CAIRN_PIPELINE_NICE: z.coerce.number().int().min(0).max(19).default(10),
+  // A group commit slower than this (ms) asks the pipeline process to hold back its next batches; off: never.
+  CAIRN_PIPELINE_YIELD_AFTER_MS: z.union([z.literal('off'), z.coerce.number().int().min(0).max(60_000)]).default(25),
   CAIRN_TRUST_PROXY: flag(false),
   // Off: nobody becomes admin by signing up first (the first admin comes from CAIRN_ADMIN_EMAIL or an admin key).
   CAIRN_OPEN_FIRST_SIGNUP: flag(true),
@@ -244,7 +246,15 @@ export interface Config {
    * of its own at a lower CPU priority (`niceness` added), so the tracking API keeps its event loop;
    * `inline` = in the same process (always so on the embedded database, which one process owns).
    */
-  pipeline: { mode: 'process' | 'inline'; niceness: number };
+  pipeline: {
+    mode: 'process' | 'inline';
+    niceness: number;
+    /**
+     * A group commit slower than this (ms) makes the API process ask the pipeline process to hold back its
+     * next queue batches (pipeline/yield.ts); undefined: never.
+     */
+    yieldAfterMs: number | undefined;
+  };
   trustProxy: boolean;
   /** Whether the first sign-up on an empty database becomes admin (else sign-up is always closed). */
   openFirstSignUp: boolean;
@@ -341,7 +351,11 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     }),
     metricsToken: e.CAIRN_METRICS_TOKEN,
     role: e.CAIRN_ROLE,
-    pipeline: Object.freeze({ mode: e.CAIRN_PIPELINE, niceness: e.CAIRN_PIPELINE_NICE }),
+    pipeline: Object.freeze({
+      mode: e.CAIRN_PIPELINE,
+      niceness: e.CAIRN_PIPELINE_NICE,
+      yieldAfterMs: e.CAIRN_PIPELINE_YIELD_AFTER_MS === 'off' ? undefined : e.CAIRN_PIPELINE_YIELD_AFTER_MS,
+    }),
     trustProxy: e.CAIRN_TRUST_PROXY,
     openFirstSignUp: e.CAIRN_OPEN_FIRST_SIGNUP,
     flowApproverRole: e.CAIRN_FLOW_APPROVER_ROLE,

@@ -7,6 +7,7 @@ import { loadConsole } from './http/console.ts';
 import { loadSnippet, snippetTag } from './http/sdk.ts';
 import { createLogger } from './log.ts';
 import { PluginLoadError } from './pipeline/deliver/index.ts';
+import { watchCommits, YIELD_MS } from './pipeline/yield.ts';
 import { startCairn } from './server.ts';
 import { supervise } from './supervisor.ts';
 
@@ -76,6 +77,9 @@ const pipeline = ownProcess
   : undefined;
 if (pipeline) {
   cairn.metrics.attach(pipeline.metrics);
+  // The tracking API first: while its group commits are slow, the pipeline's next batches wait.
+  const after = config.pipeline.yieldAfterMs;
+  if (after !== undefined) watchCommits(cairn.metrics.commitDuration, after, () => pipeline.yieldFor(YIELD_MS));
   log.info(
     `the pipeline runs in a process of its own, niceness +${config.pipeline.niceness} (CAIRN_PIPELINE=inline: in this one)`,
   );

@@ -1,6 +1,7 @@
 import { getPriority, setPriority } from 'node:os';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
+import { createYieldGate, MAX_WAIT_MS } from './pipeline/yield.ts';
 import { startCairn } from './server.ts';
 import type { PipelineMessage } from './supervisor.ts';
 
@@ -36,7 +37,13 @@ process.on('disconnect', () => {
   process.exit(1);
 });
 
-const cairn = await startCairn(config, log).catch((err: unknown) => {
+// The API process asks this one to hold back while its group commits are slow (pipeline/yield.ts).
+const gate = createYieldGate({ maxWaitMs: MAX_WAIT_MS });
+process.on('message', (m: PipelineMessage) => {
+  if (m.type === 'yield') gate.yieldFor(m.ms);
+});
+
+const cairn = await startCairn(config, log, { beforeWork: () => gate.pass() }).catch((err: unknown) => {
   // The supervisor restarts it (with a backoff): one line on why, then out.
   log.error('the pipeline process could not start', err);
   process.exit(1);

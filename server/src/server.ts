@@ -56,6 +56,11 @@ export async function startCairn(
     clock?: () => Date;
     /** Plugins given in code (tests), installed besides the built-ins and CAIRN_PLUGINS. */
     plugins?: readonly unknown[];
+    /**
+     * Awaited before each queue batch starts, returning the ms it waited (the pipeline process's yield gate,
+     * pipeline/yield.ts); counted in cairn_pipeline_yield_seconds_total.
+     */
+    beforeWork?: () => Promise<number>;
   } = {},
 ): Promise<Cairn> {
   // First: a missing or malformed plugin stops the start before anything is opened (PluginLoadError).
@@ -98,7 +103,16 @@ export async function startCairn(
     const { boss, people } = await withStartupLock(db, async () => {
       const people = await setupPeople(sql, config, secret);
       await ensureAdminFromEnv(sql, people, config);
-      const started = await startBoss(db, log, { supervise: config.role !== 'ingest' });
+      const gate = options.beforeWork;
+      const started = await startBoss(db, log, {
+        supervise: config.role !== 'ingest',
+        beforeWork: gate
+          ? async () => {
+              const waited = await gate();
+              if (waited > 0) metrics.pipelineYield.inc(waited / 1000);
+            }
+          : undefined,
+      });
       // Before any worker starts: queues of earlier versions (retired, or that pg-boss cannot change in place).
       await upgradeQueues(started, sql, log, config.delivery);
       return { people, boss: started };

@@ -13,6 +13,8 @@ import type { MetricsSource } from './observability/metrics.ts';
 export type PipelineMessage =
   | { type: 'ready'; pid: number }
   | { type: 'metrics?'; id: number }
+  /** From the API side: hold back queue batches that would start within `ms` (pipeline/yield.ts). */
+  | { type: 'yield'; ms: number }
   | { type: 'metrics'; id: number; metrics: Awaited<ReturnType<MetricsSource>> };
 
 /** A supervised pipeline process. */
@@ -25,6 +27,8 @@ export interface Supervised {
   ready: Promise<void>;
   /** The child's metrics (rejects when no child answers within 2 s). */
   metrics: MetricsSource;
+  /** Asks the child to hold back queue batches for `ms` (dropped when no child is connected). */
+  yieldFor(ms: number): void;
   /** SIGTERM to the child, SIGKILL after `timeoutMs`; resolves once it has exited. No restart after. */
   stop(timeoutMs: number): Promise<void>;
 }
@@ -113,6 +117,11 @@ export function supervise(options: { entry: string; env: NodeJS.ProcessEnv; log:
           reject(err);
         });
       });
+    },
+    yieldFor(ms) {
+      const proc = child;
+      // A lost message only means one batch less held back: no callback, no retry.
+      if (proc?.connected) proc.send({ type: 'yield', ms } satisfies PipelineMessage, () => {});
     },
     async stop(timeoutMs) {
       stopping = true;

@@ -123,9 +123,17 @@ export const BOSS_SCHEMA = 'pgboss';
  * schema collide (CREATE SCHEMA races), so callers serialise starts with `withStartupLock`.
  *
  * @example
- * const boss = await startBoss(db, log);
+ * const boss = await startBoss(db, log, { supervise: true });
  */
-export async function startBoss(db: Database, log: Logger, options: { supervise: boolean }): Promise<PgBoss> {
+export async function startBoss(
+  db: Database,
+  log: Logger,
+  options: {
+    supervise: boolean;
+    /** Awaited before every handler of `work` runs (the pipeline process's yield gate, pipeline/yield.ts). */
+    beforeWork?: () => Promise<void>;
+  },
+): Promise<PgBoss> {
   const boss = new PgBoss({
     db: bossExecutor(db.sql, { listen: db.kind === 'postgres' }),
     useListenNotify: db.kind === 'postgres',
@@ -142,6 +150,7 @@ export async function startBoss(db: Database, log: Logger, options: { supervise:
     registerInstance: false,
   });
   boss.on('error', (err) => log.error('pg-boss', err));
+  if (options.beforeWork) gateWork(boss, options.beforeWork);
   await boss.start();
   for (const queue of Object.values(QUEUES)) {
     const { name, ...rest } = queue;
@@ -151,6 +160,22 @@ export async function startBoss(db: Database, log: Logger, options: { supervise:
     else await boss.createQueue(name, rest).catch(ignoreExists);
   }
   return boss;
+}
+
+// Every handler given to `work` (with or without options) first awaits `before`: one place for every stage's
+// queue, so no stage can forget it.
+function gateWork(boss: PgBoss, before: () => Promise<void>): void {
+  const work = boss.work.bind(boss) as (name: string, ...rest: unknown[]) => Promise<string>;
+  const gated =
+    (handler: (jobs: never) => Promise<unknown>) =>
+    async (jobs: never): Promise<unknown> => {
+      await before();
+      return handler(jobs);
+    };
+  boss.work = ((name: string, ...rest: unknown[]) => {
+    const handler = rest.pop() as (jobs: never) => Promise<unknown>;
+    return work(name, ...rest, gated(handler));
+  }) as PgBoss['work'];
 }
 
 // Two servers starting together may both see the queue missing; the loser's create fails harmlessly.

@@ -18,6 +18,7 @@ export interface Metrics {
   identifyEvents: Counter<'outcome'>;
   identifyChanges: Counter<'kind'>;
   identifyRetries: Counter;
+  pipelineYield: Counter;
   identifyDuration: Histogram;
   deliveries: Counter<'destination' | 'status'>;
   deliverySendDuration: Histogram<'destination'>;
@@ -135,6 +136,11 @@ export function createMetrics(
       name: 'cairn_identify_profile_changes_total',
       help: 'Profiles created and merged away by identity resolution.',
       labelNames: ['kind'],
+      registers,
+    }),
+    pipelineYield: new Counter({
+      name: 'cairn_pipeline_yield_seconds_total',
+      help: 'Time queue batches waited before starting because the tracking API asked the pipeline to hold back (its group commits were slow).',
       registers,
     }),
     identifyRetries: new Counter({
