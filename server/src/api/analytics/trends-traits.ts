@@ -87,22 +87,28 @@ const unionAll = (parts: readonly Fragment[]) =>
   );
 
 /**
- * The rows (as trendsQuery's) of series answered from the trait rollup, numbered 0.. in `series` order:
- * per series the top `limit` groups by total (or the groups of `keep`), the rest as `$other`.
- *
- * @example
- * const rows = await reader.rows<TrendRow>(traitRollupQuery({ series, keys, trait: 'plan', range, starts, now }));
+ * What a read of a trend by a trait takes: its series with their entries (`K`), the trait, the range and
+ * its bucket starts, and the groups to show (the top `limit`, or those of `keep` per series).
  */
-export function traitRollupQuery(q: {
+export interface TraitRead<K> {
   series: readonly TrendSeries[];
-  keys: readonly TraitKey[];
+  keys: readonly K[];
   trait: string;
   range: TimeRange;
   starts: readonly string[];
   limit?: number;
   keep?: readonly (readonly (string | null)[])[];
   now: Date;
-}): Fragment {
+}
+
+/**
+ * The rows (as trendsQuery's) of series answered from the trait rollup, numbered 0.. in `series` order:
+ * per series the top `limit` groups by total (or the groups of `keep`), the rest as `$other`.
+ *
+ * @example
+ * const rows = await reader.rows<TrendRow>(traitRollupQuery({ series, keys, trait: 'plan', range, starts, now }));
+ */
+export function traitRollupQuery(q: TraitRead<TraitKey>): Fragment {
   const hits = q.series.map((s, i) => {
     const key = q.keys[i]!;
     const sums =
@@ -181,16 +187,7 @@ GROUP BY GROUPING SETS ((series, grp, bucket), (series, grp), (series, bucket), 
  */
 export async function trendRowsWithTraits(
   reader: PinnedReader,
-  q: {
-    keys: readonly (TraitKey | null)[];
-    series: readonly TrendSeries[];
-    trait: string;
-    range: TimeRange;
-    starts: readonly string[];
-    limit?: number;
-    keep?: readonly (readonly (string | null)[])[];
-    now: Date;
-  },
+  q: TraitRead<TraitKey | null>,
   scan: (rest: TrendSeries[], keep?: (string | null)[][]) => Fragment,
   signal: AbortSignal,
 ): Promise<TrendRow[]> {
