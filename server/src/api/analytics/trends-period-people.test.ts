@@ -12,6 +12,7 @@ import {
   sendLate,
   settleMeasure,
   signIn,
+  trendBody,
   undoMerge,
 } from './trends.fixtures.ts';
 import { expectedTrends } from './trends.oracle.ts';
@@ -77,16 +78,11 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
       series: [anyEvent],
     },
   ];
-  const body = (q: Query) => ({
-    range: q.range,
-    interval: q.interval,
-    series: q.series.map((s) => ({ events: s.events, measure: s.measure })),
-  });
   const round = (x: unknown) => JSON.parse(JSON.stringify(x));
   // Every query from the rollup, and equal to the oracle over the ground truth.
   const expectOracle = async (qs = QUERIES) => {
     for (const q of qs) {
-      const res = await h.post('/analytics/trends', body(q));
+      const res = await h.post('/analytics/trends', trendBody(q));
       expect(res.status, res.text).toBe(200);
       expect(res.body.meta.sources, JSON.stringify(q.range)).toEqual(q.series.map(() => 'period_people'));
       const expected = expectedTrends(events, q);
@@ -100,7 +96,7 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
     (await scanTrend(h.cairn.sql, q)).map(({ values, total }) => ({ values, total }));
   const expectScan = async () => {
     for (const q of QUERIES) {
-      const b = body(q) as { range: Range; interval: TimeInterval; series: TrendSeries[] };
+      const b = trendBody(q) as { range: Range; interval: TimeInterval; series: TrendSeries[] };
       const res = await h.post('/analytics/trends', b);
       expect(res.body.meta.sources).toEqual(q.series.map(() => 'period_people'));
       const got = res.body.series.map(({ values, total }: { values: number[]; total: number }) => ({ values, total }));
@@ -144,7 +140,7 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
       interval: 'day',
       series: [anyEvent],
     };
-    const before = await h.post('/analytics/trends', body(berlin));
+    const before = await h.post('/analytics/trends', trendBody(berlin));
     expect(before.body.meta.sources).toEqual(['people']);
     const added = await h.post('/analytics/rollups/people', { zone: 'Europe/Berlin' });
     expect(added.status, added.text).toBe(200);
@@ -161,7 +157,7 @@ describeOnDatabases('people per day, week and month from the per-day rollup on %
     expect(removed.status, removed.text).toBe(200);
     expect(removed.body.zones).toEqual(['America/New_York', 'UTC']);
     expect((await h.api('/analytics/rollups/people?zone=Europe%2FBerlin', { method: 'DELETE' })).status).toBe(404);
-    const after = await h.post('/analytics/trends', body(berlin));
+    const after = await h.post('/analytics/trends', trendBody(berlin));
     expect(after.body.meta.sources).toEqual(['people']);
     expect(after.body.series[0].values).toEqual(before.body.series[0].values);
     await expectExact();

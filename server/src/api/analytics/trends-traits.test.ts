@@ -12,6 +12,7 @@ import {
   sendLate,
   settleMeasure,
   signIn,
+  trendBody,
   undoMerge,
 } from './trends.fixtures.ts';
 import { expectedTrends } from './trends.oracle.ts';
@@ -87,18 +88,6 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
       breakdown: plan,
     },
   ];
-  const body = (q: Query) => ({
-    range: q.range,
-    interval: q.interval,
-    series: q.series.map((s) => ({
-      events: s.events,
-      measure: s.measure,
-      ...(s.property ? { property: s.property } : {}),
-    })),
-    breakdown: q.breakdown,
-    ...(q.limit ? { limit: q.limit } : {}),
-    ...(q.compare ? { compare: q.compare } : {}),
-  });
   const strip = (series: Record<string, unknown>[]) => series.map(({ name: _n, measure: _m, ...s }) => s);
   // Floats compared to 6 decimals, as the oracle rounds (day sums add in another order than the scan).
   const round = <T>(x: T): T => {
@@ -108,7 +97,7 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
     return x;
   };
   const ask = async (q: Query, sources = q.series.map(() => 'traits')) => {
-    const res = await h.post('/analytics/trends', body(q));
+    const res = await h.post('/analytics/trends', trendBody(q));
     expect(res.status, res.text).toBe(200);
     expect(res.body.meta.sources, JSON.stringify(q.range)).toEqual(sources);
     return res.body;
@@ -123,7 +112,7 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
     }
   };
   // A trend from events only (the same builder and fold, no rollup).
-  const scanned = (q: Query) => scanTrend(h.cairn.sql, body(q));
+  const scanned = (q: Query) => scanTrend(h.cairn.sql, trendBody(q));
   const expectScan = async (qs = QUERIES) => {
     for (const q of qs) {
       const got = await ask({ ...q, compare: undefined });
@@ -206,8 +195,8 @@ describeOnDatabases('trend breakdowns by a trait from the trait rollup on %s', (
       expect(round(strip(res.series))).toEqual(round(await scanned(q)));
     }
     const people = await h.post('/analytics/trends', {
-      ...body(QUERIES[0]!),
-      series: [{ events: ORDER, measure: 'people' }, ...body(QUERIES[0]!).series],
+      ...trendBody(QUERIES[0]!),
+      series: [{ events: ORDER, measure: 'people' }, ...trendBody(QUERIES[0]!).series],
     });
     expect(people.body.meta.sources).toEqual(['events', 'traits', 'traits']);
     const removed = await h.api('/analytics/rollups/traits?trait=plan&event=Order%20Completed&zone=UTC', {
