@@ -130,8 +130,9 @@ const EnvSchema = z.object({
   CAIRN_ROLE: z.enum(['all', 'ingest', 'worker']).default('all'),
   CAIRN_PIPELINE: z.enum(['process', 'inline']).default('process'),
   CAIRN_PIPELINE_NICE: z.coerce.number().int().min(0).max(19).default(10),
-  // A group commit slower than this (ms) asks the pipeline process to hold back its next batches; off: never.
-  CAIRN_PIPELINE_YIELD_AFTER_MS: z.union([z.literal('off'), z.coerce.number().int().min(0).max(60_000)]).default(25),
+  // A group commit slower than this (ms) asks the pipeline process to hold back its next batches; off (the
+  // default): never. Measured in docs/benchmarks.md (issue 16): it trades the pipeline's progress for the API's p99.
+  CAIRN_PIPELINE_YIELD_AFTER_MS: z.union([z.literal('off'), z.coerce.number().int().min(0).max(60_000)]).default('off'),
   CAIRN_TRUST_PROXY: flag(false),
   // Off: nobody becomes admin by signing up first (the first admin comes from CAIRN_ADMIN_EMAIL or an admin key).
   CAIRN_OPEN_FIRST_SIGNUP: flag(true),

@@ -1,7 +1,7 @@
 import { getPriority, setPriority } from 'node:os';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
-import { createYieldGate, MAX_WAIT_MS } from './pipeline/yield.ts';
+import { createYieldGate, REST_FACTOR } from './pipeline/yield.ts';
 import { startCairn } from './server.ts';
 import type { PipelineMessage } from './supervisor.ts';
 
@@ -38,7 +38,7 @@ process.on('disconnect', () => {
 });
 
 // The API process asks this one to hold back while its group commits are slow (pipeline/yield.ts).
-const gate = createYieldGate({ maxWaitMs: MAX_WAIT_MS });
+const gate = createYieldGate({ restFactor: REST_FACTOR });
 process.on('message', (m: PipelineMessage) => {
   if (m.type === 'yield') gate.yieldFor(m.ms);
 });

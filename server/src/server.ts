@@ -57,10 +57,10 @@ export async function startCairn(
     /** Plugins given in code (tests), installed besides the built-ins and CAIRN_PLUGINS. */
     plugins?: readonly unknown[];
     /**
-     * Awaited before each queue batch starts, returning the ms it waited (the pipeline process's yield gate,
-     * pipeline/yield.ts); counted in cairn_pipeline_yield_seconds_total.
+     * Awaited before each queue batch starts: the ms it waited (counted in cairn_pipeline_yield_seconds_total)
+     * and what to call when the batch has ended (the pipeline process's yield gate, pipeline/yield.ts).
      */
-    beforeWork?: () => Promise<number>;
+    beforeWork?: () => Promise<{ waited: number; done: () => void }>;
   } = {},
 ): Promise<Cairn> {
   // First: a missing or malformed plugin stops the start before anything is opened (PluginLoadError).
@@ -108,8 +108,9 @@ export async function startCairn(
         supervise: config.role !== 'ingest',
         beforeWork: gate
           ? async () => {
-              const waited = await gate();
+              const { waited, done } = await gate();
               if (waited > 0) metrics.pipelineYield.inc(waited / 1000);
+              return done;
             }
           : undefined,
       });

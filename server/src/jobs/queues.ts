@@ -130,8 +130,11 @@ export async function startBoss(
   log: Logger,
   options: {
     supervise: boolean;
-    /** Awaited before every handler of `work` runs (the pipeline process's yield gate, pipeline/yield.ts). */
-    beforeWork?: () => Promise<void>;
+    /**
+     * Awaited before every handler of `work` runs (the pipeline process's yield gate, pipeline/yield.ts); the
+     * function it resolves to is called when the handler has ended.
+     */
+    beforeWork?: () => Promise<() => void>;
   },
 ): Promise<PgBoss> {
   const boss = new PgBoss({
@@ -164,13 +167,17 @@ export async function startBoss(
 
 // Every handler given to `work` (with or without options) first awaits `before`: one place for every stage's
 // queue, so no stage can forget it.
-function gateWork(boss: PgBoss, before: () => Promise<void>): void {
+function gateWork(boss: PgBoss, before: () => Promise<() => void>): void {
   const work = boss.work.bind(boss) as (name: string, ...rest: unknown[]) => Promise<string>;
   const gated =
     (handler: (jobs: never) => Promise<unknown>) =>
     async (jobs: never): Promise<unknown> => {
-      await before();
-      return handler(jobs);
+      const done = await before();
+      try {
+        return await handler(jobs);
+      } finally {
+        done();
+      }
     };
   boss.work = ((name: string, ...rest: unknown[]) => {
     const handler = rest.pop() as (jobs: never) => Promise<unknown>;

@@ -9,25 +9,41 @@ const eventually = async (ok: () => boolean) => {
 };
 
 describe('the pipeline yield gate', () => {
-  it('lets a batch through at once when nobody asked, and holds it until the ask runs out', async () => {
-    const gate = createYieldGate({ maxWaitMs: 5000 });
-    expect(await gate.pass()).toBe(0);
-    gate.yieldFor(120);
-    const waited = await gate.pass();
-    expect(waited).toBeGreaterThanOrEqual(100);
-    expect(waited).toBeLessThan(3000);
-    // A later ask extends an earlier one; an earlier-ending one does not shorten it.
-    gate.yieldFor(150);
-    gate.yieldFor(10);
-    expect(await gate.pass()).toBeGreaterThanOrEqual(130);
+  it('lets every batch through at once when nobody asked', async () => {
+    const gate = createYieldGate({ restFactor: 3 });
+    const [a, b] = await Promise.all([gate.pass(), gate.pass()]);
+    expect([a.waited, b.waited]).toEqual([0, 0]);
   });
 
-  it('never holds a batch longer than maxWaitMs, however long the asks go on', async () => {
-    const gate = createYieldGate({ maxWaitMs: 80 });
+  it('while asked, lets one batch run at a time and rests after it for restFactor times as long', async () => {
+    const gate = createYieldGate({ restFactor: 3 });
     gate.yieldFor(60_000);
-    const waited = await gate.pass();
-    expect(waited).toBeGreaterThanOrEqual(70);
-    expect(waited).toBeLessThan(3000);
+    const first = await gate.pass();
+    let second: { waited: number } | undefined;
+    const waiting = gate.pass().then((r) => {
+      second = r;
+      return r;
+    });
+    await sleep(80);
+    expect(second).toBeUndefined();
+    // The first batch took ~80 ms: the next starts ~240 ms after it ended.
+    first.done();
+    const ended = Date.now();
+    const next = await waiting;
+    expect(Date.now() - ended).toBeGreaterThanOrEqual(200);
+    expect(next.waited).toBeGreaterThanOrEqual(270);
+    next.done();
+  });
+
+  it('lets the held batches go as soon as the ask runs out', async () => {
+    const gate = createYieldGate({ restFactor: 3 });
+    gate.yieldFor(150);
+    await gate.pass(); // runs, and never ends during this test
+    const held = await Promise.all([gate.pass(), gate.pass()]);
+    for (const h of held) {
+      expect(h.waited).toBeGreaterThanOrEqual(100);
+      expect(h.waited).toBeLessThan(3000);
+    }
   });
 });
 
