@@ -13,6 +13,8 @@ export const RETENTION_BATCH = 5000;
 const PARTITION_NAME = /^events_(legacy|p\d{6})$/;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+// The advisory lock cairn_ensure_event_partition takes before it creates a partition (migration 0035).
+const ENSURE_LOCK = 727746034;
 
 /** The moment before which something `days` old has expired. */
 export const cutoffOf = (now: Date, days: number): Date => new Date(now.getTime() - days * DAY_MS);
@@ -111,6 +113,9 @@ export async function dropEventPartition(sql: Sql, name: string, lockTimeoutMs =
   }
   await sql.begin(async (tx) => {
     await tx`SELECT set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
+    // cairn_ensure_event_partition's lock first (migration 0035), taken by it before any table lock: a drop
+    // and a partition being created never hold each other's tables (one deadlock seen in a test run).
+    await tx`SELECT pg_advisory_xact_lock(${ENSURE_LOCK})`;
     await tx`DROP TABLE ${tx(name)}`;
     await tx`DELETE FROM event_partitions WHERE name = ${name}`;
   });
