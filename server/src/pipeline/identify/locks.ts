@@ -5,7 +5,7 @@ import type { Tx } from '../../db/index.ts';
 // order's (pipeline/deliver/order.ts). Every class in use, one owner each: 1-2 here, 3 delivery order,
 // 4 and 6 compute, 5 the outbox drainer, 7 flow people, 8 sends (governance), 9 the experiment sweep,
 // 10 rollup keys, 11 points, 12 experiments, 42-43 people per day (measure/rollup-period-people.ts),
-// 44-45 trait breakdowns (measure/rollup-traits.ts).
+// 44-45 trait breakdowns (measure/rollup-traits.ts), 46 the hourly count deltas' fold (measure/rollup.ts).
 const IDENTITY = 1;
 const PROFILE = 2;
 
