@@ -179,7 +179,9 @@ describe.skipIf(POSTGRES_SKIP_REASON)(`migration ${DELTAS}: counts by deltas fro
   });
 
   it('recounts the keys of events attached in the last day whose measure job had not run', async () => {
-    const [p] = await sql<{ id: string }[]>`INSERT INTO profiles (id) VALUES (gen_random_uuid()) RETURNING id::text AS id`;
+    const [p] = await sql<
+      { id: string }[]
+    >`INSERT INTO profiles (id) VALUES (gen_random_uuid()) RETURNING id::text AS id`;
     const [source] = await sql<{ id: string }[]>`SELECT id FROM sources ORDER BY id LIMIT 1`;
     const insert = (message: string, timestamp: string, processed: string | null) => sql`
       INSERT INTO events (source_id, message_id, type, event, timestamp, received_at, payload, profile_id, processed_at)
