@@ -1,10 +1,8 @@
 import {
   bucketStarts,
-  type EventFilter,
   foldTrends,
   type TimeInterval,
   type TrendBreakdown,
-  type TrendMeasure,
   type TrendRow,
   type TrendSeries,
   type TrendSeriesResult,
@@ -25,34 +23,7 @@ import { type FlowHarness, flowHarness } from '../../testing/flows.ts';
 /** A trend's time range as the route takes it. */
 export type Range = { from: string; to: string; timezone: string };
 
-/**
- * The body of POST /analytics/trends for a query of a test (its series may carry more, e.g. the oracle's
- * `match`): only the options the query sets.
- *
- * @example
- * await h.post('/analytics/trends', trendBody({ range, interval: 'day', series: [{ events: {}, measure: 'people' }] }));
- */
-export const trendBody = (q: {
-  range: Range;
-  interval: TimeInterval;
-  series: readonly { events: EventFilter; measure: TrendMeasure; property?: string }[];
-  breakdown?: TrendBreakdown;
-  limit?: number;
-  compare?: 'previous';
-}) => ({
-  range: q.range,
-  interval: q.interval,
-  series: q.series.map(
-    (s): TrendSeries => ({
-      events: s.events,
-      measure: s.measure,
-      ...(s.property ? { property: s.property } : {}),
-    }),
-  ),
-  ...(q.breakdown ? { breakdown: q.breakdown } : {}),
-  ...(q.limit ? { limit: q.limit } : {}),
-  ...(q.compare ? { compare: q.compare } : {}),
-});
+export { trendBody } from './trends.oracle.ts';
 
 /**
  * A harness on `mode` for the test file `name`: `keep` registers the rollups (kept by the pipeline from

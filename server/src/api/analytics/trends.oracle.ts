@@ -1,3 +1,4 @@
+import type { EventFilter, TimeInterval, TrendBreakdown, TrendMeasure, TrendSeries } from '@cairn/core';
 import { DateTime } from 'luxon';
 import { expect } from 'vitest';
 import type { GeneratedEvent } from '../../testing/analytics-data.ts';
@@ -316,6 +317,35 @@ export const TREND_CHECKS: OracleQuery[] = [
 ];
 
 /**
+ * The body of POST /analytics/trends for a query of a test (its series may carry more, e.g. the oracle's
+ * `match`): only the options the query sets.
+ *
+ * @example
+ * await h.post('/analytics/trends', trendBody({ range, interval: 'day', series: [{ events: {}, measure: 'people' }] }));
+ */
+export const trendBody = (q: {
+  range: Range;
+  interval: TimeInterval;
+  series: readonly { events: EventFilter; measure: TrendMeasure; property?: string }[];
+  breakdown?: TrendBreakdown;
+  limit?: number;
+  compare?: 'previous';
+}) => ({
+  range: q.range,
+  interval: q.interval,
+  series: q.series.map(
+    (s): TrendSeries => ({
+      events: s.events,
+      measure: s.measure,
+      ...(s.property ? { property: s.property } : {}),
+    }),
+  ),
+  ...(q.breakdown ? { breakdown: q.breakdown } : {}),
+  ...(q.limit ? { limit: q.limit } : {}),
+  ...(q.compare ? { compare: q.compare } : {}),
+});
+
+/**
  * Runs {@link TREND_CHECKS} through the API and holds each answer to the oracle over `ctx.events`. Call it once
  * the `measure` queue has settled too (`settle(sql, { queues: ['measure'] })`): count tiles read the hourly
  * rollup, which the pipeline keeps a job after each attach.
@@ -328,19 +358,7 @@ export async function checkTrends(ctx: {
   events: readonly GeneratedEvent[];
 }): Promise<void> {
   for (const q of TREND_CHECKS) {
-    const body = {
-      range: q.range,
-      interval: q.interval,
-      series: q.series.map((s) => ({
-        events: s.events,
-        measure: s.measure,
-        ...(s.property ? { property: s.property } : {}),
-      })),
-      ...(q.breakdown ? { breakdown: q.breakdown } : {}),
-      ...(q.limit ? { limit: q.limit } : {}),
-      ...(q.compare ? { compare: q.compare } : {}),
-    };
-    const res = await ctx.post('/analytics/trends', body);
+    const res = await ctx.post('/analytics/trends', trendBody(q));
     expect(res.status, res.text).toBe(200);
     const expected = expectedTrends(ctx.events, q);
     const got = {
